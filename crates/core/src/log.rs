@@ -1,0 +1,215 @@
+//! The change log: one event per mutation, numbered per service, and the since-tokens that
+//! let a reader resume exactly where it left off.
+
+use crate::error::CoreError;
+use crate::model::ObjectKind;
+use crate::sid::Sid;
+use crate::timestamp::Timestamp;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    DocumentCreated,
+    DocumentUpdated,
+    DocumentRemoved,
+    ListCreated,
+    ListUpdated,
+    ListRemoved,
+    ListItemAdded,
+    ListItemUpdated,
+    ListItemRemoved,
+    MapCreated,
+    MapUpdated,
+    MapRemoved,
+    MapItemAdded,
+    MapItemUpdated,
+    MapItemRemoved,
+    StreamCreated,
+    StreamUpdated,
+    StreamRemoved,
+    StreamMessagePublished,
+    PermissionUpdated,
+    PermissionRemoved,
+}
+
+impl EventKind {
+    pub fn created(kind: ObjectKind) -> Self {
+        match kind {
+            ObjectKind::Document => EventKind::DocumentCreated,
+            ObjectKind::List => EventKind::ListCreated,
+            ObjectKind::Map => EventKind::MapCreated,
+            ObjectKind::Stream => EventKind::StreamCreated,
+        }
+    }
+
+    pub fn updated(kind: ObjectKind) -> Self {
+        match kind {
+            ObjectKind::Document => EventKind::DocumentUpdated,
+            ObjectKind::List => EventKind::ListUpdated,
+            ObjectKind::Map => EventKind::MapUpdated,
+            ObjectKind::Stream => EventKind::StreamUpdated,
+        }
+    }
+
+    pub fn removed(kind: ObjectKind) -> Self {
+        match kind {
+            ObjectKind::Document => EventKind::DocumentRemoved,
+            ObjectKind::List => EventKind::ListRemoved,
+            ObjectKind::Map => EventKind::MapRemoved,
+            ObjectKind::Stream => EventKind::StreamRemoved,
+        }
+    }
+
+    pub fn item_added(kind: ObjectKind) -> Self {
+        if kind == ObjectKind::List { EventKind::ListItemAdded } else { EventKind::MapItemAdded }
+    }
+
+    pub fn item_updated(kind: ObjectKind) -> Self {
+        if kind == ObjectKind::List { EventKind::ListItemUpdated } else { EventKind::MapItemUpdated }
+    }
+
+    pub fn item_removed(kind: ObjectKind) -> Self {
+        if kind == ObjectKind::List { EventKind::ListItemRemoved } else { EventKind::MapItemRemoved }
+    }
+}
+
+/// One entry of a service's change log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    /// Resume token: a reader that saw this event passes it to continue after it.
+    pub token: String,
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    pub service_sid: Sid,
+    pub object_sid: Sid,
+    pub object_kind: ObjectKind,
+    pub unique_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_index: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_sid: Option<Sid>,
+    pub revision: u64,
+    pub data: Option<Value>,
+    /// The data before this change, for updates and removals of items and documents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_data: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_expires: Option<Timestamp>,
+    pub date: Timestamp,
+    pub identity: String,
+    /// Why a removal happened when it was not asked for (`expired`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What a mutation records before the store assigns its sequence number.
+#[derive(Debug, Clone)]
+pub struct EventDraft {
+    pub kind: EventKind,
+    pub object_sid: Sid,
+    pub object_kind: ObjectKind,
+    pub unique_name: Option<String>,
+    pub item_index: Option<u64>,
+    pub item_key: Option<String>,
+    pub message_sid: Option<Sid>,
+    pub revision: u64,
+    pub data: Option<Value>,
+    pub previous_data: Option<Value>,
+    pub date_expires: Option<Timestamp>,
+    pub date: Timestamp,
+    pub identity: String,
+    pub reason: Option<String>,
+}
+
+impl EventDraft {
+    pub fn into_event(self, store_epoch: &str, service_sid: Sid, seq: u64) -> Event {
+        let token = SinceToken { epoch: store_epoch.to_owned(), service_sid: service_sid.clone(), seq }.encode();
+        Event {
+            seq,
+            token,
+            kind: self.kind,
+            service_sid,
+            object_sid: self.object_sid,
+            object_kind: self.object_kind,
+            unique_name: self.unique_name,
+            item_index: self.item_index,
+            item_key: self.item_key,
+            message_sid: self.message_sid,
+            revision: self.revision,
+            data: self.data,
+            previous_data: self.previous_data,
+            date_expires: self.date_expires,
+            date: self.date,
+            identity: self.identity,
+            reason: self.reason,
+        }
+    }
+}
+
+/// A position in one service's change log, tied to the store that issued it so a token
+/// from elsewhere is refused rather than silently misread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinceToken {
+    pub epoch: String,
+    pub service_sid: Sid,
+    pub seq: u64,
+}
+
+impl SinceToken {
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("1.{}.{}.{}", self.epoch, self.service_sid, self.seq))
+    }
+
+    pub fn decode(token: &str) -> Result<Self, CoreError> {
+        let bad = || CoreError::InvalidSinceToken(format!("'{token}' is not a since-token issued by this server"));
+        let raw = URL_SAFE_NO_PAD.decode(token.trim()).map_err(|_| bad())?;
+        let raw = String::from_utf8(raw).map_err(|_| bad())?;
+        let mut parts = raw.split('.');
+        let (Some("1"), Some(epoch), Some(service), Some(seq), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        Ok(SinceToken {
+            epoch: epoch.to_owned(),
+            service_sid: Sid::parse(service).map_err(|_| bad())?,
+            seq: seq.parse().map_err(|_| bad())?,
+        })
+    }
+
+    /// Checks that the token belongs to this store and service, returning its sequence number.
+    pub fn seq_for(&self, store_epoch: &str, service_sid: &Sid) -> Result<u64, CoreError> {
+        if self.epoch != store_epoch || &self.service_sid != service_sid {
+            return Err(CoreError::ForeignSinceToken);
+        }
+        Ok(self.seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sid::SidKind;
+
+    #[test]
+    fn tokens_round_trip_and_refuse_other_stores() {
+        let service = Sid::new(SidKind::Service);
+        let t = SinceToken { epoch: "abc123".into(), service_sid: service.clone(), seq: 42 };
+        let decoded = SinceToken::decode(&t.encode()).expect("decodes");
+        assert_eq!(decoded, t);
+        assert_eq!(decoded.seq_for("abc123", &service).expect("same store"), 42);
+        assert!(matches!(decoded.seq_for("other", &service), Err(CoreError::ForeignSinceToken)));
+        assert!(matches!(
+            decoded.seq_for("abc123", &Sid::new(SidKind::Service)),
+            Err(CoreError::ForeignSinceToken)
+        ));
+        assert!(matches!(SinceToken::decode("garbage!"), Err(CoreError::InvalidSinceToken(_))));
+    }
+}

@@ -1,0 +1,201 @@
+//! The objects a service holds and the values that describe them.
+
+use crate::sid::{Sid, SidKind, looks_like_sid};
+use crate::timestamp::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A service: the unit of isolation that owns objects and one change log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    pub sid: Sid,
+    pub unique_name: Option<String>,
+    pub friendly_name: Option<String>,
+    pub acl_enabled: bool,
+    pub revision: u64,
+    pub date_created: Timestamp,
+    pub date_updated: Timestamp,
+    /// Sequence number of the newest event in this service's change log.
+    #[serde(skip)]
+    pub head_seq: u64,
+    /// Events up to and including this sequence number have been pruned by retention.
+    #[serde(skip)]
+    pub pruned_seq: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    Document,
+    List,
+    Map,
+    Stream,
+}
+
+impl ObjectKind {
+    pub const ALL: [ObjectKind; 4] = [ObjectKind::Document, ObjectKind::List, ObjectKind::Map, ObjectKind::Stream];
+
+    pub const fn sid_kind(self) -> SidKind {
+        match self {
+            ObjectKind::Document => SidKind::Document,
+            ObjectKind::List => SidKind::List,
+            ObjectKind::Map => SidKind::Map,
+            ObjectKind::Stream => SidKind::Stream,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Document => "document",
+            ObjectKind::List => "list",
+            ObjectKind::Map => "map",
+            ObjectKind::Stream => "stream",
+        }
+    }
+
+    pub fn from_sid(sid: &Sid) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.sid_kind() == sid.kind())
+    }
+
+    /// Stable small integer for storage.
+    pub const fn code(self) -> i64 {
+        match self {
+            ObjectKind::Document => 1,
+            ObjectKind::List => 2,
+            ObjectKind::Map => 3,
+            ObjectKind::Stream => 4,
+        }
+    }
+
+    pub fn from_code(code: i64) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.code() == code)
+    }
+}
+
+/// A document, list, map or stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncObject {
+    pub sid: Sid,
+    pub service_sid: Sid,
+    pub kind: ObjectKind,
+    pub unique_name: Option<String>,
+    /// The document's JSON object; `None` for lists, maps and streams.
+    pub data: Option<Value>,
+    pub revision: u64,
+    /// The index the next appended list item receives; list indexes are never reused.
+    #[serde(skip)]
+    pub next_index: u64,
+    pub date_created: Timestamp,
+    pub date_updated: Timestamp,
+    pub date_expires: Option<Timestamp>,
+    pub created_by: String,
+}
+
+/// Where an item sits in its list or map.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ItemKey {
+    Index(u64),
+    Key(String),
+}
+
+impl std::fmt::Display for ItemKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ItemKey::Index(i) => write!(f, "{i}"),
+            ItemKey::Key(k) => f.write_str(k),
+        }
+    }
+}
+
+/// An item of a list or a map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub object_sid: Sid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub data: Value,
+    pub revision: u64,
+    pub date_created: Timestamp,
+    pub date_updated: Timestamp,
+    pub date_expires: Option<Timestamp>,
+    pub created_by: String,
+}
+
+impl Item {
+    pub fn item_key(&self) -> ItemKey {
+        match (&self.index, &self.key) {
+            (Some(i), _) => ItemKey::Index(*i),
+            (None, Some(k)) => ItemKey::Key(k.clone()),
+            (None, None) => ItemKey::Index(0),
+        }
+    }
+}
+
+/// An identity's rights on one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permission {
+    pub object_sid: Sid,
+    pub identity: String,
+    pub read: bool,
+    pub write: bool,
+    pub manage: bool,
+}
+
+/// How an open call treats an existing or missing object (the Sync client's `OpenOptions`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpenMode {
+    #[default]
+    OpenOrCreate,
+    OpenExisting,
+    CreateNew,
+}
+
+/// A reference to a service or object by SID or unique name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ObjectRef {
+    Sid(Sid),
+    UniqueName(String),
+}
+
+impl ObjectRef {
+    /// Reads a path segment: SID-shaped strings are SIDs (and must have the kind's prefix),
+    /// anything else is a unique name.
+    pub fn parse(s: &str, kind: SidKind) -> Result<Self, crate::sid::InvalidSid> {
+        if looks_like_sid(s) {
+            Sid::parse_kind(s, kind).map(ObjectRef::Sid)
+        } else {
+            Ok(ObjectRef::UniqueName(s.to_owned()))
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ObjectRef::Sid(s) => write!(f, "{s}"),
+            ObjectRef::UniqueName(n) => f.write_str(n),
+        }
+    }
+}
+
+/// A stored API key; the secret is kept encrypted at rest (see [`crate::auth::SecretBox`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub sid: Sid,
+    pub friendly_name: Option<String>,
+    #[serde(skip)]
+    pub secret: String,
+    pub date_created: Timestamp,
+}
+
+/// A message published to a stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamMessage {
+    pub sid: Sid,
+    pub stream_sid: Sid,
+    pub data: Value,
+}

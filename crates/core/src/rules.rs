@@ -1,0 +1,485 @@
+//! The rules of every mutation, written once against [`TxState`] and run by every store inside
+//! its write transaction: check preconditions, write the new state, append the events.
+
+use crate::error::{CoreError, NotFoundKind};
+use crate::log::{EventDraft, EventKind};
+use crate::model::{Item, ItemKey, ObjectKind, ObjectRef, OpenMode, Permission, Service, StreamMessage, SyncObject};
+use crate::sid::Sid;
+use crate::store::{Actor, Applied, ItemWriteMode, Mutation, Outcome, TxState};
+use crate::timestamp::Timestamp;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Right {
+    Read,
+    Write,
+    Manage,
+}
+
+/// Applies one mutation. On error the caller rolls back everything this call wrote.
+pub fn apply(tx: &mut dyn TxState, actor: &Actor, mutation: Mutation, now: Timestamp) -> Result<Applied, CoreError> {
+    let mut cx = Cx { tx, actor, now, events: Vec::new() };
+    let outcome = cx.run(mutation)?;
+    Ok(Applied { outcome, events: cx.events })
+}
+
+/// Whether `actor` holds `right` on `object`. Identities need a grant only when the service has
+/// ACLs enabled.
+pub fn allowed(
+    service: &Service,
+    actor: &Actor,
+    permission: Option<&Permission>,
+    right: Right,
+) -> bool {
+    let Some(_) = &actor.identity else { return true };
+    if !service.acl_enabled {
+        return true;
+    }
+    permission.is_some_and(|p| match right {
+        Right::Read => p.read,
+        Right::Write => p.write,
+        Right::Manage => p.manage,
+    })
+}
+
+fn expiry(now: Timestamp, ttl: Option<u64>) -> Option<Option<Timestamp>> {
+    // A TTL of 0 clears the expiry, as in Twilio Sync.
+    ttl.map(|t| if t == 0 { None } else { Some(now.plus_seconds(t)) })
+}
+
+struct Cx<'a> {
+    tx: &'a mut dyn TxState,
+    actor: &'a Actor,
+    now: Timestamp,
+    events: Vec<crate::log::Event>,
+}
+
+impl Cx<'_> {
+    fn run(&mut self, mutation: Mutation) -> Result<Outcome, CoreError> {
+        match mutation {
+            Mutation::CreateService { sid, unique_name, friendly_name, acl_enabled } => {
+                if let Some(name) = &unique_name {
+                    if self.tx.service(&ObjectRef::UniqueName(name.clone()))?.is_some() {
+                        return Err(CoreError::AlreadyExists { what: "service", name: name.clone() });
+                    }
+                }
+                let service = Service {
+                    sid,
+                    unique_name,
+                    friendly_name,
+                    acl_enabled,
+                    revision: 0,
+                    date_created: self.now,
+                    date_updated: self.now,
+                    head_seq: 0,
+                    pruned_seq: 0,
+                };
+                self.tx.put_service(&service)?;
+                Ok(Outcome::Service(service))
+            }
+            Mutation::UpdateService { service, unique_name, friendly_name, acl_enabled } => {
+                let mut s = self.service(&service)?;
+                if let Some(Some(name)) = &unique_name {
+                    if let Some(other) = self.tx.service(&ObjectRef::UniqueName(name.clone()))? {
+                        if other.sid != s.sid {
+                            return Err(CoreError::AlreadyExists { what: "service", name: name.clone() });
+                        }
+                    }
+                }
+                if let Some(n) = unique_name {
+                    s.unique_name = n;
+                }
+                if let Some(n) = friendly_name {
+                    s.friendly_name = n;
+                }
+                if let Some(acl) = acl_enabled {
+                    s.acl_enabled = acl;
+                }
+                s.revision += 1;
+                s.date_updated = self.now;
+                self.tx.put_service(&s)?;
+                Ok(Outcome::Service(s))
+            }
+            Mutation::RemoveService { service } => {
+                self.service(&service)?;
+                self.tx.delete_service(&service)?;
+                Ok(Outcome::Removed)
+            }
+            Mutation::OpenObject { service, kind, target, mode, ttl, data } => {
+                self.open_object(&service, kind, target, mode, ttl, data)
+            }
+            Mutation::UpdateObject { service, kind, target, data, ttl, if_match } => {
+                let svc = self.service(&service)?;
+                let mut object = self.object(&service, kind, &target)?;
+                self.require(&svc, &object, Right::Write)?;
+                check_revision(if_match, object.revision)?;
+                let previous = object.data.clone();
+                if let Some(data) = data {
+                    if kind == ObjectKind::Document {
+                        object.data = Some(data);
+                    }
+                }
+                if let Some(exp) = expiry(self.now, ttl) {
+                    object.date_expires = exp;
+                }
+                object.revision += 1;
+                object.date_updated = self.now;
+                self.tx.put_object(&object)?;
+                self.emit_object(EventKind::updated(kind), &object, previous, None)?;
+                Ok(Outcome::Object { object, created: false })
+            }
+            Mutation::RemoveObject { service, kind, target, if_match } => {
+                let svc = self.service(&service)?;
+                let object = self.object(&service, kind, &target)?;
+                self.require(&svc, &object, Right::Manage)?;
+                check_revision(if_match, object.revision)?;
+                self.remove_object(&object, None)?;
+                Ok(Outcome::Removed)
+            }
+            Mutation::AddListItem { service, target, data, ttl, collection_ttl } => {
+                let svc = self.service(&service)?;
+                let mut list = self.object(&service, ObjectKind::List, &target)?;
+                self.require(&svc, &list, Right::Write)?;
+                let item = Item {
+                    object_sid: list.sid.clone(),
+                    index: Some(list.next_index),
+                    key: None,
+                    data,
+                    revision: 0,
+                    date_created: self.now,
+                    date_updated: self.now,
+                    date_expires: expiry(self.now, ttl).flatten(),
+                    created_by: self.actor.name().to_owned(),
+                };
+                list.next_index += 1;
+                self.touch_container(&mut list, collection_ttl)?;
+                self.tx.put_item(&item)?;
+                self.emit_item(EventKind::ListItemAdded, &list, &item, None)?;
+                Ok(Outcome::Item { item, created: true })
+            }
+            Mutation::WriteItem { service, kind, target, key, data, ttl, collection_ttl, if_match, mode } => {
+                let svc = self.service(&service)?;
+                let mut container = self.object(&service, kind, &target)?;
+                self.require(&svc, &container, Right::Write)?;
+                let existing = self.tx.item(&container.sid, &key)?;
+                let (item, created, previous) = match existing {
+                    Some(_) if mode == ItemWriteMode::Create => {
+                        return Err(CoreError::ItemAlreadyExists { key: key.to_string() });
+                    }
+                    Some(mut item) => {
+                        check_revision(if_match, item.revision)?;
+                        let previous = item.data.clone();
+                        if let Some(data) = data {
+                            item.data = data;
+                        }
+                        if let Some(exp) = expiry(self.now, ttl) {
+                            item.date_expires = exp;
+                        }
+                        item.revision += 1;
+                        item.date_updated = self.now;
+                        (item, false, Some(previous))
+                    }
+                    None if mode == ItemWriteMode::Update || if_match.is_some() || kind == ObjectKind::List => {
+                        return Err(CoreError::not_found(NotFoundKind::Item, key.to_string()));
+                    }
+                    None => {
+                        let ItemKey::Key(k) = &key else {
+                            return Err(CoreError::not_found(NotFoundKind::Item, key.to_string()));
+                        };
+                        let item = Item {
+                            object_sid: container.sid.clone(),
+                            index: None,
+                            key: Some(k.clone()),
+                            data: data.unwrap_or_else(|| Value::Object(Default::default())),
+                            revision: 0,
+                            date_created: self.now,
+                            date_updated: self.now,
+                            date_expires: expiry(self.now, ttl).flatten(),
+                            created_by: self.actor.name().to_owned(),
+                        };
+                        (item, true, None)
+                    }
+                };
+                self.touch_container(&mut container, collection_ttl)?;
+                self.tx.put_item(&item)?;
+                let kind_ev = if created { EventKind::item_added(kind) } else { EventKind::item_updated(kind) };
+                self.emit_item(kind_ev, &container, &item, previous)?;
+                Ok(Outcome::Item { item, created })
+            }
+            Mutation::RemoveItem { service, kind, target, key, if_match } => {
+                let svc = self.service(&service)?;
+                let mut container = self.object(&service, kind, &target)?;
+                self.require(&svc, &container, Right::Write)?;
+                let item = self
+                    .tx
+                    .item(&container.sid, &key)?
+                    .ok_or_else(|| CoreError::not_found(NotFoundKind::Item, key.to_string()))?;
+                check_revision(if_match, item.revision)?;
+                self.tx.delete_item(&container.sid, &key)?;
+                self.touch_container(&mut container, None)?;
+                self.emit_item_removed(&container, &item, None)?;
+                Ok(Outcome::Removed)
+            }
+            Mutation::Publish { service, target, message_sid, data } => {
+                let svc = self.service(&service)?;
+                let stream = self.object(&service, ObjectKind::Stream, &target)?;
+                self.require(&svc, &stream, Right::Write)?;
+                let draft = EventDraft {
+                    kind: EventKind::StreamMessagePublished,
+                    object_sid: stream.sid.clone(),
+                    object_kind: ObjectKind::Stream,
+                    unique_name: stream.unique_name.clone(),
+                    item_index: None,
+                    item_key: None,
+                    message_sid: Some(message_sid.clone()),
+                    revision: stream.revision,
+                    data: Some(data.clone()),
+                    previous_data: None,
+                    date_expires: None,
+                    date: self.now,
+                    identity: self.actor.name().to_owned(),
+                    reason: None,
+                };
+                self.append(&stream.service_sid, draft)?;
+                Ok(Outcome::Message(StreamMessage { sid: message_sid, stream_sid: stream.sid, data }))
+            }
+            Mutation::SetPermission { service, kind, target, identity, read, write, manage } => {
+                let svc = self.service(&service)?;
+                let object = self.object(&service, kind, &target)?;
+                self.require(&svc, &object, Right::Manage)?;
+                let permission = Permission { object_sid: object.sid.clone(), identity, read, write, manage };
+                self.tx.put_permission(&permission)?;
+                Ok(Outcome::Permission(permission))
+            }
+            Mutation::RemovePermission { service, kind, target, identity } => {
+                let svc = self.service(&service)?;
+                let object = self.object(&service, kind, &target)?;
+                self.require(&svc, &object, Right::Manage)?;
+                if !self.tx.delete_permission(&object.sid, &identity)? {
+                    return Err(CoreError::not_found(NotFoundKind::Permission, identity));
+                }
+                Ok(Outcome::Removed)
+            }
+            Mutation::Expire { now, limit } => self.expire(now, limit),
+            Mutation::Prune { before } => Ok(Outcome::Pruned { events: self.tx.prune_events(before)? }),
+            Mutation::PutApiKey(key) => {
+                self.tx.put_api_key(&key)?;
+                Ok(Outcome::ApiKey)
+            }
+            Mutation::RemoveApiKey { sid } => {
+                if !self.tx.delete_api_key(&sid)? {
+                    return Err(CoreError::not_found(NotFoundKind::ApiKey, sid.to_string()));
+                }
+                Ok(Outcome::Removed)
+            }
+        }
+    }
+
+    fn service(&mut self, sid: &Sid) -> Result<Service, CoreError> {
+        self.tx
+            .service(&ObjectRef::Sid(sid.clone()))?
+            .ok_or_else(|| CoreError::not_found(NotFoundKind::Service, sid.to_string()))
+    }
+
+    fn object(&mut self, service: &Sid, kind: ObjectKind, target: &ObjectRef) -> Result<SyncObject, CoreError> {
+        self.tx
+            .object(service, kind, target)?
+            .ok_or_else(|| CoreError::not_found(NotFoundKind::Object(kind), target.to_string()))
+    }
+
+    fn require(&mut self, service: &Service, object: &SyncObject, right: Right) -> Result<(), CoreError> {
+        let Some(identity) = &self.actor.identity else { return Ok(()) };
+        if !service.acl_enabled {
+            return Ok(());
+        }
+        let permission = self.tx.permission(&object.sid, identity)?;
+        if allowed(service, self.actor, permission.as_ref(), right) {
+            Ok(())
+        } else {
+            Err(CoreError::Forbidden(format!(
+                "identity '{identity}' has no {right:?} permission on {} {}",
+                object.kind.as_str(),
+                object.sid
+            )))
+        }
+    }
+
+    fn open_object(
+        &mut self,
+        service: &Sid,
+        kind: ObjectKind,
+        target: Option<ObjectRef>,
+        mode: OpenMode,
+        ttl: Option<u64>,
+        data: Option<Value>,
+    ) -> Result<Outcome, CoreError> {
+        let svc = self.service(service)?;
+        if let Some(target) = &target {
+            if let Some(object) = self.tx.object(service, kind, target)? {
+                if mode == OpenMode::CreateNew {
+                    return Err(CoreError::AlreadyExists { what: kind.as_str(), name: target.to_string() });
+                }
+                self.require(&svc, &object, Right::Read)?;
+                return Ok(Outcome::Object { object, created: false });
+            }
+            if mode == OpenMode::OpenExisting {
+                return Err(CoreError::not_found(NotFoundKind::Object(kind), target.to_string()));
+            }
+        } else if mode == OpenMode::OpenExisting {
+            return Err(CoreError::invalid("id", "open_existing needs a SID or unique name"));
+        }
+        let (sid, unique_name) = match target {
+            Some(ObjectRef::Sid(sid)) => (sid, None),
+            Some(ObjectRef::UniqueName(name)) => (Sid::new(kind.sid_kind()), Some(name)),
+            None => (Sid::new(kind.sid_kind()), None),
+        };
+        let data = match kind {
+            ObjectKind::Document => Some(data.unwrap_or_else(|| Value::Object(Default::default()))),
+            _ => None,
+        };
+        let object = SyncObject {
+            sid,
+            service_sid: service.clone(),
+            kind,
+            unique_name,
+            data,
+            revision: 0,
+            next_index: 0,
+            date_created: self.now,
+            date_updated: self.now,
+            date_expires: expiry(self.now, ttl).flatten(),
+            created_by: self.actor.name().to_owned(),
+        };
+        self.tx.put_object(&object)?;
+        if let (Some(identity), true) = (&self.actor.identity, svc.acl_enabled) {
+            // The creator owns what it creates; without this it could not even read it back.
+            let grant = Permission {
+                object_sid: object.sid.clone(),
+                identity: identity.clone(),
+                read: true,
+                write: true,
+                manage: true,
+            };
+            self.tx.put_permission(&grant)?;
+        }
+        self.emit_object(EventKind::created(kind), &object, None, None)?;
+        Ok(Outcome::Object { object, created: true })
+    }
+
+    /// Item writes bump the container's revision and may extend its TTL (`collection_ttl`).
+    fn touch_container(&mut self, container: &mut SyncObject, collection_ttl: Option<u64>) -> Result<(), CoreError> {
+        if let Some(exp) = expiry(self.now, collection_ttl) {
+            container.date_expires = exp;
+        }
+        container.revision += 1;
+        container.date_updated = self.now;
+        self.tx.put_object(container)?;
+        Ok(())
+    }
+
+    fn remove_object(&mut self, object: &SyncObject, reason: Option<&str>) -> Result<(), CoreError> {
+        self.tx.delete_object(&object.sid)?;
+        self.emit_object(EventKind::removed(object.kind), object, None, reason)?;
+        // The removal event carries no data; previous data is of no use once the object is gone.
+        Ok(())
+    }
+
+    fn expire(&mut self, now: Timestamp, limit: u32) -> Result<Outcome, CoreError> {
+        let mut removed = 0;
+        for object in self.tx.expired_objects(now, limit)? {
+            self.remove_object(&object, Some("expired"))?;
+            removed += 1;
+        }
+        for item in self.tx.expired_items(now, limit)? {
+            let key = item.item_key();
+            let kind = if item.index.is_some() { ObjectKind::List } else { ObjectKind::Map };
+            let Some(mut container) = self.tx.object_by_sid(&item.object_sid)? else { continue };
+            debug_assert_eq!(container.kind, kind);
+            self.tx.delete_item(&item.object_sid, &key)?;
+            self.touch_container(&mut container, None)?;
+            self.emit_item_removed(&container, &item, Some("expired"))?;
+            removed += 1;
+        }
+        Ok(Outcome::Expired { removed })
+    }
+
+    fn append(&mut self, service: &Sid, draft: EventDraft) -> Result<(), CoreError> {
+        let event = self.tx.append_event(service, draft)?;
+        self.events.push(event);
+        Ok(())
+    }
+
+    fn emit_object(
+        &mut self,
+        kind: EventKind,
+        object: &SyncObject,
+        previous: Option<Value>,
+        reason: Option<&str>,
+    ) -> Result<(), CoreError> {
+        let removed = matches!(kind, EventKind::DocumentRemoved | EventKind::ListRemoved | EventKind::MapRemoved | EventKind::StreamRemoved);
+        let draft = EventDraft {
+            kind,
+            object_sid: object.sid.clone(),
+            object_kind: object.kind,
+            unique_name: object.unique_name.clone(),
+            item_index: None,
+            item_key: None,
+            message_sid: None,
+            revision: object.revision,
+            data: if removed { None } else { object.data.clone() },
+            previous_data: previous,
+            date_expires: object.date_expires,
+            date: self.now,
+            identity: self.actor.name().to_owned(),
+            reason: reason.map(str::to_owned),
+        };
+        self.append(&object.service_sid, draft)
+    }
+
+    fn emit_item(&mut self, kind: EventKind, container: &SyncObject, item: &Item, previous: Option<Value>) -> Result<(), CoreError> {
+        let draft = EventDraft {
+            kind,
+            object_sid: container.sid.clone(),
+            object_kind: container.kind,
+            unique_name: container.unique_name.clone(),
+            item_index: item.index,
+            item_key: item.key.clone(),
+            message_sid: None,
+            revision: item.revision,
+            data: Some(item.data.clone()),
+            previous_data: previous,
+            date_expires: item.date_expires,
+            date: self.now,
+            identity: self.actor.name().to_owned(),
+            reason: None,
+        };
+        self.append(&container.service_sid, draft)
+    }
+
+    fn emit_item_removed(&mut self, container: &SyncObject, item: &Item, reason: Option<&str>) -> Result<(), CoreError> {
+        let draft = EventDraft {
+            kind: EventKind::item_removed(container.kind),
+            object_sid: container.sid.clone(),
+            object_kind: container.kind,
+            unique_name: container.unique_name.clone(),
+            item_index: item.index,
+            item_key: item.key.clone(),
+            message_sid: None,
+            revision: item.revision,
+            data: None,
+            previous_data: Some(item.data.clone()),
+            date_expires: None,
+            date: self.now,
+            identity: self.actor.name().to_owned(),
+            reason: reason.map(str::to_owned),
+        };
+        self.append(&container.service_sid, draft)
+    }
+}
+
+fn check_revision(if_match: Option<u64>, actual: u64) -> Result<(), CoreError> {
+    match if_match {
+        Some(expected) if expected != actual => Err(CoreError::RevisionMismatch { expected, actual }),
+        _ => Ok(()),
+    }
+}

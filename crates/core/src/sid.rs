@@ -1,0 +1,146 @@
+//! SIDs: a two-letter prefix naming the kind, then 32 lowercase hex digits.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SidKind {
+    Account,
+    ApiKey,
+    Service,
+    Document,
+    List,
+    Map,
+    Stream,
+    StreamMessage,
+}
+
+impl SidKind {
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            SidKind::Account => "AC",
+            SidKind::ApiKey => "SK",
+            SidKind::Service => "IS",
+            SidKind::Document => "ET",
+            SidKind::List => "ES",
+            SidKind::Map => "MP",
+            SidKind::Stream => "TO",
+            SidKind::StreamMessage => "TZ",
+        }
+    }
+
+    pub fn from_prefix(prefix: &str) -> Option<Self> {
+        Some(match prefix {
+            "AC" => SidKind::Account,
+            "SK" => SidKind::ApiKey,
+            "IS" => SidKind::Service,
+            "ET" => SidKind::Document,
+            "ES" => SidKind::List,
+            "MP" => SidKind::Map,
+            "TO" => SidKind::Stream,
+            "TZ" => SidKind::StreamMessage,
+            _ => return None,
+        })
+    }
+}
+
+/// A validated SID. Stored as its string form because that is how every wire and table uses it.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sid(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a valid SID: expected two capital letters and 32 lowercase hex digits")]
+pub struct InvalidSid(pub String);
+
+impl Sid {
+    /// A fresh SID; UUIDv7 keeps new SIDs in creation order, which keeps indexes local.
+    pub fn new(kind: SidKind) -> Self {
+        Sid(format!("{}{}", kind.prefix(), uuid::Uuid::now_v7().simple()))
+    }
+
+    /// A fresh SID with no time component, for secrets-adjacent identifiers.
+    pub fn random(kind: SidKind) -> Self {
+        Sid(format!("{}{}", kind.prefix(), uuid::Uuid::new_v4().simple()))
+    }
+
+    pub fn parse(s: &str) -> Result<Self, InvalidSid> {
+        if looks_like_sid(s) && SidKind::from_prefix(&s[..2]).is_some() {
+            Ok(Sid(s.to_owned()))
+        } else {
+            Err(InvalidSid(s.to_owned()))
+        }
+    }
+
+    /// Parses and checks the kind in one step.
+    pub fn parse_kind(s: &str, kind: SidKind) -> Result<Self, InvalidSid> {
+        let sid = Self::parse(s)?;
+        if sid.kind() == kind { Ok(sid) } else { Err(InvalidSid(s.to_owned())) }
+    }
+
+    pub fn kind(&self) -> SidKind {
+        // Constructed only through `parse`/`new`, so the prefix is always known.
+        SidKind::from_prefix(&self.0[..2]).unwrap_or(SidKind::Account)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// True when `s` has the shape of a SID (any two capitals + 32 lowercase hex). Unique names may
+/// never have this shape, so that a path segment is never ambiguous.
+pub fn looks_like_sid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 34
+        && b[0].is_ascii_uppercase()
+        && b[1].is_ascii_uppercase()
+        && b[2..].iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+}
+
+impl fmt::Display for Sid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Sid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Sid {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Sid {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Sid::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_sids_have_the_prefix_and_32_hex_digits() {
+        let sid = Sid::new(SidKind::Document);
+        assert!(sid.as_str().starts_with("ET"));
+        assert_eq!(sid.as_str().len(), 34);
+        assert_eq!(Sid::parse(sid.as_str()), Ok(sid.clone()));
+        assert_eq!(sid.kind(), SidKind::Document);
+    }
+
+    #[test]
+    fn rejects_bad_shapes_and_unknown_prefixes() {
+        assert!(Sid::parse("ET123").is_err());
+        assert!(Sid::parse(&format!("ET{}", "A".repeat(32))).is_err());
+        assert!(Sid::parse(&format!("ZZ{}", "a".repeat(32))).is_err());
+        assert!(looks_like_sid(&format!("ZZ{}", "a".repeat(32))));
+        assert!(Sid::parse_kind(&format!("ET{}", "a".repeat(32)), SidKind::Map).is_err());
+    }
+}

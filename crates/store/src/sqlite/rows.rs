@@ -1,0 +1,459 @@
+//! SQL shared by the writer's transaction and the read pool: one function per query.
+
+use ferrosync_core::log::{Event, EventDraft};
+use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
+use ferrosync_core::page::{Cursor, Order, PageRequest};
+use ferrosync_core::sid::Sid;
+use ferrosync_core::store::{ApiKeyRecord, StoreError, StoredEvent};
+use ferrosync_core::timestamp::Timestamp;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::value::RawValue;
+
+pub(crate) fn err(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
+        other => StoreError::Backend(other.to_string()),
+    }
+}
+
+fn corrupt(what: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(0, what.to_owned(), rusqlite::types::Type::Text)
+}
+
+fn sid_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Sid> {
+    let s: String = row.get(idx)?;
+    Sid::parse(&s).map_err(|_| corrupt("sid"))
+}
+
+fn json_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<serde_json::Value>> {
+    let s: Option<String> = row.get(idx)?;
+    s.map(|s| serde_json::from_str(&s).map_err(|_| corrupt("json"))).transpose()
+}
+
+fn ts(v: Option<i64>) -> Option<Timestamp> {
+    v.map(Timestamp)
+}
+
+const SERVICE_COLS: &str =
+    "sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated, head_seq, pruned_seq";
+
+fn service_row(row: &Row<'_>) -> rusqlite::Result<Service> {
+    Ok(Service {
+        sid: sid_col(row, 0)?,
+        unique_name: row.get(1)?,
+        friendly_name: row.get(2)?,
+        acl_enabled: row.get(3)?,
+        revision: row.get::<_, i64>(4)? as u64,
+        date_created: Timestamp(row.get(5)?),
+        date_updated: Timestamp(row.get(6)?),
+        head_seq: row.get::<_, i64>(7)? as u64,
+        pruned_seq: row.get::<_, i64>(8)? as u64,
+    })
+}
+
+pub(crate) fn service(conn: &Connection, r: &ObjectRef) -> Result<Option<Service>, StoreError> {
+    let (col, val) = match r {
+        ObjectRef::Sid(s) => ("sid", s.as_str()),
+        ObjectRef::UniqueName(n) => ("unique_name", n.as_str()),
+    };
+    conn.prepare_cached(&format!("SELECT {SERVICE_COLS} FROM services WHERE {col} = ?1"))
+        .and_then(|mut st| st.query_row([val], service_row).optional())
+        .map_err(err)
+}
+
+pub(crate) fn services(conn: &Connection, page: &PageRequest) -> Result<Vec<Service>, StoreError> {
+    let (cond, bound) = key_bound(page, "sid");
+    let order = sql_order(page.order);
+    let sql = format!("SELECT {SERVICE_COLS} FROM services WHERE 1=1 {cond} ORDER BY sid {order} LIMIT ?");
+    let mut args: Vec<SqlValue> = bound.into_iter().collect();
+    args.push(SqlValue::Integer(page.limit as i64 + 1));
+    query_all(conn, &sql, args, service_row)
+}
+
+pub(crate) fn put_service(conn: &Connection, s: &Service) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO services (sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (sid) DO UPDATE SET unique_name = excluded.unique_name, friendly_name = excluded.friendly_name,
+           acl_enabled = excluded.acl_enabled, revision = excluded.revision, date_updated = excluded.date_updated",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            s.sid.as_str(),
+            s.unique_name,
+            s.friendly_name,
+            s.acl_enabled,
+            s.revision as i64,
+            s.date_created.0,
+            s.date_updated.0
+        ])
+    })
+    .map(drop)
+    .map_err(err)
+}
+
+const OBJECT_COLS: &str =
+    "sid, service_sid, kind, unique_name, data, revision, next_index, date_created, date_updated, date_expires, created_by";
+
+fn object_row(row: &Row<'_>) -> rusqlite::Result<SyncObject> {
+    Ok(SyncObject {
+        sid: sid_col(row, 0)?,
+        service_sid: sid_col(row, 1)?,
+        kind: ObjectKind::from_code(row.get(2)?).ok_or_else(|| corrupt("kind"))?,
+        unique_name: row.get(3)?,
+        data: json_col(row, 4)?,
+        revision: row.get::<_, i64>(5)? as u64,
+        next_index: row.get::<_, i64>(6)? as u64,
+        date_created: Timestamp(row.get(7)?),
+        date_updated: Timestamp(row.get(8)?),
+        date_expires: ts(row.get(9)?),
+        created_by: row.get(10)?,
+    })
+}
+
+pub(crate) fn object(conn: &Connection, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> Result<Option<SyncObject>, StoreError> {
+    let (col, val) = match r {
+        ObjectRef::Sid(s) => ("sid", s.as_str()),
+        ObjectRef::UniqueName(n) => ("unique_name", n.as_str()),
+    };
+    conn.prepare_cached(&format!(
+        "SELECT {OBJECT_COLS} FROM objects WHERE service_sid = ?1 AND kind = ?2 AND {col} = ?3"
+    ))
+    .and_then(|mut st| st.query_row(params![service.as_str(), kind.code(), val], object_row).optional())
+    .map_err(err)
+}
+
+pub(crate) fn object_by_sid(conn: &Connection, sid: &Sid) -> Result<Option<SyncObject>, StoreError> {
+    conn.prepare_cached(&format!("SELECT {OBJECT_COLS} FROM objects WHERE sid = ?1"))
+        .and_then(|mut st| st.query_row([sid.as_str()], object_row).optional())
+        .map_err(err)
+}
+
+pub(crate) fn objects(conn: &Connection, service: &Sid, kind: ObjectKind, page: &PageRequest) -> Result<Vec<SyncObject>, StoreError> {
+    let (cond, bound) = key_bound(page, "sid");
+    let order = sql_order(page.order);
+    let sql = format!(
+        "SELECT {OBJECT_COLS} FROM objects WHERE service_sid = ? AND kind = ? {cond} ORDER BY sid {order} LIMIT ?"
+    );
+    let mut args = vec![SqlValue::Text(service.to_string()), SqlValue::Integer(kind.code())];
+    args.extend(bound);
+    args.push(SqlValue::Integer(page.limit as i64 + 1));
+    query_all(conn, &sql, args, object_row)
+}
+
+pub(crate) fn put_object(conn: &Connection, o: &SyncObject) -> Result<(), StoreError> {
+    let data = o.data.as_ref().map(|d| d.to_string());
+    conn.prepare_cached(
+        "INSERT INTO objects (sid, service_sid, kind, unique_name, data, revision, next_index, date_created, date_updated, date_expires, created_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (sid) DO UPDATE SET unique_name = excluded.unique_name, data = excluded.data,
+           revision = excluded.revision, next_index = excluded.next_index, date_updated = excluded.date_updated,
+           date_expires = excluded.date_expires",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            o.sid.as_str(),
+            o.service_sid.as_str(),
+            o.kind.code(),
+            o.unique_name,
+            data,
+            o.revision as i64,
+            o.next_index as i64,
+            o.date_created.0,
+            o.date_updated.0,
+            o.date_expires.map(|t| t.0),
+            o.created_by
+        ])
+    })
+    .map(drop)
+    .map_err(err)
+}
+
+const ITEM_COLS: &str = "object_sid, item_key, item_index, data, revision, date_created, date_updated, date_expires, created_by";
+
+fn item_row(row: &Row<'_>) -> rusqlite::Result<Item> {
+    let object_sid = sid_col(row, 0)?;
+    let is_list = ObjectKind::from_sid(&object_sid) == Some(ObjectKind::List);
+    let key: String = row.get(1)?;
+    let index: i64 = row.get(2)?;
+    Ok(Item {
+        object_sid,
+        index: is_list.then_some(index as u64),
+        key: (!is_list).then_some(key),
+        data: json_col(row, 3)?.unwrap_or(serde_json::Value::Null),
+        revision: row.get::<_, i64>(4)? as u64,
+        date_created: Timestamp(row.get(5)?),
+        date_updated: Timestamp(row.get(6)?),
+        date_expires: ts(row.get(7)?),
+        created_by: row.get(8)?,
+    })
+}
+
+fn key_parts(key: &ItemKey) -> (&str, i64) {
+    match key {
+        ItemKey::Index(i) => ("", *i as i64),
+        ItemKey::Key(k) => (k.as_str(), 0),
+    }
+}
+
+pub(crate) fn item(conn: &Connection, object: &Sid, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+    let (k, i) = key_parts(key);
+    conn.prepare_cached(&format!(
+        "SELECT {ITEM_COLS} FROM items WHERE object_sid = ?1 AND item_key = ?2 AND item_index = ?3"
+    ))
+    .and_then(|mut st| st.query_row(params![object.as_str(), k, i], item_row).optional())
+    .map_err(err)
+}
+
+pub(crate) fn items(conn: &Connection, object: &Sid, kind: ObjectKind, page: &PageRequest) -> Result<Vec<Item>, StoreError> {
+    let col = if kind == ObjectKind::List { "item_index" } else { "item_key" };
+    let (cond, bound) = key_bound(page, col);
+    let order = sql_order(page.order);
+    let sql = format!("SELECT {ITEM_COLS} FROM items WHERE object_sid = ? {cond} ORDER BY item_key {order}, item_index {order} LIMIT ?");
+    let mut args = vec![SqlValue::Text(object.to_string())];
+    args.extend(bound);
+    args.push(SqlValue::Integer(page.limit as i64 + 1));
+    query_all(conn, &sql, args, item_row)
+}
+
+pub(crate) fn put_item(conn: &Connection, item: &Item) -> Result<(), StoreError> {
+    let key = item.item_key();
+    let (k, i) = key_parts(&key);
+    conn.prepare_cached(
+        "INSERT INTO items (object_sid, item_key, item_index, data, revision, date_created, date_updated, date_expires, created_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (object_sid, item_key, item_index) DO UPDATE SET data = excluded.data, revision = excluded.revision,
+           date_updated = excluded.date_updated, date_expires = excluded.date_expires",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            item.object_sid.as_str(),
+            k,
+            i,
+            item.data.to_string(),
+            item.revision as i64,
+            item.date_created.0,
+            item.date_updated.0,
+            item.date_expires.map(|t| t.0),
+            item.created_by
+        ])
+    })
+    .map(drop)
+    .map_err(err)
+}
+
+pub(crate) fn delete_item(conn: &Connection, object: &Sid, key: &ItemKey) -> Result<(), StoreError> {
+    let (k, i) = key_parts(key);
+    conn.prepare_cached("DELETE FROM items WHERE object_sid = ?1 AND item_key = ?2 AND item_index = ?3")
+        .and_then(|mut st| st.execute(params![object.as_str(), k, i]))
+        .map(drop)
+        .map_err(err)
+}
+
+fn permission_row(row: &Row<'_>) -> rusqlite::Result<Permission> {
+    Ok(Permission {
+        object_sid: sid_col(row, 0)?,
+        identity: row.get(1)?,
+        read: row.get(2)?,
+        write: row.get(3)?,
+        manage: row.get(4)?,
+    })
+}
+
+pub(crate) fn permission(conn: &Connection, object: &Sid, identity: &str) -> Result<Option<Permission>, StoreError> {
+    conn.prepare_cached(
+        "SELECT object_sid, identity, can_read, can_write, can_manage FROM permissions WHERE object_sid = ?1 AND identity = ?2",
+    )
+    .and_then(|mut st| st.query_row(params![object.as_str(), identity], permission_row).optional())
+    .map_err(err)
+}
+
+pub(crate) fn permissions(conn: &Connection, object: &Sid) -> Result<Vec<Permission>, StoreError> {
+    query_all(
+        conn,
+        "SELECT object_sid, identity, can_read, can_write, can_manage FROM permissions WHERE object_sid = ? ORDER BY identity",
+        vec![SqlValue::Text(object.to_string())],
+        permission_row,
+    )
+}
+
+pub(crate) fn put_permission(conn: &Connection, p: &Permission) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO permissions (object_sid, identity, can_read, can_write, can_manage) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (object_sid, identity) DO UPDATE SET can_read = excluded.can_read, can_write = excluded.can_write,
+           can_manage = excluded.can_manage",
+    )
+    .and_then(|mut st| st.execute(params![p.object_sid.as_str(), p.identity, p.read, p.write, p.manage]))
+    .map(drop)
+    .map_err(err)
+}
+
+pub(crate) fn delete_permission(conn: &Connection, object: &Sid, identity: &str) -> Result<bool, StoreError> {
+    conn.prepare_cached("DELETE FROM permissions WHERE object_sid = ?1 AND identity = ?2")
+        .and_then(|mut st| st.execute(params![object.as_str(), identity]))
+        .map(|n| n > 0)
+        .map_err(err)
+}
+
+pub(crate) fn append_event(conn: &Connection, epoch: &str, service: &Sid, draft: EventDraft) -> Result<Event, StoreError> {
+    // The counter row is bumped inside the write transaction, so commit order is seq order.
+    let seq: i64 = conn
+        .prepare_cached("UPDATE services SET head_seq = head_seq + 1 WHERE sid = ?1 RETURNING head_seq")
+        .and_then(|mut st| st.query_row([service.as_str()], |r| r.get(0)))
+        .map_err(err)?;
+    let event = draft.into_event(epoch, service.clone(), seq as u64);
+    let body = serde_json::to_string(&event).map_err(|e| StoreError::Backend(e.to_string()))?;
+    conn.prepare_cached("INSERT INTO events (service_sid, seq, object_sid, date, body) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .and_then(|mut st| st.execute(params![service.as_str(), seq, event.object_sid.as_str(), event.date.0, body]))
+        .map_err(err)?;
+    Ok(event)
+}
+
+fn stored_event_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let body: String = row.get(2)?;
+    Ok(StoredEvent {
+        seq: row.get::<_, i64>(0)? as u64,
+        object_sid: sid_col(row, 1)?,
+        json: RawValue::from_string(body).map_err(|_| corrupt("event json"))?,
+    })
+}
+
+pub(crate) fn events(conn: &Connection, service: &Sid, after: u64, object: Option<&Sid>, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+    match object {
+        None => query_all(
+            conn,
+            "SELECT seq, object_sid, body FROM events WHERE service_sid = ? AND seq > ? ORDER BY seq LIMIT ?",
+            vec![SqlValue::Text(service.to_string()), SqlValue::Integer(after as i64), SqlValue::Integer(limit as i64)],
+            stored_event_row,
+        ),
+        Some(object) => query_all(
+            conn,
+            "SELECT seq, object_sid, body FROM events WHERE object_sid = ? AND seq > ? AND service_sid = ? ORDER BY seq LIMIT ?",
+            vec![
+                SqlValue::Text(object.to_string()),
+                SqlValue::Integer(after as i64),
+                SqlValue::Text(service.to_string()),
+                SqlValue::Integer(limit as i64),
+            ],
+            stored_event_row,
+        ),
+    }
+}
+
+pub(crate) fn expired_objects(conn: &Connection, now: Timestamp, limit: u32) -> Result<Vec<SyncObject>, StoreError> {
+    query_all(
+        conn,
+        &format!("SELECT {OBJECT_COLS} FROM objects WHERE date_expires IS NOT NULL AND date_expires <= ? ORDER BY date_expires LIMIT ?"),
+        vec![SqlValue::Integer(now.0), SqlValue::Integer(limit as i64)],
+        object_row,
+    )
+}
+
+pub(crate) fn expired_items(conn: &Connection, now: Timestamp, limit: u32) -> Result<Vec<Item>, StoreError> {
+    query_all(
+        conn,
+        &format!("SELECT {ITEM_COLS} FROM items WHERE date_expires IS NOT NULL AND date_expires <= ? ORDER BY date_expires LIMIT ?"),
+        vec![SqlValue::Integer(now.0), SqlValue::Integer(limit as i64)],
+        item_row,
+    )
+}
+
+pub(crate) fn prune_events(conn: &Connection, before: Timestamp) -> Result<u64, StoreError> {
+    let cutoffs = query_all(
+        conn,
+        "SELECT service_sid, MAX(seq) FROM events WHERE date < ? GROUP BY service_sid",
+        vec![SqlValue::Integer(before.0)],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+    )?;
+    let mut removed = 0;
+    for (service, seq) in cutoffs {
+        removed += conn
+            .prepare_cached("DELETE FROM events WHERE service_sid = ?1 AND seq <= ?2")
+            .and_then(|mut st| st.execute(params![service, seq]))
+            .map_err(err)? as u64;
+        conn.prepare_cached("UPDATE services SET pruned_seq = MAX(pruned_seq, ?2) WHERE sid = ?1")
+            .and_then(|mut st| st.execute(params![service, seq]))
+            .map_err(err)?;
+    }
+    Ok(removed)
+}
+
+fn api_key_row(row: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
+    Ok(ApiKeyRecord {
+        sid: sid_col(row, 0)?,
+        friendly_name: row.get(1)?,
+        sealed_secret: row.get(2)?,
+        date_created: Timestamp(row.get(3)?),
+    })
+}
+
+pub(crate) fn api_key(conn: &Connection, sid: &Sid) -> Result<Option<ApiKeyRecord>, StoreError> {
+    conn.prepare_cached("SELECT sid, friendly_name, sealed_secret, date_created FROM api_keys WHERE sid = ?1")
+        .and_then(|mut st| st.query_row([sid.as_str()], api_key_row).optional())
+        .map_err(err)
+}
+
+pub(crate) fn api_keys(conn: &Connection) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    query_all(conn, "SELECT sid, friendly_name, sealed_secret, date_created FROM api_keys ORDER BY date_created, sid", vec![], api_key_row)
+}
+
+pub(crate) fn put_api_key(conn: &Connection, k: &ApiKeyRecord) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO api_keys (sid, friendly_name, sealed_secret, date_created) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (sid) DO UPDATE SET friendly_name = excluded.friendly_name, sealed_secret = excluded.sealed_secret",
+    )
+    .and_then(|mut st| st.execute(params![k.sid.as_str(), k.friendly_name, k.sealed_secret, k.date_created.0]))
+    .map(drop)
+    .map_err(err)
+}
+
+pub(crate) fn delete_by_sid(conn: &Connection, table: &str, sid: &Sid) -> Result<bool, StoreError> {
+    conn.prepare_cached(&format!("DELETE FROM {table} WHERE sid = ?1"))
+        .and_then(|mut st| st.execute([sid.as_str()]))
+        .map(|n| n > 0)
+        .map_err(err)
+}
+
+fn sql_order(order: Order) -> &'static str {
+    match order {
+        Order::Asc => "ASC",
+        Order::Desc => "DESC",
+    }
+}
+
+/// The WHERE fragment for a page's starting point: strictly after a page token's cursor, or
+/// from (inclusive) the requested key.
+fn key_bound(page: &PageRequest, col: &str) -> (String, Option<SqlValue>) {
+    let (cursor, strict) = match (&page.after, &page.from) {
+        (Some(c), _) => (c, true),
+        (None, Some(c)) => (c, false),
+        (None, None) => return (String::new(), None),
+    };
+    let op = match (page.order, strict) {
+        (Order::Asc, true) => ">",
+        (Order::Asc, false) => ">=",
+        (Order::Desc, true) => "<",
+        (Order::Desc, false) => "<=",
+    };
+    let value = match cursor {
+        Cursor::Index(i) => SqlValue::Integer(*i as i64),
+        Cursor::Key(k) => SqlValue::Text(k.clone()),
+    };
+    (format!("AND {col} {op} ?"), Some(value))
+}
+
+fn query_all<T>(
+    conn: &Connection,
+    sql: &str,
+    args: Vec<SqlValue>,
+    map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut st = conn.prepare_cached(sql).map_err(err)?;
+    let rows = st.query_map(rusqlite::params_from_iter(args), map).map_err(err)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(err)
+}
