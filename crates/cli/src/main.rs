@@ -1,1 +1,207 @@
-fn main() {}
+//! `ferrosync`: the server binary and its command-line tools.
+
+mod bench;
+mod config;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use config::{FileConfig, LogFormat};
+use ferrosync_core::auth::Principal;
+use ferrosync_server::state::Settings;
+use ferrosync_server::{AppState, ServerConfig};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "ferrosync",
+    version,
+    about = "A self-hosted real-time sync server"
+)]
+struct Cli {
+    /// Configuration file (TOML); flags and environment variables override it.
+    #[arg(long, global = true, env = "FERROSYNC_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory holding the embedded store and the credentials.
+    #[arg(long, global = true, env = "FERROSYNC_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long, global = true, env = "FERROSYNC_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "FERROSYNC_LISTEN")]
+        listen: Option<String>,
+    },
+    /// Print the root account's credentials (created on first use).
+    Credentials,
+    /// Mint an access token for an identity.
+    Token {
+        /// Service SID or unique name.
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        identity: String,
+        /// Lifetime in seconds (default 3600, at most 86400).
+        #[arg(long)]
+        ttl: Option<u64>,
+        /// API key that signs the token (default: the first key, created if none exists).
+        #[arg(long)]
+        api_key: Option<String>,
+    },
+    /// Manage API keys.
+    ApiKey {
+        #[command(subcommand)]
+        action: ApiKeyAction,
+    },
+    /// Measure throughput and latency against a fresh server (or --url).
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum ApiKeyAction {
+    /// Create a key and print its secret (shown only once).
+    Create {
+        #[arg(long)]
+        name: Option<String>,
+    },
+    List,
+    Delete {
+        sid: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let file = match &cli.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let log_format = cli.log_format.or(file.log_format).unwrap_or_default();
+    config::init_logging(log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let server_config = file.server_config(cli.data_dir.clone())?;
+        match cli.command {
+            Command::Serve { listen } => {
+                serve(
+                    server_config,
+                    file.settings(),
+                    listen.or(file.listen.clone()),
+                )
+                .await
+            }
+            Command::Credentials => {
+                let (creds, _) = ferrosync_server::Credentials::load_or_create(&server_config)?;
+                println!("FERROSYNC_ACCOUNT_SID={}", creds.account_sid);
+                println!("FERROSYNC_AUTH_TOKEN={}", creds.auth_token);
+                Ok(())
+            }
+            Command::Token {
+                service,
+                identity,
+                ttl,
+                api_key,
+            } => {
+                let (engine, _, _) = ferrosync_server::open_engine(&server_config)?;
+                let minted = match api_key {
+                    Some(k) => {
+                        let k =
+                            ferrosync_core::Sid::parse_kind(&k, ferrosync_core::SidKind::ApiKey)?;
+                        engine
+                            .mint_token_with_key(&Principal::Root, &k, &service, &identity, ttl)
+                            .await?
+                    }
+                    None => {
+                        engine
+                            .mint_token(&Principal::Root, &service, &identity, ttl)
+                            .await?
+                    }
+                };
+                println!("{}", minted.token);
+                Ok(())
+            }
+            Command::ApiKey { action } => {
+                let (engine, _, _) = ferrosync_server::open_engine(&server_config)?;
+                match action {
+                    ApiKeyAction::Create { name } => {
+                        let key = engine.create_api_key(&Principal::Root, name).await?;
+                        println!("sid:    {}\nsecret: {}", key.sid, key.secret);
+                        eprintln!("Store the secret now: it cannot be shown again.");
+                    }
+                    ApiKeyAction::List => {
+                        for key in engine.api_keys(&Principal::Root).await? {
+                            println!(
+                                "{}\t{}\t{}",
+                                key.sid,
+                                key.date_created.to_rfc3339(),
+                                key.friendly_name.unwrap_or_default()
+                            );
+                        }
+                    }
+                    ApiKeyAction::Delete { sid } => {
+                        engine.remove_api_key(&Principal::Root, &sid).await?;
+                        println!("deleted {sid}");
+                    }
+                }
+                Ok(())
+            }
+            Command::Bench(args) => bench::run(args).await,
+        }
+    })
+}
+
+async fn serve(
+    config: ServerConfig,
+    settings: Settings,
+    listen: Option<String>,
+) -> anyhow::Result<()> {
+    let listen = listen.unwrap_or_else(|| "127.0.0.1:7700".to_owned());
+    let (engine, creds, created) = ferrosync_server::open_engine(&config)?;
+    if created {
+        println!(
+            "Created root credentials in {} (shown once; `ferrosync credentials` prints them again):",
+            config.data_dir.display()
+        );
+        println!("  FERROSYNC_ACCOUNT_SID={}", creds.account_sid);
+        println!("  FERROSYNC_AUTH_TOKEN={}", creds.auth_token);
+    }
+    let state = AppState::new(engine, settings);
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), "ferrosync is serving");
+    ferrosync_server::run(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown requested; draining connections");
+}

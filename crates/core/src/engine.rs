@@ -5,7 +5,10 @@ use crate::auth::{self, Principal, RootCredentials, SecretBox};
 use crate::error::{CoreError, NotFoundKind};
 use crate::limits::Limits;
 use crate::log::SinceToken;
-use crate::model::{ApiKey, Item, ItemKey, ObjectKind, ObjectRef, OpenMode, Permission, Service, StreamMessage, SyncObject};
+use crate::model::{
+    ApiKey, Item, ItemKey, ObjectKind, ObjectRef, OpenMode, Permission, Service, StreamMessage,
+    SyncObject,
+};
 use crate::notify::ChangeNotifier;
 use crate::page::{Cursor, Page, PageRequest};
 use crate::rules::{self, Right};
@@ -83,8 +86,19 @@ fn now_secs() -> i64 {
 }
 
 impl Engine {
-    pub fn new(store: Arc<dyn Store>, limits: Limits, root: RootCredentials, secrets: SecretBox) -> Self {
-        Engine { store, limits, root, secrets, notifier: ChangeNotifier::default() }
+    pub fn new(
+        store: Arc<dyn Store>,
+        limits: Limits,
+        root: RootCredentials,
+        secrets: SecretBox,
+    ) -> Self {
+        Engine {
+            store,
+            limits,
+            root,
+            secrets,
+            notifier: ChangeNotifier::default(),
+        }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -106,7 +120,11 @@ impl Engine {
     // ----- authentication -------------------------------------------------------------------
 
     /// Basic auth: the root account or an API key.
-    pub async fn authenticate_basic(&self, user: &str, password: &str) -> Result<Principal, CoreError> {
+    pub async fn authenticate_basic(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Principal, CoreError> {
         if self.root.matches(user, password) {
             return Ok(Principal::Root);
         }
@@ -124,14 +142,17 @@ impl Engine {
     /// Bearer auth: an access token signed by one of our API keys.
     pub async fn authenticate_token(&self, token: &str) -> Result<Principal, CoreError> {
         let key_sid = auth::access_token_issuer(token)?;
-        let record = self
-            .store
-            .api_key(&key_sid)
-            .await?
-            .ok_or_else(|| CoreError::InvalidAccessToken("signing key is unknown or was deleted".into()))?;
+        let record = self.store.api_key(&key_sid).await?.ok_or_else(|| {
+            CoreError::InvalidAccessToken("signing key is unknown or was deleted".into())
+        })?;
         let secret = self.secrets.open(&record.sealed_secret)?;
-        let claims =
-            auth::verify_access_token(token, &self.root.account_sid, &secret, self.limits.max_token_ttl_secs, now_secs())?;
+        let claims = auth::verify_access_token(
+            token,
+            &self.root.account_sid,
+            &secret,
+            self.limits.max_token_ttl_secs,
+            now_secs(),
+        )?;
         let identity = claims
             .grants
             .identity
@@ -141,9 +162,17 @@ impl Engine {
             .grants
             .data_sync
             .and_then(|g| g.service_sid)
-            .ok_or_else(|| CoreError::InvalidAccessToken("token has no data_sync grant with a service_sid".into()))?;
+            .ok_or_else(|| {
+                CoreError::InvalidAccessToken(
+                    "token has no data_sync grant with a service_sid".into(),
+                )
+            })?;
         let service = self.resolve_service_ref(&service).await?;
-        Ok(Principal::Identity { identity, service_sid: service.sid, expires_at: claims.exp })
+        Ok(Principal::Identity {
+            identity,
+            service_sid: service.sid,
+            expires_at: claims.exp,
+        })
     }
 
     /// Mints an access token for `identity` on `service`, signed by `key` (or the first key,
@@ -159,11 +188,18 @@ impl Engine {
             Principal::ApiKey(sid) => sid.clone(),
             Principal::Root => match self.store.api_keys().await?.into_iter().next() {
                 Some(k) => k.sid,
-                None => self.create_api_key(principal, Some("default signing key".into())).await?.sid,
+                None => {
+                    self.create_api_key(principal, Some("default signing key".into()))
+                        .await?
+                        .sid
+                }
             },
-            Principal::Identity { .. } => return Err(CoreError::Forbidden("identities cannot mint tokens".into())),
+            Principal::Identity { .. } => {
+                return Err(CoreError::Forbidden("identities cannot mint tokens".into()));
+            }
         };
-        self.mint_token_with_key(principal, &signer, service, identity, ttl).await
+        self.mint_token_with_key(principal, &signer, service, identity, ttl)
+            .await
     }
 
     pub async fn mint_token_with_key(
@@ -180,7 +216,10 @@ impl Engine {
         if ttl == 0 || ttl > self.limits.max_token_ttl_secs {
             return Err(CoreError::invalid(
                 "ttl",
-                format!("must be between 1 and {} seconds, got {ttl}", self.limits.max_token_ttl_secs),
+                format!(
+                    "must be between 1 and {} seconds, got {ttl}",
+                    self.limits.max_token_ttl_secs
+                ),
             ));
         }
         let service = self.resolve_service_ref(service).await?;
@@ -191,13 +230,30 @@ impl Engine {
             .ok_or_else(|| CoreError::not_found(NotFoundKind::ApiKey, key.to_string()))?;
         let secret = self.secrets.open(&record.sealed_secret)?;
         let now = now_secs();
-        let token = auth::mint_access_token(&self.root.account_sid, key, &secret, identity, &service.sid, ttl, now)?;
-        Ok(MintedToken { token, identity: identity.to_owned(), service_sid: service.sid, expires_at: now + ttl as i64 })
+        let token = auth::mint_access_token(
+            &self.root.account_sid,
+            key,
+            &secret,
+            identity,
+            &service.sid,
+            ttl,
+            now,
+        )?;
+        Ok(MintedToken {
+            token,
+            identity: identity.to_owned(),
+            service_sid: service.sid,
+            expires_at: now + ttl as i64,
+        })
     }
 
     // ----- API keys -------------------------------------------------------------------------
 
-    pub async fn create_api_key(&self, principal: &Principal, friendly_name: Option<String>) -> Result<ApiKey, CoreError> {
+    pub async fn create_api_key(
+        &self,
+        principal: &Principal,
+        friendly_name: Option<String>,
+    ) -> Result<ApiKey, CoreError> {
         require_admin(principal)?;
         if let Some(name) = &friendly_name {
             check_len("friendly_name", name, 64)?;
@@ -214,13 +270,21 @@ impl Engine {
             sealed_secret: self.secrets.seal(&key.secret),
             date_created: key.date_created,
         };
-        self.store.execute(Actor::SYSTEM, Mutation::PutApiKey(record)).await?;
+        self.store
+            .execute(Actor::SYSTEM, Mutation::PutApiKey(record))
+            .await?;
         Ok(key)
     }
 
     pub async fn api_keys(&self, principal: &Principal) -> Result<Vec<ApiKey>, CoreError> {
         require_admin(principal)?;
-        Ok(self.store.api_keys().await?.into_iter().map(public_key).collect())
+        Ok(self
+            .store
+            .api_keys()
+            .await?
+            .into_iter()
+            .map(public_key)
+            .collect())
     }
 
     pub async fn api_key(&self, principal: &Principal, sid: &str) -> Result<ApiKey, CoreError> {
@@ -236,13 +300,19 @@ impl Engine {
     pub async fn remove_api_key(&self, principal: &Principal, sid: &str) -> Result<(), CoreError> {
         require_admin(principal)?;
         let sid = Sid::parse_kind(sid, SidKind::ApiKey)?;
-        self.store.execute(Actor::SYSTEM, Mutation::RemoveApiKey { sid }).await?;
+        self.store
+            .execute(Actor::SYSTEM, Mutation::RemoveApiKey { sid })
+            .await?;
         Ok(())
     }
 
     // ----- services -------------------------------------------------------------------------
 
-    pub async fn create_service(&self, principal: &Principal, spec: ServiceSpec) -> Result<Service, CoreError> {
+    pub async fn create_service(
+        &self,
+        principal: &Principal,
+        spec: ServiceSpec,
+    ) -> Result<Service, CoreError> {
         require_admin(principal)?;
         if let Some(n) = &spec.unique_name {
             self.validate_unique_name(n)?;
@@ -262,7 +332,12 @@ impl Engine {
         }
     }
 
-    pub async fn update_service(&self, principal: &Principal, service: &str, patch: ServicePatch) -> Result<Service, CoreError> {
+    pub async fn update_service(
+        &self,
+        principal: &Principal,
+        service: &str,
+        patch: ServicePatch,
+    ) -> Result<Service, CoreError> {
         require_admin(principal)?;
         if let Some(Some(n)) = &patch.unique_name {
             self.validate_unique_name(n)?;
@@ -283,20 +358,34 @@ impl Engine {
         }
     }
 
-    pub async fn remove_service(&self, principal: &Principal, service: &str) -> Result<(), CoreError> {
+    pub async fn remove_service(
+        &self,
+        principal: &Principal,
+        service: &str,
+    ) -> Result<(), CoreError> {
         require_admin(principal)?;
         let svc = self.resolve_service_ref(service).await?;
-        self.store.execute(Actor::SYSTEM, Mutation::RemoveService { service: svc.sid }).await?;
+        self.store
+            .execute(Actor::SYSTEM, Mutation::RemoveService { service: svc.sid })
+            .await?;
         Ok(())
     }
 
-    pub async fn service(&self, principal: &Principal, service: &str) -> Result<Service, CoreError> {
+    pub async fn service(
+        &self,
+        principal: &Principal,
+        service: &str,
+    ) -> Result<Service, CoreError> {
         let svc = self.resolve_service_ref(service).await?;
         check_service_reach(principal, &svc)?;
         Ok(svc)
     }
 
-    pub async fn services(&self, principal: &Principal, page: PageRequest) -> Result<Page<Service>, CoreError> {
+    pub async fn services(
+        &self,
+        principal: &Principal,
+        page: PageRequest,
+    ) -> Result<Page<Service>, CoreError> {
         require_admin(principal)?;
         let rows = self.store.services(&page).await?;
         Ok(page.finish(rows, |s| Cursor::Key(s.sid.to_string())))
@@ -305,7 +394,10 @@ impl Engine {
     /// Finds a service by SID or unique name.
     pub async fn resolve_service_ref(&self, service: &str) -> Result<Service, CoreError> {
         let r = ObjectRef::parse(service, SidKind::Service)?;
-        self.store.service(&r).await?.ok_or_else(|| CoreError::not_found(NotFoundKind::Service, service))
+        self.store
+            .service(&r)
+            .await?
+            .ok_or_else(|| CoreError::not_found(NotFoundKind::Service, service))
     }
 
     // ----- objects ----------------------------------------------------------------------------
@@ -325,18 +417,34 @@ impl Engine {
         self.validate_ttl("ttl", req.ttl)?;
         if let Some(data) = &req.data {
             if kind != ObjectKind::Document {
-                return Err(CoreError::invalid("data", format!("a {} has no data of its own", kind.as_str())));
+                return Err(CoreError::invalid(
+                    "data",
+                    format!("a {} has no data of its own", kind.as_str()),
+                ));
             }
             self.validate_document_data(data)?;
         }
-        let m = Mutation::OpenObject { service: svc.sid.clone(), kind, target, mode: req.mode, ttl: req.ttl, data: req.data };
+        let m = Mutation::OpenObject {
+            service: svc.sid.clone(),
+            kind,
+            target,
+            mode: req.mode,
+            ttl: req.ttl,
+            data: req.data,
+        };
         match self.run(&svc, principal, m).await? {
             Outcome::Object { object, created } => Ok((object, created)),
             other => Err(unexpected(other)),
         }
     }
 
-    pub async fn object(&self, principal: &Principal, service: &str, kind: ObjectKind, id: &str) -> Result<SyncObject, CoreError> {
+    pub async fn object(
+        &self,
+        principal: &Principal,
+        service: &str,
+        kind: ObjectKind,
+        id: &str,
+    ) -> Result<SyncObject, CoreError> {
         let svc = self.service(principal, service).await?;
         let object = self.find_object(&svc, kind, id).await?;
         self.check_read(principal, &svc, &object).await?;
@@ -352,7 +460,9 @@ impl Engine {
     ) -> Result<Page<SyncObject>, CoreError> {
         let svc = self.service(principal, service).await?;
         if !principal.is_admin() && svc.acl_enabled {
-            return Err(CoreError::Forbidden("listing objects needs server credentials when ACLs are enabled".into()));
+            return Err(CoreError::Forbidden(
+                "listing objects needs server credentials when ACLs are enabled".into(),
+            ));
         }
         let rows = self.store.objects(&svc.sid, kind, &page).await?;
         Ok(page.finish(rows, |o| Cursor::Key(o.sid.to_string())))
@@ -371,11 +481,21 @@ impl Engine {
         self.validate_ttl("ttl", patch.ttl)?;
         if let Some(data) = &patch.data {
             if kind != ObjectKind::Document {
-                return Err(CoreError::invalid("data", format!("a {} has no data of its own", kind.as_str())));
+                return Err(CoreError::invalid(
+                    "data",
+                    format!("a {} has no data of its own", kind.as_str()),
+                ));
             }
             self.validate_document_data(data)?;
         }
-        let m = Mutation::UpdateObject { service: svc.sid.clone(), kind, target, data: patch.data, ttl: patch.ttl, if_match: patch.if_match };
+        let m = Mutation::UpdateObject {
+            service: svc.sid.clone(),
+            kind,
+            target,
+            data: patch.data,
+            ttl: patch.ttl,
+            if_match: patch.if_match,
+        };
         match self.run(&svc, principal, m).await? {
             Outcome::Object { object, .. } => Ok(object),
             other => Err(unexpected(other)),
@@ -391,10 +511,19 @@ impl Engine {
         f: impl Fn(&Value) -> Value,
     ) -> Result<SyncObject, CoreError> {
         loop {
-            let current = self.object(principal, service, ObjectKind::Document, id).await?;
+            let current = self
+                .object(principal, service, ObjectKind::Document, id)
+                .await?;
             let data = f(current.data.as_ref().unwrap_or(&Value::Null));
-            let patch = ObjectPatch { data: Some(data), ttl: None, if_match: Some(current.revision) };
-            match self.update_object(principal, service, ObjectKind::Document, id, patch).await {
+            let patch = ObjectPatch {
+                data: Some(data),
+                ttl: None,
+                if_match: Some(current.revision),
+            };
+            match self
+                .update_object(principal, service, ObjectKind::Document, id, patch)
+                .await
+            {
                 Err(CoreError::RevisionMismatch { .. }) => continue,
                 other => return other,
             }
@@ -411,7 +540,17 @@ impl Engine {
     ) -> Result<(), CoreError> {
         let svc = self.service(principal, service).await?;
         let target = self.parse_object_ref(id, kind)?;
-        self.run(&svc, principal, Mutation::RemoveObject { service: svc.sid.clone(), kind, target, if_match }).await?;
+        self.run(
+            &svc,
+            principal,
+            Mutation::RemoveObject {
+                service: svc.sid.clone(),
+                kind,
+                target,
+                if_match,
+            },
+        )
+        .await?;
         Ok(())
     }
 
@@ -431,7 +570,13 @@ impl Engine {
         self.validate_item_data(&data)?;
         self.validate_ttl("ttl", ttl)?;
         self.validate_ttl("collection_ttl", collection_ttl)?;
-        let m = Mutation::AddListItem { service: svc.sid.clone(), target, data, ttl, collection_ttl };
+        let m = Mutation::AddListItem {
+            service: svc.sid.clone(),
+            target,
+            data,
+            ttl,
+            collection_ttl,
+        };
         match self.run(&svc, principal, m).await? {
             Outcome::Item { item, .. } => Ok(item),
             other => Err(unexpected(other)),
@@ -488,11 +633,29 @@ impl Engine {
         let svc = self.service(principal, service).await?;
         let target = self.parse_object_ref(id, kind)?;
         self.validate_item_key(kind, &key)?;
-        self.run(&svc, principal, Mutation::RemoveItem { service: svc.sid.clone(), kind, target, key, if_match }).await?;
+        self.run(
+            &svc,
+            principal,
+            Mutation::RemoveItem {
+                service: svc.sid.clone(),
+                kind,
+                target,
+                key,
+                if_match,
+            },
+        )
+        .await?;
         Ok(())
     }
 
-    pub async fn item(&self, principal: &Principal, service: &str, kind: ObjectKind, id: &str, key: &ItemKey) -> Result<Item, CoreError> {
+    pub async fn item(
+        &self,
+        principal: &Principal,
+        service: &str,
+        kind: ObjectKind,
+        id: &str,
+        key: &ItemKey,
+    ) -> Result<Item, CoreError> {
         let svc = self.service(principal, service).await?;
         let object = self.find_object(&svc, kind, id).await?;
         self.check_read(principal, &svc, &object).await?;
@@ -522,7 +685,13 @@ impl Engine {
 
     // ----- streams ----------------------------------------------------------------------------
 
-    pub async fn publish(&self, principal: &Principal, service: &str, stream: &str, data: Value) -> Result<StreamMessage, CoreError> {
+    pub async fn publish(
+        &self,
+        principal: &Principal,
+        service: &str,
+        stream: &str,
+        data: Value,
+    ) -> Result<StreamMessage, CoreError> {
         let svc = self.service(principal, service).await?;
         let target = self.parse_object_ref(stream, ObjectKind::Stream)?;
         if !data.is_object() {
@@ -530,9 +699,18 @@ impl Engine {
         }
         let size = json_size(&data);
         if size > self.limits.max_message_bytes {
-            return Err(CoreError::TooLarge { field: "data", size, limit: self.limits.max_message_bytes });
+            return Err(CoreError::TooLarge {
+                field: "data",
+                size,
+                limit: self.limits.max_message_bytes,
+            });
         }
-        let m = Mutation::Publish { service: svc.sid.clone(), target, message_sid: Sid::new(SidKind::StreamMessage), data };
+        let m = Mutation::Publish {
+            service: svc.sid.clone(),
+            target,
+            message_sid: Sid::new(SidKind::StreamMessage),
+            data,
+        };
         match self.run(&svc, principal, m).await? {
             Outcome::Message(msg) => Ok(msg),
             other => Err(unexpected(other)),
@@ -541,7 +719,13 @@ impl Engine {
 
     // ----- permissions ------------------------------------------------------------------------
 
-    pub async fn permissions(&self, principal: &Principal, service: &str, kind: ObjectKind, id: &str) -> Result<Vec<Permission>, CoreError> {
+    pub async fn permissions(
+        &self,
+        principal: &Principal,
+        service: &str,
+        kind: ObjectKind,
+        id: &str,
+    ) -> Result<Vec<Permission>, CoreError> {
         let svc = self.service(principal, service).await?;
         let object = self.find_object(&svc, kind, id).await?;
         self.check(principal, &svc, &object, Right::Manage).await?;
@@ -583,7 +767,15 @@ impl Engine {
         validate_identity(identity)?;
         let svc = self.service(principal, service).await?;
         let target = self.parse_object_ref(id, kind)?;
-        let m = Mutation::SetPermission { service: svc.sid.clone(), kind, target, identity: identity.to_owned(), read, write, manage };
+        let m = Mutation::SetPermission {
+            service: svc.sid.clone(),
+            kind,
+            target,
+            identity: identity.to_owned(),
+            read,
+            write,
+            manage,
+        };
         match self.run(&svc, principal, m).await? {
             Outcome::Permission(p) => Ok(p),
             other => Err(unexpected(other)),
@@ -600,7 +792,12 @@ impl Engine {
     ) -> Result<(), CoreError> {
         let svc = self.service(principal, service).await?;
         let target = self.parse_object_ref(id, kind)?;
-        let m = Mutation::RemovePermission { service: svc.sid.clone(), kind, target, identity: identity.to_owned() };
+        let m = Mutation::RemovePermission {
+            service: svc.sid.clone(),
+            kind,
+            target,
+            identity: identity.to_owned(),
+        };
         self.run(&svc, principal, m).await?;
         Ok(())
     }
@@ -609,8 +806,17 @@ impl Engine {
 
     /// The token for "now": a reader starting here sees only later events.
     pub async fn head_token(&self, service: &Service) -> Result<String, CoreError> {
-        let fresh = self.store.service(&ObjectRef::Sid(service.sid.clone())).await?.unwrap_or_else(|| service.clone());
-        Ok(SinceToken { epoch: self.store.epoch().to_owned(), service_sid: service.sid.clone(), seq: fresh.head_seq }.encode())
+        let fresh = self
+            .store
+            .service(&ObjectRef::Sid(service.sid.clone()))
+            .await?
+            .unwrap_or_else(|| service.clone());
+        Ok(SinceToken {
+            epoch: self.store.epoch().to_owned(),
+            service_sid: service.sid.clone(),
+            seq: fresh.head_seq,
+        }
+        .encode())
     }
 
     /// Resolves a since-token to a sequence number, refusing foreign and expired tokens.
@@ -631,7 +837,12 @@ impl Engine {
     }
 
     fn token_at(&self, service: &Sid, seq: u64) -> String {
-        SinceToken { epoch: self.store.epoch().to_owned(), service_sid: service.clone(), seq }.encode()
+        SinceToken {
+            epoch: self.store.epoch().to_owned(),
+            service_sid: service.clone(),
+            seq,
+        }
+        .encode()
     }
 
     /// Events after `since` (or from now when absent), waiting up to `timeout` for the first.
@@ -646,16 +857,30 @@ impl Engine {
     ) -> Result<Changes, CoreError> {
         let svc = self.service(principal, service).await?;
         if !principal.is_admin() && svc.acl_enabled {
-            return Err(CoreError::Forbidden("reading the whole change log needs server credentials when ACLs are enabled".into()));
+            return Err(CoreError::Forbidden(
+                "reading the whole change log needs server credentials when ACLs are enabled"
+                    .into(),
+            ));
         }
         if limit == 0 || limit > self.limits.max_page_size {
-            return Err(CoreError::invalid("limit", format!("must be between 1 and {}, got {limit}", self.limits.max_page_size)));
+            return Err(CoreError::invalid(
+                "limit",
+                format!(
+                    "must be between 1 and {}, got {limit}",
+                    self.limits.max_page_size
+                ),
+            ));
         }
         // Subscribe first, then read, then wait: a commit between the read and the wait still wakes us.
         let mut wake = self.notifier.subscribe(&svc.sid);
         let mut after = match since {
             Some(t) => self.since_seq(&svc, t).await?,
-            None => self.store.service(&ObjectRef::Sid(svc.sid.clone())).await?.map(|s| s.head_seq).unwrap_or(0),
+            None => self
+                .store
+                .service(&ObjectRef::Sid(svc.sid.clone()))
+                .await?
+                .map(|s| s.head_seq)
+                .unwrap_or(0),
         };
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -669,21 +894,41 @@ impl Engine {
                 let head = *wake.borrow_and_update();
                 after = after.max(head.min(self.current_head(&svc.sid).await?));
             }
-            if tokio::time::timeout_at(deadline, wake.changed()).await.is_err() {
-                return Ok(Changes { events, next: self.token_at(&svc.sid, after) });
+            if tokio::time::timeout_at(deadline, wake.changed())
+                .await
+                .is_err()
+            {
+                return Ok(Changes {
+                    events,
+                    next: self.token_at(&svc.sid, after),
+                });
             }
         }
     }
 
     async fn current_head(&self, service: &Sid) -> Result<u64, CoreError> {
-        Ok(self.store.service(&ObjectRef::Sid(service.clone())).await?.map(|s| s.head_seq).unwrap_or(0))
+        Ok(self
+            .store
+            .service(&ObjectRef::Sid(service.clone()))
+            .await?
+            .map(|s| s.head_seq)
+            .unwrap_or(0))
     }
 
     // ----- background work --------------------------------------------------------------------
 
     /// Removes what has expired; returns how many objects and items went.
     pub async fn expire_due(&self) -> Result<u64, CoreError> {
-        let applied = self.store.execute(Actor::SYSTEM, Mutation::Expire { now: Timestamp::now(), limit: 500 }).await?;
+        let applied = self
+            .store
+            .execute(
+                Actor::SYSTEM,
+                Mutation::Expire {
+                    now: Timestamp::now(),
+                    limit: 500,
+                },
+            )
+            .await?;
         self.wake(&applied.events);
         Ok(match applied.outcome {
             Outcome::Expired { removed } => removed,
@@ -693,8 +938,12 @@ impl Engine {
 
     /// Drops change-log events older than the retention window.
     pub async fn prune_log(&self) -> Result<u64, CoreError> {
-        let before = Timestamp(Timestamp::now().millis() - (self.limits.retention_secs as i64) * 1000);
-        let applied = self.store.execute(Actor::SYSTEM, Mutation::Prune { before }).await?;
+        let before =
+            Timestamp(Timestamp::now().millis() - (self.limits.retention_secs as i64) * 1000);
+        let applied = self
+            .store
+            .execute(Actor::SYSTEM, Mutation::Prune { before })
+            .await?;
         Ok(match applied.outcome {
             Outcome::Pruned { events } => events,
             _ => 0,
@@ -703,7 +952,12 @@ impl Engine {
 
     // ----- helpers ----------------------------------------------------------------------------
 
-    async fn run(&self, svc: &Service, principal: &Principal, m: Mutation) -> Result<Outcome, CoreError> {
+    async fn run(
+        &self,
+        svc: &Service,
+        principal: &Principal,
+        m: Mutation,
+    ) -> Result<Outcome, CoreError> {
         check_service_reach(principal, svc)?;
         let applied = self.store.execute(principal.actor(), m).await?;
         self.wake(&applied.events);
@@ -716,7 +970,12 @@ impl Engine {
         }
     }
 
-    async fn find_object(&self, svc: &Service, kind: ObjectKind, id: &str) -> Result<SyncObject, CoreError> {
+    async fn find_object(
+        &self,
+        svc: &Service,
+        kind: ObjectKind,
+        id: &str,
+    ) -> Result<SyncObject, CoreError> {
         let r = self.parse_object_ref(id, kind)?;
         self.store
             .object(&svc.sid, kind, &r)
@@ -725,20 +984,39 @@ impl Engine {
     }
 
     /// Resolves and authorises read access to an object, for subscriptions.
-    pub async fn readable_object(&self, principal: &Principal, service: &Service, kind: ObjectKind, id: &str) -> Result<SyncObject, CoreError> {
+    pub async fn readable_object(
+        &self,
+        principal: &Principal,
+        service: &Service,
+        kind: ObjectKind,
+        id: &str,
+    ) -> Result<SyncObject, CoreError> {
         check_service_reach(principal, service)?;
         let object = self.find_object(service, kind, id).await?;
         self.check_read(principal, service, &object).await?;
         Ok(object)
     }
 
-    async fn check_read(&self, principal: &Principal, svc: &Service, object: &SyncObject) -> Result<(), CoreError> {
+    async fn check_read(
+        &self,
+        principal: &Principal,
+        svc: &Service,
+        object: &SyncObject,
+    ) -> Result<(), CoreError> {
         self.check(principal, svc, object, Right::Read).await
     }
 
-    async fn check(&self, principal: &Principal, svc: &Service, object: &SyncObject, right: Right) -> Result<(), CoreError> {
+    async fn check(
+        &self,
+        principal: &Principal,
+        svc: &Service,
+        object: &SyncObject,
+        right: Right,
+    ) -> Result<(), CoreError> {
         let actor = principal.actor();
-        let Some(identity) = &actor.identity else { return Ok(()) };
+        let Some(identity) = &actor.identity else {
+            return Ok(());
+        };
         if !svc.acl_enabled {
             return Ok(());
         }
@@ -770,11 +1048,17 @@ impl Engine {
         if chars > self.limits.max_name_chars {
             return Err(CoreError::invalid(
                 "unique_name",
-                format!("is {chars} characters long, the limit is {}", self.limits.max_name_chars),
+                format!(
+                    "is {chars} characters long, the limit is {}",
+                    self.limits.max_name_chars
+                ),
             ));
         }
         if looks_like_sid(name) {
-            return Err(CoreError::invalid("unique_name", "must not have the shape of a SID"));
+            return Err(CoreError::invalid(
+                "unique_name",
+                "must not have the shape of a SID",
+            ));
         }
         Ok(())
     }
@@ -785,13 +1069,25 @@ impl Engine {
             (ObjectKind::Map, ItemKey::Key(k)) => {
                 let chars = k.chars().count();
                 if chars == 0 || chars > self.limits.max_name_chars {
-                    Err(CoreError::invalid("key", format!("must be 1 to {} characters long, got {chars}", self.limits.max_name_chars)))
+                    Err(CoreError::invalid(
+                        "key",
+                        format!(
+                            "must be 1 to {} characters long, got {chars}",
+                            self.limits.max_name_chars
+                        ),
+                    ))
                 } else {
                     Ok(())
                 }
             }
-            (ObjectKind::List, ItemKey::Key(k)) => Err(CoreError::invalid("index", format!("'{k}' is not a list index"))),
-            _ => Err(CoreError::invalid("key", format!("a {} has no items", kind.as_str()))),
+            (ObjectKind::List, ItemKey::Key(k)) => Err(CoreError::invalid(
+                "index",
+                format!("'{k}' is not a list index"),
+            )),
+            _ => Err(CoreError::invalid(
+                "key",
+                format!("a {} has no items", kind.as_str()),
+            )),
         }
     }
 
@@ -808,16 +1104,24 @@ impl Engine {
         }
         let size = json_size(data);
         if size > self.limits.max_data_bytes {
-            return Err(CoreError::TooLarge { field: "data", size, limit: self.limits.max_data_bytes });
+            return Err(CoreError::TooLarge {
+                field: "data",
+                size,
+                limit: self.limits.max_data_bytes,
+            });
         }
         Ok(())
     }
 
     fn validate_ttl(&self, field: &'static str, ttl: Option<u64>) -> Result<(), CoreError> {
         match ttl {
-            Some(t) if t > self.limits.max_ttl_secs => {
-                Err(CoreError::invalid(field, format!("must be between 0 and {} seconds, got {t}", self.limits.max_ttl_secs)))
-            }
+            Some(t) if t > self.limits.max_ttl_secs => Err(CoreError::invalid(
+                field,
+                format!(
+                    "must be between 0 and {} seconds, got {t}",
+                    self.limits.max_ttl_secs
+                ),
+            )),
             _ => Ok(()),
         }
     }
@@ -830,7 +1134,10 @@ fn json_size(v: &Value) -> usize {
 fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), CoreError> {
     let n = value.chars().count();
     if n > max {
-        return Err(CoreError::invalid(field, format!("is {n} characters long, the limit is {max}")));
+        return Err(CoreError::invalid(
+            field,
+            format!("is {n} characters long, the limit is {max}"),
+        ));
     }
     Ok(())
 }
@@ -846,23 +1153,32 @@ fn require_admin(principal: &Principal) -> Result<(), CoreError> {
     if principal.is_admin() {
         Ok(())
     } else {
-        Err(CoreError::Forbidden("this needs server credentials (the account or an API key)".into()))
+        Err(CoreError::Forbidden(
+            "this needs server credentials (the account or an API key)".into(),
+        ))
     }
 }
 
 fn check_service_reach(principal: &Principal, svc: &Service) -> Result<(), CoreError> {
     match principal {
-        Principal::Identity { service_sid, .. } if service_sid != &svc.sid => {
-            Err(CoreError::Forbidden("the access token is for another service".into()))
-        }
+        Principal::Identity { service_sid, .. } if service_sid != &svc.sid => Err(
+            CoreError::Forbidden("the access token is for another service".into()),
+        ),
         _ => Ok(()),
     }
 }
 
 fn public_key(r: ApiKeyRecord) -> ApiKey {
-    ApiKey { sid: r.sid, friendly_name: r.friendly_name, secret: String::new(), date_created: r.date_created }
+    ApiKey {
+        sid: r.sid,
+        friendly_name: r.friendly_name,
+        secret: String::new(),
+        date_created: r.date_created,
+    }
 }
 
 fn unexpected(outcome: Outcome) -> CoreError {
-    CoreError::Store(crate::store::StoreError::Backend(format!("unexpected outcome {outcome:?}")))
+    CoreError::Store(crate::store::StoreError::Backend(format!(
+        "unexpected outcome {outcome:?}"
+    )))
 }

@@ -1,1 +1,85 @@
+//! Ferrosync's server: the native REST and WebSocket API over the core engine, realtime
+//! fan-out, and the operations endpoints. [`run`] takes its listener and a shutdown future so
+//! tests and the binary start it the same way.
 
+pub mod api;
+pub mod background;
+pub mod bootstrap;
+pub mod observe;
+pub mod realtime;
+pub mod state;
+
+pub use bootstrap::{Credentials, ServerConfig, open_engine};
+pub use state::AppState;
+
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Serves `state` on `listener` until `shutdown` resolves, then drains connections: WebSockets
+/// are closed with "going away" and long-polls return early.
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let cancel = state.shutdown.clone();
+    let background = background::spawn(state.clone());
+    let app = api::router(state.clone());
+    let graceful = {
+        let cancel = cancel.clone();
+        async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = cancel.cancelled() => {}
+            }
+            cancel.cancel();
+        }
+    };
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(graceful)
+    .await;
+    cancel.cancel();
+    background.close();
+    background.wait().await;
+    result
+}
+
+/// A server started in the background on 127.0.0.1, for tests and `ferrosync bench`.
+pub struct RunningServer {
+    pub addr: std::net::SocketAddr,
+    pub state: Arc<AppState>,
+    stop: CancellationToken,
+    handle: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    pub async fn start(state: Arc<AppState>) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let stop = CancellationToken::new();
+        let signal = stop.clone();
+        let handle = tokio::spawn(run(listener, state.clone(), async move {
+            signal.cancelled().await
+        }));
+        Ok(RunningServer {
+            addr,
+            state,
+            stop,
+            handle,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn stop(self) -> std::io::Result<()> {
+        self.stop.cancel();
+        self.handle.await.map_err(std::io::Error::other)?
+    }
+}

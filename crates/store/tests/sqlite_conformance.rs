@@ -11,7 +11,9 @@ async fn sqlite_store_passes_the_conformance_suite() {
     ferrosync_store::conformance::run_all(|| {
         let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = dir.path().join(format!("store-{n}.db"));
-        async move { Arc::new(SqliteStore::open(&path, Durability::Full).expect("opens")) as Arc<dyn Store> }
+        async move {
+            Arc::new(SqliteStore::open(&path, Durability::Full).expect("opens")) as Arc<dyn Store>
+        }
     })
     .await;
 }
@@ -29,7 +31,10 @@ async fn reopening_keeps_the_epoch_and_the_data() {
             friendly_name: None,
             acl_enabled: false,
         };
-        store.execute(ferrosync_core::store::Actor::SYSTEM, m).await.expect("created");
+        store
+            .execute(ferrosync_core::store::Actor::SYSTEM, m)
+            .await
+            .expect("created");
         store.epoch().to_owned()
     };
     let store = SqliteStore::open(&path, Durability::Full).expect("reopens");

@@ -1,7 +1,9 @@
 //! SQL shared by the writer's transaction and the read pool: one function per query.
 
 use ferrosync_core::log::{Event, EventDraft};
-use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
+use ferrosync_core::model::{
+    Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject,
+};
 use ferrosync_core::page::{Cursor, Order, PageRequest};
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::{ApiKeyRecord, StoreError, StoredEvent};
@@ -13,7 +15,10 @@ use serde_json::value::RawValue;
 pub(crate) fn err(e: rusqlite::Error) -> StoreError {
     match e {
         rusqlite::Error::SqliteFailure(f, _)
-            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
         {
             StoreError::Unavailable(e.to_string())
         }
@@ -32,15 +37,15 @@ fn sid_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Sid> {
 
 fn json_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<serde_json::Value>> {
     let s: Option<String> = row.get(idx)?;
-    s.map(|s| serde_json::from_str(&s).map_err(|_| corrupt("json"))).transpose()
+    s.map(|s| serde_json::from_str(&s).map_err(|_| corrupt("json")))
+        .transpose()
 }
 
 fn ts(v: Option<i64>) -> Option<Timestamp> {
     v.map(Timestamp)
 }
 
-const SERVICE_COLS: &str =
-    "sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated, head_seq, pruned_seq";
+const SERVICE_COLS: &str = "sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated, head_seq, pruned_seq";
 
 fn service_row(row: &Row<'_>) -> rusqlite::Result<Service> {
     Ok(Service {
@@ -61,15 +66,19 @@ pub(crate) fn service(conn: &Connection, r: &ObjectRef) -> Result<Option<Service
         ObjectRef::Sid(s) => ("sid", s.as_str()),
         ObjectRef::UniqueName(n) => ("unique_name", n.as_str()),
     };
-    conn.prepare_cached(&format!("SELECT {SERVICE_COLS} FROM services WHERE {col} = ?1"))
-        .and_then(|mut st| st.query_row([val], service_row).optional())
-        .map_err(err)
+    conn.prepare_cached(&format!(
+        "SELECT {SERVICE_COLS} FROM services WHERE {col} = ?1"
+    ))
+    .and_then(|mut st| st.query_row([val], service_row).optional())
+    .map_err(err)
 }
 
 pub(crate) fn services(conn: &Connection, page: &PageRequest) -> Result<Vec<Service>, StoreError> {
     let (cond, bound) = key_bound(page, "sid");
     let order = sql_order(page.order);
-    let sql = format!("SELECT {SERVICE_COLS} FROM services WHERE 1=1 {cond} ORDER BY sid {order} LIMIT ?");
+    let sql = format!(
+        "SELECT {SERVICE_COLS} FROM services WHERE 1=1 {cond} ORDER BY sid {order} LIMIT ?"
+    );
     let mut args: Vec<SqlValue> = bound.into_iter().collect();
     args.push(SqlValue::Integer(page.limit as i64 + 1));
     query_all(conn, &sql, args, service_row)
@@ -97,8 +106,7 @@ pub(crate) fn put_service(conn: &Connection, s: &Service) -> Result<(), StoreErr
     .map_err(err)
 }
 
-const OBJECT_COLS: &str =
-    "sid, service_sid, kind, unique_name, data, revision, next_index, date_created, date_updated, date_expires, created_by";
+const OBJECT_COLS: &str = "sid, service_sid, kind, unique_name, data, revision, next_index, date_created, date_updated, date_expires, created_by";
 
 fn object_row(row: &Row<'_>) -> rusqlite::Result<SyncObject> {
     Ok(SyncObject {
@@ -116,7 +124,12 @@ fn object_row(row: &Row<'_>) -> rusqlite::Result<SyncObject> {
     })
 }
 
-pub(crate) fn object(conn: &Connection, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> Result<Option<SyncObject>, StoreError> {
+pub(crate) fn object(
+    conn: &Connection,
+    service: &Sid,
+    kind: ObjectKind,
+    r: &ObjectRef,
+) -> Result<Option<SyncObject>, StoreError> {
     let (col, val) = match r {
         ObjectRef::Sid(s) => ("sid", s.as_str()),
         ObjectRef::UniqueName(n) => ("unique_name", n.as_str()),
@@ -124,23 +137,37 @@ pub(crate) fn object(conn: &Connection, service: &Sid, kind: ObjectKind, r: &Obj
     conn.prepare_cached(&format!(
         "SELECT {OBJECT_COLS} FROM objects WHERE service_sid = ?1 AND kind = ?2 AND {col} = ?3"
     ))
-    .and_then(|mut st| st.query_row(params![service.as_str(), kind.code(), val], object_row).optional())
+    .and_then(|mut st| {
+        st.query_row(params![service.as_str(), kind.code(), val], object_row)
+            .optional()
+    })
     .map_err(err)
 }
 
-pub(crate) fn object_by_sid(conn: &Connection, sid: &Sid) -> Result<Option<SyncObject>, StoreError> {
+pub(crate) fn object_by_sid(
+    conn: &Connection,
+    sid: &Sid,
+) -> Result<Option<SyncObject>, StoreError> {
     conn.prepare_cached(&format!("SELECT {OBJECT_COLS} FROM objects WHERE sid = ?1"))
         .and_then(|mut st| st.query_row([sid.as_str()], object_row).optional())
         .map_err(err)
 }
 
-pub(crate) fn objects(conn: &Connection, service: &Sid, kind: ObjectKind, page: &PageRequest) -> Result<Vec<SyncObject>, StoreError> {
+pub(crate) fn objects(
+    conn: &Connection,
+    service: &Sid,
+    kind: ObjectKind,
+    page: &PageRequest,
+) -> Result<Vec<SyncObject>, StoreError> {
     let (cond, bound) = key_bound(page, "sid");
     let order = sql_order(page.order);
     let sql = format!(
         "SELECT {OBJECT_COLS} FROM objects WHERE service_sid = ? AND kind = ? {cond} ORDER BY sid {order} LIMIT ?"
     );
-    let mut args = vec![SqlValue::Text(service.to_string()), SqlValue::Integer(kind.code())];
+    let mut args = vec![
+        SqlValue::Text(service.to_string()),
+        SqlValue::Integer(kind.code()),
+    ];
     args.extend(bound);
     args.push(SqlValue::Integer(page.limit as i64 + 1));
     query_all(conn, &sql, args, object_row)
@@ -201,20 +228,38 @@ fn key_parts(key: &ItemKey) -> (&str, i64) {
     }
 }
 
-pub(crate) fn item(conn: &Connection, object: &Sid, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+pub(crate) fn item(
+    conn: &Connection,
+    object: &Sid,
+    key: &ItemKey,
+) -> Result<Option<Item>, StoreError> {
     let (k, i) = key_parts(key);
     conn.prepare_cached(&format!(
         "SELECT {ITEM_COLS} FROM items WHERE object_sid = ?1 AND item_key = ?2 AND item_index = ?3"
     ))
-    .and_then(|mut st| st.query_row(params![object.as_str(), k, i], item_row).optional())
+    .and_then(|mut st| {
+        st.query_row(params![object.as_str(), k, i], item_row)
+            .optional()
+    })
     .map_err(err)
 }
 
-pub(crate) fn items(conn: &Connection, object: &Sid, kind: ObjectKind, page: &PageRequest) -> Result<Vec<Item>, StoreError> {
-    let col = if kind == ObjectKind::List { "item_index" } else { "item_key" };
+pub(crate) fn items(
+    conn: &Connection,
+    object: &Sid,
+    kind: ObjectKind,
+    page: &PageRequest,
+) -> Result<Vec<Item>, StoreError> {
+    let col = if kind == ObjectKind::List {
+        "item_index"
+    } else {
+        "item_key"
+    };
     let (cond, bound) = key_bound(page, col);
     let order = sql_order(page.order);
-    let sql = format!("SELECT {ITEM_COLS} FROM items WHERE object_sid = ? {cond} ORDER BY item_key {order}, item_index {order} LIMIT ?");
+    let sql = format!(
+        "SELECT {ITEM_COLS} FROM items WHERE object_sid = ? {cond} ORDER BY item_key {order}, item_index {order} LIMIT ?"
+    );
     let mut args = vec![SqlValue::Text(object.to_string())];
     args.extend(bound);
     args.push(SqlValue::Integer(page.limit as i64 + 1));
@@ -247,12 +292,18 @@ pub(crate) fn put_item(conn: &Connection, item: &Item) -> Result<(), StoreError>
     .map_err(err)
 }
 
-pub(crate) fn delete_item(conn: &Connection, object: &Sid, key: &ItemKey) -> Result<(), StoreError> {
+pub(crate) fn delete_item(
+    conn: &Connection,
+    object: &Sid,
+    key: &ItemKey,
+) -> Result<(), StoreError> {
     let (k, i) = key_parts(key);
-    conn.prepare_cached("DELETE FROM items WHERE object_sid = ?1 AND item_key = ?2 AND item_index = ?3")
-        .and_then(|mut st| st.execute(params![object.as_str(), k, i]))
-        .map(drop)
-        .map_err(err)
+    conn.prepare_cached(
+        "DELETE FROM items WHERE object_sid = ?1 AND item_key = ?2 AND item_index = ?3",
+    )
+    .and_then(|mut st| st.execute(params![object.as_str(), k, i]))
+    .map(drop)
+    .map_err(err)
 }
 
 fn permission_row(row: &Row<'_>) -> rusqlite::Result<Permission> {
@@ -265,7 +316,11 @@ fn permission_row(row: &Row<'_>) -> rusqlite::Result<Permission> {
     })
 }
 
-pub(crate) fn permission(conn: &Connection, object: &Sid, identity: &str) -> Result<Option<Permission>, StoreError> {
+pub(crate) fn permission(
+    conn: &Connection,
+    object: &Sid,
+    identity: &str,
+) -> Result<Option<Permission>, StoreError> {
     conn.prepare_cached(
         "SELECT object_sid, identity, can_read, can_write, can_manage FROM permissions WHERE object_sid = ?1 AND identity = ?2",
     )
@@ -293,24 +348,45 @@ pub(crate) fn put_permission(conn: &Connection, p: &Permission) -> Result<(), St
     .map_err(err)
 }
 
-pub(crate) fn delete_permission(conn: &Connection, object: &Sid, identity: &str) -> Result<bool, StoreError> {
+pub(crate) fn delete_permission(
+    conn: &Connection,
+    object: &Sid,
+    identity: &str,
+) -> Result<bool, StoreError> {
     conn.prepare_cached("DELETE FROM permissions WHERE object_sid = ?1 AND identity = ?2")
         .and_then(|mut st| st.execute(params![object.as_str(), identity]))
         .map(|n| n > 0)
         .map_err(err)
 }
 
-pub(crate) fn append_event(conn: &Connection, epoch: &str, service: &Sid, draft: EventDraft) -> Result<Event, StoreError> {
+pub(crate) fn append_event(
+    conn: &Connection,
+    epoch: &str,
+    service: &Sid,
+    draft: EventDraft,
+) -> Result<Event, StoreError> {
     // The counter row is bumped inside the write transaction, so commit order is seq order.
     let seq: i64 = conn
-        .prepare_cached("UPDATE services SET head_seq = head_seq + 1 WHERE sid = ?1 RETURNING head_seq")
+        .prepare_cached(
+            "UPDATE services SET head_seq = head_seq + 1 WHERE sid = ?1 RETURNING head_seq",
+        )
         .and_then(|mut st| st.query_row([service.as_str()], |r| r.get(0)))
         .map_err(err)?;
     let event = draft.into_event(epoch, service.clone(), seq as u64);
     let body = serde_json::to_string(&event).map_err(|e| StoreError::Backend(e.to_string()))?;
-    conn.prepare_cached("INSERT INTO events (service_sid, seq, object_sid, date, body) VALUES (?1, ?2, ?3, ?4, ?5)")
-        .and_then(|mut st| st.execute(params![service.as_str(), seq, event.object_sid.as_str(), event.date.0, body]))
-        .map_err(err)?;
+    conn.prepare_cached(
+        "INSERT INTO events (service_sid, seq, object_sid, date, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            service.as_str(),
+            seq,
+            event.object_sid.as_str(),
+            event.date.0,
+            body
+        ])
+    })
+    .map_err(err)?;
     Ok(event)
 }
 
@@ -323,12 +399,22 @@ fn stored_event_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     })
 }
 
-pub(crate) fn events(conn: &Connection, service: &Sid, after: u64, object: Option<&Sid>, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+pub(crate) fn events(
+    conn: &Connection,
+    service: &Sid,
+    after: u64,
+    object: Option<&Sid>,
+    limit: u32,
+) -> Result<Vec<StoredEvent>, StoreError> {
     match object {
         None => query_all(
             conn,
             "SELECT seq, object_sid, body FROM events WHERE service_sid = ? AND seq > ? ORDER BY seq LIMIT ?",
-            vec![SqlValue::Text(service.to_string()), SqlValue::Integer(after as i64), SqlValue::Integer(limit as i64)],
+            vec![
+                SqlValue::Text(service.to_string()),
+                SqlValue::Integer(after as i64),
+                SqlValue::Integer(limit as i64),
+            ],
             stored_event_row,
         ),
         Some(object) => query_all(
@@ -345,19 +431,31 @@ pub(crate) fn events(conn: &Connection, service: &Sid, after: u64, object: Optio
     }
 }
 
-pub(crate) fn expired_objects(conn: &Connection, now: Timestamp, limit: u32) -> Result<Vec<SyncObject>, StoreError> {
+pub(crate) fn expired_objects(
+    conn: &Connection,
+    now: Timestamp,
+    limit: u32,
+) -> Result<Vec<SyncObject>, StoreError> {
     query_all(
         conn,
-        &format!("SELECT {OBJECT_COLS} FROM objects WHERE date_expires IS NOT NULL AND date_expires <= ? ORDER BY date_expires LIMIT ?"),
+        &format!(
+            "SELECT {OBJECT_COLS} FROM objects WHERE date_expires IS NOT NULL AND date_expires <= ? ORDER BY date_expires LIMIT ?"
+        ),
         vec![SqlValue::Integer(now.0), SqlValue::Integer(limit as i64)],
         object_row,
     )
 }
 
-pub(crate) fn expired_items(conn: &Connection, now: Timestamp, limit: u32) -> Result<Vec<Item>, StoreError> {
+pub(crate) fn expired_items(
+    conn: &Connection,
+    now: Timestamp,
+    limit: u32,
+) -> Result<Vec<Item>, StoreError> {
     query_all(
         conn,
-        &format!("SELECT {ITEM_COLS} FROM items WHERE date_expires IS NOT NULL AND date_expires <= ? ORDER BY date_expires LIMIT ?"),
+        &format!(
+            "SELECT {ITEM_COLS} FROM items WHERE date_expires IS NOT NULL AND date_expires <= ? ORDER BY date_expires LIMIT ?"
+        ),
         vec![SqlValue::Integer(now.0), SqlValue::Integer(limit as i64)],
         item_row,
     )
@@ -393,13 +491,20 @@ fn api_key_row(row: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
 }
 
 pub(crate) fn api_key(conn: &Connection, sid: &Sid) -> Result<Option<ApiKeyRecord>, StoreError> {
-    conn.prepare_cached("SELECT sid, friendly_name, sealed_secret, date_created FROM api_keys WHERE sid = ?1")
-        .and_then(|mut st| st.query_row([sid.as_str()], api_key_row).optional())
-        .map_err(err)
+    conn.prepare_cached(
+        "SELECT sid, friendly_name, sealed_secret, date_created FROM api_keys WHERE sid = ?1",
+    )
+    .and_then(|mut st| st.query_row([sid.as_str()], api_key_row).optional())
+    .map_err(err)
 }
 
 pub(crate) fn api_keys(conn: &Connection) -> Result<Vec<ApiKeyRecord>, StoreError> {
-    query_all(conn, "SELECT sid, friendly_name, sealed_secret, date_created FROM api_keys ORDER BY date_created, sid", vec![], api_key_row)
+    query_all(
+        conn,
+        "SELECT sid, friendly_name, sealed_secret, date_created FROM api_keys ORDER BY date_created, sid",
+        vec![],
+        api_key_row,
+    )
 }
 
 pub(crate) fn put_api_key(conn: &Connection, k: &ApiKeyRecord) -> Result<(), StoreError> {
@@ -454,6 +559,8 @@ fn query_all<T>(
     map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>, StoreError> {
     let mut st = conn.prepare_cached(sql).map_err(err)?;
-    let rows = st.query_map(rusqlite::params_from_iter(args), map).map_err(err)?;
+    let rows = st
+        .query_map(rusqlite::params_from_iter(args), map)
+        .map_err(err)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(err)
 }

@@ -1,0 +1,120 @@
+//! The configuration file and logging. Precedence: flags, then `FERROSYNC_*` environment
+//! variables, then the file, then defaults.
+
+use anyhow::Context;
+use ferrosync_core::Limits;
+use ferrosync_server::ServerConfig;
+use ferrosync_server::state::Settings;
+use ferrosync_store::sqlite::Durability;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilitySetting {
+    #[default]
+    Full,
+    Normal,
+}
+
+/// `ferrosync.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on (default 127.0.0.1:7700).
+    pub listen: Option<String>,
+    /// Data directory (default ./ferrosync-data).
+    pub data_dir: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+    /// `full` (fsync every commit, default) or `normal` (survives process crashes only).
+    pub durability: Option<DurabilitySetting>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub realtime: RealtimeConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealtimeConfig {
+    pub outbound_queue: Option<usize>,
+    pub keepalive_secs: Option<u64>,
+    pub max_subscriptions: Option<usize>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("invalid configuration in {}", path.display()))
+    }
+
+    pub fn server_config(&self, data_dir: Option<PathBuf>) -> anyhow::Result<ServerConfig> {
+        let dir = data_dir
+            .or_else(|| self.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("./ferrosync-data"));
+        let mut config = ServerConfig::new(dir);
+        config.limits = self.limits.clone();
+        config.account_sid = std::env::var("FERROSYNC_ACCOUNT_SID")
+            .ok()
+            .filter(|s| !s.is_empty());
+        config.auth_token = std::env::var("FERROSYNC_AUTH_TOKEN")
+            .ok()
+            .filter(|s| !s.is_empty());
+        config.master_key = std::env::var("FERROSYNC_MASTER_KEY")
+            .ok()
+            .filter(|s| !s.is_empty());
+        if let Ok(secs) = std::env::var("FERROSYNC_RETENTION_SECS") {
+            config.limits.retention_secs = secs
+                .parse()
+                .context("FERROSYNC_RETENTION_SECS must be a number of seconds")?;
+        }
+        let durability = match std::env::var("FERROSYNC_DURABILITY").ok().as_deref() {
+            Some("normal") => DurabilitySetting::Normal,
+            Some("full") => DurabilitySetting::Full,
+            Some(other) => {
+                anyhow::bail!("FERROSYNC_DURABILITY must be full or normal, got {other}")
+            }
+            None => self.durability.unwrap_or_default(),
+        };
+        config.durability = match durability {
+            DurabilitySetting::Full => Durability::Full,
+            DurabilitySetting::Normal => Durability::Normal,
+        };
+        Ok(config)
+    }
+
+    pub fn settings(&self) -> Settings {
+        let d = Settings::default();
+        Settings {
+            outbound_queue: self.realtime.outbound_queue.unwrap_or(d.outbound_queue),
+            keepalive_secs: self.realtime.keepalive_secs.unwrap_or(d.keepalive_secs),
+            token_warning_secs: d.token_warning_secs,
+            max_subscriptions: self
+                .realtime
+                .max_subscriptions
+                .unwrap_or(d.max_subscriptions),
+        }
+    }
+}
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

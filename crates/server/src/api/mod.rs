@@ -1,0 +1,27 @@
+//! The HTTP surface: one module per face, plus the operations endpoints.
+
+pub mod native;
+pub mod ops;
+
+use crate::state::AppState;
+use axum::Router;
+use std::sync::Arc;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .merge(ops::router())
+        .nest("/api/v1", native::router::router())
+        .fallback(native::error::route_not_found)
+        .layer(axum::middleware::from_fn(crate::observe::track))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .layer(SetSensitiveRequestHeadersLayer::new([axum::http::header::AUTHORIZATION]))
+        .layer(CatchPanicLayer::custom(native::error::panic_response))
+        .with_state(state)
+}

@@ -1,0 +1,167 @@
+//! Extractors that speak the native error format: authentication, JSON bodies, query strings
+//! and If-Match.
+
+use super::error::ApiError;
+use crate::state::AppState;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use ferrosync_core::ErrorCode;
+use ferrosync_core::auth::Principal;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+/// The authenticated principal: Basic (account or API key) or Bearer (access token).
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<Arc<AppState>> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Unauthenticated,
+                    "missing Authorization header (Basic or Bearer)",
+                )
+            })?
+            .to_str()
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::Unauthenticated,
+                    "Authorization header is not ASCII",
+                )
+            })?;
+        authenticate(state, value).await.map(Auth)
+    }
+}
+
+/// Reads an `Authorization` header value.
+pub async fn authenticate(state: &AppState, value: &str) -> Result<Principal, ApiError> {
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    match scheme.to_ascii_lowercase().as_str() {
+        "basic" => {
+            let decoded = STANDARD
+                .decode(rest.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::Unauthenticated,
+                        "Basic credentials are not valid base64",
+                    )
+                })?;
+            let (user, password) = decoded.split_once(':').ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Unauthenticated,
+                    "Basic credentials need user:password",
+                )
+            })?;
+            Ok(state.engine.authenticate_basic(user, password).await?)
+        }
+        "bearer" => Ok(state.engine.authenticate_token(rest.trim()).await?),
+        _ => Err(ApiError::new(
+            ErrorCode::Unauthenticated,
+            "Authorization must use the Basic or Bearer scheme",
+        )),
+    }
+}
+
+/// A JSON body whose rejections (malformed JSON, unknown or missing fields, too large) come
+/// back in the native error format, naming the problem.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(JsonBody(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "the body must be JSON with Content-Type: application/json",
+        ),
+        JsonRejection::JsonSyntaxError(e) => ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("malformed JSON: {}", inner(&e)),
+        ),
+        JsonRejection::JsonDataError(e) => ApiError::new(ErrorCode::InvalidField, inner(&e)),
+        JsonRejection::BytesRejection(e)
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+        {
+            ApiError::new(
+                ErrorCode::TooLarge,
+                "the request body is larger than the 64 KiB limit",
+            )
+        }
+        other => ApiError::new(ErrorCode::InvalidRequest, other.body_text()),
+    }
+}
+
+/// serde's own message ("unknown field `x`, expected one of …") without axum's prefix.
+fn inner(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg = s.to_string();
+        source = s.source();
+    }
+    msg
+}
+
+/// Query parameters with rejections in the native error format.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(QueryParams(v)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::new(
+                ErrorCode::InvalidField,
+                format!("query string: {}", inner(&e)),
+            )),
+            Err(other) => Err(ApiError::new(ErrorCode::InvalidRequest, other.body_text())),
+        }
+    }
+}
+
+/// The optional `If-Match` revision of a conditional write.
+pub struct IfMatch(pub Option<u64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(header::IF_MATCH) else {
+            return Ok(IfMatch(None));
+        };
+        let raw = value.to_str().unwrap_or_default().trim();
+        let unquoted = raw.trim_start_matches("W/").trim_matches('"');
+        unquoted
+            .parse::<u64>()
+            .map(|r| IfMatch(Some(r)))
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::InvalidIfMatch,
+                    format!("If-Match must be a revision number, got '{raw}'"),
+                )
+            })
+    }
+}

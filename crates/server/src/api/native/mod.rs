@@ -1,0 +1,14 @@
+//! The native API: JSON REST under `/api/v1` and the WebSocket at `/api/v1/connect`.
+
+pub mod changes;
+pub mod error;
+pub mod extract;
+pub mod items;
+pub mod keys;
+pub mod objects;
+pub mod openapi;
+pub mod permissions;
+pub mod router;
+pub mod services;
+pub mod streams;
+pub mod types;

@@ -1,0 +1,161 @@
+//! `/services/{service}/{collection}[/{id}]`: documents, lists, maps and streams share one set
+//! of handlers; the collection segment names the kind.
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{Auth, IfMatch, JsonBody, QueryParams};
+use super::services::{base_url, page_request};
+use super::types::{ObjectView, OpenObject, PageQuery, PageView, UpdateObject};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ferrosync_core::ErrorCode;
+use ferrosync_core::engine::{ObjectPatch, OpenRequest};
+use ferrosync_core::model::ObjectKind;
+use ferrosync_core::page::Cursor;
+use std::sync::Arc;
+
+/// Maps the collection path segment to a kind.
+pub fn kind_of(collection: &str) -> Result<ObjectKind, ApiError> {
+    match collection {
+        "documents" => Ok(ObjectKind::Document),
+        "lists" => Ok(ObjectKind::List),
+        "maps" => Ok(ObjectKind::Map),
+        "streams" => Ok(ObjectKind::Stream),
+        other => Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("unknown collection '{other}': use documents, lists, maps or streams"),
+        )),
+    }
+}
+
+/// A JSON response carrying `ETag: <revision>`.
+pub fn with_etag<T: serde::Serialize>(status: StatusCode, revision: u64, body: T) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&revision.to_string()) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}
+
+#[utoipa::path(post, path = "/api/v1/services/{service}/{collection}", tag = "objects", request_body = OpenObject,
+    params(("service" = String, Path), ("collection" = String, Path, description = "documents, lists, maps or streams")),
+    responses((status = 201, description = "created", body = ObjectView), (status = 200, description = "opened", body = ObjectView),
+        (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+pub async fn open(
+    State(state): State<Arc<AppState>>,
+    Auth(p): Auth,
+    Path((service, collection)): Path<(String, String)>,
+    JsonBody(body): JsonBody<OpenObject>,
+) -> ApiResult<Response> {
+    let kind = kind_of(&collection)?;
+    let id = match (body.sid, body.unique_name) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidField,
+                "sid and unique_name: give one or the other, not both",
+            ));
+        }
+        (Some(sid), None) => {
+            ferrosync_core::Sid::parse_kind(&sid, kind.sid_kind())
+                .map_err(ferrosync_core::CoreError::from)?;
+            Some(sid)
+        }
+        (None, name) => name,
+    };
+    let req = OpenRequest {
+        id,
+        mode: body.mode,
+        ttl: body.ttl,
+        data: body.data,
+    };
+    let (object, created) = state.engine.open(&p, &service, kind, req).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(with_etag(status, object.revision, ObjectView::from(object)))
+}
+
+#[utoipa::path(get, path = "/api/v1/services/{service}/{collection}", tag = "objects",
+    params(("service" = String, Path), ("collection" = String, Path), PageQuery),
+    responses((status = 200, body = PageView<ObjectView>)))]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Auth(p): Auth,
+    Path((service, collection)): Path<(String, String)>,
+    QueryParams(q): QueryParams<PageQuery>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Json<PageView<ObjectView>>> {
+    let kind = kind_of(&collection)?;
+    let page = page_request(&state, q, |s| Ok(Cursor::Key(s.to_owned())))?;
+    let size = page.limit;
+    let result = state.engine.objects(&p, &service, kind, page).await?;
+    Ok(Json(PageView::new(result, size, &base_url(&headers, &uri))))
+}
+
+#[utoipa::path(get, path = "/api/v1/services/{service}/{collection}/{id}", tag = "objects",
+    params(("service" = String, Path), ("collection" = String, Path), ("id" = String, Path, description = "SID or unique name")),
+    responses((status = 200, body = ObjectView, headers(("ETag" = String, description = "the revision"))), (status = 404, body = super::error::ErrorBody)))]
+pub async fn fetch(
+    State(state): State<Arc<AppState>>,
+    Auth(p): Auth,
+    Path((service, collection, id)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    let object = state
+        .engine
+        .object(&p, &service, kind_of(&collection)?, &id)
+        .await?;
+    Ok(with_etag(
+        StatusCode::OK,
+        object.revision,
+        ObjectView::from(object),
+    ))
+}
+
+#[utoipa::path(put, path = "/api/v1/services/{service}/{collection}/{id}", tag = "objects", request_body = UpdateObject,
+    params(("service" = String, Path), ("collection" = String, Path), ("id" = String, Path),
+        ("If-Match" = Option<String>, Header, description = "expected revision")),
+    responses((status = 200, body = ObjectView), (status = 412, body = super::error::ErrorBody)))]
+pub async fn update(
+    State(state): State<Arc<AppState>>,
+    Auth(p): Auth,
+    Path((service, collection, id)): Path<(String, String, String)>,
+    IfMatch(if_match): IfMatch,
+    JsonBody(body): JsonBody<UpdateObject>,
+) -> ApiResult<Response> {
+    let patch = ObjectPatch {
+        data: body.data,
+        ttl: body.ttl,
+        if_match,
+    };
+    let object = state
+        .engine
+        .update_object(&p, &service, kind_of(&collection)?, &id, patch)
+        .await?;
+    Ok(with_etag(
+        StatusCode::OK,
+        object.revision,
+        ObjectView::from(object),
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/services/{service}/{collection}/{id}", tag = "objects",
+    params(("service" = String, Path), ("collection" = String, Path), ("id" = String, Path),
+        ("If-Match" = Option<String>, Header, description = "expected revision")),
+    responses((status = 204), (status = 412, body = super::error::ErrorBody)))]
+pub async fn remove(
+    State(state): State<Arc<AppState>>,
+    Auth(p): Auth,
+    Path((service, collection, id)): Path<(String, String, String)>,
+    IfMatch(if_match): IfMatch,
+) -> ApiResult<StatusCode> {
+    state
+        .engine
+        .remove_object(&p, &service, kind_of(&collection)?, &id, if_match)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

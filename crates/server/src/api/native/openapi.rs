@@ -1,0 +1,53 @@
+//! The OpenAPI 3.1 document of the native API, generated from the handlers' annotations.
+
+use super::{changes, error, items, keys, objects, permissions, services, streams, types};
+use axum::Json;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Ferrosync native API", description = "Documents, lists, maps and streams with a change log."),
+    paths(
+        services::create, services::list, services::fetch, services::update, services::remove,
+        objects::open, objects::list, objects::fetch, objects::update, objects::remove,
+        items::create, items::list, items::fetch, items::set, items::remove,
+        streams::publish,
+        permissions::list, permissions::fetch, permissions::set, permissions::remove,
+        keys::create, keys::list, keys::fetch, keys::remove, keys::mint,
+        changes::poll,
+    ),
+    components(schemas(
+        error::ErrorBody, types::ServiceView, types::ObjectView, types::ItemView, types::MessageView,
+        types::PermissionView, types::ApiKeyView, types::TokenView, types::ChangesView, types::PageMeta,
+        types::AddListItem, types::CreateMapItem,
+    )),
+    modifiers(&Security),
+    security(("basic" = []), ("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The document as pretty JSON; `docs/openapi.json` holds a committed copy.
+pub fn document() -> String {
+    ApiDoc::openapi().to_pretty_json().unwrap_or_default()
+}
+
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

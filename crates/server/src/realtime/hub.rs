@@ -1,0 +1,214 @@
+//! The hub maps (service, object) subscriptions to connections. One tailer per service reads
+//! the change log once, frames each event once, and hands every subscriber the same bytes.
+
+use axum::extract::ws::Utf8Bytes;
+use ferrosync_core::Engine;
+use ferrosync_core::model::ObjectRef;
+use ferrosync_core::sid::Sid;
+use ferrosync_core::store::StoredEvent;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::{Mutex, Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// One framed event, shared by every subscriber of its object.
+#[derive(Debug)]
+pub struct Delivery {
+    pub seq: u64,
+    pub object_sid: Sid,
+    pub frame: Utf8Bytes,
+}
+
+impl Delivery {
+    pub fn from_stored(e: StoredEvent) -> Self {
+        let frame = format!("{{\"type\":\"event\",\"event\":{}}}", e.json.get());
+        Delivery {
+            seq: e.seq,
+            object_sid: e.object_sid,
+            frame: Utf8Bytes::from(frame),
+        }
+    }
+}
+
+/// Raised when a connection's queue is full: the connection must go and resume later.
+#[derive(Debug, Default)]
+pub struct Overflow {
+    raised: AtomicBool,
+    pub notify: Notify,
+}
+
+impl Overflow {
+    pub fn raise(&self) {
+        if !self.raised.swap(true, Ordering::AcqRel) {
+            self.notify.notify_one();
+        }
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Clone)]
+pub struct Subscriber {
+    pub conn: u64,
+    pub tx: mpsc::Sender<Arc<Delivery>>,
+    pub overflow: Arc<Overflow>,
+}
+
+struct Feed {
+    subs: RwLock<HashMap<Sid, Vec<Subscriber>>>,
+    stop: CancellationToken,
+}
+
+pub struct Hub {
+    engine: Arc<Engine>,
+    feeds: Mutex<HashMap<Sid, Arc<Feed>>>,
+    next_conn: AtomicU64,
+    pub connections: AtomicI64,
+    pub subscriptions: AtomicI64,
+}
+
+impl Hub {
+    pub fn new(engine: Arc<Engine>) -> Arc<Self> {
+        Arc::new(Hub {
+            engine,
+            feeds: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            connections: AtomicI64::new(0),
+            subscriptions: AtomicI64::new(0),
+        })
+    }
+
+    pub fn next_connection_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Registers `sub` for `object`'s events. Callers register before reading the log, so
+    /// every event committed after this call reaches them live.
+    pub async fn subscribe(
+        &self,
+        service: &Sid,
+        object: &Sid,
+        sub: Subscriber,
+    ) -> Result<(), ferrosync_core::CoreError> {
+        let mut feeds = self.feeds.lock().await;
+        let feed = match feeds.get(service) {
+            Some(f) => f.clone(),
+            None => {
+                // The tailer starts at the head read *before* anyone is registered, so no
+                // event committed after a registration can fall below its cursor.
+                let head = self
+                    .engine
+                    .store()
+                    .service(&ObjectRef::Sid(service.clone()))
+                    .await?
+                    .map(|s| s.head_seq)
+                    .unwrap_or(0);
+                let feed = Arc::new(Feed {
+                    subs: RwLock::new(HashMap::new()),
+                    stop: CancellationToken::new(),
+                });
+                tokio::spawn(tail(
+                    self.engine.clone(),
+                    service.clone(),
+                    feed.clone(),
+                    head,
+                ));
+                feeds.insert(service.clone(), feed.clone());
+                feed
+            }
+        };
+        let mut subs = feed.subs.write().unwrap_or_else(|e| e.into_inner());
+        subs.entry(object.clone()).or_default().push(sub);
+        self.subscriptions.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub async fn unsubscribe(&self, service: &Sid, object: &Sid, conn: u64) {
+        let mut feeds = self.feeds.lock().await;
+        let Some(feed) = feeds.get(service).cloned() else {
+            return;
+        };
+        let empty = {
+            let mut subs = feed.subs.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(list) = subs.get_mut(object) {
+                let before = list.len();
+                list.retain(|s| s.conn != conn);
+                self.subscriptions
+                    .fetch_sub((before - list.len()) as i64, Ordering::Relaxed);
+                if list.is_empty() {
+                    subs.remove(object);
+                }
+            }
+            subs.is_empty()
+        };
+        if empty {
+            feed.stop.cancel();
+            feeds.remove(service);
+        }
+    }
+
+    pub fn record_gauges(&self) {
+        metrics::gauge!("ferrosync_ws_connections")
+            .set(self.connections.load(Ordering::Relaxed) as f64);
+        metrics::gauge!("ferrosync_ws_subscriptions")
+            .set(self.subscriptions.load(Ordering::Relaxed) as f64);
+    }
+}
+
+const TAIL_BATCH: u32 = 1024;
+
+/// Reads the service's log from `cursor` and dispatches each event to its object's
+/// subscribers; waits on the change notifier (a hint) when caught up.
+async fn tail(engine: Arc<Engine>, service: Sid, feed: Arc<Feed>, mut cursor: u64) {
+    let mut wake = engine.notifier().subscribe(&service);
+    loop {
+        let events = match engine
+            .store()
+            .events(&service, cursor, None, TAIL_BATCH)
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(service = %service, error = %e, "tailer cannot read the change log; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                    () = feed.stop.cancelled() => return,
+                }
+            }
+        };
+        let full = events.len() == TAIL_BATCH as usize;
+        for event in events {
+            cursor = event.seq;
+            dispatch(&feed, event);
+        }
+        if full {
+            continue;
+        }
+        tokio::select! {
+            changed = wake.changed() => if changed.is_err() { return },
+            () = feed.stop.cancelled() => return,
+        }
+    }
+}
+
+fn dispatch(feed: &Feed, event: StoredEvent) {
+    let subs = feed.subs.read().unwrap_or_else(|e| e.into_inner());
+    let Some(list) = subs.get(&event.object_sid) else {
+        return;
+    };
+    let delivery = Arc::new(Delivery::from_stored(event));
+    metrics::counter!("ferrosync_events_delivered_total").increment(list.len() as u64);
+    for sub in list {
+        if sub.overflow.is_raised() {
+            continue;
+        }
+        if let Err(mpsc::error::TrySendError::Full(_)) = sub.tx.try_send(delivery.clone()) {
+            metrics::counter!("ferrosync_ws_queue_overflows_total").increment(1);
+            sub.overflow.raise();
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! What every handler shares.
+
+use crate::realtime::hub::Hub;
+use ferrosync_core::Engine;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub hub: Arc<Hub>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub shutdown: CancellationToken,
+    pub settings: Settings,
+}
+
+/// Tunables of the realtime layer.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Frames queued per connection before it is cut off as a slow consumer.
+    pub outbound_queue: usize,
+    /// Seconds between server pings on idle WebSockets.
+    pub keepalive_secs: u64,
+    /// Seconds before `exp` at which `token_about_to_expire` is pushed.
+    pub token_warning_secs: u64,
+    /// Subscriptions one connection may hold.
+    pub max_subscriptions: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            outbound_queue: 4096,
+            keepalive_secs: 30,
+            token_warning_secs: 180,
+            max_subscriptions: 2000,
+        }
+    }
+}
+
+impl AppState {
+    pub fn new(engine: Arc<Engine>, settings: Settings) -> Arc<Self> {
+        let hub = Hub::new(engine.clone());
+        Arc::new(AppState {
+            engine,
+            hub,
+            metrics: crate::observe::prometheus(),
+            shutdown: CancellationToken::new(),
+            settings,
+        })
+    }
+}
