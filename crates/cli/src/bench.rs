@@ -1,12 +1,506 @@
-//! `ferrosync bench`.
+//! `ferrosync bench`: the foundation's six figures, measured end to end over real HTTP and
+//! WebSocket connections. By default it starts its own server as a child process (so the
+//! server's memory can be read apart from the load generator's) on a temporary data dir.
 
-#[derive(clap::Args)]
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, Semaphore};
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Target a running server instead of starting one.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Root account SID of the --url server.
+    #[arg(long, env = "FERROSYNC_ACCOUNT_SID", hide_env_values = true)]
+    pub account_sid: Option<String>,
+    /// Root auth token of the --url server.
+    #[arg(long, env = "FERROSYNC_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// PID of the --url server, to measure its memory per idle connection.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Concurrent HTTP clients doing conditional updates.
+    #[arg(long, default_value_t = 64)]
+    pub writers: usize,
+    /// Seconds the conditional-update phase runs.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// WebSocket subscribers of one document (also the idle connections measured).
+    #[arg(long, default_value_t = 10_000)]
+    pub subscribers: usize,
+    /// Updates the fan-out writer makes.
+    #[arg(long, default_value_t = 50)]
+    pub fanout_updates: usize,
+    /// Long-polls waiting for one write.
+    #[arg(long, default_value_t = 1_000)]
+    pub longpolls: usize,
+    /// Small numbers everywhere: a smoke run of the whole bench in seconds.
+    #[arg(long)]
+    pub quick: bool,
 }
 
-pub async fn run(_args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("bench is not available in this build")
+struct Target {
+    base: String,
+    http: reqwest::Client,
+    sid: String,
+    token: String,
+    pid: Option<u32>,
+    child: Option<Child>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Report {
+    conditional_updates_per_s: f64,
+    conditional_update_p99_ms: f64,
+    fanout_deliveries_per_s: f64,
+    fanout_p99_ms: f64,
+    idle_connection_bytes: Option<f64>,
+    longpoll_wake_p99_ms: f64,
+}
+
+pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
+    if args.quick {
+        args.writers = args.writers.min(8);
+        args.seconds = 1;
+        args.subscribers = args.subscribers.min(200);
+        args.fanout_updates = args.fanout_updates.min(10);
+        args.longpolls = args.longpolls.min(50);
+    }
+    // 10,000 sockets on each side need more descriptors than the usual soft limit.
+    let _ = rlimit::increase_nofile_limit((args.subscribers as u64 + args.longpolls as u64) * 2 + 1024);
+    let target = start_target(&args).await?;
+    let service = target.post("/api/v1/services", json!({ "friendly_name": "bench" })).await?;
+    let service = service["sid"].as_str().context("service sid")?.to_owned();
+    let progress = |msg: &str| {
+        if !args.json {
+            eprintln!("bench: {msg}");
+        }
+    };
+
+    progress(&format!("conditional updates: {} clients for {} s", args.writers, args.seconds));
+    let (updates_per_s, update_hist) = conditional_updates(&target, &service, args.writers, args.seconds).await?;
+
+    progress(&format!("idle connections: opening {}", args.subscribers));
+    let identity_token =
+        target.post("/api/v1/tokens", json!({ "service": service, "identity": "bench", "ttl": 3600 })).await?["token"]
+            .as_str()
+            .context("token")?
+            .to_owned();
+    let (sockets, idle_bytes) = open_idle(&target, &identity_token, args.subscribers).await?;
+
+    progress(&format!("fan-out: {} updates to {} subscribers", args.fanout_updates, args.subscribers));
+    let (fanout_per_s, fanout_hist) = fanout(&target, &service, sockets, args.fanout_updates).await?;
+
+    progress(&format!("long-poll wake: {} waiting polls", args.longpolls));
+    let wake_hist = longpoll_wake(&target, &service, args.longpolls).await?;
+
+    let report = Report {
+        conditional_updates_per_s: round(updates_per_s),
+        conditional_update_p99_ms: ms(update_hist.value_at_quantile(0.99)),
+        fanout_deliveries_per_s: round(fanout_per_s),
+        fanout_p99_ms: ms(fanout_hist.value_at_quantile(0.99)),
+        idle_connection_bytes: idle_bytes.map(round),
+        longpoll_wake_p99_ms: ms(wake_hist.value_at_quantile(0.99)),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{:<34} {:>14} {:>10} {:>10} {:>10}", "figure", "value", "p50 ms", "p99 ms", "max ms");
+        let row = |name: &str, value: String, h: Option<&Histogram<u64>>| {
+            let (p50, p99, max) = h
+                .map(|h| (ms(h.value_at_quantile(0.5)), ms(h.value_at_quantile(0.99)), ms(h.max())))
+                .unwrap_or((f64::NAN, f64::NAN, f64::NAN));
+            println!("{name:<34} {value:>14} {p50:>10.2} {p99:>10.2} {max:>10.2}");
+        };
+        row(
+            &format!("conditional updates/s ({} clients)", args.writers),
+            format!("{:.0}", report.conditional_updates_per_s),
+            Some(&update_hist),
+        );
+        row("fan-out deliveries/s", format!("{:.0}", report.fanout_deliveries_per_s), Some(&fanout_hist));
+        row(
+            "idle connection bytes",
+            report.idle_connection_bytes.map(|b| format!("{b:.0}")).unwrap_or_else(|| "n/a".into()),
+            None,
+        );
+        row("long-poll wake", format!("{} polls", args.longpolls), Some(&wake_hist));
+    }
+    Ok(())
+}
+
+fn round(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+fn ms(micros: u64) -> f64 {
+    round(micros as f64 / 1000.0 * 100.0) / 100.0
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs to 10 min with 3 significant digits; the bounds are constants, so this cannot fail.
+    Histogram::new_with_bounds(1, 600_000_000, 3)
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+}
+
+async fn start_target(args: &BenchArgs) -> anyhow::Result<Target> {
+    let http = reqwest::Client::builder().pool_max_idle_per_host(4096).tcp_nodelay(true).build()?;
+    if let Some(url) = &args.url {
+        let (Some(sid), Some(token)) = (args.account_sid.clone(), args.auth_token.clone()) else {
+            bail!("--url needs --account-sid and --auth-token (or FERROSYNC_ACCOUNT_SID / FERROSYNC_AUTH_TOKEN)");
+        };
+        return Ok(Target {
+            base: url.trim_end_matches('/').to_owned(),
+            http,
+            sid,
+            token,
+            pid: args.server_pid,
+            child: None,
+            _dir: None,
+        });
+    }
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let sid = format!("AC{}", ferrosync_core::auth::random_hex(16));
+    let token = ferrosync_core::auth::random_hex(16);
+    let child = Command::new(std::env::current_exe()?)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("FERROSYNC_ACCOUNT_SID", &sid)
+        .env("FERROSYNC_AUTH_TOKEN", &token)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start the server")?;
+    let target = Target {
+        base: format!("http://127.0.0.1:{port}"),
+        http,
+        sid,
+        token,
+        pid: Some(child.id()),
+        child: Some(child),
+        _dir: Some(dir),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = target.http.get(format!("{}/readyz", target.base)).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("the server did not become ready within 20 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(target)
+}
+
+impl Target {
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .basic_auth(&self.sid, Some(&self.token))
+            .json(&body)
+            .send()
+            .await?;
+        let status = r.status();
+        let v: Value = r.json().await?;
+        if !status.is_success() {
+            bail!("POST {path}: {status} {v}");
+        }
+        Ok(v)
+    }
+
+    fn rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    }
+
+    fn ws_url(&self, token: &str) -> String {
+        format!("{}/api/v1/connect?token={token}", self.base.replacen("http", "ws", 1))
+    }
+}
+
+async fn conditional_updates(
+    t: &Target,
+    service: &str,
+    writers: usize,
+    seconds: u64,
+) -> anyhow::Result<(f64, Histogram<u64>)> {
+    let mut docs = Vec::new();
+    for i in 0..writers {
+        let d = t
+            .post(
+                &format!("/api/v1/services/{service}/documents"),
+                json!({ "unique_name": format!("w{i}"), "data": {} }),
+            )
+            .await?;
+        docs.push(d["sid"].as_str().context("doc sid")?.to_owned());
+    }
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for doc in docs {
+        let http = t.http.clone();
+        let url = format!("{}/api/v1/services/{service}/documents/{doc}", t.base);
+        let (sid, token) = (t.sid.clone(), t.token.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut hist = histogram();
+            let mut revision = 0u64;
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let t0 = Instant::now();
+                let r = http
+                    .put(&url)
+                    .basic_auth(&sid, Some(&token))
+                    .header("If-Match", revision.to_string())
+                    .json(&json!({ "data": { "n": n } }))
+                    .send()
+                    .await?;
+                if !r.status().is_success() {
+                    bail!("conditional update failed: {}", r.status());
+                }
+                let v: Value = r.json().await?;
+                revision = v["revision"].as_u64().context("revision")?;
+                let _ = hist.record(t0.elapsed().as_micros() as u64);
+                n += 1;
+            }
+            Ok::<_, anyhow::Error>((n, hist))
+        }));
+    }
+    let mut total = 0;
+    let mut hist = histogram();
+    for task in tasks {
+        let (n, h) = task.await??;
+        total += n;
+        hist.add(h)?;
+    }
+    Ok((total as f64 / started.elapsed().as_secs_f64(), hist))
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens `n` authenticated WebSockets; returns them and the server's RSS growth per socket.
+async fn open_idle(t: &Target, token: &str, n: usize) -> anyhow::Result<(Vec<Socket>, Option<f64>)> {
+    let url = t.ws_url(token);
+    let connect = |count: usize| {
+        let url = url.clone();
+        async move {
+            let limit = Arc::new(Semaphore::new(256));
+            let mut tasks = Vec::with_capacity(count);
+            for _ in 0..count {
+                let (url, limit) = (url.clone(), limit.clone());
+                tasks.push(tokio::spawn(async move {
+                    let _permit = limit.acquire_owned().await?;
+                    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+                    let hello = tokio::time::timeout(Duration::from_secs(30), ws.next()).await?;
+                    match hello {
+                        Some(Ok(Message::Text(t))) if t.contains("\"connected\"") => Ok::<_, anyhow::Error>(ws),
+                        other => bail!("unexpected first frame {other:?}"),
+                    }
+                }));
+            }
+            let mut out = Vec::with_capacity(count);
+            for task in tasks {
+                out.push(task.await??);
+            }
+            Ok::<_, anyhow::Error>(out)
+        }
+    };
+    // Warm up so one-time allocations are not charged to the connections measured.
+    let warm = (n / 20).max(1).min(n);
+    let mut sockets = connect(warm).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = t.rss_bytes();
+    sockets.extend(connect(n - warm).await?);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = t.rss_bytes();
+    let per = match (before, after) {
+        (Some(b), Some(a)) if n > warm => Some(a.saturating_sub(b) as f64 / (n - warm) as f64),
+        _ => None,
+    };
+    Ok((sockets, per))
+}
+
+async fn fanout(
+    t: &Target,
+    service: &str,
+    sockets: Vec<Socket>,
+    updates: usize,
+) -> anyhow::Result<(f64, Histogram<u64>)> {
+    let doc = t
+        .post(&format!("/api/v1/services/{service}/documents"), json!({ "unique_name": "fanout", "data": {} }))
+        .await?;
+    let doc = doc["sid"].as_str().context("doc sid")?.to_owned();
+    let subscribers = sockets.len();
+    let epoch = Instant::now();
+    let delivered = Arc::new(AtomicU64::new(0));
+    let hist = Arc::new(Mutex::new(histogram()));
+    let ready = Arc::new(Semaphore::new(0));
+    let mut readers = Vec::with_capacity(subscribers);
+    for (i, mut ws) in sockets.into_iter().enumerate() {
+        let (doc, delivered, hist, ready) = (doc.clone(), delivered.clone(), hist.clone(), ready.clone());
+        // Every 20th subscriber reads the timestamp; the rest only count, to spare the generator.
+        let sampled = i % 20 == 0;
+        readers.push(tokio::spawn(async move {
+            let sub = json!({ "type": "subscribe", "id": 1, "kind": "document", "object": doc }).to_string();
+            ws.send(Message::text(sub)).await?;
+            let mut local = histogram();
+            let mut subscribed = false;
+            while let Some(msg) = ws.next().await {
+                let Message::Text(text) = msg? else { continue };
+                if !subscribed {
+                    if text.contains("\"reply\"") {
+                        subscribed = true;
+                        ready.add_permits(1);
+                    }
+                    continue;
+                }
+                if !text.starts_with("{\"type\":\"event\"") {
+                    continue;
+                }
+                delivered.fetch_add(1, Ordering::Relaxed);
+                if sampled {
+                    let v: Value = serde_json::from_str(&text)?;
+                    if let Some(sent) = v["event"]["data"]["t"].as_u64() {
+                        let now = epoch.elapsed().as_micros() as u64;
+                        let _ = local.record(now.saturating_sub(sent).max(1));
+                    }
+                }
+                if text.contains("\"last\":true") {
+                    break;
+                }
+            }
+            hist.lock().await.add(local)?;
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    tokio::time::timeout(Duration::from_secs(120), ready.acquire_many(subscribers as u32))
+        .await
+        .context("subscribers did not all subscribe within 120 s")??
+        .forget();
+    let url = format!("{}/api/v1/services/{service}/documents/{doc}", t.base);
+    let started = Instant::now();
+    for i in 0..updates {
+        let t_us = epoch.elapsed().as_micros() as u64;
+        let data = json!({ "data": { "t": t_us, "i": i, "last": i + 1 == updates } });
+        let r = t.http.put(&url).basic_auth(&t.sid, Some(&t.token)).json(&data).send().await?;
+        if !r.status().is_success() {
+            bail!("fan-out update failed: {}", r.status());
+        }
+    }
+    let expected = (subscribers * updates) as u64;
+    let wait = async {
+        for reader in readers {
+            reader.await??;
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    tokio::time::timeout(Duration::from_secs(300), wait).await.with_context(|| {
+        format!("only {} of {expected} deliveries within 300 s", delivered.load(Ordering::Relaxed))
+    })??;
+    let elapsed = started.elapsed().as_secs_f64();
+    let got = delivered.load(Ordering::Relaxed);
+    if got != expected {
+        bail!("fan-out delivered {got} events, expected {expected}");
+    }
+    let hist = hist.lock().await.clone();
+    Ok((got as f64 / elapsed, hist))
+}
+
+async fn longpoll_wake(t: &Target, service: &str, polls: usize) -> anyhow::Result<Histogram<u64>> {
+    let doc =
+        t.post(&format!("/api/v1/services/{service}/documents"), json!({ "unique_name": "wake", "data": {} })).await?;
+    let doc = doc["sid"].as_str().context("doc sid")?.to_owned();
+    let mut hist = histogram();
+    for round in 0..3 {
+        let head: Value = t
+            .http
+            .get(format!("{}/api/v1/services/{service}/changes", t.base))
+            .basic_auth(&t.sid, Some(&t.token))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let since = head["next"].as_str().context("head token")?.to_owned();
+        let mut tasks = Vec::with_capacity(polls);
+        for _ in 0..polls {
+            let http = t.http.clone();
+            let url = format!("{}/api/v1/services/{service}/changes?since={since}&timeout=30&object={doc}", t.base);
+            let (sid, token) = (t.sid.clone(), t.token.clone());
+            tasks.push(tokio::spawn(async move {
+                let r = http.get(url).basic_auth(sid, Some(token)).send().await?;
+                let at = Instant::now();
+                let v: Value = r.json().await?;
+                if v["events"].as_array().map(Vec::len).unwrap_or(0) == 0 {
+                    bail!("a long-poll returned without the event: {v}");
+                }
+                Ok::<_, anyhow::Error>(at)
+            }));
+        }
+        wait_for_polls(t, polls).await?;
+        let t0 = Instant::now();
+        let r = t
+            .http
+            .put(format!("{}/api/v1/services/{service}/documents/{doc}", t.base))
+            .basic_auth(&t.sid, Some(&t.token))
+            .json(&json!({ "data": { "round": round } }))
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("long-poll write failed: {}", r.status());
+        }
+        for task in tasks {
+            let at = task.await??;
+            let _ = hist.record(at.saturating_duration_since(t0).as_micros().max(1) as u64);
+        }
+    }
+    Ok(hist)
+}
+
+/// Waits (bounded) until the server reports `n` long-polls in flight.
+async fn wait_for_polls(t: &Target, n: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = t.http.get(format!("{}/metrics", t.base)).send().await?.text().await?;
+        let waiting = text
+            .lines()
+            .find(|l| l.starts_with("ferrosync_longpolls_waiting"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if waiting as usize >= n {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("only {waiting} of {n} long-polls were waiting after 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -52,31 +52,20 @@ pub struct RealtimeConfig {
 
 impl FileConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        toml::from_str(&text)
-            .with_context(|| format!("invalid configuration in {}", path.display()))
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display()))
     }
 
     pub fn server_config(&self, data_dir: Option<PathBuf>) -> anyhow::Result<ServerConfig> {
-        let dir = data_dir
-            .or_else(|| self.data_dir.clone())
-            .unwrap_or_else(|| PathBuf::from("./ferrosync-data"));
+        let dir = data_dir.or_else(|| self.data_dir.clone()).unwrap_or_else(|| PathBuf::from("./ferrosync-data"));
         let mut config = ServerConfig::new(dir);
         config.limits = self.limits.clone();
-        config.account_sid = std::env::var("FERROSYNC_ACCOUNT_SID")
-            .ok()
-            .filter(|s| !s.is_empty());
-        config.auth_token = std::env::var("FERROSYNC_AUTH_TOKEN")
-            .ok()
-            .filter(|s| !s.is_empty());
-        config.master_key = std::env::var("FERROSYNC_MASTER_KEY")
-            .ok()
-            .filter(|s| !s.is_empty());
+        config.account_sid = std::env::var("FERROSYNC_ACCOUNT_SID").ok().filter(|s| !s.is_empty());
+        config.auth_token = std::env::var("FERROSYNC_AUTH_TOKEN").ok().filter(|s| !s.is_empty());
+        config.master_key = std::env::var("FERROSYNC_MASTER_KEY").ok().filter(|s| !s.is_empty());
         if let Ok(secs) = std::env::var("FERROSYNC_RETENTION_SECS") {
-            config.limits.retention_secs = secs
-                .parse()
-                .context("FERROSYNC_RETENTION_SECS must be a number of seconds")?;
+            config.limits.retention_secs =
+                secs.parse().context("FERROSYNC_RETENTION_SECS must be a number of seconds")?;
         }
         let durability = match std::env::var("FERROSYNC_DURABILITY").ok().as_deref() {
             Some("normal") => DurabilitySetting::Normal,
@@ -99,10 +88,7 @@ impl FileConfig {
             outbound_queue: self.realtime.outbound_queue.unwrap_or(d.outbound_queue),
             keepalive_secs: self.realtime.keepalive_secs.unwrap_or(d.keepalive_secs),
             token_warning_secs: d.token_warning_secs,
-            max_subscriptions: self
-                .realtime
-                .max_subscriptions
-                .unwrap_or(d.max_subscriptions),
+            max_subscriptions: self.realtime.max_subscriptions.unwrap_or(d.max_subscriptions),
         }
     }
 }
@@ -110,9 +96,7 @@ impl FileConfig {
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

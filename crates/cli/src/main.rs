@@ -12,11 +12,7 @@ use ferrosync_server::{AppState, ServerConfig};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(
-    name = "ferrosync",
-    version,
-    about = "A self-hosted real-time sync server"
-)]
+#[command(name = "ferrosync", version, about = "A self-hosted real-time sync server")]
 struct Cli {
     /// Configuration file (TOML); flags and environment variables override it.
     #[arg(long, global = true, env = "FERROSYNC_CONFIG")]
@@ -85,46 +81,25 @@ fn main() -> anyhow::Result<()> {
     };
     let log_format = cli.log_format.or(file.log_format).unwrap_or_default();
     config::init_logging(log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let server_config = file.server_config(cli.data_dir.clone())?;
         match cli.command {
-            Command::Serve { listen } => {
-                serve(
-                    server_config,
-                    file.settings(),
-                    listen.or(file.listen.clone()),
-                )
-                .await
-            }
+            Command::Serve { listen } => serve(server_config, file.settings(), listen.or(file.listen.clone())).await,
             Command::Credentials => {
                 let (creds, _) = ferrosync_server::Credentials::load_or_create(&server_config)?;
                 println!("FERROSYNC_ACCOUNT_SID={}", creds.account_sid);
                 println!("FERROSYNC_AUTH_TOKEN={}", creds.auth_token);
                 Ok(())
             }
-            Command::Token {
-                service,
-                identity,
-                ttl,
-                api_key,
-            } => {
+            Command::Token { service, identity, ttl, api_key } => {
                 let (engine, _, _) = ferrosync_server::open_engine(&server_config)?;
                 let minted = match api_key {
                     Some(k) => {
-                        let k =
-                            ferrosync_core::Sid::parse_kind(&k, ferrosync_core::SidKind::ApiKey)?;
-                        engine
-                            .mint_token_with_key(&Principal::Root, &k, &service, &identity, ttl)
-                            .await?
+                        let k = ferrosync_core::Sid::parse_kind(&k, ferrosync_core::SidKind::ApiKey)?;
+                        engine.mint_token_with_key(&Principal::Root, &k, &service, &identity, ttl).await?
                     }
-                    None => {
-                        engine
-                            .mint_token(&Principal::Root, &service, &identity, ttl)
-                            .await?
-                    }
+                    None => engine.mint_token(&Principal::Root, &service, &identity, ttl).await?,
                 };
                 println!("{}", minted.token);
                 Ok(())
@@ -159,11 +134,7 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-async fn serve(
-    config: ServerConfig,
-    settings: Settings,
-    listen: Option<String>,
-) -> anyhow::Result<()> {
+async fn serve(config: ServerConfig, settings: Settings, listen: Option<String>) -> anyhow::Result<()> {
     let listen = listen.unwrap_or_else(|| "127.0.0.1:7700".to_owned());
     let (engine, creds, created) = ferrosync_server::open_engine(&config)?;
     if created {
@@ -175,9 +146,8 @@ async fn serve(
         println!("  FERROSYNC_AUTH_TOKEN={}", creds.auth_token);
     }
     let state = AppState::new(engine, settings);
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), "ferrosync is serving");
     ferrosync_server::run(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");

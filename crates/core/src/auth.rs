@@ -18,11 +18,7 @@ pub enum Principal {
     /// An API key: everything the account can do, on the server side.
     ApiKey(Sid),
     /// An end user from an access token, confined to one service and its ACLs.
-    Identity {
-        identity: String,
-        service_sid: Sid,
-        expires_at: i64,
-    },
+    Identity { identity: String, service_sid: Sid, expires_at: i64 },
 }
 
 impl Principal {
@@ -47,15 +43,11 @@ pub struct RootCredentials {
 
 impl RootCredentials {
     pub fn generate() -> Self {
-        RootCredentials {
-            account_sid: Sid::random(SidKind::Account),
-            auth_token: random_hex(16),
-        }
+        RootCredentials { account_sid: Sid::random(SidKind::Account), auth_token: random_hex(16) }
     }
 
     pub fn matches(&self, user: &str, password: &str) -> bool {
-        constant_time_eq(user, self.account_sid.as_str())
-            & constant_time_eq(password, &self.auth_token)
+        constant_time_eq(user, self.account_sid.as_str()) & constant_time_eq(password, &self.auth_token)
     }
 }
 
@@ -97,8 +89,7 @@ impl SecretBox {
             .ok_or_else(|| CoreError::invalid("master_key", "must be 64 hex digits (32 bytes)"))?;
         Ok(SecretBox {
             cipher: ChaCha20Poly1305::new(
-                &Key::try_from(bytes.as_slice())
-                    .map_err(|_| CoreError::invalid("master_key", "must be 32 bytes"))?,
+                &Key::try_from(bytes.as_slice()).map_err(|_| CoreError::invalid("master_key", "must be 32 bytes"))?,
             ),
         })
     }
@@ -110,10 +101,7 @@ impl SecretBox {
     pub fn seal(&self, plaintext: &str) -> String {
         let mut nonce = [0u8; 12];
         fill_random(&mut nonce);
-        let sealed = self
-            .cipher
-            .encrypt(&Nonce::from(nonce), plaintext.as_bytes())
-            .unwrap_or_default();
+        let sealed = self.cipher.encrypt(&Nonce::from(nonce), plaintext.as_bytes()).unwrap_or_default();
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
         STANDARD.encode(out)
@@ -140,10 +128,7 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 /// The claims of a Twilio-format access token.
@@ -198,26 +183,16 @@ pub fn mint_access_token(
         exp: now_secs + ttl_secs as i64,
         grants: Grants {
             identity: Some(identity.to_owned()),
-            data_sync: Some(DataSyncGrant {
-                service_sid: Some(service_sid.to_string()),
-                endpoint_id: None,
-            }),
+            data_sync: Some(DataSyncGrant { service_sid: Some(service_sid.to_string()), endpoint_id: None }),
         },
     };
-    jsonwebtoken::encode(
-        &header,
-        &claims,
-        &EncodingKey::from_secret(key_secret.as_bytes()),
-    )
-    .map_err(|e| CoreError::InvalidAccessToken(e.to_string()))
+    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(key_secret.as_bytes()))
+        .map_err(|e| CoreError::InvalidAccessToken(e.to_string()))
 }
 
 /// Reads the issuer (the API key SID) without checking the signature, to find the key.
 pub fn access_token_issuer(token: &str) -> Result<Sid, CoreError> {
-    let payload = token
-        .split('.')
-        .nth(1)
-        .ok_or_else(|| CoreError::InvalidAccessToken("not a JWT".into()))?;
+    let payload = token.split('.').nth(1).ok_or_else(|| CoreError::InvalidAccessToken("not a JWT".into()))?;
     let raw = URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|_| CoreError::InvalidAccessToken("payload is not base64url".into()))?;
@@ -225,8 +200,8 @@ pub fn access_token_issuer(token: &str) -> Result<Sid, CoreError> {
     struct Iss {
         iss: String,
     }
-    let iss: Iss = serde_json::from_slice(&raw)
-        .map_err(|_| CoreError::InvalidAccessToken("payload has no issuer".into()))?;
+    let iss: Iss =
+        serde_json::from_slice(&raw).map_err(|_| CoreError::InvalidAccessToken("payload has no issuer".into()))?;
     Sid::parse_kind(&iss.iss, SidKind::ApiKey)
         .map_err(|_| CoreError::InvalidAccessToken("issuer is not an API key SID".into()))
 }
@@ -239,48 +214,33 @@ pub fn verify_access_token(
     max_ttl_secs: u64,
     now_secs: i64,
 ) -> Result<AccessTokenClaims, CoreError> {
-    let header = jsonwebtoken::decode_header(token)
-        .map_err(|e| CoreError::InvalidAccessToken(e.to_string()))?;
+    let header = jsonwebtoken::decode_header(token).map_err(|e| CoreError::InvalidAccessToken(e.to_string()))?;
     if header.alg != Algorithm::HS256 {
-        return Err(CoreError::InvalidAccessToken(
-            "only HS256 tokens are accepted".into(),
-        ));
+        return Err(CoreError::InvalidAccessToken("only HS256 tokens are accepted".into()));
     }
     let mut validation = Validation::new(Algorithm::HS256);
     // Expiry is checked below against our own clock with no leeway, so that "refused after exp"
     // holds exactly.
     validation.validate_exp = false;
-    validation.required_spec_claims = ["exp", "iss", "sub"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let data = jsonwebtoken::decode::<AccessTokenClaims>(
-        token,
-        &DecodingKey::from_secret(key_secret.as_bytes()),
-        &validation,
-    )
-    .map_err(|e| CoreError::InvalidAccessToken(e.to_string()))?;
+    validation.required_spec_claims = ["exp", "iss", "sub"].iter().map(|s| s.to_string()).collect();
+    let data =
+        jsonwebtoken::decode::<AccessTokenClaims>(token, &DecodingKey::from_secret(key_secret.as_bytes()), &validation)
+            .map_err(|e| CoreError::InvalidAccessToken(e.to_string()))?;
     let claims = data.claims;
     if claims.sub != account_sid.as_str() {
-        return Err(CoreError::InvalidAccessToken(
-            "token was issued for another account".into(),
-        ));
+        return Err(CoreError::InvalidAccessToken("token was issued for another account".into()));
     }
     if claims.exp <= now_secs {
         return Err(CoreError::AccessTokenExpired);
     }
     if let Some(nbf) = claims.nbf {
         if nbf > now_secs + 60 {
-            return Err(CoreError::InvalidAccessToken(
-                "token is not valid yet".into(),
-            ));
+            return Err(CoreError::InvalidAccessToken("token is not valid yet".into()));
         }
     }
     let issued = claims.nbf.or(claims.iat).unwrap_or(now_secs);
     if claims.exp - issued > max_ttl_secs as i64 + 60 {
-        return Err(CoreError::InvalidAccessToken(format!(
-            "token lifetime exceeds {max_ttl_secs} seconds"
-        )));
+        return Err(CoreError::InvalidAccessToken(format!("token lifetime exceeds {max_ttl_secs} seconds")));
     }
     Ok(claims)
 }
@@ -295,31 +255,17 @@ mod tests {
         let key = Sid::random(SidKind::ApiKey);
         let service = Sid::new(SidKind::Service);
         let now = 1_800_000_000;
-        let token = mint_access_token(&account, &key, "s3cret", "alice", &service, 3600, now)
-            .expect("mints");
+        let token = mint_access_token(&account, &key, "s3cret", "alice", &service, 3600, now).expect("mints");
         assert_eq!(access_token_issuer(&token).expect("issuer"), key);
-        let claims =
-            verify_access_token(&token, &account, "s3cret", 86_400, now + 10).expect("valid");
+        let claims = verify_access_token(&token, &account, "s3cret", 86_400, now + 10).expect("valid");
         assert_eq!(claims.grants.identity.as_deref(), Some("alice"));
-        assert_eq!(
-            claims.grants.data_sync.and_then(|g| g.service_sid),
-            Some(service.to_string())
-        );
+        assert_eq!(claims.grants.data_sync.and_then(|g| g.service_sid), Some(service.to_string()));
         assert!(verify_access_token(&token, &account, "wrong", 86_400, now).is_err());
         assert!(matches!(
             verify_access_token(&token, &account, "s3cret", 86_400, now + 3600),
             Err(CoreError::AccessTokenExpired)
         ));
-        assert!(
-            verify_access_token(
-                &token,
-                &Sid::random(SidKind::Account),
-                "s3cret",
-                86_400,
-                now
-            )
-            .is_err()
-        );
+        assert!(verify_access_token(&token, &Sid::random(SidKind::Account), "s3cret", 86_400, now).is_err());
         let header = jsonwebtoken::decode_header(&token).expect("header");
         assert_eq!(header.cty.as_deref(), Some("twilio-fpa;v=1"));
     }

@@ -6,11 +6,11 @@ use crate::error::{CoreError, NotFoundKind};
 use crate::limits::Limits;
 use crate::log::SinceToken;
 use crate::model::{
-    ApiKey, Item, ItemKey, ObjectKind, ObjectRef, OpenMode, Permission, Service, StreamMessage,
-    SyncObject,
+    ApiKey, Item, ItemKey, ObjectKind, ObjectRef, OpenMode, Permission, Service, StreamMessage, SyncObject,
 };
 use crate::notify::ChangeNotifier;
 use crate::page::{Cursor, Page, PageRequest};
+use crate::recent::RecentLog;
 use crate::rules::{self, Right};
 use crate::sid::{Sid, SidKind, looks_like_sid};
 use crate::store::{Actor, ApiKeyRecord, ItemWriteMode, Mutation, Outcome, Store, StoredEvent};
@@ -25,6 +25,7 @@ pub struct Engine {
     root: RootCredentials,
     secrets: SecretBox,
     notifier: ChangeNotifier,
+    recent: RecentLog,
 }
 
 /// What an open/create asks for (the Sync client's `OpenOptions`).
@@ -67,6 +68,17 @@ pub struct ServicePatch {
     pub acl_enabled: Option<bool>,
 }
 
+/// Where a change-log reader starts.
+#[derive(Debug, Clone, Copy)]
+pub enum Since<'a> {
+    /// After the newest event: only what happens from now on.
+    Now,
+    /// From the oldest event still retained.
+    Start,
+    /// After the event a since-token names.
+    Token(&'a str),
+}
+
 /// A batch of change-log events and the token to continue from.
 #[derive(Debug, Clone)]
 pub struct Changes {
@@ -86,19 +98,8 @@ fn now_secs() -> i64 {
 }
 
 impl Engine {
-    pub fn new(
-        store: Arc<dyn Store>,
-        limits: Limits,
-        root: RootCredentials,
-        secrets: SecretBox,
-    ) -> Self {
-        Engine {
-            store,
-            limits,
-            root,
-            secrets,
-            notifier: ChangeNotifier::default(),
-        }
+    pub fn new(store: Arc<dyn Store>, limits: Limits, root: RootCredentials, secrets: SecretBox) -> Self {
+        Engine { store, limits, root, secrets, notifier: ChangeNotifier::default(), recent: RecentLog::new(4096) }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -120,11 +121,7 @@ impl Engine {
     // ----- authentication -------------------------------------------------------------------
 
     /// Basic auth: the root account or an API key.
-    pub async fn authenticate_basic(
-        &self,
-        user: &str,
-        password: &str,
-    ) -> Result<Principal, CoreError> {
+    pub async fn authenticate_basic(&self, user: &str, password: &str) -> Result<Principal, CoreError> {
         if self.root.matches(user, password) {
             return Ok(Principal::Root);
         }
@@ -142,9 +139,11 @@ impl Engine {
     /// Bearer auth: an access token signed by one of our API keys.
     pub async fn authenticate_token(&self, token: &str) -> Result<Principal, CoreError> {
         let key_sid = auth::access_token_issuer(token)?;
-        let record = self.store.api_key(&key_sid).await?.ok_or_else(|| {
-            CoreError::InvalidAccessToken("signing key is unknown or was deleted".into())
-        })?;
+        let record = self
+            .store
+            .api_key(&key_sid)
+            .await?
+            .ok_or_else(|| CoreError::InvalidAccessToken("signing key is unknown or was deleted".into()))?;
         let secret = self.secrets.open(&record.sealed_secret)?;
         let claims = auth::verify_access_token(
             token,
@@ -158,21 +157,12 @@ impl Engine {
             .identity
             .filter(|i| !i.is_empty())
             .ok_or_else(|| CoreError::InvalidAccessToken("token has no identity grant".into()))?;
-        let service = claims
-            .grants
-            .data_sync
-            .and_then(|g| g.service_sid)
-            .ok_or_else(|| {
-                CoreError::InvalidAccessToken(
-                    "token has no data_sync grant with a service_sid".into(),
-                )
+        let service =
+            claims.grants.data_sync.and_then(|g| g.service_sid).ok_or_else(|| {
+                CoreError::InvalidAccessToken("token has no data_sync grant with a service_sid".into())
             })?;
         let service = self.resolve_service_ref(&service).await?;
-        Ok(Principal::Identity {
-            identity,
-            service_sid: service.sid,
-            expires_at: claims.exp,
-        })
+        Ok(Principal::Identity { identity, service_sid: service.sid, expires_at: claims.exp })
     }
 
     /// Mints an access token for `identity` on `service`, signed by `key` (or the first key,
@@ -188,18 +178,13 @@ impl Engine {
             Principal::ApiKey(sid) => sid.clone(),
             Principal::Root => match self.store.api_keys().await?.into_iter().next() {
                 Some(k) => k.sid,
-                None => {
-                    self.create_api_key(principal, Some("default signing key".into()))
-                        .await?
-                        .sid
-                }
+                None => self.create_api_key(principal, Some("default signing key".into())).await?.sid,
             },
             Principal::Identity { .. } => {
                 return Err(CoreError::Forbidden("identities cannot mint tokens".into()));
             }
         };
-        self.mint_token_with_key(principal, &signer, service, identity, ttl)
-            .await
+        self.mint_token_with_key(principal, &signer, service, identity, ttl).await
     }
 
     pub async fn mint_token_with_key(
@@ -216,10 +201,7 @@ impl Engine {
         if ttl == 0 || ttl > self.limits.max_token_ttl_secs {
             return Err(CoreError::invalid(
                 "ttl",
-                format!(
-                    "must be between 1 and {} seconds, got {ttl}",
-                    self.limits.max_token_ttl_secs
-                ),
+                format!("must be between 1 and {} seconds, got {ttl}", self.limits.max_token_ttl_secs),
             ));
         }
         let service = self.resolve_service_ref(service).await?;
@@ -230,21 +212,8 @@ impl Engine {
             .ok_or_else(|| CoreError::not_found(NotFoundKind::ApiKey, key.to_string()))?;
         let secret = self.secrets.open(&record.sealed_secret)?;
         let now = now_secs();
-        let token = auth::mint_access_token(
-            &self.root.account_sid,
-            key,
-            &secret,
-            identity,
-            &service.sid,
-            ttl,
-            now,
-        )?;
-        Ok(MintedToken {
-            token,
-            identity: identity.to_owned(),
-            service_sid: service.sid,
-            expires_at: now + ttl as i64,
-        })
+        let token = auth::mint_access_token(&self.root.account_sid, key, &secret, identity, &service.sid, ttl, now)?;
+        Ok(MintedToken { token, identity: identity.to_owned(), service_sid: service.sid, expires_at: now + ttl as i64 })
     }
 
     // ----- API keys -------------------------------------------------------------------------
@@ -270,21 +239,13 @@ impl Engine {
             sealed_secret: self.secrets.seal(&key.secret),
             date_created: key.date_created,
         };
-        self.store
-            .execute(Actor::SYSTEM, Mutation::PutApiKey(record))
-            .await?;
+        self.store.execute(Actor::SYSTEM, Mutation::PutApiKey(record)).await?;
         Ok(key)
     }
 
     pub async fn api_keys(&self, principal: &Principal) -> Result<Vec<ApiKey>, CoreError> {
         require_admin(principal)?;
-        Ok(self
-            .store
-            .api_keys()
-            .await?
-            .into_iter()
-            .map(public_key)
-            .collect())
+        Ok(self.store.api_keys().await?.into_iter().map(public_key).collect())
     }
 
     pub async fn api_key(&self, principal: &Principal, sid: &str) -> Result<ApiKey, CoreError> {
@@ -300,19 +261,13 @@ impl Engine {
     pub async fn remove_api_key(&self, principal: &Principal, sid: &str) -> Result<(), CoreError> {
         require_admin(principal)?;
         let sid = Sid::parse_kind(sid, SidKind::ApiKey)?;
-        self.store
-            .execute(Actor::SYSTEM, Mutation::RemoveApiKey { sid })
-            .await?;
+        self.store.execute(Actor::SYSTEM, Mutation::RemoveApiKey { sid }).await?;
         Ok(())
     }
 
     // ----- services -------------------------------------------------------------------------
 
-    pub async fn create_service(
-        &self,
-        principal: &Principal,
-        spec: ServiceSpec,
-    ) -> Result<Service, CoreError> {
+    pub async fn create_service(&self, principal: &Principal, spec: ServiceSpec) -> Result<Service, CoreError> {
         require_admin(principal)?;
         if let Some(n) = &spec.unique_name {
             self.validate_unique_name(n)?;
@@ -358,34 +313,21 @@ impl Engine {
         }
     }
 
-    pub async fn remove_service(
-        &self,
-        principal: &Principal,
-        service: &str,
-    ) -> Result<(), CoreError> {
+    pub async fn remove_service(&self, principal: &Principal, service: &str) -> Result<(), CoreError> {
         require_admin(principal)?;
         let svc = self.resolve_service_ref(service).await?;
-        self.store
-            .execute(Actor::SYSTEM, Mutation::RemoveService { service: svc.sid })
-            .await?;
+        self.store.execute(Actor::SYSTEM, Mutation::RemoveService { service: svc.sid.clone() }).await?;
+        self.recent.forget(&svc.sid);
         Ok(())
     }
 
-    pub async fn service(
-        &self,
-        principal: &Principal,
-        service: &str,
-    ) -> Result<Service, CoreError> {
+    pub async fn service(&self, principal: &Principal, service: &str) -> Result<Service, CoreError> {
         let svc = self.resolve_service_ref(service).await?;
         check_service_reach(principal, &svc)?;
         Ok(svc)
     }
 
-    pub async fn services(
-        &self,
-        principal: &Principal,
-        page: PageRequest,
-    ) -> Result<Page<Service>, CoreError> {
+    pub async fn services(&self, principal: &Principal, page: PageRequest) -> Result<Page<Service>, CoreError> {
         require_admin(principal)?;
         let rows = self.store.services(&page).await?;
         Ok(page.finish(rows, |s| Cursor::Key(s.sid.to_string())))
@@ -394,10 +336,7 @@ impl Engine {
     /// Finds a service by SID or unique name.
     pub async fn resolve_service_ref(&self, service: &str) -> Result<Service, CoreError> {
         let r = ObjectRef::parse(service, SidKind::Service)?;
-        self.store
-            .service(&r)
-            .await?
-            .ok_or_else(|| CoreError::not_found(NotFoundKind::Service, service))
+        self.store.service(&r).await?.ok_or_else(|| CoreError::not_found(NotFoundKind::Service, service))
     }
 
     // ----- objects ----------------------------------------------------------------------------
@@ -417,10 +356,7 @@ impl Engine {
         self.validate_ttl("ttl", req.ttl)?;
         if let Some(data) = &req.data {
             if kind != ObjectKind::Document {
-                return Err(CoreError::invalid(
-                    "data",
-                    format!("a {} has no data of its own", kind.as_str()),
-                ));
+                return Err(CoreError::invalid("data", format!("a {} has no data of its own", kind.as_str())));
             }
             self.validate_document_data(data)?;
         }
@@ -460,9 +396,7 @@ impl Engine {
     ) -> Result<Page<SyncObject>, CoreError> {
         let svc = self.service(principal, service).await?;
         if !principal.is_admin() && svc.acl_enabled {
-            return Err(CoreError::Forbidden(
-                "listing objects needs server credentials when ACLs are enabled".into(),
-            ));
+            return Err(CoreError::Forbidden("listing objects needs server credentials when ACLs are enabled".into()));
         }
         let rows = self.store.objects(&svc.sid, kind, &page).await?;
         Ok(page.finish(rows, |o| Cursor::Key(o.sid.to_string())))
@@ -481,10 +415,7 @@ impl Engine {
         self.validate_ttl("ttl", patch.ttl)?;
         if let Some(data) = &patch.data {
             if kind != ObjectKind::Document {
-                return Err(CoreError::invalid(
-                    "data",
-                    format!("a {} has no data of its own", kind.as_str()),
-                ));
+                return Err(CoreError::invalid("data", format!("a {} has no data of its own", kind.as_str())));
             }
             self.validate_document_data(data)?;
         }
@@ -511,19 +442,10 @@ impl Engine {
         f: impl Fn(&Value) -> Value,
     ) -> Result<SyncObject, CoreError> {
         loop {
-            let current = self
-                .object(principal, service, ObjectKind::Document, id)
-                .await?;
+            let current = self.object(principal, service, ObjectKind::Document, id).await?;
             let data = f(current.data.as_ref().unwrap_or(&Value::Null));
-            let patch = ObjectPatch {
-                data: Some(data),
-                ttl: None,
-                if_match: Some(current.revision),
-            };
-            match self
-                .update_object(principal, service, ObjectKind::Document, id, patch)
-                .await
-            {
+            let patch = ObjectPatch { data: Some(data), ttl: None, if_match: Some(current.revision) };
+            match self.update_object(principal, service, ObjectKind::Document, id, patch).await {
                 Err(CoreError::RevisionMismatch { .. }) => continue,
                 other => return other,
             }
@@ -540,17 +462,7 @@ impl Engine {
     ) -> Result<(), CoreError> {
         let svc = self.service(principal, service).await?;
         let target = self.parse_object_ref(id, kind)?;
-        self.run(
-            &svc,
-            principal,
-            Mutation::RemoveObject {
-                service: svc.sid.clone(),
-                kind,
-                target,
-                if_match,
-            },
-        )
-        .await?;
+        self.run(&svc, principal, Mutation::RemoveObject { service: svc.sid.clone(), kind, target, if_match }).await?;
         Ok(())
     }
 
@@ -570,13 +482,7 @@ impl Engine {
         self.validate_item_data(&data)?;
         self.validate_ttl("ttl", ttl)?;
         self.validate_ttl("collection_ttl", collection_ttl)?;
-        let m = Mutation::AddListItem {
-            service: svc.sid.clone(),
-            target,
-            data,
-            ttl,
-            collection_ttl,
-        };
+        let m = Mutation::AddListItem { service: svc.sid.clone(), target, data, ttl, collection_ttl };
         match self.run(&svc, principal, m).await? {
             Outcome::Item { item, .. } => Ok(item),
             other => Err(unexpected(other)),
@@ -633,18 +539,8 @@ impl Engine {
         let svc = self.service(principal, service).await?;
         let target = self.parse_object_ref(id, kind)?;
         self.validate_item_key(kind, &key)?;
-        self.run(
-            &svc,
-            principal,
-            Mutation::RemoveItem {
-                service: svc.sid.clone(),
-                kind,
-                target,
-                key,
-                if_match,
-            },
-        )
-        .await?;
+        self.run(&svc, principal, Mutation::RemoveItem { service: svc.sid.clone(), kind, target, key, if_match })
+            .await?;
         Ok(())
     }
 
@@ -699,18 +595,10 @@ impl Engine {
         }
         let size = json_size(&data);
         if size > self.limits.max_message_bytes {
-            return Err(CoreError::TooLarge {
-                field: "data",
-                size,
-                limit: self.limits.max_message_bytes,
-            });
+            return Err(CoreError::TooLarge { field: "data", size, limit: self.limits.max_message_bytes });
         }
-        let m = Mutation::Publish {
-            service: svc.sid.clone(),
-            target,
-            message_sid: Sid::new(SidKind::StreamMessage),
-            data,
-        };
+        let m =
+            Mutation::Publish { service: svc.sid.clone(), target, message_sid: Sid::new(SidKind::StreamMessage), data };
         match self.run(&svc, principal, m).await? {
             Outcome::Message(msg) => Ok(msg),
             other => Err(unexpected(other)),
@@ -792,12 +680,7 @@ impl Engine {
     ) -> Result<(), CoreError> {
         let svc = self.service(principal, service).await?;
         let target = self.parse_object_ref(id, kind)?;
-        let m = Mutation::RemovePermission {
-            service: svc.sid.clone(),
-            kind,
-            target,
-            identity: identity.to_owned(),
-        };
+        let m = Mutation::RemovePermission { service: svc.sid.clone(), kind, target, identity: identity.to_owned() };
         self.run(&svc, principal, m).await?;
         Ok(())
     }
@@ -806,17 +689,9 @@ impl Engine {
 
     /// The token for "now": a reader starting here sees only later events.
     pub async fn head_token(&self, service: &Service) -> Result<String, CoreError> {
-        let fresh = self
-            .store
-            .service(&ObjectRef::Sid(service.sid.clone()))
-            .await?
-            .unwrap_or_else(|| service.clone());
-        Ok(SinceToken {
-            epoch: self.store.epoch().to_owned(),
-            service_sid: service.sid.clone(),
-            seq: fresh.head_seq,
-        }
-        .encode())
+        let fresh = self.store.service(&ObjectRef::Sid(service.sid.clone())).await?.unwrap_or_else(|| service.clone());
+        Ok(SinceToken { epoch: self.store.epoch().to_owned(), service_sid: service.sid.clone(), seq: fresh.head_seq }
+            .encode())
     }
 
     /// Resolves a since-token to a sequence number, refusing foreign and expired tokens.
@@ -837,20 +712,15 @@ impl Engine {
     }
 
     fn token_at(&self, service: &Sid, seq: u64) -> String {
-        SinceToken {
-            epoch: self.store.epoch().to_owned(),
-            service_sid: service.clone(),
-            seq,
-        }
-        .encode()
+        SinceToken { epoch: self.store.epoch().to_owned(), service_sid: service.clone(), seq }.encode()
     }
 
-    /// Events after `since` (or from now when absent), waiting up to `timeout` for the first.
+    /// Events after `since`, waiting up to `timeout` for the first.
     pub async fn changes(
         &self,
         principal: &Principal,
         service: &str,
-        since: Option<&str>,
+        since: Since<'_>,
         object: Option<&Sid>,
         limit: u32,
         timeout: Duration,
@@ -858,78 +728,76 @@ impl Engine {
         let svc = self.service(principal, service).await?;
         if !principal.is_admin() && svc.acl_enabled {
             return Err(CoreError::Forbidden(
-                "reading the whole change log needs server credentials when ACLs are enabled"
-                    .into(),
+                "reading the whole change log needs server credentials when ACLs are enabled".into(),
             ));
         }
         if limit == 0 || limit > self.limits.max_page_size {
             return Err(CoreError::invalid(
                 "limit",
-                format!(
-                    "must be between 1 and {}, got {limit}",
-                    self.limits.max_page_size
-                ),
+                format!("must be between 1 and {}, got {limit}", self.limits.max_page_size),
             ));
         }
         // Subscribe first, then read, then wait: a commit between the read and the wait still wakes us.
         let mut wake = self.notifier.subscribe(&svc.sid);
-        let mut after = match since {
-            Some(t) => self.since_seq(&svc, t).await?,
-            None => self
-                .store
-                .service(&ObjectRef::Sid(svc.sid.clone()))
-                .await?
-                .map(|s| s.head_seq)
-                .unwrap_or(0),
-        };
+        let mut after = self.start_seq(&svc, since).await?;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let events = self.store.events(&svc.sid, after, object, limit).await?;
+            // With an object filter, an empty read still lets the cursor move to the head read
+            // *before* it, so later polls do not rescan the same stretch of log.
+            let head = match object {
+                Some(_) => Some(self.current_head(&svc.sid).await?),
+                None => None,
+            };
+            let events = self.read_events(&svc.sid, after, object, limit).await?;
             if let Some(last) = events.last() {
                 let next = self.token_at(&svc.sid, last.seq);
                 return Ok(Changes { events, next });
             }
-            // Nothing for this object filter may still mean the log moved on: skip ahead.
-            if object.is_some() {
-                let head = *wake.borrow_and_update();
-                after = after.max(head.min(self.current_head(&svc.sid).await?));
+            if let Some(head) = head {
+                after = after.max(head);
             }
-            if tokio::time::timeout_at(deadline, wake.changed())
-                .await
-                .is_err()
-            {
-                return Ok(Changes {
-                    events,
-                    next: self.token_at(&svc.sid, after),
-                });
+            if tokio::time::timeout_at(deadline, wake.changed()).await.is_err() {
+                return Ok(Changes { events, next: self.token_at(&svc.sid, after) });
             }
         }
     }
 
+    /// The sequence number a reader starting at `since` continues after.
+    pub async fn start_seq(&self, service: &Service, since: Since<'_>) -> Result<u64, CoreError> {
+        match since {
+            Since::Token(t) => self.since_seq(service, t).await,
+            Since::Now => self.current_head(&service.sid).await,
+            Since::Start => {
+                Ok(self.store.service(&ObjectRef::Sid(service.sid.clone())).await?.map(|s| s.pruned_seq).unwrap_or(0))
+            }
+        }
+    }
+
+    /// Events with `seq > after`: from the in-memory run of recent commits when it provably
+    /// holds the next one, otherwise from the store.
+    pub async fn read_events(
+        &self,
+        service: &Sid,
+        after: u64,
+        object: Option<&Sid>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, CoreError> {
+        if let Some(events) = self.recent.read(service, after, object, limit) {
+            return Ok(events);
+        }
+        Ok(self.store.events(service, after, object, limit).await?)
+    }
+
     async fn current_head(&self, service: &Sid) -> Result<u64, CoreError> {
-        Ok(self
-            .store
-            .service(&ObjectRef::Sid(service.clone()))
-            .await?
-            .map(|s| s.head_seq)
-            .unwrap_or(0))
+        Ok(self.store.service(&ObjectRef::Sid(service.clone())).await?.map(|s| s.head_seq).unwrap_or(0))
     }
 
     // ----- background work --------------------------------------------------------------------
 
     /// Removes what has expired; returns how many objects and items went.
     pub async fn expire_due(&self) -> Result<u64, CoreError> {
-        let applied = self
-            .store
-            .execute(
-                Actor::SYSTEM,
-                Mutation::Expire {
-                    now: Timestamp::now(),
-                    limit: 500,
-                },
-            )
-            .await?;
-        self.wake(&applied.events);
+        let applied = self.store.execute(Actor::SYSTEM, Mutation::Expire { now: Timestamp::now(), limit: 500 }).await?;
+        self.wake(&applied);
         Ok(match applied.outcome {
             Outcome::Expired { removed } => removed,
             _ => 0,
@@ -938,12 +806,8 @@ impl Engine {
 
     /// Drops change-log events older than the retention window.
     pub async fn prune_log(&self) -> Result<u64, CoreError> {
-        let before =
-            Timestamp(Timestamp::now().millis() - (self.limits.retention_secs as i64) * 1000);
-        let applied = self
-            .store
-            .execute(Actor::SYSTEM, Mutation::Prune { before })
-            .await?;
+        let before = Timestamp(Timestamp::now().millis() - (self.limits.retention_secs as i64) * 1000);
+        let applied = self.store.execute(Actor::SYSTEM, Mutation::Prune { before }).await?;
         Ok(match applied.outcome {
             Outcome::Pruned { events } => events,
             _ => 0,
@@ -952,35 +816,31 @@ impl Engine {
 
     // ----- helpers ----------------------------------------------------------------------------
 
-    async fn run(
-        &self,
-        svc: &Service,
-        principal: &Principal,
-        m: Mutation,
-    ) -> Result<Outcome, CoreError> {
+    async fn run(&self, svc: &Service, principal: &Principal, m: Mutation) -> Result<Outcome, CoreError> {
         check_service_reach(principal, svc)?;
         let applied = self.store.execute(principal.actor(), m).await?;
-        self.wake(&applied.events);
+        self.wake(&applied);
         Ok(applied.outcome)
     }
 
-    fn wake(&self, events: &[crate::log::Event]) {
-        for e in events {
+    /// Publishes committed events: into the recent-event cache, then a hint to waiters.
+    fn wake(&self, applied: &crate::store::Applied) {
+        let Some(first) = applied.events.first() else { return };
+        if applied.events.iter().all(|e| e.service_sid == first.service_sid) {
+            self.recent.insert(&first.service_sid, &applied.stored);
+        } else {
+            for (e, stored) in applied.events.iter().zip(&applied.stored) {
+                self.recent.insert(&e.service_sid, std::slice::from_ref(stored));
+            }
+        }
+        for e in &applied.events {
             self.notifier.notify(&e.service_sid, e.seq);
         }
     }
 
-    async fn find_object(
-        &self,
-        svc: &Service,
-        kind: ObjectKind,
-        id: &str,
-    ) -> Result<SyncObject, CoreError> {
+    async fn find_object(&self, svc: &Service, kind: ObjectKind, id: &str) -> Result<SyncObject, CoreError> {
         let r = self.parse_object_ref(id, kind)?;
-        self.store
-            .object(&svc.sid, kind, &r)
-            .await?
-            .ok_or_else(|| CoreError::not_found(NotFoundKind::Object(kind), id))
+        self.store.object(&svc.sid, kind, &r).await?.ok_or_else(|| CoreError::not_found(NotFoundKind::Object(kind), id))
     }
 
     /// Resolves and authorises read access to an object, for subscriptions.
@@ -997,12 +857,7 @@ impl Engine {
         Ok(object)
     }
 
-    async fn check_read(
-        &self,
-        principal: &Principal,
-        svc: &Service,
-        object: &SyncObject,
-    ) -> Result<(), CoreError> {
+    async fn check_read(&self, principal: &Principal, svc: &Service, object: &SyncObject) -> Result<(), CoreError> {
         self.check(principal, svc, object, Right::Read).await
     }
 
@@ -1048,17 +903,11 @@ impl Engine {
         if chars > self.limits.max_name_chars {
             return Err(CoreError::invalid(
                 "unique_name",
-                format!(
-                    "is {chars} characters long, the limit is {}",
-                    self.limits.max_name_chars
-                ),
+                format!("is {chars} characters long, the limit is {}", self.limits.max_name_chars),
             ));
         }
         if looks_like_sid(name) {
-            return Err(CoreError::invalid(
-                "unique_name",
-                "must not have the shape of a SID",
-            ));
+            return Err(CoreError::invalid("unique_name", "must not have the shape of a SID"));
         }
         Ok(())
     }
@@ -1071,23 +920,16 @@ impl Engine {
                 if chars == 0 || chars > self.limits.max_name_chars {
                     Err(CoreError::invalid(
                         "key",
-                        format!(
-                            "must be 1 to {} characters long, got {chars}",
-                            self.limits.max_name_chars
-                        ),
+                        format!("must be 1 to {} characters long, got {chars}", self.limits.max_name_chars),
                     ))
                 } else {
                     Ok(())
                 }
             }
-            (ObjectKind::List, ItemKey::Key(k)) => Err(CoreError::invalid(
-                "index",
-                format!("'{k}' is not a list index"),
-            )),
-            _ => Err(CoreError::invalid(
-                "key",
-                format!("a {} has no items", kind.as_str()),
-            )),
+            (ObjectKind::List, ItemKey::Key(k)) => {
+                Err(CoreError::invalid("index", format!("'{k}' is not a list index")))
+            }
+            _ => Err(CoreError::invalid("key", format!("a {} has no items", kind.as_str()))),
         }
     }
 
@@ -1104,11 +946,7 @@ impl Engine {
         }
         let size = json_size(data);
         if size > self.limits.max_data_bytes {
-            return Err(CoreError::TooLarge {
-                field: "data",
-                size,
-                limit: self.limits.max_data_bytes,
-            });
+            return Err(CoreError::TooLarge { field: "data", size, limit: self.limits.max_data_bytes });
         }
         Ok(())
     }
@@ -1117,10 +955,7 @@ impl Engine {
         match ttl {
             Some(t) if t > self.limits.max_ttl_secs => Err(CoreError::invalid(
                 field,
-                format!(
-                    "must be between 0 and {} seconds, got {t}",
-                    self.limits.max_ttl_secs
-                ),
+                format!("must be between 0 and {} seconds, got {t}", self.limits.max_ttl_secs),
             )),
             _ => Ok(()),
         }
@@ -1134,10 +969,7 @@ fn json_size(v: &Value) -> usize {
 fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), CoreError> {
     let n = value.chars().count();
     if n > max {
-        return Err(CoreError::invalid(
-            field,
-            format!("is {n} characters long, the limit is {max}"),
-        ));
+        return Err(CoreError::invalid(field, format!("is {n} characters long, the limit is {max}")));
     }
     Ok(())
 }
@@ -1153,32 +985,23 @@ fn require_admin(principal: &Principal) -> Result<(), CoreError> {
     if principal.is_admin() {
         Ok(())
     } else {
-        Err(CoreError::Forbidden(
-            "this needs server credentials (the account or an API key)".into(),
-        ))
+        Err(CoreError::Forbidden("this needs server credentials (the account or an API key)".into()))
     }
 }
 
 fn check_service_reach(principal: &Principal, svc: &Service) -> Result<(), CoreError> {
     match principal {
-        Principal::Identity { service_sid, .. } if service_sid != &svc.sid => Err(
-            CoreError::Forbidden("the access token is for another service".into()),
-        ),
+        Principal::Identity { service_sid, .. } if service_sid != &svc.sid => {
+            Err(CoreError::Forbidden("the access token is for another service".into()))
+        }
         _ => Ok(()),
     }
 }
 
 fn public_key(r: ApiKeyRecord) -> ApiKey {
-    ApiKey {
-        sid: r.sid,
-        friendly_name: r.friendly_name,
-        secret: String::new(),
-        date_created: r.date_created,
-    }
+    ApiKey { sid: r.sid, friendly_name: r.friendly_name, secret: String::new(), date_created: r.date_created }
 }
 
 fn unexpected(outcome: Outcome) -> CoreError {
-    CoreError::Store(crate::store::StoreError::Backend(format!(
-        "unexpected outcome {outcome:?}"
-    )))
+    CoreError::Store(crate::store::StoreError::Backend(format!("unexpected outcome {outcome:?}")))
 }

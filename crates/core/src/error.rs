@@ -62,16 +62,9 @@ error_codes! {
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
     #[error("{field}: {message}")]
-    InvalidField {
-        field: &'static str,
-        message: String,
-    },
+    InvalidField { field: &'static str, message: String },
     #[error("{field} is too large: {size} bytes, the limit is {limit} bytes")]
-    TooLarge {
-        field: &'static str,
-        size: usize,
-        limit: usize,
-    },
+    TooLarge { field: &'static str, size: usize, limit: usize },
     #[error(transparent)]
     InvalidSid(#[from] InvalidSid),
     #[error("{what} '{id}' was not found")]
@@ -132,17 +125,11 @@ impl std::fmt::Display for NotFoundKind {
 
 impl CoreError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        CoreError::InvalidField {
-            field,
-            message: message.into(),
-        }
+        CoreError::InvalidField { field, message: message.into() }
     }
 
     pub fn not_found(what: NotFoundKind, id: impl Into<String>) -> Self {
-        CoreError::NotFound {
-            what,
-            id: id.into(),
-        }
+        CoreError::NotFound { what, id: id.into() }
     }
 
     pub fn code(&self) -> ErrorCode {
@@ -188,12 +175,7 @@ mod tests {
         let mut seen = HashSet::new();
         for code in ErrorCode::ALL {
             assert!(seen.insert(code.code()), "duplicate code {}", code.code());
-            assert_eq!(
-                code.code() / 100,
-                code.status() as u32,
-                "{} is in the wrong class",
-                code.name()
-            );
+            assert_eq!(code.code() / 100, code.status() as u32, "{} is in the wrong class", code.name());
         }
     }
 }

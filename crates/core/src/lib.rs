@@ -13,6 +13,7 @@ pub mod log;
 pub mod model;
 pub mod notify;
 pub mod page;
+pub mod recent;
 pub mod rules;
 pub mod sid;
 pub mod store;

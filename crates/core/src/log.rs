@@ -65,27 +65,15 @@ impl EventKind {
     }
 
     pub fn item_added(kind: ObjectKind) -> Self {
-        if kind == ObjectKind::List {
-            EventKind::ListItemAdded
-        } else {
-            EventKind::MapItemAdded
-        }
+        if kind == ObjectKind::List { EventKind::ListItemAdded } else { EventKind::MapItemAdded }
     }
 
     pub fn item_updated(kind: ObjectKind) -> Self {
-        if kind == ObjectKind::List {
-            EventKind::ListItemUpdated
-        } else {
-            EventKind::MapItemUpdated
-        }
+        if kind == ObjectKind::List { EventKind::ListItemUpdated } else { EventKind::MapItemUpdated }
     }
 
     pub fn item_removed(kind: ObjectKind) -> Self {
-        if kind == ObjectKind::List {
-            EventKind::ListItemRemoved
-        } else {
-            EventKind::MapItemRemoved
-        }
+        if kind == ObjectKind::List { EventKind::ListItemRemoved } else { EventKind::MapItemRemoved }
     }
 }
 
@@ -142,12 +130,7 @@ pub struct EventDraft {
 
 impl EventDraft {
     pub fn into_event(self, store_epoch: &str, service_sid: Sid, seq: u64) -> Event {
-        let token = SinceToken {
-            epoch: store_epoch.to_owned(),
-            service_sid: service_sid.clone(),
-            seq,
-        }
-        .encode();
+        let token = SinceToken { epoch: store_epoch.to_owned(), service_sid: service_sid.clone(), seq }.encode();
         Event {
             seq,
             token,
@@ -181,28 +164,17 @@ pub struct SinceToken {
 
 impl SinceToken {
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!(
-            "1.{}.{}.{}",
-            self.epoch, self.service_sid, self.seq
-        ))
+        URL_SAFE_NO_PAD.encode(format!("1.{}.{}.{}", self.epoch, self.service_sid, self.seq))
     }
 
     pub fn decode(token: &str) -> Result<Self, CoreError> {
-        let bad = || {
-            CoreError::InvalidSinceToken(format!(
-                "'{token}' is not a since-token issued by this server"
-            ))
-        };
+        let bad = || CoreError::InvalidSinceToken(format!("'{token}' is not a since-token issued by this server"));
         let raw = URL_SAFE_NO_PAD.decode(token.trim()).map_err(|_| bad())?;
         let raw = String::from_utf8(raw).map_err(|_| bad())?;
         let mut parts = raw.split('.');
-        let (Some("1"), Some(epoch), Some(service), Some(seq), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let (Some("1"), Some(epoch), Some(service), Some(seq), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(bad());
         };
         Ok(SinceToken {
@@ -229,25 +201,12 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_refuse_other_stores() {
         let service = Sid::new(SidKind::Service);
-        let t = SinceToken {
-            epoch: "abc123".into(),
-            service_sid: service.clone(),
-            seq: 42,
-        };
+        let t = SinceToken { epoch: "abc123".into(), service_sid: service.clone(), seq: 42 };
         let decoded = SinceToken::decode(&t.encode()).expect("decodes");
         assert_eq!(decoded, t);
         assert_eq!(decoded.seq_for("abc123", &service).expect("same store"), 42);
-        assert!(matches!(
-            decoded.seq_for("other", &service),
-            Err(CoreError::ForeignSinceToken)
-        ));
-        assert!(matches!(
-            decoded.seq_for("abc123", &Sid::new(SidKind::Service)),
-            Err(CoreError::ForeignSinceToken)
-        ));
-        assert!(matches!(
-            SinceToken::decode("garbage!"),
-            Err(CoreError::InvalidSinceToken(_))
-        ));
+        assert!(matches!(decoded.seq_for("other", &service), Err(CoreError::ForeignSinceToken)));
+        assert!(matches!(decoded.seq_for("abc123", &Sid::new(SidKind::Service)), Err(CoreError::ForeignSinceToken)));
+        assert!(matches!(SinceToken::decode("garbage!"), Err(CoreError::InvalidSinceToken(_))));
     }
 }

@@ -33,12 +33,7 @@ pub enum ObjectKind {
 }
 
 impl ObjectKind {
-    pub const ALL: [ObjectKind; 4] = [
-        ObjectKind::Document,
-        ObjectKind::List,
-        ObjectKind::Map,
-        ObjectKind::Stream,
-    ];
+    pub const ALL: [ObjectKind; 4] = [ObjectKind::Document, ObjectKind::List, ObjectKind::Map, ObjectKind::Stream];
 
     pub const fn sid_kind(self) -> SidKind {
         match self {

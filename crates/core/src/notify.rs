@@ -15,16 +15,12 @@ pub struct ChangeNotifier {
 impl ChangeNotifier {
     pub fn subscribe(&self, service: &Sid) -> watch::Receiver<u64> {
         let mut map = self.services.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(service.clone())
-            .or_insert_with(|| watch::channel(0).0)
-            .subscribe()
+        map.entry(service.clone()).or_insert_with(|| watch::channel(0).0).subscribe()
     }
 
     pub fn notify(&self, service: &Sid, seq: u64) {
         let mut map = self.services.lock().unwrap_or_else(|e| e.into_inner());
-        let sender = map
-            .entry(service.clone())
-            .or_insert_with(|| watch::channel(0).0);
+        let sender = map.entry(service.clone()).or_insert_with(|| watch::channel(0).0);
         sender.send_if_modified(|cur| {
             if seq > *cur {
                 *cur = seq;

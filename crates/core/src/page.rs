@@ -53,9 +53,7 @@ impl PageToken {
     }
 
     pub fn decode(s: &str) -> Result<Self, CoreError> {
-        let raw = URL_SAFE_NO_PAD
-            .decode(s)
-            .map_err(|_| CoreError::InvalidPageToken)?;
+        let raw = URL_SAFE_NO_PAD.decode(s).map_err(|_| CoreError::InvalidPageToken)?;
         serde_json::from_slice(&raw).map_err(|_| CoreError::InvalidPageToken)
     }
 }
@@ -73,10 +71,7 @@ impl PageRequest {
         if limit == 0 || limit > limits.max_page_size {
             return Err(CoreError::invalid(
                 "page_size",
-                format!(
-                    "must be between 1 and {}, got {limit}",
-                    limits.max_page_size
-                ),
+                format!("must be between 1 and {}, got {limit}", limits.max_page_size),
             ));
         }
         let (order, after) = match page_token {
@@ -86,26 +81,15 @@ impl PageRequest {
             }
             None => (order.unwrap_or_default(), None),
         };
-        Ok(PageRequest {
-            order,
-            from,
-            after,
-            limit,
-        })
+        Ok(PageRequest { order, from, after, limit })
     }
 
     /// Assembles a page from `limit + 1` fetched rows, so "more follows" is known exactly.
     pub fn finish<T>(&self, mut rows: Vec<T>, cursor: impl Fn(&T) -> Cursor) -> Page<T> {
         let more = rows.len() > self.limit as usize;
         rows.truncate(self.limit as usize);
-        let next = if more {
-            rows.last().map(|last| PageToken {
-                order: self.order,
-                after: cursor(last),
-            })
-        } else {
-            None
-        };
+        let next =
+            if more { rows.last().map(|last| PageToken { order: self.order, after: cursor(last) }) } else { None };
         Page { items: rows, next }
     }
 }
@@ -117,23 +101,14 @@ mod tests {
     #[test]
     fn page_tokens_round_trip_and_limits_are_checked() {
         let limits = crate::Limits::default();
-        let t = PageToken {
-            order: Order::Desc,
-            after: Cursor::Key("k".into()),
-        };
-        let req =
-            PageRequest::new(None, None, Some(&t.encode()), Some(10), &limits).expect("valid");
+        let t = PageToken { order: Order::Desc, after: Cursor::Key("k".into()) };
+        let req = PageRequest::new(None, None, Some(&t.encode()), Some(10), &limits).expect("valid");
         assert_eq!(req.order, Order::Desc);
         assert_eq!(req.after, Some(Cursor::Key("k".into())));
         assert!(PageRequest::new(None, None, None, Some(0), &limits).is_err());
         assert!(PageRequest::new(None, None, None, Some(1001), &limits).is_err());
-        assert!(matches!(
-            PageRequest::new(None, None, Some("nope"), None, &limits),
-            Err(CoreError::InvalidPageToken)
-        ));
-        let page = req.finish(vec![1u64, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], |n| {
-            Cursor::Index(*n)
-        });
+        assert!(matches!(PageRequest::new(None, None, Some("nope"), None, &limits), Err(CoreError::InvalidPageToken)));
+        let page = req.finish(vec![1u64, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], |n| Cursor::Index(*n));
         assert_eq!(page.items.len(), 10);
         assert_eq!(page.next.map(|t| t.after), Some(Cursor::Index(10)));
     }

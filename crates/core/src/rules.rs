@@ -3,11 +3,9 @@
 
 use crate::error::{CoreError, NotFoundKind};
 use crate::log::{EventDraft, EventKind};
-use crate::model::{
-    Item, ItemKey, ObjectKind, ObjectRef, OpenMode, Permission, Service, StreamMessage, SyncObject,
-};
+use crate::model::{Item, ItemKey, ObjectKind, ObjectRef, OpenMode, Permission, Service, StreamMessage, SyncObject};
 use crate::sid::Sid;
-use crate::store::{Actor, Applied, ItemWriteMode, Mutation, Outcome, TxState};
+use crate::store::{Actor, Applied, ItemWriteMode, Mutation, Outcome, StoreError, StoredEvent, TxState};
 use crate::timestamp::Timestamp;
 use serde_json::Value;
 
@@ -19,33 +17,15 @@ pub enum Right {
 }
 
 /// Applies one mutation. On error the caller rolls back everything this call wrote.
-pub fn apply(
-    tx: &mut dyn TxState,
-    actor: &Actor,
-    mutation: Mutation,
-    now: Timestamp,
-) -> Result<Applied, CoreError> {
-    let mut cx = Cx {
-        tx,
-        actor,
-        now,
-        events: Vec::new(),
-    };
+pub fn apply(tx: &mut dyn TxState, actor: &Actor, mutation: Mutation, now: Timestamp) -> Result<Applied, CoreError> {
+    let mut cx = Cx { tx, actor, now, events: Vec::new(), stored: Vec::new() };
     let outcome = cx.run(mutation)?;
-    Ok(Applied {
-        outcome,
-        events: cx.events,
-    })
+    Ok(Applied { outcome, events: cx.events, stored: cx.stored })
 }
 
 /// Whether `actor` holds `right` on `object`. Identities need a grant only when the service has
 /// ACLs enabled.
-pub fn allowed(
-    service: &Service,
-    actor: &Actor,
-    permission: Option<&Permission>,
-    right: Right,
-) -> bool {
+pub fn allowed(service: &Service, actor: &Actor, permission: Option<&Permission>, right: Right) -> bool {
     let Some(_) = &actor.identity else {
         return true;
     };
@@ -61,13 +41,7 @@ pub fn allowed(
 
 fn expiry(now: Timestamp, ttl: Option<u64>) -> Option<Option<Timestamp>> {
     // A TTL of 0 clears the expiry, as in Twilio Sync.
-    ttl.map(|t| {
-        if t == 0 {
-            None
-        } else {
-            Some(now.plus_seconds(t))
-        }
-    })
+    ttl.map(|t| if t == 0 { None } else { Some(now.plus_seconds(t)) })
 }
 
 struct Cx<'a> {
@@ -75,27 +49,16 @@ struct Cx<'a> {
     actor: &'a Actor,
     now: Timestamp,
     events: Vec<crate::log::Event>,
+    stored: Vec<StoredEvent>,
 }
 
 impl Cx<'_> {
     fn run(&mut self, mutation: Mutation) -> Result<Outcome, CoreError> {
         match mutation {
-            Mutation::CreateService {
-                sid,
-                unique_name,
-                friendly_name,
-                acl_enabled,
-            } => {
+            Mutation::CreateService { sid, unique_name, friendly_name, acl_enabled } => {
                 if let Some(name) = &unique_name {
-                    if self
-                        .tx
-                        .service(&ObjectRef::UniqueName(name.clone()))?
-                        .is_some()
-                    {
-                        return Err(CoreError::AlreadyExists {
-                            what: "service",
-                            name: name.clone(),
-                        });
+                    if self.tx.service(&ObjectRef::UniqueName(name.clone()))?.is_some() {
+                        return Err(CoreError::AlreadyExists { what: "service", name: name.clone() });
                     }
                 }
                 let service = Service {
@@ -112,20 +75,12 @@ impl Cx<'_> {
                 self.tx.put_service(&service)?;
                 Ok(Outcome::Service(service))
             }
-            Mutation::UpdateService {
-                service,
-                unique_name,
-                friendly_name,
-                acl_enabled,
-            } => {
+            Mutation::UpdateService { service, unique_name, friendly_name, acl_enabled } => {
                 let mut s = self.service(&service)?;
                 if let Some(Some(name)) = &unique_name {
                     if let Some(other) = self.tx.service(&ObjectRef::UniqueName(name.clone()))? {
                         if other.sid != s.sid {
-                            return Err(CoreError::AlreadyExists {
-                                what: "service",
-                                name: name.clone(),
-                            });
+                            return Err(CoreError::AlreadyExists { what: "service", name: name.clone() });
                         }
                     }
                 }
@@ -148,22 +103,10 @@ impl Cx<'_> {
                 self.tx.delete_service(&service)?;
                 Ok(Outcome::Removed)
             }
-            Mutation::OpenObject {
-                service,
-                kind,
-                target,
-                mode,
-                ttl,
-                data,
-            } => self.open_object(&service, kind, target, mode, ttl, data),
-            Mutation::UpdateObject {
-                service,
-                kind,
-                target,
-                data,
-                ttl,
-                if_match,
-            } => {
+            Mutation::OpenObject { service, kind, target, mode, ttl, data } => {
+                self.open_object(&service, kind, target, mode, ttl, data)
+            }
+            Mutation::UpdateObject { service, kind, target, data, ttl, if_match } => {
                 let svc = self.service(&service)?;
                 let mut object = self.object(&service, kind, &target)?;
                 self.require(&svc, &object, Right::Write)?;
@@ -181,17 +124,9 @@ impl Cx<'_> {
                 object.date_updated = self.now;
                 self.tx.put_object(&object)?;
                 self.emit_object(EventKind::updated(kind), &object, previous, None)?;
-                Ok(Outcome::Object {
-                    object,
-                    created: false,
-                })
+                Ok(Outcome::Object { object, created: false })
             }
-            Mutation::RemoveObject {
-                service,
-                kind,
-                target,
-                if_match,
-            } => {
+            Mutation::RemoveObject { service, kind, target, if_match } => {
                 let svc = self.service(&service)?;
                 let object = self.object(&service, kind, &target)?;
                 self.require(&svc, &object, Right::Manage)?;
@@ -199,13 +134,7 @@ impl Cx<'_> {
                 self.remove_object(&object, None)?;
                 Ok(Outcome::Removed)
             }
-            Mutation::AddListItem {
-                service,
-                target,
-                data,
-                ttl,
-                collection_ttl,
-            } => {
+            Mutation::AddListItem { service, target, data, ttl, collection_ttl } => {
                 let svc = self.service(&service)?;
                 let mut list = self.object(&service, ObjectKind::List, &target)?;
                 self.require(&svc, &list, Right::Write)?;
@@ -224,31 +153,16 @@ impl Cx<'_> {
                 self.touch_container(&mut list, collection_ttl)?;
                 self.tx.put_item(&item)?;
                 self.emit_item(EventKind::ListItemAdded, &list, &item, None)?;
-                Ok(Outcome::Item {
-                    item,
-                    created: true,
-                })
+                Ok(Outcome::Item { item, created: true })
             }
-            Mutation::WriteItem {
-                service,
-                kind,
-                target,
-                key,
-                data,
-                ttl,
-                collection_ttl,
-                if_match,
-                mode,
-            } => {
+            Mutation::WriteItem { service, kind, target, key, data, ttl, collection_ttl, if_match, mode } => {
                 let svc = self.service(&service)?;
                 let mut container = self.object(&service, kind, &target)?;
                 self.require(&svc, &container, Right::Write)?;
                 let existing = self.tx.item(&container.sid, &key)?;
                 let (item, created, previous) = match existing {
                     Some(_) if mode == ItemWriteMode::Create => {
-                        return Err(CoreError::ItemAlreadyExists {
-                            key: key.to_string(),
-                        });
+                        return Err(CoreError::ItemAlreadyExists { key: key.to_string() });
                     }
                     Some(mut item) => {
                         check_revision(if_match, item.revision)?;
@@ -263,10 +177,7 @@ impl Cx<'_> {
                         item.date_updated = self.now;
                         (item, false, Some(previous))
                     }
-                    None if mode == ItemWriteMode::Update
-                        || if_match.is_some()
-                        || kind == ObjectKind::List =>
-                    {
+                    None if mode == ItemWriteMode::Update || if_match.is_some() || kind == ObjectKind::List => {
                         return Err(CoreError::not_found(NotFoundKind::Item, key.to_string()));
                     }
                     None => {
@@ -289,21 +200,11 @@ impl Cx<'_> {
                 };
                 self.touch_container(&mut container, collection_ttl)?;
                 self.tx.put_item(&item)?;
-                let kind_ev = if created {
-                    EventKind::item_added(kind)
-                } else {
-                    EventKind::item_updated(kind)
-                };
+                let kind_ev = if created { EventKind::item_added(kind) } else { EventKind::item_updated(kind) };
                 self.emit_item(kind_ev, &container, &item, previous)?;
                 Ok(Outcome::Item { item, created })
             }
-            Mutation::RemoveItem {
-                service,
-                kind,
-                target,
-                key,
-                if_match,
-            } => {
+            Mutation::RemoveItem { service, kind, target, key, if_match } => {
                 let svc = self.service(&service)?;
                 let mut container = self.object(&service, kind, &target)?;
                 self.require(&svc, &container, Right::Write)?;
@@ -317,12 +218,7 @@ impl Cx<'_> {
                 self.emit_item_removed(&container, &item, None)?;
                 Ok(Outcome::Removed)
             }
-            Mutation::Publish {
-                service,
-                target,
-                message_sid,
-                data,
-            } => {
+            Mutation::Publish { service, target, message_sid, data } => {
                 let svc = self.service(&service)?;
                 let stream = self.object(&service, ObjectKind::Stream, &target)?;
                 self.require(&svc, &stream, Right::Write)?;
@@ -343,40 +239,17 @@ impl Cx<'_> {
                     reason: None,
                 };
                 self.append(&stream.service_sid, draft)?;
-                Ok(Outcome::Message(StreamMessage {
-                    sid: message_sid,
-                    stream_sid: stream.sid,
-                    data,
-                }))
+                Ok(Outcome::Message(StreamMessage { sid: message_sid, stream_sid: stream.sid, data }))
             }
-            Mutation::SetPermission {
-                service,
-                kind,
-                target,
-                identity,
-                read,
-                write,
-                manage,
-            } => {
+            Mutation::SetPermission { service, kind, target, identity, read, write, manage } => {
                 let svc = self.service(&service)?;
                 let object = self.object(&service, kind, &target)?;
                 self.require(&svc, &object, Right::Manage)?;
-                let permission = Permission {
-                    object_sid: object.sid.clone(),
-                    identity,
-                    read,
-                    write,
-                    manage,
-                };
+                let permission = Permission { object_sid: object.sid.clone(), identity, read, write, manage };
                 self.tx.put_permission(&permission)?;
                 Ok(Outcome::Permission(permission))
             }
-            Mutation::RemovePermission {
-                service,
-                kind,
-                target,
-                identity,
-            } => {
+            Mutation::RemovePermission { service, kind, target, identity } => {
                 let svc = self.service(&service)?;
                 let object = self.object(&service, kind, &target)?;
                 self.require(&svc, &object, Right::Manage)?;
@@ -386,9 +259,7 @@ impl Cx<'_> {
                 Ok(Outcome::Removed)
             }
             Mutation::Expire { now, limit } => self.expire(now, limit),
-            Mutation::Prune { before } => Ok(Outcome::Pruned {
-                events: self.tx.prune_events(before)?,
-            }),
+            Mutation::Prune { before } => Ok(Outcome::Pruned { events: self.tx.prune_events(before)? }),
             Mutation::PutApiKey(key) => {
                 self.tx.put_api_key(&key)?;
                 Ok(Outcome::ApiKey)
@@ -408,23 +279,13 @@ impl Cx<'_> {
             .ok_or_else(|| CoreError::not_found(NotFoundKind::Service, sid.to_string()))
     }
 
-    fn object(
-        &mut self,
-        service: &Sid,
-        kind: ObjectKind,
-        target: &ObjectRef,
-    ) -> Result<SyncObject, CoreError> {
+    fn object(&mut self, service: &Sid, kind: ObjectKind, target: &ObjectRef) -> Result<SyncObject, CoreError> {
         self.tx
             .object(service, kind, target)?
             .ok_or_else(|| CoreError::not_found(NotFoundKind::Object(kind), target.to_string()))
     }
 
-    fn require(
-        &mut self,
-        service: &Service,
-        object: &SyncObject,
-        right: Right,
-    ) -> Result<(), CoreError> {
+    fn require(&mut self, service: &Service, object: &SyncObject, right: Right) -> Result<(), CoreError> {
         let Some(identity) = &self.actor.identity else {
             return Ok(());
         };
@@ -456,28 +317,16 @@ impl Cx<'_> {
         if let Some(target) = &target {
             if let Some(object) = self.tx.object(service, kind, target)? {
                 if mode == OpenMode::CreateNew {
-                    return Err(CoreError::AlreadyExists {
-                        what: kind.as_str(),
-                        name: target.to_string(),
-                    });
+                    return Err(CoreError::AlreadyExists { what: kind.as_str(), name: target.to_string() });
                 }
                 self.require(&svc, &object, Right::Read)?;
-                return Ok(Outcome::Object {
-                    object,
-                    created: false,
-                });
+                return Ok(Outcome::Object { object, created: false });
             }
             if mode == OpenMode::OpenExisting {
-                return Err(CoreError::not_found(
-                    NotFoundKind::Object(kind),
-                    target.to_string(),
-                ));
+                return Err(CoreError::not_found(NotFoundKind::Object(kind), target.to_string()));
             }
         } else if mode == OpenMode::OpenExisting {
-            return Err(CoreError::invalid(
-                "id",
-                "open_existing needs a SID or unique name",
-            ));
+            return Err(CoreError::invalid("id", "open_existing needs a SID or unique name"));
         }
         let (sid, unique_name) = match target {
             Some(ObjectRef::Sid(sid)) => (sid, None),
@@ -514,18 +363,11 @@ impl Cx<'_> {
             self.tx.put_permission(&grant)?;
         }
         self.emit_object(EventKind::created(kind), &object, None, None)?;
-        Ok(Outcome::Object {
-            object,
-            created: true,
-        })
+        Ok(Outcome::Object { object, created: true })
     }
 
     /// Item writes bump the container's revision and may extend its TTL (`collection_ttl`).
-    fn touch_container(
-        &mut self,
-        container: &mut SyncObject,
-        collection_ttl: Option<u64>,
-    ) -> Result<(), CoreError> {
+    fn touch_container(&mut self, container: &mut SyncObject, collection_ttl: Option<u64>) -> Result<(), CoreError> {
         if let Some(exp) = expiry(self.now, collection_ttl) {
             container.date_expires = exp;
         }
@@ -535,11 +377,7 @@ impl Cx<'_> {
         Ok(())
     }
 
-    fn remove_object(
-        &mut self,
-        object: &SyncObject,
-        reason: Option<&str>,
-    ) -> Result<(), CoreError> {
+    fn remove_object(&mut self, object: &SyncObject, reason: Option<&str>) -> Result<(), CoreError> {
         self.tx.delete_object(&object.sid)?;
         self.emit_object(EventKind::removed(object.kind), object, None, reason)?;
         // The removal event carries no data; previous data is of no use once the object is gone.
@@ -554,11 +392,7 @@ impl Cx<'_> {
         }
         for item in self.tx.expired_items(now, limit)? {
             let key = item.item_key();
-            let kind = if item.index.is_some() {
-                ObjectKind::List
-            } else {
-                ObjectKind::Map
-            };
+            let kind = if item.index.is_some() { ObjectKind::List } else { ObjectKind::Map };
             let Some(mut container) = self.tx.object_by_sid(&item.object_sid)? else {
                 continue;
             };
@@ -572,7 +406,11 @@ impl Cx<'_> {
     }
 
     fn append(&mut self, service: &Sid, draft: EventDraft) -> Result<(), CoreError> {
-        let event = self.tx.append_event(service, draft)?;
+        let seq = self.tx.next_seq(service)?;
+        let event = draft.into_event(self.tx.epoch(), service.clone(), seq);
+        let json = serde_json::value::to_raw_value(&event).map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.tx.insert_event(service, seq, &event.object_sid, event.date, json.get())?;
+        self.stored.push(StoredEvent { seq, object_sid: event.object_sid.clone(), json });
         self.events.push(event);
         Ok(())
     }
@@ -586,10 +424,7 @@ impl Cx<'_> {
     ) -> Result<(), CoreError> {
         let removed = matches!(
             kind,
-            EventKind::DocumentRemoved
-                | EventKind::ListRemoved
-                | EventKind::MapRemoved
-                | EventKind::StreamRemoved
+            EventKind::DocumentRemoved | EventKind::ListRemoved | EventKind::MapRemoved | EventKind::StreamRemoved
         );
         let draft = EventDraft {
             kind,
@@ -664,9 +499,7 @@ impl Cx<'_> {
 
 fn check_revision(if_match: Option<u64>, actual: u64) -> Result<(), CoreError> {
     match if_match {
-        Some(expected) if expected != actual => {
-            Err(CoreError::RevisionMismatch { expected, actual })
-        }
+        Some(expected) if expected != actual => Err(CoreError::RevisionMismatch { expected, actual }),
         _ => Ok(()),
     }
 }

@@ -55,20 +55,12 @@ pub struct InvalidSid(pub String);
 impl Sid {
     /// A fresh SID; UUIDv7 keeps new SIDs in creation order, which keeps indexes local.
     pub fn new(kind: SidKind) -> Self {
-        Sid(format!(
-            "{}{}",
-            kind.prefix(),
-            uuid::Uuid::now_v7().simple()
-        ))
+        Sid(format!("{}{}", kind.prefix(), uuid::Uuid::now_v7().simple()))
     }
 
     /// A fresh SID with no time component, for secrets-adjacent identifiers.
     pub fn random(kind: SidKind) -> Self {
-        Sid(format!(
-            "{}{}",
-            kind.prefix(),
-            uuid::Uuid::new_v4().simple()
-        ))
+        Sid(format!("{}{}", kind.prefix(), uuid::Uuid::new_v4().simple()))
     }
 
     pub fn parse(s: &str) -> Result<Self, InvalidSid> {
@@ -82,11 +74,7 @@ impl Sid {
     /// Parses and checks the kind in one step.
     pub fn parse_kind(s: &str, kind: SidKind) -> Result<Self, InvalidSid> {
         let sid = Self::parse(s)?;
-        if sid.kind() == kind {
-            Ok(sid)
-        } else {
-            Err(InvalidSid(s.to_owned()))
-        }
+        if sid.kind() == kind { Ok(sid) } else { Err(InvalidSid(s.to_owned())) }
     }
 
     pub fn kind(&self) -> SidKind {
@@ -106,9 +94,7 @@ pub fn looks_like_sid(s: &str) -> bool {
     b.len() == 34
         && b[0].is_ascii_uppercase()
         && b[1].is_ascii_uppercase()
-        && b[2..]
-            .iter()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+        && b[2..].iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
 }
 
 impl fmt::Display for Sid {

@@ -3,7 +3,7 @@
 //! store's transaction through [`TxState`], so each backend only supplies rows.
 
 use crate::error::CoreError;
-use crate::log::{Event, EventDraft};
+use crate::log::Event;
 use crate::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
 use crate::page::PageRequest;
 use crate::sid::Sid;
@@ -32,9 +32,7 @@ impl Actor {
     pub const SYSTEM: Actor = Actor { identity: None };
 
     pub fn identity(identity: impl Into<String>) -> Self {
-        Actor {
-            identity: Some(identity.into()),
-        }
+        Actor { identity: Some(identity.into()) }
     }
 
     /// The name recorded as `created_by` and in events.
@@ -182,6 +180,8 @@ pub enum Outcome {
 pub struct Applied {
     pub outcome: Outcome,
     pub events: Vec<Event>,
+    /// The same events as stored: serialised once, shared by every reader.
+    pub stored: Vec<StoredEvent>,
 }
 
 /// A change-log entry as stored: its JSON is kept verbatim so fan-out never re-serialises it.
@@ -199,32 +199,30 @@ pub trait TxState {
     fn service(&mut self, r: &ObjectRef) -> Result<Option<Service>, StoreError>;
     fn put_service(&mut self, service: &Service) -> Result<(), StoreError>;
     fn delete_service(&mut self, sid: &Sid) -> Result<(), StoreError>;
-    fn object(
-        &mut self,
-        service: &Sid,
-        kind: ObjectKind,
-        r: &ObjectRef,
-    ) -> Result<Option<SyncObject>, StoreError>;
+    fn object(&mut self, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> Result<Option<SyncObject>, StoreError>;
     fn object_by_sid(&mut self, sid: &Sid) -> Result<Option<SyncObject>, StoreError>;
     fn put_object(&mut self, object: &SyncObject) -> Result<(), StoreError>;
     fn delete_object(&mut self, sid: &Sid) -> Result<(), StoreError>;
     fn item(&mut self, object: &Sid, key: &ItemKey) -> Result<Option<Item>, StoreError>;
     fn put_item(&mut self, item: &Item) -> Result<(), StoreError>;
     fn delete_item(&mut self, object: &Sid, key: &ItemKey) -> Result<(), StoreError>;
-    fn permission(
-        &mut self,
-        object: &Sid,
-        identity: &str,
-    ) -> Result<Option<Permission>, StoreError>;
+    fn permission(&mut self, object: &Sid, identity: &str) -> Result<Option<Permission>, StoreError>;
     fn put_permission(&mut self, permission: &Permission) -> Result<(), StoreError>;
     fn delete_permission(&mut self, object: &Sid, identity: &str) -> Result<bool, StoreError>;
-    /// Appends an event with the service's next sequence number; commit order is seq order.
-    fn append_event(&mut self, service: &Sid, draft: EventDraft) -> Result<Event, StoreError>;
-    fn expired_objects(
+    /// Allocates the service's next sequence number inside the transaction, so commit order
+    /// is sequence order.
+    fn next_seq(&mut self, service: &Sid) -> Result<u64, StoreError>;
+    /// Stores an event under the sequence number `next_seq` gave; `json` is its one
+    /// serialisation, shared with every reader.
+    fn insert_event(
         &mut self,
-        now: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<SyncObject>, StoreError>;
+        service: &Sid,
+        seq: u64,
+        object: &Sid,
+        date: Timestamp,
+        json: &str,
+    ) -> Result<(), StoreError>;
+    fn expired_objects(&mut self, now: Timestamp, limit: u32) -> Result<Vec<SyncObject>, StoreError>;
     fn expired_items(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Item>, StoreError>;
     /// Deletes events dated before `before`, recording per service the highest pruned seq.
     fn prune_events(&mut self, before: Timestamp) -> Result<u64, StoreError>;
@@ -243,32 +241,14 @@ pub trait Store: Send + Sync + 'static {
     async fn service(&self, r: &ObjectRef) -> Result<Option<Service>, StoreError>;
     /// Up to `page.limit + 1` services, ordered by SID.
     async fn services(&self, page: &PageRequest) -> Result<Vec<Service>, StoreError>;
-    async fn object(
-        &self,
-        service: &Sid,
-        kind: ObjectKind,
-        r: &ObjectRef,
-    ) -> Result<Option<SyncObject>, StoreError>;
+    async fn object(&self, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> Result<Option<SyncObject>, StoreError>;
     /// Up to `page.limit + 1` objects of a kind, ordered by SID.
-    async fn objects(
-        &self,
-        service: &Sid,
-        kind: ObjectKind,
-        page: &PageRequest,
-    ) -> Result<Vec<SyncObject>, StoreError>;
+    async fn objects(&self, service: &Sid, kind: ObjectKind, page: &PageRequest)
+    -> Result<Vec<SyncObject>, StoreError>;
     async fn item(&self, object: &Sid, key: &ItemKey) -> Result<Option<Item>, StoreError>;
     /// Up to `page.limit + 1` items, ordered by index (lists) or key (maps).
-    async fn items(
-        &self,
-        object: &Sid,
-        kind: ObjectKind,
-        page: &PageRequest,
-    ) -> Result<Vec<Item>, StoreError>;
-    async fn permission(
-        &self,
-        object: &Sid,
-        identity: &str,
-    ) -> Result<Option<Permission>, StoreError>;
+    async fn items(&self, object: &Sid, kind: ObjectKind, page: &PageRequest) -> Result<Vec<Item>, StoreError>;
+    async fn permission(&self, object: &Sid, identity: &str) -> Result<Option<Permission>, StoreError>;
     async fn permissions(&self, object: &Sid) -> Result<Vec<Permission>, StoreError>;
     /// Events with `seq > after`, oldest first, optionally of one object.
     async fn events(

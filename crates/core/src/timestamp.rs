@@ -21,15 +21,13 @@ impl Timestamp {
     }
 
     pub fn to_rfc3339(self) -> String {
-        let dt = OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 1_000_000)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let dt =
+            OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         dt.format(&Rfc3339).unwrap_or_default()
     }
 
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
-        OffsetDateTime::parse(s, &Rfc3339)
-            .ok()
-            .map(|dt| Timestamp((dt.unix_timestamp_nanos() / 1_000_000) as i64))
+        OffsetDateTime::parse(s, &Rfc3339).ok().map(|dt| Timestamp((dt.unix_timestamp_nanos() / 1_000_000) as i64))
     }
 }
 
@@ -42,8 +40,7 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Timestamp::parse_rfc3339(&s)
-            .ok_or_else(|| serde::de::Error::custom("expected an RFC 3339 date"))
+        Timestamp::parse_rfc3339(&s).ok_or_else(|| serde::de::Error::custom("expected an RFC 3339 date"))
     }
 }
 

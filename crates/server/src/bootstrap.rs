@@ -13,10 +13,7 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a valid credentials file: {message}")]
     BadCredentials { path: PathBuf, message: String },
     #[error("{0}")]
@@ -67,17 +64,11 @@ impl Credentials {
     /// they were just created, so the caller can print them once.
     pub fn load_or_create(config: &ServerConfig) -> Result<(Credentials, bool), BootstrapError> {
         let path = config.data_dir.join(CREDENTIALS_FILE);
-        let io = |source| BootstrapError::Io {
-            path: path.clone(),
-            source,
-        };
+        let io = |source| BootstrapError::Io { path: path.clone(), source };
         let (mut creds, created) = match std::fs::read_to_string(&path) {
             Ok(text) => {
-                let c: Credentials =
-                    serde_json::from_str(&text).map_err(|e| BootstrapError::BadCredentials {
-                        path: path.clone(),
-                        message: e.to_string(),
-                    })?;
+                let c: Credentials = serde_json::from_str(&text)
+                    .map_err(|e| BootstrapError::BadCredentials { path: path.clone(), message: e.to_string() })?;
                 (c, false)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -87,12 +78,9 @@ impl Credentials {
                     auth_token: root.auth_token,
                     master_key: SecretBox::generate_key_hex(),
                 };
-                std::fs::create_dir_all(&config.data_dir).map_err(|source| BootstrapError::Io {
-                    path: config.data_dir.clone(),
-                    source,
-                })?;
-                write_private(&path, &serde_json::to_string_pretty(&c).unwrap_or_default())
-                    .map_err(io)?;
+                std::fs::create_dir_all(&config.data_dir)
+                    .map_err(|source| BootstrapError::Io { path: config.data_dir.clone(), source })?;
+                write_private(&path, &serde_json::to_string_pretty(&c).unwrap_or_default()).map_err(io)?;
                 (c, true)
             }
             Err(e) => return Err(io(e)),
@@ -103,9 +91,7 @@ impl Credentials {
         }
         if let Some(token) = &config.auth_token {
             if token.len() < 16 {
-                return Err(BootstrapError::Invalid(
-                    "FERROSYNC_AUTH_TOKEN must be at least 16 characters".into(),
-                ));
+                return Err(BootstrapError::Invalid("FERROSYNC_AUTH_TOKEN must be at least 16 characters".into()));
             }
             creds.auth_token = token.clone();
         }
@@ -116,10 +102,7 @@ impl Credentials {
     }
 
     pub fn root(&self) -> RootCredentials {
-        RootCredentials {
-            account_sid: self.account_sid.clone(),
-            auth_token: self.auth_token.clone(),
-        }
+        RootCredentials { account_sid: self.account_sid.clone(), auth_token: self.auth_token.clone() }
     }
 }
 
@@ -138,21 +121,10 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 /// Opens the store and builds the engine for `config`.
-pub fn open_engine(
-    config: &ServerConfig,
-) -> Result<(Arc<Engine>, Credentials, bool), BootstrapError> {
+pub fn open_engine(config: &ServerConfig) -> Result<(Arc<Engine>, Credentials, bool), BootstrapError> {
     let (creds, created) = Credentials::load_or_create(config)?;
-    let secrets = SecretBox::from_hex(&creds.master_key)
-        .map_err(|e| BootstrapError::Invalid(e.to_string()))?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
-        &config.data_dir.join(DATABASE_FILE),
-        config.durability,
-    )?);
-    let engine = Arc::new(Engine::new(
-        store,
-        config.limits.clone(),
-        creds.root(),
-        secrets,
-    ));
+    let secrets = SecretBox::from_hex(&creds.master_key).map_err(|e| BootstrapError::Invalid(e.to_string()))?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir.join(DATABASE_FILE), config.durability)?);
+    let engine = Arc::new(Engine::new(store, config.limits.clone(), creds.root(), secrets));
     Ok((engine, creds, created))
 }

@@ -37,12 +37,9 @@ pub async fn run(
             cancel.cancel();
         }
     };
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(graceful)
-    .await;
+    let result = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(graceful)
+        .await;
     cancel.cancel();
     background.close();
     background.wait().await;
@@ -63,15 +60,8 @@ impl RunningServer {
         let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let signal = stop.clone();
-        let handle = tokio::spawn(run(listener, state.clone(), async move {
-            signal.cancelled().await
-        }));
-        Ok(RunningServer {
-            addr,
-            state,
-            stop,
-            handle,
-        })
+        let handle = tokio::spawn(run(listener, state.clone(), async move { signal.cancelled().await }));
+        Ok(RunningServer { addr, state, stop, handle })
     }
 
     pub fn url(&self) -> String {

@@ -13,10 +13,7 @@ pub fn prometheus() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
-                .set_buckets(&[
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                    10.0, 60.0,
-                ])
+                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0])
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             match builder.install_recorder() {
                 Ok(h) => h,
@@ -29,22 +26,14 @@ pub fn prometheus() -> PrometheusHandle {
 
 /// Counts and times every request by face and route template.
 pub async fn track(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().as_str().to_owned();
     let face = face_of(&route);
     let started = Instant::now();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
-    let labels = [
-        ("face", face.to_owned()),
-        ("route", route),
-        ("method", method),
-        ("status", status),
-    ];
+    let labels = [("face", face.to_owned()), ("route", route), ("method", method), ("status", status)];
     metrics::counter!("ferrosync_http_requests_total", &labels).increment(1);
     metrics::histogram!("ferrosync_http_request_duration_seconds", &labels[..3])
         .record(started.elapsed().as_secs_f64());
@@ -52,9 +41,5 @@ pub async fn track(req: Request, next: Next) -> Response {
 }
 
 fn face_of(route: &str) -> &'static str {
-    if route.starts_with("/api/") {
-        "native"
-    } else {
-        "ops"
-    }
+    if route.starts_with("/api/") { "native" } else { "ops" }
 }

@@ -28,12 +28,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings {
-            outbound_queue: 4096,
-            keepalive_secs: 30,
-            token_warning_secs: 180,
-            max_subscriptions: 2000,
-        }
+        Settings { outbound_queue: 4096, keepalive_secs: 30, token_warning_secs: 180, max_subscriptions: 2000 }
     }
 }
 

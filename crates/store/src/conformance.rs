@@ -29,16 +29,8 @@ where
 
 async fn service(store: &Arc<dyn Store>) -> Sid {
     let sid = Sid::new(SidKind::Service);
-    let m = Mutation::CreateService {
-        sid: sid.clone(),
-        unique_name: None,
-        friendly_name: None,
-        acl_enabled: false,
-    };
-    store
-        .execute(Actor::SYSTEM, m)
-        .await
-        .expect("service created");
+    let m = Mutation::CreateService { sid: sid.clone(), unique_name: None, friendly_name: None, acl_enabled: false };
+    store.execute(Actor::SYSTEM, m).await.expect("service created");
     sid
 }
 
@@ -51,24 +43,14 @@ async fn open(store: &Arc<dyn Store>, service: &Sid, kind: ObjectKind, name: &st
         ttl: None,
         data: None,
     };
-    match store
-        .execute(Actor::SYSTEM, m)
-        .await
-        .expect("opened")
-        .outcome
-    {
+    match store.execute(Actor::SYSTEM, m).await.expect("opened").outcome {
         Outcome::Object { object, .. } => object.sid,
         other => panic!("unexpected {other:?}"),
     }
 }
 
 fn page(order: Order, from: Option<Cursor>, after: Option<Cursor>, limit: u32) -> PageRequest {
-    PageRequest {
-        order,
-        from,
-        after,
-        limit,
-    }
+    PageRequest { order, from, after, limit }
 }
 
 async fn sequences_are_gapless_and_ordered(store: Arc<dyn Store>) {
@@ -83,34 +65,19 @@ async fn sequences_are_gapless_and_ordered(store: Arc<dyn Store>) {
             ttl: None,
             if_match: None,
         };
-        store
-            .execute(Actor::identity("alice"), m)
-            .await
-            .expect("updated");
+        store.execute(Actor::identity("alice"), m).await.expect("updated");
     }
     let events = store.events(&svc, 0, None, 100).await.expect("events");
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
-    assert_eq!(
-        seqs,
-        (1..=21).collect::<Vec<_>>(),
-        "one event per mutation, numbered without gaps"
-    );
-    let tail = store
-        .events(&svc, 15, Some(&doc), 100)
-        .await
-        .expect("events");
+    assert_eq!(seqs, (1..=21).collect::<Vec<_>>(), "one event per mutation, numbered without gaps");
+    let tail = store.events(&svc, 15, Some(&doc), 100).await.expect("events");
     assert_eq!(tail.first().map(|e| e.seq), Some(16));
     let last: serde_json::Value = serde_json::from_str(events[20].json.get()).expect("json");
     assert_eq!(last["type"], "document_updated");
     assert_eq!(last["data"], json!({ "n": 19 }));
     assert_eq!(last["identity"], "alice");
     assert_eq!(last["revision"], 20);
-    let head = store
-        .service(&ObjectRef::Sid(svc))
-        .await
-        .expect("read")
-        .expect("exists")
-        .head_seq;
+    let head = store.service(&ObjectRef::Sid(svc)).await.expect("read").expect("exists").head_seq;
     assert_eq!(head, 21);
 }
 
@@ -125,33 +92,12 @@ async fn failed_mutations_change_nothing(store: Arc<dyn Store>) {
         ttl: None,
         if_match: Some(7),
     };
-    let e = store
-        .execute(Actor::SYSTEM, m)
-        .await
-        .expect_err("stale revision");
-    assert!(matches!(
-        e,
-        CoreError::RevisionMismatch {
-            expected: 7,
-            actual: 0
-        }
-    ));
-    let obj = store
-        .object(&svc, ObjectKind::Document, &ObjectRef::Sid(doc))
-        .await
-        .expect("read")
-        .expect("exists");
+    let e = store.execute(Actor::SYSTEM, m).await.expect_err("stale revision");
+    assert!(matches!(e, CoreError::RevisionMismatch { expected: 7, actual: 0 }));
+    let obj = store.object(&svc, ObjectKind::Document, &ObjectRef::Sid(doc)).await.expect("read").expect("exists");
     assert_eq!(obj.revision, 0);
     assert_eq!(obj.data, Some(json!({})));
-    assert_eq!(
-        store
-            .events(&svc, 0, None, 100)
-            .await
-            .expect("events")
-            .len(),
-        1,
-        "no event for a refused write"
-    );
+    assert_eq!(store.events(&svc, 0, None, 100).await.expect("events").len(), 1, "no event for a refused write");
 }
 
 async fn list_indexes_are_never_reused(store: Arc<dyn Store>) {
@@ -175,12 +121,7 @@ async fn list_indexes_are_never_reused(store: Arc<dyn Store>) {
         if_match: None,
     };
     store.execute(Actor::SYSTEM, rm).await.expect("removed");
-    let item = match store
-        .execute(Actor::SYSTEM, add(3))
-        .await
-        .expect("added")
-        .outcome
-    {
+    let item = match store.execute(Actor::SYSTEM, add(3)).await.expect("added").outcome {
         Outcome::Item { item, .. } => item,
         other => panic!("unexpected {other:?}"),
     };
@@ -204,29 +145,16 @@ async fn paging_orders_and_bounds(store: Arc<dyn Store>) {
         };
         store.execute(Actor::SYSTEM, m).await.expect("set");
     }
-    let keys = |items: Vec<ferrosync_core::model::Item>| {
-        items.into_iter().filter_map(|i| i.key).collect::<Vec<_>>()
-    };
-    let asc = store
-        .items(&map, ObjectKind::Map, &page(Order::Asc, None, None, 2))
-        .await
-        .expect("items");
+    let keys = |items: Vec<ferrosync_core::model::Item>| items.into_iter().filter_map(|i| i.key).collect::<Vec<_>>();
+    let asc = store.items(&map, ObjectKind::Map, &page(Order::Asc, None, None, 2)).await.expect("items");
     assert_eq!(keys(asc), ["a", "b", "c"], "limit + 1 rows in key order");
     let from = store
-        .items(
-            &map,
-            ObjectKind::Map,
-            &page(Order::Asc, Some(Cursor::Key("c".into())), None, 10),
-        )
+        .items(&map, ObjectKind::Map, &page(Order::Asc, Some(Cursor::Key("c".into())), None, 10))
         .await
         .expect("items");
     assert_eq!(keys(from), ["c", "d", "e"]);
     let after = store
-        .items(
-            &map,
-            ObjectKind::Map,
-            &page(Order::Desc, None, Some(Cursor::Key("c".into())), 10),
-        )
+        .items(&map, ObjectKind::Map, &page(Order::Desc, None, Some(Cursor::Key("c".into())), 10))
         .await
         .expect("items");
     assert_eq!(keys(after), ["b", "a"]);
@@ -245,15 +173,8 @@ async fn unique_names_are_unique_per_kind(store: Arc<dyn Store>) {
         ttl: None,
         data: None,
     };
-    assert!(matches!(
-        store.execute(Actor::SYSTEM, m).await,
-        Err(CoreError::AlreadyExists { .. })
-    ));
-    assert_eq!(
-        open(&store, &svc, ObjectKind::Document, "same").await,
-        doc,
-        "open_or_create finds the existing one"
-    );
+    assert!(matches!(store.execute(Actor::SYSTEM, m).await, Err(CoreError::AlreadyExists { .. })));
+    assert_eq!(open(&store, &svc, ObjectKind::Document, "same").await, doc, "open_or_create finds the existing one");
 }
 
 async fn expiry_removes_and_emits(store: Arc<dyn Store>) {
@@ -266,47 +187,21 @@ async fn expiry_removes_and_emits(store: Arc<dyn Store>) {
         ttl: Some(1),
         data: Some(json!({ "a": 1 })),
     };
-    let doc = match store
-        .execute(Actor::SYSTEM, m)
-        .await
-        .expect("created")
-        .outcome
-    {
+    let doc = match store.execute(Actor::SYSTEM, m).await.expect("created").outcome {
         Outcome::Object { object, .. } => object,
         other => panic!("unexpected {other:?}"),
     };
     let expires = doc.date_expires.expect("has an expiry");
     let early = store
-        .execute(
-            Actor::SYSTEM,
-            Mutation::Expire {
-                now: Timestamp(expires.0 - 1),
-                limit: 100,
-            },
-        )
+        .execute(Actor::SYSTEM, Mutation::Expire { now: Timestamp(expires.0 - 1), limit: 100 })
         .await
         .expect("ran");
     assert!(matches!(early.outcome, Outcome::Expired { removed: 0 }));
-    let due = store
-        .execute(
-            Actor::SYSTEM,
-            Mutation::Expire {
-                now: expires,
-                limit: 100,
-            },
-        )
-        .await
-        .expect("ran");
+    let due = store.execute(Actor::SYSTEM, Mutation::Expire { now: expires, limit: 100 }).await.expect("ran");
     assert!(matches!(due.outcome, Outcome::Expired { removed: 1 }));
     assert_eq!(due.events.len(), 1);
     assert_eq!(due.events[0].reason.as_deref(), Some("expired"));
-    assert!(
-        store
-            .object(&svc, ObjectKind::Document, &ObjectRef::Sid(doc.sid))
-            .await
-            .expect("read")
-            .is_none()
-    );
+    assert!(store.object(&svc, ObjectKind::Document, &ObjectRef::Sid(doc.sid)).await.expect("read").is_none());
 }
 
 async fn pruning_records_the_horizon(store: Arc<dyn Store>) {
@@ -314,27 +209,12 @@ async fn pruning_records_the_horizon(store: Arc<dyn Store>) {
     open(&store, &svc, ObjectKind::Document, "a").await;
     open(&store, &svc, ObjectKind::Document, "b").await;
     let future = Timestamp(Timestamp::now().0 + 60_000);
-    let pruned = store
-        .execute(Actor::SYSTEM, Mutation::Prune { before: future })
-        .await
-        .expect("pruned");
+    let pruned = store.execute(Actor::SYSTEM, Mutation::Prune { before: future }).await.expect("pruned");
     assert!(matches!(pruned.outcome, Outcome::Pruned { events: 2 }));
-    let s = store
-        .service(&ObjectRef::Sid(svc.clone()))
-        .await
-        .expect("read")
-        .expect("exists");
+    let s = store.service(&ObjectRef::Sid(svc.clone())).await.expect("read").expect("exists");
     assert_eq!((s.head_seq, s.pruned_seq), (2, 2));
     open(&store, &svc, ObjectKind::Document, "c").await;
-    assert_eq!(
-        store
-            .events(&svc, 2, None, 10)
-            .await
-            .expect("events")
-            .first()
-            .map(|e| e.seq),
-        Some(3)
-    );
+    assert_eq!(store.events(&svc, 2, None, 10).await.expect("events").first().map(|e| e.seq), Some(3));
 }
 
 async fn concurrent_conditional_updates_have_one_winner(store: Arc<dyn Store>) {

@@ -11,9 +11,7 @@ async fn sqlite_store_passes_the_conformance_suite() {
     ferrosync_store::conformance::run_all(|| {
         let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = dir.path().join(format!("store-{n}.db"));
-        async move {
-            Arc::new(SqliteStore::open(&path, Durability::Full).expect("opens")) as Arc<dyn Store>
-        }
+        async move { Arc::new(SqliteStore::open(&path, Durability::Full).expect("opens")) as Arc<dyn Store> }
     })
     .await;
 }
@@ -31,17 +29,11 @@ async fn reopening_keeps_the_epoch_and_the_data() {
             friendly_name: None,
             acl_enabled: false,
         };
-        store
-            .execute(ferrosync_core::store::Actor::SYSTEM, m)
-            .await
-            .expect("created");
+        store.execute(ferrosync_core::store::Actor::SYSTEM, m).await.expect("created");
         store.epoch().to_owned()
     };
     let store = SqliteStore::open(&path, Durability::Full).expect("reopens");
     assert_eq!(store.epoch(), epoch);
-    let found = store
-        .service(&ferrosync_core::model::ObjectRef::UniqueName("kept".into()))
-        .await
-        .expect("reads");
+    let found = store.service(&ferrosync_core::model::ObjectRef::UniqueName("kept".into())).await.expect("reads");
     assert!(found.is_some());
 }

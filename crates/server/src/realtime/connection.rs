@@ -3,8 +3,7 @@
 
 use super::hub::{Delivery, Overflow, Subscriber};
 use super::protocol::{
-    CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHENTICATED, ClientFrame, ResumePoint,
-    ServerFrame,
+    CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHENTICATED, ClientFrame, ResumePoint, ServerFrame,
 };
 use crate::api::native::error::ApiError;
 use crate::api::native::extract::authenticate;
@@ -45,12 +44,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let credential = match (
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-        q.token,
-    ) {
+    let credential = match (headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()), q.token) {
         (Some(h), _) => Some(h.to_owned()),
         (None, Some(t)) => Some(format!("Bearer {t}")),
         (None, None) => None,
@@ -62,10 +56,9 @@ pub async fn upgrade(
         },
         None => None,
     };
-    ws.read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-        .max_message_size(256 * 1024)
-        .on_upgrade(move |socket| serve(socket, state, principal))
+    // A small read buffer keeps idle connections cheap; client frames are small. Writes are
+    // buffered and flushed once per batch of events.
+    ws.read_buffer_size(2 * 1024).max_message_size(256 * 1024).on_upgrade(move |socket| serve(socket, state, principal))
 }
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -96,18 +89,8 @@ async fn serve(socket: WebSocket, state: Arc<AppState>, principal: Option<Princi
             }
         },
     };
-    let Principal::Identity {
-        identity,
-        service_sid,
-        expires_at,
-    } = principal.clone()
-    else {
-        close(
-            &mut sink,
-            CLOSE_UNAUTHENTICATED,
-            "connect with an access token (Bearer), not server credentials",
-        )
-        .await;
+    let Principal::Identity { identity, service_sid, expires_at } = principal.clone() else {
+        close(&mut sink, CLOSE_UNAUTHENTICATED, "connect with an access token (Bearer), not server credentials").await;
         return;
     };
     let service = match state.engine.service(&principal, service_sid.as_str()).await {
@@ -133,38 +116,24 @@ async fn serve(socket: WebSocket, state: Arc<AppState>, principal: Option<Princi
     state.hub.connections.fetch_add(1, Ordering::Relaxed);
     session.run(sink, stream, rx).await;
     for object in session.subs.keys() {
-        state
-            .hub
-            .unsubscribe(&session.service.sid, object, session.conn)
-            .await;
+        state.hub.unsubscribe(&session.service.sid, object, session.conn).await;
     }
     state.hub.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
-async fn first_frame_auth(
-    state: &AppState,
-    stream: &mut SplitStream<WebSocket>,
-) -> Result<Principal, ApiError> {
+async fn first_frame_auth(state: &AppState, stream: &mut SplitStream<WebSocket>) -> Result<Principal, ApiError> {
     let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
     let text = match first {
         Ok(Some(Ok(Message::Text(t)))) => t,
         Ok(_) => {
-            return Err(ApiError::new(
-                ErrorCode::Unauthenticated,
-                "expected an authenticate frame",
-            ));
+            return Err(ApiError::new(ErrorCode::Unauthenticated, "expected an authenticate frame"));
         }
         Err(_) => {
-            return Err(ApiError::new(
-                ErrorCode::Unauthenticated,
-                "no authenticate frame within 10 seconds",
-            ));
+            return Err(ApiError::new(ErrorCode::Unauthenticated, "no authenticate frame within 10 seconds"));
         }
     };
     match serde_json::from_str::<ClientFrame>(&text) {
-        Ok(ClientFrame::Authenticate { token }) => {
-            Ok(state.engine.authenticate_token(&token).await?)
-        }
+        Ok(ClientFrame::Authenticate { token }) => Ok(state.engine.authenticate_token(&token).await?),
         _ => Err(ApiError::new(
             ErrorCode::Unauthenticated,
             "the first frame must be {\"type\":\"authenticate\",\"token\":…}",
@@ -178,19 +147,12 @@ async fn close(sink: &mut Sink, code: u16, reason: &str) {
     while reason.len() > 123 {
         reason.pop();
     }
-    let _ = sink
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from(reason),
-        })))
-        .await;
+    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }))).await;
     let _ = sink.close().await;
 }
 
 fn frame(f: &ServerFrame<'_>) -> Message {
-    Message::Text(Utf8Bytes::from(
-        serde_json::to_string(f).unwrap_or_default(),
-    ))
+    Message::Text(Utf8Bytes::from(serde_json::to_string(f).unwrap_or_default()))
 }
 
 fn now_secs() -> i64 {
@@ -208,12 +170,7 @@ enum Flow {
 }
 
 impl Session {
-    async fn run(
-        &mut self,
-        mut sink: Sink,
-        mut stream: SplitStream<WebSocket>,
-        mut rx: mpsc::Receiver<Arc<Delivery>>,
-    ) {
+    async fn run(&mut self, mut sink: Sink, mut stream: SplitStream<WebSocket>, mut rx: mpsc::Receiver<Arc<Delivery>>) {
         let hello = ServerFrame::Connected {
             connection_id: self.conn,
             identity: &self.identity,
@@ -229,8 +186,7 @@ impl Session {
         let overflow = self.overflow.clone();
         let shutdown = self.state.shutdown.clone();
         loop {
-            let warn_at =
-                instant_at(self.expires_at - self.state.settings.token_warning_secs as i64);
+            let warn_at = instant_at(self.expires_at - self.state.settings.token_warning_secs as i64);
             let expire_at = instant_at(self.expires_at);
             tokio::select! {
                 biased;
@@ -289,11 +245,7 @@ impl Session {
     }
 
     /// Writes every queued event the client has not seen, then flushes once.
-    async fn deliver(
-        &mut self,
-        sink: &mut Sink,
-        batch: &mut Vec<Arc<Delivery>>,
-    ) -> Result<(), axum::Error> {
+    async fn deliver(&mut self, sink: &mut Sink, batch: &mut Vec<Arc<Delivery>>) -> Result<(), axum::Error> {
         for d in batch.drain(..) {
             let Some(cursor) = self.subs.get_mut(&d.object_sid) else {
                 continue;
@@ -310,40 +262,22 @@ impl Session {
     fn resume_points(&self) -> Vec<ResumePoint> {
         self.subs
             .iter()
-            .map(|(object, seq)| ResumePoint {
-                object_sid: object.to_string(),
-                since: self.token(*seq),
-            })
+            .map(|(object, seq)| ResumePoint { object_sid: object.to_string(), since: self.token(*seq) })
             .collect()
     }
 
     fn token(&self, seq: u64) -> String {
-        SinceToken {
-            epoch: self.state.engine.store().epoch().to_owned(),
-            service_sid: self.service.sid.clone(),
-            seq,
-        }
-        .encode()
+        SinceToken { epoch: self.state.engine.store().epoch().to_owned(), service_sid: self.service.sid.clone(), seq }
+            .encode()
     }
 
     async fn handle(&mut self, sink: &mut Sink, text: &str) -> Flow {
         let request: ClientFrame = match serde_json::from_str(text) {
             Ok(f) => f,
             Err(e) => {
-                let id = serde_json::from_str::<Value>(text)
-                    .ok()
-                    .and_then(|v| v.get("id").and_then(Value::as_u64));
-                let err =
-                    ApiError::new(ErrorCode::InvalidRequest, format!("unreadable frame: {e}"));
-                return self
-                    .send(
-                        sink,
-                        &ServerFrame::Error {
-                            id,
-                            error: err.body(),
-                        },
-                    )
-                    .await;
+                let id = serde_json::from_str::<Value>(text).ok().and_then(|v| v.get("id").and_then(Value::as_u64));
+                let err = ApiError::new(ErrorCode::InvalidRequest, format!("unreadable frame: {e}"));
+                return self.send(sink, &ServerFrame::Error { id, error: err.body() }).await;
             }
         };
         let Some(id) = request.id() else {
@@ -351,50 +285,20 @@ impl Session {
                 ErrorCode::InvalidRequest,
                 "already authenticated; use update_token to replace the token",
             );
-            return self
-                .send(
-                    sink,
-                    &ServerFrame::Error {
-                        id: None,
-                        error: err.body(),
-                    },
-                )
-                .await;
+            return self.send(sink, &ServerFrame::Error { id: None, error: err.body() }).await;
         };
-        if let ClientFrame::Subscribe {
-            kind,
-            object,
-            since,
-            ..
-        } = request
-        {
-            return self
-                .subscribe(sink, id, kind, &object, since.as_deref())
-                .await;
+        if let ClientFrame::Subscribe { kind, object, since, .. } = request {
+            return self.subscribe(sink, id, kind, &object, since.as_deref()).await;
         }
         let reply = match self.request(request).await {
-            Ok((status, body)) => ServerFrame::Reply {
-                id,
-                status,
-                body: Some(body),
-                error: None,
-            },
-            Err(e) => ServerFrame::Reply {
-                id,
-                status: e.code.status(),
-                body: None,
-                error: Some(e.body()),
-            },
+            Ok((status, body)) => ServerFrame::Reply { id, status, body: Some(body), error: None },
+            Err(e) => ServerFrame::Reply { id, status: e.code.status(), body: None, error: Some(e.body()) },
         };
         self.send(sink, &reply).await
     }
 
     async fn send(&self, sink: &mut Sink, f: &ServerFrame<'_>) -> Flow {
-        if sink.send(frame(f)).await.is_err() {
-            Flow::Stop
-        } else {
-            Flow::Continue
-        }
+        if sink.send(frame(f)).await.is_err() { Flow::Stop } else { Flow::Continue }
     }
 
     /// Subscribe first, then read: the hub registration precedes the log read, and events that
@@ -410,12 +314,7 @@ impl Session {
         match self.try_subscribe(sink, id, kind, object, since).await {
             Ok(flow) => flow,
             Err(e) => {
-                let reply = ServerFrame::Reply {
-                    id,
-                    status: e.code.status(),
-                    body: None,
-                    error: Some(e.body()),
-                };
+                let reply = ServerFrame::Reply { id, status: e.code.status(), body: None, error: Some(e.body()) };
                 self.send(sink, &reply).await
             }
         }
@@ -430,87 +329,49 @@ impl Session {
         since: Option<&str>,
     ) -> Result<Flow, ApiError> {
         let engine = self.state.engine.clone();
-        let found = engine
-            .readable_object(&self.principal, &self.service, kind, object)
-            .await?;
+        let found = engine.readable_object(&self.principal, &self.service, kind, object).await?;
         let sid = found.sid.clone();
         if !self.subs.contains_key(&sid) {
             if self.subs.len() >= self.state.settings.max_subscriptions {
                 return Err(ApiError::new(
                     ErrorCode::InvalidRequest,
-                    format!(
-                        "a connection may hold at most {} subscriptions",
-                        self.state.settings.max_subscriptions
-                    ),
+                    format!("a connection may hold at most {} subscriptions", self.state.settings.max_subscriptions),
                 ));
             }
-            let sub = Subscriber {
-                conn: self.conn,
-                tx: self.tx.clone(),
-                overflow: self.overflow.clone(),
-            };
-            self.state
-                .hub
-                .subscribe(&self.service.sid, &sid, sub)
-                .await?;
+            let sub = Subscriber { conn: self.conn, tx: self.tx.clone(), overflow: self.overflow.clone() };
+            self.state.hub.subscribe(&self.service.sid, &sid, sub).await?;
         }
         let start = match since {
             Some(t) => engine.since_seq(&self.service, t).await,
-            None => engine
-                .head_token(&self.service)
-                .await
-                .and_then(|t| Ok(SinceToken::decode(&t)?.seq)),
+            None => engine.head_token(&self.service).await.and_then(|t| Ok(SinceToken::decode(&t)?.seq)),
         };
         let start = match start {
             Ok(s) => s,
             Err(e) => {
                 if !self.subs.contains_key(&sid) {
-                    self.state
-                        .hub
-                        .unsubscribe(&self.service.sid, &sid, self.conn)
-                        .await;
+                    self.state.hub.unsubscribe(&self.service.sid, &sid, self.conn).await;
                 }
                 return Err(e.into());
             }
         };
         // The snapshot is read after the head, so it reflects at least everything before it.
-        let snapshot = engine
-            .readable_object(&self.principal, &self.service, kind, sid.as_str())
-            .await
-            .ok();
+        let snapshot = engine.readable_object(&self.principal, &self.service, kind, sid.as_str()).await.ok();
         let body = serde_json::json!({
             "object": snapshot.map(ObjectView::from),
             "since": self.token(start),
         });
-        if let Flow::Stop = self
-            .send(
-                sink,
-                &ServerFrame::Reply {
-                    id,
-                    status: 200,
-                    body: Some(body),
-                    error: None,
-                },
-            )
-            .await
+        if let Flow::Stop =
+            self.send(sink, &ServerFrame::Reply { id, status: 200, body: Some(body), error: None }).await
         {
             return Ok(Flow::Stop);
         }
         let mut cursor = start;
         loop {
-            let events = engine
-                .store()
-                .events(&self.service.sid, cursor, Some(&sid), 1000)
-                .await
-                .map_err(ferrosync_core::CoreError::from)?;
+            let events = engine.read_events(&self.service.sid, cursor, Some(&sid), 1000).await?;
             let n = events.len();
             for e in events {
                 cursor = e.seq;
-                if sink
-                    .feed(Message::Text(Delivery::from_stored(e).frame))
-                    .await
-                    .is_err()
-                {
+                if sink.feed(Message::Text(Delivery::from_stored(e).frame)).await.is_err() {
                     return Ok(Flow::Stop);
                 }
             }
@@ -533,192 +394,67 @@ impl Session {
         let json = |v: &dyn erased::Ser| v.to_value();
         Ok(match request {
             ClientFrame::Unsubscribe { kind, object, .. } => {
-                let found = engine
-                    .readable_object(p, &self.service, kind, &object)
-                    .await;
+                let found = engine.readable_object(p, &self.service, kind, &object).await;
                 let sid = match found {
                     Ok(o) => o.sid,
                     Err(_) => Sid::parse(&object).map_err(ferrosync_core::CoreError::from)?,
                 };
                 if self.subs.remove(&sid).is_some() {
-                    self.state
-                        .hub
-                        .unsubscribe(&self.service.sid, &sid, self.conn)
-                        .await;
+                    self.state.hub.unsubscribe(&self.service.sid, &sid, self.conn).await;
                 }
                 (200, Value::Object(Default::default()))
             }
-            ClientFrame::Open {
-                kind,
-                sid,
-                unique_name,
-                mode,
-                ttl,
-                data,
-                ..
-            } => {
+            ClientFrame::Open { kind, sid, unique_name, mode, ttl, data, .. } => {
                 if sid.is_some() && unique_name.is_some() {
                     return Err(ApiError::new(
                         ErrorCode::InvalidField,
                         "sid and unique_name: give one or the other, not both",
                     ));
                 }
-                let (object, created) = engine
-                    .open(
-                        p,
-                        &svc,
-                        kind,
-                        OpenRequest {
-                            id: sid.or(unique_name),
-                            mode,
-                            ttl,
-                            data,
-                        },
-                    )
-                    .await?;
-                (
-                    if created { 201 } else { 200 },
-                    json(&ObjectView::from(object)),
-                )
+                let (object, created) =
+                    engine.open(p, &svc, kind, OpenRequest { id: sid.or(unique_name), mode, ttl, data }).await?;
+                (if created { 201 } else { 200 }, json(&ObjectView::from(object)))
             }
-            ClientFrame::Get { kind, object, .. } => (
-                200,
-                json(&ObjectView::from(
-                    engine.object(p, &svc, kind, &object).await?,
-                )),
-            ),
-            ClientFrame::Update {
-                kind,
-                object,
-                data,
-                ttl,
-                if_match,
-                ..
-            } => {
-                let o = engine
-                    .update_object(
-                        p,
-                        &svc,
-                        kind,
-                        &object,
-                        ObjectPatch {
-                            data,
-                            ttl,
-                            if_match,
-                        },
-                    )
-                    .await?;
+            ClientFrame::Get { kind, object, .. } => {
+                (200, json(&ObjectView::from(engine.object(p, &svc, kind, &object).await?)))
+            }
+            ClientFrame::Update { kind, object, data, ttl, if_match, .. } => {
+                let o = engine.update_object(p, &svc, kind, &object, ObjectPatch { data, ttl, if_match }).await?;
                 (200, json(&ObjectView::from(o)))
             }
-            ClientFrame::Remove {
-                kind,
-                object,
-                if_match,
-                ..
-            } => {
-                engine
-                    .remove_object(p, &svc, kind, &object, if_match)
-                    .await?;
+            ClientFrame::Remove { kind, object, if_match, .. } => {
+                engine.remove_object(p, &svc, kind, &object, if_match).await?;
                 (204, Value::Object(Default::default()))
             }
-            ClientFrame::AddItem {
-                list,
-                data,
-                ttl,
-                collection_ttl,
-                ..
-            } => (
-                201,
-                json(&ItemView::from(
-                    engine
-                        .add_list_item(p, &svc, &list, data, ttl, collection_ttl)
-                        .await?,
-                )),
-            ),
-            ClientFrame::SetItem {
-                kind,
-                object,
-                index,
-                key,
-                data,
-                ttl,
-                collection_ttl,
-                if_match,
-                ..
-            } => {
+            ClientFrame::AddItem { list, data, ttl, collection_ttl, .. } => {
+                (201, json(&ItemView::from(engine.add_list_item(p, &svc, &list, data, ttl, collection_ttl).await?)))
+            }
+            ClientFrame::SetItem { kind, object, index, key, data, ttl, collection_ttl, if_match, .. } => {
                 let key = item_key(kind, index, key)?;
-                let mode = if kind == ObjectKind::List {
-                    ItemWriteMode::Update
-                } else {
-                    ItemWriteMode::Upsert
-                };
-                let patch = ItemPatch {
-                    data,
-                    ttl,
-                    collection_ttl,
-                    if_match,
-                };
-                let (item, created) = engine
-                    .write_item(p, &svc, kind, &object, key, patch, mode)
-                    .await?;
+                let mode = if kind == ObjectKind::List { ItemWriteMode::Update } else { ItemWriteMode::Upsert };
+                let patch = ItemPatch { data, ttl, collection_ttl, if_match };
+                let (item, created) = engine.write_item(p, &svc, kind, &object, key, patch, mode).await?;
                 (if created { 201 } else { 200 }, json(&ItemView::from(item)))
             }
-            ClientFrame::RemoveItem {
-                kind,
-                object,
-                index,
-                key,
-                if_match,
-                ..
-            } => {
-                engine
-                    .remove_item(
-                        p,
-                        &svc,
-                        kind,
-                        &object,
-                        item_key(kind, index, key)?,
-                        if_match,
-                    )
-                    .await?;
+            ClientFrame::RemoveItem { kind, object, index, key, if_match, .. } => {
+                engine.remove_item(p, &svc, kind, &object, item_key(kind, index, key)?, if_match).await?;
                 (204, Value::Object(Default::default()))
             }
-            ClientFrame::GetItems {
-                kind,
-                object,
-                order,
-                page_size,
-                page_token,
-                ..
-            } => {
-                let page = PageRequest::new(
-                    order,
-                    None,
-                    page_token.as_deref(),
-                    page_size,
-                    engine.limits(),
-                )?;
+            ClientFrame::GetItems { kind, object, order, page_size, page_token, .. } => {
+                let page = PageRequest::new(order, None, page_token.as_deref(), page_size, engine.limits())?;
                 let result = engine.items(p, &svc, kind, &object, page).await?;
                 let items: Vec<ItemView> = result.items.into_iter().map(ItemView::from).collect();
-                (
-                    200,
-                    serde_json::json!({ "items": items, "next_page_token": result.next.map(|t| t.encode()) }),
-                )
+                (200, serde_json::json!({ "items": items, "next_page_token": result.next.map(|t| t.encode()) }))
             }
-            ClientFrame::Publish { stream, data, .. } => (
-                201,
-                json(&MessageView::from(
-                    engine.publish(p, &svc, &stream, data).await?,
-                )),
-            ),
+            ClientFrame::Publish { stream, data, .. } => {
+                (201, json(&MessageView::from(engine.publish(p, &svc, &stream, data).await?)))
+            }
             ClientFrame::UpdateToken { token, .. } => {
                 let fresh = engine.authenticate_token(&token).await?;
                 match &fresh {
-                    Principal::Identity {
-                        identity,
-                        service_sid,
-                        expires_at,
-                    } if identity == &self.identity && service_sid == &self.service.sid => {
+                    Principal::Identity { identity, service_sid, expires_at }
+                        if identity == &self.identity && service_sid == &self.service.sid =>
+                    {
                         self.expires_at = *expires_at;
                         self.warned = false;
                         self.principal = fresh.clone();
@@ -740,26 +476,13 @@ impl Session {
     }
 }
 
-fn item_key(
-    kind: ObjectKind,
-    index: Option<u64>,
-    key: Option<String>,
-) -> Result<ItemKey, ApiError> {
+fn item_key(kind: ObjectKind, index: Option<u64>, key: Option<String>) -> Result<ItemKey, ApiError> {
     match (kind, index, key) {
         (ObjectKind::List, Some(i), None) => Ok(ItemKey::Index(i)),
         (ObjectKind::Map, None, Some(k)) => Ok(ItemKey::Key(k)),
-        (ObjectKind::List, _, _) => Err(ApiError::new(
-            ErrorCode::InvalidField,
-            "list items are addressed by index",
-        )),
-        (ObjectKind::Map, _, _) => Err(ApiError::new(
-            ErrorCode::InvalidField,
-            "map items are addressed by key",
-        )),
-        _ => Err(ApiError::new(
-            ErrorCode::InvalidField,
-            "kind: only lists and maps have items",
-        )),
+        (ObjectKind::List, _, _) => Err(ApiError::new(ErrorCode::InvalidField, "list items are addressed by index")),
+        (ObjectKind::Map, _, _) => Err(ApiError::new(ErrorCode::InvalidField, "map items are addressed by key")),
+        _ => Err(ApiError::new(ErrorCode::InvalidField, "kind: only lists and maps have items")),
     }
 }
 

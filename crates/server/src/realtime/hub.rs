@@ -24,11 +24,7 @@ pub struct Delivery {
 impl Delivery {
     pub fn from_stored(e: StoredEvent) -> Self {
         let frame = format!("{{\"type\":\"event\",\"event\":{}}}", e.json.get());
-        Delivery {
-            seq: e.seq,
-            object_sid: e.object_sid,
-            frame: Utf8Bytes::from(frame),
-        }
+        Delivery { seq: e.seq, object_sid: e.object_sid, frame: Utf8Bytes::from(frame) }
     }
 }
 
@@ -107,16 +103,8 @@ impl Hub {
                     .await?
                     .map(|s| s.head_seq)
                     .unwrap_or(0);
-                let feed = Arc::new(Feed {
-                    subs: RwLock::new(HashMap::new()),
-                    stop: CancellationToken::new(),
-                });
-                tokio::spawn(tail(
-                    self.engine.clone(),
-                    service.clone(),
-                    feed.clone(),
-                    head,
-                ));
+                let feed = Arc::new(Feed { subs: RwLock::new(HashMap::new()), stop: CancellationToken::new() });
+                tokio::spawn(tail(self.engine.clone(), service.clone(), feed.clone(), head));
                 feeds.insert(service.clone(), feed.clone());
                 feed
             }
@@ -137,8 +125,7 @@ impl Hub {
             if let Some(list) = subs.get_mut(object) {
                 let before = list.len();
                 list.retain(|s| s.conn != conn);
-                self.subscriptions
-                    .fetch_sub((before - list.len()) as i64, Ordering::Relaxed);
+                self.subscriptions.fetch_sub((before - list.len()) as i64, Ordering::Relaxed);
                 if list.is_empty() {
                     subs.remove(object);
                 }
@@ -152,10 +139,8 @@ impl Hub {
     }
 
     pub fn record_gauges(&self) {
-        metrics::gauge!("ferrosync_ws_connections")
-            .set(self.connections.load(Ordering::Relaxed) as f64);
-        metrics::gauge!("ferrosync_ws_subscriptions")
-            .set(self.subscriptions.load(Ordering::Relaxed) as f64);
+        metrics::gauge!("ferrosync_ws_connections").set(self.connections.load(Ordering::Relaxed) as f64);
+        metrics::gauge!("ferrosync_ws_subscriptions").set(self.subscriptions.load(Ordering::Relaxed) as f64);
     }
 }
 
@@ -166,11 +151,7 @@ const TAIL_BATCH: u32 = 1024;
 async fn tail(engine: Arc<Engine>, service: Sid, feed: Arc<Feed>, mut cursor: u64) {
     let mut wake = engine.notifier().subscribe(&service);
     loop {
-        let events = match engine
-            .store()
-            .events(&service, cursor, None, TAIL_BATCH)
-            .await
-        {
+        let events = match engine.read_events(&service, cursor, None, TAIL_BATCH).await {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(service = %service, error = %e, "tailer cannot read the change log; retrying");

@@ -5,16 +5,11 @@ mod rows;
 
 use async_trait::async_trait;
 use ferrosync_core::error::CoreError;
-use ferrosync_core::log::{Event, EventDraft};
-use ferrosync_core::model::{
-    Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject,
-};
+use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
 use ferrosync_core::page::PageRequest;
 use ferrosync_core::rules;
 use ferrosync_core::sid::Sid;
-use ferrosync_core::store::{
-    Actor, ApiKeyRecord, Applied, Mutation, Store, StoreError, StoredEvent, TxState,
-};
+use ferrosync_core::store::{Actor, ApiKeyRecord, Applied, Mutation, Store, StoreError, StoredEvent, TxState};
 use ferrosync_core::timestamp::Timestamp;
 use rows::err;
 use rusqlite::{Connection, OpenFlags};
@@ -76,13 +71,10 @@ impl SqliteStore {
 
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            let r = Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .map_err(err)?;
-            r.execute_batch("PRAGMA busy_timeout = 5000;")
-                .map_err(err)?;
+            let r =
+                Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                    .map_err(err)?;
+            r.execute_batch("PRAGMA busy_timeout = 5000;").map_err(err)?;
             readers.push(r);
         }
 
@@ -97,10 +89,7 @@ impl SqliteStore {
             epoch,
             path: path.to_owned(),
             writer: tx,
-            readers: Arc::new(ReaderPool {
-                conns: Mutex::new(readers),
-                permits: Semaphore::new(READERS),
-            }),
+            readers: Arc::new(ReaderPool { conns: Mutex::new(readers), permits: Semaphore::new(READERS) }),
         })
     }
 
@@ -114,11 +103,7 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let pool = self.readers.clone();
-        let _permit = pool
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Unavailable("store is closed".into()))?;
+        let _permit = pool.permits.acquire().await.map_err(|_| StoreError::Unavailable("store is closed".into()))?;
         let conn = pool
             .conns
             .lock()
@@ -131,31 +116,20 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?;
-        pool.conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(conn);
+        pool.conns.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
         result
     }
 }
 
 fn load_or_create_epoch(conn: &Connection) -> Result<String, StoreError> {
     use rusqlite::OptionalExtension;
-    let existing: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| {
-            r.get(0)
-        })
-        .optional()
-        .map_err(err)?;
+    let existing: Option<String> =
+        conn.query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| r.get(0)).optional().map_err(err)?;
     if let Some(e) = existing {
         return Ok(e);
     }
     let epoch = ferrosync_core::auth::random_hex(8);
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES ('epoch', ?1)",
-        [&epoch],
-    )
-    .map_err(err)?;
+    conn.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?1)", [&epoch]).map_err(err)?;
     Ok(epoch)
 }
 
@@ -181,17 +155,10 @@ fn writer_loop(mut conn: Connection, epoch: String, mut rx: mpsc::Receiver<Write
 
 /// Applies every job in one transaction, each inside a savepoint so a failed precondition
 /// rolls back only its own mutation; the batch is acknowledged after one durable COMMIT.
-fn commit_batch(
-    conn: &mut Connection,
-    epoch: &str,
-    batch: &mut [WriteJob],
-) -> Vec<Result<Applied, CoreError>> {
+fn commit_batch(conn: &mut Connection, epoch: &str, batch: &mut [WriteJob]) -> Vec<Result<Applied, CoreError>> {
     let started = std::time::Instant::now();
-    let fail_all = |e: StoreError, n: usize| {
-        (0..n)
-            .map(|_| Err(CoreError::Store(StoreError::Backend(e.to_string()))))
-            .collect()
-    };
+    let fail_all =
+        |e: StoreError, n: usize| (0..n).map(|_| Err(CoreError::Store(StoreError::Backend(e.to_string())))).collect();
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         return fail_all(err(e), batch.len());
     }
@@ -203,11 +170,7 @@ fn commit_batch(
         }
         let mut tx = SqliteTx { conn, epoch };
         let outcome = rules::apply(&mut tx, &job.actor, job.mutation.clone(), Timestamp::now());
-        let end = if outcome.is_ok() {
-            "RELEASE m"
-        } else {
-            "ROLLBACK TO m; RELEASE m"
-        };
+        let end = if outcome.is_ok() { "RELEASE m" } else { "ROLLBACK TO m; RELEASE m" };
         match conn.execute_batch(end) {
             Ok(()) => results.push(outcome),
             Err(e) => results.push(Err(CoreError::Store(err(e)))),
@@ -239,12 +202,7 @@ impl TxState for SqliteTx<'_> {
     fn delete_service(&mut self, sid: &Sid) -> Result<(), StoreError> {
         rows::delete_by_sid(self.conn, "services", sid).map(drop)
     }
-    fn object(
-        &mut self,
-        service: &Sid,
-        kind: ObjectKind,
-        r: &ObjectRef,
-    ) -> Result<Option<SyncObject>, StoreError> {
+    fn object(&mut self, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> Result<Option<SyncObject>, StoreError> {
         rows::object(self.conn, service, kind, r)
     }
     fn object_by_sid(&mut self, sid: &Sid) -> Result<Option<SyncObject>, StoreError> {
@@ -265,11 +223,7 @@ impl TxState for SqliteTx<'_> {
     fn delete_item(&mut self, object: &Sid, key: &ItemKey) -> Result<(), StoreError> {
         rows::delete_item(self.conn, object, key)
     }
-    fn permission(
-        &mut self,
-        object: &Sid,
-        identity: &str,
-    ) -> Result<Option<Permission>, StoreError> {
+    fn permission(&mut self, object: &Sid, identity: &str) -> Result<Option<Permission>, StoreError> {
         rows::permission(self.conn, object, identity)
     }
     fn put_permission(&mut self, permission: &Permission) -> Result<(), StoreError> {
@@ -278,14 +232,20 @@ impl TxState for SqliteTx<'_> {
     fn delete_permission(&mut self, object: &Sid, identity: &str) -> Result<bool, StoreError> {
         rows::delete_permission(self.conn, object, identity)
     }
-    fn append_event(&mut self, service: &Sid, draft: EventDraft) -> Result<Event, StoreError> {
-        rows::append_event(self.conn, self.epoch, service, draft)
+    fn next_seq(&mut self, service: &Sid) -> Result<u64, StoreError> {
+        rows::next_seq(self.conn, service)
     }
-    fn expired_objects(
+    fn insert_event(
         &mut self,
-        now: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<SyncObject>, StoreError> {
+        service: &Sid,
+        seq: u64,
+        object: &Sid,
+        date: Timestamp,
+        json: &str,
+    ) -> Result<(), StoreError> {
+        rows::insert_event(self.conn, service, seq, object, date, json)
+    }
+    fn expired_objects(&mut self, now: Timestamp, limit: u32) -> Result<Vec<SyncObject>, StoreError> {
         rows::expired_objects(self.conn, now, limit)
     }
     fn expired_items(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Item>, StoreError> {
@@ -311,15 +271,10 @@ impl Store for SqliteStore {
     async fn execute(&self, actor: Actor, mutation: Mutation) -> Result<Applied, CoreError> {
         let (reply, rx) = oneshot::channel();
         self.writer
-            .send(WriteJob {
-                actor,
-                mutation,
-                reply,
-            })
+            .send(WriteJob { actor, mutation, reply })
             .await
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
+        rx.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
     }
 
     async fn service(&self, r: &ObjectRef) -> Result<Option<Service>, StoreError> {
@@ -332,15 +287,9 @@ impl Store for SqliteStore {
         self.read(move |c| rows::services(c, &page)).await
     }
 
-    async fn object(
-        &self,
-        service: &Sid,
-        kind: ObjectKind,
-        r: &ObjectRef,
-    ) -> Result<Option<SyncObject>, StoreError> {
+    async fn object(&self, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> Result<Option<SyncObject>, StoreError> {
         let (service, r) = (service.clone(), r.clone());
-        self.read(move |c| rows::object(c, &service, kind, &r))
-            .await
+        self.read(move |c| rows::object(c, &service, kind, &r)).await
     }
 
     async fn objects(
@@ -350,8 +299,7 @@ impl Store for SqliteStore {
         page: &PageRequest,
     ) -> Result<Vec<SyncObject>, StoreError> {
         let (service, page) = (service.clone(), page.clone());
-        self.read(move |c| rows::objects(c, &service, kind, &page))
-            .await
+        self.read(move |c| rows::objects(c, &service, kind, &page)).await
     }
 
     async fn item(&self, object: &Sid, key: &ItemKey) -> Result<Option<Item>, StoreError> {
@@ -359,25 +307,14 @@ impl Store for SqliteStore {
         self.read(move |c| rows::item(c, &object, &key)).await
     }
 
-    async fn items(
-        &self,
-        object: &Sid,
-        kind: ObjectKind,
-        page: &PageRequest,
-    ) -> Result<Vec<Item>, StoreError> {
+    async fn items(&self, object: &Sid, kind: ObjectKind, page: &PageRequest) -> Result<Vec<Item>, StoreError> {
         let (object, page) = (object.clone(), page.clone());
-        self.read(move |c| rows::items(c, &object, kind, &page))
-            .await
+        self.read(move |c| rows::items(c, &object, kind, &page)).await
     }
 
-    async fn permission(
-        &self,
-        object: &Sid,
-        identity: &str,
-    ) -> Result<Option<Permission>, StoreError> {
+    async fn permission(&self, object: &Sid, identity: &str) -> Result<Option<Permission>, StoreError> {
         let (object, identity) = (object.clone(), identity.to_owned());
-        self.read(move |c| rows::permission(c, &object, &identity))
-            .await
+        self.read(move |c| rows::permission(c, &object, &identity)).await
     }
 
     async fn permissions(&self, object: &Sid) -> Result<Vec<Permission>, StoreError> {
@@ -393,8 +330,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let (service, object) = (service.clone(), object.cloned());
-        self.read(move |c| rows::events(c, &service, after, object.as_ref(), limit))
-            .await
+        self.read(move |c| rows::events(c, &service, after, object.as_ref(), limit)).await
     }
 
     async fn api_key(&self, sid: &Sid) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -407,7 +343,6 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(err))
-            .await
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(err)).await
     }
 }

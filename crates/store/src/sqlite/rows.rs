@@ -1,9 +1,6 @@
 //! SQL shared by the writer's transaction and the read pool: one function per query.
 
-use ferrosync_core::log::{Event, EventDraft};
-use ferrosync_core::model::{
-    Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject,
-};
+use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
 use ferrosync_core::page::{Cursor, Order, PageRequest};
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::{ApiKeyRecord, StoreError, StoredEvent};
@@ -15,10 +12,7 @@ use serde_json::value::RawValue;
 pub(crate) fn err(e: rusqlite::Error) -> StoreError {
     match e {
         rusqlite::Error::SqliteFailure(f, _)
-            if matches!(
-                f.code,
-                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-            ) =>
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
         {
             StoreError::Unavailable(e.to_string())
         }
@@ -37,15 +31,15 @@ fn sid_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Sid> {
 
 fn json_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<serde_json::Value>> {
     let s: Option<String> = row.get(idx)?;
-    s.map(|s| serde_json::from_str(&s).map_err(|_| corrupt("json")))
-        .transpose()
+    s.map(|s| serde_json::from_str(&s).map_err(|_| corrupt("json"))).transpose()
 }
 
 fn ts(v: Option<i64>) -> Option<Timestamp> {
     v.map(Timestamp)
 }
 
-const SERVICE_COLS: &str = "sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated, head_seq, pruned_seq";
+const SERVICE_COLS: &str =
+    "sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated, head_seq, pruned_seq";
 
 fn service_row(row: &Row<'_>) -> rusqlite::Result<Service> {
     Ok(Service {
@@ -66,19 +60,15 @@ pub(crate) fn service(conn: &Connection, r: &ObjectRef) -> Result<Option<Service
         ObjectRef::Sid(s) => ("sid", s.as_str()),
         ObjectRef::UniqueName(n) => ("unique_name", n.as_str()),
     };
-    conn.prepare_cached(&format!(
-        "SELECT {SERVICE_COLS} FROM services WHERE {col} = ?1"
-    ))
-    .and_then(|mut st| st.query_row([val], service_row).optional())
-    .map_err(err)
+    conn.prepare_cached(&format!("SELECT {SERVICE_COLS} FROM services WHERE {col} = ?1"))
+        .and_then(|mut st| st.query_row([val], service_row).optional())
+        .map_err(err)
 }
 
 pub(crate) fn services(conn: &Connection, page: &PageRequest) -> Result<Vec<Service>, StoreError> {
     let (cond, bound) = key_bound(page, "sid");
     let order = sql_order(page.order);
-    let sql = format!(
-        "SELECT {SERVICE_COLS} FROM services WHERE 1=1 {cond} ORDER BY sid {order} LIMIT ?"
-    );
+    let sql = format!("SELECT {SERVICE_COLS} FROM services WHERE 1=1 {cond} ORDER BY sid {order} LIMIT ?");
     let mut args: Vec<SqlValue> = bound.into_iter().collect();
     args.push(SqlValue::Integer(page.limit as i64 + 1));
     query_all(conn, &sql, args, service_row)
@@ -137,17 +127,11 @@ pub(crate) fn object(
     conn.prepare_cached(&format!(
         "SELECT {OBJECT_COLS} FROM objects WHERE service_sid = ?1 AND kind = ?2 AND {col} = ?3"
     ))
-    .and_then(|mut st| {
-        st.query_row(params![service.as_str(), kind.code(), val], object_row)
-            .optional()
-    })
+    .and_then(|mut st| st.query_row(params![service.as_str(), kind.code(), val], object_row).optional())
     .map_err(err)
 }
 
-pub(crate) fn object_by_sid(
-    conn: &Connection,
-    sid: &Sid,
-) -> Result<Option<SyncObject>, StoreError> {
+pub(crate) fn object_by_sid(conn: &Connection, sid: &Sid) -> Result<Option<SyncObject>, StoreError> {
     conn.prepare_cached(&format!("SELECT {OBJECT_COLS} FROM objects WHERE sid = ?1"))
         .and_then(|mut st| st.query_row([sid.as_str()], object_row).optional())
         .map_err(err)
@@ -164,10 +148,7 @@ pub(crate) fn objects(
     let sql = format!(
         "SELECT {OBJECT_COLS} FROM objects WHERE service_sid = ? AND kind = ? {cond} ORDER BY sid {order} LIMIT ?"
     );
-    let mut args = vec![
-        SqlValue::Text(service.to_string()),
-        SqlValue::Integer(kind.code()),
-    ];
+    let mut args = vec![SqlValue::Text(service.to_string()), SqlValue::Integer(kind.code())];
     args.extend(bound);
     args.push(SqlValue::Integer(page.limit as i64 + 1));
     query_all(conn, &sql, args, object_row)
@@ -201,7 +182,8 @@ pub(crate) fn put_object(conn: &Connection, o: &SyncObject) -> Result<(), StoreE
     .map_err(err)
 }
 
-const ITEM_COLS: &str = "object_sid, item_key, item_index, data, revision, date_created, date_updated, date_expires, created_by";
+const ITEM_COLS: &str =
+    "object_sid, item_key, item_index, data, revision, date_created, date_updated, date_expires, created_by";
 
 fn item_row(row: &Row<'_>) -> rusqlite::Result<Item> {
     let object_sid = sid_col(row, 0)?;
@@ -228,19 +210,12 @@ fn key_parts(key: &ItemKey) -> (&str, i64) {
     }
 }
 
-pub(crate) fn item(
-    conn: &Connection,
-    object: &Sid,
-    key: &ItemKey,
-) -> Result<Option<Item>, StoreError> {
+pub(crate) fn item(conn: &Connection, object: &Sid, key: &ItemKey) -> Result<Option<Item>, StoreError> {
     let (k, i) = key_parts(key);
     conn.prepare_cached(&format!(
         "SELECT {ITEM_COLS} FROM items WHERE object_sid = ?1 AND item_key = ?2 AND item_index = ?3"
     ))
-    .and_then(|mut st| {
-        st.query_row(params![object.as_str(), k, i], item_row)
-            .optional()
-    })
+    .and_then(|mut st| st.query_row(params![object.as_str(), k, i], item_row).optional())
     .map_err(err)
 }
 
@@ -250,11 +225,7 @@ pub(crate) fn items(
     kind: ObjectKind,
     page: &PageRequest,
 ) -> Result<Vec<Item>, StoreError> {
-    let col = if kind == ObjectKind::List {
-        "item_index"
-    } else {
-        "item_key"
-    };
+    let col = if kind == ObjectKind::List { "item_index" } else { "item_key" };
     let (cond, bound) = key_bound(page, col);
     let order = sql_order(page.order);
     let sql = format!(
@@ -292,18 +263,12 @@ pub(crate) fn put_item(conn: &Connection, item: &Item) -> Result<(), StoreError>
     .map_err(err)
 }
 
-pub(crate) fn delete_item(
-    conn: &Connection,
-    object: &Sid,
-    key: &ItemKey,
-) -> Result<(), StoreError> {
+pub(crate) fn delete_item(conn: &Connection, object: &Sid, key: &ItemKey) -> Result<(), StoreError> {
     let (k, i) = key_parts(key);
-    conn.prepare_cached(
-        "DELETE FROM items WHERE object_sid = ?1 AND item_key = ?2 AND item_index = ?3",
-    )
-    .and_then(|mut st| st.execute(params![object.as_str(), k, i]))
-    .map(drop)
-    .map_err(err)
+    conn.prepare_cached("DELETE FROM items WHERE object_sid = ?1 AND item_key = ?2 AND item_index = ?3")
+        .and_then(|mut st| st.execute(params![object.as_str(), k, i]))
+        .map(drop)
+        .map_err(err)
 }
 
 fn permission_row(row: &Row<'_>) -> rusqlite::Result<Permission> {
@@ -316,11 +281,7 @@ fn permission_row(row: &Row<'_>) -> rusqlite::Result<Permission> {
     })
 }
 
-pub(crate) fn permission(
-    conn: &Connection,
-    object: &Sid,
-    identity: &str,
-) -> Result<Option<Permission>, StoreError> {
+pub(crate) fn permission(conn: &Connection, object: &Sid, identity: &str) -> Result<Option<Permission>, StoreError> {
     conn.prepare_cached(
         "SELECT object_sid, identity, can_read, can_write, can_manage FROM permissions WHERE object_sid = ?1 AND identity = ?2",
     )
@@ -348,46 +309,33 @@ pub(crate) fn put_permission(conn: &Connection, p: &Permission) -> Result<(), St
     .map_err(err)
 }
 
-pub(crate) fn delete_permission(
-    conn: &Connection,
-    object: &Sid,
-    identity: &str,
-) -> Result<bool, StoreError> {
+pub(crate) fn delete_permission(conn: &Connection, object: &Sid, identity: &str) -> Result<bool, StoreError> {
     conn.prepare_cached("DELETE FROM permissions WHERE object_sid = ?1 AND identity = ?2")
         .and_then(|mut st| st.execute(params![object.as_str(), identity]))
         .map(|n| n > 0)
         .map_err(err)
 }
 
-pub(crate) fn append_event(
-    conn: &Connection,
-    epoch: &str,
-    service: &Sid,
-    draft: EventDraft,
-) -> Result<Event, StoreError> {
+pub(crate) fn next_seq(conn: &Connection, service: &Sid) -> Result<u64, StoreError> {
     // The counter row is bumped inside the write transaction, so commit order is seq order.
-    let seq: i64 = conn
-        .prepare_cached(
-            "UPDATE services SET head_seq = head_seq + 1 WHERE sid = ?1 RETURNING head_seq",
-        )
-        .and_then(|mut st| st.query_row([service.as_str()], |r| r.get(0)))
-        .map_err(err)?;
-    let event = draft.into_event(epoch, service.clone(), seq as u64);
-    let body = serde_json::to_string(&event).map_err(|e| StoreError::Backend(e.to_string()))?;
-    conn.prepare_cached(
-        "INSERT INTO events (service_sid, seq, object_sid, date, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .and_then(|mut st| {
-        st.execute(params![
-            service.as_str(),
-            seq,
-            event.object_sid.as_str(),
-            event.date.0,
-            body
-        ])
-    })
-    .map_err(err)?;
-    Ok(event)
+    conn.prepare_cached("UPDATE services SET head_seq = head_seq + 1 WHERE sid = ?1 RETURNING head_seq")
+        .and_then(|mut st| st.query_row([service.as_str()], |r| r.get::<_, i64>(0)))
+        .map(|s| s as u64)
+        .map_err(err)
+}
+
+pub(crate) fn insert_event(
+    conn: &Connection,
+    service: &Sid,
+    seq: u64,
+    object: &Sid,
+    date: Timestamp,
+    json: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO events (service_sid, seq, object_sid, date, body) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .and_then(|mut st| st.execute(params![service.as_str(), seq as i64, object.as_str(), date.0, json]))
+        .map(drop)
+        .map_err(err)
 }
 
 fn stored_event_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
@@ -410,11 +358,7 @@ pub(crate) fn events(
         None => query_all(
             conn,
             "SELECT seq, object_sid, body FROM events WHERE service_sid = ? AND seq > ? ORDER BY seq LIMIT ?",
-            vec![
-                SqlValue::Text(service.to_string()),
-                SqlValue::Integer(after as i64),
-                SqlValue::Integer(limit as i64),
-            ],
+            vec![SqlValue::Text(service.to_string()), SqlValue::Integer(after as i64), SqlValue::Integer(limit as i64)],
             stored_event_row,
         ),
         Some(object) => query_all(
@@ -431,11 +375,7 @@ pub(crate) fn events(
     }
 }
 
-pub(crate) fn expired_objects(
-    conn: &Connection,
-    now: Timestamp,
-    limit: u32,
-) -> Result<Vec<SyncObject>, StoreError> {
+pub(crate) fn expired_objects(conn: &Connection, now: Timestamp, limit: u32) -> Result<Vec<SyncObject>, StoreError> {
     query_all(
         conn,
         &format!(
@@ -446,11 +386,7 @@ pub(crate) fn expired_objects(
     )
 }
 
-pub(crate) fn expired_items(
-    conn: &Connection,
-    now: Timestamp,
-    limit: u32,
-) -> Result<Vec<Item>, StoreError> {
+pub(crate) fn expired_items(conn: &Connection, now: Timestamp, limit: u32) -> Result<Vec<Item>, StoreError> {
     query_all(
         conn,
         &format!(
@@ -491,11 +427,9 @@ fn api_key_row(row: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
 }
 
 pub(crate) fn api_key(conn: &Connection, sid: &Sid) -> Result<Option<ApiKeyRecord>, StoreError> {
-    conn.prepare_cached(
-        "SELECT sid, friendly_name, sealed_secret, date_created FROM api_keys WHERE sid = ?1",
-    )
-    .and_then(|mut st| st.query_row([sid.as_str()], api_key_row).optional())
-    .map_err(err)
+    conn.prepare_cached("SELECT sid, friendly_name, sealed_secret, date_created FROM api_keys WHERE sid = ?1")
+        .and_then(|mut st| st.query_row([sid.as_str()], api_key_row).optional())
+        .map_err(err)
 }
 
 pub(crate) fn api_keys(conn: &Connection) -> Result<Vec<ApiKeyRecord>, StoreError> {
@@ -559,8 +493,6 @@ fn query_all<T>(
     map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>, StoreError> {
     let mut st = conn.prepare_cached(sql).map_err(err)?;
-    let rows = st
-        .query_map(rusqlite::params_from_iter(args), map)
-        .map_err(err)?;
+    let rows = st.query_map(rusqlite::params_from_iter(args), map).map_err(err)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(err)
 }

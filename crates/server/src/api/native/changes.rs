@@ -7,6 +7,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use ferrosync_core::ErrorCode;
+use ferrosync_core::engine::Since;
 use ferrosync_core::sid::Sid;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,24 +26,40 @@ pub async fn poll(
     let object = q
         .object
         .as_deref()
-        .map(|o| {
-            Sid::parse(o).map_err(|e| ApiError::new(ErrorCode::InvalidSid, format!("object: {e}")))
-        })
+        .map(|o| Sid::parse(o).map_err(|e| ApiError::new(ErrorCode::InvalidSid, format!("object: {e}"))))
         .transpose()?;
     let limit = q.limit.unwrap_or(100);
-    let wait = state.engine.changes(
-        &p,
-        &service,
-        q.since.as_deref(),
-        object.as_ref(),
-        limit,
-        timeout,
-    );
+    let _waiting = WaitingGauge::enter();
+    let since = match (q.since.as_deref(), q.from_start) {
+        (Some(_), Some(true)) => {
+            return Err(ApiError::new(ErrorCode::InvalidField, "since and from_start: give one or the other"));
+        }
+        (Some(t), _) => Since::Token(t),
+        (None, Some(true)) => Since::Start,
+        (None, _) => Since::Now,
+    };
+    let wait = state.engine.changes(&p, &service, since, object.as_ref(), limit, timeout);
     tokio::select! {
         result = wait => {
             let changes = result?;
             Ok(Json(ChangesView { events: changes.events.into_iter().map(|e| e.json).collect(), next: changes.next }))
         }
         () = state.shutdown.cancelled() => Err(ApiError::new(ErrorCode::StoreUnavailable, "the server is shutting down; poll again")),
+    }
+}
+
+/// Counts long-polls in flight (`ferrosync_longpolls_waiting`).
+struct WaitingGauge;
+
+impl WaitingGauge {
+    fn enter() -> Self {
+        metrics::gauge!("ferrosync_longpolls_waiting").increment(1.0);
+        WaitingGauge
+    }
+}
+
+impl Drop for WaitingGauge {
+    fn drop(&mut self) {
+        metrics::gauge!("ferrosync_longpolls_waiting").decrement(1.0);
     }
 }

@@ -25,18 +25,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            message: message.into(),
-        }
+        ApiError { code, message: message.into() }
     }
 
     pub fn body(&self) -> ErrorBody {
-        ErrorBody {
-            code: self.code.code(),
-            message: self.message.clone(),
-            status: self.code.status(),
-        }
+        ErrorBody { code: self.code.code(), message: self.message.clone(), status: self.code.status() }
     }
 }
 
@@ -46,23 +39,18 @@ impl From<CoreError> for ApiError {
         if code.status() >= 500 {
             tracing::warn!(error = %e, "request failed");
         }
-        ApiError {
-            code,
-            message: e.to_string(),
-        }
+        ApiError { code, message: e.to_string() }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, Json(self.body())).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"ferrosync\", Bearer"),
-            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"ferrosync\", Bearer"));
         }
         response
     }
@@ -75,10 +63,7 @@ pub async fn route_not_found(uri: axum::http::Uri) -> ApiError {
 }
 
 pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::new(
-        ErrorCode::MethodNotAllowed,
-        format!("{method} is not allowed on {}", uri.path()),
-    )
+    ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {}", uri.path()))
 }
 
 pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

@@ -20,26 +20,13 @@ pub struct Auth(pub Principal);
 impl FromRequestParts<Arc<AppState>> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let value = parts
             .headers
             .get(header::AUTHORIZATION)
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::Unauthenticated,
-                    "missing Authorization header (Basic or Bearer)",
-                )
-            })?
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "missing Authorization header (Basic or Bearer)"))?
             .to_str()
-            .map_err(|_| {
-                ApiError::new(
-                    ErrorCode::Unauthenticated,
-                    "Authorization header is not ASCII",
-                )
-            })?;
+            .map_err(|_| ApiError::new(ErrorCode::Unauthenticated, "Authorization header is not ASCII"))?;
         authenticate(state, value).await.map(Auth)
     }
 }
@@ -49,29 +36,17 @@ pub async fn authenticate(state: &AppState, value: &str) -> Result<Principal, Ap
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     match scheme.to_ascii_lowercase().as_str() {
         "basic" => {
-            let decoded = STANDARD
-                .decode(rest.trim())
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::Unauthenticated,
-                        "Basic credentials are not valid base64",
-                    )
+            let decoded =
+                STANDARD.decode(rest.trim()).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(|| {
+                    ApiError::new(ErrorCode::Unauthenticated, "Basic credentials are not valid base64")
                 })?;
-            let (user, password) = decoded.split_once(':').ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::Unauthenticated,
-                    "Basic credentials need user:password",
-                )
-            })?;
+            let (user, password) = decoded
+                .split_once(':')
+                .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "Basic credentials need user:password"))?;
             Ok(state.engine.authenticate_basic(user, password).await?)
         }
         "bearer" => Ok(state.engine.authenticate_token(rest.trim()).await?),
-        _ => Err(ApiError::new(
-            ErrorCode::Unauthenticated,
-            "Authorization must use the Basic or Bearer scheme",
-        )),
+        _ => Err(ApiError::new(ErrorCode::Unauthenticated, "Authorization must use the Basic or Bearer scheme")),
     }
 }
 
@@ -92,22 +67,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "the body must be JSON with Content-Type: application/json",
-        ),
-        JsonRejection::JsonSyntaxError(e) => ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!("malformed JSON: {}", inner(&e)),
-        ),
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::new(ErrorCode::UnsupportedMediaType, "the body must be JSON with Content-Type: application/json")
+        }
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::new(ErrorCode::InvalidRequest, format!("malformed JSON: {}", inner(&e)))
+        }
         JsonRejection::JsonDataError(e) => ApiError::new(ErrorCode::InvalidField, inner(&e)),
-        JsonRejection::BytesRejection(e)
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
-        {
-            ApiError::new(
-                ErrorCode::TooLarge,
-                "the request body is larger than the 64 KiB limit",
-            )
+        JsonRejection::BytesRejection(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(ErrorCode::TooLarge, "the request body is larger than the 64 KiB limit")
         }
         other => ApiError::new(ErrorCode::InvalidRequest, other.body_text()),
     }
@@ -133,10 +101,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(QueryParams(v)),
-            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::new(
-                ErrorCode::InvalidField,
-                format!("query string: {}", inner(&e)),
-            )),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                Err(ApiError::new(ErrorCode::InvalidField, format!("query string: {}", inner(&e))))
+            }
             Err(other) => Err(ApiError::new(ErrorCode::InvalidRequest, other.body_text())),
         }
     }
@@ -154,14 +121,8 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         };
         let raw = value.to_str().unwrap_or_default().trim();
         let unquoted = raw.trim_start_matches("W/").trim_matches('"');
-        unquoted
-            .parse::<u64>()
-            .map(|r| IfMatch(Some(r)))
-            .map_err(|_| {
-                ApiError::new(
-                    ErrorCode::InvalidIfMatch,
-                    format!("If-Match must be a revision number, got '{raw}'"),
-                )
-            })
+        unquoted.parse::<u64>().map(|r| IfMatch(Some(r))).map_err(|_| {
+            ApiError::new(ErrorCode::InvalidIfMatch, format!("If-Match must be a revision number, got '{raw}'"))
+        })
     }
 }

@@ -21,10 +21,7 @@ use std::sync::Arc;
 fn container_kind(collection: &str) -> Result<ObjectKind, ApiError> {
     match kind_of(collection)? {
         k @ (ObjectKind::List | ObjectKind::Map) => Ok(k),
-        k => Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("a {} has no items", k.as_str()),
-        )),
+        k => Err(ApiError::new(ErrorCode::NotFound, format!("a {} has no items", k.as_str()))),
     }
 }
 
@@ -55,39 +52,15 @@ pub async fn create(
     let item = match kind {
         ObjectKind::List => {
             let b: AddListItem = serde_json::from_value(body).map_err(field_error)?;
-            state
-                .engine
-                .add_list_item(&p, &service, &id, b.data, b.ttl, b.collection_ttl)
-                .await?
+            state.engine.add_list_item(&p, &service, &id, b.data, b.ttl, b.collection_ttl).await?
         }
         _ => {
             let b: CreateMapItem = serde_json::from_value(body).map_err(field_error)?;
-            let patch = ItemPatch {
-                data: Some(b.data),
-                ttl: b.ttl,
-                collection_ttl: b.collection_ttl,
-                if_match: None,
-            };
-            state
-                .engine
-                .write_item(
-                    &p,
-                    &service,
-                    kind,
-                    &id,
-                    ItemKey::Key(b.key),
-                    patch,
-                    ItemWriteMode::Create,
-                )
-                .await?
-                .0
+            let patch = ItemPatch { data: Some(b.data), ttl: b.ttl, collection_ttl: b.collection_ttl, if_match: None };
+            state.engine.write_item(&p, &service, kind, &id, ItemKey::Key(b.key), patch, ItemWriteMode::Create).await?.0
         }
     };
-    Ok(with_etag(
-        StatusCode::CREATED,
-        item.revision,
-        ItemView::from(item),
-    ))
+    Ok(with_etag(StatusCode::CREATED, item.revision, ItemView::from(item)))
 }
 
 #[utoipa::path(get, path = "/api/v1/services/{service}/{collection}/{id}/items", tag = "items",
@@ -104,12 +77,9 @@ pub async fn list(
     let kind = container_kind(&collection)?;
     let page = page_request(&state, q, |s| {
         Ok(
-            match item_key(kind, s).map_err(|_| {
-                ApiError::new(
-                    ErrorCode::InvalidField,
-                    format!("from: '{s}' is not a list index"),
-                )
-            })? {
+            match item_key(kind, s)
+                .map_err(|_| ApiError::new(ErrorCode::InvalidField, format!("from: '{s}' is not a list index")))?
+            {
                 ItemKey::Index(i) => Cursor::Index(i),
                 ItemKey::Key(k) => Cursor::Key(k),
             },
@@ -129,15 +99,8 @@ pub async fn fetch(
     Path((service, collection, id, item)): Path<(String, String, String, String)>,
 ) -> ApiResult<Response> {
     let kind = container_kind(&collection)?;
-    let item = state
-        .engine
-        .item(&p, &service, kind, &id, &item_key(kind, &item)?)
-        .await?;
-    Ok(with_etag(
-        StatusCode::OK,
-        item.revision,
-        ItemView::from(item),
-    ))
+    let item = state.engine.item(&p, &service, kind, &id, &item_key(kind, &item)?).await?;
+    Ok(with_etag(StatusCode::OK, item.revision, ItemView::from(item)))
 }
 
 /// `PUT` sets an item: list items must exist; map items are created or replaced. With
@@ -154,26 +117,10 @@ pub async fn set(
     JsonBody(body): JsonBody<WriteItem>,
 ) -> ApiResult<Response> {
     let kind = container_kind(&collection)?;
-    let mode = if kind == ObjectKind::List {
-        ItemWriteMode::Update
-    } else {
-        ItemWriteMode::Upsert
-    };
-    let patch = ItemPatch {
-        data: body.data,
-        ttl: body.ttl,
-        collection_ttl: body.collection_ttl,
-        if_match,
-    };
-    let (item, created) = state
-        .engine
-        .write_item(&p, &service, kind, &id, item_key(kind, &item)?, patch, mode)
-        .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let mode = if kind == ObjectKind::List { ItemWriteMode::Update } else { ItemWriteMode::Upsert };
+    let patch = ItemPatch { data: body.data, ttl: body.ttl, collection_ttl: body.collection_ttl, if_match };
+    let (item, created) = state.engine.write_item(&p, &service, kind, &id, item_key(kind, &item)?, patch, mode).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok(with_etag(status, item.revision, ItemView::from(item)))
 }
 
@@ -188,9 +135,6 @@ pub async fn remove(
     IfMatch(if_match): IfMatch,
 ) -> ApiResult<StatusCode> {
     let kind = container_kind(&collection)?;
-    state
-        .engine
-        .remove_item(&p, &service, kind, &id, item_key(kind, &item)?, if_match)
-        .await?;
+    state.engine.remove_item(&p, &service, kind, &id, item_key(kind, &item)?, if_match).await?;
     Ok(StatusCode::NO_CONTENT)
 }

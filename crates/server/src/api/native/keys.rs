@@ -22,19 +22,8 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/keys", tag = "credentials", responses((status = 200, body = Vec<ApiKeyView>)))]
-pub async fn list(
-    State(state): State<Arc<AppState>>,
-    Auth(p): Auth,
-) -> ApiResult<Json<Vec<ApiKeyView>>> {
-    Ok(Json(
-        state
-            .engine
-            .api_keys(&p)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
+pub async fn list(State(state): State<Arc<AppState>>, Auth(p): Auth) -> ApiResult<Json<Vec<ApiKeyView>>> {
+    Ok(Json(state.engine.api_keys(&p).await?.into_iter().map(Into::into).collect()))
 }
 
 #[utoipa::path(get, path = "/api/v1/keys/{sid}", tag = "credentials", params(("sid" = String, Path)),
@@ -67,19 +56,10 @@ pub async fn mint(
 ) -> ApiResult<(StatusCode, Json<TokenView>)> {
     let minted = match body.api_key {
         Some(key) => {
-            let key =
-                Sid::parse_kind(&key, SidKind::ApiKey).map_err(ferrosync_core::CoreError::from)?;
-            state
-                .engine
-                .mint_token_with_key(&p, &key, &body.service, &body.identity, body.ttl)
-                .await?
+            let key = Sid::parse_kind(&key, SidKind::ApiKey).map_err(ferrosync_core::CoreError::from)?;
+            state.engine.mint_token_with_key(&p, &key, &body.service, &body.identity, body.ttl).await?
         }
-        None => {
-            state
-                .engine
-                .mint_token(&p, &body.service, &body.identity, body.ttl)
-                .await?
-        }
+        None => state.engine.mint_token(&p, &body.service, &body.identity, body.ttl).await?,
     };
     Ok((
         StatusCode::CREATED,

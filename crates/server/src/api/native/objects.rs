@@ -52,30 +52,17 @@ pub async fn open(
     let kind = kind_of(&collection)?;
     let id = match (body.sid, body.unique_name) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidField,
-                "sid and unique_name: give one or the other, not both",
-            ));
+            return Err(ApiError::new(ErrorCode::InvalidField, "sid and unique_name: give one or the other, not both"));
         }
         (Some(sid), None) => {
-            ferrosync_core::Sid::parse_kind(&sid, kind.sid_kind())
-                .map_err(ferrosync_core::CoreError::from)?;
+            ferrosync_core::Sid::parse_kind(&sid, kind.sid_kind()).map_err(ferrosync_core::CoreError::from)?;
             Some(sid)
         }
         (None, name) => name,
     };
-    let req = OpenRequest {
-        id,
-        mode: body.mode,
-        ttl: body.ttl,
-        data: body.data,
-    };
+    let req = OpenRequest { id, mode: body.mode, ttl: body.ttl, data: body.data };
     let (object, created) = state.engine.open(&p, &service, kind, req).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok(with_etag(status, object.revision, ObjectView::from(object)))
 }
 
@@ -105,15 +92,8 @@ pub async fn fetch(
     Auth(p): Auth,
     Path((service, collection, id)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let object = state
-        .engine
-        .object(&p, &service, kind_of(&collection)?, &id)
-        .await?;
-    Ok(with_etag(
-        StatusCode::OK,
-        object.revision,
-        ObjectView::from(object),
-    ))
+    let object = state.engine.object(&p, &service, kind_of(&collection)?, &id).await?;
+    Ok(with_etag(StatusCode::OK, object.revision, ObjectView::from(object)))
 }
 
 #[utoipa::path(put, path = "/api/v1/services/{service}/{collection}/{id}", tag = "objects", request_body = UpdateObject,
@@ -127,20 +107,9 @@ pub async fn update(
     IfMatch(if_match): IfMatch,
     JsonBody(body): JsonBody<UpdateObject>,
 ) -> ApiResult<Response> {
-    let patch = ObjectPatch {
-        data: body.data,
-        ttl: body.ttl,
-        if_match,
-    };
-    let object = state
-        .engine
-        .update_object(&p, &service, kind_of(&collection)?, &id, patch)
-        .await?;
-    Ok(with_etag(
-        StatusCode::OK,
-        object.revision,
-        ObjectView::from(object),
-    ))
+    let patch = ObjectPatch { data: body.data, ttl: body.ttl, if_match };
+    let object = state.engine.update_object(&p, &service, kind_of(&collection)?, &id, patch).await?;
+    Ok(with_etag(StatusCode::OK, object.revision, ObjectView::from(object)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/services/{service}/{collection}/{id}", tag = "objects",
@@ -153,9 +122,6 @@ pub async fn remove(
     Path((service, collection, id)): Path<(String, String, String)>,
     IfMatch(if_match): IfMatch,
 ) -> ApiResult<StatusCode> {
-    state
-        .engine
-        .remove_object(&p, &service, kind_of(&collection)?, &id, if_match)
-        .await?;
+    state.engine.remove_object(&p, &service, kind_of(&collection)?, &id, if_match).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -18,10 +18,7 @@ pub async fn list(
     Auth(p): Auth,
     Path((service, collection, id)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Vec<PermissionView>>> {
-    let list = state
-        .engine
-        .permissions(&p, &service, kind_of(&collection)?, &id)
-        .await?;
+    let list = state.engine.permissions(&p, &service, kind_of(&collection)?, &id).await?;
     Ok(Json(list.into_iter().map(Into::into).collect()))
 }
 
@@ -33,13 +30,7 @@ pub async fn fetch(
     Auth(p): Auth,
     Path((service, collection, id, identity)): Path<(String, String, String, String)>,
 ) -> ApiResult<Json<PermissionView>> {
-    Ok(Json(
-        state
-            .engine
-            .permission(&p, &service, kind_of(&collection)?, &id, &identity)
-            .await?
-            .into(),
-    ))
+    Ok(Json(state.engine.permission(&p, &service, kind_of(&collection)?, &id, &identity).await?.into()))
 }
 
 #[utoipa::path(put, path = "/api/v1/services/{service}/{collection}/{id}/permissions/{identity}", tag = "permissions",
@@ -53,19 +44,8 @@ pub async fn set(
     JsonBody(body): JsonBody<SetPermission>,
 ) -> ApiResult<Json<PermissionView>> {
     let kind = kind_of(&collection)?;
-    let perm = state
-        .engine
-        .set_permission(
-            &p,
-            &service,
-            kind,
-            &id,
-            &identity,
-            body.read,
-            body.write,
-            body.manage,
-        )
-        .await?;
+    let perm =
+        state.engine.set_permission(&p, &service, kind, &id, &identity, body.read, body.write, body.manage).await?;
     Ok(Json(perm.into()))
 }
 
@@ -77,9 +57,6 @@ pub async fn remove(
     Auth(p): Auth,
     Path((service, collection, id, identity)): Path<(String, String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    state
-        .engine
-        .remove_permission(&p, &service, kind_of(&collection)?, &id, &identity)
-        .await?;
+    state.engine.remove_permission(&p, &service, kind_of(&collection)?, &id, &identity).await?;
     Ok(StatusCode::NO_CONTENT)
 }

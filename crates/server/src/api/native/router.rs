@@ -19,44 +19,23 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/keys/{sid}", get(keys::fetch).delete(keys::remove))
         .route("/tokens", post(keys::mint))
         .route("/services", post(services::create).get(services::list))
-        .route(
-            "/services/{service}",
-            get(services::fetch)
-                .post(services::update)
-                .delete(services::remove),
-        )
+        .route("/services/{service}", get(services::fetch).post(services::update).delete(services::remove))
         .route("/services/{service}/changes", get(changes::poll))
-        .route(
-            "/services/{service}/{collection}",
-            post(objects::open).get(objects::list),
-        )
+        .route("/services/{service}/{collection}", post(objects::open).get(objects::list))
         .route(
             "/services/{service}/{collection}/{id}",
-            get(objects::fetch)
-                .put(objects::update)
-                .delete(objects::remove),
+            get(objects::fetch).put(objects::update).delete(objects::remove),
         )
-        .route(
-            "/services/{service}/{collection}/{id}/items",
-            post(items::create).get(items::list),
-        )
+        .route("/services/{service}/{collection}/{id}/items", post(items::create).get(items::list))
         .route(
             "/services/{service}/{collection}/{id}/items/{item}",
             get(items::fetch).put(items::set).delete(items::remove),
         )
-        .route(
-            "/services/{service}/streams/{id}/messages",
-            post(streams::publish),
-        )
-        .route(
-            "/services/{service}/{collection}/{id}/permissions",
-            get(permissions::list),
-        )
+        .route("/services/{service}/streams/{id}/messages", post(streams::publish))
+        .route("/services/{service}/{collection}/{id}/permissions", get(permissions::list))
         .route(
             "/services/{service}/{collection}/{id}/permissions/{identity}",
-            get(permissions::fetch)
-                .put(permissions::set)
-                .delete(permissions::remove),
+            get(permissions::fetch).put(permissions::set).delete(permissions::remove),
         )
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -18,11 +18,8 @@ pub async fn create(
     Auth(p): Auth,
     JsonBody(body): JsonBody<CreateService>,
 ) -> ApiResult<(StatusCode, Json<ServiceView>)> {
-    let spec = ServiceSpec {
-        unique_name: body.unique_name,
-        friendly_name: body.friendly_name,
-        acl_enabled: body.acl_enabled,
-    };
+    let spec =
+        ServiceSpec { unique_name: body.unique_name, friendly_name: body.friendly_name, acl_enabled: body.acl_enabled };
     let service = state.engine.create_service(&p, spec).await?;
     Ok((StatusCode::CREATED, Json(service.into())))
 }
@@ -67,13 +64,7 @@ pub async fn update(
         friendly_name: body.friendly_name.map(|n| (!n.is_empty()).then_some(n)),
         acl_enabled: body.acl_enabled,
     };
-    Ok(Json(
-        state
-            .engine
-            .update_service(&p, &service, patch)
-            .await?
-            .into(),
-    ))
+    Ok(Json(state.engine.update_service(&p, &service, patch).await?.into()))
 }
 
 #[utoipa::path(delete, path = "/api/v1/services/{service}", tag = "services",
@@ -95,22 +86,13 @@ pub fn page_request(
     parse_from: impl Fn(&str) -> Result<Cursor, ApiError>,
 ) -> ApiResult<PageRequest> {
     let from = q.from.as_deref().map(parse_from).transpose()?;
-    Ok(PageRequest::new(
-        q.order,
-        from,
-        q.page_token.as_deref(),
-        q.page_size,
-        state.engine.limits(),
-    )?)
+    Ok(PageRequest::new(q.order, from, q.page_token.as_deref(), q.page_size, state.engine.limits())?)
 }
 
 /// The absolute URL of this request's path, honouring proxies' forwarded headers.
 pub fn base_url(headers: &HeaderMap, uri: &axum::http::Uri) -> String {
     let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.split(',').next().unwrap_or(s).trim().to_owned())
+        headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.split(',').next().unwrap_or(s).trim().to_owned())
     };
     let host = header("x-forwarded-host").or_else(|| header("host"));
     let proto = header("x-forwarded-proto").unwrap_or_else(|| "http".to_owned());

@@ -1,8 +1,6 @@
 //! Wire types of the native API: request bodies (unknown fields refused) and response views.
 
-use ferrosync_core::model::{
-    ApiKey, Item, ObjectKind, OpenMode, Permission, Service, StreamMessage, SyncObject,
-};
+use ferrosync_core::model::{ApiKey, Item, ObjectKind, OpenMode, Permission, Service, StreamMessage, SyncObject};
 use ferrosync_core::page::{Order, Page};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -186,11 +184,7 @@ pub struct MessageView {
 
 impl From<StreamMessage> for MessageView {
     fn from(m: StreamMessage) -> Self {
-        MessageView {
-            sid: m.sid.to_string(),
-            stream_sid: m.stream_sid.to_string(),
-            data: m.data,
-        }
+        MessageView { sid: m.sid.to_string(), stream_sid: m.stream_sid.to_string(), data: m.data }
     }
 }
 
@@ -309,16 +303,10 @@ impl<T> PageView<T> {
         T: From<S>,
     {
         let token = page.next.map(|t| t.encode());
-        let url = token
-            .as_ref()
-            .map(|t| format!("{base_url}?page_size={page_size}&page_token={t}"));
+        let url = token.as_ref().map(|t| format!("{base_url}?page_size={page_size}&page_token={t}"));
         PageView {
             items: page.items.into_iter().map(T::from).collect(),
-            meta: PageMeta {
-                page_size,
-                next_page_token: token,
-                next_page_url: url,
-            },
+            meta: PageMeta { page_size, next_page_token: token, next_page_url: url },
         }
     }
 }
@@ -327,8 +315,10 @@ impl<T> PageView<T> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
-    /// Continue after this token; absent means "from now".
+    /// Continue after this token; absent means "from now" unless `from_start` is set.
     pub since: Option<String>,
+    /// Start at the oldest event still retained.
+    pub from_start: Option<bool>,
     /// Seconds to wait when nothing is new (0 to 55, default 0).
     pub timeout: Option<u64>,
     /// Most events returned (1 to 1000, default 100).
