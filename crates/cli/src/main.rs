@@ -58,6 +58,8 @@ enum Command {
     },
     /// Measure throughput and latency against a fresh server (or --url).
     Bench(bench::BenchArgs),
+    /// Print the native API's OpenAPI document.
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -130,6 +132,10 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Bench(args) => bench::run(args).await,
+            Command::Openapi => {
+                println!("{}", ferrosync_server::api::native::openapi::document());
+                Ok(())
+            }
         }
     })
 }

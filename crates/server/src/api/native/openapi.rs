@@ -45,3 +45,15 @@ pub fn document() -> String {
 pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn committed_document_is_current() {
+        let committed = include_str!("../../../../../docs/openapi.json");
+        assert!(
+            committed.trim_end() == super::document().trim_end(),
+            "docs/openapi.json is stale: run `cargo run -p ferrosync-cli -- openapi > docs/openapi.json`"
+        );
+    }
+}
