@@ -205,10 +205,10 @@ async fn start_target(args: &BenchArgs) -> anyhow::Result<Target> {
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(r) = target.http.get(format!("{}/readyz", target.base)).send().await {
-            if r.status().is_success() {
-                break;
-            }
+        if let Ok(r) = target.http.get(format!("{}/readyz", target.base)).send().await
+            && r.status().is_success()
+        {
+            break;
         }
         if Instant::now() > deadline {
             bail!("the server did not become ready within 20 s");

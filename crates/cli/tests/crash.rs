@@ -37,10 +37,10 @@ impl Server {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
-                if r.status().is_success() {
-                    break;
-                }
+            if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+                && r.status().is_success()
+            {
+                break;
             }
             assert!(Instant::now() < deadline, "server did not become ready");
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -210,10 +210,10 @@ async fn verify(http: &reqwest::Client, base: &str, acked: &Acked) {
             seqs.push(e["seq"].as_u64().unwrap());
             let key = (e["object_sid"].as_str().unwrap().to_owned(), e["item_index"].as_u64());
             let rev = e["revision"].as_u64().unwrap();
-            if let Some(prev) = revisions.insert(key.clone(), rev) {
-                if e["type"] == "document_updated" || e["type"] == "list_item_updated" {
-                    assert_eq!(rev, prev + 1, "revisions of {key:?} continue by one");
-                }
+            if let Some(prev) = revisions.insert(key.clone(), rev)
+                && (e["type"] == "document_updated" || e["type"] == "list_item_updated")
+            {
+                assert_eq!(rev, prev + 1, "revisions of {key:?} continue by one");
             }
         }
         since = Some(v["next"].as_str().unwrap().to_owned());

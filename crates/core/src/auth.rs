@@ -125,7 +125,7 @@ impl SecretBox {
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
@@ -233,10 +233,10 @@ pub fn verify_access_token(
     if claims.exp <= now_secs {
         return Err(CoreError::AccessTokenExpired);
     }
-    if let Some(nbf) = claims.nbf {
-        if nbf > now_secs + 60 {
-            return Err(CoreError::InvalidAccessToken("token is not valid yet".into()));
-        }
+    if let Some(nbf) = claims.nbf
+        && nbf > now_secs + 60
+    {
+        return Err(CoreError::InvalidAccessToken("token is not valid yet".into()));
     }
     let issued = claims.nbf.or(claims.iat).unwrap_or(now_secs);
     if claims.exp - issued > max_ttl_secs as i64 + 60 {

@@ -26,6 +26,7 @@ pub struct Engine {
     secrets: SecretBox,
     notifier: ChangeNotifier,
     recent: RecentLog,
+    service_cache: ServiceCache,
 }
 
 /// What an open/create asks for (the Sync client's `OpenOptions`).
@@ -99,7 +100,15 @@ fn now_secs() -> i64 {
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, limits: Limits, root: RootCredentials, secrets: SecretBox) -> Self {
-        Engine { store, limits, root, secrets, notifier: ChangeNotifier::default(), recent: RecentLog::new(4096) }
+        Engine {
+            store,
+            limits,
+            root,
+            secrets,
+            notifier: ChangeNotifier::default(),
+            recent: RecentLog::new(4096),
+            service_cache: ServiceCache::default(),
+        }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -125,12 +134,12 @@ impl Engine {
         if self.root.matches(user, password) {
             return Ok(Principal::Root);
         }
-        if let Ok(sid) = Sid::parse_kind(user, SidKind::ApiKey) {
-            if let Some(record) = self.store.api_key(&sid).await? {
-                let secret = self.secrets.open(&record.sealed_secret)?;
-                if auth::constant_time_eq(password, &secret) {
-                    return Ok(Principal::ApiKey(sid));
-                }
+        if let Ok(sid) = Sid::parse_kind(user, SidKind::ApiKey)
+            && let Some(record) = self.store.api_key(&sid).await?
+        {
+            let secret = self.secrets.open(&record.sealed_secret)?;
+            if auth::constant_time_eq(password, &secret) {
+                return Ok(Principal::ApiKey(sid));
             }
         }
         Err(CoreError::InvalidCredentials)
@@ -281,7 +290,9 @@ impl Engine {
             friendly_name: spec.friendly_name,
             acl_enabled: spec.acl_enabled,
         };
-        match self.store.execute(Actor::SYSTEM, m).await?.outcome {
+        let outcome = self.store.execute(Actor::SYSTEM, m).await?.outcome;
+        self.service_cache.clear();
+        match outcome {
             Outcome::Service(s) => Ok(s),
             other => Err(unexpected(other)),
         }
@@ -307,7 +318,9 @@ impl Engine {
             friendly_name: patch.friendly_name,
             acl_enabled: patch.acl_enabled,
         };
-        match self.store.execute(Actor::SYSTEM, m).await?.outcome {
+        let outcome = self.store.execute(Actor::SYSTEM, m).await?.outcome;
+        self.service_cache.clear();
+        match outcome {
             Outcome::Service(s) => Ok(s),
             other => Err(unexpected(other)),
         }
@@ -318,6 +331,7 @@ impl Engine {
         let svc = self.resolve_service_ref(service).await?;
         self.store.execute(Actor::SYSTEM, Mutation::RemoveService { service: svc.sid.clone() }).await?;
         self.recent.forget(&svc.sid);
+        self.service_cache.clear();
         Ok(())
     }
 
@@ -333,10 +347,17 @@ impl Engine {
         Ok(page.finish(rows, |s| Cursor::Key(s.sid.to_string())))
     }
 
-    /// Finds a service by SID or unique name.
+    /// Finds a service by SID or unique name. Lookups are cached briefly: every request
+    /// resolves its service, and services change rarely (local changes invalidate at once).
     pub async fn resolve_service_ref(&self, service: &str) -> Result<Service, CoreError> {
+        if let Some(found) = self.service_cache.get(service) {
+            return Ok(found);
+        }
         let r = ObjectRef::parse(service, SidKind::Service)?;
-        self.store.service(&r).await?.ok_or_else(|| CoreError::not_found(NotFoundKind::Service, service))
+        let found =
+            self.store.service(&r).await?.ok_or_else(|| CoreError::not_found(NotFoundKind::Service, service))?;
+        self.service_cache.put(service, &found);
+        Ok(found)
     }
 
     // ----- objects ----------------------------------------------------------------------------
@@ -490,6 +511,7 @@ impl Engine {
     }
 
     /// Writes a list item (update only) or map item (create, update or upsert).
+    #[allow(clippy::too_many_arguments)]
     pub async fn write_item(
         &self,
         principal: &Principal,
@@ -742,18 +764,21 @@ impl Engine {
         let mut after = self.start_seq(&svc, since).await?;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            // With an object filter, an empty read still lets the cursor move to the head read
-            // *before* it, so later polls do not rescan the same stretch of log.
-            let head = match object {
-                Some(_) => Some(self.current_head(&svc.sid).await?),
-                None => None,
-            };
             let events = self.read_events(&svc.sid, after, object, limit).await?;
             if let Some(last) = events.last() {
                 let next = self.token_at(&svc.sid, last.seq);
                 return Ok(Changes { events, next });
             }
-            if let Some(head) = head {
+            if object.is_some() {
+                // Nothing for this object: move the cursor to the head read *before* a second
+                // read, so later polls do not rescan the same stretch of log and nothing
+                // committed in between is skipped.
+                let head = self.current_head(&svc.sid).await?;
+                let events = self.read_events(&svc.sid, after, object, limit).await?;
+                if let Some(last) = events.last() {
+                    let next = self.token_at(&svc.sid, last.seq);
+                    return Ok(Changes { events, next });
+                }
                 after = after.max(head);
             }
             if tokio::time::timeout_at(deadline, wake.changed()).await.is_err() {
@@ -1004,4 +1029,37 @@ fn public_key(r: ApiKeyRecord) -> ApiKey {
 
 fn unexpected(outcome: Outcome) -> CoreError {
     CoreError::Store(crate::store::StoreError::Backend(format!("unexpected outcome {outcome:?}")))
+}
+
+/// Short-lived service lookups by the string a request named them with.
+#[derive(Default)]
+struct ServiceCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Service)>>,
+}
+
+impl ServiceCache {
+    /// Long enough to spare the store a read per request, short enough that a change made
+    /// through another node is seen promptly.
+    const TTL: Duration = Duration::from_secs(1);
+    const MAX: usize = 10_000;
+
+    fn get(&self, key: &str) -> Option<Service> {
+        let map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key).filter(|(at, _)| at.elapsed() < Self::TTL).map(|(_, s)| s.clone())
+    }
+
+    fn put(&self, key: &str, service: &Service) {
+        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::MAX {
+            map.retain(|_, (at, _)| at.elapsed() < Self::TTL);
+            if map.len() >= Self::MAX {
+                map.clear();
+            }
+        }
+        map.insert(key.to_owned(), (std::time::Instant::now(), service.clone()));
+    }
+
+    fn clear(&self) {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
 }

@@ -47,12 +47,10 @@ impl RecentLog {
             return None;
         }
         let mut out = Vec::new();
-        let mut expected = after + 1;
-        for e in ring.iter().skip(pos) {
+        for (expected, e) in (after + 1..).zip(ring.iter().skip(pos)) {
             if e.seq != expected || out.len() >= limit as usize {
                 break;
             }
-            expected += 1;
             if object.is_none_or(|o| &e.object_sid == o) {
                 out.push((**e).clone());
             }

@@ -56,10 +56,10 @@ impl Cx<'_> {
     fn run(&mut self, mutation: Mutation) -> Result<Outcome, CoreError> {
         match mutation {
             Mutation::CreateService { sid, unique_name, friendly_name, acl_enabled } => {
-                if let Some(name) = &unique_name {
-                    if self.tx.service(&ObjectRef::UniqueName(name.clone()))?.is_some() {
-                        return Err(CoreError::AlreadyExists { what: "service", name: name.clone() });
-                    }
+                if let Some(name) = &unique_name
+                    && self.tx.service(&ObjectRef::UniqueName(name.clone()))?.is_some()
+                {
+                    return Err(CoreError::AlreadyExists { what: "service", name: name.clone() });
                 }
                 let service = Service {
                     sid,
@@ -77,12 +77,11 @@ impl Cx<'_> {
             }
             Mutation::UpdateService { service, unique_name, friendly_name, acl_enabled } => {
                 let mut s = self.service(&service)?;
-                if let Some(Some(name)) = &unique_name {
-                    if let Some(other) = self.tx.service(&ObjectRef::UniqueName(name.clone()))? {
-                        if other.sid != s.sid {
-                            return Err(CoreError::AlreadyExists { what: "service", name: name.clone() });
-                        }
-                    }
+                if let Some(Some(name)) = &unique_name
+                    && let Some(other) = self.tx.service(&ObjectRef::UniqueName(name.clone()))?
+                    && other.sid != s.sid
+                {
+                    return Err(CoreError::AlreadyExists { what: "service", name: name.clone() });
                 }
                 if let Some(n) = unique_name {
                     s.unique_name = n;
@@ -112,10 +111,10 @@ impl Cx<'_> {
                 self.require(&svc, &object, Right::Write)?;
                 check_revision(if_match, object.revision)?;
                 let previous = object.data.clone();
-                if let Some(data) = data {
-                    if kind == ObjectKind::Document {
-                        object.data = Some(data);
-                    }
+                if let Some(data) = data
+                    && kind == ObjectKind::Document
+                {
+                    object.data = Some(data);
                 }
                 if let Some(exp) = expiry(self.now, ttl) {
                     object.date_expires = exp;

@@ -81,7 +81,7 @@ async fn serve(socket: WebSocket, state: Arc<AppState>, principal: Option<Princi
     let (mut sink, mut stream) = socket.split();
     let principal = match principal {
         Some(p) => p,
-        None => match first_frame_auth(&state, &mut stream).await {
+        None => match Box::pin(first_frame_auth(&state, &mut stream)).await {
             Ok(p) => p,
             Err(e) => {
                 close(&mut sink, CLOSE_UNAUTHENTICATED, &e.message).await;
@@ -230,7 +230,9 @@ impl Session {
                         Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                         Some(Ok(_)) => continue,
                     };
-                    match self.handle(&mut sink, &text).await {
+                    // Boxed: request handling is a large future, and keeping it inline would make
+                    // every idle connection carry its size.
+                    match Box::pin(self.handle(&mut sink, &text)).await {
                         Flow::Continue => {}
                         Flow::Stop => return,
                     }
