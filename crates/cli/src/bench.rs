@@ -40,8 +40,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10_000)]
     pub subscribers: usize,
     /// Updates the fan-out writer makes.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 300)]
     pub fanout_updates: usize,
+    /// Updates per second the fan-out writer sends (open loop: it does not wait for acks).
+    #[arg(long, default_value_t = 100.0)]
+    pub fanout_rate: f64,
     /// Long-polls waiting for one write.
     #[arg(long, default_value_t = 1_000)]
     pub longpolls: usize,
@@ -99,7 +102,9 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
     };
 
     progress(&format!("conditional updates: {} clients for {} s", args.writers, args.seconds));
+    let meter = CpuMeter::start(&target);
     let (updates_per_s, update_hist) = conditional_updates(&target, &service, args.writers, args.seconds).await?;
+    meter.report("conditional updates", args.json);
 
     progress(&format!("idle connections: opening {}", args.subscribers));
     let identity_token =
@@ -109,11 +114,18 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
             .to_owned();
     let (sockets, idle_bytes) = open_idle(&target, &identity_token, args.subscribers).await?;
 
-    progress(&format!("fan-out: {} updates to {} subscribers", args.fanout_updates, args.subscribers));
-    let (fanout_per_s, fanout_hist) = fanout(&target, &service, sockets, args.fanout_updates).await?;
+    progress(&format!(
+        "fan-out: {} updates at {}/s to {} subscribers",
+        args.fanout_updates, args.fanout_rate, args.subscribers
+    ));
+    let meter = CpuMeter::start(&target);
+    let (fanout_per_s, fanout_hist) = fanout(&target, &service, sockets, args.fanout_updates, args.fanout_rate).await?;
+    meter.report("fan-out", args.json);
 
     progress(&format!("long-poll wake: {} waiting polls", args.longpolls));
+    let meter = CpuMeter::start(&target);
     let wake_hist = longpoll_wake(&target, &service, args.longpolls).await?;
+    meter.report("long-poll wake", args.json);
 
     let report = Report {
         conditional_updates_per_s: round(updates_per_s),
@@ -147,6 +159,41 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         row("long-poll wake", format!("{} polls", args.longpolls), Some(&wake_hist));
     }
     Ok(())
+}
+
+fn cpu_seconds(stat_path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(stat_path).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// Prints server and generator CPU use of a phase (table mode only).
+struct CpuMeter<'a> {
+    target: &'a Target,
+    server: Option<f64>,
+    own: Option<f64>,
+    wall: Instant,
+}
+
+impl<'a> CpuMeter<'a> {
+    fn start(target: &'a Target) -> Self {
+        CpuMeter { target, server: target.server_cpu(), own: cpu_seconds("/proc/self/stat"), wall: Instant::now() }
+    }
+
+    fn report(self, phase: &str, quiet: bool) {
+        if quiet {
+            return;
+        }
+        let wall = self.wall.elapsed().as_secs_f64();
+        let server = self.target.server_cpu().zip(self.server).map(|(b, a)| b - a);
+        let own = cpu_seconds("/proc/self/stat").zip(self.own).map(|(b, a)| b - a);
+        if let (Some(server), Some(own)) = (server, own) {
+            eprintln!("bench: {phase}: {wall:.1} s wall, server {server:.1} s CPU, generator {own:.1} s CPU");
+        }
+    }
 }
 
 fn round(v: f64) -> f64 {
@@ -240,6 +287,11 @@ impl Target {
         let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
         let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kb * 1024)
+    }
+
+    /// CPU seconds the server process has used (Linux), to tell server cost from generator cost.
+    fn server_cpu(&self) -> Option<f64> {
+        cpu_seconds(&format!("/proc/{}/stat", self.pid?))
     }
 
     fn ws_url(&self, token: &str) -> String {
@@ -353,6 +405,7 @@ async fn fanout(
     service: &str,
     sockets: Vec<Socket>,
     updates: usize,
+    rate: f64,
 ) -> anyhow::Result<(f64, Histogram<u64>)> {
     let doc = t
         .post(&format!("/api/v1/services/{service}/documents"), json!({ "unique_name": "fanout", "data": {} }))
@@ -373,6 +426,7 @@ async fn fanout(
             ws.send(Message::text(sub)).await?;
             let mut local = histogram();
             let mut subscribed = false;
+            let mut seen = 0;
             while let Some(msg) = ws.next().await {
                 let Message::Text(text) = msg? else { continue };
                 if !subscribed {
@@ -386,6 +440,7 @@ async fn fanout(
                     continue;
                 }
                 delivered.fetch_add(1, Ordering::Relaxed);
+                seen += 1;
                 if sampled {
                     let v: Value = serde_json::from_str(&text)?;
                     if let Some(sent) = v["event"]["data"]["t"].as_u64() {
@@ -393,12 +448,12 @@ async fn fanout(
                         let _ = local.record(now.saturating_sub(sent).max(1));
                     }
                 }
-                if text.contains("\"last\":true") {
+                if seen == updates {
                     break;
                 }
             }
             hist.lock().await.add(local)?;
-            Ok::<_, anyhow::Error>(())
+            Ok::<_, anyhow::Error>(Instant::now())
         }));
     }
     tokio::time::timeout(Duration::from_secs(120), ready.acquire_many(subscribers as u32))
@@ -407,25 +462,39 @@ async fn fanout(
         .forget();
     let url = format!("{}/api/v1/services/{service}/documents/{doc}", t.base);
     let started = Instant::now();
+    // Open loop: updates leave on schedule whether or not earlier ones were acknowledged, as
+    // independent app servers would send them.
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut writes = Vec::with_capacity(updates);
     for i in 0..updates {
+        tick.tick().await;
+        let (http, url, sid, token) = (t.http.clone(), url.clone(), t.sid.clone(), t.token.clone());
         let t_us = epoch.elapsed().as_micros() as u64;
-        let data = json!({ "data": { "t": t_us, "i": i, "last": i + 1 == updates } });
-        let r = t.http.put(&url).basic_auth(&t.sid, Some(&t.token)).json(&data).send().await?;
-        if !r.status().is_success() {
-            bail!("fan-out update failed: {}", r.status());
-        }
+        writes.push(tokio::spawn(async move {
+            let data = json!({ "data": { "t": t_us, "i": i } });
+            let r = http.put(&url).basic_auth(&sid, Some(&token)).json(&data).send().await?;
+            if !r.status().is_success() {
+                bail!("fan-out update failed: {}", r.status());
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for w in writes {
+        w.await??;
     }
     let expected = (subscribers * updates) as u64;
     let wait = async {
+        let mut last = started;
         for reader in readers {
-            reader.await??;
+            last = last.max(reader.await??);
         }
-        Ok::<_, anyhow::Error>(())
+        Ok::<_, anyhow::Error>(last)
     };
-    tokio::time::timeout(Duration::from_secs(300), wait).await.with_context(|| {
+    let last = tokio::time::timeout(Duration::from_secs(300), wait).await.with_context(|| {
         format!("only {} of {expected} deliveries within 300 s", delivered.load(Ordering::Relaxed))
     })??;
-    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed = last.duration_since(started).as_secs_f64();
     let got = delivered.load(Ordering::Relaxed);
     if got != expected {
         bail!("fan-out delivered {got} events, expected {expected}");

@@ -11,6 +11,11 @@ use ferrosync_server::state::Settings;
 use ferrosync_server::{AppState, ServerConfig};
 use std::path::PathBuf;
 
+/// mimalloc: the server allocates small, short-lived buffers on many threads, where glibc's
+/// arenas contend and return memory to the kernel too eagerly.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "ferrosync", version, about = "A self-hosted real-time sync server")]
 struct Cli {

@@ -58,7 +58,7 @@ pub async fn upgrade(
     };
     // A small read buffer keeps idle connections cheap; client frames are small. Writes are
     // buffered and flushed once per batch of events.
-    ws.read_buffer_size(2 * 1024).max_message_size(256 * 1024).on_upgrade(move |socket| serve(socket, state, principal))
+    ws.read_buffer_size(1024).max_message_size(256 * 1024).on_upgrade(move |socket| serve(socket, state, principal))
 }
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -185,28 +185,41 @@ impl Session {
         let mut batch: Vec<Arc<Delivery>> = Vec::with_capacity(256);
         let overflow = self.overflow.clone();
         let shutdown = self.state.shutdown.clone();
+        // Long-lived futures are created once: re-arming timers on every wake-up would cost
+        // more than delivering the event.
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        let overflowed = overflow.notify.notified();
+        tokio::pin!(overflowed);
+        let token_timer = tokio::time::sleep_until(self.next_token_deadline());
+        tokio::pin!(token_timer);
+        let mut armed_for = self.expires_at;
         loop {
-            let warn_at = instant_at(self.expires_at - self.state.settings.token_warning_secs as i64);
-            let expire_at = instant_at(self.expires_at);
+            if armed_for != self.expires_at {
+                // A fresh token arrived: re-arm for its warning.
+                armed_for = self.expires_at;
+                token_timer.as_mut().reset(self.next_token_deadline());
+            }
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => {
+                () = &mut cancelled => {
                     close(&mut sink, 1001, "server shutting down").await;
                     return;
                 }
-                () = overflow.notify.notified() => {
+                () = &mut overflowed => {
                     let resume = self.resume_points();
                     let _ = sink.send(frame(&ServerFrame::Overflow { resume })).await;
                     close(&mut sink, CLOSE_SLOW_CONSUMER, "slow consumer: resume from the tokens sent").await;
                     return;
                 }
-                () = tokio::time::sleep_until(expire_at) => {
-                    let _ = sink.send(frame(&ServerFrame::TokenExpired)).await;
-                    close(&mut sink, CLOSE_TOKEN_EXPIRED, "access token expired").await;
-                    return;
-                }
-                () = tokio::time::sleep_until(warn_at), if !self.warned => {
+                () = &mut token_timer => {
+                    if self.warned || now_secs() >= self.expires_at {
+                        let _ = sink.send(frame(&ServerFrame::TokenExpired)).await;
+                        close(&mut sink, CLOSE_TOKEN_EXPIRED, "access token expired").await;
+                        return;
+                    }
                     self.warned = true;
+                    token_timer.as_mut().reset(instant_at(self.expires_at));
                     if sink.send(frame(&ServerFrame::TokenAboutToExpire { expires_at: self.expires_at })).await.is_err() {
                         return;
                     }
@@ -243,6 +256,15 @@ impl Session {
                     }
                 }
             }
+        }
+    }
+
+    /// When the token timer should next fire: the expiry warning, or the expiry itself.
+    fn next_token_deadline(&self) -> tokio::time::Instant {
+        if self.warned {
+            instant_at(self.expires_at)
+        } else {
+            instant_at(self.expires_at - self.state.settings.token_warning_secs as i64)
         }
     }
 
