@@ -3,6 +3,7 @@
 //! server's memory can be read apart from the load generator's) on a temporary data dir.
 
 use anyhow::{Context, bail};
+use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
@@ -505,16 +506,35 @@ async fn longpoll_wake(t: &Target, service: &str, polls: usize) -> anyhow::Resul
             .await?;
         let since = head["next"].as_str().context("head token")?.to_owned();
         let mut tasks = Vec::with_capacity(polls);
+        let host = t.base.trim_start_matches("http://").to_owned();
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", t.sid, t.token));
+        let request = format!(
+            "GET /api/v1/services/{service}/changes?since={since}&timeout=30&object={doc} HTTP/1.1\r\n\
+             Host: {host}\r\nAuthorization: Basic {auth}\r\n\r\n"
+        );
         for _ in 0..polls {
-            let http = t.http.clone();
-            let url = format!("{}/api/v1/services/{service}/changes?since={since}&timeout=30&object={doc}", t.base);
-            let (sid, token) = (t.sid.clone(), t.token.clone());
+            let (host, request) = (host.clone(), request.clone());
+            // A raw HTTP/1.1 request: the answer is timed at its first byte, so a thousand
+            // answers are not queued behind a full client's per-response work.
             tasks.push(tokio::spawn(async move {
-                let r = http.get(url).basic_auth(sid, Some(token)).send().await?;
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut tcp = tokio::net::TcpStream::connect(&host).await?;
+                tcp.set_nodelay(true)?;
+                tcp.write_all(request.as_bytes()).await?;
+                let mut response = Vec::with_capacity(4096);
+                if tcp.read_buf(&mut response).await? == 0 {
+                    bail!("a long-poll was closed without an answer");
+                }
                 let at = Instant::now();
-                let v: Value = r.json().await?;
-                if v["events"].as_array().map(Vec::len).unwrap_or(0) == 0 {
-                    bail!("a long-poll returned without the event: {v}");
+                // Keep-alive, as real pollers use it: read until the whole body is in.
+                while !complete_response(&response) {
+                    if tcp.read_buf(&mut response).await? == 0 {
+                        break;
+                    }
+                }
+                let text = String::from_utf8_lossy(&response);
+                if !text.starts_with("HTTP/1.1 200") || !text.contains("\"document_updated\"") {
+                    bail!("a long-poll returned without the event: {text}");
                 }
                 Ok::<_, anyhow::Error>(at)
             }));
@@ -610,4 +630,16 @@ fn next_frame(buf: &[u8]) -> Option<(u8, &[u8], usize)> {
     }
     let payload = buf.get(header..header + len)?;
     Some((b0 & 0x0f, payload, header + len))
+}
+
+/// True once `buf` holds a whole HTTP/1.1 response with a Content-Length body.
+fn complete_response(buf: &[u8]) -> bool {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    buf.len() >= end + 4 + length
 }

@@ -11,6 +11,7 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub shutdown: CancellationToken,
     pub settings: Settings,
+    pub changes_bodies: crate::api::native::changes::ChangesBodies,
 }
 
 /// Tunables of the realtime layer.
@@ -41,6 +42,7 @@ impl AppState {
             metrics: crate::observe::prometheus(),
             shutdown: CancellationToken::new(),
             settings,
+            changes_bodies: Default::default(),
         })
     }
 }

@@ -16,11 +16,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/api/v1", native::router::router())
         .fallback(native::error::route_not_found)
         .layer(axum::middleware::from_fn(crate::observe::track))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-            }),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
+            // Debug level: off by default, so a busy server pays nothing for it.
+            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
         .layer(SetSensitiveRequestHeadersLayer::new([axum::http::header::AUTHORIZATION]))
         .layer(CatchPanicLayer::custom(native::error::panic_response))
         .with_state(state)

@@ -4,13 +4,18 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Auth, QueryParams};
 use super::types::{ChangesQuery, ChangesView};
 use crate::state::AppState;
-use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use ferrosync_core::ErrorCode;
+use ferrosync_core::engine::Changes;
 use ferrosync_core::engine::Since;
 use ferrosync_core::sid::Sid;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 
 #[utoipa::path(get, path = "/api/v1/services/{service}/changes", tag = "changes",
     params(("service" = String, Path), ChangesQuery),
@@ -20,7 +25,7 @@ pub async fn poll(
     Auth(p): Auth,
     Path(service): Path<String>,
     QueryParams(q): QueryParams<ChangesQuery>,
-) -> ApiResult<Json<ChangesView>> {
+) -> ApiResult<Response> {
     let max = state.engine.limits().max_longpoll_secs;
     let timeout = Duration::from_secs(q.timeout.unwrap_or(0).min(max));
     let object = q
@@ -42,7 +47,8 @@ pub async fn poll(
     tokio::select! {
         result = wait => {
             let changes = result?;
-            Ok(Json(ChangesView { events: changes.events.into_iter().map(|e| e.json).collect(), next: changes.next }))
+            let body = state.changes_bodies.body(&service, object.as_ref(), changes)?;
+            Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
         }
         () = state.shutdown.cancelled() => Err(ApiError::new(ErrorCode::StoreUnavailable, "the server is shutting down; poll again")),
     }
@@ -62,4 +68,48 @@ impl Drop for WaitingGauge {
     fn drop(&mut self) {
         metrics::gauge!("ferrosync_longpolls_waiting").decrement(1.0);
     }
+}
+
+/// Serialised change batches, shared: a thousand long-polls woken by one commit receive the
+/// same batch, which is serialised once. Two answers with the same service, filter and first
+/// and last sequence numbers are byte-identical, because the log never changes under them.
+/// Service (as named in the path), object filter, first and last sequence number.
+type BodyKey = (String, Option<Sid>, u64, u64);
+
+#[derive(Default)]
+pub struct ChangesBodies {
+    entries: Mutex<HashMap<BodyKey, (Instant, Bytes)>>,
+}
+
+impl ChangesBodies {
+    const KEEP: Duration = Duration::from_secs(2);
+    /// Bodies above this are not kept; with at most 256 kept, the cache stays under 16 MiB.
+    const LARGEST: usize = 64 * 1024;
+
+    fn body(&self, service: &str, object: Option<&Sid>, changes: Changes) -> ApiResult<Bytes> {
+        let (Some(first), Some(last)) = (changes.events.first(), changes.events.last()) else {
+            return serialise(changes);
+        };
+        let key = (service.to_owned(), object.cloned(), first.seq, last.seq);
+        if let Some((_, body)) = self.entries.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(body.clone());
+        }
+        let body = serialise(changes)?;
+        if body.len() > Self::LARGEST {
+            return Ok(body);
+        }
+        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= 256 {
+            map.retain(|_, (at, _)| at.elapsed() < Self::KEEP);
+        }
+        map.insert(key, (Instant::now(), body.clone()));
+        Ok(body)
+    }
+}
+
+fn serialise(changes: Changes) -> ApiResult<Bytes> {
+    let view = ChangesView { events: changes.events.into_iter().map(|e| e.json).collect(), next: changes.next };
+    serde_json::to_vec(&view)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot serialise changes: {e}")))
 }
