@@ -355,7 +355,8 @@ impl Session {
         let engine = self.state.engine.clone();
         let found = engine.readable_object(&self.principal, &self.service, kind, object).await?;
         let sid = found.sid.clone();
-        if !self.subs.contains_key(&sid) {
+        let fresh = !self.subs.contains_key(&sid);
+        if fresh {
             if self.subs.len() >= self.state.settings.max_subscriptions {
                 return Err(ApiError::new(
                     ErrorCode::InvalidRequest,
@@ -372,12 +373,16 @@ impl Session {
         let start = match start {
             Ok(s) => s,
             Err(e) => {
-                if !self.subs.contains_key(&sid) {
+                if fresh {
                     self.state.hub.unsubscribe(&self.service.sid, &sid, self.conn).await;
                 }
                 return Err(e.into());
             }
         };
+        // Recorded before the catch-up, so a connection that drops midway is still unsubscribed.
+        // Live events queued meanwhile wait in the channel and are filtered by the final cursor.
+        let cursor_entry = self.subs.entry(sid.clone()).or_insert(start);
+        *cursor_entry = (*cursor_entry).min(start);
         // The snapshot is read after the head, so it reflects at least everything before it.
         let snapshot = engine.readable_object(&self.principal, &self.service, kind, sid.as_str()).await.ok();
         let body = serde_json::json!({
@@ -407,7 +412,7 @@ impl Session {
             return Ok(Flow::Stop);
         }
         let entry = self.subs.entry(sid).or_insert(cursor);
-        *entry = (*entry).max(cursor);
+        *entry = cursor;
         Ok(Flow::Continue)
     }
 
