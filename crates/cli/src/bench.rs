@@ -201,8 +201,9 @@ fn round(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
 
+/// Microseconds to milliseconds with two decimals.
 fn ms(micros: u64) -> f64 {
-    round(micros as f64 / 1000.0 * 100.0) / 100.0
+    (micros as f64 / 10.0).round() / 100.0
 }
 
 fn histogram() -> Histogram<u64> {

@@ -37,6 +37,13 @@ pub async fn run(
             cancel.cancel();
         }
     };
+    // Small frames must leave at once: Nagle's algorithm would hold them behind unacknowledged
+    // data for tens of milliseconds.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let result = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(graceful)
         .await;
