@@ -32,7 +32,10 @@ pub struct Engine {
 /// What an open/create asks for (the Sync client's `OpenOptions`).
 #[derive(Debug, Clone, Default)]
 pub struct OpenRequest {
-    pub id: Option<String>,
+    /// Open (or create with) this SID.
+    pub sid: Option<String>,
+    /// Open (or create with) this unique name.
+    pub unique_name: Option<String>,
     pub mode: OpenMode,
     pub ttl: Option<u64>,
     pub data: Option<Value>,
@@ -370,9 +373,16 @@ impl Engine {
         req: OpenRequest,
     ) -> Result<(SyncObject, bool), CoreError> {
         let svc = self.service(principal, service).await?;
-        let target = match &req.id {
-            Some(id) => Some(self.parse_object_ref(id, kind)?),
-            None => None,
+        let target = match (&req.sid, &req.unique_name) {
+            (Some(_), Some(_)) => {
+                return Err(CoreError::invalid("sid", "give a sid or a unique_name, not both"));
+            }
+            (Some(sid), None) => Some(ObjectRef::Sid(Sid::parse_kind(sid, kind.sid_kind())?)),
+            (None, Some(name)) => {
+                self.validate_unique_name(name)?;
+                Some(ObjectRef::UniqueName(name.clone()))
+            }
+            (None, None) => None,
         };
         self.validate_ttl("ttl", req.ttl)?;
         if let Some(data) = &req.data {

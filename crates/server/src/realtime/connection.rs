@@ -441,7 +441,7 @@ impl Session {
                     ));
                 }
                 let (object, created) =
-                    engine.open(p, &svc, kind, OpenRequest { id: sid.or(unique_name), mode, ttl, data }).await?;
+                    engine.open(p, &svc, kind, OpenRequest { sid, unique_name, mode, ttl, data }).await?;
                 (if created { 201 } else { 200 }, json(&ObjectView::from(object)))
             }
             ClientFrame::Get { kind, object, .. } => {

@@ -50,17 +50,8 @@ pub async fn open(
     JsonBody(body): JsonBody<OpenObject>,
 ) -> ApiResult<Response> {
     let kind = kind_of(&collection)?;
-    let id = match (body.sid, body.unique_name) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::new(ErrorCode::InvalidField, "sid and unique_name: give one or the other, not both"));
-        }
-        (Some(sid), None) => {
-            ferrosync_core::Sid::parse_kind(&sid, kind.sid_kind()).map_err(ferrosync_core::CoreError::from)?;
-            Some(sid)
-        }
-        (None, name) => name,
-    };
-    let req = OpenRequest { id, mode: body.mode, ttl: body.ttl, data: body.data };
+    let req =
+        OpenRequest { sid: body.sid, unique_name: body.unique_name, mode: body.mode, ttl: body.ttl, data: body.data };
     let (object, created) = state.engine.open(&p, &service, kind, req).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok(with_etag(status, object.revision, ObjectView::from(object)))
