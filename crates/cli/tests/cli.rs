@@ -103,3 +103,70 @@ fn bench_prints_all_six_figures_as_json() {
     assert!(report["conditional_updates_per_s"].as_f64().unwrap() > 0.0);
     assert!(report["fanout_deliveries_per_s"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn serve_answers_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrosync"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--log-format", "json"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("FERROSYNC_ACCOUNT_SID")
+        .env_remove("FERROSYNC_AUTH_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    runtime.block_on(async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while http.get(format!("{base}/readyz")).send().await.map(|r| !r.status().is_success()).unwrap_or(true) {
+            assert!(std::time::Instant::now() < deadline, "server did not become ready");
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    });
+    let creds = stdout(&ferrosync(dir.path(), &["credentials"]));
+    let field = |name: &str| creds.lines().find_map(|l| l.strip_prefix(&format!("{name}="))).unwrap().to_owned();
+    let (sid, token) = (field("FERROSYNC_ACCOUNT_SID"), field("FERROSYNC_AUTH_TOKEN"));
+    runtime.block_on(async {
+        let r = http
+            .post(format!("{base}/api/v1/services"))
+            .basic_auth(&sid, Some(&token))
+            .json(&serde_json::json!({ "unique_name": "cli" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    });
+    // A token minted from the command line is accepted by the running server.
+    let minted = stdout(&ferrosync(dir.path(), &["token", "--service", "cli", "--identity", "alice", "--ttl", "600"]));
+    runtime.block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/api/v1/services/cli/documents"))
+            .bearer_auth(minted.trim())
+            .json(&serde_json::json!({ "unique_name": "d" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["created_by"], "alice");
+    });
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(std::time::Instant::now() < deadline, "the server did not stop within 15 s of SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
+    let first = logs.lines().next().unwrap();
+    assert!(serde_json::from_str::<serde_json::Value>(first).is_ok(), "--log-format json writes JSON lines: {first}");
+}

@@ -80,8 +80,18 @@ impl Credentials {
                 };
                 std::fs::create_dir_all(&config.data_dir)
                     .map_err(|source| BootstrapError::Io { path: config.data_dir.clone(), source })?;
-                write_private(&path, &serde_json::to_string_pretty(&c).unwrap_or_default()).map_err(io)?;
-                (c, true)
+                match write_private(&path, &serde_json::to_string_pretty(&c).unwrap_or_default()) {
+                    Ok(()) => (c, true),
+                    // Another process created them first: use theirs.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let text = std::fs::read_to_string(&path).map_err(io)?;
+                        let c: Credentials = serde_json::from_str(&text).map_err(|e| {
+                            BootstrapError::BadCredentials { path: path.clone(), message: e.to_string() }
+                        })?;
+                        (c, false)
+                    }
+                    Err(e) => return Err(io(e)),
+                }
             }
             Err(e) => return Err(io(e)),
         };
