@@ -262,49 +262,21 @@ async fn long_polls_wake_on_a_write_and_continue_without_gaps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_older_than_retention_get_resync_required() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = ferrosync_server::ServerConfig::new(dir.path());
-    cfg.limits.retention_secs = 0;
-    let (engine, creds, _) = ferrosync_server::open_engine(&cfg).unwrap();
-    let state = ferrosync_server::AppState::new(engine.clone(), Default::default());
-    let running = ferrosync_server::RunningServer::start(state).await.unwrap();
-    let http = reqwest::Client::new();
-    let auth = (creds.account_sid.to_string(), creds.auth_token.clone());
-    let api = |p: &str| format!("{}/api/v1{p}", running.url());
-    http.post(api("/services"))
-        .basic_auth(&auth.0, Some(&auth.1))
-        .json(&json!({ "unique_name": "app" }))
-        .send()
-        .await
-        .unwrap();
-    let head: Value = http
-        .get(api("/services/app/changes"))
-        .basic_auth(&auth.0, Some(&auth.1))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let s = Server::configured(Default::default(), |cfg| cfg.limits.retention_secs = 0).await;
+    s.post("/services", json!({ "unique_name": "app" })).await;
+    let (_, head) = s.call(reqwest::Method::GET, "/services/app/changes", None).await;
     let old = head["next"].as_str().unwrap().to_owned();
     for n in 0..3 {
-        http.post(api("/services/app/documents"))
-            .basic_auth(&auth.0, Some(&auth.1))
-            .json(&json!({ "unique_name": format!("d{n}") }))
-            .send()
-            .await
-            .unwrap();
+        s.post("/services/app/documents", json!({ "unique_name": format!("d{n}") })).await;
     }
     tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(engine.prune_log().await.unwrap(), 3);
-    let r = http
-        .get(api(&format!("/services/app/changes?since={old}")))
-        .basic_auth(&auth.0, Some(&auth.1))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 410);
-    let body: Value = r.json().await.unwrap();
+    assert_eq!(s.engine.prune_log().await.unwrap(), 3);
+    let (status, body) = s.call(reqwest::Method::GET, &format!("/services/app/changes?since={old}"), None).await;
+    assert_eq!(status, 410);
     assert_eq!(body["code"], 41000);
     assert!(body["message"].as_str().unwrap().contains("snapshot"));
+    // Reading from the start skips what was pruned and says so by its sequence numbers.
+    s.post("/services/app/documents", json!({ "unique_name": "after" })).await;
+    let (_, fresh) = s.call(reqwest::Method::GET, "/services/app/changes?from_start=true", None).await;
+    assert_eq!(fresh["events"][0]["seq"], 4);
 }

@@ -25,8 +25,17 @@ impl Server {
     }
 
     pub async fn start(settings: ferrosync_server::state::Settings) -> Server {
+        Server::configured(settings, |_| {}).await
+    }
+
+    /// A server whose configuration `adjust` may change first (limits, retention…).
+    pub async fn configured(
+        settings: ferrosync_server::state::Settings,
+        adjust: impl FnOnce(&mut ferrosync_server::ServerConfig),
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = ferrosync_server::ServerConfig::new(dir.path());
+        let mut cfg = ferrosync_server::ServerConfig::new(dir.path());
+        adjust(&mut cfg);
         let (engine, creds, _) = ferrosync_server::open_engine(&cfg).unwrap();
         let state = ferrosync_server::AppState::new(engine.clone(), settings);
         let running = ferrosync_server::RunningServer::start(state).await.unwrap();
