@@ -439,7 +439,7 @@ async fn expired_objects_and_items_disappear_with_removed_events() {
     let doc = s.post("/services/app/documents", json!({ "unique_name": "short", "ttl": 1 })).await;
     assert!(doc["date_expires"].is_string());
     s.post("/services/app/maps", json!({ "unique_name": "m" })).await;
-    s.post("/services/app/maps/m/items", json!({ "key": "k", "data": {}, "ttl": 1 })).await;
+    s.post("/services/app/maps/m/items", json!({ "key": "k", "data": {}, "item_ttl": 1 })).await;
     s.post("/services/app/lists", json!({ "unique_name": "l" })).await;
     s.post("/services/app/lists/l/items", json!({ "data": {}, "collection_ttl": 1 })).await;
     let gone = async {

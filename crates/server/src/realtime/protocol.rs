@@ -63,6 +63,7 @@ pub enum ClientFrame {
         id: u64,
         list: String,
         data: Value,
+        #[serde(alias = "item_ttl")]
         ttl: Option<u64>,
         collection_ttl: Option<u64>,
     },
@@ -73,6 +74,7 @@ pub enum ClientFrame {
         index: Option<u64>,
         key: Option<String>,
         data: Option<Value>,
+        #[serde(alias = "item_ttl")]
         ttl: Option<u64>,
         collection_ttl: Option<u64>,
         if_match: Option<u64>,

@@ -114,7 +114,8 @@ impl From<SyncObject> for ObjectView {
 #[serde(deny_unknown_fields)]
 pub struct AddListItem {
     pub data: Value,
-    /// Seconds until the item expires.
+    /// Seconds until the item expires (also accepted as `item_ttl`).
+    #[serde(alias = "item_ttl")]
     pub ttl: Option<u64>,
     /// Seconds until the list expires, counted from this write.
     pub collection_ttl: Option<u64>,
@@ -125,6 +126,8 @@ pub struct AddListItem {
 pub struct CreateMapItem {
     pub key: String,
     pub data: Value,
+    /// Seconds until the item expires (also accepted as `item_ttl`).
+    #[serde(alias = "item_ttl")]
     pub ttl: Option<u64>,
     pub collection_ttl: Option<u64>,
 }
@@ -133,6 +136,8 @@ pub struct CreateMapItem {
 #[serde(deny_unknown_fields)]
 pub struct WriteItem {
     pub data: Option<Value>,
+    /// Seconds until the item expires (also accepted as `item_ttl`).
+    #[serde(alias = "item_ttl")]
     pub ttl: Option<u64>,
     pub collection_ttl: Option<u64>,
 }
