@@ -164,14 +164,18 @@ fn commit_batch(conn: &mut Connection, epoch: &str, batch: &mut [WriteJob]) -> V
     }
     let mut results = Vec::with_capacity(batch.len());
     for job in batch.iter() {
-        if let Err(e) = conn.execute_batch("SAVEPOINT m") {
+        if let Err(e) = run_cached(conn, "SAVEPOINT m") {
             results.push(Err(CoreError::Store(err(e))));
             continue;
         }
         let mut tx = SqliteTx { conn, epoch };
         let outcome = rules::apply(&mut tx, &job.actor, job.mutation.clone(), Timestamp::now());
-        let end = if outcome.is_ok() { "RELEASE m" } else { "ROLLBACK TO m; RELEASE m" };
-        match conn.execute_batch(end) {
+        let end = if outcome.is_ok() {
+            run_cached(conn, "RELEASE m")
+        } else {
+            run_cached(conn, "ROLLBACK TO m").and_then(|()| run_cached(conn, "RELEASE m"))
+        };
+        match end {
             Ok(()) => results.push(outcome),
             Err(e) => results.push(Err(CoreError::Store(err(e)))),
         }
@@ -182,6 +186,11 @@ fn commit_batch(conn: &mut Connection, epoch: &str, batch: &mut [WriteJob]) -> V
     }
     metrics::histogram!("ferrosync_store_commit_seconds").record(started.elapsed().as_secs_f64());
     results
+}
+
+/// Runs a parameterless statement through the statement cache (savepoints run per mutation).
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 struct SqliteTx<'a> {
