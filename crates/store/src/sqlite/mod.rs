@@ -21,6 +21,8 @@ const SCHEMA: &str = include_str!("schema.sql");
 /// Most mutations one commit carries; bounds the latency a batch adds to its first member.
 const MAX_BATCH: usize = 512;
 const READERS: usize = 4;
+/// WAL size (in pages) past which a checkpoint waits for readers to reset the log.
+const WAL_TRUNCATE_PAGES: i64 = 64 * 1024;
 
 struct WriteJob {
     actor: Actor,
@@ -62,8 +64,11 @@ impl SqliteStore {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
         };
+        // Checkpoints run on their own connection (below), not inside the writer's commits;
+        // savepoint journals stay in memory.
         conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;"
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; \
+             PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0; PRAGMA temp_store = MEMORY;"
         ))
         .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
@@ -84,6 +89,14 @@ impl SqliteStore {
             .name("ferrosync-sqlite-writer".into())
             .spawn(move || writer_loop(conn, thread_epoch, rx))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+
+        let checkpointer = Connection::open(path).map_err(err)?;
+        checkpointer.execute_batch("PRAGMA busy_timeout = 5000;").map_err(err)?;
+        let writer_alive = tx.downgrade();
+        std::thread::Builder::new()
+            .name("ferrosync-sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpointer, writer_alive))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the checkpoint thread: {e}")))?;
 
         Ok(SqliteStore {
             epoch,
@@ -131,6 +144,27 @@ fn load_or_create_epoch(conn: &Connection) -> Result<String, StoreError> {
     let epoch = ferrosync_core::auth::random_hex(8);
     conn.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?1)", [&epoch]).map_err(err)?;
     Ok(epoch)
+}
+
+/// Copies the WAL back into the database file every half second, beside the writer, so
+/// commits never pay for it; stops once the store (its writer channel) is gone.
+fn checkpoint_loop(conn: Connection, writer_alive: mpsc::WeakSender<WriteJob>) {
+    while writer_alive.upgrade().is_some() {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        // PASSIVE never blocks the writer or readers; what it cannot copy now waits for the next.
+        // Should busy readers keep the log from ever being reset, TRUNCATE (which waits for
+        // them) keeps it from growing without bound.
+        let pass = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1));
+        let result = match pass {
+            Ok(log_pages) if log_pages > WAL_TRUNCATE_PAGES => {
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            }
+            other => other.map(drop),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+    }
 }
 
 fn writer_loop(mut conn: Connection, epoch: String, mut rx: mpsc::Receiver<WriteJob>) {

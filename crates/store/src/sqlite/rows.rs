@@ -398,12 +398,20 @@ pub(crate) fn expired_items(conn: &Connection, now: Timestamp, limit: u32) -> Re
 }
 
 pub(crate) fn prune_events(conn: &Connection, before: Timestamp) -> Result<u64, StoreError> {
+    // Events are dated in sequence order, so each service's oldest events are found by walking
+    // its primary key from the pruned horizon: no date index has to be kept up on every write.
+    // A run looks at most PRUNE_SCAN events per service; the next run continues.
+    const PRUNE_SCAN: i64 = 100_000;
     let cutoffs = query_all(
         conn,
-        "SELECT service_sid, MAX(seq) FROM events WHERE date < ? GROUP BY service_sid",
-        vec![SqlValue::Integer(before.0)],
-        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+        "SELECT s.sid, (SELECT MAX(seq) FROM (SELECT seq, date FROM events e
+                 WHERE e.service_sid = s.sid AND e.seq > s.pruned_seq ORDER BY e.seq LIMIT ?2)
+                 WHERE date < ?1)
+         FROM services s WHERE s.head_seq > s.pruned_seq",
+        vec![SqlValue::Integer(before.0), SqlValue::Integer(PRUNE_SCAN)],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?)),
     )?;
+    let cutoffs = cutoffs.into_iter().filter_map(|(service, seq)| Some((service, seq?)));
     let mut removed = 0;
     for (service, seq) in cutoffs {
         removed += conn

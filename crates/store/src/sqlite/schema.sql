@@ -65,7 +65,6 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (service_sid, seq)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_by_object ON events (object_sid, seq);
-CREATE INDEX IF NOT EXISTS events_by_date ON events (date);
 
 CREATE TABLE IF NOT EXISTS api_keys (
     sid TEXT PRIMARY KEY,
