@@ -1,0 +1,330 @@
+//! The engine: the one core every facade calls. It authenticates, checks input against the
+//! limits and the principal's reach, runs mutations through the store, and wakes readers.
+
+use crate::auth::{self, Principal, RootCredentials, SecretBox};
+use crate::error::{CoreError, NotFoundKind};
+use crate::limits::Limits;
+use crate::log::SinceToken;
+use crate::model::{
+    ApiKey, Item, ItemKey, ObjectKind, ObjectRef, OpenMode, Permission, Service, StreamMessage, SyncObject,
+};
+use crate::notify::ChangeNotifier;
+use crate::page::{Cursor, Page, PageRequest};
+use crate::recent::RecentLog;
+use crate::rules::{self, Right};
+use crate::sid::{Sid, SidKind, looks_like_sid};
+use crate::store::{Actor, ApiKeyRecord, ItemWriteMode, Mutation, Outcome, Store, StoredEvent};
+use crate::timestamp::Timestamp;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Engine {
+    store: Arc<dyn Store>,
+    limits: Limits,
+    root: RootCredentials,
+    secrets: SecretBox,
+    notifier: ChangeNotifier,
+    recent: RecentLog,
+    service_cache: ServiceCache,
+}
+
+/// What an open/create asks for (the Sync client's `OpenOptions`).
+#[derive(Debug, Clone, Default)]
+pub struct OpenRequest {
+    /// Open (or create with) this SID.
+    pub sid: Option<String>,
+    /// Open (or create with) this unique name.
+    pub unique_name: Option<String>,
+    pub mode: OpenMode,
+    pub ttl: Option<u64>,
+    pub data: Option<Value>,
+}
+
+/// A change to an object's own fields.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectPatch {
+    pub data: Option<Value>,
+    pub ttl: Option<u64>,
+    pub if_match: Option<u64>,
+}
+
+/// A change to an item.
+#[derive(Debug, Clone, Default)]
+pub struct ItemPatch {
+    pub data: Option<Value>,
+    pub ttl: Option<u64>,
+    pub collection_ttl: Option<u64>,
+    pub if_match: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ServiceSpec {
+    pub unique_name: Option<String>,
+    pub friendly_name: Option<String>,
+    pub acl_enabled: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ServicePatch {
+    pub unique_name: Option<Option<String>>,
+    pub friendly_name: Option<Option<String>>,
+    pub acl_enabled: Option<bool>,
+}
+
+/// Where a change-log reader starts.
+#[derive(Debug, Clone, Copy)]
+pub enum Since<'a> {
+    /// After the newest event: only what happens from now on.
+    Now,
+    /// From the oldest event still retained.
+    Start,
+    /// After the event a since-token names.
+    Token(&'a str),
+}
+
+/// A batch of change-log events and the token to continue from.
+#[derive(Debug, Clone)]
+pub struct Changes {
+    pub events: Vec<StoredEvent>,
+    pub next: String,
+}
+
+pub struct MintedToken {
+    pub token: String,
+    pub identity: String,
+    pub service_sid: Sid,
+    pub expires_at: i64,
+}
+
+fn now_secs() -> i64 {
+    Timestamp::now().millis() / 1000
+}
+
+mod changes;
+mod credentials;
+mod objects;
+mod services;
+
+use services::ServiceCache;
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, limits: Limits, root: RootCredentials, secrets: SecretBox) -> Self {
+        Engine {
+            store,
+            limits,
+            root,
+            secrets,
+            notifier: ChangeNotifier::default(),
+            recent: RecentLog::new(4096),
+            service_cache: ServiceCache::default(),
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn notifier(&self) -> &ChangeNotifier {
+        &self.notifier
+    }
+
+    pub fn account_sid(&self) -> &Sid {
+        &self.root.account_sid
+    }
+
+    // ----- helpers ----------------------------------------------------------------------------
+
+    async fn run(&self, svc: &Service, principal: &Principal, m: Mutation) -> Result<Outcome, CoreError> {
+        check_service_reach(principal, svc)?;
+        let applied = self.store.execute(principal.actor(), m).await?;
+        self.wake(&applied);
+        Ok(applied.outcome)
+    }
+
+    /// Publishes committed events: into the recent-event cache, then a hint to waiters.
+    fn wake(&self, applied: &crate::store::Applied) {
+        let Some(first) = applied.events.first() else { return };
+        if applied.events.iter().all(|e| e.service_sid == first.service_sid) {
+            self.recent.insert(&first.service_sid, &applied.stored);
+        } else {
+            for (e, stored) in applied.events.iter().zip(&applied.stored) {
+                self.recent.insert(&e.service_sid, std::slice::from_ref(stored));
+            }
+        }
+        for e in &applied.events {
+            self.notifier.notify(&e.service_sid, e.seq);
+        }
+    }
+
+    async fn find_object(&self, svc: &Service, kind: ObjectKind, id: &str) -> Result<SyncObject, CoreError> {
+        let r = self.parse_object_ref(id, kind)?;
+        self.store.object(&svc.sid, kind, &r).await?.ok_or_else(|| CoreError::not_found(NotFoundKind::Object(kind), id))
+    }
+
+    /// Resolves and authorises read access to an object, for subscriptions.
+    pub async fn readable_object(
+        &self,
+        principal: &Principal,
+        service: &Service,
+        kind: ObjectKind,
+        id: &str,
+    ) -> Result<SyncObject, CoreError> {
+        check_service_reach(principal, service)?;
+        let object = self.find_object(service, kind, id).await?;
+        self.check_read(principal, service, &object).await?;
+        Ok(object)
+    }
+
+    async fn check_read(&self, principal: &Principal, svc: &Service, object: &SyncObject) -> Result<(), CoreError> {
+        self.check(principal, svc, object, Right::Read).await
+    }
+
+    async fn check(
+        &self,
+        principal: &Principal,
+        svc: &Service,
+        object: &SyncObject,
+        right: Right,
+    ) -> Result<(), CoreError> {
+        let actor = principal.actor();
+        let Some(identity) = &actor.identity else {
+            return Ok(());
+        };
+        if !svc.acl_enabled {
+            return Ok(());
+        }
+        let permission = self.store.permission(&object.sid, identity).await?;
+        if rules::allowed(svc, &actor, permission.as_ref(), right) {
+            Ok(())
+        } else {
+            Err(CoreError::Forbidden(format!(
+                "identity '{identity}' has no {right:?} permission on {} {}",
+                object.kind.as_str(),
+                object.sid
+            )))
+        }
+    }
+
+    fn parse_object_ref(&self, id: &str, kind: ObjectKind) -> Result<ObjectRef, CoreError> {
+        let r = ObjectRef::parse(id, kind.sid_kind())?;
+        if let ObjectRef::UniqueName(n) = &r {
+            self.validate_unique_name(n)?;
+        }
+        Ok(r)
+    }
+
+    fn validate_unique_name(&self, name: &str) -> Result<(), CoreError> {
+        if name.is_empty() {
+            return Err(CoreError::invalid("unique_name", "must not be empty"));
+        }
+        let chars = name.chars().count();
+        if chars > self.limits.max_name_chars {
+            return Err(CoreError::invalid(
+                "unique_name",
+                format!("is {chars} characters long, the limit is {}", self.limits.max_name_chars),
+            ));
+        }
+        if looks_like_sid(name) {
+            return Err(CoreError::invalid("unique_name", "must not have the shape of a SID"));
+        }
+        Ok(())
+    }
+
+    fn validate_item_key(&self, kind: ObjectKind, key: &ItemKey) -> Result<(), CoreError> {
+        match (kind, key) {
+            (ObjectKind::List, ItemKey::Index(_)) => Ok(()),
+            (ObjectKind::Map, ItemKey::Key(k)) => {
+                let chars = k.chars().count();
+                if chars == 0 || chars > self.limits.max_name_chars {
+                    Err(CoreError::invalid(
+                        "key",
+                        format!("must be 1 to {} characters long, got {chars}", self.limits.max_name_chars),
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+            (ObjectKind::List, ItemKey::Key(k)) => {
+                Err(CoreError::invalid("index", format!("'{k}' is not a list index")))
+            }
+            _ => Err(CoreError::invalid("key", format!("a {} has no items", kind.as_str()))),
+        }
+    }
+
+    fn validate_document_data(&self, data: &Value) -> Result<(), CoreError> {
+        if !data.is_object() {
+            return Err(CoreError::invalid("data", "must be a JSON object"));
+        }
+        self.validate_item_data(data)
+    }
+
+    fn validate_item_data(&self, data: &Value) -> Result<(), CoreError> {
+        if !data.is_object() {
+            return Err(CoreError::invalid("data", "must be a JSON object"));
+        }
+        let size = json_size(data);
+        if size > self.limits.max_data_bytes {
+            return Err(CoreError::TooLarge { field: "data", size, limit: self.limits.max_data_bytes });
+        }
+        Ok(())
+    }
+
+    fn validate_ttl(&self, field: &'static str, ttl: Option<u64>) -> Result<(), CoreError> {
+        match ttl {
+            Some(t) if t > self.limits.max_ttl_secs => Err(CoreError::invalid(
+                field,
+                format!("must be between 0 and {} seconds, got {t}", self.limits.max_ttl_secs),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn json_size(v: &Value) -> usize {
+    serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX)
+}
+
+fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), CoreError> {
+    let n = value.chars().count();
+    if n > max {
+        return Err(CoreError::invalid(field, format!("is {n} characters long, the limit is {max}")));
+    }
+    Ok(())
+}
+
+fn validate_identity(identity: &str) -> Result<(), CoreError> {
+    if identity.is_empty() {
+        return Err(CoreError::invalid("identity", "must not be empty"));
+    }
+    check_len("identity", identity, 320)
+}
+
+fn require_admin(principal: &Principal) -> Result<(), CoreError> {
+    if principal.is_admin() {
+        Ok(())
+    } else {
+        Err(CoreError::Forbidden("this needs server credentials (the account or an API key)".into()))
+    }
+}
+
+fn check_service_reach(principal: &Principal, svc: &Service) -> Result<(), CoreError> {
+    match principal {
+        Principal::Identity { service_sid, .. } if service_sid != &svc.sid => {
+            Err(CoreError::Forbidden("the access token is for another service".into()))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn public_key(r: ApiKeyRecord) -> ApiKey {
+    ApiKey { sid: r.sid, friendly_name: r.friendly_name, secret: String::new(), date_created: r.date_created }
+}
+
+fn unexpected(outcome: Outcome) -> CoreError {
+    CoreError::Store(crate::store::StoreError::Backend(format!("unexpected outcome {outcome:?}")))
+}

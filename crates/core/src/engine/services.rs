@@ -1,0 +1,124 @@
+//! Services.
+
+use super::*;
+
+impl Engine {
+    // ----- services -------------------------------------------------------------------------
+
+    pub async fn create_service(&self, principal: &Principal, spec: ServiceSpec) -> Result<Service, CoreError> {
+        require_admin(principal)?;
+        if let Some(n) = &spec.unique_name {
+            self.validate_unique_name(n)?;
+        }
+        if let Some(n) = &spec.friendly_name {
+            check_len("friendly_name", n, 255)?;
+        }
+        let m = Mutation::CreateService {
+            sid: Sid::new(SidKind::Service),
+            unique_name: spec.unique_name,
+            friendly_name: spec.friendly_name,
+            acl_enabled: spec.acl_enabled,
+        };
+        let outcome = self.store.execute(Actor::SYSTEM, m).await?.outcome;
+        self.service_cache.clear();
+        match outcome {
+            Outcome::Service(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn update_service(
+        &self,
+        principal: &Principal,
+        service: &str,
+        patch: ServicePatch,
+    ) -> Result<Service, CoreError> {
+        require_admin(principal)?;
+        if let Some(Some(n)) = &patch.unique_name {
+            self.validate_unique_name(n)?;
+        }
+        if let Some(Some(n)) = &patch.friendly_name {
+            check_len("friendly_name", n, 255)?;
+        }
+        let svc = self.resolve_service_ref(service).await?;
+        let m = Mutation::UpdateService {
+            service: svc.sid,
+            unique_name: patch.unique_name,
+            friendly_name: patch.friendly_name,
+            acl_enabled: patch.acl_enabled,
+        };
+        let outcome = self.store.execute(Actor::SYSTEM, m).await?.outcome;
+        self.service_cache.clear();
+        match outcome {
+            Outcome::Service(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn remove_service(&self, principal: &Principal, service: &str) -> Result<(), CoreError> {
+        require_admin(principal)?;
+        let svc = self.resolve_service_ref(service).await?;
+        self.store.execute(Actor::SYSTEM, Mutation::RemoveService { service: svc.sid.clone() }).await?;
+        self.recent.forget(&svc.sid);
+        self.service_cache.clear();
+        Ok(())
+    }
+
+    pub async fn service(&self, principal: &Principal, service: &str) -> Result<Service, CoreError> {
+        let svc = self.resolve_service_ref(service).await?;
+        check_service_reach(principal, &svc)?;
+        Ok(svc)
+    }
+
+    pub async fn services(&self, principal: &Principal, page: PageRequest) -> Result<Page<Service>, CoreError> {
+        require_admin(principal)?;
+        let rows = self.store.services(&page).await?;
+        Ok(page.finish(rows, |s| Cursor::Key(s.sid.to_string())))
+    }
+
+    /// Finds a service by SID or unique name. Lookups are cached briefly: every request
+    /// resolves its service, and services change rarely (local changes invalidate at once).
+    pub async fn resolve_service_ref(&self, service: &str) -> Result<Service, CoreError> {
+        if let Some(found) = self.service_cache.get(service) {
+            return Ok(found);
+        }
+        let r = ObjectRef::parse(service, SidKind::Service)?;
+        let found =
+            self.store.service(&r).await?.ok_or_else(|| CoreError::not_found(NotFoundKind::Service, service))?;
+        self.service_cache.put(service, &found);
+        Ok(found)
+    }
+}
+
+/// Short-lived service lookups by the string a request named them with.
+#[derive(Default)]
+pub(super) struct ServiceCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Service)>>,
+}
+
+impl ServiceCache {
+    /// Long enough to spare the store a read per request, short enough that a change made
+    /// through another node is seen promptly.
+    const TTL: Duration = Duration::from_secs(1);
+    const MAX: usize = 10_000;
+
+    fn get(&self, key: &str) -> Option<Service> {
+        let map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key).filter(|(at, _)| at.elapsed() < Self::TTL).map(|(_, s)| s.clone())
+    }
+
+    fn put(&self, key: &str, service: &Service) {
+        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::MAX {
+            map.retain(|_, (at, _)| at.elapsed() < Self::TTL);
+            if map.len() >= Self::MAX {
+                map.clear();
+            }
+        }
+        map.insert(key.to_owned(), (std::time::Instant::now(), service.clone()));
+    }
+
+    fn clear(&self) {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
