@@ -280,3 +280,20 @@ async fn tokens_older_than_retention_get_resync_required() {
     let (_, fresh) = s.call(reqwest::Method::GET, "/services/app/changes?from_start=true", None).await;
     assert_eq!(fresh["events"][0]["seq"], 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_respect_the_acl() {
+    let s = Server::default().await;
+    s.post("/services", json!({ "unique_name": "app", "acl_enabled": true })).await;
+    s.post("/services/app/documents", json!({ "unique_name": "private" })).await;
+    let token = s.token_for("app", "eve", 3600).await;
+    let mut ws = s.connect(&token).await;
+    send(&mut ws, json!({ "type": "subscribe", "id": 1, "kind": "document", "object": "private" })).await;
+    let refused = reply(&mut ws, 1, &mut vec![]).await;
+    assert_eq!((refused["status"].as_u64(), refused["error"]["code"].as_u64()), (Some(403), Some(40300)));
+    s.put("/services/app/documents/private/permissions/eve", json!({ "read": true })).await;
+    send(&mut ws, json!({ "type": "subscribe", "id": 2, "kind": "document", "object": "private" })).await;
+    assert_eq!(reply(&mut ws, 2, &mut vec![]).await["status"], 200);
+    s.put("/services/app/documents/private", json!({ "data": { "seen": true } })).await;
+    assert_eq!(next_event(&mut ws).await["data"], json!({ "seen": true }));
+}
