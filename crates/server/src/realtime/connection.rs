@@ -420,7 +420,6 @@ impl Session {
         let engine = self.state.engine.clone();
         let p = &self.principal;
         let svc = self.service.sid.to_string();
-        let json = |v: &dyn erased::Ser| v.to_value();
         Ok(match request {
             ClientFrame::Unsubscribe { kind, object, .. } => {
                 let found = engine.readable_object(p, &self.service, kind, &object).await;
@@ -442,28 +441,28 @@ impl Session {
                 }
                 let (object, created) =
                     engine.open(p, &svc, kind, OpenRequest { sid, unique_name, mode, ttl, data }).await?;
-                (if created { 201 } else { 200 }, json(&ObjectView::from(object)))
+                (if created { 201 } else { 200 }, to_json(&ObjectView::from(object)))
             }
             ClientFrame::Get { kind, object, .. } => {
-                (200, json(&ObjectView::from(engine.object(p, &svc, kind, &object).await?)))
+                (200, to_json(&ObjectView::from(engine.object(p, &svc, kind, &object).await?)))
             }
             ClientFrame::Update { kind, object, data, ttl, if_match, .. } => {
                 let o = engine.update_object(p, &svc, kind, &object, ObjectPatch { data, ttl, if_match }).await?;
-                (200, json(&ObjectView::from(o)))
+                (200, to_json(&ObjectView::from(o)))
             }
             ClientFrame::Remove { kind, object, if_match, .. } => {
                 engine.remove_object(p, &svc, kind, &object, if_match).await?;
                 (204, Value::Object(Default::default()))
             }
             ClientFrame::AddItem { list, data, ttl, collection_ttl, .. } => {
-                (201, json(&ItemView::from(engine.add_list_item(p, &svc, &list, data, ttl, collection_ttl).await?)))
+                (201, to_json(&ItemView::from(engine.add_list_item(p, &svc, &list, data, ttl, collection_ttl).await?)))
             }
             ClientFrame::SetItem { kind, object, index, key, data, ttl, collection_ttl, if_match, .. } => {
                 let key = item_key(kind, index, key)?;
                 let mode = if kind == ObjectKind::List { ItemWriteMode::Update } else { ItemWriteMode::Upsert };
                 let patch = ItemPatch { data, ttl, collection_ttl, if_match };
                 let (item, created) = engine.write_item(p, &svc, kind, &object, key, patch, mode).await?;
-                (if created { 201 } else { 200 }, json(&ItemView::from(item)))
+                (if created { 201 } else { 200 }, to_json(&ItemView::from(item)))
             }
             ClientFrame::RemoveItem { kind, object, index, key, if_match, .. } => {
                 engine.remove_item(p, &svc, kind, &object, item_key(kind, index, key)?, if_match).await?;
@@ -476,7 +475,7 @@ impl Session {
                 (200, serde_json::json!({ "items": items, "next_page_token": result.next.map(|t| t.encode()) }))
             }
             ClientFrame::Publish { stream, data, .. } => {
-                (201, json(&MessageView::from(engine.publish(p, &svc, &stream, data).await?)))
+                (201, to_json(&MessageView::from(engine.publish(p, &svc, &stream, data).await?)))
             }
             ClientFrame::UpdateToken { token, .. } => {
                 let fresh = engine.authenticate_token(&token).await?;
@@ -515,14 +514,7 @@ fn item_key(kind: ObjectKind, index: Option<u64>, key: Option<String>) -> Result
     }
 }
 
-/// Serialising views to JSON values for replies.
-mod erased {
-    pub trait Ser {
-        fn to_value(&self) -> serde_json::Value;
-    }
-    impl<T: serde::Serialize> Ser for T {
-        fn to_value(&self) -> serde_json::Value {
-            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-        }
-    }
+/// A reply body; views always serialise.
+fn to_json(view: &impl serde::Serialize) -> Value {
+    serde_json::to_value(view).unwrap_or(Value::Null)
 }
