@@ -372,11 +372,15 @@ async fn open_idle(t: &Target, token: &str, n: usize) -> anyhow::Result<(Vec<Soc
                 let (url, limit) = (url.clone(), limit.clone());
                 tasks.push(tokio::spawn(async move {
                     let _permit = limit.acquire_owned().await?;
-                    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
-                    let hello = tokio::time::timeout(Duration::from_secs(30), ws.next()).await?;
-                    match hello {
-                        Some(Ok(Message::Text(t))) if t.contains("\"connected\"") => Ok::<_, anyhow::Error>(ws),
-                        other => bail!("unexpected first frame {other:?}"),
+                    // A burst of connects can overrun the listen backlog; try again, briefly.
+                    let mut attempt = 0;
+                    loop {
+                        attempt += 1;
+                        match open_one(&url).await {
+                            Ok(ws) => return Ok::<_, anyhow::Error>(ws),
+                            Err(e) if attempt >= 3 => return Err(e),
+                            Err(_) => tokio::time::sleep(Duration::from_millis(100 * attempt)).await,
+                        }
                     }
                 }));
             }
@@ -400,6 +404,14 @@ async fn open_idle(t: &Target, token: &str, n: usize) -> anyhow::Result<(Vec<Soc
         _ => None,
     };
     Ok((sockets, per))
+}
+
+async fn open_one(url: &str) -> anyhow::Result<Socket> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    match tokio::time::timeout(Duration::from_secs(30), ws.next()).await? {
+        Some(Ok(Message::Text(t))) if t.contains("\"connected\"") => Ok(ws),
+        other => bail!("unexpected first frame {other:?}"),
+    }
 }
 
 async fn fanout(

@@ -47,7 +47,7 @@ pub async fn poll(
     tokio::select! {
         result = wait => {
             let changes = result?;
-            let body = state.changes_bodies.body(&service, object.as_ref(), changes)?;
+            let body = state.changes_bodies.body(object.as_ref(), changes)?;
             Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
         }
         () = state.shutdown.cancelled() => Err(ApiError::new(ErrorCode::StoreUnavailable, "the server is shutting down; poll again")),
@@ -73,7 +73,9 @@ impl Drop for WaitingGauge {
 /// Serialised change batches, shared: a thousand long-polls woken by one commit receive the
 /// same batch, which is serialised once. Two answers with the same service, filter and first
 /// and last sequence numbers are byte-identical, because the log never changes under them.
-/// Service (as named in the path), object filter, first and last sequence number.
+/// The batch's `next` token (it names the store and the service by SID: a service removed and
+/// recreated under the same unique name numbers its events from 1 again), object filter, first
+/// and last sequence number.
 type BodyKey = (String, Option<Sid>, u64, u64);
 
 #[derive(Default)]
@@ -86,11 +88,11 @@ impl ChangesBodies {
     /// Bodies above this are not kept; with at most 256 kept, the cache stays under 16 MiB.
     const LARGEST: usize = 64 * 1024;
 
-    fn body(&self, service: &str, object: Option<&Sid>, changes: Changes) -> ApiResult<Bytes> {
+    fn body(&self, object: Option<&Sid>, changes: Changes) -> ApiResult<Bytes> {
         let (Some(first), Some(last)) = (changes.events.first(), changes.events.last()) else {
             return serialise(changes);
         };
-        let key = (service.to_owned(), object.cloned(), first.seq, last.seq);
+        let key = (changes.next.clone(), object.cloned(), first.seq, last.seq);
         if let Some((_, body)) = self.entries.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return Ok(body.clone());
         }

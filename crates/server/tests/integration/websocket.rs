@@ -1,0 +1,469 @@
+//! The native WebSocket protocol over real sockets: connecting, subscriptions and resume,
+//! requests with replies, token lifetime, bad input, and slow consumers.
+
+use crate::common::{Settings, TestServer, seqs};
+use base64::Engine as _;
+use futures_util::SinkExt;
+use reqwest::Method;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test]
+async fn connect_three_ways_and_receive_the_connected_frame() {
+    let s = TestServer::start().await;
+    let svc = s.service("app").await;
+    let token = s.mint_token("app", "alice", 600).await;
+
+    // ?token=
+    let url = s.ws_url(&token);
+    let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut client = crate::common::WsClient::from(ws);
+    let hello = client.recv().await;
+    assert_eq!(hello["type"], "connected");
+    assert_eq!((&hello["identity"], &hello["service_sid"]), (&json!("alice"), &svc["sid"]));
+    assert!(hello["connection_id"].as_u64().is_some());
+    let exp = hello["expires_at"].as_i64().unwrap();
+
+    // Authorization: Bearer
+    let mut by_header = s.ws_with_header(&token).await.expect("a Bearer header connects");
+    let hello2 = by_header.recv().await;
+    assert_eq!(
+        (&hello2["type"], &hello2["identity"], &hello2["expires_at"]),
+        (&json!("connected"), &json!("alice"), &json!(exp))
+    );
+    assert_ne!(hello2["connection_id"], hello["connection_id"]);
+
+    // A first `authenticate` frame.
+    let mut by_frame = s.ws_anonymous().await;
+    by_frame.send(json!({ "type": "authenticate", "token": token })).await;
+    let hello3 = by_frame.recv().await;
+    assert_eq!((&hello3["type"], &hello3["identity"]), (&json!("connected"), &json!("alice")));
+    let pong = by_frame.request(json!({ "type": "ping" })).await;
+    assert_eq!((&pong["status"], &pong["body"]["pong"]), (&json!(200), &json!(true)));
+
+    // A first frame that is not `authenticate` closes with 4003.
+    let mut wrong_first = s.ws_anonymous().await;
+    wrong_first.send(json!({ "type": "ping", "id": 1 })).await;
+    let closed = wrong_first.recv().await;
+    assert_eq!((&closed["type"], &closed["code"]), (&json!("closed"), &json!(4003)), "{closed}");
+    // An `authenticate` frame with a bad token closes with 4003 as well.
+    let mut bad = s.ws_anonymous().await;
+    bad.send(json!({ "type": "authenticate", "token": "not-a-token" })).await;
+    let closed = bad.recv().await;
+    assert_eq!((&closed["type"], &closed["code"]), (&json!("closed"), &json!(4003)), "{closed}");
+    // Server credentials are not an identity: the socket is closed with 4003.
+    let basic = format!("{}:{}", s.account_sid, s.auth_token);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(basic);
+    let mut admin = s.ws_with_authorization(&format!("Basic {encoded}")).await.expect("the handshake succeeds");
+    let closed = admin.recv().await;
+    assert_eq!((&closed["type"], &closed["code"]), (&json!("closed"), &json!(4003)), "{closed}");
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused_at_the_handshake_with_401() {
+    let s = TestServer::start().await;
+    s.service("app").await;
+    assert_eq!(s.ws_refused_status(&s.ws_url("garbage")).await, 401);
+    let token = s.mint_token("app", "alice", 600).await;
+    let mut tampered = token.clone();
+    tampered.pop();
+    tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+    assert_eq!(s.ws_refused_status(&s.ws_url(&tampered)).await, 401);
+    match s.ws_with_header("garbage").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status().as_u16(), 401),
+        Err(e) => panic!("expected 401, got {e}"),
+        Ok(_) => panic!("a garbage Bearer header must not connect"),
+    }
+    // The real token still connects.
+    let mut ok = s.ws(&token).await;
+    assert_eq!(ok.request(json!({ "type": "ping" })).await["status"], 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_receives_rest_updates_with_data_and_revision() {
+    let s = TestServer::start().await;
+    s.service("app").await;
+    let doc = s.post("/services/app/documents", json!({ "unique_name": "board", "data": { "v": 0 } })).await.ok();
+    let token = s.mint_token("app", "alice", 600).await;
+    let mut ws = s.ws(&token).await;
+    let (reply, catch_up) = ws.subscribe("document", "board", None).await;
+    assert!(catch_up.is_empty(), "no since: nothing old is replayed");
+    assert_eq!(reply["body"]["object"]["sid"], doc["sid"]);
+    assert_eq!(reply["body"]["object"]["data"], json!({ "v": 0 }));
+    assert!(reply["body"]["since"].is_string());
+
+    let updated = s.put("/services/app/documents/board", json!({ "data": { "v": 1 } })).await.ok();
+    let e = ws.next_event().await;
+    assert_eq!(e["type"], "document_updated");
+    assert_eq!((&e["object_sid"], &e["data"], &e["revision"]), (&doc["sid"], &json!({ "v": 1 }), &updated["revision"]));
+    assert_eq!((&e["previous_data"], &e["identity"]), (&json!({ "v": 0 }), &json!("system")));
+    assert!(e["token"].is_string() && e["seq"].as_u64().unwrap() >= 2);
+
+    // Events of objects not subscribed to do not arrive; the next one of ours does.
+    s.post("/services/app/documents", json!({ "unique_name": "elsewhere" })).await.ok();
+    s.put("/services/app/documents/elsewhere", json!({ "data": { "noise": true } })).await.ok();
+    assert_eq!(s.delete("/services/app/documents/board").await.status, 204);
+    let e = ws.next_event().await;
+    assert_eq!((&e["type"], &e["object_sid"]), (&json!("document_removed"), &doc["sid"]), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_after_a_disconnect_delivers_exactly_the_missed_events_then_live_ones() {
+    let s = TestServer::start().await;
+    s.service("app").await;
+    let doc = s.post("/services/app/documents", json!({ "unique_name": "board", "data": { "v": 0 } })).await.ok();
+    s.post("/services/app/documents", json!({ "unique_name": "other" })).await.ok();
+    let token = s.mint_token("app", "alice", 3600).await;
+
+    let mut ws = s.ws(&token).await;
+    ws.subscribe("document", "board", None).await;
+    s.put("/services/app/documents/board", json!({ "data": { "v": 1 } })).await.ok();
+    let seen = ws.next_event().await;
+    assert_eq!(seen["data"], json!({ "v": 1 }));
+    let last_token = seen["token"].as_str().unwrap().to_owned();
+    let last_seq = seen["seq"].as_u64().unwrap();
+    ws.ws.close(None).await.unwrap();
+    drop(ws);
+
+    // While away: five updates of ours, interleaved with noise on another object.
+    for v in 2..=6 {
+        s.put("/services/app/documents/board", json!({ "data": { "v": v } })).await.ok();
+        s.put("/services/app/documents/other", json!({ "data": { "v": v } })).await.ok();
+    }
+
+    let mut ws = s.ws(&token).await;
+    let (reply, mut missed) = ws.subscribe("document", "board", Some(&last_token)).await;
+    assert_eq!(reply["body"]["object"]["data"], json!({ "v": 6 }), "the snapshot is current");
+    while missed.len() < 5 {
+        missed.push(ws.next_event().await);
+    }
+    let values: Vec<u64> = missed.iter().map(|e| e["data"]["v"].as_u64().unwrap()).collect();
+    assert_eq!(values, [2, 3, 4, 5, 6], "exactly the missed updates, in order");
+    assert!(missed.iter().all(|e| e["object_sid"] == doc["sid"] && e["type"] == "document_updated"));
+    let got = seqs(&missed);
+    assert!(got[0] > last_seq && got.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+    // Every event of ours in the log after the token, and no other.
+    let log: Vec<u64> = s
+        .all_changes("app")
+        .await
+        .iter()
+        .filter(|e| e["object_sid"] == doc["sid"] && e["seq"].as_u64().unwrap() > last_seq)
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(got, log);
+
+    // Then live, with nothing repeated.
+    s.put("/services/app/documents/board", json!({ "data": { "v": 7 } })).await.ok();
+    let live = ws.next_event().await;
+    assert_eq!(live["data"], json!({ "v": 7 }));
+    assert!(live["seq"].as_u64().unwrap() > *got.last().unwrap());
+    let pong = ws.request(json!({ "type": "ping" })).await;
+    assert_eq!(pong["status"], 200, "no stray event was queued before the reply");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_over_the_socket_reply_and_reach_other_connections() {
+    let s = TestServer::start().await;
+    s.service("app").await;
+    let alice = s.mint_token("app", "alice", 3600).await;
+    let bob = s.mint_token("app", "bob", 3600).await;
+    let mut a = s.ws(&alice).await;
+    let mut b = s.ws(&bob).await;
+
+    // open → 201 then 200; update with a stale if_match → 412/41200 and nothing changes.
+    let opened = a.request(json!({ "type": "open", "kind": "document", "unique_name": "d", "data": { "n": 1 } })).await;
+    assert_eq!((&opened["status"], &opened["body"]["created_by"]), (&json!(201), &json!("alice")), "{opened}");
+    let again = a.request(json!({ "type": "open", "kind": "document", "unique_name": "d" })).await;
+    assert_eq!((&again["status"], &again["body"]["sid"]), (&json!(200), &opened["body"]["sid"]));
+    let stale = a
+        .request(json!({ "type": "update", "kind": "document", "object": "d", "data": { "n": 2 }, "if_match": 5 }))
+        .await;
+    assert_eq!((&stale["status"], &stale["error"]["code"]), (&json!(412), &json!(41200)), "{stale}");
+    assert!(stale.get("body").is_none());
+    let doc = s.get("/services/app/documents/d").await.ok();
+    assert_eq!((&doc["data"], &doc["revision"]), (&json!({ "n": 1 }), &json!(0)), "a refused write changes nothing");
+    let fresh = a
+        .request(json!({ "type": "update", "kind": "document", "object": "d", "data": { "n": 2 }, "if_match": 0 }))
+        .await;
+    assert_eq!((&fresh["status"], &fresh["body"]["revision"]), (&json!(200), &json!(1)));
+    let got = a.request(json!({ "type": "get", "kind": "document", "object": "d" })).await;
+    assert_eq!(got["body"]["data"], json!({ "n": 2 }));
+
+    // Lists: add_item.
+    a.request(json!({ "type": "open", "kind": "list", "unique_name": "l" })).await;
+    for n in 0..2 {
+        let added = a.request(json!({ "type": "add_item", "list": "l", "data": { "t": n } })).await;
+        assert_eq!((&added["status"], &added["body"]["index"]), (&json!(201), &json!(n)), "{added}");
+    }
+    let items = s.get("/services/app/lists/l/items").await.ok();
+    assert_eq!(items["items"][1]["data"], json!({ "t": 1 }));
+
+    // Maps: set_item creates, then replaces; a stale if_match is refused.
+    a.request(json!({ "type": "open", "kind": "map", "unique_name": "m" })).await;
+    let set =
+        a.request(json!({ "type": "set_item", "kind": "map", "object": "m", "key": "k", "data": { "x": 1 } })).await;
+    assert_eq!((&set["status"], &set["body"]["key"]), (&json!(201), &json!("k")), "{set}");
+    let set = a
+        .request(
+            json!({ "type": "set_item", "kind": "map", "object": "m", "key": "k", "data": { "x": 2 }, "if_match": 0 }),
+        )
+        .await;
+    assert_eq!((&set["status"], &set["body"]["revision"]), (&json!(200), &json!(1)));
+    let set = a
+        .request(
+            json!({ "type": "set_item", "kind": "map", "object": "m", "key": "k", "data": { "x": 3 }, "if_match": 0 }),
+        )
+        .await;
+    assert_eq!(set["status"], 412);
+    assert_eq!(s.get("/services/app/maps/m/items/k").await.ok()["data"], json!({ "x": 2 }));
+    let page = a.request(json!({ "type": "get_items", "kind": "map", "object": "m" })).await;
+    assert_eq!(page["body"]["items"][0]["data"], json!({ "x": 2 }));
+
+    // Streams: publish reaches a subscriber on another connection.
+    let stream = a.request(json!({ "type": "open", "kind": "stream", "unique_name": "typing" })).await;
+    assert_eq!(stream["status"], 201);
+    b.subscribe("stream", "typing", None).await;
+    let published = a.request(json!({ "type": "publish", "stream": "typing", "data": { "who": "alice" } })).await;
+    assert_eq!(published["status"], 201, "{published}");
+    let e = b.next_event().await;
+    assert_eq!(e["type"], "stream_message_published");
+    assert_eq!((&e["data"], &e["identity"]), (&json!({ "who": "alice" }), &json!("alice")));
+    assert_eq!((&e["object_sid"], &e["message_sid"]), (&stream["body"]["sid"], &published["body"]["sid"]));
+    let too_big = a.request(json!({ "type": "publish", "stream": "typing", "data": { "m": "x".repeat(5000) } })).await;
+    assert_eq!((&too_big["status"], &too_big["error"]["code"]), (&json!(413), &json!(41300)));
+
+    // remove with if_match.
+    let removed = a.request(json!({ "type": "remove", "kind": "document", "object": "d", "if_match": 0 })).await;
+    assert_eq!(removed["status"], 412);
+    let removed = a.request(json!({ "type": "remove", "kind": "document", "object": "d", "if_match": 1 })).await;
+    assert_eq!(removed["status"], 204);
+    assert_eq!(s.get("/services/app/documents/d").await.status, 404);
+}
+
+#[tokio::test]
+async fn update_token_accepts_a_fresh_token_of_the_same_identity() {
+    let s = TestServer::start().await;
+    s.service("app").await;
+    s.service("other").await;
+    let token = s.mint_token("app", "alice", 600).await;
+    let mut ws = s.ws(&token).await;
+
+    let fresh = s.post("/tokens", json!({ "service": "app", "identity": "alice", "ttl": 7200 })).await.ok();
+    let reply = ws.request(json!({ "type": "update_token", "token": fresh["token"] })).await;
+    assert_eq!(reply["status"], 200, "{reply}");
+    assert_eq!(reply["body"]["expires_at"], fresh["expires_at"]);
+
+    let bob = s.mint_token("app", "bob", 600).await;
+    let reply = ws.request(json!({ "type": "update_token", "token": bob })).await;
+    assert_eq!((&reply["status"], &reply["error"]["code"]), (&json!(403), &json!(40300)));
+    let elsewhere = s.mint_token("other", "alice", 600).await;
+    let reply = ws.request(json!({ "type": "update_token", "token": elsewhere })).await;
+    assert_eq!(reply["status"], 403);
+    let reply = ws.request(json!({ "type": "update_token", "token": "garbage" })).await;
+    assert_eq!((&reply["status"], &reply["error"]["code"]), (&json!(401), &json!(40102)));
+    assert_eq!(ws.request(json!({ "type": "ping" })).await["status"], 200, "still connected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_token_is_warned_then_the_socket_closes_with_4001() {
+    let s = TestServer::with_settings(Settings { token_warning_secs: 1, ..Default::default() }).await;
+    s.service("app").await;
+    let token = s.mint_token("app", "alice", 3).await;
+    let mut ws = s.ws(&token).await;
+    let frames = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut frames = Vec::new();
+        loop {
+            let f = ws.recv().await;
+            let done = matches!(f["type"].as_str(), Some("closed" | "ended"));
+            frames.push(f);
+            if done {
+                return frames;
+            }
+        }
+    })
+    .await
+    .expect("warning, expiry and close within 10 s");
+    let kinds: Vec<&str> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["token_about_to_expire", "token_expired", "closed"], "{frames:?}");
+    assert!(frames[0]["expires_at"].is_i64());
+    assert_eq!(frames[2]["code"], 4001);
+
+    // Afterwards the token is refused everywhere.
+    assert_eq!(s.ws_refused_status(&s.ws_url(&token)).await, 401);
+    let r = crate::common::send(s.bearer(&token, Method::GET, "/services/app")).await;
+    r.refused(401, 40103, "expired");
+}
+
+#[tokio::test]
+async fn malformed_frames_get_an_error_and_the_connection_stays_usable() {
+    let s = TestServer::start().await;
+    s.service("app").await;
+    s.post("/services/app/documents", json!({ "unique_name": "d" })).await.ok();
+    let token = s.mint_token("app", "alice", 600).await;
+    let mut ws = s.ws(&token).await;
+
+    ws.send_text("{not json").await;
+    let e = ws.recv().await;
+    assert_eq!((&e["type"], &e["error"]["code"]), (&json!("error"), &json!(40000)), "{e}");
+
+    ws.send(json!({ "type": "teleport", "id": 77 })).await;
+    let e = ws.recv().await;
+    assert_eq!((&e["type"], &e["id"], &e["error"]["code"]), (&json!("error"), &json!(77), &json!(40000)), "{e}");
+
+    ws.send(json!({ "type": "get", "id": 78, "kind": "document", "object": "d", "extra": 1 })).await;
+    let e = ws.recv().await;
+    assert_eq!((&e["type"], &e["id"]), (&json!("error"), &json!(78)), "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("extra"));
+
+    ws.ws.send(tokio_tungstenite::tungstenite::Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    assert_eq!(ws.recv().await["type"], "error");
+
+    // Still usable: requests, subscriptions and events all work.
+    let got = ws.request(json!({ "type": "get", "kind": "document", "object": "d" })).await;
+    assert_eq!(got["status"], 200);
+    ws.subscribe("document", "d", None).await;
+    s.put("/services/app/documents/d", json!({ "data": { "after": "errors" } })).await.ok();
+    assert_eq!(ws.next_event().await["data"], json!({ "after": "errors" }));
+    let missing = ws.request(json!({ "type": "get", "kind": "document", "object": "nope" })).await;
+    assert_eq!((&missing["status"], &missing["error"]["code"]), (&json!(404), &json!(40402)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_is_cut_off_with_resume_tokens_and_loses_nothing() {
+    let s = Arc::new(TestServer::with_settings(Settings { outbound_queue: 8, ..Default::default() }).await);
+    s.service("app").await;
+    let doc = s.post("/services/app/documents", json!({ "unique_name": "feed", "data": { "n": -1 } })).await.ok();
+    let doc_sid = doc["sid"].as_str().unwrap().to_owned();
+    let token = s.mint_token("app", "slow", 3600).await;
+    let mut ws = s.ws(&token).await;
+    let (_, catch_up) = ws.subscribe("document", "feed", None).await;
+    assert!(catch_up.is_empty());
+
+    // 2,000 updates from 8 concurrent writers while the client reads nothing. Each event
+    // carries data and previous_data of ~3 KiB, ~12 MB in all: more than the socket buffers
+    // between server and client hold, so the bounded queue must overflow.
+    let total = 2000u64;
+    let writers = 8u64;
+    let padding = "x".repeat(3 * 1024);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let s = s.clone();
+        let padding = padding.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..total / writers {
+                let r =
+                    s.put("/services/app/documents/feed", json!({ "data": { "w": w, "n": n, "pad": padding } })).await;
+                assert_eq!(r.status, 200, "{}", r.text);
+            }
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(90), t).await.expect("the writes finish").unwrap();
+    }
+    let final_revision = s.get("/services/app/documents/feed").await.ok()["revision"].as_u64().unwrap();
+    assert_eq!(final_revision, total);
+    let last_seq = 1 + total; // seq 1 is the document's creation
+
+    // Now read: events up to where the queue overflowed, then the overflow frame and 4008.
+    let mut received = Vec::new();
+    let resume = loop {
+        let f = ws.recv().await;
+        match f["type"].as_str() {
+            Some("event") => received.push(f["event"]["seq"].as_u64().unwrap()),
+            Some("overflow") => break f["resume"].clone(),
+            _ => panic!("unexpected frame {f}"),
+        }
+    };
+    let closed = ws.recv().await;
+    assert_eq!((&closed["type"], &closed["code"]), (&json!("closed"), &json!(4008)), "{closed}");
+    assert!((received.len() as u64) < total, "the consumer was cut off before the end");
+    let points = resume.as_array().unwrap();
+    assert_eq!(points.len(), 1, "{resume}");
+    assert_eq!(points[0]["object_sid"], doc_sid);
+    let since = points[0]["since"].as_str().unwrap().to_owned();
+    // What arrived before the cut is a gap-free run.
+    let expected_before: Vec<u64> = (2..2 + received.len() as u64).collect();
+    assert_eq!(received, expected_before);
+
+    // Resuming from the token yields the rest, continuing exactly where the cut was.
+    let mut ws = s.ws(&token).await;
+    let (_, mut rest) = ws.subscribe("document", &doc_sid, Some(&since)).await;
+    let remaining = (last_seq - 1) as usize - received.len();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while rest.len() < remaining {
+            rest.push(ws.next_event().await);
+        }
+    })
+    .await
+    .expect("the rest arrives");
+    let mut all = received.clone();
+    all.extend(seqs(&rest));
+    assert_eq!(all, (2..=last_seq).collect::<Vec<_>>(), "every update exactly once, in order");
+    assert_eq!(rest.last().unwrap()["revision"], total);
+    let pong = ws.request(json!({ "type": "ping" })).await;
+    assert_eq!(pong["status"], 200, "nothing beyond the last write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_token_postpones_the_expiry() {
+    let s = TestServer::with_settings(Settings { token_warning_secs: 1, ..Default::default() }).await;
+    s.service("app").await;
+    let short = s.mint_token("app", "alice", 3).await;
+    let mut ws = s.ws(&short).await;
+    let fresh = s.mint_token("app", "alice", 600).await;
+    let reply = ws.request(json!({ "type": "update_token", "token": fresh })).await;
+    assert_eq!(reply["status"], 200, "{reply}");
+    // Past the first token's exp (3 s): the connection is open and nothing was pushed.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let pong = ws.request(json!({ "type": "ping" })).await;
+    assert_eq!(pong["status"], 200, "no warning, expiry or close came first: {pong}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_with_several_subscriptions_gets_each_objects_events_once_in_order() {
+    let s = Arc::new(TestServer::start().await);
+    s.service("app").await;
+    let names = ["a", "b", "c"];
+    let mut sids = Vec::new();
+    for n in names {
+        sids.push(s.post("/services/app/documents", json!({ "unique_name": n })).await.ok()["sid"].clone());
+    }
+    let token = s.mint_token("app", "alice", 600).await;
+    let mut ws = s.ws(&token).await;
+    for n in names {
+        ws.subscribe("document", n, None).await;
+    }
+    // Three concurrent writers, one per document, 30 updates each.
+    let rounds = 30u64;
+    let mut tasks = Vec::new();
+    for n in names {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            for v in 1..=rounds {
+                s.put(&format!("/services/app/documents/{n}"), json!({ "data": { "v": v } })).await.ok();
+            }
+        }));
+    }
+    let events = ws.events(3 * rounds as usize).await;
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(30), t).await.unwrap().unwrap();
+    }
+    for sid in &sids {
+        let values: Vec<u64> =
+            events.iter().filter(|e| &e["object_sid"] == sid).map(|e| e["data"]["v"].as_u64().unwrap()).collect();
+        assert_eq!(values, (1..=rounds).collect::<Vec<_>>(), "{sid}: each update once, in order");
+    }
+    let mut all = seqs(&events);
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all, (4..4 + 3 * rounds).collect::<Vec<_>>(), "every event once");
+
+    // Unsubscribed: b's later events stop; a's still come.
+    let reply = ws.request(json!({ "type": "unsubscribe", "kind": "document", "object": "b" })).await;
+    assert_eq!(reply["status"], 200);
+    s.put("/services/app/documents/b", json!({ "data": { "v": 100 } })).await.ok();
+    s.put("/services/app/documents/a", json!({ "data": { "v": 100 } })).await.ok();
+    let next = ws.next_event().await;
+    assert_eq!((&next["object_sid"], &next["data"]), (&sids[0], &json!({ "v": 100 })), "{next}");
+}
