@@ -125,6 +125,13 @@ async fn tokens_of_another_service_or_store_are_refused() {
     let r = s.get(&format!("/services/other/changes?since={app_token}&timeout=5")).await;
     r.refused(400, 40005, "");
 
+    // Subscriptions refuse it the same way.
+    let token = s.mint_token("other", "alice", 600).await;
+    s.post("/services/other/documents", json!({ "unique_name": "d" })).await.ok();
+    let mut ws = s.ws(&token).await;
+    let reply = ws.request(json!({ "type": "subscribe", "kind": "document", "object": "d", "since": app_token })).await;
+    assert_eq!((reply["status"].as_u64(), reply["error"]["code"].as_u64()), (Some(400), Some(40005)), "{reply}");
+
     // Same service name, another store: refused too.
     let elsewhere = TestServer::start().await;
     elsewhere.service("app").await;

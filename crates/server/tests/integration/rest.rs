@@ -482,6 +482,14 @@ async fn bad_input_is_refused_naming_the_problem_and_changes_nothing() {
         41300,
         "data".into(),
     ));
+    let huge = "x".repeat(70 * 1024);
+    cases.push((
+        "a body over 64 KiB",
+        s.put(doc, json!({ "data": { "huge": huge } })).await,
+        413,
+        41300,
+        "64 KiB".into(),
+    ));
     cases.push(("TTL over a year", s.put(doc, json!({ "ttl": 31_536_001 })).await, 400, 40001, "ttl".into()));
     cases.push((
         "TTL over a year on open",

@@ -70,14 +70,14 @@ impl Drop for WaitingGauge {
     }
 }
 
-/// Serialised change batches, shared: a thousand long-polls woken by one commit receive the
-/// same batch, which is serialised once. Two answers with the same service, filter and first
-/// and last sequence numbers are byte-identical, because the log never changes under them.
 /// The batch's `next` token (it names the store and the service by SID: a service removed and
 /// recreated under the same unique name numbers its events from 1 again), object filter, first
 /// and last sequence number.
 type BodyKey = (String, Option<Sid>, u64, u64);
 
+/// Serialised change batches, shared: a thousand long-polls woken by one commit receive the
+/// same batch, which is serialised once. Two answers with the same service, filter and first
+/// and last sequence numbers are byte-identical, because the log never changes under them.
 #[derive(Default)]
 pub struct ChangesBodies {
     entries: Mutex<HashMap<BodyKey, (Instant, Bytes)>>,
