@@ -182,7 +182,8 @@ impl Session {
         }
         let keepalive = Duration::from_secs(self.state.settings.keepalive_secs.max(1));
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
-        let mut batch: Vec<Arc<Delivery>> = Vec::with_capacity(256);
+        // Allocated on the first delivery, not up front: idle connections never need it.
+        let mut batch: Vec<Arc<Delivery>> = Vec::new();
         let overflow = self.overflow.clone();
         let shutdown = self.state.shutdown.clone();
         // Long-lived futures are created once: re-arming timers on every wake-up would cost
