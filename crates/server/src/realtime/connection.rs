@@ -397,7 +397,14 @@ impl Session {
         }
         let mut cursor = start;
         loop {
-            let events = engine.read_events(&self.service.sid, cursor, Some(&sid), 1000).await?;
+            // From the store, not the recent-event cache: the cache may stop short at an event
+            // whose commit has not been published yet, which the hub may already have passed,
+            // and the catch-up must reach everything committed before this subscription.
+            let events = engine
+                .store()
+                .events(&self.service.sid, cursor, Some(&sid), 1000)
+                .await
+                .map_err(ferrosync_core::CoreError::from)?;
             let n = events.len();
             for e in events {
                 cursor = e.seq;

@@ -176,34 +176,21 @@ async fn tail(engine: Arc<Engine>, service: Sid, feed: Arc<Feed>, mut cursor: u6
     }
 }
 
-/// Hands a batch of events to their subscribers. Each subscriber receives all of its events of
-/// the batch back to back, so its connection wakes once and writes them with one flush.
+/// Hands a batch of events to their subscribers in sequence order, so that a connection with
+/// several subscriptions sees the service's events in the order they were committed.
 fn dispatch(feed: &Feed, events: Vec<StoredEvent>) {
     let subs = feed.subs.read().unwrap_or_else(|e| e.into_inner());
-    // Group by object, keeping sequence order within each group.
-    let mut groups: Vec<(Sid, Vec<Arc<Delivery>>)> = Vec::new();
     for event in events {
-        if !subs.contains_key(&event.object_sid) {
-            continue;
-        }
+        let Some(list) = subs.get(&event.object_sid) else { continue };
         let delivery = Arc::new(Delivery::from_stored(event));
-        match groups.iter_mut().find(|(object, _)| object == &delivery.object_sid) {
-            Some((_, list)) => list.push(delivery),
-            None => groups.push((delivery.object_sid.clone(), vec![delivery])),
-        }
-    }
-    for (object, deliveries) in groups {
-        let Some(list) = subs.get(&object) else { continue };
-        metrics::counter!("ferrosync_events_delivered_total").increment((list.len() * deliveries.len()) as u64);
+        metrics::counter!("ferrosync_events_delivered_total").increment(list.len() as u64);
         for sub in list {
-            for delivery in &deliveries {
-                if sub.overflow.is_raised() {
-                    break;
-                }
-                if let Err(mpsc::error::TrySendError::Full(_)) = sub.tx.try_send(delivery.clone()) {
-                    metrics::counter!("ferrosync_ws_queue_overflows_total").increment(1);
-                    sub.overflow.raise();
-                }
+            if sub.overflow.is_raised() {
+                continue;
+            }
+            if let Err(mpsc::error::TrySendError::Full(_)) = sub.tx.try_send(delivery.clone()) {
+                metrics::counter!("ferrosync_ws_queue_overflows_total").increment(1);
+                sub.overflow.raise();
             }
         }
     }
