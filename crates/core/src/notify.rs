@@ -31,6 +31,22 @@ impl ChangeNotifier {
         });
     }
 
+    /// A hint from another node: wakes readers of a service only if this node has any (a
+    /// reader that subscribes later reads the log first, so it cannot miss the event).
+    pub fn notify_watched(&self, service: &Sid, seq: u64) {
+        let map = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sender) = map.get(service) {
+            sender.send_if_modified(|cur| {
+                if seq > *cur {
+                    *cur = seq;
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+    }
+
     /// Drops channels nobody listens to, so removed services do not accumulate.
     pub fn sweep(&self) {
         let mut map = self.services.lock().unwrap_or_else(|e| e.into_inner());

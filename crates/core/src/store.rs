@@ -192,6 +192,14 @@ pub struct StoredEvent {
     pub json: Box<RawValue>,
 }
 
+/// "Service S reached sequence number N": a wake-up from another node. Only a hint: readers
+/// re-read the log from their cursors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeHint {
+    pub service: Sid,
+    pub seq: u64,
+}
+
 /// Row access inside one write transaction. Implemented by each store; driven by
 /// [`crate::rules::apply`].
 pub trait TxState {
@@ -262,4 +270,12 @@ pub trait Store: Send + Sync + 'static {
     async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
     /// Cheap liveness check of the backend, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Stores `proposed` under `key` unless a value is there already (settings every node of a
+    /// cluster must share); returns the stored value and whether this call stored it.
+    async fn claim_meta(&self, key: &str, proposed: &str) -> Result<(String, bool), StoreError>;
+    /// Commits made by other nodes sharing this store, for stores that can have several;
+    /// `None` when this node is the only writer.
+    fn change_hints(&self) -> Option<tokio::sync::broadcast::Receiver<ChangeHint>> {
+        None
+    }
 }

@@ -388,4 +388,28 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(err)).await
     }
+
+    async fn claim_meta(&self, key: &str, proposed: &str) -> Result<(String, bool), StoreError> {
+        // Rare (start-up only): its own connection rather than a turn of the writer.
+        let (path, key, proposed) = (self.path.clone(), key.to_owned(), proposed.to_owned());
+        tokio::task::spawn_blocking(move || {
+            use rusqlite::OptionalExtension;
+            let conn = Connection::open(&path).map_err(err)?;
+            conn.execute_batch("PRAGMA busy_timeout = 5000;").map_err(err)?;
+            let inserted = conn
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                    [&key, &proposed],
+                )
+                .map_err(err)?;
+            let value: Option<String> = conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| r.get(0))
+                .optional()
+                .map_err(err)?;
+            let value = value.ok_or_else(|| StoreError::Backend(format!("meta key {key} vanished")))?;
+            Ok((value, inserted == 1))
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("meta task failed: {e}")))?
+    }
 }

@@ -1,0 +1,592 @@
+//! The cluster store: PostgreSQL shared by any number of nodes.
+//!
+//! Like the embedded store, one writer thread per node group-commits whatever is queued (one
+//! transaction, a savepoint per mutation, one durable COMMIT), so the same rules run inside the
+//! same kind of transaction on both. What a cluster adds:
+//! - every mutation locks its service's row first, so mutations of one service run one after
+//!   another across nodes and read what the previous one wrote (no lost update), and the
+//!   sequence counter is bumped under that lock, so commit order is sequence order;
+//! - commits send `NOTIFY` hints ("service S reached seq N"); a listener thread turns other
+//!   nodes' hints into local wake-ups and, after reconnecting, re-announces every service's head
+//!   so readers catch up from the log;
+//! - work that must run once per cluster takes advisory locks or skips locked rows.
+
+mod rows;
+
+use async_trait::async_trait;
+use ferrosync_core::error::CoreError;
+use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
+use ferrosync_core::page::PageRequest;
+use ferrosync_core::rules;
+use ferrosync_core::sid::Sid;
+use ferrosync_core::store::{
+    Actor, ApiKeyRecord, Applied, ChangeHint, Mutation, Store, StoreError, StoredEvent, TxState,
+};
+use ferrosync_core::timestamp::Timestamp;
+use rows::{PgConn, err};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
+
+/// Schema migrations, applied in order at start; a node applies those the database lacks.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("schema_v1.sql"))];
+/// Most mutations one commit carries.
+const MAX_BATCH: usize = 512;
+const READERS: usize = 4;
+/// The NOTIFY channel commits announce their services' new heads on.
+const CHANNEL: &str = "ferrosync_changes";
+/// Attempts of one mutation that met a deadlock with another node or a key it committed first.
+const ATTEMPTS: usize = 4;
+
+struct WriteJob {
+    actor: Actor,
+    mutation: Mutation,
+    reply: oneshot::Sender<Result<Applied, CoreError>>,
+}
+
+pub struct PgStore {
+    epoch: String,
+    writer: mpsc::Sender<WriteJob>,
+    readers: Arc<ReaderPool>,
+    hints: broadcast::Sender<ChangeHint>,
+    stopped: Arc<AtomicBool>,
+}
+
+struct ReaderPool {
+    config: postgres::Config,
+    idle: Mutex<Vec<PgConn>>,
+    permits: Semaphore,
+}
+
+fn connect(config: &postgres::Config) -> Result<PgConn, StoreError> {
+    config.connect(postgres::NoTls).map(PgConn::new).map_err(err)
+}
+
+/// Parses a `postgres://` URL (or a key=value string) and sets what a server needs of its
+/// connections: a bounded connect time and TCP keepalives, so a vanished database is noticed.
+pub fn parse_url(url: &str) -> Result<postgres::Config, StoreError> {
+    let mut config: postgres::Config =
+        url.parse().map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(5));
+    }
+    config.keepalives(true).keepalives_idle(Duration::from_secs(10));
+    if config.get_application_name().is_none() {
+        config.application_name("ferrosync");
+    }
+    Ok(config)
+}
+
+impl PgStore {
+    /// Connects, applies any missing migrations and starts the writer and listener threads.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let config = parse_url(url)?;
+        let setup_config = config.clone();
+        let epoch = tokio::task::spawn_blocking(move || -> Result<String, StoreError> {
+            let mut conn = connect(&setup_config)?;
+            migrate(&mut conn)?;
+            claim_meta(&mut conn, "epoch", &ferrosync_core::auth::random_hex(8)).map(|(v, _)| v)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("setup task failed: {e}")))??;
+
+        let (hints, _) = broadcast::channel(16_384);
+        let stopped = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel(8192);
+        let (writer_config, writer_epoch) = (config.clone(), epoch.clone());
+        std::thread::Builder::new()
+            .name("ferrosync-pg-writer".into())
+            .spawn(move || writer_loop(writer_config, writer_epoch, rx))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+        let (listener_config, listener_hints, listener_stop) = (config.clone(), hints.clone(), stopped.clone());
+        std::thread::Builder::new()
+            .name("ferrosync-pg-listener".into())
+            .spawn(move || listen_loop(listener_config, listener_hints, listener_stop))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the listener thread: {e}")))?;
+
+        Ok(PgStore {
+            epoch,
+            writer: tx,
+            readers: Arc::new(ReaderPool { config, idle: Mutex::new(Vec::new()), permits: Semaphore::new(READERS) }),
+            hints,
+            stopped,
+        })
+    }
+
+    /// Runs `f` on a pooled connection off the async threads. A connection the database closed
+    /// (a restart, say) is replaced and the read tried once more.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl Fn(&mut PgConn) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let pool = self.readers.clone();
+        let _permit = pool.permits.acquire().await.map_err(|_| StoreError::Unavailable("store is closed".into()))?;
+        let pooled = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let config = pool.config.clone();
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let mut conn = match pooled {
+                Some(c) if !c.client.is_closed() => c,
+                _ => match connect(&config) {
+                    Ok(c) => c,
+                    Err(e) => return (None, Err(e)),
+                },
+            };
+            let mut result = f(&mut conn);
+            if matches!(result, Err(StoreError::Unavailable(_))) && conn.client.is_closed() {
+                conn = match connect(&config) {
+                    Ok(c) => c,
+                    Err(e) => return (None, Err(e)),
+                };
+                result = f(&mut conn);
+            }
+            let keep = (!conn.client.is_closed()).then_some(conn);
+            (keep, result)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?;
+        if let Some(conn) = conn {
+            pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+        }
+        result
+    }
+}
+
+impl Drop for ReaderPool {
+    fn drop(&mut self) {
+        // Closing a client blocks on its goodbye; the last owner may be an async task.
+        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        if !idle.is_empty() {
+            let _ = std::thread::Builder::new().name("ferrosync-pg-close".into()).spawn(move || drop(idle));
+        }
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+}
+
+fn migrate(conn: &mut PgConn) -> Result<(), StoreError> {
+    // Nodes starting together take turns; each migration commits with its version row.
+    conn.batch(
+        "SELECT pg_advisory_lock(hashtext(current_schema() || '.migrate'));
+         CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);",
+    )?;
+    let result = (|| {
+        for (version, sql) in MIGRATIONS {
+            let done = conn.query_opt("SELECT 1 FROM schema_migrations WHERE version = $1", &[version])?.is_some();
+            if done {
+                continue;
+            }
+            conn.batch(&format!("BEGIN; {sql}"))?;
+            let applied = conn
+                .execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                    &[version, &Timestamp::now().0],
+                )
+                .and_then(|_| conn.batch("COMMIT"));
+            if let Err(e) = applied {
+                let _ = conn.batch("ROLLBACK");
+                return Err(e);
+            }
+            tracing::info!(version, "applied PostgreSQL schema migration");
+        }
+        Ok(())
+    })();
+    let unlocked = conn.batch("SELECT pg_advisory_unlock(hashtext(current_schema() || '.migrate'))");
+    result.and(unlocked)
+}
+
+/// Stores `proposed` under `key` unless a value is there already; returns the stored value and
+/// whether it was this call that stored it.
+fn claim_meta(conn: &mut PgConn, key: &str, proposed: &str) -> Result<(String, bool), StoreError> {
+    let inserted =
+        conn.execute("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", &[&key, &proposed])?;
+    let row = conn
+        .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])?
+        .ok_or_else(|| StoreError::Backend(format!("meta key {key} vanished")))?;
+    let value: String = row.try_get(0).map_err(|_| StoreError::Corrupt("meta value".into()))?;
+    Ok((value, inserted == 1))
+}
+
+fn writer_loop(config: postgres::Config, epoch: String, mut rx: mpsc::Receiver<WriteJob>) {
+    let mut conn: Option<PgConn> = None;
+    let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("ferrosync_store_commit_batch_size").record(batch.len() as f64);
+        if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+            conn = match connect(&config) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reach PostgreSQL; failing this batch");
+                    None
+                }
+            };
+        }
+        let results = match conn.as_mut() {
+            Some(c) => commit_batch(c, &epoch, &batch),
+            None => unavailable(batch.len(), "PostgreSQL is unreachable"),
+        };
+        for (job, result) in batch.drain(..).zip(results) {
+            // A caller that went away no longer needs its answer; the write stands.
+            let _ = job.reply.send(result);
+        }
+    }
+    tracing::debug!("postgres writer stopped");
+}
+
+fn unavailable(n: usize, why: &str) -> Vec<Result<Applied, CoreError>> {
+    (0..n).map(|_| Err(CoreError::Store(StoreError::Unavailable(why.to_owned())))).collect()
+}
+
+/// The service a mutation locks first; batches take them in this order so that two nodes'
+/// batches never wait on each other in a cycle.
+fn lock_key(m: &Mutation) -> Option<&Sid> {
+    match m {
+        Mutation::UpdateService { service, .. }
+        | Mutation::RemoveService { service }
+        | Mutation::OpenObject { service, .. }
+        | Mutation::UpdateObject { service, .. }
+        | Mutation::RemoveObject { service, .. }
+        | Mutation::AddListItem { service, .. }
+        | Mutation::WriteItem { service, .. }
+        | Mutation::RemoveItem { service, .. }
+        | Mutation::Publish { service, .. }
+        | Mutation::SetPermission { service, .. }
+        | Mutation::RemovePermission { service, .. } => Some(service),
+        Mutation::CreateService { .. }
+        | Mutation::Expire { .. }
+        | Mutation::Prune { .. }
+        | Mutation::PutApiKey(_)
+        | Mutation::RemoveApiKey { .. } => None,
+    }
+}
+
+/// Applies the batch in one transaction, each mutation inside a savepoint so a failed
+/// precondition rolls back only its own work; acknowledged only after the COMMIT returns.
+fn commit_batch(conn: &mut PgConn, epoch: &str, batch: &[WriteJob]) -> Vec<Result<Applied, CoreError>> {
+    let started = std::time::Instant::now();
+    // A stable sort: one service's mutations keep their order.
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by(|a, b| lock_key(&batch[*a].mutation).cmp(&lock_key(&batch[*b].mutation)));
+
+    if let Err(e) = conn.batch("BEGIN") {
+        return unavailable(batch.len(), &e.to_string());
+    }
+    let mut results: Vec<Option<Result<Applied, CoreError>>> = (0..batch.len()).map(|_| None).collect();
+    let mut heads: BTreeMap<Sid, u64> = BTreeMap::new();
+    let mut broken: Option<StoreError> = None;
+    'jobs: for &i in &order {
+        let job = &batch[i];
+        for attempt in 1..=ATTEMPTS {
+            conn.last_retryable = false;
+            if let Err(e) = conn.batch("SAVEPOINT m") {
+                broken = Some(e);
+                break 'jobs;
+            }
+            let mut tx = PgTx { conn, epoch };
+            let outcome = rules::apply(&mut tx, &job.actor, job.mutation.clone(), Timestamp::now());
+            let retry = outcome.is_err() && conn.last_retryable && attempt < ATTEMPTS;
+            let end = if outcome.is_ok() { conn.batch("RELEASE m") } else { conn.batch("ROLLBACK TO m; RELEASE m") };
+            if let Err(e) = end {
+                broken = Some(e);
+                break 'jobs;
+            }
+            if retry {
+                continue;
+            }
+            if let Ok(applied) = &outcome {
+                for e in &applied.events {
+                    let head = heads.entry(e.service_sid.clone()).or_default();
+                    *head = (*head).max(e.seq);
+                }
+            }
+            results[i] = Some(outcome);
+            break;
+        }
+    }
+    if broken.is_none() && !heads.is_empty() {
+        // Delivered to every listening node when (and only if) the transaction commits.
+        let payload: Vec<String> = heads.iter().map(|(s, seq)| format!("{s}:{seq}")).collect();
+        if let Err(e) = conn.execute("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", &[&CHANNEL, &payload]) {
+            broken = Some(e);
+        }
+    }
+    let committed = match broken {
+        Some(e) => Err(e),
+        None => conn.batch("COMMIT"),
+    };
+    if let Err(e) = committed {
+        let _ = conn.batch("ROLLBACK");
+        tracing::warn!(error = %e, "PostgreSQL batch failed; nothing in it was committed");
+        return unavailable(batch.len(), &e.to_string());
+    }
+    metrics::histogram!("ferrosync_store_commit_seconds").record(started.elapsed().as_secs_f64());
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(CoreError::Store(StoreError::Backend("mutation was not run".into())))))
+        .collect()
+}
+
+/// Follows other nodes' commits: turns their NOTIFY hints into [`ChangeHint`]s. After every
+/// (re)connection it announces each service's head, covering whatever it missed while away.
+fn listen_loop(config: postgres::Config, hints: broadcast::Sender<ChangeHint>, stopped: Arc<AtomicBool>) {
+    let mut backoff = Duration::from_millis(100);
+    while !stopped.load(Ordering::Relaxed) {
+        let mut conn = match connect(&config) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "listener cannot reach PostgreSQL; retrying");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        let announced = conn.batch(&format!("LISTEN {CHANNEL}")).and_then(|()| rows::service_heads(&mut conn));
+        match announced {
+            Ok(heads) => {
+                backoff = Duration::from_millis(100);
+                for (service, seq) in heads {
+                    let _ = hints.send(ChangeHint { service, seq });
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "listener setup failed; retrying");
+                std::thread::sleep(backoff);
+                continue;
+            }
+        }
+        while !stopped.load(Ordering::Relaxed) && !conn.client.is_closed() {
+            let mut failed = false;
+            let mut notifications = conn.client.notifications();
+            let mut iter = notifications.timeout_iter(Duration::from_millis(500));
+            loop {
+                match postgres::fallible_iterator::FallibleIterator::next(&mut iter).transpose() {
+                    Some(Ok(n)) => {
+                        if let Some(hint) = parse_hint(n.payload()) {
+                            let _ = hints.send(hint);
+                        }
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "lost the PostgreSQL notification stream; reconnecting");
+                        failed = true;
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            if failed {
+                break;
+            }
+        }
+    }
+}
+
+fn parse_hint(payload: &str) -> Option<ChangeHint> {
+    let (service, seq) = payload.split_once(':')?;
+    Some(ChangeHint { service: Sid::parse(service).ok()?, seq: seq.parse().ok()? })
+}
+
+struct PgTx<'a> {
+    conn: &'a mut PgConn,
+    epoch: &'a str,
+}
+
+impl TxState for PgTx<'_> {
+    fn epoch(&self) -> &str {
+        self.epoch
+    }
+    fn service(&mut self, r: &ObjectRef) -> Result<Option<Service>, StoreError> {
+        rows::service(self.conn, r, true)
+    }
+    fn put_service(&mut self, service: &Service) -> Result<(), StoreError> {
+        rows::put_service(self.conn, service)
+    }
+    fn delete_service(&mut self, sid: &Sid) -> Result<(), StoreError> {
+        rows::delete_by_sid(self.conn, "services", sid).map(drop)
+    }
+    fn object(&mut self, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> Result<Option<SyncObject>, StoreError> {
+        rows::object(self.conn, service, kind, r)
+    }
+    fn object_by_sid(&mut self, sid: &Sid) -> Result<Option<SyncObject>, StoreError> {
+        rows::object_by_sid(self.conn, sid)
+    }
+    fn put_object(&mut self, object: &SyncObject) -> Result<(), StoreError> {
+        rows::put_object(self.conn, object)
+    }
+    fn delete_object(&mut self, sid: &Sid) -> Result<(), StoreError> {
+        rows::delete_by_sid(self.conn, "objects", sid).map(drop)
+    }
+    fn item(&mut self, object: &Sid, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+        rows::item(self.conn, object, key)
+    }
+    fn put_item(&mut self, item: &Item) -> Result<(), StoreError> {
+        rows::put_item(self.conn, item)
+    }
+    fn delete_item(&mut self, object: &Sid, key: &ItemKey) -> Result<(), StoreError> {
+        rows::delete_item(self.conn, object, key)
+    }
+    fn permission(&mut self, object: &Sid, identity: &str) -> Result<Option<Permission>, StoreError> {
+        rows::permission(self.conn, object, identity)
+    }
+    fn put_permission(&mut self, permission: &Permission) -> Result<(), StoreError> {
+        rows::put_permission(self.conn, permission)
+    }
+    fn delete_permission(&mut self, object: &Sid, identity: &str) -> Result<bool, StoreError> {
+        rows::delete_permission(self.conn, object, identity)
+    }
+    fn next_seq(&mut self, service: &Sid) -> Result<u64, StoreError> {
+        rows::next_seq(self.conn, service)
+    }
+    fn insert_event(
+        &mut self,
+        service: &Sid,
+        seq: u64,
+        object: &Sid,
+        date: Timestamp,
+        json: &str,
+    ) -> Result<(), StoreError> {
+        rows::insert_event(self.conn, service, seq, object, date, json)
+    }
+    fn expired_objects(&mut self, now: Timestamp, limit: u32) -> Result<Vec<SyncObject>, StoreError> {
+        rows::expired_objects(self.conn, now, limit)
+    }
+    fn expired_items(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Item>, StoreError> {
+        rows::expired_items(self.conn, now, limit)
+    }
+    fn prune_events(&mut self, before: Timestamp) -> Result<u64, StoreError> {
+        rows::prune_events(self.conn, before)
+    }
+    fn put_api_key(&mut self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+        rows::put_api_key(self.conn, key)
+    }
+    fn delete_api_key(&mut self, sid: &Sid) -> Result<bool, StoreError> {
+        rows::delete_by_sid(self.conn, "api_keys", sid)
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    async fn execute(&self, actor: Actor, mutation: Mutation) -> Result<Applied, CoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.writer
+            .send(WriteJob { actor, mutation, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
+    }
+
+    async fn service(&self, r: &ObjectRef) -> Result<Option<Service>, StoreError> {
+        let r = r.clone();
+        self.read(move |c| rows::service(c, &r, false)).await
+    }
+
+    async fn services(&self, page: &PageRequest) -> Result<Vec<Service>, StoreError> {
+        let page = page.clone();
+        self.read(move |c| rows::services(c, &page)).await
+    }
+
+    async fn object(&self, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> Result<Option<SyncObject>, StoreError> {
+        let (service, r) = (service.clone(), r.clone());
+        self.read(move |c| rows::object(c, &service, kind, &r)).await
+    }
+
+    async fn objects(
+        &self,
+        service: &Sid,
+        kind: ObjectKind,
+        page: &PageRequest,
+    ) -> Result<Vec<SyncObject>, StoreError> {
+        let (service, page) = (service.clone(), page.clone());
+        self.read(move |c| rows::objects(c, &service, kind, &page)).await
+    }
+
+    async fn item(&self, object: &Sid, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+        let (object, key) = (object.clone(), key.clone());
+        self.read(move |c| rows::item(c, &object, &key)).await
+    }
+
+    async fn items(&self, object: &Sid, kind: ObjectKind, page: &PageRequest) -> Result<Vec<Item>, StoreError> {
+        let (object, page) = (object.clone(), page.clone());
+        self.read(move |c| rows::items(c, &object, kind, &page)).await
+    }
+
+    async fn permission(&self, object: &Sid, identity: &str) -> Result<Option<Permission>, StoreError> {
+        let (object, identity) = (object.clone(), identity.to_owned());
+        self.read(move |c| rows::permission(c, &object, &identity)).await
+    }
+
+    async fn permissions(&self, object: &Sid) -> Result<Vec<Permission>, StoreError> {
+        let object = object.clone();
+        self.read(move |c| rows::permissions(c, &object)).await
+    }
+
+    async fn events(
+        &self,
+        service: &Sid,
+        after: u64,
+        object: Option<&Sid>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let (service, object) = (service.clone(), object.cloned());
+        self.read(move |c| rows::events(c, &service, after, object.as_ref(), limit)).await
+    }
+
+    async fn api_key(&self, sid: &Sid) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let sid = sid.clone();
+        self.read(move |c| rows::api_key(c, &sid)).await
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.read(rows::api_keys).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| c.batch("SELECT 1")).await
+    }
+
+    async fn claim_meta(&self, key: &str, proposed: &str) -> Result<(String, bool), StoreError> {
+        let (key, proposed) = (key.to_owned(), proposed.to_owned());
+        self.read(move |c| claim_meta(c, &key, &proposed)).await
+    }
+
+    fn change_hints(&self) -> Option<broadcast::Receiver<ChangeHint>> {
+        Some(self.hints.subscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_parse_and_reject_garbage() {
+        let sid = Sid::new(ferrosync_core::sid::SidKind::Service);
+        let hint = parse_hint(&format!("{sid}:42")).expect("parses");
+        assert_eq!((hint.service, hint.seq), (sid, 42));
+        assert!(parse_hint("nonsense").is_none());
+        assert!(parse_hint("IS00:x").is_none());
+    }
+
+    #[test]
+    fn urls_get_a_connect_timeout_and_keepalives() {
+        let c = parse_url("postgres://u@127.0.0.1:5432/db").expect("parses");
+        assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(5)));
+        assert!(c.get_keepalives());
+        assert!(parse_url("postgres://[::1").is_err());
+    }
+}

@@ -1,0 +1,579 @@
+//! SQL shared by the writer's transaction and the read pool: one function per query, each over
+//! a connection that keeps its prepared statements (one round trip per query, not two).
+
+use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
+use ferrosync_core::page::{Cursor, Order, PageRequest};
+use ferrosync_core::sid::Sid;
+use ferrosync_core::store::{ApiKeyRecord, StoreError, StoredEvent};
+use ferrosync_core::timestamp::Timestamp;
+use postgres::types::ToSql;
+use postgres::{Client, Row, Statement};
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+
+type Param = Box<dyn ToSql + Sync + Send>;
+
+/// SQLSTATEs after which re-running the same mutation can succeed: a deadlock between two
+/// nodes' batches, or a unique key another node committed first (the re-run then sees it).
+pub(crate) fn is_retryable(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    e.code().is_some_and(|c| {
+        *c == SqlState::T_R_DEADLOCK_DETECTED
+            || *c == SqlState::T_R_SERIALIZATION_FAILURE
+            || *c == SqlState::UNIQUE_VIOLATION
+    })
+}
+
+pub(crate) fn err(e: postgres::Error) -> StoreError {
+    if e.is_closed() || e.code().is_none() {
+        // No SQLSTATE: the connection (or the server) is gone, not the query at fault.
+        StoreError::Unavailable(format!("postgres: {e}"))
+    } else {
+        StoreError::Backend(format!("postgres: {e}"))
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("column {what} holds an invalid value"))
+}
+
+/// A client and its prepared statements.
+pub(crate) struct PgConn {
+    pub(crate) client: Client,
+    statements: HashMap<String, Statement>,
+    /// Set when a query met a retryable conflict, which the rules see only as a [`StoreError`];
+    /// the writer clears it before each attempt.
+    pub(crate) last_retryable: bool,
+}
+
+impl PgConn {
+    pub(crate) fn new(client: Client) -> Self {
+        PgConn { client, statements: HashMap::new(), last_retryable: false }
+    }
+
+    fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+        if let Some(st) = self.statements.get(sql) {
+            return Ok(st.clone());
+        }
+        let st = self.client.prepare(sql)?;
+        self.statements.insert(sql.to_owned(), st.clone());
+        Ok(st)
+    }
+
+    fn track(&mut self, e: postgres::Error) -> StoreError {
+        self.last_retryable |= is_retryable(&e);
+        err(e)
+    }
+
+    pub(crate) fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+        let r = self.statement(sql).and_then(|st| self.client.query(&st, params));
+        r.map_err(|e| self.track(e))
+    }
+
+    pub(crate) fn query_opt(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, StoreError> {
+        let r = self.statement(sql).and_then(|st| self.client.query_opt(&st, params));
+        r.map_err(|e| self.track(e))
+    }
+
+    pub(crate) fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        let r = self.statement(sql).and_then(|st| self.client.execute(&st, params));
+        r.map_err(|e| self.track(e))
+    }
+
+    fn query_boxed(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        self.query(sql, &refs)
+    }
+
+    /// Runs plain SQL (transaction control, savepoints) in one round trip.
+    pub(crate) fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        let r = self.client.batch_execute(sql);
+        r.map_err(|e| self.track(e))
+    }
+}
+
+fn get<'a, T: postgres::types::FromSql<'a>>(row: &'a Row, idx: usize, what: &str) -> Result<T, StoreError> {
+    row.try_get(idx).map_err(|_| corrupt(what))
+}
+
+fn sid_col(row: &Row, idx: usize) -> Result<Sid, StoreError> {
+    let s: &str = get(row, idx, "sid")?;
+    Sid::parse(s).map_err(|_| corrupt("sid"))
+}
+
+fn json_col(row: &Row, idx: usize) -> Result<Option<serde_json::Value>, StoreError> {
+    let s: Option<&str> = get(row, idx, "data")?;
+    s.map(|s| serde_json::from_str(s).map_err(|_| corrupt("data"))).transpose()
+}
+
+fn u64_col(row: &Row, idx: usize, what: &str) -> Result<u64, StoreError> {
+    get::<i64>(row, idx, what).map(|v| v as u64)
+}
+
+fn ts_col(row: &Row, idx: usize, what: &str) -> Result<Timestamp, StoreError> {
+    get::<i64>(row, idx, what).map(Timestamp)
+}
+
+fn ref_parts(r: &ObjectRef) -> (&'static str, &str) {
+    match r {
+        ObjectRef::Sid(s) => ("sid", s.as_str()),
+        ObjectRef::UniqueName(n) => ("unique_name", n.as_str()),
+    }
+}
+
+const SERVICE_COLS: &str =
+    "sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated, head_seq, pruned_seq";
+
+fn service_row(row: &Row) -> Result<Service, StoreError> {
+    Ok(Service {
+        sid: sid_col(row, 0)?,
+        unique_name: get(row, 1, "unique_name")?,
+        friendly_name: get(row, 2, "friendly_name")?,
+        acl_enabled: get(row, 3, "acl_enabled")?,
+        revision: u64_col(row, 4, "revision")?,
+        date_created: ts_col(row, 5, "date_created")?,
+        date_updated: ts_col(row, 6, "date_updated")?,
+        head_seq: u64_col(row, 7, "head_seq")?,
+        pruned_seq: u64_col(row, 8, "pruned_seq")?,
+    })
+}
+
+/// `lock`: inside a write transaction the service row is locked first, so that every mutation
+/// of a service (on any node) runs after the previous one committed and reads what it wrote.
+pub(crate) fn service(conn: &mut PgConn, r: &ObjectRef, lock: bool) -> Result<Option<Service>, StoreError> {
+    let (col, val) = ref_parts(r);
+    let suffix = if lock { " FOR NO KEY UPDATE" } else { "" };
+    conn.query_opt(&format!("SELECT {SERVICE_COLS} FROM services WHERE {col} = $1{suffix}"), &[&val])?
+        .map(|r| service_row(&r))
+        .transpose()
+}
+
+pub(crate) fn services(conn: &mut PgConn, page: &PageRequest) -> Result<Vec<Service>, StoreError> {
+    let mut args: Vec<Param> = Vec::new();
+    let cond = key_bound(page, "sid", &mut args);
+    let order = sql_order(page.order);
+    args.push(Box::new(page.limit as i64 + 1));
+    let sql =
+        format!("SELECT {SERVICE_COLS} FROM services WHERE TRUE {cond} ORDER BY sid {order} LIMIT ${}", args.len());
+    conn.query_boxed(&sql, &args)?.iter().map(service_row).collect()
+}
+
+pub(crate) fn put_service(conn: &mut PgConn, s: &Service) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO services (sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (sid) DO UPDATE SET unique_name = excluded.unique_name, friendly_name = excluded.friendly_name,
+           acl_enabled = excluded.acl_enabled, revision = excluded.revision, date_updated = excluded.date_updated",
+        &[
+            &s.sid.as_str(),
+            &s.unique_name,
+            &s.friendly_name,
+            &s.acl_enabled,
+            &(s.revision as i64),
+            &s.date_created.0,
+            &s.date_updated.0,
+        ],
+    )
+    .map(drop)
+}
+
+const OBJECT_COLS: &str = "sid, service_sid, kind, unique_name, data, revision, next_index, date_created, date_updated, date_expires, created_by";
+
+fn object_row(row: &Row) -> Result<SyncObject, StoreError> {
+    Ok(SyncObject {
+        sid: sid_col(row, 0)?,
+        service_sid: sid_col(row, 1)?,
+        kind: ObjectKind::from_code(get(row, 2, "kind")?).ok_or_else(|| corrupt("kind"))?,
+        unique_name: get(row, 3, "unique_name")?,
+        data: json_col(row, 4)?,
+        revision: u64_col(row, 5, "revision")?,
+        next_index: u64_col(row, 6, "next_index")?,
+        date_created: ts_col(row, 7, "date_created")?,
+        date_updated: ts_col(row, 8, "date_updated")?,
+        date_expires: get::<Option<i64>>(row, 9, "date_expires")?.map(Timestamp),
+        created_by: get(row, 10, "created_by")?,
+    })
+}
+
+pub(crate) fn object(
+    conn: &mut PgConn,
+    service: &Sid,
+    kind: ObjectKind,
+    r: &ObjectRef,
+) -> Result<Option<SyncObject>, StoreError> {
+    let (col, val) = ref_parts(r);
+    conn.query_opt(
+        &format!("SELECT {OBJECT_COLS} FROM objects WHERE service_sid = $1 AND kind = $2 AND {col} = $3"),
+        &[&service.as_str(), &kind.code(), &val],
+    )?
+    .map(|r| object_row(&r))
+    .transpose()
+}
+
+pub(crate) fn object_by_sid(conn: &mut PgConn, sid: &Sid) -> Result<Option<SyncObject>, StoreError> {
+    conn.query_opt(&format!("SELECT {OBJECT_COLS} FROM objects WHERE sid = $1"), &[&sid.as_str()])?
+        .map(|r| object_row(&r))
+        .transpose()
+}
+
+pub(crate) fn objects(
+    conn: &mut PgConn,
+    service: &Sid,
+    kind: ObjectKind,
+    page: &PageRequest,
+) -> Result<Vec<SyncObject>, StoreError> {
+    let mut args: Vec<Param> = vec![Box::new(service.to_string()), Box::new(kind.code())];
+    let cond = key_bound(page, "sid", &mut args);
+    let order = sql_order(page.order);
+    args.push(Box::new(page.limit as i64 + 1));
+    let sql = format!(
+        "SELECT {OBJECT_COLS} FROM objects WHERE service_sid = $1 AND kind = $2 {cond} ORDER BY sid {order} LIMIT ${}",
+        args.len()
+    );
+    conn.query_boxed(&sql, &args)?.iter().map(object_row).collect()
+}
+
+pub(crate) fn put_object(conn: &mut PgConn, o: &SyncObject) -> Result<(), StoreError> {
+    let data = o.data.as_ref().map(|d| d.to_string());
+    conn.execute(
+        "INSERT INTO objects (sid, service_sid, kind, unique_name, data, revision, next_index, date_created, date_updated, date_expires, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (sid) DO UPDATE SET unique_name = excluded.unique_name, data = excluded.data,
+           revision = excluded.revision, next_index = excluded.next_index, date_updated = excluded.date_updated,
+           date_expires = excluded.date_expires",
+        &[
+            &o.sid.as_str(),
+            &o.service_sid.as_str(),
+            &o.kind.code(),
+            &o.unique_name,
+            &data,
+            &(o.revision as i64),
+            &(o.next_index as i64),
+            &o.date_created.0,
+            &o.date_updated.0,
+            &o.date_expires.map(|t| t.0),
+            &o.created_by,
+        ],
+    )
+    .map(drop)
+}
+
+const ITEM_COLS: &str =
+    "object_sid, item_key, item_index, data, revision, date_created, date_updated, date_expires, created_by";
+
+fn item_row(row: &Row) -> Result<Item, StoreError> {
+    let object_sid = sid_col(row, 0)?;
+    let is_list = ObjectKind::from_sid(&object_sid) == Some(ObjectKind::List);
+    let key: String = get(row, 1, "item_key")?;
+    let index: i64 = get(row, 2, "item_index")?;
+    Ok(Item {
+        object_sid,
+        index: is_list.then_some(index as u64),
+        key: (!is_list).then_some(key),
+        data: json_col(row, 3)?.unwrap_or(serde_json::Value::Null),
+        revision: u64_col(row, 4, "revision")?,
+        date_created: ts_col(row, 5, "date_created")?,
+        date_updated: ts_col(row, 6, "date_updated")?,
+        date_expires: get::<Option<i64>>(row, 7, "date_expires")?.map(Timestamp),
+        created_by: get(row, 8, "created_by")?,
+    })
+}
+
+fn key_parts(key: &ItemKey) -> (&str, i64) {
+    match key {
+        ItemKey::Index(i) => ("", *i as i64),
+        ItemKey::Key(k) => (k.as_str(), 0),
+    }
+}
+
+pub(crate) fn item(conn: &mut PgConn, object: &Sid, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+    let (k, i) = key_parts(key);
+    conn.query_opt(
+        &format!("SELECT {ITEM_COLS} FROM items WHERE object_sid = $1 AND item_key = $2 AND item_index = $3"),
+        &[&object.as_str(), &k, &i],
+    )?
+    .map(|r| item_row(&r))
+    .transpose()
+}
+
+pub(crate) fn items(
+    conn: &mut PgConn,
+    object: &Sid,
+    kind: ObjectKind,
+    page: &PageRequest,
+) -> Result<Vec<Item>, StoreError> {
+    let col = if kind == ObjectKind::List { "item_index" } else { "item_key" };
+    let mut args: Vec<Param> = vec![Box::new(object.to_string())];
+    let cond = key_bound(page, col, &mut args);
+    let order = sql_order(page.order);
+    args.push(Box::new(page.limit as i64 + 1));
+    let sql = format!(
+        "SELECT {ITEM_COLS} FROM items WHERE object_sid = $1 {cond} ORDER BY item_key {order}, item_index {order} LIMIT ${}",
+        args.len()
+    );
+    conn.query_boxed(&sql, &args)?.iter().map(item_row).collect()
+}
+
+pub(crate) fn put_item(conn: &mut PgConn, item: &Item) -> Result<(), StoreError> {
+    let key = item.item_key();
+    let (k, i) = key_parts(&key);
+    conn.execute(
+        "INSERT INTO items (object_sid, item_key, item_index, data, revision, date_created, date_updated, date_expires, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (object_sid, item_key, item_index) DO UPDATE SET data = excluded.data, revision = excluded.revision,
+           date_updated = excluded.date_updated, date_expires = excluded.date_expires",
+        &[
+            &item.object_sid.as_str(),
+            &k,
+            &i,
+            &item.data.to_string(),
+            &(item.revision as i64),
+            &item.date_created.0,
+            &item.date_updated.0,
+            &item.date_expires.map(|t| t.0),
+            &item.created_by,
+        ],
+    )
+    .map(drop)
+}
+
+pub(crate) fn delete_item(conn: &mut PgConn, object: &Sid, key: &ItemKey) -> Result<(), StoreError> {
+    let (k, i) = key_parts(key);
+    conn.execute(
+        "DELETE FROM items WHERE object_sid = $1 AND item_key = $2 AND item_index = $3",
+        &[&object.as_str(), &k, &i],
+    )
+    .map(drop)
+}
+
+fn permission_row(row: &Row) -> Result<Permission, StoreError> {
+    Ok(Permission {
+        object_sid: sid_col(row, 0)?,
+        identity: get(row, 1, "identity")?,
+        read: get(row, 2, "can_read")?,
+        write: get(row, 3, "can_write")?,
+        manage: get(row, 4, "can_manage")?,
+    })
+}
+
+pub(crate) fn permission(conn: &mut PgConn, object: &Sid, identity: &str) -> Result<Option<Permission>, StoreError> {
+    conn.query_opt(
+        "SELECT object_sid, identity, can_read, can_write, can_manage FROM permissions WHERE object_sid = $1 AND identity = $2",
+        &[&object.as_str(), &identity],
+    )?
+    .map(|r| permission_row(&r))
+    .transpose()
+}
+
+pub(crate) fn permissions(conn: &mut PgConn, object: &Sid) -> Result<Vec<Permission>, StoreError> {
+    conn.query(
+        "SELECT object_sid, identity, can_read, can_write, can_manage FROM permissions WHERE object_sid = $1 ORDER BY identity",
+        &[&object.as_str()],
+    )?
+    .iter()
+    .map(permission_row)
+    .collect()
+}
+
+pub(crate) fn put_permission(conn: &mut PgConn, p: &Permission) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO permissions (object_sid, identity, can_read, can_write, can_manage) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (object_sid, identity) DO UPDATE SET can_read = excluded.can_read, can_write = excluded.can_write,
+           can_manage = excluded.can_manage",
+        &[&p.object_sid.as_str(), &p.identity, &p.read, &p.write, &p.manage],
+    )
+    .map(drop)
+}
+
+pub(crate) fn delete_permission(conn: &mut PgConn, object: &Sid, identity: &str) -> Result<bool, StoreError> {
+    conn.execute("DELETE FROM permissions WHERE object_sid = $1 AND identity = $2", &[&object.as_str(), &identity])
+        .map(|n| n > 0)
+}
+
+pub(crate) fn next_seq(conn: &mut PgConn, service: &Sid) -> Result<u64, StoreError> {
+    // The counter row is bumped (and so locked) inside the write transaction: a writer on
+    // another node waits for this commit before it can take the next number, so commit order
+    // is sequence order and no reader can skip an event.
+    let row = conn
+        .query_opt(
+            "UPDATE services SET head_seq = head_seq + 1 WHERE sid = $1 RETURNING head_seq",
+            &[&service.as_str()],
+        )?
+        .ok_or_else(|| StoreError::Backend(format!("service {service} vanished inside its transaction")))?;
+    u64_col(&row, 0, "head_seq")
+}
+
+pub(crate) fn insert_event(
+    conn: &mut PgConn,
+    service: &Sid,
+    seq: u64,
+    object: &Sid,
+    date: Timestamp,
+    json: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO events (service_sid, seq, object_sid, date, body) VALUES ($1, $2, $3, $4, $5)",
+        &[&service.as_str(), &(seq as i64), &object.as_str(), &date.0, &json],
+    )
+    .map(drop)
+}
+
+fn stored_event_row(row: &Row) -> Result<StoredEvent, StoreError> {
+    let body: String = get(row, 2, "body")?;
+    Ok(StoredEvent {
+        seq: u64_col(row, 0, "seq")?,
+        object_sid: sid_col(row, 1)?,
+        json: RawValue::from_string(body).map_err(|_| corrupt("body"))?,
+    })
+}
+
+pub(crate) fn events(
+    conn: &mut PgConn,
+    service: &Sid,
+    after: u64,
+    object: Option<&Sid>,
+    limit: u32,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = match object {
+        None => conn.query(
+            "SELECT seq, object_sid, body FROM events WHERE service_sid = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            &[&service.as_str(), &(after as i64), &(limit as i64)],
+        )?,
+        Some(object) => conn.query(
+            "SELECT seq, object_sid, body FROM events WHERE object_sid = $1 AND seq > $2 AND service_sid = $3
+             ORDER BY seq LIMIT $4",
+            &[&object.as_str(), &(after as i64), &service.as_str(), &(limit as i64)],
+        )?,
+    };
+    rows.iter().map(stored_event_row).collect()
+}
+
+// Expiry locks the rows it takes and skips rows another transaction holds: several nodes
+// sweeping at once each take different rows, and none waits behind a writer.
+
+pub(crate) fn expired_objects(conn: &mut PgConn, now: Timestamp, limit: u32) -> Result<Vec<SyncObject>, StoreError> {
+    conn.query(
+        &format!(
+            "SELECT {OBJECT_COLS} FROM objects WHERE date_expires IS NOT NULL AND date_expires <= $1
+             ORDER BY date_expires LIMIT $2 FOR UPDATE SKIP LOCKED"
+        ),
+        &[&now.0, &(limit as i64)],
+    )?
+    .iter()
+    .map(object_row)
+    .collect()
+}
+
+pub(crate) fn expired_items(conn: &mut PgConn, now: Timestamp, limit: u32) -> Result<Vec<Item>, StoreError> {
+    conn.query(
+        &format!(
+            "SELECT {ITEM_COLS} FROM items WHERE date_expires IS NOT NULL AND date_expires <= $1
+             ORDER BY date_expires LIMIT $2 FOR UPDATE SKIP LOCKED"
+        ),
+        &[&now.0, &(limit as i64)],
+    )?
+    .iter()
+    .map(item_row)
+    .collect()
+}
+
+pub(crate) fn prune_events(conn: &mut PgConn, before: Timestamp) -> Result<u64, StoreError> {
+    // One node prunes at a time (the rest find the lock taken and skip this round). Events are
+    // dated in sequence order, so each service's oldest events are found by walking its primary
+    // key from the pruned horizon, at most PRUNE_SCAN of them per service and run.
+    const PRUNE_SCAN: i64 = 100_000;
+    let locked = conn.query_opt("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.prune'))", &[])?;
+    if !locked.map(|r| get::<bool>(&r, 0, "lock")).transpose()?.unwrap_or(false) {
+        return Ok(0);
+    }
+    let cutoffs = conn.query(
+        "SELECT s.sid, (SELECT MAX(w.seq) FROM (SELECT e.seq, e.date FROM events e
+                 WHERE e.service_sid = s.sid AND e.seq > s.pruned_seq ORDER BY e.seq LIMIT $2) w
+                 WHERE w.date < $1)
+         FROM services s WHERE s.head_seq > s.pruned_seq",
+        &[&before.0, &PRUNE_SCAN],
+    )?;
+    let mut removed = 0;
+    for row in &cutoffs {
+        let service: String = get(row, 0, "sid")?;
+        let Some(seq) = get::<Option<i64>>(row, 1, "seq")? else { continue };
+        removed += conn.execute("DELETE FROM events WHERE service_sid = $1 AND seq <= $2", &[&service, &seq])?;
+        conn.execute("UPDATE services SET pruned_seq = GREATEST(pruned_seq, $2) WHERE sid = $1", &[&service, &seq])?;
+    }
+    Ok(removed)
+}
+
+fn api_key_row(row: &Row) -> Result<ApiKeyRecord, StoreError> {
+    Ok(ApiKeyRecord {
+        sid: sid_col(row, 0)?,
+        friendly_name: get(row, 1, "friendly_name")?,
+        sealed_secret: get(row, 2, "sealed_secret")?,
+        date_created: ts_col(row, 3, "date_created")?,
+    })
+}
+
+pub(crate) fn api_key(conn: &mut PgConn, sid: &Sid) -> Result<Option<ApiKeyRecord>, StoreError> {
+    conn.query_opt(
+        "SELECT sid, friendly_name, sealed_secret, date_created FROM api_keys WHERE sid = $1",
+        &[&sid.as_str()],
+    )?
+    .map(|r| api_key_row(&r))
+    .transpose()
+}
+
+pub(crate) fn api_keys(conn: &mut PgConn) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    conn.query("SELECT sid, friendly_name, sealed_secret, date_created FROM api_keys ORDER BY date_created, sid", &[])?
+        .iter()
+        .map(api_key_row)
+        .collect()
+}
+
+pub(crate) fn put_api_key(conn: &mut PgConn, k: &ApiKeyRecord) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO api_keys (sid, friendly_name, sealed_secret, date_created) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (sid) DO UPDATE SET friendly_name = excluded.friendly_name, sealed_secret = excluded.sealed_secret",
+        &[&k.sid.as_str(), &k.friendly_name, &k.sealed_secret, &k.date_created.0],
+    )
+    .map(drop)
+}
+
+pub(crate) fn delete_by_sid(conn: &mut PgConn, table: &str, sid: &Sid) -> Result<bool, StoreError> {
+    conn.execute(&format!("DELETE FROM {table} WHERE sid = $1"), &[&sid.as_str()]).map(|n| n > 0)
+}
+
+/// Every service's newest sequence number: what a node that lost its notification stream
+/// compares its readers' cursors against.
+pub(crate) fn service_heads(conn: &mut PgConn) -> Result<Vec<(Sid, u64)>, StoreError> {
+    conn.query("SELECT sid, head_seq FROM services WHERE head_seq > 0", &[])?
+        .iter()
+        .map(|r| Ok((sid_col(r, 0)?, u64_col(r, 1, "head_seq")?)))
+        .collect()
+}
+
+fn sql_order(order: Order) -> &'static str {
+    match order {
+        Order::Asc => "ASC",
+        Order::Desc => "DESC",
+    }
+}
+
+/// The WHERE fragment for a page's starting point (strictly after a page token's cursor, or
+/// from the requested key inclusive); pushes its value onto `args` and names it by position.
+fn key_bound(page: &PageRequest, col: &str, args: &mut Vec<Param>) -> String {
+    let (cursor, strict) = match (&page.after, &page.from) {
+        (Some(c), _) => (c, true),
+        (None, Some(c)) => (c, false),
+        (None, None) => return String::new(),
+    };
+    let op = match (page.order, strict) {
+        (Order::Asc, true) => ">",
+        (Order::Asc, false) => ">=",
+        (Order::Desc, true) => "<",
+        (Order::Desc, false) => "<=",
+    };
+    match cursor {
+        Cursor::Index(i) => args.push(Box::new(*i as i64)),
+        Cursor::Key(k) => args.push(Box::new(k.clone())),
+    }
+    format!("AND {col} {op} ${}", args.len())
+}
