@@ -3,8 +3,8 @@
 
 use anyhow::Context;
 use ferrosync_core::Limits;
-use ferrosync_server::ServerConfig;
 use ferrosync_server::state::Settings;
+use ferrosync_server::{ServerConfig, StoreLocation};
 use ferrosync_store::sqlite::Durability;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -36,6 +36,8 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     /// `full` (fsync every commit, default) or `normal` (survives process crashes only).
     pub durability: Option<DurabilitySetting>,
+    /// `sqlite` (the embedded store, default) or a `postgres://` URL shared by a cluster.
+    pub store: Option<String>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -56,9 +58,13 @@ impl FileConfig {
         toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display()))
     }
 
-    pub fn server_config(&self, data_dir: Option<PathBuf>) -> anyhow::Result<ServerConfig> {
+    /// `store` comes from the flag or `FERROSYNC_STORE` (clap reads both).
+    pub fn server_config(&self, data_dir: Option<PathBuf>, store: Option<String>) -> anyhow::Result<ServerConfig> {
         let dir = data_dir.or_else(|| self.data_dir.clone()).unwrap_or_else(|| PathBuf::from("./ferrosync-data"));
         let mut config = ServerConfig::new(dir);
+        if let Some(store) = store.or_else(|| self.store.clone()) {
+            config.store = StoreLocation::parse(&store)?;
+        }
         config.limits = self.limits.clone();
         config.account_sid = std::env::var("FERROSYNC_ACCOUNT_SID").ok().filter(|s| !s.is_empty());
         config.auth_token = std::env::var("FERROSYNC_AUTH_TOKEN").ok().filter(|s| !s.is_empty());

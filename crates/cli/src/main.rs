@@ -28,6 +28,10 @@ struct Cli {
     /// Log format: text or json.
     #[arg(long, global = true, env = "FERROSYNC_LOG_FORMAT")]
     log_format: Option<LogFormat>,
+    /// Where the data lives: `sqlite` (the embedded store in the data directory, the default)
+    /// or a `postgres://user:password@host/db` URL that every node of a cluster shares.
+    #[arg(long, global = true, env = "FERROSYNC_STORE", hide_env_values = true)]
+    store: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -90,17 +94,25 @@ fn main() -> anyhow::Result<()> {
     config::init_logging(log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let server_config = file.server_config(cli.data_dir.clone())?;
+        let server_config = file.server_config(cli.data_dir.clone(), cli.store.clone())?;
         match cli.command {
             Command::Serve { listen } => serve(server_config, file.settings(), listen.or(file.listen.clone())).await,
             Command::Credentials => {
-                let (creds, _) = ferrosync_server::Credentials::load_or_create(&server_config)?;
+                let creds = match &server_config.store {
+                    ferrosync_server::StoreLocation::Embedded => {
+                        ferrosync_server::Credentials::load_or_create(&server_config)?.0
+                    }
+                    ferrosync_server::StoreLocation::Postgres(_) => {
+                        let store = ferrosync_server::open_store(&server_config).await?;
+                        ferrosync_server::Credentials::load_or_create_for(&server_config, store.as_ref()).await?.0
+                    }
+                };
                 println!("FERROSYNC_ACCOUNT_SID={}", creds.account_sid);
                 println!("FERROSYNC_AUTH_TOKEN={}", creds.auth_token);
                 Ok(())
             }
             Command::Token { service, identity, ttl, api_key } => {
-                let (engine, _, _) = ferrosync_server::open_engine(&server_config)?;
+                let (engine, _, _) = ferrosync_server::open_engine(&server_config).await?;
                 let minted = match api_key {
                     Some(k) => {
                         let k = ferrosync_core::Sid::parse_kind(&k, ferrosync_core::SidKind::ApiKey)?;
@@ -112,7 +124,7 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::ApiKey { action } => {
-                let (engine, _, _) = ferrosync_server::open_engine(&server_config)?;
+                let (engine, _, _) = ferrosync_server::open_engine(&server_config).await?;
                 match action {
                     ApiKeyAction::Create { name } => {
                         let key = engine.create_api_key(&Principal::Root, name).await?;
@@ -147,19 +159,25 @@ fn main() -> anyhow::Result<()> {
 
 async fn serve(config: ServerConfig, settings: Settings, listen: Option<String>) -> anyhow::Result<()> {
     let listen = listen.unwrap_or_else(|| "127.0.0.1:7700".to_owned());
-    let (engine, creds, created) = ferrosync_server::open_engine(&config)?;
+    let (engine, creds, created) = ferrosync_server::open_engine(&config).await?;
     if created {
-        println!(
-            "Created root credentials in {} (shown once; `ferrosync credentials` prints them again):",
-            config.data_dir.display()
-        );
+        let place = match &config.store {
+            ferrosync_server::StoreLocation::Embedded => config.data_dir.display().to_string(),
+            ferrosync_server::StoreLocation::Postgres(_) => "the database".to_owned(),
+        };
+        println!("Created root credentials in {place} (shown once; `ferrosync credentials` prints them again):");
         println!("  FERROSYNC_ACCOUNT_SID={}", creds.account_sid);
         println!("  FERROSYNC_AUTH_TOKEN={}", creds.auth_token);
     }
     let state = AppState::new(engine, settings);
     let listener =
         tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), "ferrosync is serving");
+    tracing::info!(
+        address = %listener.local_addr()?,
+        store = %config.store.describe(),
+        data_dir = %config.data_dir.display(),
+        "ferrosync is serving"
+    );
     ferrosync_server::run(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -47,6 +47,12 @@ impl ChangeNotifier {
         }
     }
 
+    /// The services some reader on this node waits on.
+    pub fn watched(&self) -> Vec<Sid> {
+        let map = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter().filter(|(_, s)| s.receiver_count() > 0).map(|(sid, _)| sid.clone()).collect()
+    }
+
     /// Drops channels nobody listens to, so removed services do not accumulate.
     pub fn sweep(&self) {
         let mut map = self.services.lock().unwrap_or_else(|e| e.into_inner());

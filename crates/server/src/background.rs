@@ -1,9 +1,14 @@
-//! Work that runs on a timer: TTL expiry (so expired things go within a second) and change-log
-//! retention.
+//! Work that runs beside the requests: TTL expiry (so expired things go within a second),
+//! change-log retention, and, on a shared store, wake-ups for other nodes' commits. Expiry and
+//! retention are safe on many nodes at once: the store hands each expired row to one node and
+//! lets one node prune at a time.
 
 use crate::state::AppState;
+use ferrosync_core::model::ObjectRef;
+use ferrosync_core::store::ChangeHint;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::broadcast;
 use tokio_util::task::TaskTracker;
 
 pub fn spawn(state: Arc<AppState>) -> TaskTracker {
@@ -30,6 +35,9 @@ pub fn spawn(state: Arc<AppState>) -> TaskTracker {
             }
         }
     });
+    if let Some(hints) = state.engine.store().change_hints() {
+        tracker.spawn(forward_hints(state.clone(), hints));
+    }
     let s = state;
     tracker.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
@@ -49,4 +57,30 @@ pub fn spawn(state: Arc<AppState>) -> TaskTracker {
         }
     });
     tracker
+}
+
+/// Wakes this node's readers for commits made on other nodes. Hints can be dropped (a lagging
+/// channel, a lost database connection); then every watched service's head is read again, so a
+/// reader is at worst late, never stuck.
+async fn forward_hints(state: Arc<AppState>, mut hints: broadcast::Receiver<ChangeHint>) {
+    loop {
+        let hint = tokio::select! {
+            h = hints.recv() => h,
+            () = state.shutdown.cancelled() => break,
+        };
+        match hint {
+            Ok(h) => state.engine.notifier().notify_watched(&h.service, h.seq),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::debug!(missed, "change hints lagged; re-reading watched services' heads");
+                for sid in state.engine.notifier().watched() {
+                    match state.engine.store().service(&ObjectRef::Sid(sid.clone())).await {
+                        Ok(Some(service)) => state.engine.notifier().notify_watched(&sid, service.head_seq),
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot read a service head"),
+                    }
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
+        }
+    }
 }

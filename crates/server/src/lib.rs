@@ -9,7 +9,7 @@ pub mod observe;
 pub mod realtime;
 pub mod state;
 
-pub use bootstrap::{Credentials, ServerConfig, open_engine};
+pub use bootstrap::{Credentials, ServerConfig, StoreLocation, open_engine, open_store};
 pub use state::AppState;
 
 use std::future::Future;

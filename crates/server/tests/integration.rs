@@ -1,20 +1,52 @@
-//! Ferrosync's server end to end: one in-process server per test, driven over real HTTP
-//! (reqwest) and real WebSockets (tokio-tungstenite). Every wait is bounded by a timeout.
+//! Ferrosync's server end to end: in-process servers driven over real HTTP (reqwest) and real
+//! WebSockets (tokio-tungstenite). Every wait is bounded by a timeout.
+//!
+//! The whole suite runs twice: on the embedded store (`sqlite::…`) and on PostgreSQL
+//! (`postgres::…`, skipped with a note unless `FERROSYNC_TEST_POSTGRES` names a server).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Each feature file is compiled once per store on purpose: same tests, another `TestServer`.
+#![allow(clippy::duplicate_mod)]
 
 // Crate roots resolve `mod` beside themselves (tests/), where other test binaries live:
 // point each module at its file under tests/integration/.
 #[path = "integration/common.rs"]
 mod common;
 
-#[path = "integration/acl.rs"]
-mod acl;
-#[path = "integration/changes.rs"]
-mod changes;
-#[path = "integration/rest.rs"]
-mod rest;
-#[path = "integration/ttl.rs"]
-mod ttl;
-#[path = "integration/websocket.rs"]
-mod websocket;
+/// The suite on the embedded store.
+#[path = "integration"]
+mod sqlite {
+    mod common {
+        pub use crate::common::*;
+        pub type TestServer = crate::common::Server<false>;
+    }
+    #[path = "acl.rs"]
+    mod acl;
+    #[path = "changes.rs"]
+    mod changes;
+    #[path = "rest.rs"]
+    mod rest;
+    #[path = "ttl.rs"]
+    mod ttl;
+    #[path = "websocket.rs"]
+    mod websocket;
+}
+
+/// The same suite on PostgreSQL.
+#[path = "integration"]
+mod postgres {
+    mod common {
+        pub use crate::common::*;
+        pub type TestServer = crate::common::Server<true>;
+    }
+    #[path = "acl.rs"]
+    mod acl;
+    #[path = "changes.rs"]
+    mod changes;
+    #[path = "rest.rs"]
+    mod rest;
+    #[path = "ttl.rs"]
+    mod ttl;
+    #[path = "websocket.rs"]
+    mod websocket;
+}

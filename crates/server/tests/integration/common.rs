@@ -1,5 +1,9 @@
 //! A server started in-process on 127.0.0.1 with a temporary data directory, an HTTP client
 //! that speaks Basic and Bearer auth to it, and a WebSocket client for the native protocol.
+//!
+//! [`Server`] runs on the embedded store (`Server<false>`) or on PostgreSQL (`Server<true>`,
+//! each server in a fresh schema of `FERROSYNC_TEST_POSTGRES`); the suite's modules are
+//! compiled once per store, each seeing its own `TestServer`.
 
 #![allow(dead_code)]
 
@@ -57,33 +61,56 @@ impl Resp {
     }
 }
 
-pub struct TestServer {
+/// An in-process server; `PG` selects the PostgreSQL store.
+pub struct Server<const PG: bool> {
     pub server: ferrosync_server::RunningServer,
     pub engine: Arc<ferrosync_core::Engine>,
     pub http: reqwest::Client,
     pub account_sid: String,
     pub auth_token: String,
+    /// The store this server runs on: `Embedded`, or the PostgreSQL URL (with its schema)
+    /// that further nodes of the same cluster can be started on.
+    pub store: ferrosync_server::StoreLocation,
     _dir: tempfile::TempDir,
 }
 
-impl TestServer {
-    pub async fn start() -> TestServer {
-        TestServer::with(Settings::default(), |_| {}).await
+impl<const PG: bool> Server<PG> {
+    /// A server on a fresh store; `None` when this is a PostgreSQL run and none is configured
+    /// (the test then returns: the run is skipped, as the harness says once).
+    pub async fn start() -> Option<Self> {
+        Self::with(Settings::default(), |_| {}).await
     }
 
-    pub async fn with_settings(settings: Settings) -> TestServer {
-        TestServer::with(settings, |_| {}).await
+    pub async fn with_settings(settings: Settings) -> Option<Self> {
+        Self::with(settings, |_| {}).await
     }
 
     /// A server whose configuration `adjust` may change first (limits, retention, durability).
-    pub async fn with(settings: Settings, adjust: impl FnOnce(&mut ferrosync_server::ServerConfig)) -> TestServer {
+    pub async fn with(settings: Settings, adjust: impl FnOnce(&mut ferrosync_server::ServerConfig)) -> Option<Self> {
+        let store = if PG {
+            ferrosync_server::StoreLocation::Postgres(ferrosync_store::testing::fresh_postgres_url().await?)
+        } else {
+            ferrosync_server::StoreLocation::Embedded
+        };
+        Some(Self::node(store, settings, adjust).await)
+    }
+
+    /// A server on `store`: on PostgreSQL, another node of the cluster an earlier server
+    /// started (same data, same credentials).
+    pub async fn node(
+        store: ferrosync_server::StoreLocation,
+        settings: Settings,
+        adjust: impl FnOnce(&mut ferrosync_server::ServerConfig),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = ferrosync_server::ServerConfig::new(dir.path());
+        cfg.store = store.clone();
         adjust(&mut cfg);
-        let (engine, creds, _) = ferrosync_server::open_engine(&cfg).unwrap();
+        let (engine, creds, _) = ferrosync_server::open_engine(&cfg).await.unwrap();
         let state = ferrosync_server::AppState::new(engine.clone(), settings);
         let server = ferrosync_server::RunningServer::start(state).await.unwrap();
-        TestServer {
+        Server {
+            store,
             server,
             engine,
             http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),

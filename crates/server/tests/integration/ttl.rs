@@ -1,7 +1,7 @@
 //! Expiry: objects, items and collections with a TTL disappear on their own, each leaving a
 //! removal event with reason "expired" in the change log and on subscriptions.
 
-use crate::common::{TestServer, eventually};
+use super::common::{TestServer, eventually};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ fn expired_events<'a>(changes: &'a [Value], kind: &str) -> Vec<&'a Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_document_with_a_ttl_expires_with_a_removed_event() {
-    let s = TestServer::start().await;
+    let Some(s) = TestServer::start().await else { return };
     s.service("app").await;
     let doc = s.post("/services/app/documents", json!({ "unique_name": "short", "ttl": 1, "data": { "a": 1 } })).await;
     assert_eq!(doc.status, 201);
@@ -47,7 +47,7 @@ async fn a_document_with_a_ttl_expires_with_a_removed_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_map_item_with_a_ttl_expires_and_the_map_stays() {
-    let s = TestServer::start().await;
+    let Some(s) = TestServer::start().await else { return };
     s.service("app").await;
     let map = s.post("/services/app/maps", json!({ "unique_name": "m" })).await.ok();
     let item = s.post("/services/app/maps/m/items", json!({ "key": "k", "data": { "v": 1 }, "ttl": 1 })).await;
@@ -68,7 +68,7 @@ async fn a_map_item_with_a_ttl_expires_and_the_map_stays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_list_given_a_collection_ttl_expires_with_its_items() {
-    let s = TestServer::start().await;
+    let Some(s) = TestServer::start().await else { return };
     s.service("app").await;
     let list = s.post("/services/app/lists", json!({ "unique_name": "l" })).await.ok();
     assert!(list["date_expires"].is_null());
@@ -89,7 +89,7 @@ async fn a_list_given_a_collection_ttl_expires_with_its_items() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ttl_of_zero_clears_the_expiry() {
-    let s = TestServer::start().await;
+    let Some(s) = TestServer::start().await else { return };
     s.service("app").await;
     s.post("/services/app/documents", json!({ "unique_name": "saved", "ttl": 2 })).await.ok();
     let cleared = s.put("/services/app/documents/saved", json!({ "ttl": 0 })).await.ok();

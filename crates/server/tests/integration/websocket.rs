@@ -1,7 +1,7 @@
 //! The native WebSocket protocol over real sockets: connecting, subscriptions and resume,
 //! requests with replies, token lifetime, bad input, and slow consumers.
 
-use crate::common::{Settings, TestServer, seqs};
+use super::common::{Settings, TestServer, seqs};
 use base64::Engine as _;
 use futures_util::SinkExt;
 use reqwest::Method;
@@ -11,14 +11,14 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn connect_three_ways_and_receive_the_connected_frame() {
-    let s = TestServer::start().await;
+    let Some(s) = TestServer::start().await else { return };
     let svc = s.service("app").await;
     let token = s.mint_token("app", "alice", 600).await;
 
     // ?token=
     let url = s.ws_url(&token);
     let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let mut client = crate::common::WsClient::from(ws);
+    let mut client = super::common::WsClient::from(ws);
     let hello = client.recv().await;
     assert_eq!(hello["type"], "connected");
     assert_eq!((&hello["identity"], &hello["service_sid"]), (&json!("alice"), &svc["sid"]));
@@ -62,7 +62,7 @@ async fn connect_three_ways_and_receive_the_connected_frame() {
 
 #[tokio::test]
 async fn bad_tokens_are_refused_at_the_handshake_with_401() {
-    let s = TestServer::start().await;
+    let Some(s) = TestServer::start().await else { return };
     s.service("app").await;
     assert_eq!(s.ws_refused_status(&s.ws_url("garbage")).await, 401);
     let token = s.mint_token("app", "alice", 600).await;
@@ -82,7 +82,7 @@ async fn bad_tokens_are_refused_at_the_handshake_with_401() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_receives_rest_updates_with_data_and_revision() {
-    let s = TestServer::start().await;
+    let Some(s) = TestServer::start().await else { return };
     s.service("app").await;
     let doc = s.post("/services/app/documents", json!({ "unique_name": "board", "data": { "v": 0 } })).await.ok();
     let token = s.mint_token("app", "alice", 600).await;
@@ -110,7 +110,7 @@ async fn a_subscriber_receives_rest_updates_with_data_and_revision() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_after_a_disconnect_delivers_exactly_the_missed_events_then_live_ones() {
-    let s = TestServer::start().await;
+    let Some(s) = TestServer::start().await else { return };
     s.service("app").await;
     let doc = s.post("/services/app/documents", json!({ "unique_name": "board", "data": { "v": 0 } })).await.ok();
     s.post("/services/app/documents", json!({ "unique_name": "other" })).await.ok();
@@ -164,7 +164,7 @@ async fn resume_after_a_disconnect_delivers_exactly_the_missed_events_then_live_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_over_the_socket_reply_and_reach_other_connections() {
-    let s = TestServer::start().await;
+    let Some(s) = TestServer::start().await else { return };
     s.service("app").await;
     let alice = s.mint_token("app", "alice", 3600).await;
     let bob = s.mint_token("app", "bob", 3600).await;
@@ -243,7 +243,7 @@ async fn writes_over_the_socket_reply_and_reach_other_connections() {
 
 #[tokio::test]
 async fn update_token_accepts_a_fresh_token_of_the_same_identity() {
-    let s = TestServer::start().await;
+    let Some(s) = TestServer::start().await else { return };
     s.service("app").await;
     s.service("other").await;
     let token = s.mint_token("app", "alice", 600).await;
@@ -267,7 +267,9 @@ async fn update_token_accepts_a_fresh_token_of_the_same_identity() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expiring_token_is_warned_then_the_socket_closes_with_4001() {
-    let s = TestServer::with_settings(Settings { token_warning_secs: 1, ..Default::default() }).await;
+    let Some(s) = TestServer::with_settings(Settings { token_warning_secs: 1, ..Default::default() }).await else {
+        return;
+    };
     s.service("app").await;
     let token = s.mint_token("app", "alice", 3).await;
     let mut ws = s.ws(&token).await;
@@ -291,13 +293,13 @@ async fn an_expiring_token_is_warned_then_the_socket_closes_with_4001() {
 
     // Afterwards the token is refused everywhere.
     assert_eq!(s.ws_refused_status(&s.ws_url(&token)).await, 401);
-    let r = crate::common::send(s.bearer(&token, Method::GET, "/services/app")).await;
+    let r = super::common::send(s.bearer(&token, Method::GET, "/services/app")).await;
     r.refused(401, 40103, "expired");
 }
 
 #[tokio::test]
 async fn malformed_frames_get_an_error_and_the_connection_stays_usable() {
-    let s = TestServer::start().await;
+    let Some(s) = TestServer::start().await else { return };
     s.service("app").await;
     s.post("/services/app/documents", json!({ "unique_name": "d" })).await.ok();
     let token = s.mint_token("app", "alice", 600).await;
@@ -331,7 +333,8 @@ async fn malformed_frames_get_an_error_and_the_connection_stays_usable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_is_cut_off_with_resume_tokens_and_loses_nothing() {
-    let s = Arc::new(TestServer::with_settings(Settings { outbound_queue: 8, ..Default::default() }).await);
+    let Some(s) = TestServer::with_settings(Settings { outbound_queue: 8, ..Default::default() }).await else { return };
+    let s = Arc::new(s);
     s.service("app").await;
     let doc = s.post("/services/app/documents", json!({ "unique_name": "feed", "data": { "n": -1 } })).await.ok();
     let doc_sid = doc["sid"].as_str().unwrap().to_owned();
@@ -410,7 +413,9 @@ async fn a_slow_consumer_is_cut_off_with_resume_tokens_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_token_postpones_the_expiry() {
-    let s = TestServer::with_settings(Settings { token_warning_secs: 1, ..Default::default() }).await;
+    let Some(s) = TestServer::with_settings(Settings { token_warning_secs: 1, ..Default::default() }).await else {
+        return;
+    };
     s.service("app").await;
     let short = s.mint_token("app", "alice", 3).await;
     let mut ws = s.ws(&short).await;
@@ -425,7 +430,8 @@ async fn a_fresh_token_postpones_the_expiry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_connection_with_several_subscriptions_gets_each_objects_events_once_in_order() {
-    let s = Arc::new(TestServer::start().await);
+    let Some(s) = TestServer::start().await else { return };
+    let s = Arc::new(s);
     s.service("app").await;
     let names = ["a", "b", "c"];
     let mut sids = Vec::new();
