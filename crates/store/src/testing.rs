@@ -20,20 +20,7 @@ fn in_ci() -> bool {
 /// A URL selecting a new, empty schema on the test server, or `None` when the PostgreSQL runs
 /// are skipped.
 pub async fn fresh_postgres_url() -> Option<String> {
-    let Some(base) = std::env::var(ENV).ok().filter(|s| !s.is_empty()) else {
-        if in_ci() {
-            panic!("CI=true but {ENV} is not set: the PostgreSQL runs cannot be skipped in CI");
-        }
-        if !SKIP_SAID.swap(true, Ordering::Relaxed) {
-            // Straight to the terminal: the test harness would swallow println!.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\nNOTE: {ENV} is not set, so the PostgreSQL runs of this suite were SKIPPED \
-                 (eval \"$(scripts/postgres-for-tests)\" starts a server and sets it).\n"
-            );
-        }
-        return None;
-    };
+    let base = postgres_configured()?;
     let schema = format!(
         "t{}_{}_{}",
         std::process::id(),
@@ -55,6 +42,26 @@ pub async fn fresh_postgres_url() -> Option<String> {
         Err(e) => panic!("schema task failed: {e}"),
     }
     Some(with_search_path(&base, &schema))
+}
+
+/// The test server's URL, or `None` (said once on the terminal) when the PostgreSQL runs are
+/// skipped. Panics under CI, where they must run.
+pub fn postgres_configured() -> Option<String> {
+    let Some(base) = std::env::var(ENV).ok().filter(|s| !s.is_empty()) else {
+        if in_ci() {
+            panic!("CI=true but {ENV} is not set: the PostgreSQL runs cannot be skipped in CI");
+        }
+        if !SKIP_SAID.swap(true, Ordering::Relaxed) {
+            // Straight to the terminal: the test harness would swallow println!.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\nNOTE: {ENV} is not set, so the PostgreSQL runs of this suite were SKIPPED \
+                 (eval \"$(scripts/postgres-for-tests)\" starts a server and sets it).\n"
+            );
+        }
+        return None;
+    };
+    Some(base)
 }
 
 /// `url` with `schema` as the connections' search path.
