@@ -49,6 +49,19 @@ pub struct BenchArgs {
     /// Long-polls waiting for one write.
     #[arg(long, default_value_t = 1_000)]
     pub longpolls: usize,
+    /// Store of the servers the bench starts: `sqlite` (default) or a `postgres://` URL. On
+    /// PostgreSQL the bench also starts a three-node cluster and measures cross-node delivery.
+    #[arg(long)]
+    pub store: Option<String>,
+    /// Writes per second the cross-node phase makes on one node (open loop).
+    #[arg(long, default_value_t = 1_000.0)]
+    pub cluster_rate: f64,
+    /// Seconds the cross-node phase writes.
+    #[arg(long, default_value_t = 5)]
+    pub cluster_seconds: u64,
+    /// WebSocket subscribers on another node in the cross-node phase.
+    #[arg(long, default_value_t = 100)]
+    pub cluster_subscribers: usize,
     /// Small numbers everywhere: a smoke run of the whole bench in seconds.
     #[arg(long)]
     pub quick: bool,
@@ -81,6 +94,12 @@ struct Report {
     fanout_p99_ms: f64,
     idle_connection_bytes: Option<f64>,
     longpoll_wake_p99_ms: f64,
+    /// The store the figures were measured on.
+    store: String,
+    /// From a write's send on one node to its delivery to a WebSocket subscriber on another
+    /// (PostgreSQL only).
+    cross_node_delivery_p99_ms: Option<f64>,
+    cross_node_writes_per_s: Option<f64>,
 }
 
 pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
@@ -90,6 +109,9 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         args.subscribers = args.subscribers.min(200);
         args.fanout_updates = args.fanout_updates.min(10);
         args.longpolls = args.longpolls.min(50);
+        args.cluster_seconds = 1;
+        args.cluster_subscribers = args.cluster_subscribers.min(10);
+        args.cluster_rate = args.cluster_rate.min(100.0);
     }
     // 10,000 sockets on each side need more descriptors than the usual soft limit.
     let _ = rlimit::increase_nofile_limit((args.subscribers as u64 + args.longpolls as u64) * 2 + 1024);
@@ -128,6 +150,22 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
     let wake_hist = longpoll_wake(&target, &service, args.longpolls).await?;
     meter.report("long-poll wake", args.json);
 
+    let on_postgres = args.store.as_deref().is_some_and(|s| s.starts_with("postgres"));
+    let cross = match (&args.store, on_postgres && args.url.is_none()) {
+        (Some(store), true) => {
+            progress(&format!(
+                "cross-node delivery: {} writes/s on node C for {} s, {} subscribers on node A",
+                args.cluster_rate, args.cluster_seconds, args.cluster_subscribers
+            ));
+            let far = spawn_node(Some(store), &target.sid, &target.token).await?;
+            let (rate, hist) =
+                cross_node(&target, &far, &service, args.cluster_subscribers, args.cluster_rate, args.cluster_seconds)
+                    .await?;
+            Some((rate, hist))
+        }
+        _ => None,
+    };
+
     let report = Report {
         conditional_updates_per_s: round(updates_per_s),
         conditional_update_p99_ms: ms(update_hist.value_at_quantile(0.99)),
@@ -135,6 +173,9 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         fanout_p99_ms: ms(fanout_hist.value_at_quantile(0.99)),
         idle_connection_bytes: idle_bytes.map(round),
         longpoll_wake_p99_ms: ms(wake_hist.value_at_quantile(0.99)),
+        store: if on_postgres { "postgres".into() } else { "sqlite".into() },
+        cross_node_delivery_p99_ms: cross.as_ref().map(|(_, h)| ms(h.value_at_quantile(0.99))),
+        cross_node_writes_per_s: cross.as_ref().map(|(r, _)| round(*r)),
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -158,6 +199,9 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
             None,
         );
         row("long-poll wake", format!("{} polls", args.longpolls), Some(&wake_hist));
+        if let Some((rate, hist)) = &cross {
+            row("cross-node delivery (writes/s)", format!("{rate:.0}"), Some(hist));
+        }
     }
     Ok(())
 }
@@ -228,16 +272,26 @@ async fn start_target(args: &BenchArgs) -> anyhow::Result<Target> {
             _dir: None,
         });
     }
-    let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let sid = format!("AC{}", ferrosync_core::auth::random_hex(16));
     let token = ferrosync_core::auth::random_hex(16);
-    let child = Command::new(std::env::current_exe()?)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("FERROSYNC_ACCOUNT_SID", &sid)
-        .env("FERROSYNC_AUTH_TOKEN", &token)
+    spawn_node(args.store.as_deref(), &sid, &token).await
+}
+
+/// Starts a server as a child process on a free port (on `store`, else the embedded store in a
+/// temporary directory) and waits until it is ready. Nodes given the same PostgreSQL store and
+/// credentials form one cluster.
+async fn spawn_node(store: Option<&str>, sid: &str, token: &str) -> anyhow::Result<Target> {
+    let http = reqwest::Client::builder().pool_max_idle_per_host(4096).tcp_nodelay(true).build()?;
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut command = Command::new(std::env::current_exe()?);
+    command.args(["serve", "--listen", &format!("127.0.0.1:{port}")]).arg("--data-dir").arg(dir.path());
+    if let Some(store) = store {
+        command.args(["--store", store]);
+    }
+    let child = command
+        .env("FERROSYNC_ACCOUNT_SID", sid)
+        .env("FERROSYNC_AUTH_TOKEN", token)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -246,8 +300,8 @@ async fn start_target(args: &BenchArgs) -> anyhow::Result<Target> {
     let target = Target {
         base: format!("http://127.0.0.1:{port}"),
         http,
-        sid,
-        token,
+        sid: sid.to_owned(),
+        token: token.to_owned(),
         pid: Some(child.id()),
         child: Some(child),
         _dir: Some(dir),
@@ -655,4 +709,94 @@ fn complete_response(buf: &[u8]) -> bool {
         .and_then(|v| v.trim().parse::<usize>().ok())
         .unwrap_or(0);
     buf.len() >= end + 4 + length
+}
+
+/// Subscribers on `near` watch a document that a writer on `far` updates `rate` times a second
+/// (open loop); each delivery is timed from the write's send. Returns the achieved write rate
+/// and the delivery latencies.
+async fn cross_node(
+    near: &Target,
+    far: &Target,
+    service: &str,
+    subscribers: usize,
+    rate: f64,
+    seconds: u64,
+) -> anyhow::Result<(f64, Histogram<u64>)> {
+    let doc = far
+        .post(&format!("/api/v1/services/{service}/documents"), json!({ "unique_name": "cross-node", "data": {} }))
+        .await?;
+    let doc = doc["sid"].as_str().context("doc sid")?.to_owned();
+    let token =
+        far.post("/api/v1/tokens", json!({ "service": service, "identity": "cross", "ttl": 3600 })).await?["token"]
+            .as_str()
+            .context("token")?
+            .to_owned();
+    let updates = (rate * seconds as f64).round().max(1.0) as usize;
+    let epoch = Instant::now();
+    let ready = Arc::new(Semaphore::new(0));
+    let mut readers = Vec::with_capacity(subscribers);
+    for _ in 0..subscribers {
+        let (mut ws, doc, ready) = (open_one(&near.ws_url(&token)).await?, doc.clone(), ready.clone());
+        readers.push(tokio::spawn(async move {
+            let sub = json!({ "type": "subscribe", "id": 1, "kind": "document", "object": doc }).to_string();
+            ws.send(Message::text(sub)).await?;
+            let mut hist = histogram();
+            let mut got = 0;
+            let mut subscribed = false;
+            while got < updates {
+                let frame = match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
+                    Ok(Some(Ok(Message::Text(text)))) => text,
+                    Ok(Some(Ok(_))) => continue,
+                    other => bail!("cross-node subscriber lost its socket after {got} events: {other:?}"),
+                };
+                let now = epoch.elapsed().as_micros() as u64;
+                let v: Value = serde_json::from_str(&frame)?;
+                match v["type"].as_str() {
+                    Some("reply") if !subscribed => {
+                        subscribed = true;
+                        ready.add_permits(1);
+                    }
+                    Some("event") => {
+                        let sent = v["event"]["data"]["t"].as_u64().context("timestamp")?;
+                        let _ = hist.record(now.saturating_sub(sent).max(1));
+                        got += 1;
+                    }
+                    _ => {}
+                }
+            }
+            Ok::<_, anyhow::Error>(hist)
+        }));
+    }
+    tokio::time::timeout(Duration::from_secs(60), ready.acquire_many(subscribers as u32))
+        .await
+        .context("cross-node subscribers did not subscribe within 60 s")??
+        .forget();
+    let url = format!("{}/api/v1/services/{service}/documents/{doc}", far.base);
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut writes = Vec::with_capacity(updates);
+    for i in 0..updates {
+        tick.tick().await;
+        let (http, url, sid, token) = (far.http.clone(), url.clone(), far.sid.clone(), far.token.clone());
+        let t_us = epoch.elapsed().as_micros() as u64;
+        writes.push(tokio::spawn(async move {
+            let r =
+                http.put(&url).basic_auth(&sid, Some(&token)).json(&json!({ "data": { "t": t_us, "i": i } })).send();
+            let r = r.await?;
+            if !r.status().is_success() {
+                bail!("cross-node update failed: {}", r.status());
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for w in writes {
+        w.await??;
+    }
+    let achieved = updates as f64 / started.elapsed().as_secs_f64();
+    let mut hist = histogram();
+    for r in readers {
+        hist.add(tokio::time::timeout(Duration::from_secs(120), r).await.context("cross-node deliveries")???)?;
+    }
+    Ok((achieved, hist))
 }
