@@ -24,7 +24,7 @@ use ferrosync_core::store::{
 };
 use ferrosync_core::timestamp::Timestamp;
 use rows::{PgConn, err};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -284,26 +284,37 @@ fn commit_batch(conn: &mut PgConn, epoch: &str, batch: &[WriteJob]) -> Vec<Resul
         return unavailable(batch.len(), &e.to_string());
     }
     let mut results: Vec<Option<Result<Applied, CoreError>>> = (0..batch.len()).map(|_| None).collect();
+    // Each touched service's sequence head: (as stored, as allocated so far in this batch).
+    let mut seqs: HashMap<Sid, (u64, u64)> = HashMap::new();
     let mut heads: BTreeMap<Sid, u64> = BTreeMap::new();
     let mut broken: Option<StoreError> = None;
+    // A successful mutation's savepoint is released together with the next one's creation
+    // (one round trip); COMMIT releases the last.
+    let mut release_pending = false;
     'jobs: for &i in &order {
         let job = &batch[i];
         for attempt in 1..=ATTEMPTS {
             conn.last_retryable = false;
-            if let Err(e) = conn.batch("SAVEPOINT m") {
+            let open = if release_pending { "RELEASE m; SAVEPOINT m" } else { "SAVEPOINT m" };
+            if let Err(e) = conn.batch(open) {
                 broken = Some(e);
                 break 'jobs;
             }
-            let mut tx = PgTx { conn, epoch };
+            release_pending = false;
+            let before = seqs.clone();
+            let mut tx = PgTx { conn, epoch, seqs: &mut seqs };
             let outcome = rules::apply(&mut tx, &job.actor, job.mutation.clone(), Timestamp::now());
-            let retry = outcome.is_err() && conn.last_retryable && attempt < ATTEMPTS;
-            let end = if outcome.is_ok() { conn.batch("RELEASE m") } else { conn.batch("ROLLBACK TO m; RELEASE m") };
-            if let Err(e) = end {
-                broken = Some(e);
-                break 'jobs;
-            }
-            if retry {
-                continue;
+            if outcome.is_ok() {
+                release_pending = true;
+            } else {
+                seqs = before;
+                if let Err(e) = conn.batch("ROLLBACK TO m; RELEASE m") {
+                    broken = Some(e);
+                    break 'jobs;
+                }
+                if conn.last_retryable && attempt < ATTEMPTS {
+                    continue;
+                }
             }
             if let Ok(applied) = &outcome {
                 for e in &applied.events {
@@ -313,6 +324,17 @@ fn commit_batch(conn: &mut PgConn, epoch: &str, batch: &[WriteJob]) -> Vec<Resul
             }
             results[i] = Some(outcome);
             break;
+        }
+    }
+    if broken.is_none() {
+        // The allocated heads go back to the (still locked) counter rows.
+        for (service, (stored, current)) in &seqs {
+            if current != stored
+                && let Err(e) = rows::set_head_seq(conn, service, *current)
+            {
+                broken = Some(e);
+                break;
+            }
         }
     }
     if broken.is_none() && !heads.is_empty() {
@@ -400,6 +422,9 @@ fn parse_hint(payload: &str) -> Option<ChangeHint> {
 struct PgTx<'a> {
     conn: &'a mut PgConn,
     epoch: &'a str,
+    /// Sequence heads of the services this batch has locked, allocated in memory: the lock
+    /// taken when the service was read keeps every other writer out until COMMIT.
+    seqs: &'a mut HashMap<Sid, (u64, u64)>,
 }
 
 impl TxState for PgTx<'_> {
@@ -407,7 +432,12 @@ impl TxState for PgTx<'_> {
         self.epoch
     }
     fn service(&mut self, r: &ObjectRef) -> Result<Option<Service>, StoreError> {
-        rows::service(self.conn, r, true)
+        let mut found = rows::service(self.conn, r, true)?;
+        if let Some(s) = &mut found {
+            let (_, current) = *self.seqs.entry(s.sid.clone()).or_insert((s.head_seq, s.head_seq));
+            s.head_seq = current;
+        }
+        Ok(found)
     }
     fn put_service(&mut self, service: &Service) -> Result<(), StoreError> {
         rows::put_service(self.conn, service)
@@ -446,7 +476,15 @@ impl TxState for PgTx<'_> {
         rows::delete_permission(self.conn, object, identity)
     }
     fn next_seq(&mut self, service: &Sid) -> Result<u64, StoreError> {
-        rows::next_seq(self.conn, service)
+        let entry = match self.seqs.get_mut(service) {
+            Some(e) => e,
+            None => {
+                let stored = rows::lock_head_seq(self.conn, service)?;
+                self.seqs.entry(service.clone()).or_insert((stored, stored))
+            }
+        };
+        entry.1 += 1;
+        Ok(entry.1)
     }
     fn insert_event(
         &mut self,

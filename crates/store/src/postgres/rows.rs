@@ -390,17 +390,18 @@ pub(crate) fn delete_permission(conn: &mut PgConn, object: &Sid, identity: &str)
         .map(|n| n > 0)
 }
 
-pub(crate) fn next_seq(conn: &mut PgConn, service: &Sid) -> Result<u64, StoreError> {
-    // The counter row is bumped (and so locked) inside the write transaction: a writer on
-    // another node waits for this commit before it can take the next number, so commit order
-    // is sequence order and no reader can skip an event.
+/// Locks a service's counter row and reads its head. Inside a write transaction the lock makes
+/// a writer on another node wait for this commit before it can take the next number, so commit
+/// order is sequence order and no reader can skip an event.
+pub(crate) fn lock_head_seq(conn: &mut PgConn, service: &Sid) -> Result<u64, StoreError> {
     let row = conn
-        .query_opt(
-            "UPDATE services SET head_seq = head_seq + 1 WHERE sid = $1 RETURNING head_seq",
-            &[&service.as_str()],
-        )?
+        .query_opt("SELECT head_seq FROM services WHERE sid = $1 FOR NO KEY UPDATE", &[&service.as_str()])?
         .ok_or_else(|| StoreError::Backend(format!("service {service} vanished inside its transaction")))?;
     u64_col(&row, 0, "head_seq")
+}
+
+pub(crate) fn set_head_seq(conn: &mut PgConn, service: &Sid, head: u64) -> Result<(), StoreError> {
+    conn.execute("UPDATE services SET head_seq = $2 WHERE sid = $1", &[&service.as_str(), &(head as i64)]).map(drop)
 }
 
 pub(crate) fn insert_event(
