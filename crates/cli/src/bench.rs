@@ -154,13 +154,21 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
     let cross = match (&args.store, on_postgres && args.url.is_none()) {
         (Some(store), true) => {
             progress(&format!(
-                "cross-node delivery: {} writes/s on node C for {} s, {} subscribers on node A",
+                "cross-node delivery: {} writes/s on node C for {} s, {} subscribers on nodes A and B",
                 args.cluster_rate, args.cluster_seconds, args.cluster_subscribers
             ));
+            // Nodes B and C join the bench's server (node A): subscribers on A and B, writes on C.
+            let mid = spawn_node(Some(store), &target.sid, &target.token).await?;
             let far = spawn_node(Some(store), &target.sid, &target.token).await?;
-            let (rate, hist) =
-                cross_node(&target, &far, &service, args.cluster_subscribers, args.cluster_rate, args.cluster_seconds)
-                    .await?;
+            let (rate, hist) = cross_node(
+                &[&target, &mid],
+                &far,
+                &service,
+                args.cluster_subscribers,
+                args.cluster_rate,
+                args.cluster_seconds,
+            )
+            .await?;
             Some((rate, hist))
         }
         _ => None,
@@ -711,11 +719,11 @@ fn complete_response(buf: &[u8]) -> bool {
     buf.len() >= end + 4 + length
 }
 
-/// Subscribers on `near` watch a document that a writer on `far` updates `rate` times a second
-/// (open loop); each delivery is timed from the write's send. Returns the achieved write rate
-/// and the delivery latencies.
+/// Subscribers spread over the `near` nodes watch a document that a writer on `far` updates
+/// `rate` times a second (open loop); each delivery is timed from the write's send. Returns the
+/// achieved write rate and the delivery latencies.
 async fn cross_node(
-    near: &Target,
+    near: &[&Target],
     far: &Target,
     service: &str,
     subscribers: usize,
@@ -735,8 +743,9 @@ async fn cross_node(
     let epoch = Instant::now();
     let ready = Arc::new(Semaphore::new(0));
     let mut readers = Vec::with_capacity(subscribers);
-    for _ in 0..subscribers {
-        let (mut ws, doc, ready) = (open_one(&near.ws_url(&token)).await?, doc.clone(), ready.clone());
+    for i in 0..subscribers {
+        let node = near[i % near.len()];
+        let (mut ws, doc, ready) = (open_one(&node.ws_url(&token)).await?, doc.clone(), ready.clone());
         readers.push(tokio::spawn(async move {
             let sub = json!({ "type": "subscribe", "id": 1, "kind": "document", "object": doc }).to_string();
             ws.send(Message::text(sub)).await?;

@@ -78,13 +78,17 @@ fn openapi_command_prints_the_document() {
     assert!(doc["paths"]["/api/v1/services/{service}/changes"]["get"].is_object());
 }
 
-#[test]
-fn bench_prints_all_six_figures_as_json() {
+/// Runs `bench --quick --json` (with `extra` flags) and checks the six figures every store
+/// reports; returns the report.
+fn bench_report(extra: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
-    let out = stdout(&ferrosync(dir.path(), &["bench", "--quick", "--json"]));
+    let mut args = vec!["bench", "--quick", "--json"];
+    args.extend_from_slice(extra);
+    let out = stdout(&ferrosync(dir.path(), &args));
     let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    let keys: Vec<&str> = report.as_object().unwrap().keys().map(String::as_str).collect();
-    let mut expected = vec![
+    let mut keys: Vec<&str> = report.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    let figures = [
         "conditional_updates_per_s",
         "conditional_update_p99_ms",
         "fanout_deliveries_per_s",
@@ -92,16 +96,35 @@ fn bench_prints_all_six_figures_as_json() {
         "idle_connection_bytes",
         "longpoll_wake_p99_ms",
     ];
+    let mut expected: Vec<&str> =
+        figures.iter().copied().chain(["store", "cross_node_delivery_p99_ms", "cross_node_writes_per_s"]).collect();
     expected.sort_unstable();
-    let mut keys = keys;
-    keys.sort_unstable();
     assert_eq!(keys, expected);
-    for key in expected {
+    for key in figures {
         let v = report[key].as_f64().unwrap_or_else(|| panic!("{key} is a number: {report}"));
         assert!(v.is_finite() && v >= 0.0, "{key} = {v}");
     }
     assert!(report["conditional_updates_per_s"].as_f64().unwrap() > 0.0);
     assert!(report["fanout_deliveries_per_s"].as_f64().unwrap() > 0.0);
+    report
+}
+
+#[test]
+fn bench_prints_all_six_figures_as_json() {
+    let report = bench_report(&[]);
+    assert_eq!(report["store"], "sqlite");
+    assert!(report["cross_node_delivery_p99_ms"].is_null(), "one node has no cross-node figure: {report}");
+}
+
+#[test]
+fn bench_on_postgres_reports_the_same_figures_and_cross_node_delivery() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(url) = runtime.block_on(ferrosync_store::testing::fresh_postgres_url()) else { return };
+    let report = bench_report(&["--store", &url]);
+    assert_eq!(report["store"], "postgres");
+    let p99 = report["cross_node_delivery_p99_ms"].as_f64().unwrap_or_else(|| panic!("cross-node p99: {report}"));
+    assert!(p99 > 0.0 && p99.is_finite(), "{report}");
+    assert!(report["cross_node_writes_per_s"].as_f64().unwrap() > 0.0, "{report}");
 }
 
 #[test]

@@ -5,9 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,32 +26,8 @@ struct Node {
 
 impl Node {
     async fn start(store: &str, dir: &std::path::Path) -> Node {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_ferrosync"))
-            .args(["serve", "--listen", &addr, "--store", store])
-            .arg("--data-dir")
-            .arg(dir)
-            .env("FERROSYNC_ACCOUNT_SID", SID)
-            .env("FERROSYNC_AUTH_TOKEN", TOKEN)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the binary starts");
-        let base = format!("http://{addr}");
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = http.get(format!("{base}/readyz")).send().await
-                && r.status().is_success()
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "node did not become ready");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        Node { child, base, addr }
+        let (child, addr) = support::serve(dir, SID, TOKEN, &["--store", store]).await;
+        Node { child, base: format!("http://{addr}"), addr }
     }
 
     fn kill9(&mut self) {

@@ -13,15 +13,12 @@
 
 mod rows;
 
-use async_trait::async_trait;
 use ferrosync_core::error::CoreError;
 use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
 use ferrosync_core::page::PageRequest;
 use ferrosync_core::rules;
 use ferrosync_core::sid::Sid;
-use ferrosync_core::store::{
-    Actor, ApiKeyRecord, Applied, ChangeHint, Mutation, Store, StoreError, StoredEvent, TxState,
-};
+use ferrosync_core::store::{Actor, ApiKeyRecord, Applied, ChangeHint, Mutation, StoreError, StoredEvent};
 use ferrosync_core::timestamp::Timestamp;
 use rows::{PgConn, err};
 use std::collections::{BTreeMap, HashMap};
@@ -427,53 +424,17 @@ struct PgTx<'a> {
     seqs: &'a mut HashMap<Sid, (u64, u64)>,
 }
 
-impl TxState for PgTx<'_> {
+impl_tx_state!(PgTx<'_>, rows, {
     fn epoch(&self) -> &str {
         self.epoch
     }
     fn service(&mut self, r: &ObjectRef) -> Result<Option<Service>, StoreError> {
-        let mut found = rows::service(self.conn, r, true)?;
+        let mut found = rows::service_for_update(self.conn, r)?;
         if let Some(s) = &mut found {
             let (_, current) = *self.seqs.entry(s.sid.clone()).or_insert((s.head_seq, s.head_seq));
             s.head_seq = current;
         }
         Ok(found)
-    }
-    fn put_service(&mut self, service: &Service) -> Result<(), StoreError> {
-        rows::put_service(self.conn, service)
-    }
-    fn delete_service(&mut self, sid: &Sid) -> Result<(), StoreError> {
-        rows::delete_by_sid(self.conn, "services", sid).map(drop)
-    }
-    fn object(&mut self, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> Result<Option<SyncObject>, StoreError> {
-        rows::object(self.conn, service, kind, r)
-    }
-    fn object_by_sid(&mut self, sid: &Sid) -> Result<Option<SyncObject>, StoreError> {
-        rows::object_by_sid(self.conn, sid)
-    }
-    fn put_object(&mut self, object: &SyncObject) -> Result<(), StoreError> {
-        rows::put_object(self.conn, object)
-    }
-    fn delete_object(&mut self, sid: &Sid) -> Result<(), StoreError> {
-        rows::delete_by_sid(self.conn, "objects", sid).map(drop)
-    }
-    fn item(&mut self, object: &Sid, key: &ItemKey) -> Result<Option<Item>, StoreError> {
-        rows::item(self.conn, object, key)
-    }
-    fn put_item(&mut self, item: &Item) -> Result<(), StoreError> {
-        rows::put_item(self.conn, item)
-    }
-    fn delete_item(&mut self, object: &Sid, key: &ItemKey) -> Result<(), StoreError> {
-        rows::delete_item(self.conn, object, key)
-    }
-    fn permission(&mut self, object: &Sid, identity: &str) -> Result<Option<Permission>, StoreError> {
-        rows::permission(self.conn, object, identity)
-    }
-    fn put_permission(&mut self, permission: &Permission) -> Result<(), StoreError> {
-        rows::put_permission(self.conn, permission)
-    }
-    fn delete_permission(&mut self, object: &Sid, identity: &str) -> Result<bool, StoreError> {
-        rows::delete_permission(self.conn, object, identity)
     }
     fn next_seq(&mut self, service: &Sid) -> Result<u64, StoreError> {
         let entry = match self.seqs.get_mut(service) {
@@ -486,111 +447,11 @@ impl TxState for PgTx<'_> {
         entry.1 += 1;
         Ok(entry.1)
     }
-    fn insert_event(
-        &mut self,
-        service: &Sid,
-        seq: u64,
-        object: &Sid,
-        date: Timestamp,
-        json: &str,
-    ) -> Result<(), StoreError> {
-        rows::insert_event(self.conn, service, seq, object, date, json)
-    }
-    fn expired_objects(&mut self, now: Timestamp, limit: u32) -> Result<Vec<SyncObject>, StoreError> {
-        rows::expired_objects(self.conn, now, limit)
-    }
-    fn expired_items(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Item>, StoreError> {
-        rows::expired_items(self.conn, now, limit)
-    }
-    fn prune_events(&mut self, before: Timestamp) -> Result<u64, StoreError> {
-        rows::prune_events(self.conn, before)
-    }
-    fn put_api_key(&mut self, key: &ApiKeyRecord) -> Result<(), StoreError> {
-        rows::put_api_key(self.conn, key)
-    }
-    fn delete_api_key(&mut self, sid: &Sid) -> Result<bool, StoreError> {
-        rows::delete_by_sid(self.conn, "api_keys", sid)
-    }
-}
+});
 
-#[async_trait]
-impl Store for PgStore {
+impl_store!(PgStore, rows, {
     fn epoch(&self) -> &str {
         &self.epoch
-    }
-
-    async fn execute(&self, actor: Actor, mutation: Mutation) -> Result<Applied, CoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.writer
-            .send(WriteJob { actor, mutation, reply })
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        rx.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
-    }
-
-    async fn service(&self, r: &ObjectRef) -> Result<Option<Service>, StoreError> {
-        let r = r.clone();
-        self.read(move |c| rows::service(c, &r, false)).await
-    }
-
-    async fn services(&self, page: &PageRequest) -> Result<Vec<Service>, StoreError> {
-        let page = page.clone();
-        self.read(move |c| rows::services(c, &page)).await
-    }
-
-    async fn object(&self, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> Result<Option<SyncObject>, StoreError> {
-        let (service, r) = (service.clone(), r.clone());
-        self.read(move |c| rows::object(c, &service, kind, &r)).await
-    }
-
-    async fn objects(
-        &self,
-        service: &Sid,
-        kind: ObjectKind,
-        page: &PageRequest,
-    ) -> Result<Vec<SyncObject>, StoreError> {
-        let (service, page) = (service.clone(), page.clone());
-        self.read(move |c| rows::objects(c, &service, kind, &page)).await
-    }
-
-    async fn item(&self, object: &Sid, key: &ItemKey) -> Result<Option<Item>, StoreError> {
-        let (object, key) = (object.clone(), key.clone());
-        self.read(move |c| rows::item(c, &object, &key)).await
-    }
-
-    async fn items(&self, object: &Sid, kind: ObjectKind, page: &PageRequest) -> Result<Vec<Item>, StoreError> {
-        let (object, page) = (object.clone(), page.clone());
-        self.read(move |c| rows::items(c, &object, kind, &page)).await
-    }
-
-    async fn permission(&self, object: &Sid, identity: &str) -> Result<Option<Permission>, StoreError> {
-        let (object, identity) = (object.clone(), identity.to_owned());
-        self.read(move |c| rows::permission(c, &object, &identity)).await
-    }
-
-    async fn permissions(&self, object: &Sid) -> Result<Vec<Permission>, StoreError> {
-        let object = object.clone();
-        self.read(move |c| rows::permissions(c, &object)).await
-    }
-
-    async fn events(
-        &self,
-        service: &Sid,
-        after: u64,
-        object: Option<&Sid>,
-        limit: u32,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        let (service, object) = (service.clone(), object.cloned());
-        self.read(move |c| rows::events(c, &service, after, object.as_ref(), limit)).await
-    }
-
-    async fn api_key(&self, sid: &Sid) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let sid = sid.clone();
-        self.read(move |c| rows::api_key(c, &sid)).await
-    }
-
-    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        self.read(rows::api_keys).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -605,7 +466,7 @@ impl Store for PgStore {
     fn change_hints(&self) -> Option<broadcast::Receiver<ChangeHint>> {
         Some(self.hints.subscribe())
     }
-}
+});
 
 #[cfg(test)]
 mod tests {

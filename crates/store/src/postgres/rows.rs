@@ -140,12 +140,21 @@ fn service_row(row: &Row) -> Result<Service, StoreError> {
 
 /// `lock`: inside a write transaction the service row is locked first, so that every mutation
 /// of a service (on any node) runs after the previous one committed and reads what it wrote.
-pub(crate) fn service(conn: &mut PgConn, r: &ObjectRef, lock: bool) -> Result<Option<Service>, StoreError> {
+fn service_row_by(conn: &mut PgConn, r: &ObjectRef, lock: bool) -> Result<Option<Service>, StoreError> {
     let (col, val) = ref_parts(r);
     let suffix = if lock { " FOR NO KEY UPDATE" } else { "" };
     conn.query_opt(&format!("SELECT {SERVICE_COLS} FROM services WHERE {col} = $1{suffix}"), &[&val])?
         .map(|r| service_row(&r))
         .transpose()
+}
+
+pub(crate) fn service(conn: &mut PgConn, r: &ObjectRef) -> Result<Option<Service>, StoreError> {
+    service_row_by(conn, r, false)
+}
+
+/// The service, its row locked until the write transaction ends.
+pub(crate) fn service_for_update(conn: &mut PgConn, r: &ObjectRef) -> Result<Option<Service>, StoreError> {
+    service_row_by(conn, r, true)
 }
 
 pub(crate) fn services(conn: &mut PgConn, page: &PageRequest) -> Result<Vec<Service>, StoreError> {
