@@ -11,11 +11,21 @@ use std::sync::{Arc, Mutex};
 pub struct RecentLog {
     per_service: usize,
     services: Mutex<HashMap<Sid, VecDeque<Arc<StoredEvent>>>>,
+    /// Whether other nodes commit to the same log. Their events never enter this cache, so a
+    /// run that stops at a gap is most likely followed by events the store has: the store
+    /// serves the whole batch rather than this cache a short one. Alone, a gap only means a
+    /// local commit still on its way in, and the short run is served.
+    shared: bool,
 }
 
 impl RecentLog {
     pub fn new(per_service: usize) -> Self {
-        RecentLog { per_service, services: Mutex::new(HashMap::new()) }
+        RecentLog { per_service, services: Mutex::new(HashMap::new()), shared: false }
+    }
+
+    /// A cache for a node that shares its store with others (see [`RecentLog::shared`]).
+    pub fn shared(per_service: usize) -> Self {
+        RecentLog { shared: true, ..RecentLog::new(per_service) }
     }
 
     /// Adds committed events. Callers may arrive out of order; the ring stays sorted by seq.
@@ -48,7 +58,13 @@ impl RecentLog {
         }
         let mut out = Vec::new();
         for (expected, e) in (after + 1..).zip(ring.iter().skip(pos)) {
-            if e.seq != expected || out.len() >= limit as usize {
+            if out.len() >= limit as usize {
+                break;
+            }
+            if e.seq != expected {
+                if self.shared {
+                    return None;
+                }
                 break;
             }
             if object.is_none_or(|o| &e.object_sid == o) {
@@ -94,5 +110,18 @@ mod tests {
         assert_eq!(seqs(log.read(&service, 0, None, 10)), None, "1 was evicted");
         assert_eq!(seqs(log.read(&service, 4, None, 10)), Some(vec![5]));
         assert_eq!(seqs(log.read(&service, 5, None, 10)), None, "nothing after the newest");
+    }
+
+    #[test]
+    fn a_shared_log_leaves_runs_that_stop_at_a_gap_to_the_store() {
+        let service = Sid::new(SidKind::Service);
+        let doc = Sid::new(SidKind::Document);
+        let log = RecentLog::shared(8);
+        // 3 was committed by another node: only the store has it.
+        log.insert(&service, &[ev(1, &doc), ev(2, &doc), ev(4, &doc)]);
+        let seqs = |v: Option<Vec<StoredEvent>>| v.map(|v| v.iter().map(|e| e.seq).collect::<Vec<_>>());
+        assert_eq!(seqs(log.read(&service, 0, None, 10)), None);
+        assert_eq!(seqs(log.read(&service, 0, None, 2)), Some(vec![1, 2]), "the limit is reached before the gap");
+        assert_eq!(seqs(log.read(&service, 3, None, 10)), Some(vec![4]));
     }
 }

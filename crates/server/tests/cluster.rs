@@ -333,3 +333,30 @@ async fn a_postgres_restart_makes_nodes_unready_then_they_recover_losing_no_ackn
     assert!(got.windows(2).all(|w| w[1] == w[0] + 1), "no gap, no repeat: {got:?}");
     assert!(seen.iter().all(|e| e["type"] == "list_item_added"), "only the items: {seen:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_sweeps_on_every_node_remove_each_object_exactly_once() {
+    let Some(nodes) = cluster().await else { return };
+    nodes[0].service("ttl").await;
+    const DOCS: usize = 30;
+    for i in 0..DOCS {
+        let node = &nodes[i % nodes.len()];
+        let r = node.post("/services/ttl/documents", json!({ "unique_name": format!("d{i}"), "ttl": 1 })).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    nodes[1].post("/services/ttl/documents", json!({ "unique_name": "stays", "ttl": 3600 })).await.ok();
+    // All three nodes sweep every 200 ms; each expired document goes once.
+    eventually("every short-lived document expired", Duration::from_secs(15), || async {
+        let r = nodes[2].get("/services/ttl/documents?page_size=100").await.ok();
+        r["items"].as_array().map(|d| d.len()) == Some(1)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let log = nodes[0].all_changes("ttl").await;
+    let removed: Vec<&Value> = log.iter().filter(|e| e["type"] == "document_removed").collect();
+    assert_eq!(removed.len(), DOCS, "one removal per document: {removed:?}");
+    let distinct: HashSet<&str> = removed.iter().map(|e| e["object_sid"].as_str().unwrap()).collect();
+    assert_eq!(distinct.len(), DOCS);
+    assert!(removed.iter().all(|e| e["reason"] == "expired"));
+    assert_eq!(nodes[1].get("/services/ttl/documents/stays").await.status, 200);
+}

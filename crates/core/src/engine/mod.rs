@@ -110,13 +110,14 @@ use services::ServiceCache;
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, limits: Limits, root: RootCredentials, secrets: SecretBox) -> Self {
+        let shared = store.change_hints().is_some();
         Engine {
             store,
             limits,
             root,
             secrets,
             notifier: ChangeNotifier::default(),
-            recent: RecentLog::new(4096),
+            recent: if shared { RecentLog::shared(4096) } else { RecentLog::new(4096) },
             service_cache: ServiceCache::default(),
         }
     }
