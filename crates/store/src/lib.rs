@@ -171,6 +171,41 @@ macro_rules! impl_tx_state {
     };
 }
 
+/// A mutation waiting for a store's writer thread, and where its answer goes.
+pub(crate) struct WriteJob {
+    pub(crate) actor: ferrosync_core::store::Actor,
+    pub(crate) mutation: ferrosync_core::store::Mutation,
+    pub(crate) reply: tokio::sync::oneshot::Sender<Result<ferrosync_core::store::Applied, ferrosync_core::CoreError>>,
+}
+
+/// Most mutations one commit carries; bounds the latency a batch adds to its first member.
+pub(crate) const MAX_BATCH: usize = 512;
+
+/// The group-commit loop both stores' writer threads run: takes whatever is queued (up to
+/// [`MAX_BATCH`]) as one batch, has `commit` apply it in one transaction, and answers each
+/// caller. Ends when every sender is gone.
+pub(crate) fn run_writer(
+    mut rx: tokio::sync::mpsc::Receiver<WriteJob>,
+    mut commit: impl FnMut(&[WriteJob]) -> Vec<Result<ferrosync_core::store::Applied, ferrosync_core::CoreError>>,
+) {
+    let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("ferrosync_store_commit_batch_size").record(batch.len() as f64);
+        let results = commit(&batch);
+        for (job, result) in batch.drain(..).zip(results) {
+            // A caller that went away no longer needs its answer; the write stands.
+            let _ = job.reply.send(result);
+        }
+    }
+}
+
 pub mod conformance;
 pub mod postgres;
 pub mod sqlite;

@@ -13,6 +13,7 @@
 
 mod rows;
 
+use crate::WriteJob;
 use ferrosync_core::error::CoreError;
 use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
 use ferrosync_core::page::PageRequest;
@@ -25,23 +26,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
+use tokio::sync::{Semaphore, broadcast, mpsc};
 
 /// Schema migrations, applied in order at start; a node applies those the database lacks.
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("schema_v1.sql"))];
-/// Most mutations one commit carries.
-const MAX_BATCH: usize = 512;
 const READERS: usize = 4;
 /// The NOTIFY channel commits announce their services' new heads on.
 const CHANNEL: &str = "ferrosync_changes";
 /// Attempts of one mutation that met a deadlock with another node or a key it committed first.
 const ATTEMPTS: usize = 4;
-
-struct WriteJob {
-    actor: Actor,
-    mutation: Mutation,
-    reply: oneshot::Sender<Result<Applied, CoreError>>,
-}
 
 pub struct PgStore {
     epoch: String,
@@ -209,36 +202,19 @@ fn claim_meta(conn: &mut PgConn, key: &str, proposed: &str) -> Result<(String, b
     Ok((value, inserted == 1))
 }
 
-fn writer_loop(config: postgres::Config, epoch: String, mut rx: mpsc::Receiver<WriteJob>) {
+fn writer_loop(config: postgres::Config, epoch: String, rx: mpsc::Receiver<WriteJob>) {
     let mut conn: Option<PgConn> = None;
-    let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        metrics::histogram!("ferrosync_store_commit_batch_size").record(batch.len() as f64);
+    crate::run_writer(rx, |batch| {
         if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
-            conn = match connect(&config) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot reach PostgreSQL; failing this batch");
-                    None
-                }
-            };
+            conn = connect(&config)
+                .inspect_err(|e| tracing::warn!(error = %e, "cannot reach PostgreSQL; failing this batch"))
+                .ok();
         }
-        let results = match conn.as_mut() {
-            Some(c) => commit_batch(c, &epoch, &batch),
+        match conn.as_mut() {
+            Some(c) => commit_batch(c, &epoch, batch),
             None => unavailable(batch.len(), "PostgreSQL is unreachable"),
-        };
-        for (job, result) in batch.drain(..).zip(results) {
-            // A caller that went away no longer needs its answer; the write stands.
-            let _ = job.reply.send(result);
         }
-    }
+    });
     tracing::debug!("postgres writer stopped");
 }
 

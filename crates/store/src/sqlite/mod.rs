@@ -3,6 +3,7 @@
 
 mod rows;
 
+use crate::WriteJob;
 use ferrosync_core::error::CoreError;
 use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
 use ferrosync_core::page::PageRequest;
@@ -14,20 +15,12 @@ use rows::err;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc};
 
 const SCHEMA: &str = include_str!("schema.sql");
-/// Most mutations one commit carries; bounds the latency a batch adds to its first member.
-const MAX_BATCH: usize = 512;
 const READERS: usize = 4;
 /// WAL size (in pages) past which a checkpoint waits for readers to reset the log.
 const WAL_TRUNCATE_PAGES: i64 = 64 * 1024;
-
-struct WriteJob {
-    actor: Actor,
-    mutation: Mutation,
-    reply: oneshot::Sender<Result<Applied, CoreError>>,
-}
 
 pub struct SqliteStore {
     epoch: String,
@@ -166,29 +159,14 @@ fn checkpoint_loop(conn: Connection, writer_alive: mpsc::WeakSender<WriteJob>) {
     }
 }
 
-fn writer_loop(mut conn: Connection, epoch: String, mut rx: mpsc::Receiver<WriteJob>) {
-    let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        metrics::histogram!("ferrosync_store_commit_batch_size").record(batch.len() as f64);
-        let results = commit_batch(&mut conn, &epoch, &mut batch);
-        for (job, result) in batch.drain(..).zip(results) {
-            // A caller that went away no longer needs its answer; the write stands.
-            let _ = job.reply.send(result);
-        }
-    }
+fn writer_loop(mut conn: Connection, epoch: String, rx: mpsc::Receiver<WriteJob>) {
+    crate::run_writer(rx, |batch| commit_batch(&mut conn, &epoch, batch));
     tracing::debug!("sqlite writer stopped");
 }
 
 /// Applies every job in one transaction, each inside a savepoint so a failed precondition
 /// rolls back only its own mutation; the batch is acknowledged after one durable COMMIT.
-fn commit_batch(conn: &mut Connection, epoch: &str, batch: &mut [WriteJob]) -> Vec<Result<Applied, CoreError>> {
+fn commit_batch(conn: &mut Connection, epoch: &str, batch: &[WriteJob]) -> Vec<Result<Applied, CoreError>> {
     let started = std::time::Instant::now();
     let fail_all =
         |e: StoreError, n: usize| (0..n).map(|_| Err(CoreError::Store(StoreError::Backend(e.to_string())))).collect();
