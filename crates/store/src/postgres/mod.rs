@@ -22,7 +22,7 @@ use ferrosync_core::sid::Sid;
 use ferrosync_core::store::{Actor, ApiKeyRecord, Applied, ChangeHint, Mutation, StoreError, StoredEvent};
 use ferrosync_core::timestamp::Timestamp;
 use rows::{PgConn, err};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -259,7 +259,6 @@ fn commit_batch(conn: &mut PgConn, epoch: &str, batch: &[WriteJob]) -> Vec<Resul
     let mut results: Vec<Option<Result<Applied, CoreError>>> = (0..batch.len()).map(|_| None).collect();
     // Each touched service's sequence head: (as stored, as allocated so far in this batch).
     let mut seqs: HashMap<Sid, (u64, u64)> = HashMap::new();
-    let mut heads: BTreeMap<Sid, u64> = BTreeMap::new();
     let mut broken: Option<StoreError> = None;
     // A successful mutation's savepoint is released together with the next one's creation
     // (one round trip); COMMIT releases the last.
@@ -289,30 +288,26 @@ fn commit_batch(conn: &mut PgConn, epoch: &str, batch: &[WriteJob]) -> Vec<Resul
                     continue;
                 }
             }
-            if let Ok(applied) = &outcome {
-                for e in &applied.events {
-                    let head = heads.entry(e.service_sid.clone()).or_default();
-                    *head = (*head).max(e.seq);
-                }
-            }
             results[i] = Some(outcome);
             break;
         }
     }
+    // Every event took its number from `seqs`, so the services whose head moved are exactly
+    // those this batch wrote events to.
+    let advanced: Vec<(&Sid, u64)> =
+        seqs.iter().filter(|(_, (stored, current))| current != stored).map(|(s, (_, current))| (s, *current)).collect();
     if broken.is_none() {
         // The allocated heads go back to the (still locked) counter rows.
-        for (service, (stored, current)) in &seqs {
-            if current != stored
-                && let Err(e) = rows::set_head_seq(conn, service, *current)
-            {
+        for (service, head) in &advanced {
+            if let Err(e) = rows::set_head_seq(conn, service, *head) {
                 broken = Some(e);
                 break;
             }
         }
     }
-    if broken.is_none() && !heads.is_empty() {
+    if broken.is_none() && !advanced.is_empty() {
         // Delivered to every listening node when (and only if) the transaction commits.
-        let payload: Vec<String> = heads.iter().map(|(s, seq)| format!("{s}:{seq}")).collect();
+        let payload: Vec<String> = advanced.iter().map(|(s, seq)| format!("{s}:{seq}")).collect();
         if let Err(e) = conn.execute("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", &[&CHANNEL, &payload]) {
             broken = Some(e);
         }
