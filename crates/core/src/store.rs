@@ -60,12 +60,14 @@ pub enum Mutation {
         unique_name: Option<String>,
         friendly_name: Option<String>,
         acl_enabled: bool,
+        settings: crate::model::ServiceSettings,
     },
     UpdateService {
         service: Sid,
         unique_name: Option<Option<String>>,
         friendly_name: Option<Option<String>>,
         acl_enabled: Option<bool>,
+        settings: crate::model::ServiceSettingsPatch,
     },
     RemoveService {
         service: Sid,

@@ -18,8 +18,12 @@ pub async fn create(
     Auth(p): Auth,
     JsonBody(body): JsonBody<CreateService>,
 ) -> ApiResult<(StatusCode, Json<ServiceView>)> {
-    let spec =
-        ServiceSpec { unique_name: body.unique_name, friendly_name: body.friendly_name, acl_enabled: body.acl_enabled };
+    let spec = ServiceSpec {
+        unique_name: body.unique_name,
+        friendly_name: body.friendly_name,
+        acl_enabled: body.acl_enabled,
+        ..Default::default()
+    };
     let service = state.engine.create_service(&p, spec).await?;
     Ok((StatusCode::CREATED, Json(service.into())))
 }
@@ -63,6 +67,7 @@ pub async fn update(
         unique_name: body.unique_name.map(|n| (!n.is_empty()).then_some(n)),
         friendly_name: body.friendly_name.map(|n| (!n.is_empty()).then_some(n)),
         acl_enabled: body.acl_enabled,
+        ..Default::default()
     };
     Ok(Json(state.engine.update_service(&p, &service, patch).await?.into()))
 }
