@@ -265,6 +265,16 @@ impl Cx<'_> {
                 self.tx.put_api_key(&key)?;
                 Ok(Outcome::ApiKey)
             }
+            Mutation::RenameApiKey { sid, friendly_name } => {
+                // Read inside the transaction, so a key deleted meanwhile stays deleted.
+                let mut key = self
+                    .tx
+                    .api_key(&sid)?
+                    .ok_or_else(|| CoreError::not_found(NotFoundKind::ApiKey, sid.to_string()))?;
+                key.friendly_name = friendly_name;
+                self.tx.put_api_key(&key)?;
+                Ok(Outcome::ApiKey)
+            }
             Mutation::RemoveApiKey { sid } => {
                 if !self.tx.delete_api_key(&sid)? {
                     return Err(CoreError::not_found(NotFoundKind::ApiKey, sid.to_string()));

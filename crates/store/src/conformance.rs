@@ -48,11 +48,8 @@ async fn service_settings_round_trip(store: Arc<dyn Store>) {
     let read = store.service(&ObjectRef::Sid(sid.clone())).await.expect("reads").expect("exists");
     assert_eq!(read.settings, settings);
 
-    let patch = ServiceSettingsPatch {
-        webhook_url: Some(None),
-        webhooks_from_rest_enabled: Some(true),
-        ..Default::default()
-    };
+    let patch =
+        ServiceSettingsPatch { webhook_url: Some(None), webhooks_from_rest_enabled: Some(true), ..Default::default() };
     let m = Mutation::UpdateService {
         service: sid.clone(),
         unique_name: None,

@@ -161,6 +161,9 @@ macro_rules! impl_tx_state {
             fn prune_events(&mut self, before: Timestamp) -> Result<u64, StoreError> {
                 $rows::prune_events(self.conn, before)
             }
+            fn api_key(&mut self, sid: &Sid) -> Result<Option<ApiKeyRecord>, StoreError> {
+                $rows::api_key(self.conn, sid)
+            }
             fn put_api_key(&mut self, key: &ApiKeyRecord) -> Result<(), StoreError> {
                 $rows::put_api_key(self.conn, key)
             }

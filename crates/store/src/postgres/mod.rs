@@ -241,6 +241,7 @@ fn lock_key(m: &Mutation) -> Option<&Sid> {
         | Mutation::Expire { .. }
         | Mutation::Prune { .. }
         | Mutation::PutApiKey(_)
+        | Mutation::RenameApiKey { .. }
         | Mutation::RemoveApiKey { .. } => None,
     }
 }

@@ -96,13 +96,5 @@ pub fn page_request(
 
 /// The absolute URL of this request's path, honouring proxies' forwarded headers.
 pub fn base_url(headers: &HeaderMap, uri: &axum::http::Uri) -> String {
-    let header = |name: &str| {
-        headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.split(',').next().unwrap_or(s).trim().to_owned())
-    };
-    let host = header("x-forwarded-host").or_else(|| header("host"));
-    let proto = header("x-forwarded-proto").unwrap_or_else(|| "http".to_owned());
-    match host {
-        Some(host) => format!("{proto}://{host}{}", uri.path()),
-        None => uri.path().to_owned(),
-    }
+    format!("{}{}", crate::api::http::origin(headers).unwrap_or_default(), uri.path())
 }
