@@ -212,3 +212,17 @@ async fn the_twilio_face_and_the_native_api_are_one_history() {
     let changes = s.all_changes("tw-one").await;
     assert!(changes.len() >= 4, "map created, item added and updated twice: {changes:?}");
 }
+
+#[tokio::test]
+async fn the_default_service_exists_for_every_account() {
+    let Some(s) = TestServer::start().await else { return };
+    let doc = s.twilio_post("/Services/default/Documents", &[("UniqueName", "d")]).await;
+    assert_eq!(doc.status, 201, "{}", doc.text);
+    let svc = s.twilio_get("/Services/default").await.ok();
+    assert_eq!((&svc["unique_name"], &svc["sid"]), (&json!("default"), &doc.body["service_sid"]));
+    // Named again, it is the same service.
+    let again = s.twilio_get("/Services/default/Documents/d").await.ok();
+    assert_eq!(again["service_sid"], svc["sid"]);
+    let all = s.twilio_get("/Services").await.ok();
+    assert_eq!(all["services"].as_array().unwrap().len(), 1);
+}
