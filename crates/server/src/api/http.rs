@@ -48,6 +48,29 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, String> {
     unquoted.parse::<u64>().map(Some).map_err(|_| raw.to_owned())
 }
 
+/// Reads a request's whole body (up to `limit` bytes) before any handler or extractor runs.
+///
+/// A request refused early (bad credentials, a malformed header) would otherwise be answered
+/// with its body unread, and the server would then drop the kept-alive connection without
+/// saying so: a client that pools connections fails its next call. A body over the limit gets
+/// `too_large` with `Connection: close`, as it cannot be drained cheaply.
+pub async fn read_body_first(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+    limit: usize,
+    too_large: impl FnOnce() -> Response,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Err(_) => {
+            let mut response = too_large();
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! API keys the way Twilio's helper libraries create them, so that their `AccessToken` helpers
 //! can sign tokens Ferrosync accepts: the 2010-04-01 API
-//! (`/2010-04-01/Accounts/{AccountSid}/Keys.json`, RFC 2822 dates, `*_page_uri` paging) and
-//! IAM v1 (`/v1/Keys`, ISO dates, the `meta` block).
+//! (`/2010-04-01/Accounts/{AccountSid}/Keys.json`, `*_page_uri` paging) and IAM v1
+//! (`/v1/Keys`, the `meta` block); both write dates in RFC 2822.
 
 use super::auth::BasicAuth;
 use super::error::{TwilioError, TwilioResult};
@@ -26,6 +26,7 @@ pub fn v2010_router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/2010-04-01/Accounts/{account}/Keys.json", get(v2010_list).post(v2010_create))
         .route("/2010-04-01/Accounts/{account}/Keys/{file}", get(v2010_fetch).post(v2010_update).delete(v2010_remove))
+        .layer(axum::middleware::from_fn(super::params::read_body_first))
 }
 
 pub fn iam_router() -> Router<Arc<AppState>> {
@@ -73,8 +74,9 @@ impl IamKey {
         IamKey {
             sid: k.sid.to_string(),
             friendly_name: k.friendly_name,
-            date_created: k.date_created.to_iso_seconds(),
-            date_updated: k.date_created.to_iso_seconds(),
+            // RFC 2822, as Twilio's IAM API writes them (its helper libraries parse them so).
+            date_created: k.date_created.to_rfc2822(),
+            date_updated: k.date_created.to_rfc2822(),
             secret: with_secret.then_some(k.secret),
             policy: with_secret.then_some(Value::Null),
         }

@@ -122,6 +122,20 @@ impl<S: Send + Sync> FromRequest<S> for Form {
 /// triple in size.
 pub const BODY_LIMIT: usize = 128 * 1024;
 
+/// Middleware: the whole (bounded) body is read before authentication and the other
+/// extractors run (see [`crate::api::http::read_body_first`]).
+pub async fn read_body_first(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    crate::api::http::read_body_first(req, next, BODY_LIMIT, || {
+        TwilioError::new(
+            code::TOO_LARGE,
+            format!("the request body is larger than the {} KiB limit", BODY_LIMIT / 1024),
+        )
+        .into_response()
+    })
+    .await
+}
+
 /// The query string's parameters.
 pub struct Query(pub Params);
 

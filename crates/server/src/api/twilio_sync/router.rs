@@ -2,7 +2,7 @@
 
 use super::{items, messages, objects, permissions, services};
 use crate::api::twilio::error;
-use crate::api::twilio::params::BODY_LIMIT;
+use crate::api::twilio::params::{BODY_LIMIT, read_body_first};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -32,4 +32,5 @@ pub fn router() -> Router<Arc<AppState>> {
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(read_body_first))
 }
