@@ -13,11 +13,13 @@ impl Engine {
         if let Some(n) = &spec.friendly_name {
             check_len("friendly_name", n, 255)?;
         }
+        validate_settings(&spec.settings)?;
         let m = Mutation::CreateService {
             sid: Sid::new(SidKind::Service),
             unique_name: spec.unique_name,
             friendly_name: spec.friendly_name,
             acl_enabled: spec.acl_enabled,
+            settings: spec.settings,
         };
         let outcome = self.store.execute(Actor::SYSTEM, m).await?.outcome;
         self.service_cache.clear();
@@ -41,11 +43,15 @@ impl Engine {
             check_len("friendly_name", n, 255)?;
         }
         let svc = self.resolve_service_ref(service).await?;
+        let mut merged = svc.settings.clone();
+        patch.settings.clone().apply(&mut merged);
+        validate_settings(&merged)?;
         let m = Mutation::UpdateService {
             service: svc.sid,
             unique_name: patch.unique_name,
             friendly_name: patch.friendly_name,
             acl_enabled: patch.acl_enabled,
+            settings: patch.settings,
         };
         let outcome = self.store.execute(Actor::SYSTEM, m).await?.outcome;
         self.service_cache.clear();
@@ -121,4 +127,27 @@ impl ServiceCache {
     fn clear(&self) {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
+}
+
+/// Checks settings the way Twilio does: an absolute http(s) webhook URL and a debouncing window
+/// of 1 to 30 seconds.
+fn validate_settings(s: &ServiceSettings) -> Result<(), CoreError> {
+    if let Some(url) = &s.webhook_url {
+        check_len("webhook_url", url, 2048)?;
+        let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+        if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+            return Err(CoreError::invalid(
+                "webhook_url",
+                format!("must be an absolute http or https URL, got '{url}'"),
+            ));
+        }
+    }
+    let w = s.reachability_debouncing_window;
+    if !(1000..=30000).contains(&w) {
+        return Err(CoreError::invalid(
+            "reachability_debouncing_window",
+            format!("must be between 1000 and 30000 milliseconds, got {w}"),
+        ));
+    }
+    Ok(())
 }

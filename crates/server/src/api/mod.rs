@@ -1,7 +1,10 @@
 //! The HTTP surface: one module per face, plus the operations endpoints.
 
+pub mod http;
 pub mod native;
 pub mod ops;
+pub mod twilio;
+pub mod twilio_sync;
 
 use crate::state::AppState;
 use axum::Router;
@@ -14,6 +17,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(ops::router())
         .nest("/api/v1", native::router::router())
+        .nest("/twilio/sync/v1", twilio_sync::router::router())
+        .nest("/twilio/api", twilio::keys::v2010_router().fallback(twilio::error::route_not_found))
+        .nest("/twilio/iam", twilio::keys::iam_router().fallback(twilio::error::route_not_found))
         .fallback(native::error::route_not_found)
         .layer(axum::middleware::from_fn(crate::observe::track))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
