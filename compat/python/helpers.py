@@ -101,7 +101,8 @@ def assert_sid(value, prefix):
 
 
 def assert_recent(value):
-    """A datetime parsed by twilio-python (so ISO 8601 `…Z` on the wire), close to now."""
+    """A date twilio-python parsed (so it came in the format the library expects for that
+    resource: ISO 8601 `…Z` for Sync, RFC 2822 for keys), close to now."""
     assert isinstance(value, datetime.datetime), f"not parsed as a date: {value!r}"
     now = datetime.datetime.now(datetime.timezone.utc)
     assert abs((now - value).total_seconds()) < 3600, f"{value} is not around {now}"

@@ -46,6 +46,11 @@ def test_keys_through_the_2010_api(client):
     fetched = keys(created.sid).fetch()
     assert fetched.sid == created.sid and fetched.friendly_name == name
     assert_recent(fetched.date_created)
+    renamed = unique("renamed")
+    assert keys(created.sid).update(friendly_name=renamed).friendly_name == renamed
+    assert keys(created.sid).fetch().friendly_name == renamed
+    other_account = client.api.v2010.accounts("AC" + "0" * 32).keys(created.sid)
+    assert_error(rest_error(other_account.fetch), 404, NOT_FOUND["key"])
     path = f"/twilio/api/2010-04-01/Accounts/{ACCOUNT_SID}/Keys/{created.sid}.json"
     body = raw("GET", path).json()
     assert "secret" not in body or body["secret"] in (None, ""), "the secret is shown only at creation"
@@ -77,9 +82,14 @@ def test_keys_through_the_iam_api(client):
 
     fetched = client.iam.v1.api_key(created.sid).fetch()
     assert fetched.sid == created.sid and fetched.friendly_name == name
+    assert_recent(fetched.date_created)
+    renamed = unique("renamed")
+    assert client.iam.v1.api_key(created.sid).update(friendly_name=renamed).friendly_name == renamed
+    name = renamed
 
-    listed = {k.sid: k for k in client.iam.v1.get_api_keys.list(account_sid=ACCOUNT_SID)}
+    listed = {k.sid: k for k in client.iam.v1.get_api_keys.list(account_sid=ACCOUNT_SID, page_size=1)}
     assert created.sid in listed and listed[created.sid].friendly_name == name
+    assert_recent(listed[created.sid].date_created)
     # A key made through one API is visible through the other.
     assert client.api.v2010.account.keys(created.sid).fetch().friendly_name == name
 
@@ -106,6 +116,16 @@ def test_an_access_token_from_twilio_python_is_accepted_until_its_key_is_deleted
     r = native_get(f"/services/{service_instance.sid}/documents/{doc.sid}", token)
     assert r.status_code == 200, r.text
     assert r.json()["data"] == {"hello": "world"}
+
+    # What the token's identity creates is created_by that identity on the Twilio face.
+    made = requests.post(
+        f"{URL}/api/v1/services/{service_instance.sid}/documents",
+        json={"unique_name": "by-alice", "data": {"from": "sdk"}},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=HTTP_TIMEOUT,
+    )
+    assert made.status_code == 201, made.text
+    assert service.documents("by-alice").fetch().created_by == "alice"
 
     forged = token_for(key.sid, key.secret + "x", service_instance.sid)
     assert native_get(f"/services/{service_instance.sid}/documents/{doc.sid}", forged).status_code == 401
