@@ -175,3 +175,11 @@ def test_errors_raise_the_classic_exception_class(service):
     assert type(info.value) is TwilioRestException
     # twilio-python appends the server's message to its own.
     assert info.value.msg.startswith("Unable to fetch record: ") and len(info.value.msg) > 24, info.value.msg
+
+
+def test_an_unsupported_method_is_a_twilio_error(service_instance):
+    r = raw("PUT", f"/twilio/sync/v1/Services/{service_instance.sid}", data={"FriendlyName": "x"})
+    assert r.status_code == 405, r.text
+    body = r.json()
+    assert {"code", "message", "more_info", "status"} <= set(body) and body["status"] == 405, body
+    assert "type" not in body and "title" not in body, body
