@@ -29,7 +29,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `compat/` at the root of the repository.
 pub fn compat_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../compat")
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../compat");
+    dir.canonicalize().unwrap_or(dir)
 }
 
 /// `target/compat/`: venvs, markers and the install lock.
