@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// The unique name of the service that exists for every account.
+pub const DEFAULT_SERVICE: &str = "default";
+
 impl Engine {
     // ----- services -------------------------------------------------------------------------
 
@@ -89,10 +92,38 @@ impl Engine {
             return Ok(found);
         }
         let r = ObjectRef::parse(service, SidKind::Service)?;
-        let found =
-            self.store.service(&r).await?.ok_or_else(|| CoreError::not_found(NotFoundKind::Service, service))?;
+        let found = match self.store.service(&r).await? {
+            Some(found) => found,
+            None if service == DEFAULT_SERVICE => self.create_default_service().await?,
+            None => return Err(CoreError::not_found(NotFoundKind::Service, service)),
+        };
         self.service_cache.put(service, &found);
         Ok(found)
+    }
+
+    /// Twilio gives every account a service named `default` (tokens and paths may name it so):
+    /// it comes into being the first time it is named.
+    async fn create_default_service(&self) -> Result<Service, CoreError> {
+        let m = Mutation::CreateService {
+            sid: Sid::new(SidKind::Service),
+            unique_name: Some(DEFAULT_SERVICE.to_owned()),
+            friendly_name: Some("Default Service".to_owned()),
+            acl_enabled: false,
+            settings: ServiceSettings::default(),
+        };
+        match self.store.execute(Actor::SYSTEM, m).await {
+            Ok(applied) => match applied.outcome {
+                Outcome::Service(s) => Ok(s),
+                other => Err(unexpected(other)),
+            },
+            // Another request (or node) created it first.
+            Err(CoreError::AlreadyExists { .. }) => self
+                .store
+                .service(&ObjectRef::UniqueName(DEFAULT_SERVICE.to_owned()))
+                .await?
+                .ok_or_else(|| CoreError::not_found(NotFoundKind::Service, DEFAULT_SERVICE)),
+            Err(e) => Err(e),
+        }
     }
 }
 
