@@ -8,6 +8,8 @@ import uuid
 import pytest
 import requests
 from twilio.base.exceptions import TwilioRestException
+from twilio.jwt.access_token import AccessToken
+from twilio.jwt.access_token.grants import SyncGrant
 from twilio.rest import Client
 
 URL = os.environ["FERROSYNC_URL"].rstrip("/")
@@ -126,3 +128,11 @@ def etag_of(response):
 def big_data(size):
     """A JSON object whose json.dumps form (as twilio-python sends it) is `size` bytes or more."""
     return {"blob": "x" * size}
+
+
+def token_for(key_sid, key_secret, service_sid, identity="alice"):
+    """An access token minted by twilio-python's own AccessToken with a SyncGrant."""
+    token = AccessToken(ACCOUNT_SID, key_sid, key_secret, identity=identity, ttl=3600)
+    token.add_grant(SyncGrant(service_sid=service_sid))
+    jwt_text = token.to_jwt()
+    return jwt_text.decode() if isinstance(jwt_text, bytes) else jwt_text

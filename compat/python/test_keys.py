@@ -5,9 +5,6 @@ import datetime
 
 import jwt
 import requests
-from twilio.jwt.access_token import AccessToken
-from twilio.jwt.access_token.grants import SyncGrant
-
 from helpers import (
     ACCOUNT_SID,
     HTTP_TIMEOUT,
@@ -19,19 +16,13 @@ from helpers import (
     make_client,
     raw,
     rest_error,
+    token_for,
     unique,
 )
 
 
 def native_get(path, token):
     return requests.get(URL + "/api/v1" + path, headers={"Authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT)
-
-
-def token_for(key_sid, key_secret, service_sid, identity="alice"):
-    token = AccessToken(ACCOUNT_SID, key_sid, key_secret, identity=identity, ttl=3600)
-    token.add_grant(SyncGrant(service_sid=service_sid))
-    jwt_text = token.to_jwt()
-    return jwt_text.decode() if isinstance(jwt_text, bytes) else jwt_text
 
 
 def test_keys_through_the_2010_api(client):
