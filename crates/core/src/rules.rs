@@ -74,6 +74,9 @@ impl Cx<'_> {
                     pruned_seq: 0,
                 };
                 self.tx.put_service(&service)?;
+                if service.settings.webhook_url.is_some() {
+                    self.tx.set_webhook_cursor(&service.sid, Some(0))?;
+                }
                 Ok(Outcome::Service(service))
             }
             Mutation::UpdateService { service, unique_name, friendly_name, acl_enabled, settings } => {
@@ -93,10 +96,18 @@ impl Cx<'_> {
                 if let Some(acl) = acl_enabled {
                     s.acl_enabled = acl;
                 }
+                let had_webhook = s.settings.webhook_url.is_some();
                 settings.apply(&mut s.settings);
                 s.revision += 1;
                 s.date_updated = self.now;
                 self.tx.put_service(&s)?;
+                // Webhooks start at the log's head when a URL is first set (no history is
+                // replayed) and stop when it is cleared; a changed URL keeps its place.
+                match (had_webhook, s.settings.webhook_url.is_some()) {
+                    (false, true) => self.tx.set_webhook_cursor(&s.sid, Some(s.head_seq))?,
+                    (true, false) => self.tx.set_webhook_cursor(&s.sid, None)?,
+                    _ => {}
+                }
                 Ok(Outcome::Service(s))
             }
             Mutation::RemoveService { service } => {

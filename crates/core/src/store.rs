@@ -243,6 +243,21 @@ pub trait TxState {
     fn api_key(&mut self, sid: &Sid) -> Result<Option<ApiKeyRecord>, StoreError>;
     fn put_api_key(&mut self, key: &ApiKeyRecord) -> Result<(), StoreError>;
     fn delete_api_key(&mut self, sid: &Sid) -> Result<bool, StoreError>;
+    /// Starts a service's webhook delivery after sequence number `start` (`Some`), or ends it
+    /// (`None`), inside the transaction that sets or clears its webhook URL.
+    fn set_webhook_cursor(&mut self, service: &Sid, start: Option<u64>) -> Result<(), StoreError>;
+}
+
+/// Where one service's webhook delivery stands, and which node delivers it. Services with a
+/// webhook URL have one; it is created at the log's head when the URL is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookCursor {
+    pub service: Sid,
+    /// Every event up to and including this sequence number was delivered (or given up on).
+    pub delivered_seq: u64,
+    /// The node delivering this service's webhooks while its lease runs.
+    pub lease_owner: Option<String>,
+    pub lease_expires: Timestamp,
 }
 
 /// A durable home for everything. `execute` returns only once the change is durable.
@@ -280,6 +295,29 @@ pub trait Store: Send + Sync + 'static {
     /// Stores `proposed` under `key` unless a value is there already (settings every node of a
     /// cluster must share); returns the stored value and whether this call stored it.
     async fn claim_meta(&self, key: &str, proposed: &str) -> Result<(String, bool), StoreError>;
+    /// Every service's webhook cursor.
+    async fn webhook_cursors(&self) -> Result<Vec<WebhookCursor>, StoreError>;
+    /// Takes the delivery lease on `service`'s webhooks for `owner` until `until`, when no one
+    /// holds it, its holder's lease ran out before `now`, or `owner` holds it already. Returns
+    /// the cursor when taken; `None` when another node delivers them or there is no cursor.
+    async fn take_webhook_lease(
+        &self,
+        service: &Sid,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Option<u64>, StoreError>;
+    /// Moves the cursor up to `seq` (never back) and extends the lease to `until`, only while
+    /// `owner` holds it: false when the lease was lost (taken over, or the cursor removed).
+    async fn advance_webhook_cursor(
+        &self,
+        service: &Sid,
+        owner: &str,
+        seq: u64,
+        until: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Gives the lease up, so another node can take over at once.
+    async fn release_webhook_lease(&self, service: &Sid, owner: &str) -> Result<(), StoreError>;
     /// Commits made by other nodes sharing this store, for stores that can have several;
     /// `None` when this node is the only writer.
     fn change_hints(&self) -> Option<tokio::sync::broadcast::Receiver<ChangeHint>> {

@@ -26,6 +26,8 @@ where
     pruning_records_the_horizon(make().await).await;
     concurrent_conditional_updates_have_one_winner(make().await).await;
     service_settings_round_trip(make().await).await;
+    webhook_cursors_start_at_the_head_and_follow_the_url(make().await).await;
+    webhook_leases_have_one_holder_and_fence_the_cursor(make().await).await;
 }
 
 async fn service_settings_round_trip(store: Arc<dyn Store>) {
@@ -284,4 +286,111 @@ async fn concurrent_conditional_updates_have_one_winner(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(winners, 1, "exactly one If-Match: 0 update wins");
+}
+
+async fn set_webhook_url(store: &Arc<dyn Store>, service: &Sid, url: Option<&str>) {
+    use ferrosync_core::model::ServiceSettingsPatch;
+    let settings = ServiceSettingsPatch { webhook_url: Some(url.map(str::to_owned)), ..Default::default() };
+    let m = Mutation::UpdateService {
+        service: service.clone(),
+        unique_name: None,
+        friendly_name: None,
+        acl_enabled: None,
+        settings,
+    };
+    store.execute(Actor::SYSTEM, m).await.expect("service updated");
+}
+
+async fn cursor_of(store: &Arc<dyn Store>, service: &Sid) -> Option<u64> {
+    let cursors = store.webhook_cursors().await.expect("cursors");
+    cursors.into_iter().find(|c| &c.service == service).map(|c| c.delivered_seq)
+}
+
+async fn webhook_cursors_start_at_the_head_and_follow_the_url(store: Arc<dyn Store>) {
+    let svc = service(&store).await;
+    open(&store, &svc, ObjectKind::Document, "a").await;
+    open(&store, &svc, ObjectKind::Document, "b").await;
+    assert_eq!(cursor_of(&store, &svc).await, None, "no URL, no cursor");
+
+    set_webhook_url(&store, &svc, Some("https://hooks.example/a")).await;
+    assert_eq!(cursor_of(&store, &svc).await, Some(2), "starts at the head: history is not replayed");
+    open(&store, &svc, ObjectKind::Document, "c").await;
+    set_webhook_url(&store, &svc, Some("https://hooks.example/b")).await;
+    assert_eq!(cursor_of(&store, &svc).await, Some(2), "a changed URL keeps its place");
+
+    set_webhook_url(&store, &svc, None).await;
+    assert_eq!(cursor_of(&store, &svc).await, None, "a cleared URL ends delivery");
+    open(&store, &svc, ObjectKind::Document, "d").await;
+    set_webhook_url(&store, &svc, Some("https://hooks.example/a")).await;
+    assert_eq!(cursor_of(&store, &svc).await, Some(4), "set again, it starts at the head again");
+
+    let with_url = Sid::new(SidKind::Service);
+    let m = Mutation::CreateService {
+        sid: with_url.clone(),
+        unique_name: None,
+        friendly_name: None,
+        acl_enabled: false,
+        settings: ferrosync_core::model::ServiceSettings {
+            webhook_url: Some("https://hooks.example/new".into()),
+            ..Default::default()
+        },
+    };
+    store.execute(Actor::SYSTEM, m).await.expect("service created");
+    assert_eq!(cursor_of(&store, &with_url).await, Some(0), "created with a URL: every event is delivered");
+
+    store.execute(Actor::SYSTEM, Mutation::RemoveService { service: with_url.clone() }).await.expect("removed");
+    assert_eq!(cursor_of(&store, &with_url).await, None, "the cursor goes with its service");
+}
+
+async fn webhook_leases_have_one_holder_and_fence_the_cursor(store: Arc<dyn Store>) {
+    let svc = service(&store).await;
+    set_webhook_url(&store, &svc, Some("https://hooks.example/a")).await;
+    let t = |ms: i64| Timestamp(1_000_000 + ms);
+
+    // Many nodes race for a free lease: exactly one gets it.
+    let mut tasks = Vec::new();
+    for n in 0..16 {
+        let (store, svc) = (store.clone(), svc.clone());
+        tasks.push(tokio::spawn(async move {
+            store.take_webhook_lease(&svc, &format!("node-{n}"), t(0), t(30_000)).await.expect("lease")
+        }));
+    }
+    let mut holders = 0;
+    for task in tasks {
+        if task.await.expect("task").is_some() {
+            holders += 1;
+        }
+    }
+    assert_eq!(holders, 1, "one node holds the lease");
+    let holder = store
+        .webhook_cursors()
+        .await
+        .expect("cursors")
+        .into_iter()
+        .find(|c| c.service == svc)
+        .and_then(|c| c.lease_owner)
+        .expect("a holder is recorded");
+    let other = if holder == "node-0" { "node-1" } else { "node-0" };
+
+    assert_eq!(store.take_webhook_lease(&svc, &holder, t(1), t(30_000)).await.expect("renew"), Some(0));
+    assert!(store.advance_webhook_cursor(&svc, &holder, 3, t(30_000)).await.expect("advance"));
+    assert!(!store.advance_webhook_cursor(&svc, other, 9, t(30_000)).await.expect("advance"), "not the holder");
+    assert!(store.advance_webhook_cursor(&svc, &holder, 1, t(30_000)).await.expect("advance"));
+    assert_eq!(cursor_of(&store, &svc).await, Some(3), "never moves back");
+
+    // Before it runs out the lease stays; after, another node takes it over and the old
+    // holder can no longer move the cursor.
+    assert_eq!(store.take_webhook_lease(&svc, other, t(29_999), t(60_000)).await.expect("lease"), None);
+    assert_eq!(store.take_webhook_lease(&svc, other, t(30_001), t(60_000)).await.expect("lease"), Some(3));
+    assert!(!store.advance_webhook_cursor(&svc, &holder, 5, t(90_000)).await.expect("advance"), "fenced off");
+    assert_eq!(cursor_of(&store, &svc).await, Some(3));
+
+    // Released, it is free at once.
+    store.release_webhook_lease(&svc, other).await.expect("released");
+    assert_eq!(store.take_webhook_lease(&svc, &holder, t(30_002), t(60_000)).await.expect("lease"), Some(3));
+
+    // A cleared URL ends the holder's delivery.
+    set_webhook_url(&store, &svc, None).await;
+    assert!(!store.advance_webhook_cursor(&svc, &holder, 4, t(60_000)).await.expect("advance"));
+    assert_eq!(store.take_webhook_lease(&svc, &holder, t(30_003), t(60_000)).await.expect("lease"), None);
 }

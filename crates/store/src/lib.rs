@@ -94,6 +94,10 @@ macro_rules! impl_store {
             async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
                 self.read($rows::api_keys).await
             }
+
+            async fn webhook_cursors(&self) -> Result<Vec<ferrosync_core::store::WebhookCursor>, StoreError> {
+                self.read($rows::webhook_cursors).await
+            }
         }
     };
 }
@@ -169,6 +173,9 @@ macro_rules! impl_tx_state {
             }
             fn delete_api_key(&mut self, sid: &Sid) -> Result<bool, StoreError> {
                 $rows::delete_by_sid(self.conn, "api_keys", sid)
+            }
+            fn set_webhook_cursor(&mut self, service: &Sid, start: Option<u64>) -> Result<(), StoreError> {
+                $rows::set_webhook_cursor(self.conn, service, start)
             }
         }
     };

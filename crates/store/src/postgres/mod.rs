@@ -29,7 +29,8 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, broadcast, mpsc};
 
 /// Schema migrations, applied in order at start; a node applies those the database lacks.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("schema_v1.sql")), (2, include_str!("schema_v2.sql"))];
+const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("schema_v1.sql")), (2, include_str!("schema_v2.sql")), (3, include_str!("schema_v3.sql"))];
 const READERS: usize = 4;
 /// The NOTIFY channel commits announce their services' new heads on.
 const CHANNEL: &str = "ferrosync_changes";
@@ -433,6 +434,33 @@ impl_store!(PgStore, rows, {
     async fn claim_meta(&self, key: &str, proposed: &str) -> Result<(String, bool), StoreError> {
         let (key, proposed) = (key.to_owned(), proposed.to_owned());
         self.read(move |c| claim_meta(c, &key, &proposed)).await
+    }
+
+    async fn take_webhook_lease(
+        &self,
+        service: &Sid,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Option<u64>, StoreError> {
+        let (service, owner) = (service.clone(), owner.to_owned());
+        self.read(move |c| rows::take_webhook_lease(c, &service, &owner, now, until)).await
+    }
+
+    async fn advance_webhook_cursor(
+        &self,
+        service: &Sid,
+        owner: &str,
+        seq: u64,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (service, owner) = (service.clone(), owner.to_owned());
+        self.read(move |c| rows::advance_webhook_cursor(c, &service, &owner, seq, until)).await
+    }
+
+    async fn release_webhook_lease(&self, service: &Sid, owner: &str) -> Result<(), StoreError> {
+        let (service, owner) = (service.clone(), owner.to_owned());
+        self.read(move |c| rows::release_webhook_lease(c, &service, &owner)).await
     }
 
     fn change_hints(&self) -> Option<broadcast::Receiver<ChangeHint>> {

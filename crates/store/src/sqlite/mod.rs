@@ -19,7 +19,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 /// Schema migrations in order; `PRAGMA user_version` records how many a file has had. The first
 /// is idempotent, so files made before versions were recorded take it again harmlessly.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_v2.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_v2.sql"), include_str!("schema_v3.sql")];
 const READERS: usize = 4;
 /// WAL size (in pages) past which a checkpoint waits for readers to reset the log.
 const WAL_TRUNCATE_PAGES: i64 = 64 * 1024;
@@ -29,6 +29,9 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: mpsc::Sender<WriteJob>,
     readers: Arc<ReaderPool>,
+    /// Small single-statement writes beside the writer's batches (webhook cursors and leases):
+    /// they touch no domain rows, so they need not wait for a turn of the group commit.
+    bookkeeping: Arc<Mutex<Connection>>,
 }
 
 struct ReaderPool {
@@ -84,6 +87,9 @@ impl SqliteStore {
             .spawn(move || writer_loop(conn, thread_epoch, rx))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
 
+        let bookkeeping = Connection::open(path).map_err(err)?;
+        bookkeeping.execute_batch(&format!("PRAGMA busy_timeout = 5000; PRAGMA synchronous = {sync};")).map_err(err)?;
+
         let checkpointer = Connection::open(path).map_err(err)?;
         checkpointer.execute_batch("PRAGMA busy_timeout = 5000;").map_err(err)?;
         let writer_alive = tx.downgrade();
@@ -97,6 +103,7 @@ impl SqliteStore {
             path: path.to_owned(),
             writer: tx,
             readers: Arc::new(ReaderPool { conns: Mutex::new(readers), permits: Semaphore::new(READERS) }),
+            bookkeeping: Arc::new(Mutex::new(bookkeeping)),
         })
     }
 
@@ -125,6 +132,19 @@ impl SqliteStore {
         .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?;
         pool.conns.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
         result
+    }
+}
+
+impl SqliteStore {
+    /// Runs `f` on the bookkeeping connection off the async threads.
+    async fn bookkeep<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.bookkeeping.clone();
+        tokio::task::spawn_blocking(move || f(&conn.lock().unwrap_or_else(|e| e.into_inner())))
+            .await
+            .map_err(|e| StoreError::Backend(format!("bookkeeping task failed: {e}")))?
     }
 }
 
@@ -247,6 +267,33 @@ impl_store!(SqliteStore, rows, {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(err)).await
+    }
+
+    async fn take_webhook_lease(
+        &self,
+        service: &Sid,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Option<u64>, StoreError> {
+        let (service, owner) = (service.clone(), owner.to_owned());
+        self.bookkeep(move |c| rows::take_webhook_lease(c, &service, &owner, now, until)).await
+    }
+
+    async fn advance_webhook_cursor(
+        &self,
+        service: &Sid,
+        owner: &str,
+        seq: u64,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (service, owner) = (service.clone(), owner.to_owned());
+        self.bookkeep(move |c| rows::advance_webhook_cursor(c, &service, &owner, seq, until)).await
+    }
+
+    async fn release_webhook_lease(&self, service: &Sid, owner: &str) -> Result<(), StoreError> {
+        let (service, owner) = (service.clone(), owner.to_owned());
+        self.bookkeep(move |c| rows::release_webhook_lease(c, &service, &owner)).await
     }
 
     async fn claim_meta(&self, key: &str, proposed: &str) -> Result<(String, bool), StoreError> {

@@ -3,7 +3,7 @@
 use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
 use ferrosync_core::page::{Cursor, Order, PageRequest};
 use ferrosync_core::sid::Sid;
-use ferrosync_core::store::{ApiKeyRecord, StoreError, StoredEvent};
+use ferrosync_core::store::{ApiKeyRecord, StoreError, StoredEvent, WebhookCursor};
 use ferrosync_core::timestamp::Timestamp;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -506,4 +506,82 @@ fn query_all<T>(
     let mut st = conn.prepare_cached(sql).map_err(err)?;
     let rows = st.query_map(rusqlite::params_from_iter(args), map).map_err(err)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(err)
+}
+
+// ----- webhook delivery ------------------------------------------------------------------------
+
+pub(crate) fn set_webhook_cursor(conn: &Connection, service: &Sid, start: Option<u64>) -> Result<(), StoreError> {
+    match start {
+        Some(seq) => conn
+            .prepare_cached(
+                "INSERT INTO webhook_cursors (service_sid, delivered_seq) VALUES (?1, ?2)
+             ON CONFLICT (service_sid) DO UPDATE SET delivered_seq = excluded.delivered_seq",
+            )
+            .and_then(|mut st| st.execute(params![service.as_str(), seq as i64])),
+        None => conn
+            .prepare_cached("DELETE FROM webhook_cursors WHERE service_sid = ?1")
+            .and_then(|mut st| st.execute([service.as_str()])),
+    }
+    .map(drop)
+    .map_err(err)
+}
+
+pub(crate) fn webhook_cursors(conn: &Connection) -> Result<Vec<WebhookCursor>, StoreError> {
+    query_all(
+        conn,
+        "SELECT service_sid, delivered_seq, lease_owner, lease_expires FROM webhook_cursors ORDER BY service_sid",
+        Vec::new(),
+        |row| {
+            Ok(WebhookCursor {
+                service: sid_col(row, 0)?,
+                delivered_seq: row.get::<_, i64>(1)? as u64,
+                lease_owner: row.get(2)?,
+                lease_expires: Timestamp(row.get(3)?),
+            })
+        },
+    )
+}
+
+pub(crate) fn take_webhook_lease(
+    conn: &Connection,
+    service: &Sid,
+    owner: &str,
+    now: Timestamp,
+    until: Timestamp,
+) -> Result<Option<u64>, StoreError> {
+    conn.prepare_cached(
+        "UPDATE webhook_cursors SET lease_owner = ?2, lease_expires = ?4
+         WHERE service_sid = ?1 AND (lease_owner IS NULL OR lease_owner = ?2 OR lease_expires < ?3)
+         RETURNING delivered_seq",
+    )
+    .and_then(|mut st| {
+        st.query_row(params![service.as_str(), owner, now.0, until.0], |r| r.get::<_, i64>(0)).optional()
+    })
+    .map(|seq| seq.map(|s| s as u64))
+    .map_err(err)
+}
+
+pub(crate) fn advance_webhook_cursor(
+    conn: &Connection,
+    service: &Sid,
+    owner: &str,
+    seq: u64,
+    until: Timestamp,
+) -> Result<bool, StoreError> {
+    conn.prepare_cached(
+        "UPDATE webhook_cursors SET delivered_seq = MAX(delivered_seq, ?3), lease_expires = ?4
+         WHERE service_sid = ?1 AND lease_owner = ?2",
+    )
+    .and_then(|mut st| st.execute(params![service.as_str(), owner, seq as i64, until.0]))
+    .map(|n| n == 1)
+    .map_err(err)
+}
+
+pub(crate) fn release_webhook_lease(conn: &Connection, service: &Sid, owner: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE webhook_cursors SET lease_owner = NULL, lease_expires = 0 WHERE service_sid = ?1 AND lease_owner = ?2",
+    )
+    .and_then(|mut st| st.execute(params![service.as_str(), owner]))
+    .map(drop)
+    .map_err(err)
 }
