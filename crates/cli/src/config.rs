@@ -95,6 +95,7 @@ impl FileConfig {
             keepalive_secs: self.realtime.keepalive_secs.unwrap_or(d.keepalive_secs),
             token_warning_secs: d.token_warning_secs,
             max_subscriptions: self.realtime.max_subscriptions.unwrap_or(d.max_subscriptions),
+            webhooks: d.webhooks,
         }
     }
 }

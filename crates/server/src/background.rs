@@ -1,7 +1,7 @@
 //! Work that runs beside the requests: TTL expiry (so expired things go within a second),
-//! change-log retention, and, on a shared store, wake-ups for other nodes' commits. Expiry and
-//! retention are safe on many nodes at once: the store hands each expired row to one node and
-//! lets one node prune at a time.
+//! change-log retention, webhook delivery, and, on a shared store, wake-ups for other nodes'
+//! commits. Expiry and retention are safe on many nodes at once: the store hands each expired
+//! row to one node and lets one node prune at a time; webhooks take a lease per service.
 
 use crate::state::AppState;
 use ferrosync_core::model::ObjectRef;
@@ -35,6 +35,7 @@ pub fn spawn(state: Arc<AppState>) -> TaskTracker {
             }
         }
     });
+    crate::webhooks::spawn(&state, &tracker);
     if let Some(hints) = state.engine.store().change_hints() {
         tracker.spawn(forward_hints(state.clone(), hints));
     }

@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod observe;
 pub mod realtime;
 pub mod state;
+pub mod webhooks;
 
 pub use bootstrap::{Credentials, ServerConfig, StoreLocation, open_engine, open_store};
 pub use state::AppState;

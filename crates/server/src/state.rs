@@ -12,6 +12,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     pub settings: Settings,
     pub changes_bodies: crate::api::native::changes::ChangesBodies,
+    /// Webhook delivery; connections report reachability to `webhooks.reachability`.
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 /// Tunables of the realtime layer.
@@ -25,17 +27,25 @@ pub struct Settings {
     pub token_warning_secs: u64,
     /// Subscriptions one connection may hold.
     pub max_subscriptions: usize,
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { outbound_queue: 4096, keepalive_secs: 30, token_warning_secs: 180, max_subscriptions: 2000 }
+        Settings {
+            outbound_queue: 4096,
+            keepalive_secs: 30,
+            token_warning_secs: 180,
+            max_subscriptions: 2000,
+            webhooks: Default::default(),
+        }
     }
 }
 
 impl AppState {
     pub fn new(engine: Arc<Engine>, settings: Settings) -> Arc<Self> {
         let hub = Hub::new(engine.clone());
+        let webhooks = crate::webhooks::Webhooks::new(settings.webhooks.clone());
         Arc::new(AppState {
             engine,
             hub,
@@ -43,6 +53,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             settings,
             changes_bodies: Default::default(),
+            webhooks,
         })
     }
 }

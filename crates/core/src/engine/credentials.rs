@@ -101,6 +101,12 @@ impl Engine {
         Ok(MintedToken { token, identity: identity.to_owned(), service_sid: service.sid, expires_at: now + ttl as i64 })
     }
 
+    /// The key webhook requests are signed with (`X-Twilio-Signature`): the account's
+    /// AuthToken, as Twilio signs its requests. For the webhook sender only.
+    pub fn webhook_signing_key(&self) -> &str {
+        &self.root.auth_token
+    }
+
     // ----- API keys -------------------------------------------------------------------------
 
     pub async fn create_api_key(
