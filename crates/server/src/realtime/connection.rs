@@ -113,6 +113,7 @@ async fn serve(socket: WebSocket, state: Arc<AppState>, principal: Option<Princi
         tx,
         overflow: Arc::new(Overflow::default()),
     };
+    let _online = state.webhooks.reachability.online(&session.service.sid, &session.identity);
     state.hub.connections.fetch_add(1, Ordering::Relaxed);
     session.run(sink, stream, rx).await;
     for object in session.subs.keys() {
