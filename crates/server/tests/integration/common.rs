@@ -121,6 +121,30 @@ impl<const PG: bool> Server<PG> {
         }
     }
 
+    /// Stops this server and starts another on the same data directory and store, as a restart
+    /// of the process would. `offline` runs in between, on the reopened engine, while no server
+    /// (and no background work) runs.
+    pub async fn restart(self, settings: Settings, offline: impl AsyncFnOnce(Arc<ferrosync_core::Engine>)) -> Self {
+        let Server { server, engine, store, _dir: dir, .. } = self;
+        server.stop().await.unwrap();
+        drop(engine);
+        let mut cfg = ferrosync_server::ServerConfig::new(dir.path());
+        cfg.store = store.clone();
+        let (engine, creds, _) = ferrosync_server::open_engine(&cfg).await.unwrap();
+        offline(engine.clone()).await;
+        let state = ferrosync_server::AppState::new(engine.clone(), settings);
+        let server = ferrosync_server::RunningServer::start(state).await.unwrap();
+        Server {
+            store,
+            server,
+            engine,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+            account_sid: creds.account_sid.to_string(),
+            auth_token: creds.auth_token,
+            _dir: dir,
+        }
+    }
+
     /// `http://127.0.0.1:PORT/api/v1{path}`.
     pub fn api(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.server.url())
