@@ -88,7 +88,7 @@ pub fn for_event(account_sid: &Sid, event: &Event) -> Option<Params> {
         EventKind::MapItemAdded | EventKind::MapItemUpdated | EventKind::MapItemRemoved => {
             p.push(("MapSid", object));
             push_opt(&mut p, "MapUniqueName", name);
-            push_opt(&mut p, "MapItemKey", event.item_key.clone());
+            push_opt(&mut p, "ItemKey", event.item_key.clone());
             p.push(("ItemRevision", revision));
             push_opt(&mut p, "ItemData", data());
             p.push(("EventId", event.seq.to_string()));
@@ -195,7 +195,7 @@ mod tests {
         assert!(!names(&removed).contains(&"ItemData"), "no data for a removal");
 
         let map = for_event(&account, &event(EventKind::MapItemAdded, "alice")).expect("a webhook");
-        assert!(map.contains(&("MapItemKey", "k/1".to_owned())));
+        assert!(map.contains(&("ItemKey", "k/1".to_owned())));
         assert!(map.contains(&("ItemRevision", "7".to_owned())));
 
         assert!(for_event(&account, &event(EventKind::PermissionUpdated, "alice")).is_none());

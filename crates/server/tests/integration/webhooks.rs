@@ -203,11 +203,8 @@ async fn events_carry_twilios_parameters_and_a_valid_signature() {
     assert_eq!(serde_json::from_str::<Value>(&item["ItemData"]).unwrap(), json!({"t": "milk"}));
 
     let entry = &got[5];
-    assert_eq!(keys(entry), with(&["MapSid", "MapUniqueName", "MapItemKey", "ItemRevision", "ItemData", "EventId"]));
-    assert_eq!(
-        (&entry["MapSid"], &entry["MapItemKey"]),
-        (&map["sid"].as_str().unwrap().to_owned(), &"bob/1".to_owned())
-    );
+    assert_eq!(keys(entry), with(&["MapSid", "MapUniqueName", "ItemKey", "ItemRevision", "ItemData", "EventId"]));
+    assert_eq!((&entry["MapSid"], &entry["ItemKey"]), (&map["sid"].as_str().unwrap().to_owned(), &"bob/1".to_owned()));
     assert_eq!(serde_json::from_str::<Value>(&entry["ItemData"]).unwrap(), json!({"p": 3}));
     let event_ids: Vec<u64> = [item, entry].iter().map(|p| p["EventId"].parse().unwrap()).collect();
     assert!(event_ids[0] < event_ids[1], "EventId follows the order of events: {event_ids:?}");
