@@ -2,6 +2,7 @@
 
 pub mod native;
 pub mod ops;
+pub mod twilsock;
 
 use crate::state::AppState;
 use axum::Router;
@@ -14,6 +15,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(ops::router())
         .nest("/api/v1", native::router::router())
+        .merge(twilsock::router::router())
         .fallback(native::error::route_not_found)
         .layer(axum::middleware::from_fn(crate::observe::track))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {

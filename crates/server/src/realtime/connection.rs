@@ -5,7 +5,7 @@ use super::hub::Delivery;
 use super::protocol::{
     CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHENTICATED, ClientFrame, ResumePoint, ServerFrame,
 };
-use super::session::{Replay, Sink, Subscriptions, TokenAlarm, TokenClock, close};
+use super::session::{Alarm, Alarms, Replay, Sink, Subscriptions, TokenAlarm, TokenClock, close};
 use crate::api::native::error::ApiError;
 use crate::api::native::extract::authenticate;
 use crate::api::native::types::{ItemView, MessageView, ObjectView};
@@ -138,48 +138,39 @@ impl Session {
         if sink.send(frame(&hello)).await.is_err() {
             return;
         }
-        let keepalive = Duration::from_secs(self.state.settings.keepalive_secs.max(1));
-        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
         // Allocated on the first delivery, not up front: idle connections never need it.
         let mut batch: Vec<Arc<Delivery>> = Vec::new();
-        let overflow = self.subs.overflow();
-        let shutdown = self.state.shutdown.clone();
-        // Long-lived futures are created once: re-arming timers on every wake-up would cost
-        // more than delivering the event.
-        let cancelled = shutdown.cancelled();
-        tokio::pin!(cancelled);
-        let overflowed = overflow.notify.notified();
-        tokio::pin!(overflowed);
-        let token_timer = tokio::time::sleep_until(self.token.deadline());
-        tokio::pin!(token_timer);
-        let mut armed_for = self.token.generation();
+        let settings = &self.state.settings;
+        let mut alarms = Alarms::new(&self.state.shutdown, &self.subs.overflow(), settings.keepalive_secs, &self.token);
         loop {
-            if armed_for != self.token.generation() {
-                // A fresh token arrived or the warning went out: re-arm for the next deadline.
-                armed_for = self.token.generation();
-                token_timer.as_mut().reset(self.token.deadline());
-            }
             tokio::select! {
                 biased;
-                () = &mut cancelled => {
-                    close(&mut sink, 1001, "server shutting down").await;
-                    return;
-                }
-                () = &mut overflowed => {
-                    let resume = self.resume_points();
-                    let _ = sink.send(frame(&ServerFrame::Overflow { resume })).await;
-                    close(&mut sink, CLOSE_SLOW_CONSUMER, "slow consumer: resume from the tokens sent").await;
-                    return;
-                }
-                () = &mut token_timer => match self.token.fire() {
-                    TokenAlarm::Expired => {
-                        let _ = sink.send(frame(&ServerFrame::TokenExpired)).await;
-                        close(&mut sink, CLOSE_TOKEN_EXPIRED, "access token expired").await;
+                alarm = alarms.next(&self.token) => match alarm {
+                    Alarm::Shutdown => {
+                        close(&mut sink, 1001, "server shutting down").await;
                         return;
                     }
-                    TokenAlarm::Warn => {
-                        let warning = ServerFrame::TokenAboutToExpire { expires_at: self.token.expires_at() };
-                        if sink.send(frame(&warning)).await.is_err() {
+                    Alarm::Overflow => {
+                        let resume = self.resume_points();
+                        let _ = sink.send(frame(&ServerFrame::Overflow { resume })).await;
+                        close(&mut sink, CLOSE_SLOW_CONSUMER, "slow consumer: resume from the tokens sent").await;
+                        return;
+                    }
+                    Alarm::Token => match self.token.fire() {
+                        TokenAlarm::Expired => {
+                            let _ = sink.send(frame(&ServerFrame::TokenExpired)).await;
+                            close(&mut sink, CLOSE_TOKEN_EXPIRED, "access token expired").await;
+                            return;
+                        }
+                        TokenAlarm::Warn => {
+                            let warning = ServerFrame::TokenAboutToExpire { expires_at: self.token.expires_at() };
+                            if sink.send(frame(&warning)).await.is_err() {
+                                return;
+                            }
+                        }
+                    },
+                    Alarm::Ping => {
+                        if sink.send(Message::Ping(Default::default())).await.is_err() {
                             return;
                         }
                     }
@@ -208,11 +199,6 @@ impl Session {
                     match Box::pin(self.handle(&mut sink, &text)).await {
                         Flow::Continue => {}
                         Flow::Stop => return,
-                    }
-                }
-                _ = ping.tick() => {
-                    if sink.send(Message::Ping(Default::default())).await.is_err() {
-                        return;
                     }
                 }
             }

@@ -8,10 +8,10 @@ use ferrosync_core::model::ObjectRef;
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::StoredEvent;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
-use tokio::sync::{Mutex, Notify, mpsc};
+use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// One event, shared by every subscriber of its object. Each wire protocol frames it at most
@@ -70,19 +70,21 @@ impl SharedFrame {
 /// Raised when a connection's queue is full: the connection must go and resume later.
 #[derive(Debug, Default)]
 pub struct Overflow {
-    raised: AtomicBool,
-    pub notify: Notify,
+    raised: CancellationToken,
 }
 
 impl Overflow {
     pub fn raise(&self) {
-        if !self.raised.swap(true, Ordering::AcqRel) {
-            self.notify.notify_one();
-        }
+        self.raised.cancel();
     }
 
     pub fn is_raised(&self) -> bool {
-        self.raised.load(Ordering::Acquire)
+        self.raised.is_cancelled()
+    }
+
+    /// Resolves once raised; owned, so a connection can keep it across wake-ups.
+    pub fn raised(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.raised.clone().cancelled_owned()
     }
 }
 

@@ -12,10 +12,12 @@ use ferrosync_core::{CoreError, model::ObjectRef};
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 pub type Sink = SplitSink<WebSocket, Message>;
 
@@ -165,6 +167,58 @@ impl Replay {
 /// The newest sequence number of a service's change log, as the store has it.
 pub async fn head_seq(engine: &Engine, service: &Sid) -> Result<u64, CoreError> {
     Ok(engine.store().service(&ObjectRef::Sid(service.clone())).await?.map(|s| s.head_seq).unwrap_or(0))
+}
+
+/// What interrupts a connection besides its client and its deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alarm {
+    /// The server is shutting down.
+    Shutdown,
+    /// The outbound queue overflowed: the client fell too far behind.
+    Overflow,
+    /// The token clock's deadline passed: see [`TokenClock::fire`].
+    Token,
+    /// Time for a keepalive ping.
+    Ping,
+}
+
+/// A connection's timers and signals. They are created once and kept across wake-ups:
+/// re-arming them on every wake-up would cost more than delivering the event.
+pub struct Alarms {
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    overflow: Pin<Box<WaitForCancellationFutureOwned>>,
+    token_timer: Pin<Box<tokio::time::Sleep>>,
+    armed_for: u64,
+    ping: tokio::time::Interval,
+}
+
+impl Alarms {
+    pub fn new(shutdown: &CancellationToken, overflow: &Overflow, keepalive_secs: u64, clock: &TokenClock) -> Self {
+        let keepalive = Duration::from_secs(keepalive_secs.max(1));
+        Alarms {
+            shutdown: Box::pin(shutdown.clone().cancelled_owned()),
+            overflow: Box::pin(overflow.raised()),
+            token_timer: Box::pin(tokio::time::sleep_until(clock.deadline())),
+            armed_for: clock.generation(),
+            ping: tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive),
+        }
+    }
+
+    /// The next alarm, most urgent first. The token timer follows `clock`: it is re-armed only
+    /// when the clock's deadline moved (a fresh token, or the warning went out).
+    pub async fn next(&mut self, clock: &TokenClock) -> Alarm {
+        if self.armed_for != clock.generation() {
+            self.armed_for = clock.generation();
+            self.token_timer.as_mut().reset(clock.deadline());
+        }
+        tokio::select! {
+            biased;
+            () = &mut self.shutdown => Alarm::Shutdown,
+            () = &mut self.overflow => Alarm::Overflow,
+            () = &mut self.token_timer => Alarm::Token,
+            _ = self.ping.tick() => Alarm::Ping,
+        }
+    }
 }
 
 /// When an access token needs attention: a warning `warning_secs` before it expires, then the
