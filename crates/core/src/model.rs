@@ -12,6 +12,7 @@ pub struct Service {
     pub unique_name: Option<String>,
     pub friendly_name: Option<String>,
     pub acl_enabled: bool,
+    pub settings: ServiceSettings,
     pub revision: u64,
     pub date_created: Timestamp,
     pub date_updated: Timestamp,
@@ -21,6 +22,62 @@ pub struct Service {
     /// Events up to and including this sequence number have been pruned by retention.
     #[serde(skip)]
     pub pruned_seq: u64,
+}
+
+/// A service's webhook and reachability settings (Twilio Sync's service fields), kept as one
+/// JSON value so new settings need no schema change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceSettings {
+    pub webhook_url: Option<String>,
+    pub webhooks_from_rest_enabled: bool,
+    pub reachability_webhooks_enabled: bool,
+    pub reachability_debouncing_enabled: bool,
+    /// Milliseconds, 1,000–30,000.
+    pub reachability_debouncing_window: u32,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        ServiceSettings {
+            webhook_url: None,
+            webhooks_from_rest_enabled: false,
+            reachability_webhooks_enabled: false,
+            reachability_debouncing_enabled: false,
+            reachability_debouncing_window: 5000,
+        }
+    }
+}
+
+/// A change to some of a service's settings; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceSettingsPatch {
+    /// `Some(None)` clears the URL.
+    pub webhook_url: Option<Option<String>>,
+    pub webhooks_from_rest_enabled: Option<bool>,
+    pub reachability_webhooks_enabled: Option<bool>,
+    pub reachability_debouncing_enabled: Option<bool>,
+    pub reachability_debouncing_window: Option<u32>,
+}
+
+impl ServiceSettingsPatch {
+    pub fn apply(self, s: &mut ServiceSettings) {
+        if let Some(v) = self.webhook_url {
+            s.webhook_url = v;
+        }
+        if let Some(v) = self.webhooks_from_rest_enabled {
+            s.webhooks_from_rest_enabled = v;
+        }
+        if let Some(v) = self.reachability_webhooks_enabled {
+            s.reachability_webhooks_enabled = v;
+        }
+        if let Some(v) = self.reachability_debouncing_enabled {
+            s.reachability_debouncing_enabled = v;
+        }
+        if let Some(v) = self.reachability_debouncing_window {
+            s.reachability_debouncing_window = v;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

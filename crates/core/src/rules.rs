@@ -55,7 +55,7 @@ struct Cx<'a> {
 impl Cx<'_> {
     fn run(&mut self, mutation: Mutation) -> Result<Outcome, CoreError> {
         match mutation {
-            Mutation::CreateService { sid, unique_name, friendly_name, acl_enabled } => {
+            Mutation::CreateService { sid, unique_name, friendly_name, acl_enabled, settings } => {
                 if let Some(name) = &unique_name
                     && self.tx.service(&ObjectRef::UniqueName(name.clone()))?.is_some()
                 {
@@ -66,6 +66,7 @@ impl Cx<'_> {
                     unique_name,
                     friendly_name,
                     acl_enabled,
+                    settings,
                     revision: 0,
                     date_created: self.now,
                     date_updated: self.now,
@@ -75,7 +76,7 @@ impl Cx<'_> {
                 self.tx.put_service(&service)?;
                 Ok(Outcome::Service(service))
             }
-            Mutation::UpdateService { service, unique_name, friendly_name, acl_enabled } => {
+            Mutation::UpdateService { service, unique_name, friendly_name, acl_enabled, settings } => {
                 let mut s = self.service(&service)?;
                 if let Some(Some(name)) = &unique_name
                     && let Some(other) = self.tx.service(&ObjectRef::UniqueName(name.clone()))?
@@ -92,6 +93,7 @@ impl Cx<'_> {
                 if let Some(acl) = acl_enabled {
                     s.acl_enabled = acl;
                 }
+                settings.apply(&mut s.settings);
                 s.revision += 1;
                 s.date_updated = self.now;
                 self.tx.put_service(&s)?;
@@ -260,6 +262,16 @@ impl Cx<'_> {
             Mutation::Expire { now, limit } => self.expire(now, limit),
             Mutation::Prune { before } => Ok(Outcome::Pruned { events: self.tx.prune_events(before)? }),
             Mutation::PutApiKey(key) => {
+                self.tx.put_api_key(&key)?;
+                Ok(Outcome::ApiKey)
+            }
+            Mutation::RenameApiKey { sid, friendly_name } => {
+                // Read inside the transaction, so a key deleted meanwhile stays deleted.
+                let mut key = self
+                    .tx
+                    .api_key(&sid)?
+                    .ok_or_else(|| CoreError::not_found(NotFoundKind::ApiKey, sid.to_string()))?;
+                key.friendly_name = friendly_name;
                 self.tx.put_api_key(&key)?;
                 Ok(Outcome::ApiKey)
             }

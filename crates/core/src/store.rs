@@ -60,12 +60,14 @@ pub enum Mutation {
         unique_name: Option<String>,
         friendly_name: Option<String>,
         acl_enabled: bool,
+        settings: crate::model::ServiceSettings,
     },
     UpdateService {
         service: Sid,
         unique_name: Option<Option<String>>,
         friendly_name: Option<Option<String>>,
         acl_enabled: Option<bool>,
+        settings: crate::model::ServiceSettingsPatch,
     },
     RemoveService {
         service: Sid,
@@ -148,6 +150,10 @@ pub enum Mutation {
         before: Timestamp,
     },
     PutApiKey(ApiKeyRecord),
+    RenameApiKey {
+        sid: Sid,
+        friendly_name: Option<String>,
+    },
     RemoveApiKey {
         sid: Sid,
     },
@@ -234,6 +240,7 @@ pub trait TxState {
     fn expired_items(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Item>, StoreError>;
     /// Deletes events dated before `before`, recording per service the highest pruned seq.
     fn prune_events(&mut self, before: Timestamp) -> Result<u64, StoreError>;
+    fn api_key(&mut self, sid: &Sid) -> Result<Option<ApiKeyRecord>, StoreError>;
     fn put_api_key(&mut self, key: &ApiKeyRecord) -> Result<(), StoreError>;
     fn delete_api_key(&mut self, sid: &Sid) -> Result<bool, StoreError>;
 }

@@ -4,6 +4,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+const ISO_SECONDS: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
 
@@ -24,6 +27,19 @@ impl Timestamp {
         let dt =
             OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         dt.format(&Rfc3339).unwrap_or_default()
+    }
+
+    /// `2015-07-30T20:00:00Z`: whole seconds, the form Twilio's REST APIs write and its
+    /// helper libraries parse.
+    pub fn to_iso_seconds(self) -> String {
+        let dt = OffsetDateTime::from_unix_timestamp(self.0.div_euclid(1000)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        dt.format(&ISO_SECONDS).unwrap_or_default()
+    }
+
+    /// `Thu, 30 Jul 2015 20:00:00 +0000`, the form of Twilio's 2010-04-01 API.
+    pub fn to_rfc2822(self) -> String {
+        let dt = OffsetDateTime::from_unix_timestamp(self.0.div_euclid(1000)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        dt.format(&time::format_description::well_known::Rfc2822).unwrap_or_default()
     }
 
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
@@ -47,6 +63,13 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn twilio_date_forms() {
+        let t = Timestamp(1_438_286_400_999);
+        assert_eq!(t.to_iso_seconds(), "2015-07-30T20:00:00Z");
+        assert_eq!(t.to_rfc2822(), "Thu, 30 Jul 2015 20:00:00 +0000");
+    }
 
     #[test]
     fn round_trips_through_rfc3339() {

@@ -28,6 +28,8 @@ mod sqlite {
     mod rest;
     #[path = "ttl.rs"]
     mod ttl;
+    #[path = "twilio_sync.rs"]
+    mod twilio_sync;
     #[path = "websocket.rs"]
     mod websocket;
 }
@@ -47,6 +49,8 @@ mod postgres {
     mod rest;
     #[path = "ttl.rs"]
     mod ttl;
+    #[path = "twilio_sync.rs"]
+    mod twilio_sync;
     #[path = "websocket.rs"]
     mod websocket;
 }

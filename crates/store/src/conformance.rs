@@ -25,11 +25,53 @@ where
     expiry_removes_and_emits(make().await).await;
     pruning_records_the_horizon(make().await).await;
     concurrent_conditional_updates_have_one_winner(make().await).await;
+    service_settings_round_trip(make().await).await;
+}
+
+async fn service_settings_round_trip(store: Arc<dyn Store>) {
+    use ferrosync_core::model::{ServiceSettings, ServiceSettingsPatch};
+    let sid = Sid::new(SidKind::Service);
+    let settings = ServiceSettings {
+        webhook_url: Some("https://hooks.example/sync".into()),
+        reachability_webhooks_enabled: true,
+        reachability_debouncing_window: 12_000,
+        ..Default::default()
+    };
+    let m = Mutation::CreateService {
+        sid: sid.clone(),
+        unique_name: None,
+        friendly_name: None,
+        acl_enabled: false,
+        settings: settings.clone(),
+    };
+    store.execute(Actor::SYSTEM, m).await.expect("service created");
+    let read = store.service(&ObjectRef::Sid(sid.clone())).await.expect("reads").expect("exists");
+    assert_eq!(read.settings, settings);
+
+    let patch =
+        ServiceSettingsPatch { webhook_url: Some(None), webhooks_from_rest_enabled: Some(true), ..Default::default() };
+    let m = Mutation::UpdateService {
+        service: sid.clone(),
+        unique_name: None,
+        friendly_name: None,
+        acl_enabled: None,
+        settings: patch,
+    };
+    store.execute(Actor::SYSTEM, m).await.expect("service updated");
+    let read = store.service(&ObjectRef::Sid(sid)).await.expect("reads").expect("exists");
+    let expected = ServiceSettings { webhook_url: None, webhooks_from_rest_enabled: true, ..settings };
+    assert_eq!(read.settings, expected, "unpatched settings are kept");
 }
 
 async fn service(store: &Arc<dyn Store>) -> Sid {
     let sid = Sid::new(SidKind::Service);
-    let m = Mutation::CreateService { sid: sid.clone(), unique_name: None, friendly_name: None, acl_enabled: false };
+    let m = Mutation::CreateService {
+        sid: sid.clone(),
+        unique_name: None,
+        friendly_name: None,
+        acl_enabled: false,
+        settings: Default::default(),
+    };
     store.execute(Actor::SYSTEM, m).await.expect("service created");
     sid
 }

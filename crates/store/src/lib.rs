@@ -161,6 +161,9 @@ macro_rules! impl_tx_state {
             fn prune_events(&mut self, before: Timestamp) -> Result<u64, StoreError> {
                 $rows::prune_events(self.conn, before)
             }
+            fn api_key(&mut self, sid: &Sid) -> Result<Option<ApiKeyRecord>, StoreError> {
+                $rows::api_key(self.conn, sid)
+            }
             fn put_api_key(&mut self, key: &ApiKeyRecord) -> Result<(), StoreError> {
                 $rows::put_api_key(self.conn, key)
             }
@@ -208,6 +211,18 @@ pub(crate) fn run_writer(
 
 pub mod conformance;
 pub mod postgres;
+
+/// A service's settings as stored: one JSON document, so new settings need no schema change.
+pub(crate) fn settings_to_json(s: &ferrosync_core::model::ServiceSettings) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "{}".into())
+}
+
+pub(crate) fn settings_from_json(
+    raw: &str,
+) -> Result<ferrosync_core::model::ServiceSettings, ferrosync_core::store::StoreError> {
+    serde_json::from_str(raw)
+        .map_err(|e| ferrosync_core::store::StoreError::Corrupt(format!("service settings '{raw}': {e}")))
+}
 pub mod sqlite;
 pub mod testing;
 

@@ -31,7 +31,13 @@ async fn two_nodes_share_the_epoch_the_data_and_one_sequence() {
     let service = Sid::new(SidKind::Service);
     a.execute(
         Actor::SYSTEM,
-        Mutation::CreateService { sid: service.clone(), unique_name: None, friendly_name: None, acl_enabled: false },
+        Mutation::CreateService {
+            sid: service.clone(),
+            unique_name: None,
+            friendly_name: None,
+            acl_enabled: false,
+            settings: Default::default(),
+        },
     )
     .await
     .expect("created on a");

@@ -28,6 +28,7 @@ async fn reopening_keeps_the_epoch_and_the_data() {
             unique_name: Some("kept".into()),
             friendly_name: None,
             acl_enabled: false,
+            settings: Default::default(),
         };
         store.execute(ferrosync_core::store::Actor::SYSTEM, m).await.expect("created");
         store.epoch().to_owned()
@@ -36,4 +37,38 @@ async fn reopening_keeps_the_epoch_and_the_data() {
     assert_eq!(store.epoch(), epoch);
     let found = store.service(&ferrosync_core::model::ObjectRef::UniqueName("kept".into())).await.expect("reads");
     assert!(found.is_some());
+}
+
+/// A data file written before schema versions were recorded (version 0, no settings column)
+/// is migrated in place on open: its services keep their data and gain default settings.
+#[tokio::test]
+async fn an_unversioned_data_file_is_migrated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("old.db");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("opens");
+        conn.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+             CREATE TABLE services (sid TEXT PRIMARY KEY, unique_name TEXT UNIQUE, friendly_name TEXT,
+               acl_enabled INTEGER NOT NULL, revision INTEGER NOT NULL, date_created INTEGER NOT NULL,
+               date_updated INTEGER NOT NULL, head_seq INTEGER NOT NULL DEFAULT 0,
+               pruned_seq INTEGER NOT NULL DEFAULT 0) STRICT;
+             INSERT INTO services (sid, unique_name, acl_enabled, revision, date_created, date_updated)
+               VALUES ('IS0123456789abcdef0123456789abcdef', 'old', 1, 3, 1000, 2000);",
+        )
+        .expect("old schema");
+    }
+    let store = SqliteStore::open(&path, Durability::Full).expect("migrates");
+    let found = store
+        .service(&ferrosync_core::model::ObjectRef::UniqueName("old".into()))
+        .await
+        .expect("reads")
+        .expect("the old service is still there");
+    assert!(found.acl_enabled);
+    assert_eq!(found.revision, 3);
+    assert_eq!(found.settings, ferrosync_core::model::ServiceSettings::default());
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).expect("opens");
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+    assert_eq!(version, 2);
 }

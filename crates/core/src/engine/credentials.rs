@@ -143,6 +143,21 @@ impl Engine {
             .ok_or_else(|| CoreError::not_found(NotFoundKind::ApiKey, sid.to_string()))
     }
 
+    pub async fn rename_api_key(
+        &self,
+        principal: &Principal,
+        sid: &str,
+        friendly_name: Option<String>,
+    ) -> Result<ApiKey, CoreError> {
+        require_admin(principal)?;
+        if let Some(name) = &friendly_name {
+            check_len("friendly_name", name, 64)?;
+        }
+        let sid = Sid::parse_kind(sid, SidKind::ApiKey)?;
+        self.store.execute(Actor::SYSTEM, Mutation::RenameApiKey { sid: sid.clone(), friendly_name }).await?;
+        self.api_key(principal, sid.as_str()).await
+    }
+
     pub async fn remove_api_key(&self, principal: &Principal, sid: &str) -> Result<(), CoreError> {
         require_admin(principal)?;
         let sid = Sid::parse_kind(sid, SidKind::ApiKey)?;

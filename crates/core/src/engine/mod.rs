@@ -6,7 +6,8 @@ use crate::error::{CoreError, NotFoundKind};
 use crate::limits::Limits;
 use crate::log::SinceToken;
 use crate::model::{
-    ApiKey, Item, ItemKey, ObjectKind, ObjectRef, OpenMode, Permission, Service, StreamMessage, SyncObject,
+    ApiKey, Item, ItemKey, ObjectKind, ObjectRef, OpenMode, Permission, Service, ServiceSettings, ServiceSettingsPatch,
+    StreamMessage, SyncObject,
 };
 use crate::notify::ChangeNotifier;
 use crate::page::{Cursor, Page, PageRequest};
@@ -63,6 +64,7 @@ pub struct ServiceSpec {
     pub unique_name: Option<String>,
     pub friendly_name: Option<String>,
     pub acl_enabled: bool,
+    pub settings: ServiceSettings,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -70,6 +72,7 @@ pub struct ServicePatch {
     pub unique_name: Option<Option<String>>,
     pub friendly_name: Option<Option<String>>,
     pub acl_enabled: Option<bool>,
+    pub settings: ServiceSettingsPatch,
 }
 
 /// A write's result and where its event sits in the change log, for clients that track

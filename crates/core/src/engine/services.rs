@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// The unique name of the service that exists for every account.
+pub const DEFAULT_SERVICE: &str = "default";
+
 impl Engine {
     // ----- services -------------------------------------------------------------------------
 
@@ -13,11 +16,13 @@ impl Engine {
         if let Some(n) = &spec.friendly_name {
             check_len("friendly_name", n, 255)?;
         }
+        validate_settings(&spec.settings)?;
         let m = Mutation::CreateService {
             sid: Sid::new(SidKind::Service),
             unique_name: spec.unique_name,
             friendly_name: spec.friendly_name,
             acl_enabled: spec.acl_enabled,
+            settings: spec.settings,
         };
         let outcome = self.store.execute(Actor::SYSTEM, m).await?.outcome;
         self.service_cache.clear();
@@ -41,11 +46,15 @@ impl Engine {
             check_len("friendly_name", n, 255)?;
         }
         let svc = self.resolve_service_ref(service).await?;
+        let mut merged = svc.settings.clone();
+        patch.settings.clone().apply(&mut merged);
+        validate_settings(&merged)?;
         let m = Mutation::UpdateService {
             service: svc.sid,
             unique_name: patch.unique_name,
             friendly_name: patch.friendly_name,
             acl_enabled: patch.acl_enabled,
+            settings: patch.settings,
         };
         let outcome = self.store.execute(Actor::SYSTEM, m).await?.outcome;
         self.service_cache.clear();
@@ -83,10 +92,38 @@ impl Engine {
             return Ok(found);
         }
         let r = ObjectRef::parse(service, SidKind::Service)?;
-        let found =
-            self.store.service(&r).await?.ok_or_else(|| CoreError::not_found(NotFoundKind::Service, service))?;
+        let found = match self.store.service(&r).await? {
+            Some(found) => found,
+            None if service == DEFAULT_SERVICE => self.create_default_service().await?,
+            None => return Err(CoreError::not_found(NotFoundKind::Service, service)),
+        };
         self.service_cache.put(service, &found);
         Ok(found)
+    }
+
+    /// Twilio gives every account a service named `default` (tokens and paths may name it so):
+    /// it comes into being the first time it is named.
+    async fn create_default_service(&self) -> Result<Service, CoreError> {
+        let m = Mutation::CreateService {
+            sid: Sid::new(SidKind::Service),
+            unique_name: Some(DEFAULT_SERVICE.to_owned()),
+            friendly_name: Some("Default Service".to_owned()),
+            acl_enabled: false,
+            settings: ServiceSettings::default(),
+        };
+        match self.store.execute(Actor::SYSTEM, m).await {
+            Ok(applied) => match applied.outcome {
+                Outcome::Service(s) => Ok(s),
+                other => Err(unexpected(other)),
+            },
+            // Another request (or node) created it first.
+            Err(CoreError::AlreadyExists { .. }) => self
+                .store
+                .service(&ObjectRef::UniqueName(DEFAULT_SERVICE.to_owned()))
+                .await?
+                .ok_or_else(|| CoreError::not_found(NotFoundKind::Service, DEFAULT_SERVICE)),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -121,4 +158,27 @@ impl ServiceCache {
     fn clear(&self) {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
+}
+
+/// Checks settings the way Twilio does: an absolute http(s) webhook URL and a debouncing window
+/// of 1 to 30 seconds.
+fn validate_settings(s: &ServiceSettings) -> Result<(), CoreError> {
+    if let Some(url) = &s.webhook_url {
+        check_len("webhook_url", url, 2048)?;
+        let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+        if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+            return Err(CoreError::invalid(
+                "webhook_url",
+                format!("must be an absolute http or https URL, got '{url}'"),
+            ));
+        }
+    }
+    let w = s.reachability_debouncing_window;
+    if !(1000..=30000).contains(&w) {
+        return Err(CoreError::invalid(
+            "reachability_debouncing_window",
+            format!("must be between 1000 and 30000 milliseconds, got {w}"),
+        ));
+    }
+    Ok(())
 }

@@ -1,7 +1,10 @@
 //! The HTTP surface: one module per face, plus the operations endpoints.
 
+pub mod http;
 pub mod native;
 pub mod ops;
+pub mod twilio;
+pub mod twilio_sync;
 pub mod twilsock;
 
 use crate::state::AppState;
@@ -15,6 +18,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(ops::router())
         .nest("/api/v1", native::router::router())
+        .nest("/twilio/sync/v1", twilio_sync::router::router())
+        .nest("/twilio/api", twilio::keys::v2010_router().fallback(twilio::error::route_not_found))
+        .nest("/twilio/iam", twilio::keys::iam_router().fallback(twilio::error::route_not_found))
         .merge(twilsock::router::router())
         .fallback(native::error::route_not_found)
         .layer(axum::middleware::from_fn(crate::observe::track))

@@ -172,6 +172,30 @@ impl<const PG: bool> Server<PG> {
         send(self.admin(method, path).header("content-type", "application/json").body(body)).await
     }
 
+    /// `http://127.0.0.1:PORT/twilio/sync/v1{path}`.
+    pub fn twilio(&self, path: &str) -> String {
+        format!("{}/twilio/sync/v1{path}", self.server.url())
+    }
+
+    /// A request to the Twilio Sync face with the account's Basic credentials.
+    pub fn twilio_request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.twilio(path)).basic_auth(&self.account_sid, Some(&self.auth_token))
+    }
+
+    /// A form-encoded POST to the Twilio Sync face (repeat a name for an array).
+    pub async fn twilio_post(&self, path: &str, form: &[(&str, &str)]) -> Resp {
+        send(
+            self.twilio_request(Method::POST, path)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form_body(form)),
+        )
+        .await
+    }
+
+    pub async fn twilio_get(&self, path: &str) -> Resp {
+        send(self.twilio_request(Method::GET, path)).await
+    }
+
     /// Creates a service and returns it.
     pub async fn service(&self, unique_name: &str) -> Value {
         let r = self.post("/services", json!({ "unique_name": unique_name })).await;
@@ -248,6 +272,15 @@ impl<const PG: bool> Server<PG> {
             Ok(_) => panic!("the handshake was expected to fail"),
         }
     }
+}
+
+/// `application/x-www-form-urlencoded` from name/value pairs.
+pub fn form_body(form: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form {
+        s.append_pair(k, v);
+    }
+    s.finish()
 }
 
 pub async fn send(request: reqwest::RequestBuilder) -> Resp {

@@ -29,7 +29,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, broadcast, mpsc};
 
 /// Schema migrations, applied in order at start; a node applies those the database lacks.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("schema_v1.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("schema_v1.sql")), (2, include_str!("schema_v2.sql"))];
 const READERS: usize = 4;
 /// The NOTIFY channel commits announce their services' new heads on.
 const CHANNEL: &str = "ferrosync_changes";
@@ -241,6 +241,7 @@ fn lock_key(m: &Mutation) -> Option<&Sid> {
         | Mutation::Expire { .. }
         | Mutation::Prune { .. }
         | Mutation::PutApiKey(_)
+        | Mutation::RenameApiKey { .. }
         | Mutation::RemoveApiKey { .. } => None,
     }
 }

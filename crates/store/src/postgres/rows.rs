@@ -1,6 +1,7 @@
 //! SQL shared by the writer's transaction and the read pool: one function per query, each over
 //! a connection that keeps its prepared statements (one round trip per query, not two).
 
+use crate::{settings_from_json, settings_to_json};
 use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
 use ferrosync_core::page::{Cursor, Order, PageRequest};
 use ferrosync_core::sid::Sid;
@@ -121,8 +122,7 @@ fn ref_parts(r: &ObjectRef) -> (&'static str, &str) {
     }
 }
 
-const SERVICE_COLS: &str =
-    "sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated, head_seq, pruned_seq";
+const SERVICE_COLS: &str = "sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated, head_seq, pruned_seq, settings";
 
 fn service_row(row: &Row) -> Result<Service, StoreError> {
     Ok(Service {
@@ -135,6 +135,7 @@ fn service_row(row: &Row) -> Result<Service, StoreError> {
         date_updated: ts_col(row, 6, "date_updated")?,
         head_seq: u64_col(row, 7, "head_seq")?,
         pruned_seq: u64_col(row, 8, "pruned_seq")?,
+        settings: settings_from_json(&get::<String>(row, 9, "settings")?)?,
     })
 }
 
@@ -169,10 +170,11 @@ pub(crate) fn services(conn: &mut PgConn, page: &PageRequest) -> Result<Vec<Serv
 
 pub(crate) fn put_service(conn: &mut PgConn, s: &Service) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO services (sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+        "INSERT INTO services (sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated, settings)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (sid) DO UPDATE SET unique_name = excluded.unique_name, friendly_name = excluded.friendly_name,
-           acl_enabled = excluded.acl_enabled, revision = excluded.revision, date_updated = excluded.date_updated",
+           acl_enabled = excluded.acl_enabled, revision = excluded.revision, date_updated = excluded.date_updated,
+           settings = excluded.settings",
         &[
             &s.sid.as_str(),
             &s.unique_name,
@@ -181,6 +183,7 @@ pub(crate) fn put_service(conn: &mut PgConn, s: &Service) -> Result<(), StoreErr
             &(s.revision as i64),
             &s.date_created.0,
             &s.date_updated.0,
+            &settings_to_json(&s.settings),
         ],
     )
     .map(drop)

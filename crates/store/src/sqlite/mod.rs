@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, mpsc};
 
-const SCHEMA: &str = include_str!("schema.sql");
+/// Schema migrations in order; `PRAGMA user_version` records how many a file has had. The first
+/// is idempotent, so files made before versions were recorded take it again harmlessly.
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_v2.sql")];
 const READERS: usize = 4;
 /// WAL size (in pages) past which a checkpoint waits for readers to reset the log.
 const WAL_TRUNCATE_PAGES: i64 = 64 * 1024;
@@ -51,7 +53,7 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)
                 .map_err(|e| StoreError::Unavailable(format!("{}: {e}", parent.display())))?;
         }
-        let conn = Connection::open(path).map_err(err)?;
+        let mut conn = Connection::open(path).map_err(err)?;
         let sync = match durability {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
@@ -63,7 +65,7 @@ impl SqliteStore {
              PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0; PRAGMA temp_store = MEMORY;"
         ))
         .map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
+        migrate(&mut conn)?;
         let epoch = load_or_create_epoch(&conn)?;
 
         let mut readers = Vec::with_capacity(READERS);
@@ -124,6 +126,23 @@ impl SqliteStore {
         pool.conns.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
         result
     }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(err)?;
+    if applied as usize > MIGRATIONS.len() {
+        return Err(StoreError::Unavailable(format!(
+            "the data file has schema version {applied}, newer than this binary's {}; use a newer ferrosync",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute_batch(sql).map_err(err)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+    Ok(())
 }
 
 fn load_or_create_epoch(conn: &Connection) -> Result<String, StoreError> {

@@ -38,8 +38,7 @@ fn ts(v: Option<i64>) -> Option<Timestamp> {
     v.map(Timestamp)
 }
 
-const SERVICE_COLS: &str =
-    "sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated, head_seq, pruned_seq";
+const SERVICE_COLS: &str = "sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated, head_seq, pruned_seq, settings";
 
 fn service_row(row: &Row<'_>) -> rusqlite::Result<Service> {
     Ok(Service {
@@ -52,6 +51,8 @@ fn service_row(row: &Row<'_>) -> rusqlite::Result<Service> {
         date_updated: Timestamp(row.get(6)?),
         head_seq: row.get::<_, i64>(7)? as u64,
         pruned_seq: row.get::<_, i64>(8)? as u64,
+        settings: crate::settings_from_json(&row.get::<_, String>(9)?)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(9, rusqlite::types::Type::Text, Box::new(e)))?,
     })
 }
 
@@ -76,10 +77,11 @@ pub(crate) fn services(conn: &Connection, page: &PageRequest) -> Result<Vec<Serv
 
 pub(crate) fn put_service(conn: &Connection, s: &Service) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO services (sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO services (sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated, settings)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (sid) DO UPDATE SET unique_name = excluded.unique_name, friendly_name = excluded.friendly_name,
-           acl_enabled = excluded.acl_enabled, revision = excluded.revision, date_updated = excluded.date_updated",
+           acl_enabled = excluded.acl_enabled, revision = excluded.revision, date_updated = excluded.date_updated,
+           settings = excluded.settings",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -89,7 +91,8 @@ pub(crate) fn put_service(conn: &Connection, s: &Service) -> Result<(), StoreErr
             s.acl_enabled,
             s.revision as i64,
             s.date_created.0,
-            s.date_updated.0
+            s.date_updated.0,
+            crate::settings_to_json(&s.settings)
         ])
     })
     .map(drop)

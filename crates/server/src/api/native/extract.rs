@@ -7,8 +7,6 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use ferrosync_core::ErrorCode;
 use ferrosync_core::auth::Principal;
 use serde::de::DeserializeOwned;
@@ -36,14 +34,10 @@ pub async fn authenticate(state: &AppState, value: &str) -> Result<Principal, Ap
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     match scheme.to_ascii_lowercase().as_str() {
         "basic" => {
-            let decoded =
-                STANDARD.decode(rest.trim()).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(|| {
-                    ApiError::new(ErrorCode::Unauthenticated, "Basic credentials are not valid base64")
-                })?;
-            let (user, password) = decoded
-                .split_once(':')
-                .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "Basic credentials need user:password"))?;
-            Ok(state.engine.authenticate_basic(user, password).await?)
+            let (user, password) = crate::api::http::decode_basic(rest).ok_or_else(|| {
+                ApiError::new(ErrorCode::Unauthenticated, "Basic credentials must be base64 of user:password")
+            })?;
+            Ok(state.engine.authenticate_basic(&user, &password).await?)
         }
         "bearer" => Ok(state.engine.authenticate_token(rest.trim()).await?),
         _ => Err(ApiError::new(ErrorCode::Unauthenticated, "Authorization must use the Basic or Bearer scheme")),
@@ -116,12 +110,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get(header::IF_MATCH) else {
-            return Ok(IfMatch(None));
-        };
-        let raw = value.to_str().unwrap_or_default().trim();
-        let unquoted = raw.trim_start_matches("W/").trim_matches('"');
-        unquoted.parse::<u64>().map(|r| IfMatch(Some(r))).map_err(|_| {
+        crate::api::http::if_match(&parts.headers).map(IfMatch).map_err(|raw| {
             ApiError::new(ErrorCode::InvalidIfMatch, format!("If-Match must be a revision number, got '{raw}'"))
         })
     }

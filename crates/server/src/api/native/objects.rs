@@ -8,8 +8,8 @@ use super::types::{ObjectView, OpenObject, PageQuery, PageView, UpdateObject};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use ferrosync_core::ErrorCode;
 use ferrosync_core::engine::{ObjectPatch, OpenRequest};
 use ferrosync_core::model::ObjectKind;
@@ -30,14 +30,7 @@ pub fn kind_of(collection: &str) -> Result<ObjectKind, ApiError> {
     }
 }
 
-/// A JSON response carrying `ETag: <revision>`.
-pub fn with_etag<T: serde::Serialize>(status: StatusCode, revision: u64, body: T) -> Response {
-    let mut response = (status, Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&revision.to_string()) {
-        response.headers_mut().insert(header::ETAG, v);
-    }
-    response
-}
+pub use crate::api::http::with_etag;
 
 #[utoipa::path(post, path = "/api/v1/services/{service}/{collection}", tag = "objects", request_body = OpenObject,
     params(("service" = String, Path), ("collection" = String, Path, description = "documents, lists, maps or streams")),

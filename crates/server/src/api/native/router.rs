@@ -11,6 +11,20 @@ use std::sync::Arc;
 /// Request bodies above this are refused before parsing (data itself is limited to 16 KiB).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// The whole (bounded) body is read before authentication and the other extractors run (see
+/// [`crate::api::http::read_body_first`]).
+async fn read_body_first(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    crate::api::http::read_body_first(req, next, BODY_LIMIT, || {
+        error::ApiError::new(
+            ferrosync_core::ErrorCode::TooLarge,
+            format!("the request body is larger than the {} KiB limit", BODY_LIMIT / 1024),
+        )
+        .into_response()
+    })
+    .await
+}
+
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/openapi.json", get(openapi::serve))
@@ -39,4 +53,5 @@ pub fn router() -> Router<Arc<AppState>> {
         )
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(read_body_first))
 }

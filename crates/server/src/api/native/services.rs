@@ -18,8 +18,12 @@ pub async fn create(
     Auth(p): Auth,
     JsonBody(body): JsonBody<CreateService>,
 ) -> ApiResult<(StatusCode, Json<ServiceView>)> {
-    let spec =
-        ServiceSpec { unique_name: body.unique_name, friendly_name: body.friendly_name, acl_enabled: body.acl_enabled };
+    let spec = ServiceSpec {
+        unique_name: body.unique_name,
+        friendly_name: body.friendly_name,
+        acl_enabled: body.acl_enabled,
+        ..Default::default()
+    };
     let service = state.engine.create_service(&p, spec).await?;
     Ok((StatusCode::CREATED, Json(service.into())))
 }
@@ -63,6 +67,7 @@ pub async fn update(
         unique_name: body.unique_name.map(|n| (!n.is_empty()).then_some(n)),
         friendly_name: body.friendly_name.map(|n| (!n.is_empty()).then_some(n)),
         acl_enabled: body.acl_enabled,
+        ..Default::default()
     };
     Ok(Json(state.engine.update_service(&p, &service, patch).await?.into()))
 }
@@ -91,13 +96,5 @@ pub fn page_request(
 
 /// The absolute URL of this request's path, honouring proxies' forwarded headers.
 pub fn base_url(headers: &HeaderMap, uri: &axum::http::Uri) -> String {
-    let header = |name: &str| {
-        headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.split(',').next().unwrap_or(s).trim().to_owned())
-    };
-    let host = header("x-forwarded-host").or_else(|| header("host"));
-    let proto = header("x-forwarded-proto").unwrap_or_else(|| "http".to_owned());
-    match host {
-        Some(host) => format!("{proto}://{host}{}", uri.path()),
-        None => uri.path().to_owned(),
-    }
+    format!("{}{}", crate::api::http::origin(headers).unwrap_or_default(), uri.path())
 }

@@ -1,0 +1,97 @@
+//! HTTP pieces every face shares: where a request was addressed and Basic credentials.
+
+use axum::Json;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+/// `scheme://host[:port]` the client addressed, honouring proxies' `X-Forwarded-Proto` and
+/// `X-Forwarded-Host`; `None` when the request named no host at all (HTTP/1.0 without Host).
+pub fn origin(headers: &HeaderMap) -> Option<String> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.split(',').next().unwrap_or(s).trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    let host = header("x-forwarded-host").or_else(|| header("host"))?;
+    let proto = header("x-forwarded-proto").unwrap_or_else(|| "http".to_owned());
+    Some(format!("{proto}://{host}"))
+}
+
+/// The `user` and `password` of a `Basic` credentials value (after the scheme).
+pub fn decode_basic(encoded: &str) -> Option<(String, String)> {
+    let decoded = STANDARD.decode(encoded.trim()).ok().and_then(|b| String::from_utf8(b).ok())?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// A JSON response carrying `ETag: <revision>` (the revision, bare, as every face sends it).
+pub fn with_etag<T: serde::Serialize>(status: StatusCode, revision: u64, body: T) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&revision.to_string()) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}
+
+/// The revision an `If-Match` header names, bare or quoted (`7`, `"7"`, `W/"7"`); `Err` holds
+/// the raw value when it names none.
+pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, String> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let raw = value.to_str().unwrap_or_default().trim();
+    let unquoted = raw.trim_start_matches("W/").trim_matches('"');
+    unquoted.parse::<u64>().map(Some).map_err(|_| raw.to_owned())
+}
+
+/// Reads a request's whole body (up to `limit` bytes) before any handler or extractor runs.
+///
+/// A request refused early (bad credentials, a malformed header) would otherwise be answered
+/// with its body unread, and the server would then drop the kept-alive connection without
+/// saying so: a client that pools connections fails its next call. A body over the limit gets
+/// `too_large` with `Connection: close`, as it cannot be drained cheaply.
+pub async fn read_body_first(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+    limit: usize,
+    too_large: impl FnOnce() -> Response,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Err(_) => {
+            let mut response = too_large();
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn origin_prefers_forwarded_headers() {
+        let mut h = HeaderMap::new();
+        assert_eq!(origin(&h), None);
+        h.insert("host", HeaderValue::from_static("127.0.0.1:7700"));
+        assert_eq!(origin(&h).as_deref(), Some("http://127.0.0.1:7700"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https, http"));
+        h.insert("x-forwarded-host", HeaderValue::from_static("sync.example.com"));
+        assert_eq!(origin(&h).as_deref(), Some("https://sync.example.com"));
+    }
+
+    #[test]
+    fn basic_credentials_split_at_the_first_colon() {
+        let v = STANDARD.encode("AC1:sec:ret");
+        assert_eq!(decode_basic(&v), Some(("AC1".into(), "sec:ret".into())));
+        assert_eq!(decode_basic("%%%"), None);
+        assert_eq!(decode_basic(&STANDARD.encode("nocolon")), None);
+    }
+}
