@@ -2,7 +2,7 @@
 //! frames, subscriptions fed by the realtime hub, token warnings and updates, and the close
 //! frames that tell the SDK what to do next.
 
-use super::error::{CdsError, TOKEN_EXPIRED, token_refusal};
+use super::error::{CdsError, code, token_refusal};
 use super::events::{self, Channel};
 use super::frame::{self, Frame};
 use super::request::{CdsReply, CdsRequest, Cx, Urls};
@@ -194,7 +194,7 @@ impl Session {
                     }
                     Alarm::Token => match self.token.fire() {
                         TokenAlarm::Expired => {
-                            let status = Status::error(410, "TOKEN_EXPIRED", Some(TOKEN_EXPIRED), "access token expired");
+                            let status = Status::error(410, "TOKEN_EXPIRED", Some(code::ACCESS_TOKEN_EXPIRED.1), "access token expired");
                             self.close_with(&mut sink, status, 1000).await;
                             return;
                         }
@@ -322,7 +322,7 @@ impl Session {
             return self.send_status(sink, id, status).await;
         };
         if self.token.is_expired() {
-            let status = Status::error(401, "UNAUTHORIZED", Some(TOKEN_EXPIRED), "access token expired");
+            let status = Status::error(401, "UNAUTHORIZED", Some(code::ACCESS_TOKEN_EXPIRED.1), "access token expired");
             return self.send_status(sink, id, status).await;
         }
         if let Some(host) = http.host.as_deref() {
@@ -398,7 +398,7 @@ impl Session {
 
     pub(super) async fn reply_error(&self, sink: &mut Sink, id: &str, e: CdsError) -> Flow {
         let status = e.status;
-        let body = serde_json::to_value(&e).unwrap_or(Value::Null);
+        let body = serde_json::to_value(e.body()).unwrap_or(Value::Null);
         self.reply(sink, id, CdsReply { status, etag: None, body: Some(body), wrote: None }).await
     }
 }

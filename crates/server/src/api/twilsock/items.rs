@@ -1,7 +1,7 @@
 //! List and map items: queries with paging, push (lists), put (maps, an upsert), update,
 //! fetch and remove.
 
-use super::error::{CdsError, Target};
+use super::error::{self, CdsError, Target};
 use super::request::{CdsReply, CdsRequest, Cx, at_position, date, revision, ttl};
 use super::types::{ItemBody, ItemPage, ItemView, PageMeta, RemovedView};
 use ferrosync_core::engine::{ItemPatch, Logged};
@@ -19,7 +19,7 @@ const DEFAULT_PAGE: u32 = 50;
 /// `PageToken`), expired items hidden. `meta` says whether items lie before and after.
 pub async fn query(cx: &Cx<'_>, req: &CdsRequest<'_>, kind: ObjectKind, id: &str) -> Result<CdsReply, CdsError> {
     let target = Target::Item(kind);
-    let core = |e| CdsError::from_core(e, target);
+    let core = |e| error::from_core(e, target);
     let single = match kind {
         ObjectKind::List => req.params.get("Index").map(|i| parse_index(i).map(ItemKey::Index)).transpose()?,
         _ => req.params.get("Key").map(|k| ItemKey::Key(k.to_owned())),
@@ -63,12 +63,12 @@ pub async fn fetch(cx: &Cx<'_>, kind: ObjectKind, id: &str, key: &str) -> Result
 pub async fn push(cx: &Cx<'_>, req: &CdsRequest<'_>, id: &str) -> Result<CdsReply, CdsError> {
     let target = Target::Item(ObjectKind::List);
     let body: ItemBody = req.json()?;
-    let data = body.data.ok_or_else(|| CdsError::bad_request("data is required"))?;
+    let data = body.data.ok_or_else(|| error::bad_request("data is required"))?;
     let logged = cx
         .engine
         .add_list_item_logged(cx.principal, cx.svc(), id, data, ttl(body.ttl.as_ref())?, None)
         .await
-        .map_err(|e| CdsError::from_core(e, target))?;
+        .map_err(|e| error::from_core(e, target))?;
     Ok(written(cx, ObjectKind::List, 201, logged))
 }
 
@@ -105,12 +105,12 @@ async fn write(
     if_match: Option<&str>,
 ) -> Result<CdsReply, CdsError> {
     let target = Target::Item(kind);
-    let core = |e| CdsError::from_core(e, target);
+    let core = |e| error::from_core(e, target);
     let body: ItemBody = req.json()?;
     let key = item_key(kind, key)?;
     let if_match = if_match.map(revision).transpose().map_err(core)?;
     if mode == ItemWriteMode::Create && body.data.is_none() {
-        return Err(CdsError::bad_request("data is required"));
+        return Err(error::bad_request("data is required"));
     }
     let patch = ItemPatch { data: body.data, ttl: ttl(body.ttl.as_ref())?, collection_ttl: None, if_match };
     let result = cx.engine.write_item_logged(cx.principal, cx.svc(), kind, id, key, patch, mode).await;
@@ -119,7 +119,10 @@ async fn write(
         Err(CoreError::NotFound { what: NotFoundKind::Item, .. } | CoreError::ItemAlreadyExists { .. })
             if kind == ObjectKind::Map && (if_match.is_some() || mode == ItemWriteMode::Create) =>
         {
-            return Err(CdsError::new(412, 54205, "the map item's revision does not match If-Match"));
+            return Err(CdsError::new(
+                error::code::MAP_ITEM_REVISION_MISMATCH,
+                "the map item's revision does not match If-Match",
+            ));
         }
         Err(e) => return Err(core(e)),
     };
@@ -136,7 +139,7 @@ pub async fn remove(
     key: &str,
 ) -> Result<CdsReply, CdsError> {
     let target = Target::Item(kind);
-    let core = |e| CdsError::from_core(e, target);
+    let core = |e| error::from_core(e, target);
     let key = item_key(kind, key)?;
     let if_match = req.if_match.as_deref().map(revision).transpose().map_err(core)?;
     let logged = cx.engine.remove_item_logged(cx.principal, cx.svc(), kind, id, key, if_match).await.map_err(core)?;
@@ -176,19 +179,17 @@ fn item_key(kind: ObjectKind, raw: &str) -> Result<ItemKey, CdsError> {
 }
 
 fn parse_index(raw: &str) -> Result<u64, CdsError> {
-    raw.parse().map_err(|_| CdsError::new(404, 54151, format!("'{raw}' is not a list item index")))
+    raw.parse().map_err(|_| CdsError::new(error::LIST_ITEM_NOT_FOUND, format!("'{raw}' is not a list item index")))
 }
 
 fn page_request(cx: &Cx<'_>, req: &CdsRequest<'_>, kind: ObjectKind) -> Result<PageRequest, CdsError> {
     let order = match req.params.get("Order").map(str::to_ascii_lowercase).as_deref() {
         None | Some("asc") => Order::Asc,
         Some("desc") => Order::Desc,
-        Some(other) => return Err(CdsError::bad_request(format!("Order must be asc or desc, got '{other}'"))),
+        Some(other) => return Err(error::bad_request(format!("Order must be asc or desc, got '{other}'"))),
     };
     let size = match req.params.get("PageSize") {
-        Some(s) => {
-            s.parse::<u32>().map_err(|_| CdsError::bad_request(format!("PageSize must be a number, got '{s}'")))?
-        }
+        Some(s) => s.parse::<u32>().map_err(|_| error::bad_request(format!("PageSize must be a number, got '{s}'")))?,
         None => DEFAULT_PAGE,
     };
     let from = match req.params.get("From") {
@@ -198,7 +199,7 @@ fn page_request(cx: &Cx<'_>, req: &CdsRequest<'_>, kind: ObjectKind) -> Result<P
     };
     let limit = size.clamp(1, MAX_PAGE);
     PageRequest::new(Some(order), from, req.params.get("PageToken"), Some(limit), cx.engine.limits())
-        .map_err(|e| CdsError::from_core(e, Target::Item(kind)))
+        .map_err(|e| error::from_core(e, Target::Item(kind)))
 }
 
 async fn one(cx: &Cx<'_>, object: &SyncObject, key: &ItemKey) -> Result<Option<Item>, CoreError> {

@@ -1,7 +1,7 @@
 //! Documents, lists, maps and streams themselves: open (GET), create (POST to the
 //! collection), update data or TTL (POST to the object), remove (DELETE).
 
-use super::error::{CdsError, Target};
+use super::error::{self, CdsError, Target};
 use super::items;
 use super::request::{CdsReply, CdsRequest, Cx, at_position, date, revision, ttl};
 use super::types::{CollectionView, DocumentView, ItemView, ObjectBody, ObjectMeta, RemovedView, StreamView};
@@ -43,7 +43,7 @@ pub async fn create(cx: &Cx<'_>, req: &CdsRequest<'_>, kind: ObjectKind) -> Resu
     };
     let open = OpenRequest { sid, unique_name, mode: OpenMode::CreateNew, ttl: ttl(body.ttl.as_ref())?, data };
     let logged =
-        cx.engine.open_logged(cx.principal, cx.svc(), kind, open).await.map_err(|e| CdsError::from_core(e, target))?;
+        cx.engine.open_logged(cx.principal, cx.svc(), kind, open).await.map_err(|e| error::from_core(e, target))?;
     let items = (kind == ObjectKind::Map).then(Vec::new);
     Ok(written(cx, 201, logged.map(|(object, _)| object), items))
 }
@@ -51,7 +51,7 @@ pub async fn create(cx: &Cx<'_>, req: &CdsRequest<'_>, kind: ObjectKind) -> Resu
 /// `POST /v3/{kind}/{id}`: new data (documents, optionally If-Match) and/or a new TTL.
 pub async fn update(cx: &Cx<'_>, req: &CdsRequest<'_>, kind: ObjectKind, id: &str) -> Result<CdsReply, CdsError> {
     let target = Target::Object(kind);
-    let core = |e| CdsError::from_core(e, target);
+    let core = |e| error::from_core(e, target);
     let body: ObjectBody = req.json()?;
     let data = if kind == ObjectKind::Document { body.data.filter(|d| !d.is_null()) } else { None };
     let if_match = req.if_match.as_deref().map(revision).transpose().map_err(core)?;
@@ -63,7 +63,7 @@ pub async fn update(cx: &Cx<'_>, req: &CdsRequest<'_>, kind: ObjectKind, id: &st
 /// `DELETE /v3/{kind}/{id}`.
 pub async fn remove(cx: &Cx<'_>, req: &CdsRequest<'_>, kind: ObjectKind, id: &str) -> Result<CdsReply, CdsError> {
     let target = Target::Object(kind);
-    let core = |e| CdsError::from_core(e, target);
+    let core = |e| error::from_core(e, target);
     let if_match = req.if_match.as_deref().map(revision).transpose().map_err(core)?;
     let logged = cx.engine.remove_object_logged(cx.principal, cx.svc(), kind, id, if_match).await.map_err(core)?;
     let removed = RemovedView { last_event_id: logged.seq.unwrap_or_default(), date_updated: date(Timestamp::now()) };

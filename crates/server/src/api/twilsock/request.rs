@@ -1,7 +1,7 @@
 //! A tunnelled CDS request: who asks, what it carries, what it answers, and the helpers every
 //! operation uses (absolute URLs, TTL and If-Match values, event ids read consistently).
 
-use super::error::{CdsError, Target};
+use super::error::{self, CdsError, Target};
 use super::router::{CDS_PREFIX, Endpoint, Params};
 use ferrosync_core::auth::Principal;
 use ferrosync_core::engine::Engine;
@@ -48,11 +48,11 @@ impl CdsRequest<'_> {
             return Ok(T::default());
         }
         let value: Value = serde_json::from_slice(self.body)
-            .map_err(|e| CdsError::bad_request(format!("the request body is not JSON: {e}")))?;
+            .map_err(|e| error::bad_request(format!("the request body is not JSON: {e}")))?;
         if !value.is_object() {
             return Ok(T::default());
         }
-        serde_json::from_value(value).map_err(|e| CdsError::bad_request(format!("the request body: {e}")))
+        serde_json::from_value(value).map_err(|e| error::bad_request(format!("the request body: {e}")))
     }
 }
 
@@ -132,7 +132,8 @@ fn collection(kind: ObjectKind) -> &'static str {
 
 /// A TTL as the SDK sends it: a non-negative integer of seconds (0: never expires).
 pub fn ttl(value: Option<&Value>) -> Result<Option<u64>, CdsError> {
-    let invalid = |v: &Value| CdsError::new(400, 54011, format!("ttl must be an integer of seconds, got {v}"));
+    let invalid =
+        |v: &Value| CdsError::new(error::code::INVALID_TTL, format!("ttl must be an integer of seconds, got {v}"));
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| invalid(&Value::Number(n.clone()))),
@@ -167,7 +168,7 @@ where
 {
     let engine = cx.engine;
     let service = &cx.service.sid;
-    let core = |e| CdsError::from_core(e, target);
+    let core = |e| error::from_core(e, target);
     let mut attempt = 0;
     loop {
         let before = crate::realtime::session::head_seq(engine, service).await.map_err(core)?;

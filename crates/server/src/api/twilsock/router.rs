@@ -1,7 +1,7 @@
 //! Routes of the twilsock face: the WebSocket mount, and the tunnelled CDS paths → an
 //! [`Endpoint`] (parsed before any work, so every request has a stable operation name).
 
-use super::error::CdsError;
+use super::error::{self, CdsError};
 use super::request::{CdsReply, CdsRequest, Cx};
 use super::{connection, items, objects, streams};
 use crate::state::AppState;
@@ -46,11 +46,11 @@ impl Endpoint {
     /// Parses a tunnelled path, with or without the [`CDS_PREFIX`]. Segments are
     /// percent-decoded (the SDK encodes ids and keys).
     pub fn parse(path: &str) -> Result<Self, CdsError> {
-        let unknown = || CdsError::not_found(format!("no CDS resource at {path}"));
+        let unknown = || error::not_found(format!("no CDS resource at {path}"));
         let rest = path.strip_prefix(CDS_PREFIX).unwrap_or(path);
         let mut segments = Vec::new();
         for raw in rest.split('/').filter(|s| !s.is_empty()) {
-            segments.push(decode(raw).ok_or_else(|| CdsError::bad_request(format!("{path} is not valid UTF-8")))?);
+            segments.push(decode(raw).ok_or_else(|| error::bad_request(format!("{path} is not valid UTF-8")))?);
         }
         let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
         let kind = |name: &str| match name {
@@ -97,8 +97,8 @@ pub async fn dispatch(cx: &Cx<'_>, req: &CdsRequest<'_>) -> Result<CdsReply, Cds
         ("DELETE", Endpoint::Item(kind, id, key)) => items::remove(cx, req, *kind, id, key).await,
         ("GET", Endpoint::ListContext(id)) => items::context(cx, id).await,
         ("POST", Endpoint::StreamMessages(id)) => streams::publish(cx, req, id).await,
-        (_, Endpoint::Insights) => Err(CdsError::not_found("live queries over TaskRouter indexes are not available")),
-        (method, _) => Err(CdsError::method_not_allowed(method, req.path)),
+        (_, Endpoint::Insights) => Err(error::not_found("live queries over TaskRouter indexes are not available")),
+        (method, _) => Err(error::method_not_allowed(method, req.path)),
     }
 }
 
@@ -120,7 +120,7 @@ impl Params {
             };
             let text = match first {
                 Some(Value::String(s)) => decode(&s.replace('+', " "))
-                    .ok_or_else(|| CdsError::bad_request(format!("query parameter {name} is not valid UTF-8")))?,
+                    .ok_or_else(|| error::bad_request(format!("query parameter {name} is not valid UTF-8")))?,
                 Some(Value::Number(n)) => n.to_string(),
                 Some(Value::Bool(b)) => b.to_string(),
                 _ => continue,

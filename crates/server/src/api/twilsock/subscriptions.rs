@@ -4,7 +4,7 @@
 //! log), then `subscription_established` carrying the position it now stands at.
 
 use super::connection::{Flow, Session, send, server_frame_id};
-use super::error::{CdsError, TOO_MANY_SUBSCRIPTIONS, Target};
+use super::error::{self, CdsError, TOO_MANY_SUBSCRIPTIONS, Target};
 use super::events::{self, Channel, SYNC_EVENT};
 use super::request::{CdsReply, CdsRequest};
 use super::types::SubscriptionsPoke;
@@ -25,7 +25,7 @@ impl Session {
     pub(super) async fn poke(&mut self, sink: &mut Sink, id: &str, req: &CdsRequest<'_>) -> Flow {
         let poke: SubscriptionsPoke = match req.json::<Option<SubscriptionsPoke>>() {
             Ok(Some(p)) => p,
-            Ok(None) => return self.reply_error(sink, id, CdsError::bad_request("a subscriptions request body")).await,
+            Ok(None) => return self.reply_error(sink, id, error::bad_request("a subscriptions request body")).await,
             Err(e) => return self.reply_error(sink, id, e).await,
         };
         let ack = json!({
@@ -52,7 +52,7 @@ impl Session {
                         json!({ "object_sid": request.object_sid, "object_type": object_type }),
                     )))
                 }
-                other => Err(CdsError::bad_request(format!("unknown subscription action '{other}'"))),
+                other => Err(error::bad_request(format!("unknown subscription action '{other}'"))),
             };
             let (event_type, event) = match outcome {
                 Ok(Some(outcome)) => outcome,
@@ -60,7 +60,7 @@ impl Session {
                 Ok(None) => return Flow::Stop,
                 Err(e) => (
                     "subscription_failed",
-                    json!({ "object_sid": request.object_sid, "object_type": object_type, "error": e }),
+                    json!({ "object_sid": request.object_sid, "object_type": object_type, "error": e.body() }),
                 ),
             };
             let payload = json!({ "event_type": event_type, "correlation_id": correlation, "event": event });
@@ -87,11 +87,7 @@ impl Session {
             "map" => ObjectKind::Map,
             "stream" => ObjectKind::Stream,
             other => {
-                return Err(CdsError::new(
-                    400,
-                    super::error::INVALID_REQUEST,
-                    format!("cannot subscribe to a '{other}'"),
-                ));
+                return Err(error::bad_request(format!("cannot subscribe to a '{other}'")));
             }
         };
         let target = Target::Object(kind);
@@ -99,26 +95,26 @@ impl Session {
         let object = engine
             .readable_object(&self.principal, &self.service, kind, object_sid)
             .await
-            .map_err(|e| CdsError::from_core(e, target))?;
+            .map_err(|e| error::from_core(e, target))?;
         let sid = object.sid;
         let max = self.state.settings.max_subscriptions;
         if !self.subs.contains(&sid) && self.subs.len() >= max {
             let message = format!("a connection may hold at most {max} subscriptions");
-            return Err(CdsError::new(429, TOO_MANY_SUBSCRIPTIONS, message));
+            return Err(CdsError::new(TOO_MANY_SUBSCRIPTIONS, message));
         }
-        let fresh = self.subs.register(&sid).await.map_err(|e| CdsError::from_core(e, target))?;
+        let fresh = self.subs.register(&sid).await.map_err(|e| error::from_core(e, target))?;
         let start = match self.start_position(last_event_id).await {
             Ok(s) => s,
             Err(e) => {
                 if fresh {
                     self.subs.cancel(&sid).await;
                 }
-                return Err(CdsError::from_core(e, Target::Subscriptions));
+                return Err(error::from_core(e, Target::Subscriptions));
             }
         };
         self.subs.rewind(&sid, start);
         let mut replay = Replay::after(&self.service.sid, &sid, start);
-        while let Some(events) = replay.next_page(&engine).await.map_err(|e| CdsError::from_core(e, target))? {
+        while let Some(events) = replay.next_page(&engine).await.map_err(|e| error::from_core(e, target))? {
             for event in events {
                 if self.own.remove(&event.seq) {
                     continue;
