@@ -30,6 +30,8 @@ mod sqlite {
     mod ttl;
     #[path = "twilio_sync.rs"]
     mod twilio_sync;
+    #[path = "twilsock.rs"]
+    mod twilsock;
     #[path = "websocket.rs"]
     mod websocket;
 }
@@ -51,6 +53,8 @@ mod postgres {
     mod ttl;
     #[path = "twilio_sync.rs"]
     mod twilio_sync;
+    #[path = "twilsock.rs"]
+    mod twilsock;
     #[path = "websocket.rs"]
     mod websocket;
 }
