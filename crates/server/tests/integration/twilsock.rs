@@ -348,3 +348,17 @@ async fn malformed_frames_are_answered_with_a_close_not_a_crash() {
     // The server is still serving.
     assert_eq!(s.get("/services/app").await.status, 200);
 }
+
+#[tokio::test]
+async fn a_draining_server_tells_clients_to_reconnect_elsewhere() {
+    let Some(s) = TestServer::start().await else { return };
+    s.service("app").await;
+    let token = s.mint_token("app", "alice", 600).await;
+    let mut c = Client::connect(&s).await;
+    c.init(&token).await;
+    s.server.state.shutdown.cancel();
+    // 308 ("offloaded"): the SDK reconnects and resumes from its last event ids.
+    let (h, _) = c.recv().await.expect("a close frame");
+    assert_eq!((&h["method"], &h["status"]["code"]), (&json!("close"), &json!(308)), "{h}");
+    assert!(c.recv().await.is_none());
+}
