@@ -32,6 +32,8 @@ test('a published message reaches the other client, and the publisher once, loca
   const local = h.record(mine, 'messagePublished');
   const message = await mine.publishMessage({ who: 'alice' });
   assert.match(message.sid, /^TZ[0-9a-f]{32}$/);
+  // Bob answers once he has Alice's message: the order of the two is then fixed everywhere.
+  await h.until(remote, 1, 'messagePublished at bob');
   await theirs.publishMessage({ who: 'bob' });
   await h.until(remote, 2, 'messagePublished at bob');
   await h.until(local, 2, 'messagePublished at alice');
