@@ -139,7 +139,12 @@ async fn authenticate(state: &AppState, token: &str) -> Result<(Principal, Servi
     };
     let principal = state.engine.authenticate_token(token).await.map_err(refuse)?;
     let Principal::Identity { service_sid, expires_at, .. } = &principal else {
-        return Err(Status::error(403, "FORBIDDEN", Some(20403), "an access token for an identity is required"));
+        return Err(Status::error(
+            403,
+            "FORBIDDEN",
+            Some(code::FORBIDDEN.1),
+            "an access token for an identity is required",
+        ));
     };
     let expires_at = *expires_at;
     let service = state.engine.service(&principal, service_sid.as_str()).await.map_err(refuse)?;
@@ -307,9 +312,12 @@ impl Session {
                 self.principal = principal;
                 Status::OK
             }
-            Ok(_) => {
-                Status::error(403, "FORBIDDEN", Some(20403), "the new token must be for the same identity and service")
-            }
+            Ok(_) => Status::error(
+                403,
+                "FORBIDDEN",
+                Some(code::FORBIDDEN.1),
+                "the new token must be for the same identity and service",
+            ),
             Err(refused) => refused,
         };
         self.send_status(sink, id, status).await
@@ -327,10 +335,7 @@ impl Session {
         }
         if let Some(host) = http.host.as_deref() {
             // URLs handed out point where the client tunnels its requests.
-            let urls = Urls::for_host(host);
-            if urls != self.urls {
-                self.urls = urls;
-            }
+            self.urls = Urls::for_host(host);
         }
         let span = tracing::debug_span!("cds", method = %http.method, path = %http.path);
         let if_match = http.headers.as_ref().and_then(|h| {
