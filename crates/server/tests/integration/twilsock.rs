@@ -362,3 +362,35 @@ async fn a_draining_server_tells_clients_to_reconnect_elsewhere() {
     assert_eq!((&h["method"], &h["status"]["code"]), (&json!("close"), &json!(308)), "{h}");
     assert!(c.recv().await.is_none());
 }
+
+#[tokio::test]
+async fn a_last_event_id_older_than_the_retained_log_gets_the_document_as_it_is_now() {
+    let Some(s) = TestServer::with(Default::default(), |cfg| cfg.limits.retention_secs = 0).await else { return };
+    s.service("app").await;
+    s.post("/services/app/documents", json!({"unique_name": "old", "data": {"v": 0}})).await.ok();
+    s.post("/services/app/lists", json!({"unique_name": "old-list"})).await.ok();
+    for v in 1..=3 {
+        s.put("/services/app/documents/old", json!({"data": {"v": v}})).await.ok();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert!(s.engine.prune_log().await.expect("pruned") > 0);
+    let token = s.mint_token("app", "alice", 600).await;
+    let mut c = Client::connect(&s).await;
+    c.init(&token).await;
+    let mut notes = Vec::new();
+    let (_, doc) = c.cds("GET", "/twilio/cds/v3/Documents/old", None, &mut notes).await;
+    let (_, list) = c.cds("GET", "/twilio/cds/v3/Lists/old-list", None, &mut notes).await;
+    let poke = json!({"action": "establish", "correlation_id": 5, "requests": [
+        {"object_sid": doc["sid"], "object_type": "document", "last_event_id": 1},
+        {"object_sid": list["sid"], "object_type": "list", "last_event_id": 1}]});
+    c.cds("POST", "/twilio/cds/v4/Subscriptions", Some(poke), &mut notes).await;
+    c.notifications_until(&mut notes, |n| n.len() >= 3).await;
+    assert_eq!(notes[0]["event_type"], "document_updated", "{notes:?}");
+    assert_eq!(notes[0]["event"]["document_data"], json!({"v": 3}));
+    assert_eq!(notes[0]["event"]["document_revision"], "3");
+    assert_eq!(notes[1]["event_type"], "subscription_established");
+    assert_eq!(notes[1]["event"]["last_event_id"], notes[0]["event"]["id"]);
+    // A list's missed items cannot be rebuilt from its state: the subscription fails, saying so.
+    assert_eq!(notes[2]["event_type"], "subscription_failed", "{:?}", notes[2]);
+    assert!(notes[2]["event"]["error"]["message"].as_str().is_some_and(|m| m.contains("retention")), "{:?}", notes[2]);
+}

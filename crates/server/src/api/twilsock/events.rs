@@ -7,7 +7,7 @@ use super::request::{Urls, date};
 use super::types::ServerFrame;
 use bytes::Bytes;
 use ferrosync_core::log::{Event, EventKind};
-use ferrosync_core::model::ObjectKind;
+use ferrosync_core::model::{ObjectKind, SyncObject};
 use ferrosync_core::store::StoredEvent;
 use serde_json::{Map, Value, json};
 
@@ -45,6 +45,20 @@ pub fn render(stored: &StoredEvent, urls: &Urls, channel: Channel) -> Option<Byt
     let id = format!("TM{}{:016x}", sid.get(2..18).unwrap_or("0000000000000000"), event.seq);
     let payload = json!({ "event_type": event_type, "event": body }).to_string();
     Some(notification(&id, message_type, payload.as_bytes()))
+}
+
+/// A document's current state as a `document_updated` at `position`, for a client whose last
+/// seen event is older than the retained log.
+pub fn snapshot(document: &SyncObject, position: u64) -> Bytes {
+    let event = json!({
+        "document_sid": document.sid,
+        "id": position,
+        "document_revision": document.revision.to_string(),
+        "document_data": document.data.clone().unwrap_or_else(|| Value::Object(Map::new())),
+        "date_created": date(document.date_updated),
+    });
+    let payload = json!({ "event_type": "document_updated", "event": event }).to_string();
+    notification(&super::connection::server_frame_id(), SYNC_EVENT, payload.as_bytes())
 }
 
 /// A `notification` frame.

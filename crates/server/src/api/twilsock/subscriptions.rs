@@ -6,12 +6,12 @@
 use super::connection::{Flow, Session, send, server_frame_id};
 use super::error::{self, CdsError, TOO_MANY_SUBSCRIPTIONS, Target};
 use super::events::{self, Channel, SYNC_EVENT};
-use super::request::{CdsReply, CdsRequest};
+use super::request::{CdsReply, CdsRequest, Cx, at_position};
 use super::types::SubscriptionsPoke;
 use crate::realtime::session::{Replay, Sink};
 use axum::extract::ws::Message;
 use ferrosync_core::CoreError;
-use ferrosync_core::model::{ObjectKind, ObjectRef};
+use ferrosync_core::model::{ObjectKind, ObjectRef, SyncObject};
 use ferrosync_core::sid::Sid;
 use futures_util::SinkExt;
 use serde_json::{Value, json};
@@ -105,6 +105,17 @@ impl Session {
         let fresh = self.subs.register(&sid).await.map_err(|e| error::from_core(e, target))?;
         let start = match self.start_position(last_event_id).await {
             Ok(s) => s,
+            Err(CoreError::ResyncRequired) if kind == ObjectKind::Document => {
+                // What the client missed is gone from the log, but a document's current state
+                // says all of it: send that, then carry on from its position.
+                let cx = Cx { engine: &engine, principal: &self.principal, service: &self.service, urls: &self.urls };
+                let read = || engine.object(&self.principal, self.service.sid.as_str(), kind, sid.as_str());
+                let (document, position) = at_position(&cx, target, |o: &SyncObject| o.sid.clone(), read).await?;
+                if let Flow::Stop = send(sink, events::snapshot(&document, position)).await {
+                    return Ok(None);
+                }
+                position
+            }
             Err(e) => {
                 if fresh {
                     self.subs.cancel(&sid).await;
@@ -142,8 +153,7 @@ impl Session {
 
     /// Where a replay starts: after the client's last seen event, or at the head for a client
     /// that has seen none (streams). A position past the head (from another store) starts at
-    /// the head; one older than the retained log starts at its oldest event, and what was
-    /// pruned cannot be replayed.
+    /// the head; one older than the retained log cannot be replayed (`ResyncRequired`).
     async fn start_position(&self, last_event_id: Option<&Value>) -> Result<u64, CoreError> {
         let service =
             self.state.engine.store().service(&ObjectRef::Sid(self.service.sid.clone())).await?.ok_or_else(|| {
@@ -157,10 +167,7 @@ impl Session {
         Ok(match claimed {
             None => service.head_seq,
             Some(seq) if seq > service.head_seq => service.head_seq,
-            Some(seq) if seq < service.pruned_seq => {
-                tracing::warn!(seq, pruned = service.pruned_seq, "a subscription resumes from before the retained log");
-                service.pruned_seq
-            }
+            Some(seq) if seq < service.pruned_seq => return Err(CoreError::ResyncRequired),
             Some(seq) => seq,
         })
     }
