@@ -1,4 +1,4 @@
-//! Compatibility suites: client libraries nobody here wrote (twilio-python, …), run as external
+//! Compatibility suites: client libraries nobody here wrote (twilio-python, the twilio-sync JS SDK, …), run as external
 //! programs against an in-process server. Each suite installs its own tools on first use under
 //! `target/compat/` and is skipped, saying so, only when its interpreter is missing (never
 //! under `CI=true`). The suites themselves live in `compat/` at the root of the repository.
@@ -10,5 +10,6 @@ mod common;
 
 mod compat {
     pub mod harness;
+    mod js;
     mod python;
 }

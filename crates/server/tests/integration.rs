@@ -30,6 +30,8 @@ mod sqlite {
     mod ttl;
     #[path = "twilio_sync.rs"]
     mod twilio_sync;
+    #[path = "twilsock.rs"]
+    mod twilsock;
     #[path = "webhooks.rs"]
     mod webhooks;
     #[path = "websocket.rs"]
@@ -53,6 +55,8 @@ mod postgres {
     mod ttl;
     #[path = "twilio_sync.rs"]
     mod twilio_sync;
+    #[path = "twilsock.rs"]
+    mod twilsock;
     #[path = "webhooks.rs"]
     mod webhooks;
     #[path = "websocket.rs"]

@@ -75,6 +75,22 @@ pub struct ServicePatch {
     pub settings: ServiceSettingsPatch,
 }
 
+/// A write's result and where its event sits in the change log, for clients that track
+/// change-log positions per object (the twilsock face's event ids).
+#[derive(Debug, Clone)]
+pub struct Logged<T> {
+    pub value: T,
+    /// The sequence number of the last event the write appended; `None` when it appended none
+    /// (opening an object that already exists).
+    pub seq: Option<u64>,
+}
+
+impl<T> Logged<T> {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Logged<U> {
+        Logged { value: f(self.value), seq: self.seq }
+    }
+}
+
 /// Where a change-log reader starts.
 #[derive(Debug, Clone, Copy)]
 pub enum Since<'a> {
@@ -144,10 +160,20 @@ impl Engine {
     // ----- helpers ----------------------------------------------------------------------------
 
     async fn run(&self, svc: &Service, principal: &Principal, m: Mutation) -> Result<Outcome, CoreError> {
+        Ok(self.run_logged(svc, principal, m).await?.value)
+    }
+
+    async fn run_logged(
+        &self,
+        svc: &Service,
+        principal: &Principal,
+        m: Mutation,
+    ) -> Result<Logged<Outcome>, CoreError> {
         check_service_reach(principal, svc)?;
         let applied = self.store.execute(principal.actor(), m).await?;
         self.wake(&applied);
-        Ok(applied.outcome)
+        let seq = applied.events.last().map(|e| e.seq);
+        Ok(Logged { value: applied.outcome, seq })
     }
 
     /// Publishes committed events: into the recent-event cache, then a hint to waiters.

@@ -12,6 +12,17 @@ impl Engine {
         kind: ObjectKind,
         req: OpenRequest,
     ) -> Result<(SyncObject, bool), CoreError> {
+        Ok(self.open_logged(principal, service, kind, req).await?.value)
+    }
+
+    /// [`Engine::open`], also telling where the creation event sits in the change log.
+    pub async fn open_logged(
+        &self,
+        principal: &Principal,
+        service: &str,
+        kind: ObjectKind,
+        req: OpenRequest,
+    ) -> Result<Logged<(SyncObject, bool)>, CoreError> {
         let svc = self.service(principal, service).await?;
         let target = match (&req.sid, &req.unique_name) {
             (Some(_), Some(_)) => {
@@ -39,8 +50,9 @@ impl Engine {
             ttl: req.ttl,
             data: req.data,
         };
-        match self.run(&svc, principal, m).await? {
-            Outcome::Object { object, created } => Ok((object, created)),
+        let logged = self.run_logged(&svc, principal, m).await?;
+        match logged.value {
+            Outcome::Object { object, created } => Ok(Logged { value: (object, created), seq: logged.seq }),
             other => Err(unexpected(other)),
         }
     }
@@ -81,6 +93,17 @@ impl Engine {
         id: &str,
         patch: ObjectPatch,
     ) -> Result<SyncObject, CoreError> {
+        Ok(self.update_object_logged(principal, service, kind, id, patch).await?.value)
+    }
+
+    pub async fn update_object_logged(
+        &self,
+        principal: &Principal,
+        service: &str,
+        kind: ObjectKind,
+        id: &str,
+        patch: ObjectPatch,
+    ) -> Result<Logged<SyncObject>, CoreError> {
         let svc = self.service(principal, service).await?;
         let target = self.parse_object_ref(id, kind)?;
         self.validate_ttl("ttl", patch.ttl)?;
@@ -98,8 +121,9 @@ impl Engine {
             ttl: patch.ttl,
             if_match: patch.if_match,
         };
-        match self.run(&svc, principal, m).await? {
-            Outcome::Object { object, .. } => Ok(object),
+        let logged = self.run_logged(&svc, principal, m).await?;
+        match logged.value {
+            Outcome::Object { object, .. } => Ok(Logged { value: object, seq: logged.seq }),
             other => Err(unexpected(other)),
         }
     }
@@ -131,10 +155,22 @@ impl Engine {
         id: &str,
         if_match: Option<u64>,
     ) -> Result<(), CoreError> {
+        self.remove_object_logged(principal, service, kind, id, if_match).await?;
+        Ok(())
+    }
+
+    pub async fn remove_object_logged(
+        &self,
+        principal: &Principal,
+        service: &str,
+        kind: ObjectKind,
+        id: &str,
+        if_match: Option<u64>,
+    ) -> Result<Logged<()>, CoreError> {
         let svc = self.service(principal, service).await?;
         let target = self.parse_object_ref(id, kind)?;
-        self.run(&svc, principal, Mutation::RemoveObject { service: svc.sid.clone(), kind, target, if_match }).await?;
-        Ok(())
+        let m = Mutation::RemoveObject { service: svc.sid.clone(), kind, target, if_match };
+        Ok(self.run_logged(&svc, principal, m).await?.map(|_| ()))
     }
 
     // ----- items ------------------------------------------------------------------------------
@@ -148,14 +184,27 @@ impl Engine {
         ttl: Option<u64>,
         collection_ttl: Option<u64>,
     ) -> Result<Item, CoreError> {
+        Ok(self.add_list_item_logged(principal, service, list, data, ttl, collection_ttl).await?.value)
+    }
+
+    pub async fn add_list_item_logged(
+        &self,
+        principal: &Principal,
+        service: &str,
+        list: &str,
+        data: Value,
+        ttl: Option<u64>,
+        collection_ttl: Option<u64>,
+    ) -> Result<Logged<Item>, CoreError> {
         let svc = self.service(principal, service).await?;
         let target = self.parse_object_ref(list, ObjectKind::List)?;
         self.validate_item_data(&data)?;
         self.validate_ttl("ttl", ttl)?;
         self.validate_ttl("collection_ttl", collection_ttl)?;
         let m = Mutation::AddListItem { service: svc.sid.clone(), target, data, ttl, collection_ttl };
-        match self.run(&svc, principal, m).await? {
-            Outcome::Item { item, .. } => Ok(item),
+        let logged = self.run_logged(&svc, principal, m).await?;
+        match logged.value {
+            Outcome::Item { item, .. } => Ok(Logged { value: item, seq: logged.seq }),
             other => Err(unexpected(other)),
         }
     }
@@ -172,6 +221,20 @@ impl Engine {
         patch: ItemPatch,
         mode: ItemWriteMode,
     ) -> Result<(Item, bool), CoreError> {
+        Ok(self.write_item_logged(principal, service, kind, id, key, patch, mode).await?.value)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn write_item_logged(
+        &self,
+        principal: &Principal,
+        service: &str,
+        kind: ObjectKind,
+        id: &str,
+        key: ItemKey,
+        patch: ItemPatch,
+        mode: ItemWriteMode,
+    ) -> Result<Logged<(Item, bool)>, CoreError> {
         let svc = self.service(principal, service).await?;
         let target = self.parse_object_ref(id, kind)?;
         self.validate_item_key(kind, &key)?;
@@ -193,8 +256,9 @@ impl Engine {
             if_match: patch.if_match,
             mode,
         };
-        match self.run(&svc, principal, m).await? {
-            Outcome::Item { item, created } => Ok((item, created)),
+        let logged = self.run_logged(&svc, principal, m).await?;
+        match logged.value {
+            Outcome::Item { item, created } => Ok(Logged { value: (item, created), seq: logged.seq }),
             other => Err(unexpected(other)),
         }
     }
@@ -208,12 +272,24 @@ impl Engine {
         key: ItemKey,
         if_match: Option<u64>,
     ) -> Result<(), CoreError> {
+        self.remove_item_logged(principal, service, kind, id, key, if_match).await?;
+        Ok(())
+    }
+
+    pub async fn remove_item_logged(
+        &self,
+        principal: &Principal,
+        service: &str,
+        kind: ObjectKind,
+        id: &str,
+        key: ItemKey,
+        if_match: Option<u64>,
+    ) -> Result<Logged<()>, CoreError> {
         let svc = self.service(principal, service).await?;
         let target = self.parse_object_ref(id, kind)?;
         self.validate_item_key(kind, &key)?;
-        self.run(&svc, principal, Mutation::RemoveItem { service: svc.sid.clone(), kind, target, key, if_match })
-            .await?;
-        Ok(())
+        let m = Mutation::RemoveItem { service: svc.sid.clone(), kind, target, key, if_match };
+        Ok(self.run_logged(&svc, principal, m).await?.map(|_| ()))
     }
 
     pub async fn item(
@@ -260,6 +336,16 @@ impl Engine {
         stream: &str,
         data: Value,
     ) -> Result<StreamMessage, CoreError> {
+        Ok(self.publish_logged(principal, service, stream, data).await?.value)
+    }
+
+    pub async fn publish_logged(
+        &self,
+        principal: &Principal,
+        service: &str,
+        stream: &str,
+        data: Value,
+    ) -> Result<Logged<StreamMessage>, CoreError> {
         let svc = self.service(principal, service).await?;
         let target = self.parse_object_ref(stream, ObjectKind::Stream)?;
         if !data.is_object() {
@@ -271,8 +357,9 @@ impl Engine {
         }
         let m =
             Mutation::Publish { service: svc.sid.clone(), target, message_sid: Sid::new(SidKind::StreamMessage), data };
-        match self.run(&svc, principal, m).await? {
-            Outcome::Message(msg) => Ok(msg),
+        let logged = self.run_logged(&svc, principal, m).await?;
+        match logged.value {
+            Outcome::Message(msg) => Ok(Logged { value: msg, seq: logged.seq }),
             other => Err(unexpected(other)),
         }
     }

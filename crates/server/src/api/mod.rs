@@ -5,6 +5,7 @@ pub mod native;
 pub mod ops;
 pub mod twilio;
 pub mod twilio_sync;
+pub mod twilsock;
 
 use crate::state::AppState;
 use axum::Router;
@@ -20,6 +21,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/twilio/sync/v1", twilio_sync::router::router())
         .nest("/twilio/api", twilio::keys::v2010_router().fallback(twilio::error::route_not_found))
         .nest("/twilio/iam", twilio::keys::iam_router().fallback(twilio::error::route_not_found))
+        .merge(twilsock::router::router())
         .fallback(native::error::route_not_found)
         .layer(axum::middleware::from_fn(crate::observe::track))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {

@@ -1,15 +1,16 @@
 //! One native WebSocket connection: authentication, subscriptions with resume, requests with
 //! replies, batched delivery, keepalive and token lifetime.
 
-use super::hub::{Delivery, Overflow, Subscriber};
+use super::hub::Delivery;
 use super::protocol::{
     CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHENTICATED, ClientFrame, ResumePoint, ServerFrame,
 };
+use super::session::{Alarm, Alarms, Replay, Sink, Subscriptions, TokenAlarm, TokenClock, close};
 use crate::api::native::error::ApiError;
 use crate::api::native::extract::authenticate;
 use crate::api::native::types::{ItemView, MessageView, ObjectView};
 use crate::state::AppState;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
@@ -21,13 +22,10 @@ use ferrosync_core::model::{ItemKey, ObjectKind, Service};
 use ferrosync_core::page::PageRequest;
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::ItemWriteMode;
-use ferrosync_core::timestamp::Timestamp;
-use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::stream::SplitStream;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -61,20 +59,13 @@ pub async fn upgrade(
     ws.read_buffer_size(1024).max_message_size(256 * 1024).on_upgrade(move |socket| serve(socket, state, principal))
 }
 
-type Sink = SplitSink<WebSocket, Message>;
-
 struct Session {
     state: Arc<AppState>,
-    conn: u64,
     identity: String,
     service: Service,
-    expires_at: i64,
-    warned: bool,
+    token: TokenClock,
     principal: Principal,
-    /// Per subscribed object: the last sequence number delivered.
-    subs: HashMap<Sid, u64>,
-    tx: mpsc::Sender<Arc<Delivery>>,
-    overflow: Arc<Overflow>,
+    subs: Subscriptions,
 }
 
 async fn serve(socket: WebSocket, state: Arc<AppState>, principal: Option<Principal>) {
@@ -100,26 +91,12 @@ async fn serve(socket: WebSocket, state: Arc<AppState>, principal: Option<Princi
             return;
         }
     };
-    let (tx, rx) = mpsc::channel(state.settings.outbound_queue);
-    let mut session = Session {
-        conn: state.hub.next_connection_id(),
-        state: state.clone(),
-        identity,
-        service,
-        expires_at,
-        warned: false,
-        principal,
-        subs: HashMap::new(),
-        tx,
-        overflow: Arc::new(Overflow::default()),
-    };
+    let (subs, rx) = Subscriptions::open(state.hub.clone(), service.sid.clone(), state.settings.outbound_queue);
+    let token = TokenClock::new(expires_at, state.settings.token_warning_secs);
+    let mut session = Session { state: state.clone(), identity, service, token, principal, subs };
     let _online = state.webhooks.reachability.online(&session.service.sid, &session.identity);
-    state.hub.connections.fetch_add(1, Ordering::Relaxed);
     session.run(sink, stream, rx).await;
-    for object in session.subs.keys() {
-        state.hub.unsubscribe(&session.service.sid, object, session.conn).await;
-    }
-    state.hub.connections.fetch_sub(1, Ordering::Relaxed);
+    session.subs.close().await;
 }
 
 async fn first_frame_auth(state: &AppState, stream: &mut SplitStream<WebSocket>) -> Result<Principal, ApiError> {
@@ -142,27 +119,8 @@ async fn first_frame_auth(state: &AppState, stream: &mut SplitStream<WebSocket>)
     }
 }
 
-async fn close(sink: &mut Sink, code: u16, reason: &str) {
-    // Close reasons are limited to 123 bytes by the protocol.
-    let mut reason = reason.to_owned();
-    while reason.len() > 123 {
-        reason.pop();
-    }
-    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }))).await;
-    let _ = sink.close().await;
-}
-
 fn frame(f: &ServerFrame<'_>) -> Message {
     Message::Text(Utf8Bytes::from(serde_json::to_string(f).unwrap_or_default()))
-}
-
-fn now_secs() -> i64 {
-    Timestamp::now().millis() / 1000
-}
-
-fn instant_at(epoch_secs: i64) -> tokio::time::Instant {
-    let delta = epoch_secs - now_secs();
-    tokio::time::Instant::now() + Duration::from_secs(delta.max(0) as u64)
 }
 
 enum Flow {
@@ -173,59 +131,51 @@ enum Flow {
 impl Session {
     async fn run(&mut self, mut sink: Sink, mut stream: SplitStream<WebSocket>, mut rx: mpsc::Receiver<Arc<Delivery>>) {
         let hello = ServerFrame::Connected {
-            connection_id: self.conn,
+            connection_id: self.subs.connection_id(),
             identity: &self.identity,
             service_sid: self.service.sid.as_str(),
-            expires_at: self.expires_at,
+            expires_at: self.token.expires_at(),
         };
         if sink.send(frame(&hello)).await.is_err() {
             return;
         }
-        let keepalive = Duration::from_secs(self.state.settings.keepalive_secs.max(1));
-        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
         // Allocated on the first delivery, not up front: idle connections never need it.
         let mut batch: Vec<Arc<Delivery>> = Vec::new();
-        let overflow = self.overflow.clone();
-        let shutdown = self.state.shutdown.clone();
-        // Long-lived futures are created once: re-arming timers on every wake-up would cost
-        // more than delivering the event.
-        let cancelled = shutdown.cancelled();
-        tokio::pin!(cancelled);
-        let overflowed = overflow.notify.notified();
-        tokio::pin!(overflowed);
-        let token_timer = tokio::time::sleep_until(self.next_token_deadline());
-        tokio::pin!(token_timer);
-        let mut armed_for = self.expires_at;
+        let settings = &self.state.settings;
+        let mut alarms = Alarms::new(&self.state.shutdown, &self.subs.overflow(), settings.keepalive_secs, &self.token);
         loop {
-            if armed_for != self.expires_at {
-                // A fresh token arrived: re-arm for its warning.
-                armed_for = self.expires_at;
-                token_timer.as_mut().reset(self.next_token_deadline());
-            }
             tokio::select! {
                 biased;
-                () = &mut cancelled => {
-                    close(&mut sink, 1001, "server shutting down").await;
-                    return;
-                }
-                () = &mut overflowed => {
-                    let resume = self.resume_points();
-                    let _ = sink.send(frame(&ServerFrame::Overflow { resume })).await;
-                    close(&mut sink, CLOSE_SLOW_CONSUMER, "slow consumer: resume from the tokens sent").await;
-                    return;
-                }
-                () = &mut token_timer => {
-                    if self.warned || now_secs() >= self.expires_at {
-                        let _ = sink.send(frame(&ServerFrame::TokenExpired)).await;
-                        close(&mut sink, CLOSE_TOKEN_EXPIRED, "access token expired").await;
+                alarm = alarms.next(&self.token) => match alarm {
+                    Alarm::Shutdown => {
+                        close(&mut sink, 1001, "server shutting down").await;
                         return;
                     }
-                    self.warned = true;
-                    token_timer.as_mut().reset(instant_at(self.expires_at));
-                    if sink.send(frame(&ServerFrame::TokenAboutToExpire { expires_at: self.expires_at })).await.is_err() {
+                    Alarm::Overflow => {
+                        let resume = self.resume_points();
+                        let _ = sink.send(frame(&ServerFrame::Overflow { resume })).await;
+                        close(&mut sink, CLOSE_SLOW_CONSUMER, "slow consumer: resume from the tokens sent").await;
                         return;
                     }
-                }
+                    Alarm::Token => match self.token.fire() {
+                        TokenAlarm::Expired => {
+                            let _ = sink.send(frame(&ServerFrame::TokenExpired)).await;
+                            close(&mut sink, CLOSE_TOKEN_EXPIRED, "access token expired").await;
+                            return;
+                        }
+                        TokenAlarm::Warn => {
+                            let warning = ServerFrame::TokenAboutToExpire { expires_at: self.token.expires_at() };
+                            if sink.send(frame(&warning)).await.is_err() {
+                                return;
+                            }
+                        }
+                    },
+                    Alarm::Ping => {
+                        if sink.send(Message::Ping(Default::default())).await.is_err() {
+                            return;
+                        }
+                    }
+                },
                 n = rx.recv_many(&mut batch, 256) => {
                     if n == 0 {
                         return;
@@ -252,47 +202,28 @@ impl Session {
                         Flow::Stop => return,
                     }
                 }
-                _ = ping.tick() => {
-                    if sink.send(Message::Ping(Default::default())).await.is_err() {
-                        return;
-                    }
-                }
             }
-        }
-    }
-
-    /// When the token timer should next fire: the expiry warning, or the expiry itself.
-    fn next_token_deadline(&self) -> tokio::time::Instant {
-        if self.warned {
-            instant_at(self.expires_at)
-        } else {
-            instant_at(self.expires_at - self.state.settings.token_warning_secs as i64)
         }
     }
 
     /// Writes every queued event the client has not seen, then flushes once.
     async fn deliver(&mut self, sink: &mut Sink, batch: &mut Vec<Arc<Delivery>>) -> Result<(), axum::Error> {
         for d in batch.drain(..) {
-            let Some(cursor) = self.subs.get_mut(&d.object_sid) else {
-                continue;
-            };
-            if d.seq <= *cursor {
-                continue;
+            if self.subs.admit(&d) {
+                sink.feed(Message::Text(d.native_frame())).await?;
             }
-            *cursor = d.seq;
-            sink.feed(Message::Text(d.frame.clone())).await?;
         }
         sink.flush().await
     }
 
     fn resume_points(&self) -> Vec<ResumePoint> {
         self.subs
-            .iter()
-            .map(|(object, seq)| ResumePoint { object_sid: object.to_string(), since: self.token(*seq) })
+            .cursors()
+            .map(|(object, seq)| ResumePoint { object_sid: object.to_string(), since: self.since_token(seq) })
             .collect()
     }
 
-    fn token(&self, seq: u64) -> String {
+    fn since_token(&self, seq: u64) -> String {
         SinceToken { epoch: self.state.engine.store().epoch().to_owned(), service_sid: self.service.sid.clone(), seq }
             .encode()
     }
@@ -357,17 +288,13 @@ impl Session {
         let engine = self.state.engine.clone();
         let found = engine.readable_object(&self.principal, &self.service, kind, object).await?;
         let sid = found.sid.clone();
-        let fresh = !self.subs.contains_key(&sid);
-        if fresh {
-            if self.subs.len() >= self.state.settings.max_subscriptions {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidRequest,
-                    format!("a connection may hold at most {} subscriptions", self.state.settings.max_subscriptions),
-                ));
-            }
-            let sub = Subscriber { conn: self.conn, tx: self.tx.clone(), overflow: self.overflow.clone() };
-            self.state.hub.subscribe(&self.service.sid, &sid, sub).await?;
+        if !self.subs.contains(&sid) && self.subs.len() >= self.state.settings.max_subscriptions {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("a connection may hold at most {} subscriptions", self.state.settings.max_subscriptions),
+            ));
         }
+        let fresh = self.subs.register(&sid).await?;
         let start = match since {
             Some(t) => engine.since_seq(&self.service, t).await,
             None => engine.head_token(&self.service).await.and_then(|t| Ok(SinceToken::decode(&t)?.seq)),
@@ -376,52 +303,36 @@ impl Session {
             Ok(s) => s,
             Err(e) => {
                 if fresh {
-                    self.state.hub.unsubscribe(&self.service.sid, &sid, self.conn).await;
+                    self.subs.cancel(&sid).await;
                 }
                 return Err(e.into());
             }
         };
-        // Recorded before the catch-up, so a connection that drops midway is still unsubscribed.
         // Live events queued meanwhile wait in the channel and are filtered by the final cursor.
-        let cursor_entry = self.subs.entry(sid.clone()).or_insert(start);
-        *cursor_entry = (*cursor_entry).min(start);
+        self.subs.rewind(&sid, start);
         // The snapshot is read after the head, so it reflects at least everything before it.
         let snapshot = engine.readable_object(&self.principal, &self.service, kind, sid.as_str()).await.ok();
         let body = serde_json::json!({
             "object": snapshot.map(ObjectView::from),
-            "since": self.token(start),
+            "since": self.since_token(start),
         });
         if let Flow::Stop =
             self.send(sink, &ServerFrame::Reply { id, status: 200, body: Some(body), error: None }).await
         {
             return Ok(Flow::Stop);
         }
-        let mut cursor = start;
-        loop {
-            // From the store, not the recent-event cache: the cache may stop short at an event
-            // whose commit has not been published yet, which the hub may already have passed,
-            // and the catch-up must reach everything committed before this subscription.
-            let events = engine
-                .store()
-                .events(&self.service.sid, cursor, Some(&sid), 1000)
-                .await
-                .map_err(ferrosync_core::CoreError::from)?;
-            let n = events.len();
+        let mut replay = Replay::after(&self.service.sid, &sid, start);
+        while let Some(events) = replay.next_page(&engine).await? {
             for e in events {
-                cursor = e.seq;
-                if sink.feed(Message::Text(Delivery::from_stored(e).frame)).await.is_err() {
+                if sink.feed(Message::Text(Delivery::from_stored(e).native_frame())).await.is_err() {
                     return Ok(Flow::Stop);
                 }
-            }
-            if n < 1000 {
-                break;
             }
         }
         if sink.flush().await.is_err() {
             return Ok(Flow::Stop);
         }
-        let entry = self.subs.entry(sid).or_insert(cursor);
-        *entry = cursor;
+        self.subs.set_cursor(&sid, replay.cursor());
         Ok(Flow::Continue)
     }
 
@@ -436,9 +347,7 @@ impl Session {
                     Ok(o) => o.sid,
                     Err(_) => Sid::parse(&object).map_err(ferrosync_core::CoreError::from)?,
                 };
-                if self.subs.remove(&sid).is_some() {
-                    self.state.hub.unsubscribe(&self.service.sid, &sid, self.conn).await;
-                }
+                self.subs.cancel(&sid).await;
                 (200, Value::Object(Default::default()))
             }
             ClientFrame::Open { kind, sid, unique_name, mode, ttl, data, .. } => {
@@ -492,8 +401,7 @@ impl Session {
                     Principal::Identity { identity, service_sid, expires_at }
                         if identity == &self.identity && service_sid == &self.service.sid =>
                     {
-                        self.expires_at = *expires_at;
-                        self.warned = false;
+                        self.token.renew(*expires_at);
                         self.principal = fresh.clone();
                         (200, serde_json::json!({ "expires_at": expires_at }))
                     }

@@ -2,48 +2,89 @@
 //! the change log once, frames each event once, and hands every subscriber the same bytes.
 
 use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use ferrosync_core::Engine;
 use ferrosync_core::model::ObjectRef;
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::StoredEvent;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
-use tokio::sync::{Mutex, Notify, mpsc};
+use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
-/// One framed event, shared by every subscriber of its object.
+/// One event, shared by every subscriber of its object. Each wire protocol frames it at most
+/// once, when its first subscriber needs it, and every other subscriber gets the same bytes.
 #[derive(Debug)]
 pub struct Delivery {
     pub seq: u64,
     pub object_sid: Sid,
-    pub frame: Utf8Bytes,
+    pub event: StoredEvent,
+    native: OnceLock<Utf8Bytes>,
+    /// The twilsock face's frame (see [`SharedFrame`]).
+    pub twilsock: SharedFrame,
 }
 
 impl Delivery {
     pub fn from_stored(e: StoredEvent) -> Self {
-        let frame = format!("{{\"type\":\"event\",\"event\":{}}}", e.json.get());
-        Delivery { seq: e.seq, object_sid: e.object_sid, frame: Utf8Bytes::from(frame) }
+        Delivery {
+            seq: e.seq,
+            object_sid: e.object_sid.clone(),
+            event: e,
+            native: OnceLock::new(),
+            twilsock: SharedFrame::default(),
+        }
+    }
+
+    /// The native protocol's event frame.
+    pub fn native_frame(&self) -> Utf8Bytes {
+        self.native
+            .get_or_init(|| Utf8Bytes::from(format!("{{\"type\":\"event\",\"event\":{}}}", self.event.json.get())))
+            .clone()
+    }
+}
+
+/// An event framed once for a face whose frames depend on one connection setting (the
+/// twilsock face writes absolute URLs, so its frames depend on the host clients address it by).
+/// Connections that share the setting share the bytes; a connection with another setting
+/// frames the event for itself.
+#[derive(Debug, Default)]
+pub struct SharedFrame {
+    slot: OnceLock<(String, Bytes)>,
+}
+
+impl SharedFrame {
+    pub fn get_or_render(&self, key: &str, render: impl FnOnce() -> Bytes) -> Bytes {
+        if let Some((k, frame)) = self.slot.get()
+            && k == key
+        {
+            return frame.clone();
+        }
+        let frame = render();
+        let _ = self.slot.set((key.to_owned(), frame.clone()));
+        frame
     }
 }
 
 /// Raised when a connection's queue is full: the connection must go and resume later.
 #[derive(Debug, Default)]
 pub struct Overflow {
-    raised: AtomicBool,
-    pub notify: Notify,
+    raised: CancellationToken,
 }
 
 impl Overflow {
     pub fn raise(&self) {
-        if !self.raised.swap(true, Ordering::AcqRel) {
-            self.notify.notify_one();
-        }
+        self.raised.cancel();
     }
 
     pub fn is_raised(&self) -> bool {
-        self.raised.load(Ordering::Acquire)
+        self.raised.is_cancelled()
+    }
+
+    /// Resolves once raised; owned, so a connection can keep it across wake-ups.
+    pub fn raised(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.raised.clone().cancelled_owned()
     }
 }
 

@@ -156,7 +156,6 @@ pub fn ensure_python_venv(name: &str, requirements: &Path) -> PathBuf {
 
 /// `npm ci` in `dir` (which holds `package.json` and `package-lock.json`), redone only when the
 /// lock file changed since the last install.
-#[allow(dead_code)] // for the suites that install with npm
 pub fn ensure_npm(dir: &Path) {
     let lock = dir.join("package-lock.json");
     let wanted = fingerprint(&[read(&lock).as_slice(), &version_of("node")]);

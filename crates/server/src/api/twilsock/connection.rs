@@ -1,0 +1,414 @@
+//! One twilsock connection: the `init` handshake, tunnelled CDS requests answered in reply
+//! frames, subscriptions fed by the realtime hub, token warnings and updates, and the close
+//! frames that tell the SDK what to do next.
+
+use super::error::{CdsError, code, token_refusal};
+use super::events::{self, Channel};
+use super::frame::{self, Frame};
+use super::request::{CdsReply, CdsRequest, Cx, Urls};
+use super::router::{self, Endpoint, Params};
+use super::types::{Header, HttpStatus, InitReply, MessageReply, ServerFrame, Status, StatusReply};
+use crate::realtime::hub::Delivery;
+use crate::realtime::session::{Alarm, Alarms, Sink, Subscriptions, TokenAlarm, TokenClock, close};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use bytes::Bytes;
+use ferrosync_core::auth::{Principal, random_hex};
+use ferrosync_core::model::Service;
+use futures_util::stream::SplitStream;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// The largest frame a client may send: data is limited to 16 KiB, so this is generous.
+pub const MAX_FRAME: usize = 256 * 1024;
+/// How long a new socket may take to send `init`.
+const INIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Own writes remembered so their echo is not sent back; beyond this the oldest are forgotten.
+const MAX_OWN_WRITES: usize = 4096;
+
+/// `GET /twilio/twilsock/v3/wsconnect`: the SDK authenticates in its first frame (`init`).
+pub async fn upgrade(State(state): State<Arc<AppState>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let urls = Urls::for_host(host);
+    ws.read_buffer_size(4096).max_message_size(MAX_FRAME).on_upgrade(move |socket| serve(socket, state, urls))
+}
+
+pub(super) struct Session {
+    pub(super) state: Arc<AppState>,
+    pub(super) principal: Principal,
+    pub(super) service: Service,
+    pub(super) token: TokenClock,
+    pub(super) subs: Subscriptions,
+    pub(super) urls: Urls,
+    /// Change-log positions of events this connection wrote: their echo is not sent back, the
+    /// SDK has applied them already (and would report some of them twice).
+    pub(super) own: BTreeSet<u64>,
+}
+
+pub(super) enum Flow {
+    Continue,
+    Stop,
+}
+
+async fn serve(socket: WebSocket, state: Arc<AppState>, urls: Urls) {
+    let (mut sink, mut stream) = socket.split();
+    let Some((principal, service, expires_at)) = handshake(&state, &mut sink, &mut stream).await else {
+        return;
+    };
+    let identity = match &principal {
+        Principal::Identity { identity, .. } => identity.clone(),
+        _ => String::new(),
+    };
+    let (subs, rx) = Subscriptions::open(state.hub.clone(), service.sid.clone(), state.settings.outbound_queue);
+    let span = tracing::debug_span!("twilsock", conn = subs.connection_id(), identity = %identity);
+    let token = TokenClock::new(expires_at, state.settings.token_warning_secs);
+    let _online = state.webhooks.reachability.online(&service.sid, &identity);
+    let mut session = Session { state, principal, service, token, subs, urls, own: BTreeSet::new() };
+    session.run(sink, stream, rx).instrument(span).await;
+    session.subs.close().await;
+}
+
+/// Waits for `init` and answers it. A refused token gets a 401 reply (with 20104 when it has
+/// expired, which the SDK reports as `tokenExpired`) and the socket is closed.
+async fn handshake(
+    state: &AppState,
+    sink: &mut Sink,
+    stream: &mut SplitStream<WebSocket>,
+) -> Option<(Principal, Service, i64)> {
+    let deadline = tokio::time::Instant::now() + INIT_TIMEOUT;
+    // Bounded: a client gets a few frames (acks, telemetry) before it must have sent `init`.
+    for _ in 0..16 {
+        let bytes = match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(Message::Binary(b)))) => b,
+            Ok(Some(Ok(Message::Text(t)))) => Bytes::from(t.as_str().to_owned()),
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(_) | Err(_) => return None,
+        };
+        let frame = match frame::parse(&bytes, MAX_FRAME) {
+            Ok(f) => f,
+            Err(e) => {
+                refuse_frame(sink, &e.to_string()).await;
+                return None;
+            }
+        };
+        match frame.header.method.as_str() {
+            "init" => {}
+            "close" => return None,
+            _ => continue,
+        }
+        let id = frame.header.id.clone().unwrap_or_default();
+        let token = frame.header.token.clone().unwrap_or_default();
+        let refused = match authenticate(state, &token).await {
+            Ok((principal, service, expires_at)) => {
+                let reply = InitReply {
+                    method: "reply",
+                    id: &id,
+                    status: Status::OK,
+                    continuation_token: format!("CT{}", random_hex(16)),
+                    capabilities: vec!["client_update", "offline_storage", "telemetry.v1"],
+                    offline_storage: json!({ "data_sync": { "storage_id": format!("SS{}", random_hex(16)) } }),
+                    init_registrations: frame.header.registrations.as_ref(),
+                };
+                if sink.send(Message::Binary(frame::encode(&reply, b""))).await.is_err() {
+                    return None;
+                }
+                return Some((principal, service, expires_at));
+            }
+            Err(refused) => refused,
+        };
+        let reply = StatusReply { method: "reply", id: &id, status: refused };
+        let _ = sink.send(Message::Binary(frame::encode(&reply, b""))).await;
+        close(sink, 1000, "init refused").await;
+        return None;
+    }
+    None
+}
+
+/// Authenticates an `init` or `update` token; the refusal is the transport status to reply.
+async fn authenticate(state: &AppState, token: &str) -> Result<(Principal, Service, i64), Status> {
+    let refuse = |e: ferrosync_core::CoreError| {
+        let (code, status, error_code) = token_refusal(&e);
+        Status::error(code, status, Some(error_code), e.to_string())
+    };
+    let principal = state.engine.authenticate_token(token).await.map_err(refuse)?;
+    let Principal::Identity { service_sid, expires_at, .. } = &principal else {
+        return Err(Status::error(
+            403,
+            "FORBIDDEN",
+            Some(code::FORBIDDEN.1),
+            "an access token for an identity is required",
+        ));
+    };
+    let expires_at = *expires_at;
+    let service = state.engine.service(&principal, service_sid.as_str()).await.map_err(refuse)?;
+    Ok((principal, service, expires_at))
+}
+
+/// Answers a frame that cannot be read: the SDK treats a `close` with 406 as "the protocol
+/// was not understood", and the socket ends.
+async fn refuse_frame(sink: &mut Sink, reason: &str) {
+    tracing::debug!(reason, "unreadable twilsock frame");
+    let id = server_frame_id();
+    let status = Status::error(406, "NOT_ACCEPTABLE", None, reason);
+    let _ = sink.send(Message::Binary(frame::encode(&close_frame(&id, status), b""))).await;
+    close(sink, 1003, "unreadable twilsock frame").await;
+}
+
+fn close_frame(id: &str, status: Status) -> ServerFrame<'_> {
+    ServerFrame {
+        method: "close",
+        id,
+        message_type: None,
+        payload_type: None,
+        client_update_type: None,
+        status: Some(status),
+    }
+}
+
+/// An id for a frame this server starts, in the SDK's `TM` + 32 hex form.
+pub(super) fn server_frame_id() -> String {
+    format!("TM{}", random_hex(16))
+}
+
+impl Session {
+    async fn run(&mut self, mut sink: Sink, mut stream: SplitStream<WebSocket>, mut rx: mpsc::Receiver<Arc<Delivery>>) {
+        let mut batch: Vec<Arc<Delivery>> = Vec::new();
+        let settings = &self.state.settings;
+        let mut alarms = Alarms::new(&self.state.shutdown, &self.subs.overflow(), settings.keepalive_secs, &self.token);
+        loop {
+            tokio::select! {
+                biased;
+                alarm = alarms.next(&self.token) => match alarm {
+                    Alarm::Shutdown => {
+                        // 308 ("offloaded"): the SDK reconnects and resumes its subscriptions.
+                        let status = Status::error(308, "OFFLOADED", None, "server shutting down");
+                        self.close_with(&mut sink, status, 1001).await;
+                        return;
+                    }
+                    Alarm::Overflow => {
+                        // Too far behind: reconnecting makes the SDK resume from its last event ids.
+                        self.close_with(&mut sink, Status::error(308, "OFFLOADED", None, "slow consumer"), 1000).await;
+                        return;
+                    }
+                    Alarm::Token => match self.token.fire() {
+                        TokenAlarm::Expired => {
+                            let status = Status::error(410, "TOKEN_EXPIRED", Some(code::ACCESS_TOKEN_EXPIRED.1), "access token expired");
+                            self.close_with(&mut sink, status, 1000).await;
+                            return;
+                        }
+                        TokenAlarm::Warn => {
+                            let id = server_frame_id();
+                            let warning = ServerFrame {
+                                method: "client_update",
+                                id: &id,
+                                message_type: None,
+                                payload_type: None,
+                                client_update_type: Some("token_about_to_expire"),
+                                status: None,
+                            };
+                            if let Flow::Stop = send(&mut sink, frame::encode(&warning, b"")).await {
+                                return;
+                            }
+                        }
+                    },
+                    Alarm::Ping => {
+                        if sink.send(Message::Ping(Default::default())).await.is_err() {
+                            return;
+                        }
+                    }
+                },
+                n = rx.recv_many(&mut batch, 256) => {
+                    if n == 0 || self.deliver(&mut sink, &mut batch).await.is_err() {
+                        return;
+                    }
+                }
+                msg = stream.next() => {
+                    let bytes = match msg {
+                        Some(Ok(Message::Binary(b))) => b,
+                        // The SDK sends binary frames; text carrying the same bytes is read alike.
+                        Some(Ok(Message::Text(t))) => Bytes::from(t.as_str().to_owned()),
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                        Some(Ok(_)) => continue,
+                    };
+                    // Boxed: request handling is a large future that idle connections should not carry.
+                    if let Flow::Stop = Box::pin(self.handle(&mut sink, &bytes)).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn close_with(&self, sink: &mut Sink, status: Status, ws_code: u16) {
+        let id = server_frame_id();
+        let reason = status.description.clone().unwrap_or_default();
+        let _ = sink.send(Message::Binary(frame::encode(&close_frame(&id, status), b""))).await;
+        close(sink, ws_code, &reason).await;
+    }
+
+    /// Writes every queued event this client has not seen, then flushes once.
+    async fn deliver(&mut self, sink: &mut Sink, batch: &mut Vec<Arc<Delivery>>) -> Result<(), axum::Error> {
+        for d in batch.drain(..) {
+            if !self.subs.admit(&d) || self.own.remove(&d.seq) {
+                continue;
+            }
+            let urls = &self.urls;
+            let frame = d
+                .twilsock
+                .get_or_render(urls.base(), || events::render(&d.event, urls, Channel::Live).unwrap_or_default());
+            if !frame.is_empty() {
+                sink.feed(Message::Binary(frame)).await?;
+            }
+        }
+        sink.flush().await
+    }
+
+    async fn handle(&mut self, sink: &mut Sink, bytes: &[u8]) -> Flow {
+        let Frame { header, payload } = match frame::parse(bytes, MAX_FRAME) {
+            Ok(f) => f,
+            Err(e) => {
+                refuse_frame(sink, &e.to_string()).await;
+                return Flow::Stop;
+            }
+        };
+        let id = header.id.clone().unwrap_or_default();
+        match header.method.as_str() {
+            "message" => self.message(sink, &id, header, payload).await,
+            "update" => self.update_token(sink, &id, header.token.as_deref().unwrap_or_default()).await,
+            // Acks of what this server sent, and telemetry: nothing to answer.
+            "reply" | "telemetry.v1" => Flow::Continue,
+            "close" => {
+                close(sink, 1000, "closed by the client").await;
+                Flow::Stop
+            }
+            "ping" => self.send_status(sink, &id, Status::OK).await,
+            "init" => self.send_status(sink, &id, Status::error(400, "BAD_REQUEST", None, "already initialised")).await,
+            other => {
+                let status = Status::error(400, "BAD_REQUEST", None, format!("unknown method '{other}'"));
+                self.send_status(sink, &id, status).await
+            }
+        }
+    }
+
+    async fn send_status(&self, sink: &mut Sink, id: &str, status: Status) -> Flow {
+        let reply = StatusReply { method: "reply", id, status };
+        send(sink, frame::encode(&reply, b"")).await
+    }
+
+    /// `update`: a fresh token for the same identity and service.
+    async fn update_token(&mut self, sink: &mut Sink, id: &str, token: &str) -> Flow {
+        let status = match authenticate(&self.state, token).await {
+            Ok((principal, service, expires_at))
+                if principal.actor() == self.principal.actor() && service.sid == self.service.sid =>
+            {
+                self.token.renew(expires_at);
+                self.principal = principal;
+                Status::OK
+            }
+            Ok(_) => Status::error(
+                403,
+                "FORBIDDEN",
+                Some(code::FORBIDDEN.1),
+                "the new token must be for the same identity and service",
+            ),
+            Err(refused) => refused,
+        };
+        self.send_status(sink, id, status).await
+    }
+
+    /// `message`: a tunnelled CDS request.
+    async fn message(&mut self, sink: &mut Sink, id: &str, header: Header, payload: &[u8]) -> Flow {
+        let Some(http) = header.http_request else {
+            let status = Status::error(400, "BAD_REQUEST", None, "a message needs an http_request");
+            return self.send_status(sink, id, status).await;
+        };
+        if self.token.is_expired() {
+            let status = Status::error(401, "UNAUTHORIZED", Some(code::ACCESS_TOKEN_EXPIRED.1), "access token expired");
+            return self.send_status(sink, id, status).await;
+        }
+        if let Some(host) = http.host.as_deref() {
+            // URLs handed out point where the client tunnels its requests.
+            self.urls = Urls::for_host(host);
+        }
+        let span = tracing::debug_span!("cds", method = %http.method, path = %http.path);
+        let if_match = http.headers.as_ref().and_then(|h| {
+            h.iter().find(|(k, _)| k.eq_ignore_ascii_case("if-match")).and_then(|(_, v)| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+        });
+        let parsed = Endpoint::parse(&http.path).and_then(|endpoint| {
+            Ok(CdsRequest {
+                method: &http.method,
+                path: &http.path,
+                endpoint,
+                params: Params::from_wire(http.params.as_ref())?,
+                if_match,
+                body: payload,
+            })
+        });
+        let request = match parsed {
+            Ok(r) => r,
+            Err(e) => return self.reply_error(sink, id, e).await,
+        };
+        if request.endpoint == Endpoint::Subscriptions {
+            return self.poke(sink, id, &request).instrument(span).await;
+        }
+        let cx =
+            Cx { engine: &self.state.engine, principal: &self.principal, service: &self.service, urls: &self.urls };
+        let result = router::dispatch(&cx, &request).instrument(span).await;
+        match result {
+            Ok(reply) => {
+                if let Some(seq) = reply.wrote {
+                    self.remember_own(seq);
+                }
+                self.reply(sink, id, reply).await
+            }
+            Err(e) => self.reply_error(sink, id, e).await,
+        }
+    }
+
+    fn remember_own(&mut self, seq: u64) {
+        self.own.insert(seq);
+        while self.own.len() > MAX_OWN_WRITES {
+            self.own.pop_first();
+        }
+    }
+
+    pub(super) async fn reply(&self, sink: &mut Sink, id: &str, reply: CdsReply) -> Flow {
+        let mut headers = Map::new();
+        headers.insert("Content-Type".into(), "application/json".into());
+        if let Some(etag) = reply.etag {
+            headers.insert("ETag".into(), etag.into());
+        }
+        let header = MessageReply {
+            method: "reply",
+            id,
+            payload_type: "application/json",
+            status: Status::OK,
+            http_status: HttpStatus { code: reply.status, status: super::error::reason_phrase(reply.status) },
+            http_headers: headers,
+        };
+        let body = reply.body.map(|b| b.to_string()).unwrap_or_default();
+        send(sink, frame::encode(&header, body.as_bytes())).await
+    }
+
+    pub(super) async fn reply_error(&self, sink: &mut Sink, id: &str, e: CdsError) -> Flow {
+        let status = e.status;
+        let body = serde_json::to_value(e.body()).unwrap_or(Value::Null);
+        self.reply(sink, id, CdsReply { status, etag: None, body: Some(body), wrote: None }).await
+    }
+}
+
+pub(super) async fn send(sink: &mut Sink, frame: Bytes) -> Flow {
+    if sink.send(Message::Binary(frame)).await.is_err() { Flow::Stop } else { Flow::Continue }
+}

@@ -1,0 +1,174 @@
+//! The twilsock v3 frame: `TWILSOCK V3.0 <header length>\r\n<header JSON>\r\n<payload>`, the
+//! same layout in both directions. The header says how long the payload is (`payload_size`).
+//!
+//! Parsing never panics and never trusts a length it has not checked against the bytes at
+//! hand; anything off is a [`FrameError`] the connection answers or closes on.
+
+use super::types::Header;
+use bytes::Bytes;
+use serde::Serialize;
+
+const MAGIC: &[u8] = b"TWILSOCK V3.0 ";
+/// Digits the header length may have: headers are small, and a longer number is garbage.
+const MAX_LENGTH_DIGITS: usize = 7;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("the frame is {size} bytes, the limit is {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("the frame does not start with 'TWILSOCK V3.0 '")]
+    BadMagic,
+    #[error("the header length is not a decimal number followed by CRLF")]
+    BadHeaderLength,
+    #[error("the frame ends before its {0}")]
+    Truncated(&'static str),
+    #[error("the header is not UTF-8 JSON with a method: {0}")]
+    BadHeader(String),
+    #[error("payload_size says {declared} bytes but {actual} follow the header")]
+    PayloadSizeMismatch { declared: usize, actual: usize },
+}
+
+/// A parsed frame: its typed header and the raw payload bytes.
+#[derive(Debug)]
+pub struct Frame<'a> {
+    pub header: Header,
+    pub payload: &'a [u8],
+}
+
+/// Reads one frame of at most `limit` bytes.
+pub fn parse(bytes: &[u8], limit: usize) -> Result<Frame<'_>, FrameError> {
+    if bytes.len() > limit {
+        return Err(FrameError::TooLarge { size: bytes.len(), limit });
+    }
+    let rest = bytes.strip_prefix(MAGIC).ok_or(FrameError::BadMagic)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > MAX_LENGTH_DIGITS {
+        return Err(FrameError::BadHeaderLength);
+    }
+    let (length, rest) = rest.split_at(digits);
+    let rest = rest.strip_prefix(b"\r\n").ok_or(FrameError::BadHeaderLength)?;
+    // At most seven ASCII digits: always a valid usize.
+    let header_len: usize =
+        std::str::from_utf8(length).ok().and_then(|s| s.parse().ok()).ok_or(FrameError::BadHeaderLength)?;
+    if rest.len() < header_len {
+        return Err(FrameError::Truncated("header"));
+    }
+    let (header_bytes, rest) = rest.split_at(header_len);
+    let header: Header = serde_json::from_slice(header_bytes).map_err(|e| FrameError::BadHeader(e.to_string()))?;
+    // The separator is always sent; a frame with an empty payload may stop right after it, or
+    // (leniently) without it.
+    let payload = match rest.strip_prefix(b"\r\n") {
+        Some(p) => p,
+        None if rest.is_empty() => rest,
+        None => return Err(FrameError::Truncated("header separator")),
+    };
+    if payload.len() != header.payload_size {
+        return Err(FrameError::PayloadSizeMismatch { declared: header.payload_size, actual: payload.len() });
+    }
+    Ok(Frame { header, payload })
+}
+
+/// Writes a frame: `header` (which must serialise to a JSON object) gains `payload_size`.
+pub fn encode(header: &impl Serialize, payload: &[u8]) -> Bytes {
+    let mut json = match serde_json::to_value(header) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    json.insert("payload_size".into(), payload.len().into());
+    let header = serde_json::Value::Object(json).to_string();
+    let mut out = Vec::with_capacity(MAGIC.len() + 8 + header.len() + payload.len() + 4);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(header.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(payload);
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn raw(header: &str, payload: &str) -> Vec<u8> {
+        format!("TWILSOCK V3.0 {}\r\n{header}\r\n{payload}", header.len()).into_bytes()
+    }
+
+    #[test]
+    fn a_valid_frame_parses_with_its_payload() {
+        let bytes = raw(r#"{"method":"message","id":"TM1","payload_size":7}"#, r#"{"a":1}"#);
+        let frame = parse(&bytes, 1024).expect("valid");
+        assert_eq!(frame.header.method, "message");
+        assert_eq!(frame.header.id.as_deref(), Some("TM1"));
+        assert_eq!(frame.payload, br#"{"a":1}"#);
+    }
+
+    #[test]
+    fn an_empty_payload_may_omit_the_trailing_separator() {
+        let header = r#"{"method":"init","id":"TM2","payload_size":0}"#;
+        assert!(parse(&raw(header, ""), 1024).expect("with CRLF").payload.is_empty());
+        let bare = format!("TWILSOCK V3.0 {}\r\n{header}", header.len()).into_bytes();
+        assert!(parse(&bare, 1024).expect("without CRLF").payload.is_empty());
+    }
+
+    #[test]
+    fn encode_and_parse_round_trip_with_multibyte_text() {
+        let bytes = encode(&json!({"method":"reply","id":"TM3"}), "{\"x\":\"é\"}".as_bytes());
+        let frame = parse(&bytes, 1024).expect("round trip");
+        assert_eq!(frame.header.method, "reply");
+        assert_eq!(frame.header.payload_size, "{\"x\":\"é\"}".len());
+        assert_eq!(frame.payload, "{\"x\":\"é\"}".as_bytes());
+    }
+
+    #[test]
+    fn truncated_frames_are_refused() {
+        let bytes = raw(r#"{"method":"message","id":"TM1","payload_size":7}"#, r#"{"a":1}"#);
+        for cut in [0, 5, 14, 16, 30, bytes.len() - 1] {
+            assert!(parse(&bytes[..cut], 1024).is_err(), "cut at {cut}");
+        }
+        assert_eq!(parse(&bytes[..20], 1024).expect_err("refused"), FrameError::Truncated("header"));
+    }
+
+    #[test]
+    fn bad_lengths_are_refused() {
+        let header = r#"{"method":"init","payload_size":0}"#;
+        let cases: [&[u8]; 5] = [
+            b"TWILSOCK V3.0 \r\n{}\r\n",
+            b"TWILSOCK V3.0 abc\r\n{}\r\n",
+            b"TWILSOCK V3.0 99999999999999999999\r\n{}",
+            b"TWILSOCK V3.0 2 {}\r\n",
+            b"TWILSOCK V3.0 -2\r\n{}\r\n",
+        ];
+        for bytes in cases {
+            assert_eq!(parse(bytes, 1024).expect_err("refused"), FrameError::BadHeaderLength, "{bytes:?}");
+        }
+        // A header length one short splits the JSON.
+        let short = format!("TWILSOCK V3.0 {}\r\n{header}\r\n", header.len() - 1).into_bytes();
+        assert!(matches!(parse(&short, 1024), Err(FrameError::BadHeader(_))));
+        // payload_size must match what follows.
+        let lying = raw(r#"{"method":"message","payload_size":3}"#, "{}");
+        assert_eq!(
+            parse(&lying, 1024).expect_err("refused"),
+            FrameError::PayloadSizeMismatch { declared: 3, actual: 2 }
+        );
+    }
+
+    #[test]
+    fn other_magic_and_non_utf8_headers_are_refused() {
+        assert_eq!(parse(b"TWILSOCK V2.0 2\r\n{}\r\n", 1024).expect_err("refused"), FrameError::BadMagic);
+        assert_eq!(parse(b"", 1024).expect_err("refused"), FrameError::BadMagic);
+        let mut bytes = b"TWILSOCK V3.0 4\r\n".to_vec();
+        bytes.extend_from_slice(&[0x22, 0xff, 0xfe, 0x22]);
+        bytes.extend_from_slice(b"\r\n");
+        assert!(matches!(parse(&bytes, 1024), Err(FrameError::BadHeader(_))));
+        // JSON without a method is not a header either.
+        assert!(matches!(parse(&raw(r#"{"id":"x","payload_size":0}"#, ""), 1024), Err(FrameError::BadHeader(_))));
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_before_reading() {
+        let bytes = raw(r#"{"method":"message","payload_size":10}"#, &"x".repeat(10));
+        assert_eq!(parse(&bytes, 16).expect_err("refused"), FrameError::TooLarge { size: bytes.len(), limit: 16 });
+    }
+}

@@ -1,0 +1,322 @@
+//! What every realtime connection shares, whatever its wire protocol: its subscriptions with
+//! their change-log cursors and bounded outbound queue, the catch-up read from a cursor, and
+//! the clock of its access token.
+
+use super::hub::{Delivery, Hub, Overflow, Subscriber};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use ferrosync_core::engine::Engine;
+use ferrosync_core::sid::Sid;
+use ferrosync_core::store::StoredEvent;
+use ferrosync_core::timestamp::Timestamp;
+use ferrosync_core::{CoreError, model::ObjectRef};
+use futures_util::SinkExt;
+use futures_util::stream::SplitSink;
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+pub type Sink = SplitSink<WebSocket, Message>;
+
+/// One connection's subscriptions in one service: the hub registrations, the outbound queue
+/// the hub fills, and per object the sequence number of the last event the client was sent.
+pub struct Subscriptions {
+    hub: Arc<Hub>,
+    service: Sid,
+    conn: u64,
+    tx: mpsc::Sender<Arc<Delivery>>,
+    overflow: Arc<Overflow>,
+    cursors: HashMap<Sid, u64>,
+}
+
+impl Subscriptions {
+    /// A connection's subscriptions and the receiving end of its queue of `queue` deliveries.
+    pub fn open(hub: Arc<Hub>, service: Sid, queue: usize) -> (Self, mpsc::Receiver<Arc<Delivery>>) {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        let conn = hub.next_connection_id();
+        hub.connections.fetch_add(1, Ordering::Relaxed);
+        let subs =
+            Subscriptions { hub, service, conn, tx, overflow: Arc::new(Overflow::default()), cursors: HashMap::new() };
+        (subs, rx)
+    }
+
+    pub fn connection_id(&self) -> u64 {
+        self.conn
+    }
+
+    /// Raised when the queue overflows: the connection must go, and its client resume.
+    pub fn overflow(&self) -> Arc<Overflow> {
+        self.overflow.clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.cursors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cursors.is_empty()
+    }
+
+    pub fn contains(&self, object: &Sid) -> bool {
+        self.cursors.contains_key(object)
+    }
+
+    pub fn cursors(&self) -> impl Iterator<Item = (&Sid, u64)> {
+        self.cursors.iter().map(|(sid, seq)| (sid, *seq))
+    }
+
+    /// Registers with the hub (once per object) *before* the caller reads the log, so every
+    /// event committed after this call reaches the queue. Returns whether it was new.
+    pub async fn register(&mut self, object: &Sid) -> Result<bool, CoreError> {
+        if self.cursors.contains_key(object) {
+            return Ok(false);
+        }
+        let sub = Subscriber { conn: self.conn, tx: self.tx.clone(), overflow: self.overflow.clone() };
+        self.hub.subscribe(&self.service, object, sub).await?;
+        // A cursor no event is below until the caller sets the real one; the entry also makes
+        // sure a connection that drops midway is unsubscribed.
+        self.cursors.insert(object.clone(), u64::MAX);
+        Ok(true)
+    }
+
+    /// Sets where the client stands for `object`: events up to `seq` are not delivered again.
+    pub fn set_cursor(&mut self, object: &Sid, seq: u64) {
+        if let Some(cursor) = self.cursors.get_mut(object) {
+            *cursor = seq;
+        }
+    }
+
+    /// Moves the cursor back to `seq` if it is ahead of it (a second subscription to the same
+    /// object from an earlier point).
+    pub fn rewind(&mut self, object: &Sid, seq: u64) {
+        if let Some(cursor) = self.cursors.get_mut(object) {
+            *cursor = (*cursor).min(seq);
+        }
+    }
+
+    pub async fn cancel(&mut self, object: &Sid) -> bool {
+        if self.cursors.remove(object).is_some() {
+            self.hub.unsubscribe(&self.service, object, self.conn).await;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether a queued delivery is news for this client; advances the object's cursor if so.
+    /// Live events for positions a catch-up already sent are dropped here.
+    pub fn admit(&mut self, d: &Delivery) -> bool {
+        match self.cursors.get_mut(&d.object_sid) {
+            Some(cursor) if d.seq > *cursor => {
+                *cursor = d.seq;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Unregisters everything; call when the connection ends.
+    pub async fn close(self) {
+        for object in self.cursors.keys() {
+            self.hub.unsubscribe(&self.service, object, self.conn).await;
+        }
+        self.hub.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An object's events after a cursor, read from the store page by page.
+pub struct Replay {
+    service: Sid,
+    object: Sid,
+    cursor: u64,
+    done: bool,
+}
+
+impl Replay {
+    const PAGE: u32 = 1000;
+
+    pub fn after(service: &Sid, object: &Sid, cursor: u64) -> Self {
+        Replay { service: service.clone(), object: object.clone(), cursor, done: false }
+    }
+
+    /// The next page, or `None` once everything committed before the last read was returned.
+    pub async fn next_page(&mut self, engine: &Engine) -> Result<Option<Vec<StoredEvent>>, CoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        // From the store, not the recent-event cache: the cache may stop short at an event
+        // whose commit has not been published yet, which the hub may already have passed, and
+        // a catch-up must reach everything committed before its subscription.
+        let events = engine.store().events(&self.service, self.cursor, Some(&self.object), Self::PAGE).await?;
+        self.done = events.len() < Self::PAGE as usize;
+        if let Some(last) = events.last() {
+            self.cursor = last.seq;
+        }
+        Ok(if events.is_empty() { None } else { Some(events) })
+    }
+
+    /// The last sequence number returned (or the starting cursor).
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+}
+
+/// The newest sequence number of a service's change log, as the store has it.
+pub async fn head_seq(engine: &Engine, service: &Sid) -> Result<u64, CoreError> {
+    Ok(engine.store().service(&ObjectRef::Sid(service.clone())).await?.map(|s| s.head_seq).unwrap_or(0))
+}
+
+/// What interrupts a connection besides its client and its deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alarm {
+    /// The server is shutting down.
+    Shutdown,
+    /// The outbound queue overflowed: the client fell too far behind.
+    Overflow,
+    /// The token clock's deadline passed: see [`TokenClock::fire`].
+    Token,
+    /// Time for a keepalive ping.
+    Ping,
+}
+
+/// A connection's timers and signals. They are created once and kept across wake-ups:
+/// re-arming them on every wake-up would cost more than delivering the event.
+pub struct Alarms {
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    overflow: Pin<Box<WaitForCancellationFutureOwned>>,
+    token_timer: Pin<Box<tokio::time::Sleep>>,
+    armed_for: u64,
+    ping: tokio::time::Interval,
+}
+
+impl Alarms {
+    pub fn new(shutdown: &CancellationToken, overflow: &Overflow, keepalive_secs: u64, clock: &TokenClock) -> Self {
+        let keepalive = Duration::from_secs(keepalive_secs.max(1));
+        Alarms {
+            shutdown: Box::pin(shutdown.clone().cancelled_owned()),
+            overflow: Box::pin(overflow.raised()),
+            token_timer: Box::pin(tokio::time::sleep_until(clock.deadline())),
+            armed_for: clock.generation(),
+            ping: tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive),
+        }
+    }
+
+    /// The next alarm, most urgent first. The token timer follows `clock`: it is re-armed only
+    /// when the clock's deadline moved (a fresh token, or the warning went out).
+    pub async fn next(&mut self, clock: &TokenClock) -> Alarm {
+        if self.armed_for != clock.generation() {
+            self.armed_for = clock.generation();
+            self.token_timer.as_mut().reset(clock.deadline());
+        }
+        tokio::select! {
+            biased;
+            () = &mut self.shutdown => Alarm::Shutdown,
+            () = &mut self.overflow => Alarm::Overflow,
+            () = &mut self.token_timer => Alarm::Token,
+            _ = self.ping.tick() => Alarm::Ping,
+        }
+    }
+}
+
+/// When an access token needs attention: a warning `warning_secs` before it expires, then the
+/// expiry itself. A fresh token starts the cycle again.
+#[derive(Debug, Clone)]
+pub struct TokenClock {
+    expires_at: i64,
+    warning_secs: u64,
+    warned: bool,
+    /// Bumped whenever the deadline moves, so a connection re-arms its timer only then.
+    generation: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenAlarm {
+    /// Time to tell the client its token is about to expire.
+    Warn,
+    /// The token has expired: the connection must end.
+    Expired,
+}
+
+impl TokenClock {
+    pub fn new(expires_at: i64, warning_secs: u64) -> Self {
+        TokenClock { expires_at, warning_secs, warned: false, generation: 0 }
+    }
+
+    pub fn expires_at(&self) -> i64 {
+        self.expires_at
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn is_expired(&self) -> bool {
+        now_secs() >= self.expires_at
+    }
+
+    /// When the timer should next fire: the warning, or the expiry itself.
+    pub fn deadline(&self) -> tokio::time::Instant {
+        if self.warned { instant_at(self.expires_at) } else { instant_at(self.expires_at - self.warning_secs as i64) }
+    }
+
+    /// What the timer firing means now; after a warning the clock waits for the expiry.
+    pub fn fire(&mut self) -> TokenAlarm {
+        if self.warned || self.is_expired() {
+            return TokenAlarm::Expired;
+        }
+        self.warned = true;
+        self.generation += 1;
+        TokenAlarm::Warn
+    }
+
+    /// A fresh token replaced the old one.
+    pub fn renew(&mut self, expires_at: i64) {
+        self.expires_at = expires_at;
+        self.warned = false;
+        self.generation += 1;
+    }
+}
+
+pub fn now_secs() -> i64 {
+    Timestamp::now().millis() / 1000
+}
+
+fn instant_at(epoch_secs: i64) -> tokio::time::Instant {
+    let delta = epoch_secs - now_secs();
+    tokio::time::Instant::now() + Duration::from_secs(delta.max(0) as u64)
+}
+
+/// Sends a WebSocket close frame and closes the sink; errors mean the peer is gone already.
+pub async fn close(sink: &mut Sink, code: u16, reason: &str) {
+    // Close reasons are limited to 123 bytes by the protocol.
+    let mut reason = reason.to_owned();
+    while reason.len() > 123 {
+        reason.pop();
+    }
+    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }))).await;
+    let _ = sink.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_clock_warns_once_then_expires_and_starts_over_on_renewal() {
+        let now = now_secs();
+        let mut clock = TokenClock::new(now + 600, 180);
+        assert!(!clock.is_expired());
+        let g = clock.generation();
+        assert_eq!(clock.fire(), TokenAlarm::Warn);
+        assert_ne!(clock.generation(), g, "the deadline moved to the expiry");
+        assert_eq!(clock.fire(), TokenAlarm::Expired);
+        clock.renew(now + 1200);
+        assert_eq!(clock.expires_at(), now + 1200);
+        assert_eq!(clock.fire(), TokenAlarm::Warn);
+        let mut past = TokenClock::new(now - 1, 180);
+        assert_eq!(past.fire(), TokenAlarm::Expired, "an expired token is not warned about");
+    }
+}
