@@ -394,3 +394,43 @@ async fn a_last_event_id_older_than_the_retained_log_gets_the_document_as_it_is_
     assert_eq!(notes[2]["event_type"], "subscription_failed", "{:?}", notes[2]);
     assert!(notes[2]["event"]["error"]["message"].as_str().is_some_and(|m| m.contains("retention")), "{:?}", notes[2]);
 }
+
+#[tokio::test]
+async fn a_connection_holds_at_most_max_subscriptions() {
+    let settings = super::common::Settings { max_subscriptions: 2, ..Default::default() };
+    let Some(s) = TestServer::with_settings(settings).await else { return };
+    s.service("capped").await;
+    let mut sids = Vec::new();
+    for name in ["a", "b", "c"] {
+        let doc = s.post("/services/capped/documents", json!({"unique_name": name})).await.ok();
+        sids.push(doc["sid"].as_str().expect("sid").to_owned());
+    }
+    let token = s.mint_token("capped", "alice", 600).await;
+    let mut client = Client::connect(&s).await;
+    client.init(&token).await;
+    let mut notes = Vec::new();
+    let requests: Vec<Value> =
+        sids.iter().map(|sid| json!({"object_sid": sid, "object_type": "document", "last_event_id": null})).collect();
+    let poke = json!({"event_protocol_version": 4, "action": "establish", "correlation_id": 7, "requests": requests});
+    client.cds("POST", "/twilio/cds/v4/Subscriptions", Some(poke), &mut notes).await;
+    client
+        .notifications_until(&mut notes, |n| {
+            of_type(n, "subscription_established").len() + of_type(n, "subscription_failed").len() == 3
+        })
+        .await;
+    let established: Vec<&Value> =
+        of_type(&notes, "subscription_established").iter().map(|n| &n["event"]["object_sid"]).collect();
+    assert_eq!(established, [&json!(sids[0]), &json!(sids[1])]);
+    let failed = of_type(&notes, "subscription_failed");
+    assert_eq!(failed.len(), 1, "{notes:?}");
+    assert_eq!(failed[0]["event"]["object_sid"], json!(sids[2]));
+    assert_eq!(failed[0]["event"]["error"]["code"], 54419, "{}", failed[0]);
+
+    // The refused object really is not subscribed: a change to it is not pushed, one to a
+    // subscribed object is.
+    notes.clear();
+    s.put("/services/capped/documents/c", json!({"data": {"n": 1}})).await.ok();
+    s.put("/services/capped/documents/a", json!({"data": {"n": 2}})).await.ok();
+    client.notifications_until(&mut notes, |n| !n.is_empty()).await;
+    assert_eq!(notes[0]["event"]["document_sid"], json!(sids[0]), "{}", notes[0]);
+}
