@@ -1,5 +1,6 @@
 //! The HTTP surface: one module per face, plus the operations endpoints.
 
+pub mod aws;
 pub mod http;
 pub mod native;
 pub mod ops;
