@@ -2,4 +2,5 @@
 //! verification, AWS's error wire formats, and request validation driven by the botocore
 //! service models.
 
+pub mod error;
 pub mod sigv4;

@@ -86,7 +86,7 @@ impl AwsAuthError {
             | AwsAuthError::SignatureMismatch { .. } => "InvalidSignatureException",
             AwsAuthError::UnrecognizedClient => "UnrecognizedClientException",
             AwsAuthError::ExpiredToken => "ExpiredTokenException",
-            AwsAuthError::Internal(_) => "InternalFailure",
+            AwsAuthError::Internal(_) => "InternalErrorException",
         }
     }
 }
