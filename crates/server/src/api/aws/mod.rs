@@ -3,4 +3,5 @@
 //! service models.
 
 pub mod error;
+pub mod model;
 pub mod sigv4;
