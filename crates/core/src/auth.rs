@@ -19,16 +19,21 @@ pub enum Principal {
     ApiKey(Sid),
     /// An end user from an access token, confined to one service and its ACLs.
     Identity { identity: String, service_sid: Sid, expires_at: i64 },
+    /// A Cognito identity holding temporary credentials: it reaches only its own data in its
+    /// pool, through the Cognito operations (never the native or Twilio objects of the pool's
+    /// service, where another identity's datasets live).
+    CognitoIdentity { identity_id: String, pool_id: String, service_sid: Sid, expires_at: i64 },
 }
 
 impl Principal {
     pub fn is_admin(&self) -> bool {
-        !matches!(self, Principal::Identity { .. })
+        matches!(self, Principal::Root | Principal::ApiKey(_))
     }
 
     pub fn actor(&self) -> crate::store::Actor {
         match self {
             Principal::Identity { identity, .. } => crate::store::Actor::identity(identity.clone()),
+            Principal::CognitoIdentity { identity_id, .. } => crate::store::Actor::identity(identity_id.clone()),
             _ => crate::store::Actor::SYSTEM,
         }
     }

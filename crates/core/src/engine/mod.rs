@@ -347,6 +347,11 @@ fn check_service_reach(principal: &Principal, svc: &Service) -> Result<(), CoreE
         Principal::Identity { service_sid, .. } if service_sid != &svc.sid => {
             Err(CoreError::Forbidden("the access token is for another service".into()))
         }
+        // A pool's service holds every identity's datasets: its objects are reached only
+        // through the Cognito operations, which confine an identity to its own.
+        Principal::CognitoIdentity { .. } => {
+            Err(CoreError::Forbidden("Cognito identity credentials reach only the Cognito Sync operations".into()))
+        }
         _ => Ok(()),
     }
 }
