@@ -14,6 +14,11 @@ use crate::timestamp::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+mod tokens;
+pub use tokens::{
+    IdentitySessionClaims, Jwk, Jwks, OpenIdClaims, OpenIdSigner, SyncSessionClaims, new_access_key_id, new_secret_key,
+};
+
 /// The login provider name under which Cognito's own OpenID tokens are presented (the
 /// developer-authenticated "enhanced flow": GetCredentialsForIdentity with the token that
 /// GetOpenIdTokenForDeveloperIdentity returned).
