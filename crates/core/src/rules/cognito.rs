@@ -254,6 +254,8 @@ impl Cx<'_> {
                     date_created: self.now,
                     date_updated: self.now,
                 };
+                // Written first: its logins refer to it.
+                self.tx.put_cognito_identity(&identity)?;
                 (identity, true)
             }
         };
