@@ -183,6 +183,18 @@ impl Cx<'_> {
         }
     }
 
+    /// The identity a Cognito Sync mutation writes for. Developer credentials may name ids
+    /// this server never issued; such an id is bound to the first pool it writes in, so that
+    /// one id never holds datasets in two pools.
+    fn sync_identity(&mut self, pool: &IdentityPool, identity_id: &str) -> Result<(), CoreError> {
+        if self.known_identity(pool, identity_id)?.is_none()
+            && self.tx.datasets(identity_id)?.iter().any(|d| d.pool_id != pool.id)
+        {
+            return Err(CoreError::not_found(NotFoundKind::CognitoIdentity, identity_id));
+        }
+        Ok(())
+    }
+
     fn pool_identity(&mut self, pool: &IdentityPool, identity_id: &str) -> Result<CognitoIdentity, CoreError> {
         self.known_identity(pool, identity_id)?
             .ok_or_else(|| CoreError::not_found(NotFoundKind::CognitoIdentity, identity_id))
@@ -449,7 +461,7 @@ impl Cx<'_> {
 
     pub(super) fn update_records(&mut self, u: UpdateRecords) -> Result<Outcome, CoreError> {
         let pool = self.pool(&u.service, &u.pool_id)?;
-        self.known_identity(&pool, &u.identity_id)?;
+        self.sync_identity(&pool, &u.identity_id)?;
         let existing = self.tx.dataset(&u.identity_id, &u.dataset)?;
         let (mut map, mut dataset) = match existing.clone() {
             Some(dataset @ Dataset { map_sid: Some(_), .. }) => {
@@ -622,7 +634,7 @@ impl Cx<'_> {
         let dataset = self
             .tx
             .dataset(identity_id, name)?
-            .filter(Dataset::exists)
+            .filter(|d| d.exists() && d.pool_id == pool.id)
             .ok_or_else(|| CoreError::not_found(NotFoundKind::Dataset, name))?;
         self.drop_dataset_map(&dataset)?;
         let deleted = Dataset {

@@ -828,6 +828,15 @@ async fn identities_reach_only_their_own_data(store: Arc<dyn Store>) {
         forbidden(e.list_records(&as_a, &other_pool.id, &a, "mine", since(0)).await.map(drop)),
         "its own pool only"
     );
+    // Even developers cannot give one identity datasets in two pools.
+    let elsewhere = push(&e, &Principal::Root, &other_pool, &a, "mine", vec![replace("k", "v", 0)]).await;
+    assert!(matches!(elsewhere, Err(CoreError::NotFound { .. })), "{elsewhere:?}");
+    let unissued = "us-east-1:0000aaaa-0000-0000-0000-000000000000";
+    push(&e, &Principal::Root, &pool, unissued, "d", vec![replace("k", "v", 0)]).await.expect("an id never issued");
+    let moved = push(&e, &Principal::Root, &other_pool, unissued, "d", vec![replace("k", "v", 0)]).await;
+    assert!(matches!(moved, Err(CoreError::NotFound { .. })), "{moved:?}");
+    let listed = e.list_records(&Principal::Root, &other_pool.id, unissued, "d", since(0)).await.expect("listed");
+    assert!(!listed.dataset_exists, "the other pool's dataset is not seen from here");
     // Developer-only operations refuse identity credentials.
     assert!(forbidden(e.identity_pool(&as_a, &pool.id).await.map(drop)));
     assert!(forbidden(e.identity_pool_usage(&as_a, &pool.id).await.map(drop)));
