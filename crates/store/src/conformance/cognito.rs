@@ -43,6 +43,7 @@ where
     sync_configuration_and_bulk_publish(make().await).await;
     usage_counts_sessions_and_storage(make().await).await;
     records_are_map_items_in_the_change_log(make().await).await;
+    removing_a_pool_removes_everything_of_it(make().await).await;
 }
 
 fn engine(store: Arc<dyn Store>, limits: Limits) -> Engine {
@@ -1031,4 +1032,33 @@ async fn records_are_map_items_in_the_change_log(store: Arc<dyn Store>) {
         .await
         .expect("items");
     assert_eq!(items.len(), 3);
+}
+
+async fn removing_a_pool_removes_everything_of_it(store: Arc<dyn Store>) {
+    let e = default_engine(store.clone());
+    let pool = pool(&e).await;
+    let push_sync = PushSync { application_arns: vec!["arn:aws:sns:us-east-1:1:app/GCM/a".into()], role_arn: None };
+    e.set_identity_pool_configuration(&Principal::Root, &pool.id, Some(push_sync), None).await.expect("set");
+    let alice = e.get_id(&pool.id, &logins(&[("graph.facebook.com", "alice")])).await.expect("alice");
+    let me = identity_principal(&e, &alice, &logins(&[("graph.facebook.com", "alice")])).await;
+    push(&e, &me, &pool, &alice, "d", vec![replace("k", "v", 0)]).await.expect("synced");
+    let device = e.register_device(&me, &pool.id, &alice, "GCM", "t").await.expect("device");
+    e.subscribe_to_dataset(&me, &pool.id, &alice, "d", &device).await.expect("subscribed");
+    let facebook = Login { provider: "graph.facebook.com".into(), user: "alice".into() };
+    assert_eq!(store.login_owner(&pool.id, &facebook).await.expect("reads"), Some(alice.clone()));
+    assert_eq!(store.dataset_subscribers(&alice, "d").await.expect("reads").len(), 1);
+    assert_eq!(store.identity_pool_usage(&pool.id).await.expect("reads").sync_sessions, 1);
+
+    e.delete_identity_pool(&Principal::Root, &pool.id).await.expect("deleted");
+    assert!(store.identity_pool(&pool.id).await.expect("reads").is_none());
+    assert!(store.cognito_identity(&alice).await.expect("reads").is_none());
+    assert!(store.login_owner(&pool.id, &facebook).await.expect("reads").is_none());
+    assert!(store.datasets(&alice).await.expect("reads").is_empty());
+    assert!(store.device(&device).await.expect("reads").is_none());
+    assert!(store.dataset_subscribers(&alice, "d").await.expect("reads").is_empty());
+    let usage = store.identity_pool_usage(&pool.id).await.expect("reads");
+    assert_eq!((usage.sync_sessions, usage.data_storage, usage.last_modified), (0, 0, None));
+    store.count_sync_session(&pool.id).await.expect("a removed pool counts nothing, quietly");
+    assert_eq!(store.identity_pool_usage(&pool.id).await.expect("reads").sync_sessions, 0);
+    assert!(matches!(e.get_id(&pool.id, &BTreeMap::new()).await, Err(CoreError::NotFound { .. })));
 }
