@@ -19,16 +19,21 @@ pub enum Principal {
     ApiKey(Sid),
     /// An end user from an access token, confined to one service and its ACLs.
     Identity { identity: String, service_sid: Sid, expires_at: i64 },
+    /// A Cognito identity holding temporary credentials: it reaches only its own data in its
+    /// pool, through the Cognito operations (never the native or Twilio objects of the pool's
+    /// service, where another identity's datasets live).
+    CognitoIdentity { identity_id: String, pool_id: String, service_sid: Sid, expires_at: i64 },
 }
 
 impl Principal {
     pub fn is_admin(&self) -> bool {
-        !matches!(self, Principal::Identity { .. })
+        matches!(self, Principal::Root | Principal::ApiKey(_))
     }
 
     pub fn actor(&self) -> crate::store::Actor {
         match self {
             Principal::Identity { identity, .. } => crate::store::Actor::identity(identity.clone()),
+            Principal::CognitoIdentity { identity_id, .. } => crate::store::Actor::identity(identity_id.clone()),
             _ => crate::store::Actor::SYSTEM,
         }
     }
@@ -62,7 +67,7 @@ pub fn random_hex(n: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn fill_random(buf: &mut [u8]) {
+pub(crate) fn fill_random(buf: &mut [u8]) {
     // The OS generator failing is not something a server can continue through.
     #[allow(clippy::expect_used)]
     getrandom::fill(buf).expect("the operating system's random number generator is unavailable");
@@ -105,6 +110,28 @@ impl SecretBox {
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
         STANDARD.encode(out)
+    }
+
+    /// Seals `plaintext` into URL-safe text (base64url, no padding): for tokens that travel in
+    /// query strings and headers.
+    pub fn seal_token(&self, plaintext: &[u8]) -> String {
+        let mut nonce = [0u8; 12];
+        fill_random(&mut nonce);
+        let sealed = self.cipher.encrypt(&Nonce::from(nonce), plaintext).unwrap_or_default();
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        URL_SAFE_NO_PAD.encode(out)
+    }
+
+    /// Opens a [`SecretBox::seal_token`] token; `None` when it was not sealed with this key or
+    /// was altered.
+    pub fn open_token(&self, token: &str) -> Option<Vec<u8>> {
+        let raw = URL_SAFE_NO_PAD.decode(token).ok()?;
+        if raw.len() < 12 {
+            return None;
+        }
+        let (nonce, body) = raw.split_at(12);
+        self.cipher.decrypt(&Nonce::try_from(nonce).ok()?, body).ok()
     }
 
     pub fn open(&self, sealed: &str) -> Result<String, CoreError> {
@@ -279,5 +306,17 @@ mod tests {
         assert_eq!(a.open(&sealed).expect("opens"), "hello");
         assert!(b.open(&sealed).is_err());
         assert!(SecretBox::from_hex("abc").is_err());
+    }
+
+    #[test]
+    fn sealed_tokens_are_url_safe_and_tamper_evident() {
+        let a = SecretBox::from_hex(&SecretBox::generate_key_hex()).expect("key");
+        let token = a.seal_token(b"claims");
+        assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_eq!(a.open_token(&token).as_deref(), Some(&b"claims"[..]));
+        let mut altered = token.clone().into_bytes();
+        altered[20] = if altered[20] == b'A' { b'B' } else { b'A' };
+        assert_eq!(a.open_token(&String::from_utf8(altered).expect("ascii")), None);
+        assert_eq!(a.open_token("not a token!"), None);
     }
 }

@@ -36,20 +36,33 @@ error_codes! {
     InvalidSinceToken = 40004, 400;
     ForeignSinceToken = 40005, 400;
     InvalidPageToken = 40006, 400;
+    InvalidParameter = 40007, 400;
+    LimitExceeded = 40008, 400;
+    InvalidConfiguration = 40009, 400;
+    DuplicateRequest = 40010, 400;
+    AlreadyStreamed = 40011, 400;
     Unauthenticated = 40100, 401;
     InvalidCredentials = 40101, 401;
     InvalidAccessToken = 40102, 401;
     AccessTokenExpired = 40103, 401;
     Forbidden = 40300, 403;
+    NotAuthorized = 40301, 403;
     NotFound = 40400, 404;
     ServiceNotFound = 40401, 404;
     ObjectNotFound = 40402, 404;
     ItemNotFound = 40403, 404;
     ApiKeyNotFound = 40404, 404;
     PermissionNotFound = 40405, 404;
+    IdentityPoolNotFound = 40406, 404;
+    IdentityNotFound = 40407, 404;
+    DatasetNotFound = 40408, 404;
+    DeviceNotFound = 40409, 404;
+    DeveloperUserNotFound = 40410, 404;
     MethodNotAllowed = 40500, 405;
     AlreadyExists = 40900, 409;
     ItemAlreadyExists = 40901, 409;
+    ResourceConflict = 40902, 409;
+    DeveloperUserAlreadyRegistered = 40903, 409;
     ResyncRequired = 41000, 410;
     RevisionMismatch = 41200, 412;
     TooLarge = 41300, 413;
@@ -98,6 +111,32 @@ pub enum CoreError {
     AccessTokenExpired,
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// A parameter the Cognito APIs refuse with a message of their own (AWS's wording where
+    /// the references quote it).
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// The credentials do not reach this operation or resource (developer-only, identity-only,
+    /// another identity's data, unauthenticated access to a pool that disallows it).
+    #[error("{0}")]
+    NotAuthorized(String),
+    /// A stale sync count in UpdateRecords, or logins that cannot be linked.
+    #[error("{0}")]
+    ResourceConflict(String),
+    /// A quota: datasets per identity, records or bytes per dataset, logins per identity.
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// Push sync (or streams, for a bulk publish) is not configured on the pool.
+    #[error("{0}")]
+    InvalidConfiguration(String),
+    /// A bulk publish is already in progress.
+    #[error("{0}")]
+    DuplicateRequest(String),
+    /// The last successful bulk publish was less than the allowed interval ago.
+    #[error("{0}")]
+    AlreadyStreamed(String),
+    /// The developer user identifier belongs to another identity.
+    #[error("{0}")]
+    DeveloperUserAlreadyRegistered(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
@@ -109,6 +148,11 @@ pub enum NotFoundKind {
     Item,
     ApiKey,
     Permission,
+    IdentityPool,
+    CognitoIdentity,
+    Dataset,
+    Device,
+    DeveloperUser,
 }
 
 impl std::fmt::Display for NotFoundKind {
@@ -119,6 +163,11 @@ impl std::fmt::Display for NotFoundKind {
             NotFoundKind::Item => f.write_str("item"),
             NotFoundKind::ApiKey => f.write_str("API key"),
             NotFoundKind::Permission => f.write_str("permission"),
+            NotFoundKind::IdentityPool => f.write_str("identity pool"),
+            NotFoundKind::CognitoIdentity => f.write_str("identity"),
+            NotFoundKind::Dataset => f.write_str("dataset"),
+            NotFoundKind::Device => f.write_str("device"),
+            NotFoundKind::DeveloperUser => f.write_str("developer user"),
         }
     }
 }
@@ -143,6 +192,11 @@ impl CoreError {
                 NotFoundKind::Item => ErrorCode::ItemNotFound,
                 NotFoundKind::ApiKey => ErrorCode::ApiKeyNotFound,
                 NotFoundKind::Permission => ErrorCode::PermissionNotFound,
+                NotFoundKind::IdentityPool => ErrorCode::IdentityPoolNotFound,
+                NotFoundKind::CognitoIdentity => ErrorCode::IdentityNotFound,
+                NotFoundKind::Dataset => ErrorCode::DatasetNotFound,
+                NotFoundKind::Device => ErrorCode::DeviceNotFound,
+                NotFoundKind::DeveloperUser => ErrorCode::DeveloperUserNotFound,
             },
             CoreError::AlreadyExists { .. } => ErrorCode::AlreadyExists,
             CoreError::ItemAlreadyExists { .. } => ErrorCode::ItemAlreadyExists,
@@ -157,6 +211,14 @@ impl CoreError {
             CoreError::InvalidAccessToken(_) => ErrorCode::InvalidAccessToken,
             CoreError::AccessTokenExpired => ErrorCode::AccessTokenExpired,
             CoreError::Forbidden(_) => ErrorCode::Forbidden,
+            CoreError::InvalidParameter(_) => ErrorCode::InvalidParameter,
+            CoreError::NotAuthorized(_) => ErrorCode::NotAuthorized,
+            CoreError::ResourceConflict(_) => ErrorCode::ResourceConflict,
+            CoreError::LimitExceeded(_) => ErrorCode::LimitExceeded,
+            CoreError::InvalidConfiguration(_) => ErrorCode::InvalidConfiguration,
+            CoreError::DuplicateRequest(_) => ErrorCode::DuplicateRequest,
+            CoreError::AlreadyStreamed(_) => ErrorCode::AlreadyStreamed,
+            CoreError::DeveloperUserAlreadyRegistered(_) => ErrorCode::DeveloperUserAlreadyRegistered,
             CoreError::Store(e) => match e {
                 crate::store::StoreError::Unavailable(_) => ErrorCode::StoreUnavailable,
                 _ => ErrorCode::Internal,

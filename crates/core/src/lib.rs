@@ -6,6 +6,7 @@
 //! rules exist exactly once whatever the backend.
 
 pub mod auth;
+pub mod cognito;
 pub mod engine;
 pub mod error;
 pub mod limits;

@@ -9,6 +9,8 @@ use crate::store::{Actor, Applied, ItemWriteMode, Mutation, Outcome, StoreError,
 use crate::timestamp::Timestamp;
 use serde_json::Value;
 
+mod cognito;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Right {
     Read,
@@ -291,6 +293,52 @@ impl Cx<'_> {
                     return Err(CoreError::not_found(NotFoundKind::ApiKey, sid.to_string()));
                 }
                 Ok(Outcome::Removed)
+            }
+            Mutation::CreateIdentityPool { pool } => self.create_identity_pool(pool),
+            Mutation::UpdateIdentityPool { service, pool_id, spec } => {
+                self.update_identity_pool(&service, &pool_id, spec)
+            }
+            Mutation::ChangePoolSyncConfig { service, pool_id, change } => {
+                self.change_pool_sync_config(&service, &pool_id, change)
+            }
+            Mutation::StartBulkPublish { service, pool_id, min_interval_secs } => {
+                self.start_bulk_publish(&service, &pool_id, min_interval_secs)
+            }
+            Mutation::FinishBulkPublish { service, pool_id, failure } => {
+                self.finish_bulk_publish(&service, &pool_id, failure)
+            }
+            Mutation::RemoveIdentityPool { service, pool_id } => self.remove_identity_pool(&service, &pool_id),
+            Mutation::ResolveIdentity(r) => self.resolve_identity(r),
+            Mutation::MergeDeveloperIdentities {
+                service,
+                pool_id,
+                provider,
+                source_user,
+                destination_user,
+                max_logins,
+            } => self.merge_developer_identities(
+                &service,
+                &pool_id,
+                &provider,
+                &source_user,
+                &destination_user,
+                max_logins,
+            ),
+            Mutation::UnlinkDeveloperIdentity { service, pool_id, identity_id, provider, user } => {
+                self.unlink_developer_identity(&service, &pool_id, &identity_id, &provider, &user)
+            }
+            Mutation::RemoveCognitoIdentity { service, pool_id, identity_id } => {
+                self.remove_cognito_identity(&service, &pool_id, &identity_id)
+            }
+            Mutation::UpdateRecords(u) => self.update_records(u),
+            Mutation::RemoveDataset { service, pool_id, identity_id, dataset } => {
+                self.remove_dataset(&service, &pool_id, &identity_id, &dataset)
+            }
+            Mutation::RegisterDevice { service, pool_id, identity_id, device_id, platform, token } => {
+                self.register_device(&service, &pool_id, &identity_id, device_id, platform, token)
+            }
+            Mutation::SetDatasetSubscription { service, pool_id, identity_id, dataset, device_id, subscribed } => {
+                self.set_dataset_subscription(&service, &pool_id, &identity_id, &dataset, &device_id, subscribed)
             }
         }
     }

@@ -2,6 +2,10 @@
 //! the change log; the rules of every mutation live in [`crate::rules`] and run inside the
 //! store's transaction through [`TxState`], so each backend only supplies rows.
 
+use crate::cognito::{
+    CognitoIdentity, Dataset, DatasetLimits, Device, IdentityPool, IdentityPoolSpec, IdentityPoolUsage, Login,
+    Platform, PoolSyncConfigChange, Record, RecordPatch,
+};
 use crate::error::CoreError;
 use crate::log::Event;
 use crate::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
@@ -157,6 +161,165 @@ pub enum Mutation {
     RemoveApiKey {
         sid: Sid,
     },
+    /// Creates a pool and the service that holds its datasets (`pool.service_sid`, unique
+    /// name = the pool id).
+    CreateIdentityPool {
+        pool: Box<IdentityPool>,
+    },
+    /// Replaces a pool's Cognito Identity settings; the developer provider name, once set,
+    /// cannot change.
+    UpdateIdentityPool {
+        service: Sid,
+        pool_id: String,
+        spec: IdentityPoolSpec,
+    },
+    ChangePoolSyncConfig {
+        service: Sid,
+        pool_id: String,
+        change: PoolSyncConfigChange,
+    },
+    /// Moves the pool's bulk publish to IN_PROGRESS, unless one is running or one succeeded
+    /// less than `min_interval_secs` ago, or streams are not enabled.
+    StartBulkPublish {
+        service: Sid,
+        pool_id: String,
+        min_interval_secs: u64,
+    },
+    /// Ends the running bulk publish: SUCCEEDED, or FAILED with `failure`.
+    FinishBulkPublish {
+        service: Sid,
+        pool_id: String,
+        failure: Option<String>,
+    },
+    /// Removes a pool with its service, identities, datasets and devices.
+    RemoveIdentityPool {
+        service: Sid,
+        pool_id: String,
+    },
+    ResolveIdentity(ResolveIdentity),
+    /// Merges the identity of `source_user` into the identity of `destination_user` (both
+    /// developer user identifiers of `provider`).
+    MergeDeveloperIdentities {
+        service: Sid,
+        pool_id: String,
+        provider: String,
+        source_user: String,
+        destination_user: String,
+        max_logins: usize,
+    },
+    UnlinkDeveloperIdentity {
+        service: Sid,
+        pool_id: String,
+        identity_id: String,
+        provider: String,
+        user: String,
+    },
+    /// Removes an identity, its logins, devices and datasets (their Maps, with events).
+    RemoveCognitoIdentity {
+        service: Sid,
+        pool_id: String,
+        identity_id: String,
+    },
+    UpdateRecords(UpdateRecords),
+    RemoveDataset {
+        service: Sid,
+        pool_id: String,
+        identity_id: String,
+        dataset: String,
+    },
+    /// Registers a push device, or finds the one this identity registered with the same
+    /// platform and token.
+    RegisterDevice {
+        service: Sid,
+        pool_id: String,
+        identity_id: String,
+        device_id: String,
+        platform: Platform,
+        token: String,
+    },
+    SetDatasetSubscription {
+        service: Sid,
+        pool_id: String,
+        identity_id: String,
+        dataset: String,
+        device_id: String,
+        subscribed: bool,
+    },
+}
+
+impl Mutation {
+    /// The service whose row the mutation locks first, when it works inside an existing one.
+    pub fn service(&self) -> Option<&Sid> {
+        match self {
+            Mutation::UpdateService { service, .. }
+            | Mutation::RemoveService { service }
+            | Mutation::OpenObject { service, .. }
+            | Mutation::UpdateObject { service, .. }
+            | Mutation::RemoveObject { service, .. }
+            | Mutation::AddListItem { service, .. }
+            | Mutation::WriteItem { service, .. }
+            | Mutation::RemoveItem { service, .. }
+            | Mutation::Publish { service, .. }
+            | Mutation::SetPermission { service, .. }
+            | Mutation::RemovePermission { service, .. }
+            | Mutation::UpdateIdentityPool { service, .. }
+            | Mutation::ChangePoolSyncConfig { service, .. }
+            | Mutation::StartBulkPublish { service, .. }
+            | Mutation::FinishBulkPublish { service, .. }
+            | Mutation::RemoveIdentityPool { service, .. }
+            | Mutation::MergeDeveloperIdentities { service, .. }
+            | Mutation::UnlinkDeveloperIdentity { service, .. }
+            | Mutation::RemoveCognitoIdentity { service, .. }
+            | Mutation::RemoveDataset { service, .. }
+            | Mutation::RegisterDevice { service, .. }
+            | Mutation::SetDatasetSubscription { service, .. } => Some(service),
+            Mutation::ResolveIdentity(r) => Some(&r.service),
+            Mutation::UpdateRecords(u) => Some(&u.service),
+            Mutation::CreateService { .. }
+            | Mutation::Expire { .. }
+            | Mutation::Prune { .. }
+            | Mutation::PutApiKey(_)
+            | Mutation::RenameApiKey { .. }
+            | Mutation::RemoveApiKey { .. }
+            | Mutation::CreateIdentityPool { .. } => None,
+        }
+    }
+}
+
+/// Finds (or creates) the identity that a set of logins and an optional identity id name,
+/// linking the logins to it and merging the identities they belonged to (GetId, GetOpenIdToken,
+/// GetCredentialsForIdentity, GetOpenIdTokenForDeveloperIdentity).
+#[derive(Debug, Clone)]
+pub struct ResolveIdentity {
+    pub service: Sid,
+    pub pool_id: String,
+    /// The identity the caller names.
+    pub identity_id: Option<String>,
+    /// Provider → the user's identifier at it.
+    pub logins: std::collections::BTreeMap<String, String>,
+    /// The id a new identity gets when one is needed; `None` when none may be created.
+    pub new_identity_id: Option<String>,
+    /// The caller has shown it holds `identity_id` (developer credentials, or a Cognito OpenID
+    /// token for it): the identity's own logins need not be presented again.
+    pub proven: bool,
+    /// Developer credentials are calling: a developer user identifier that belongs to another
+    /// identity is refused (DeveloperUserAlreadyRegistered) rather than merged.
+    pub developer: bool,
+    /// Most logins one identity may hold.
+    pub max_logins: usize,
+}
+
+/// Applies record patches to a dataset, all or nothing (Cognito Sync's UpdateRecords).
+#[derive(Debug, Clone)]
+pub struct UpdateRecords {
+    pub service: Sid,
+    pub pool_id: String,
+    pub identity_id: String,
+    pub dataset: String,
+    pub patches: Vec<RecordPatch>,
+    /// Recorded as the records' and the dataset's LastModifiedBy.
+    pub modified_by: String,
+    pub limits: DatasetLimits,
 }
 
 /// An API key as stored: the secret sealed by [`crate::auth::SecretBox`].
@@ -171,14 +334,37 @@ pub struct ApiKeyRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Service(Service),
-    Object { object: SyncObject, created: bool },
-    Item { item: Item, created: bool },
+    Object {
+        object: SyncObject,
+        created: bool,
+    },
+    Item {
+        item: Item,
+        created: bool,
+    },
     Message(crate::model::StreamMessage),
     Permission(Permission),
     Removed,
-    Expired { removed: u64 },
-    Pruned { events: u64 },
+    Expired {
+        removed: u64,
+    },
+    Pruned {
+        events: u64,
+    },
     ApiKey,
+    IdentityPool(Box<IdentityPool>),
+    CognitoIdentity {
+        identity: CognitoIdentity,
+        created: bool,
+        merged: Vec<String>,
+    },
+    /// The records an UpdateRecords wrote, as stored, and the dataset after it.
+    Records {
+        dataset: Dataset,
+        records: Vec<Record>,
+    },
+    Dataset(Dataset),
+    Device(Device),
 }
 
 /// The result of a committed mutation: what it produced and the events it appended.
@@ -246,6 +432,43 @@ pub trait TxState {
     /// Starts a service's webhook delivery after sequence number `start` (`Some`), or ends it
     /// (`None`), inside the transaction that sets or clears its webhook URL.
     fn set_webhook_cursor(&mut self, service: &Sid, start: Option<u64>) -> Result<(), StoreError>;
+
+    // Cognito: pools, identities and their logins, dataset metadata, push devices.
+    fn identity_pool(&mut self, pool_id: &str) -> Result<Option<IdentityPool>, StoreError>;
+    fn put_identity_pool(&mut self, pool: &IdentityPool) -> Result<(), StoreError>;
+    /// The identity with its logins.
+    fn cognito_identity(&mut self, identity_id: &str) -> Result<Option<CognitoIdentity>, StoreError>;
+    /// Writes the identity's own fields (its logins are written with [`TxState::put_login`]).
+    fn put_cognito_identity(&mut self, identity: &CognitoIdentity) -> Result<(), StoreError>;
+    /// Deletes the identity with its logins, devices (and their subscriptions) and dataset rows.
+    fn delete_cognito_identity(&mut self, identity_id: &str) -> Result<(), StoreError>;
+    /// The identity a login is linked to.
+    fn login_owner(&mut self, pool_id: &str, login: &Login) -> Result<Option<String>, StoreError>;
+    /// Links a login to an identity, moving it from any other.
+    fn put_login(&mut self, pool_id: &str, login: &Login, identity_id: &str) -> Result<(), StoreError>;
+    fn delete_login(&mut self, pool_id: &str, login: &Login) -> Result<bool, StoreError>;
+    fn dataset(&mut self, identity_id: &str, name: &str) -> Result<Option<Dataset>, StoreError>;
+    /// Every dataset row of an identity, deleted ones included, by name.
+    fn datasets(&mut self, identity_id: &str) -> Result<Vec<Dataset>, StoreError>;
+    fn put_dataset(&mut self, dataset: &Dataset) -> Result<(), StoreError>;
+    fn delete_dataset(&mut self, identity_id: &str, name: &str) -> Result<(), StoreError>;
+    fn device(&mut self, device_id: &str) -> Result<Option<Device>, StoreError>;
+    fn device_by_token(
+        &mut self,
+        identity_id: &str,
+        platform: Platform,
+        token: &str,
+    ) -> Result<Option<Device>, StoreError>;
+    fn put_device(&mut self, device: &Device) -> Result<(), StoreError>;
+    /// Deletes an identity's devices and their subscriptions.
+    fn delete_devices(&mut self, identity_id: &str) -> Result<(), StoreError>;
+    fn set_subscription(
+        &mut self,
+        identity_id: &str,
+        dataset: &str,
+        device_id: &str,
+        subscribed: bool,
+    ) -> Result<(), StoreError>;
 }
 
 /// Where one service's webhook delivery stands, and which node delivers it. Services with a
@@ -318,6 +541,34 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Gives the lease up, so another node can take over at once.
     async fn release_webhook_lease(&self, service: &Sid, owner: &str) -> Result<(), StoreError>;
+    /// A value stored by [`Store::claim_meta`].
+    async fn meta(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    // Cognito reads.
+    async fn identity_pool(&self, pool_id: &str) -> Result<Option<IdentityPool>, StoreError>;
+    /// Up to `page.limit + 1` pools, ordered by id.
+    async fn identity_pools(&self, page: &PageRequest) -> Result<Vec<IdentityPool>, StoreError>;
+    async fn cognito_identity(&self, identity_id: &str) -> Result<Option<CognitoIdentity>, StoreError>;
+    /// Up to `page.limit + 1` identities of a pool with their logins, ordered by id.
+    async fn cognito_identities(
+        &self,
+        pool_id: &str,
+        hide_disabled: bool,
+        page: &PageRequest,
+    ) -> Result<Vec<CognitoIdentity>, StoreError>;
+    async fn login_owner(&self, pool_id: &str, login: &Login) -> Result<Option<String>, StoreError>;
+    async fn dataset(&self, identity_id: &str, name: &str) -> Result<Option<Dataset>, StoreError>;
+    /// Every dataset row of an identity, deleted ones included, by name.
+    async fn datasets(&self, identity_id: &str) -> Result<Vec<Dataset>, StoreError>;
+    /// The pool's sync sessions, and the storage and last change of its live datasets.
+    async fn identity_pool_usage(&self, pool_id: &str) -> Result<IdentityPoolUsage, StoreError>;
+    /// Counts one sync session (a ListRecords) of the pool. Usage bookkeeping beside the
+    /// change log: it takes no turn of the writer.
+    async fn count_sync_session(&self, pool_id: &str) -> Result<(), StoreError>;
+    async fn device(&self, device_id: &str) -> Result<Option<Device>, StoreError>;
+    /// The devices subscribed to an identity's dataset.
+    async fn dataset_subscribers(&self, identity_id: &str, dataset: &str) -> Result<Vec<Device>, StoreError>;
+
     /// Commits made by other nodes sharing this store, for stores that can have several;
     /// `None` when this node is the only writer.
     fn change_hints(&self) -> Option<tokio::sync::broadcast::Receiver<ChangeHint>> {

@@ -11,6 +11,8 @@ use serde_json::json;
 use std::future::Future;
 use std::sync::Arc;
 
+mod cognito;
+
 /// Runs every check against stores made by `make`.
 pub async fn run_all<F, Fut>(make: F)
 where
@@ -28,6 +30,7 @@ where
     service_settings_round_trip(make().await).await;
     webhook_cursors_start_at_the_head_and_follow_the_url(make().await).await;
     webhook_leases_have_one_holder_and_fence_the_cursor(make().await).await;
+    cognito::run_all(&make).await;
 }
 
 async fn service_settings_round_trip(store: Arc<dyn Store>) {

@@ -98,6 +98,90 @@ macro_rules! impl_store {
             async fn webhook_cursors(&self) -> Result<Vec<ferrosync_core::store::WebhookCursor>, StoreError> {
                 self.read($rows::webhook_cursors).await
             }
+
+            async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+                let key = key.to_owned();
+                self.read(move |c| $rows::meta(c, &key)).await
+            }
+
+            async fn identity_pool(
+                &self,
+                pool_id: &str,
+            ) -> Result<Option<ferrosync_core::cognito::IdentityPool>, StoreError> {
+                let pool_id = pool_id.to_owned();
+                self.read(move |c| $rows::identity_pool(c, &pool_id)).await
+            }
+
+            async fn identity_pools(
+                &self,
+                page: &PageRequest,
+            ) -> Result<Vec<ferrosync_core::cognito::IdentityPool>, StoreError> {
+                let page = page.clone();
+                self.read(move |c| $rows::identity_pools(c, &page)).await
+            }
+
+            async fn cognito_identity(
+                &self,
+                identity_id: &str,
+            ) -> Result<Option<ferrosync_core::cognito::CognitoIdentity>, StoreError> {
+                let identity_id = identity_id.to_owned();
+                self.read(move |c| $rows::cognito_identity(c, &identity_id)).await
+            }
+
+            async fn cognito_identities(
+                &self,
+                pool_id: &str,
+                hide_disabled: bool,
+                page: &PageRequest,
+            ) -> Result<Vec<ferrosync_core::cognito::CognitoIdentity>, StoreError> {
+                let (pool_id, page) = (pool_id.to_owned(), page.clone());
+                self.read(move |c| $rows::cognito_identities(c, &pool_id, hide_disabled, &page)).await
+            }
+
+            async fn login_owner(
+                &self,
+                pool_id: &str,
+                login: &ferrosync_core::cognito::Login,
+            ) -> Result<Option<String>, StoreError> {
+                let (pool_id, login) = (pool_id.to_owned(), login.clone());
+                self.read(move |c| $rows::login_owner(c, &pool_id, &login)).await
+            }
+
+            async fn dataset(
+                &self,
+                identity_id: &str,
+                name: &str,
+            ) -> Result<Option<ferrosync_core::cognito::Dataset>, StoreError> {
+                let (identity_id, name) = (identity_id.to_owned(), name.to_owned());
+                self.read(move |c| $rows::dataset(c, &identity_id, &name)).await
+            }
+
+            async fn datasets(&self, identity_id: &str) -> Result<Vec<ferrosync_core::cognito::Dataset>, StoreError> {
+                let identity_id = identity_id.to_owned();
+                self.read(move |c| $rows::datasets(c, &identity_id)).await
+            }
+
+            async fn identity_pool_usage(
+                &self,
+                pool_id: &str,
+            ) -> Result<ferrosync_core::cognito::IdentityPoolUsage, StoreError> {
+                let pool_id = pool_id.to_owned();
+                self.read(move |c| $rows::identity_pool_usage(c, &pool_id)).await
+            }
+
+            async fn device(&self, device_id: &str) -> Result<Option<ferrosync_core::cognito::Device>, StoreError> {
+                let device_id = device_id.to_owned();
+                self.read(move |c| $rows::device(c, &device_id)).await
+            }
+
+            async fn dataset_subscribers(
+                &self,
+                identity_id: &str,
+                dataset: &str,
+            ) -> Result<Vec<ferrosync_core::cognito::Device>, StoreError> {
+                let (identity_id, dataset) = (identity_id.to_owned(), dataset.to_owned());
+                self.read(move |c| $rows::dataset_subscribers(c, &identity_id, &dataset)).await
+            }
         }
     };
 }
@@ -177,6 +261,90 @@ macro_rules! impl_tx_state {
             fn set_webhook_cursor(&mut self, service: &Sid, start: Option<u64>) -> Result<(), StoreError> {
                 $rows::set_webhook_cursor(self.conn, service, start)
             }
+            fn identity_pool(
+                &mut self,
+                pool_id: &str,
+            ) -> Result<Option<ferrosync_core::cognito::IdentityPool>, StoreError> {
+                $rows::identity_pool(self.conn, pool_id)
+            }
+            fn put_identity_pool(&mut self, pool: &ferrosync_core::cognito::IdentityPool) -> Result<(), StoreError> {
+                $rows::put_identity_pool(self.conn, pool)
+            }
+            fn cognito_identity(
+                &mut self,
+                identity_id: &str,
+            ) -> Result<Option<ferrosync_core::cognito::CognitoIdentity>, StoreError> {
+                $rows::cognito_identity(self.conn, identity_id)
+            }
+            fn put_cognito_identity(
+                &mut self,
+                identity: &ferrosync_core::cognito::CognitoIdentity,
+            ) -> Result<(), StoreError> {
+                $rows::put_cognito_identity(self.conn, identity)
+            }
+            fn delete_cognito_identity(&mut self, identity_id: &str) -> Result<(), StoreError> {
+                $rows::delete_cognito_identity(self.conn, identity_id)
+            }
+            fn login_owner(
+                &mut self,
+                pool_id: &str,
+                login: &ferrosync_core::cognito::Login,
+            ) -> Result<Option<String>, StoreError> {
+                $rows::login_owner(self.conn, pool_id, login)
+            }
+            fn put_login(
+                &mut self,
+                pool_id: &str,
+                login: &ferrosync_core::cognito::Login,
+                identity_id: &str,
+            ) -> Result<(), StoreError> {
+                $rows::put_login(self.conn, pool_id, login, identity_id)
+            }
+            fn delete_login(&mut self, pool_id: &str, login: &ferrosync_core::cognito::Login) -> Result<bool, StoreError> {
+                $rows::delete_login(self.conn, pool_id, login)
+            }
+            fn dataset(
+                &mut self,
+                identity_id: &str,
+                name: &str,
+            ) -> Result<Option<ferrosync_core::cognito::Dataset>, StoreError> {
+                $rows::dataset(self.conn, identity_id, name)
+            }
+            fn datasets(&mut self, identity_id: &str) -> Result<Vec<ferrosync_core::cognito::Dataset>, StoreError> {
+                $rows::datasets(self.conn, identity_id)
+            }
+            fn put_dataset(&mut self, dataset: &ferrosync_core::cognito::Dataset) -> Result<(), StoreError> {
+                $rows::put_dataset(self.conn, dataset)
+            }
+            fn delete_dataset(&mut self, identity_id: &str, name: &str) -> Result<(), StoreError> {
+                $rows::delete_dataset(self.conn, identity_id, name)
+            }
+            fn device(&mut self, device_id: &str) -> Result<Option<ferrosync_core::cognito::Device>, StoreError> {
+                $rows::device(self.conn, device_id)
+            }
+            fn device_by_token(
+                &mut self,
+                identity_id: &str,
+                platform: ferrosync_core::cognito::Platform,
+                token: &str,
+            ) -> Result<Option<ferrosync_core::cognito::Device>, StoreError> {
+                $rows::device_by_token(self.conn, identity_id, platform, token)
+            }
+            fn put_device(&mut self, device: &ferrosync_core::cognito::Device) -> Result<(), StoreError> {
+                $rows::put_device(self.conn, device)
+            }
+            fn delete_devices(&mut self, identity_id: &str) -> Result<(), StoreError> {
+                $rows::delete_devices(self.conn, identity_id)
+            }
+            fn set_subscription(
+                &mut self,
+                identity_id: &str,
+                dataset: &str,
+                device_id: &str,
+                subscribed: bool,
+            ) -> Result<(), StoreError> {
+                $rows::set_subscription(self.conn, identity_id, dataset, device_id, subscribed)
+            }
         }
     };
 }
@@ -230,6 +398,18 @@ pub(crate) fn settings_from_json(
     serde_json::from_str(raw)
         .map_err(|e| ferrosync_core::store::StoreError::Corrupt(format!("service settings '{raw}': {e}")))
 }
+/// A JSON document column (pool settings) as stored.
+pub(crate) fn json_to_string<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".into())
+}
+
+pub(crate) fn json_from_str<T: serde::de::DeserializeOwned>(
+    raw: &str,
+    what: &str,
+) -> Result<T, ferrosync_core::store::StoreError> {
+    serde_json::from_str(raw).map_err(|e| ferrosync_core::store::StoreError::Corrupt(format!("{what} '{raw}': {e}")))
+}
+
 pub mod sqlite;
 pub mod testing;
 

@@ -65,7 +65,7 @@ impl Engine {
                 Some(k) => k.sid,
                 None => self.create_api_key(principal, Some("default signing key".into())).await?.sid,
             },
-            Principal::Identity { .. } => {
+            Principal::Identity { .. } | Principal::CognitoIdentity { .. } => {
                 return Err(CoreError::Forbidden("identities cannot mint tokens".into()));
             }
         };

@@ -28,6 +28,8 @@ pub struct Engine {
     notifier: ChangeNotifier,
     recent: RecentLog,
     service_cache: ServiceCache,
+    /// The OpenID signing key, loaded (or created) on first use.
+    openid: tokio::sync::OnceCell<Arc<crate::cognito::OpenIdSigner>>,
 }
 
 /// What an open/create asks for (the Sync client's `OpenOptions`).
@@ -121,9 +123,17 @@ fn now_secs() -> i64 {
 }
 
 mod changes;
+mod cognito_identities;
+mod cognito_pools;
+mod cognito_sync;
 mod credentials;
 mod objects;
 mod services;
+
+pub use cognito_identities::{
+    AwsSecret, DeveloperIdentityLookup, IdentityCredentials, OpenIdToken, UnprocessedIdentity,
+};
+pub use cognito_sync::{ListRecordsRequest, RecordsPage, UpdateRecordsRequest, UpdatedRecords};
 
 use services::ServiceCache;
 
@@ -138,6 +148,7 @@ impl Engine {
             notifier: ChangeNotifier::default(),
             recent: if shared { RecentLog::shared(4096) } else { RecentLog::new(4096) },
             service_cache: ServiceCache::default(),
+            openid: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -346,6 +357,11 @@ fn check_service_reach(principal: &Principal, svc: &Service) -> Result<(), CoreE
     match principal {
         Principal::Identity { service_sid, .. } if service_sid != &svc.sid => {
             Err(CoreError::Forbidden("the access token is for another service".into()))
+        }
+        // A pool's service holds every identity's datasets: its objects are reached only
+        // through the Cognito operations, which confine an identity to its own.
+        Principal::CognitoIdentity { .. } => {
+            Err(CoreError::Forbidden("Cognito identity credentials reach only the Cognito Sync operations".into()))
         }
         _ => Ok(()),
     }

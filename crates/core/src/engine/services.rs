@@ -155,7 +155,7 @@ impl ServiceCache {
         map.insert(key.to_owned(), (std::time::Instant::now(), service.clone()));
     }
 
-    fn clear(&self) {
+    pub(super) fn clear(&self) {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }

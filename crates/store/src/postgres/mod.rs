@@ -29,8 +29,12 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, broadcast, mpsc};
 
 /// Schema migrations, applied in order at start; a node applies those the database lacks.
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("schema_v1.sql")), (2, include_str!("schema_v2.sql")), (3, include_str!("schema_v3.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("schema_v1.sql")),
+    (2, include_str!("schema_v2.sql")),
+    (3, include_str!("schema_v3.sql")),
+    (4, include_str!("schema_v4.sql")),
+];
 const READERS: usize = 4;
 /// The NOTIFY channel commits announce their services' new heads on.
 const CHANNEL: &str = "ferrosync_changes";
@@ -226,25 +230,7 @@ fn unavailable(n: usize, why: &str) -> Vec<Result<Applied, CoreError>> {
 /// The service a mutation locks first; batches take them in this order so that two nodes'
 /// batches never wait on each other in a cycle.
 fn lock_key(m: &Mutation) -> Option<&Sid> {
-    match m {
-        Mutation::UpdateService { service, .. }
-        | Mutation::RemoveService { service }
-        | Mutation::OpenObject { service, .. }
-        | Mutation::UpdateObject { service, .. }
-        | Mutation::RemoveObject { service, .. }
-        | Mutation::AddListItem { service, .. }
-        | Mutation::WriteItem { service, .. }
-        | Mutation::RemoveItem { service, .. }
-        | Mutation::Publish { service, .. }
-        | Mutation::SetPermission { service, .. }
-        | Mutation::RemovePermission { service, .. } => Some(service),
-        Mutation::CreateService { .. }
-        | Mutation::Expire { .. }
-        | Mutation::Prune { .. }
-        | Mutation::PutApiKey(_)
-        | Mutation::RenameApiKey { .. }
-        | Mutation::RemoveApiKey { .. } => None,
-    }
+    m.service()
 }
 
 /// Applies the batch in one transaction, each mutation inside a savepoint so a failed
@@ -434,6 +420,11 @@ impl_store!(PgStore, rows, {
     async fn claim_meta(&self, key: &str, proposed: &str) -> Result<(String, bool), StoreError> {
         let (key, proposed) = (key.to_owned(), proposed.to_owned());
         self.read(move |c| claim_meta(c, &key, &proposed)).await
+    }
+
+    async fn count_sync_session(&self, pool_id: &str) -> Result<(), StoreError> {
+        let pool_id = pool_id.to_owned();
+        self.read(move |c| rows::count_sync_session(c, &pool_id)).await
     }
 
     async fn take_webhook_lease(

@@ -12,6 +12,9 @@ use postgres::{Client, Row, Statement};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 
+mod cognito;
+pub(crate) use cognito::*;
+
 type Param = Box<dyn ToSql + Sync + Send>;
 
 /// SQLSTATEs after which re-running the same mutation can succeed: a deadlock between two

@@ -19,7 +19,12 @@ use tokio::sync::{Semaphore, mpsc};
 
 /// Schema migrations in order; `PRAGMA user_version` records how many a file has had. The first
 /// is idempotent, so files made before versions were recorded take it again harmlessly.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_v2.sql"), include_str!("schema_v3.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("schema_v2.sql"),
+    include_str!("schema_v3.sql"),
+    include_str!("schema_v4.sql"),
+];
 const READERS: usize = 4;
 /// WAL size (in pages) past which a checkpoint waits for readers to reset the log.
 const WAL_TRUNCATE_PAGES: i64 = 64 * 1024;
@@ -294,6 +299,11 @@ impl_store!(SqliteStore, rows, {
     async fn release_webhook_lease(&self, service: &Sid, owner: &str) -> Result<(), StoreError> {
         let (service, owner) = (service.clone(), owner.to_owned());
         self.bookkeep(move |c| rows::release_webhook_lease(c, &service, &owner)).await
+    }
+
+    async fn count_sync_session(&self, pool_id: &str) -> Result<(), StoreError> {
+        let pool_id = pool_id.to_owned();
+        self.bookkeep(move |c| rows::count_sync_session(c, &pool_id)).await
     }
 
     async fn claim_meta(&self, key: &str, proposed: &str) -> Result<(String, bool), StoreError> {

@@ -108,7 +108,15 @@ impl TwilioError {
             CoreError::Unauthenticated | CoreError::InvalidCredentials => code::AUTHENTICATE,
             CoreError::InvalidAccessToken(_) => code::INVALID_ACCESS_TOKEN,
             CoreError::AccessTokenExpired => code::ACCESS_TOKEN_EXPIRED,
-            CoreError::Forbidden(_) => code::FORBIDDEN,
+            CoreError::Forbidden(_) | CoreError::NotAuthorized(_) => code::FORBIDDEN,
+            // Cognito's errors; no Twilio operation meets them.
+            CoreError::InvalidParameter(_)
+            | CoreError::ResourceConflict(_)
+            | CoreError::LimitExceeded(_)
+            | CoreError::InvalidConfiguration(_)
+            | CoreError::DuplicateRequest(_)
+            | CoreError::AlreadyStreamed(_)
+            | CoreError::DeveloperUserAlreadyRegistered(_) => code::INVALID_PARAMETER,
             CoreError::Store(StoreError::Unavailable(_)) => code::UNAVAILABLE,
             CoreError::Store(_) => code::INTERNAL,
         };

@@ -1,0 +1,1064 @@
+//! Cognito Identity and Cognito Sync, driven through the engine over each store: the sync-count
+//! guarantees the Mobile SDKs' `synchronize` relies on (SEMANTICS.md §2 and §6 (a)–(g)),
+//! tombstones, conflicts, session tokens, limits, deletion and merges, identities, credentials
+//! and OpenID tokens, push devices, bulk publish and usage.
+
+use ferrosync_core::auth::{Principal, RootCredentials, SecretBox};
+use ferrosync_core::cognito::{
+    BulkPublishStatus, COGNITO_PROVIDER, CognitoStreams, IdentityPool, IdentityPoolSpec, Login, OpenIdClaims, PatchOp,
+    PushSync, RecordPatch, StreamingStatus, dataset_map_name,
+};
+use ferrosync_core::engine::{ListRecordsRequest, UpdateRecordsRequest, UpdatedRecords};
+use ferrosync_core::error::{CoreError, NotFoundKind};
+use ferrosync_core::model::{ObjectKind, ObjectRef};
+use ferrosync_core::page::{Cursor, Order, PageRequest};
+use ferrosync_core::store::Store;
+use ferrosync_core::{Engine, Limits};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+pub(super) async fn run_all<F, Fut>(make: &F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
+    identity_pools_round_trip(make().await).await;
+    unauthenticated_identities_follow_the_pool(make().await).await;
+    logins_link_and_merge_identities(make().await).await;
+    developer_identities_link_look_up_merge_and_unlink(make().await).await;
+    identities_are_listed_described_and_deleted(make().await).await;
+    temporary_credentials_round_trip(make().await).await;
+    openid_tokens_verify_with_the_published_keys(make().await).await;
+    sync_counts_go_up_by_one_per_update(make().await).await;
+    a_whole_dataset_fits_one_page(make().await).await;
+    a_stale_sync_count_refuses_the_whole_batch(make().await).await;
+    concurrent_updates_of_one_record_have_one_winner(make().await).await;
+    removes_leave_tombstones(make().await).await;
+    session_tokens_are_bound_to_their_dataset(make().await).await;
+    limits_refuse_without_writing(make().await).await;
+    deleted_datasets_report_their_deletion(make().await).await;
+    identities_reach_only_their_own_data(make().await).await;
+    push_devices_and_subscriptions(make().await).await;
+    sync_configuration_and_bulk_publish(make().await).await;
+    usage_counts_sessions_and_storage(make().await).await;
+    records_are_map_items_in_the_change_log(make().await).await;
+    removing_a_pool_removes_everything_of_it(make().await).await;
+}
+
+fn engine(store: Arc<dyn Store>, limits: Limits) -> Engine {
+    let secrets = SecretBox::from_hex(&SecretBox::generate_key_hex()).expect("master key");
+    Engine::new(store, limits, RootCredentials::generate(), secrets)
+}
+
+fn default_engine(store: Arc<dyn Store>) -> Engine {
+    engine(store, Limits::default())
+}
+
+fn spec(name: &str) -> IdentityPoolSpec {
+    IdentityPoolSpec {
+        name: name.into(),
+        allow_unauthenticated_identities: true,
+        supported_login_providers: [
+            ("graph.facebook.com".to_owned(), "fb-app".to_owned()),
+            ("accounts.google.com".to_owned(), "google-app".to_owned()),
+        ]
+        .into(),
+        developer_provider_name: Some("login.example.app".into()),
+        ..Default::default()
+    }
+}
+
+async fn pool(engine: &Engine) -> IdentityPool {
+    engine.create_identity_pool(&Principal::Root, spec("pool")).await.expect("pool created")
+}
+
+fn logins(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(p, u)| (p.to_string(), u.to_string())).collect()
+}
+
+async fn new_identity(engine: &Engine, pool: &IdentityPool) -> String {
+    engine.get_id(&pool.id, &BTreeMap::new()).await.expect("unauthenticated identity")
+}
+
+async fn identity_principal(engine: &Engine, identity: &str, with: &BTreeMap<String, String>) -> Principal {
+    let creds = engine.credentials_for_identity(identity, with).await.expect("credentials");
+    engine.aws_secret(&creds.access_key_id, Some(&creds.session_token)).await.expect("resolves").principal
+}
+
+fn replace(key: &str, value: &str, sync_count: u64) -> RecordPatch {
+    RecordPatch {
+        op: PatchOp::Replace,
+        key: key.into(),
+        value: Some(value.into()),
+        sync_count,
+        device_last_modified: Some(ferrosync_core::Timestamp(1_700_000_000_000)),
+    }
+}
+
+fn remove(key: &str, sync_count: u64) -> RecordPatch {
+    RecordPatch { op: PatchOp::Remove, key: key.into(), value: None, sync_count, device_last_modified: None }
+}
+
+fn since(last: u64) -> ListRecordsRequest {
+    ListRecordsRequest { last_sync_count: Some(last), ..Default::default() }
+}
+
+/// One client round: a ListRecords for the session token, then an UpdateRecords.
+async fn push(
+    engine: &Engine,
+    principal: &Principal,
+    pool: &IdentityPool,
+    identity: &str,
+    dataset: &str,
+    patches: Vec<RecordPatch>,
+) -> Result<UpdatedRecords, CoreError> {
+    let listed = engine
+        .list_records(principal, &pool.id, identity, dataset, ListRecordsRequest::default())
+        .await
+        .expect("listed");
+    let req = UpdateRecordsRequest { sync_session_token: listed.sync_session_token, device_id: None, patches };
+    engine.update_records(principal, &pool.id, identity, dataset, req).await
+}
+
+fn keys_and_counts(records: &[ferrosync_core::cognito::Record]) -> Vec<(String, Option<String>, u64)> {
+    records.iter().map(|r| (r.key.clone(), r.value.clone(), r.sync_count)).collect()
+}
+
+// ----- identity pools --------------------------------------------------------------------------
+
+async fn identity_pools_round_trip(store: Arc<dyn Store>) {
+    let e = default_engine(store.clone());
+    let mut full = spec("Full pool");
+    full.allow_classic_flow = Some(true);
+    full.open_id_connect_provider_arns = vec!["arn:aws:iam::123456789012:oidc-provider/issuer.example".into()];
+    full.saml_provider_arns = vec!["arn:aws:iam::123456789012:saml-provider/corp".into()];
+    full.cognito_identity_providers = vec![ferrosync_core::cognito::CognitoIdentityProvider {
+        provider_name: "cognito-idp.us-east-1.amazonaws.com/us-east-1_abc".into(),
+        client_id: "client".into(),
+        server_side_token_check: true,
+    }];
+    full.tags = [("team".to_owned(), "sync".to_owned())].into();
+    let created = e.create_identity_pool(&Principal::Root, full.clone()).await.expect("created");
+    assert!(created.id.starts_with("us-east-1:"), "{}", created.id);
+    assert_eq!(created.spec, full);
+    let described = e.identity_pool(&Principal::Root, &created.id).await.expect("described");
+    assert_eq!(described.spec, full);
+    let service = store.service(&ObjectRef::UniqueName(created.id.clone())).await.expect("reads").expect("exists");
+    assert_eq!(service.sid, created.service_sid, "the pool owns a service named by its id");
+
+    let mut ids = vec![created.id.clone()];
+    for n in 0..2 {
+        ids.push(e.create_identity_pool(&Principal::Root, spec(&format!("p{n}"))).await.expect("created").id);
+    }
+    ids.sort();
+    let first = e.identity_pools(&Principal::Root, 2, None).await.expect("page 1");
+    let token = first.next.expect("more pools").encode();
+    let second = e.identity_pools(&Principal::Root, 2, Some(&token)).await.expect("page 2");
+    assert!(second.next.is_none());
+    let listed: Vec<String> = first.items.iter().chain(&second.items).map(|p| p.id.clone()).collect();
+    assert_eq!(listed, ids);
+    assert!(matches!(e.identity_pools(&Principal::Root, 61, None).await, Err(CoreError::InvalidField { .. })));
+
+    // The developer provider name stays once set: left out, it is kept; changed, refused.
+    let mut update = full.clone();
+    update.allow_unauthenticated_identities = false;
+    update.developer_provider_name = None;
+    let updated = e.update_identity_pool(&Principal::Root, &created.id, update).await.expect("updated");
+    assert!(!updated.spec.allow_unauthenticated_identities);
+    assert_eq!(updated.spec.developer_provider_name.as_deref(), Some("login.example.app"));
+    let mut renamed = full.clone();
+    renamed.developer_provider_name = Some("other.provider".into());
+    assert!(matches!(
+        e.update_identity_pool(&Principal::Root, &created.id, renamed).await,
+        Err(CoreError::InvalidParameter(_))
+    ));
+    let bad = IdentityPoolSpec { name: "bad/name".into(), ..Default::default() };
+    assert!(e.create_identity_pool(&Principal::Root, bad).await.is_err());
+
+    e.delete_identity_pool(&Principal::Root, &created.id).await.expect("deleted");
+    assert!(matches!(
+        e.identity_pool(&Principal::Root, &created.id).await,
+        Err(CoreError::NotFound { what: NotFoundKind::IdentityPool, .. })
+    ));
+    assert!(store.service(&ObjectRef::Sid(created.service_sid)).await.expect("reads").is_none());
+}
+
+// ----- identities ------------------------------------------------------------------------------
+
+async fn unauthenticated_identities_follow_the_pool(store: Arc<dyn Store>) {
+    let e = default_engine(store);
+    let mut closed = spec("closed");
+    closed.allow_unauthenticated_identities = false;
+    let pool = e.create_identity_pool(&Principal::Root, closed.clone()).await.expect("pool");
+    let refused = e.get_id(&pool.id, &BTreeMap::new()).await;
+    assert!(
+        matches!(&refused, Err(CoreError::NotAuthorized(m)) if m == "Unauthenticated access is not supported for this identity pool."),
+        "{refused:?}"
+    );
+    let unsupported = e.get_id(&pool.id, &logins(&[("www.amazon.com", "u")])).await;
+    assert!(matches!(unsupported, Err(CoreError::NotAuthorized(_))), "{unsupported:?}");
+    let developer = e.get_id(&pool.id, &logins(&[("login.example.app", "u")])).await;
+    assert!(matches!(developer, Err(CoreError::NotAuthorized(_))), "developer logins need developer credentials");
+    let alice = e.get_id(&pool.id, &logins(&[("graph.facebook.com", "alice")])).await.expect("authenticated");
+    let again = e.get_id(&pool.id, &logins(&[("graph.facebook.com", "alice")])).await.expect("authenticated");
+    assert_eq!(alice, again, "the same login always maps to the same identity");
+
+    let open = pool_with_unauth(&e).await;
+    let a = new_identity(&e, &open).await;
+    let b = new_identity(&e, &open).await;
+    assert_ne!(a, b, "every unauthenticated GetId is a new identity");
+    e.credentials_for_identity(&a, &BTreeMap::new()).await.expect("unauthenticated credentials");
+    let mut now_closed = open.spec.clone();
+    now_closed.allow_unauthenticated_identities = false;
+    e.update_identity_pool(&Principal::Root, &open.id, now_closed).await.expect("updated");
+    assert!(matches!(e.credentials_for_identity(&a, &BTreeMap::new()).await, Err(CoreError::NotAuthorized(_))));
+    assert!(matches!(
+        e.credentials_for_identity("us-east-1:00000000-0000-0000-0000-000000000000", &BTreeMap::new()).await,
+        Err(CoreError::NotFound { what: NotFoundKind::CognitoIdentity, .. })
+    ));
+}
+
+async fn pool_with_unauth(e: &Engine) -> IdentityPool {
+    e.create_identity_pool(&Principal::Root, spec("open")).await.expect("pool")
+}
+
+async fn logins_link_and_merge_identities(store: Arc<dyn Store>) {
+    let e = default_engine(store);
+    let pool = pool(&e).await;
+    let guest = new_identity(&e, &pool).await;
+    push(&e, &Principal::Root, &pool, &guest, "settings", vec![replace("theme", "dark", 0)]).await.expect("synced");
+    push(&e, &Principal::Root, &pool, &guest, "scores", vec![replace("best", "10", 0)]).await.expect("synced");
+    let alice = e.get_id(&pool.id, &logins(&[("graph.facebook.com", "alice")])).await.expect("alice");
+    push(&e, &Principal::Root, &pool, &alice, "settings", vec![replace("theme", "light", 0)]).await.expect("synced");
+
+    // The guest logs in as alice, whose login has an identity already: the guest merges into it.
+    let creds = e.credentials_for_identity(&guest, &logins(&[("graph.facebook.com", "alice")])).await.expect("merged");
+    assert_eq!(creds.identity_id, alice, "the identity holding the login survives");
+    let absorbed = e.cognito_identity(&Principal::Root, &guest).await.expect("still described");
+    assert!(absorbed.disabled);
+    assert_eq!(absorbed.merged_into.as_deref(), Some(alice.as_str()));
+    assert!(matches!(e.credentials_for_identity(&guest, &BTreeMap::new()).await, Err(CoreError::NotAuthorized(_))));
+    let names: Vec<String> = e
+        .datasets(&Principal::Root, &pool.id, &alice, None, None)
+        .await
+        .expect("datasets")
+        .items
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert_eq!(names, vec![format!("scores.{guest}"), "settings".to_owned(), format!("settings.{guest}")]);
+    let root = e.list_records(&Principal::Root, &pool.id, &alice, "settings", since(0)).await.expect("listed");
+    assert_eq!(root.merged_dataset_names, vec![format!("settings.{guest}")]);
+    let merged = e
+        .list_records(&Principal::Root, &pool.id, &alice, &format!("settings.{guest}"), since(0))
+        .await
+        .expect("listed");
+    assert_eq!(keys_and_counts(&merged.records), vec![("theme".into(), Some("dark".into()), 1)]);
+    // Once the client has folded the merged dataset in and deleted it, the merge is no longer reported.
+    e.delete_dataset(&Principal::Root, &pool.id, &alice, &format!("settings.{guest}")).await.expect("deleted");
+    let root = e.list_records(&Principal::Root, &pool.id, &alice, "settings", since(0)).await.expect("listed");
+    assert!(root.merged_dataset_names.is_empty());
+
+    // An authenticated identity must present one of its logins.
+    let refused = e.credentials_for_identity(&alice, &BTreeMap::new()).await;
+    assert!(matches!(&refused, Err(CoreError::NotAuthorized(m)) if m.starts_with("Logins don't match")), "{refused:?}");
+    let both = logins(&[("graph.facebook.com", "alice"), ("accounts.google.com", "alice@g")]);
+    assert_eq!(e.credentials_for_identity(&alice, &both).await.expect("linked").identity_id, alice);
+    assert_eq!(e.get_id(&pool.id, &logins(&[("accounts.google.com", "alice@g")])).await.expect("id"), alice);
+
+    // Two users of one provider cannot share an identity.
+    let bob = e.get_id(&pool.id, &logins(&[("graph.facebook.com", "bob")])).await.expect("bob");
+    let conflict = e
+        .credentials_for_identity(&bob, &logins(&[("graph.facebook.com", "bob"), ("accounts.google.com", "alice@g")]))
+        .await;
+    assert!(matches!(conflict, Err(CoreError::ResourceConflict(_))), "{conflict:?}");
+    let described = e.cognito_identity(&Principal::Root, &bob).await.expect("bob");
+    assert!(!described.disabled, "a refused merge changes nothing");
+}
+
+async fn developer_identities_link_look_up_merge_and_unlink(store: Arc<dyn Store>) {
+    let e = default_engine(store);
+    let pool = pool(&e).await;
+    let dev = "login.example.app";
+    let root = Principal::Root;
+    let first = e.open_id_token_for_developer_identity(&root, &pool.id, None, &logins(&[(dev, "u1")]), None).await;
+    let i1 = first.expect("created").identity_id;
+    let again = e.open_id_token_for_developer_identity(&root, &pool.id, None, &logins(&[(dev, "u1")]), Some(60)).await;
+    assert_eq!(again.expect("found").identity_id, i1);
+    let i2 = e
+        .open_id_token_for_developer_identity(&root, &pool.id, None, &logins(&[(dev, "u2")]), None)
+        .await
+        .expect("created")
+        .identity_id;
+    assert_ne!(i1, i2);
+    let taken = e.open_id_token_for_developer_identity(&root, &pool.id, Some(&i2), &logins(&[(dev, "u1")]), None).await;
+    assert!(matches!(taken, Err(CoreError::DeveloperUserAlreadyRegistered(_))), "{taken:?}");
+    let linked =
+        e.open_id_token_for_developer_identity(&root, &pool.id, Some(&i1), &logins(&[(dev, "u1b")]), None).await;
+    assert_eq!(linked.expect("linked").identity_id, i1, "several developer users may share an identity");
+    let too_long =
+        e.open_id_token_for_developer_identity(&root, &pool.id, None, &logins(&[(dev, "u1")]), Some(86_401)).await;
+    assert!(matches!(too_long, Err(CoreError::InvalidField { .. })));
+    let missing = e
+        .open_id_token_for_developer_identity(&root, &pool.id, None, &logins(&[("graph.facebook.com", "x")]), None)
+        .await;
+    assert!(matches!(missing, Err(CoreError::InvalidParameter(_))));
+    let as_identity = identity_principal(&e, &new_identity(&e, &pool).await, &BTreeMap::new()).await;
+    let refused =
+        e.open_id_token_for_developer_identity(&as_identity, &pool.id, None, &logins(&[(dev, "u9")]), None).await;
+    assert!(matches!(refused, Err(CoreError::NotAuthorized(_))), "developer credentials only");
+
+    // Looked up both ways, paged.
+    let by_user = e.lookup_developer_identity(&root, &pool.id, None, Some("u1b"), None, None).await.expect("found");
+    assert_eq!(by_user.identity_id, i1);
+    assert_eq!(by_user.developer_user_identifiers, vec!["u1".to_owned(), "u1b".to_owned()]);
+    let page1 = e.lookup_developer_identity(&root, &pool.id, Some(&i1), None, Some(1), None).await.expect("found");
+    assert_eq!(page1.developer_user_identifiers, vec!["u1".to_owned()]);
+    let next = page1.next_token.expect("a second page");
+    let page2 =
+        e.lookup_developer_identity(&root, &pool.id, Some(&i1), None, Some(1), Some(&next)).await.expect("found");
+    assert_eq!((page2.developer_user_identifiers, page2.next_token), (vec!["u1b".to_owned()], None));
+    let mismatch = e.lookup_developer_identity(&root, &pool.id, Some(&i2), Some("u1"), None, None).await;
+    assert!(matches!(mismatch, Err(CoreError::ResourceConflict(_))));
+    let unknown = e.lookup_developer_identity(&root, &pool.id, None, Some("nobody"), None, None).await;
+    assert!(matches!(unknown, Err(CoreError::NotFound { what: NotFoundKind::DeveloperUser, .. })));
+
+    // The enhanced flow: the developer's OpenID token proves the identity to GetCredentialsForIdentity.
+    let token = e
+        .open_id_token_for_developer_identity(&root, &pool.id, Some(&i2), &logins(&[(dev, "u2")]), None)
+        .await
+        .expect("token")
+        .token;
+    assert!(matches!(e.credentials_for_identity(&i2, &BTreeMap::new()).await, Err(CoreError::NotAuthorized(_))));
+    let creds = e.credentials_for_identity(&i2, &logins(&[(COGNITO_PROVIDER, &token)])).await.expect("credentials");
+    assert_eq!(creds.identity_id, i2);
+    let wrong = e.credentials_for_identity(&i1, &logins(&[(COGNITO_PROVIDER, &token)])).await;
+    assert!(matches!(wrong, Err(CoreError::NotAuthorized(_))), "a token proves only its own identity");
+    let forged = e.credentials_for_identity(&i2, &logins(&[(COGNITO_PROVIDER, "e30.e30.c2ln")])).await;
+    assert!(matches!(forged, Err(CoreError::NotAuthorized(_))));
+
+    // u2's identity merges into u1's, datasets and all.
+    let developer_principal = Principal::Root;
+    push(&e, &developer_principal, &pool, &i2, "game", vec![replace("level", "3", 0)]).await.expect("synced");
+    let wrong_provider = e.merge_developer_identities(&root, &pool.id, "graph.facebook.com", "u2", "u1").await;
+    assert!(matches!(wrong_provider, Err(CoreError::InvalidParameter(_))));
+    let survivor = e.merge_developer_identities(&root, &pool.id, dev, "u2", "u1").await.expect("merged");
+    assert_eq!(survivor, i1);
+    let found = e.lookup_developer_identity(&root, &pool.id, None, Some("u2"), None, None).await.expect("found");
+    assert_eq!(found.identity_id, i1);
+    let game = e.list_records(&root, &pool.id, &i1, "game", since(0)).await.expect("listed");
+    assert_eq!(game.merged_dataset_names, vec![format!("game.{i2}")]);
+    assert_eq!(e.merge_developer_identities(&root, &pool.id, dev, "u1", "u2").await.expect("same"), i1);
+
+    // Unlinked of every developer user, the identity is disabled.
+    let not_his = e.unlink_developer_identity(&root, &pool.id, &i2, dev, "u1").await;
+    assert!(matches!(not_his, Err(CoreError::NotAuthorized(_) | CoreError::ResourceConflict(_))), "{not_his:?}");
+    for user in ["u1", "u1b"] {
+        e.unlink_developer_identity(&root, &pool.id, &i1, dev, user).await.expect("unlinked");
+        assert!(!e.cognito_identity(&root, &i1).await.expect("described").disabled);
+    }
+    e.unlink_developer_identity(&root, &pool.id, &i1, dev, "u2").await.expect("unlinked");
+    assert!(e.cognito_identity(&root, &i1).await.expect("described").disabled);
+    let fresh = e.open_id_token_for_developer_identity(&root, &pool.id, None, &logins(&[(dev, "u1")]), None).await;
+    assert_ne!(fresh.expect("a new identity").identity_id, i1, "an unlinked user is new when seen again");
+}
+
+async fn identities_are_listed_described_and_deleted(store: Arc<dyn Store>) {
+    let e = default_engine(store.clone());
+    let pool = pool(&e).await;
+    let root = Principal::Root;
+    let alice = e.get_id(&pool.id, &logins(&[("graph.facebook.com", "alice")])).await.expect("alice");
+    let described = e.cognito_identity(&root, &alice).await.expect("described");
+    assert_eq!(described.logins, vec![Login { provider: "graph.facebook.com".into(), user: "alice".into() }]);
+    let mut ids = vec![alice.clone()];
+    for _ in 0..3 {
+        ids.push(new_identity(&e, &pool).await);
+    }
+    ids.sort();
+    let mut listed = Vec::new();
+    let mut token = None;
+    loop {
+        let page = e.cognito_identities(&root, &pool.id, 2, token.as_deref(), false).await.expect("page");
+        listed.extend(page.items.into_iter().map(|i| i.id));
+        match page.next {
+            Some(t) => token = Some(t.encode()),
+            None => break,
+        }
+    }
+    assert_eq!(listed, ids);
+
+    // A merged identity is disabled: HideDisabled leaves it out.
+    let guest = ids.iter().find(|i| **i != alice).cloned().expect("a guest");
+    e.credentials_for_identity(&guest, &logins(&[("graph.facebook.com", "alice")])).await.expect("merged");
+    let shown = e.cognito_identities(&root, &pool.id, 60, None, true).await.expect("page");
+    assert_eq!(shown.items.len(), ids.len() - 1);
+    assert!(shown.items.iter().all(|i| i.id != guest));
+
+    push(&e, &root, &pool, &alice, "doomed", vec![replace("k", "v", 0)]).await.expect("synced");
+    let map_name = dataset_map_name(&alice, "doomed");
+    let map = store.object(&pool.service_sid, ObjectKind::Map, &ObjectRef::UniqueName(map_name.clone())).await;
+    assert!(map.expect("reads").is_some());
+    let unknown = "us-east-1:00000000-0000-0000-0000-000000000000".to_owned();
+    let unprocessed = e.delete_identities(&root, &[alice.clone(), unknown]).await.expect("deleted");
+    assert!(unprocessed.is_empty());
+    assert!(matches!(e.cognito_identity(&root, &alice).await, Err(CoreError::NotFound { .. })));
+    let map = store.object(&pool.service_sid, ObjectKind::Map, &ObjectRef::UniqueName(map_name)).await;
+    assert!(map.expect("reads").is_none(), "its datasets go with it");
+    assert!(matches!(e.delete_identities(&root, &[]).await, Err(CoreError::InvalidField { .. })));
+}
+
+// ----- credentials and tokens ------------------------------------------------------------------
+
+async fn temporary_credentials_round_trip(store: Arc<dyn Store>) {
+    let master = SecretBox::generate_key_hex();
+    let root_creds = RootCredentials::generate();
+    let make = |limits: Limits| {
+        let secrets = SecretBox::from_hex(&master).expect("master key");
+        Engine::new(store.clone(), limits, root_creds.clone(), secrets)
+    };
+    let e = make(Limits::default());
+    let pool = pool(&e).await;
+    let identity = new_identity(&e, &pool).await;
+    let creds = e.credentials_for_identity(&identity, &BTreeMap::new()).await.expect("credentials");
+    assert_eq!(creds.access_key_id.len(), 20);
+    assert!(creds.access_key_id.starts_with("ASIA"));
+    let in_an_hour = ferrosync_core::Timestamp::now().millis() + 3_600_000;
+    assert!((creds.expiration.millis() - in_an_hour).abs() < 10_000, "valid for an hour");
+
+    // Any node with the same master key resolves them: nothing was stored.
+    let other_node = make(Limits::default());
+    let resolved = other_node.aws_secret(&creds.access_key_id, Some(&creds.session_token)).await.expect("resolves");
+    assert_eq!(resolved.secret, creds.secret_key);
+    match &resolved.principal {
+        Principal::CognitoIdentity { identity_id, pool_id, service_sid, .. } => {
+            assert_eq!((identity_id, pool_id, service_sid), (&identity, &pool.id, &pool.service_sid));
+        }
+        other => panic!("unexpected principal {other:?}"),
+    }
+    assert!(matches!(
+        e.aws_secret("ASIAAAAAAAAAAAAAAAAA", Some(&creds.session_token)).await,
+        Err(CoreError::InvalidCredentials)
+    ));
+    let mut tampered = creds.session_token.clone();
+    tampered.insert(10, 'x');
+    assert!(matches!(e.aws_secret(&creds.access_key_id, Some(&tampered)).await, Err(CoreError::InvalidCredentials)));
+    let foreign = engine(store.clone(), Limits::default());
+    assert!(foreign.aws_secret(&creds.access_key_id, Some(&creds.session_token)).await.is_err(), "another master key");
+
+    let mut short = Limits::default();
+    short.cognito.credentials_ttl_secs = 0;
+    let expired = make(short).credentials_for_identity(&identity, &BTreeMap::new()).await.expect("credentials");
+    assert!(matches!(
+        e.aws_secret(&expired.access_key_id, Some(&expired.session_token)).await,
+        Err(CoreError::AccessTokenExpired)
+    ));
+
+    // Developer credentials: the root account and API keys.
+    let account = e.aws_secret(root_creds.account_sid.as_str(), None).await.expect("root");
+    assert_eq!((account.secret.as_str(), &account.principal), (root_creds.auth_token.as_str(), &Principal::Root));
+    let key = e.create_api_key(&Principal::Root, None).await.expect("key");
+    let api = e.aws_secret(key.sid.as_str(), None).await.expect("api key");
+    assert_eq!((api.secret, api.principal), (key.secret, Principal::ApiKey(key.sid)));
+    assert!(matches!(e.aws_secret("AKIDEXAMPLE", None).await, Err(CoreError::InvalidCredentials)));
+
+    // Deleting the identity ends its credentials.
+    e.delete_identities(&Principal::Root, std::slice::from_ref(&identity)).await.expect("deleted");
+    assert!(matches!(
+        e.aws_secret(&creds.access_key_id, Some(&creds.session_token)).await,
+        Err(CoreError::InvalidCredentials)
+    ));
+}
+
+async fn openid_tokens_verify_with_the_published_keys(store: Arc<dyn Store>) {
+    let master = SecretBox::generate_key_hex();
+    let make = || {
+        Engine::new(
+            store.clone(),
+            Limits::default(),
+            RootCredentials::generate(),
+            SecretBox::from_hex(&master).expect("master key"),
+        )
+    };
+    let (a, b) = (make(), make());
+    let pool = pool(&a).await;
+    let identity = a.get_id(&pool.id, &logins(&[("graph.facebook.com", "carol")])).await.expect("carol");
+    let token = a.open_id_token(&identity, &logins(&[("graph.facebook.com", "carol")])).await.expect("token");
+    assert_eq!(token.identity_id, identity);
+    let jwks = b.openid_jwks().await.expect("jwks");
+    assert_eq!(jwks, a.openid_jwks().await.expect("jwks"), "one key per deployment, shared by every node");
+    let jwk = &jwks.keys[0];
+    assert_eq!((jwk.kty.as_str(), jwk.alg.as_str(), jwk.key_use.as_str()), ("RSA", "RS256", "sig"));
+    let header = jsonwebtoken::decode_header(&token.token).expect("header");
+    assert_eq!(header.kid.as_deref(), Some(jwk.kid.as_str()));
+    let key = jsonwebtoken::DecodingKey::from_rsa_components(&jwk.n, &jwk.e).expect("key");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&[pool.id.as_str()]);
+    validation.set_issuer(&[Limits::default().cognito.openid_issuer.as_str()]);
+    let claims = jsonwebtoken::decode::<OpenIdClaims>(&token.token, &key, &validation).expect("verifies").claims;
+    assert_eq!(claims.sub, identity);
+    assert_eq!(claims.amr, vec!["authenticated".to_owned(), "graph.facebook.com".to_owned()]);
+    assert_eq!(claims.exp - claims.iat, 600, "GetOpenIdToken tokens last 10 minutes");
+    // Tokens from one node prove the identity to another.
+    let creds = b.credentials_for_identity(&identity, &logins(&[(COGNITO_PROVIDER, &token.token)])).await;
+    assert_eq!(creds.expect("credentials").identity_id, identity);
+    let dev = a
+        .open_id_token_for_developer_identity(
+            &Principal::Root,
+            &pool.id,
+            None,
+            &logins(&[("login.example.app", "dave")]),
+            Some(86_400),
+        )
+        .await
+        .expect("token");
+    let claims = jsonwebtoken::decode::<OpenIdClaims>(&dev.token, &key, &validation).expect("verifies").claims;
+    assert_eq!(claims.exp - claims.iat, 86_400, "TokenDuration");
+}
+
+// ----- records ---------------------------------------------------------------------------------
+
+async fn sync_counts_go_up_by_one_per_update(store: Arc<dyn Store>) {
+    let e = default_engine(store);
+    let pool = pool(&e).await;
+    let id = new_identity(&e, &pool).await;
+    let root = Principal::Root;
+    let missing =
+        e.list_records(&root, &pool.id, &id, "settings", ListRecordsRequest::default()).await.expect("listed");
+    assert!(!missing.dataset_exists && !missing.dataset_deleted_after_requested_sync_count);
+    assert_eq!((missing.dataset_sync_count, missing.count, missing.records.len()), (0, 0, 0));
+    assert!(!missing.sync_session_token.is_empty());
+
+    // (a) one call, one count; (b) every record it writes takes the new count.
+    let first = push(&e, &root, &pool, &id, "settings", vec![replace("a", "1", 0), replace("b", "2", 0)]).await;
+    let first = first.expect("written");
+    assert_eq!(first.dataset_sync_count, 1);
+    assert_eq!(
+        keys_and_counts(&first.records),
+        vec![("a".into(), Some("1".into()), 1), ("b".into(), Some("2".into()), 1)]
+    );
+    assert_eq!(first.records[0].device_last_modified, Some(ferrosync_core::Timestamp(1_700_000_000_000)));
+    let second = push(&e, &root, &pool, &id, "settings", vec![replace("a", "3", 1)]).await.expect("written");
+    assert_eq!((second.dataset_sync_count, second.records[0].sync_count), (2, 2));
+    // A count above the server's is accepted (the docs leave it open; refusing gains nothing).
+    let third = push(&e, &root, &pool, &id, "settings", vec![replace("b", "4", 9)]).await.expect("written");
+    assert_eq!(third.dataset_sync_count, 3);
+
+    let all = e.list_records(&root, &pool.id, &id, "settings", since(0)).await.expect("listed");
+    assert!(all.dataset_exists);
+    assert_eq!(all.dataset_sync_count, 3);
+    assert_eq!(
+        keys_and_counts(&all.records),
+        vec![("a".into(), Some("3".into()), 2), ("b".into(), Some("4".into()), 3)]
+    );
+    assert_eq!(all.last_modified_by.as_deref(), Some(id.as_str()));
+    let after_1 = e.list_records(&root, &pool.id, &id, "settings", since(1)).await.expect("listed");
+    assert_eq!(keys_and_counts(&after_1.records).len(), 2);
+    let after_2 = e.list_records(&root, &pool.id, &id, "settings", since(2)).await.expect("listed");
+    assert_eq!(keys_and_counts(&after_2.records), vec![("b".into(), Some("4".into()), 3)]);
+    let after_3 = e.list_records(&root, &pool.id, &id, "settings", since(3)).await.expect("listed");
+    assert!(after_3.records.is_empty());
+    assert_eq!(after_3.dataset_sync_count, 3);
+
+    // Nothing to write changes nothing.
+    let idle = push(&e, &root, &pool, &id, "settings", Vec::new()).await.expect("no-op");
+    assert_eq!((idle.dataset_sync_count, idle.records.len()), (3, 0));
+
+    let described = e.dataset(&root, &pool.id, &id, "settings").await.expect("described");
+    assert_eq!((described.num_records, described.data_storage), (2, 4));
+    let device = UpdateRecordsRequest {
+        sync_session_token: all.sync_session_token,
+        device_id: Some("device-1".into()),
+        patches: vec![replace("c", "5", 0)],
+    };
+    let by_device = e.update_records(&root, &pool.id, &id, "settings", device).await.expect("written");
+    assert_eq!(by_device.records[0].last_modified_by, "device-1");
+}
+
+async fn a_whole_dataset_fits_one_page(store: Arc<dyn Store>) {
+    let e = default_engine(store);
+    let pool = pool(&e).await;
+    let id = new_identity(&e, &pool).await;
+    let root = Principal::Root;
+    let patches: Vec<RecordPatch> = (0..1024).map(|n| replace(&format!("key{n:04}"), "v", 0)).collect();
+    push(&e, &root, &pool, &id, "big", patches).await.expect("1024 records");
+    // (e) no MaxResults: the whole dataset in one page, as the iOS SDK expects.
+    let whole = e.list_records(&root, &pool.id, &id, "big", ListRecordsRequest::default()).await.expect("listed");
+    assert_eq!((whole.records.len(), whole.count, whole.next_token.is_none()), (1024, 1024, true));
+    // Paged, the pages cover it once, in key order.
+    let mut seen = Vec::new();
+    let mut token = None;
+    loop {
+        let req = ListRecordsRequest { last_sync_count: Some(0), max_results: Some(300), next_token: token.clone() };
+        let page = e.list_records(&root, &pool.id, &id, "big", req).await.expect("page");
+        assert!(page.records.len() <= 300);
+        seen.extend(page.records.into_iter().map(|r| r.key));
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..1024).map(|n| format!("key{n:04}")).collect();
+    assert_eq!(seen, expected);
+}
+
+async fn a_stale_sync_count_refuses_the_whole_batch(store: Arc<dyn Store>) {
+    let e = default_engine(store.clone());
+    let pool = pool(&e).await;
+    let id = new_identity(&e, &pool).await;
+    let root = Principal::Root;
+    push(&e, &root, &pool, &id, "d", vec![replace("highScore", "1", 0)]).await.expect("count 1");
+    push(&e, &root, &pool, &id, "d", vec![replace("highScore", "2", 1)]).await.expect("count 2");
+    let events_before = store.events(&pool.service_sid, 0, None, 10_000).await.expect("events").len();
+    // (d) patch count < server count: 409 for the whole request; (g) nothing of it is applied.
+    let stale = push(&e, &root, &pool, &id, "d", vec![replace("fresh", "x", 0), replace("highScore", "3", 1)]).await;
+    match stale {
+        Err(CoreError::ResourceConflict(message)) => {
+            assert_eq!(message, "Current SyncCount for: highScore is: 2 not: 1")
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let after = e.list_records(&root, &pool.id, &id, "d", since(0)).await.expect("listed");
+    assert_eq!(after.dataset_sync_count, 2, "the count did not move");
+    assert_eq!(
+        keys_and_counts(&after.records),
+        vec![("highScore".into(), Some("2".into()), 2)],
+        "fresh was not written"
+    );
+    assert_eq!(store.events(&pool.service_sid, 0, None, 10_000).await.expect("events").len(), events_before);
+    // The first write of a key some other device created: 0 is stale too.
+    let unseen = push(&e, &root, &pool, &id, "d", vec![replace("highScore", "9", 0)]).await;
+    assert!(
+        matches!(unseen, Err(CoreError::ResourceConflict(m)) if m == "Current SyncCount for: highScore is: 2 not: 0")
+    );
+    // An equal count succeeds.
+    push(&e, &root, &pool, &id, "d", vec![replace("highScore", "3", 2)]).await.expect("equal count");
+}
+
+async fn concurrent_updates_of_one_record_have_one_winner(store: Arc<dyn Store>) {
+    let e = Arc::new(default_engine(store));
+    let pool = pool(&e).await;
+    let id = new_identity(&e, &pool).await;
+    let listed = e.list_records(&Principal::Root, &pool.id, &id, "race", since(0)).await.expect("listed");
+    let mut tasks = Vec::new();
+    for n in 0..16 {
+        let (e, pool_id, id, token) = (e.clone(), pool.id.clone(), id.clone(), listed.sync_session_token.clone());
+        tasks.push(tokio::spawn(async move {
+            let req = UpdateRecordsRequest {
+                sync_session_token: token,
+                device_id: Some(format!("device-{n}")),
+                patches: vec![replace("slot", &n.to_string(), 0), replace(&format!("mine-{n}"), "x", 0)],
+            };
+            e.update_records(&Principal::Root, &pool_id, &id, "race", req).await
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(_) => winners += 1,
+            Err(CoreError::ResourceConflict(_)) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(winners, 1, "one of the writers of a new key wins, the others conflict");
+    let after = e.list_records(&Principal::Root, &pool.id, &id, "race", since(0)).await.expect("listed");
+    assert_eq!(after.dataset_sync_count, 1);
+    assert_eq!(after.records.len(), 2, "only the winner's records, both of them");
+}
+
+async fn removes_leave_tombstones(store: Arc<dyn Store>) {
+    let e = default_engine(store);
+    let pool = pool(&e).await;
+    let id = new_identity(&e, &pool).await;
+    let root = Principal::Root;
+    push(&e, &root, &pool, &id, "d", vec![replace("a", "1", 0), replace("b", "22", 0)]).await.expect("count 1");
+    let removed = push(&e, &root, &pool, &id, "d", vec![remove("a", 1)]).await.expect("count 2");
+    assert_eq!(keys_and_counts(&removed.records), vec![("a".into(), None, 2)]);
+    // (c) an incremental pull carries the delete: a record without a value, at its count.
+    let changes = e.list_records(&root, &pool.id, &id, "d", since(1)).await.expect("listed");
+    assert_eq!(keys_and_counts(&changes.records), vec![("a".into(), None, 2)]);
+    let described = e.dataset(&root, &pool.id, &id, "d").await.expect("described");
+    assert_eq!((described.num_records, described.data_storage), (1, 3), "tombstones hold no space");
+    // A client that never saw the key conflicts with its tombstone, then resolves it.
+    let stale = push(&e, &root, &pool, &id, "d", vec![replace("a", "back", 0)]).await;
+    assert!(matches!(stale, Err(CoreError::ResourceConflict(_))));
+    let back = push(&e, &root, &pool, &id, "d", vec![replace("a", "back", 2)]).await.expect("count 3");
+    assert_eq!(keys_and_counts(&back.records), vec![("a".into(), Some("back".into()), 3)]);
+    // Removing a key that never existed leaves a tombstone too.
+    let gone = push(&e, &root, &pool, &id, "d", vec![remove("never", 0)]).await.expect("count 4");
+    assert_eq!(keys_and_counts(&gone.records), vec![("never".into(), None, 4)]);
+}
+
+async fn session_tokens_are_bound_to_their_dataset(store: Arc<dyn Store>) {
+    let e = default_engine(store.clone());
+    let pool = pool(&e).await;
+    let (a, b) = (new_identity(&e, &pool).await, new_identity(&e, &pool).await);
+    let root = Principal::Root;
+    let token = e.list_records(&root, &pool.id, &a, "one", since(0)).await.expect("listed").sync_session_token;
+    let attempt = |identity: String, dataset: &'static str, token: String| {
+        let e = &e;
+        let pool_id = pool.id.clone();
+        async move {
+            let req = UpdateRecordsRequest {
+                sync_session_token: token,
+                device_id: None,
+                patches: vec![replace("k", "v", 0)],
+            };
+            e.update_records(&Principal::Root, &pool_id, &identity, dataset, req).await
+        }
+    };
+    let not_valid = |r: Result<UpdatedRecords, CoreError>| matches!(r, Err(CoreError::InvalidParameter(m)) if m == "SyncSessionToken not valid for these inputs");
+    assert!(not_valid(attempt(a.clone(), "two", token.clone()).await), "another dataset");
+    assert!(not_valid(attempt(b.clone(), "one", token.clone()).await), "another identity");
+    assert!(not_valid(attempt(a.clone(), "one", "garbage".into()).await));
+    let other_deployment = engine(store.clone(), Limits::default());
+    let foreign = other_deployment.list_records(&root, &pool.id, &a, "one", since(0)).await.expect("listed");
+    assert!(not_valid(attempt(a.clone(), "one", foreign.sync_session_token).await), "another master key");
+    attempt(a.clone(), "one", token.clone()).await.expect("the right dataset");
+    let again = attempt(a.clone(), "one", token).await;
+    assert!(matches!(again, Err(CoreError::ResourceConflict(_))), "the token is still good: only the count is stale");
+
+    let mut short = Limits::default();
+    short.cognito.sync_session_ttl_secs = 0;
+    let strict = engine(store, short);
+    let strict_pool = pool_for(&strict).await;
+    let id = new_identity(&strict, &strict_pool).await;
+    let token =
+        strict.list_records(&root, &strict_pool.id, &id, "d", since(0)).await.expect("listed").sync_session_token;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let req = UpdateRecordsRequest { sync_session_token: token, device_id: None, patches: vec![replace("k", "v", 0)] };
+    let expired = strict.update_records(&root, &strict_pool.id, &id, "d", req).await;
+    assert!(matches!(expired, Err(CoreError::InvalidParameter(m)) if m.contains("expired")));
+}
+
+async fn pool_for(e: &Engine) -> IdentityPool {
+    e.create_identity_pool(&Principal::Root, spec("p")).await.expect("pool")
+}
+
+async fn limits_refuse_without_writing(store: Arc<dyn Store>) {
+    let mut limits = Limits::default();
+    limits.cognito.max_datasets_per_identity = 2;
+    limits.cognito.max_records_per_dataset = 3;
+    limits.cognito.max_dataset_bytes = 20;
+    let e = engine(store, limits);
+    let pool = pool(&e).await;
+    let id = new_identity(&e, &pool).await;
+    let root = Principal::Root;
+    push(&e, &root, &pool, &id, "one", vec![replace("k", "v", 0)]).await.expect("first dataset");
+    push(&e, &root, &pool, &id, "two", vec![replace("k", "v", 0)]).await.expect("second dataset");
+    let third = push(&e, &root, &pool, &id, "three", vec![replace("k", "v", 0)]).await;
+    assert!(matches!(third, Err(CoreError::LimitExceeded(_))), "{third:?}");
+    let listed = e.list_records(&root, &pool.id, &id, "three", since(0)).await.expect("listed");
+    assert!(!listed.dataset_exists, "the refused dataset was not created");
+
+    let four: Vec<RecordPatch> = ["a", "b", "c"].iter().map(|k| replace(k, "1", 0)).collect();
+    let too_many = push(&e, &root, &pool, &id, "one", four).await;
+    assert!(matches!(too_many, Err(CoreError::LimitExceeded(_))), "k + a, b, c is four records");
+    let too_big = push(&e, &root, &pool, &id, "one", vec![replace("big", &"x".repeat(17), 0)]).await;
+    assert!(matches!(too_big, Err(CoreError::LimitExceeded(_))), "2 + 3 + 17 bytes is over 20");
+    let listed = e.list_records(&root, &pool.id, &id, "one", since(0)).await.expect("listed");
+    assert_eq!((listed.dataset_sync_count, listed.records.len()), (1, 1), "nothing was written");
+    // Removing a record makes room; a tombstone does not count.
+    push(&e, &root, &pool, &id, "one", vec![remove("k", 1), replace("big", &"x".repeat(17), 0)]).await.expect("fits");
+    // UTF-8 bytes, not characters, are counted.
+    let wide = push(&e, &root, &pool, &id, "two", vec![replace("k", "é", 1), replace("w", &"é".repeat(9), 0)]).await;
+    assert!(matches!(wide, Err(CoreError::LimitExceeded(_))), "1 + 2 + 1 + 18 bytes is over 20 (12 characters)");
+    // Deleting a dataset frees its place.
+    e.delete_dataset(&root, &pool.id, &id, "two").await.expect("deleted");
+    push(&e, &root, &pool, &id, "three", vec![replace("k", "v", 0)]).await.expect("now it fits");
+}
+
+async fn deleted_datasets_report_their_deletion(store: Arc<dyn Store>) {
+    let e = default_engine(store.clone());
+    let pool = pool(&e).await;
+    let id = new_identity(&e, &pool).await;
+    let root = Principal::Root;
+    for n in 0..3 {
+        push(&e, &root, &pool, &id, "d", vec![replace("k", &n.to_string(), n)]).await.expect("written");
+    }
+    let deleted = e.delete_dataset(&root, &pool.id, &id, "d").await.expect("deleted");
+    assert_eq!((deleted.name.as_str(), deleted.sync_count, deleted.num_records), ("d", 3, 1), "returned as it was");
+    assert!(matches!(
+        e.dataset(&root, &pool.id, &id, "d").await,
+        Err(CoreError::NotFound { what: NotFoundKind::Dataset, .. })
+    ));
+    assert!(matches!(e.delete_dataset(&root, &pool.id, &id, "d").await, Err(CoreError::NotFound { .. })));
+    let map =
+        store.object(&pool.service_sid, ObjectKind::Map, &ObjectRef::UniqueName(dataset_map_name(&id, "d"))).await;
+    assert!(map.expect("reads").is_none(), "the Map went with it");
+
+    // (f) a client that synced it learns it was deleted; a new client sees no dataset.
+    let synced = e.list_records(&root, &pool.id, &id, "d", since(2)).await.expect("listed");
+    assert!(!synced.dataset_exists && synced.dataset_deleted_after_requested_sync_count);
+    assert_eq!((synced.dataset_sync_count, synced.records.len()), (0, 0));
+    let fresh = e.list_records(&root, &pool.id, &id, "d", since(0)).await.expect("listed");
+    assert!(!fresh.dataset_exists && !fresh.dataset_deleted_after_requested_sync_count);
+
+    // Recreated by a write, it continues the count: old clients still learn of the deletion,
+    // clients of the new dataset do not.
+    let recreated = push(&e, &root, &pool, &id, "d", vec![replace("new", "1", 0)]).await.expect("recreated");
+    assert_eq!(recreated.dataset_sync_count, 4);
+    let old_client = e.list_records(&root, &pool.id, &id, "d", since(3)).await.expect("listed");
+    assert!(old_client.dataset_exists && old_client.dataset_deleted_after_requested_sync_count);
+    let new_client = e.list_records(&root, &pool.id, &id, "d", since(4)).await.expect("listed");
+    assert!(new_client.dataset_exists && !new_client.dataset_deleted_after_requested_sync_count);
+    let all = e.list_records(&root, &pool.id, &id, "d", since(0)).await.expect("listed");
+    assert_eq!(keys_and_counts(&all.records), vec![("new".into(), Some("1".into()), 4)], "the old records are gone");
+}
+
+// ----- authorisation ---------------------------------------------------------------------------
+
+async fn identities_reach_only_their_own_data(store: Arc<dyn Store>) {
+    let e = default_engine(store);
+    let pool = pool(&e).await;
+    let (a, b) = (new_identity(&e, &pool).await, new_identity(&e, &pool).await);
+    let as_a = identity_principal(&e, &a, &BTreeMap::new()).await;
+    let as_b = identity_principal(&e, &b, &BTreeMap::new()).await;
+    push(&e, &as_b, &pool, &b, "private", vec![replace("secret", "b's", 0)]).await.expect("b writes its own");
+    push(&e, &as_a, &pool, &a, "mine", vec![replace("k", "a's", 0)]).await.expect("a writes its own");
+
+    let forbidden = |r: Result<(), CoreError>| matches!(r, Err(CoreError::NotAuthorized(_)));
+    let read = e.list_records(&as_a, &pool.id, &b, "private", since(0)).await.map(drop);
+    assert!(forbidden(read), "a cannot read b's dataset");
+    assert!(forbidden(e.datasets(&as_a, &pool.id, &b, None, None).await.map(drop)));
+    assert!(forbidden(e.dataset(&as_a, &pool.id, &b, "private").await.map(drop)));
+    assert!(forbidden(e.delete_dataset(&as_a, &pool.id, &b, "private").await.map(drop)));
+    assert!(forbidden(e.identity_usage(&as_a, &pool.id, &b).await.map(drop)));
+    let other_pool = pool_for(&e).await;
+    assert!(
+        forbidden(e.list_records(&as_a, &other_pool.id, &a, "mine", since(0)).await.map(drop)),
+        "its own pool only"
+    );
+    // Even developers cannot give one identity datasets in two pools.
+    let elsewhere = push(&e, &Principal::Root, &other_pool, &a, "mine", vec![replace("k", "v", 0)]).await;
+    assert!(matches!(elsewhere, Err(CoreError::NotFound { .. })), "{elsewhere:?}");
+    let unissued = "us-east-1:0000aaaa-0000-0000-0000-000000000000";
+    push(&e, &Principal::Root, &pool, unissued, "d", vec![replace("k", "v", 0)]).await.expect("an id never issued");
+    let moved = push(&e, &Principal::Root, &other_pool, unissued, "d", vec![replace("k", "v", 0)]).await;
+    assert!(matches!(moved, Err(CoreError::NotFound { .. })), "{moved:?}");
+    let listed = e.list_records(&Principal::Root, &other_pool.id, unissued, "d", since(0)).await.expect("listed");
+    assert!(!listed.dataset_exists, "the other pool's dataset is not seen from here");
+    // Developer-only operations refuse identity credentials.
+    assert!(forbidden(e.identity_pool(&as_a, &pool.id).await.map(drop)));
+    assert!(forbidden(e.identity_pool_usage(&as_a, &pool.id).await.map(drop)));
+    assert!(forbidden(e.cognito_identities(&as_a, &pool.id, 10, None, false).await.map(drop)));
+    assert!(forbidden(e.bulk_publish(&as_a, &pool.id).await.map(drop)));
+    assert!(forbidden(e.cognito_identity(&as_a, &a).await.map(drop)));
+    // Identity-only operations refuse developer credentials.
+    assert!(forbidden(e.register_device(&Principal::Root, &pool.id, &a, "GCM", "t").await.map(drop)));
+    // The pool's service (where every identity's Map lives) is out of reach of the native API.
+    let native = e.object(&as_a, pool.service_sid.as_str(), ObjectKind::Map, &dataset_map_name(&b, "private")).await;
+    assert!(matches!(native, Err(CoreError::Forbidden(_))), "{native:?}");
+    let own = e.object(&as_a, pool.service_sid.as_str(), ObjectKind::Map, &dataset_map_name(&a, "mine")).await;
+    assert!(matches!(own, Err(CoreError::Forbidden(_))), "Cognito credentials reach only the Cognito operations");
+    // Developers reach everyone.
+    let b_records = e.list_records(&Principal::Root, &pool.id, &b, "private", since(0)).await.expect("developer");
+    assert_eq!(b_records.records[0].value.as_deref(), Some("b's"));
+}
+
+// ----- push, configuration, usage --------------------------------------------------------------
+
+async fn push_devices_and_subscriptions(store: Arc<dyn Store>) {
+    let e = default_engine(store);
+    let pool = pool(&e).await;
+    let id = new_identity(&e, &pool).await;
+    let me = identity_principal(&e, &id, &BTreeMap::new()).await;
+    let unconfigured = e.register_device(&me, &pool.id, &id, "GCM", "token-1").await;
+    assert!(matches!(unconfigured, Err(CoreError::InvalidConfiguration(_))), "{unconfigured:?}");
+    let push_sync = PushSync {
+        application_arns: vec!["arn:aws:sns:us-east-1:123456789012:app/GCM/app".into()],
+        role_arn: Some("arn:aws:iam::123456789012:role/push".into()),
+    };
+    e.set_identity_pool_configuration(&Principal::Root, &pool.id, Some(push_sync.clone()), None).await.expect("set");
+    assert!(matches!(
+        e.register_device(&me, &pool.id, &id, "WINDOWS_PHONE", "t").await,
+        Err(CoreError::InvalidField { .. })
+    ));
+    let phone = e.register_device(&me, &pool.id, &id, "GCM", "token-1").await.expect("registered");
+    assert_eq!(e.register_device(&me, &pool.id, &id, "GCM", "token-1").await.expect("again"), phone, "idempotent");
+    let tablet = e.register_device(&me, &pool.id, &id, "APNS_SANDBOX", "token-2").await.expect("registered");
+    assert_ne!(phone, tablet);
+
+    let missing = e.subscribe_to_dataset(&me, &pool.id, &id, "notes", &phone).await;
+    assert!(matches!(missing, Err(CoreError::NotFound { what: NotFoundKind::Dataset, .. })), "sync it first");
+    push(&e, &me, &pool, &id, "notes", vec![replace("n", "1", 0)]).await.expect("synced");
+    for device in [&phone, &tablet] {
+        e.subscribe_to_dataset(&me, &pool.id, &id, "notes", device).await.expect("subscribed");
+    }
+    e.subscribe_to_dataset(&me, &pool.id, &id, "notes", &phone).await.expect("subscribing twice is harmless");
+    let unknown = e.subscribe_to_dataset(&me, &pool.id, &id, "notes", "no-such-device").await;
+    assert!(matches!(unknown, Err(CoreError::NotFound { what: NotFoundKind::Device, .. })));
+
+    let listed = e.list_records(&me, &pool.id, &id, "notes", since(0)).await.expect("listed");
+    let from_phone = UpdateRecordsRequest {
+        sync_session_token: listed.sync_session_token.clone(),
+        device_id: Some(phone.clone()),
+        patches: vec![replace("n", "2", 1)],
+    };
+    let written = e.update_records(&me, &pool.id, &id, "notes", from_phone).await.expect("written");
+    let targets: Vec<&str> = written.push_targets.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(targets, vec![tablet.as_str()], "the other subscribed devices, not the writer");
+    assert_eq!(written.push_targets[0].token, "token-2");
+
+    e.unsubscribe_from_dataset(&me, &pool.id, &id, "notes", &tablet).await.expect("unsubscribed");
+    let from_phone = UpdateRecordsRequest {
+        sync_session_token: listed.sync_session_token,
+        device_id: Some(phone),
+        patches: vec![replace("n", "3", 2)],
+    };
+    let written = e.update_records(&me, &pool.id, &id, "notes", from_phone).await.expect("written");
+    assert!(written.push_targets.is_empty());
+
+    // Push sync switched off again: registering is refused.
+    let cleared = PushSync { application_arns: Vec::new(), role_arn: None };
+    let config = e.set_identity_pool_configuration(&Principal::Root, &pool.id, Some(cleared), None).await.expect("set");
+    assert!(config.push_sync.is_none());
+    assert!(matches!(
+        e.register_device(&me, &pool.id, &id, "ADM", "t3").await,
+        Err(CoreError::InvalidConfiguration(_))
+    ));
+}
+
+async fn sync_configuration_and_bulk_publish(store: Arc<dyn Store>) {
+    let mut limits = Limits::default();
+    limits.cognito.bulk_publish_interval_secs = 3600;
+    let e = engine(store.clone(), limits);
+    let pool = pool(&e).await;
+    let root = Principal::Root;
+    assert_eq!(e.bulk_publish_details(&root, &pool.id).await.expect("details").status, BulkPublishStatus::NotStarted);
+    assert!(matches!(e.bulk_publish(&root, &pool.id).await, Err(CoreError::InvalidConfiguration(_))), "no stream");
+
+    let streams = CognitoStreams {
+        stream_name: Some("stream".into()),
+        role_arn: Some("arn:aws:iam::123456789012:role/streams".into()),
+        streaming_status: StreamingStatus::Enabled,
+    };
+    let config = e.set_identity_pool_configuration(&root, &pool.id, None, Some(streams.clone())).await.expect("set");
+    assert_eq!(config.cognito_streams.as_ref(), Some(&streams));
+    let read = e.identity_pool_configuration(&root, &pool.id).await.expect("read");
+    assert_eq!((read.cognito_streams, read.push_sync), (Some(streams), None));
+
+    let started = e.bulk_publish(&root, &pool.id).await.expect("started");
+    assert_eq!(started.status, BulkPublishStatus::InProgress);
+    assert!(started.start_time.is_some());
+    assert!(matches!(e.bulk_publish(&root, &pool.id).await, Err(CoreError::DuplicateRequest(_))), "one at a time");
+    let failed = e.finish_bulk_publish(&root, &pool.id, Some("sink unreachable".into())).await.expect("failed");
+    assert_eq!(
+        (failed.status, failed.failure_message.as_deref()),
+        (BulkPublishStatus::Failed, Some("sink unreachable"))
+    );
+    e.bulk_publish(&root, &pool.id).await.expect("a failed publish may be retried at once");
+    let done = e.finish_bulk_publish(&root, &pool.id, None).await.expect("succeeded");
+    assert_eq!(done.status, BulkPublishStatus::Succeeded);
+    assert!(done.complete_time.is_some() && done.failure_message.is_none());
+    assert!(matches!(e.bulk_publish(&root, &pool.id).await, Err(CoreError::AlreadyStreamed(_))), "once per interval");
+    assert!(matches!(e.finish_bulk_publish(&root, &pool.id, None).await, Err(CoreError::InvalidParameter(_))));
+    let mut immediate = Limits::default();
+    immediate.cognito.bulk_publish_interval_secs = 0;
+    engine(store, immediate).bulk_publish(&root, &pool.id).await.expect("the interval has passed");
+
+    // Cognito events: one SyncTrigger at most; an empty value removes it.
+    let trigger = [("SyncTrigger".to_owned(), "https://hooks.example/sync".to_owned())].into();
+    assert_eq!(e.set_cognito_events(&root, &pool.id, trigger).await.expect("set").len(), 1);
+    assert_eq!(e.cognito_events(&root, &pool.id).await.expect("read")["SyncTrigger"], "https://hooks.example/sync");
+    let other = [("OtherEvent".to_owned(), "x".to_owned())].into();
+    assert!(matches!(e.set_cognito_events(&root, &pool.id, other).await, Err(CoreError::InvalidField { .. })));
+    let cleared = [("SyncTrigger".to_owned(), String::new())].into();
+    assert!(e.set_cognito_events(&root, &pool.id, cleared).await.expect("cleared").is_empty());
+    assert!(e.cognito_events(&root, &pool.id).await.expect("read").is_empty());
+}
+
+async fn usage_counts_sessions_and_storage(store: Arc<dyn Store>) {
+    let e = default_engine(store);
+    let pool = pool(&e).await;
+    let root = Principal::Root;
+    let (a, b) = (new_identity(&e, &pool).await, new_identity(&e, &pool).await);
+    let empty = e.identity_pool_usage(&root, &pool.id).await.expect("usage");
+    assert_eq!((empty.sync_sessions, empty.data_storage, empty.last_modified), (0, 0, None));
+    push(&e, &root, &pool, &a, "x", vec![replace("ab", "cd", 0)]).await.expect("written");
+    push(&e, &root, &pool, &a, "y", vec![replace("k", "vvv", 0)]).await.expect("written");
+    push(&e, &root, &pool, &b, "x", vec![replace("k", "v", 0)]).await.expect("written");
+    e.list_records(&root, &pool.id, &b, "x", since(0)).await.expect("listed");
+    let usage = e.identity_pool_usage(&root, &pool.id).await.expect("usage");
+    assert_eq!(usage.sync_sessions, 4, "one per ListRecords");
+    assert_eq!(usage.data_storage, 4 + 4 + 2);
+    assert!(usage.last_modified.is_some());
+    let listed = e.identity_pool_usages(&root, Some(10), None).await.expect("usages");
+    assert_eq!(listed.items.iter().find(|u| u.pool_id == pool.id), Some(&usage));
+    let ua = e.identity_usage(&root, &pool.id, &a).await.expect("usage");
+    assert_eq!((ua.dataset_count, ua.data_storage), (2, 8));
+    e.delete_dataset(&root, &pool.id, &a, "y").await.expect("deleted");
+    let ua = e.identity_usage(&root, &pool.id, &a).await.expect("usage");
+    assert_eq!((ua.dataset_count, ua.data_storage), (1, 4));
+    let unknown = e.identity_usage(&root, &pool.id, "us-east-1:00000000-0000-0000-0000-000000000000").await;
+    assert!(matches!(unknown, Err(CoreError::NotFound { .. })));
+}
+
+async fn records_are_map_items_in_the_change_log(store: Arc<dyn Store>) {
+    let e = default_engine(store.clone());
+    let pool = pool(&e).await;
+    let id = new_identity(&e, &pool).await;
+    let root = Principal::Root;
+    let head = store.service(&ObjectRef::Sid(pool.service_sid.clone())).await.expect("reads").expect("exists").head_seq;
+    push(&e, &root, &pool, &id, "watched", vec![replace("a", "1", 0), replace("b", "2", 0), replace("c", "3", 0)])
+        .await
+        .expect("written");
+    push(&e, &root, &pool, &id, "watched", vec![replace("a", "4", 1), remove("b", 1)]).await.expect("written");
+    let events = store.events(&pool.service_sid, head, None, 100).await.expect("events");
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, ((head + 1)..=(head + 6)).collect::<Vec<_>>(), "one transaction, consecutive numbers");
+    let bodies: Vec<serde_json::Value> =
+        events.iter().map(|e| serde_json::from_str(e.json.get()).expect("json")).collect();
+    let kinds: Vec<&str> = bodies.iter().map(|b| b["type"].as_str().unwrap_or_default()).collect();
+    assert_eq!(
+        kinds,
+        ["map_created", "map_item_added", "map_item_added", "map_item_added", "map_item_updated", "map_item_updated"]
+    );
+    assert_eq!(bodies[0]["unique_name"], dataset_map_name(&id, "watched"));
+    assert_eq!(bodies[4]["data"]["value"], "4");
+    assert_eq!(bodies[4]["data"]["sync_count"], 2);
+    assert!(bodies[5]["data"]["value"].is_null(), "a remove is a tombstone item");
+
+    // The store's reads of the dataset row agree with the engine.
+    let row = store.dataset(&id, "watched").await.expect("reads").expect("exists");
+    assert_eq!((row.sync_count, row.num_records, row.data_storage), (2, 2, 4));
+    let map = row.map_sid.expect("a Map");
+    let items = store
+        .items(
+            &map,
+            ObjectKind::Map,
+            &PageRequest { order: Order::Asc, from: Some(Cursor::Key("a".into())), after: None, limit: 10 },
+        )
+        .await
+        .expect("items");
+    assert_eq!(items.len(), 3);
+}
+
+async fn removing_a_pool_removes_everything_of_it(store: Arc<dyn Store>) {
+    let e = default_engine(store.clone());
+    let pool = pool(&e).await;
+    let push_sync = PushSync { application_arns: vec!["arn:aws:sns:us-east-1:1:app/GCM/a".into()], role_arn: None };
+    e.set_identity_pool_configuration(&Principal::Root, &pool.id, Some(push_sync), None).await.expect("set");
+    let alice = e.get_id(&pool.id, &logins(&[("graph.facebook.com", "alice")])).await.expect("alice");
+    let me = identity_principal(&e, &alice, &logins(&[("graph.facebook.com", "alice")])).await;
+    push(&e, &me, &pool, &alice, "d", vec![replace("k", "v", 0)]).await.expect("synced");
+    let device = e.register_device(&me, &pool.id, &alice, "GCM", "t").await.expect("device");
+    e.subscribe_to_dataset(&me, &pool.id, &alice, "d", &device).await.expect("subscribed");
+    let facebook = Login { provider: "graph.facebook.com".into(), user: "alice".into() };
+    assert_eq!(store.login_owner(&pool.id, &facebook).await.expect("reads"), Some(alice.clone()));
+    assert_eq!(store.dataset_subscribers(&alice, "d").await.expect("reads").len(), 1);
+    assert_eq!(store.identity_pool_usage(&pool.id).await.expect("reads").sync_sessions, 1);
+
+    e.delete_identity_pool(&Principal::Root, &pool.id).await.expect("deleted");
+    assert!(store.identity_pool(&pool.id).await.expect("reads").is_none());
+    assert!(store.cognito_identity(&alice).await.expect("reads").is_none());
+    assert!(store.login_owner(&pool.id, &facebook).await.expect("reads").is_none());
+    assert!(store.datasets(&alice).await.expect("reads").is_empty());
+    assert!(store.device(&device).await.expect("reads").is_none());
+    assert!(store.dataset_subscribers(&alice, "d").await.expect("reads").is_empty());
+    let usage = store.identity_pool_usage(&pool.id).await.expect("reads");
+    assert_eq!((usage.sync_sessions, usage.data_storage, usage.last_modified), (0, 0, None));
+    store.count_sync_session(&pool.id).await.expect("a removed pool counts nothing, quietly");
+    assert_eq!(store.identity_pool_usage(&pool.id).await.expect("reads").sync_sessions, 0);
+    assert!(matches!(e.get_id(&pool.id, &BTreeMap::new()).await, Err(CoreError::NotFound { .. })));
+}
