@@ -3,5 +3,6 @@
 //! service models.
 
 pub mod error;
+pub mod keys;
 pub mod model;
 pub mod sigv4;
