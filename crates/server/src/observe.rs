@@ -40,6 +40,38 @@ pub async fn track(req: Request, next: Next) -> Response {
     response
 }
 
+/// The face a route template belongs to, by its mount point.
 fn face_of(route: &str) -> &'static str {
-    if route.starts_with("/api/") { "native" } else { "ops" }
+    const FACES: &[(&str, &str)] = &[
+        ("/api/", "native"),
+        ("/twilio/sync/", "twilio_sync"),
+        ("/twilio/twilsock/", "twilsock"),
+        ("/twilio/api/", "twilio_keys"),
+        ("/twilio/iam/", "twilio_keys"),
+        ("/identitypools", "cognito_sync"),
+        ("/.well-known/jwks.json", "cognito_identity"),
+        ("/.well-known/openid-configuration", "cognito_identity"),
+    ];
+    if route == "/" {
+        // The only route at the root is Cognito Identity's `POST /`.
+        return "cognito_identity";
+    }
+    FACES.iter().find(|(prefix, _)| route.starts_with(prefix)).map_or("ops", |(_, face)| face)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::face_of;
+
+    #[test]
+    fn routes_are_labelled_with_their_face() {
+        assert_eq!(face_of("/api/v1/services/{service}"), "native");
+        assert_eq!(face_of("/twilio/sync/v1/Services/{service}/{collection}"), "twilio_sync");
+        assert_eq!(face_of("/twilio/twilsock/v3/wsconnect"), "twilsock");
+        assert_eq!(face_of("/twilio/iam/v1/Keys"), "twilio_keys");
+        assert_eq!(face_of("/identitypools/{*rest}"), "cognito_sync");
+        assert_eq!(face_of("/"), "cognito_identity");
+        assert_eq!(face_of("/metrics"), "ops");
+        assert_eq!(face_of("unmatched"), "ops");
+    }
 }
