@@ -320,3 +320,11 @@ def test_unsupported_operations_answer_a_client_error(dev, pool):
     code, message, status, _ = refused(dev.get_identity_pool_roles, IdentityPoolId=pool)
     assert (code, status) == ("UnsupportedOperationException", 400)
     assert message == "GetIdentityPoolRoles is not supported by this server."
+
+
+def test_tags_of_identity_pools(dev, pool):
+    arn = f"arn:aws:cognito-identity:us-east-1:123456789012:identitypool/{pool}"
+    dev.tag_resource(ResourceArn=arn, Tags={"env": "test", "owner": "compat"})
+    dev.untag_resource(ResourceArn=arn, TagKeys=["owner"])
+    assert dev.list_tags_for_resource(ResourceArn=arn)["Tags"] == {"env": "test"}
+    assert dev.describe_identity_pool(IdentityPoolId=pool)["IdentityPoolTags"] == {"env": "test"}

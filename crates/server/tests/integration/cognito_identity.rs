@@ -509,9 +509,26 @@ async fn targets_content_types_and_unsupported_operations_are_refused_in_aws_for
         (code.as_str(), message.as_str()),
         ("UnsupportedOperationException", "GetIdentityPoolRoles is not supported by this server.")
     );
-    let arn = format!("arn:aws:cognito-identity:us-east-1:123456789012:identitypool/{pool_id}");
-    let (code, _) = refusal(dev.tag_resource().resource_arn(&arn).tags("a", "b").send().await);
+    let (code, _) = refusal(
+        dev.set_identity_pool_roles()
+            .identity_pool_id(&pool_id)
+            .roles("authenticated", "arn:aws:iam::123456789012:role/x")
+            .send()
+            .await,
+    );
     assert_eq!(code, "UnsupportedOperationException");
+
+    // Tags are the pool's IdentityPoolTags, addressed by its ARN.
+    let arn = format!("arn:aws:cognito-identity:us-east-1:123456789012:identitypool/{pool_id}");
+    dev.tag_resource().resource_arn(&arn).tags("a", "1").tags("b", "2").send().await.unwrap();
+    dev.untag_resource().resource_arn(&arn).tag_keys("a").send().await.unwrap();
+    let listed = dev.list_tags_for_resource().resource_arn(&arn).send().await.unwrap();
+    assert_eq!(listed.tags().unwrap().len(), 1);
+    assert_eq!(listed.tags().unwrap()["b"], "2");
+    let described = dev.describe_identity_pool().identity_pool_id(&pool_id).send().await.unwrap();
+    assert_eq!(described.identity_pool_tags().unwrap()["b"], "2");
+    let (code, _) = refusal(dev.list_tags_for_resource().resource_arn("arn:aws:s3:::some-bucket-name").send().await);
+    assert_eq!(code, "InvalidParameterException");
     let (code, _) = refusal(
         anonymous(&s)
             .unlink_identity()

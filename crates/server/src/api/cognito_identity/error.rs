@@ -34,7 +34,8 @@ pub fn serialization(message: impl Into<String>) -> AwsError {
     AwsError::new("SerializationException", StatusCode::BAD_REQUEST, message)
 }
 
-/// A model operation this server has nothing behind (IAM roles, principal tags, classic-flow
+/// A model operation this server has nothing behind (IAM roles and role mappings, principal
+/// tags, classic-flow
 /// unlinking). A client error, so that SDKs do not retry it.
 pub fn unsupported(operation: &str) -> AwsError {
     AwsError::new(

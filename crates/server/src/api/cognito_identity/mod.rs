@@ -11,4 +11,5 @@ pub mod identities;
 pub mod openid;
 pub mod pools;
 pub mod router;
+pub mod tags;
 pub mod types;

@@ -5,7 +5,7 @@
 //! in the awsJson1.1 error format, with `x-amzn-RequestId` on every response.
 
 use super::error::{PROTOCOL, from_auth, serialization, unknown_operation, unsupported};
-use super::{developer, identities, openid, pools};
+use super::{developer, identities, openid, pools, tags};
 use crate::api::aws::error::{AwsError, AwsResult, REQUEST_ID, new_request_id};
 use crate::api::aws::keys::EngineKeys;
 use crate::api::aws::model::{self, Operation};
@@ -124,6 +124,9 @@ async fn handle(state: &AppState, operation: &Operation, request: Request) -> Aw
         ("LookupDeveloperIdentity", Some(p)) => developer::lookup(engine, p, body).await,
         ("MergeDeveloperIdentities", Some(p)) => developer::merge(engine, p, body).await,
         ("UnlinkDeveloperIdentity", Some(p)) => developer::unlink(engine, p, body).await,
+        ("ListTagsForResource", Some(p)) => tags::list(engine, p, body).await,
+        ("TagResource", Some(p)) => tags::tag(engine, p, body).await,
+        ("UntagResource", Some(p)) => tags::untag(engine, p, body).await,
         (other, _) => Err(unsupported(other)),
     }
 }
