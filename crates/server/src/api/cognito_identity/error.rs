@@ -35,8 +35,7 @@ pub fn serialization(message: impl Into<String>) -> AwsError {
 }
 
 /// A model operation this server has nothing behind (IAM roles and role mappings, principal
-/// tags, classic-flow
-/// unlinking). A client error, so that SDKs do not retry it.
+/// tags, classic-flow unlinking). A client error, so that SDKs do not retry it.
 pub fn unsupported(operation: &str) -> AwsError {
     AwsError::new(
         "UnsupportedOperationException",
