@@ -24,6 +24,8 @@ mod sqlite {
     mod acl;
     #[path = "changes.rs"]
     mod changes;
+    #[path = "cognito_identity.rs"]
+    mod cognito_identity;
     #[path = "rest.rs"]
     mod rest;
     #[path = "ttl.rs"]
@@ -49,6 +51,8 @@ mod postgres {
     mod acl;
     #[path = "changes.rs"]
     mod changes;
+    #[path = "cognito_identity.rs"]
+    mod cognito_identity;
     #[path = "rest.rs"]
     mod rest;
     #[path = "ttl.rs"]

@@ -1,6 +1,7 @@
 //! The HTTP surface: one module per face, plus the operations endpoints.
 
 pub mod aws;
+pub mod cognito_identity;
 pub mod http;
 pub mod native;
 pub mod ops;
@@ -18,6 +19,7 @@ use tower_http::trace::TraceLayer;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(ops::router())
+        .merge(cognito_identity::router::router())
         .nest("/api/v1", native::router::router())
         .nest("/twilio/sync/v1", twilio_sync::router::router())
         .nest("/twilio/api", twilio::keys::v2010_router().fallback(twilio::error::route_not_found))
