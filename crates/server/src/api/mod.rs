@@ -1,6 +1,7 @@
 //! The HTTP surface: one module per face, plus the operations endpoints.
 
 pub mod aws;
+pub mod cognito_sync;
 pub mod http;
 pub mod native;
 pub mod ops;
@@ -23,6 +24,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/twilio/api", twilio::keys::v2010_router().fallback(twilio::error::route_not_found))
         .nest("/twilio/iam", twilio::keys::iam_router().fallback(twilio::error::route_not_found))
         .merge(twilsock::router::router())
+        .merge(cognito_sync::router::router())
         .fallback(native::error::route_not_found)
         .layer(axum::middleware::from_fn(crate::observe::track))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
