@@ -24,6 +24,8 @@ mod sqlite {
     mod acl;
     #[path = "changes.rs"]
     mod changes;
+    #[path = "cognito_sync.rs"]
+    mod cognito_sync;
     #[path = "rest.rs"]
     mod rest;
     #[path = "ttl.rs"]
@@ -49,6 +51,8 @@ mod postgres {
     mod acl;
     #[path = "changes.rs"]
     mod changes;
+    #[path = "cognito_sync.rs"]
+    mod cognito_sync;
     #[path = "rest.rs"]
     mod rest;
     #[path = "ttl.rs"]
