@@ -26,6 +26,8 @@ mod sqlite {
     mod changes;
     #[path = "cognito_identity.rs"]
     mod cognito_identity;
+    #[path = "cognito_sync.rs"]
+    mod cognito_sync;
     #[path = "rest.rs"]
     mod rest;
     #[path = "ttl.rs"]
@@ -53,6 +55,8 @@ mod postgres {
     mod changes;
     #[path = "cognito_identity.rs"]
     mod cognito_identity;
+    #[path = "cognito_sync.rs"]
+    mod cognito_sync;
     #[path = "rest.rs"]
     mod rest;
     #[path = "ttl.rs"]

@@ -2,6 +2,7 @@
 
 pub mod aws;
 pub mod cognito_identity;
+pub mod cognito_sync;
 pub mod http;
 pub mod native;
 pub mod ops;
@@ -25,6 +26,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/twilio/api", twilio::keys::v2010_router().fallback(twilio::error::route_not_found))
         .nest("/twilio/iam", twilio::keys::iam_router().fallback(twilio::error::route_not_found))
         .merge(twilsock::router::router())
+        .merge(cognito_sync::router::router())
         .fallback(native::error::route_not_found)
         .layer(axum::middleware::from_fn(crate::observe::track))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
