@@ -14,6 +14,8 @@ pub struct AppState {
     pub changes_bodies: crate::api::native::changes::ChangesBodies,
     /// Webhook delivery; connections report reachability to `webhooks.reachability`.
     pub webhooks: crate::webhooks::Webhooks,
+    /// Cognito Sync's SyncTrigger calls.
+    pub sync_trigger: crate::api::cognito_sync::trigger::SyncTrigger,
 }
 
 /// Tunables of the realtime layer.
@@ -28,6 +30,8 @@ pub struct Settings {
     /// Subscriptions one connection may hold.
     pub max_subscriptions: usize,
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// How long a Cognito Sync trigger may take to answer (AWS: 5 s, fixed).
+    pub sync_trigger_timeout: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -38,6 +42,7 @@ impl Default for Settings {
             token_warning_secs: 180,
             max_subscriptions: 2000,
             webhooks: Default::default(),
+            sync_trigger_timeout: crate::api::cognito_sync::trigger::DEFAULT_TIMEOUT,
         }
     }
 }
@@ -46,6 +51,7 @@ impl AppState {
     pub fn new(engine: Arc<Engine>, settings: Settings) -> Arc<Self> {
         let hub = Hub::new(engine.clone());
         let webhooks = crate::webhooks::Webhooks::new(settings.webhooks.clone());
+        let sync_trigger = crate::api::cognito_sync::trigger::SyncTrigger::new(settings.sync_trigger_timeout);
         Arc::new(AppState {
             engine,
             hub,
@@ -54,6 +60,7 @@ impl AppState {
             settings,
             changes_bodies: Default::default(),
             webhooks,
+            sync_trigger,
         })
     }
 }

@@ -295,19 +295,7 @@ impl Engine {
         name: &str,
         req: UpdateRecordsRequest,
     ) -> Result<UpdatedRecords, CoreError> {
-        validate_dataset_name(name)?;
-        let pool = self.sync_scope(principal, Callers::DeveloperOrOwnIdentity, pool_id, identity_id).await?;
-        let claims = SyncSessionClaims::open(&self.secrets, &req.sync_session_token)
-            .filter(|c| c.pool_id == pool.id && c.identity_id == identity_id && c.dataset == name)
-            .ok_or_else(|| CoreError::InvalidParameter("SyncSessionToken not valid for these inputs".into()))?;
-        let ttl_ms = self.limits.cognito.sync_session_ttl_secs.saturating_mul(1000) as i64;
-        if Timestamp::now().millis() - claims.issued_at > ttl_ms {
-            return Err(CoreError::InvalidParameter("SyncSessionToken has expired".into()));
-        }
-        if let Some(device_id) = &req.device_id {
-            validate_device_id(device_id)?;
-        }
-        validate_patches(&req.patches)?;
+        let pool = self.check_update(principal, pool_id, identity_id, name, &req).await?;
         if req.patches.is_empty() {
             // Nothing to write: no new sync count, no dataset created.
             let current = self.store.dataset(identity_id, name).await?.filter(|d| d.exists());
@@ -338,6 +326,62 @@ impl Engine {
             .filter(|d| req.device_id.as_ref() != Some(&d.id))
             .collect();
         Ok(UpdatedRecords { records, dataset_sync_count: dataset.sync_count, push_targets })
+    }
+
+    /// UpdateRecords' checks, short of the write: the name, the caller, the session token,
+    /// the device and the patches.
+    async fn check_update(
+        &self,
+        principal: &Principal,
+        pool_id: &str,
+        identity_id: &str,
+        name: &str,
+        req: &UpdateRecordsRequest,
+    ) -> Result<IdentityPool, CoreError> {
+        validate_dataset_name(name)?;
+        let pool = self.sync_scope(principal, Callers::DeveloperOrOwnIdentity, pool_id, identity_id).await?;
+        let claims = SyncSessionClaims::open(&self.secrets, &req.sync_session_token)
+            .filter(|c| c.pool_id == pool.id && c.identity_id == identity_id && c.dataset == name)
+            .ok_or_else(|| CoreError::InvalidParameter("SyncSessionToken not valid for these inputs".into()))?;
+        let ttl_ms = self.limits.cognito.sync_session_ttl_secs.saturating_mul(1000) as i64;
+        if Timestamp::now().millis() - claims.issued_at > ttl_ms {
+            return Err(CoreError::InvalidParameter("SyncSessionToken has expired".into()));
+        }
+        if let Some(device_id) = &req.device_id {
+            validate_device_id(device_id)?;
+        }
+        validate_patches(&req.patches)?;
+        Ok(pool)
+    }
+
+    /// What a sync trigger sees before an UpdateRecords: the request checked as
+    /// [`Engine::update_records`] checks it (conflicts and limits aside), then every record of
+    /// the dataset by key, tombstones included. Opens no session and writes nothing.
+    pub async fn records_before_update(
+        &self,
+        principal: &Principal,
+        pool_id: &str,
+        identity_id: &str,
+        name: &str,
+        req: &UpdateRecordsRequest,
+    ) -> Result<Vec<Record>, CoreError> {
+        let pool = self.check_update(principal, pool_id, identity_id, name, req).await?;
+        let dataset = self.store.dataset(identity_id, name).await?.filter(|d| d.exists() && d.pool_id == pool.id);
+        let Some(map_sid) = dataset.and_then(|d| d.map_sid) else { return Ok(Vec::new()) };
+        let mut records = Vec::new();
+        let mut cursor = None;
+        loop {
+            let batch = PageRequest { order: crate::page::Order::Asc, from: None, after: cursor.clone(), limit: 1000 };
+            let items = self.store.items(&map_sid, ObjectKind::Map, &batch).await?;
+            let more = items.len() > batch.limit as usize;
+            for item in items.iter().take(batch.limit as usize) {
+                cursor = Some(Cursor::Key(item.key.clone().unwrap_or_default()));
+                records.push(Record::from_item(item)?);
+            }
+            if !more {
+                return Ok(records);
+            }
+        }
     }
 
     // ----- usage ------------------------------------------------------------------------------

@@ -19,6 +19,10 @@ pub const DUPLICATE_REQUEST: &str = "DuplicateRequestException";
 pub const ALREADY_STREAMED: &str = "AlreadyStreamedException";
 pub const TOO_MANY_REQUESTS: &str = "TooManyRequestsException";
 pub const INTERNAL_ERROR: &str = "InternalErrorException";
+pub const INVALID_LAMBDA_OUTPUT: &str = "InvalidLambdaFunctionOutputException";
+pub const LAMBDA_THROTTLED: &str = "LambdaThrottledException";
+/// Not a model shape: Cognito's answer when the sync trigger takes longer than its limit.
+pub const LAMBDA_SOCKET_TIMEOUT: &str = "LambdaSocketTimeoutException";
 /// Not a model shape: what AWS front ends answer for a path no operation has.
 pub const UNKNOWN_OPERATION: &str = "UnknownOperationException";
 

@@ -9,5 +9,6 @@ pub mod pools;
 pub mod push;
 pub mod records;
 pub mod router;
+pub mod trigger;
 pub mod types;
 pub mod usage;

@@ -111,6 +111,10 @@ pub async fn update(call: &Call<'_>) -> AwsResult<Value> {
         return Err(modeled(INVALID_PARAMETER, "SyncSessionToken not valid for these inputs"));
     }
     let req = UpdateRecordsRequest { sync_session_token: i.sync_session_token, device_id: i.device_id, patches };
+    let req = call
+        .sync_trigger
+        .apply(call.engine, call.principal, &i.identity_pool_id, &i.identity_id, &i.dataset_name, req)
+        .await?;
     let updated = call
         .engine
         .update_records(call.principal, &i.identity_pool_id, &i.identity_id, &i.dataset_name, req)

@@ -4,6 +4,7 @@
 //! the operation's handler.
 
 use super::error::{self, INVALID_PARAMETER, LIMIT_EXCEEDED, from_auth, modeled, respond, unknown_operation};
+use super::trigger::SyncTrigger;
 use super::{datasets, pools, push, records, usage};
 use crate::api::aws::error::{AwsError, AwsResult, Protocol, REQUEST_ID, new_request_id};
 use crate::api::aws::keys::EngineKeys;
@@ -49,6 +50,7 @@ async fn read_body_first(req: Request, next: axum::middleware::Next) -> Response
 /// What an operation's handler works with: the engine, the caller and the validated input.
 pub struct Call<'a> {
     pub engine: &'a Engine,
+    pub sync_trigger: &'a SyncTrigger,
     pub principal: &'a Principal,
     pub input: Value,
 }
@@ -86,7 +88,7 @@ pub fn max_results(n: Option<i64>) -> AwsResult<Option<u32>> {
 pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let request_id = new_request_id();
     let span = tracing::info_span!("cognito_sync", operation = tracing::field::Empty, request_id = %request_id);
-    let outcome = handle(&state.engine, request, &span).instrument(span.clone()).await;
+    let outcome = handle(&state, request, &span).instrument(span.clone()).await;
     let _entered = span.enter();
     match outcome {
         Ok(body) => {
@@ -100,7 +102,8 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> R
     }
 }
 
-async fn handle(engine: &Engine, request: Request, span: &tracing::Span) -> AwsResult<Value> {
+async fn handle(state: &AppState, request: Request, span: &tracing::Span) -> AwsResult<Value> {
+    let engine = &state.engine;
     let (parts, body) = request.into_parts();
     // Already read in full by `read_body_first`: this only takes the buffered bytes.
     let body = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|e| modeled(INVALID_PARAMETER, e.to_string()))?;
@@ -127,7 +130,7 @@ async fn handle(engine: &Engine, request: Request, span: &tracing::Span) -> AwsR
     let input = model.bind_rest_json(operation, &labels, &query, &parts.headers, body.as_ref());
     model.validate(operation, &input).map_err(|v| v.to_aws_error())?;
 
-    let call = Call { engine, principal: &principal, input };
+    let call = Call { engine, sync_trigger: &state.sync_trigger, principal: &principal, input };
     match operation.name.as_str() {
         "BulkPublish" => pools::bulk_publish(&call).await,
         "DeleteDataset" => datasets::delete(&call).await,
