@@ -11,6 +11,40 @@ macro_rules! impl_store {
         impl ferrosync_core::store::Store for $ty {
             $($own)*
 
+            // Bookkeeping writes (delivery leases, usage counters) are single statements outside
+            // the writer's group commit: `bookkeep` runs them on the store's own connection.
+            async fn take_webhook_lease(
+                &self,
+                service: &Sid,
+                owner: &str,
+                now: Timestamp,
+                until: Timestamp,
+            ) -> Result<Option<u64>, StoreError> {
+                let (service, owner) = (service.clone(), owner.to_owned());
+                self.bookkeep(move |c| $rows::take_webhook_lease(c, &service, &owner, now, until)).await
+            }
+
+            async fn advance_webhook_cursor(
+                &self,
+                service: &Sid,
+                owner: &str,
+                seq: u64,
+                until: Timestamp,
+            ) -> Result<bool, StoreError> {
+                let (service, owner) = (service.clone(), owner.to_owned());
+                self.bookkeep(move |c| $rows::advance_webhook_cursor(c, &service, &owner, seq, until)).await
+            }
+
+            async fn release_webhook_lease(&self, service: &Sid, owner: &str) -> Result<(), StoreError> {
+                let (service, owner) = (service.clone(), owner.to_owned());
+                self.bookkeep(move |c| $rows::release_webhook_lease(c, &service, &owner)).await
+            }
+
+            async fn count_sync_session(&self, pool_id: &str) -> Result<(), StoreError> {
+                let pool_id = pool_id.to_owned();
+                self.bookkeep(move |c| $rows::count_sync_session(c, &pool_id)).await
+            }
+
             async fn execute(&self, actor: Actor, mutation: Mutation) -> Result<Applied, CoreError> {
                 let (reply, rx) = tokio::sync::oneshot::channel();
                 self.writer

@@ -110,6 +110,14 @@ impl PgStore {
         })
     }
 
+    /// Bookkeeping writes run as autocommit statements on a pooled connection (see [`Self::read`]).
+    async fn bookkeep<T: Send + 'static>(
+        &self,
+        f: impl Fn(&mut PgConn) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.read(f).await
+    }
+
     /// Runs `f` on a pooled connection off the async threads. A connection the database closed
     /// (a restart, say) is replaced and the read tried once more.
     async fn read<T: Send + 'static>(
@@ -420,38 +428,6 @@ impl_store!(PgStore, rows, {
     async fn claim_meta(&self, key: &str, proposed: &str) -> Result<(String, bool), StoreError> {
         let (key, proposed) = (key.to_owned(), proposed.to_owned());
         self.read(move |c| claim_meta(c, &key, &proposed)).await
-    }
-
-    async fn count_sync_session(&self, pool_id: &str) -> Result<(), StoreError> {
-        let pool_id = pool_id.to_owned();
-        self.read(move |c| rows::count_sync_session(c, &pool_id)).await
-    }
-
-    async fn take_webhook_lease(
-        &self,
-        service: &Sid,
-        owner: &str,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> Result<Option<u64>, StoreError> {
-        let (service, owner) = (service.clone(), owner.to_owned());
-        self.read(move |c| rows::take_webhook_lease(c, &service, &owner, now, until)).await
-    }
-
-    async fn advance_webhook_cursor(
-        &self,
-        service: &Sid,
-        owner: &str,
-        seq: u64,
-        until: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let (service, owner) = (service.clone(), owner.to_owned());
-        self.read(move |c| rows::advance_webhook_cursor(c, &service, &owner, seq, until)).await
-    }
-
-    async fn release_webhook_lease(&self, service: &Sid, owner: &str) -> Result<(), StoreError> {
-        let (service, owner) = (service.clone(), owner.to_owned());
-        self.read(move |c| rows::release_webhook_lease(c, &service, &owner)).await
     }
 
     fn change_hints(&self) -> Option<broadcast::Receiver<ChangeHint>> {

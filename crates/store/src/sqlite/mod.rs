@@ -274,38 +274,6 @@ impl_store!(SqliteStore, rows, {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(err)).await
     }
 
-    async fn take_webhook_lease(
-        &self,
-        service: &Sid,
-        owner: &str,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> Result<Option<u64>, StoreError> {
-        let (service, owner) = (service.clone(), owner.to_owned());
-        self.bookkeep(move |c| rows::take_webhook_lease(c, &service, &owner, now, until)).await
-    }
-
-    async fn advance_webhook_cursor(
-        &self,
-        service: &Sid,
-        owner: &str,
-        seq: u64,
-        until: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let (service, owner) = (service.clone(), owner.to_owned());
-        self.bookkeep(move |c| rows::advance_webhook_cursor(c, &service, &owner, seq, until)).await
-    }
-
-    async fn release_webhook_lease(&self, service: &Sid, owner: &str) -> Result<(), StoreError> {
-        let (service, owner) = (service.clone(), owner.to_owned());
-        self.bookkeep(move |c| rows::release_webhook_lease(c, &service, &owner)).await
-    }
-
-    async fn count_sync_session(&self, pool_id: &str) -> Result<(), StoreError> {
-        let pool_id = pool_id.to_owned();
-        self.bookkeep(move |c| rows::count_sync_session(c, &pool_id)).await
-    }
-
     async fn claim_meta(&self, key: &str, proposed: &str) -> Result<(String, bool), StoreError> {
         // Rare (start-up only): its own connection rather than a turn of the writer.
         let (path, key, proposed) = (self.path.clone(), key.to_owned(), proposed.to_owned());
