@@ -5,7 +5,7 @@
 
 use super::auth::BasicAuth;
 use super::error::{TwilioError, TwilioResult};
-use super::paging::{Listing, page_in_memory};
+use super::paging::{Fetched, Listing, page_in_memory};
 use super::params::{Form, Query};
 use crate::state::AppState;
 use axum::Json;
@@ -107,6 +107,13 @@ fn friendly_name(form: &super::params::Params) -> TwilioResult<Option<String>> {
     Ok(form.string("FriendlyName"))
 }
 
+/// This listing's page of the account's keys, in SID order.
+async fn key_page(state: &AppState, p: &Principal, listing: &Listing) -> TwilioResult<Fetched<ApiKey>> {
+    let keys = state.engine.api_keys(p).await?;
+    let by_sid = |k: &ApiKey| Cursor::Key(k.sid.to_string());
+    listing.fetch(Order::Asc, None, false, by_sid, |req| async move { Ok(page_in_memory(&keys, by_sid, &req)) }).await
+}
+
 async fn create_key(state: &AppState, p: &Principal, name: Option<String>) -> TwilioResult<ApiKey> {
     Ok(state.engine.create_api_key(p, name).await?)
 }
@@ -172,16 +179,7 @@ async fn v2010_list(
     check_account(&state, &account, uri.path())?;
     let relative = uri.path().strip_prefix("/twilio/api").unwrap_or(uri.path()).to_owned();
     let listing = Listing::new(relative, &q, 1000)?;
-    let keys = state.engine.api_keys(&p).await?;
-    let fetched = listing
-        .fetch(
-            Order::Asc,
-            None,
-            false,
-            |k: &ApiKey| Cursor::Key(k.sid.to_string()),
-            |req| async move { Ok(page_in_memory(&keys, |k| Cursor::Key(k.sid.to_string()), &req)) },
-        )
-        .await?;
+    let fetched = key_page(&state, &p, &listing).await?;
     let body = listing.respond("keys", fetched.map(|k| V2010Key::new(k, false)));
     let meta = &body["meta"];
     let count = body["keys"].as_array().map_or(0, Vec::len) as u64;
@@ -260,15 +258,6 @@ async fn iam_list(
     let base = format!("{}{}", crate::api::http::origin(&headers).unwrap_or_default(), uri.path());
     let mut listing = Listing::new(base, &q, 1000)?;
     listing.filter("AccountSid", account);
-    let keys = state.engine.api_keys(&p).await?;
-    let fetched = listing
-        .fetch(
-            Order::Asc,
-            None,
-            false,
-            |k: &ApiKey| Cursor::Key(k.sid.to_string()),
-            |req| async move { Ok(page_in_memory(&keys, |k| Cursor::Key(k.sid.to_string()), &req)) },
-        )
-        .await?;
+    let fetched = key_page(&state, &p, &listing).await?;
     Ok(Json(listing.respond("keys", fetched.map(|k| IamKey::new(k, false)))))
 }

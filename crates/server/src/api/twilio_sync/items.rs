@@ -4,7 +4,7 @@
 use super::error::fail;
 use super::extract::IfMatch;
 use super::objects::kind_of;
-use super::services::MAX_PAGE_SIZE;
+use super::services::{MAX_PAGE_SIZE, service_sid};
 use super::types::{ItemView, Urls};
 use crate::api::http::with_etag;
 use crate::api::twilio::auth::BasicAuth;
@@ -45,17 +45,6 @@ fn item_key(kind: ObjectKind, raw: &str, path: &str) -> TwilioResult<ItemKey> {
 /// `ItemTtl`, with `Ttl` as its alias.
 fn item_ttl(f: &Params) -> TwilioResult<Option<u64>> {
     Ok(f.ttl("ItemTtl")?.or(f.ttl("Ttl")?))
-}
-
-/// The SID of the service a request names (by SID or unique name), for the items' URLs.
-async fn service_sid(
-    state: &AppState,
-    p: &ferrosync_core::auth::Principal,
-    service: &str,
-    path: &str,
-) -> TwilioResult<String> {
-    let svc = state.engine.service(p, service).await.map_err(fail(path, Subject::Other))?;
-    Ok(svc.sid.to_string())
 }
 
 fn respond(status: StatusCode, urls: &Urls, service_sid: &str, kind: ObjectKind, item: Item) -> Response {

@@ -2,7 +2,7 @@
 
 use super::error::fail;
 use super::objects::kind_of;
-use super::services::MAX_PAGE_SIZE;
+use super::services::{MAX_PAGE_SIZE, service_sid};
 use super::types::{PermissionView, Urls};
 use crate::api::twilio::auth::BasicAuth;
 use crate::api::twilio::error::{Subject, TwilioError, TwilioResult};
@@ -23,15 +23,6 @@ fn kind(collection: &str, path: &str) -> TwilioResult<ObjectKind> {
         ObjectKind::Stream => Err(TwilioError::not_found(path)),
         k => Ok(k),
     }
-}
-
-async fn service_sid(
-    state: &AppState,
-    p: &ferrosync_core::auth::Principal,
-    service: &str,
-    path: &str,
-) -> TwilioResult<String> {
-    Ok(state.engine.service(p, service).await.map_err(fail(path, Subject::Other))?.sid.to_string())
 }
 
 pub async fn list(

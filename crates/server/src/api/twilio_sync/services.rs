@@ -20,6 +20,18 @@ use std::sync::Arc;
 /// Sync's maximum page size.
 pub const MAX_PAGE_SIZE: u32 = 100;
 
+/// The SID of the service a request names (by SID or unique name), for the URLs of what it
+/// holds.
+pub async fn service_sid(
+    state: &AppState,
+    p: &ferrosync_core::auth::Principal,
+    service: &str,
+    path: &str,
+) -> TwilioResult<String> {
+    let svc = state.engine.service(p, service).await.map_err(fail(path, Subject::Other))?;
+    Ok(svc.sid.to_string())
+}
+
 fn settings_patch(f: &Params) -> TwilioResult<ServiceSettingsPatch> {
     let window = f
         .u64("ReachabilityDebouncingWindow")?
