@@ -96,6 +96,7 @@ impl FileConfig {
             token_warning_secs: d.token_warning_secs,
             max_subscriptions: self.realtime.max_subscriptions.unwrap_or(d.max_subscriptions),
             webhooks: d.webhooks,
+            leases: d.leases,
             sync_trigger_timeout: d.sync_trigger_timeout,
         }
     }

@@ -107,6 +107,13 @@ impl PoolSyncConfig {
     pub fn push_enabled(&self) -> bool {
         self.push_sync.as_ref().is_some_and(|p| !p.application_arns.is_empty())
     }
+
+    /// Every synchronization is published while streaming is enabled on a named stream.
+    pub fn streams_enabled(&self) -> bool {
+        self.cognito_streams
+            .as_ref()
+            .is_some_and(|s| s.streaming_status == StreamingStatus::Enabled && s.stream_name.is_some())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

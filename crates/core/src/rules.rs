@@ -5,7 +5,7 @@ use crate::error::{CoreError, NotFoundKind};
 use crate::log::{EventDraft, EventKind};
 use crate::model::{Item, ItemKey, ObjectKind, ObjectRef, OpenMode, Permission, Service, StreamMessage, SyncObject};
 use crate::sid::Sid;
-use crate::store::{Actor, Applied, ItemWriteMode, Mutation, Outcome, StoreError, StoredEvent, TxState};
+use crate::store::{Actor, Applied, ItemWriteMode, Mutation, Outcome, StoreError, StoredEvent, TxState, consumers};
 use crate::timestamp::Timestamp;
 use serde_json::Value;
 
@@ -77,7 +77,7 @@ impl Cx<'_> {
                 };
                 self.tx.put_service(&service)?;
                 if service.settings.webhook_url.is_some() {
-                    self.tx.set_webhook_cursor(&service.sid, Some(0))?;
+                    self.tx.set_log_cursor(consumers::WEBHOOKS, &service.sid, Some(0))?;
                 }
                 Ok(Outcome::Service(service))
             }
@@ -106,8 +106,8 @@ impl Cx<'_> {
                 // Webhooks start at the log's head when a URL is first set (no history is
                 // replayed) and stop when it is cleared; a changed URL keeps its place.
                 match (had_webhook, s.settings.webhook_url.is_some()) {
-                    (false, true) => self.tx.set_webhook_cursor(&s.sid, Some(s.head_seq))?,
-                    (true, false) => self.tx.set_webhook_cursor(&s.sid, None)?,
+                    (false, true) => self.tx.set_log_cursor(consumers::WEBHOOKS, &s.sid, Some(s.head_seq))?,
+                    (true, false) => self.tx.set_log_cursor(consumers::WEBHOOKS, &s.sid, None)?,
                     _ => {}
                 }
                 Ok(Outcome::Service(s))

@@ -429,9 +429,9 @@ pub trait TxState {
     fn api_key(&mut self, sid: &Sid) -> Result<Option<ApiKeyRecord>, StoreError>;
     fn put_api_key(&mut self, key: &ApiKeyRecord) -> Result<(), StoreError>;
     fn delete_api_key(&mut self, sid: &Sid) -> Result<bool, StoreError>;
-    /// Starts a service's webhook delivery after sequence number `start` (`Some`), or ends it
-    /// (`None`), inside the transaction that sets or clears its webhook URL.
-    fn set_webhook_cursor(&mut self, service: &Sid, start: Option<u64>) -> Result<(), StoreError>;
+    /// Starts a change-log consumer (webhooks, Cognito streams, …) on a service after sequence
+    /// number `start` (`Some`), or ends it (`None`), inside the transaction that turns it on or off.
+    fn set_log_cursor(&mut self, consumer: &str, service: &Sid, start: Option<u64>) -> Result<(), StoreError>;
 
     // Cognito: pools, identities and their logins, dataset metadata, push devices.
     fn identity_pool(&mut self, pool_id: &str) -> Result<Option<IdentityPool>, StoreError>;
@@ -471,14 +471,27 @@ pub trait TxState {
     ) -> Result<(), StoreError>;
 }
 
-/// Where one service's webhook delivery stands, and which node delivers it. Services with a
-/// webhook URL have one; it is created at the log's head when the URL is set.
+/// The names of the change log's background consumers, as their cursors are stored.
+pub mod consumers {
+    /// Twilio Sync service webhooks.
+    pub const WEBHOOKS: &str = "webhooks";
+    /// Cognito Streams: one record per dataset synchronization.
+    pub const COGNITO_STREAMS: &str = "cognito-streams";
+    /// Cognito push sync: silent pushes to an identity's other devices.
+    pub const COGNITO_PUSH: &str = "cognito-push";
+    /// A running Cognito bulk publish (a lease only; it reads datasets, not the log).
+    pub const COGNITO_BULK_PUBLISH: &str = "cognito-bulk-publish";
+}
+
+/// Where one background consumer of a service's change log stands (webhooks, Cognito streams
+/// or push), and which node reads it. Created when the consumer is turned on for the service,
+/// usually at the log's head.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookCursor {
+pub struct LogCursor {
     pub service: Sid,
     /// Every event up to and including this sequence number was delivered (or given up on).
     pub delivered_seq: u64,
-    /// The node delivering this service's webhooks while its lease runs.
+    /// The node reading this service's log for the consumer while its lease runs.
     pub lease_owner: Option<String>,
     pub lease_expires: Timestamp,
 }
@@ -518,13 +531,14 @@ pub trait Store: Send + Sync + 'static {
     /// Stores `proposed` under `key` unless a value is there already (settings every node of a
     /// cluster must share); returns the stored value and whether this call stored it.
     async fn claim_meta(&self, key: &str, proposed: &str) -> Result<(String, bool), StoreError>;
-    /// Every service's webhook cursor.
-    async fn webhook_cursors(&self) -> Result<Vec<WebhookCursor>, StoreError>;
-    /// Takes the delivery lease on `service`'s webhooks for `owner` until `until`, when no one
-    /// holds it, its holder's lease ran out before `now`, or `owner` holds it already. Returns
-    /// the cursor when taken; `None` when another node delivers them or there is no cursor.
-    async fn take_webhook_lease(
+    /// Every cursor of one consumer.
+    async fn log_cursors(&self, consumer: &str) -> Result<Vec<LogCursor>, StoreError>;
+    /// Takes `consumer`'s lease on `service` for `owner` until `until`, when no one holds it,
+    /// its holder's lease ran out before `now`, or `owner` holds it already. Returns the cursor
+    /// when taken; `None` when another node holds it or there is no cursor.
+    async fn take_log_lease(
         &self,
+        consumer: &str,
         service: &Sid,
         owner: &str,
         now: Timestamp,
@@ -532,15 +546,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<u64>, StoreError>;
     /// Moves the cursor up to `seq` (never back) and extends the lease to `until`, only while
     /// `owner` holds it: false when the lease was lost (taken over, or the cursor removed).
-    async fn advance_webhook_cursor(
+    async fn advance_log_cursor(
         &self,
+        consumer: &str,
         service: &Sid,
         owner: &str,
         seq: u64,
         until: Timestamp,
     ) -> Result<bool, StoreError>;
     /// Gives the lease up, so another node can take over at once.
-    async fn release_webhook_lease(&self, service: &Sid, owner: &str) -> Result<(), StoreError>;
+    async fn release_log_lease(&self, consumer: &str, service: &Sid, owner: &str) -> Result<(), StoreError>;
     /// A value stored by [`Store::claim_meta`].
     async fn meta(&self, key: &str) -> Result<Option<String>, StoreError>;
 

@@ -35,7 +35,13 @@ pub fn spawn(state: Arc<AppState>) -> TaskTracker {
             }
         }
     });
-    crate::webhooks::spawn(&state, &tracker);
+    let feeds = crate::logfeed::Feeds::new(
+        state.engine.clone(),
+        state.settings.leases.clone(),
+        state.shutdown.clone(),
+        tracker.clone(),
+    );
+    crate::webhooks::spawn(&state, &feeds, &tracker);
     if let Some(hints) = state.engine.store().change_hints() {
         tracker.spawn(forward_hints(state.clone(), hints));
     }

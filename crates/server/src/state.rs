@@ -30,6 +30,8 @@ pub struct Settings {
     /// Subscriptions one connection may hold.
     pub max_subscriptions: usize,
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// Leases of the change log's background consumers (webhooks, Cognito streams and push).
+    pub leases: crate::logfeed::LeaseSettings,
     /// How long a Cognito Sync trigger may take to answer (AWS: 5 s, fixed).
     pub sync_trigger_timeout: std::time::Duration,
 }
@@ -42,6 +44,7 @@ impl Default for Settings {
             token_warning_secs: 180,
             max_subscriptions: 2000,
             webhooks: Default::default(),
+            leases: Default::default(),
             sync_trigger_timeout: crate::api::cognito_sync::trigger::DEFAULT_TIMEOUT,
         }
     }

@@ -5,7 +5,7 @@ use ferrosync_core::error::CoreError;
 use ferrosync_core::model::{ItemKey, ObjectKind, ObjectRef, OpenMode};
 use ferrosync_core::page::{Cursor, Order, PageRequest};
 use ferrosync_core::sid::{Sid, SidKind};
-use ferrosync_core::store::{Actor, ItemWriteMode, Mutation, Outcome, Store};
+use ferrosync_core::store::{Actor, ItemWriteMode, Mutation, Outcome, Store, consumers};
 use ferrosync_core::timestamp::Timestamp;
 use serde_json::json;
 use std::future::Future;
@@ -305,7 +305,7 @@ async fn set_webhook_url(store: &Arc<dyn Store>, service: &Sid, url: Option<&str
 }
 
 async fn cursor_of(store: &Arc<dyn Store>, service: &Sid) -> Option<u64> {
-    let cursors = store.webhook_cursors().await.expect("cursors");
+    let cursors = store.log_cursors(consumers::WEBHOOKS).await.expect("cursors");
     cursors.into_iter().find(|c| &c.service == service).map(|c| c.delivered_seq)
 }
 
@@ -355,7 +355,7 @@ async fn webhook_leases_have_one_holder_and_fence_the_cursor(store: Arc<dyn Stor
     for n in 0..16 {
         let (store, svc) = (store.clone(), svc.clone());
         tasks.push(tokio::spawn(async move {
-            store.take_webhook_lease(&svc, &format!("node-{n}"), t(0), t(30_000)).await.expect("lease")
+            store.take_log_lease(consumers::WEBHOOKS, &svc, &format!("node-{n}"), t(0), t(30_000)).await.expect("lease")
         }));
     }
     let mut holders = 0;
@@ -366,7 +366,7 @@ async fn webhook_leases_have_one_holder_and_fence_the_cursor(store: Arc<dyn Stor
     }
     assert_eq!(holders, 1, "one node holds the lease");
     let holder = store
-        .webhook_cursors()
+        .log_cursors(consumers::WEBHOOKS)
         .await
         .expect("cursors")
         .into_iter()
@@ -375,25 +375,25 @@ async fn webhook_leases_have_one_holder_and_fence_the_cursor(store: Arc<dyn Stor
         .expect("a holder is recorded");
     let other = if holder == "node-0" { "node-1" } else { "node-0" };
 
-    assert_eq!(store.take_webhook_lease(&svc, &holder, t(1), t(30_000)).await.expect("renew"), Some(0));
-    assert!(store.advance_webhook_cursor(&svc, &holder, 3, t(30_000)).await.expect("advance"));
-    assert!(!store.advance_webhook_cursor(&svc, other, 9, t(30_000)).await.expect("advance"), "not the holder");
-    assert!(store.advance_webhook_cursor(&svc, &holder, 1, t(30_000)).await.expect("advance"));
+    assert_eq!(store.take_log_lease(consumers::WEBHOOKS, &svc, &holder, t(1), t(30_000)).await.expect("renew"), Some(0));
+    assert!(store.advance_log_cursor(consumers::WEBHOOKS, &svc, &holder, 3, t(30_000)).await.expect("advance"));
+    assert!(!store.advance_log_cursor(consumers::WEBHOOKS, &svc, other, 9, t(30_000)).await.expect("advance"), "not the holder");
+    assert!(store.advance_log_cursor(consumers::WEBHOOKS, &svc, &holder, 1, t(30_000)).await.expect("advance"));
     assert_eq!(cursor_of(&store, &svc).await, Some(3), "never moves back");
 
     // Before it runs out the lease stays; after, another node takes it over and the old
     // holder can no longer move the cursor.
-    assert_eq!(store.take_webhook_lease(&svc, other, t(29_999), t(60_000)).await.expect("lease"), None);
-    assert_eq!(store.take_webhook_lease(&svc, other, t(30_001), t(60_000)).await.expect("lease"), Some(3));
-    assert!(!store.advance_webhook_cursor(&svc, &holder, 5, t(90_000)).await.expect("advance"), "fenced off");
+    assert_eq!(store.take_log_lease(consumers::WEBHOOKS, &svc, other, t(29_999), t(60_000)).await.expect("lease"), None);
+    assert_eq!(store.take_log_lease(consumers::WEBHOOKS, &svc, other, t(30_001), t(60_000)).await.expect("lease"), Some(3));
+    assert!(!store.advance_log_cursor(consumers::WEBHOOKS, &svc, &holder, 5, t(90_000)).await.expect("advance"), "fenced off");
     assert_eq!(cursor_of(&store, &svc).await, Some(3));
 
     // Released, it is free at once.
-    store.release_webhook_lease(&svc, other).await.expect("released");
-    assert_eq!(store.take_webhook_lease(&svc, &holder, t(30_002), t(60_000)).await.expect("lease"), Some(3));
+    store.release_log_lease(consumers::WEBHOOKS, &svc, other).await.expect("released");
+    assert_eq!(store.take_log_lease(consumers::WEBHOOKS, &svc, &holder, t(30_002), t(60_000)).await.expect("lease"), Some(3));
 
     // A cleared URL ends the holder's delivery.
     set_webhook_url(&store, &svc, None).await;
-    assert!(!store.advance_webhook_cursor(&svc, &holder, 4, t(60_000)).await.expect("advance"));
-    assert_eq!(store.take_webhook_lease(&svc, &holder, t(30_003), t(60_000)).await.expect("lease"), None);
+    assert!(!store.advance_log_cursor(consumers::WEBHOOKS, &svc, &holder, 4, t(60_000)).await.expect("advance"));
+    assert_eq!(store.take_log_lease(consumers::WEBHOOKS, &svc, &holder, t(30_003), t(60_000)).await.expect("lease"), None);
 }

@@ -13,31 +13,33 @@ macro_rules! impl_store {
 
             // Bookkeeping writes (delivery leases, usage counters) are single statements outside
             // the writer's group commit: `bookkeep` runs them on the store's own connection.
-            async fn take_webhook_lease(
+            async fn take_log_lease(
                 &self,
+                consumer: &str,
                 service: &Sid,
                 owner: &str,
                 now: Timestamp,
                 until: Timestamp,
             ) -> Result<Option<u64>, StoreError> {
-                let (service, owner) = (service.clone(), owner.to_owned());
-                self.bookkeep(move |c| $rows::take_webhook_lease(c, &service, &owner, now, until)).await
+                let (consumer, service, owner) = (consumer.to_owned(), service.clone(), owner.to_owned());
+                self.bookkeep(move |c| $rows::take_log_lease(c, &consumer, &service, &owner, now, until)).await
             }
 
-            async fn advance_webhook_cursor(
+            async fn advance_log_cursor(
                 &self,
+                consumer: &str,
                 service: &Sid,
                 owner: &str,
                 seq: u64,
                 until: Timestamp,
             ) -> Result<bool, StoreError> {
-                let (service, owner) = (service.clone(), owner.to_owned());
-                self.bookkeep(move |c| $rows::advance_webhook_cursor(c, &service, &owner, seq, until)).await
+                let (consumer, service, owner) = (consumer.to_owned(), service.clone(), owner.to_owned());
+                self.bookkeep(move |c| $rows::advance_log_cursor(c, &consumer, &service, &owner, seq, until)).await
             }
 
-            async fn release_webhook_lease(&self, service: &Sid, owner: &str) -> Result<(), StoreError> {
-                let (service, owner) = (service.clone(), owner.to_owned());
-                self.bookkeep(move |c| $rows::release_webhook_lease(c, &service, &owner)).await
+            async fn release_log_lease(&self, consumer: &str, service: &Sid, owner: &str) -> Result<(), StoreError> {
+                let (consumer, service, owner) = (consumer.to_owned(), service.clone(), owner.to_owned());
+                self.bookkeep(move |c| $rows::release_log_lease(c, &consumer, &service, &owner)).await
             }
 
             async fn count_sync_session(&self, pool_id: &str) -> Result<(), StoreError> {
@@ -129,8 +131,9 @@ macro_rules! impl_store {
                 self.read($rows::api_keys).await
             }
 
-            async fn webhook_cursors(&self) -> Result<Vec<ferrosync_core::store::WebhookCursor>, StoreError> {
-                self.read($rows::webhook_cursors).await
+            async fn log_cursors(&self, consumer: &str) -> Result<Vec<ferrosync_core::store::LogCursor>, StoreError> {
+                let consumer = consumer.to_owned();
+                self.read(move |c| $rows::log_cursors(c, &consumer)).await
             }
 
             async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -292,8 +295,8 @@ macro_rules! impl_tx_state {
             fn delete_api_key(&mut self, sid: &Sid) -> Result<bool, StoreError> {
                 $rows::delete_by_sid(self.conn, "api_keys", sid)
             }
-            fn set_webhook_cursor(&mut self, service: &Sid, start: Option<u64>) -> Result<(), StoreError> {
-                $rows::set_webhook_cursor(self.conn, service, start)
+            fn set_log_cursor(&mut self, consumer: &str, service: &Sid, start: Option<u64>) -> Result<(), StoreError> {
+                $rows::set_log_cursor(self.conn, consumer, service, start)
             }
             fn identity_pool(
                 &mut self,

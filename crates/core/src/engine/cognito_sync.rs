@@ -57,8 +57,6 @@ pub struct UpdatedRecords {
     /// The records as stored, with the new sync count.
     pub records: Vec<Record>,
     pub dataset_sync_count: u64,
-    /// The identity's other devices subscribed to the dataset: whom a push sender notifies.
-    pub push_targets: Vec<Device>,
 }
 
 fn validate_dataset_name(name: &str) -> Result<(), CoreError> {
@@ -299,11 +297,7 @@ impl Engine {
         if req.patches.is_empty() {
             // Nothing to write: no new sync count, no dataset created.
             let current = self.store.dataset(identity_id, name).await?.filter(|d| d.exists());
-            return Ok(UpdatedRecords {
-                records: Vec::new(),
-                dataset_sync_count: current.map_or(0, |d| d.sync_count),
-                push_targets: Vec::new(),
-            });
+            return Ok(UpdatedRecords { records: Vec::new(), dataset_sync_count: current.map_or(0, |d| d.sync_count) });
         }
         let m = Mutation::UpdateRecords(UpdateRecords {
             service: pool.service_sid,
@@ -318,14 +312,7 @@ impl Engine {
             Outcome::Records { dataset, records } => (dataset, records),
             other => return Err(unexpected(other)),
         };
-        let push_targets = self
-            .store
-            .dataset_subscribers(identity_id, name)
-            .await?
-            .into_iter()
-            .filter(|d| req.device_id.as_ref() != Some(&d.id))
-            .collect();
-        Ok(UpdatedRecords { records, dataset_sync_count: dataset.sync_count, push_targets })
+        Ok(UpdatedRecords { records, dataset_sync_count: dataset.sync_count })
     }
 
     /// UpdateRecords' checks, short of the write: the name, the caller, the session token,
@@ -382,6 +369,13 @@ impl Engine {
                 return Ok(records);
             }
         }
+    }
+
+    /// Whom a push sync notifies of a change to a dataset: the identity's devices subscribed to
+    /// it, except the one that wrote (`writer`, the change's LastModifiedBy).
+    pub async fn push_targets(&self, identity_id: &str, dataset: &str, writer: &str) -> Result<Vec<Device>, CoreError> {
+        let devices = self.store.dataset_subscribers(identity_id, dataset).await?;
+        Ok(devices.into_iter().filter(|d| d.id != writer).collect())
     }
 
     // ----- usage ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ use crate::error::{CoreError, NotFoundKind};
 use crate::log::EventKind;
 use crate::model::{Item, ItemKey, ObjectKind, ObjectRef, Service, ServiceSettings, SyncObject};
 use crate::sid::{Sid, SidKind};
-use crate::store::{Outcome, ResolveIdentity, StoreError, UpdateRecords};
+use crate::store::{Outcome, ResolveIdentity, StoreError, UpdateRecords, consumers};
 
 /// AWS's wording for the refusals clients are known to match on.
 const LOGINS_DO_NOT_MATCH: &str =
@@ -93,6 +93,7 @@ impl Cx<'_> {
         change: PoolSyncConfigChange,
     ) -> Result<Outcome, CoreError> {
         let mut pool = self.pool(service, pool_id)?;
+        let (streams_before, push_before) = (pool.sync.streams_enabled(), pool.sync.push_enabled());
         if let Some(push) = change.push_sync {
             let empty = push.application_arns.is_empty() && push.role_arn.is_none();
             pool.sync.push_sync = (!empty).then_some(push);
@@ -105,6 +106,24 @@ impl Cx<'_> {
         }
         pool.date_updated = self.now;
         self.tx.put_identity_pool(&pool)?;
+        // Publishing starts at the log's head when turned on (history is what a bulk publish
+        // is for) and stops when turned off; a changed stream name keeps its place.
+        for (consumer, before, after) in [
+            (consumers::COGNITO_STREAMS, streams_before, pool.sync.streams_enabled()),
+            (consumers::COGNITO_PUSH, push_before, pool.sync.push_enabled()),
+        ] {
+            match (before, after) {
+                (false, true) => {
+                    let head = self
+                        .tx
+                        .service(&ObjectRef::Sid(service.clone()))?
+                        .map_or(0, |s| s.head_seq);
+                    self.tx.set_log_cursor(consumer, service, Some(head))?;
+                }
+                (true, false) => self.tx.set_log_cursor(consumer, service, None)?,
+                _ => {}
+            }
+        }
         Ok(Outcome::IdentityPool(Box::new(pool)))
     }
 
@@ -142,6 +161,8 @@ impl Cx<'_> {
         bulk.complete_time = None;
         bulk.failure_message = None;
         self.tx.put_identity_pool(&pool)?;
+        // The publisher finds the running bulk publish by its cursor (a lease, so one node runs it).
+        self.tx.set_log_cursor(consumers::COGNITO_BULK_PUBLISH, service, Some(0))?;
         Ok(Outcome::IdentityPool(Box::new(pool)))
     }
 
@@ -162,6 +183,7 @@ impl Cx<'_> {
         bulk.complete_time = Some(self.now);
         bulk.failure_message = failure;
         self.tx.put_identity_pool(&pool)?;
+        self.tx.set_log_cursor(consumers::COGNITO_BULK_PUBLISH, service, None)?;
         Ok(Outcome::IdentityPool(Box::new(pool)))
     }
 

@@ -3,7 +3,7 @@
 
 use super::WebhookSettings;
 use super::signature::twilio_signature;
-use backon::{BackoffBuilder, ExponentialBuilder};
+use crate::logfeed::{Retried, with_retries};
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use std::sync::Arc;
 use std::time::Instant;
@@ -66,40 +66,23 @@ impl Sender {
     ) -> Delivered {
         let body = form_body(params);
         let signature = twilio_signature(signing_key, url, params);
-        let mut delays = ExponentialBuilder::new()
-            .with_min_delay(self.settings.first_retry)
-            .with_max_delay(self.settings.max_retry)
-            .with_factor(3.0)
-            .with_jitter()
-            .with_max_times(self.settings.attempts.saturating_sub(1))
-            .build();
-        let mut attempt = 1;
-        loop {
-            let result = tokio::select! {
-                r = self.post(url, &body, &signature) => r,
-                () = cancel.cancelled() => return Delivered::Cancelled,
-            };
-            match result {
-                Ok(()) => {
-                    metrics::counter!("ferrosync_webhook_deliveries_total", "source" => source, "result" => "ok")
-                        .increment(1);
-                    return Delivered::Acknowledged;
-                }
-                Err(e) => {
-                    metrics::counter!("ferrosync_webhook_deliveries_total", "source" => source, "result" => "failed")
-                        .increment(1);
-                    let Some(delay) = delays.next() else {
-                        return Delivered::GaveUp(e);
-                    };
-                    tracing::info!(attempt, error = %e, retry_in = ?delay, "webhook attempt failed");
-                    metrics::counter!("ferrosync_webhook_retries_total", "source" => source).increment(1);
-                    attempt += 1;
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = cancel.cancelled() => return Delivered::Cancelled,
-                    }
-                }
+        let mut first = true;
+        let attempt = || {
+            if !std::mem::take(&mut first) {
+                metrics::counter!("ferrosync_webhook_retries_total", "source" => source).increment(1);
             }
+            async {
+                let result = self.post(url, &body, &signature).await;
+                let outcome = if result.is_ok() { "ok" } else { "failed" };
+                metrics::counter!("ferrosync_webhook_deliveries_total", "source" => source, "result" => outcome)
+                    .increment(1);
+                result
+            }
+        };
+        match with_retries(&self.settings.retry, cancel, |_| true, attempt).await {
+            Retried::Done => Delivered::Acknowledged,
+            Retried::GaveUp(e) => Delivered::GaveUp(e),
+            Retried::Cancelled => Delivered::Cancelled,
         }
     }
 

@@ -6,6 +6,7 @@ use super::common::{Settings, TestServer, eventually};
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
+use ferrosync_server::logfeed::{LeaseSettings, RetryPolicy};
 use ferrosync_server::webhooks::WebhookSettings;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -19,12 +20,14 @@ const WAIT: Duration = Duration::from_secs(30);
 fn fast() -> Settings {
     Settings {
         webhooks: WebhookSettings {
-            first_retry: Duration::from_millis(100),
-            max_retry: Duration::from_millis(400),
-            recheck: Duration::from_millis(100),
-            lease: Duration::from_secs(3),
+            retry: RetryPolicy {
+                first_retry: Duration::from_millis(100),
+                max_retry: Duration::from_millis(400),
+                ..Default::default()
+            },
             ..Default::default()
         },
+        leases: LeaseSettings { recheck: Duration::from_millis(100), lease: Duration::from_secs(3) },
         ..Default::default()
     }
 }

@@ -12,7 +12,7 @@ use ferrosync_core::engine::{ListRecordsRequest, UpdateRecordsRequest, UpdatedRe
 use ferrosync_core::error::{CoreError, NotFoundKind};
 use ferrosync_core::model::{ObjectKind, ObjectRef};
 use ferrosync_core::page::{Cursor, Order, PageRequest};
-use ferrosync_core::store::Store;
+use ferrosync_core::store::{Store, consumers};
 use ferrosync_core::{Engine, Limits};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -41,6 +41,7 @@ where
     identities_reach_only_their_own_data(make().await).await;
     push_devices_and_subscriptions(make().await).await;
     sync_configuration_and_bulk_publish(make().await).await;
+    publishing_cursors_follow_the_pool_configuration(make().await).await;
     usage_counts_sessions_and_storage(make().await).await;
     records_are_map_items_in_the_change_log(make().await).await;
     removing_a_pool_removes_everything_of_it(make().await).await;
@@ -895,19 +896,20 @@ async fn push_devices_and_subscriptions(store: Arc<dyn Store>) {
         device_id: Some(phone.clone()),
         patches: vec![replace("n", "2", 1)],
     };
-    let written = e.update_records(&me, &pool.id, &id, "notes", from_phone).await.expect("written");
-    let targets: Vec<&str> = written.push_targets.iter().map(|d| d.id.as_str()).collect();
-    assert_eq!(targets, vec![tablet.as_str()], "the other subscribed devices, not the writer");
-    assert_eq!(written.push_targets[0].token, "token-2");
+    e.update_records(&me, &pool.id, &id, "notes", from_phone).await.expect("written");
+    let targets = e.push_targets(&id, "notes", &phone).await.expect("targets");
+    let ids: Vec<&str> = targets.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, vec![tablet.as_str()], "the other subscribed devices, not the writer");
+    assert_eq!(targets[0].token, "token-2");
 
     e.unsubscribe_from_dataset(&me, &pool.id, &id, "notes", &tablet).await.expect("unsubscribed");
     let from_phone = UpdateRecordsRequest {
         sync_session_token: listed.sync_session_token,
-        device_id: Some(phone),
+        device_id: Some(phone.clone()),
         patches: vec![replace("n", "3", 2)],
     };
-    let written = e.update_records(&me, &pool.id, &id, "notes", from_phone).await.expect("written");
-    assert!(written.push_targets.is_empty());
+    e.update_records(&me, &pool.id, &id, "notes", from_phone).await.expect("written");
+    assert!(e.push_targets(&id, "notes", &phone).await.expect("targets").is_empty());
 
     // Push sync switched off again: registering is refused.
     let cleared = PushSync { application_arns: Vec::new(), role_arn: None };
@@ -942,6 +944,8 @@ async fn sync_configuration_and_bulk_publish(store: Arc<dyn Store>) {
     assert_eq!(started.status, BulkPublishStatus::InProgress);
     assert!(started.start_time.is_some());
     assert!(matches!(e.bulk_publish(&root, &pool.id).await, Err(CoreError::DuplicateRequest(_))), "one at a time");
+    let running = store.log_cursors(consumers::COGNITO_BULK_PUBLISH).await.expect("cursors");
+    assert!(running.iter().any(|c| c.service == pool.service_sid), "the publisher finds it by its cursor");
     let failed = e.finish_bulk_publish(&root, &pool.id, Some("sink unreachable".into())).await.expect("failed");
     assert_eq!(
         (failed.status, failed.failure_message.as_deref()),
@@ -951,6 +955,8 @@ async fn sync_configuration_and_bulk_publish(store: Arc<dyn Store>) {
     let done = e.finish_bulk_publish(&root, &pool.id, None).await.expect("succeeded");
     assert_eq!(done.status, BulkPublishStatus::Succeeded);
     assert!(done.complete_time.is_some() && done.failure_message.is_none());
+    let running = store.log_cursors(consumers::COGNITO_BULK_PUBLISH).await.expect("cursors");
+    assert!(!running.iter().any(|c| c.service == pool.service_sid), "finished, its cursor is gone");
     assert!(matches!(e.bulk_publish(&root, &pool.id).await, Err(CoreError::AlreadyStreamed(_))), "once per interval");
     assert!(matches!(e.finish_bulk_publish(&root, &pool.id, None).await, Err(CoreError::InvalidParameter(_))));
     let mut immediate = Limits::default();
@@ -966,6 +972,47 @@ async fn sync_configuration_and_bulk_publish(store: Arc<dyn Store>) {
     let cleared = [("SyncTrigger".to_owned(), String::new())].into();
     assert!(e.set_cognito_events(&root, &pool.id, cleared).await.expect("cleared").is_empty());
     assert!(e.cognito_events(&root, &pool.id).await.expect("read").is_empty());
+}
+
+async fn publishing_cursors_follow_the_pool_configuration(store: Arc<dyn Store>) {
+    let e = default_engine(store.clone());
+    let pool = pool(&e).await;
+    let root = Principal::Root;
+    let cursor = |consumer: &'static str| {
+        let (store, service) = (store.clone(), pool.service_sid.clone());
+        async move {
+            let cursors = store.log_cursors(consumer).await.expect("cursors");
+            cursors.into_iter().find(|c| c.service == service).map(|c| c.delivered_seq)
+        }
+    };
+    let id = new_identity(&e, &pool).await;
+    let me = identity_principal(&e, &id, &BTreeMap::new()).await;
+    push(&e, &me, &pool, &id, "notes", vec![replace("n", "1", 0)]).await.expect("synced");
+    let head = store.service(&ObjectRef::Sid(pool.service_sid.clone())).await.expect("read").expect("service").head_seq;
+    assert!(head > 0);
+    assert_eq!(cursor(consumers::COGNITO_STREAMS).await, None, "nothing is published before streams are on");
+
+    let mut streams = CognitoStreams {
+        stream_name: Some("stream".into()),
+        role_arn: None,
+        streaming_status: StreamingStatus::Enabled,
+    };
+    e.set_identity_pool_configuration(&root, &pool.id, None, Some(streams.clone())).await.expect("set");
+    assert_eq!(cursor(consumers::COGNITO_STREAMS).await, Some(head), "starts at the head: history is bulk publish's");
+    push(&e, &me, &pool, &id, "notes", vec![replace("n", "2", 1)]).await.expect("synced");
+    streams.stream_name = Some("other".into());
+    e.set_identity_pool_configuration(&root, &pool.id, None, Some(streams.clone())).await.expect("set");
+    assert_eq!(cursor(consumers::COGNITO_STREAMS).await, Some(head), "a renamed stream keeps its place");
+    streams.streaming_status = StreamingStatus::Disabled;
+    e.set_identity_pool_configuration(&root, &pool.id, None, Some(streams)).await.expect("set");
+    assert_eq!(cursor(consumers::COGNITO_STREAMS).await, None, "disabled, publishing stops");
+
+    let push_sync = PushSync { application_arns: vec!["arn:aws:sns:us-east-1:123456789012:app/GCM/app".into()], role_arn: None };
+    e.set_identity_pool_configuration(&root, &pool.id, Some(push_sync), None).await.expect("set");
+    assert!(cursor(consumers::COGNITO_PUSH).await.is_some_and(|seq| seq > head));
+    let cleared = PushSync { application_arns: Vec::new(), role_arn: None };
+    e.set_identity_pool_configuration(&root, &pool.id, Some(cleared), None).await.expect("set");
+    assert_eq!(cursor(consumers::COGNITO_PUSH).await, None);
 }
 
 async fn usage_counts_sessions_and_storage(store: Arc<dyn Store>) {

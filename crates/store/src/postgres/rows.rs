@@ -5,7 +5,7 @@ use crate::{settings_from_json, settings_to_json};
 use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
 use ferrosync_core::page::{Cursor, Order, PageRequest};
 use ferrosync_core::sid::Sid;
-use ferrosync_core::store::{ApiKeyRecord, StoreError, StoredEvent, WebhookCursor};
+use ferrosync_core::store::{ApiKeyRecord, StoreError, StoredEvent, LogCursor};
 use ferrosync_core::timestamp::Timestamp;
 use postgres::types::ToSql;
 use postgres::{Client, Row, Statement};
@@ -594,28 +594,37 @@ fn key_bound(page: &PageRequest, col: &str, args: &mut Vec<Param>) -> String {
     format!("AND {col} {op} ${}", args.len())
 }
 
-// ----- webhook delivery ------------------------------------------------------------------------
+// ----- change-log consumers --------------------------------------------------------------------
 
-pub(crate) fn set_webhook_cursor(conn: &mut PgConn, service: &Sid, start: Option<u64>) -> Result<(), StoreError> {
+pub(crate) fn set_log_cursor(
+    conn: &mut PgConn,
+    consumer: &str,
+    service: &Sid,
+    start: Option<u64>,
+) -> Result<(), StoreError> {
     match start {
         Some(seq) => conn.execute(
-            "INSERT INTO webhook_cursors (service_sid, delivered_seq) VALUES ($1, $2)
-             ON CONFLICT (service_sid) DO UPDATE SET delivered_seq = excluded.delivered_seq",
-            &[&service.as_str(), &(seq as i64)],
+            "INSERT INTO log_cursors (service_sid, consumer, delivered_seq) VALUES ($1, $2, $3)
+             ON CONFLICT (service_sid, consumer) DO UPDATE SET delivered_seq = excluded.delivered_seq",
+            &[&service.as_str(), &consumer, &(seq as i64)],
         ),
-        None => conn.execute("DELETE FROM webhook_cursors WHERE service_sid = $1", &[&service.as_str()]),
+        None => conn.execute(
+            "DELETE FROM log_cursors WHERE service_sid = $1 AND consumer = $2",
+            &[&service.as_str(), &consumer],
+        ),
     }
     .map(drop)
 }
 
-pub(crate) fn webhook_cursors(conn: &mut PgConn) -> Result<Vec<WebhookCursor>, StoreError> {
+pub(crate) fn log_cursors(conn: &mut PgConn, consumer: &str) -> Result<Vec<LogCursor>, StoreError> {
     conn.query(
-        "SELECT service_sid, delivered_seq, lease_owner, lease_expires FROM webhook_cursors ORDER BY service_sid",
-        &[],
+        "SELECT service_sid, delivered_seq, lease_owner, lease_expires FROM log_cursors
+         WHERE consumer = $1 ORDER BY service_sid",
+        &[&consumer],
     )?
     .iter()
     .map(|r| {
-        Ok(WebhookCursor {
+        Ok(LogCursor {
             service: sid_col(r, 0)?,
             delivered_seq: u64_col(r, 1, "delivered_seq")?,
             lease_owner: get(r, 2, "lease_owner")?,
@@ -627,42 +636,50 @@ pub(crate) fn webhook_cursors(conn: &mut PgConn) -> Result<Vec<WebhookCursor>, S
 
 // A row lock orders nodes racing for one lease: the second re-checks the condition against the
 // first one's write, so exactly one of them gets it.
-pub(crate) fn take_webhook_lease(
+pub(crate) fn take_log_lease(
     conn: &mut PgConn,
+    consumer: &str,
     service: &Sid,
     owner: &str,
     now: Timestamp,
     until: Timestamp,
 ) -> Result<Option<u64>, StoreError> {
     conn.query_opt(
-        "UPDATE webhook_cursors SET lease_owner = $2, lease_expires = $4
-         WHERE service_sid = $1 AND (lease_owner IS NULL OR lease_owner = $2 OR lease_expires < $3)
+        "UPDATE log_cursors SET lease_owner = $3, lease_expires = $5
+         WHERE service_sid = $1 AND consumer = $2 AND (lease_owner IS NULL OR lease_owner = $3 OR lease_expires < $4)
          RETURNING delivered_seq",
-        &[&service.as_str(), &owner, &now.0, &until.0],
+        &[&service.as_str(), &consumer, &owner, &now.0, &until.0],
     )?
     .map(|r| u64_col(&r, 0, "delivered_seq"))
     .transpose()
 }
 
-pub(crate) fn advance_webhook_cursor(
+pub(crate) fn advance_log_cursor(
     conn: &mut PgConn,
+    consumer: &str,
     service: &Sid,
     owner: &str,
     seq: u64,
     until: Timestamp,
 ) -> Result<bool, StoreError> {
     conn.execute(
-        "UPDATE webhook_cursors SET delivered_seq = GREATEST(delivered_seq, $3), lease_expires = $4
-         WHERE service_sid = $1 AND lease_owner = $2",
-        &[&service.as_str(), &owner, &(seq as i64), &until.0],
+        "UPDATE log_cursors SET delivered_seq = GREATEST(delivered_seq, $4), lease_expires = $5
+         WHERE service_sid = $1 AND consumer = $2 AND lease_owner = $3",
+        &[&service.as_str(), &consumer, &owner, &(seq as i64), &until.0],
     )
     .map(|n| n == 1)
 }
 
-pub(crate) fn release_webhook_lease(conn: &mut PgConn, service: &Sid, owner: &str) -> Result<(), StoreError> {
+pub(crate) fn release_log_lease(
+    conn: &mut PgConn,
+    consumer: &str,
+    service: &Sid,
+    owner: &str,
+) -> Result<(), StoreError> {
     conn.execute(
-        "UPDATE webhook_cursors SET lease_owner = NULL, lease_expires = 0 WHERE service_sid = $1 AND lease_owner = $2",
-        &[&service.as_str(), &owner],
+        "UPDATE log_cursors SET lease_owner = NULL, lease_expires = 0
+         WHERE service_sid = $1 AND consumer = $2 AND lease_owner = $3",
+        &[&service.as_str(), &consumer, &owner],
     )
     .map(drop)
 }

@@ -3,7 +3,7 @@
 use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
 use ferrosync_core::page::{Cursor, Order, PageRequest};
 use ferrosync_core::sid::Sid;
-use ferrosync_core::store::{ApiKeyRecord, StoreError, StoredEvent, WebhookCursor};
+use ferrosync_core::store::{ApiKeyRecord, StoreError, StoredEvent, LogCursor};
 use ferrosync_core::timestamp::Timestamp;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -511,31 +511,37 @@ fn query_all<T>(
     rows.collect::<Result<Vec<_>, _>>().map_err(err)
 }
 
-// ----- webhook delivery ------------------------------------------------------------------------
+// ----- change-log consumers --------------------------------------------------------------------
 
-pub(crate) fn set_webhook_cursor(conn: &Connection, service: &Sid, start: Option<u64>) -> Result<(), StoreError> {
+pub(crate) fn set_log_cursor(
+    conn: &Connection,
+    consumer: &str,
+    service: &Sid,
+    start: Option<u64>,
+) -> Result<(), StoreError> {
     match start {
         Some(seq) => conn
             .prepare_cached(
-                "INSERT INTO webhook_cursors (service_sid, delivered_seq) VALUES (?1, ?2)
-             ON CONFLICT (service_sid) DO UPDATE SET delivered_seq = excluded.delivered_seq",
+                "INSERT INTO log_cursors (service_sid, consumer, delivered_seq) VALUES (?1, ?2, ?3)
+             ON CONFLICT (service_sid, consumer) DO UPDATE SET delivered_seq = excluded.delivered_seq",
             )
-            .and_then(|mut st| st.execute(params![service.as_str(), seq as i64])),
+            .and_then(|mut st| st.execute(params![service.as_str(), consumer, seq as i64])),
         None => conn
-            .prepare_cached("DELETE FROM webhook_cursors WHERE service_sid = ?1")
-            .and_then(|mut st| st.execute([service.as_str()])),
+            .prepare_cached("DELETE FROM log_cursors WHERE service_sid = ?1 AND consumer = ?2")
+            .and_then(|mut st| st.execute(params![service.as_str(), consumer])),
     }
     .map(drop)
     .map_err(err)
 }
 
-pub(crate) fn webhook_cursors(conn: &Connection) -> Result<Vec<WebhookCursor>, StoreError> {
+pub(crate) fn log_cursors(conn: &Connection, consumer: &str) -> Result<Vec<LogCursor>, StoreError> {
     query_all(
         conn,
-        "SELECT service_sid, delivered_seq, lease_owner, lease_expires FROM webhook_cursors ORDER BY service_sid",
-        Vec::new(),
+        "SELECT service_sid, delivered_seq, lease_owner, lease_expires FROM log_cursors
+         WHERE consumer = ?1 ORDER BY service_sid",
+        vec![SqlValue::Text(consumer.to_owned())],
         |row| {
-            Ok(WebhookCursor {
+            Ok(LogCursor {
                 service: sid_col(row, 0)?,
                 delivered_seq: row.get::<_, i64>(1)? as u64,
                 lease_owner: row.get(2)?,
@@ -545,46 +551,49 @@ pub(crate) fn webhook_cursors(conn: &Connection) -> Result<Vec<WebhookCursor>, S
     )
 }
 
-pub(crate) fn take_webhook_lease(
+pub(crate) fn take_log_lease(
     conn: &Connection,
+    consumer: &str,
     service: &Sid,
     owner: &str,
     now: Timestamp,
     until: Timestamp,
 ) -> Result<Option<u64>, StoreError> {
     conn.prepare_cached(
-        "UPDATE webhook_cursors SET lease_owner = ?2, lease_expires = ?4
-         WHERE service_sid = ?1 AND (lease_owner IS NULL OR lease_owner = ?2 OR lease_expires < ?3)
+        "UPDATE log_cursors SET lease_owner = ?3, lease_expires = ?5
+         WHERE service_sid = ?1 AND consumer = ?2 AND (lease_owner IS NULL OR lease_owner = ?3 OR lease_expires < ?4)
          RETURNING delivered_seq",
     )
     .and_then(|mut st| {
-        st.query_row(params![service.as_str(), owner, now.0, until.0], |r| r.get::<_, i64>(0)).optional()
+        st.query_row(params![service.as_str(), consumer, owner, now.0, until.0], |r| r.get::<_, i64>(0)).optional()
     })
     .map(|seq| seq.map(|s| s as u64))
     .map_err(err)
 }
 
-pub(crate) fn advance_webhook_cursor(
+pub(crate) fn advance_log_cursor(
     conn: &Connection,
+    consumer: &str,
     service: &Sid,
     owner: &str,
     seq: u64,
     until: Timestamp,
 ) -> Result<bool, StoreError> {
     conn.prepare_cached(
-        "UPDATE webhook_cursors SET delivered_seq = MAX(delivered_seq, ?3), lease_expires = ?4
-         WHERE service_sid = ?1 AND lease_owner = ?2",
+        "UPDATE log_cursors SET delivered_seq = MAX(delivered_seq, ?4), lease_expires = ?5
+         WHERE service_sid = ?1 AND consumer = ?2 AND lease_owner = ?3",
     )
-    .and_then(|mut st| st.execute(params![service.as_str(), owner, seq as i64, until.0]))
+    .and_then(|mut st| st.execute(params![service.as_str(), consumer, owner, seq as i64, until.0]))
     .map(|n| n == 1)
     .map_err(err)
 }
 
-pub(crate) fn release_webhook_lease(conn: &Connection, service: &Sid, owner: &str) -> Result<(), StoreError> {
+pub(crate) fn release_log_lease(conn: &Connection, consumer: &str, service: &Sid, owner: &str) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "UPDATE webhook_cursors SET lease_owner = NULL, lease_expires = 0 WHERE service_sid = ?1 AND lease_owner = ?2",
+        "UPDATE log_cursors SET lease_owner = NULL, lease_expires = 0
+         WHERE service_sid = ?1 AND consumer = ?2 AND lease_owner = ?3",
     )
-    .and_then(|mut st| st.execute(params![service.as_str(), owner]))
+    .and_then(|mut st| st.execute(params![service.as_str(), consumer, owner]))
     .map(drop)
     .map_err(err)
 }

@@ -120,7 +120,6 @@ pub async fn update(call: &Call<'_>) -> AwsResult<Value> {
         .update_records(call.principal, &i.identity_pool_id, &i.identity_id, &i.dataset_name, req)
         .await
         .map_err(from_core)?;
-    // `updated.push_targets` names the devices to notify; push delivery is a separate
-    // concern from answering the write.
+    // Streams and push sync follow the change log (see `crate::cognito`), not this request.
     json(&UpdateRecordsOutput { records: updated.records.iter().map(RecordView::from).collect() })
 }
