@@ -42,6 +42,16 @@ pub struct FileConfig {
     pub limits: Limits,
     #[serde(default)]
     pub realtime: RealtimeConfig,
+    #[serde(default)]
+    pub cognito: CognitoConfig,
+}
+
+/// `[cognito]`: where Cognito Streams records go.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CognitoConfig {
+    #[serde(default)]
+    pub streams: ferrosync_server::cognito::StreamSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,6 +107,7 @@ impl FileConfig {
             max_subscriptions: self.realtime.max_subscriptions.unwrap_or(d.max_subscriptions),
             webhooks: d.webhooks,
             leases: d.leases,
+            cognito: ferrosync_server::cognito::CognitoSettings { streams: self.cognito.streams.clone(), ..d.cognito },
             sync_trigger_timeout: d.sync_trigger_timeout,
         }
     }

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod background;
 pub mod bootstrap;
+pub mod cognito;
 pub mod logfeed;
 pub mod observe;
 pub mod realtime;

@@ -125,7 +125,12 @@ pub struct Feeds {
 }
 
 impl Feeds {
-    pub fn new(engine: Arc<Engine>, settings: LeaseSettings, shutdown: CancellationToken, tasks: TaskTracker) -> Arc<Self> {
+    pub fn new(
+        engine: Arc<Engine>,
+        settings: LeaseSettings,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Arc<Self> {
         Arc::new(Feeds { engine, settings, node: ferrosync_core::auth::random_hex(8), shutdown, tasks })
     }
 
@@ -165,7 +170,9 @@ impl Lease {
     pub async fn advance(&self, seq: u64) -> bool {
         let store = self.feeds.engine.store();
         loop {
-            match store.advance_log_cursor(self.consumer, &self.service, &self.feeds.node, seq, self.feeds.until()).await
+            match store
+                .advance_log_cursor(self.consumer, &self.service, &self.feeds.node, seq, self.feeds.until())
+                .await
             {
                 Ok(true) => return true,
                 Ok(false) => {
@@ -258,9 +265,9 @@ async fn supervise<W: Leased>(feeds: Arc<Feeds>, work: Arc<W>) {
                 Ok(Some(delivered)) => {
                     tracing::debug!(service = %cursor.service, delivered, "took the lease");
                     let span = tracing::info_span!("service", service = %cursor.service);
-                    let task = feeds
-                        .tasks
-                        .spawn(hold::<W>(feeds.clone(), work.clone(), cursor.service.clone(), delivered).instrument(span));
+                    let task = feeds.tasks.spawn(
+                        hold::<W>(feeds.clone(), work.clone(), cursor.service.clone(), delivered).instrument(span),
+                    );
                     running.insert(cursor.service, task);
                 }
                 Ok(None) => {}

@@ -30,6 +30,8 @@ pub struct Settings {
     /// Subscriptions one connection may hold.
     pub max_subscriptions: usize,
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// Cognito Streams and push sync.
+    pub cognito: crate::cognito::CognitoSettings,
     /// Leases of the change log's background consumers (webhooks, Cognito streams and push).
     pub leases: crate::logfeed::LeaseSettings,
     /// How long a Cognito Sync trigger may take to answer (AWS: 5 s, fixed).
@@ -45,6 +47,7 @@ impl Default for Settings {
             max_subscriptions: 2000,
             webhooks: Default::default(),
             leases: Default::default(),
+            cognito: Default::default(),
             sync_trigger_timeout: crate::api::cognito_sync::trigger::DEFAULT_TIMEOUT,
         }
     }

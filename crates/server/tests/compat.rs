@@ -9,6 +9,7 @@
 mod common;
 
 mod compat {
+    mod cognito;
     pub mod harness;
     mod js;
     mod python;

@@ -375,25 +375,46 @@ async fn webhook_leases_have_one_holder_and_fence_the_cursor(store: Arc<dyn Stor
         .expect("a holder is recorded");
     let other = if holder == "node-0" { "node-1" } else { "node-0" };
 
-    assert_eq!(store.take_log_lease(consumers::WEBHOOKS, &svc, &holder, t(1), t(30_000)).await.expect("renew"), Some(0));
+    assert_eq!(
+        store.take_log_lease(consumers::WEBHOOKS, &svc, &holder, t(1), t(30_000)).await.expect("renew"),
+        Some(0)
+    );
     assert!(store.advance_log_cursor(consumers::WEBHOOKS, &svc, &holder, 3, t(30_000)).await.expect("advance"));
-    assert!(!store.advance_log_cursor(consumers::WEBHOOKS, &svc, other, 9, t(30_000)).await.expect("advance"), "not the holder");
+    assert!(
+        !store.advance_log_cursor(consumers::WEBHOOKS, &svc, other, 9, t(30_000)).await.expect("advance"),
+        "not the holder"
+    );
     assert!(store.advance_log_cursor(consumers::WEBHOOKS, &svc, &holder, 1, t(30_000)).await.expect("advance"));
     assert_eq!(cursor_of(&store, &svc).await, Some(3), "never moves back");
 
     // Before it runs out the lease stays; after, another node takes it over and the old
     // holder can no longer move the cursor.
-    assert_eq!(store.take_log_lease(consumers::WEBHOOKS, &svc, other, t(29_999), t(60_000)).await.expect("lease"), None);
-    assert_eq!(store.take_log_lease(consumers::WEBHOOKS, &svc, other, t(30_001), t(60_000)).await.expect("lease"), Some(3));
-    assert!(!store.advance_log_cursor(consumers::WEBHOOKS, &svc, &holder, 5, t(90_000)).await.expect("advance"), "fenced off");
+    assert_eq!(
+        store.take_log_lease(consumers::WEBHOOKS, &svc, other, t(29_999), t(60_000)).await.expect("lease"),
+        None
+    );
+    assert_eq!(
+        store.take_log_lease(consumers::WEBHOOKS, &svc, other, t(30_001), t(60_000)).await.expect("lease"),
+        Some(3)
+    );
+    assert!(
+        !store.advance_log_cursor(consumers::WEBHOOKS, &svc, &holder, 5, t(90_000)).await.expect("advance"),
+        "fenced off"
+    );
     assert_eq!(cursor_of(&store, &svc).await, Some(3));
 
     // Released, it is free at once.
     store.release_log_lease(consumers::WEBHOOKS, &svc, other).await.expect("released");
-    assert_eq!(store.take_log_lease(consumers::WEBHOOKS, &svc, &holder, t(30_002), t(60_000)).await.expect("lease"), Some(3));
+    assert_eq!(
+        store.take_log_lease(consumers::WEBHOOKS, &svc, &holder, t(30_002), t(60_000)).await.expect("lease"),
+        Some(3)
+    );
 
     // A cleared URL ends the holder's delivery.
     set_webhook_url(&store, &svc, None).await;
     assert!(!store.advance_log_cursor(consumers::WEBHOOKS, &svc, &holder, 4, t(60_000)).await.expect("advance"));
-    assert_eq!(store.take_log_lease(consumers::WEBHOOKS, &svc, &holder, t(30_003), t(60_000)).await.expect("lease"), None);
+    assert_eq!(
+        store.take_log_lease(consumers::WEBHOOKS, &svc, &holder, t(30_003), t(60_000)).await.expect("lease"),
+        None
+    );
 }

@@ -114,10 +114,7 @@ impl Cx<'_> {
         ] {
             match (before, after) {
                 (false, true) => {
-                    let head = self
-                        .tx
-                        .service(&ObjectRef::Sid(service.clone()))?
-                        .map_or(0, |s| s.head_seq);
+                    let head = self.tx.service(&ObjectRef::Sid(service.clone()))?.map_or(0, |s| s.head_seq);
                     self.tx.set_log_cursor(consumer, service, Some(head))?;
                 }
                 (true, false) => self.tx.set_log_cursor(consumer, service, None)?,

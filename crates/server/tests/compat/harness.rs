@@ -72,7 +72,11 @@ pub struct CompatServer {
 
 impl CompatServer {
     pub async fn start() -> Self {
-        let server = crate::common::Server::<false>::with(Settings::default(), |cfg| {
+        Self::start_with(Settings::default()).await
+    }
+
+    pub async fn start_with(settings: Settings) -> Self {
+        let server = crate::common::Server::<false>::with(settings, |cfg| {
             cfg.account_sid = Some(ACCOUNT_SID.to_owned());
             cfg.auth_token = Some(AUTH_TOKEN.to_owned());
         })

@@ -1007,7 +1007,8 @@ async fn publishing_cursors_follow_the_pool_configuration(store: Arc<dyn Store>)
     e.set_identity_pool_configuration(&root, &pool.id, None, Some(streams)).await.expect("set");
     assert_eq!(cursor(consumers::COGNITO_STREAMS).await, None, "disabled, publishing stops");
 
-    let push_sync = PushSync { application_arns: vec!["arn:aws:sns:us-east-1:123456789012:app/GCM/app".into()], role_arn: None };
+    let push_sync =
+        PushSync { application_arns: vec!["arn:aws:sns:us-east-1:123456789012:app/GCM/app".into()], role_arn: None };
     e.set_identity_pool_configuration(&root, &pool.id, Some(push_sync), None).await.expect("set");
     assert!(cursor(consumers::COGNITO_PUSH).await.is_some_and(|seq| seq > head));
     let cleared = PushSync { application_arns: Vec::new(), role_arn: None };

@@ -5,7 +5,7 @@ use crate::{settings_from_json, settings_to_json};
 use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
 use ferrosync_core::page::{Cursor, Order, PageRequest};
 use ferrosync_core::sid::Sid;
-use ferrosync_core::store::{ApiKeyRecord, StoreError, StoredEvent, LogCursor};
+use ferrosync_core::store::{ApiKeyRecord, LogCursor, StoreError, StoredEvent};
 use ferrosync_core::timestamp::Timestamp;
 use postgres::types::ToSql;
 use postgres::{Client, Row, Statement};

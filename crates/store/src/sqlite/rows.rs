@@ -3,7 +3,7 @@
 use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
 use ferrosync_core::page::{Cursor, Order, PageRequest};
 use ferrosync_core::sid::Sid;
-use ferrosync_core::store::{ApiKeyRecord, StoreError, StoredEvent, LogCursor};
+use ferrosync_core::store::{ApiKeyRecord, LogCursor, StoreError, StoredEvent};
 use ferrosync_core::timestamp::Timestamp;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -588,7 +588,12 @@ pub(crate) fn advance_log_cursor(
     .map_err(err)
 }
 
-pub(crate) fn release_log_lease(conn: &Connection, consumer: &str, service: &Sid, owner: &str) -> Result<(), StoreError> {
+pub(crate) fn release_log_lease(
+    conn: &Connection,
+    consumer: &str,
+    service: &Sid,
+    owner: &str,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE log_cursors SET lease_owner = NULL, lease_expires = 0
          WHERE service_sid = ?1 AND consumer = ?2 AND lease_owner = ?3",

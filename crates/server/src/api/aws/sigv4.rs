@@ -640,6 +640,76 @@ fn decode_signature(signature: &str) -> Option<[u8; 32]> {
     hex::decode_to_slice(signature, &mut out).ok().map(|()| out)
 }
 
+/// Credentials for signing outgoing requests (Ferrosync as an AWS client, e.g. of Kinesis).
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+/// Who signs an outgoing request, for which service and region.
+#[derive(Debug, Clone, Copy)]
+pub struct Signer<'a> {
+    pub service: &'a str,
+    pub region: &'a str,
+    pub credentials: &'a ClientCredentials,
+}
+
+/// Signs an outgoing request in the `Authorization` header, as the AWS SDKs do: adds
+/// `X-Amz-Date` (and `X-Amz-Security-Token`) to `headers`, then signs every header in it,
+/// which must include `host`.
+pub fn sign_request(
+    signer: Signer<'_>,
+    method: &str,
+    path: &str,
+    headers: &mut HeaderMap,
+    body: &[u8],
+    now: OffsetDateTime,
+) {
+    let Signer { service, region, credentials } = signer;
+    let timestamp = format_basic(now);
+    if let Ok(v) = http::HeaderValue::from_str(&timestamp) {
+        headers.insert("x-amz-date", v);
+    }
+    if let Some(token) = credentials.session_token.as_deref().and_then(|t| http::HeaderValue::from_str(t).ok()) {
+        headers.insert("x-amz-security-token", token);
+    }
+    let mut signed_headers: Vec<String> = headers.keys().map(|k| k.as_str().to_owned()).collect();
+    signed_headers.sort();
+    signed_headers.dedup();
+    let scope = CredentialScope {
+        date: timestamp.get(..8).unwrap_or_default().to_owned(),
+        region: region.to_owned(),
+        service: service.to_owned(),
+        terminator: TERMINATOR.to_owned(),
+    };
+    let auth = Authorization {
+        access_key_id: credentials.access_key_id.clone(),
+        scope,
+        signed_headers,
+        signature: String::new(),
+        timestamp: now,
+        session_token: credentials.session_token.clone(),
+        location: SignatureLocation::Header,
+    };
+    let request = SignedRequest { method, path, query: None, headers, authority: None, body };
+    let canonical =
+        canonical_request(&SigV4Settings::new(service), &request, &auth, &hex::encode(Sha256::digest(body)));
+    let to_sign = string_to_sign(now, &auth.scope, &canonical);
+    let key = signing_key(&credentials.secret_access_key, &auth.scope.date, region, service);
+    let signature = hex::encode(hmac_sha256(&key, to_sign.as_bytes()));
+    let value = format!(
+        "{ALGORITHM} Credential={}/{}, SignedHeaders={}, Signature={signature}",
+        auth.access_key_id,
+        auth.scope,
+        auth.signed_headers.join(";")
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&value) {
+        headers.insert(http::header::AUTHORIZATION, v);
+    }
+}
+
 /// The signed parts of an axum request whose body has been read (see
 /// `api::http::read_body_first`). Takes the path before any `nest` stripped it, and on HTTP/2,
 /// where there is no `Host` header, the authority as the SDKs sign it (default port dropped).

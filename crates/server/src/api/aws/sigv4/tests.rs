@@ -618,3 +618,60 @@ fn the_captured_boto3_request_canonicalises_with_the_path_double_encoded() {
          e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     );
 }
+
+#[test]
+fn outgoing_requests_are_signed_exactly_as_the_sdk_signs_them() {
+    use aws_credential_types::Credentials;
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_smithy_runtime_api::client::identity::Identity;
+
+    let now = OffsetDateTime::parse("2026-11-30T12:34:56Z", &Rfc3339).expect("time");
+    let body = br#"{"StreamName":"s","PartitionKey":"us-east-1:1","Data":"e30="}"#;
+    for token in [None, Some("session-token")] {
+        let credentials = ClientCredentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: SECRET.into(),
+            session_token: token.map(Into::into),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("127.0.0.1:4567"));
+        headers.insert("content-type", HeaderValue::from_static("application/x-amz-json-1.1"));
+        headers.insert("x-amz-target", HeaderValue::from_static("Kinesis_20131202.PutRecord"));
+        let unsigned = headers.clone();
+        sign_request(
+            Signer { service: "kinesis", region: "eu-west-1", credentials: &credentials },
+            "POST",
+            "/",
+            &mut headers,
+            body,
+            now,
+        );
+
+        let identity: Identity = Credentials::new("AKIDEXAMPLE", SECRET, token.map(Into::into), None, "t").into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region("eu-west-1")
+            .name("kinesis")
+            .time(now.into())
+            .settings(SigningSettings::default())
+            .build()
+            .expect("params")
+            .into();
+        let signable = SignableRequest::new(
+            "POST",
+            "/",
+            unsigned.iter().map(|(k, v)| (k.as_str(), v.to_str().expect("ascii"))),
+            SignableBody::Bytes(body),
+        )
+        .expect("signable");
+        let (instructions, _) = sign(signable, &params).expect("signs").into_parts();
+        for (name, value) in instructions.headers() {
+            assert_eq!(headers.get(name).and_then(|v| v.to_str().ok()), Some(value), "{name} (token: {token:?})");
+        }
+        // And the server's own verifier accepts it.
+        let keys = OneKey::new("AKIDEXAMPLE", SECRET, token);
+        let request =
+            SignedRequest { method: "POST", path: "/", query: None, headers: &headers, authority: None, body };
+        assert!(block_on(verify(&SigV4Settings::new("kinesis"), &request, now, &keys)).is_ok());
+    }
+}
