@@ -6,6 +6,7 @@ pub mod api;
 pub mod background;
 pub mod bootstrap;
 pub mod observe;
+pub mod push;
 pub mod realtime;
 pub mod state;
 pub mod webhooks;
