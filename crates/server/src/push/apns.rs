@@ -73,7 +73,7 @@ impl ApnsProvider {
         };
         let url = format!(
             "{base}/3/device/{}",
-            percent_encoding::utf8_percent_encode(&device.token, percent_encoding::NON_ALPHANUMERIC)
+            super::path_segment(&device.token)
         );
         // `data` beside `aps`: the iOS SDK reads userInfo["data"]["identityId"] and so on.
         let body = serde_json::json!({"aps": {"content-available": 1}, "data": push.data()}).to_string();

@@ -84,7 +84,7 @@ impl FcmProvider {
         let url = format!(
             "{}/v1/projects/{}/messages:send",
             config.base_url.trim_end_matches('/'),
-            percent_encoding::utf8_percent_encode(&config.project_id, percent_encoding::NON_ALPHANUMERIC)
+            super::path_segment(&config.project_id)
         );
         Ok(FcmProvider { name: name.to_owned(), url, client, auth })
     }

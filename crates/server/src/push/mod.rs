@@ -293,6 +293,13 @@ fn status_error(status: reqwest::StatusCode, reason: String) -> PushError {
     }
 }
 
+/// Escapes a value for one URL path segment; RFC 3986's unreserved characters stay as they are.
+fn path_segment(value: &str) -> percent_encoding::PercentEncode<'_> {
+    const SEGMENT: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    percent_encoding::utf8_percent_encode(value, SEGMENT)
+}
+
 /// Seconds since the epoch, for JWT `iat`.
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
