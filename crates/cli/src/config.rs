@@ -153,7 +153,7 @@ mod tests {
             url = "https://push.example.com/hook"
             secret = "s3cret"
         "#;
-        let config: FileConfig = toml::from_str(text).unwrap();
+        let config: FileConfig = toml::from_str(text).expect("the sample parses");
         let push = &config.cognito.push;
         assert_eq!(push.request_timeout, std::time::Duration::from_secs(5));
         assert_eq!(push.providers.len(), 3);
@@ -175,7 +175,7 @@ mod tests {
 
     #[test]
     fn push_settings_default_to_no_providers() {
-        let config: FileConfig = toml::from_str("listen = \"127.0.0.1:1\"").unwrap();
+        let config: FileConfig = toml::from_str("listen = \"127.0.0.1:1\"").expect("parses");
         assert!(config.cognito.push.providers.is_empty());
         assert_eq!(config.cognito.push.request_timeout, std::time::Duration::from_secs(10));
     }
@@ -185,7 +185,7 @@ mod tests {
         let unknown_kind = "[cognito.push.providers.x]\nkind = \"sns\"\nurl = \"http://h\"";
         assert!(toml::from_str::<FileConfig>(unknown_kind).is_err());
         let misspelt = "[cognito.push.providers.x]\nkind = \"webhook\"\nurl = \"http://h\"\nsecrett = \"s\"";
-        let error = toml::from_str::<FileConfig>(misspelt).unwrap_err().to_string();
+        let error = toml::from_str::<FileConfig>(misspelt).expect_err("unknown field").to_string();
         assert!(error.contains("secrett"), "{error}");
         let missing_key = "[cognito.push.providers.x]\nkind = \"apns\"\nteam_id = \"T\"\nkey_id = \"K\"\ntopic = \"t\"";
         assert!(toml::from_str::<FileConfig>(missing_key).is_err());

@@ -106,7 +106,10 @@ async fn record(State(mock): State<Arc<Mock>>, request: Request) -> Response {
         Some(answer) => answer,
         None if path == "/token" => {
             let n = mock.tokens_issued.fetch_add(1, Ordering::SeqCst) + 1;
-            (200, json!({"access_token": format!("access-{n}"), "expires_in": 3600, "token_type": "Bearer"}).to_string())
+            (
+                200,
+                json!({"access_token": format!("access-{n}"), "expires_in": 3600, "token_type": "Bearer"}).to_string(),
+            )
         }
         None => (200, "{}".to_owned()),
     };

@@ -71,10 +71,7 @@ impl ApnsProvider {
                 return Err(PushError::config(&self.name, message));
             }
         };
-        let url = format!(
-            "{base}/3/device/{}",
-            super::path_segment(&device.token)
-        );
+        let url = format!("{base}/3/device/{}", super::path_segment(&device.token));
         // `data` beside `aps`: the iOS SDK reads userInfo["data"]["identityId"] and so on.
         let body = serde_json::json!({"aps": {"content-available": 1}, "data": push.data()}).to_string();
         let mut authorization = HeaderValue::from_str(&format!("bearer {}", self.provider_token()?))
