@@ -358,6 +358,22 @@ async fn fcm_gets_a_token_from_the_service_account_once_and_reuses_it() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_fcm_sends_share_one_token_request() {
+    let (mock, url) = Mock::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sender = sender([("android", fcm_account(&url, service_account(dir.path(), &format!("{url}/token"))))]);
+    let sends = (0..8).map(|i| {
+        let (sender, device) = (&sender, device(Platform::Gcm, &format!("t{i}")));
+        async move { sender.send("android", &device, &push()).await }
+    });
+    for result in futures_util::future::join_all(sends).await {
+        result.unwrap();
+    }
+    assert_eq!(mock.requests_to("/token").len(), 1);
+    assert_eq!(mock.requests_to(FCM_PATH).len(), 8);
+}
+
 #[tokio::test]
 async fn fcm_token_uri_override_wins_over_the_files() {
     let (mock, url) = Mock::start().await;
