@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use ferrosync_core::Limits;
+use ferrosync_server::push::PushSettings;
 use ferrosync_server::state::Settings;
 use ferrosync_server::{ServerConfig, StoreLocation};
 use ferrosync_store::sqlite::Durability;
@@ -46,12 +47,17 @@ pub struct FileConfig {
     pub cognito: CognitoConfig,
 }
 
-/// `[cognito]`: where Cognito Streams records go.
+/// `[cognito]`: the AWS Cognito faces' background work.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CognitoConfig {
+    /// Where Cognito Streams records go, `[cognito.streams]`.
     #[serde(default)]
     pub streams: ferrosync_server::cognito::StreamSettings,
+    /// Push-sync providers, `[cognito.push.providers.<name>]`, named by the last segment of
+    /// the pools' `PushSync.ApplicationArns`.
+    #[serde(default)]
+    pub push: PushSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,7 +113,11 @@ impl FileConfig {
             max_subscriptions: self.realtime.max_subscriptions.unwrap_or(d.max_subscriptions),
             webhooks: d.webhooks,
             leases: d.leases,
-            cognito: ferrosync_server::cognito::CognitoSettings { streams: self.cognito.streams.clone(), ..d.cognito },
+            cognito: ferrosync_server::cognito::CognitoSettings {
+                streams: self.cognito.streams.clone(),
+                push: self.cognito.push.clone(),
+                ..d.cognito
+            },
             sync_trigger_timeout: d.sync_trigger_timeout,
         }
     }
@@ -120,5 +130,73 @@ pub fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrosync_server::push::ProviderConfig;
+
+    #[test]
+    fn push_providers_of_every_kind_parse() {
+        let text = r#"
+            [cognito.push]
+            request_timeout = 5
+
+            [cognito.push.providers.android]
+            kind = "fcm"
+            project_id = "my-project"
+            credentials_file = "/etc/ferrosync/firebase.json"
+
+            [cognito.push.providers.ios]
+            kind = "apns"
+            team_id = "ABCDE12345"
+            key_id = "KEY1234567"
+            key_file = "/etc/ferrosync/AuthKey_KEY1234567.p8"
+            topic = "com.example.app"
+
+            [cognito.push.providers.gateway]
+            kind = "webhook"
+            url = "https://push.example.com/hook"
+            secret = "s3cret"
+        "#;
+        let config: FileConfig = toml::from_str(text).expect("the sample parses");
+        let push = &config.cognito.push;
+        assert_eq!(push.request_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(push.providers.len(), 3);
+        let Some(ProviderConfig::Fcm(fcm)) = push.providers.get("android") else { panic!("{push:?}") };
+        assert_eq!(fcm.project_id, "my-project");
+        assert_eq!(fcm.base_url, "https://fcm.googleapis.com");
+        assert_eq!(fcm.credentials_file.as_deref(), Some(Path::new("/etc/ferrosync/firebase.json")));
+        assert_eq!(fcm.access_token, None);
+        let Some(ProviderConfig::Apns(apns)) = push.providers.get("ios") else { panic!("{push:?}") };
+        assert_eq!(apns.base_url, "https://api.push.apple.com");
+        assert_eq!(apns.sandbox_base_url, "https://api.sandbox.push.apple.com");
+        assert_eq!((apns.team_id.as_str(), apns.key_id.as_str()), ("ABCDE12345", "KEY1234567"));
+        assert_eq!(apns.topic, "com.example.app");
+        let Some(ProviderConfig::Webhook(hook)) = push.providers.get("gateway") else { panic!("{push:?}") };
+        assert_eq!(hook.url, "https://push.example.com/hook");
+        assert_eq!(hook.secret.as_deref(), Some("s3cret"));
+        assert_eq!(config.settings().cognito.push, config.cognito.push, "carried into the server's settings");
+    }
+
+    #[test]
+    fn push_settings_default_to_no_providers() {
+        let config: FileConfig = toml::from_str("listen = \"127.0.0.1:1\"").expect("parses");
+        assert!(config.cognito.push.providers.is_empty());
+        assert_eq!(config.cognito.push.request_timeout, std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn push_provider_mistakes_are_refused() {
+        let unknown_kind = "[cognito.push.providers.x]\nkind = \"sns\"\nurl = \"http://h\"";
+        assert!(toml::from_str::<FileConfig>(unknown_kind).is_err());
+        let misspelt = "[cognito.push.providers.x]\nkind = \"webhook\"\nurl = \"http://h\"\nsecrett = \"s\"";
+        let error = toml::from_str::<FileConfig>(misspelt).expect_err("unknown field").to_string();
+        assert!(error.contains("secrett"), "{error}");
+        let missing_key = "[cognito.push.providers.x]\nkind = \"apns\"\nteam_id = \"T\"\nkey_id = \"K\"\ntopic = \"t\"";
+        assert!(toml::from_str::<FileConfig>(missing_key).is_err());
+        assert!(toml::from_str::<FileConfig>("[cognito]\npush_sync = 1").is_err());
     }
 }

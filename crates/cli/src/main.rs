@@ -169,7 +169,7 @@ async fn serve(config: ServerConfig, settings: Settings, listen: Option<String>)
         println!("  FERROSYNC_ACCOUNT_SID={}", creds.account_sid);
         println!("  FERROSYNC_AUTH_TOKEN={}", creds.auth_token);
     }
-    let state = AppState::new(engine, settings);
+    let state = AppState::try_new(engine, settings).context("cannot set up Cognito Sync push providers")?;
     let listener =
         tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(

@@ -42,7 +42,7 @@ pub fn spawn(state: Arc<AppState>) -> TaskTracker {
         tracker.clone(),
     );
     crate::webhooks::spawn(&state, &feeds, &tracker);
-    crate::cognito::spawn(&feeds, &state.settings.cognito);
+    crate::cognito::spawn(&feeds, &state.settings.cognito, state.push.clone());
     if let Some(hints) = state.engine.store().change_hints() {
         tracker.spawn(forward_hints(state.clone(), hints));
     }

@@ -16,6 +16,8 @@ pub struct AppState {
     pub webhooks: crate::webhooks::Webhooks,
     /// Cognito Sync's SyncTrigger calls.
     pub sync_trigger: crate::api::cognito_sync::trigger::SyncTrigger,
+    /// Cognito Sync's push-sync providers; `None` when none is configured.
+    pub push: Option<Arc<crate::push::PushSender>>,
 }
 
 /// Tunables of the realtime layer.
@@ -54,7 +56,34 @@ impl Default for Settings {
 }
 
 impl AppState {
+    /// Fails when a push provider cannot be set up (a missing or malformed key file, say).
+    pub fn try_new(engine: Arc<Engine>, settings: Settings) -> Result<Arc<Self>, crate::push::PushError> {
+        let push = if settings.cognito.push.providers.is_empty() {
+            None
+        } else {
+            Some(Arc::new(crate::push::PushSender::new(settings.cognito.push.clone())?))
+        };
+        Ok(Self::build(engine, settings, push))
+    }
+
+    /// [`AppState::try_new`] for callers that cannot stop on a bad push configuration: it is
+    /// logged, and the server runs without push sync.
     pub fn new(engine: Arc<Engine>, settings: Settings) -> Arc<Self> {
+        let push = if settings.cognito.push.providers.is_empty() {
+            None
+        } else {
+            match crate::push::PushSender::new(settings.cognito.push.clone()) {
+                Ok(sender) => Some(Arc::new(sender)),
+                Err(e) => {
+                    tracing::error!(error = %e, "push sync is disabled");
+                    None
+                }
+            }
+        };
+        Self::build(engine, settings, push)
+    }
+
+    fn build(engine: Arc<Engine>, settings: Settings, push: Option<Arc<crate::push::PushSender>>) -> Arc<Self> {
         let hub = Hub::new(engine.clone());
         let webhooks = crate::webhooks::Webhooks::new(settings.webhooks.clone());
         let sync_trigger = crate::api::cognito_sync::trigger::SyncTrigger::new(settings.sync_trigger_timeout);
@@ -67,6 +96,7 @@ impl AppState {
             changes_bodies: Default::default(),
             webhooks,
             sync_trigger,
+            push,
         })
     }
 }

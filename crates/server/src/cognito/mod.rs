@@ -14,6 +14,8 @@ pub use sink::StreamSettings;
 #[derive(Debug, Clone, Default)]
 pub struct CognitoSettings {
     pub streams: StreamSettings,
+    /// Push-sync providers, named by the last segment of the pools' ApplicationArns.
+    pub push: crate::push::PushSettings,
     /// Retries of one stream record or push.
     pub retry: crate::logfeed::RetryPolicy,
 }

@@ -3,6 +3,7 @@
 use super::record::{Change, DatasetChange, StreamRecord, SyncRecord, group};
 use super::sink::{SinkError, StreamSink};
 use crate::logfeed::{self, Feeds, Follow, Lease, Leased, LogConsumer, Retried, RetryPolicy, Stop, with_retries};
+use crate::push::{PushDevice, PushError, PushSender, SyncPush, provider_for};
 use ferrosync_core::Engine;
 use ferrosync_core::auth::Principal;
 use ferrosync_core::cognito::{BulkPublishStatus, IdentityPool, Record};
@@ -20,10 +21,12 @@ pub struct Publisher {
     engine: Arc<Engine>,
     sink: StreamSink,
     retry: RetryPolicy,
+    /// `None` when no push provider is configured.
+    push: Option<Arc<PushSender>>,
 }
 
-/// Starts the streams publisher and the bulk publisher beside the server.
-pub fn spawn(feeds: &Arc<Feeds>, settings: &super::CognitoSettings) {
+/// Starts the streams publisher, the bulk publisher and push sync beside the server.
+pub fn spawn(feeds: &Arc<Feeds>, settings: &super::CognitoSettings, push: Option<Arc<PushSender>>) {
     let retry = settings.retry.clone();
     let sink = match StreamSink::new(settings.streams.clone()) {
         Ok(sink) => sink,
@@ -32,8 +35,9 @@ pub fn spawn(feeds: &Arc<Feeds>, settings: &super::CognitoSettings) {
             return;
         }
     };
-    let publisher = Arc::new(Publisher { engine: feeds.engine().clone(), sink, retry });
+    let publisher = Arc::new(Publisher { engine: feeds.engine().clone(), sink, retry, push });
     logfeed::spawn(feeds, Arc::new(Follow(Streams(publisher.clone()))));
+    logfeed::spawn(feeds, Arc::new(Follow(Pushes(publisher.clone()))));
     logfeed::spawn(feeds, Arc::new(BulkPublish(publisher)));
 }
 
@@ -136,6 +140,94 @@ impl LogConsumer for Streams {
             }
         }
         Some(settled)
+    }
+}
+
+/// Push sync: after each synchronization, a silent push to every other device of the identity
+/// subscribed to the dataset, through the provider its platform's application names.
+struct Pushes(Arc<Publisher>);
+
+struct PushTarget {
+    pool_id: String,
+    application_arns: Vec<String>,
+}
+
+impl LogConsumer for Pushes {
+    const CONSUMER: &'static str = consumers::COGNITO_PUSH;
+    type Target = PushTarget;
+
+    async fn target(&self, service: &Sid) -> Result<Option<PushTarget>, StoreError> {
+        Ok(self.0.pool_of(service).await?.filter(|p| p.sync.push_enabled()).map(|p| PushTarget {
+            application_arns: p.sync.push_sync.map(|s| s.application_arns).unwrap_or_default(),
+            pool_id: p.id,
+        }))
+    }
+
+    async fn deliver(&self, t: &PushTarget, events: &[StoredEvent], full: bool, lease: &Lease) -> Option<u64> {
+        let (changes, settled) = group(events, !full);
+        for change in changes {
+            let Change::Synced { sync_count, modified_by, .. } = &change.change else { continue };
+            let devices = match self.0.engine.push_targets(&change.identity_id, &change.dataset, modified_by).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read a dataset's subscribers");
+                    return Some(change.through.saturating_sub(1));
+                }
+            };
+            let push = SyncPush {
+                identity_pool_id: t.pool_id.clone(),
+                identity_id: change.identity_id.clone(),
+                dataset_name: change.dataset.clone(),
+                sync_count: *sync_count,
+            };
+            for device in devices {
+                let device = PushDevice { platform: device.platform, token: device.token, device_id: device.id };
+                self.push(t, &device, &push, lease).await?;
+            }
+            if !lease.advance(change.through).await {
+                return None;
+            }
+        }
+        Some(settled)
+    }
+}
+
+impl Pushes {
+    /// One device's push with retries; `None` when stopped first. Failures are logged and
+    /// counted: a push is a hint to sync, and the device syncs again anyway when it can.
+    async fn push(&self, t: &PushTarget, device: &PushDevice, push: &SyncPush, lease: &Lease) -> Option<()> {
+        let dropped = |reason: &'static str| {
+            metrics::counter!("ferrosync_log_consumer_dropped_total", "consumer" => consumers::COGNITO_PUSH, "reason" => reason).increment(1);
+        };
+        let Some(provider) = provider_for(&t.application_arns, device.platform) else {
+            tracing::warn!(pool_id = %t.pool_id, platform = device.platform.as_str(),
+                "no ApplicationArn of the pool is for this platform; push skipped");
+            dropped("no_application");
+            return Some(());
+        };
+        let Some(sender) = self.0.push.as_ref().filter(|s| s.has_provider(provider)) else {
+            tracing::warn!(
+                provider,
+                "no push provider of this name is configured ([cognito.push.providers]); push skipped"
+            );
+            dropped("no_provider");
+            return Some(());
+        };
+        let attempt = || sender.send(provider, device, push);
+        match with_retries(&self.0.retry, lease.stopped(), PushError::is_retryable, attempt).await {
+            Retried::Done => Some(()),
+            Retried::Cancelled => None,
+            Retried::GaveUp(PushError::Unregistered) => {
+                tracing::info!(device_id = %device.device_id, "the push service no longer knows this device");
+                dropped("unregistered");
+                Some(())
+            }
+            Retried::GaveUp(e) => {
+                tracing::error!(device_id = %device.device_id, error = %e, "push given up");
+                dropped("gave_up");
+                Some(())
+            }
+        }
     }
 }
 

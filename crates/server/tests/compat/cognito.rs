@@ -1,7 +1,8 @@
 //! The Mobile SDK flow end to end with the official AWS SDKs for Rust — GetId,
 //! GetCredentialsForIdentity, ListRecords, UpdateRecords, a conflict and its resolution — with
 //! Cognito Streams publishing into kinesalite (a Kinesis API server, from npm, pinned in
-//! `compat/kinesis/package-lock.json`), and a bulk publish.
+//! `compat/kinesis/package-lock.json`), push sync reaching the other device through a push
+//! provider, and a bulk publish.
 
 use super::harness::{self, CompatServer};
 use crate::common::Settings;
@@ -9,12 +10,15 @@ use aws_sdk_cognitoidentity as ci;
 use aws_sdk_cognitosync as cs;
 use base64::Engine as _;
 use cs::error::ProvideErrorMetadata;
-use cs::types::{BulkPublishStatus, CognitoStreams, Operation, RecordPatch, StreamingStatus};
+use cs::types::{BulkPublishStatus, CognitoStreams, Operation, Platform, PushSync, RecordPatch, StreamingStatus};
 use ferrosync_server::api::aws::sigv4::{ClientCredentials, Signer, sign_request};
 use ferrosync_server::logfeed::{LeaseSettings, RetryPolicy};
+use ferrosync_server::push::webhook::signature;
+use ferrosync_server::push::{ProviderConfig, WebhookConfig};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const STREAM: &str = "cognito-sync-events";
@@ -120,7 +124,55 @@ impl Drop for Kinesalite {
     }
 }
 
-fn settings(kinesis: &Kinesalite) -> Settings {
+const PUSH_SECRET: &str = "push-webhook-secret";
+
+/// A push gateway: the webhook provider's receiver, keeping what it got.
+#[derive(Clone, Default)]
+struct Gateway {
+    pushes: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Gateway {
+    async fn start() -> (Gateway, String) {
+        let gateway = Gateway::default();
+        let app = axum::Router::new()
+            .route(
+                "/push",
+                axum::routing::post(
+                    |axum::extract::State(g): axum::extract::State<Gateway>,
+                     headers: axum::http::HeaderMap,
+                     body: axum::body::Bytes| async move {
+                        let signed = headers.get("x-ferrosync-signature").and_then(|v| v.to_str().ok());
+                        assert_eq!(signed, Some(signature(PUSH_SECRET, &body).as_str()), "signed with the secret");
+                        g.pushes.lock().expect("lock").push(serde_json::from_slice(&body).expect("json"));
+                        axum::http::StatusCode::OK
+                    },
+                ),
+            )
+            .with_state(gateway.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/push", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (gateway, url)
+    }
+
+    /// The pushes of one sync count, once there are any (and a moment for more to arrive).
+    async fn wait_for_sync(&self, sync_count: u64) -> Vec<Value> {
+        let deadline = Instant::now() + WAIT;
+        let of_sync = || -> Vec<Value> {
+            let pushes = self.pushes.lock().expect("lock");
+            pushes.iter().filter(|p| p["data"]["syncCount"] == sync_count.to_string()).cloned().collect()
+        };
+        while of_sync().is_empty() {
+            assert!(Instant::now() < deadline, "no push of sync {sync_count} after {WAIT:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        of_sync()
+    }
+}
+
+fn settings(kinesis: &Kinesalite, push_url: &str) -> Settings {
     let mut settings = Settings {
         leases: LeaseSettings { recheck: Duration::from_millis(100), lease: Duration::from_secs(5) },
         ..Default::default()
@@ -128,6 +180,10 @@ fn settings(kinesis: &Kinesalite) -> Settings {
     settings.cognito.streams.kinesis_endpoint = kinesis.endpoint();
     settings.cognito.streams.access_key_id = Some("AKIDKINESIS".into());
     settings.cognito.streams.secret_access_key = Some("kinesis-secret".into());
+    settings.cognito.push.providers.insert(
+        "android".into(),
+        ProviderConfig::Webhook(WebhookConfig { url: push_url.to_owned(), secret: Some(PUSH_SECRET.into()) }),
+    );
     settings.cognito.retry =
         RetryPolicy { attempts: 3, first_retry: Duration::from_millis(100), max_retry: Duration::from_millis(300) };
     settings
@@ -170,7 +226,8 @@ fn the_mobile_sdk_flow_with_streams_and_bulk_publish() {
     let runtime = harness::runtime();
     runtime.block_on(async {
         kinesis.call("CreateStream", json!({ "StreamName": STREAM, "ShardCount": 1 })).await;
-        let server = CompatServer::start_with(settings(&kinesis)).await;
+        let (gateway, push_url) = Gateway::start().await;
+        let server = CompatServer::start_with(settings(&kinesis, &push_url)).await;
         let url = server.url();
         let (sid, token) = (server.server.account_sid.clone(), server.server.auth_token.clone());
 
@@ -191,10 +248,15 @@ fn the_mobile_sdk_flow_with_streams_and_bulk_publish() {
             .role_arn("arn:aws:iam::123456789012:role/cognito-streams")
             .streaming_status(StreamingStatus::Enabled)
             .build();
+        let push = PushSync::builder()
+            .application_arns("arn:aws:sns:us-east-1:123456789012:app/GCM/android")
+            .role_arn("arn:aws:iam::123456789012:role/cognito-push")
+            .build();
         admin
             .set_identity_pool_configuration()
             .identity_pool_id(&pool)
             .cognito_streams(streams)
+            .push_sync(push)
             .send()
             .await
             .expect("set");
@@ -217,6 +279,22 @@ fn the_mobile_sdk_flow_with_streams_and_bulk_publish() {
             creds.session_token().map(str::to_owned),
         );
 
+        // Both devices register for push, as the Android SDK does at start.
+        let mut devices = Vec::new();
+        for token in ["fcm-token-a", "fcm-token-b"] {
+            let registered = app
+                .register_device()
+                .identity_pool_id(&pool)
+                .identity_id(&id)
+                .platform(Platform::Gcm)
+                .token(token)
+                .send()
+                .await
+                .expect("RegisterDevice");
+            devices.push(registered.device_id().expect("device id").to_owned());
+        }
+        let (device_a, device_b) = (devices[0].clone(), devices[1].clone());
+
         // Device A syncs a fresh dataset.
         let listed = app.list_records().identity_pool_id(&pool).identity_id(&id).dataset_name("game").send().await;
         let listed = listed.expect("ListRecords");
@@ -226,7 +304,7 @@ fn the_mobile_sdk_flow_with_streams_and_bulk_publish() {
             .identity_pool_id(&pool)
             .identity_id(&id)
             .dataset_name("game")
-            .device_id("device-a")
+            .device_id(&device_a)
             .sync_session_token(listed.sync_session_token().expect("token"))
             .record_patches(replace("level", "1", 0))
             .record_patches(replace("score", "10", 0))
@@ -234,6 +312,17 @@ fn the_mobile_sdk_flow_with_streams_and_bulk_publish() {
             .await
             .expect("UpdateRecords");
         assert!(written.records().iter().all(|r| r.sync_count() == Some(1)));
+        // Once the dataset exists, both devices subscribe to it (the SDKs' subscribeAll).
+        for device in [&device_a, &device_b] {
+            app.subscribe_to_dataset()
+                .identity_pool_id(&pool)
+                .identity_id(&id)
+                .dataset_name("game")
+                .device_id(device)
+                .send()
+                .await
+                .expect("SubscribeToDataset");
+        }
 
         // Device B, still at sync count 0, conflicts; it pulls, resolves and pushes.
         let stale = app.list_records().identity_pool_id(&pool).identity_id(&id).dataset_name("game").send().await;
@@ -243,7 +332,7 @@ fn the_mobile_sdk_flow_with_streams_and_bulk_publish() {
             .identity_pool_id(&pool)
             .identity_id(&id)
             .dataset_name("game")
-            .device_id("device-b")
+            .device_id(&device_b)
             .sync_session_token(&stale_token)
             .record_patches(replace("level", "2", 0))
             .send()
@@ -266,13 +355,29 @@ fn the_mobile_sdk_flow_with_streams_and_bulk_publish() {
             .identity_pool_id(&pool)
             .identity_id(&id)
             .dataset_name("game")
-            .device_id("device-b")
+            .device_id(&device_b)
             .sync_session_token(pulled.sync_session_token().expect("token"))
             .record_patches(replace("level", "2", 1))
             .send()
             .await
             .expect("the resolved write");
         assert_eq!(resolved.records()[0].sync_count(), Some(2));
+
+        // Device B wrote, so device A alone is told, with the payload the Android SDK reads.
+        // (Whether B heard of A's first sync depends on whether it had subscribed by the time
+        // that push went out; a writer never hears of its own sync.)
+        let pushes = gateway.wait_for_sync(2).await;
+        assert_eq!(
+            pushes,
+            vec![json!({"platform": "GCM", "token": "fcm-token-a", "deviceId": device_a,
+                "data": {"source": "cognito-sync", "identityPoolId": pool, "identityId": id,
+                    "datasetName": "game", "syncCount": "2"}})]
+        );
+        let first = gateway.pushes.lock().expect("lock").clone();
+        assert!(
+            first.iter().all(|p| p["data"]["syncCount"] != "1" || p["deviceId"] == device_b.as_str()),
+            "{first:#?}"
+        );
 
         // One stream record per successful synchronization, in Cognito Streams' format.
         let records = kinesis.records(2).await;
@@ -333,6 +438,8 @@ fn the_mobile_sdk_flow_with_streams_and_bulk_publish() {
         assert_eq!(whole, vec![("level", "2"), ("score", "10")], "the dataset as it stands");
         let again = admin.bulk_publish().identity_pool_id(&pool).send().await;
         assert_eq!(again.expect_err("within a day").code(), Some("AlreadyStreamedException"));
+        let after = gateway.wait_for_sync(2).await;
+        assert_eq!(after.len(), 1, "one push per sync and device, bulk publishes push nothing");
 
         server.stop().await;
     });
