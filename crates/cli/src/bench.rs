@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 
+mod cognito;
 mod cross_node;
 use cross_node::cross_node;
 
@@ -93,6 +94,9 @@ impl Drop for Target {
 struct Report {
     conditional_updates_per_s: f64,
     conditional_update_p99_ms: f64,
+    /// Cognito Sync round trips (ListRecords + UpdateRecords) per second, and their p99.
+    cognito_syncs_per_s: f64,
+    cognito_sync_p99_ms: f64,
     fanout_deliveries_per_s: f64,
     fanout_p99_ms: f64,
     idle_connection_bytes: Option<f64>,
@@ -131,6 +135,12 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
     let meter = CpuMeter::start(&target);
     let (updates_per_s, update_hist) = conditional_updates(&target, &service, args.writers, args.seconds).await?;
     meter.report("conditional updates", args.json);
+
+    progress(&format!("Cognito Sync round trips: {} identities for {} s", args.writers, args.seconds));
+    let meter = CpuMeter::start(&target);
+    let (cognito_per_s, cognito_hist) =
+        cognito::syncs(&target.base, &target.sid, &target.token, args.writers, args.seconds).await?;
+    meter.report("Cognito Sync round trips", args.json);
 
     progress(&format!("idle connections: opening {}", args.subscribers));
     let identity_token =
@@ -180,6 +190,8 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
     let report = Report {
         conditional_updates_per_s: round(updates_per_s),
         conditional_update_p99_ms: ms(update_hist.value_at_quantile(0.99)),
+        cognito_syncs_per_s: round(cognito_per_s),
+        cognito_sync_p99_ms: ms(cognito_hist.value_at_quantile(0.99)),
         fanout_deliveries_per_s: round(fanout_per_s),
         fanout_p99_ms: ms(fanout_hist.value_at_quantile(0.99)),
         idle_connection_bytes: idle_bytes.map(round),
@@ -202,6 +214,11 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
             &format!("conditional updates/s ({} clients)", args.writers),
             format!("{:.0}", report.conditional_updates_per_s),
             Some(&update_hist),
+        );
+        row(
+            &format!("Cognito syncs/s ({} identities)", args.writers),
+            format!("{:.0}", report.cognito_syncs_per_s),
+            Some(&cognito_hist),
         );
         row("fan-out deliveries/s", format!("{:.0}", report.fanout_deliveries_per_s), Some(&fanout_hist));
         row(

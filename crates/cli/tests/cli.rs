@@ -91,6 +91,8 @@ fn bench_report(extra: &[&str]) -> serde_json::Value {
     let figures = [
         "conditional_updates_per_s",
         "conditional_update_p99_ms",
+        "cognito_syncs_per_s",
+        "cognito_sync_p99_ms",
         "fanout_deliveries_per_s",
         "fanout_p99_ms",
         "idle_connection_bytes",
@@ -106,11 +108,12 @@ fn bench_report(extra: &[&str]) -> serde_json::Value {
     }
     assert!(report["conditional_updates_per_s"].as_f64().unwrap() > 0.0);
     assert!(report["fanout_deliveries_per_s"].as_f64().unwrap() > 0.0);
+    assert!(report["cognito_syncs_per_s"].as_f64().unwrap() > 0.0);
     report
 }
 
 #[test]
-fn bench_prints_all_six_figures_as_json() {
+fn bench_prints_all_eight_figures_as_json() {
     let report = bench_report(&[]);
     assert_eq!(report["store"], "sqlite");
     assert!(report["cross_node_delivery_p99_ms"].is_null(), "one node has no cross-node figure: {report}");

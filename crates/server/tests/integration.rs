@@ -26,6 +26,8 @@ mod sqlite {
     mod changes;
     #[path = "cognito_identity.rs"]
     mod cognito_identity;
+    #[path = "cognito_streams.rs"]
+    mod cognito_streams;
     #[path = "cognito_sync.rs"]
     mod cognito_sync;
     #[path = "rest.rs"]
@@ -55,6 +57,8 @@ mod postgres {
     mod changes;
     #[path = "cognito_identity.rs"]
     mod cognito_identity;
+    #[path = "cognito_streams.rs"]
+    mod cognito_streams;
     #[path = "cognito_sync.rs"]
     mod cognito_sync;
     #[path = "rest.rs"]

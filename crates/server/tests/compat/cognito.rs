@@ -157,11 +157,11 @@ impl Gateway {
     }
 
     /// The pushes of one sync count, once there are any (and a moment for more to arrive).
-    async fn wait_for_sync(&self, sync_count: u64) -> Vec<Value> {
+    async fn wait_for_sync(&self, sync_count: &str) -> Vec<Value> {
         let deadline = Instant::now() + WAIT;
         let of_sync = || -> Vec<Value> {
             let pushes = self.pushes.lock().expect("lock");
-            pushes.iter().filter(|p| p["data"]["syncCount"] == sync_count.to_string()).cloned().collect()
+            pushes.iter().filter(|p| p["data"]["syncCount"] == sync_count).cloned().collect()
         };
         while of_sync().is_empty() {
             assert!(Instant::now() < deadline, "no push of sync {sync_count} after {WAIT:?}");
@@ -366,7 +366,7 @@ fn the_mobile_sdk_flow_with_streams_and_bulk_publish() {
         // Device B wrote, so device A alone is told, with the payload the Android SDK reads.
         // (Whether B heard of A's first sync depends on whether it had subscribed by the time
         // that push went out; a writer never hears of its own sync.)
-        let pushes = gateway.wait_for_sync(2).await;
+        let pushes = gateway.wait_for_sync("2").await;
         assert_eq!(
             pushes,
             vec![json!({"platform": "GCM", "token": "fcm-token-a", "deviceId": device_a,
@@ -438,7 +438,7 @@ fn the_mobile_sdk_flow_with_streams_and_bulk_publish() {
         assert_eq!(whole, vec![("level", "2"), ("score", "10")], "the dataset as it stands");
         let again = admin.bulk_publish().identity_pool_id(&pool).send().await;
         assert_eq!(again.expect_err("within a day").code(), Some("AlreadyStreamedException"));
-        let after = gateway.wait_for_sync(2).await;
+        let after = gateway.wait_for_sync("2").await;
         assert_eq!(after.len(), 1, "one push per sync and device, bulk publishes push nothing");
 
         server.stop().await;

@@ -658,7 +658,7 @@ pub struct Signer<'a> {
 
 /// Signs an outgoing request in the `Authorization` header, as the AWS SDKs do: adds
 /// `X-Amz-Date` (and `X-Amz-Security-Token`) to `headers`, then signs every header in it,
-/// which must include `host`.
+/// which must include `host`. `path` is as on the wire, with its query if any.
 pub fn sign_request(
     signer: Signer<'_>,
     method: &str,
@@ -693,7 +693,11 @@ pub fn sign_request(
         session_token: credentials.session_token.clone(),
         location: SignatureLocation::Header,
     };
-    let request = SignedRequest { method, path, query: None, headers, authority: None, body };
+    let (path, query) = match path.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path, None),
+    };
+    let request = SignedRequest { method, path, query, headers, authority: None, body };
     let canonical =
         canonical_request(&SigV4Settings::new(service), &request, &auth, &hex::encode(Sha256::digest(body)));
     let to_sign = string_to_sign(now, &auth.scope, &canonical);
