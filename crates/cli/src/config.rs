@@ -139,6 +139,26 @@ mod tests {
     use ferrosync_server::push::ProviderConfig;
 
     #[test]
+    fn the_streams_table_reaches_the_server_settings() {
+        let text = r#"
+            [cognito.streams]
+            kinesis_endpoint = "http://127.0.0.1:4567"
+            region = "eu-west-1"
+            access_key_id = "AKID"
+            secret_access_key = "secret"
+            request_timeout = 2.5
+        "#;
+        let config: FileConfig = toml::from_str(text).expect("the sample parses");
+        let streams = config.settings().cognito.streams;
+        assert_eq!(streams.kinesis_endpoint, "http://127.0.0.1:4567");
+        assert_eq!(streams.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(streams.request_timeout, std::time::Duration::from_millis(2500));
+        let defaults: FileConfig = toml::from_str("").expect("parses");
+        assert_eq!(defaults.settings().cognito.streams.kinesis_endpoint, "https://kinesis.{region}.amazonaws.com");
+        assert!(toml::from_str::<FileConfig>("[cognito.streams]\nendpoint = \"x\"").is_err(), "unknown keys refused");
+    }
+
+    #[test]
     fn push_providers_of_every_kind_parse() {
         let text = r#"
             [cognito.push]

@@ -394,6 +394,9 @@ impl<C: LogConsumer> Leased for Follow<C> {
             } else if full {
                 // One unit spans the whole batch: read more at once.
                 batch = (batch * 4).min(MAX_BATCH);
+            } else if !pause(feeds.settings.recheck, &stop).await {
+                // Nothing could be handled (the store failed the consumer): wait, then retry.
+                return stopped(&lease);
             }
         }
     }

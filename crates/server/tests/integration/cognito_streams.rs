@@ -1,12 +1,15 @@
 //! Cognito Streams to a webhook (a pool whose StreamName is a URL): one signed record per
 //! synchronization in order, a deleted dataset as `remove`, delivery that survives a receiver
-//! failing and a server restart, and a stream turned off and on again starting afresh.
+//! failing and a server restart, a stream turned off and on again starting afresh, and a bulk
+//! publish the stream refuses ending FAILED with the reason.
 
 use super::common::{Settings, TestServer};
 use axum::http::{HeaderMap, StatusCode};
 use ferrosync_core::Engine;
 use ferrosync_core::auth::Principal;
-use ferrosync_core::cognito::{CognitoStreams, IdentityPoolSpec, PatchOp, RecordPatch, StreamingStatus};
+use ferrosync_core::cognito::{
+    BulkPublishStatus, CognitoStreams, IdentityPoolSpec, PatchOp, RecordPatch, StreamingStatus,
+};
 use ferrosync_core::engine::{ListRecordsRequest, UpdateRecordsRequest};
 use ferrosync_server::logfeed::{LeaseSettings, RetryPolicy};
 use ferrosync_server::push::webhook::signature;
@@ -150,4 +153,48 @@ async fn stream_records_reach_a_webhook_in_order_through_failures_and_restarts()
     assert_eq!((records[4]["dataSetName"].as_str(), records[4]["syncCount"].as_u64()), (Some("game"), Some(2)));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.accepted.lock().unwrap().len(), 5, "nothing published twice or while off");
+}
+
+#[tokio::test]
+async fn a_bulk_publish_the_stream_refuses_ends_failed_with_the_reason() {
+    let mut settings = fast();
+    settings.cognito.retry =
+        RetryPolicy { attempts: 2, first_retry: Duration::from_millis(20), max_retry: Duration::from_millis(20) };
+    let Some(s) = TestServer::with_settings(settings).await else { return };
+    let (receiver, url) = Receiver::start().await;
+    receiver.failing.store(true, Ordering::SeqCst);
+    let spec = IdentityPoolSpec { name: "bulk".into(), allow_unauthenticated_identities: true, ..Default::default() };
+    let pool = s.engine.create_identity_pool(&Principal::Root, spec).await.expect("pool").id;
+    let id = s.engine.get_id(&pool, &BTreeMap::new()).await.expect("identity");
+    sync(&s.engine, &pool, &id, "prefs", "theme", Some("dark")).await;
+    set_stream(&s.engine, &pool, &url, StreamingStatus::Enabled).await;
+
+    let started = s.engine.bulk_publish(&Principal::Root, &pool).await.expect("started");
+    assert_eq!(started.status, BulkPublishStatus::InProgress);
+    let deadline = Instant::now() + WAIT;
+    let details = loop {
+        let d = s.engine.bulk_publish_details(&Principal::Root, &pool).await.expect("details");
+        if d.status != BulkPublishStatus::InProgress {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "still in progress after {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(details.status, BulkPublishStatus::Failed);
+    let reason = details.failure_message.unwrap_or_default();
+    assert!(reason.contains("prefs") && reason.contains("503"), "names the dataset and the answer: {reason}");
+    assert!(details.complete_time.is_some());
+
+    // A failed bulk publish may be retried at once; with the stream back it succeeds.
+    receiver.failing.store(false, Ordering::SeqCst);
+    s.engine.bulk_publish(&Principal::Root, &pool).await.expect("retried");
+    let records = receiver.records(1).await;
+    assert_eq!((records[0]["dataSetName"].as_str(), records[0]["syncCount"].as_u64()), (Some("prefs"), Some(1)));
+    let deadline = Instant::now() + WAIT;
+    while s.engine.bulk_publish_details(&Principal::Root, &pool).await.expect("details").status
+        != BulkPublishStatus::Succeeded
+    {
+        assert!(Instant::now() < deadline, "not SUCCEEDED after {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
