@@ -383,6 +383,11 @@ impl<C: LogConsumer> Leased for Follow<C> {
                     .increment(lost);
             }
             // At the largest batch a unit is delivered as far as it was read.
+            // Still ours? A consumer turned off and on again meanwhile has a new cursor (at the
+            // head) without an owner: what was read here must not go out.
+            if !lease.advance(cursor).await {
+                return stopped(&lease);
+            }
             let full = events.len() >= batch as usize && batch < MAX_BATCH;
             let Some(through) = self.0.deliver(&target, &events, full, &lease).await else { return stopped(&lease) };
             if through > cursor {
