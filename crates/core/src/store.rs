@@ -577,9 +577,9 @@ pub trait Store: Send + Sync + 'static {
     async fn datasets(&self, identity_id: &str) -> Result<Vec<Dataset>, StoreError>;
     /// The pool's sync sessions, and the storage and last change of its live datasets.
     async fn identity_pool_usage(&self, pool_id: &str) -> Result<IdentityPoolUsage, StoreError>;
-    /// Counts one sync session (a ListRecords) of the pool. Usage bookkeeping beside the
-    /// change log: it takes no turn of the writer.
-    async fn count_sync_session(&self, pool_id: &str) -> Result<(), StoreError>;
+    /// Adds sync sessions (ListRecords calls) to pools' usage; pools that no longer exist are
+    /// passed over. Usage bookkeeping beside the change log: it takes no turn of the writer.
+    async fn count_sync_sessions(&self, counts: &[(String, u64)]) -> Result<(), StoreError>;
     async fn device(&self, device_id: &str) -> Result<Option<Device>, StoreError>;
     /// The devices subscribed to an identity's dataset.
     async fn dataset_subscribers(&self, identity_id: &str, dataset: &str) -> Result<Vec<Device>, StoreError>;

@@ -1,7 +1,8 @@
 //! Work that runs beside the requests: TTL expiry (so expired things go within a second),
-//! change-log retention, webhook delivery, and, on a shared store, wake-ups for other nodes'
-//! commits. Expiry and retention are safe on many nodes at once: the store hands each expired
-//! row to one node and lets one node prune at a time; webhooks take a lease per service.
+//! change-log retention, the change log's consumers (webhooks, Cognito Streams and push sync,
+//! bulk publishes), usage counters, and, on a shared store, wake-ups for other nodes' commits.
+//! Expiry and retention are safe on many nodes at once: the store hands each expired row to one
+//! node and lets one node prune at a time; log consumers take a lease per service.
 
 use crate::state::AppState;
 use ferrosync_core::model::ObjectRef;
@@ -42,6 +43,24 @@ pub fn spawn(state: Arc<AppState>) -> TaskTracker {
         tracker.clone(),
     );
     crate::webhooks::spawn(&state, &feeds, &tracker);
+    let s = state.clone();
+    tracker.spawn(async move {
+        // Usage counters kept in memory reach the store every second, and once more at the end.
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let stopping = tokio::select! {
+                _ = tick.tick() => false,
+                () = s.shutdown.cancelled() => true,
+            };
+            if let Err(e) = s.engine.flush_usage().await {
+                tracing::warn!(error = %e, "cannot write usage counters; kept for the next try");
+            }
+            if stopping {
+                break;
+            }
+        }
+    });
     crate::cognito::spawn(&feeds, &state.settings.cognito, state.push.clone());
     if let Some(hints) = state.engine.store().change_hints() {
         tracker.spawn(forward_hints(state.clone(), hints));

@@ -382,12 +382,12 @@ impl<C: LogConsumer> Leased for Follow<C> {
                 metrics::counter!("ferrosync_log_consumer_dropped_total", "consumer" => C::CONSUMER, "reason" => "pruned")
                     .increment(lost);
             }
-            // At the largest batch a unit is delivered as far as it was read.
             // Still ours? A consumer turned off and on again meanwhile has a new cursor (at the
             // head) without an owner: what was read here must not go out.
             if !lease.advance(cursor).await {
                 return stopped(&lease);
             }
+            // At the largest batch a unit is delivered as far as it was read.
             let full = events.len() >= batch as usize && batch < MAX_BATCH;
             let Some(through) = self.0.deliver(&target, &events, full, &lease).await else { return stopped(&lease) };
             if through > cursor {

@@ -42,9 +42,9 @@ macro_rules! impl_store {
                 self.bookkeep(move |c| $rows::release_log_lease(c, &consumer, &service, &owner)).await
             }
 
-            async fn count_sync_session(&self, pool_id: &str) -> Result<(), StoreError> {
-                let pool_id = pool_id.to_owned();
-                self.bookkeep(move |c| $rows::count_sync_session(c, &pool_id)).await
+            async fn count_sync_sessions(&self, counts: &[(String, u64)]) -> Result<(), StoreError> {
+                let counts = counts.to_vec();
+                self.bookkeep(move |c| $rows::count_sync_sessions(c, &counts)).await
             }
 
             async fn execute(&self, actor: Actor, mutation: Mutation) -> Result<Applied, CoreError> {

@@ -356,6 +356,8 @@ impl Engine {
     ) -> Result<IdentityPoolUsage, CoreError> {
         require_developer(principal)?;
         let pool = self.pool_by_id(pool_id).await?;
+        // This node's counts are exact; other nodes' reach the store within a second.
+        let _ = self.flush_usage().await;
         Ok(self.store.identity_pool_usage(&pool.id).await?)
     }
 
@@ -374,6 +376,7 @@ impl Engine {
             None => MAX_QUERY_LIMIT,
         };
         let page = page_after(next_token, limit)?;
+        let _ = self.flush_usage().await;
         let pools = self.store.identity_pools(&page).await?;
         let pools = page.finish(pools, |p| Cursor::Key(p.id.clone()));
         let mut usages = Vec::with_capacity(pools.items.len());

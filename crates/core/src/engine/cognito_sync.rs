@@ -231,8 +231,7 @@ impl Engine {
         let last = req.last_sync_count.unwrap_or(0);
         let sync_session_token =
             SyncSessionClaims::new(&pool.id, identity_id, name, Timestamp::now().millis()).seal(&self.secrets);
-        // Usage figures only: a failure to count must not fail the sync.
-        let _ = self.store.count_sync_session(&pool.id).await;
+        self.count_sync_session(&pool.id);
 
         let datasets = self.store.datasets(identity_id).await?;
         let dataset = datasets.iter().find(|d| d.name == name && d.pool_id == pool.id);
@@ -369,6 +368,34 @@ impl Engine {
                 return Ok(records);
             }
         }
+    }
+
+    /// Counts a sync session (a ListRecords) in memory: the counts reach the store with the
+    /// next [`Engine::flush_usage`], so a usage figure costs no durable write per sync.
+    fn count_sync_session(&self, pool_id: &str) {
+        let mut pending = self.sync_sessions.lock().unwrap_or_else(|e| e.into_inner());
+        *pending.entry(pool_id.to_owned()).or_default() += 1;
+    }
+
+    /// Writes the sync sessions counted since the last flush (the server does it every second,
+    /// and at shutdown; usage reads do it first). Counts that fail to reach the store wait for
+    /// the next flush.
+    pub async fn flush_usage(&self) -> Result<(), CoreError> {
+        let pending: Vec<(String, u64)> = {
+            let mut map = self.sync_sessions.lock().unwrap_or_else(|e| e.into_inner());
+            map.drain().collect()
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.store.count_sync_sessions(&pending).await {
+            let mut map = self.sync_sessions.lock().unwrap_or_else(|e| e.into_inner());
+            for (pool, n) in pending {
+                *map.entry(pool).or_default() += n;
+            }
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// Whom a push sync notifies of a change to a dataset: the identity's devices subscribed to

@@ -30,6 +30,8 @@ pub struct Engine {
     service_cache: ServiceCache,
     /// The OpenID signing key, loaded (or created) on first use.
     openid: tokio::sync::OnceCell<Arc<crate::cognito::OpenIdSigner>>,
+    /// Cognito sync sessions counted since the last [`Engine::flush_usage`], per pool.
+    sync_sessions: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// What an open/create asks for (the Sync client's `OpenOptions`).
@@ -149,6 +151,7 @@ impl Engine {
             recent: if shared { RecentLog::shared(4096) } else { RecentLog::new(4096) },
             service_cache: ServiceCache::default(),
             openid: tokio::sync::OnceCell::new(),
+            sync_sessions: Default::default(),
         }
     }
 

@@ -326,15 +326,19 @@ pub(crate) fn identity_pool_usage(conn: &mut PgConn, pool_id: &str) -> Result<Id
     })
 }
 
-pub(crate) fn count_sync_session(conn: &mut PgConn, pool_id: &str) -> Result<(), StoreError> {
-    // Only for pools that exist: a pool removed meanwhile leaves no counter behind.
-    conn.execute(
-        "INSERT INTO cognito_pool_usage (pool_id, sync_sessions)
-         SELECT pool_id, 1 FROM identity_pools WHERE pool_id = $1
-         ON CONFLICT (pool_id) DO UPDATE SET sync_sessions = cognito_pool_usage.sync_sessions + 1",
-        &[&pool_id],
-    )
-    .map(drop)
+pub(crate) fn count_sync_sessions(conn: &mut PgConn, counts: &[(String, u64)]) -> Result<(), StoreError> {
+    // Only for pools that exist: a pool removed meanwhile leaves no counter behind. A flush
+    // holds few pools, and a statement per pool keeps each one atomic.
+    for (pool_id, n) in counts {
+        conn.execute(
+            "INSERT INTO cognito_pool_usage (pool_id, sync_sessions)
+             SELECT pool_id, $2 FROM identity_pools WHERE pool_id = $1
+             ON CONFLICT (pool_id) DO UPDATE
+             SET sync_sessions = cognito_pool_usage.sync_sessions + excluded.sync_sessions",
+            &[pool_id, &(*n as i64)],
+        )?;
+    }
+    Ok(())
 }
 
 pub(crate) fn meta(conn: &mut PgConn, key: &str) -> Result<Option<String>, StoreError> {

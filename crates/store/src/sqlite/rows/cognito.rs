@@ -343,16 +343,20 @@ pub(crate) fn identity_pool_usage(conn: &Connection, pool_id: &str) -> Result<Id
     .map_err(err)
 }
 
-pub(crate) fn count_sync_session(conn: &Connection, pool_id: &str) -> Result<(), StoreError> {
-    // Only for pools that exist: a pool removed meanwhile leaves no counter behind.
-    conn.prepare_cached(
-        "INSERT INTO cognito_pool_usage (pool_id, sync_sessions)
-         SELECT pool_id, 1 FROM identity_pools WHERE pool_id = ?1
-         ON CONFLICT (pool_id) DO UPDATE SET sync_sessions = sync_sessions + 1",
-    )
-    .and_then(|mut st| st.execute([pool_id]))
-    .map(drop)
-    .map_err(err)
+pub(crate) fn count_sync_sessions(conn: &Connection, counts: &[(String, u64)]) -> Result<(), StoreError> {
+    // One transaction (one fsync) for every pool. Only for pools that exist: a pool removed
+    // meanwhile leaves no counter behind.
+    let tx = conn.unchecked_transaction().map_err(err)?;
+    for (pool_id, n) in counts {
+        tx.prepare_cached(
+            "INSERT INTO cognito_pool_usage (pool_id, sync_sessions)
+             SELECT pool_id, ?2 FROM identity_pools WHERE pool_id = ?1
+             ON CONFLICT (pool_id) DO UPDATE SET sync_sessions = sync_sessions + excluded.sync_sessions",
+        )
+        .and_then(|mut st| st.execute(rusqlite::params![pool_id, *n as i64]))
+        .map_err(err)?;
+    }
+    tx.commit().map_err(err)
 }
 
 pub(crate) fn meta(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
