@@ -58,6 +58,7 @@ error_codes! {
     DatasetNotFound = 40408, 404;
     DeviceNotFound = 40409, 404;
     DeveloperUserNotFound = 40410, 404;
+    UserNotFound = 40411, 404;
     MethodNotAllowed = 40500, 405;
     AlreadyExists = 40900, 409;
     ItemAlreadyExists = 40901, 409;
@@ -153,6 +154,7 @@ pub enum NotFoundKind {
     Dataset,
     Device,
     DeveloperUser,
+    MatrixUser,
 }
 
 impl std::fmt::Display for NotFoundKind {
@@ -168,6 +170,7 @@ impl std::fmt::Display for NotFoundKind {
             NotFoundKind::Dataset => f.write_str("dataset"),
             NotFoundKind::Device => f.write_str("device"),
             NotFoundKind::DeveloperUser => f.write_str("developer user"),
+            NotFoundKind::MatrixUser => f.write_str("user"),
         }
     }
 }
@@ -197,6 +200,7 @@ impl CoreError {
                 NotFoundKind::Dataset => ErrorCode::DatasetNotFound,
                 NotFoundKind::Device => ErrorCode::DeviceNotFound,
                 NotFoundKind::DeveloperUser => ErrorCode::DeveloperUserNotFound,
+                NotFoundKind::MatrixUser => ErrorCode::UserNotFound,
             },
             CoreError::AlreadyExists { .. } => ErrorCode::AlreadyExists,
             CoreError::ItemAlreadyExists { .. } => ErrorCode::ItemAlreadyExists,

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod limits;
 pub mod log;
+pub mod matrix;
 pub mod model;
 pub mod notify;
 pub mod page;

@@ -10,6 +10,7 @@ use crate::timestamp::Timestamp;
 use serde_json::Value;
 
 mod cognito;
+mod matrix;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Right {
@@ -295,6 +296,11 @@ impl Cx<'_> {
                 Ok(Outcome::Removed)
             }
             Mutation::CreateIdentityPool { pool } => self.create_identity_pool(pool),
+            Mutation::CreateMatrixUser { user, device } => self.create_matrix_user(user, device),
+            Mutation::PutMatrixDevice(device) => self.put_matrix_device(device),
+            Mutation::RemoveMatrixDevices { user_id, device_id } => {
+                self.remove_matrix_devices(&user_id, device_id.as_deref())
+            }
             Mutation::UpdateIdentityPool { service, pool_id, spec } => {
                 self.update_identity_pool(&service, &pool_id, spec)
             }

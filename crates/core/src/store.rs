@@ -161,6 +161,19 @@ pub enum Mutation {
     RemoveApiKey {
         sid: Sid,
     },
+    /// Registers a Matrix user with its first device (AlreadyExists when the id is taken).
+    CreateMatrixUser {
+        user: crate::matrix::MatrixUser,
+        device: crate::matrix::MatrixDevice,
+    },
+    /// Logs a Matrix user's device in: created, or given a new token (the old one stops
+    /// working). NotFound when the user does not exist or was deactivated.
+    PutMatrixDevice(crate::matrix::MatrixDevice),
+    /// Logs out one device of a user (`Some`) or all of them.
+    RemoveMatrixDevices {
+        user_id: String,
+        device_id: Option<String>,
+    },
     /// Creates a pool and the service that holds its datasets (`pool.service_sid`, unique
     /// name = the pool id).
     CreateIdentityPool {
@@ -281,7 +294,10 @@ impl Mutation {
             | Mutation::PutApiKey(_)
             | Mutation::RenameApiKey { .. }
             | Mutation::RemoveApiKey { .. }
-            | Mutation::CreateIdentityPool { .. } => None,
+            | Mutation::CreateIdentityPool { .. }
+            | Mutation::CreateMatrixUser { .. }
+            | Mutation::PutMatrixDevice(_)
+            | Mutation::RemoveMatrixDevices { .. } => None,
         }
     }
 }
@@ -352,6 +368,9 @@ pub enum Outcome {
         events: u64,
     },
     ApiKey,
+    MatrixDevice(crate::matrix::MatrixDevice),
+    /// How many devices were logged out.
+    MatrixDevicesRemoved(u64),
     IdentityPool(Box<IdentityPool>),
     CognitoIdentity {
         identity: CognitoIdentity,
@@ -432,6 +451,13 @@ pub trait TxState {
     /// Starts a change-log consumer (webhooks, Cognito streams, …) on a service after sequence
     /// number `start` (`Some`), or ends it (`None`), inside the transaction that turns it on or off.
     fn set_log_cursor(&mut self, consumer: &str, service: &Sid, start: Option<u64>) -> Result<(), StoreError>;
+
+    // Matrix accounts.
+    fn matrix_user(&mut self, user_id: &str) -> Result<Option<crate::matrix::MatrixUser>, StoreError>;
+    fn put_matrix_user(&mut self, user: &crate::matrix::MatrixUser) -> Result<(), StoreError>;
+    fn put_matrix_device(&mut self, device: &crate::matrix::MatrixDevice) -> Result<(), StoreError>;
+    /// Deletes one device of a user, or all of them; how many went.
+    fn delete_matrix_devices(&mut self, user_id: &str, device_id: Option<&str>) -> Result<u64, StoreError>;
 
     // Cognito: pools, identities and their logins, dataset metadata, push devices.
     fn identity_pool(&mut self, pool_id: &str) -> Result<Option<IdentityPool>, StoreError>;
@@ -558,6 +584,14 @@ pub trait Store: Send + Sync + 'static {
     async fn release_log_lease(&self, consumer: &str, service: &Sid, owner: &str) -> Result<(), StoreError>;
     /// A value stored by [`Store::claim_meta`].
     async fn meta(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    // Matrix reads.
+    async fn matrix_user(&self, user_id: &str) -> Result<Option<crate::matrix::MatrixUser>, StoreError>;
+    async fn matrix_device(
+        &self,
+        user_id: &str,
+        device_id: &str,
+    ) -> Result<Option<crate::matrix::MatrixDevice>, StoreError>;
 
     // Cognito reads.
     async fn identity_pool(&self, pool_id: &str) -> Result<Option<IdentityPool>, StoreError>;

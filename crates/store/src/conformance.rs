@@ -12,6 +12,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 mod cognito;
+mod matrix;
 
 /// Runs every check against stores made by `make`.
 pub async fn run_all<F, Fut>(make: F)
@@ -31,6 +32,7 @@ where
     webhook_cursors_start_at_the_head_and_follow_the_url(make().await).await;
     webhook_leases_have_one_holder_and_fence_the_cursor(make().await).await;
     cognito::run_all(&make).await;
+    matrix::run_all(&make).await;
 }
 
 async fn service_settings_round_trip(store: Arc<dyn Store>) {

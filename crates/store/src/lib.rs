@@ -141,6 +141,20 @@ macro_rules! impl_store {
                 self.read(move |c| $rows::meta(c, &key)).await
             }
 
+            async fn matrix_user(&self, user_id: &str) -> Result<Option<ferrosync_core::matrix::MatrixUser>, StoreError> {
+                let user_id = user_id.to_owned();
+                self.read(move |c| $rows::matrix_user(c, &user_id)).await
+            }
+
+            async fn matrix_device(
+                &self,
+                user_id: &str,
+                device_id: &str,
+            ) -> Result<Option<ferrosync_core::matrix::MatrixDevice>, StoreError> {
+                let (user_id, device_id) = (user_id.to_owned(), device_id.to_owned());
+                self.read(move |c| $rows::matrix_device(c, &user_id, &device_id)).await
+            }
+
             async fn identity_pool(
                 &self,
                 pool_id: &str,
@@ -297,6 +311,18 @@ macro_rules! impl_tx_state {
             }
             fn set_log_cursor(&mut self, consumer: &str, service: &Sid, start: Option<u64>) -> Result<(), StoreError> {
                 $rows::set_log_cursor(self.conn, consumer, service, start)
+            }
+            fn matrix_user(&mut self, user_id: &str) -> Result<Option<ferrosync_core::matrix::MatrixUser>, StoreError> {
+                $rows::matrix_user(self.conn, user_id)
+            }
+            fn put_matrix_user(&mut self, user: &ferrosync_core::matrix::MatrixUser) -> Result<(), StoreError> {
+                $rows::put_matrix_user(self.conn, user)
+            }
+            fn put_matrix_device(&mut self, device: &ferrosync_core::matrix::MatrixDevice) -> Result<(), StoreError> {
+                $rows::put_matrix_device(self.conn, device)
+            }
+            fn delete_matrix_devices(&mut self, user_id: &str, device_id: Option<&str>) -> Result<u64, StoreError> {
+                $rows::delete_matrix_devices(self.conn, user_id, device_id)
             }
             fn identity_pool(
                 &mut self,

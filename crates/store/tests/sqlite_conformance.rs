@@ -70,5 +70,5 @@ async fn an_unversioned_data_file_is_migrated() {
     drop(store);
     let conn = rusqlite::Connection::open(&path).expect("opens");
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
 }

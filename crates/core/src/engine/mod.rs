@@ -129,6 +129,7 @@ mod cognito_identities;
 mod cognito_pools;
 mod cognito_sync;
 mod credentials;
+mod matrix;
 mod objects;
 mod services;
 
@@ -136,6 +137,7 @@ pub use cognito_identities::{
     AwsSecret, DeveloperIdentityLookup, IdentityCredentials, OpenIdToken, UnprocessedIdentity,
 };
 pub use cognito_sync::{ListRecordsRequest, RecordsPage, UpdateRecordsRequest, UpdatedRecords};
+pub use matrix::{MatrixCaller, MatrixRegistration, MatrixSession};
 
 use services::ServiceCache;
 

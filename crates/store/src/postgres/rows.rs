@@ -13,7 +13,9 @@ use serde_json::value::RawValue;
 use std::collections::HashMap;
 
 mod cognito;
+mod matrix;
 pub(crate) use cognito::*;
+pub(crate) use matrix::*;
 
 type Param = Box<dyn ToSql + Sync + Send>;
 

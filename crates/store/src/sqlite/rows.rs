@@ -10,7 +10,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::value::RawValue;
 
 mod cognito;
+mod matrix;
 pub(crate) use cognito::*;
+pub(crate) use matrix::*;
 
 pub(crate) fn err(e: rusqlite::Error) -> StoreError {
     match e {

@@ -1,0 +1,81 @@
+//! Matrix accounts: users and devices.
+
+use super::{PgConn, get, ts_col};
+use ferrosync_core::matrix::{MatrixDevice, MatrixUser};
+use ferrosync_core::store::StoreError;
+
+pub(crate) fn matrix_user(conn: &mut PgConn, user_id: &str) -> Result<Option<MatrixUser>, StoreError> {
+    conn.query_opt(
+        "SELECT user_id, password_hash, display_name, avatar_url, deactivated, date_created
+         FROM matrix_users WHERE user_id = $1",
+        &[&user_id],
+    )?
+    .map(|r| {
+        Ok(MatrixUser {
+            user_id: get(&r, 0, "user_id")?,
+            password_hash: get(&r, 1, "password_hash")?,
+            display_name: get(&r, 2, "display_name")?,
+            avatar_url: get(&r, 3, "avatar_url")?,
+            deactivated: get(&r, 4, "deactivated")?,
+            date_created: ts_col(&r, 5, "date_created")?,
+        })
+    })
+    .transpose()
+}
+
+pub(crate) fn put_matrix_user(conn: &mut PgConn, u: &MatrixUser) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO matrix_users (user_id, password_hash, display_name, avatar_url, deactivated, date_created)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash,
+           display_name = excluded.display_name, avatar_url = excluded.avatar_url,
+           deactivated = excluded.deactivated",
+        &[&u.user_id, &u.password_hash, &u.display_name, &u.avatar_url, &u.deactivated, &u.date_created.0],
+    )
+    .map(drop)
+}
+
+pub(crate) fn matrix_device(
+    conn: &mut PgConn,
+    user_id: &str,
+    device_id: &str,
+) -> Result<Option<MatrixDevice>, StoreError> {
+    conn.query_opt(
+        "SELECT user_id, device_id, display_name, token_id, date_created
+         FROM matrix_devices WHERE user_id = $1 AND device_id = $2",
+        &[&user_id, &device_id],
+    )?
+    .map(|r| {
+        Ok(MatrixDevice {
+            user_id: get(&r, 0, "user_id")?,
+            device_id: get(&r, 1, "device_id")?,
+            display_name: get(&r, 2, "display_name")?,
+            token_id: get(&r, 3, "token_id")?,
+            date_created: ts_col(&r, 4, "date_created")?,
+        })
+    })
+    .transpose()
+}
+
+pub(crate) fn put_matrix_device(conn: &mut PgConn, d: &MatrixDevice) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO matrix_devices (user_id, device_id, display_name, token_id, date_created)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (user_id, device_id) DO UPDATE SET
+           display_name = COALESCE(excluded.display_name, matrix_devices.display_name),
+           token_id = excluded.token_id",
+        &[&d.user_id, &d.device_id, &d.display_name, &d.token_id, &d.date_created.0],
+    )
+    .map(drop)
+}
+
+pub(crate) fn delete_matrix_devices(
+    conn: &mut PgConn,
+    user_id: &str,
+    device_id: Option<&str>,
+) -> Result<u64, StoreError> {
+    match device_id {
+        Some(d) => conn.execute("DELETE FROM matrix_devices WHERE user_id = $1 AND device_id = $2", &[&user_id, &d]),
+        None => conn.execute("DELETE FROM matrix_devices WHERE user_id = $1", &[&user_id]),
+    }
+}

@@ -1,0 +1,96 @@
+//! Matrix accounts: users and devices.
+
+use super::err;
+use ferrosync_core::matrix::{MatrixDevice, MatrixUser};
+use ferrosync_core::store::StoreError;
+use ferrosync_core::timestamp::Timestamp;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+fn user_row(row: &Row<'_>) -> rusqlite::Result<MatrixUser> {
+    Ok(MatrixUser {
+        user_id: row.get(0)?,
+        password_hash: row.get(1)?,
+        display_name: row.get(2)?,
+        avatar_url: row.get(3)?,
+        deactivated: row.get(4)?,
+        date_created: Timestamp(row.get(5)?),
+    })
+}
+
+pub(crate) fn matrix_user(conn: &Connection, user_id: &str) -> Result<Option<MatrixUser>, StoreError> {
+    conn.prepare_cached(
+        "SELECT user_id, password_hash, display_name, avatar_url, deactivated, date_created
+         FROM matrix_users WHERE user_id = ?1",
+    )
+    .and_then(|mut st| st.query_row([user_id], user_row).optional())
+    .map_err(err)
+}
+
+pub(crate) fn put_matrix_user(conn: &Connection, u: &MatrixUser) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO matrix_users (user_id, password_hash, display_name, avatar_url, deactivated, date_created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash,
+           display_name = excluded.display_name, avatar_url = excluded.avatar_url,
+           deactivated = excluded.deactivated",
+    )
+    .and_then(|mut st| {
+        st.execute(params![u.user_id, u.password_hash, u.display_name, u.avatar_url, u.deactivated, u.date_created.0])
+    })
+    .map(drop)
+    .map_err(err)
+}
+
+pub(crate) fn matrix_device(
+    conn: &Connection,
+    user_id: &str,
+    device_id: &str,
+) -> Result<Option<MatrixDevice>, StoreError> {
+    conn.prepare_cached(
+        "SELECT user_id, device_id, display_name, token_id, date_created
+         FROM matrix_devices WHERE user_id = ?1 AND device_id = ?2",
+    )
+    .and_then(|mut st| {
+        st.query_row([user_id, device_id], |row| {
+            Ok(MatrixDevice {
+                user_id: row.get(0)?,
+                device_id: row.get(1)?,
+                display_name: row.get(2)?,
+                token_id: row.get(3)?,
+                date_created: Timestamp(row.get(4)?),
+            })
+        })
+        .optional()
+    })
+    .map_err(err)
+}
+
+pub(crate) fn put_matrix_device(conn: &Connection, d: &MatrixDevice) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO matrix_devices (user_id, device_id, display_name, token_id, date_created)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (user_id, device_id) DO UPDATE SET
+           display_name = COALESCE(excluded.display_name, matrix_devices.display_name),
+           token_id = excluded.token_id",
+    )
+    .and_then(|mut st| st.execute(params![d.user_id, d.device_id, d.display_name, d.token_id, d.date_created.0]))
+    .map(drop)
+    .map_err(err)
+}
+
+pub(crate) fn delete_matrix_devices(
+    conn: &Connection,
+    user_id: &str,
+    device_id: Option<&str>,
+) -> Result<u64, StoreError> {
+    let n = match device_id {
+        Some(d) => conn
+            .prepare_cached("DELETE FROM matrix_devices WHERE user_id = ?1 AND device_id = ?2")
+            .and_then(|mut st| st.execute([user_id, d])),
+        None => conn
+            .prepare_cached("DELETE FROM matrix_devices WHERE user_id = ?1")
+            .and_then(|mut st| st.execute([user_id])),
+    }
+    .map_err(err)?;
+    Ok(n as u64)
+}
