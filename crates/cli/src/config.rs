@@ -45,6 +45,9 @@ pub struct FileConfig {
     pub realtime: RealtimeConfig,
     #[serde(default)]
     pub cognito: CognitoConfig,
+    /// `[matrix]`: `server_name`, `registration` (open, token, closed), `registration_token`.
+    #[serde(default)]
+    pub matrix: ferrosync_server::api::matrix::MatrixSettings,
 }
 
 /// `[cognito]`: the AWS Cognito faces' background work.
@@ -119,6 +122,7 @@ impl FileConfig {
                 ..d.cognito
             },
             sync_trigger_timeout: d.sync_trigger_timeout,
+            matrix: self.matrix.clone(),
         }
     }
 }
@@ -137,6 +141,19 @@ pub fn init_logging(format: LogFormat) {
 mod tests {
     use super::*;
     use ferrosync_server::push::ProviderConfig;
+
+    #[test]
+    fn the_matrix_table_reaches_the_server_settings() {
+        let text = "[matrix]\nserver_name = \"example.org\"\nregistration = \"token\"\nregistration_token = \"t\"";
+        let config: FileConfig = toml::from_str(text).expect("parses");
+        let matrix = config.settings().matrix;
+        assert_eq!(matrix.server_name, "example.org");
+        assert_eq!(matrix.registration, ferrosync_server::api::matrix::RegistrationPolicy::Token);
+        assert_eq!(matrix.registration_token.as_deref(), Some("t"));
+        let defaults: FileConfig = toml::from_str("").expect("parses");
+        assert_eq!(defaults.settings().matrix.registration, ferrosync_server::api::matrix::RegistrationPolicy::Closed);
+        assert!(toml::from_str::<FileConfig>("[matrix]\nregistration = \"maybe\"").is_err());
+    }
 
     #[test]
     fn the_streams_table_reaches_the_server_settings() {

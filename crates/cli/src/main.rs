@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use config::{FileConfig, LogFormat};
 use ferrosync_core::auth::Principal;
+use ferrosync_server::api::matrix::RegistrationPolicy;
 use ferrosync_server::state::Settings;
 use ferrosync_server::{AppState, ServerConfig};
 use std::path::PathBuf;
@@ -43,6 +44,13 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "FERROSYNC_LISTEN")]
         listen: Option<String>,
+        /// Who may register Matrix accounts: open, token (with `[matrix] registration_token`)
+        /// or closed (the default).
+        #[arg(long, env = "FERROSYNC_MATRIX_REGISTRATION", value_parser = ["open", "token", "closed"])]
+        matrix_registration: Option<String>,
+        /// The Matrix server name in user ids (default localhost).
+        #[arg(long, env = "FERROSYNC_MATRIX_SERVER_NAME")]
+        matrix_server_name: Option<String>,
     },
     /// Print the root account's credentials (created on first use).
     Credentials,
@@ -96,7 +104,23 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         let server_config = file.server_config(cli.data_dir.clone(), cli.store.clone())?;
         match cli.command {
-            Command::Serve { listen } => serve(server_config, file.settings(), listen.or(file.listen.clone())).await,
+            Command::Serve { listen, matrix_registration, matrix_server_name } => {
+                let mut settings = file.settings();
+                if let Some(policy) = matrix_registration.as_deref().and_then(RegistrationPolicy::parse) {
+                    settings.matrix.registration = policy;
+                }
+                if let Some(name) = matrix_server_name {
+                    settings.matrix.server_name = name;
+                }
+                if settings.matrix.registration == RegistrationPolicy::Token
+                    && settings.matrix.registration_token.as_deref().is_none_or(str::is_empty)
+                {
+                    anyhow::bail!(
+                        "Matrix registration by token needs [matrix] registration_token in the configuration"
+                    );
+                }
+                serve(server_config, settings, listen.or(file.listen.clone())).await
+            }
             Command::Credentials => {
                 let creds = match &server_config.store {
                     ferrosync_server::StoreLocation::Embedded => {

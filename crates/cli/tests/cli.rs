@@ -136,6 +136,7 @@ fn serve_answers_and_stops_cleanly_on_sigterm() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferrosync"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--log-format", "json"])
+        .args(["--matrix-registration", "open", "--matrix-server-name", "cli.example"])
         .arg("--data-dir")
         .arg(dir.path())
         .env_remove("FERROSYNC_ACCOUNT_SID")
@@ -167,6 +168,13 @@ fn serve_answers_and_stops_cleanly_on_sigterm() {
             .unwrap();
         assert_eq!(r.status(), 201);
     });
+    // The Matrix flags reach the server: registration is open, on the named server.
+    runtime.block_on(async {
+        let body = serde_json::json!({ "username": "cli", "password": "pw", "auth": { "type": "m.login.dummy" } });
+        let r = http.post(format!("{base}/_matrix/client/v3/register")).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["user_id"], "@cli:cli.example");
+    });
     // A token minted from the command line is accepted by the running server.
     let minted = stdout(&ferrosync(dir.path(), &["token", "--service", "cli", "--identity", "alice", "--ttl", "600"]));
     runtime.block_on(async {
@@ -195,4 +203,13 @@ fn serve_answers_and_stops_cleanly_on_sigterm() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
     let first = logs.lines().next().unwrap();
     assert!(serde_json::from_str::<serde_json::Value>(first).is_ok(), "--log-format json writes JSON lines: {first}");
+}
+
+#[test]
+fn token_registration_without_a_token_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ferrosync(dir.path(), &["serve", "--listen", "127.0.0.1:0", "--matrix-registration", "token"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("registration_token"), "names what is missing: {stderr}");
 }

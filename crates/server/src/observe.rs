@@ -51,6 +51,8 @@ fn face_of(route: &str) -> &'static str {
         ("/identitypools", "cognito_sync"),
         ("/.well-known/jwks.json", "cognito_identity"),
         ("/.well-known/openid-configuration", "cognito_identity"),
+        ("/_matrix/", "matrix"),
+        ("/.well-known/matrix/", "matrix"),
     ];
     if route == "/" {
         // The only route at the root is Cognito Identity's `POST /`.
@@ -71,6 +73,7 @@ mod tests {
         assert_eq!(face_of("/twilio/iam/v1/Keys"), "twilio_keys");
         assert_eq!(face_of("/identitypools/{*rest}"), "cognito_sync");
         assert_eq!(face_of("/"), "cognito_identity");
+        assert_eq!(face_of("/_matrix/client/v3/login"), "matrix");
         assert_eq!(face_of("/metrics"), "ops");
         assert_eq!(face_of("unmatched"), "ops");
     }

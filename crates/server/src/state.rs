@@ -32,6 +32,8 @@ pub struct Settings {
     /// Subscriptions one connection may hold.
     pub max_subscriptions: usize,
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// The Matrix face: server name and registration policy.
+    pub matrix: crate::api::matrix::MatrixSettings,
     /// Cognito Streams and push sync.
     pub cognito: crate::cognito::CognitoSettings,
     /// Leases of the change log's background consumers (webhooks, Cognito streams and push).
@@ -50,6 +52,7 @@ impl Default for Settings {
             webhooks: Default::default(),
             leases: Default::default(),
             cognito: Default::default(),
+            matrix: Default::default(),
             sync_trigger_timeout: crate::api::cognito_sync::trigger::DEFAULT_TIMEOUT,
         }
     }

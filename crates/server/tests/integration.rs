@@ -30,6 +30,8 @@ mod sqlite {
     mod cognito_streams;
     #[path = "cognito_sync.rs"]
     mod cognito_sync;
+    #[path = "matrix.rs"]
+    mod matrix;
     #[path = "rest.rs"]
     mod rest;
     #[path = "ttl.rs"]
@@ -61,6 +63,8 @@ mod postgres {
     mod cognito_streams;
     #[path = "cognito_sync.rs"]
     mod cognito_sync;
+    #[path = "matrix.rs"]
+    mod matrix;
     #[path = "rest.rs"]
     mod rest;
     #[path = "ttl.rs"]

@@ -4,6 +4,7 @@ pub mod aws;
 pub mod cognito_identity;
 pub mod cognito_sync;
 pub mod http;
+pub mod matrix;
 pub mod native;
 pub mod ops;
 pub mod twilio;
@@ -27,6 +28,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/twilio/iam", twilio::keys::iam_router().fallback(twilio::error::route_not_found))
         .merge(twilsock::router::router())
         .merge(cognito_sync::router::router())
+        .merge(matrix::router())
         .fallback(native::error::route_not_found)
         .layer(axum::middleware::from_fn(crate::observe::track))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {

@@ -72,7 +72,10 @@ pub struct CompatServer {
 
 impl CompatServer {
     pub async fn start() -> Self {
-        Self::start_with(Settings::default()).await
+        let mut settings = Settings::default();
+        // The Matrix clients register their own users.
+        settings.matrix.registration = ferrosync_server::api::matrix::RegistrationPolicy::Open;
+        Self::start_with(settings).await
     }
 
     pub async fn start_with(settings: Settings) -> Self {

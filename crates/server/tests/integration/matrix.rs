@@ -1,0 +1,190 @@
+//! The Matrix face's discovery and accounts over HTTP, as the spec words them: registration
+//! under each policy with its user-interactive stage, password login in both identifier forms,
+//! whoami by header and by query, logout of one device and of all, and errors as
+//! `{errcode, error}`.
+
+use super::common::{Settings, TestServer};
+use ferrosync_server::api::matrix::RegistrationPolicy;
+use serde_json::{Value, json};
+
+const CLIENT: &str = "/_matrix/client/v3";
+
+fn with_registration(policy: RegistrationPolicy, token: Option<&str>) -> Settings {
+    let mut settings = Settings::default();
+    settings.matrix.server_name = "example.org".into();
+    settings.matrix.registration = policy;
+    settings.matrix.registration_token = token.map(str::to_owned);
+    settings
+}
+
+/// One call: status and JSON body.
+async fn call(
+    s: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = s.http.request(method, s.root(path)).header("content-type", "application/json");
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        req = req.body(body.to_string());
+    }
+    let resp = req.send().await.expect("the server answers");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("a body");
+    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}")))
+}
+
+async fn post(s: &TestServer, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    call(s, reqwest::Method::POST, &format!("{CLIENT}{path}"), token, Some(body)).await
+}
+
+async fn get(s: &TestServer, path: &str, token: Option<&str>) -> (u16, Value) {
+    call(s, reqwest::Method::GET, &format!("{CLIENT}{path}"), token, None).await
+}
+
+fn errcode(answer: &(u16, Value)) -> (u16, &str) {
+    assert!(answer.1["error"].is_string(), "every error has a message: {}", answer.1);
+    (answer.0, answer.1["errcode"].as_str().unwrap_or_default())
+}
+
+async fn register(s: &TestServer, user: &str, password: &str) -> Value {
+    let body = json!({ "username": user, "password": password, "auth": { "type": "m.login.dummy" } });
+    let (status, body) = post(s, "/register", None, body).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn discovery_names_the_server_its_versions_and_its_login_flows() {
+    let Some(s) = TestServer::start().await else { return };
+    let (status, known) = call(&s, reqwest::Method::GET, "/.well-known/matrix/client", None, None).await;
+    assert_eq!((status, known["m.homeserver"]["base_url"].as_str()), (200, Some(s.server.url().as_str())));
+    let (_, versions) = call(&s, reqwest::Method::GET, "/_matrix/client/versions", None, None).await;
+    assert!(versions["versions"].as_array().expect("versions").contains(&json!("v1.11")));
+    let (_, flows) = get(&s, "/login", None).await;
+    assert_eq!(flows, json!({ "flows": [{ "type": "m.login.password" }] }));
+    let unknown = get(&s, "/no/such/endpoint", None).await;
+    assert_eq!(errcode(&unknown), (404, "M_UNRECOGNIZED"));
+    let unknown = call(&s, reqwest::Method::GET, "/_matrix/federation/v1/version", None, None).await;
+    assert_eq!(errcode(&unknown), (404, "M_UNRECOGNIZED"));
+}
+
+#[tokio::test]
+async fn registration_is_closed_unless_opened() {
+    let Some(s) = TestServer::start().await else { return };
+    let body = json!({ "username": "alice", "password": "pw", "auth": { "type": "m.login.dummy" } });
+    assert_eq!(errcode(&post(&s, "/register", None, body).await), (403, "M_FORBIDDEN"));
+}
+
+#[tokio::test]
+async fn open_registration_takes_the_dummy_stage() {
+    let Some(s) = TestServer::with_settings(with_registration(RegistrationPolicy::Open, None)).await else { return };
+
+    // Without auth (an empty body reads as `{}`), the stage to complete is named.
+    let (status, uia) = call(&s, reqwest::Method::POST, &format!("{CLIENT}/register"), None, None).await;
+    assert_eq!(status, 401, "{uia}");
+    assert_eq!(uia["flows"], json!([{ "stages": ["m.login.dummy"] }]));
+    assert!(uia["session"].is_string() && uia["params"].is_object());
+
+    let alice = register(&s, "alice", "correct horse").await;
+    assert_eq!(alice["user_id"], "@alice:example.org");
+    assert!(alice["access_token"].is_string() && alice["device_id"].is_string());
+    let token = alice["access_token"].as_str().unwrap_or_default();
+    let (status, me) = get(&s, "/account/whoami", Some(token)).await;
+    assert_eq!(
+        (status, me["user_id"].as_str(), me["device_id"].clone()),
+        (200, Some("@alice:example.org"), alice["device_id"].clone())
+    );
+
+    let again = json!({ "username": "alice", "password": "x", "auth": { "type": "m.login.dummy" } });
+    assert_eq!(errcode(&post(&s, "/register", None, again).await), (400, "M_USER_IN_USE"));
+    let bad = json!({ "username": "Not Valid", "auth": { "type": "m.login.dummy" } });
+    let refused = post(&s, "/register", None, bad).await;
+    assert_eq!(errcode(&refused), (400, "M_INVALID_USERNAME"));
+    assert!(refused.1["error"].as_str().unwrap_or_default().contains("a-z"), "names the rule: {}", refused.1);
+    let guest = call(&s, reqwest::Method::POST, &format!("{CLIENT}/register?kind=guest"), None, Some(json!({}))).await;
+    assert_eq!(errcode(&guest), (403, "M_GUEST_ACCESS_FORBIDDEN"));
+    assert_eq!(errcode(&get(&s, "/register/available?username=alice", None).await), (400, "M_USER_IN_USE"));
+    assert_eq!(get(&s, "/register/available?username=bob", None).await, (200, json!({ "available": true })));
+
+    // inhibit_login: the account, no session.
+    let quiet =
+        json!({ "username": "carol", "password": "pw", "inhibit_login": true, "auth": { "type": "m.login.dummy" } });
+    let (status, body) = post(&s, "/register", None, quiet).await;
+    assert_eq!(status, 200);
+    assert!(body.get("access_token").is_none() && body["user_id"] == "@carol:example.org", "{body}");
+
+    let not_json = call(&s, reqwest::Method::POST, &format!("{CLIENT}/login"), None, None).await;
+    assert_eq!(errcode(&not_json), (400, "M_BAD_JSON"), "an empty login body lacks its type");
+    let resp = s.http.post(s.root(&format!("{CLIENT}/login"))).body("{not json").send().await.expect("answer");
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.json::<Value>().await.expect("json")["errcode"], "M_NOT_JSON");
+}
+
+#[tokio::test]
+async fn token_registration_wants_the_configured_token() {
+    let settings = with_registration(RegistrationPolicy::Token, Some("let-me-in"));
+    let Some(s) = TestServer::with_settings(settings).await else { return };
+    let dummy = json!({ "username": "dave", "password": "pw", "auth": { "type": "m.login.dummy" } });
+    let (status, uia) = post(&s, "/register", None, dummy).await;
+    assert_eq!((status, uia["flows"].clone()), (401, json!([{ "stages": ["m.login.registration_token"] }])));
+    let wrong = json!({ "username": "dave", "password": "pw",
+        "auth": { "type": "m.login.registration_token", "token": "guess", "session": "s1" } });
+    let (status, refused) = post(&s, "/register", None, wrong).await;
+    assert_eq!(
+        (status, refused["errcode"].as_str(), refused["session"].as_str()),
+        (401, Some("M_FORBIDDEN"), Some("s1"))
+    );
+    let right = json!({ "username": "dave", "password": "pw",
+        "auth": { "type": "m.login.registration_token", "token": "let-me-in", "session": "s1" } });
+    let (status, body) = post(&s, "/register", None, right).await;
+    assert_eq!((status, body["user_id"].as_str()), (200, Some("@dave:example.org")));
+}
+
+#[tokio::test]
+async fn login_whoami_and_logout() {
+    let Some(s) = TestServer::with_settings(with_registration(RegistrationPolicy::Open, None)).await else { return };
+    let first = register(&s, "erin", "s3cret").await;
+    let first_token = first["access_token"].as_str().unwrap_or_default().to_owned();
+
+    let by_identifier = json!({ "type": "m.login.password", "identifier": { "type": "m.id.user", "user": "erin" },
+        "password": "s3cret", "initial_device_display_name": "laptop" });
+    let (status, laptop) = post(&s, "/login", None, by_identifier).await;
+    assert_eq!((status, laptop["user_id"].as_str()), (200, Some("@erin:example.org")), "{laptop}");
+    assert_ne!(laptop["device_id"], first["device_id"], "a new device");
+    let laptop_token = laptop["access_token"].as_str().unwrap_or_default().to_owned();
+    // The legacy `user` member, a full user id, and the r0 prefix.
+    let legacy = json!({ "type": "m.login.password", "user": "@erin:example.org", "password": "s3cret" });
+    let (status, _) = call(&s, reqwest::Method::POST, "/_matrix/client/r0/login", None, Some(legacy)).await;
+    assert_eq!(status, 200);
+
+    let wrong = json!({ "type": "m.login.password", "identifier": { "type": "m.id.user", "user": "erin" }, "password": "nope" });
+    assert_eq!(errcode(&post(&s, "/login", None, wrong).await), (403, "M_FORBIDDEN"));
+    let sso = json!({ "type": "m.login.sso" });
+    assert_eq!(errcode(&post(&s, "/login", None, sso).await), (400, "M_UNKNOWN"));
+    let bad_type =
+        json!({ "type": "m.login.password", "identifier": { "type": "m.id.user", "user": 7 }, "password": "x" });
+    assert_eq!(errcode(&post(&s, "/login", None, bad_type).await), (400, "M_BAD_JSON"));
+
+    // The token by header or by the deprecated query parameter; a missing or unknown one.
+    let by_query =
+        call(&s, reqwest::Method::GET, &format!("{CLIENT}/account/whoami?access_token={laptop_token}"), None, None)
+            .await;
+    assert_eq!((by_query.0, by_query.1["device_id"].clone()), (200, laptop["device_id"].clone()));
+    assert_eq!(errcode(&get(&s, "/account/whoami", None).await), (401, "M_MISSING_TOKEN"));
+    let unknown = get(&s, "/account/whoami", Some("mat_not-a-token")).await;
+    assert_eq!((errcode(&unknown), unknown.1["soft_logout"].clone()), ((401, "M_UNKNOWN_TOKEN"), json!(false)));
+    let (status, caps) = get(&s, "/capabilities", Some(&laptop_token)).await;
+    assert_eq!((status, caps["capabilities"]["m.change_password"]["enabled"].clone()), (200, json!(false)));
+
+    // Logout ends one device; logout/all the rest.
+    assert_eq!(post(&s, "/logout", Some(&laptop_token), json!({})).await, (200, json!({})));
+    assert_eq!(errcode(&get(&s, "/account/whoami", Some(&laptop_token)).await), (401, "M_UNKNOWN_TOKEN"));
+    assert_eq!(get(&s, "/account/whoami", Some(&first_token)).await.0, 200, "other devices stay logged in");
+    assert_eq!(post(&s, "/logout/all", Some(&first_token), json!({})).await, (200, json!({})));
+    assert_eq!(errcode(&get(&s, "/account/whoami", Some(&first_token)).await), (401, "M_UNKNOWN_TOKEN"));
+}
