@@ -81,3 +81,58 @@ def test_a_taken_name_is_refused():
             await b.close()
 
     run(flow())
+
+
+def test_filters_profile_and_devices():
+    async def flow():
+        from nio import (
+            DeleteDevicesAuthResponse,
+            DeleteDevicesResponse,
+            DevicesResponse,
+            ProfileGetDisplayNameResponse,
+            ProfileGetResponse,
+            ProfileSetDisplayNameResponse,
+            UpdateDeviceResponse,
+            UploadFilterResponse,
+        )
+
+        name = localpart()
+        phone, laptop = AsyncClient(helpers.URL, name), AsyncClient(helpers.URL, name)
+        try:
+            registered = await phone.register(name, "pw", "phone")
+            assert isinstance(registered, RegisterResponse), registered
+            assert isinstance(await laptop.login("pw", device_name="laptop"), LoginResponse)
+
+            uploaded = await phone.upload_filter(room={"timeline": {"limit": 7}})
+            assert isinstance(uploaded, UploadFilterResponse), uploaded
+            assert uploaded.filter_id and not uploaded.filter_id.startswith("{")
+
+            assert isinstance(await phone.set_displayname("Phone Owner"), ProfileSetDisplayNameResponse)
+            shown = await laptop.get_displayname()
+            assert isinstance(shown, ProfileGetDisplayNameResponse), shown
+            assert shown.displayname == "Phone Owner"
+            profile = await laptop.get_profile(registered.user_id)
+            assert isinstance(profile, ProfileGetResponse), profile
+            assert profile.displayname == "Phone Owner"
+
+            devices = await phone.devices()
+            assert isinstance(devices, DevicesResponse), devices
+            assert sorted(d.id for d in devices.devices) == sorted([registered.device_id, laptop.device_id])
+            renamed = await phone.update_device(laptop.device_id, {"display_name": "old laptop"})
+            assert isinstance(renamed, UpdateDeviceResponse), renamed
+            names = {d.id: d.display_name for d in (await phone.devices()).devices}
+            assert names[laptop.device_id] == "old laptop"
+
+            # The first call learns the auth stage; the second passes the password.
+            challenge = await phone.delete_devices([laptop.device_id])
+            assert isinstance(challenge, DeleteDevicesAuthResponse), challenge
+            auth = {"type": "m.login.password", "user": registered.user_id, "password": "pw",
+                    "session": challenge.session}
+            deleted = await phone.delete_devices([laptop.device_id], auth)
+            assert isinstance(deleted, DeleteDevicesResponse), deleted
+            assert [d.id for d in (await phone.devices()).devices] == [registered.device_id]
+        finally:
+            await phone.close()
+            await laptop.close()
+
+    run(flow())

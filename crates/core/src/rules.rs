@@ -298,6 +298,15 @@ impl Cx<'_> {
             Mutation::CreateIdentityPool { pool } => self.create_identity_pool(pool),
             Mutation::CreateMatrixUser { user, device } => self.create_matrix_user(user, device),
             Mutation::PutMatrixDevice(device) => self.put_matrix_device(device),
+            Mutation::PutMatrixFilter { user_id, filter_id, filter } => {
+                self.put_matrix_filter(&user_id, &filter_id, &filter)
+            }
+            Mutation::SetMatrixProfile { user_id, display_name, avatar_url } => {
+                self.set_matrix_profile(&user_id, display_name, avatar_url)
+            }
+            Mutation::RenameMatrixDevice { user_id, device_id, display_name } => {
+                self.rename_matrix_device(&user_id, &device_id, display_name)
+            }
             Mutation::RemoveMatrixDevices { user_id, device_id } => {
                 self.remove_matrix_devices(&user_id, device_id.as_deref())
             }

@@ -169,6 +169,24 @@ pub enum Mutation {
     /// Logs a Matrix user's device in: created, or given a new token (the old one stops
     /// working). NotFound when the user does not exist or was deactivated.
     PutMatrixDevice(crate::matrix::MatrixDevice),
+    /// Stores a filter a user uploaded (already validated).
+    PutMatrixFilter {
+        user_id: String,
+        filter_id: String,
+        filter: String,
+    },
+    /// Changes a user's profile: `Some(v)` sets a field to `v` (`None` inside clears it).
+    SetMatrixProfile {
+        user_id: String,
+        display_name: Option<Option<String>>,
+        avatar_url: Option<Option<String>>,
+    },
+    /// Renames a device; NotFound when the user has no such device.
+    RenameMatrixDevice {
+        user_id: String,
+        device_id: String,
+        display_name: String,
+    },
     /// Logs out one device of a user (`Some`) or all of them.
     RemoveMatrixDevices {
         user_id: String,
@@ -297,6 +315,9 @@ impl Mutation {
             | Mutation::CreateIdentityPool { .. }
             | Mutation::CreateMatrixUser { .. }
             | Mutation::PutMatrixDevice(_)
+            | Mutation::PutMatrixFilter { .. }
+            | Mutation::SetMatrixProfile { .. }
+            | Mutation::RenameMatrixDevice { .. }
             | Mutation::RemoveMatrixDevices { .. } => None,
         }
     }
@@ -369,6 +390,9 @@ pub enum Outcome {
     },
     ApiKey,
     MatrixDevice(crate::matrix::MatrixDevice),
+    MatrixUser(crate::matrix::MatrixUser),
+    /// Written, with nothing to hand back.
+    Stored,
     /// How many devices were logged out.
     MatrixDevicesRemoved(u64),
     IdentityPool(Box<IdentityPool>),
@@ -455,7 +479,13 @@ pub trait TxState {
     // Matrix accounts.
     fn matrix_user(&mut self, user_id: &str) -> Result<Option<crate::matrix::MatrixUser>, StoreError>;
     fn put_matrix_user(&mut self, user: &crate::matrix::MatrixUser) -> Result<(), StoreError>;
+    fn matrix_device(
+        &mut self,
+        user_id: &str,
+        device_id: &str,
+    ) -> Result<Option<crate::matrix::MatrixDevice>, StoreError>;
     fn put_matrix_device(&mut self, device: &crate::matrix::MatrixDevice) -> Result<(), StoreError>;
+    fn put_matrix_filter(&mut self, user_id: &str, filter_id: &str, filter: &str) -> Result<(), StoreError>;
     /// Deletes one device of a user, or all of them; how many went.
     fn delete_matrix_devices(&mut self, user_id: &str, device_id: Option<&str>) -> Result<u64, StoreError>;
 
@@ -592,6 +622,10 @@ pub trait Store: Send + Sync + 'static {
         user_id: &str,
         device_id: &str,
     ) -> Result<Option<crate::matrix::MatrixDevice>, StoreError>;
+    /// A user's devices, by device id.
+    async fn matrix_devices(&self, user_id: &str) -> Result<Vec<crate::matrix::MatrixDevice>, StoreError>;
+    /// A filter as uploaded (JSON).
+    async fn matrix_filter(&self, user_id: &str, filter_id: &str) -> Result<Option<String>, StoreError>;
 
     // Cognito reads.
     async fn identity_pool(&self, pool_id: &str) -> Result<Option<IdentityPool>, StoreError>;

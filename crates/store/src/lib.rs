@@ -155,6 +155,16 @@ macro_rules! impl_store {
                 self.read(move |c| $rows::matrix_device(c, &user_id, &device_id)).await
             }
 
+            async fn matrix_devices(&self, user_id: &str) -> Result<Vec<ferrosync_core::matrix::MatrixDevice>, StoreError> {
+                let user_id = user_id.to_owned();
+                self.read(move |c| $rows::matrix_devices(c, &user_id)).await
+            }
+
+            async fn matrix_filter(&self, user_id: &str, filter_id: &str) -> Result<Option<String>, StoreError> {
+                let (user_id, filter_id) = (user_id.to_owned(), filter_id.to_owned());
+                self.read(move |c| $rows::matrix_filter(c, &user_id, &filter_id)).await
+            }
+
             async fn identity_pool(
                 &self,
                 pool_id: &str,
@@ -318,8 +328,18 @@ macro_rules! impl_tx_state {
             fn put_matrix_user(&mut self, user: &ferrosync_core::matrix::MatrixUser) -> Result<(), StoreError> {
                 $rows::put_matrix_user(self.conn, user)
             }
+            fn matrix_device(
+                &mut self,
+                user_id: &str,
+                device_id: &str,
+            ) -> Result<Option<ferrosync_core::matrix::MatrixDevice>, StoreError> {
+                $rows::matrix_device(self.conn, user_id, device_id)
+            }
             fn put_matrix_device(&mut self, device: &ferrosync_core::matrix::MatrixDevice) -> Result<(), StoreError> {
                 $rows::put_matrix_device(self.conn, device)
+            }
+            fn put_matrix_filter(&mut self, user_id: &str, filter_id: &str, filter: &str) -> Result<(), StoreError> {
+                $rows::put_matrix_filter(self.conn, user_id, filter_id, filter)
             }
             fn delete_matrix_devices(&mut self, user_id: &str, device_id: Option<&str>) -> Result<u64, StoreError> {
                 $rows::delete_matrix_devices(self.conn, user_id, device_id)

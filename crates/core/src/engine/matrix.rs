@@ -216,3 +216,134 @@ impl Engine {
         }
     }
 }
+
+/// A user's public profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatrixProfile {
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+/// Filter ids: short, and never starting with `{` (which marks inline JSON in `/sync`).
+fn new_filter_id() -> String {
+    random_hex(8)
+}
+
+impl Engine {
+    /// Checks a filter and stores it for the caller; its id.
+    pub async fn matrix_put_filter(
+        &self,
+        caller: &MatrixCaller,
+        filter: &serde_json::Value,
+    ) -> Result<String, CoreError> {
+        crate::matrix::filter::Filter::from_json(filter)?;
+        let json = serde_json::to_string(filter).map_err(|e| internal(e.to_string()))?;
+        if json.len() > crate::matrix::MAX_FILTER_BYTES {
+            return Err(CoreError::invalid(
+                "filter",
+                format!("is {} bytes; the limit is {}", json.len(), crate::matrix::MAX_FILTER_BYTES),
+            ));
+        }
+        let filter_id = new_filter_id();
+        let m =
+            Mutation::PutMatrixFilter { user_id: caller.user_id.clone(), filter_id: filter_id.clone(), filter: json };
+        self.run_matrix(m).await?;
+        Ok(filter_id)
+    }
+
+    /// A filter of `user_id` as uploaded.
+    pub async fn matrix_filter(&self, user_id: &str, filter_id: &str) -> Result<Option<serde_json::Value>, CoreError> {
+        let Some(json) = self.store.matrix_filter(user_id, filter_id).await? else { return Ok(None) };
+        serde_json::from_str(&json).map(Some).map_err(|e| internal(format!("a stored filter is not JSON: {e}")))
+    }
+
+    /// A user's profile; NotFound for an unknown or deactivated user.
+    pub async fn matrix_profile(&self, user_id: &str) -> Result<MatrixProfile, CoreError> {
+        match self.store.matrix_user(user_id).await? {
+            Some(u) if !u.deactivated => Ok(MatrixProfile { display_name: u.display_name, avatar_url: u.avatar_url }),
+            _ => Err(CoreError::not_found(NotFoundKind::MatrixUser, user_id)),
+        }
+    }
+
+    /// Sets the caller's display name and/or avatar URL (`Some(None)` clears one).
+    pub async fn matrix_set_profile(
+        &self,
+        caller: &MatrixCaller,
+        display_name: Option<Option<String>>,
+        avatar_url: Option<Option<String>>,
+    ) -> Result<MatrixProfile, CoreError> {
+        if let Some(Some(name)) = &display_name
+            && name.chars().count() > MAX_DISPLAY_NAME_CHARS
+        {
+            return Err(CoreError::invalid(
+                "displayname",
+                format!("is longer than {MAX_DISPLAY_NAME_CHARS} characters"),
+            ));
+        }
+        if let Some(Some(url)) = &avatar_url
+            && (url.len() > crate::matrix::MAX_URL_CHARS || !url.starts_with("mxc://"))
+        {
+            return Err(CoreError::invalid(
+                "avatar_url",
+                format!("must be an mxc:// URI of at most {} characters", crate::matrix::MAX_URL_CHARS),
+            ));
+        }
+        let m = Mutation::SetMatrixProfile { user_id: caller.user_id.clone(), display_name, avatar_url };
+        match self.run_matrix(m).await? {
+            Outcome::MatrixUser(u) => Ok(MatrixProfile { display_name: u.display_name, avatar_url: u.avatar_url }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn matrix_devices(&self, caller: &MatrixCaller) -> Result<Vec<MatrixDevice>, CoreError> {
+        Ok(self.store.matrix_devices(&caller.user_id).await?)
+    }
+
+    pub async fn matrix_rename_device(
+        &self,
+        caller: &MatrixCaller,
+        device_id: &str,
+        display_name: &str,
+    ) -> Result<MatrixDevice, CoreError> {
+        check_device(Some(device_id), None)?;
+        if display_name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+            return Err(CoreError::invalid(
+                "display_name",
+                format!("is longer than {MAX_DISPLAY_NAME_CHARS} characters"),
+            ));
+        }
+        let m = Mutation::RenameMatrixDevice {
+            user_id: caller.user_id.clone(),
+            device_id: device_id.to_owned(),
+            display_name: display_name.to_owned(),
+        };
+        match self.run_matrix(m).await? {
+            Outcome::MatrixDevice(d) => Ok(d),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Checks the caller's password again (user-interactive auth for sensitive operations).
+    pub async fn matrix_confirm_password(&self, caller: &MatrixCaller, password: &str) -> Result<bool, CoreError> {
+        check_password(password)?;
+        let hash = self.store.matrix_user(&caller.user_id).await?.and_then(|u| u.password_hash);
+        Ok(match hash {
+            Some(hash) => verify(password.to_owned(), hash).await,
+            None => false,
+        })
+    }
+
+    /// Logs out the caller's listed devices (unknown ones are passed over); how many went.
+    pub async fn matrix_delete_devices(&self, caller: &MatrixCaller, device_ids: &[String]) -> Result<u64, CoreError> {
+        let mut removed = 0;
+        for device_id in device_ids {
+            let m =
+                Mutation::RemoveMatrixDevices { user_id: caller.user_id.clone(), device_id: Some(device_id.clone()) };
+            match self.run_matrix(m).await? {
+                Outcome::MatrixDevicesRemoved(n) => removed += n,
+                other => return Err(unexpected(other)),
+            }
+        }
+        Ok(removed)
+    }
+}

@@ -137,7 +137,7 @@ pub use cognito_identities::{
     AwsSecret, DeveloperIdentityLookup, IdentityCredentials, OpenIdToken, UnprocessedIdentity,
 };
 pub use cognito_sync::{ListRecordsRequest, RecordsPage, UpdateRecordsRequest, UpdatedRecords};
-pub use matrix::{MatrixCaller, MatrixRegistration, MatrixSession};
+pub use matrix::{MatrixCaller, MatrixProfile, MatrixRegistration, MatrixSession};
 
 use services::ServiceCache;
 

@@ -188,3 +188,111 @@ async fn login_whoami_and_logout() {
     assert_eq!(post(&s, "/logout/all", Some(&first_token), json!({})).await, (200, json!({})));
     assert_eq!(errcode(&get(&s, "/account/whoami", Some(&first_token)).await), (401, "M_UNKNOWN_TOKEN"));
 }
+
+async fn put(s: &TestServer, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    call(s, reqwest::Method::PUT, &format!("{CLIENT}{path}"), token, Some(body)).await
+}
+
+#[tokio::test]
+async fn filters_are_checked_stored_and_the_owners_alone() {
+    let Some(s) = TestServer::with_settings(with_registration(RegistrationPolicy::Open, None)).await else { return };
+    let frank = register(&s, "frank", "pw").await;
+    let token = frank["access_token"].as_str().unwrap_or_default();
+    let filter = json!({ "room": { "timeline": { "limit": 5, "types": ["m.room.message"] }, "state": { "lazy_load_members": true } } });
+    let (status, made) = post(&s, "/user/@frank:example.org/filter", Some(token), filter.clone()).await;
+    assert_eq!(status, 200, "{made}");
+    let id = made["filter_id"].as_str().expect("an id").to_owned();
+    assert!(!id.starts_with('{'), "ids never look like inline JSON");
+    assert_eq!(get(&s, &format!("/user/@frank:example.org/filter/{id}"), Some(token)).await, (200, filter));
+    assert_eq!(errcode(&get(&s, "/user/@frank:example.org/filter/nope", Some(token)).await), (404, "M_NOT_FOUND"));
+
+    let bad = json!({ "room": { "timeline": { "limit": "ten" } } });
+    let refused = post(&s, "/user/@frank:example.org/filter", Some(token), bad).await;
+    assert_eq!(errcode(&refused), (400, "M_BAD_JSON"));
+    assert!(refused.1["error"].as_str().unwrap_or_default().contains("filter"), "{}", refused.1);
+    let gina = register(&s, "gina", "pw").await;
+    let theirs = post(&s, "/user/@frank:example.org/filter", gina["access_token"].as_str(), json!({})).await;
+    assert_eq!(errcode(&theirs), (403, "M_FORBIDDEN"));
+}
+
+#[tokio::test]
+async fn profiles_are_public_and_set_by_their_owner() {
+    let Some(s) = TestServer::with_settings(with_registration(RegistrationPolicy::Open, None)).await else { return };
+    let hana = register(&s, "hana", "pw").await;
+    let token = hana["access_token"].as_str().unwrap_or_default();
+    assert_eq!(get(&s, "/profile/@hana:example.org", None).await, (200, json!({ "displayname": "hana" })));
+    assert_eq!(
+        put(&s, "/profile/@hana:example.org/displayname", Some(token), json!({ "displayname": "Hana" })).await,
+        (200, json!({}))
+    );
+    let avatar = json!({ "avatar_url": "mxc://example.org/abc" });
+    assert_eq!(put(&s, "/profile/@hana:example.org/avatar_url", Some(token), avatar).await.0, 200);
+    assert_eq!(
+        get(&s, "/profile/@hana:example.org", None).await,
+        (200, json!({ "displayname": "Hana", "avatar_url": "mxc://example.org/abc" }))
+    );
+    assert_eq!(get(&s, "/profile/@hana:example.org/displayname", None).await, (200, json!({ "displayname": "Hana" })));
+    let not_mxc =
+        put(&s, "/profile/@hana:example.org/avatar_url", Some(token), json!({ "avatar_url": "http://x" })).await;
+    assert_eq!(errcode(&not_mxc), (400, "M_INVALID_PARAM"));
+    let long =
+        put(&s, "/profile/@hana:example.org/displayname", Some(token), json!({ "displayname": "x".repeat(300) })).await;
+    assert_eq!(errcode(&long), (400, "M_INVALID_PARAM"));
+    assert_eq!(errcode(&get(&s, "/profile/@nobody:example.org", None).await), (404, "M_NOT_FOUND"));
+    let ivan = register(&s, "ivan", "pw").await;
+    let theirs =
+        put(&s, "/profile/@hana:example.org/displayname", ivan["access_token"].as_str(), json!({ "displayname": "x" }))
+            .await;
+    assert_eq!(errcode(&theirs), (403, "M_FORBIDDEN"));
+}
+
+#[tokio::test]
+async fn devices_are_listed_renamed_and_deleted_with_the_password() {
+    let Some(s) = TestServer::with_settings(with_registration(RegistrationPolicy::Open, None)).await else { return };
+    let jo = register(&s, "jo", "secret").await;
+    let token = jo["access_token"].as_str().unwrap_or_default().to_owned();
+    let login = json!({ "type": "m.login.password", "identifier": { "type": "m.id.user", "user": "jo" },
+        "password": "secret", "device_id": "TABLET", "initial_device_display_name": "Tablet" });
+    let (_, tablet) = post(&s, "/login", None, login).await;
+    let tablet_token = tablet["access_token"].as_str().unwrap_or_default().to_owned();
+
+    let (status, list) = get(&s, "/devices", Some(&token)).await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> =
+        list["devices"].as_array().expect("devices").iter().filter_map(|d| d["device_id"].as_str()).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&"TABLET"));
+    assert_eq!(
+        get(&s, "/devices/TABLET", Some(&token)).await,
+        (200, json!({ "device_id": "TABLET", "display_name": "Tablet", "last_seen_ip": null, "last_seen_ts": null }))
+    );
+    assert_eq!(
+        put(&s, "/devices/TABLET", Some(&token), json!({ "display_name": "Old tablet" })).await,
+        (200, json!({}))
+    );
+    assert_eq!(get(&s, "/devices/TABLET", Some(&token)).await.1["display_name"], "Old tablet");
+    assert_eq!(
+        errcode(&put(&s, "/devices/NOPE", Some(&token), json!({ "display_name": "x" })).await),
+        (404, "M_NOT_FOUND")
+    );
+
+    // Deleting asks for the password (user-interactive auth), then logs the device out.
+    let delete = |body: Value| {
+        let (s, token) = (&s, token.clone());
+        async move { call(s, reqwest::Method::DELETE, &format!("{CLIENT}/devices/TABLET"), Some(&token), Some(body)).await }
+    };
+    let (status, uia) = delete(json!({})).await;
+    assert_eq!((status, uia["flows"].clone()), (401, json!([{ "stages": ["m.login.password"] }])));
+    let session = uia["session"].as_str().unwrap_or_default().to_owned();
+    let wrong = json!({ "auth": { "type": "m.login.password", "password": "guess", "session": session } });
+    assert_eq!(delete(wrong).await.0, 401);
+    assert_eq!(get(&s, "/account/whoami", Some(&tablet_token)).await.0, 200, "not deleted by a wrong password");
+    let right = json!({ "auth": { "type": "m.login.password", "password": "secret", "session": session,
+        "identifier": { "type": "m.id.user", "user": "jo" } } });
+    assert_eq!(delete(right).await, (200, json!({})));
+    assert_eq!(errcode(&get(&s, "/account/whoami", Some(&tablet_token)).await), (401, "M_UNKNOWN_TOKEN"));
+
+    let all = json!({ "devices": [jo["device_id"]], "auth": { "type": "m.login.password", "password": "secret" } });
+    assert_eq!(post(&s, "/delete_devices", Some(&token), all).await, (200, json!({})));
+    assert_eq!(errcode(&get(&s, "/account/whoami", Some(&token)).await), (401, "M_UNKNOWN_TOKEN"));
+}

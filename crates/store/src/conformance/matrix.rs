@@ -16,6 +16,7 @@ where
     Fut: Future<Output = Arc<dyn Store>>,
 {
     accounts_register_log_in_and_out(make().await).await;
+    filters_profiles_and_devices(make().await).await;
 }
 
 fn engine(store: Arc<dyn Store>) -> Engine {
@@ -83,4 +84,43 @@ async fn accounts_register_log_in_and_out(store: Arc<dyn Store>) {
     assert_eq!(e.matrix_logout(&me, true).await.expect("all out"), 2);
     assert!(caller(&e, &laptop.access_token).await.is_none());
     assert!(caller(&e, &third.access_token).await.is_none());
+}
+
+async fn filters_profiles_and_devices(store: Arc<dyn Store>) {
+    let e = engine(store);
+    let reg =
+        MatrixRegistration { localpart: Some("kim"), password: Some("pw"), device_id: Some("A"), device_name: None };
+    let session = e.matrix_register(SERVER, reg).await.expect("registered");
+    let me = caller(&e, &session.access_token).await.expect("caller");
+
+    let filter = serde_json::json!({ "room": { "timeline": { "limit": 3 } } });
+    let id = e.matrix_put_filter(&me, &filter).await.expect("stored");
+    assert_eq!(e.matrix_filter(&me.user_id, &id).await.expect("read"), Some(filter));
+    assert_eq!(e.matrix_filter(&me.user_id, "other").await.expect("read"), None);
+    assert_eq!(e.matrix_filter("@someone:example.org", &id).await.expect("read"), None, "filters are per user");
+    let bad = serde_json::json!({ "room": { "timeline": { "limit": 0 } } });
+    assert!(matches!(e.matrix_put_filter(&me, &bad).await, Err(CoreError::InvalidField { .. })));
+
+    let profile = e.matrix_profile(&me.user_id).await.expect("profile");
+    assert_eq!((profile.display_name.as_deref(), profile.avatar_url), (Some("kim"), None), "named after the localpart");
+    let set = e.matrix_set_profile(&me, Some(Some("Kim".into())), Some(Some("mxc://example.org/a".into()))).await;
+    assert_eq!(set.expect("set").display_name.as_deref(), Some("Kim"));
+    let cleared = e.matrix_set_profile(&me, Some(None), None).await.expect("cleared");
+    assert_eq!((cleared.display_name, cleared.avatar_url.as_deref()), (None, Some("mxc://example.org/a")));
+    assert!(matches!(e.matrix_profile("@ghost:example.org").await, Err(CoreError::NotFound { .. })));
+
+    e.matrix_login(SERVER, "kim", "pw", Some("B"), Some("Second")).await.expect("logged in");
+    e.matrix_rename_device(&me, "B", "Renamed").await.expect("renamed");
+    let devices = e.matrix_devices(&me).await.expect("devices");
+    let names: Vec<(&str, Option<&str>)> =
+        devices.iter().map(|d| (d.device_id.as_str(), d.display_name.as_deref())).collect();
+    assert_eq!(names, vec![("A", None), ("B", Some("Renamed"))]);
+    assert!(matches!(e.matrix_rename_device(&me, "Z", "x").await, Err(CoreError::NotFound { .. })));
+    // Logging a device in again keeps the name it had.
+    e.matrix_login(SERVER, "kim", "pw", Some("B"), None).await.expect("again");
+    assert_eq!(e.matrix_devices(&me).await.expect("devices")[1].display_name.as_deref(), Some("Renamed"));
+    assert!(e.matrix_confirm_password(&me, "pw").await.expect("checked"));
+    assert!(!e.matrix_confirm_password(&me, "nope").await.expect("checked"));
+    assert_eq!(e.matrix_delete_devices(&me, &["B".into(), "missing".into()]).await.expect("deleted"), 1);
+    assert_eq!(e.matrix_devices(&me).await.expect("devices").len(), 1);
 }

@@ -16,3 +16,11 @@ CREATE TABLE matrix_devices (
     date_created BIGINT NOT NULL,
     PRIMARY KEY (user_id, device_id)
 );
+
+-- Filters a user uploaded, as uploaded (validated first).
+CREATE TABLE matrix_filters (
+    user_id TEXT COLLATE "C" NOT NULL REFERENCES matrix_users(user_id) ON DELETE CASCADE,
+    filter_id TEXT COLLATE "C" NOT NULL,
+    filter TEXT NOT NULL,
+    PRIMARY KEY (user_id, filter_id)
+);

@@ -16,3 +16,11 @@ CREATE TABLE matrix_devices (
     date_created INTEGER NOT NULL,
     PRIMARY KEY (user_id, device_id)
 ) STRICT, WITHOUT ROWID;
+
+-- Filters a user uploaded, as uploaded (validated first).
+CREATE TABLE matrix_filters (
+    user_id TEXT NOT NULL REFERENCES matrix_users(user_id) ON DELETE CASCADE,
+    filter_id TEXT NOT NULL,
+    filter TEXT NOT NULL,
+    PRIMARY KEY (user_id, filter_id)
+) STRICT, WITHOUT ROWID;

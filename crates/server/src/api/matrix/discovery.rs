@@ -28,8 +28,8 @@ pub async fn capabilities(_caller: super::auth::Caller) -> Json<Value> {
     Json(json!({
         "capabilities": {
             "m.change_password": { "enabled": false },
-            "m.set_displayname": { "enabled": false },
-            "m.set_avatar_url": { "enabled": false },
+            "m.set_displayname": { "enabled": true },
+            "m.set_avatar_url": { "enabled": true },
             "m.3pid_changes": { "enabled": false },
             "m.get_login_token": { "enabled": false },
             "m.room_versions": { "default": "10", "available": { "10": "stable" } },

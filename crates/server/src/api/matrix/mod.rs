@@ -1,5 +1,6 @@
 //! The Matrix Client-Server API (`/_matrix/client/{v3,r0}/…`, `/.well-known/matrix/client`):
-//! discovery, accounts (register, login, whoami, logout) over the engine's Matrix accounts.
+//! discovery, accounts (register, login, whoami, logout), filters, profiles and devices over
+//! the engine's Matrix accounts.
 //! Errors are `{errcode, error}` with the spec's codes; every body the clients validate is
 //! exactly the spec's shape.
 
@@ -8,6 +9,7 @@ pub mod auth;
 pub mod discovery;
 pub mod error;
 pub mod router;
+pub mod user;
 
 pub use router::router;
 

@@ -1,6 +1,6 @@
 //! The Matrix routes, served under both `/_matrix/client/v3` and the older `r0`.
 
-use super::{account, discovery, error};
+use super::{account, discovery, error, user};
 use crate::state::AppState;
 use axum::Router;
 use axum::routing::{get, post};
@@ -15,6 +15,13 @@ fn client_api() -> Router<Arc<AppState>> {
         .route("/logout", post(account::logout))
         .route("/logout/all", post(account::logout_all))
         .route("/capabilities", get(discovery::capabilities))
+        .route("/user/{user_id}/filter", post(user::put_filter))
+        .route("/user/{user_id}/filter/{filter_id}", get(user::get_filter))
+        .route("/profile/{user_id}", get(user::get_profile))
+        .route("/profile/{user_id}/{field}", get(user::get_profile_field).put(user::put_profile_field))
+        .route("/devices", get(user::devices))
+        .route("/devices/{device_id}", get(user::device).put(user::rename_device).delete(user::delete_device))
+        .route("/delete_devices", post(user::delete_devices))
         .fallback(error::unrecognized)
         .method_not_allowed_fallback(error::unrecognized)
 }

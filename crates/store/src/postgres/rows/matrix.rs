@@ -35,6 +35,16 @@ pub(crate) fn put_matrix_user(conn: &mut PgConn, u: &MatrixUser) -> Result<(), S
     .map(drop)
 }
 
+fn device_row(r: &postgres::Row) -> Result<MatrixDevice, StoreError> {
+    Ok(MatrixDevice {
+        user_id: get(r, 0, "user_id")?,
+        device_id: get(r, 1, "device_id")?,
+        display_name: get(r, 2, "display_name")?,
+        token_id: get(r, 3, "token_id")?,
+        date_created: ts_col(r, 4, "date_created")?,
+    })
+}
+
 pub(crate) fn matrix_device(
     conn: &mut PgConn,
     user_id: &str,
@@ -45,15 +55,7 @@ pub(crate) fn matrix_device(
          FROM matrix_devices WHERE user_id = $1 AND device_id = $2",
         &[&user_id, &device_id],
     )?
-    .map(|r| {
-        Ok(MatrixDevice {
-            user_id: get(&r, 0, "user_id")?,
-            device_id: get(&r, 1, "device_id")?,
-            display_name: get(&r, 2, "display_name")?,
-            token_id: get(&r, 3, "token_id")?,
-            date_created: ts_col(&r, 4, "date_created")?,
-        })
-    })
+    .map(|r| device_row(&r))
     .transpose()
 }
 
@@ -78,4 +80,34 @@ pub(crate) fn delete_matrix_devices(
         Some(d) => conn.execute("DELETE FROM matrix_devices WHERE user_id = $1 AND device_id = $2", &[&user_id, &d]),
         None => conn.execute("DELETE FROM matrix_devices WHERE user_id = $1", &[&user_id]),
     }
+}
+
+pub(crate) fn matrix_devices(conn: &mut PgConn, user_id: &str) -> Result<Vec<MatrixDevice>, StoreError> {
+    conn.query(
+        "SELECT user_id, device_id, display_name, token_id, date_created
+         FROM matrix_devices WHERE user_id = $1 ORDER BY device_id",
+        &[&user_id],
+    )?
+    .iter()
+    .map(device_row)
+    .collect()
+}
+
+pub(crate) fn matrix_filter(conn: &mut PgConn, user_id: &str, filter_id: &str) -> Result<Option<String>, StoreError> {
+    conn.query_opt("SELECT filter FROM matrix_filters WHERE user_id = $1 AND filter_id = $2", &[&user_id, &filter_id])?
+        .map(|r| get(&r, 0, "filter"))
+        .transpose()
+}
+
+pub(crate) fn put_matrix_filter(
+    conn: &mut PgConn,
+    user_id: &str,
+    filter_id: &str,
+    filter: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO matrix_filters (user_id, filter_id, filter) VALUES ($1, $2, $3)",
+        &[&user_id, &filter_id, &filter],
+    )
+    .map(drop)
 }

@@ -41,6 +41,16 @@ pub(crate) fn put_matrix_user(conn: &Connection, u: &MatrixUser) -> Result<(), S
     .map_err(err)
 }
 
+fn device_row(row: &Row<'_>) -> rusqlite::Result<MatrixDevice> {
+    Ok(MatrixDevice {
+        user_id: row.get(0)?,
+        device_id: row.get(1)?,
+        display_name: row.get(2)?,
+        token_id: row.get(3)?,
+        date_created: Timestamp(row.get(4)?),
+    })
+}
+
 pub(crate) fn matrix_device(
     conn: &Connection,
     user_id: &str,
@@ -50,18 +60,7 @@ pub(crate) fn matrix_device(
         "SELECT user_id, device_id, display_name, token_id, date_created
          FROM matrix_devices WHERE user_id = ?1 AND device_id = ?2",
     )
-    .and_then(|mut st| {
-        st.query_row([user_id, device_id], |row| {
-            Ok(MatrixDevice {
-                user_id: row.get(0)?,
-                device_id: row.get(1)?,
-                display_name: row.get(2)?,
-                token_id: row.get(3)?,
-                date_created: Timestamp(row.get(4)?),
-            })
-        })
-        .optional()
-    })
+    .and_then(|mut st| st.query_row([user_id, device_id], device_row).optional())
     .map_err(err)
 }
 
@@ -93,4 +92,33 @@ pub(crate) fn delete_matrix_devices(
     }
     .map_err(err)?;
     Ok(n as u64)
+}
+
+pub(crate) fn matrix_devices(conn: &Connection, user_id: &str) -> Result<Vec<MatrixDevice>, StoreError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT user_id, device_id, display_name, token_id, date_created
+             FROM matrix_devices WHERE user_id = ?1 ORDER BY device_id",
+        )
+        .map_err(err)?;
+    let rows = st.query_map([user_id], device_row).map_err(err)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(err)
+}
+
+pub(crate) fn matrix_filter(conn: &Connection, user_id: &str, filter_id: &str) -> Result<Option<String>, StoreError> {
+    conn.prepare_cached("SELECT filter FROM matrix_filters WHERE user_id = ?1 AND filter_id = ?2")
+        .and_then(|mut st| st.query_row([user_id, filter_id], |r| r.get(0)).optional())
+        .map_err(err)
+}
+
+pub(crate) fn put_matrix_filter(
+    conn: &Connection,
+    user_id: &str,
+    filter_id: &str,
+    filter: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO matrix_filters (user_id, filter_id, filter) VALUES (?1, ?2, ?3)")
+        .and_then(|mut st| st.execute([user_id, filter_id, filter]))
+        .map(drop)
+        .map_err(err)
 }

@@ -3,6 +3,8 @@
 //! device and a random token id kept on the device, so checking one is one read and logging a
 //! device out (deleting it) revokes its token.
 
+pub mod filter;
+
 use crate::error::CoreError;
 use crate::timestamp::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -12,6 +14,10 @@ pub const MAX_USER_ID_CHARS: usize = 255;
 pub const MAX_DEVICE_ID_CHARS: usize = 255;
 pub const MAX_DISPLAY_NAME_CHARS: usize = 255;
 pub const MAX_PASSWORD_BYTES: usize = 512;
+/// An `mxc://` URI (avatars).
+pub const MAX_URL_CHARS: usize = 1024;
+/// An uploaded filter, as JSON.
+pub const MAX_FILTER_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MatrixUser {
