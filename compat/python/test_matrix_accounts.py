@@ -136,3 +136,30 @@ def test_filters_profile_and_devices():
             await laptop.close()
 
     run(flow())
+
+
+def test_media_upload_and_download():
+    async def flow():
+        import io
+
+        from nio import DownloadResponse, UploadResponse
+
+        name = localpart()
+        client = AsyncClient(helpers.URL, name)
+        try:
+            assert isinstance(await client.register(name, "pw"), RegisterResponse)
+            data = b"hello, media" * 100
+            uploaded, _keys = await client.upload(
+                io.BytesIO(data), content_type="text/plain", filename="hello.txt", filesize=len(data)
+            )
+            assert isinstance(uploaded, UploadResponse), uploaded
+            assert uploaded.content_uri.startswith("mxc://localhost/")
+            downloaded = await client.download(uploaded.content_uri)
+            assert isinstance(downloaded, DownloadResponse), downloaded
+            assert downloaded.body == data
+            assert downloaded.content_type == "text/plain"
+            assert downloaded.filename == "hello.txt"
+        finally:
+            await client.close()
+
+    run(flow())

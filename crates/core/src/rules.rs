@@ -298,6 +298,10 @@ impl Cx<'_> {
             Mutation::CreateIdentityPool { pool } => self.create_identity_pool(pool),
             Mutation::CreateMatrixUser { user, device } => self.create_matrix_user(user, device),
             Mutation::PutMatrixDevice(device) => self.put_matrix_device(device),
+            Mutation::PutMatrixMedia(media) => {
+                self.tx.put_matrix_media(&media)?;
+                Ok(Outcome::Stored)
+            }
             Mutation::PutMatrixFilter { user_id, filter_id, filter } => {
                 self.put_matrix_filter(&user_id, &filter_id, &filter)
             }

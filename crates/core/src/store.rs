@@ -187,6 +187,8 @@ pub enum Mutation {
         device_id: String,
         display_name: String,
     },
+    /// Stores an uploaded file.
+    PutMatrixMedia(Box<crate::matrix::MatrixMedia>),
     /// Logs out one device of a user (`Some`) or all of them.
     RemoveMatrixDevices {
         user_id: String,
@@ -316,6 +318,7 @@ impl Mutation {
             | Mutation::CreateMatrixUser { .. }
             | Mutation::PutMatrixDevice(_)
             | Mutation::PutMatrixFilter { .. }
+            | Mutation::PutMatrixMedia(_)
             | Mutation::SetMatrixProfile { .. }
             | Mutation::RenameMatrixDevice { .. }
             | Mutation::RemoveMatrixDevices { .. } => None,
@@ -486,6 +489,7 @@ pub trait TxState {
     ) -> Result<Option<crate::matrix::MatrixDevice>, StoreError>;
     fn put_matrix_device(&mut self, device: &crate::matrix::MatrixDevice) -> Result<(), StoreError>;
     fn put_matrix_filter(&mut self, user_id: &str, filter_id: &str, filter: &str) -> Result<(), StoreError>;
+    fn put_matrix_media(&mut self, media: &crate::matrix::MatrixMedia) -> Result<(), StoreError>;
     /// Deletes one device of a user, or all of them; how many went.
     fn delete_matrix_devices(&mut self, user_id: &str, device_id: Option<&str>) -> Result<u64, StoreError>;
 
@@ -624,6 +628,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<crate::matrix::MatrixDevice>, StoreError>;
     /// A user's devices, by device id.
     async fn matrix_devices(&self, user_id: &str) -> Result<Vec<crate::matrix::MatrixDevice>, StoreError>;
+    async fn matrix_media(&self, media_id: &str) -> Result<Option<crate::matrix::MatrixMedia>, StoreError>;
     /// A filter as uploaded (JSON).
     async fn matrix_filter(&self, user_id: &str, filter_id: &str) -> Result<Option<String>, StoreError>;
 

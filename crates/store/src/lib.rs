@@ -160,6 +160,11 @@ macro_rules! impl_store {
                 self.read(move |c| $rows::matrix_devices(c, &user_id)).await
             }
 
+            async fn matrix_media(&self, media_id: &str) -> Result<Option<ferrosync_core::matrix::MatrixMedia>, StoreError> {
+                let media_id = media_id.to_owned();
+                self.read(move |c| $rows::matrix_media(c, &media_id)).await
+            }
+
             async fn matrix_filter(&self, user_id: &str, filter_id: &str) -> Result<Option<String>, StoreError> {
                 let (user_id, filter_id) = (user_id.to_owned(), filter_id.to_owned());
                 self.read(move |c| $rows::matrix_filter(c, &user_id, &filter_id)).await
@@ -340,6 +345,9 @@ macro_rules! impl_tx_state {
             }
             fn put_matrix_filter(&mut self, user_id: &str, filter_id: &str, filter: &str) -> Result<(), StoreError> {
                 $rows::put_matrix_filter(self.conn, user_id, filter_id, filter)
+            }
+            fn put_matrix_media(&mut self, media: &ferrosync_core::matrix::MatrixMedia) -> Result<(), StoreError> {
+                $rows::put_matrix_media(self.conn, media)
             }
             fn delete_matrix_devices(&mut self, user_id: &str, device_id: Option<&str>) -> Result<u64, StoreError> {
                 $rows::delete_matrix_devices(self.conn, user_id, device_id)

@@ -347,3 +347,45 @@ impl Engine {
         Ok(removed)
     }
 }
+
+/// `content_type` and `filename` of an upload: what headers and a download name can carry.
+const MAX_MEDIA_META_CHARS: usize = 255;
+
+impl Engine {
+    /// Stores an upload of the caller's; its media id. `max_bytes` is the configured limit.
+    pub async fn matrix_upload(
+        &self,
+        caller: &MatrixCaller,
+        content_type: Option<&str>,
+        filename: Option<&str>,
+        content: Vec<u8>,
+        max_bytes: usize,
+    ) -> Result<String, CoreError> {
+        if content.len() > max_bytes {
+            return Err(CoreError::TooLarge { field: "content", size: content.len(), limit: max_bytes });
+        }
+        for (field, value) in [("Content-Type", content_type), ("filename", filename)] {
+            if value.is_some_and(|v| v.chars().count() > MAX_MEDIA_META_CHARS || v.chars().any(char::is_control)) {
+                return Err(CoreError::invalid(
+                    field,
+                    format!("must be at most {MAX_MEDIA_META_CHARS} printable characters"),
+                ));
+            }
+        }
+        let media = crate::matrix::MatrixMedia {
+            media_id: random_hex(12),
+            user_id: caller.user_id.clone(),
+            content_type: content_type.map(str::to_owned),
+            filename: filename.map(str::to_owned),
+            content,
+            date_created: Timestamp::now(),
+        };
+        let media_id = media.media_id.clone();
+        self.run_matrix(Mutation::PutMatrixMedia(Box::new(media))).await?;
+        Ok(media_id)
+    }
+
+    pub async fn matrix_media(&self, media_id: &str) -> Result<Option<crate::matrix::MatrixMedia>, CoreError> {
+        Ok(self.store.matrix_media(media_id).await?)
+    }
+}

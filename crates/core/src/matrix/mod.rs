@@ -41,6 +41,28 @@ pub struct MatrixDevice {
     pub date_created: Timestamp,
 }
 
+/// An uploaded file.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MatrixMedia {
+    pub media_id: String,
+    /// The uploader.
+    pub user_id: String,
+    pub content_type: Option<String>,
+    pub filename: Option<String>,
+    pub content: Vec<u8>,
+    pub date_created: Timestamp,
+}
+
+impl std::fmt::Debug for MatrixMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MatrixMedia")
+            .field("media_id", &self.media_id)
+            .field("content_type", &self.content_type)
+            .field("bytes", &self.content.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// What an access token carries (sealed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenClaims {

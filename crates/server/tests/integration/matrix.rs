@@ -296,3 +296,94 @@ async fn devices_are_listed_renamed_and_deleted_with_the_password() {
     assert_eq!(post(&s, "/delete_devices", Some(&token), all).await, (200, json!({})));
     assert_eq!(errcode(&get(&s, "/account/whoami", Some(&token)).await), (401, "M_UNKNOWN_TOKEN"));
 }
+
+#[tokio::test]
+async fn media_is_uploaded_within_the_limit_and_served_safely() {
+    let mut settings = with_registration(RegistrationPolicy::Open, None);
+    settings.matrix.max_upload_bytes = 1024;
+    let Some(s) = TestServer::with_settings(settings).await else { return };
+    let kai = register(&s, "kai", "pw").await;
+    let token = kai["access_token"].as_str().unwrap_or_default().to_owned();
+    let upload = |body: Vec<u8>, content_type: &'static str, query: &'static str| {
+        let (s, token) = (&s, token.clone());
+        async move {
+            let resp = s
+                .http
+                .post(s.root(&format!("/_matrix/media/v3/upload{query}")))
+                .bearer_auth(token)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .expect("answer");
+            (resp.status().as_u16(), resp.json::<Value>().await.expect("json"))
+        }
+    };
+    let (status, made) = upload(b"\x89PNG fake image".to_vec(), "image/png", "?filename=cat%20pic.png").await;
+    assert_eq!(status, 200, "{made}");
+    let uri = made["content_uri"].as_str().expect("an mxc uri");
+    let id = uri.strip_prefix("mxc://example.org/").expect("on this server");
+
+    let got = s
+        .http
+        .get(s.root(&format!("/_matrix/client/v1/media/download/example.org/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(got.status(), 200);
+    let header = |name: &str| got.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert_eq!(header("content-type"), "image/png");
+    assert_eq!(header("content-disposition"), "inline; filename*=utf-8''cat%20pic%2Epng");
+    assert!(header("content-security-policy").starts_with("sandbox"));
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(got.bytes().await.expect("bytes").as_ref(), b"\x89PNG fake image");
+
+    // HTML is never shown inline; the legacy path needs no token; a file name may be asked for.
+    let (_, page) = upload(b"<script>alert(1)</script>".to_vec(), "text/html", "").await;
+    let page_id = page["content_uri"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default().to_owned();
+    let legacy =
+        s.http.get(s.root(&format!("/_matrix/media/v3/download/example.org/{page_id}/page.html"))).send().await;
+    let legacy = legacy.expect("answer");
+    assert_eq!(legacy.status(), 200);
+    let disposition = legacy.headers().get("content-disposition").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert_eq!(disposition, "attachment; filename*=utf-8''page%2Ehtml");
+
+    let (status, big) = upload(vec![0; 2048], "application/octet-stream", "").await;
+    assert_eq!((status, big["errcode"].as_str()), (413, Some("M_TOO_LARGE")), "{big}");
+    let config = call(&s, reqwest::Method::GET, "/_matrix/client/v1/media/config", Some(&token), None).await;
+    assert_eq!(config, (200, json!({ "m.upload.size": 1024 })));
+    let missing =
+        call(&s, reqwest::Method::GET, "/_matrix/client/v1/media/download/example.org/nope", Some(&token), None).await;
+    assert_eq!(errcode(&missing), (404, "M_NOT_FOUND"));
+    let remote = call(
+        &s,
+        reqwest::Method::GET,
+        &format!("/_matrix/client/v1/media/download/elsewhere.org/{id}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(errcode(&remote), (404, "M_NOT_FOUND"));
+    let unauthenticated =
+        call(&s, reqwest::Method::GET, &format!("/_matrix/client/v1/media/download/example.org/{id}"), None, None)
+            .await;
+    assert_eq!(errcode(&unauthenticated), (401, "M_MISSING_TOKEN"));
+    let thumb = call(
+        &s,
+        reqwest::Method::GET,
+        &format!("/_matrix/client/v1/media/thumbnail/example.org/{page_id}?width=32&height=32"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(errcode(&thumb), (404, "M_NOT_FOUND"), "no thumbnail of a page");
+    let image_thumb = s
+        .http
+        .get(s.root(&format!("/_matrix/media/v3/thumbnail/example.org/{id}?width=32&height=32&method=scale")))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(image_thumb.status(), 200, "an image is its own thumbnail");
+    assert_eq!(image_thumb.bytes().await.expect("bytes").as_ref(), b"\x89PNG fake image");
+}

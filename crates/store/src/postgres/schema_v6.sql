@@ -24,3 +24,13 @@ CREATE TABLE matrix_filters (
     filter TEXT NOT NULL,
     PRIMARY KEY (user_id, filter_id)
 );
+
+-- Uploaded media (`mxc://<server>/<media_id>`), content included.
+CREATE TABLE matrix_media (
+    media_id TEXT COLLATE "C" PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    content_type TEXT,
+    filename TEXT,
+    content BYTEA NOT NULL,
+    date_created BIGINT NOT NULL
+);

@@ -24,3 +24,13 @@ CREATE TABLE matrix_filters (
     filter TEXT NOT NULL,
     PRIMARY KEY (user_id, filter_id)
 ) STRICT, WITHOUT ROWID;
+
+-- Uploaded media (`mxc://<server>/<media_id>`), content included.
+CREATE TABLE matrix_media (
+    media_id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    content_type TEXT,
+    filename TEXT,
+    content BLOB NOT NULL,
+    date_created INTEGER NOT NULL
+) STRICT;

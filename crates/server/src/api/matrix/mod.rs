@@ -8,6 +8,7 @@ pub mod account;
 pub mod auth;
 pub mod discovery;
 pub mod error;
+pub mod media;
 pub mod router;
 pub mod user;
 
@@ -48,6 +49,8 @@ pub struct MatrixSettings {
     pub registration: RegistrationPolicy,
     /// The token `m.login.registration_token` asks for when `registration = "token"`.
     pub registration_token: Option<String>,
+    /// The largest media upload, in bytes.
+    pub max_upload_bytes: usize,
 }
 
 impl Default for MatrixSettings {
@@ -56,6 +59,7 @@ impl Default for MatrixSettings {
             server_name: "localhost".into(),
             registration: RegistrationPolicy::Closed,
             registration_token: None,
+            max_upload_bytes: 10 * 1024 * 1024,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The Matrix routes, served under both `/_matrix/client/v3` and the older `r0`.
 
-use super::{account, discovery, error, user};
+use super::{account, discovery, error, media, user};
 use crate::state::AppState;
 use axum::Router;
 use axum::routing::{get, post};
@@ -26,9 +26,26 @@ fn client_api() -> Router<Arc<AppState>> {
         .method_not_allowed_fallback(error::unrecognized)
 }
 
+fn media_api(legacy: bool) -> Router<Arc<AppState>> {
+    let (download, thumbnail) = if legacy {
+        (get(media::legacy_download), get(media::legacy_thumbnail))
+    } else {
+        (get(media::download), get(media::thumbnail))
+    };
+    let router = Router::new()
+        .route("/config", get(media::config))
+        .route("/download/{server_name}/{media_id}", download.clone())
+        .route("/download/{server_name}/{media_id}/{file_name}", download)
+        .route("/thumbnail/{server_name}/{media_id}", thumbnail);
+    let router = if legacy { router.route("/upload", post(media::upload)) } else { router };
+    router.fallback(error::unrecognized).method_not_allowed_fallback(error::unrecognized)
+}
+
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/.well-known/matrix/client", get(discovery::well_known))
+        .nest("/_matrix/media/v3", media_api(true))
+        .nest("/_matrix/client/v1/media", media_api(false))
         .route("/_matrix/client/versions", get(discovery::versions))
         .nest("/_matrix/client/v3", client_api())
         .nest("/_matrix/client/r0", client_api())

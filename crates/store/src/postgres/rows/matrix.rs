@@ -1,7 +1,7 @@
 //! Matrix accounts: users and devices.
 
 use super::{PgConn, get, ts_col};
-use ferrosync_core::matrix::{MatrixDevice, MatrixUser};
+use ferrosync_core::matrix::{MatrixDevice, MatrixMedia, MatrixUser};
 use ferrosync_core::store::StoreError;
 
 pub(crate) fn matrix_user(conn: &mut PgConn, user_id: &str) -> Result<Option<MatrixUser>, StoreError> {
@@ -108,6 +108,33 @@ pub(crate) fn put_matrix_filter(
     conn.execute(
         "INSERT INTO matrix_filters (user_id, filter_id, filter) VALUES ($1, $2, $3)",
         &[&user_id, &filter_id, &filter],
+    )
+    .map(drop)
+}
+
+pub(crate) fn matrix_media(conn: &mut PgConn, media_id: &str) -> Result<Option<MatrixMedia>, StoreError> {
+    conn.query_opt(
+        "SELECT media_id, user_id, content_type, filename, content, date_created FROM matrix_media WHERE media_id = $1",
+        &[&media_id],
+    )?
+    .map(|r| {
+        Ok(MatrixMedia {
+            media_id: get(&r, 0, "media_id")?,
+            user_id: get(&r, 1, "user_id")?,
+            content_type: get(&r, 2, "content_type")?,
+            filename: get(&r, 3, "filename")?,
+            content: get(&r, 4, "content")?,
+            date_created: ts_col(&r, 5, "date_created")?,
+        })
+    })
+    .transpose()
+}
+
+pub(crate) fn put_matrix_media(conn: &mut PgConn, m: &MatrixMedia) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO matrix_media (media_id, user_id, content_type, filename, content, date_created)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[&m.media_id, &m.user_id, &m.content_type, &m.filename, &m.content, &m.date_created.0],
     )
     .map(drop)
 }

@@ -1,7 +1,7 @@
 //! Matrix accounts: users and devices.
 
 use super::err;
-use ferrosync_core::matrix::{MatrixDevice, MatrixUser};
+use ferrosync_core::matrix::{MatrixDevice, MatrixMedia, MatrixUser};
 use ferrosync_core::store::StoreError;
 use ferrosync_core::timestamp::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -121,4 +121,36 @@ pub(crate) fn put_matrix_filter(
         .and_then(|mut st| st.execute([user_id, filter_id, filter]))
         .map(drop)
         .map_err(err)
+}
+
+pub(crate) fn matrix_media(conn: &Connection, media_id: &str) -> Result<Option<MatrixMedia>, StoreError> {
+    conn.prepare_cached(
+        "SELECT media_id, user_id, content_type, filename, content, date_created FROM matrix_media WHERE media_id = ?1",
+    )
+    .and_then(|mut st| {
+        st.query_row([media_id], |row| {
+            Ok(MatrixMedia {
+                media_id: row.get(0)?,
+                user_id: row.get(1)?,
+                content_type: row.get(2)?,
+                filename: row.get(3)?,
+                content: row.get(4)?,
+                date_created: Timestamp(row.get(5)?),
+            })
+        })
+        .optional()
+    })
+    .map_err(err)
+}
+
+pub(crate) fn put_matrix_media(conn: &Connection, m: &MatrixMedia) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO matrix_media (media_id, user_id, content_type, filename, content, date_created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![m.media_id, m.user_id, m.content_type, m.filename, m.content, m.date_created.0])
+    })
+    .map(drop)
+    .map_err(err)
 }
