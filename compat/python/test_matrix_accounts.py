@@ -163,3 +163,22 @@ def test_media_upload_and_download():
             await client.close()
 
     run(flow())
+
+
+def test_presence_is_set_and_read():
+    async def flow():
+        from nio import PresenceGetResponse, PresenceSetResponse
+
+        name = localpart()
+        client = AsyncClient(helpers.URL, name)
+        try:
+            registered = await client.register(name, "pw")
+            assert isinstance(registered, RegisterResponse), registered
+            assert isinstance(await client.set_presence("online", "around"), PresenceSetResponse)
+            seen = await client.get_presence(registered.user_id)
+            assert isinstance(seen, PresenceGetResponse), seen
+            assert (seen.presence, seen.status_msg, seen.currently_active) == ("online", "around", True)
+        finally:
+            await client.close()
+
+    run(flow())

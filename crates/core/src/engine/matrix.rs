@@ -7,7 +7,8 @@ use crate::matrix::{
     MAX_DEVICE_ID_CHARS, MAX_DISPLAY_NAME_CHARS, MAX_PASSWORD_BYTES, MatrixDevice, MatrixUser, TokenClaims, user_id_of,
     validate_localpart,
 };
-use crate::store::{Actor, Mutation, Outcome};
+use crate::model::{ItemKey, ObjectKind};
+use crate::store::{Actor, ItemWriteMode, Mutation, Outcome};
 use crate::timestamp::Timestamp;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -387,5 +388,146 @@ impl Engine {
 
     pub async fn matrix_media(&self, media_id: &str) -> Result<Option<crate::matrix::MatrixMedia>, CoreError> {
         Ok(self.store.matrix_media(media_id).await?)
+    }
+}
+
+/// Presence states a user may set.
+pub const PRESENCE_STATES: [&str; 3] = ["online", "unavailable", "offline"];
+/// A presence status message.
+const MAX_STATUS_MSG_CHARS: usize = 1024;
+/// Event types (account data types).
+const MAX_EVENT_TYPE_CHARS: usize = 255;
+
+/// A user's presence as last set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatrixPresence {
+    pub presence: String,
+    pub status_msg: Option<String>,
+    /// When it was last set.
+    pub last_active: Timestamp,
+}
+
+/// The Map holding a user's account data: global, or of one room.
+fn account_data_map(user_id: &str, room_id: Option<&str>) -> String {
+    match room_id {
+        None => format!("{user_id}/account_data"),
+        Some(room) => format!("{user_id}/account_data/{room}"),
+    }
+}
+
+/// The Map holding every user's presence, keyed by user id.
+const PRESENCE_MAP: &str = "presence";
+
+impl Engine {
+    /// Opens (creating if needed) a Map of the Matrix service, as the system.
+    async fn matrix_map(&self, name: &str) -> Result<(), CoreError> {
+        let req = crate::engine::OpenRequest { unique_name: Some(name.to_owned()), ..Default::default() };
+        self.open(&crate::auth::Principal::Root, super::services::MATRIX_SERVICE, ObjectKind::Map, req).await?;
+        Ok(())
+    }
+
+    async fn matrix_put(&self, map: &str, key: &str, data: serde_json::Value) -> Result<(), CoreError> {
+        let patch = crate::engine::ItemPatch { data: Some(data), ttl: None, collection_ttl: None, if_match: None };
+        let write = || {
+            self.write_item(
+                &crate::auth::Principal::Root,
+                super::services::MATRIX_SERVICE,
+                ObjectKind::Map,
+                map,
+                ItemKey::Key(key.to_owned()),
+                patch.clone(),
+                ItemWriteMode::Upsert,
+            )
+        };
+        match write().await {
+            Err(CoreError::NotFound { what: NotFoundKind::Object(_), .. }) => {
+                // The Map's first item: make the Map, then write.
+                self.matrix_map(map).await?;
+                write().await.map(drop)
+            }
+            other => other.map(drop),
+        }
+    }
+
+    async fn matrix_get(&self, map: &str, key: &str) -> Result<Option<serde_json::Value>, CoreError> {
+        let found = self
+            .item(
+                &crate::auth::Principal::Root,
+                super::services::MATRIX_SERVICE,
+                ObjectKind::Map,
+                map,
+                &ItemKey::Key(key.to_owned()),
+            )
+            .await;
+        match found {
+            Ok(item) => Ok(Some(item.data)),
+            Err(CoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets one type of the caller's account data, global or of a room.
+    pub async fn matrix_put_account_data(
+        &self,
+        caller: &MatrixCaller,
+        room_id: Option<&str>,
+        event_type: &str,
+        content: serde_json::Value,
+    ) -> Result<(), CoreError> {
+        let n = event_type.chars().count();
+        if n == 0 || n > MAX_EVENT_TYPE_CHARS {
+            return Err(CoreError::invalid("type", format!("must be 1 to {MAX_EVENT_TYPE_CHARS} characters long")));
+        }
+        if !content.is_object() {
+            return Err(CoreError::invalid("content", "must be a JSON object"));
+        }
+        self.matrix_put(&account_data_map(&caller.user_id, room_id), event_type, content).await
+    }
+
+    /// One type of a user's account data, global or of a room.
+    pub async fn matrix_account_data(
+        &self,
+        user_id: &str,
+        room_id: Option<&str>,
+        event_type: &str,
+    ) -> Result<Option<serde_json::Value>, CoreError> {
+        self.matrix_get(&account_data_map(user_id, room_id), event_type).await
+    }
+
+    /// Sets the caller's presence.
+    pub async fn matrix_set_presence(
+        &self,
+        caller: &MatrixCaller,
+        presence: &str,
+        status_msg: Option<&str>,
+    ) -> Result<(), CoreError> {
+        if !PRESENCE_STATES.contains(&presence) {
+            return Err(CoreError::invalid(
+                "presence",
+                format!("must be one of {}, got '{presence}'", PRESENCE_STATES.join(", ")),
+            ));
+        }
+        if status_msg.is_some_and(|m| m.chars().count() > MAX_STATUS_MSG_CHARS) {
+            return Err(CoreError::invalid("status_msg", format!("is longer than {MAX_STATUS_MSG_CHARS} characters")));
+        }
+        let data = serde_json::json!({
+            "presence": presence,
+            "status_msg": status_msg,
+            "last_active_ts": Timestamp::now().millis(),
+        });
+        self.matrix_put(PRESENCE_MAP, &caller.user_id, data).await
+    }
+
+    /// A user's presence: as last set, `offline` if never; NotFound for an unknown user.
+    pub async fn matrix_presence(&self, user_id: &str) -> Result<MatrixPresence, CoreError> {
+        self.matrix_profile(user_id).await?;
+        let Some(data) = self.matrix_get(PRESENCE_MAP, user_id).await? else {
+            return Ok(MatrixPresence { presence: "offline".into(), status_msg: None, last_active: Timestamp(0) });
+        };
+        Ok(MatrixPresence {
+            presence: data["presence"].as_str().unwrap_or("offline").to_owned(),
+            status_msg: data["status_msg"].as_str().map(str::to_owned),
+            last_active: Timestamp(data["last_active_ts"].as_i64().unwrap_or(0)),
+        })
     }
 }

@@ -137,7 +137,8 @@ pub use cognito_identities::{
     AwsSecret, DeveloperIdentityLookup, IdentityCredentials, OpenIdToken, UnprocessedIdentity,
 };
 pub use cognito_sync::{ListRecordsRequest, RecordsPage, UpdateRecordsRequest, UpdatedRecords};
-pub use matrix::{MatrixCaller, MatrixProfile, MatrixRegistration, MatrixSession};
+pub use matrix::{MatrixCaller, MatrixPresence, MatrixProfile, MatrixRegistration, MatrixSession};
+pub use services::MATRIX_SERVICE;
 
 use services::ServiceCache;
 

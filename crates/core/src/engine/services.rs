@@ -4,6 +4,9 @@ use super::*;
 
 /// The unique name of the service that exists for every account.
 pub const DEFAULT_SERVICE: &str = "default";
+/// The service that holds the Matrix face's data (account data, presence, rooms), so the
+/// native API can read and watch it like any other.
+pub const MATRIX_SERVICE: &str = "matrix";
 
 impl Engine {
     // ----- services -------------------------------------------------------------------------
@@ -94,20 +97,21 @@ impl Engine {
         let r = ObjectRef::parse(service, SidKind::Service)?;
         let found = match self.store.service(&r).await? {
             Some(found) => found,
-            None if service == DEFAULT_SERVICE => self.create_default_service().await?,
+            None if service == DEFAULT_SERVICE => self.create_named_service(DEFAULT_SERVICE, "Default Service").await?,
+            None if service == MATRIX_SERVICE => self.create_named_service(MATRIX_SERVICE, "Matrix").await?,
             None => return Err(CoreError::not_found(NotFoundKind::Service, service)),
         };
         self.service_cache.put(service, &found);
         Ok(found)
     }
 
-    /// Twilio gives every account a service named `default` (tokens and paths may name it so):
-    /// it comes into being the first time it is named.
-    async fn create_default_service(&self) -> Result<Service, CoreError> {
+    /// The services that exist for every account (Twilio's `default`, the Matrix face's
+    /// `matrix`) come into being the first time they are named.
+    async fn create_named_service(&self, name: &str, friendly_name: &str) -> Result<Service, CoreError> {
         let m = Mutation::CreateService {
             sid: Sid::new(SidKind::Service),
-            unique_name: Some(DEFAULT_SERVICE.to_owned()),
-            friendly_name: Some("Default Service".to_owned()),
+            unique_name: Some(name.to_owned()),
+            friendly_name: Some(friendly_name.to_owned()),
             acl_enabled: false,
             settings: ServiceSettings::default(),
         };
@@ -119,9 +123,9 @@ impl Engine {
             // Another request (or node) created it first.
             Err(CoreError::AlreadyExists { .. }) => self
                 .store
-                .service(&ObjectRef::UniqueName(DEFAULT_SERVICE.to_owned()))
+                .service(&ObjectRef::UniqueName(name.to_owned()))
                 .await?
-                .ok_or_else(|| CoreError::not_found(NotFoundKind::Service, DEFAULT_SERVICE)),
+                .ok_or_else(|| CoreError::not_found(NotFoundKind::Service, name)),
             Err(e) => Err(e),
         }
     }

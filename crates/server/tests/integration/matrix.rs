@@ -387,3 +387,73 @@ async fn media_is_uploaded_within_the_limit_and_served_safely() {
     assert_eq!(image_thumb.status(), 200, "an image is its own thumbnail");
     assert_eq!(image_thumb.bytes().await.expect("bytes").as_ref(), b"\x89PNG fake image");
 }
+
+#[tokio::test]
+async fn account_data_and_presence_are_kept_in_the_matrix_service() {
+    let Some(s) = TestServer::with_settings(with_registration(RegistrationPolicy::Open, None)).await else { return };
+    let lea = register(&s, "lea", "pw").await;
+    let token = lea["access_token"].as_str().unwrap_or_default().to_owned();
+    let direct = json!({ "@max:example.org": ["!dm:example.org"] });
+    assert_eq!(
+        put(&s, "/user/@lea:example.org/account_data/m.direct", Some(&token), direct.clone()).await,
+        (200, json!({}))
+    );
+    assert_eq!(get(&s, "/user/@lea:example.org/account_data/m.direct", Some(&token)).await, (200, direct.clone()));
+    let tags = json!({ "tags": { "m.favourite": { "order": 0.5 } } });
+    let room_path = "/user/@lea:example.org/rooms/!r:example.org/account_data/m.tag";
+    assert_eq!(put(&s, room_path, Some(&token), tags.clone()).await.0, 200);
+    assert_eq!(get(&s, room_path, Some(&token)).await, (200, tags));
+    assert_eq!(
+        errcode(&get(&s, "/user/@lea:example.org/account_data/none.here", Some(&token)).await),
+        (404, "M_NOT_FOUND")
+    );
+    let owned = put(&s, "/user/@lea:example.org/account_data/m.push_rules", Some(&token), json!({})).await;
+    assert_eq!(errcode(&owned), (405, "M_BAD_JSON"));
+    let not_object = put(&s, "/user/@lea:example.org/account_data/x.y", Some(&token), json!([1])).await;
+    assert_eq!(errcode(&not_object), (400, "M_BAD_JSON"));
+    let huge = json!({ "blob": "x".repeat(20_000) });
+    assert_eq!(
+        errcode(&put(&s, "/user/@lea:example.org/account_data/x.big", Some(&token), huge).await),
+        (413, "M_TOO_LARGE")
+    );
+    let other = register(&s, "max", "pw").await;
+    let theirs = get(&s, "/user/@lea:example.org/account_data/m.direct", other["access_token"].as_str()).await;
+    assert_eq!(errcode(&theirs), (403, "M_FORBIDDEN"));
+
+    // The native API sees the same data: the Matrix face is one more reader of the service.
+    let items = s
+        .engine
+        .items(
+            &ferrosync_core::auth::Principal::Root,
+            "matrix",
+            ferrosync_core::model::ObjectKind::Map,
+            "@lea:example.org/account_data",
+            ferrosync_core::page::PageRequest {
+                order: ferrosync_core::page::Order::Asc,
+                from: None,
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .expect("the Map is there");
+    assert_eq!(items.items.len(), 1);
+    assert_eq!(items.items[0].data, direct);
+
+    // Presence: offline until set, then as set, readable by others.
+    let (status, before) = get(&s, "/presence/@lea:example.org/status", Some(&token)).await;
+    assert_eq!((status, before["presence"].as_str()), (200, Some("offline")));
+    let set = json!({ "presence": "unavailable", "status_msg": "in a meeting" });
+    assert_eq!(put(&s, "/presence/@lea:example.org/status", Some(&token), set).await, (200, json!({})));
+    let (status, after) = get(&s, "/presence/@lea:example.org/status", other["access_token"].as_str()).await;
+    assert_eq!(status, 200);
+    assert_eq!((after["presence"].as_str(), after["status_msg"].as_str()), (Some("unavailable"), Some("in a meeting")));
+    assert!(after["last_active_ago"].as_i64().is_some_and(|ago| ago >= 0));
+    let bad = put(&s, "/presence/@lea:example.org/status", Some(&token), json!({ "presence": "busy" })).await;
+    assert_eq!(errcode(&bad), (400, "M_INVALID_PARAM"));
+    let theirs =
+        put(&s, "/presence/@lea:example.org/status", other["access_token"].as_str(), json!({ "presence": "online" }))
+            .await;
+    assert_eq!(errcode(&theirs), (403, "M_FORBIDDEN"));
+    assert_eq!(errcode(&get(&s, "/presence/@ghost:example.org/status", Some(&token)).await), (404, "M_NOT_FOUND"));
+}

@@ -5,6 +5,7 @@
 //! exactly the spec's shape.
 
 pub mod account;
+pub mod account_data;
 pub mod auth;
 pub mod discovery;
 pub mod error;

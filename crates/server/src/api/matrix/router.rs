@@ -1,6 +1,6 @@
 //! The Matrix routes, served under both `/_matrix/client/v3` and the older `r0`.
 
-use super::{account, discovery, error, media, user};
+use super::{account, account_data, discovery, error, media, user};
 use crate::state::AppState;
 use axum::Router;
 use axum::routing::{get, post};
@@ -22,6 +22,12 @@ fn client_api() -> Router<Arc<AppState>> {
         .route("/devices", get(user::devices))
         .route("/devices/{device_id}", get(user::device).put(user::rename_device).delete(user::delete_device))
         .route("/delete_devices", post(user::delete_devices))
+        .route("/user/{user_id}/account_data/{kind}", get(account_data::get_global).put(account_data::put_global))
+        .route(
+            "/user/{user_id}/rooms/{room_id}/account_data/{kind}",
+            get(account_data::get_room).put(account_data::put_room),
+        )
+        .route("/presence/{user_id}/status", get(account_data::get_presence).put(account_data::set_presence))
         .fallback(error::unrecognized)
         .method_not_allowed_fallback(error::unrecognized)
 }
