@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod cognito;
 pub mod logfeed;
 pub mod observe;
+pub mod outbound;
 pub mod push;
 pub mod realtime;
 pub mod state;

@@ -10,9 +10,6 @@ use serde::Deserialize;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-/// The most of an error answer kept for the log.
-const BODY_EXCERPT: usize = 512;
-
 /// How Ferrosync reaches Kinesis.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -176,19 +173,13 @@ fn region_of(pool_id: &str) -> &str {
     pool_id.split_once(':').map_or(pool_id, |(region, _)| region)
 }
 
-async fn check(mut response: reqwest::Response, target: &'static str) -> Result<(), SinkError> {
+async fn check(response: reqwest::Response, target: &'static str) -> Result<(), SinkError> {
     let status = response.status();
     if status.is_success() {
         return Ok(());
     }
-    let mut excerpt = Vec::new();
-    while excerpt.len() < BODY_EXCERPT {
-        match response.chunk().await {
-            Ok(Some(chunk)) => excerpt.extend_from_slice(&chunk[..chunk.len().min(BODY_EXCERPT - excerpt.len())]),
-            _ => break,
-        }
-    }
-    Err(SinkError::Status { target, status: status.as_u16(), body: String::from_utf8_lossy(&excerpt).into_owned() })
+    let body = crate::outbound::body_excerpt(response).await;
+    Err(SinkError::Status { target, status: status.as_u16(), body })
 }
 
 #[cfg(test)]

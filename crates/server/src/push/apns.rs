@@ -93,7 +93,7 @@ impl ApnsProvider {
         if status.is_success() {
             return Ok(());
         }
-        let text = super::body_excerpt(response).await;
+        let text = crate::outbound::body_excerpt(response).await;
         let reason = serde_json::from_str::<ErrorBody>(&text).map(|b| b.reason).unwrap_or(text);
         match (status, reason.as_str()) {
             (StatusCode::GONE, _) | (StatusCode::BAD_REQUEST, "BadDeviceToken") => Err(PushError::Unregistered),

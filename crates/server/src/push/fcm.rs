@@ -117,7 +117,7 @@ impl FcmProvider {
         if status.is_success() {
             return Ok(());
         }
-        Err(classify(status, &super::body_excerpt(response).await))
+        Err(classify(status, &crate::outbound::body_excerpt(response).await))
     }
 
     async fn post(&self, token: &str, body: &str) -> Result<reqwest::Response, PushError> {
@@ -204,7 +204,7 @@ impl ServiceAccount {
             .await?;
         let status = response.status();
         if !status.is_success() {
-            let reason = format!("token endpoint: {}", super::body_excerpt(response).await);
+            let reason = format!("token endpoint: {}", crate::outbound::body_excerpt(response).await);
             return Err(super::status_error(status, reason));
         }
         response.json::<TokenResponse>().await.map_err(|e| {

@@ -18,9 +18,6 @@ use ferrosync_core::cognito::Platform;
 use std::collections::BTreeMap;
 use tracing::Instrument;
 
-/// How much of an error response's body is kept for the error and the log.
-const BODY_EXCERPT: usize = 512;
-
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
     #[error("no push provider is named '{0}'")]
@@ -270,18 +267,6 @@ impl Clients {
         let builder = self.builder().http2_prior_knowledge();
         Self::build(&mut self.apns, name, || builder)
     }
-}
-
-/// Reads the start of an error response's body; the rest is dropped unread.
-async fn body_excerpt(mut response: reqwest::Response) -> String {
-    let mut excerpt = Vec::new();
-    while excerpt.len() < BODY_EXCERPT {
-        match response.chunk().await {
-            Ok(Some(chunk)) => excerpt.extend_from_slice(&chunk[..chunk.len().min(BODY_EXCERPT - excerpt.len())]),
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&excerpt).into_owned()
 }
 
 /// Server errors and throttling are worth retrying; other statuses are the service's final word.

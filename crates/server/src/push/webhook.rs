@@ -43,7 +43,7 @@ impl WebhookProvider {
         if status == reqwest::StatusCode::GONE {
             return Err(PushError::Unregistered);
         }
-        Err(super::status_error(status, super::body_excerpt(response).await))
+        Err(super::status_error(status, crate::outbound::body_excerpt(response).await))
     }
 }
 

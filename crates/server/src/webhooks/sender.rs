@@ -10,9 +10,6 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-/// How much of an error response's body is kept for the log.
-const BODY_EXCERPT: usize = 512;
-
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
     #[error("the request failed: {0}")]
@@ -101,20 +98,13 @@ impl Sender {
             .send()
             .await;
         metrics::histogram!("ferrosync_webhook_request_seconds").record(started.elapsed().as_secs_f64());
-        let mut response = response?;
+        let response = response?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
-        // Only the start of an error body is read, for the log; the rest is dropped unread.
-        let mut excerpt = Vec::new();
-        while excerpt.len() < BODY_EXCERPT {
-            match response.chunk().await {
-                Ok(Some(chunk)) => excerpt.extend_from_slice(&chunk[..chunk.len().min(BODY_EXCERPT - excerpt.len())]),
-                _ => break,
-            }
-        }
-        Err(DeliveryError::Status { status: status.as_u16(), body: String::from_utf8_lossy(&excerpt).into_owned() })
+        let body = crate::outbound::body_excerpt(response).await;
+        Err(DeliveryError::Status { status: status.as_u16(), body })
     }
 }
 
