@@ -30,6 +30,10 @@ mod sqlite {
     mod cognito_streams;
     #[path = "cognito_sync.rs"]
     mod cognito_sync;
+    #[path = "cognito_sync_wire.rs"]
+    mod cognito_sync_wire;
+    #[path = "cognito_trigger.rs"]
+    mod cognito_trigger;
     #[path = "matrix.rs"]
     mod matrix;
     #[path = "rest.rs"]
@@ -63,6 +67,10 @@ mod postgres {
     mod cognito_streams;
     #[path = "cognito_sync.rs"]
     mod cognito_sync;
+    #[path = "cognito_sync_wire.rs"]
+    mod cognito_sync_wire;
+    #[path = "cognito_trigger.rs"]
+    mod cognito_trigger;
     #[path = "matrix.rs"]
     mod matrix;
     #[path = "rest.rs"]

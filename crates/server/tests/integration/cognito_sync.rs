@@ -1,8 +1,8 @@
-//! Cognito Sync at the server root, driven by the official `aws-sdk-cognitosync` (and, where
-//! the wire itself is the subject, by requests signed with aws-sigv4): every operation, the
-//! Mobile SDKs' sync flow with its conflicts and tombstones, the model's validation in AWS's
-//! words, signatures, identity isolation with temporary credentials, and datasets as Maps of
-//! the pool's service.
+//! Cognito Sync at the server root, driven by the official `aws-sdk-cognitosync`: every
+//! operation, the Mobile SDKs' sync flow with its conflicts and tombstones, the model's
+//! validation in AWS's words, identity isolation with temporary credentials, and datasets as
+//! Maps of the pool's service. The signed wire is `cognito_sync_wire.rs`'s, the sync trigger
+//! `cognito_trigger.rs`'s.
 
 use super::common::TestServer;
 use aws_sdk_cognitosync::config::{BehaviorVersion, Credentials, Region};
@@ -16,11 +16,10 @@ use ferrosync_core::auth::Principal;
 use ferrosync_core::cognito::IdentityPoolSpec;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
 
-const DATASET: &str = "settings";
+pub(super) const DATASET: &str = "settings";
 
-fn client(s: &TestServer, key: &str, secret: &str, token: Option<String>) -> aws_sdk_cognitosync::Client {
+pub(super) fn client(s: &TestServer, key: &str, secret: &str, token: Option<String>) -> aws_sdk_cognitosync::Client {
     let config = aws_sdk_cognitosync::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -31,28 +30,28 @@ fn client(s: &TestServer, key: &str, secret: &str, token: Option<String>) -> aws
 }
 
 /// A client with the account's developer credentials.
-fn developer(s: &TestServer) -> aws_sdk_cognitosync::Client {
+pub(super) fn developer(s: &TestServer) -> aws_sdk_cognitosync::Client {
     client(s, &s.account_sid, &s.auth_token, None)
 }
 
 /// A pool that allows unauthenticated identities, created through the engine.
-async fn pool(s: &TestServer) -> String {
+pub(super) async fn pool(s: &TestServer) -> String {
     let spec =
         IdentityPoolSpec { name: "sync test".into(), allow_unauthenticated_identities: true, ..Default::default() };
     s.engine.create_identity_pool(&Principal::Root, spec).await.expect("pool").id
 }
 
-async fn identity(s: &TestServer, pool: &str) -> String {
+pub(super) async fn identity(s: &TestServer, pool: &str) -> String {
     s.engine.get_id(pool, &BTreeMap::new()).await.expect("identity")
 }
 
 /// A client holding an identity's temporary credentials (session token included).
-async fn as_identity(s: &TestServer, identity_id: &str) -> aws_sdk_cognitosync::Client {
+pub(super) async fn as_identity(s: &TestServer, identity_id: &str) -> aws_sdk_cognitosync::Client {
     let c = s.engine.credentials_for_identity(identity_id, &BTreeMap::new()).await.expect("credentials");
     client(s, &c.access_key_id, &c.secret_key, Some(c.session_token))
 }
 
-fn replace(key: &str, value: &str, sync_count: i64) -> RecordPatch {
+pub(super) fn replace(key: &str, value: &str, sync_count: i64) -> RecordPatch {
     RecordPatch::builder().op(Operation::Replace).key(key).value(value).sync_count(sync_count).build().expect("patch")
 }
 
@@ -61,13 +60,15 @@ fn remove(key: &str, sync_count: i64) -> RecordPatch {
 }
 
 /// The error code and message of a refused call.
-fn refused<T: std::fmt::Debug, E: ProvideErrorMetadata + std::fmt::Debug>(result: Result<T, E>) -> (String, String) {
+pub(super) fn refused<T: std::fmt::Debug, E: ProvideErrorMetadata + std::fmt::Debug>(
+    result: Result<T, E>,
+) -> (String, String) {
     let e = result.expect_err("the call is refused");
     (e.code().unwrap_or_default().to_owned(), e.message().unwrap_or_default().to_owned())
 }
 
 /// ListRecords then UpdateRecords with its session token, as the SDKs push.
-async fn push(
+pub(super) async fn push(
     c: &aws_sdk_cognitosync::Client,
     pool: &str,
     id: &str,
@@ -585,202 +586,6 @@ async fn the_model_s_constraints_are_enforced_in_aws_words() {
     assert!(!list(DATASET).await.expect("list").dataset_exists());
 }
 
-// ----- the wire, signed by hand --------------------------------------------------------------
-
-/// A request signed with aws-sigv4 as the SDKs sign Cognito Sync, at `time`.
-fn sign(
-    s: &TestServer,
-    method: &str,
-    path_and_query: &str,
-    body: &str,
-    (key, secret): (&str, &str),
-    time: SystemTime,
-) -> reqwest::RequestBuilder {
-    use aws_sigv4::http_request::{
-        PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings, sign,
-    };
-    use aws_smithy_runtime_api::client::identity::Identity;
-
-    let url = format!("{}{path_and_query}", s.server.url());
-    let host = url.trim_start_matches("http://").split('/').next().unwrap_or_default().to_owned();
-    let identity: Identity = aws_credential_types::Credentials::new(key, secret, None, None, "test").into();
-    let mut settings = SigningSettings::default();
-    settings.percent_encoding_mode = PercentEncodingMode::Double;
-    settings.payload_checksum_kind = PayloadChecksumKind::NoHeader;
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("cognito-sync")
-        .time(time)
-        .settings(settings)
-        .build()
-        .expect("params")
-        .into();
-    let mut headers = vec![("host", host.as_str())];
-    if !body.is_empty() {
-        headers.push(("content-type", "application/json"));
-    }
-    let signable =
-        SignableRequest::new(method, url.clone(), headers.clone().into_iter(), SignableBody::Bytes(body.as_bytes()))
-            .expect("signable");
-    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
-    let mut request = s.http.request(method.parse().expect("method"), url).body(body.to_owned());
-    for (name, value) in headers.into_iter().filter(|(n, _)| *n != "host") {
-        request = request.header(name, value);
-    }
-    for (name, value) in instructions.headers() {
-        request = request.header(name, value);
-    }
-    request
-}
-
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
-    }
-}
-
-async fn answer(request: reqwest::RequestBuilder) -> Answer {
-    let r = request.send().await.expect("response");
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let text = r.text().await.expect("body");
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Answer { status, headers, body }
-}
-
-fn enc(id: &str) -> String {
-    id.replace(':', "%3A")
-}
-
-#[tokio::test]
-async fn responses_have_the_model_s_shapes_and_aws_s_headers() {
-    let Some(s) = TestServer::start().await else { return };
-    let pool = pool(&s).await;
-    let id = identity(&s, &pool).await;
-    let keys = (s.account_sid.as_str(), s.auth_token.as_str());
-    let dataset_path = format!("/identitypools/{}/identities/{}/datasets/{DATASET}", enc(&pool), enc(&id));
-
-    let listed = answer(sign(&s, "GET", &format!("{dataset_path}/records"), "", keys, SystemTime::now())).await;
-    assert_eq!(listed.status, 200, "{}", listed.body);
-    assert_eq!(listed.header("content-type"), "application/json");
-    assert!(uuid_like(listed.header("x-amzn-requestid")));
-    let token = listed.body["SyncSessionToken"].as_str().expect("token").to_owned();
-    let mut keys_of: Vec<&str> = listed.body.as_object().expect("object").keys().map(String::as_str).collect();
-    keys_of.sort_unstable();
-    assert_eq!(
-        keys_of,
-        [
-            "Count",
-            "DatasetDeletedAfterRequestedSyncCount",
-            "DatasetExists",
-            "DatasetSyncCount",
-            "MergedDatasetNames",
-            "Records",
-            "SyncSessionToken"
-        ]
-    );
-
-    let body = format!(
-        r#"{{"DeviceId":"device-1","SyncSessionToken":"{token}","RecordPatches":[{{"Op":"replace","Key":"color","Value":"blue","SyncCount":0,"DeviceLastModifiedDate":1704164645}}]}}"#
-    );
-    let written = answer(sign(&s, "POST", &dataset_path, &body, keys, SystemTime::now())).await;
-    assert_eq!(written.status, 200, "{}", written.body);
-    let record = &written.body["Records"][0];
-    assert_eq!(record["Key"], "color");
-    assert_eq!(record["SyncCount"], 1);
-    assert_eq!(record["DeviceLastModifiedDate"].as_f64(), Some(1_704_164_645.0));
-    assert_eq!(record["LastModifiedBy"], "device-1");
-    let modified = record["LastModifiedDate"].as_f64().expect("epoch seconds as a number");
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("now").as_secs_f64();
-    assert!((now - modified).abs() < 3600.0, "{modified} is epoch seconds");
-
-    let described = answer(sign(&s, "GET", &dataset_path, "", keys, SystemTime::now())).await;
-    let mut members: Vec<&str> =
-        described.body["Dataset"].as_object().expect("dataset").keys().map(String::as_str).collect();
-    members.sort_unstable();
-    assert_eq!(
-        members,
-        [
-            "CreationDate",
-            "DataStorage",
-            "DatasetName",
-            "IdentityId",
-            "LastModifiedBy",
-            "LastModifiedDate",
-            "NumRecords"
-        ]
-    );
-
-    // Errors: the status of the shape, the type in the header (Coral form) and the body.
-    let conflict = answer(sign(&s, "POST", &dataset_path, &body, keys, SystemTime::now())).await;
-    assert_eq!(conflict.status, 409);
-    assert_eq!(
-        conflict.header("x-amzn-errortype"),
-        "ResourceConflictException:http://internal.amazon.com/coral/com.amazonaws.cognito.sync.model/"
-    );
-    assert_eq!(conflict.body["__type"], "ResourceConflictException");
-    assert_eq!(conflict.body["message"], "Current SyncCount for: color is: 1 not: 0");
-    assert!(uuid_like(conflict.header("x-amzn-requestid")));
-
-    let missing = answer(sign(&s, "GET", &format!("{dataset_path}x"), "", keys, SystemTime::now())).await;
-    assert_eq!((missing.status, missing.body["__type"].as_str()), (404, Some("ResourceNotFoundException")));
-
-    let unknown = answer(sign(&s, "PUT", "/identitypools", "", keys, SystemTime::now())).await;
-    assert_eq!((unknown.status, unknown.body["__type"].as_str()), (404, Some("UnknownOperationException")));
-    assert!(uuid_like(unknown.header("x-amzn-requestid")));
-
-    let malformed = answer(sign(&s, "POST", &dataset_path, "{not json", keys, SystemTime::now())).await;
-    assert_eq!((malformed.status, malformed.body["__type"].as_str()), (400, Some("InvalidParameterException")));
-
-    // The other faces are where they were.
-    assert_eq!(s.http.get(s.root("/healthz")).send().await.expect("healthz").status(), 200);
-}
-
-fn uuid_like(s: &str) -> bool {
-    s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
-}
-
-#[tokio::test]
-async fn signatures_are_verified() {
-    let Some(s) = TestServer::start().await else { return };
-    let pool = pool(&s).await;
-    let path = format!("/identitypools/{}", enc(&pool));
-    let good = (s.account_sid.as_str(), s.auth_token.as_str());
-
-    let ok = answer(sign(&s, "GET", &path, "", good, SystemTime::now())).await;
-    assert_eq!(ok.status, 200, "{}", ok.body);
-
-    // A wrong secret, through the SDK.
-    let wrong = client(&s, &s.account_sid, "not-the-auth-token", None);
-    let r = wrong.describe_identity_pool_usage().identity_pool_id(&pool).send().await;
-    let (code, message) = refused(r);
-    assert_eq!(code, "InvalidSignatureException");
-    assert!(message.starts_with("The request signature we calculated does not match"), "{message}");
-
-    // Signed ten minutes ago or ahead: outside the ±5 minute window.
-    let stale = answer(sign(&s, "GET", &path, "", good, SystemTime::now() - Duration::from_secs(600))).await;
-    assert_eq!((stale.status, stale.body["__type"].as_str()), (403, Some("InvalidSignatureException")));
-    let message = stale.body["message"].as_str().unwrap_or_default();
-    assert!(message.starts_with("Signature expired:") && message.ends_with("- 5 min.)"), "{message}");
-    let early = answer(sign(&s, "GET", &path, "", good, SystemTime::now() + Duration::from_secs(600))).await;
-    assert_eq!((early.status, early.body["__type"].as_str()), (403, Some("InvalidSignatureException")));
-
-    // An unknown key, and no signature at all.
-    let unknown = answer(sign(&s, "GET", &path, "", ("AKIDEXAMPLE", "secret"), SystemTime::now())).await;
-    assert_eq!((unknown.status, unknown.body["__type"].as_str()), (403, Some("UnrecognizedClientException")));
-    let unsigned = answer(s.http.get(s.root(&path))).await;
-    assert_eq!(unsigned.status, 403);
-    assert_eq!(unsigned.header("x-amzn-errortype").split(':').next(), Some("MissingAuthenticationTokenException"));
-    assert!(uuid_like(unsigned.header("x-amzn-requestid")));
-}
-
 #[tokio::test]
 async fn datasets_are_maps_of_the_pool_s_service_in_its_change_log() {
     let Some(s) = TestServer::start().await else { return };
@@ -821,178 +626,4 @@ async fn datasets_are_maps_of_the_pool_s_service_in_its_change_log() {
     assert!(events.contains(&("map_item_added", "color")), "{changes}");
     assert!(events.contains(&("map_item_added", "size")), "{changes}");
     assert!(events.iter().any(|(kind, key)| *key == "size" && *kind != "map_item_added"), "{changes}");
-}
-
-/// How the stand-in for the sync trigger's Lambda function answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Function {
-    /// Upper-cases `color`, removes `shape` and adds `added`.
-    Edit,
-    /// Answers after the server's timeout.
-    Slow,
-    Throttled,
-    Fails,
-    NotJson,
-    /// Hands back the event with its dataset name changed.
-    ChangesReadOnly,
-}
-
-struct Receiver {
-    url: String,
-    function: std::sync::Arc<std::sync::Mutex<Function>>,
-    events: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        use axum::http::StatusCode;
-        use axum::response::IntoResponse;
-        let function = std::sync::Arc::new(std::sync::Mutex::new(Function::Edit));
-        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (f, seen) = (function.clone(), events.clone());
-        let app = axum::Router::new().route(
-            "/trigger",
-            axum::routing::post(move |axum::Json(event): axum::Json<Value>| {
-                let (f, seen) = (f.clone(), seen.clone());
-                async move {
-                    seen.lock().unwrap().push(event.clone());
-                    let function = *f.lock().unwrap();
-                    let mut out = event;
-                    match function {
-                        Function::Edit => {
-                            let records = &mut out["datasetRecords"];
-                            let color = records["color"]["newValue"].as_str().unwrap_or_default().to_uppercase();
-                            records["color"]["newValue"] = Value::from(color);
-                            records["shape"]["op"] = Value::from("remove");
-                            records["added"] = serde_json::json!({"newValue": "by the trigger", "op": "replace"});
-                            axum::Json(out).into_response()
-                        }
-                        Function::Slow => {
-                            tokio::time::sleep(Duration::from_secs(2)).await;
-                            axum::Json(out).into_response()
-                        }
-                        Function::Throttled => (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response(),
-                        Function::Fails => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
-                        Function::NotJson => (StatusCode::OK, "<html>").into_response(),
-                        Function::ChangesReadOnly => {
-                            out["datasetName"] = Value::from("elsewhere");
-                            axum::Json(out).into_response()
-                        }
-                    }
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}/trigger", listener.local_addr().expect("address"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Receiver { url, function, events }
-    }
-
-    fn answer(&self, function: Function) {
-        *self.function.lock().unwrap() = function;
-    }
-
-    fn events(&self) -> Vec<Value> {
-        self.events.lock().unwrap().clone()
-    }
-}
-
-#[tokio::test]
-async fn the_sync_trigger_edits_what_identities_write() {
-    let settings = super::common::Settings { sync_trigger_timeout: Duration::from_millis(300), ..Default::default() };
-    let Some(s) = TestServer::with_settings(settings).await else { return };
-    let pool = pool(&s).await;
-    let id = identity(&s, &pool).await;
-    let dev = developer(&s);
-    let me = as_identity(&s, &id).await;
-    let seed = vec![replace("color", "blue", 0), replace("size", "10", 0), replace("shape", "round", 0)];
-    push(&me, &pool, &id, DATASET, seed).await.expect("written before any trigger");
-
-    let function = Receiver::start().await;
-    dev.set_cognito_events().identity_pool_id(&pool).events("SyncTrigger", &function.url).send().await.expect("events");
-
-    // The function sees every record, the caller's changes marked, and edits what is written.
-    let written = push(&me, &pool, &id, DATASET, vec![replace("color", "green", 1), replace("new", "n", 0)])
-        .await
-        .expect("push through the trigger");
-    let region = pool.split_once(':').expect("region").0;
-    assert_eq!(
-        function.events(),
-        [serde_json::json!({
-            "version": 2,
-            "eventType": "SyncTrigger",
-            "region": region,
-            "identityPoolId": pool,
-            "identityId": id,
-            "datasetName": DATASET,
-            "datasetRecords": {
-                "color": {"oldValue": "blue", "newValue": "green", "op": "replace"},
-                "new": {"oldValue": null, "newValue": "n", "op": "replace"},
-                "shape": {"oldValue": "round", "newValue": "round", "op": "replace"},
-                "size": {"oldValue": "10", "newValue": "10", "op": "replace"},
-            },
-        })]
-    );
-    let stored = |records: &[aws_sdk_cognitosync::types::Record]| -> Vec<(String, Option<String>, Option<i64>)> {
-        let mut rows: Vec<_> = records
-            .iter()
-            .map(|r| (r.key().unwrap_or_default().to_owned(), r.value().map(str::to_owned), r.sync_count()))
-            .collect();
-        rows.sort();
-        rows
-    };
-    let row = |k: &str, v: Option<&str>, n: i64| (k.to_owned(), v.map(str::to_owned), Some(n));
-    assert_eq!(
-        stored(written.records()),
-        [
-            row("added", Some("by the trigger"), 2),
-            row("color", Some("GREEN"), 2),
-            row("new", Some("n"), 2),
-            row("shape", None, 2),
-        ],
-        "the records as stored, the function's own changes included"
-    );
-    let list = || dev.list_records().identity_pool_id(&pool).identity_id(&id).dataset_name(DATASET).send();
-    let listed = list().await.expect("list");
-    assert_eq!(listed.dataset_sync_count(), Some(2));
-    assert_eq!(
-        stored(listed.records()),
-        [
-            row("added", Some("by the trigger"), 2),
-            row("color", Some("GREEN"), 2),
-            row("new", Some("n"), 2),
-            row("shape", None, 2),
-            row("size", Some("10"), 1),
-        ]
-    );
-
-    // Developer credentials write as they are, without calling the function.
-    push(&dev, &pool, &id, DATASET, vec![replace("color", "red", 2)]).await.expect("developer push");
-    assert_eq!(function.events().len(), 1, "developer credentials never invoke the trigger");
-    let listed = list().await.expect("list");
-    assert_eq!(listed.dataset_sync_count(), Some(3));
-    let color = listed.records().iter().find(|r| r.key() == Some("color")).expect("color");
-    assert_eq!(color.value(), Some("red"));
-
-    // A function that fails leaves the dataset as it was.
-    let failures = [
-        (Function::Slow, "LambdaSocketTimeoutException", 400),
-        (Function::Throttled, "LambdaThrottledException", 429),
-        (Function::Fails, "InvalidLambdaFunctionOutputException", 400),
-        (Function::NotJson, "InvalidLambdaFunctionOutputException", 400),
-        (Function::ChangesReadOnly, "InvalidLambdaFunctionOutputException", 400),
-    ];
-    for (answer, code, status) in failures {
-        function.answer(answer);
-        let before = function.events().len();
-        let result = push(&me, &pool, &id, DATASET, vec![replace("color", "purple", 3)]).await;
-        let e = result.expect_err("refused");
-        let got = (e.code().unwrap_or_default(), e.raw_response().map(|r| r.status().as_u16()));
-        assert_eq!(got, (code, Some(status)), "{answer:?}: {e:?}");
-        assert_eq!(function.events().len(), before + 1, "{answer:?} was called once");
-        let listed = list().await.expect("list");
-        assert_eq!(listed.dataset_sync_count(), Some(3), "{answer:?} wrote nothing");
-        let color = listed.records().iter().find(|r| r.key() == Some("color")).expect("color");
-        assert_eq!(color.value(), Some("red"));
-    }
 }
