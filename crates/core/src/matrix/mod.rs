@@ -4,6 +4,7 @@
 //! device out (deleting it) revokes its token.
 
 pub mod filter;
+pub mod room;
 
 use crate::error::CoreError;
 use crate::timestamp::Timestamp;
