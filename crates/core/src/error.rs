@@ -59,6 +59,7 @@ error_codes! {
     DeviceNotFound = 40409, 404;
     DeveloperUserNotFound = 40410, 404;
     UserNotFound = 40411, 404;
+    RoomNotFound = 40412, 404;
     MethodNotAllowed = 40500, 405;
     AlreadyExists = 40900, 409;
     ItemAlreadyExists = 40901, 409;
@@ -155,6 +156,7 @@ pub enum NotFoundKind {
     Device,
     DeveloperUser,
     MatrixUser,
+    MatrixRoom,
 }
 
 impl std::fmt::Display for NotFoundKind {
@@ -171,6 +173,7 @@ impl std::fmt::Display for NotFoundKind {
             NotFoundKind::Device => f.write_str("device"),
             NotFoundKind::DeveloperUser => f.write_str("developer user"),
             NotFoundKind::MatrixUser => f.write_str("user"),
+            NotFoundKind::MatrixRoom => f.write_str("room"),
         }
     }
 }
@@ -201,6 +204,7 @@ impl CoreError {
                 NotFoundKind::Device => ErrorCode::DeviceNotFound,
                 NotFoundKind::DeveloperUser => ErrorCode::DeveloperUserNotFound,
                 NotFoundKind::MatrixUser => ErrorCode::UserNotFound,
+                NotFoundKind::MatrixRoom => ErrorCode::RoomNotFound,
             },
             CoreError::AlreadyExists { .. } => ErrorCode::AlreadyExists,
             CoreError::ItemAlreadyExists { .. } => ErrorCode::ItemAlreadyExists,

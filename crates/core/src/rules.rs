@@ -153,21 +153,7 @@ impl Cx<'_> {
                 let svc = self.service(&service)?;
                 let mut list = self.object(&service, ObjectKind::List, &target)?;
                 self.require(&svc, &list, Right::Write)?;
-                let item = Item {
-                    object_sid: list.sid.clone(),
-                    index: Some(list.next_index),
-                    key: None,
-                    data,
-                    revision: 0,
-                    date_created: self.now,
-                    date_updated: self.now,
-                    date_expires: expiry(self.now, ttl).flatten(),
-                    created_by: self.actor.name().to_owned(),
-                };
-                list.next_index += 1;
-                self.touch_container(&mut list, collection_ttl)?;
-                self.tx.put_item(&item)?;
-                self.emit_item(EventKind::ListItemAdded, &list, &item, None)?;
+                let item = self.push_item(&mut list, data, ttl, collection_ttl)?;
                 Ok(Outcome::Item { item, created: true })
             }
             Mutation::WriteItem { service, kind, target, key, data, ttl, collection_ttl, if_match, mode } => {
@@ -298,6 +284,9 @@ impl Cx<'_> {
             Mutation::CreateIdentityPool { pool } => self.create_identity_pool(pool),
             Mutation::CreateMatrixUser { user, device } => self.create_matrix_user(user, device),
             Mutation::PutMatrixDevice(device) => self.put_matrix_device(device),
+            Mutation::MatrixRoomEvents { service, room_id, create, events, txn } => {
+                self.matrix_room_events(&service, &room_id, create, events, txn)
+            }
             Mutation::PutMatrixMedia(media) => {
                 self.tx.put_matrix_media(&media)?;
                 Ok(Outcome::Stored)
@@ -453,6 +442,63 @@ impl Cx<'_> {
         }
         self.emit_object(EventKind::created(kind), &object, None, None)?;
         Ok(Outcome::Object { object, created: true })
+    }
+
+    /// Appends an item to a list, at its next index.
+    fn push_item(
+        &mut self,
+        list: &mut SyncObject,
+        data: Value,
+        ttl: Option<u64>,
+        collection_ttl: Option<u64>,
+    ) -> Result<Item, CoreError> {
+        let item = Item {
+            object_sid: list.sid.clone(),
+            index: Some(list.next_index),
+            key: None,
+            data,
+            revision: 0,
+            date_created: self.now,
+            date_updated: self.now,
+            date_expires: expiry(self.now, ttl).flatten(),
+            created_by: self.actor.name().to_owned(),
+        };
+        list.next_index += 1;
+        self.touch_container(list, collection_ttl)?;
+        self.tx.put_item(&item)?;
+        self.emit_item(EventKind::ListItemAdded, list, &item, None)?;
+        Ok(item)
+    }
+
+    /// Creates or replaces a map item, with its event.
+    fn put_entry(&mut self, map: &mut SyncObject, key: String, data: Value) -> Result<Item, CoreError> {
+        let (item, previous) = match self.tx.item(&map.sid, &ItemKey::Key(key.clone()))? {
+            Some(mut item) => {
+                let previous = std::mem::replace(&mut item.data, data);
+                item.revision += 1;
+                item.date_updated = self.now;
+                (item, Some(previous))
+            }
+            None => {
+                let item = Item {
+                    object_sid: map.sid.clone(),
+                    index: None,
+                    key: Some(key),
+                    data,
+                    revision: 0,
+                    date_created: self.now,
+                    date_updated: self.now,
+                    date_expires: None,
+                    created_by: self.actor.name().to_owned(),
+                };
+                (item, None)
+            }
+        };
+        self.touch_container(map, None)?;
+        self.tx.put_item(&item)?;
+        let kind = if previous.is_some() { EventKind::MapItemUpdated } else { EventKind::MapItemAdded };
+        self.emit_item(kind, map, &item, previous)?;
+        Ok(item)
     }
 
     /// Item writes bump the container's revision and may extend its TTL (`collection_ttl`).

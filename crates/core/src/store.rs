@@ -187,6 +187,16 @@ pub enum Mutation {
         device_id: String,
         display_name: String,
     },
+    /// Events entering a Matrix room (created with the first of them when `create`), each
+    /// checked against the room's state as it stands; with `txn`, a replay of the same
+    /// transaction id answers the event it made the first time and writes nothing.
+    MatrixRoomEvents {
+        service: Sid,
+        room_id: String,
+        create: bool,
+        events: Vec<crate::matrix::room::RoomEventDraft>,
+        txn: Option<crate::matrix::room::Txn>,
+    },
     /// Stores an uploaded file.
     PutMatrixMedia(Box<crate::matrix::MatrixMedia>),
     /// Logs out one device of a user (`Some`) or all of them.
@@ -305,7 +315,8 @@ impl Mutation {
             | Mutation::RemoveCognitoIdentity { service, .. }
             | Mutation::RemoveDataset { service, .. }
             | Mutation::RegisterDevice { service, .. }
-            | Mutation::SetDatasetSubscription { service, .. } => Some(service),
+            | Mutation::SetDatasetSubscription { service, .. }
+            | Mutation::MatrixRoomEvents { service, .. } => Some(service),
             Mutation::ResolveIdentity(r) => Some(&r.service),
             Mutation::UpdateRecords(u) => Some(&u.service),
             Mutation::CreateService { .. }
@@ -394,6 +405,8 @@ pub enum Outcome {
     ApiKey,
     MatrixDevice(crate::matrix::MatrixDevice),
     MatrixUser(crate::matrix::MatrixUser),
+    /// The ids of the events a room write made (or, replayed, had made).
+    MatrixEvents(Vec<String>),
     /// Written, with nothing to hand back.
     Stored,
     /// How many devices were logged out.

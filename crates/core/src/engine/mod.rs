@@ -137,7 +137,7 @@ pub use cognito_identities::{
     AwsSecret, DeveloperIdentityLookup, IdentityCredentials, OpenIdToken, UnprocessedIdentity,
 };
 pub use cognito_sync::{ListRecordsRequest, RecordsPage, UpdateRecordsRequest, UpdatedRecords};
-pub use matrix::{MatrixCaller, MatrixPresence, MatrixProfile, MatrixRegistration, MatrixSession};
+pub use matrix::{CreateRoom, MatrixCaller, MatrixPresence, MatrixProfile, MatrixRegistration, MatrixSession};
 pub use services::MATRIX_SERVICE;
 
 use services::ServiceCache;

@@ -41,6 +41,46 @@ impl RoomEventDraft {
     }
 }
 
+/// A client's transaction id for a send: per user and device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Txn {
+    pub user_id: String,
+    pub device_id: String,
+    pub txn_id: String,
+}
+
+impl Txn {
+    /// The Map holding a user's transaction ids, and this one's key in it.
+    pub fn entry(&self) -> (String, String) {
+        (format!("{}/txns", self.user_id), format!("{}\t{}", self.device_id, self.txn_id))
+    }
+}
+
+/// A room's state as far as [`authorize`] reads it, loaded for one event.
+#[derive(Debug, Default)]
+pub struct StateSlice(pub BTreeMap<(String, String), Value>);
+
+impl RoomState for StateSlice {
+    fn content(&self, event_type: &str, state_key: &str) -> Option<Value> {
+        self.0.get(&(event_type.to_owned(), state_key.to_owned())).cloned()
+    }
+}
+
+/// The state entries [`authorize`] reads for `event`.
+pub fn entries_for(event: &RoomEventDraft) -> Vec<(String, String)> {
+    let mut keys: Vec<(String, String)> = ["m.room.create", "m.room.power_levels", "m.room.join_rules"]
+        .iter()
+        .map(|t| ((*t).to_owned(), String::new()))
+        .collect();
+    keys.push(("m.room.member".into(), event.sender.clone()));
+    if event.event_type == "m.room.member"
+        && let Some(target) = &event.state_key
+    {
+        keys.push(("m.room.member".into(), target.clone()));
+    }
+    keys
+}
+
 pub fn timeline_name(room_id: &str) -> String {
     format!("{room_id}/timeline")
 }

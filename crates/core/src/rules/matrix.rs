@@ -2,8 +2,13 @@
 
 use super::Cx;
 use crate::error::{CoreError, NotFoundKind};
+use crate::matrix::room::{
+    RoomEventDraft, StateSlice, Txn, authorize, entries_for, memberships_name, state_entry, state_name, timeline_name,
+};
 use crate::matrix::{MatrixDevice, MatrixUser};
-use crate::store::Outcome;
+use crate::model::{ItemKey, ObjectKind, ObjectRef, OpenMode, SyncObject};
+use crate::sid::Sid;
+use crate::store::{Outcome, StoreError};
 
 impl Cx<'_> {
     pub(super) fn create_matrix_user(&mut self, user: MatrixUser, device: MatrixDevice) -> Result<Outcome, CoreError> {
@@ -77,5 +82,98 @@ impl Cx<'_> {
         device_id: Option<&str>,
     ) -> Result<Outcome, CoreError> {
         Ok(Outcome::MatrixDevicesRemoved(self.tx.delete_matrix_devices(user_id, device_id)?))
+    }
+}
+
+impl Cx<'_> {
+    /// A Map or List of the Matrix service by name, made when `create`.
+    fn matrix_object(
+        &mut self,
+        service: &Sid,
+        kind: ObjectKind,
+        name: String,
+        create: bool,
+    ) -> Result<Option<SyncObject>, CoreError> {
+        let target = ObjectRef::UniqueName(name);
+        if let Some(object) = self.tx.object(service, kind, &target)? {
+            return Ok(Some(object));
+        }
+        if !create {
+            return Ok(None);
+        }
+        match self.open_object(service, kind, Some(target), OpenMode::CreateNew, None, None)? {
+            Outcome::Object { object, .. } => Ok(Some(object)),
+            _ => Err(CoreError::Store(StoreError::Backend("opening an object answered something else".into()))),
+        }
+    }
+
+    pub(super) fn matrix_room_events(
+        &mut self,
+        service: &Sid,
+        room_id: &str,
+        create: bool,
+        events: Vec<RoomEventDraft>,
+        txn: Option<Txn>,
+    ) -> Result<Outcome, CoreError> {
+        self.service(service)?;
+        if let Some(txn) = &txn {
+            let (map, key) = txn.entry();
+            if let Some(txns) = self.matrix_object(service, ObjectKind::Map, map, false)?
+                && let Some(done) = self.tx.item(&txns.sid, &ItemKey::Key(key))?
+            {
+                let id = done.data["event_id"].as_str().unwrap_or_default().to_owned();
+                return Ok(Outcome::MatrixEvents(vec![id]));
+            }
+        }
+        let exists =
+            self.tx.object(service, ObjectKind::List, &ObjectRef::UniqueName(timeline_name(room_id)))?.is_some();
+        match (create, exists) {
+            (true, true) => return Err(CoreError::AlreadyExists { what: "room", name: room_id.to_owned() }),
+            (false, false) => return Err(CoreError::not_found(NotFoundKind::MatrixRoom, room_id)),
+            _ => {}
+        }
+        let missing = || CoreError::not_found(NotFoundKind::MatrixRoom, room_id);
+        let mut timeline =
+            self.matrix_object(service, ObjectKind::List, timeline_name(room_id), create)?.ok_or_else(missing)?;
+        let mut state =
+            self.matrix_object(service, ObjectKind::Map, state_name(room_id), create)?.ok_or_else(missing)?;
+        let mut ids = Vec::with_capacity(events.len());
+        for (n, event) in events.into_iter().enumerate() {
+            // A new room's first event is its m.room.create; every other one passes the rules.
+            let creating = create && n == 0;
+            if creating != (event.event_type == "m.room.create") {
+                return Err(CoreError::Forbidden("m.room.create comes first, and only once".into()));
+            }
+            if !creating {
+                let mut slice = StateSlice::default();
+                for (kind, key) in entries_for(&event) {
+                    if let Some(item) = self.tx.item(&state.sid, &ItemKey::Key(state_entry(&kind, &key)))? {
+                        slice.0.insert((kind, key), item.data["content"].clone());
+                    }
+                }
+                authorize(&event, &slice).map_err(CoreError::Forbidden)?;
+            }
+            let json = event.to_json(room_id);
+            self.push_item(&mut timeline, json.clone(), None, None)?;
+            if let Some(key) = &event.state_key {
+                self.put_entry(&mut state, state_entry(&event.event_type, key), json)?;
+                if event.event_type == "m.room.member" {
+                    let membership = event.content["membership"].clone();
+                    let mut rooms = self
+                        .matrix_object(service, ObjectKind::Map, memberships_name(key), true)?
+                        .ok_or_else(missing)?;
+                    let entry = serde_json::json!({ "membership": membership, "event_id": event.event_id });
+                    self.put_entry(&mut rooms, room_id.to_owned(), entry)?;
+                }
+            }
+            ids.push(event.event_id);
+        }
+        if let Some(txn) = txn {
+            let (map, key) = txn.entry();
+            let mut txns = self.matrix_object(service, ObjectKind::Map, map, true)?.ok_or_else(missing)?;
+            let first = ids.first().cloned().unwrap_or_default();
+            self.put_entry(&mut txns, key, serde_json::json!({ "event_id": first, "room_id": room_id }))?;
+        }
+        Ok(Outcome::MatrixEvents(ids))
     }
 }

@@ -17,6 +17,7 @@ where
 {
     accounts_register_log_in_and_out(make().await).await;
     filters_profiles_and_devices(make().await).await;
+    rooms_follow_their_rules_in_one_history(make().await).await;
 }
 
 fn engine(store: Arc<dyn Store>) -> Engine {
@@ -123,4 +124,102 @@ async fn filters_profiles_and_devices(store: Arc<dyn Store>) {
     assert!(!e.matrix_confirm_password(&me, "nope").await.expect("checked"));
     assert_eq!(e.matrix_delete_devices(&me, &["B".into(), "missing".into()]).await.expect("deleted"), 1);
     assert_eq!(e.matrix_devices(&me).await.expect("devices").len(), 1);
+}
+
+async fn user(e: &Engine, name: &str) -> MatrixCaller {
+    let reg = MatrixRegistration { localpart: Some(name), password: Some("pw"), ..Default::default() };
+    let session = e.matrix_register(SERVER, reg).await.expect("registered");
+    caller(e, &session.access_token).await.expect("caller")
+}
+
+async fn rooms_follow_their_rules_in_one_history(store: Arc<dyn Store>) {
+    use ferrosync_core::engine::CreateRoom;
+    use ferrosync_core::model::{ItemKey, ObjectKind, ObjectRef};
+    let e = engine(store.clone());
+    let (alice, bob, carol) = (user(&e, "alice").await, user(&e, "bob").await, user(&e, "carol").await);
+    let req = CreateRoom { name: Some("Lobby".into()), invite: vec![bob.user_id.clone()], ..Default::default() };
+    let room = e.matrix_create_room(SERVER, &alice, req).await.expect("created");
+    assert!(room.starts_with('!') && room.ends_with(":example.org"));
+
+    // The room is objects of the Matrix service: its timeline in order, its state by key.
+    let svc = store.service(&ObjectRef::UniqueName("matrix".into())).await.expect("read").expect("the service");
+    let timeline = store
+        .object(&svc.sid, ObjectKind::List, &ObjectRef::UniqueName(format!("{room}/timeline")))
+        .await
+        .expect("read")
+        .expect("a timeline");
+    let page = ferrosync_core::page::PageRequest {
+        order: ferrosync_core::page::Order::Asc,
+        from: None,
+        after: None,
+        limit: 50,
+    };
+    let types: Vec<String> = store
+        .items(&timeline.sid, ObjectKind::List, &page)
+        .await
+        .expect("items")
+        .iter()
+        .map(|i| i.data["type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "m.room.create",
+            "m.room.member",
+            "m.room.power_levels",
+            "m.room.join_rules",
+            "m.room.history_visibility",
+            "m.room.guest_access",
+            "m.room.name",
+            "m.room.member"
+        ]
+    );
+    let state = store
+        .object(&svc.sid, ObjectKind::Map, &ObjectRef::UniqueName(format!("{room}/state")))
+        .await
+        .expect("read")
+        .expect("a state map");
+    let invite = store.item(&state.sid, &ItemKey::Key(format!("m.room.member\t{}", bob.user_id))).await.expect("read");
+    assert_eq!(invite.expect("bob's membership").data["content"]["membership"], "invite");
+
+    // Private room: carol, not invited, cannot join; bob, invited, can.
+    let refused = e.matrix_membership(&carol, &room, &carol.user_id, "join", None).await;
+    assert!(matches!(refused, Err(CoreError::Forbidden(_))), "{refused:?}");
+    e.matrix_membership(&bob, &room, &bob.user_id, "join", None).await.expect("bob joins");
+
+    // Sending: members only; a transaction id replayed answers the first event.
+    let hello = serde_json::json!({ "msgtype": "m.text", "body": "hello" });
+    let first = e.matrix_send(&bob, &room, "m.room.message", hello.clone(), "t1").await.expect("sent");
+    let again = e.matrix_send(&bob, &room, "m.room.message", hello.clone(), "t1").await.expect("replayed");
+    assert_eq!(first, again, "one event per transaction id");
+    assert!(matches!(e.matrix_send(&carol, &room, "m.room.message", hello, "t1").await, Err(CoreError::Forbidden(_))));
+    let sent = store.items(&timeline.sid, ObjectKind::List, &page).await.expect("items");
+    assert_eq!(sent.iter().filter(|i| i.data["event_id"] == first.as_str()).count(), 1);
+
+    // State needs power: bob (0) cannot rename the room, alice (100) can; bob cannot kick alice.
+    let rename = serde_json::json!({ "name": "Renamed" });
+    assert!(matches!(
+        e.matrix_put_state(&bob, &room, "m.room.name", "", rename.clone()).await,
+        Err(CoreError::Forbidden(_))
+    ));
+    e.matrix_put_state(&alice, &room, "m.room.name", "", rename).await.expect("renamed");
+    assert!(matches!(
+        e.matrix_membership(&bob, &room, &alice.user_id, "leave", None).await,
+        Err(CoreError::Forbidden(_))
+    ));
+    e.matrix_membership(&alice, &room, &bob.user_id, "ban", Some("spam")).await.expect("banned");
+    assert!(matches!(e.matrix_membership(&bob, &room, &bob.user_id, "join", None).await, Err(CoreError::Forbidden(_))));
+
+    // Each user's rooms are a Map of the service too.
+    let rooms = store
+        .object(&svc.sid, ObjectKind::Map, &ObjectRef::UniqueName(format!("{}/rooms", bob.user_id)))
+        .await
+        .expect("read")
+        .expect("bob's rooms");
+    let mine = store.item(&rooms.sid, &ItemKey::Key(room.clone())).await.expect("read").expect("the room");
+    assert_eq!(mine.data["membership"], "ban");
+    assert!(matches!(
+        e.matrix_send(&alice, "!nope:example.org", "m.room.message", serde_json::json!({}), "t").await,
+        Err(CoreError::NotFound { .. })
+    ));
 }
