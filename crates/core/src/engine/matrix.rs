@@ -725,14 +725,14 @@ impl Engine {
         if let Some(reason) = reason {
             content["reason"] = serde_json::json!(reason);
         }
-        if membership == "join" {
-            if let Ok(profile) = self.matrix_profile(target).await {
-                if let Some(name) = profile.display_name {
-                    content["displayname"] = serde_json::json!(name);
-                }
-                if let Some(url) = profile.avatar_url {
-                    content["avatar_url"] = serde_json::json!(url);
-                }
+        if membership == "join"
+            && let Ok(profile) = self.matrix_profile(target).await
+        {
+            if let Some(name) = profile.display_name {
+                content["displayname"] = serde_json::json!(name);
+            }
+            if let Some(url) = profile.avatar_url {
+                content["avatar_url"] = serde_json::json!(url);
             }
         }
         self.matrix_put_state(caller, room_id, "m.room.member", target, content).await
