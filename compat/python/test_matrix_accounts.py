@@ -182,3 +182,43 @@ def test_presence_is_set_and_read():
             await client.close()
 
     run(flow())
+
+
+def test_rooms_create_join_send_state_leave():
+    async def flow():
+        from nio import (
+            JoinResponse,
+            JoinedMembersResponse,
+            RoomCreateResponse,
+            RoomInviteResponse,
+            RoomLeaveResponse,
+            RoomPutStateResponse,
+            RoomSendResponse,
+        )
+
+        a_name, b_name = localpart(), localpart()
+        a, b = AsyncClient(helpers.URL, a_name), AsyncClient(helpers.URL, b_name)
+        try:
+            assert isinstance(await a.register(a_name, "pw"), RegisterResponse)
+            assert isinstance(await b.register(b_name, "pw"), RegisterResponse)
+            created = await a.room_create(name="nio room", topic="testing")
+            assert isinstance(created, RoomCreateResponse), created
+            room = created.room_id
+            assert isinstance(await a.room_invite(room, b.user_id), RoomInviteResponse)
+            joined = await b.join(room)
+            assert isinstance(joined, JoinResponse), joined
+            assert joined.room_id == room
+            sent = await b.room_send(room, "m.room.message", {"msgtype": "m.text", "body": "hi"})
+            assert isinstance(sent, RoomSendResponse), sent
+            assert sent.event_id.startswith("$")
+            put = await a.room_put_state(room, "m.room.topic", {"topic": "changed"})
+            assert isinstance(put, RoomPutStateResponse), put
+            members = await a.joined_members(room)
+            assert isinstance(members, JoinedMembersResponse), members
+            assert sorted(m.user_id for m in members.members) == sorted([a.user_id, b.user_id])
+            assert isinstance(await b.room_leave(room), RoomLeaveResponse)
+        finally:
+            await a.close()
+            await b.close()
+
+    run(flow())

@@ -738,3 +738,79 @@ impl Engine {
         self.matrix_put_state(caller, room_id, "m.room.member", target, content).await
     }
 }
+
+impl Engine {
+    /// Every item of a Map (or List) of the Matrix service, in order; empty when it does not exist.
+    async fn matrix_items(&self, kind: ObjectKind, name: &str) -> Result<Vec<crate::model::Item>, CoreError> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = crate::page::PageRequest {
+                order: crate::page::Order::Asc,
+                from: None,
+                after: token.take(),
+                limit: 1000,
+            };
+            let got = match self
+                .items(&crate::auth::Principal::Root, super::services::MATRIX_SERVICE, kind, name, page)
+                .await
+            {
+                Ok(got) => got,
+                Err(CoreError::NotFound { .. }) => return Ok(out),
+                Err(e) => return Err(e),
+            };
+            let last = got.items.last().map(|i| match (&i.key, i.index) {
+                (Some(k), _) => crate::page::Cursor::Key(k.clone()),
+                (None, idx) => crate::page::Cursor::Index(idx.unwrap_or_default()),
+            });
+            out.extend(got.items);
+            match (got.next, last) {
+                (Some(_), Some(last)) => token = Some(last),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// The caller's membership of a room, if any.
+    async fn membership_of(&self, user_id: &str, room_id: &str) -> Result<Option<String>, CoreError> {
+        let entry = self.matrix_get(&crate::matrix::room::memberships_name(user_id), room_id).await?;
+        Ok(entry.and_then(|e| e["membership"].as_str().map(str::to_owned)))
+    }
+
+    /// The room's current state events; only for its members.
+    pub async fn matrix_room_state(
+        &self,
+        caller: &MatrixCaller,
+        room_id: &str,
+    ) -> Result<Vec<serde_json::Value>, CoreError> {
+        self.require_member(caller, room_id).await?;
+        let items = self.matrix_items(ObjectKind::Map, &crate::matrix::room::state_name(room_id)).await?;
+        Ok(items.into_iter().map(|i| i.data).collect())
+    }
+
+    /// One state event's content; only for members.
+    pub async fn matrix_state_content(
+        &self,
+        caller: &MatrixCaller,
+        room_id: &str,
+        event_type: &str,
+        state_key: &str,
+    ) -> Result<Option<serde_json::Value>, CoreError> {
+        self.require_member(caller, room_id).await?;
+        let key = crate::matrix::room::state_entry(event_type, state_key);
+        Ok(self.matrix_get(&crate::matrix::room::state_name(room_id), &key).await?.map(|e| e["content"].clone()))
+    }
+
+    async fn require_member(&self, caller: &MatrixCaller, room_id: &str) -> Result<(), CoreError> {
+        match self.membership_of(&caller.user_id, room_id).await?.as_deref() {
+            Some("join") => Ok(()),
+            _ => Err(CoreError::Forbidden(format!("{} is not in room {room_id}", caller.user_id))),
+        }
+    }
+
+    /// The rooms the caller has joined.
+    pub async fn matrix_joined_rooms(&self, caller: &MatrixCaller) -> Result<Vec<String>, CoreError> {
+        let items = self.matrix_items(ObjectKind::Map, &crate::matrix::room::memberships_name(&caller.user_id)).await?;
+        Ok(items.into_iter().filter(|i| i.data["membership"] == "join").filter_map(|i| i.key).collect())
+    }
+}

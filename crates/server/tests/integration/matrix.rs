@@ -457,3 +457,85 @@ async fn account_data_and_presence_are_kept_in_the_matrix_service() {
     assert_eq!(errcode(&theirs), (403, "M_FORBIDDEN"));
     assert_eq!(errcode(&get(&s, "/presence/@ghost:example.org/status", Some(&token)).await), (404, "M_NOT_FOUND"));
 }
+
+#[tokio::test]
+async fn rooms_are_created_joined_written_and_read_as_the_spec_says() {
+    let Some(s) = TestServer::with_settings(with_registration(RegistrationPolicy::Open, None)).await else { return };
+    let (mia, noa, oli) =
+        (register(&s, "mia", "pw").await, register(&s, "noa", "pw").await, register(&s, "oli", "pw").await);
+    let (mia_t, noa_t, oli_t) = (
+        mia["access_token"].as_str().unwrap_or_default().to_owned(),
+        noa["access_token"].as_str().unwrap_or_default().to_owned(),
+        oli["access_token"].as_str().unwrap_or_default().to_owned(),
+    );
+    let create = json!({ "name": "Garden", "topic": "plants", "preset": "private_chat", "invite": ["@noa:example.org"],
+        "initial_state": [{ "type": "m.room.history_visibility", "state_key": "", "content": { "history_visibility": "joined" } }] });
+    let (status, made) = post(&s, "/createRoom", Some(&mia_t), create).await;
+    assert_eq!(status, 200, "{made}");
+    let room = made["room_id"].as_str().expect("a room id").to_owned();
+    assert!(room.starts_with('!') && room.ends_with(":example.org"));
+
+    assert_eq!(
+        get(&s, &format!("/rooms/{room}/state/m.room.name"), Some(&mia_t)).await,
+        (200, json!({ "name": "Garden" }))
+    );
+    assert_eq!(
+        get(&s, &format!("/rooms/{room}/state/m.room.topic/"), Some(&mia_t)).await.1,
+        json!({ "topic": "plants" })
+    );
+    let visibility = get(&s, &format!("/rooms/{room}/state/m.room.history_visibility"), Some(&mia_t)).await;
+    assert_eq!(visibility.1, json!({ "history_visibility": "joined" }), "initial_state comes after the preset");
+    assert_eq!(
+        errcode(&get(&s, &format!("/rooms/{room}/state/m.room.name"), Some(&noa_t)).await),
+        (403, "M_FORBIDDEN")
+    );
+
+    // Invited noa joins (by /join/{id}, with no body, as matrix-nio sends it); oli may not.
+    let (status, joined) = call(&s, reqwest::Method::POST, &format!("{CLIENT}/join/{room}"), Some(&noa_t), None).await;
+    assert_eq!((status, joined["room_id"].as_str()), (200, Some(room.as_str())));
+    assert_eq!(errcode(&post(&s, &format!("/rooms/{room}/join"), Some(&oli_t), json!({})).await), (403, "M_FORBIDDEN"));
+    assert_eq!(get(&s, "/joined_rooms", Some(&noa_t)).await, (200, json!({ "joined_rooms": [room] })));
+
+    // Sending is idempotent per transaction id.
+    let message = json!({ "msgtype": "m.text", "body": "hello garden" });
+    let (status, first) =
+        put(&s, &format!("/rooms/{room}/send/m.room.message/txn1"), Some(&noa_t), message.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    let (_, again) = put(&s, &format!("/rooms/{room}/send/m.room.message/txn1"), Some(&noa_t), message.clone()).await;
+    assert_eq!(first["event_id"], again["event_id"]);
+    assert!(first["event_id"].as_str().is_some_and(|id| id.starts_with('$')));
+    let outsider = put(&s, &format!("/rooms/{room}/send/m.room.message/txn1"), Some(&oli_t), message).await;
+    assert_eq!(errcode(&outsider), (403, "M_FORBIDDEN"));
+
+    // Power: noa (0) cannot set the topic or kick; mia (100) can, and bans.
+    let topic = json!({ "topic": "weeds" });
+    assert_eq!(
+        errcode(&put(&s, &format!("/rooms/{room}/state/m.room.topic"), Some(&noa_t), topic.clone()).await),
+        (403, "M_FORBIDDEN")
+    );
+    let (status, set) = put(&s, &format!("/rooms/{room}/state/m.room.topic"), Some(&mia_t), topic).await;
+    assert!(status == 200 && set["event_id"].is_string(), "{set}");
+    let kick = json!({ "user_id": "@mia:example.org", "reason": "coup" });
+    assert_eq!(errcode(&post(&s, &format!("/rooms/{room}/kick"), Some(&noa_t), kick).await), (403, "M_FORBIDDEN"));
+
+    let (status, members) = get(&s, &format!("/rooms/{room}/joined_members"), Some(&mia_t)).await;
+    assert_eq!(status, 200);
+    let mut joined: Vec<&str> = members["joined"].as_object().expect("joined").keys().map(String::as_str).collect();
+    joined.sort_unstable();
+    assert_eq!(joined, vec!["@mia:example.org", "@noa:example.org"]);
+    assert_eq!(members["joined"]["@noa:example.org"]["display_name"], "noa");
+
+    let ban = json!({ "user_id": "@noa:example.org", "reason": "spam" });
+    assert_eq!(post(&s, &format!("/rooms/{room}/ban"), Some(&mia_t), ban).await, (200, json!({})));
+    assert_eq!(errcode(&post(&s, &format!("/join/{room}"), Some(&noa_t), json!({})).await), (403, "M_FORBIDDEN"));
+    assert_eq!(
+        post(&s, &format!("/rooms/{room}/unban"), Some(&mia_t), json!({ "user_id": "@noa:example.org" })).await.0,
+        200
+    );
+    assert_eq!(post(&s, &format!("/rooms/{room}/leave"), Some(&mia_t), json!({})).await, (200, json!({})));
+    assert_eq!(get(&s, "/joined_rooms", Some(&mia_t)).await, (200, json!({ "joined_rooms": [] })));
+    let unknown = put(&s, "/rooms/!nope:example.org/send/m.room.message/t", Some(&mia_t), json!({ "body": "x" })).await;
+    assert_eq!(errcode(&unknown), (404, "M_NOT_FOUND"));
+    let bad_version = post(&s, "/createRoom", Some(&mia_t), json!({ "room_version": "1" })).await;
+    assert_eq!(errcode(&bad_version), (400, "M_UNSUPPORTED_ROOM_VERSION"));
+}

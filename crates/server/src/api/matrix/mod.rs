@@ -10,6 +10,7 @@ pub mod auth;
 pub mod discovery;
 pub mod error;
 pub mod media;
+pub mod rooms;
 pub mod router;
 pub mod user;
 

@@ -1,6 +1,6 @@
 //! The Matrix routes, served under both `/_matrix/client/v3` and the older `r0`.
 
-use super::{account, account_data, discovery, error, media, user};
+use super::{account, account_data, discovery, error, media, rooms, user};
 use crate::state::AppState;
 use axum::Router;
 use axum::routing::{get, post};
@@ -28,6 +28,22 @@ fn client_api() -> Router<Arc<AppState>> {
             get(account_data::get_room).put(account_data::put_room),
         )
         .route("/presence/{user_id}/status", get(account_data::get_presence).put(account_data::set_presence))
+        .route("/createRoom", post(rooms::create_room))
+        .route("/joined_rooms", get(rooms::joined_rooms))
+        .route("/join/{room}", post(rooms::join))
+        .route("/rooms/{room_id}/join", post(rooms::join))
+        .route("/rooms/{room_id}/leave", post(rooms::leave))
+        .route("/rooms/{room_id}/invite", post(rooms::invite))
+        .route("/rooms/{room_id}/kick", post(rooms::kick))
+        .route("/rooms/{room_id}/ban", post(rooms::ban))
+        .route("/rooms/{room_id}/unban", post(rooms::unban))
+        .route("/rooms/{room_id}/send/{event_type}/{txn_id}", axum::routing::put(rooms::send))
+        .route("/rooms/{room_id}/state", get(rooms::get_state))
+        .route("/rooms/{room_id}/state/{event_type}", get(rooms::get_state_event).put(rooms::put_state))
+        .route("/rooms/{room_id}/state/{event_type}/", get(rooms::get_state_event).put(rooms::put_state))
+        .route("/rooms/{room_id}/state/{event_type}/{state_key}", get(rooms::get_state_event).put(rooms::put_state))
+        .route("/rooms/{room_id}/members", get(rooms::members))
+        .route("/rooms/{room_id}/joined_members", get(rooms::joined_members))
         .fallback(error::unrecognized)
         .method_not_allowed_fallback(error::unrecognized)
 }
