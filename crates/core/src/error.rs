@@ -157,6 +157,7 @@ pub enum NotFoundKind {
     DeveloperUser,
     MatrixUser,
     MatrixRoom,
+    MatrixAlias,
 }
 
 impl std::fmt::Display for NotFoundKind {
@@ -174,6 +175,7 @@ impl std::fmt::Display for NotFoundKind {
             NotFoundKind::DeveloperUser => f.write_str("developer user"),
             NotFoundKind::MatrixUser => f.write_str("user"),
             NotFoundKind::MatrixRoom => f.write_str("room"),
+            NotFoundKind::MatrixAlias => f.write_str("room alias"),
         }
     }
 }
@@ -204,7 +206,7 @@ impl CoreError {
                 NotFoundKind::Device => ErrorCode::DeviceNotFound,
                 NotFoundKind::DeveloperUser => ErrorCode::DeveloperUserNotFound,
                 NotFoundKind::MatrixUser => ErrorCode::UserNotFound,
-                NotFoundKind::MatrixRoom => ErrorCode::RoomNotFound,
+                NotFoundKind::MatrixRoom | NotFoundKind::MatrixAlias => ErrorCode::RoomNotFound,
             },
             CoreError::AlreadyExists { .. } => ErrorCode::AlreadyExists,
             CoreError::ItemAlreadyExists { .. } => ErrorCode::ItemAlreadyExists,

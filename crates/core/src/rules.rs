@@ -284,8 +284,14 @@ impl Cx<'_> {
             Mutation::CreateIdentityPool { pool } => self.create_identity_pool(pool),
             Mutation::CreateMatrixUser { user, device } => self.create_matrix_user(user, device),
             Mutation::PutMatrixDevice(device) => self.put_matrix_device(device),
-            Mutation::MatrixRoomEvents { service, room_id, create, events, txn } => {
+            Mutation::MatrixRoomEvents { service, room_id, create, events, txn, alias } => {
+                if let Some(alias) = &alias {
+                    self.matrix_alias(&service, alias, Some(&room_id), "", true)?;
+                }
                 self.matrix_room_events(&service, &room_id, create, events, txn)
+            }
+            Mutation::MatrixAlias { service, alias, room_id, user_id } => {
+                self.matrix_alias(&service, &alias, room_id.as_deref(), &user_id, false)
             }
             Mutation::PutMatrixMedia(media) => {
                 self.tx.put_matrix_media(&media)?;

@@ -196,6 +196,17 @@ pub enum Mutation {
         create: bool,
         events: Vec<crate::matrix::room::RoomEventDraft>,
         txn: Option<crate::matrix::room::Txn>,
+        /// An alias claimed for the room in the same transaction (createRoom's
+        /// `room_alias_name`): AlreadyExists when taken.
+        alias: Option<String>,
+    },
+    /// Points an alias at a room (`Some`), or removes it; only its creator or a member who may
+    /// set the room's canonical alias removes one.
+    MatrixAlias {
+        service: Sid,
+        alias: String,
+        room_id: Option<String>,
+        user_id: String,
     },
     /// Stores an uploaded file.
     PutMatrixMedia(Box<crate::matrix::MatrixMedia>),
@@ -316,7 +327,8 @@ impl Mutation {
             | Mutation::RemoveDataset { service, .. }
             | Mutation::RegisterDevice { service, .. }
             | Mutation::SetDatasetSubscription { service, .. }
-            | Mutation::MatrixRoomEvents { service, .. } => Some(service),
+            | Mutation::MatrixRoomEvents { service, .. }
+            | Mutation::MatrixAlias { service, .. } => Some(service),
             Mutation::ResolveIdentity(r) => Some(&r.service),
             Mutation::UpdateRecords(u) => Some(&u.service),
             Mutation::CreateService { .. }

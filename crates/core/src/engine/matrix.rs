@@ -547,6 +547,8 @@ pub struct CreateRoom {
     pub power_level_content_override: Option<serde_json::Value>,
     pub creation_content: Option<serde_json::Value>,
     pub room_version: Option<String>,
+    /// `room_alias_name`: the room gets `#<name>:<server>` as it is made.
+    pub alias_name: Option<String>,
 }
 
 /// The room version new rooms get.
@@ -580,10 +582,17 @@ impl Engine {
         create: bool,
         events: Vec<crate::matrix::room::RoomEventDraft>,
         txn: Option<crate::matrix::room::Txn>,
+        alias: Option<String>,
     ) -> Result<Vec<String>, CoreError> {
         let svc = self.service(&crate::auth::Principal::Root, super::services::MATRIX_SERVICE).await?;
-        let m =
-            Mutation::MatrixRoomEvents { service: svc.sid.clone(), room_id: room_id.to_owned(), create, events, txn };
+        let m = Mutation::MatrixRoomEvents {
+            service: svc.sid.clone(),
+            room_id: room_id.to_owned(),
+            create,
+            events,
+            txn,
+            alias,
+        };
         match self.run_logged(&svc, &crate::auth::Principal::Root, m).await?.value {
             Outcome::MatrixEvents(ids) => Ok(ids),
             other => Err(unexpected(other)),
@@ -655,6 +664,20 @@ impl Engine {
         for (kind, key, content) in &req.initial_state {
             events.push(self.room_event(me, kind, Some(key), content.clone()));
         }
+        let alias = match &req.alias_name {
+            Some(name) => {
+                let alias = format!("#{name}:{server_name}");
+                check_alias(&alias, server_name)?;
+                events.push(self.room_event(
+                    me,
+                    "m.room.canonical_alias",
+                    Some(""),
+                    serde_json::json!({ "alias": alias }),
+                ));
+                Some(alias)
+            }
+            None => None,
+        };
         if let Some(name) = &req.name {
             events.push(self.room_event(me, "m.room.name", Some(""), serde_json::json!({ "name": name })));
         }
@@ -669,7 +692,7 @@ impl Engine {
                 serde_json::json!({ "membership": "invite" }),
             ));
         }
-        self.room_write(&room_id, true, events, None).await?;
+        self.room_write(&room_id, true, events, None, alias).await?;
         Ok(room_id)
     }
 
@@ -691,7 +714,7 @@ impl Engine {
             txn_id: txn_id.to_owned(),
         };
         let event = self.room_event(&caller.user_id, event_type, None, content);
-        let ids = self.room_write(room_id, false, vec![event], Some(txn)).await?;
+        let ids = self.room_write(room_id, false, vec![event], Some(txn), None).await?;
         ids.into_iter().next().ok_or_else(|| internal("a send made no event".into()))
     }
 
@@ -708,7 +731,7 @@ impl Engine {
             return Err(CoreError::invalid("content", "must be a JSON object"));
         }
         let event = self.room_event(&caller.user_id, event_type, Some(state_key), content);
-        let ids = self.room_write(room_id, false, vec![event], None).await?;
+        let ids = self.room_write(room_id, false, vec![event], None, None).await?;
         ids.into_iter().next().ok_or_else(|| internal("a state change made no event".into()))
     }
 
@@ -812,5 +835,61 @@ impl Engine {
     pub async fn matrix_joined_rooms(&self, caller: &MatrixCaller) -> Result<Vec<String>, CoreError> {
         let items = self.matrix_items(ObjectKind::Map, &crate::matrix::room::memberships_name(&caller.user_id)).await?;
         Ok(items.into_iter().filter(|i| i.data["membership"] == "join").filter_map(|i| i.key).collect())
+    }
+}
+
+/// `#localpart:server`, on this server, within the id length limit.
+fn check_alias(alias: &str, server_name: &str) -> Result<(), CoreError> {
+    let local = alias
+        .strip_prefix('#')
+        .and_then(|rest| rest.strip_suffix(&format!(":{server_name}")))
+        .ok_or_else(|| CoreError::invalid("room_alias", format!("'{alias}' is not an alias of {server_name}")))?;
+    if local.is_empty() || local.contains(':') || local.chars().any(char::is_whitespace) {
+        return Err(CoreError::invalid("room_alias", format!("'{local}' may not be empty or hold ':' or spaces")));
+    }
+    if alias.len() > crate::matrix::MAX_USER_ID_CHARS {
+        return Err(CoreError::invalid(
+            "room_alias",
+            format!("is longer than {} bytes", crate::matrix::MAX_USER_ID_CHARS),
+        ));
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// The room an alias points at.
+    pub async fn matrix_resolve_alias(&self, alias: &str) -> Result<Option<String>, CoreError> {
+        let entry = self.matrix_get(crate::matrix::room::ALIASES, alias).await?;
+        Ok(entry.and_then(|e| e["room_id"].as_str().map(str::to_owned)))
+    }
+
+    /// Points a new alias at a room the caller is in.
+    pub async fn matrix_set_alias(
+        &self,
+        server_name: &str,
+        caller: &MatrixCaller,
+        alias: &str,
+        room_id: &str,
+    ) -> Result<(), CoreError> {
+        check_alias(alias, server_name)?;
+        self.require_member(caller, room_id).await?;
+        self.alias_write(alias, Some(room_id), &caller.user_id).await
+    }
+
+    /// Removes an alias: its creator, or a member who may set the room's canonical alias.
+    pub async fn matrix_delete_alias(&self, caller: &MatrixCaller, alias: &str) -> Result<(), CoreError> {
+        self.alias_write(alias, None, &caller.user_id).await
+    }
+
+    async fn alias_write(&self, alias: &str, room_id: Option<&str>, user_id: &str) -> Result<(), CoreError> {
+        let svc = self.service(&crate::auth::Principal::Root, super::services::MATRIX_SERVICE).await?;
+        let m = Mutation::MatrixAlias {
+            service: svc.sid.clone(),
+            alias: alias.to_owned(),
+            room_id: room_id.map(str::to_owned),
+            user_id: user_id.to_owned(),
+        };
+        self.run_logged(&svc, &crate::auth::Principal::Root, m).await?;
+        Ok(())
     }
 }

@@ -81,6 +81,9 @@ pub fn entries_for(event: &RoomEventDraft) -> Vec<(String, String)> {
     keys
 }
 
+/// The Map of room aliases (`#name:server` → the room and who made the alias).
+pub const ALIASES: &str = "aliases";
+
 pub fn timeline_name(room_id: &str) -> String {
     format!("{room_id}/timeline")
 }

@@ -3,7 +3,8 @@
 use super::Cx;
 use crate::error::{CoreError, NotFoundKind};
 use crate::matrix::room::{
-    RoomEventDraft, StateSlice, Txn, authorize, entries_for, memberships_name, state_entry, state_name, timeline_name,
+    ALIASES, RoomEventDraft, StateSlice, Txn, authorize, entries_for, memberships_name, state_entry, state_name,
+    timeline_name,
 };
 use crate::matrix::{MatrixDevice, MatrixUser};
 use crate::model::{ItemKey, ObjectKind, ObjectRef, OpenMode, SyncObject};
@@ -175,5 +176,84 @@ impl Cx<'_> {
             self.put_entry(&mut txns, key, serde_json::json!({ "event_id": first, "room_id": room_id }))?;
         }
         Ok(Outcome::MatrixEvents(ids))
+    }
+}
+
+impl Cx<'_> {
+    /// Claims (`room_id`) or removes an alias. `for_new_room`: the room is made in the same
+    /// transaction, so it need not exist yet.
+    pub(super) fn matrix_alias(
+        &mut self,
+        service: &Sid,
+        alias: &str,
+        room_id: Option<&str>,
+        user_id: &str,
+        for_new_room: bool,
+    ) -> Result<Outcome, CoreError> {
+        let mut aliases = self
+            .matrix_object(service, ObjectKind::Map, ALIASES.to_owned(), true)?
+            .ok_or_else(|| CoreError::Store(StoreError::Backend("the alias Map could not be made".into())))?;
+        let key = ItemKey::Key(alias.to_owned());
+        let existing = self.tx.item(&aliases.sid, &key)?;
+        match room_id {
+            Some(room_id) => {
+                if existing.is_some() {
+                    return Err(CoreError::AlreadyExists { what: "alias", name: alias.to_owned() });
+                }
+                let room_exists = self
+                    .tx
+                    .object(service, ObjectKind::List, &ObjectRef::UniqueName(timeline_name(room_id)))?
+                    .is_some();
+                if !room_exists && !for_new_room {
+                    return Err(CoreError::not_found(NotFoundKind::MatrixRoom, room_id));
+                }
+                let entry = serde_json::json!({ "room_id": room_id, "creator": user_id });
+                self.put_entry(&mut aliases, alias.to_owned(), entry)?;
+                Ok(Outcome::Stored)
+            }
+            None => {
+                let Some(item) = existing else {
+                    return Err(CoreError::not_found(NotFoundKind::MatrixAlias, alias));
+                };
+                let creator = item.data["creator"].as_str().unwrap_or_default();
+                if creator != user_id {
+                    let room = item.data["room_id"].as_str().unwrap_or_default().to_owned();
+                    self.require_room_level(service, &room, user_id, "m.room.canonical_alias")?;
+                }
+                self.tx.delete_item(&aliases.sid, &key)?;
+                self.touch_container(&mut aliases, None)?;
+                self.emit_item_removed(&aliases, &item, None)?;
+                Ok(Outcome::Removed)
+            }
+        }
+    }
+
+    /// `user_id` is in the room with the power level to send `event_type` as state.
+    fn require_room_level(
+        &mut self,
+        service: &Sid,
+        room_id: &str,
+        user_id: &str,
+        event_type: &str,
+    ) -> Result<(), CoreError> {
+        let Some(state) = self.tx.object(service, ObjectKind::Map, &ObjectRef::UniqueName(state_name(room_id)))? else {
+            return Err(CoreError::Forbidden(format!("{user_id} may not change the room's aliases")));
+        };
+        let probe = RoomEventDraft {
+            event_id: String::new(),
+            event_type: event_type.to_owned(),
+            state_key: Some(String::new()),
+            sender: user_id.to_owned(),
+            content: serde_json::json!({}),
+            origin_server_ts: 0,
+        };
+        let mut slice = StateSlice::default();
+        for (kind, key) in entries_for(&probe) {
+            if let Some(item) = self.tx.item(&state.sid, &ItemKey::Key(state_entry(&kind, &key)))? {
+                slice.0.insert((kind, key), item.data["content"].clone());
+            }
+        }
+        authorize(&probe, &slice)
+            .map_err(|_| CoreError::Forbidden(format!("{user_id} may not change the room's aliases")))
     }
 }

@@ -539,3 +539,71 @@ async fn rooms_are_created_joined_written_and_read_as_the_spec_says() {
     let bad_version = post(&s, "/createRoom", Some(&mia_t), json!({ "room_version": "1" })).await;
     assert_eq!(errcode(&bad_version), (400, "M_UNSUPPORTED_ROOM_VERSION"));
 }
+
+#[tokio::test]
+async fn aliases_name_rooms_in_the_directory() {
+    let Some(s) = TestServer::with_settings(with_registration(RegistrationPolicy::Open, None)).await else { return };
+    let (pia, quin) = (register(&s, "pia", "pw").await, register(&s, "quin", "pw").await);
+    let (pia_t, quin_t) = (
+        pia["access_token"].as_str().unwrap_or_default().to_owned(),
+        quin["access_token"].as_str().unwrap_or_default().to_owned(),
+    );
+    let (status, made) =
+        post(&s, "/createRoom", Some(&pia_t), json!({ "preset": "public_chat", "room_alias_name": "town" })).await;
+    assert_eq!(status, 200, "{made}");
+    let room = made["room_id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        get(&s, "/directory/room/%23town:example.org", None).await,
+        (200, json!({ "room_id": room, "servers": ["example.org"] }))
+    );
+    assert_eq!(
+        get(&s, &format!("/rooms/{room}/state/m.room.canonical_alias"), Some(&pia_t)).await.1,
+        json!({ "alias": "#town:example.org" })
+    );
+    let taken = post(&s, "/createRoom", Some(&quin_t), json!({ "room_alias_name": "town" })).await;
+    assert_eq!(errcode(&taken), (400, "M_ROOM_IN_USE"));
+    assert_eq!(get(&s, "/joined_rooms", Some(&quin_t)).await.1, json!({ "joined_rooms": [] }), "no room was made");
+
+    // Join by alias; a second alias by a member; removal by its creator only (or an admin).
+    let (status, joined) =
+        call(&s, reqwest::Method::POST, &format!("{CLIENT}/join/%23town:example.org"), Some(&quin_t), None).await;
+    assert_eq!((status, joined["room_id"].as_str()), (200, Some(room.as_str())));
+    assert_eq!(
+        put(&s, "/directory/room/%23square:example.org", Some(&quin_t), json!({ "room_id": room })).await,
+        (200, json!({}))
+    );
+    let again = put(&s, "/directory/room/%23square:example.org", Some(&pia_t), json!({ "room_id": room })).await;
+    assert_eq!(errcode(&again), (409, "M_UNKNOWN"));
+    let elsewhere = put(&s, "/directory/room/%23x:elsewhere.org", Some(&pia_t), json!({ "room_id": room })).await;
+    assert_eq!(errcode(&elsewhere), (400, "M_INVALID_PARAM"));
+    assert_eq!(
+        errcode(
+            &call(
+                &s,
+                reqwest::Method::DELETE,
+                &format!("{CLIENT}/directory/room/%23town:example.org"),
+                Some(&quin_t),
+                None
+            )
+            .await
+        ),
+        (403, "M_FORBIDDEN")
+    );
+    assert_eq!(
+        call(
+            &s,
+            reqwest::Method::DELETE,
+            &format!("{CLIENT}/directory/room/%23square:example.org"),
+            Some(&pia_t),
+            None
+        )
+        .await,
+        (200, json!({})),
+        "the room's admin may"
+    );
+    assert_eq!(errcode(&get(&s, "/directory/room/%23square:example.org", None).await), (404, "M_NOT_FOUND"));
+    assert_eq!(
+        errcode(&post(&s, "/join/%23nowhere:example.org", Some(&quin_t), json!({})).await),
+        (404, "M_NOT_FOUND")
+    );
+}

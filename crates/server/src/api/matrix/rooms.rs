@@ -36,6 +36,7 @@ struct CreateRoomBody {
     power_level_content_override: Option<Value>,
     creation_content: Option<Value>,
     room_version: Option<String>,
+    room_alias_name: Option<String>,
 }
 
 pub async fn create_room(
@@ -54,11 +55,15 @@ pub async fn create_room(
         power_level_content_override: b.power_level_content_override,
         creation_content: b.creation_content,
         room_version: b.room_version,
+        alias_name: b.room_alias_name,
     };
     let server = &state.settings.matrix.server_name;
     let room_id = state.engine.matrix_create_room(server, &caller, req).await.map_err(|e| match e {
         ferrosync_core::error::CoreError::InvalidField { field: "room_version", message } => {
             MatrixError::new(StatusCode::BAD_REQUEST, "M_UNSUPPORTED_ROOM_VERSION", format!("room_version {message}"))
+        }
+        ferrosync_core::error::CoreError::AlreadyExists { what: "alias", name } => {
+            MatrixError::new(StatusCode::BAD_REQUEST, "M_ROOM_IN_USE", format!("Room alias {name} is already taken"))
         }
         other => from_core(other),
     })?;
@@ -153,9 +158,14 @@ pub async fn join(
     Caller(caller): Caller,
     Path(room): Path<String>,
 ) -> MatrixResult<Json<Value>> {
-    if !room.starts_with('!') {
-        return Err(MatrixError::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", format!("No room is known as '{room}'")));
-    }
+    let unknown = || MatrixError::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", format!("No room is known as '{room}'"));
+    let room = if room.starts_with('#') {
+        state.engine.matrix_resolve_alias(&room).await.map_err(from_core)?.ok_or_else(unknown)?
+    } else if room.starts_with('!') {
+        room.clone()
+    } else {
+        return Err(unknown());
+    };
     let user = caller.user_id.clone();
     state.engine.matrix_membership(&caller, &room, &user, "join", None).await.map_err(from_core)?;
     Ok(Json(json!({ "room_id": room })))
@@ -235,4 +245,44 @@ pub async fn unban(
     body: Bytes,
 ) -> MatrixResult<Json<Value>> {
     target_membership(&state, &caller, &room_id, &body, "leave").await
+}
+
+// ----- the room directory's aliases -------------------------------------------------------------
+
+pub async fn get_alias(State(state): State<Arc<AppState>>, Path(alias): Path<String>) -> MatrixResult<Json<Value>> {
+    match state.engine.matrix_resolve_alias(&alias).await.map_err(from_core)? {
+        Some(room_id) => Ok(Json(json!({ "room_id": room_id, "servers": [state.settings.matrix.server_name] }))),
+        None => Err(MatrixError::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", format!("Room alias {alias} not found"))),
+    }
+}
+
+#[derive(Deserialize)]
+struct AliasBody {
+    room_id: String,
+}
+
+pub async fn put_alias(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(alias): Path<String>,
+    body: Bytes,
+) -> MatrixResult<Json<Value>> {
+    let b: AliasBody = json_body(&body)?;
+    let server = &state.settings.matrix.server_name;
+    state.engine.matrix_set_alias(server, &caller, &alias, &b.room_id).await.map_err(|e| match e {
+        ferrosync_core::error::CoreError::AlreadyExists { .. } => {
+            MatrixError::new(StatusCode::CONFLICT, "M_UNKNOWN", format!("Room alias {alias} already exists"))
+        }
+        other => from_core(other),
+    })?;
+    Ok(Json(json!({})))
+}
+
+pub async fn delete_alias(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(alias): Path<String>,
+) -> MatrixResult<Json<Value>> {
+    state.engine.matrix_delete_alias(&caller, &alias).await.map_err(from_core)?;
+    Ok(Json(json!({})))
 }

@@ -29,6 +29,7 @@ fn client_api() -> Router<Arc<AppState>> {
         )
         .route("/presence/{user_id}/status", get(account_data::get_presence).put(account_data::set_presence))
         .route("/createRoom", post(rooms::create_room))
+        .route("/directory/room/{alias}", get(rooms::get_alias).put(rooms::put_alias).delete(rooms::delete_alias))
         .route("/joined_rooms", get(rooms::joined_rooms))
         .route("/join/{room}", post(rooms::join))
         .route("/rooms/{room_id}/join", post(rooms::join))
