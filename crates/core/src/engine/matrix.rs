@@ -893,3 +893,34 @@ impl Engine {
         Ok(())
     }
 }
+
+impl Engine {
+    /// Forgets a room the caller has left (or was banned from): it no longer counts among the
+    /// caller's rooms. Refused while the caller is still in it or invited.
+    pub async fn matrix_forget(&self, caller: &MatrixCaller, room_id: &str) -> Result<(), CoreError> {
+        match self.membership_of(&caller.user_id, room_id).await?.as_deref() {
+            Some("leave" | "ban") => {}
+            None => return Ok(()),
+            Some(other) => {
+                return Err(CoreError::invalid(
+                    "room_id",
+                    format!("cannot be forgotten while the membership is '{other}'"),
+                ));
+            }
+        }
+        let removed = self
+            .remove_item(
+                &crate::auth::Principal::Root,
+                super::services::MATRIX_SERVICE,
+                ObjectKind::Map,
+                &crate::matrix::room::memberships_name(&caller.user_id),
+                ItemKey::Key(room_id.to_owned()),
+                None,
+            )
+            .await;
+        match removed {
+            Ok(()) | Err(CoreError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -532,8 +532,22 @@ async fn rooms_are_created_joined_written_and_read_as_the_spec_says() {
         post(&s, &format!("/rooms/{room}/unban"), Some(&mia_t), json!({ "user_id": "@noa:example.org" })).await.0,
         200
     );
+    let still_in = post(&s, &format!("/rooms/{room}/forget"), Some(&mia_t), json!({})).await;
+    assert_eq!(errcode(&still_in), (400, "M_UNKNOWN"), "a room is forgotten only once left");
     assert_eq!(post(&s, &format!("/rooms/{room}/leave"), Some(&mia_t), json!({})).await, (200, json!({})));
     assert_eq!(get(&s, "/joined_rooms", Some(&mia_t)).await, (200, json!({ "joined_rooms": [] })));
+    assert_eq!(post(&s, &format!("/rooms/{room}/forget"), Some(&mia_t), json!({})).await, (200, json!({})));
+    let svc_rooms = s
+        .engine
+        .item(
+            &ferrosync_core::auth::Principal::Root,
+            "matrix",
+            ferrosync_core::model::ObjectKind::Map,
+            "@mia:example.org/rooms",
+            &ferrosync_core::model::ItemKey::Key(room.clone()),
+        )
+        .await;
+    assert!(svc_rooms.is_err(), "forgotten: no longer among mia's rooms");
     let unknown = put(&s, "/rooms/!nope:example.org/send/m.room.message/t", Some(&mia_t), json!({ "body": "x" })).await;
     assert_eq!(errcode(&unknown), (404, "M_NOT_FOUND"));
     let bad_version = post(&s, "/createRoom", Some(&mia_t), json!({ "room_version": "1" })).await;

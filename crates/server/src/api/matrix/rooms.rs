@@ -286,3 +286,17 @@ pub async fn delete_alias(
     state.engine.matrix_delete_alias(&caller, &alias).await.map_err(from_core)?;
     Ok(Json(json!({})))
 }
+
+pub async fn forget(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(room_id): Path<String>,
+) -> MatrixResult<Json<Value>> {
+    state.engine.matrix_forget(&caller, &room_id).await.map_err(|e| match e {
+        ferrosync_core::error::CoreError::InvalidField { message, .. } => {
+            MatrixError::new(StatusCode::BAD_REQUEST, "M_UNKNOWN", format!("The room {message}"))
+        }
+        other => from_core(other),
+    })?;
+    Ok(Json(json!({})))
+}

@@ -34,6 +34,7 @@ fn client_api() -> Router<Arc<AppState>> {
         .route("/join/{room}", post(rooms::join))
         .route("/rooms/{room_id}/join", post(rooms::join))
         .route("/rooms/{room_id}/leave", post(rooms::leave))
+        .route("/rooms/{room_id}/forget", post(rooms::forget))
         .route("/rooms/{room_id}/invite", post(rooms::invite))
         .route("/rooms/{room_id}/kick", post(rooms::kick))
         .route("/rooms/{room_id}/ban", post(rooms::ban))
