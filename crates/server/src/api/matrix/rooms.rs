@@ -211,40 +211,13 @@ async fn target_membership(
     Ok(Json(json!({})))
 }
 
-pub async fn invite(
-    State(state): State<Arc<AppState>>,
-    Caller(caller): Caller,
-    Path(room_id): Path<String>,
-    body: Bytes,
-) -> MatrixResult<Json<Value>> {
-    target_membership(&state, &caller, &room_id, &body, "invite").await
-}
-
-pub async fn kick(
-    State(state): State<Arc<AppState>>,
-    Caller(caller): Caller,
-    Path(room_id): Path<String>,
-    body: Bytes,
-) -> MatrixResult<Json<Value>> {
-    target_membership(&state, &caller, &room_id, &body, "leave").await
-}
-
-pub async fn ban(
-    State(state): State<Arc<AppState>>,
-    Caller(caller): Caller,
-    Path(room_id): Path<String>,
-    body: Bytes,
-) -> MatrixResult<Json<Value>> {
-    target_membership(&state, &caller, &room_id, &body, "ban").await
-}
-
-pub async fn unban(
-    State(state): State<Arc<AppState>>,
-    Caller(caller): Caller,
-    Path(room_id): Path<String>,
-    body: Bytes,
-) -> MatrixResult<Json<Value>> {
-    target_membership(&state, &caller, &room_id, &body, "leave").await
+/// The route of a membership for another user: invite, kick (`leave`), ban, unban (`leave`).
+pub fn for_other(membership: &'static str) -> axum::routing::MethodRouter<Arc<AppState>> {
+    axum::routing::post(
+        move |State(state): State<Arc<AppState>>, Caller(caller): Caller, Path(room_id): Path<String>, body: Bytes| async move {
+            target_membership(&state, &caller, &room_id, &body, membership).await
+        },
+    )
 }
 
 // ----- the room directory's aliases -------------------------------------------------------------
