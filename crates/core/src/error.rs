@@ -158,6 +158,7 @@ pub enum NotFoundKind {
     MatrixUser,
     MatrixRoom,
     MatrixAlias,
+    MatrixEvent,
 }
 
 impl std::fmt::Display for NotFoundKind {
@@ -176,6 +177,7 @@ impl std::fmt::Display for NotFoundKind {
             NotFoundKind::MatrixUser => f.write_str("user"),
             NotFoundKind::MatrixRoom => f.write_str("room"),
             NotFoundKind::MatrixAlias => f.write_str("room alias"),
+            NotFoundKind::MatrixEvent => f.write_str("event"),
         }
     }
 }
@@ -206,7 +208,9 @@ impl CoreError {
                 NotFoundKind::Device => ErrorCode::DeviceNotFound,
                 NotFoundKind::DeveloperUser => ErrorCode::DeveloperUserNotFound,
                 NotFoundKind::MatrixUser => ErrorCode::UserNotFound,
-                NotFoundKind::MatrixRoom | NotFoundKind::MatrixAlias => ErrorCode::RoomNotFound,
+                NotFoundKind::MatrixRoom | NotFoundKind::MatrixAlias | NotFoundKind::MatrixEvent => {
+                    ErrorCode::RoomNotFound
+                }
             },
             CoreError::AlreadyExists { .. } => ErrorCode::AlreadyExists,
             CoreError::ItemAlreadyExists { .. } => ErrorCode::ItemAlreadyExists,

@@ -36,6 +36,10 @@ mod sqlite {
     mod cognito_trigger;
     #[path = "matrix.rs"]
     mod matrix;
+    #[path = "matrix_push_rules.rs"]
+    mod matrix_push_rules;
+    #[path = "matrix_sync.rs"]
+    mod matrix_sync;
     #[path = "rest.rs"]
     mod rest;
     #[path = "ttl.rs"]
@@ -73,6 +77,10 @@ mod postgres {
     mod cognito_trigger;
     #[path = "matrix.rs"]
     mod matrix;
+    #[path = "matrix_push_rules.rs"]
+    mod matrix_push_rules;
+    #[path = "matrix_sync.rs"]
+    mod matrix_sync;
     #[path = "rest.rs"]
     mod rest;
     #[path = "ttl.rs"]

@@ -109,7 +109,7 @@ impl Engine {
         Ok(self.store.events(service, after, object, limit).await?)
     }
 
-    async fn current_head(&self, service: &Sid) -> Result<u64, CoreError> {
+    pub(crate) async fn current_head(&self, service: &Sid) -> Result<u64, CoreError> {
         Ok(self.store.service(&ObjectRef::Sid(service.clone())).await?.map(|s| s.head_seq).unwrap_or(0))
     }
 

@@ -137,7 +137,10 @@ pub use cognito_identities::{
     AwsSecret, DeveloperIdentityLookup, IdentityCredentials, OpenIdToken, UnprocessedIdentity,
 };
 pub use cognito_sync::{ListRecordsRequest, RecordsPage, UpdateRecordsRequest, UpdatedRecords};
-pub use matrix::{CreateRoom, MatrixCaller, MatrixPresence, MatrixProfile, MatrixRegistration, MatrixSession};
+pub use matrix::{
+    CreateRoom, MatrixCaller, MatrixPresence, MatrixProfile, MatrixRegistration, MatrixSession, MessagesRequest,
+    SyncParams,
+};
 pub use services::MATRIX_SERVICE;
 
 use services::ServiceCache;

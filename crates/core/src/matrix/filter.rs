@@ -144,12 +144,22 @@ impl EventFilter {
     }
 
     /// The limit to apply: the filter's (at most [`MAX_LIMIT`]), else `default`.
+    /// For events with no sender to match (ephemeral events, account data).
+    pub fn matches_type(&self, event_type: &str) -> bool {
+        listed(&self.types, &self.not_types, event_type, true)
+    }
+
     pub fn limit_or(&self, default: u64) -> u64 {
         self.limit.map_or(default, |l| l.min(MAX_LIMIT))
     }
 }
 
 impl RoomEventFilter {
+    /// For events with no sender to match (typing, receipts, a room's account data).
+    pub fn matches_type(&self, room_id: &str, event_type: &str) -> bool {
+        listed(&self.rooms, &self.not_rooms, room_id, false) && self.events.matches_type(event_type)
+    }
+
     /// Whether an event of `room_id` passes; `content` answers `contains_url`.
     pub fn matches(&self, room_id: &str, event_type: &str, sender: &str, content: &Value) -> bool {
         if !listed(&self.rooms, &self.not_rooms, room_id, false) || !self.events.matches(event_type, sender) {

@@ -3,8 +3,11 @@
 //! device and a random token id kept on the device, so checking one is one read and logging a
 //! device out (deleting it) revokes its token.
 
+pub mod event;
 pub mod filter;
+pub mod push_rules;
 pub mod room;
+pub mod sync;
 
 use crate::error::CoreError;
 use crate::timestamp::Timestamp;

@@ -2,6 +2,7 @@
 
 use super::Cx;
 use crate::error::{CoreError, NotFoundKind};
+use crate::matrix::event::{PREV_STATE, TXN, as_prev_state, event_id_for};
 use crate::matrix::room::{
     ALIASES, RoomEventDraft, StateSlice, Txn, authorize, entries_for, memberships_name, state_entry, state_name,
     timeline_name,
@@ -139,7 +140,8 @@ impl Cx<'_> {
         let mut state =
             self.matrix_object(service, ObjectKind::Map, state_name(room_id), create)?.ok_or_else(missing)?;
         let mut ids = Vec::with_capacity(events.len());
-        for (n, event) in events.into_iter().enumerate() {
+        for (n, mut event) in events.into_iter().enumerate() {
+            event.event_id = event_id_for(room_id, timeline.next_index);
             // A new room's first event is its m.room.create; every other one passes the rules.
             let creating = create && n == 0;
             if creating != (event.event_type == "m.room.create") {
@@ -154,10 +156,24 @@ impl Cx<'_> {
                 }
                 authorize(&event, &slice).map_err(CoreError::Forbidden)?;
             }
-            let json = event.to_json(room_id);
+            let mut json = event.to_json(room_id);
+            let entry = event.state_key.as_ref().map(|key| state_entry(&event.event_type, key));
+            if let Some(entry) = &entry
+                && let Some(prev) = self.tx.item(&state.sid, &ItemKey::Key(entry.clone()))?
+            {
+                json["unsigned"] = serde_json::json!({
+                    "replaces_state": prev.data["event_id"],
+                    "prev_content": prev.data["content"],
+                    "prev_sender": prev.data["sender"],
+                });
+                json[PREV_STATE] = as_prev_state(&prev.data);
+            }
+            if let Some(txn) = &txn {
+                json[TXN] = serde_json::json!({ "device_id": txn.device_id, "txn_id": txn.txn_id });
+            }
             self.push_item(&mut timeline, json.clone(), None, None)?;
-            if let Some(key) = &event.state_key {
-                self.put_entry(&mut state, state_entry(&event.event_type, key), json)?;
+            if let (Some(key), Some(entry)) = (&event.state_key, entry) {
+                self.put_entry(&mut state, entry, json)?;
                 if event.event_type == "m.room.member" {
                     let membership = event.content["membership"].clone();
                     let mut rooms = self

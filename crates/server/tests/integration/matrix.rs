@@ -7,9 +7,9 @@ use super::common::{Settings, TestServer};
 use ferrosync_server::api::matrix::RegistrationPolicy;
 use serde_json::{Value, json};
 
-const CLIENT: &str = "/_matrix/client/v3";
+pub(super) const CLIENT: &str = "/_matrix/client/v3";
 
-fn with_registration(policy: RegistrationPolicy, token: Option<&str>) -> Settings {
+pub(super) fn with_registration(policy: RegistrationPolicy, token: Option<&str>) -> Settings {
     let mut settings = Settings::default();
     settings.matrix.server_name = "example.org".into();
     settings.matrix.registration = policy;
@@ -18,7 +18,7 @@ fn with_registration(policy: RegistrationPolicy, token: Option<&str>) -> Setting
 }
 
 /// One call: status and JSON body.
-async fn call(
+pub(super) async fn call(
     s: &TestServer,
     method: reqwest::Method,
     path: &str,
@@ -38,20 +38,20 @@ async fn call(
     (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}")))
 }
 
-async fn post(s: &TestServer, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+pub(super) async fn post(s: &TestServer, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
     call(s, reqwest::Method::POST, &format!("{CLIENT}{path}"), token, Some(body)).await
 }
 
-async fn get(s: &TestServer, path: &str, token: Option<&str>) -> (u16, Value) {
+pub(super) async fn get(s: &TestServer, path: &str, token: Option<&str>) -> (u16, Value) {
     call(s, reqwest::Method::GET, &format!("{CLIENT}{path}"), token, None).await
 }
 
-fn errcode(answer: &(u16, Value)) -> (u16, &str) {
+pub(super) fn errcode(answer: &(u16, Value)) -> (u16, &str) {
     assert!(answer.1["error"].is_string(), "every error has a message: {}", answer.1);
     (answer.0, answer.1["errcode"].as_str().unwrap_or_default())
 }
 
-async fn register(s: &TestServer, user: &str, password: &str) -> Value {
+pub(super) async fn register(s: &TestServer, user: &str, password: &str) -> Value {
     let body = json!({ "username": user, "password": password, "auth": { "type": "m.login.dummy" } });
     let (status, body) = post(s, "/register", None, body).await;
     assert_eq!(status, 200, "{body}");
@@ -189,7 +189,7 @@ async fn login_whoami_and_logout() {
     assert_eq!(errcode(&get(&s, "/account/whoami", Some(&first_token)).await), (401, "M_UNKNOWN_TOKEN"));
 }
 
-async fn put(s: &TestServer, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+pub(super) async fn put(s: &TestServer, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
     call(s, reqwest::Method::PUT, &format!("{CLIENT}{path}"), token, Some(body)).await
 }
 

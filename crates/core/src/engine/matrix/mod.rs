@@ -31,6 +31,17 @@ pub struct MatrixCaller {
     pub device_id: String,
 }
 
+impl MatrixCaller {
+    /// The caller as the viewer of events, now.
+    pub fn viewer(&self) -> crate::matrix::event::Viewer<'_> {
+        crate::matrix::event::Viewer {
+            user_id: &self.user_id,
+            device_id: &self.device_id,
+            now_ms: Timestamp::now().millis(),
+        }
+    }
+}
+
 /// A registration.
 #[derive(Debug, Clone, Default)]
 pub struct MatrixRegistration<'a> {
@@ -223,7 +234,13 @@ impl Engine {
 mod rooms;
 mod user;
 
+mod ephemeral;
+mod history;
+mod sync;
+
+pub use history::MessagesRequest;
 pub use rooms::CreateRoom;
+pub use sync::SyncParams;
 pub use user::{MatrixPresence, MatrixProfile};
 
 // ----- objects of the Matrix service, as the system ----------------------------------------------
@@ -237,7 +254,18 @@ impl Engine {
     }
 
     async fn matrix_put(&self, map: &str, key: &str, data: serde_json::Value) -> Result<(), CoreError> {
-        let patch = crate::engine::ItemPatch { data: Some(data), ttl: None, collection_ttl: None, if_match: None };
+        self.matrix_put_ttl(map, key, data, None).await
+    }
+
+    /// An entry that expires after `ttl` seconds (and leaves with a change-log event).
+    async fn matrix_put_ttl(
+        &self,
+        map: &str,
+        key: &str,
+        data: serde_json::Value,
+        ttl: Option<u64>,
+    ) -> Result<(), CoreError> {
+        let patch = crate::engine::ItemPatch { data: Some(data), ttl, collection_ttl: None, if_match: None };
         let write = || {
             self.write_item(
                 &crate::auth::Principal::Root,
@@ -274,6 +302,12 @@ impl Engine {
             Err(CoreError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Every entry of a Map of the Matrix service as (key, data), in key order.
+    async fn matrix_entries(&self, name: &str) -> Result<Vec<(String, serde_json::Value)>, CoreError> {
+        let items = self.matrix_items(ObjectKind::Map, name).await?;
+        Ok(items.into_iter().filter_map(|i| Some((i.key?, i.data))).collect())
     }
 
     /// Every item of a Map (or List) of the Matrix service, in order; empty when it does not exist.

@@ -24,10 +24,6 @@ pub struct CreateRoom {
 /// The room version new rooms get.
 pub const DEFAULT_ROOM_VERSION: &str = "10";
 
-fn new_event_id() -> String {
-    format!("${}", random_hex(16))
-}
-
 impl Engine {
     fn room_event(
         &self,
@@ -37,7 +33,8 @@ impl Engine {
         content: serde_json::Value,
     ) -> crate::matrix::room::RoomEventDraft {
         crate::matrix::room::RoomEventDraft {
-            event_id: new_event_id(),
+            // The store names the event after its place in the timeline.
+            event_id: String::new(),
             event_type: event_type.to_owned(),
             state_key: state_key.map(str::to_owned),
             sender: sender.to_owned(),
@@ -247,7 +244,8 @@ impl Engine {
     ) -> Result<Vec<serde_json::Value>, CoreError> {
         self.require_member(caller, room_id).await?;
         let items = self.matrix_items(ObjectKind::Map, &crate::matrix::room::state_name(room_id)).await?;
-        Ok(items.into_iter().map(|i| i.data).collect())
+        let viewer = caller.viewer();
+        Ok(items.iter().map(|i| crate::matrix::event::for_client(&i.data, &viewer, true)).collect())
     }
 
     /// One state event's content; only for members.
@@ -263,7 +261,7 @@ impl Engine {
         Ok(self.matrix_get(&crate::matrix::room::state_name(room_id), &key).await?.map(|e| e["content"].clone()))
     }
 
-    async fn require_member(&self, caller: &MatrixCaller, room_id: &str) -> Result<(), CoreError> {
+    pub(super) async fn require_member(&self, caller: &MatrixCaller, room_id: &str) -> Result<(), CoreError> {
         match self.membership_of(&caller.user_id, room_id).await?.as_deref() {
             Some("join") => Ok(()),
             _ => Err(CoreError::Forbidden(format!("{} is not in room {room_id}", caller.user_id))),

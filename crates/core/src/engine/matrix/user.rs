@@ -192,7 +192,7 @@ pub struct MatrixPresence {
 }
 
 /// The Map holding a user's account data: global, or of one room.
-fn account_data_map(user_id: &str, room_id: Option<&str>) -> String {
+pub(super) fn account_data_map(user_id: &str, room_id: Option<&str>) -> String {
     match room_id {
         None => format!("{user_id}/account_data"),
         Some(room) => format!("{user_id}/account_data/{room}"),
@@ -200,7 +200,7 @@ fn account_data_map(user_id: &str, room_id: Option<&str>) -> String {
 }
 
 /// The Map holding every user's presence, keyed by user id.
-const PRESENCE_MAP: &str = "presence";
+pub(super) const PRESENCE_MAP: &str = "presence";
 
 impl Engine {
     /// Sets one type of the caller's account data, global or of a room.

@@ -83,6 +83,11 @@ pub async fn get_global(
     Path((user_id, kind)): Path<(String, String)>,
 ) -> MatrixResult<Json<Value>> {
     own(&caller, &user_id)?;
+    if kind == "m.push_rules" {
+        // Kept as the user's changes; read as the whole rule set.
+        let stored = state.engine.matrix_account_data(&user_id, None, &kind).await.map_err(from_core)?;
+        return Ok(Json(ferrosync_core::matrix::push_rules::effective_ruleset(&user_id, stored.as_ref())));
+    }
     get(&state, &user_id, None, &kind).await
 }
 

@@ -10,8 +10,10 @@ pub mod auth;
 pub mod discovery;
 pub mod error;
 pub mod media;
+pub mod push_rules;
 pub mod rooms;
 pub mod router;
+pub mod sync;
 pub mod user;
 
 pub use router::router;

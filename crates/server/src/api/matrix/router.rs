@@ -1,6 +1,6 @@
 //! The Matrix routes, served under both `/_matrix/client/v3` and the older `r0`.
 
-use super::{account, account_data, discovery, error, media, rooms, user};
+use super::{account, account_data, discovery, error, media, rooms, sync, user};
 use crate::state::AppState;
 use axum::Router;
 use axum::routing::{get, post};
@@ -28,6 +28,22 @@ fn client_api() -> Router<Arc<AppState>> {
             get(account_data::get_room).put(account_data::put_room),
         )
         .route("/presence/{user_id}/status", get(account_data::get_presence).put(account_data::set_presence))
+        .route("/pushrules", get(super::push_rules::get_all))
+        .route("/pushrules/", get(super::push_rules::get_all))
+        .route("/pushrules/global", get(super::push_rules::get_global))
+        .route("/pushrules/global/", get(super::push_rules::get_global))
+        .route(
+            "/pushrules/global/{kind}/{rule_id}",
+            get(super::push_rules::get_rule).put(super::push_rules::put_rule).delete(super::push_rules::delete_rule),
+        )
+        .route("/pushrules/global/{kind}/{rule_id}/enabled", super::push_rules::attribute("enabled"))
+        .route("/pushrules/global/{kind}/{rule_id}/actions", super::push_rules::attribute("actions"))
+        .route("/sync", get(sync::sync))
+        .route("/rooms/{room_id}/typing/{user_id}", axum::routing::put(sync::typing))
+        .route("/rooms/{room_id}/receipt/{receipt_type}/{event_id}", post(sync::receipt))
+        .route("/rooms/{room_id}/read_markers", post(sync::read_markers))
+        .route("/rooms/{room_id}/messages", get(sync::messages))
+        .route("/rooms/{room_id}/context/{event_id}", get(sync::context))
         .route("/createRoom", post(rooms::create_room))
         .route("/directory/room/{alias}", get(rooms::get_alias).put(rooms::put_alias).delete(rooms::delete_alias))
         .route("/joined_rooms", get(rooms::joined_rooms))
