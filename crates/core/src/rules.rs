@@ -290,6 +290,7 @@ impl Cx<'_> {
                 }
                 self.matrix_room_events(&service, &room_id, create, events, txn)
             }
+            Mutation::MatrixBatch { service, writes, txn } => self.matrix_batch(&service, writes, txn),
             Mutation::MatrixAlias { service, alias, room_id, user_id } => {
                 self.matrix_alias(&service, &alias, room_id.as_deref(), &user_id, false)
             }

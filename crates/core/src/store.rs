@@ -56,6 +56,15 @@ pub enum ItemWriteMode {
     Upsert,
 }
 
+/// One write of a [`Mutation::MatrixBatch`], to an object of the Matrix service by name (made
+/// when missing).
+#[derive(Debug, Clone, PartialEq)]
+pub enum MatrixWrite {
+    Put { map: String, key: String, data: Value },
+    Remove { map: String, key: String },
+    Append { list: String, data: Value },
+}
+
 /// A change to apply atomically: precondition checks, new state and one event per change.
 #[derive(Debug, Clone)]
 pub enum Mutation {
@@ -208,6 +217,15 @@ pub enum Mutation {
         room_id: Option<String>,
         user_id: String,
     },
+    /// Several writes to the Matrix service's Maps and Lists in one transaction (device keys,
+    /// key claims, to-device messages). A remove of a missing entry fails the whole batch, so
+    /// two claims cannot take the same one-time key. With `txn` (a Map and key), a batch whose
+    /// transaction is recorded already writes nothing.
+    MatrixBatch {
+        service: Sid,
+        writes: Vec<MatrixWrite>,
+        txn: Option<(String, String)>,
+    },
     /// Stores an uploaded file.
     PutMatrixMedia(Box<crate::matrix::MatrixMedia>),
     /// Logs out one device of a user (`Some`) or all of them.
@@ -328,7 +346,8 @@ impl Mutation {
             | Mutation::RegisterDevice { service, .. }
             | Mutation::SetDatasetSubscription { service, .. }
             | Mutation::MatrixRoomEvents { service, .. }
-            | Mutation::MatrixAlias { service, .. } => Some(service),
+            | Mutation::MatrixAlias { service, .. }
+            | Mutation::MatrixBatch { service, .. } => Some(service),
             Mutation::ResolveIdentity(r) => Some(&r.service),
             Mutation::UpdateRecords(u) => Some(&u.service),
             Mutation::CreateService { .. }

@@ -36,6 +36,8 @@ mod sqlite {
     mod cognito_trigger;
     #[path = "matrix.rs"]
     mod matrix;
+    #[path = "matrix_e2ee.rs"]
+    mod matrix_e2ee;
     #[path = "matrix_push_rules.rs"]
     mod matrix_push_rules;
     #[path = "matrix_sync.rs"]
@@ -77,6 +79,8 @@ mod postgres {
     mod cognito_trigger;
     #[path = "matrix.rs"]
     mod matrix;
+    #[path = "matrix_e2ee.rs"]
+    mod matrix_e2ee;
     #[path = "matrix_push_rules.rs"]
     mod matrix_push_rules;
     #[path = "matrix_sync.rs"]

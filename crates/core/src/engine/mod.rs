@@ -32,6 +32,9 @@ pub struct Engine {
     openid: tokio::sync::OnceCell<Arc<crate::cognito::OpenIdSigner>>,
     /// Cognito sync sessions counted since the last [`Engine::flush_usage`], per pool.
     sync_sessions: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// When each Matrix device was last noted as seen (`user \t device` → ms), to write it at
+    /// most once a minute.
+    matrix_seen: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
 /// What an open/create asks for (the Sync client's `OpenOptions`).
@@ -158,6 +161,7 @@ impl Engine {
             service_cache: ServiceCache::default(),
             openid: tokio::sync::OnceCell::new(),
             sync_sessions: Default::default(),
+            matrix_seen: Default::default(),
         }
     }
 

@@ -79,6 +79,33 @@ pub fn as_prev_state(stored: &Value) -> Value {
     prev
 }
 
+/// Strips an event as the redaction algorithm says (room versions 10 and 11: the content
+/// keys each type keeps) and records the redaction in `unsigned.redacted_because`.
+pub fn redacted(event: &mut Value, because: Value) {
+    let keep: &[&str] = match event["type"].as_str().unwrap_or_default() {
+        "m.room.member" => &["membership", "join_authorised_via_users_server"],
+        "m.room.create" => &["creator", "room_version", "m.federate", "predecessor", "type"],
+        "m.room.join_rules" => &["join_rule", "allow"],
+        "m.room.power_levels" => {
+            &["ban", "events", "events_default", "invite", "kick", "redact", "state_default", "users", "users_default"]
+        }
+        "m.room.history_visibility" => &["history_visibility"],
+        "m.room.redaction" => &["redacts"],
+        _ => &[],
+    };
+    if let Some(content) = event.get_mut("content").and_then(Value::as_object_mut) {
+        content.retain(|k, _| keep.contains(&k.as_str()));
+    }
+    if let Some(obj) = event.as_object_mut() {
+        obj.remove(PREV_STATE);
+        let unsigned = obj.entry("unsigned").or_insert_with(|| json!({}));
+        if let Some(u) = unsigned.as_object_mut() {
+            u.retain(|k, _| k == "replaces_state");
+            u.insert("redacted_because".into(), because);
+        }
+    }
+}
+
 /// A state event as invites and knocks show the room: type, state key, sender, content.
 pub fn stripped(stored: &Value) -> Value {
     json!({
@@ -177,6 +204,18 @@ mod tests {
         let other_device = for_client(&stored, &Viewer { user_id: "@a:x", device_id: "D2", now_ms: 1500 }, true);
         assert_eq!(other_device["unsigned"], json!({ "age": 500 }));
         assert_eq!(other_device["room_id"], "!r:x");
+    }
+
+    #[test]
+    fn redaction_keeps_what_the_algorithm_keeps() {
+        let mut message =
+            json!({ "type": "m.room.message", "content": { "body": "secret" }, "unsigned": { "age": 1 } });
+        redacted(&mut message, json!({ "event_id": "$x_9" }));
+        assert_eq!(message["content"], json!({}));
+        assert_eq!(message["unsigned"], json!({ "redacted_because": { "event_id": "$x_9" } }));
+        let mut member = json!({ "type": "m.room.member", "content": { "membership": "join", "displayname": "M" } });
+        redacted(&mut member, json!({}));
+        assert_eq!(member["content"], json!({ "membership": "join" }));
     }
 
     #[test]

@@ -220,6 +220,19 @@ pub fn authorize(event: &RoomEventDraft, state: &dyn RoomState) -> Result<(), St
                     _ => Ok(()),
                 }
             }
+            "knock" => {
+                if target != event.sender {
+                    return Err("only a user can knock for itself".into());
+                }
+                let rule = state.content("m.room.join_rules", "");
+                let rule = rule.as_ref().and_then(|c| c["join_rule"].as_str()).unwrap_or("invite");
+                match current.as_deref() {
+                    Some("ban") => Err(format!("{target} is banned from the room")),
+                    Some("join" | "invite") => Err(format!("{target} is already in the room or invited")),
+                    _ if rule == "knock" || rule == "knock_restricted" => Ok(()),
+                    _ => Err("the room does not take knocks".into()),
+                }
+            }
             "leave" if target == event.sender => match current.as_deref() {
                 Some("join" | "invite" | "knock") => Ok(()),
                 _ => Err(format!("{target} is not in the room")),
@@ -329,6 +342,20 @@ mod tests {
         invited.0.insert(("m.room.member".into(), "@bob:x".into()), json!({ "membership": "invite" }));
         assert!(authorize(&member("@bob:x", "@bob:x", "join"), &invited).is_ok());
         assert!(authorize(&member("@alice:x", "@bob:x", "join"), &room("public")).is_err(), "not for others");
+    }
+
+    #[test]
+    fn knocking_needs_a_knock_room() {
+        assert!(authorize(&member("@bob:x", "@bob:x", "knock"), &room("knock")).is_ok());
+        assert!(authorize(&member("@bob:x", "@bob:x", "knock"), &room("invite")).is_err());
+        assert!(authorize(&member("@alice:x", "@bob:x", "knock"), &room("knock")).is_err(), "not for others");
+        let mut knocked = room("knock");
+        knocked.0.insert(("m.room.member".into(), "@bob:x".into()), json!({ "membership": "knock" }));
+        assert!(
+            authorize(&member("@alice:x", "@bob:x", "invite"), &knocked).is_ok(),
+            "a knock is answered by an invite"
+        );
+        assert!(authorize(&member("@bob:x", "@bob:x", "leave"), &knocked).is_ok(), "and can be withdrawn");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 
 use super::Cx;
 use crate::error::{CoreError, NotFoundKind};
-use crate::matrix::event::{PREV_STATE, TXN, as_prev_state, event_id_for};
+use crate::log::EventKind;
+use crate::matrix::event::{PREV_STATE, TXN, as_prev_state, event_id_for, event_index, redacted};
 use crate::matrix::room::{
     ALIASES, RoomEventDraft, StateSlice, Txn, authorize, entries_for, memberships_name, state_entry, state_name,
     timeline_name,
@@ -10,7 +11,7 @@ use crate::matrix::room::{
 use crate::matrix::{MatrixDevice, MatrixUser};
 use crate::model::{ItemKey, ObjectKind, ObjectRef, OpenMode, SyncObject};
 use crate::sid::Sid;
-use crate::store::{Outcome, StoreError};
+use crate::store::{MatrixWrite, Outcome, StoreError};
 
 impl Cx<'_> {
     pub(super) fn create_matrix_user(&mut self, user: MatrixUser, device: MatrixDevice) -> Result<Outcome, CoreError> {
@@ -156,7 +157,14 @@ impl Cx<'_> {
                 }
                 authorize(&event, &slice).map_err(CoreError::Forbidden)?;
             }
+            if event.event_type == "m.room.redaction" {
+                self.redact(&mut timeline, &mut state, room_id, &event)?;
+            }
             let mut json = event.to_json(room_id);
+            if event.event_type == "m.room.redaction" {
+                // Room versions up to 10 read the target at the top level, 11 in the content.
+                json["redacts"] = event.content["redacts"].clone();
+            }
             let entry = event.state_key.as_ref().map(|key| state_entry(&event.event_type, key));
             if let Some(entry) = &entry
                 && let Some(prev) = self.tx.item(&state.sid, &ItemKey::Key(entry.clone()))?
@@ -271,5 +279,98 @@ impl Cx<'_> {
         }
         authorize(&probe, &slice)
             .map_err(|_| CoreError::Forbidden(format!("{user_id} may not change the room's aliases")))
+    }
+}
+
+impl Cx<'_> {
+    /// Applies a redaction to its target: the timeline item (and the state entry, when the
+    /// target is current state) keeps only what the redaction algorithm keeps, and records
+    /// the redaction in `unsigned.redacted_because`. The sender redacts its own events, or
+    /// needs the room's `redact` level.
+    fn redact(
+        &mut self,
+        timeline: &mut SyncObject,
+        state: &mut SyncObject,
+        room_id: &str,
+        redaction: &RoomEventDraft,
+    ) -> Result<(), CoreError> {
+        let target_id = redaction.content["redacts"].as_str().unwrap_or_default();
+        let missing = || CoreError::not_found(NotFoundKind::MatrixEvent, target_id);
+        let index = event_index(room_id, target_id).ok_or_else(missing)?;
+        let mut item = self.tx.item(&timeline.sid, &ItemKey::Index(index))?.ok_or_else(missing)?;
+        if item.data["event_id"] != target_id {
+            return Err(missing());
+        }
+        if item.data["sender"] != redaction.sender.as_str() {
+            let level_key = state_entry("m.room.power_levels", "");
+            let levels = self.tx.item(&state.sid, &ItemKey::Key(level_key))?.map(|i| i.data["content"].clone());
+            let levels: crate::matrix::room::PowerLevels =
+                levels.and_then(|l| serde_json::from_value(l).ok()).unwrap_or_default();
+            if levels.user(&redaction.sender) < levels.redact {
+                return Err(CoreError::Forbidden(format!(
+                    "redacting another user's event needs power level {}",
+                    levels.redact
+                )));
+            }
+        }
+        let because = redaction.to_json(room_id);
+        let previous = item.data.clone();
+        redacted(&mut item.data, because);
+        item.revision += 1;
+        item.date_updated = self.now;
+        self.touch_container(timeline, None)?;
+        self.tx.put_item(&item)?;
+        self.emit_item(EventKind::ListItemUpdated, timeline, &item, Some(previous))?;
+        if let Some((kind, key)) = crate::matrix::event::state_key_of(&item.data) {
+            let entry = state_entry(kind, key);
+            let current = self.tx.item(&state.sid, &ItemKey::Key(entry.clone()))?;
+            if current.is_some_and(|c| c.data["event_id"] == target_id) {
+                let data = item.data.clone();
+                self.put_entry(state, entry, data)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn matrix_batch(
+        &mut self,
+        service: &Sid,
+        writes: Vec<MatrixWrite>,
+        txn: Option<(String, String)>,
+    ) -> Result<Outcome, CoreError> {
+        self.service(service)?;
+        if let Some((map, key)) = &txn
+            && let Some(txns) = self.matrix_object(service, ObjectKind::Map, map.clone(), false)?
+            && self.tx.item(&txns.sid, &ItemKey::Key(key.clone()))?.is_some()
+        {
+            return Ok(Outcome::Stored);
+        }
+        let broken = || CoreError::Store(StoreError::Backend("a Matrix object could not be made".into()));
+        for write in writes {
+            match write {
+                MatrixWrite::Put { map, key, data } => {
+                    let mut object = self.matrix_object(service, ObjectKind::Map, map, true)?.ok_or_else(broken)?;
+                    self.put_entry(&mut object, key, data)?;
+                }
+                MatrixWrite::Append { list, data } => {
+                    let mut object = self.matrix_object(service, ObjectKind::List, list, true)?.ok_or_else(broken)?;
+                    self.push_item(&mut object, data, None, None)?;
+                }
+                MatrixWrite::Remove { map, key } => {
+                    let gone = || CoreError::not_found(NotFoundKind::Item, key.clone());
+                    let mut object = self.matrix_object(service, ObjectKind::Map, map, false)?.ok_or_else(gone)?;
+                    let item_key = ItemKey::Key(key.clone());
+                    let item = self.tx.item(&object.sid, &item_key)?.ok_or_else(gone)?;
+                    self.tx.delete_item(&object.sid, &item_key)?;
+                    self.touch_container(&mut object, None)?;
+                    self.emit_item_removed(&object, &item, None)?;
+                }
+            }
+        }
+        if let Some((map, key)) = txn {
+            let mut txns = self.matrix_object(service, ObjectKind::Map, map, true)?.ok_or_else(broken)?;
+            self.put_entry(&mut txns, key, serde_json::json!({}))?;
+        }
+        Ok(Outcome::Stored)
     }
 }

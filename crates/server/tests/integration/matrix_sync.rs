@@ -10,12 +10,12 @@ use ferrosync_server::api::matrix::RegistrationPolicy;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-struct User {
-    id: String,
-    token: String,
+pub(super) struct User {
+    pub(super) id: String,
+    pub(super) token: String,
 }
 
-async fn user(s: &TestServer, name: &str) -> User {
+pub(super) async fn user(s: &TestServer, name: &str) -> User {
     let r = register(s, name, "pw").await;
     User {
         id: r["user_id"].as_str().unwrap_or_default().to_owned(),
@@ -23,7 +23,7 @@ async fn user(s: &TestServer, name: &str) -> User {
     }
 }
 
-async fn sync_with(s: &TestServer, u: &User, params: &[(&str, &str)]) -> (u16, Value) {
+pub(super) async fn sync_with(s: &TestServer, u: &User, params: &[(&str, &str)]) -> (u16, Value) {
     let mut url = reqwest::Url::parse(&s.root(&format!("{CLIENT}/sync"))).expect("a URL");
     url.query_pairs_mut().extend_pairs(params);
     let resp = s.http.get(url).bearer_auth(&u.token).send().await.expect("the server answers");
@@ -31,35 +31,35 @@ async fn sync_with(s: &TestServer, u: &User, params: &[(&str, &str)]) -> (u16, V
     (status, resp.json().await.expect("JSON"))
 }
 
-async fn sync(s: &TestServer, u: &User, params: &[(&str, &str)]) -> Value {
+pub(super) async fn sync(s: &TestServer, u: &User, params: &[(&str, &str)]) -> Value {
     let (status, body) = sync_with(s, u, params).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["next_batch"].is_string(), "{body}");
     body
 }
 
-async fn create_room(s: &TestServer, u: &User, body: Value) -> String {
+pub(super) async fn create_room(s: &TestServer, u: &User, body: Value) -> String {
     let (status, made) = post(s, "/createRoom", Some(&u.token), body).await;
     assert_eq!(status, 200, "{made}");
     made["room_id"].as_str().unwrap_or_default().to_owned()
 }
 
-async fn say(s: &TestServer, u: &User, room: &str, txn: &str, body: &str) -> String {
+pub(super) async fn say(s: &TestServer, u: &User, room: &str, txn: &str, body: &str) -> String {
     let msg = json!({ "msgtype": "m.text", "body": body });
     let (status, sent) = put(s, &format!("/rooms/{room}/send/m.room.message/{txn}"), Some(&u.token), msg).await;
     assert_eq!(status, 200, "{sent}");
     sent["event_id"].as_str().unwrap_or_default().to_owned()
 }
 
-fn bodies(events: &Value) -> Vec<&str> {
+pub(super) fn bodies(events: &Value) -> Vec<&str> {
     events.as_array().map(|a| a.iter().filter_map(|e| e["content"]["body"].as_str()).collect()).unwrap_or_default()
 }
 
-fn state_of<'a>(events: &'a Value, kind: &str) -> Vec<&'a Value> {
+pub(super) fn state_of<'a>(events: &'a Value, kind: &str) -> Vec<&'a Value> {
     events.as_array().map(|a| a.iter().filter(|e| e["type"] == kind).collect()).unwrap_or_default()
 }
 
-fn token(body: &Value) -> String {
+pub(super) fn token(body: &Value) -> String {
     body["next_batch"].as_str().unwrap_or_default().to_owned()
 }
 

@@ -65,22 +65,7 @@ impl Engine {
                 let secs = ms.div_ceil(1000).clamp(1, MAX_TYPING_SECS);
                 self.matrix_put_ttl(&typing_name(room_id), user_id, json!({}), Some(secs)).await
             }
-            None => {
-                let removed = self
-                    .remove_item(
-                        &crate::auth::Principal::Root,
-                        crate::engine::services::MATRIX_SERVICE,
-                        ObjectKind::Map,
-                        &typing_name(room_id),
-                        ItemKey::Key(user_id.to_owned()),
-                        None,
-                    )
-                    .await;
-                match removed {
-                    Ok(()) | Err(CoreError::NotFound { .. }) => Ok(()),
-                    Err(e) => Err(e),
-                }
-            }
+            None => self.matrix_remove(ObjectKind::Map, &typing_name(room_id), ItemKey::Key(user_id.to_owned())).await,
         }
     }
 

@@ -220,6 +220,14 @@ impl Engine {
 
     /// Logs out the caller's device, or (`all`) every device of the user.
     pub async fn matrix_logout(&self, caller: &MatrixCaller, all: bool) -> Result<u64, CoreError> {
+        let gone: Vec<String> = if all {
+            self.store.matrix_devices(&caller.user_id).await?.into_iter().map(|d| d.device_id).collect()
+        } else {
+            vec![caller.device_id.clone()]
+        };
+        for device in &gone {
+            self.forget_device_keys(&caller.user_id, device).await?;
+        }
         let m = Mutation::RemoveMatrixDevices {
             user_id: caller.user_id.clone(),
             device_id: (!all).then(|| caller.device_id.clone()),
@@ -234,6 +242,7 @@ impl Engine {
 mod rooms;
 mod user;
 
+mod e2ee;
 mod ephemeral;
 mod history;
 mod sync;
@@ -300,6 +309,17 @@ impl Engine {
         match found {
             Ok(item) => Ok(Some(item.data)),
             Err(CoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes an entry of a Map or List of the Matrix service; one already gone is no error.
+    async fn matrix_remove(&self, kind: ObjectKind, name: &str, key: ItemKey) -> Result<(), CoreError> {
+        let removed = self
+            .remove_item(&crate::auth::Principal::Root, crate::engine::services::MATRIX_SERVICE, kind, name, key, None)
+            .await;
+        match removed {
+            Ok(()) | Err(CoreError::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }

@@ -19,7 +19,15 @@ pub struct CreateRoom {
     pub room_version: Option<String>,
     /// `room_alias_name`: the room gets `#<name>:<server>` as it is made.
     pub alias_name: Option<String>,
+    /// The invites start a direct chat (`is_direct` in their member events).
+    pub is_direct: bool,
 }
+
+/// The Map of rooms published in the public room directory.
+const DIRECTORY: &str = "directory";
+/// Rooms per directory page, when not asked, and at most.
+const DEFAULT_DIRECTORY_LIMIT: usize = 30;
+const MAX_DIRECTORY_LIMIT: usize = 500;
 
 /// The room version new rooms get.
 pub const DEFAULT_ROOM_VERSION: &str = "10";
@@ -152,14 +160,16 @@ impl Engine {
             events.push(self.room_event(me, "m.room.topic", Some(""), serde_json::json!({ "topic": topic })));
         }
         for invitee in &req.invite {
-            events.push(self.room_event(
-                me,
-                "m.room.member",
-                Some(invitee),
-                serde_json::json!({ "membership": "invite" }),
-            ));
+            let mut content = serde_json::json!({ "membership": "invite" });
+            if req.is_direct {
+                content["is_direct"] = serde_json::json!(true);
+            }
+            events.push(self.room_event(me, "m.room.member", Some(invitee), content));
         }
         self.room_write(&room_id, true, events, None, alias).await?;
+        if req.public {
+            self.matrix_put(DIRECTORY, &room_id, serde_json::json!({})).await?;
+        }
         Ok(room_id)
     }
 
@@ -183,6 +193,23 @@ impl Engine {
         let event = self.room_event(&caller.user_id, event_type, None, content);
         let ids = self.room_write(room_id, false, vec![event], Some(txn), None).await?;
         ids.into_iter().next().ok_or_else(|| internal("a send made no event".into()))
+    }
+
+    /// Redacts an event of the room (the caller's own, or any with the `redact` level).
+    pub async fn matrix_redact(
+        &self,
+        caller: &MatrixCaller,
+        room_id: &str,
+        event_id: &str,
+        txn_id: &str,
+        reason: Option<&str>,
+    ) -> Result<String, CoreError> {
+        let mut content = serde_json::json!({ "redacts": event_id });
+        if let Some(reason) = reason {
+            content["reason"] = serde_json::json!(reason);
+        }
+        // Its own namespace of transaction ids, beside the sends'.
+        self.matrix_send(caller, room_id, "m.room.redaction", content, &format!("redact\t{txn_id}")).await
     }
 
     /// A state event (membership changes included).
@@ -345,19 +372,145 @@ impl Engine {
                 ));
             }
         }
-        let removed = self
-            .remove_item(
-                &crate::auth::Principal::Root,
-                crate::engine::services::MATRIX_SERVICE,
-                ObjectKind::Map,
-                &crate::matrix::room::memberships_name(&caller.user_id),
-                ItemKey::Key(room_id.to_owned()),
-                None,
-            )
-            .await;
-        match removed {
-            Ok(()) | Err(CoreError::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e),
+        self.matrix_remove(
+            ObjectKind::Map,
+            &crate::matrix::room::memberships_name(&caller.user_id),
+            ItemKey::Key(room_id.to_owned()),
+        )
+        .await
+    }
+}
+
+/// One room as the public directory lists it.
+fn directory_entry(room_id: &str, state: &[serde_json::Value]) -> serde_json::Value {
+    let content = |t: &str| {
+        state.iter().find(|e| e["type"] == t && e["state_key"] == "").map(|e| e["content"].clone()).unwrap_or_default()
+    };
+    let joined = state.iter().filter(|e| e["type"] == "m.room.member" && e["content"]["membership"] == "join").count();
+    let mut entry = serde_json::json!({
+        "room_id": room_id,
+        "num_joined_members": joined,
+        "world_readable": content("m.room.history_visibility")["history_visibility"] == "world_readable",
+        "guest_can_join": content("m.room.guest_access")["guest_access"] == "can_join",
+        "join_rule": content("m.room.join_rules")["join_rule"].as_str().unwrap_or("invite"),
+    });
+    for (field, kind, key) in [
+        ("name", "m.room.name", "name"),
+        ("topic", "m.room.topic", "topic"),
+        ("canonical_alias", "m.room.canonical_alias", "alias"),
+        ("avatar_url", "m.room.avatar", "url"),
+    ] {
+        if let Some(v) = content(kind)[key].as_str().filter(|v| !v.is_empty()) {
+            entry[field] = serde_json::json!(v);
         }
+    }
+    entry
+}
+
+impl Engine {
+    /// Whether a room is published in the directory.
+    pub async fn matrix_room_visibility(&self, room_id: &str) -> Result<&'static str, CoreError> {
+        if self.matrix_get(&crate::matrix::room::state_name(room_id), "m.room.create\t").await?.is_none() {
+            return Err(CoreError::not_found(NotFoundKind::MatrixRoom, room_id));
+        }
+        Ok(if self.matrix_get(DIRECTORY, room_id).await?.is_some() { "public" } else { "private" })
+    }
+
+    /// Publishes a room in the directory or withdraws it: members who may set the room's
+    /// canonical alias do.
+    pub async fn matrix_set_room_visibility(
+        &self,
+        caller: &MatrixCaller,
+        room_id: &str,
+        public: bool,
+    ) -> Result<(), CoreError> {
+        self.require_member(caller, room_id).await?;
+        let levels = self
+            .matrix_get(&crate::matrix::room::state_name(room_id), "m.room.power_levels\t")
+            .await?
+            .and_then(|e| serde_json::from_value::<crate::matrix::room::PowerLevels>(e["content"].clone()).ok())
+            .unwrap_or_default();
+        let needed = levels.for_event("m.room.canonical_alias", true);
+        if levels.user(&caller.user_id) < needed {
+            return Err(CoreError::Forbidden(format!("publishing the room needs power level {needed}")));
+        }
+        if public {
+            return self.matrix_put(DIRECTORY, room_id, serde_json::json!({})).await;
+        }
+        self.matrix_remove(ObjectKind::Map, DIRECTORY, ItemKey::Key(room_id.to_owned())).await
+    }
+
+    /// The public room directory: a page of published rooms, most members first, matching
+    /// `term` (in name, topic or alias, ignoring case). `since` is a token of an earlier page.
+    pub async fn matrix_public_rooms(
+        &self,
+        limit: Option<usize>,
+        since: Option<&str>,
+        term: Option<&str>,
+    ) -> Result<serde_json::Value, CoreError> {
+        let offset = match since {
+            None => 0,
+            Some(t) => t
+                .strip_prefix('p')
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| CoreError::invalid("since", format!("'{t}' is not a directory token of this server")))?,
+        };
+        let limit = limit.unwrap_or(DEFAULT_DIRECTORY_LIMIT).clamp(1, MAX_DIRECTORY_LIMIT);
+        let term = term.map(str::to_lowercase).filter(|t| !t.is_empty());
+        let mut rooms = Vec::new();
+        for (room_id, _) in self.matrix_entries(DIRECTORY).await? {
+            let state: Vec<serde_json::Value> = self
+                .matrix_items(ObjectKind::Map, &crate::matrix::room::state_name(&room_id))
+                .await?
+                .into_iter()
+                .map(|i| i.data)
+                .collect();
+            let entry = directory_entry(&room_id, &state);
+            let matches = term.as_ref().is_none_or(|t| {
+                ["name", "topic", "canonical_alias"]
+                    .iter()
+                    .any(|f| entry[*f].as_str().is_some_and(|v| v.to_lowercase().contains(t.as_str())))
+            });
+            if matches {
+                rooms.push(entry);
+            }
+        }
+        rooms.sort_by(|a, b| {
+            let members = |e: &serde_json::Value| e["num_joined_members"].as_u64().unwrap_or(0);
+            members(b).cmp(&members(a)).then_with(|| a["room_id"].as_str().cmp(&b["room_id"].as_str()))
+        });
+        let total = rooms.len();
+        let chunk: Vec<serde_json::Value> = rooms.into_iter().skip(offset).take(limit).collect();
+        let mut answer = serde_json::json!({ "chunk": chunk, "total_room_count_estimate": total });
+        if offset + limit < total {
+            answer["next_batch"] = serde_json::json!(format!("p{}", offset + limit));
+        }
+        if offset > 0 {
+            answer["prev_batch"] = serde_json::json!(format!("p{}", offset.saturating_sub(limit)));
+        }
+        Ok(answer)
+    }
+
+    /// Notes that a device was used now (kept at most once a minute per device).
+    pub async fn matrix_device_seen(&self, caller: &MatrixCaller, ip: Option<&str>) -> Result<(), CoreError> {
+        let now = Timestamp::now().millis();
+        let key = format!("{}\t{}", caller.user_id, caller.device_id);
+        {
+            let mut seen = self.matrix_seen.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.get(&key).is_some_and(|at| now - at < 60_000) {
+                return Ok(());
+            }
+            seen.insert(key, now);
+        }
+        let data = serde_json::json!({ "ts": now, "ip": ip });
+        self.matrix_put(&format!("{}/devices_seen", caller.user_id), &caller.device_id, data).await
+    }
+
+    /// When and from where each of a user's devices was last seen.
+    pub async fn matrix_devices_seen(
+        &self,
+        user_id: &str,
+    ) -> Result<std::collections::BTreeMap<String, serde_json::Value>, CoreError> {
+        Ok(self.matrix_entries(&format!("{user_id}/devices_seen")).await?.into_iter().collect())
     }
 }

@@ -310,6 +310,24 @@ impl Engine {
         Ok((answer, empty))
     }
 
+    /// `/keys/changes`: users sharing a room with the caller whose devices changed after
+    /// `from`, and users who no longer share one.
+    pub async fn matrix_key_changes(&self, caller: &MatrixCaller, from: u64) -> Result<Value, CoreError> {
+        let svc = self.service(&crate::auth::Principal::Root, crate::engine::services::MATRIX_SERVICE).await?;
+        let filter = Filter::default();
+        let mut run =
+            Run { engine: self, caller, filter: &filter, now_ms: Timestamp::now().millis(), states: BTreeMap::new() };
+        let memberships = self.memberships(&caller.user_id).await?;
+        let pruned =
+            self.store.service(&crate::model::ObjectRef::Sid(svc.sid.clone())).await?.map_or(0, |s| s.pruned_seq);
+        let window = if from >= pruned { self.read_window(&svc.sid, &caller.user_id, from).await?.0 } else { None };
+        match window {
+            Some(w) => run.device_lists(&w, &memberships).await,
+            // Too far back to replay: everyone the caller shares a room with may have changed.
+            None => Ok(json!({ "changed": run.co_members(&memberships).await?, "left": [] })),
+        }
+    }
+
     /// The caller's rooms: membership and the index of its membership event.
     async fn memberships(&self, me: &str) -> Result<BTreeMap<String, (String, u64)>, CoreError> {
         let items = self.matrix_items(ObjectKind::Map, &memberships_name(me)).await?;
@@ -363,20 +381,7 @@ impl Engine {
         for item in items {
             let Some(index) = item.index else { continue };
             if index < acked {
-                let removed = self
-                    .remove_item(
-                        &crate::auth::Principal::Root,
-                        crate::engine::services::MATRIX_SERVICE,
-                        ObjectKind::List,
-                        &name,
-                        ItemKey::Index(index),
-                        None,
-                    )
-                    .await;
-                match removed {
-                    Ok(()) | Err(CoreError::NotFound { .. }) => {}
-                    Err(e) => return Err(e),
-                }
+                self.matrix_remove(ObjectKind::List, &name, ItemKey::Index(index)).await?;
             } else if out.len() < TO_DEVICE_LIMIT as usize {
                 out.push(item.data);
                 next = index + 1;

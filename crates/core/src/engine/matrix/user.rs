@@ -122,6 +122,7 @@ impl Engine {
     pub async fn matrix_delete_devices(&self, caller: &MatrixCaller, device_ids: &[String]) -> Result<u64, CoreError> {
         let mut removed = 0;
         for device_id in device_ids {
+            self.forget_device_keys(&caller.user_id, device_id).await?;
             let m =
                 Mutation::RemoveMatrixDevices { user_id: caller.user_id.clone(), device_id: Some(device_id.clone()) };
             match self.run_matrix(m).await? {

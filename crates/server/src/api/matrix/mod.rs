@@ -8,6 +8,7 @@ pub mod account;
 pub mod account_data;
 pub mod auth;
 pub mod discovery;
+pub mod e2ee;
 pub mod error;
 pub mod media;
 pub mod push_rules;

@@ -37,6 +37,8 @@ struct CreateRoomBody {
     creation_content: Option<Value>,
     room_version: Option<String>,
     room_alias_name: Option<String>,
+    #[serde(default)]
+    is_direct: bool,
 }
 
 pub async fn create_room(
@@ -56,6 +58,7 @@ pub async fn create_room(
         creation_content: b.creation_content,
         room_version: b.room_version,
         alias_name: b.room_alias_name,
+        is_direct: b.is_direct,
     };
     let server = &state.settings.matrix.server_name;
     let room_id = state.engine.matrix_create_room(server, &caller, req).await.map_err(|e| match e {
@@ -152,23 +155,140 @@ pub async fn joined_rooms(State(state): State<Arc<AppState>>, Caller(caller): Ca
     Ok(Json(json!({ "joined_rooms": state.engine.matrix_joined_rooms(&caller).await.map_err(from_core)? })))
 }
 
+/// The room a room id or alias names.
+async fn resolve_room(state: &AppState, room: &str) -> MatrixResult<String> {
+    let unknown = || MatrixError::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", format!("No room is known as '{room}'"));
+    if room.starts_with('#') {
+        state.engine.matrix_resolve_alias(room).await.map_err(from_core)?.ok_or_else(unknown)
+    } else if room.starts_with('!') {
+        Ok(room.to_owned())
+    } else {
+        Err(unknown())
+    }
+}
+
 /// `POST /join/{roomIdOrAlias}` and `POST /rooms/{roomId}/join`.
 pub async fn join(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(room): Path<String>,
 ) -> MatrixResult<Json<Value>> {
-    let unknown = || MatrixError::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", format!("No room is known as '{room}'"));
-    let room = if room.starts_with('#') {
-        state.engine.matrix_resolve_alias(&room).await.map_err(from_core)?.ok_or_else(unknown)?
-    } else if room.starts_with('!') {
-        room.clone()
-    } else {
-        return Err(unknown());
-    };
+    let room = resolve_room(&state, &room).await?;
     let user = caller.user_id.clone();
     state.engine.matrix_membership(&caller, &room, &user, "join", None).await.map_err(from_core)?;
     Ok(Json(json!({ "room_id": room })))
+}
+
+/// `POST /knock/{roomIdOrAlias}`: asks to be let into a room whose join rule is `knock`.
+pub async fn knock(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> MatrixResult<Json<Value>> {
+    let b: LeaveBody = json_body(&body)?;
+    let room = resolve_room(&state, &room).await?;
+    let user = caller.user_id.clone();
+    state.engine.matrix_membership(&caller, &room, &user, "knock", b.reason.as_deref()).await.map_err(from_core)?;
+    Ok(Json(json!({ "room_id": room })))
+}
+
+#[derive(Deserialize)]
+struct RedactBody {
+    reason: Option<String>,
+}
+
+pub async fn redact(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path((room_id, event_id, txn_id)): Path<(String, String, String)>,
+    body: Bytes,
+) -> MatrixResult<Json<Value>> {
+    let b: RedactBody = json_body(&body)?;
+    let event_id = state
+        .engine
+        .matrix_redact(&caller, &room_id, &event_id, &txn_id, b.reason.as_deref())
+        .await
+        .map_err(from_core)?;
+    Ok(Json(json!({ "event_id": event_id })))
+}
+
+pub async fn get_visibility(
+    State(state): State<Arc<AppState>>,
+    Path(room_id): Path<String>,
+) -> MatrixResult<Json<Value>> {
+    let visibility = state.engine.matrix_room_visibility(&room_id).await.map_err(from_core)?;
+    Ok(Json(json!({ "visibility": visibility })))
+}
+
+#[derive(Deserialize)]
+struct VisibilityBody {
+    visibility: Option<String>,
+}
+
+pub async fn put_visibility(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(room_id): Path<String>,
+    body: Bytes,
+) -> MatrixResult<Json<Value>> {
+    let b: VisibilityBody = json_body(&body)?;
+    let public = match b.visibility.as_deref() {
+        Some("public") => true,
+        Some("private") | None => false,
+        Some(other) => {
+            return Err(MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_INVALID_PARAM",
+                format!("visibility must be public or private, got '{other}'"),
+            ));
+        }
+    };
+    state.engine.matrix_set_room_visibility(&caller, &room_id, public).await.map_err(from_core)?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize, Default)]
+struct PublicRoomsFilter {
+    generic_search_term: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct PublicRoomsBody {
+    limit: Option<usize>,
+    since: Option<String>,
+    #[serde(default)]
+    filter: PublicRoomsFilter,
+}
+
+/// `GET /publicRooms` (open to anyone) and `POST /publicRooms` (with a search term).
+pub async fn public_rooms(
+    State(state): State<Arc<AppState>>,
+    method: axum::http::Method,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    body: Bytes,
+) -> MatrixResult<Json<Value>> {
+    let q = super::sync::query_map(raw.as_deref());
+    let b: PublicRoomsBody =
+        if method == axum::http::Method::POST { json_body(&body)? } else { PublicRoomsBody::default() };
+    let limit = match (b.limit, q.get("limit")) {
+        (Some(l), _) => Some(l),
+        (None, Some(l)) => Some(l.parse::<usize>().map_err(|_| {
+            MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_INVALID_PARAM",
+                format!("limit must be a whole number, got '{l}'"),
+            )
+        })?),
+        (None, None) => None,
+    };
+    let since = b.since.or_else(|| q.get("since").cloned());
+    let answer = state
+        .engine
+        .matrix_public_rooms(limit, since.as_deref(), b.filter.generic_search_term.as_deref())
+        .await
+        .map_err(from_core)?;
+    Ok(Json(answer))
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,6 @@
 //! The Matrix routes, served under both `/_matrix/client/v3` and the older `r0`.
 
-use super::{account, account_data, discovery, error, media, rooms, sync, user};
+use super::{account, account_data, discovery, e2ee, error, media, rooms, sync, user};
 use crate::state::AppState;
 use axum::Router;
 use axum::routing::{get, post};
@@ -44,6 +44,15 @@ fn client_api() -> Router<Arc<AppState>> {
         .route("/rooms/{room_id}/read_markers", post(sync::read_markers))
         .route("/rooms/{room_id}/messages", get(sync::messages))
         .route("/rooms/{room_id}/context/{event_id}", get(sync::context))
+        .route("/rooms/{room_id}/redact/{event_id}/{txn_id}", axum::routing::put(rooms::redact))
+        .route("/knock/{room}", post(rooms::knock))
+        .route("/directory/list/room/{room_id}", get(rooms::get_visibility).put(rooms::put_visibility))
+        .route("/publicRooms", get(rooms::public_rooms).post(rooms::public_rooms))
+        .route("/keys/upload", post(e2ee::upload))
+        .route("/keys/query", post(e2ee::query))
+        .route("/keys/claim", post(e2ee::claim))
+        .route("/keys/changes", get(e2ee::changes))
+        .route("/sendToDevice/{event_type}/{txn_id}", axum::routing::put(e2ee::send_to_device))
         .route("/createRoom", post(rooms::create_room))
         .route("/directory/room/{alias}", get(rooms::get_alias).put(rooms::put_alias).delete(rooms::delete_alias))
         .route("/joined_rooms", get(rooms::joined_rooms))

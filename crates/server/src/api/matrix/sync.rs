@@ -5,7 +5,7 @@ use super::auth::Caller;
 use super::error::{MatrixError, MatrixResult, from_core};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::StatusCode;
 use bytes::Bytes;
 use ferrosync_core::engine::{MatrixCaller, MessagesRequest, SyncParams};
@@ -51,6 +51,7 @@ pub async fn resolve_filter(state: &AppState, caller: &MatrixCaller, param: Opti
 pub async fn sync(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
+    peer: Option<axum::Extension<ConnectInfo<std::net::SocketAddr>>>,
     RawQuery(raw): RawQuery,
 ) -> MatrixResult<Json<Value>> {
     let q = query_map(raw.as_deref());
@@ -74,6 +75,8 @@ pub async fn sync(
         }
     };
     let filter = resolve_filter(&state, &caller, q.get("filter").map(String::as_str)).await?;
+    let ip = peer.map(|axum::Extension(ConnectInfo(addr))| addr.ip().to_string());
+    state.engine.matrix_device_seen(&caller, ip.as_deref()).await.map_err(from_core)?;
     let params = SyncParams {
         since,
         filter,

@@ -14,6 +14,7 @@ use ferrosync_core::error::CoreError;
 use ferrosync_core::matrix::MatrixDevice;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 fn own(caller: &MatrixCaller, user_id: &str, what: &str) -> MatrixResult<()> {
@@ -118,14 +119,20 @@ pub async fn put_profile_field(
 // ----- devices --------------------------------------------------------------------------------
 
 /// Every member present, `null` when unknown: clients such as matrix-nio require them all.
-/// Where and when a device was last seen is not tracked yet.
-fn device_json(d: &MatrixDevice) -> Value {
-    json!({ "device_id": d.device_id, "display_name": d.display_name, "last_seen_ip": null, "last_seen_ts": null })
+fn device_json(d: &MatrixDevice, seen: &BTreeMap<String, Value>) -> Value {
+    let seen = seen.get(&d.device_id);
+    json!({
+        "device_id": d.device_id,
+        "display_name": d.display_name,
+        "last_seen_ip": seen.map_or(Value::Null, |s| s["ip"].clone()),
+        "last_seen_ts": seen.map_or(Value::Null, |s| s["ts"].clone()),
+    })
 }
 
 pub async fn devices(State(state): State<Arc<AppState>>, Caller(caller): Caller) -> MatrixResult<Json<Value>> {
     let devices = state.engine.matrix_devices(&caller).await.map_err(from_core)?;
-    Ok(Json(json!({ "devices": devices.iter().map(device_json).collect::<Vec<_>>() })))
+    let seen = state.engine.matrix_devices_seen(&caller.user_id).await.map_err(from_core)?;
+    Ok(Json(json!({ "devices": devices.iter().map(|d| device_json(d, &seen)).collect::<Vec<_>>() })))
 }
 
 pub async fn device(
@@ -134,8 +141,9 @@ pub async fn device(
     Path(device_id): Path<String>,
 ) -> MatrixResult<Json<Value>> {
     let devices = state.engine.matrix_devices(&caller).await.map_err(from_core)?;
+    let seen = state.engine.matrix_devices_seen(&caller.user_id).await.map_err(from_core)?;
     match devices.iter().find(|d| d.device_id == device_id) {
-        Some(d) => Ok(Json(device_json(d))),
+        Some(d) => Ok(Json(device_json(d, &seen))),
         None => Err(MatrixError::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", "Device not found")),
     }
 }
