@@ -35,6 +35,7 @@ pub struct Engine {
     /// When each Matrix device was last noted as seen (`user \t device` → ms), to write it at
     /// most once a minute.
     matrix_seen: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    lazy_members: matrix::LazyMembers,
 }
 
 /// What an open/create asks for (the Sync client's `OpenOptions`).
@@ -162,6 +163,7 @@ impl Engine {
             openid: tokio::sync::OnceCell::new(),
             sync_sessions: Default::default(),
             matrix_seen: Default::default(),
+            lazy_members: Default::default(),
         }
     }
 

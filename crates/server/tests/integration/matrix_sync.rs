@@ -345,3 +345,51 @@ async fn bad_parameters_are_refused_with_the_specs_codes() {
     let id = made["filter_id"].as_str().expect("a filter id").to_owned();
     sync(&s, &noa, &[("filter", &id), ("_cacheBuster", "1")]).await;
 }
+
+fn members_in(entry: &Value) -> Vec<String> {
+    let mut users: Vec<String> = state_of(&entry["state"]["events"], "m.room.member")
+        .iter()
+        .filter_map(|e| e["state_key"].as_str().map(str::to_owned))
+        .collect();
+    users.sort();
+    users
+}
+
+#[tokio::test]
+async fn lazy_members_are_sent_once_per_device_unless_redundant_ones_are_asked_for() {
+    let Some(s) = TestServer::with_settings(with_registration(RegistrationPolicy::Open, None)).await else { return };
+    let (mia, noa, oli) = (user(&s, "mia").await, user(&s, "noa").await, user(&s, "oli").await);
+    let room = create_room(&s, &mia, json!({ "preset": "public_chat", "name": "Lazy" })).await;
+    for u in [&noa, &oli] {
+        assert_eq!(post(&s, &format!("/join/{room}"), Some(&u.token), json!({})).await.0, 200);
+    }
+    say(&s, &mia, &room, "l1", "first").await;
+    let lazy = json!({ "room": { "timeline": { "limit": 1 }, "state": { "lazy_load_members": true } } }).to_string();
+    let first = sync(&s, &noa, &[("filter", &lazy)]).await;
+    assert!(members_in(&first["rooms"]["join"][&room]).contains(&mia.id), "{first}");
+
+    // mia again: noa's device holds her member event since it synced from that answer's token.
+    say(&s, &mia, &room, "l2", "second").await;
+    let second = sync(&s, &noa, &[("since", &token(&first)), ("filter", &lazy)]).await;
+    let entry = &second["rooms"]["join"][&room];
+    assert_eq!(bodies(&entry["timeline"]["events"]), vec!["second"]);
+    assert!(!members_in(entry).contains(&mia.id), "redundant: {entry}");
+
+    // oli speaks for the first time: his member event comes with it.
+    say(&s, &oli, &room, "l3", "hello from oli").await;
+    let third = sync(&s, &noa, &[("since", &token(&second)), ("filter", &lazy)]).await;
+    assert_eq!(members_in(&third["rooms"]["join"][&room]), vec![oli.id.clone()]);
+
+    // Asking for redundant members sends mia's again.
+    say(&s, &mia, &room, "l4", "third").await;
+    let redundant = json!({ "room": { "state": { "lazy_load_members": true, "include_redundant_members": true } } });
+    let fourth = sync(&s, &noa, &[("since", &token(&third)), ("filter", &redundant.to_string())]).await;
+    assert_eq!(members_in(&fourth["rooms"]["join"][&room]), vec![mia.id.clone()]);
+
+    // Federation format names the room in each event; event_fields keeps only what is listed.
+    let shaped =
+        json!({ "event_format": "federation", "event_fields": ["type", "content.body", "room_id"] }).to_string();
+    let fifth = sync(&s, &noa, &[("since", &token(&third)), ("filter", &shaped)]).await;
+    let events = fifth["rooms"]["join"][&room]["timeline"]["events"].as_array().cloned().unwrap_or_default();
+    assert_eq!(events, vec![json!({ "type": "m.room.message", "content": { "body": "third" }, "room_id": room })]);
+}

@@ -249,6 +249,7 @@ mod sync;
 
 pub use history::MessagesRequest;
 pub use rooms::CreateRoom;
+pub(crate) use sync::LazyMembers;
 pub use sync::SyncParams;
 pub use user::{MatrixPresence, MatrixProfile};
 

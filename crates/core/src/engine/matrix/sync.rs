@@ -13,7 +13,7 @@ use crate::model::Item;
 use crate::page::{Cursor, Order, PageRequest};
 use crate::sid::Sid;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 /// What a `/sync` asks for.
@@ -154,6 +154,73 @@ struct Run<'a> {
     now_ms: i64,
     /// Current state of rooms read so far.
     states: BTreeMap<String, Vec<Value>>,
+    /// Lazy loading: the member events this device holds already, per room (empty when the
+    /// filter wants redundant members).
+    known: HashMap<String, HashSet<String>>,
+    /// Member events this answer carries, as (room, user).
+    sent: Vec<(String, String)>,
+}
+
+impl<'a> Run<'a> {
+    fn new(engine: &'a Engine, caller: &'a MatrixCaller, filter: &'a Filter) -> Self {
+        Run {
+            engine,
+            caller,
+            filter,
+            now_ms: Timestamp::now().millis(),
+            states: BTreeMap::new(),
+            known: HashMap::new(),
+            sent: Vec::new(),
+        }
+    }
+
+    fn redundant(&self, room: &str, user: &str) -> bool {
+        self.known.get(room).is_some_and(|users| users.contains(user))
+    }
+}
+
+/// Devices that lazy-load members, past which the memory is dropped (it only saves bytes).
+const MAX_LAZY_DEVICES: usize = 100_000;
+
+/// Which member events each lazy-loading device holds, per room, so they are not sent again.
+/// What an answer carried counts only once the device syncs from that answer's token: an
+/// answer that never arrived changes nothing.
+#[derive(Debug, Default)]
+pub(crate) struct LazyMembers {
+    devices: std::sync::Mutex<HashMap<String, DeviceMembers>>,
+}
+
+#[derive(Debug, Default)]
+struct DeviceMembers {
+    confirmed: HashMap<String, HashSet<String>>,
+    pending: Option<(String, Vec<(String, String)>)>,
+}
+
+impl LazyMembers {
+    /// What the device holds when it syncs from `since` (nothing on a first sync).
+    fn known(&self, device: &str, since: Option<&str>) -> HashMap<String, HashSet<String>> {
+        let mut devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(since) = since else {
+            devices.remove(device);
+            return HashMap::new();
+        };
+        let Some(d) = devices.get_mut(device) else { return HashMap::new() };
+        if let Some((_, sent)) = d.pending.take_if(|(token, _)| token == since) {
+            for (room, user) in sent {
+                d.confirmed.entry(room).or_default().insert(user);
+            }
+        }
+        d.confirmed.clone()
+    }
+
+    /// Notes what the answer with `token` carried.
+    fn carried(&self, device: &str, token: String, sent: Vec<(String, String)>) {
+        let mut devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
+        if devices.len() >= MAX_LAZY_DEVICES && !devices.contains_key(device) {
+            devices.clear();
+        }
+        devices.entry(device.to_owned()).or_default().pending = Some((token, sent));
+    }
 }
 
 impl Engine {
@@ -164,14 +231,22 @@ impl Engine {
         let mut wake = self.notifier.subscribe(&svc.sid);
         self.apply_sync_presence(caller, params.set_presence.as_deref()).await?;
         let deadline = tokio::time::Instant::now() + params.timeout;
+        let lazy = &params.filter.room.state;
+        let device = format!("{}\t{}", caller.user_id, caller.device_id);
         loop {
-            let (answer, empty) = self.sync_once(&svc, caller, &params).await?;
-            if !empty || params.since.is_none() || params.full_state {
+            let (answer, empty, sent) = self.sync_once(&svc, caller, &params).await?;
+            let done = !empty || params.since.is_none() || params.full_state;
+            let done = done
+                || tokio::select! {
+                    changed = wake.changed() => changed.is_err(),
+                    () = tokio::time::sleep_until(deadline) => true,
+                };
+            if done {
+                if lazy.lazy_load_members && !lazy.include_redundant_members {
+                    let token = answer["next_batch"].as_str().unwrap_or_default().to_owned();
+                    self.lazy_members.carried(&device, token, sent);
+                }
                 return Ok(answer);
-            }
-            tokio::select! {
-                changed = wake.changed() => if changed.is_err() { return Ok(answer) },
-                () = tokio::time::sleep_until(deadline) => return Ok(answer),
             }
         }
     }
@@ -197,14 +272,14 @@ impl Engine {
         svc: &crate::model::Service,
         caller: &MatrixCaller,
         params: &SyncParams,
-    ) -> Result<(Value, bool), CoreError> {
-        let mut run = Run {
-            engine: self,
-            caller,
-            filter: &params.filter,
-            now_ms: Timestamp::now().millis(),
-            states: BTreeMap::new(),
-        };
+    ) -> Result<(Value, bool, Vec<(String, String)>), CoreError> {
+        let mut run = Run::new(self, caller, &params.filter);
+        let lazy = &params.filter.room.state;
+        if lazy.lazy_load_members && !lazy.include_redundant_members {
+            let device = format!("{}\t{}", caller.user_id, caller.device_id);
+            let since = params.since.map(|t| t.to_string());
+            run.known = self.lazy_members.known(&device, since.as_deref());
+        }
         let me = caller.user_id.as_str();
         // The head is read before anything else, so nothing committed later is lost: at
         // worst it comes again with the next sync, and clients de-duplicate by event id.
@@ -307,7 +382,7 @@ impl Engine {
             "device_one_time_keys_count": key_counts.as_ref().map_or(json!({}), |c| c["counts"].clone()),
             "device_unused_fallback_key_types": key_counts.as_ref().map_or(json!([]), |c| c["fallback"].clone()),
         });
-        Ok((answer, empty))
+        Ok((answer, empty, run.sent))
     }
 
     /// `/keys/changes`: users sharing a room with the caller whose devices changed after
@@ -315,8 +390,7 @@ impl Engine {
     pub async fn matrix_key_changes(&self, caller: &MatrixCaller, from: u64) -> Result<Value, CoreError> {
         let svc = self.service(&crate::auth::Principal::Root, crate::engine::services::MATRIX_SERVICE).await?;
         let filter = Filter::default();
-        let mut run =
-            Run { engine: self, caller, filter: &filter, now_ms: Timestamp::now().millis(), states: BTreeMap::new() };
+        let mut run = Run::new(self, caller, &filter);
         let memberships = self.memberships(&caller.user_id).await?;
         let pruned =
             self.store.service(&crate::model::ObjectRef::Sid(svc.sid.clone())).await?.map_or(0, |s| s.pruned_seq);
@@ -582,11 +656,8 @@ impl Run<'_> {
                 RoomBuild { timeline: Vec::new(), limited: false, prev_batch: next, state: Vec::new() }
             }
         };
-        let membership_changed = build
-            .timeline
-            .iter()
-            .chain(build.state.iter().map(|e| (0, e.clone())).collect::<Vec<_>>().iter())
-            .any(|(_, e)| e["type"] == "m.room.member");
+        let membership_changed =
+            build.timeline.iter().map(|(_, e)| e).chain(build.state.iter()).any(|e| e["type"] == "m.room.member");
         let summary = if full || membership_changed { Some(self.summary(room).await?) } else { None };
         let heroes: Vec<String> = summary
             .as_ref()
@@ -596,6 +667,24 @@ impl Run<'_> {
         let mut lazy_extra = heroes;
         if full {
             lazy_extra.push(me);
+        }
+        let mut build = build;
+        if !full && self.filter.room.state.lazy_load_members {
+            // The senders' member events the device does not hold yet.
+            let mut have: HashSet<String> =
+                build.state.iter().filter_map(|e| e["state_key"].as_str().map(str::to_owned)).collect();
+            let senders: Vec<String> =
+                build.timeline.iter().filter_map(|(_, e)| e["sender"].as_str().map(str::to_owned)).collect();
+            for sender in senders {
+                if have.contains(&sender) || self.redundant(room, &sender) {
+                    continue;
+                }
+                let key = crate::matrix::room::state_entry("m.room.member", &sender);
+                if let Some(member) = self.engine.matrix_get(&state_name(room), &key).await? {
+                    build.state.push(member);
+                }
+                have.insert(sender);
+            }
         }
         let mut entry = self.frame_room(room, build, &lazy_extra, full);
         entry["ephemeral"] = json!({ "events": ephemeral });
@@ -610,33 +699,50 @@ impl Run<'_> {
     /// timeline and state of a room as clients get them, lazy-loading members when asked:
     /// only the timeline's senders and `extra` (own membership, heroes); in an incremental,
     /// limited answer the gap's member events always stay.
-    fn frame_room(&self, room: &str, build: RoomBuild, extra: &[String], full: bool) -> Value {
+    fn frame_room(&mut self, room: &str, build: RoomBuild, extra: &[String], full: bool) -> Value {
         let viewer = self.viewer();
         let state_filter = &self.filter.room.state;
         let senders: BTreeSet<&str> = build.timeline.iter().filter_map(|(_, e)| e["sender"].as_str()).collect();
         let lazy = state_filter.lazy_load_members;
-        let state: Vec<Value> = build
+        let kept: Vec<&Value> = build
             .state
             .iter()
             .filter(|e| {
                 let is_member = e["type"] == "m.room.member";
                 if is_member && lazy && full {
                     let key = e["state_key"].as_str().unwrap_or_default();
-                    return senders.contains(key) || extra.iter().any(|x| x == key);
+                    return extra.iter().any(|x| x == key) || (senders.contains(key) && !self.redundant(room, key));
                 }
                 if is_member && !full {
                     return true;
                 }
                 passes(state_filter, room, e)
             })
-            .map(|e| self.shape(&for_client(e, &viewer, false)))
             .collect();
+        let carried: Vec<(String, String)> = if lazy {
+            kept.iter()
+                .filter_map(|e| match state_key_of(e) {
+                    Some(("m.room.member", user)) => Some((room.to_owned(), user.to_owned())),
+                    _ => None,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let with_room = self.federation_format();
+        let state: Vec<Value> = kept.iter().map(|e| self.shape(&for_client(e, &viewer, with_room))).collect();
         let timeline: Vec<Value> =
-            build.timeline.iter().map(|(_, e)| self.shape(&for_client(e, &viewer, false))).collect();
+            build.timeline.iter().map(|(_, e)| self.shape(&for_client(e, &viewer, with_room))).collect();
+        self.sent.extend(carried);
         json!({
             "timeline": { "events": timeline, "limited": build.limited, "prev_batch": room_token(build.prev_batch) },
             "state": { "events": state },
         })
+    }
+
+    /// Federation-format events name their room; client-format ones in `/sync` do not.
+    fn federation_format(&self) -> bool {
+        self.filter.event_format == crate::matrix::filter::EventFormat::Federation
     }
 
     /// `event_fields` of the filter.
