@@ -283,7 +283,9 @@ impl Engine {
         let me = caller.user_id.as_str();
         // The head is read before anything else, so nothing committed later is lost: at
         // worst it comes again with the next sync, and clients de-duplicate by event id.
-        let head = self.current_head(&svc.sid).await?;
+        // The window stops there too: the memberships read next are at least as new as it, so
+        // a room joined or left inside the window is never missed.
+        let (head, pruned) = self.log_bounds(&svc.sid).await?;
         let memberships = self.memberships(me).await?;
         let mut window = None;
         let mut next_seq = head;
@@ -291,10 +293,8 @@ impl Engine {
             if since.seq > head {
                 return Err(CoreError::invalid("since", "is ahead of this server's history"));
             }
-            let pruned =
-                self.store.service(&crate::model::ObjectRef::Sid(svc.sid.clone())).await?.map(|s| s.pruned_seq);
-            if since.seq >= pruned.unwrap_or(0) {
-                let (w, last) = self.read_window(&svc.sid, me, since.seq).await?;
+            if since.seq >= pruned {
+                let (w, last) = self.read_window(&svc.sid, me, since.seq, head).await?;
                 next_seq = last;
                 window = w;
             }
@@ -392,9 +392,9 @@ impl Engine {
         let filter = Filter::default();
         let mut run = Run::new(self, caller, &filter);
         let memberships = self.memberships(&caller.user_id).await?;
-        let pruned =
-            self.store.service(&crate::model::ObjectRef::Sid(svc.sid.clone())).await?.map_or(0, |s| s.pruned_seq);
-        let window = if from >= pruned { self.read_window(&svc.sid, &caller.user_id, from).await?.0 } else { None };
+        let (head, pruned) = self.log_bounds(&svc.sid).await?;
+        let window =
+            if from >= pruned { self.read_window(&svc.sid, &caller.user_id, from, head).await?.0 } else { None };
         match window {
             Some(w) => run.device_lists(&w, &memberships).await,
             // Too far back to replay: everyone the caller shares a room with may have changed.
@@ -421,7 +421,19 @@ impl Engine {
 
     /// The log after `since`, sorted; `None` when it is too long to replay. Also returns the
     /// position the answer covers.
-    async fn read_window(&self, service: &Sid, me: &str, since: u64) -> Result<(Option<Window>, u64), CoreError> {
+    /// The service's newest and oldest kept log positions, in one read.
+    async fn log_bounds(&self, service: &Sid) -> Result<(u64, u64), CoreError> {
+        let svc = self.store.service(&crate::model::ObjectRef::Sid(service.clone())).await?;
+        Ok(svc.map_or((0, 0), |s| (s.head_seq, s.pruned_seq)))
+    }
+
+    async fn read_window(
+        &self,
+        service: &Sid,
+        me: &str,
+        since: u64,
+        until: u64,
+    ) -> Result<(Option<Window>, u64), CoreError> {
         let mut window = Window::default();
         let mut cursor = since;
         let mut seen = 0usize;
@@ -429,6 +441,9 @@ impl Engine {
             let events = self.read_events(service, cursor, None, LOG_BATCH).await?;
             let full = events.len() == LOG_BATCH as usize;
             for stored in events {
+                if stored.seq > until {
+                    return Ok((Some(window), cursor));
+                }
                 cursor = stored.seq;
                 seen += 1;
                 let e = serde_json::from_str::<Event>(stored.json.get())
@@ -436,10 +451,9 @@ impl Engine {
                 window.add(me, e);
             }
             if seen > MAX_WINDOW {
-                let head = self.current_head(service).await?;
-                return Ok((None, head));
+                return Ok((None, until));
             }
-            if !full {
+            if !full || cursor >= until {
                 return Ok((Some(window), cursor));
             }
         }
