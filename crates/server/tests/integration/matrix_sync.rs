@@ -393,3 +393,21 @@ async fn lazy_members_are_sent_once_per_device_unless_redundant_ones_are_asked_f
     let events = fifth["rooms"]["join"][&room]["timeline"]["events"].as_array().cloned().unwrap_or_default();
     assert_eq!(events, vec![json!({ "type": "m.room.message", "content": { "body": "third" }, "room_id": room })]);
 }
+
+#[tokio::test]
+async fn the_native_websocket_watches_a_rooms_timeline() {
+    let Some(s) = TestServer::with_settings(with_registration(RegistrationPolicy::Open, None)).await else { return };
+    let mia = user(&s, "mia").await;
+    let room = create_room(&s, &mia, json!({ "name": "Watched" })).await;
+    let token = s.mint_token("matrix", "observer", 600).await;
+    let mut ws = s.ws(&token).await;
+    let (reply, _) = ws.subscribe("list", &format!("{room}/timeline"), None).await;
+    assert_eq!(reply["status"], 200, "{reply}");
+    let sent = say(&s, &mia, &room, "w1", "seen natively").await;
+    let event = ws.next_event().await;
+    assert_eq!(event["type"], "list_item_added", "{event}");
+    assert_eq!(
+        (&event["data"]["event_id"], &event["data"]["content"]["body"]),
+        (&json!(sent), &json!("seen natively"))
+    );
+}
