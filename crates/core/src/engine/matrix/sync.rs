@@ -146,6 +146,19 @@ struct RoomBuild {
     state: Vec<Value>,
 }
 
+/// One computation of an answer.
+struct Computed {
+    answer: Value,
+    /// Nothing but a token.
+    empty: bool,
+    /// Member events carried, as (room, user).
+    sent: Vec<(String, String)>,
+    /// The caller's rooms, whatever the membership.
+    rooms: BTreeSet<String>,
+    /// The log position the answer covers.
+    position: u64,
+}
+
 /// Everything one sync computation reads, kept for the request.
 struct Run<'a> {
     engine: &'a Engine,
@@ -233,20 +246,62 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + params.timeout;
         let lazy = &params.filter.room.state;
         let device = format!("{}\t{}", caller.user_id, caller.device_id);
+        let mut computed = self.sync_once(&svc, caller, &params).await?;
         loop {
-            let (answer, empty, sent) = self.sync_once(&svc, caller, &params).await?;
-            let done = !empty || params.since.is_none() || params.full_state;
-            let done = done
-                || tokio::select! {
-                    changed = wake.changed() => changed.is_err(),
-                    () = tokio::time::sleep_until(deadline) => true,
+            let mut done = !computed.empty || params.since.is_none() || params.full_state;
+            // Wake-ups for other users' rooms are looked at in the log (mostly the in-memory
+            // run of recent commits) and slept through, so one message does not make every
+            // waiting poll recompute its answer.
+            let mut checked = computed.position;
+            while !done {
+                let woke = tokio::select! {
+                    changed = wake.changed() => changed.is_ok(),
+                    () = tokio::time::sleep_until(deadline) => false,
                 };
+                if !woke {
+                    done = true;
+                } else if self.concerns(&svc.sid, &caller.user_id, &computed.rooms, &mut checked).await? {
+                    break;
+                }
+            }
             if done {
                 if lazy.lazy_load_members && !lazy.include_redundant_members {
-                    let token = answer["next_batch"].as_str().unwrap_or_default().to_owned();
-                    self.lazy_members.carried(&device, token, sent);
+                    let token = computed.answer["next_batch"].as_str().unwrap_or_default().to_owned();
+                    self.lazy_members.carried(&device, token, computed.sent);
                 }
-                return Ok(answer);
+                return Ok(computed.answer);
+            }
+            computed = self.sync_once(&svc, caller, &params).await?;
+        }
+    }
+
+    /// Whether the log after `checked` holds anything for the user (in its rooms, its own
+    /// objects, presence or device keys); moves `checked` past what was read.
+    async fn concerns(
+        &self,
+        service: &Sid,
+        me: &str,
+        rooms: &BTreeSet<String>,
+        checked: &mut u64,
+    ) -> Result<bool, CoreError> {
+        loop {
+            let events = self.read_events(service, *checked, None, LOG_BATCH).await?;
+            let full = events.len() == LOG_BATCH as usize;
+            for stored in events {
+                *checked = stored.seq;
+                let Ok(e) = serde_json::from_str::<Event>(stored.json.get()) else { return Ok(true) };
+                let relevant = match e.unique_name.as_deref().map(owner) {
+                    Some(Owner::Room { room, .. }) => rooms.contains(room),
+                    Some(Owner::User { user, part }) => user == me || part == "keys",
+                    Some(Owner::Presence) => true,
+                    Some(Owner::Other) | None => false,
+                };
+                if relevant {
+                    return Ok(true);
+                }
+            }
+            if !full {
+                return Ok(false);
             }
         }
     }
@@ -272,7 +327,7 @@ impl Engine {
         svc: &crate::model::Service,
         caller: &MatrixCaller,
         params: &SyncParams,
-    ) -> Result<(Value, bool, Vec<(String, String)>), CoreError> {
+    ) -> Result<Computed, CoreError> {
         let mut run = Run::new(self, caller, &params.filter);
         let lazy = &params.filter.room.state;
         if lazy.lazy_load_members && !lazy.include_redundant_members {
@@ -382,7 +437,8 @@ impl Engine {
             "device_one_time_keys_count": key_counts.as_ref().map_or(json!({}), |c| c["counts"].clone()),
             "device_unused_fallback_key_types": key_counts.as_ref().map_or(json!([]), |c| c["fallback"].clone()),
         });
-        Ok((answer, empty, run.sent))
+        let rooms = memberships.into_keys().collect();
+        Ok(Computed { answer, empty, sent: run.sent, rooms, position: next_seq })
     }
 
     /// `/keys/changes`: users sharing a room with the caller whose devices changed after
