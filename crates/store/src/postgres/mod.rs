@@ -54,7 +54,7 @@ pub struct PgStore {
 struct ReaderPool {
     config: postgres::Config,
     idle: Mutex<Vec<PgConn>>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
 }
 
 fn connect(config: &postgres::Config) -> Result<PgConn, StoreError> {
@@ -106,7 +106,11 @@ impl PgStore {
         Ok(PgStore {
             epoch,
             writer: tx,
-            readers: Arc::new(ReaderPool { config, idle: Mutex::new(Vec::new()), permits: Semaphore::new(READERS) }),
+            readers: Arc::new(ReaderPool {
+                config,
+                idle: Mutex::new(Vec::new()),
+                permits: Arc::new(Semaphore::new(READERS)),
+            }),
             hints,
             stopped,
         })
@@ -127,34 +131,34 @@ impl PgStore {
         f: impl Fn(&mut PgConn) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let pool = self.readers.clone();
-        let _permit = pool.permits.acquire().await.map_err(|_| StoreError::Unavailable("store is closed".into()))?;
+        let permit = pool
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("store is closed".into()))?;
         let pooled = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let config = pool.config.clone();
-        let (conn, result) = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let mut conn = match pooled {
                 Some(c) if !c.client.is_closed() => c,
-                _ => match connect(&config) {
-                    Ok(c) => c,
-                    Err(e) => return (None, Err(e)),
-                },
+                _ => connect(&config)?,
             };
             let mut result = f(&mut conn);
             if matches!(result, Err(StoreError::Unavailable(_))) && conn.client.is_closed() {
-                conn = match connect(&config) {
-                    Ok(c) => c,
-                    Err(e) => return (None, Err(e)),
-                };
+                conn = connect(&config)?;
                 result = f(&mut conn);
             }
-            let keep = (!conn.client.is_closed()).then_some(conn);
-            (keep, result)
+            // Back to the pool here rather than after the await: a caller that stops waiting
+            // (its client went away) must not take the connection with it.
+            if !conn.client.is_closed() {
+                pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+            }
+            drop(permit);
+            result
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?;
-        if let Some(conn) = conn {
-            pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
-        }
-        result
+        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
     }
 }
 

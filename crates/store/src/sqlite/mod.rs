@@ -43,7 +43,7 @@ pub struct SqliteStore {
 
 struct ReaderPool {
     conns: Mutex<Vec<Connection>>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
 }
 
 /// How hard a commit insists on reaching the disk.
@@ -109,7 +109,7 @@ impl SqliteStore {
             epoch,
             path: path.to_owned(),
             writer: tx,
-            readers: Arc::new(ReaderPool { conns: Mutex::new(readers), permits: Semaphore::new(READERS) }),
+            readers: Arc::new(ReaderPool { conns: Mutex::new(readers), permits: Arc::new(Semaphore::new(READERS)) }),
             bookkeeping: Arc::new(Mutex::new(bookkeeping)),
         })
     }
@@ -124,21 +124,28 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let pool = self.readers.clone();
-        let _permit = pool.permits.acquire().await.map_err(|_| StoreError::Unavailable("store is closed".into()))?;
+        let permit = pool
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("store is closed".into()))?;
         let conn = pool
             .conns
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .pop()
             .ok_or_else(|| StoreError::Unavailable("no read connection free".into()))?;
-        let (conn, result) = tokio::task::spawn_blocking(move || {
-            let r = f(&conn);
-            (conn, r)
+        tokio::task::spawn_blocking(move || {
+            let result = f(&conn);
+            // Back to the pool here rather than after the await: a caller that stops waiting
+            // (its client went away) must not take the connection with it.
+            pool.conns.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+            drop(permit);
+            result
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?;
-        pool.conns.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
-        result
+        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
     }
 }
 
@@ -300,3 +307,37 @@ impl_store!(SqliteStore, rows, {
         .map_err(|e| StoreError::Backend(format!("meta task failed: {e}")))?
     }
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A caller that stops waiting mid-read (its client went away) leaves the pool whole.
+    #[tokio::test]
+    async fn abandoned_reads_give_their_connections_back() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = SqliteStore::open(&dir.path().join("data.db"), Durability::Normal).expect("the store opens");
+        for _ in 0..READERS * 2 {
+            let slow = store.read(|_| {
+                std::thread::sleep(Duration::from_millis(50));
+                Ok(())
+            });
+            assert!(tokio::time::timeout(Duration::from_millis(5), slow).await.is_err(), "abandoned mid-read");
+        }
+        // Every pooled connection is usable again once the abandoned reads finish.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let one = || {
+            store.read(|conn| {
+                std::thread::sleep(Duration::from_millis(20));
+                conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map_err(err)
+            })
+        };
+        // As many reads at once as the pool has connections.
+        assert_eq!(READERS, 4);
+        let (a, b, c, d) = tokio::join!(one(), one(), one(), one());
+        for result in [a, b, c, d] {
+            assert_eq!(result.expect("a read connection is free"), 1);
+        }
+    }
+}
