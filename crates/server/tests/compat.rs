@@ -12,5 +12,6 @@ mod compat {
     mod cognito;
     pub mod harness;
     mod js;
+    mod matrix_js;
     mod python;
 }
