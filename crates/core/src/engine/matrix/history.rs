@@ -82,7 +82,9 @@ impl Engine {
         req: MessagesRequest,
     ) -> Result<Value, CoreError> {
         let cap = self.readable_until(caller, room_id).await?;
-        let limit = req.limit.unwrap_or(DEFAULT_MESSAGES_LIMIT).clamp(1, MAX_MESSAGES_LIMIT) as usize;
+        // The query's limit, or the filter's when smaller.
+        let limit = req.limit.unwrap_or(DEFAULT_MESSAGES_LIMIT).min(req.filter.events.limit.unwrap_or(u64::MAX));
+        let limit = limit.clamp(1, MAX_MESSAGES_LIMIT) as usize;
         let from = match req.from {
             Some(p) => Some(self.position_index(room_id, p).await?),
             None => None,

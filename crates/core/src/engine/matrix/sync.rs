@@ -585,6 +585,12 @@ impl Run<'_> {
         Viewer { user_id: &self.caller.user_id, device_id: &self.caller.device_id, now_ms: self.now_ms }
     }
 
+    /// Where the room's next event will go: the end of its timeline.
+    async fn next_index(&self, room: &str) -> Result<u64, CoreError> {
+        let newest = self.engine.matrix_page(ObjectKind::List, &timeline_name(room), Order::Desc, None, 1).await?;
+        Ok(newest.first().and_then(|i| i.index).map_or(0, |i| i + 1))
+    }
+
     /// The room's current state events (stored form), read once per request.
     async fn state(&mut self, room: &str) -> Result<&Vec<Value>, CoreError> {
         match self.states.entry(room.to_owned()) {
@@ -654,9 +660,10 @@ impl Run<'_> {
         let limited = passing.len() > limit;
         let timeline: Vec<(u64, Value)> =
             passing[passing.len().saturating_sub(limit)..].iter().map(|e| (*e).clone()).collect();
-        let first = match timeline.first() {
-            Some((i, _)) => *i,
-            None => events.last().map_or(0, |(i, _)| i + 1),
+        let first = match (timeline.first(), events.last()) {
+            (Some((i, _)), _) => *i,
+            (None, Some((i, _))) => i + 1,
+            (None, None) => self.next_index(room).await?,
         };
         let state = if full_state {
             let window: Vec<(u64, Value)> = events.iter().filter(|(i, _)| *i >= first).map(|e| (*e).clone()).collect();
@@ -720,9 +727,7 @@ impl Run<'_> {
         let build = match build {
             Some(b) => b,
             None => {
-                let next =
-                    self.engine.matrix_page(ObjectKind::List, &timeline_name(room), Order::Desc, None, 1).await?;
-                let next = next.first().and_then(|i| i.index).map_or(0, |i| i + 1);
+                let next = self.next_index(room).await?;
                 RoomBuild { timeline: Vec::new(), limited: false, prev_batch: next, state: Vec::new() }
             }
         };
@@ -836,13 +841,13 @@ impl Run<'_> {
                     Some("join") => {
                         joined += 1;
                         if user != me {
-                            others.push(user.to_owned());
+                            others.push((stored_index(room, e), user.to_owned()));
                         }
                     }
                     Some("invite") => {
                         invited += 1;
                         if user != me {
-                            others.push(user.to_owned());
+                            others.push((stored_index(room, e), user.to_owned()));
                         }
                     }
                     _ => {}
@@ -854,11 +859,12 @@ impl Run<'_> {
                 _ => {}
             }
         }
+        // In stream order: who came first.
         others.sort();
-        others.truncate(5);
+        let heroes: Vec<String> = others.into_iter().take(5).map(|(_, user)| user).collect();
         let mut summary = json!({ "m.joined_member_count": joined, "m.invited_member_count": invited });
         if !named {
-            summary["m.heroes"] = json!(others);
+            summary["m.heroes"] = json!(heroes);
         }
         Ok(summary)
     }

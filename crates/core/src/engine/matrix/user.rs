@@ -74,10 +74,15 @@ impl Engine {
             ));
         }
         let m = Mutation::SetMatrixProfile { user_id: caller.user_id.clone(), display_name, avatar_url };
-        match self.run_matrix(m).await? {
-            Outcome::MatrixUser(u) => Ok(MatrixProfile { display_name: u.display_name, avatar_url: u.avatar_url }),
-            other => Err(unexpected(other)),
+        let profile = match self.run_matrix(m).await? {
+            Outcome::MatrixUser(u) => MatrixProfile { display_name: u.display_name, avatar_url: u.avatar_url },
+            other => return Err(unexpected(other)),
+        };
+        // Every room the user is in learns the new profile from a fresh join event.
+        for room in self.matrix_joined_rooms(caller).await? {
+            self.matrix_membership(caller, &room, &caller.user_id, "join", None).await?;
         }
+        Ok(profile)
     }
 
     pub async fn matrix_devices(&self, caller: &MatrixCaller) -> Result<Vec<MatrixDevice>, CoreError> {
