@@ -5,39 +5,8 @@ room_context finds an event's neighbours, and typing notices and read receipts a
 ephemeral events."""
 
 import asyncio
-import uuid
 
-import helpers
-from nio import AsyncClient, RegisterResponse
-
-
-def run(coro):
-    return asyncio.run(coro)
-
-
-def localpart():
-    return "nio-" + uuid.uuid4().hex[:10]
-
-
-async def pair():
-    a_name, b_name = localpart(), localpart()
-    a, b = AsyncClient(helpers.URL, a_name), AsyncClient(helpers.URL, b_name)
-    assert isinstance(await a.register(a_name, "pw"), RegisterResponse)
-    assert isinstance(await b.register(b_name, "pw"), RegisterResponse)
-    return a, b
-
-
-async def shared_room(a, b, **kwargs):
-    from nio import JoinResponse, RoomCreateResponse
-
-    created = await a.room_create(invite=[b.user_id], **kwargs)
-    assert isinstance(created, RoomCreateResponse), created
-    assert isinstance(await b.join(created.room_id), JoinResponse)
-    return created.room_id
-
-
-def bodies(events):
-    return [e.body for e in events if hasattr(e, "body")]
+from matrix_helpers import bodies, pair, run, shared_room
 
 
 def test_first_and_incremental_syncs_fill_nios_rooms():
