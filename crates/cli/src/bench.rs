@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 mod cognito;
 mod cross_node;
+mod matrix;
 use cross_node::cross_node;
 
 #[derive(clap::Args, Debug)]
@@ -66,6 +67,16 @@ pub struct BenchArgs {
     /// WebSocket subscribers on another node in the cross-node phase.
     #[arg(long, default_value_t = 100)]
     pub cluster_subscribers: usize,
+    /// Matrix users, in rooms of --matrix-room-size (each user in one room). A --url server
+    /// needs open Matrix registration.
+    #[arg(long, default_value_t = 1_000)]
+    pub matrix_users: usize,
+    /// Members of each Matrix room.
+    #[arg(long, default_value_t = 10)]
+    pub matrix_room_size: usize,
+    /// Messages sent, one at a time, while every Matrix user long-polls `/sync`.
+    #[arg(long, default_value_t = 200)]
+    pub matrix_sends: usize,
     /// Small numbers everywhere: a smoke run of the whole bench in seconds.
     #[arg(long)]
     pub quick: bool,
@@ -101,6 +112,15 @@ struct Report {
     fanout_p99_ms: f64,
     idle_connection_bytes: Option<f64>,
     longpoll_wake_p99_ms: f64,
+    /// Incremental Matrix `/sync` (`timeout=0`) covering one new message in the user's room.
+    matrix_incremental_sync_p50_ms: f64,
+    matrix_incremental_sync_p99_ms: f64,
+    /// From a message send's start to a long-polling member's `/sync` answer holding it, with
+    /// every Matrix user long-polling.
+    matrix_longpoll_wake_p50_ms: f64,
+    matrix_longpoll_wake_p99_ms: f64,
+    /// Registering the Matrix users, creating and joining their rooms, first syncs.
+    matrix_setup_s: f64,
     /// The store the figures were measured on.
     store: String,
     /// From a write's send on one node to its delivery to a WebSocket subscriber on another
@@ -119,9 +139,12 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         args.cluster_seconds = 1;
         args.cluster_subscribers = args.cluster_subscribers.min(10);
         args.cluster_rate = args.cluster_rate.min(100.0);
+        args.matrix_users = args.matrix_users.min(50);
+        args.matrix_sends = args.matrix_sends.min(10);
     }
     // 10,000 sockets on each side need more descriptors than the usual soft limit.
-    let _ = rlimit::increase_nofile_limit((args.subscribers as u64 + args.longpolls as u64) * 2 + 1024);
+    let sockets = args.subscribers.max(args.matrix_users) as u64 + args.longpolls as u64;
+    let _ = rlimit::increase_nofile_limit(sockets * 2 + 1024);
     let target = start_target(&args).await?;
     let service = target.post("/api/v1/services", json!({ "friendly_name": "bench" })).await?;
     let service = service["sid"].as_str().context("service sid")?.to_owned();
@@ -163,6 +186,13 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
     let wake_hist = longpoll_wake(&target, &service, args.longpolls).await?;
     meter.report("long-poll wake", args.json);
 
+    progress(&format!(
+        "Matrix: {} users in rooms of {}, {} sends",
+        args.matrix_users, args.matrix_room_size, args.matrix_sends
+    ));
+    let matrix =
+        matrix::matrix(&target, args.matrix_users, args.matrix_room_size, args.matrix_sends, args.json).await?;
+
     let on_postgres = args.store.as_deref().is_some_and(|s| s.starts_with("postgres"));
     let cross = match (&args.store, on_postgres && args.url.is_none()) {
         (Some(store), true) => {
@@ -196,6 +226,11 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         fanout_p99_ms: ms(fanout_hist.value_at_quantile(0.99)),
         idle_connection_bytes: idle_bytes.map(round),
         longpoll_wake_p99_ms: ms(wake_hist.value_at_quantile(0.99)),
+        matrix_incremental_sync_p50_ms: ms(matrix.incremental.value_at_quantile(0.5)),
+        matrix_incremental_sync_p99_ms: ms(matrix.incremental.value_at_quantile(0.99)),
+        matrix_longpoll_wake_p50_ms: ms(matrix.wake.value_at_quantile(0.5)),
+        matrix_longpoll_wake_p99_ms: ms(matrix.wake.value_at_quantile(0.99)),
+        matrix_setup_s: round(matrix.setup.as_secs_f64()),
         store: if on_postgres { "postgres".into() } else { "sqlite".into() },
         cross_node_delivery_p99_ms: cross.as_ref().map(|(_, h)| ms(h.value_at_quantile(0.99))),
         cross_node_writes_per_s: cross.as_ref().map(|(r, _)| round(*r)),
@@ -227,6 +262,9 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
             None,
         );
         row("long-poll wake", format!("{} polls", args.longpolls), Some(&wake_hist));
+        row("Matrix incremental /sync", format!("{} users", args.matrix_users), Some(&matrix.incremental));
+        row("Matrix long-poll wake", format!("{} polls", args.matrix_users), Some(&matrix.wake));
+        row("Matrix setup s (register, rooms)", format!("{:.1}", report.matrix_setup_s), None);
         if let Some((rate, hist)) = &cross {
             row("cross-node delivery (writes/s)", format!("{rate:.0}"), Some(hist));
         }
@@ -321,6 +359,8 @@ async fn spawn_node(store: Option<&str>, sid: &str, token: &str) -> anyhow::Resu
         .env("FERROSYNC_ACCOUNT_SID", sid)
         .env("FERROSYNC_AUTH_TOKEN", token)
         .env("RUST_LOG", "warn")
+        // The Matrix phase registers its users through the API.
+        .env("FERROSYNC_MATRIX_REGISTRATION", "open")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
