@@ -9,6 +9,7 @@ use crate::store::{Actor, Applied, ItemWriteMode, Mutation, Outcome, StoreError,
 use crate::timestamp::Timestamp;
 use serde_json::Value;
 
+mod batch;
 mod cognito;
 mod matrix;
 
@@ -290,7 +291,7 @@ impl Cx<'_> {
                 }
                 self.matrix_room_events(&service, &room_id, create, events, txn)
             }
-            Mutation::MatrixBatch { service, writes, txn } => self.matrix_batch(&service, writes, txn),
+            Mutation::Batch { service, writes, txn } => self.batch(&service, writes, txn),
             Mutation::MatrixAlias { service, alias, room_id, user_id } => {
                 self.matrix_alias(&service, &alias, room_id.as_deref(), &user_id, false)
             }

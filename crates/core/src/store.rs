@@ -56,13 +56,39 @@ pub enum ItemWriteMode {
     Upsert,
 }
 
-/// One write of a [`Mutation::MatrixBatch`], to an object of the Matrix service by name (made
+/// One write of a [`Mutation::Batch`], to a Map or List of the service by unique name (made
 /// when missing).
 #[derive(Debug, Clone, PartialEq)]
-pub enum MatrixWrite {
-    Put { map: String, key: String, data: Value },
-    Remove { map: String, key: String },
-    Append { list: String, data: Value },
+pub enum ObjectWrite {
+    /// Creates or replaces an entry.
+    Put {
+        map: String,
+        key: String,
+        data: Value,
+    },
+    /// Creates an entry; AlreadyExists when the key is taken (unique names, claims).
+    Create {
+        map: String,
+        key: String,
+        data: Value,
+    },
+    /// Replaces an entry read at `revision`; RevisionMismatch when it changed since, NotFound
+    /// when it is gone.
+    Replace {
+        map: String,
+        key: String,
+        data: Value,
+        revision: u64,
+    },
+    /// Removes an entry; NotFound when it is gone.
+    Remove {
+        map: String,
+        key: String,
+    },
+    Append {
+        list: String,
+        data: Value,
+    },
 }
 
 /// A change to apply atomically: precondition checks, new state and one event per change.
@@ -217,13 +243,14 @@ pub enum Mutation {
         room_id: Option<String>,
         user_id: String,
     },
-    /// Several writes to the Matrix service's Maps and Lists in one transaction (device keys,
-    /// key claims, to-device messages). A remove of a missing entry fails the whole batch, so
-    /// two claims cannot take the same one-time key. With `txn` (a Map and key), a batch whose
-    /// transaction is recorded already writes nothing.
-    MatrixBatch {
+    /// Several writes to a service's Maps and Lists in one transaction, all or none: the faces
+    /// that keep their records as objects (Matrix keys and to-device messages, Proxy) use it.
+    /// A failed condition (a taken key, a changed revision, a missing entry) fails the whole
+    /// batch, so two claims cannot take the same one-time key. With `txn` (a Map and key), a
+    /// batch whose transaction is recorded already writes nothing.
+    Batch {
         service: Sid,
-        writes: Vec<MatrixWrite>,
+        writes: Vec<ObjectWrite>,
         txn: Option<(String, String)>,
     },
     /// Stores an uploaded file.
@@ -347,7 +374,7 @@ impl Mutation {
             | Mutation::SetDatasetSubscription { service, .. }
             | Mutation::MatrixRoomEvents { service, .. }
             | Mutation::MatrixAlias { service, .. }
-            | Mutation::MatrixBatch { service, .. } => Some(service),
+            | Mutation::Batch { service, .. } => Some(service),
             Mutation::ResolveIdentity(r) => Some(&r.service),
             Mutation::UpdateRecords(u) => Some(&u.service),
             Mutation::CreateService { .. }

@@ -31,6 +31,7 @@ where
     service_settings_round_trip(make().await).await;
     webhook_cursors_start_at_the_head_and_follow_the_url(make().await).await;
     webhook_leases_have_one_holder_and_fence_the_cursor(make().await).await;
+    batches_write_all_or_nothing(make().await).await;
     cognito::run_all(&make).await;
     matrix::run_all(&make).await;
 }
@@ -147,6 +148,38 @@ async fn failed_mutations_change_nothing(store: Arc<dyn Store>) {
     assert_eq!(obj.revision, 0);
     assert_eq!(obj.data, Some(json!({})));
     assert_eq!(store.events(&svc, 0, None, 100).await.expect("events").len(), 1, "no event for a refused write");
+}
+
+async fn batches_write_all_or_nothing(store: Arc<dyn Store>) {
+    use ferrosync_core::store::ObjectWrite;
+    let svc = service(&store).await;
+    let batch = |writes: Vec<ObjectWrite>| Mutation::Batch { service: svc.clone(), writes, txn: None };
+    let create = |key: &str, v: i64| ObjectWrite::Create { map: "m".into(), key: key.into(), data: json!({ "v": v }) };
+    store.execute(Actor::SYSTEM, batch(vec![create("a", 1), create("b", 1)])).await.expect("a fresh batch");
+    let head = store.events(&svc, 0, None, 100).await.expect("events").len();
+
+    // A taken key, a stale revision, a missing entry: each fails the whole batch.
+    let list = ObjectWrite::Append { list: "l".into(), data: json!({ "n": 1 }) };
+    let taken = store.execute(Actor::SYSTEM, batch(vec![list.clone(), create("c", 1), create("a", 2)])).await;
+    assert!(matches!(taken, Err(CoreError::AlreadyExists { .. })), "{taken:?}");
+    let stale = ObjectWrite::Replace { map: "m".into(), key: "a".into(), data: json!({ "v": 3 }), revision: 9 };
+    let refused = store.execute(Actor::SYSTEM, batch(vec![list.clone(), stale])).await;
+    assert!(matches!(refused, Err(CoreError::RevisionMismatch { expected: 9, actual: 0 })), "{refused:?}");
+    let gone = ObjectWrite::Remove { map: "m".into(), key: "zz".into() };
+    let missing = store.execute(Actor::SYSTEM, batch(vec![list, gone])).await;
+    assert!(matches!(missing, Err(CoreError::NotFound { .. })), "{missing:?}");
+    assert_eq!(store.events(&svc, 0, None, 100).await.expect("events").len(), head, "nothing written");
+    let map = store.object(&svc, ObjectKind::Map, &ObjectRef::UniqueName("m".into())).await.expect("read");
+    let map = map.expect("the Map");
+    let c = store.item(&map.sid, &ItemKey::Key("c".into())).await.expect("read");
+    assert!(c.is_none(), "the batch's earlier create was undone");
+    assert!(store.object(&svc, ObjectKind::List, &ObjectRef::UniqueName("l".into())).await.expect("read").is_none());
+
+    // A replace at the current revision goes through.
+    let current = ObjectWrite::Replace { map: "m".into(), key: "a".into(), data: json!({ "v": 4 }), revision: 0 };
+    store.execute(Actor::SYSTEM, batch(vec![current])).await.expect("the revision matches");
+    let a = store.item(&map.sid, &ItemKey::Key("a".into())).await.expect("read").expect("a");
+    assert_eq!((a.data, a.revision), (json!({ "v": 4 }), 1));
 }
 
 async fn list_indexes_are_never_reused(store: Arc<dyn Store>) {

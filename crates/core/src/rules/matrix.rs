@@ -9,9 +9,9 @@ use crate::matrix::room::{
     timeline_name,
 };
 use crate::matrix::{MatrixDevice, MatrixUser};
-use crate::model::{ItemKey, ObjectKind, ObjectRef, OpenMode, SyncObject};
+use crate::model::{ItemKey, ObjectKind, ObjectRef, SyncObject};
 use crate::sid::Sid;
-use crate::store::{MatrixWrite, Outcome, StoreError};
+use crate::store::{Outcome, StoreError};
 
 impl Cx<'_> {
     pub(super) fn create_matrix_user(&mut self, user: MatrixUser, device: MatrixDevice) -> Result<Outcome, CoreError> {
@@ -89,27 +89,6 @@ impl Cx<'_> {
 }
 
 impl Cx<'_> {
-    /// A Map or List of the Matrix service by name, made when `create`.
-    fn matrix_object(
-        &mut self,
-        service: &Sid,
-        kind: ObjectKind,
-        name: String,
-        create: bool,
-    ) -> Result<Option<SyncObject>, CoreError> {
-        let target = ObjectRef::UniqueName(name);
-        if let Some(object) = self.tx.object(service, kind, &target)? {
-            return Ok(Some(object));
-        }
-        if !create {
-            return Ok(None);
-        }
-        match self.open_object(service, kind, Some(target), OpenMode::CreateNew, None, None)? {
-            Outcome::Object { object, .. } => Ok(Some(object)),
-            _ => Err(CoreError::Store(StoreError::Backend("opening an object answered something else".into()))),
-        }
-    }
-
     pub(super) fn matrix_room_events(
         &mut self,
         service: &Sid,
@@ -121,7 +100,7 @@ impl Cx<'_> {
         self.service(service)?;
         if let Some(txn) = &txn {
             let (map, key) = txn.entry();
-            if let Some(txns) = self.matrix_object(service, ObjectKind::Map, map, false)?
+            if let Some(txns) = self.named_object(service, ObjectKind::Map, map, false)?
                 && let Some(done) = self.tx.item(&txns.sid, &ItemKey::Key(key))?
             {
                 let id = done.data["event_id"].as_str().unwrap_or_default().to_owned();
@@ -137,9 +116,9 @@ impl Cx<'_> {
         }
         let missing = || CoreError::not_found(NotFoundKind::MatrixRoom, room_id);
         let mut timeline =
-            self.matrix_object(service, ObjectKind::List, timeline_name(room_id), create)?.ok_or_else(missing)?;
+            self.named_object(service, ObjectKind::List, timeline_name(room_id), create)?.ok_or_else(missing)?;
         let mut state =
-            self.matrix_object(service, ObjectKind::Map, state_name(room_id), create)?.ok_or_else(missing)?;
+            self.named_object(service, ObjectKind::Map, state_name(room_id), create)?.ok_or_else(missing)?;
         let mut ids = Vec::with_capacity(events.len());
         for (n, mut event) in events.into_iter().enumerate() {
             event.event_id = event_id_for(room_id, timeline.next_index);
@@ -185,7 +164,7 @@ impl Cx<'_> {
                 if event.event_type == "m.room.member" {
                     let membership = event.content["membership"].clone();
                     let mut rooms = self
-                        .matrix_object(service, ObjectKind::Map, memberships_name(key), true)?
+                        .named_object(service, ObjectKind::Map, memberships_name(key), true)?
                         .ok_or_else(missing)?;
                     let entry = serde_json::json!({ "membership": membership, "event_id": event.event_id });
                     self.put_entry(&mut rooms, room_id.to_owned(), entry)?;
@@ -195,7 +174,7 @@ impl Cx<'_> {
         }
         if let Some(txn) = txn {
             let (map, key) = txn.entry();
-            let mut txns = self.matrix_object(service, ObjectKind::Map, map, true)?.ok_or_else(missing)?;
+            let mut txns = self.named_object(service, ObjectKind::Map, map, true)?.ok_or_else(missing)?;
             let first = ids.first().cloned().unwrap_or_default();
             self.put_entry(&mut txns, key, serde_json::json!({ "event_id": first, "room_id": room_id }))?;
         }
@@ -215,7 +194,7 @@ impl Cx<'_> {
         for_new_room: bool,
     ) -> Result<Outcome, CoreError> {
         let mut aliases = self
-            .matrix_object(service, ObjectKind::Map, ALIASES.to_owned(), true)?
+            .named_object(service, ObjectKind::Map, ALIASES.to_owned(), true)?
             .ok_or_else(|| CoreError::Store(StoreError::Backend("the alias Map could not be made".into())))?;
         let key = ItemKey::Key(alias.to_owned());
         let existing = self.tx.item(&aliases.sid, &key)?;
@@ -330,47 +309,5 @@ impl Cx<'_> {
             }
         }
         Ok(())
-    }
-
-    pub(super) fn matrix_batch(
-        &mut self,
-        service: &Sid,
-        writes: Vec<MatrixWrite>,
-        txn: Option<(String, String)>,
-    ) -> Result<Outcome, CoreError> {
-        self.service(service)?;
-        if let Some((map, key)) = &txn
-            && let Some(txns) = self.matrix_object(service, ObjectKind::Map, map.clone(), false)?
-            && self.tx.item(&txns.sid, &ItemKey::Key(key.clone()))?.is_some()
-        {
-            return Ok(Outcome::Stored);
-        }
-        let broken = || CoreError::Store(StoreError::Backend("a Matrix object could not be made".into()));
-        for write in writes {
-            match write {
-                MatrixWrite::Put { map, key, data } => {
-                    let mut object = self.matrix_object(service, ObjectKind::Map, map, true)?.ok_or_else(broken)?;
-                    self.put_entry(&mut object, key, data)?;
-                }
-                MatrixWrite::Append { list, data } => {
-                    let mut object = self.matrix_object(service, ObjectKind::List, list, true)?.ok_or_else(broken)?;
-                    self.push_item(&mut object, data, None, None)?;
-                }
-                MatrixWrite::Remove { map, key } => {
-                    let gone = || CoreError::not_found(NotFoundKind::Item, key.clone());
-                    let mut object = self.matrix_object(service, ObjectKind::Map, map, false)?.ok_or_else(gone)?;
-                    let item_key = ItemKey::Key(key.clone());
-                    let item = self.tx.item(&object.sid, &item_key)?.ok_or_else(gone)?;
-                    self.tx.delete_item(&object.sid, &item_key)?;
-                    self.touch_container(&mut object, None)?;
-                    self.emit_item_removed(&object, &item, None)?;
-                }
-            }
-        }
-        if let Some((map, key)) = txn {
-            let mut txns = self.matrix_object(service, ObjectKind::Map, map, true)?.ok_or_else(broken)?;
-            self.put_entry(&mut txns, key, serde_json::json!({}))?;
-        }
-        Ok(Outcome::Stored)
     }
 }

@@ -4,7 +4,7 @@
 //! it from the change log like everything else.
 
 use super::*;
-use crate::store::MatrixWrite;
+use crate::store::ObjectWrite;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -33,9 +33,9 @@ const MAX_KEYS_PER_UPLOAD: usize = 1000;
 const MAX_TO_DEVICE_TARGETS: usize = 10_000;
 
 impl Engine {
-    async fn matrix_batch(&self, writes: Vec<MatrixWrite>, txn: Option<(String, String)>) -> Result<(), CoreError> {
+    async fn matrix_batch(&self, writes: Vec<ObjectWrite>, txn: Option<(String, String)>) -> Result<(), CoreError> {
         let svc = self.service(&crate::auth::Principal::Root, crate::engine::services::MATRIX_SERVICE).await?;
-        let m = Mutation::MatrixBatch { service: svc.sid.clone(), writes, txn };
+        let m = Mutation::Batch { service: svc.sid.clone(), writes, txn };
         self.run_logged(&svc, &crate::auth::Principal::Root, m).await?;
         Ok(())
     }
@@ -58,7 +58,7 @@ impl Engine {
             if !keys["keys"].is_object() || !keys["algorithms"].is_array() {
                 return Err(CoreError::invalid("device_keys", "needs keys and algorithms"));
             }
-            writes.push(MatrixWrite::Put { map: keys_name(me), key: device.clone(), data: keys });
+            writes.push(ObjectWrite::Put { map: keys_name(me), key: device.clone(), data: keys });
         }
         let one_time = one_time_keys.unwrap_or_default();
         if one_time.len() > MAX_KEYS_PER_UPLOAD {
@@ -66,7 +66,7 @@ impl Engine {
         }
         for (id, key) in one_time {
             check_key_id("one_time_keys", &id)?;
-            writes.push(MatrixWrite::Put { map: one_time_name(me), key: format!("{device}\t{id}"), data: key });
+            writes.push(ObjectWrite::Put { map: one_time_name(me), key: format!("{device}\t{id}"), data: key });
         }
         if let Some(fallback) = fallback_keys {
             // A new fallback key replaces the device's old one of the same algorithm.
@@ -75,9 +75,9 @@ impl Engine {
                 check_key_id("fallback_keys", &id)?;
                 let algorithm = id.split(':').next().unwrap_or_default();
                 for (old, _) in current.iter().filter(|(k, _)| k.starts_with(&format!("{device}\t{algorithm}:"))) {
-                    writes.push(MatrixWrite::Remove { map: fallback_name(me), key: old.clone() });
+                    writes.push(ObjectWrite::Remove { map: fallback_name(me), key: old.clone() });
                 }
-                writes.push(MatrixWrite::Put { map: fallback_name(me), key: format!("{device}\t{id}"), data: key });
+                writes.push(ObjectWrite::Put { map: fallback_name(me), key: format!("{device}\t{id}"), data: key });
             }
         }
         if !writes.is_empty() {
@@ -164,7 +164,7 @@ impl Engine {
             let candidate =
                 self.matrix_entries(&one_time_name(user)).await?.into_iter().find(|(k, _)| k.starts_with(&prefix));
             let Some((key, value)) = candidate else { break };
-            let remove = MatrixWrite::Remove { map: one_time_name(user), key: key.clone() };
+            let remove = ObjectWrite::Remove { map: one_time_name(user), key: key.clone() };
             match self.matrix_batch(vec![remove], None).await {
                 Ok(()) => {
                     self.refresh_key_counts(user, device).await?;
@@ -196,13 +196,13 @@ impl Engine {
         let mut writes = Vec::new();
         for (key, _) in self.matrix_entries(&keys_name(user_id)).await? {
             if key == device_id {
-                writes.push(MatrixWrite::Remove { map: keys_name(user_id), key });
+                writes.push(ObjectWrite::Remove { map: keys_name(user_id), key });
             }
         }
         for name in [one_time_name(user_id), fallback_name(user_id)] {
             for (key, _) in self.matrix_entries(&name).await? {
                 if key.starts_with(&prefix) {
-                    writes.push(MatrixWrite::Remove { map: name.clone(), key });
+                    writes.push(ObjectWrite::Remove { map: name.clone(), key });
                 }
             }
         }
@@ -229,7 +229,7 @@ impl Engine {
                 };
                 for target in targets {
                     let data = json!({ "type": event_type, "sender": caller.user_id, "content": content });
-                    writes.push(MatrixWrite::Append { list: super::sync::to_device_name(user, target), data });
+                    writes.push(ObjectWrite::Append { list: super::sync::to_device_name(user, target), data });
                 }
             }
         }
