@@ -19,6 +19,7 @@ API_KEY_SID = os.environ["FERROSYNC_API_KEY_SID"]
 API_KEY_SECRET = os.environ["FERROSYNC_API_KEY_SECRET"]
 
 SYNC_BASE = URL + "/twilio/sync"
+PROXY_BASE = URL + "/twilio/proxy"
 SYNC_V1 = SYNC_BASE + "/v1"
 API_BASE = URL + "/twilio/api"
 IAM_BASE = URL + "/twilio/iam"
@@ -46,6 +47,7 @@ def make_client(username, password, account_sid=None):
     # A non-empty environment keeps TWILIO_EDGE / TWILIO_REGION from rewriting the host.
     client = Client(username, password, account_sid=account_sid, environment={"_": "1"})
     client.sync.base_url = SYNC_BASE
+    client.proxy.base_url = PROXY_BASE
     client.api.base_url = API_BASE
     client.iam.base_url = IAM_BASE
     return client

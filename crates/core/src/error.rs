@@ -159,6 +159,7 @@ pub enum NotFoundKind {
     MatrixRoom,
     MatrixAlias,
     MatrixEvent,
+    ProxyService,
 }
 
 impl std::fmt::Display for NotFoundKind {
@@ -178,6 +179,7 @@ impl std::fmt::Display for NotFoundKind {
             NotFoundKind::MatrixRoom => f.write_str("room"),
             NotFoundKind::MatrixAlias => f.write_str("room alias"),
             NotFoundKind::MatrixEvent => f.write_str("event"),
+            NotFoundKind::ProxyService => f.write_str("Proxy service"),
         }
     }
 }
@@ -197,7 +199,7 @@ impl CoreError {
             CoreError::TooLarge { .. } => ErrorCode::TooLarge,
             CoreError::InvalidSid(_) => ErrorCode::InvalidSid,
             CoreError::NotFound { what, .. } => match what {
-                NotFoundKind::Service => ErrorCode::ServiceNotFound,
+                NotFoundKind::Service | NotFoundKind::ProxyService => ErrorCode::ServiceNotFound,
                 NotFoundKind::Object(_) => ErrorCode::ObjectNotFound,
                 NotFoundKind::Item => ErrorCode::ItemNotFound,
                 NotFoundKind::ApiKey => ErrorCode::ApiKeyNotFound,

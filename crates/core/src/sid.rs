@@ -13,6 +13,12 @@ pub enum SidKind {
     Map,
     Stream,
     StreamMessage,
+    ProxyService,
+    ProxySession,
+    ProxyParticipant,
+    ProxyInteraction,
+    PhoneNumber,
+    ShortCode,
 }
 
 impl SidKind {
@@ -26,6 +32,12 @@ impl SidKind {
             SidKind::Map => "MP",
             SidKind::Stream => "TO",
             SidKind::StreamMessage => "TZ",
+            SidKind::ProxyService => "KS",
+            SidKind::ProxySession => "KC",
+            SidKind::ProxyParticipant => "KP",
+            SidKind::ProxyInteraction => "KI",
+            SidKind::PhoneNumber => "PN",
+            SidKind::ShortCode => "SC",
         }
     }
 
@@ -39,6 +51,12 @@ impl SidKind {
             "MP" => SidKind::Map,
             "TO" => SidKind::Stream,
             "TZ" => SidKind::StreamMessage,
+            "KS" => SidKind::ProxyService,
+            "KC" => SidKind::ProxySession,
+            "KP" => SidKind::ProxyParticipant,
+            "KI" => SidKind::ProxyInteraction,
+            "PN" => SidKind::PhoneNumber,
+            "SC" => SidKind::ShortCode,
             _ => return None,
         })
     }

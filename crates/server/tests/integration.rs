@@ -46,6 +46,8 @@ mod sqlite {
     mod rest;
     #[path = "ttl.rs"]
     mod ttl;
+    #[path = "twilio_proxy.rs"]
+    mod twilio_proxy;
     #[path = "twilio_sync.rs"]
     mod twilio_sync;
     #[path = "twilsock.rs"]
@@ -89,6 +91,8 @@ mod postgres {
     mod rest;
     #[path = "ttl.rs"]
     mod ttl;
+    #[path = "twilio_proxy.rs"]
+    mod twilio_proxy;
     #[path = "twilio_sync.rs"]
     mod twilio_sync;
     #[path = "twilsock.rs"]

@@ -135,6 +135,7 @@ mod cognito_sync;
 mod credentials;
 mod matrix;
 mod objects;
+mod proxy;
 mod services;
 
 pub use cognito_identities::{
@@ -145,6 +146,7 @@ pub use matrix::{
     CreateRoom, MatrixCaller, MatrixPresence, MatrixProfile, MatrixRegistration, MatrixSession, MessagesRequest,
     SyncParams,
 };
+pub use proxy::{PROXY_SERVICE, ProxyService, ProxyServicePatch};
 pub use services::MATRIX_SERVICE;
 
 use services::ServiceCache;

@@ -99,6 +99,7 @@ impl Engine {
             Some(found) => found,
             None if service == DEFAULT_SERVICE => self.create_named_service(DEFAULT_SERVICE, "Default Service").await?,
             None if service == MATRIX_SERVICE => self.create_named_service(MATRIX_SERVICE, "Matrix").await?,
+            None if service == super::PROXY_SERVICE => self.create_named_service(super::PROXY_SERVICE, "Proxy").await?,
             None => return Err(CoreError::not_found(NotFoundKind::Service, service)),
         };
         self.service_cache.put(service, &found);
@@ -106,7 +107,7 @@ impl Engine {
     }
 
     /// The services that exist for every account (Twilio's `default`, the Matrix face's
-    /// `matrix`) come into being the first time they are named.
+    /// `matrix`, the Proxy face's `proxy`) come into being the first time they are named.
     async fn create_named_service(&self, name: &str, friendly_name: &str) -> Result<Service, CoreError> {
         let m = Mutation::CreateService {
             sid: Sid::new(SidKind::Service),

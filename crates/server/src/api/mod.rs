@@ -8,6 +8,7 @@ pub mod matrix;
 pub mod native;
 pub mod ops;
 pub mod twilio;
+pub mod twilio_proxy;
 pub mod twilio_sync;
 pub mod twilsock;
 
@@ -24,6 +25,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(cognito_identity::router::router())
         .nest("/api/v1", native::router::router())
         .nest("/twilio/sync/v1", twilio_sync::router::router())
+        .nest("/twilio/proxy/v1", twilio_proxy::router::router())
         .nest("/twilio/api", twilio::keys::v2010_router().fallback(twilio::error::route_not_found))
         .nest("/twilio/iam", twilio::keys::iam_router().fallback(twilio::error::route_not_found))
         .merge(twilsock::router::router())

@@ -1,0 +1,108 @@
+//! The Twilio Proxy REST face over real HTTP: Proxy services with Twilio's wire conventions
+//! (forms, Twilio's error body, `meta` paging with absolute URLs, unique names).
+
+use super::common::{Resp, TestServer, form_body, send};
+use reqwest::Method;
+use serde_json::json;
+
+const MOUNT: &str = "/twilio/proxy/v1";
+
+async fn proxy(s: &TestServer, method: Method, path: &str, form: &[(&str, &str)]) -> Resp {
+    let req = s
+        .http
+        .request(method, format!("{}{MOUNT}{path}", s.server.url()))
+        .basic_auth(&s.account_sid, Some(&s.auth_token))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(form));
+    send(req).await
+}
+
+fn error(r: &Resp, status: u16, code: u64) {
+    assert_eq!((r.status, &r.body["code"]), (status, &json!(code)), "{}", r.text);
+    assert_eq!(r.body["more_info"], format!("https://www.twilio.com/docs/errors/{code}"));
+}
+
+#[tokio::test]
+async fn proxy_services_are_created_read_renamed_listed_and_deleted() {
+    let Some(s) = TestServer::start().await else { return };
+    let made = proxy(
+        &s,
+        Method::POST,
+        "/Services",
+        &[("UniqueName", "rides"), ("DefaultTtl", "3600"), ("CallbackUrl", "https://example.com/cb")],
+    )
+    .await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let svc = made.body["sid"].as_str().expect("a sid").to_owned();
+    assert!(svc.starts_with("KS") && svc.len() == 34, "{svc}");
+    let url = format!("{}{MOUNT}/Services/{svc}", s.server.url());
+    assert_eq!((&made.body["url"], &made.body["links"]["sessions"]), (&json!(url), &json!(format!("{url}/Sessions"))));
+    assert_eq!(
+        (&made.body["default_ttl"], &made.body["geo_match_level"], &made.body["number_selection_behavior"]),
+        (&json!(3600), &json!("country"), &json!("prefer-sticky"))
+    );
+    assert_eq!(made.body["account_sid"], s.account_sid.as_str());
+    assert!(made.body["intercept_callback_url"].is_null());
+
+    // Unique names are unique; fetch by SID or by unique name.
+    error(&proxy(&s, Method::POST, "/Services", &[("UniqueName", "rides")]).await, 409, 54301);
+    assert_eq!(proxy(&s, Method::GET, "/Services/rides", &[]).await.body["sid"], svc.as_str());
+    let renamed = proxy(
+        &s,
+        Method::POST,
+        &format!("/Services/{svc}"),
+        &[("UniqueName", "trips"), ("GeoMatchLevel", "area-code"), ("CallbackUrl", "")],
+    )
+    .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+    assert_eq!(
+        (&renamed.body["unique_name"], &renamed.body["geo_match_level"]),
+        (&json!("trips"), &json!("area-code"))
+    );
+    assert!(renamed.body["callback_url"].is_null(), "sent empty, it is cleared");
+    assert_eq!(renamed.body["default_ttl"], 3600, "what was not sent stays");
+    error(&proxy(&s, Method::GET, "/Services/rides", &[]).await, 404, 20404);
+    assert_eq!(
+        proxy(&s, Method::POST, "/Services", &[("UniqueName", "rides")]).await.status,
+        201,
+        "the old name is free"
+    );
+
+    // Bad input names its field and changes nothing.
+    for (form, field) in [
+        (vec![("FriendlyName", "x")], "UniqueName"),
+        (vec![("UniqueName", "g"), ("GeoMatchLevel", "planet")], "GeoMatchLevel"),
+        (vec![("UniqueName", "n"), ("NumberSelectionBehavior", "random")], "NumberSelectionBehavior"),
+        (vec![("UniqueName", "u"), ("InterceptCallbackUrl", "ftp://x")], "InterceptCallbackUrl"),
+        (vec![("UniqueName", "t"), ("DefaultTtl", "soon")], "DefaultTtl"),
+        (vec![("UniqueName", "c"), ("ChatInstanceSid", "KS0")], "ChatInstanceSid"),
+    ] {
+        let r = proxy(&s, Method::POST, "/Services", &form).await;
+        error(&r, 400, 20001);
+        assert!(r.body["message"].as_str().is_some_and(|m| m.contains(field)), "{field}: {}", r.text);
+    }
+    let long = "x".repeat(192);
+    error(&proxy(&s, Method::POST, "/Services", &[("UniqueName", long.as_str())]).await, 400, 20001);
+
+    // Listing pages with absolute URLs under Proxy's key.
+    let first = proxy(&s, Method::GET, "/Services?PageSize=1", &[]).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.body["meta"]["key"], "services");
+    assert_eq!(first.body["services"].as_array().map(Vec::len), Some(1));
+    let next = first.body["meta"]["next_page_url"].as_str().expect("a next page").to_owned();
+    let second = send(s.http.get(&next).basic_auth(&s.account_sid, Some(&s.auth_token))).await;
+    assert_eq!(second.body["services"].as_array().map(Vec::len), Some(1), "{}", second.text);
+    assert_ne!(second.body["services"][0]["sid"], first.body["services"][0]["sid"]);
+    error(&proxy(&s, Method::GET, "/Services?PageSize=1001", &[]).await, 400, 20001);
+
+    assert_eq!(proxy(&s, Method::DELETE, &format!("/Services/{svc}"), &[]).await.status, 204);
+    error(&proxy(&s, Method::GET, &format!("/Services/{svc}"), &[]).await, 404, 20404);
+    error(&proxy(&s, Method::DELETE, &format!("/Services/{svc}"), &[]).await, 404, 20404);
+    assert_eq!(
+        proxy(&s, Method::POST, "/Services", &[("UniqueName", "trips")]).await.status,
+        201,
+        "freed by the delete"
+    );
+    let unauthenticated = send(s.http.get(format!("{}{MOUNT}/Services", s.server.url()))).await;
+    error(&unauthenticated, 401, 20003);
+}
