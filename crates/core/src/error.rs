@@ -160,6 +160,7 @@ pub enum NotFoundKind {
     MatrixAlias,
     MatrixEvent,
     ProxyService,
+    PhoneNumber,
 }
 
 impl std::fmt::Display for NotFoundKind {
@@ -180,6 +181,7 @@ impl std::fmt::Display for NotFoundKind {
             NotFoundKind::MatrixAlias => f.write_str("room alias"),
             NotFoundKind::MatrixEvent => f.write_str("event"),
             NotFoundKind::ProxyService => f.write_str("Proxy service"),
+            NotFoundKind::PhoneNumber => f.write_str("phone number"),
         }
     }
 }
@@ -200,6 +202,7 @@ impl CoreError {
             CoreError::InvalidSid(_) => ErrorCode::InvalidSid,
             CoreError::NotFound { what, .. } => match what {
                 NotFoundKind::Service | NotFoundKind::ProxyService => ErrorCode::ServiceNotFound,
+                NotFoundKind::PhoneNumber => ErrorCode::ObjectNotFound,
                 NotFoundKind::Object(_) => ErrorCode::ObjectNotFound,
                 NotFoundKind::Item => ErrorCode::ItemNotFound,
                 NotFoundKind::ApiKey => ErrorCode::ApiKeyNotFound,

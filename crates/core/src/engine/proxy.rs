@@ -1,6 +1,9 @@
 //! Twilio Proxy's records, kept as objects of the `proxy` service so the change log carries
 //! every change (the native API watches them like any other object): Proxy services in the
-//! `services` Map keyed by SID, with their unique names claimed in `service_names`.
+//! `services` Map keyed by SID, with their unique names claimed in `service_names`; each
+//! service's number pool in `<KS>/phone_numbers` keyed by SID, every number claimed by one
+//! service at a time in `numbers` (keyed by the E.164 number) and known by its SID in
+//! `number_sids`.
 
 use super::{Engine, require_admin, unexpected};
 use crate::auth::Principal;
@@ -16,6 +19,12 @@ use serde::{Deserialize, Serialize};
 pub const PROXY_SERVICE: &str = "proxy";
 const SERVICES: &str = "services";
 const SERVICE_NAMES: &str = "service_names";
+const NUMBERS: &str = "numbers";
+const NUMBER_SIDS: &str = "number_sids";
+
+fn pool_name(service: &Sid) -> String {
+    format!("{service}/phone_numbers")
+}
 
 /// Unique names, at most (Twilio's limit).
 pub const MAX_UNIQUE_NAME_CHARS: usize = 191;
@@ -159,6 +168,26 @@ impl Engine {
         }
     }
 
+    /// Every entry of a Map of the proxy service, in key order.
+    async fn proxy_all(&self, map: &str) -> Result<Vec<Item>, CoreError> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = PageRequest { order: crate::page::Order::Asc, from: None, after: after.take(), limit: 1000 };
+            let got = match self.items(&Principal::Root, PROXY_SERVICE, ObjectKind::Map, map, page).await {
+                Ok(got) => got,
+                Err(CoreError::NotFound { .. }) => return Ok(out),
+                Err(e) => return Err(e),
+            };
+            after = got.items.last().and_then(|i| i.key.clone()).map(crate::page::Cursor::Key);
+            let more = got.next.is_some();
+            out.extend(got.items);
+            if !more || after.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
     /// A Proxy service and the revision it was read at, by SID or unique name.
     async fn proxy_service_at(&self, principal: &Principal, id: &str) -> Result<(ProxyService, u64), CoreError> {
         require_admin(principal)?;
@@ -238,10 +267,17 @@ impl Engine {
 
     pub async fn remove_proxy_service(&self, principal: &Principal, id: &str) -> Result<(), CoreError> {
         let (current, _) = self.proxy_service_at(principal, id).await?;
-        let writes = vec![
+        let mut writes = vec![
             ObjectWrite::Remove { map: SERVICES.into(), key: current.sid.to_string() },
             ObjectWrite::Remove { map: SERVICE_NAMES.into(), key: current.unique_name.clone() },
         ];
+        // Its numbers go back to being free.
+        let pool = pool_name(&current.sid);
+        for item in self.proxy_all(&pool).await? {
+            let number = decode_number(&item)?;
+            writes.push(ObjectWrite::Remove { map: pool.clone(), key: number.sid.to_string() });
+            writes.push(free(&number));
+        }
         self.proxy_batch(writes).await
     }
 
@@ -258,6 +294,203 @@ impl Engine {
             Err(e) => return Err(e),
         };
         let items = got.items.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { items, next: got.next })
+    }
+}
+
+/// A number in a service's pool (`PN…`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProxyNumber {
+    pub sid: Sid,
+    pub service_sid: Sid,
+    pub phone_number: String,
+    pub is_reserved: bool,
+    pub date_created: Timestamp,
+    pub date_updated: Timestamp,
+}
+
+impl ProxyNumber {
+    /// The ISO country of the number's calling code, for the codes this server knows.
+    pub fn iso_country(&self) -> Option<&'static str> {
+        const CODES: &[(&str, &str)] = &[
+            ("+1", "US"),
+            ("+44", "GB"),
+            ("+33", "FR"),
+            ("+49", "DE"),
+            ("+34", "ES"),
+            ("+39", "IT"),
+            ("+31", "NL"),
+            ("+61", "AU"),
+            ("+81", "JP"),
+            ("+55", "BR"),
+            ("+91", "IN"),
+        ];
+        CODES.iter().find(|(code, _)| self.phone_number.starts_with(code)).map(|(_, iso)| *iso)
+    }
+}
+
+/// E.164: `+`, then 2 to 15 digits, the first not 0.
+fn check_e164(number: &str) -> Result<(), CoreError> {
+    let digits = number.strip_prefix('+').unwrap_or_default();
+    let ok = (2..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) && !digits.starts_with('0');
+    if ok { Ok(()) } else { Err(CoreError::invalid("PhoneNumber", format!("'{number}' is not an E.164 number"))) }
+}
+
+/// The claim of a number no service holds: it keeps its SID.
+fn free(number: &ProxyNumber) -> ObjectWrite {
+    let data = serde_json::json!({ "sid": number.sid, "service_sid": null });
+    ObjectWrite::Put { map: NUMBERS.into(), key: number.phone_number.clone(), data }
+}
+
+fn decode_number(item: &Item) -> Result<ProxyNumber, CoreError> {
+    serde_json::from_value(item.data.clone())
+        .map_err(|e| CoreError::Store(crate::store::StoreError::Backend(format!("a pool number is unreadable: {e}"))))
+}
+
+impl Engine {
+    /// AddPhoneNumber: by E.164 number, or by the SID of a number this server has seen; a number
+    /// belongs to one service at a time.
+    pub async fn add_proxy_number(
+        &self,
+        principal: &Principal,
+        service: &str,
+        phone_number: Option<&str>,
+        sid: Option<&str>,
+        is_reserved: bool,
+    ) -> Result<ProxyNumber, CoreError> {
+        let (svc, _) = self.proxy_service_at(principal, service).await?;
+        let number = match (phone_number, sid) {
+            (Some(n), _) => {
+                check_e164(n)?;
+                n.to_owned()
+            }
+            (None, Some(given)) => {
+                Sid::parse_kind(given, SidKind::PhoneNumber)
+                    .map_err(|_| CoreError::invalid("Sid", format!("'{given}' is not a PN… SID")))?;
+                let known = self.proxy_entry(NUMBER_SIDS, given).await?;
+                known.and_then(|k| k.data["phone_number"].as_str().map(str::to_owned)).ok_or_else(|| {
+                    CoreError::invalid("Sid", format!("{given} is not a number this server knows; send PhoneNumber"))
+                })?
+            }
+            (None, None) => return Err(CoreError::invalid("PhoneNumber", "is required (or Sid)")),
+        };
+        // A number keeps its SID for good; its claim names the service holding it, if any.
+        let claim = self.proxy_entry(NUMBERS, &number).await?;
+        let taken = || CoreError::ResourceConflict(format!("{number} belongs to a Proxy service already"));
+        if claim.as_ref().is_some_and(|c| !c.data["service_sid"].is_null()) {
+            return Err(taken());
+        }
+        let known = claim.as_ref().and_then(|c| c.data["sid"].as_str().map(str::to_owned));
+        let sid = match (known, sid) {
+            (Some(known), Some(given)) if known != given => {
+                return Err(CoreError::invalid("Sid", format!("{given} is not the SID of {number}")));
+            }
+            (Some(known), _) => Sid::parse_kind(&known, SidKind::PhoneNumber).map_err(CoreError::InvalidSid)?,
+            (None, Some(given)) => Sid::parse_kind(given, SidKind::PhoneNumber)
+                .map_err(|_| CoreError::invalid("Sid", format!("'{given}' is not a PN… SID")))?,
+            (None, None) => Sid::new(SidKind::PhoneNumber),
+        };
+        let now = Timestamp::now();
+        let record = ProxyNumber {
+            sid: sid.clone(),
+            service_sid: svc.sid.clone(),
+            phone_number: number.clone(),
+            is_reserved,
+            date_created: now,
+            date_updated: now,
+        };
+        let data = serde_json::to_value(&record).map_err(|e| CoreError::invalid("PhoneNumber", e.to_string()))?;
+        let held = serde_json::json!({ "sid": sid, "service_sid": svc.sid });
+        let claim_write = match &claim {
+            Some(c) => {
+                ObjectWrite::Replace { map: NUMBERS.into(), key: number.clone(), data: held, revision: c.revision }
+            }
+            None => ObjectWrite::Create { map: NUMBERS.into(), key: number.clone(), data: held },
+        };
+        let writes = vec![
+            claim_write,
+            ObjectWrite::Put {
+                map: NUMBER_SIDS.into(),
+                key: sid.to_string(),
+                data: serde_json::json!({ "phone_number": number }),
+            },
+            ObjectWrite::Create { map: pool_name(&svc.sid), key: sid.to_string(), data },
+        ];
+        // Another request claimed it first.
+        self.proxy_batch(writes).await.map_err(|e| match e {
+            CoreError::AlreadyExists { .. } | CoreError::RevisionMismatch { .. } => taken(),
+            other => other,
+        })?;
+        Ok(record)
+    }
+
+    async fn proxy_number_at(
+        &self,
+        principal: &Principal,
+        service: &str,
+        id: &str,
+    ) -> Result<(ProxyNumber, u64), CoreError> {
+        let (svc, _) = self.proxy_service_at(principal, service).await?;
+        let missing = || CoreError::not_found(NotFoundKind::PhoneNumber, id);
+        // By SID, or by the number itself.
+        let sid = if Sid::parse_kind(id, SidKind::PhoneNumber).is_ok() {
+            id.to_owned()
+        } else {
+            let claim = self.proxy_entry(NUMBERS, id).await?.ok_or_else(missing)?;
+            claim.data["sid"].as_str().ok_or_else(missing)?.to_owned()
+        };
+        let item = self.proxy_entry(&pool_name(&svc.sid), &sid).await?.ok_or_else(missing)?;
+        Ok((decode_number(&item)?, item.revision))
+    }
+
+    pub async fn proxy_number(&self, principal: &Principal, service: &str, id: &str) -> Result<ProxyNumber, CoreError> {
+        Ok(self.proxy_number_at(principal, service, id).await?.0)
+    }
+
+    /// UpdatePhoneNumber: only whether it is reserved.
+    pub async fn update_proxy_number(
+        &self,
+        principal: &Principal,
+        service: &str,
+        id: &str,
+        is_reserved: Option<bool>,
+    ) -> Result<ProxyNumber, CoreError> {
+        let (mut number, revision) = self.proxy_number_at(principal, service, id).await?;
+        if let Some(reserved) = is_reserved {
+            number.is_reserved = reserved;
+            number.date_updated = Timestamp::now();
+            let data = serde_json::to_value(&number).map_err(|e| CoreError::invalid("IsReserved", e.to_string()))?;
+            let key = number.sid.to_string();
+            self.proxy_batch(vec![ObjectWrite::Replace { map: pool_name(&number.service_sid), key, data, revision }])
+                .await?;
+        }
+        Ok(number)
+    }
+
+    /// RemovePhoneNumber: out of the pool, free for another service.
+    pub async fn remove_proxy_number(&self, principal: &Principal, service: &str, id: &str) -> Result<(), CoreError> {
+        let (number, _) = self.proxy_number_at(principal, service, id).await?;
+        self.proxy_batch(vec![
+            ObjectWrite::Remove { map: pool_name(&number.service_sid), key: number.sid.to_string() },
+            free(&number),
+        ])
+        .await
+    }
+
+    /// A page of a service's pool, in the order the numbers were added.
+    pub async fn proxy_numbers(
+        &self,
+        principal: &Principal,
+        service: &str,
+        page: PageRequest,
+    ) -> Result<Page<ProxyNumber>, CoreError> {
+        let (svc, _) = self.proxy_service_at(principal, service).await?;
+        let got = match self.items(&Principal::Root, PROXY_SERVICE, ObjectKind::Map, &pool_name(&svc.sid), page).await {
+            Ok(got) => got,
+            Err(CoreError::NotFound { .. }) => return Ok(Page { items: Vec::new(), next: None }),
+            Err(e) => return Err(e),
+        };
+        let items = got.items.iter().map(decode_number).collect::<Result<Vec<_>, _>>()?;
         Ok(Page { items, next: got.next })
     }
 }

@@ -106,3 +106,78 @@ async fn proxy_services_are_created_read_renamed_listed_and_deleted() {
     let unauthenticated = send(s.http.get(format!("{}{MOUNT}/Services", s.server.url()))).await;
     error(&unauthenticated, 401, 20003);
 }
+
+#[tokio::test]
+async fn a_number_belongs_to_one_pool_at_a_time() {
+    let Some(s) = TestServer::start().await else { return };
+    let svc = |name: &'static str| {
+        let s = &s;
+        async move {
+            let r = proxy(s, Method::POST, "/Services", &[("UniqueName", name)]).await;
+            assert_eq!(r.status, 201, "{}", r.text);
+            r.body["sid"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let (a, b) = (svc("pool-a").await, svc("pool-b").await);
+    let added =
+        proxy(&s, Method::POST, &format!("/Services/{a}/PhoneNumbers"), &[("PhoneNumber", "+14155550100")]).await;
+    assert_eq!(added.status, 201, "{}", added.text);
+    let pn = added.body["sid"].as_str().expect("a sid").to_owned();
+    assert!(pn.starts_with("PN"), "{pn}");
+    assert_eq!(
+        (&added.body["iso_country"], &added.body["is_reserved"], &added.body["in_use"], &added.body["service_sid"]),
+        (&json!("US"), &json!(false), &json!(0), &json!(a))
+    );
+    assert_eq!(added.body["url"], format!("{}{MOUNT}/Services/{a}/PhoneNumbers/{pn}", s.server.url()));
+
+    // Taken: by another service, or twice by the same.
+    for owner in [&b, &a] {
+        let again =
+            proxy(&s, Method::POST, &format!("/Services/{owner}/PhoneNumbers"), &[("PhoneNumber", "+14155550100")])
+                .await;
+        error(&again, 400, 80601);
+    }
+    for bad in ["4155550100", "+0123", "+1415555010x", "+1234567890123456"] {
+        let r = proxy(&s, Method::POST, &format!("/Services/{a}/PhoneNumbers"), &[("PhoneNumber", bad)]).await;
+        error(&r, 400, 20001);
+        assert!(r.body["message"].as_str().is_some_and(|m| m.contains("PhoneNumber")), "{}", r.text);
+    }
+    let unknown = format!("PN{}", "0".repeat(32));
+    error(
+        &proxy(&s, Method::POST, &format!("/Services/{a}/PhoneNumbers"), &[("Sid", unknown.as_str())]).await,
+        400,
+        20001,
+    );
+
+    // Fetch by SID or by the number; reserve; list.
+    assert_eq!(
+        proxy(&s, Method::GET, &format!("/Services/{a}/PhoneNumbers/{pn}"), &[]).await.body["phone_number"],
+        "+14155550100"
+    );
+    assert_eq!(
+        proxy(&s, Method::GET, &format!("/Services/{a}/PhoneNumbers/%2B14155550100"), &[]).await.body["sid"],
+        pn.as_str()
+    );
+    error(&proxy(&s, Method::GET, &format!("/Services/{b}/PhoneNumbers/{pn}"), &[]).await, 404, 20404);
+    let reserved =
+        proxy(&s, Method::POST, &format!("/Services/{a}/PhoneNumbers/{pn}"), &[("IsReserved", "true")]).await;
+    assert_eq!(reserved.body["is_reserved"], true, "{}", reserved.text);
+    proxy(&s, Method::POST, &format!("/Services/{a}/PhoneNumbers"), &[("PhoneNumber", "+442071838750")]).await;
+    let listed = proxy(&s, Method::GET, &format!("/Services/{a}/PhoneNumbers?PageSize=1"), &[]).await;
+    assert_eq!(
+        (&listed.body["meta"]["key"], listed.body["phone_numbers"].as_array().map(Vec::len)),
+        (&json!("phone_numbers"), Some(1))
+    );
+    assert!(listed.body["meta"]["next_page_url"].is_string(), "{}", listed.text);
+
+    // Removed from a: free for b, by its SID.
+    assert_eq!(proxy(&s, Method::DELETE, &format!("/Services/{a}/PhoneNumbers/{pn}"), &[]).await.status, 204);
+    let moved = proxy(&s, Method::POST, &format!("/Services/{b}/PhoneNumbers"), &[("Sid", pn.as_str())]).await;
+    assert_eq!((moved.status, &moved.body["phone_number"]), (201, &json!("+14155550100")), "{}", moved.text);
+    // Deleting b frees its numbers too.
+    assert_eq!(proxy(&s, Method::DELETE, &format!("/Services/{b}"), &[]).await.status, 204);
+    let back =
+        proxy(&s, Method::POST, &format!("/Services/{a}/PhoneNumbers"), &[("PhoneNumber", "+14155550100")]).await;
+    assert_eq!((back.status, &back.body["sid"]), (201, &json!(pn)), "the same number keeps its SID: {}", back.text);
+    error(&proxy(&s, Method::GET, &format!("/Services/{b}/PhoneNumbers"), &[]).await, 404, 20404);
+}

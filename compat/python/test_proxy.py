@@ -1,5 +1,8 @@
 """twilio-python's Proxy client against the Proxy face: services created, fetched, updated,
-listed through the library's paging (list, stream, page) and deleted, with Twilio's errors."""
+listed through the library's paging (list, stream, page) and deleted, and their pools of numbers,
+with Twilio's errors."""
+
+import uuid
 
 import helpers
 
@@ -56,3 +59,25 @@ def test_services_page_through_list_stream_and_page(client):
     finally:
         for s in made:
             client.proxy.v1.services(s.sid).delete()
+
+
+def test_the_number_pool_through_the_library(client):
+    a = client.proxy.v1.services.create(unique_name=helpers.unique("pool-a"))
+    b = client.proxy.v1.services.create(unique_name=helpers.unique("pool-b"))
+    number = "+1415555" + str(uuid.uuid4().int % 10000).zfill(4)
+    try:
+        added = client.proxy.v1.services(a.sid).phone_numbers.create(phone_number=number, is_reserved=True)
+        assert added.sid.startswith("PN") and (added.phone_number, added.is_reserved) == (number, True)
+        assert added.iso_country == "US" and added.in_use == 0
+        err = helpers.rest_error(client.proxy.v1.services(b.sid).phone_numbers.create, phone_number=number)
+        assert (err.status, err.code) == (400, 80601)
+        updated = client.proxy.v1.services(a.sid).phone_numbers(added.sid).update(is_reserved=False)
+        assert updated.is_reserved is False
+        listed = client.proxy.v1.services(a.sid).phone_numbers.list()
+        assert [n.sid for n in listed] == [added.sid]
+        assert client.proxy.v1.services(a.sid).phone_numbers(added.sid).delete() is True
+        moved = client.proxy.v1.services(b.sid).phone_numbers.create(sid=added.sid)
+        assert (moved.sid, moved.phone_number, moved.service_sid) == (added.sid, number, b.sid)
+    finally:
+        client.proxy.v1.services(a.sid).delete()
+        client.proxy.v1.services(b.sid).delete()
