@@ -161,6 +161,7 @@ pub enum NotFoundKind {
     MatrixEvent,
     ProxyService,
     PhoneNumber,
+    ShortCode,
 }
 
 impl std::fmt::Display for NotFoundKind {
@@ -182,6 +183,7 @@ impl std::fmt::Display for NotFoundKind {
             NotFoundKind::MatrixEvent => f.write_str("event"),
             NotFoundKind::ProxyService => f.write_str("Proxy service"),
             NotFoundKind::PhoneNumber => f.write_str("phone number"),
+            NotFoundKind::ShortCode => f.write_str("short code"),
         }
     }
 }
@@ -202,7 +204,7 @@ impl CoreError {
             CoreError::InvalidSid(_) => ErrorCode::InvalidSid,
             CoreError::NotFound { what, .. } => match what {
                 NotFoundKind::Service | NotFoundKind::ProxyService => ErrorCode::ServiceNotFound,
-                NotFoundKind::PhoneNumber => ErrorCode::ObjectNotFound,
+                NotFoundKind::PhoneNumber | NotFoundKind::ShortCode => ErrorCode::ObjectNotFound,
                 NotFoundKind::Object(_) => ErrorCode::ObjectNotFound,
                 NotFoundKind::Item => ErrorCode::ItemNotFound,
                 NotFoundKind::ApiKey => ErrorCode::ApiKeyNotFound,

@@ -146,7 +146,7 @@ pub use matrix::{
     CreateRoom, MatrixCaller, MatrixPresence, MatrixProfile, MatrixRegistration, MatrixSession, MessagesRequest,
     SyncParams,
 };
-pub use proxy::{PROXY_SERVICE, ProxyNumber, ProxyService, ProxyServicePatch};
+pub use proxy::{PROXY_SERVICE, Pool, ProxyNumber, ProxyService, ProxyServicePatch};
 pub use services::MATRIX_SERVICE;
 
 use services::ServiceCache;

@@ -1,9 +1,10 @@
 //! Twilio Proxy's records, kept as objects of the `proxy` service so the change log carries
 //! every change (the native API watches them like any other object): Proxy services in the
 //! `services` Map keyed by SID, with their unique names claimed in `service_names`; each
-//! service's number pool in `<KS>/phone_numbers` keyed by SID, every number claimed by one
-//! service at a time in `numbers` (keyed by the E.164 number) and known by its SID in
-//! `number_sids`.
+//! service's pools of proxy identifiers (phone numbers, short codes) in `<KS>/phone_numbers` and
+//! `<KS>/short_codes` keyed by SID, each identifier held by one service at a time through its
+//! claim (`numbers`, `short_codes`, keyed by the identifier) and known by its SID for good
+//! (`number_sids`, `short_code_sids`).
 
 use super::{Engine, require_admin, unexpected};
 use crate::auth::Principal;
@@ -19,11 +20,80 @@ use serde::{Deserialize, Serialize};
 pub const PROXY_SERVICE: &str = "proxy";
 const SERVICES: &str = "services";
 const SERVICE_NAMES: &str = "service_names";
-const NUMBERS: &str = "numbers";
-const NUMBER_SIDS: &str = "number_sids";
+/// A service's pools of proxy identifiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pool {
+    PhoneNumbers,
+    ShortCodes,
+}
 
-fn pool_name(service: &Sid) -> String {
-    format!("{service}/phone_numbers")
+impl Pool {
+    fn map(self, service: &Sid) -> String {
+        match self {
+            Pool::PhoneNumbers => format!("{service}/phone_numbers"),
+            Pool::ShortCodes => format!("{service}/short_codes"),
+        }
+    }
+
+    /// Who holds each identifier, keyed by the identifier.
+    fn claims(self) -> &'static str {
+        match self {
+            Pool::PhoneNumbers => "numbers",
+            Pool::ShortCodes => "short_codes",
+        }
+    }
+
+    /// The identifier of each SID ever given out.
+    fn sids(self) -> &'static str {
+        match self {
+            Pool::PhoneNumbers => "number_sids",
+            Pool::ShortCodes => "short_code_sids",
+        }
+    }
+
+    fn sid_kind(self) -> SidKind {
+        match self {
+            Pool::PhoneNumbers => SidKind::PhoneNumber,
+            Pool::ShortCodes => SidKind::ShortCode,
+        }
+    }
+
+    /// The request field naming the identifier.
+    pub fn field(self) -> &'static str {
+        match self {
+            Pool::PhoneNumbers => "PhoneNumber",
+            Pool::ShortCodes => "ShortCode",
+        }
+    }
+
+    fn not_found(self, id: &str) -> CoreError {
+        match self {
+            Pool::PhoneNumbers => CoreError::not_found(NotFoundKind::PhoneNumber, id),
+            Pool::ShortCodes => CoreError::not_found(NotFoundKind::ShortCode, id),
+        }
+    }
+
+    /// E.164 numbers (`+`, then 2 to 15 digits, the first not 0); short codes of 3 to 8 digits.
+    fn check(self, value: &str) -> Result<(), CoreError> {
+        let ok = match self {
+            Pool::PhoneNumbers => {
+                let digits = value.strip_prefix('+').unwrap_or_default();
+                (2..=15).contains(&digits.len())
+                    && digits.chars().all(|c| c.is_ascii_digit())
+                    && !digits.starts_with('0')
+            }
+            Pool::ShortCodes => (3..=8).contains(&value.len()) && value.chars().all(|c| c.is_ascii_digit()),
+        };
+        let shape = match self {
+            Pool::PhoneNumbers => "an E.164 number",
+            Pool::ShortCodes => "a short code of 3 to 8 digits",
+        };
+        if ok { Ok(()) } else { Err(CoreError::invalid(self.field(), format!("'{value}' is not {shape}"))) }
+    }
+
+    fn sid_prefix(self) -> &'static str {
+        self.sid_kind().prefix()
+    }
 }
 
 /// Unique names, at most (Twilio's limit).
@@ -271,12 +341,14 @@ impl Engine {
             ObjectWrite::Remove { map: SERVICES.into(), key: current.sid.to_string() },
             ObjectWrite::Remove { map: SERVICE_NAMES.into(), key: current.unique_name.clone() },
         ];
-        // Its numbers go back to being free.
-        let pool = pool_name(&current.sid);
-        for item in self.proxy_all(&pool).await? {
-            let number = decode_number(&item)?;
-            writes.push(ObjectWrite::Remove { map: pool.clone(), key: number.sid.to_string() });
-            writes.push(free(&number));
+        // Its numbers and short codes go back to being free.
+        for pool in [Pool::PhoneNumbers, Pool::ShortCodes] {
+            let map = pool.map(&current.sid);
+            for item in self.proxy_all(&map).await? {
+                let number = decode_number(&item)?;
+                writes.push(ObjectWrite::Remove { map: map.clone(), key: number.sid.to_string() });
+                writes.push(free(pool, &number));
+            }
         }
         self.proxy_batch(writes).await
     }
@@ -298,12 +370,13 @@ impl Engine {
     }
 }
 
-/// A number in a service's pool (`PN…`).
+/// An identifier in one of a service's pools: a phone number (`PN…`) or a short code (`SC…`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProxyNumber {
     pub sid: Sid,
     pub service_sid: Sid,
-    pub phone_number: String,
+    /// The E.164 number or the short code's digits.
+    pub number: String,
     pub is_reserved: bool,
     pub date_created: Timestamp,
     pub date_updated: Timestamp,
@@ -325,21 +398,14 @@ impl ProxyNumber {
             ("+55", "BR"),
             ("+91", "IN"),
         ];
-        CODES.iter().find(|(code, _)| self.phone_number.starts_with(code)).map(|(_, iso)| *iso)
+        CODES.iter().find(|(code, _)| self.number.starts_with(code)).map(|(_, iso)| *iso)
     }
 }
 
-/// E.164: `+`, then 2 to 15 digits, the first not 0.
-fn check_e164(number: &str) -> Result<(), CoreError> {
-    let digits = number.strip_prefix('+').unwrap_or_default();
-    let ok = (2..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) && !digits.starts_with('0');
-    if ok { Ok(()) } else { Err(CoreError::invalid("PhoneNumber", format!("'{number}' is not an E.164 number"))) }
-}
-
-/// The claim of a number no service holds: it keeps its SID.
-fn free(number: &ProxyNumber) -> ObjectWrite {
+/// The claim of an identifier no service holds: it keeps its SID.
+fn free(pool: Pool, number: &ProxyNumber) -> ObjectWrite {
     let data = serde_json::json!({ "sid": number.sid, "service_sid": null });
-    ObjectWrite::Put { map: NUMBERS.into(), key: number.phone_number.clone(), data }
+    ObjectWrite::Put { map: pool.claims().into(), key: number.number.clone(), data }
 }
 
 fn decode_number(item: &Item) -> Result<ProxyNumber, CoreError> {
@@ -348,34 +414,36 @@ fn decode_number(item: &Item) -> Result<ProxyNumber, CoreError> {
 }
 
 impl Engine {
-    /// AddPhoneNumber: by E.164 number, or by the SID of a number this server has seen; a number
-    /// belongs to one service at a time.
+    /// Adds an identifier to a pool: by its value, or by the SID it was given before; each is
+    /// held by one service at a time.
     pub async fn add_proxy_number(
         &self,
         principal: &Principal,
+        pool: Pool,
         service: &str,
-        phone_number: Option<&str>,
+        value: Option<&str>,
         sid: Option<&str>,
         is_reserved: bool,
     ) -> Result<ProxyNumber, CoreError> {
         let (svc, _) = self.proxy_service_at(principal, service).await?;
-        let number = match (phone_number, sid) {
+        let field = pool.field();
+        let bad_sid = |given: &str| CoreError::invalid("Sid", format!("'{given}' is not a {}… SID", pool.sid_prefix()));
+        let number = match (value, sid) {
             (Some(n), _) => {
-                check_e164(n)?;
+                pool.check(n)?;
                 n.to_owned()
             }
             (None, Some(given)) => {
-                Sid::parse_kind(given, SidKind::PhoneNumber)
-                    .map_err(|_| CoreError::invalid("Sid", format!("'{given}' is not a PN… SID")))?;
-                let known = self.proxy_entry(NUMBER_SIDS, given).await?;
-                known.and_then(|k| k.data["phone_number"].as_str().map(str::to_owned)).ok_or_else(|| {
-                    CoreError::invalid("Sid", format!("{given} is not a number this server knows; send PhoneNumber"))
+                Sid::parse_kind(given, pool.sid_kind()).map_err(|_| bad_sid(given))?;
+                let known = self.proxy_entry(pool.sids(), given).await?;
+                known.and_then(|k| k.data["number"].as_str().map(str::to_owned)).ok_or_else(|| {
+                    CoreError::invalid("Sid", format!("{given} is not one this server knows; send {field}"))
                 })?
             }
-            (None, None) => return Err(CoreError::invalid("PhoneNumber", "is required (or Sid)")),
+            (None, None) => return Err(CoreError::invalid(field, "is required (or Sid)")),
         };
-        // A number keeps its SID for good; its claim names the service holding it, if any.
-        let claim = self.proxy_entry(NUMBERS, &number).await?;
+        // An identifier keeps its SID for good; its claim names the service holding it, if any.
+        let claim = self.proxy_entry(pool.claims(), &number).await?;
         let taken = || CoreError::ResourceConflict(format!("{number} belongs to a Proxy service already"));
         if claim.as_ref().is_some_and(|c| !c.data["service_sid"].is_null()) {
             return Err(taken());
@@ -385,36 +453,38 @@ impl Engine {
             (Some(known), Some(given)) if known != given => {
                 return Err(CoreError::invalid("Sid", format!("{given} is not the SID of {number}")));
             }
-            (Some(known), _) => Sid::parse_kind(&known, SidKind::PhoneNumber).map_err(CoreError::InvalidSid)?,
-            (None, Some(given)) => Sid::parse_kind(given, SidKind::PhoneNumber)
-                .map_err(|_| CoreError::invalid("Sid", format!("'{given}' is not a PN… SID")))?,
-            (None, None) => Sid::new(SidKind::PhoneNumber),
+            (Some(known), _) => Sid::parse_kind(&known, pool.sid_kind()).map_err(CoreError::InvalidSid)?,
+            (None, Some(given)) => Sid::parse_kind(given, pool.sid_kind()).map_err(|_| bad_sid(given))?,
+            (None, None) => Sid::new(pool.sid_kind()),
         };
         let now = Timestamp::now();
         let record = ProxyNumber {
             sid: sid.clone(),
             service_sid: svc.sid.clone(),
-            phone_number: number.clone(),
+            number: number.clone(),
             is_reserved,
             date_created: now,
             date_updated: now,
         };
-        let data = serde_json::to_value(&record).map_err(|e| CoreError::invalid("PhoneNumber", e.to_string()))?;
+        let data = serde_json::to_value(&record).map_err(|e| CoreError::invalid(field, e.to_string()))?;
         let held = serde_json::json!({ "sid": sid, "service_sid": svc.sid });
         let claim_write = match &claim {
-            Some(c) => {
-                ObjectWrite::Replace { map: NUMBERS.into(), key: number.clone(), data: held, revision: c.revision }
-            }
-            None => ObjectWrite::Create { map: NUMBERS.into(), key: number.clone(), data: held },
+            Some(c) => ObjectWrite::Replace {
+                map: pool.claims().into(),
+                key: number.clone(),
+                data: held,
+                revision: c.revision,
+            },
+            None => ObjectWrite::Create { map: pool.claims().into(), key: number.clone(), data: held },
         };
         let writes = vec![
             claim_write,
             ObjectWrite::Put {
-                map: NUMBER_SIDS.into(),
+                map: pool.sids().into(),
                 key: sid.to_string(),
-                data: serde_json::json!({ "phone_number": number }),
+                data: serde_json::json!({ "number": number }),
             },
-            ObjectWrite::Create { map: pool_name(&svc.sid), key: sid.to_string(), data },
+            ObjectWrite::Create { map: pool.map(&svc.sid), key: sid.to_string(), data },
         ];
         // Another request claimed it first.
         self.proxy_batch(writes).await.map_err(|e| match e {
@@ -427,65 +497,79 @@ impl Engine {
     async fn proxy_number_at(
         &self,
         principal: &Principal,
+        pool: Pool,
         service: &str,
         id: &str,
     ) -> Result<(ProxyNumber, u64), CoreError> {
         let (svc, _) = self.proxy_service_at(principal, service).await?;
-        let missing = || CoreError::not_found(NotFoundKind::PhoneNumber, id);
-        // By SID, or by the number itself.
-        let sid = if Sid::parse_kind(id, SidKind::PhoneNumber).is_ok() {
+        // By SID, or by the identifier itself.
+        let sid = if Sid::parse_kind(id, pool.sid_kind()).is_ok() {
             id.to_owned()
         } else {
-            let claim = self.proxy_entry(NUMBERS, id).await?.ok_or_else(missing)?;
-            claim.data["sid"].as_str().ok_or_else(missing)?.to_owned()
+            let claim = self.proxy_entry(pool.claims(), id).await?.ok_or_else(|| pool.not_found(id))?;
+            claim.data["sid"].as_str().ok_or_else(|| pool.not_found(id))?.to_owned()
         };
-        let item = self.proxy_entry(&pool_name(&svc.sid), &sid).await?.ok_or_else(missing)?;
+        let item = self.proxy_entry(&pool.map(&svc.sid), &sid).await?.ok_or_else(|| pool.not_found(id))?;
         Ok((decode_number(&item)?, item.revision))
     }
 
-    pub async fn proxy_number(&self, principal: &Principal, service: &str, id: &str) -> Result<ProxyNumber, CoreError> {
-        Ok(self.proxy_number_at(principal, service, id).await?.0)
+    pub async fn proxy_number(
+        &self,
+        principal: &Principal,
+        pool: Pool,
+        service: &str,
+        id: &str,
+    ) -> Result<ProxyNumber, CoreError> {
+        Ok(self.proxy_number_at(principal, pool, service, id).await?.0)
     }
 
-    /// UpdatePhoneNumber: only whether it is reserved.
+    /// Updates an identifier of a pool: only whether it is reserved.
     pub async fn update_proxy_number(
         &self,
         principal: &Principal,
+        pool: Pool,
         service: &str,
         id: &str,
         is_reserved: Option<bool>,
     ) -> Result<ProxyNumber, CoreError> {
-        let (mut number, revision) = self.proxy_number_at(principal, service, id).await?;
+        let (mut number, revision) = self.proxy_number_at(principal, pool, service, id).await?;
         if let Some(reserved) = is_reserved {
             number.is_reserved = reserved;
             number.date_updated = Timestamp::now();
             let data = serde_json::to_value(&number).map_err(|e| CoreError::invalid("IsReserved", e.to_string()))?;
             let key = number.sid.to_string();
-            self.proxy_batch(vec![ObjectWrite::Replace { map: pool_name(&number.service_sid), key, data, revision }])
+            self.proxy_batch(vec![ObjectWrite::Replace { map: pool.map(&number.service_sid), key, data, revision }])
                 .await?;
         }
         Ok(number)
     }
 
-    /// RemovePhoneNumber: out of the pool, free for another service.
-    pub async fn remove_proxy_number(&self, principal: &Principal, service: &str, id: &str) -> Result<(), CoreError> {
-        let (number, _) = self.proxy_number_at(principal, service, id).await?;
+    /// Takes an identifier out of its pool, free for another service.
+    pub async fn remove_proxy_number(
+        &self,
+        principal: &Principal,
+        pool: Pool,
+        service: &str,
+        id: &str,
+    ) -> Result<(), CoreError> {
+        let (number, _) = self.proxy_number_at(principal, pool, service, id).await?;
         self.proxy_batch(vec![
-            ObjectWrite::Remove { map: pool_name(&number.service_sid), key: number.sid.to_string() },
-            free(&number),
+            ObjectWrite::Remove { map: pool.map(&number.service_sid), key: number.sid.to_string() },
+            free(pool, &number),
         ])
         .await
     }
 
-    /// A page of a service's pool, in the order the numbers were added.
+    /// A page of a pool, in the order its identifiers were added.
     pub async fn proxy_numbers(
         &self,
         principal: &Principal,
+        pool: Pool,
         service: &str,
         page: PageRequest,
     ) -> Result<Page<ProxyNumber>, CoreError> {
         let (svc, _) = self.proxy_service_at(principal, service).await?;
-        let got = match self.items(&Principal::Root, PROXY_SERVICE, ObjectKind::Map, &pool_name(&svc.sid), page).await {
+        let got = match self.items(&Principal::Root, PROXY_SERVICE, ObjectKind::Map, &pool.map(&svc.sid), page).await {
             Ok(got) => got,
             Err(CoreError::NotFound { .. }) => return Ok(Page { items: Vec::new(), next: None }),
             Err(e) => return Err(e),

@@ -181,3 +181,29 @@ async fn a_number_belongs_to_one_pool_at_a_time() {
     assert_eq!((back.status, &back.body["sid"]), (201, &json!(pn)), "the same number keeps its SID: {}", back.text);
     error(&proxy(&s, Method::GET, &format!("/Services/{b}/PhoneNumbers"), &[]).await, 404, 20404);
 }
+
+#[tokio::test]
+async fn short_codes_have_a_pool_of_their_own() {
+    let Some(s) = TestServer::start().await else { return };
+    let made = proxy(&s, Method::POST, "/Services", &[("UniqueName", "codes")]).await;
+    let svc = made.body["sid"].as_str().expect("a sid").to_owned();
+    let added = proxy(&s, Method::POST, &format!("/Services/{svc}/ShortCodes"), &[("ShortCode", "12345")]).await;
+    assert_eq!(added.status, 201, "{}", added.text);
+    let sc = added.body["sid"].as_str().expect("a sid").to_owned();
+    assert!(sc.starts_with("SC"), "{sc}");
+    assert_eq!((&added.body["short_code"], &added.body["is_reserved"]), (&json!("12345"), &json!(false)));
+    assert!(added.body.get("phone_number").is_none(), "{}", added.text);
+    let again = proxy(&s, Method::POST, &format!("/Services/{svc}/ShortCodes"), &[("ShortCode", "12345")]).await;
+    error(&again, 400, 80601);
+    let bad = proxy(&s, Method::POST, &format!("/Services/{svc}/ShortCodes"), &[("ShortCode", "12")]).await;
+    error(&bad, 400, 20001);
+    assert!(bad.body["message"].as_str().is_some_and(|m| m.contains("ShortCode")), "{}", bad.text);
+    let listed = proxy(&s, Method::GET, &format!("/Services/{svc}/ShortCodes"), &[]).await;
+    assert_eq!((&listed.body["meta"]["key"], &listed.body["short_codes"][0]["sid"]), (&json!("short_codes"), &json!(sc)));
+    assert_eq!(proxy(&s, Method::GET, &format!("/Services/{svc}/PhoneNumbers"), &[]).await.body["phone_numbers"], json!([]));
+    let reserved = proxy(&s, Method::POST, &format!("/Services/{svc}/ShortCodes/12345"), &[("IsReserved", "true")]).await;
+    assert_eq!(reserved.body["is_reserved"], true, "{}", reserved.text);
+    assert_eq!(proxy(&s, Method::DELETE, &format!("/Services/{svc}/ShortCodes/{sc}"), &[]).await.status, 204);
+    let back = proxy(&s, Method::POST, &format!("/Services/{svc}/ShortCodes"), &[("Sid", sc.as_str())]).await;
+    assert_eq!((back.status, &back.body["short_code"]), (201, &json!("12345")), "{}", back.text);
+}

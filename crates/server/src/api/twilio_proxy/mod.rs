@@ -1,7 +1,7 @@
 //! Twilio Proxy v1 (`/twilio/proxy/v1`): the Sync face's conventions (`api::twilio`: form
 //! parameters, Basic auth, Twilio's error body, `meta` paging) over the engine's Proxy records.
 
-pub mod phone_numbers;
+pub mod pools;
 pub mod router;
 pub mod services;
 
