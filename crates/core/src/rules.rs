@@ -478,6 +478,21 @@ impl Cx<'_> {
         Ok(item)
     }
 
+    /// A new map entry, written by this mutation's actor now.
+    fn new_entry(&self, map: &SyncObject, key: String, data: Value) -> Item {
+        Item {
+            object_sid: map.sid.clone(),
+            index: None,
+            key: Some(key),
+            data,
+            revision: 0,
+            date_created: self.now,
+            date_updated: self.now,
+            date_expires: None,
+            created_by: self.actor.name().to_owned(),
+        }
+    }
+
     /// Creates or replaces a map item, with its event.
     fn put_entry(&mut self, map: &mut SyncObject, key: String, data: Value) -> Result<Item, CoreError> {
         let (item, previous) = match self.tx.item(&map.sid, &ItemKey::Key(key.clone()))? {
@@ -487,20 +502,7 @@ impl Cx<'_> {
                 item.date_updated = self.now;
                 (item, Some(previous))
             }
-            None => {
-                let item = Item {
-                    object_sid: map.sid.clone(),
-                    index: None,
-                    key: Some(key),
-                    data,
-                    revision: 0,
-                    date_created: self.now,
-                    date_updated: self.now,
-                    date_expires: None,
-                    created_by: self.actor.name().to_owned(),
-                };
-                (item, None)
-            }
+            None => (self.new_entry(map, key, data), None),
         };
         self.touch_container(map, None)?;
         self.tx.put_item(&item)?;

@@ -557,17 +557,7 @@ impl Cx<'_> {
                     item
                 }
                 None => {
-                    let item = Item {
-                        object_sid: map.sid.clone(),
-                        index: None,
-                        key: Some(patch.key),
-                        data,
-                        revision: 0,
-                        date_created: self.now,
-                        date_updated: self.now,
-                        date_expires: None,
-                        created_by: self.actor.name().to_owned(),
-                    };
+                    let item = self.new_entry(&map, patch.key, data);
                     self.tx.put_item(&item)?;
                     self.emit_item(EventKind::MapItemAdded, &map, &item, None)?;
                     item

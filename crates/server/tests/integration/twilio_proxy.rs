@@ -199,9 +199,16 @@ async fn short_codes_have_a_pool_of_their_own() {
     error(&bad, 400, 20001);
     assert!(bad.body["message"].as_str().is_some_and(|m| m.contains("ShortCode")), "{}", bad.text);
     let listed = proxy(&s, Method::GET, &format!("/Services/{svc}/ShortCodes"), &[]).await;
-    assert_eq!((&listed.body["meta"]["key"], &listed.body["short_codes"][0]["sid"]), (&json!("short_codes"), &json!(sc)));
-    assert_eq!(proxy(&s, Method::GET, &format!("/Services/{svc}/PhoneNumbers"), &[]).await.body["phone_numbers"], json!([]));
-    let reserved = proxy(&s, Method::POST, &format!("/Services/{svc}/ShortCodes/12345"), &[("IsReserved", "true")]).await;
+    assert_eq!(
+        (&listed.body["meta"]["key"], &listed.body["short_codes"][0]["sid"]),
+        (&json!("short_codes"), &json!(sc))
+    );
+    assert_eq!(
+        proxy(&s, Method::GET, &format!("/Services/{svc}/PhoneNumbers"), &[]).await.body["phone_numbers"],
+        json!([])
+    );
+    let reserved =
+        proxy(&s, Method::POST, &format!("/Services/{svc}/ShortCodes/12345"), &[("IsReserved", "true")]).await;
     assert_eq!(reserved.body["is_reserved"], true, "{}", reserved.text);
     assert_eq!(proxy(&s, Method::DELETE, &format!("/Services/{svc}/ShortCodes/{sc}"), &[]).await.status, 204);
     let back = proxy(&s, Method::POST, &format!("/Services/{svc}/ShortCodes"), &[("Sid", sc.as_str())]).await;

@@ -131,12 +131,7 @@ impl PgStore {
         f: impl Fn(&mut PgConn) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let pool = self.readers.clone();
-        let permit = pool
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| StoreError::Unavailable("store is closed".into()))?;
+        let permit = crate::read_permit(&pool.permits).await?;
         let pooled = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let config = pool.config.clone();
         tokio::task::spawn_blocking(move || {

@@ -124,12 +124,7 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let pool = self.readers.clone();
-        let permit = pool
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| StoreError::Unavailable("store is closed".into()))?;
+        let permit = crate::read_permit(&pool.permits).await?;
         let conn = pool
             .conns
             .lock()
