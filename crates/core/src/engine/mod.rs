@@ -137,6 +137,7 @@ mod matrix;
 mod objects;
 mod proxy;
 mod services;
+mod system;
 
 pub use cognito_identities::{
     AwsSecret, DeveloperIdentityLookup, IdentityCredentials, OpenIdToken, UnprocessedIdentity,

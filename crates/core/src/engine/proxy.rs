@@ -9,7 +9,7 @@
 use super::{Engine, require_admin, unexpected};
 use crate::auth::Principal;
 use crate::error::{CoreError, NotFoundKind};
-use crate::model::{Item, ItemKey, ObjectKind};
+use crate::model::{Item, ObjectKind};
 use crate::page::{Page, PageRequest};
 use crate::sid::{Sid, SidKind};
 use crate::store::{Mutation, ObjectWrite, Outcome};
@@ -229,33 +229,7 @@ impl Engine {
     }
 
     async fn proxy_entry(&self, map: &str, key: &str) -> Result<Option<Item>, CoreError> {
-        let found =
-            self.item(&Principal::Root, PROXY_SERVICE, ObjectKind::Map, map, &ItemKey::Key(key.to_owned())).await;
-        match found {
-            Ok(item) => Ok(Some(item)),
-            Err(CoreError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Every entry of a Map of the proxy service, in key order.
-    async fn proxy_all(&self, map: &str) -> Result<Vec<Item>, CoreError> {
-        let mut out = Vec::new();
-        let mut after = None;
-        loop {
-            let page = PageRequest { order: crate::page::Order::Asc, from: None, after: after.take(), limit: 1000 };
-            let got = match self.items(&Principal::Root, PROXY_SERVICE, ObjectKind::Map, map, page).await {
-                Ok(got) => got,
-                Err(CoreError::NotFound { .. }) => return Ok(out),
-                Err(e) => return Err(e),
-            };
-            after = got.items.last().and_then(|i| i.key.clone()).map(crate::page::Cursor::Key);
-            let more = got.next.is_some();
-            out.extend(got.items);
-            if !more || after.is_none() {
-                return Ok(out);
-            }
-        }
+        self.system_entry(PROXY_SERVICE, map, key).await
     }
 
     /// A Proxy service and the revision it was read at, by SID or unique name.
@@ -344,7 +318,7 @@ impl Engine {
         // Its numbers and short codes go back to being free.
         for pool in [Pool::PhoneNumbers, Pool::ShortCodes] {
             let map = pool.map(&current.sid);
-            for item in self.proxy_all(&map).await? {
+            for item in self.system_items(PROXY_SERVICE, ObjectKind::Map, &map).await? {
                 let number = decode_number(&item)?;
                 writes.push(ObjectWrite::Remove { map: map.clone(), key: number.sid.to_string() });
                 writes.push(free(pool, &number));
@@ -360,11 +334,7 @@ impl Engine {
         page: PageRequest,
     ) -> Result<Page<ProxyService>, CoreError> {
         require_admin(principal)?;
-        let got = match self.items(&Principal::Root, PROXY_SERVICE, ObjectKind::Map, SERVICES, page).await {
-            Ok(got) => got,
-            Err(CoreError::NotFound { .. }) => return Ok(Page { items: Vec::new(), next: None }),
-            Err(e) => return Err(e),
-        };
+        let got = self.system_page(PROXY_SERVICE, ObjectKind::Map, SERVICES, page).await?;
         let items = got.items.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         Ok(Page { items, next: got.next })
     }
@@ -569,11 +539,7 @@ impl Engine {
         page: PageRequest,
     ) -> Result<Page<ProxyNumber>, CoreError> {
         let (svc, _) = self.proxy_service_at(principal, service).await?;
-        let got = match self.items(&Principal::Root, PROXY_SERVICE, ObjectKind::Map, &pool.map(&svc.sid), page).await {
-            Ok(got) => got,
-            Err(CoreError::NotFound { .. }) => return Ok(Page { items: Vec::new(), next: None }),
-            Err(e) => return Err(e),
-        };
+        let got = self.system_page(PROXY_SERVICE, ObjectKind::Map, &pool.map(&svc.sid), page).await?;
         let items = got.items.iter().map(decode_number).collect::<Result<Vec<_>, _>>()?;
         Ok(Page { items, next: got.next })
     }

@@ -298,20 +298,7 @@ impl Engine {
     }
 
     async fn matrix_get(&self, map: &str, key: &str) -> Result<Option<serde_json::Value>, CoreError> {
-        let found = self
-            .item(
-                &crate::auth::Principal::Root,
-                crate::engine::services::MATRIX_SERVICE,
-                ObjectKind::Map,
-                map,
-                &ItemKey::Key(key.to_owned()),
-            )
-            .await;
-        match found {
-            Ok(item) => Ok(Some(item.data)),
-            Err(CoreError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(self.system_entry(crate::engine::services::MATRIX_SERVICE, map, key).await?.map(|i| i.data))
     }
 
     /// Removes an entry of a Map or List of the Matrix service; one already gone is no error.
@@ -333,32 +320,6 @@ impl Engine {
 
     /// Every item of a Map (or List) of the Matrix service, in order; empty when it does not exist.
     async fn matrix_items(&self, kind: ObjectKind, name: &str) -> Result<Vec<crate::model::Item>, CoreError> {
-        let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let page = crate::page::PageRequest {
-                order: crate::page::Order::Asc,
-                from: None,
-                after: token.take(),
-                limit: 1000,
-            };
-            let got = match self
-                .items(&crate::auth::Principal::Root, crate::engine::services::MATRIX_SERVICE, kind, name, page)
-                .await
-            {
-                Ok(got) => got,
-                Err(CoreError::NotFound { .. }) => return Ok(out),
-                Err(e) => return Err(e),
-            };
-            let last = got.items.last().map(|i| match (&i.key, i.index) {
-                (Some(k), _) => crate::page::Cursor::Key(k.clone()),
-                (None, idx) => crate::page::Cursor::Index(idx.unwrap_or_default()),
-            });
-            out.extend(got.items);
-            match (got.next, last) {
-                (Some(_), Some(last)) => token = Some(last),
-                _ => return Ok(out),
-            }
-        }
+        self.system_items(crate::engine::services::MATRIX_SERVICE, kind, name).await
     }
 }

@@ -506,12 +506,7 @@ impl Engine {
         limit: u32,
     ) -> Result<Vec<Item>, CoreError> {
         let page = PageRequest { order, from: from.map(Cursor::Index), after: None, limit };
-        match self.items(&crate::auth::Principal::Root, crate::engine::services::MATRIX_SERVICE, kind, name, page).await
-        {
-            Ok(page) => Ok(page.items),
-            Err(CoreError::NotFound { .. }) => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
+        Ok(self.system_page(crate::engine::services::MATRIX_SERVICE, kind, name, page).await?.items)
     }
 }
 
