@@ -62,6 +62,13 @@ fn owner(name: &str) -> Owner<'_> {
     }
 }
 
+/// Of a change-log event, only the unique name of its object.
+#[derive(serde::Deserialize)]
+struct EventOwner<'a> {
+    #[serde(borrow, default)]
+    unique_name: Option<std::borrow::Cow<'a, str>>,
+}
+
 /// The changes of one window of the log, sorted by what they concern.
 #[derive(Default)]
 struct Window {
@@ -251,7 +258,8 @@ impl Engine {
             let full = events.len() == LOG_BATCH as usize;
             for stored in events {
                 *checked = stored.seq;
-                let Ok(e) = serde_json::from_str::<Event>(stored.json.get()) else { return Ok(true) };
+                // Every waiting poll reads every commit: only the object's name is parsed.
+                let Ok(e) = serde_json::from_str::<EventOwner>(stored.json.get()) else { return Ok(true) };
                 let relevant = match e.unique_name.as_deref().map(owner) {
                     Some(Owner::Room { room, .. }) => rooms.contains(room),
                     Some(Owner::User { user, part }) => user == me || part == "keys",
