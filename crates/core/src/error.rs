@@ -41,6 +41,7 @@ error_codes! {
     InvalidConfiguration = 40009, 400;
     DuplicateRequest = 40010, 400;
     AlreadyStreamed = 40011, 400;
+    ProxyRule = 40012, 400;
     Unauthenticated = 40100, 401;
     InvalidCredentials = 40101, 401;
     InvalidAccessToken = 40102, 401;
@@ -139,8 +140,30 @@ pub enum CoreError {
     /// The developer user identifier belongs to another identity.
     #[error("{0}")]
     DeveloperUserAlreadyRegistered(String),
+    /// A rule of Proxy sessions a request broke; each face words it with its own code.
+    #[error("{message}")]
+    Proxy { rule: ProxyRule, message: String },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+}
+
+/// The rules of Proxy sessions and participants (Twilio's codes in brackets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyRule {
+    /// The identifier / proxy identifier pair is active in another session (80604).
+    IdentifierInUse,
+    /// Another request made the same pair active at the same time (80623, a conflict).
+    DuplicateParticipant,
+    /// A status change Twilio does not allow (80608).
+    InvalidStatus,
+    /// The session is closed (80607).
+    SessionClosed,
+    /// The identifier is already a participant of the session (80103).
+    AlreadyParticipant,
+    /// The pool has no number this participant can use (80203).
+    NoProxyAvailable,
+    /// The proxy identifier is not in this service's pools (80605).
+    NotInService,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +185,9 @@ pub enum NotFoundKind {
     ProxyService,
     PhoneNumber,
     ShortCode,
+    ProxySession,
+    ProxyParticipant,
+    ProxyInteraction,
 }
 
 impl std::fmt::Display for NotFoundKind {
@@ -184,6 +210,9 @@ impl std::fmt::Display for NotFoundKind {
             NotFoundKind::ProxyService => f.write_str("Proxy service"),
             NotFoundKind::PhoneNumber => f.write_str("phone number"),
             NotFoundKind::ShortCode => f.write_str("short code"),
+            NotFoundKind::ProxySession => f.write_str("session"),
+            NotFoundKind::ProxyParticipant => f.write_str("participant"),
+            NotFoundKind::ProxyInteraction => f.write_str("interaction"),
         }
     }
 }
@@ -204,7 +233,11 @@ impl CoreError {
             CoreError::InvalidSid(_) => ErrorCode::InvalidSid,
             CoreError::NotFound { what, .. } => match what {
                 NotFoundKind::Service | NotFoundKind::ProxyService => ErrorCode::ServiceNotFound,
-                NotFoundKind::PhoneNumber | NotFoundKind::ShortCode => ErrorCode::ObjectNotFound,
+                NotFoundKind::PhoneNumber
+                | NotFoundKind::ShortCode
+                | NotFoundKind::ProxySession
+                | NotFoundKind::ProxyParticipant
+                | NotFoundKind::ProxyInteraction => ErrorCode::ObjectNotFound,
                 NotFoundKind::Object(_) => ErrorCode::ObjectNotFound,
                 NotFoundKind::Item => ErrorCode::ItemNotFound,
                 NotFoundKind::ApiKey => ErrorCode::ApiKeyNotFound,
@@ -240,6 +273,8 @@ impl CoreError {
             CoreError::DuplicateRequest(_) => ErrorCode::DuplicateRequest,
             CoreError::AlreadyStreamed(_) => ErrorCode::AlreadyStreamed,
             CoreError::DeveloperUserAlreadyRegistered(_) => ErrorCode::DeveloperUserAlreadyRegistered,
+            CoreError::Proxy { rule: ProxyRule::DuplicateParticipant, .. } => ErrorCode::ResourceConflict,
+            CoreError::Proxy { .. } => ErrorCode::ProxyRule,
             CoreError::Store(e) => match e {
                 crate::store::StoreError::Unavailable(_) => ErrorCode::StoreUnavailable,
                 _ => ErrorCode::Internal,

@@ -22,7 +22,7 @@ pub mod store;
 pub mod timestamp;
 
 pub use engine::Engine;
-pub use error::{CoreError, ErrorCode};
+pub use error::{CoreError, ErrorCode, ProxyRule};
 pub use limits::Limits;
 pub use sid::{Sid, SidKind};
 pub use timestamp::Timestamp;

@@ -81,6 +81,10 @@ impl Cx<'_> {
                 if service.settings.webhook_url.is_some() {
                     self.tx.set_log_cursor(consumers::WEBHOOKS, &service.sid, Some(0))?;
                 }
+                // The Proxy face's records: its relay follows their log from the start.
+                if service.unique_name.as_deref() == Some(crate::engine::PROXY_SERVICE) {
+                    self.tx.set_log_cursor(consumers::PROXY_RELAY, &service.sid, Some(0))?;
+                }
                 Ok(Outcome::Service(service))
             }
             Mutation::UpdateService { service, unique_name, friendly_name, acl_enabled, settings } => {

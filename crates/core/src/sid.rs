@@ -19,6 +19,10 @@ pub enum SidKind {
     ProxyInteraction,
     PhoneNumber,
     ShortCode,
+    /// A relayed message (the legs of Proxy interactions).
+    Message,
+    /// A Proxy alert (a debugger notification).
+    Alert,
 }
 
 impl SidKind {
@@ -38,6 +42,8 @@ impl SidKind {
             SidKind::ProxyInteraction => "KI",
             SidKind::PhoneNumber => "PN",
             SidKind::ShortCode => "SC",
+            SidKind::Message => "SM",
+            SidKind::Alert => "NO",
         }
     }
 
@@ -57,6 +63,8 @@ impl SidKind {
             "KI" => SidKind::ProxyInteraction,
             "PN" => SidKind::PhoneNumber,
             "SC" => SidKind::ShortCode,
+            "SM" => SidKind::Message,
+            "NO" => SidKind::Alert,
             _ => return None,
         })
     }

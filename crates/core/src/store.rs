@@ -88,6 +88,8 @@ pub enum ObjectWrite {
     Append {
         list: String,
         data: Value,
+        /// Seconds until the item expires (records kept for a while, such as queued work).
+        ttl: Option<u64>,
     },
 }
 
@@ -612,6 +614,8 @@ pub mod consumers {
     pub const COGNITO_PUSH: &str = "cognito-push";
     /// A running Cognito bulk publish (a lease only; it reads datasets, not the log).
     pub const COGNITO_BULK_PUBLISH: &str = "cognito-bulk-publish";
+    /// Twilio Proxy: relaying messages, interaction status and alert callbacks.
+    pub const PROXY_RELAY: &str = "proxy-relay";
 }
 
 /// Where one background consumer of a service's change log stands (webhooks, Cognito streams

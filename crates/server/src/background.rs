@@ -34,6 +34,17 @@ pub fn spawn(state: Arc<AppState>) -> TaskTracker {
                     }
                 }
             }
+            // Proxy sessions past their Ttl or DateExpiry close (and free their numbers) the same way.
+            loop {
+                match s.engine.expire_proxy_sessions().await {
+                    Ok(n) if n >= 100 => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Proxy session expiry failed");
+                        break;
+                    }
+                }
+            }
         }
     });
     let feeds = crate::logfeed::Feeds::new(

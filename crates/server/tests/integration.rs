@@ -48,6 +48,8 @@ mod sqlite {
     mod ttl;
     #[path = "twilio_proxy.rs"]
     mod twilio_proxy;
+    #[path = "twilio_proxy_sessions.rs"]
+    mod twilio_proxy_sessions;
     #[path = "twilio_sync.rs"]
     mod twilio_sync;
     #[path = "twilsock.rs"]
@@ -93,6 +95,8 @@ mod postgres {
     mod ttl;
     #[path = "twilio_proxy.rs"]
     mod twilio_proxy;
+    #[path = "twilio_proxy_sessions.rs"]
+    mod twilio_proxy_sessions;
     #[path = "twilio_sync.rs"]
     mod twilio_sync;
     #[path = "twilsock.rs"]

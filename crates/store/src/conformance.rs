@@ -159,7 +159,7 @@ async fn batches_write_all_or_nothing(store: Arc<dyn Store>) {
     let head = store.events(&svc, 0, None, 100).await.expect("events").len();
 
     // A taken key, a stale revision, a missing entry: each fails the whole batch.
-    let list = ObjectWrite::Append { list: "l".into(), data: json!({ "n": 1 }) };
+    let list = ObjectWrite::Append { list: "l".into(), data: json!({ "n": 1 }), ttl: None };
     let taken = store.execute(Actor::SYSTEM, batch(vec![list.clone(), create("c", 1), create("a", 2)])).await;
     assert!(matches!(taken, Err(CoreError::AlreadyExists { .. })), "{taken:?}");
     let stale = ObjectWrite::Replace { map: "m".into(), key: "a".into(), data: json!({ "v": 3 }), revision: 9 };

@@ -147,7 +147,11 @@ pub use matrix::{
     CreateRoom, MatrixCaller, MatrixPresence, MatrixProfile, MatrixRegistration, MatrixSession, MessagesRequest,
     SyncParams,
 };
-pub use proxy::{PROXY_SERVICE, Pool, ProxyNumber, ProxyService, ProxyServicePatch};
+pub use proxy::{
+    InboundMessage, InboundOutcome, MODES as PROXY_MODES, OUTBOX as PROXY_OUTBOX, PROXY_SERVICE, ParticipantSpec, Pool,
+    ProxyAlert, ProxyInteraction, ProxyJob, ProxyNumber, ProxyParticipant, ProxyService, ProxyServicePatch, ProxySession,
+    SessionCreate, SessionStatus, SessionUpdate, proxy_alerts_list,
+};
 pub use services::MATRIX_SERVICE;
 
 use services::ServiceCache;

@@ -65,9 +65,9 @@ impl Cx<'_> {
                     }
                     self.put_entry(&mut object, key, data)?;
                 }
-                ObjectWrite::Append { list, data } => {
+                ObjectWrite::Append { list, data, ttl } => {
                     let mut object = self.named_object(service, ObjectKind::List, list, true)?.ok_or_else(broken)?;
-                    self.push_item(&mut object, data, None, None)?;
+                    self.push_item(&mut object, data, ttl, None)?;
                 }
                 ObjectWrite::Remove { map, key } => {
                     let gone = || CoreError::not_found(NotFoundKind::Item, key.clone());

@@ -59,6 +59,7 @@ pub fn from_core(error: CoreError) -> AwsError {
         | CoreError::AlreadyExists { .. }
         | CoreError::ItemAlreadyExists { .. }
         | CoreError::RevisionMismatch { .. }
+        | CoreError::Proxy { .. }
         | CoreError::DeveloperUserAlreadyRegistered(_) => modeled(RESOURCE_CONFLICT, message),
         CoreError::LimitExceeded(_) => modeled(LIMIT_EXCEEDED, message),
         CoreError::InvalidConfiguration(_) => modeled(INVALID_CONFIGURATION, message),

@@ -7,7 +7,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use ferrosync_core::CoreError;
+use ferrosync_core::{CoreError, ProxyRule};
 use ferrosync_core::store::StoreError;
 use serde::Serialize;
 
@@ -40,6 +40,14 @@ pub mod code {
     pub const MAP_ITEM_EXISTS: (u16, u32) = (409, 54208);
     pub const INVALID_MAP_ITEM_KEY: (u16, u32) = (400, 54209);
     pub const UNIQUE_NAME_EXISTS: (u16, u32) = (409, 54301);
+    // Twilio Proxy.
+    pub const PROXY_ALREADY_PARTICIPANT: (u16, u32) = (400, 80103);
+    pub const PROXY_NO_NUMBER_AVAILABLE: (u16, u32) = (400, 80203);
+    pub const PROXY_IDENTIFIER_IN_USE: (u16, u32) = (400, 80604);
+    pub const PROXY_NOT_IN_SERVICE: (u16, u32) = (400, 80605);
+    pub const PROXY_SESSION_CLOSED: (u16, u32) = (400, 80607);
+    pub const PROXY_INVALID_STATUS: (u16, u32) = (400, 80608);
+    pub const PROXY_DUPLICATE_PARTICIPANT: (u16, u32) = (409, 80623);
 }
 
 #[derive(Debug, Serialize)]
@@ -117,6 +125,15 @@ impl TwilioError {
             | CoreError::DuplicateRequest(_)
             | CoreError::AlreadyStreamed(_)
             | CoreError::DeveloperUserAlreadyRegistered(_) => code::INVALID_PARAMETER,
+            CoreError::Proxy { rule, .. } => match rule {
+                ProxyRule::AlreadyParticipant => code::PROXY_ALREADY_PARTICIPANT,
+                ProxyRule::NoProxyAvailable => code::PROXY_NO_NUMBER_AVAILABLE,
+                ProxyRule::IdentifierInUse => code::PROXY_IDENTIFIER_IN_USE,
+                ProxyRule::NotInService => code::PROXY_NOT_IN_SERVICE,
+                ProxyRule::SessionClosed => code::PROXY_SESSION_CLOSED,
+                ProxyRule::InvalidStatus => code::PROXY_INVALID_STATUS,
+                ProxyRule::DuplicateParticipant => code::PROXY_DUPLICATE_PARTICIPANT,
+            },
             CoreError::Store(StoreError::Unavailable(_)) => code::UNAVAILABLE,
             CoreError::Store(_) => code::INTERNAL,
         };

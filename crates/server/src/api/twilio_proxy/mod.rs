@@ -1,9 +1,12 @@
 //! Twilio Proxy v1 (`/twilio/proxy/v1`): the Sync face's conventions (`api::twilio`: form
 //! parameters, Basic auth, Twilio's error body, `meta` paging) over the engine's Proxy records.
 
+pub mod interactions;
+pub mod participants;
 pub mod pools;
 pub mod router;
 pub mod services;
+pub mod sessions;
 
 use crate::api::twilio::error::{Subject, TwilioError};
 use crate::state::AppState;
@@ -33,13 +36,16 @@ impl FromRequestParts<Arc<AppState>> for Urls {
     }
 }
 
+/// Twilio's not-found for a request to `path`.
+pub fn missing(path: &str) -> TwilioError {
+    TwilioError::not_found(path.strip_prefix(MOUNT).unwrap_or(path))
+}
+
 /// Translates a core error for a request to `path`: not-found names the resource path the way
 /// Twilio words it.
 pub fn fail(path: &str) -> impl Fn(CoreError) -> TwilioError + '_ {
     move |e| match e {
-        CoreError::NotFound { .. } | CoreError::InvalidSid(_) => {
-            TwilioError::not_found(path.strip_prefix(MOUNT).unwrap_or(path))
-        }
+        CoreError::NotFound { .. } | CoreError::InvalidSid(_) => missing(path),
         other => TwilioError::from_core(other, Subject::Other),
     }
 }

@@ -53,7 +53,7 @@ fn view(urls: &Urls, pool: Pool, n: ProxyNumber) -> Value {
                 "restriction_mms_domestic": false, "restriction_fax_domestic": false,
                 "sip_trunking": false,
             });
-            v["in_use"] = json!(0);
+            v["in_use"] = json!(n.in_use);
         }
         Pool::ShortCodes => {
             v["short_code"] = json!(n.number);

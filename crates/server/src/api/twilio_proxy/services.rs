@@ -28,6 +28,8 @@ pub struct ServiceView {
     geo_match_level: String,
     intercept_callback_url: Option<String>,
     out_of_session_callback_url: Option<String>,
+    /// Ferrosync's own: where messages for carrier participants go.
+    delivery_callback_url: Option<String>,
     date_created: String,
     date_updated: String,
     url: String,
@@ -52,6 +54,7 @@ impl ServiceView {
             geo_match_level: s.geo_match_level,
             intercept_callback_url: s.intercept_callback_url,
             out_of_session_callback_url: s.out_of_session_callback_url,
+            delivery_callback_url: s.delivery_callback_url,
             date_created: s.date_created.to_iso_seconds(),
             date_updated: s.date_updated.to_iso_seconds(),
             url,
@@ -75,6 +78,7 @@ fn patch(f: &Params) -> TwilioResult<ProxyServicePatch> {
         geo_match_level: f.string("GeoMatchLevel"),
         intercept_callback_url: optional("InterceptCallbackUrl"),
         out_of_session_callback_url: optional("OutOfSessionCallbackUrl"),
+        delivery_callback_url: optional("DeliveryCallbackUrl"),
     })
 }
 

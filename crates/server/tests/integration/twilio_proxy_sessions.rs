@@ -1,0 +1,288 @@
+//! Proxy sessions over real HTTP: pool numbers given to participants so no pair is active in two
+//! sessions, Twilio's conflict rules and codes, status transitions, expiry, interactions.
+
+use super::common::{Resp, TestServer, form_body, send};
+use ferrosync_core::timestamp::Timestamp;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const MOUNT: &str = "/twilio/proxy/v1";
+
+async fn proxy(s: &TestServer, method: Method, path: &str, form: &[(&str, &str)]) -> Resp {
+    let req = s
+        .http
+        .request(method, format!("{}{MOUNT}{path}", s.server.url()))
+        .basic_auth(&s.account_sid, Some(&s.auth_token))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(form));
+    send(req).await
+}
+
+fn refused(r: &Resp, status: u16, code: u64, names: &str) {
+    assert_eq!((r.status, &r.body["code"]), (status, &json!(code)), "{}", r.text);
+    assert!(r.body["message"].as_str().is_some_and(|m| m.contains(names)), "the message names {names}: {}", r.text);
+}
+
+fn sid(v: &Value) -> String {
+    v["sid"].as_str().unwrap_or_else(|| panic!("no sid in {v}")).to_owned()
+}
+
+/// A Proxy service with a pool of `numbers`.
+async fn service(s: &TestServer, name: &str, numbers: &[&str]) -> String {
+    let svc = sid(&proxy(s, Method::POST, "/Services", &[("UniqueName", name)]).await.ok());
+    for n in numbers {
+        proxy(s, Method::POST, &format!("/Services/{svc}/PhoneNumbers"), &[("PhoneNumber", n)]).await.ok();
+    }
+    svc
+}
+
+async fn in_use(s: &TestServer, svc: &str) -> Vec<(String, u64)> {
+    let listed = proxy(s, Method::GET, &format!("/Services/{svc}/PhoneNumbers"), &[]).await.ok();
+    let rows = listed["phone_numbers"].as_array().cloned().unwrap_or_default();
+    rows.iter()
+        .map(|n| (n["phone_number"].as_str().unwrap_or_default().to_owned(), n["in_use"].as_u64().unwrap_or(99)))
+        .collect()
+}
+
+async fn session(s: &TestServer, svc: &str, form: &[(&str, &str)]) -> Resp {
+    proxy(s, Method::POST, &format!("/Services/{svc}/Sessions"), form).await
+}
+
+async fn participant(s: &TestServer, svc: &str, kc: &str, form: &[(&str, &str)]) -> Resp {
+    proxy(s, Method::POST, &format!("/Services/{svc}/Sessions/{kc}/Participants"), form).await
+}
+
+#[tokio::test]
+async fn participants_get_pool_numbers_and_closing_frees_them() {
+    let Some(s) = TestServer::start().await else { return };
+    let svc = service(&s, "rides", &["+15550001001", "+15550001002"]).await;
+    proxy(
+        &s,
+        Method::POST,
+        &format!("/Services/{svc}/PhoneNumbers"),
+        &[("PhoneNumber", "+15550001003"), ("IsReserved", "true")],
+    )
+    .await
+    .ok();
+
+    let made = session(
+        &s,
+        &svc,
+        &[
+            ("UniqueName", "Order #1"),
+            ("Participants", r#"{"Identifier": "+15551230001", "FriendlyName": "alice"}"#),
+            ("Participants", r#"{"identifier": "app:bob"}"#),
+        ],
+    )
+    .await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let kc = sid(&made.body);
+    assert_eq!(
+        (&made.body["status"], &made.body["mode"], &made.body["ttl"]),
+        (&json!("open"), &json!("voice-and-message"), &json!(0))
+    );
+    let listed = proxy(&s, Method::GET, &format!("/Services/{svc}/Sessions/{kc}/Participants"), &[]).await.ok();
+    let people = listed["participants"].as_array().cloned().unwrap_or_default();
+    assert_eq!(people.len(), 2, "{listed}");
+    let proxies: Vec<&str> = people.iter().filter_map(|p| p["proxy_identifier"].as_str()).collect();
+    assert!(
+        proxies.iter().all(|p| ["+15550001001", "+15550001002"].contains(p)),
+        "never the reserved one: {proxies:?}"
+    );
+    assert_eq!(people[0]["friendly_name"], "alice");
+    let used: u64 = in_use(&s, &svc).await.iter().map(|(_, n)| n).sum();
+    assert_eq!(used, 2, "each participant's pair counts on its number");
+
+    // Fetch by unique name; a third participant is refused; so is the same identifier twice.
+    assert_eq!(
+        proxy(&s, Method::GET, &format!("/Services/{svc}/Sessions/Order%20%231"), &[]).await.ok()["sid"],
+        kc.as_str()
+    );
+    refused(&participant(&s, &svc, &kc, &[("Identifier", "+15551230009")]).await, 400, 20001, "at most 2");
+
+    // Closing ends the pairs; the same people can then meet again through the same numbers.
+    let closed = proxy(&s, Method::POST, &format!("/Services/{svc}/Sessions/{kc}"), &[("Status", "closed")]).await.ok();
+    assert_eq!((&closed["status"], &closed["closed_reason"]), (&json!("closed"), &json!("api")));
+    assert!(closed["date_ended"].is_string());
+    assert!(in_use(&s, &svc).await.iter().all(|(_, n)| *n == 0));
+    refused(&participant(&s, &svc, &kc, &[("Identifier", "+15551230009")]).await, 400, 80607, "closed");
+    let again = session(&s, &svc, &[("Participants", r#"{"Identifier": "+15551230001"}"#)]).await;
+    assert_eq!(again.status, 201, "{}", again.text);
+
+    // A participant removed stays listed, marked deleted, and frees its pair.
+    let kc2 = sid(&again.body);
+    let p = proxy(&s, Method::GET, &format!("/Services/{svc}/Sessions/{kc2}/Participants"), &[]).await.ok();
+    let kp = sid(&p["participants"][0]);
+    let removed = proxy(&s, Method::DELETE, &format!("/Services/{svc}/Sessions/{kc2}/Participants/{kp}"), &[]).await;
+    assert_eq!(removed.status, 200, "{}", removed.text);
+    assert!(removed.body["date_deleted"].is_string(), "{}", removed.text);
+    let still = proxy(&s, Method::GET, &format!("/Services/{svc}/Sessions/{kc2}/Participants/{kp}"), &[]).await.ok();
+    assert!(still["date_deleted"].is_string());
+    assert!(in_use(&s, &svc).await.iter().all(|(_, n)| *n == 0));
+    refused(&participant(&s, &svc, &kc2, &[("Identifier", "+15551230001")]).await, 400, 80103, "+15551230001");
+}
+
+#[tokio::test]
+async fn conflicts_follow_fail_on_participant_conflict() {
+    let Some(s) = TestServer::start().await else { return };
+    let svc = service(&s, "one-number", &["+15550002001"]).await;
+    let alice = r#"{"Identifier": "+15551240001"}"#;
+    let first = sid(&session(&s, &svc, &[("Participants", alice)]).await.ok());
+
+    // The pool has nothing else: refused when asked to, allowed with an alert otherwise.
+    let r = session(&s, &svc, &[("Participants", alice), ("FailOnParticipantConflict", "true")]).await;
+    refused(&r, 400, 80604, "+15551240001");
+    let sessions = proxy(&s, Method::GET, &format!("/Services/{svc}/Sessions"), &[]).await.ok();
+    assert_eq!(sessions["sessions"].as_array().map(Vec::len), Some(1), "the refused create left nothing");
+    let second = sid(&session(&s, &svc, &[("Participants", alice)]).await.ok());
+    assert_eq!(in_use(&s, &svc).await, vec![("+15550002001".to_owned(), 2)]);
+    let list = urlencoding(&format!("{svc}/alerts"));
+    let alerts = s.get(&format!("/services/proxy/lists/{list}/items")).await.ok();
+    let alert = &alerts["items"][0]["data"];
+    assert_eq!((&alert["code"], &alert["session_sid"]), (&json!(80802), &json!(second)), "{alerts}");
+
+    // An identifier asked for by name is never shared.
+    let kc = sid(&session(&s, &svc, &[]).await.ok());
+    let r = participant(&s, &svc, &kc, &[("Identifier", "+15551240001"), ("ProxyIdentifier", "+15550002001")]).await;
+    refused(&r, 400, 80604, "+15551240001");
+    refused(
+        &participant(&s, &svc, &kc, &[("Identifier", "+15551240002"), ("ProxyIdentifier", "+15559999999")]).await,
+        400,
+        80605,
+        "+15559999999",
+    );
+
+    // Re-opening a session whose pair went to another session meanwhile: refused when asked to.
+    proxy(&s, Method::POST, &format!("/Services/{svc}/Sessions/{first}"), &[("Status", "closed")]).await.ok();
+    let r = proxy(
+        &s,
+        Method::POST,
+        &format!("/Services/{svc}/Sessions/{first}"),
+        &[("Status", "in-progress"), ("FailOnParticipantConflict", "true")],
+    )
+    .await;
+    refused(&r, 400, 80604, "+15551240001");
+    let reopened =
+        proxy(&s, Method::POST, &format!("/Services/{svc}/Sessions/{first}"), &[("Status", "in-progress")]).await.ok();
+    assert_eq!(reopened["status"], "in-progress");
+    let alerts = s.get(&format!("/services/proxy/lists/{list}/items")).await.ok();
+    let codes: Vec<&Value> = alerts["items"].as_array().into_iter().flatten().map(|i| &i["data"]["code"]).collect();
+    assert_eq!(codes, vec![&json!(80802), &json!(80801)]);
+
+    // Many requests at once for one free pair, refusing conflicts: exactly one gets it.
+    let svc2 = service(&s, "race", &["+15550003001"]).await;
+    let mut sessions = Vec::new();
+    for _ in 0..6 {
+        sessions.push(sid(&session(&s, &svc2, &[]).await.ok()));
+    }
+    let tries = sessions
+        .iter()
+        .map(|kc| participant(&s, &svc2, kc, &[("Identifier", "+15551250001"), ("FailOnParticipantConflict", "true")]));
+    let results = futures_util::future::join_all(tries).await;
+    let won = results.iter().filter(|r| r.status == 201).count();
+    assert_eq!(won, 1, "{:?}", results.iter().map(|r| &r.text).collect::<Vec<_>>());
+    for r in results.iter().filter(|r| r.status != 201) {
+        assert!([(400, json!(80604)), (409, json!(80623))].contains(&(r.status, r.body["code"].clone())), "{}", r.text);
+    }
+    assert_eq!(in_use(&s, &svc2).await, vec![("+15550003001".to_owned(), 1)]);
+}
+
+fn urlencoding(s: &str) -> String {
+    s.replace('/', "%2F")
+}
+
+#[tokio::test]
+async fn status_changes_follow_twilios_rules() {
+    let Some(s) = TestServer::start().await else { return };
+    let svc = service(&s, "statuses", &["+15550004001"]).await;
+    let kc = sid(&session(&s, &svc, &[("Participants", r#"{"Identifier": "+15551260001"}"#)]).await.ok());
+    let path = format!("/Services/{svc}/Sessions/{kc}");
+    for to in ["in-progress", "open", "failed", "unknown"] {
+        refused(&proxy(&s, Method::POST, &path, &[("Status", to)]).await, 400, 80608, to);
+    }
+    refused(&proxy(&s, Method::POST, &path, &[("Status", "paused")]).await, 400, 20001, "Status");
+
+    // The first interaction puts it in progress.
+    let kp = sid(&proxy(&s, Method::GET, &format!("{path}/Participants"), &[]).await.ok()["participants"][0]);
+    let sent = proxy(
+        &s,
+        Method::POST,
+        &format!("{path}/Participants/{kp}/MessageInteractions"),
+        &[("Body", "your ride is here")],
+    )
+    .await;
+    assert_eq!(sent.status, 200, "{}", sent.text);
+    assert_eq!(
+        serde_json::from_str::<Value>(sent.body["data"].as_str().unwrap_or("")).ok(),
+        Some(json!({"body": "your ride is here"}))
+    );
+    assert_eq!((&sent.body["participant_sid"], &sent.body["outbound_participant_sid"]), (&json!(kp), &json!(kp)));
+    assert!(sent.body["inbound_participant_sid"].is_null());
+    let now = proxy(&s, Method::GET, &path, &[]).await.ok();
+    assert_eq!(now["status"], "in-progress");
+    assert!(now["date_last_interaction"].is_string());
+    refused(&proxy(&s, Method::POST, &path, &[("Status", "open")]).await, 400, 80608, "open");
+
+    // Closed: only re-opening is allowed.
+    proxy(&s, Method::POST, &path, &[("Status", "closed")]).await.ok();
+    refused(&proxy(&s, Method::POST, &path, &[("Status", "closed")]).await, 400, 80608, "closed");
+    refused(&proxy(&s, Method::POST, &path, &[("Ttl", "60")]).await, 400, 80607, "closed");
+    refused(
+        &proxy(&s, Method::POST, &format!("{path}/Participants/{kp}/MessageInteractions"), &[("Body", "hi")]).await,
+        400,
+        80607,
+        "closed",
+    );
+    let back = proxy(&s, Method::POST, &path, &[("Status", "in-progress"), ("Ttl", "60")]).await.ok();
+    assert_eq!(
+        (&back["status"], &back["ttl"], &back["closed_reason"]),
+        (&json!("in-progress"), &json!(60), &Value::Null)
+    );
+
+    // Interactions: listed, fetched, deleted.
+    let listed = proxy(&s, Method::GET, &format!("{path}/Interactions"), &[]).await.ok();
+    assert_eq!(listed["meta"]["key"], "interactions");
+    let ki = sid(&listed["interactions"][0]);
+    assert_eq!(
+        sid(&proxy(&s, Method::GET, &format!("{path}/Participants/{kp}/MessageInteractions/{ki}"), &[]).await.ok()),
+        ki
+    );
+    assert_eq!(proxy(&s, Method::DELETE, &format!("{path}/Interactions/{ki}"), &[]).await.status, 204);
+    refused(&proxy(&s, Method::GET, &format!("{path}/Interactions/{ki}"), &[]).await, 404, 20404, "Interactions");
+}
+
+/// Polls a session until `done`, for at most 15 s.
+async fn wait_for(s: &TestServer, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = proxy(s, Method::GET, path, &[]).await.ok();
+        if done(&now) || tokio::time::Instant::now() > deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn sessions_expire_by_ttl_and_by_date_expiry_and_free_their_numbers() {
+    let Some(s) = TestServer::start().await else { return };
+    let svc = service(&s, "expiring", &["+15550005001", "+15550005002"]).await;
+    let by_ttl =
+        sid(&session(&s, &svc, &[("Ttl", "1"), ("Participants", r#"{"Identifier": "+15551270001"}"#)]).await.ok());
+    let at = Timestamp(Timestamp::now().millis() + 2000).to_iso_seconds();
+    let by_date = sid(&session(
+        &s,
+        &svc,
+        &[("Ttl", "3600"), ("DateExpiry", &at), ("Participants", r#"{"Identifier": "+15551270002"}"#)],
+    )
+    .await
+    .ok());
+    let closed = |v: &Value| v["status"] == "closed";
+    let one = wait_for(&s, &format!("/Services/{svc}/Sessions/{by_ttl}"), closed).await;
+    assert_eq!((&one["status"], &one["closed_reason"]), (&json!("closed"), &json!("ttl")), "{one}");
+    let two = wait_for(&s, &format!("/Services/{svc}/Sessions/{by_date}"), closed).await;
+    assert_eq!((&two["status"], &two["closed_reason"]), (&json!("closed"), &json!("date-expiry")), "{two}");
+    assert_eq!(two["date_expiry"], at.as_str());
+    assert!(in_use(&s, &svc).await.iter().all(|(_, n)| *n == 0), "expiry frees the numbers");
+}
