@@ -164,6 +164,10 @@ pub enum ProxyRule {
     NoProxyAvailable,
     /// The proxy identifier is not in this service's pools (80605).
     NotInService,
+    /// A session has two participants already (80609).
+    TooManyParticipants,
+    /// Another session of the service has this unique name (80603, a conflict).
+    NonUniqueSessionName,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,7 +277,9 @@ impl CoreError {
             CoreError::DuplicateRequest(_) => ErrorCode::DuplicateRequest,
             CoreError::AlreadyStreamed(_) => ErrorCode::AlreadyStreamed,
             CoreError::DeveloperUserAlreadyRegistered(_) => ErrorCode::DeveloperUserAlreadyRegistered,
-            CoreError::Proxy { rule: ProxyRule::DuplicateParticipant, .. } => ErrorCode::ResourceConflict,
+            CoreError::Proxy { rule: ProxyRule::DuplicateParticipant | ProxyRule::NonUniqueSessionName, .. } => {
+                ErrorCode::ResourceConflict
+            }
             CoreError::Proxy { .. } => ErrorCode::ProxyRule,
             CoreError::Store(e) => match e {
                 crate::store::StoreError::Unavailable(_) => ErrorCode::StoreUnavailable,

@@ -54,6 +54,7 @@ pub fn spawn(state: Arc<AppState>) -> TaskTracker {
         tracker.clone(),
     );
     crate::webhooks::spawn(&state, &feeds, &tracker);
+    crate::proxy_relay::spawn(&state, &feeds);
     let s = state.clone();
     tracker.spawn(async move {
         // Usage counters kept in memory reach the store every second, and once more at the end.

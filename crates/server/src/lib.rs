@@ -9,6 +9,7 @@ pub mod cognito;
 pub mod logfeed;
 pub mod observe;
 pub mod outbound;
+pub mod proxy_relay;
 pub mod push;
 pub mod realtime;
 pub mod state;

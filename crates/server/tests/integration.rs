@@ -48,6 +48,8 @@ mod sqlite {
     mod ttl;
     #[path = "twilio_proxy.rs"]
     mod twilio_proxy;
+    #[path = "twilio_proxy_relay.rs"]
+    mod twilio_proxy_relay;
     #[path = "twilio_proxy_sessions.rs"]
     mod twilio_proxy_sessions;
     #[path = "twilio_sync.rs"]
@@ -95,6 +97,8 @@ mod postgres {
     mod ttl;
     #[path = "twilio_proxy.rs"]
     mod twilio_proxy;
+    #[path = "twilio_proxy_relay.rs"]
+    mod twilio_proxy_relay;
     #[path = "twilio_proxy_sessions.rs"]
     mod twilio_proxy_sessions;
     #[path = "twilio_sync.rs"]

@@ -152,7 +152,7 @@ pub use proxy::{
     ProxyAlert, ProxyInteraction, ProxyJob, ProxyNumber, ProxyParticipant, ProxyService, ProxyServicePatch, ProxySession,
     SessionCreate, SessionStatus, SessionUpdate, proxy_alerts_list,
 };
-pub use services::MATRIX_SERVICE;
+pub use services::{DEFAULT_SERVICE, MATRIX_SERVICE};
 
 use services::ServiceCache;
 

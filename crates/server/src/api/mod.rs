@@ -26,6 +26,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/api/v1", native::router::router())
         .nest("/twilio/sync/v1", twilio_sync::router::router())
         .nest("/twilio/proxy/v1", twilio_proxy::router::router())
+        .merge(twilio_proxy::inbound::router())
         .nest("/twilio/api", twilio::keys::v2010_router().fallback(twilio::error::route_not_found))
         .nest("/twilio/iam", twilio::keys::iam_router().fallback(twilio::error::route_not_found))
         .merge(twilsock::router::router())

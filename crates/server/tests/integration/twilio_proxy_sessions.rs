@@ -99,7 +99,8 @@ async fn participants_get_pool_numbers_and_closing_frees_them() {
         proxy(&s, Method::GET, &format!("/Services/{svc}/Sessions/Order%20%231"), &[]).await.ok()["sid"],
         kc.as_str()
     );
-    refused(&participant(&s, &svc, &kc, &[("Identifier", "+15551230009")]).await, 400, 20001, "at most 2");
+    refused(&participant(&s, &svc, &kc, &[("Identifier", "+15551230009")]).await, 400, 80609, "at most 2");
+    refused(&session(&s, &svc, &[("UniqueName", "Order #1")]).await, 409, 80603, "UniqueName");
 
     // Closing ends the pairs; the same people can then meet again through the same numbers.
     let closed = proxy(&s, Method::POST, &format!("/Services/{svc}/Sessions/{kc}"), &[("Status", "closed")]).await.ok();
@@ -121,6 +122,18 @@ async fn participants_get_pool_numbers_and_closing_frees_them() {
     assert!(still["date_deleted"].is_string());
     assert!(in_use(&s, &svc).await.iter().all(|(_, n)| *n == 0));
     refused(&participant(&s, &svc, &kc2, &[("Identifier", "+15551230001")]).await, 400, 80103, "+15551230001");
+
+    // Deleting the service takes its sessions, pairs and expiries with it.
+    assert_eq!(proxy(&s, Method::DELETE, &format!("/Services/{svc}"), &[]).await.status, 204);
+    for map in ["sessions", "pairs", "session_names"] {
+        let left = s.get(&format!("/services/proxy/maps/{}/items", urlencoding(&format!("{svc}/{map}")))).await;
+        let items = if left.status == 404 { 0 } else { left.ok()["items"].as_array().map_or(99, Vec::len) };
+        assert_eq!(items, 0, "{map} is empty");
+    }
+    let expiries = s.get("/services/proxy/maps/expiries/items").await.ok();
+    let keys: Vec<&str> =
+        expiries["items"].as_array().into_iter().flatten().filter_map(|i| i["key"].as_str()).collect();
+    assert!(!keys.iter().any(|k| k.contains(&svc)), "{keys:?}");
 }
 
 #[tokio::test]

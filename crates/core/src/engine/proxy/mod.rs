@@ -258,6 +258,16 @@ impl Engine {
 
     pub async fn remove_proxy_service(&self, principal: &Principal, id: &str) -> Result<(), CoreError> {
         let (current, _) = self.proxy_service_at(principal, id).await?;
+        // Its sessions go first, each with its pairs and interactions, while the service is
+        // still there to find them by.
+        let sessions = sessions::sessions_map(&current.sid);
+        for item in self.system_items(PROXY_SERVICE, ObjectKind::Map, &sessions).await? {
+            let Some(session) = item.key else { continue };
+            match self.remove_proxy_session(principal, current.sid.as_str(), &session).await {
+                Ok(()) | Err(CoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let mut writes = vec![
             ObjectWrite::Remove { map: SERVICES.into(), key: current.sid.to_string() },
             ObjectWrite::Remove { map: SERVICE_NAMES.into(), key: current.unique_name.clone() },

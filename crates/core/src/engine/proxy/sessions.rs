@@ -439,12 +439,12 @@ impl Change {
             } else {
                 Pool::PhoneNumbers
             };
-            let map = pool.map(&self.service);
-            // A number taken out of the pool meanwhile counts nothing.
-            let Some(item) = engine.system_entry(PROXY_SERVICE, &map, sid.as_str()).await? else { continue };
             if delta == 0 {
                 continue;
             }
+            let map = pool.map(&self.service);
+            // A number taken out of the pool meanwhile counts nothing.
+            let Some(item) = engine.system_entry(PROXY_SERVICE, &map, sid.as_str()).await? else { continue };
             let mut number = decode_number(&item)?;
             number.in_use = number.in_use.saturating_add_signed(delta);
             let data = serde_json::to_value(&number).map_err(unreadable)?;
@@ -604,10 +604,13 @@ impl Engine {
             }
         };
         if req.participants.len() > MAX_PARTICIPANTS {
-            return Err(CoreError::invalid(
-                "Participants",
-                format!("a session has at most {MAX_PARTICIPANTS} participants, got {}", req.participants.len()),
-            ));
+            return Err(CoreError::Proxy {
+                rule: ProxyRule::TooManyParticipants,
+                message: format!(
+                    "Participants: a session has at most {MAX_PARTICIPANTS} participants, got {}",
+                    req.participants.len()
+                ),
+            });
         }
         for p in &req.participants {
             p.check()?;
@@ -651,7 +654,10 @@ impl Engine {
             match self.proxy_batch(writes).await {
                 Ok(()) => return Ok(session),
                 Err(CoreError::AlreadyExists { what: "entry", name }) if Some(&name) == req.unique_name.as_ref() => {
-                    return Err(CoreError::AlreadyExists { what: "session", name });
+                    return Err(CoreError::Proxy {
+                        rule: ProxyRule::NonUniqueSessionName,
+                        message: format!("UniqueName: another session of the service is named '{name}'"),
+                    });
                 }
                 Err(e) if lost_race(&e) => raced = true,
                 Err(e) => return Err(e),
@@ -841,13 +847,14 @@ impl Engine {
         on_conflict: OnConflict,
     ) -> Result<ProxyParticipant, CoreError> {
         if session.active_participants().count() >= MAX_PARTICIPANTS {
-            return Err(CoreError::invalid(
-                "Identifier",
-                format!(
-                    "session {} has {MAX_PARTICIPANTS} participants already; a session has at most {MAX_PARTICIPANTS}",
+            return Err(CoreError::Proxy {
+                rule: ProxyRule::TooManyParticipants,
+                message: format!(
+                    "Identifier: session {} has {MAX_PARTICIPANTS} participants already; a session has at most \
+                     {MAX_PARTICIPANTS}",
                     session.sid
                 ),
-            ));
+            });
         }
         // A participant once removed cannot come back.
         if session.participants.iter().any(|p| p.identifier == spec.identifier) {

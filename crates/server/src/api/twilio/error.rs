@@ -7,8 +7,8 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use ferrosync_core::{CoreError, ProxyRule};
 use ferrosync_core::store::StoreError;
+use ferrosync_core::{CoreError, ProxyRule};
 use serde::Serialize;
 
 /// What a request acted on, for the codes that differ by resource.
@@ -48,6 +48,8 @@ pub mod code {
     pub const PROXY_SESSION_CLOSED: (u16, u32) = (400, 80607);
     pub const PROXY_INVALID_STATUS: (u16, u32) = (400, 80608);
     pub const PROXY_DUPLICATE_PARTICIPANT: (u16, u32) = (409, 80623);
+    pub const PROXY_NON_UNIQUE_SESSION_NAME: (u16, u32) = (409, 80603);
+    pub const PROXY_TOO_MANY_PARTICIPANTS: (u16, u32) = (400, 80609);
 }
 
 #[derive(Debug, Serialize)]
@@ -133,6 +135,8 @@ impl TwilioError {
                 ProxyRule::SessionClosed => code::PROXY_SESSION_CLOSED,
                 ProxyRule::InvalidStatus => code::PROXY_INVALID_STATUS,
                 ProxyRule::DuplicateParticipant => code::PROXY_DUPLICATE_PARTICIPANT,
+                ProxyRule::NonUniqueSessionName => code::PROXY_NON_UNIQUE_SESSION_NAME,
+                ProxyRule::TooManyParticipants => code::PROXY_TOO_MANY_PARTICIPANTS,
             },
             CoreError::Store(StoreError::Unavailable(_)) => code::UNAVAILABLE,
             CoreError::Store(_) => code::INTERNAL,

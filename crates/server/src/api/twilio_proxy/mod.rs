@@ -1,6 +1,7 @@
 //! Twilio Proxy v1 (`/twilio/proxy/v1`): the Sync face's conventions (`api::twilio`: form
 //! parameters, Basic auth, Twilio's error body, `meta` paging) over the engine's Proxy records.
 
+pub mod inbound;
 pub mod interactions;
 pub mod participants;
 pub mod pools;
