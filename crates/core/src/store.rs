@@ -61,30 +61,14 @@ pub enum ItemWriteMode {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ObjectWrite {
     /// Creates or replaces an entry.
-    Put {
-        map: String,
-        key: String,
-        data: Value,
-    },
+    Put { map: String, key: String, data: Value },
     /// Creates an entry; AlreadyExists when the key is taken (unique names, claims).
-    Create {
-        map: String,
-        key: String,
-        data: Value,
-    },
+    Create { map: String, key: String, data: Value },
     /// Replaces an entry read at `revision`; RevisionMismatch when it changed since, NotFound
     /// when it is gone.
-    Replace {
-        map: String,
-        key: String,
-        data: Value,
-        revision: u64,
-    },
+    Replace { map: String, key: String, data: Value, revision: u64 },
     /// Removes an entry; NotFound when it is gone.
-    Remove {
-        map: String,
-        key: String,
-    },
+    Remove { map: String, key: String },
     Append {
         list: String,
         data: Value,

@@ -229,7 +229,11 @@ impl Engine {
                 };
                 for target in targets {
                     let data = json!({ "type": event_type, "sender": caller.user_id, "content": content });
-                    writes.push(ObjectWrite::Append { list: super::sync::to_device_name(user, target), data, ttl: None });
+                    writes.push(ObjectWrite::Append {
+                        list: super::sync::to_device_name(user, target),
+                        data,
+                        ttl: None,
+                    });
                 }
             }
         }
