@@ -643,3 +643,38 @@ async fn the_inbound_endpoint_takes_basic_auth_or_a_twilio_signature_and_checks_
     }
     twilio_error(&inbound(&s, &[("To", "+15550009001"), ("Body", "hi")]).await, 400, 20001, "From");
 }
+
+#[tokio::test]
+async fn an_accepted_message_is_delivered_after_a_restart() {
+    // Patient retries, so the server goes down while the delivery is still being retried.
+    let patient = || {
+        let mut settings = fast();
+        settings.webhooks.retry = RetryPolicy {
+            attempts: 100,
+            first_retry: Duration::from_millis(100),
+            max_retry: Duration::from_millis(200),
+        };
+        settings
+    };
+    let Some(s) = TestServer::with_settings(patient()).await else { return };
+    let rx = Receiver::start(&s.auth_token).await;
+    let svc = proxy_service(
+        &s,
+        &[("UniqueName", "durable"), ("DeliveryCallbackUrl", &rx.url("/deliver"))],
+        &["+15550009101"],
+    )
+    .await;
+    let (kc, proxies) = session(&s, &svc, &["+15550003333", "+15550004444"]).await;
+    rx.answer_always("/deliver", Answer::status(503));
+    let to = proxies["+15550003333"].clone();
+    accepted(&inbound(&s, &[("From", "+15550003333"), ("To", &to), ("Body", "still there?")]).await);
+    rx.wait_hits("/deliver", 1).await;
+    let ki = newest(&s, &svc, &kc).await["sid"].as_str().unwrap().to_owned();
+
+    let s = s.restart(patient(), async |_| {}).await;
+    rx.answer_always("/deliver", Answer::status(200));
+    let sent = wait_outbound(&s, &svc, &kc, &ki, "sent").await;
+    assert_eq!(sent["inbound_resource_status"], "received");
+    let last = rx.hits("/deliver").last().cloned().expect("a delivery");
+    assert_eq!((&last.json["body"], &last.json["interaction_sid"]), (&json!("still there?"), &json!(ki)));
+}

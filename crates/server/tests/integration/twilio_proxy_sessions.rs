@@ -263,6 +263,23 @@ async fn status_changes_follow_twilios_rules() {
     );
     assert_eq!(proxy(&s, Method::DELETE, &format!("{path}/Interactions/{ki}"), &[]).await.status, 204);
     refused(&proxy(&s, Method::GET, &format!("{path}/Interactions/{ki}"), &[]).await, 404, 20404, "Interactions");
+
+    // A voice-only session carries no messages.
+    let voice =
+        session(&s, &svc, &[("Mode", "voice-only"), ("Participants", r#"{"Identifier": "+15551260002"}"#)]).await;
+    let voice = sid(&voice.ok());
+    let kp = sid(
+        &proxy(&s, Method::GET, &format!("/Services/{svc}/Sessions/{voice}/Participants"), &[]).await.ok()["participants"]
+            [0],
+    );
+    let r = proxy(
+        &s,
+        Method::POST,
+        &format!("/Services/{svc}/Sessions/{voice}/Participants/{kp}/MessageInteractions"),
+        &[("Body", "hi")],
+    )
+    .await;
+    refused(&r, 400, 20001, "voice-only");
 }
 
 /// Polls a session until `done`, for at most 15 s.

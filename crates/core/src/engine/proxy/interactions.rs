@@ -326,6 +326,12 @@ impl Engine {
             if !p.active() {
                 return Err(CoreError::invalid("ParticipantSid", format!("participant {} was removed", p.sid)));
             }
+            if current.mode == "voice-only" {
+                return Err(CoreError::invalid(
+                    "Body",
+                    format!("session {} is voice-only: it carries no messages", current.sid),
+                ));
+            }
             let now = Timestamp::now();
             let interaction = ProxyInteraction {
                 sid: Sid::new(SidKind::ProxyInteraction),
@@ -436,6 +442,12 @@ impl Engine {
             };
             let Some(item) = self.proxy_entry(&sessions_map(&svc.sid), session_sid).await? else { continue };
             let (current, revision) = (decode_session(&item)?, item.revision);
+            // A voice-only session carries no messages: as if no session held the pair.
+            if current.mode == "voice-only" {
+                let job = ProxyJob::OutOfSession { service_sid: svc.sid.clone(), message: msg.clone() };
+                self.proxy_batch(vec![job_write(&job)?]).await?;
+                return Ok(InboundOutcome::OutOfSession { service_sid: svc.sid });
+            }
             let Some(sender) = current.participant(participant_sid).cloned() else {
                 return Err(unreadable("a pair names a participant its session lacks"));
             };
