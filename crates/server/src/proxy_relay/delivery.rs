@@ -193,27 +193,56 @@ impl Relay {
             "session_sid": message.session_sid,
         });
         let engine = &self.engine;
-        let open = || async {
-            let req = OpenRequest {
-                unique_name: Some(stream.clone()),
-                mode: OpenMode::OpenOrCreate,
-                ..OpenRequest::default()
-            };
-            engine.open(&Principal::Root, sync, ObjectKind::Stream, req).await?;
-            let granted = match engine.permission(&Principal::Root, sync, ObjectKind::Stream, &stream, identity).await {
-                Ok(p) => Some(p),
-                Err(CoreError::NotFound { .. }) => None,
-                Err(e) => return Err(e),
-            };
-            if !granted.as_ref().is_some_and(|p| p.read) {
-                let (write, manage) = granted.map_or((false, false), |p| (p.write, p.manage));
-                engine
-                    .set_permission(&Principal::Root, sync, ObjectKind::Stream, &stream, identity, true, write, manage)
-                    .await?;
-            }
+        let publish = || async {
+            self.inbox(sync, &stream, identity).await?;
             engine.publish(&Principal::Root, sync, &stream, data.clone()).await.map(|_| ())
         };
-        self.store_op(stop, open).await
+        self.store_op(stop, publish).await
+    }
+
+    /// The `OpenInbox` job: an in-app participant's stream, ready before its first message.
+    pub(super) async fn open_inbox(&self, service_sid: &Sid, identity: &str, stop: &CancellationToken) -> Option<Done> {
+        let svc = match self.service(service_sid, stop).await? {
+            Ok(Some(svc)) => svc,
+            Ok(None) => return Some(Done::Skipped),
+            Err(e) => {
+                tracing::error!(service = %service_sid, error = %e, "cannot read the Proxy service");
+                return Some(Done::Failed);
+            }
+        };
+        let sync = svc.chat_instance_sid.as_deref().unwrap_or(DEFAULT_SERVICE);
+        let stream = format!("{STREAM_PREFIX}{identity}");
+        match self.store_op(stop, || self.inbox(sync, &stream, identity)).await? {
+            Ok(()) => Some(Done::Ok),
+            Err(e) => {
+                tracing::error!(identity, error = %e, "cannot open an in-app participant's stream");
+                Some(Done::Failed)
+            }
+        }
+    }
+
+    /// Opens `stream` of Sync service `sync` (made when missing) with a read permission for
+    /// `identity`, keeping what else it was granted.
+    async fn inbox(&self, sync: &str, stream: &str, identity: &str) -> Result<(), CoreError> {
+        let engine = &self.engine;
+        let req = OpenRequest {
+            unique_name: Some(stream.to_owned()),
+            mode: OpenMode::OpenOrCreate,
+            ..OpenRequest::default()
+        };
+        engine.open(&Principal::Root, sync, ObjectKind::Stream, req).await?;
+        let granted = match engine.permission(&Principal::Root, sync, ObjectKind::Stream, stream, identity).await {
+            Ok(p) => Some(p),
+            Err(CoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        if !granted.as_ref().is_some_and(|p| p.read) {
+            let (write, manage) = granted.map_or((false, false), |p| (p.write, p.manage));
+            engine
+                .set_permission(&Principal::Root, sync, ObjectKind::Stream, stream, identity, true, write, manage)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Records the outbound leg's status (the service's callback hears of it through the

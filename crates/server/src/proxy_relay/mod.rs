@@ -223,6 +223,7 @@ fn job_kind(job: &ProxyJob) -> &'static str {
         ProxyJob::Status { .. } => "status",
         ProxyJob::Alert { .. } => "alert",
         ProxyJob::OutOfSession { .. } => "out_of_session",
+        ProxyJob::OpenInbox { .. } => "open_inbox",
     }
 }
 
@@ -242,6 +243,7 @@ impl Relay {
                 ProxyJob::OutOfSession { service_sid, message } => {
                     self.out_of_session(&service_sid, &message, stop).await
                 }
+                ProxyJob::OpenInbox { service_sid, identity } => self.open_inbox(&service_sid, &identity, stop).await,
             }
         }
         .instrument(span)

@@ -287,7 +287,9 @@ async fn messages_reach_in_app_participants_by_stream_and_others_by_the_delivery
     let Some(s) = TestServer::with_settings(fast()).await else { return };
     let rx = Receiver::start(&s.auth_token).await;
     // In-app participants' streams live in the Sync service the Proxy service names.
-    let chat = s.service("chat").await["sid"].as_str().unwrap().to_owned();
+    // That service enforces ACLs: bob reads his stream by the permission the relay gives him.
+    let chat = s.post("/services", json!({ "unique_name": "chat", "acl_enabled": true })).await.ok();
+    let chat = chat["sid"].as_str().unwrap().to_owned();
     let svc = proxy_service(
         &s,
         &[
@@ -300,10 +302,13 @@ async fn messages_reach_in_app_participants_by_stream_and_others_by_the_delivery
     )
     .await;
 
-    // alice ↔ bob, both in the app; bob listens on his stream before anything is sent.
+    // alice ↔ bob, both in the app; their streams are made as they join, so bob listens on
+    // his before anything is sent.
     let (a_b, proxies) = session(&s, &svc, &["app:alice", "app:bob"]).await;
-    let r = s.post(&format!("/services/{chat}/streams"), json!({ "unique_name": "proxy.bob" })).await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    eventually("bob's stream and permission", WAIT, || async {
+        s.get(&format!("/services/{chat}/streams/proxy.bob/permissions/bob")).await.status == 200
+    })
+    .await;
     let token = s.mint_token(&chat, "bob", 600).await;
     let mut bob = s.ws(&token).await;
     bob.subscribe("stream", "proxy.bob", None).await;

@@ -193,6 +193,12 @@ pub enum ProxyJob {
         service_sid: Sid,
         message: InboundMessage,
     },
+    /// Makes an in-app participant's stream ready, readable by its identity, so its clients
+    /// can subscribe before the first message.
+    OpenInbox {
+        service_sid: Sid,
+        identity: String,
+    },
 }
 
 impl ProxyJob {
@@ -205,6 +211,7 @@ impl ProxyJob {
                 alert.session_sid.as_ref().map_or_else(|| alert.service_sid.to_string(), Sid::to_string)
             }
             ProxyJob::OutOfSession { message, .. } => message.from.clone(),
+            ProxyJob::OpenInbox { identity, .. } => format!("app:{identity}"),
         }
     }
 }

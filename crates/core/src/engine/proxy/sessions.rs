@@ -895,6 +895,9 @@ impl Engine {
         if session.status.active() {
             change.activate(self, &session.sid, &p, on_conflict).await?;
         }
+        if let Some(identity) = p.identifier.strip_prefix("app:") {
+            change.job(ProxyJob::OpenInbox { service_sid: svc.sid.clone(), identity: identity.to_owned() });
+        }
         Ok(p)
     }
 
