@@ -42,6 +42,7 @@ error_codes! {
     DuplicateRequest = 40010, 400;
     AlreadyStreamed = 40011, 400;
     ProxyRule = 40012, 400;
+    InvalidQuery = 40013, 400;
     Unauthenticated = 40100, 401;
     InvalidCredentials = 40101, 401;
     InvalidAccessToken = 40102, 401;
@@ -140,6 +141,9 @@ pub enum CoreError {
     /// The developer user identifier belongs to another identity.
     #[error("{0}")]
     DeveloperUserAlreadyRegistered(String),
+    /// A query that does not parse or breaks a limit of the language.
+    #[error("{field}: {message}")]
+    InvalidQuery { field: &'static str, message: String, column: usize, twilio_code: Option<u32> },
     /// A rule of Proxy sessions a request broke; each face words it with its own code.
     #[error("{message}")]
     Proxy { rule: ProxyRule, message: String },
@@ -192,6 +196,7 @@ pub enum NotFoundKind {
     ProxySession,
     ProxyParticipant,
     ProxyInteraction,
+    Index,
 }
 
 impl std::fmt::Display for NotFoundKind {
@@ -217,6 +222,7 @@ impl std::fmt::Display for NotFoundKind {
             NotFoundKind::ProxySession => f.write_str("session"),
             NotFoundKind::ProxyParticipant => f.write_str("participant"),
             NotFoundKind::ProxyInteraction => f.write_str("interaction"),
+            NotFoundKind::Index => f.write_str("index"),
         }
     }
 }
@@ -241,7 +247,8 @@ impl CoreError {
                 | NotFoundKind::ShortCode
                 | NotFoundKind::ProxySession
                 | NotFoundKind::ProxyParticipant
-                | NotFoundKind::ProxyInteraction => ErrorCode::ObjectNotFound,
+                | NotFoundKind::ProxyInteraction
+                | NotFoundKind::Index => ErrorCode::ObjectNotFound,
                 NotFoundKind::Object(_) => ErrorCode::ObjectNotFound,
                 NotFoundKind::Item => ErrorCode::ItemNotFound,
                 NotFoundKind::ApiKey => ErrorCode::ApiKeyNotFound,
@@ -281,6 +288,7 @@ impl CoreError {
                 ErrorCode::ResourceConflict
             }
             CoreError::Proxy { .. } => ErrorCode::ProxyRule,
+            CoreError::InvalidQuery { .. } => ErrorCode::InvalidQuery,
             CoreError::Store(e) => match e {
                 crate::store::StoreError::Unavailable(_) => ErrorCode::StoreUnavailable,
                 _ => ErrorCode::Internal,

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cognito;
 pub mod engine;
 pub mod error;
+pub mod index;
 pub mod limits;
 pub mod log;
 pub mod matrix;

@@ -35,6 +35,8 @@ pub struct ServiceSettings {
     pub reachability_debouncing_enabled: bool,
     /// Milliseconds, 1,000–30,000.
     pub reachability_debouncing_window: u32,
+    /// Named indexes over the service's Maps, for queries.
+    pub indexes: Vec<crate::index::IndexDef>,
 }
 
 impl Default for ServiceSettings {
@@ -45,6 +47,7 @@ impl Default for ServiceSettings {
             reachability_webhooks_enabled: false,
             reachability_debouncing_enabled: false,
             reachability_debouncing_window: 5000,
+            indexes: Vec::new(),
         }
     }
 }
@@ -58,6 +61,14 @@ pub struct ServiceSettingsPatch {
     pub reachability_webhooks_enabled: Option<bool>,
     pub reachability_debouncing_enabled: Option<bool>,
     pub reachability_debouncing_window: Option<u32>,
+    pub index: Option<IndexChange>,
+}
+
+/// Declares (or redeclares) one index, or removes one, leaving the others as they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexChange {
+    Put(crate::index::IndexDef),
+    Remove(String),
 }
 
 impl ServiceSettingsPatch {
@@ -76,6 +87,14 @@ impl ServiceSettingsPatch {
         }
         if let Some(v) = self.reachability_debouncing_window {
             s.reachability_debouncing_window = v;
+        }
+        match self.index {
+            Some(IndexChange::Put(def)) => match s.indexes.iter_mut().find(|d| d.name == def.name) {
+                Some(slot) => *slot = def,
+                None => s.indexes.push(def),
+            },
+            Some(IndexChange::Remove(name)) => s.indexes.retain(|d| d.name != name),
+            None => {}
         }
     }
 }

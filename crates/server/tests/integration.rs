@@ -42,6 +42,8 @@ mod sqlite {
     mod matrix_push_rules;
     #[path = "matrix_sync.rs"]
     mod matrix_sync;
+    #[path = "queries.rs"]
+    mod queries;
     #[path = "rest.rs"]
     mod rest;
     #[path = "ttl.rs"]
@@ -91,6 +93,8 @@ mod postgres {
     mod matrix_push_rules;
     #[path = "matrix_sync.rs"]
     mod matrix_sync;
+    #[path = "queries.rs"]
+    mod queries;
     #[path = "rest.rs"]
     mod rest;
     #[path = "ttl.rs"]

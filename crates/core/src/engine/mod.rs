@@ -36,6 +36,7 @@ pub struct Engine {
     /// most once a minute.
     matrix_seen: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     lazy_members: matrix::LazyMembers,
+    indexes: indexes::IndexCache,
 }
 
 /// What an open/create asks for (the Sync client's `OpenOptions`).
@@ -133,6 +134,7 @@ mod cognito_identities;
 mod cognito_pools;
 mod cognito_sync;
 mod credentials;
+mod indexes;
 mod matrix;
 mod objects;
 mod proxy;
@@ -143,6 +145,7 @@ pub use cognito_identities::{
     AwsSecret, DeveloperIdentityLookup, IdentityCredentials, OpenIdToken, UnprocessedIdentity,
 };
 pub use cognito_sync::{ListRecordsRequest, RecordsPage, UpdateRecordsRequest, UpdatedRecords};
+pub use indexes::{QueryItem, QueryResult, parse_query};
 pub use matrix::{
     CreateRoom, MatrixCaller, MatrixPresence, MatrixProfile, MatrixRegistration, MatrixSession, MessagesRequest,
     SyncParams,
@@ -171,6 +174,7 @@ impl Engine {
             sync_sessions: Default::default(),
             matrix_seen: Default::default(),
             lazy_members: Default::default(),
+            indexes: Default::default(),
         }
     }
 

@@ -47,6 +47,7 @@ pub fn from_core(error: CoreError) -> AwsError {
         | CoreError::InvalidSinceToken(_)
         | CoreError::ForeignSinceToken
         | CoreError::ResyncRequired
+        | CoreError::InvalidQuery { .. }
         | CoreError::TooLarge { .. } => modeled(INVALID_PARAMETER, message),
         CoreError::NotAuthorized(_)
         | CoreError::Forbidden(_)

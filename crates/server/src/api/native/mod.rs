@@ -3,6 +3,7 @@
 pub mod changes;
 pub mod error;
 pub mod extract;
+pub mod indexes;
 pub mod items;
 pub mod keys;
 pub mod objects;

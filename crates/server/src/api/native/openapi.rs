@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document of the native API, generated from the handlers' annotations.
 
-use super::{changes, error, items, keys, objects, permissions, services, streams, types};
+use super::{changes, error, indexes, items, keys, objects, permissions, services, streams, types};
 use axum::Json;
 use utoipa::OpenApi;
 
@@ -15,11 +15,13 @@ use utoipa::OpenApi;
         permissions::list, permissions::fetch, permissions::set, permissions::remove,
         keys::create, keys::list, keys::fetch, keys::remove, keys::mint,
         changes::poll,
+        indexes::list, indexes::fetch, indexes::put, indexes::remove, indexes::query,
     ),
     components(schemas(
         error::ErrorBody, types::ServiceView, types::ObjectView, types::ItemView, types::MessageView,
         types::PermissionView, types::ApiKeyView, types::TokenView, types::ChangesView, types::PageMeta,
         types::AddListItem, types::CreateMapItem,
+        indexes::IndexView, indexes::PutIndex, indexes::QueryBody, indexes::QueryView, indexes::QueryItemView,
     )),
     modifiers(&Security),
     security(("basic" = []), ("bearer" = [])),

@@ -1,6 +1,6 @@
 //! Routes of the native API → handlers.
 
-use super::{changes, error, items, keys, objects, openapi, permissions, services, streams};
+use super::{changes, error, indexes, items, keys, objects, openapi, permissions, services, streams};
 use crate::realtime::connection;
 use crate::state::AppState;
 use axum::Router;
@@ -35,6 +35,9 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/services", post(services::create).get(services::list))
         .route("/services/{service}", get(services::fetch).post(services::update).delete(services::remove))
         .route("/services/{service}/changes", get(changes::poll))
+        .route("/services/{service}/indexes", get(indexes::list))
+        .route("/services/{service}/indexes/{name}", get(indexes::fetch).put(indexes::put).delete(indexes::remove))
+        .route("/services/{service}/indexes/{name}/query", post(indexes::query))
         .route("/services/{service}/{collection}", post(objects::open).get(objects::list))
         .route(
             "/services/{service}/{collection}/{id}",

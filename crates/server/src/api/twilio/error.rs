@@ -127,6 +127,10 @@ impl TwilioError {
             | CoreError::DuplicateRequest(_)
             | CoreError::AlreadyStreamed(_)
             | CoreError::DeveloperUserAlreadyRegistered(_) => code::INVALID_PARAMETER,
+            // Twilio's codes for the language's limits; a query that does not parse is a bad
+            // parameter.
+            CoreError::InvalidQuery { twilio_code: Some(code), .. } => (400, *code),
+            CoreError::InvalidQuery { .. } => code::INVALID_PARAMETER,
             CoreError::Proxy { rule, .. } => match rule {
                 ProxyRule::AlreadyParticipant => code::PROXY_ALREADY_PARTICIPANT,
                 ProxyRule::NoProxyAvailable => code::PROXY_NO_NUMBER_AVAILABLE,

@@ -48,6 +48,7 @@ fn settings_patch(f: &Params) -> TwilioResult<ServiceSettingsPatch> {
         reachability_webhooks_enabled: f.bool("ReachabilityWebhooksEnabled")?,
         reachability_debouncing_enabled: f.bool("ReachabilityDebouncingEnabled")?,
         reachability_debouncing_window: window,
+        index: None,
     })
 }
 
