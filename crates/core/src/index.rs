@@ -467,6 +467,53 @@ impl IndexState {
     }
 }
 
+/// What one change-log event does to a live query's results.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryChange {
+    /// The item entered the results or changed within them.
+    Updated { map: String, key: String, data: Value, revision: u64 },
+    /// The item left the results (changed so it no longer matches, or was removed).
+    Removed { map: String, key: String },
+    /// A Map of the index was removed: its items left the results.
+    MapRemoved { map: String },
+}
+
+/// The change `event` makes to the results of `expr` over the index `def`; `None` when it
+/// makes none. Stateless: an update is judged by the data before and after it, which the
+/// change log holds, so a live query can resume from any point of the log.
+pub fn transition(def: &IndexDef, expr: &ferrosync_query::Expr, event: &crate::log::Event) -> Option<QueryChange> {
+    use crate::log::EventKind;
+    if event.object_kind != ObjectKind::Map || !def.source.covers(event.unique_name.as_deref()) {
+        return None;
+    }
+    let map = event.unique_name.clone()?;
+    let matches = |key: &str, data: &Option<Value>| data.as_ref().is_some_and(|d| expr.matches(key, d));
+    match event.kind {
+        EventKind::MapItemAdded | EventKind::MapItemUpdated => {
+            let key = event.item_key.clone()?;
+            if matches(&key, &event.data) {
+                let data = event.data.clone()?;
+                Some(QueryChange::Updated { map, key, data, revision: event.revision })
+            } else if event.kind == EventKind::MapItemUpdated
+                && (event.previous_data.is_none() || matches(&key, &event.previous_data))
+            {
+                Some(QueryChange::Removed { map, key })
+            } else {
+                None
+            }
+        }
+        // Without the data it had, a removed item is reported as leaving (a client drops a key
+        // it does not hold).
+        EventKind::MapItemRemoved => {
+            let key = event.item_key.clone()?;
+            (event.previous_data.is_none() || matches(&key, &event.previous_data))
+                .then_some(QueryChange::Removed { map, key })
+        }
+        EventKind::MapRemoved => Some(QueryChange::MapRemoved { map }),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,5 +606,68 @@ mod tests {
             let def = IndexDef { name: name.into(), source: IndexSource::Map("m".into()), fields: vec![field.into()] };
             assert!(def.check().is_err(), "{name} {field}");
         }
+    }
+
+    #[test]
+    fn transitions_follow_items_in_and_out_of_the_results() {
+        use crate::log::{Event, EventKind};
+        let def = IndexDef { name: "w".into(), source: IndexSource::MapPrefix("workers".into()), fields: vec![] };
+        let expr = ferrosync_query::parse(r#"data.team == "eng""#).expect("parses");
+        let event = |kind, name: &str, data: Option<Value>, previous: Option<Value>| Event {
+            seq: 1,
+            token: String::new(),
+            kind,
+            service_sid: Sid::new(SidKind::Service),
+            object_sid: Sid::new(SidKind::Map),
+            object_kind: ObjectKind::Map,
+            unique_name: Some(name.to_owned()),
+            item_index: None,
+            item_key: Some("k".into()),
+            message_sid: None,
+            revision: 3,
+            data,
+            previous_data: previous,
+            date_expires: None,
+            date: crate::timestamp::Timestamp::now(),
+            identity: "system".into(),
+            reason: None,
+        };
+        let eng = Some(json!({"team": "eng"}));
+        let ops = Some(json!({"team": "ops"}));
+        let updated = Some(QueryChange::Updated {
+            map: "workers-1".into(),
+            key: "k".into(),
+            data: json!({"team": "eng"}),
+            revision: 3,
+        });
+        let removed = Some(QueryChange::Removed { map: "workers-1".into(), key: "k".into() });
+        assert_eq!(transition(&def, &expr, &event(EventKind::MapItemAdded, "workers-1", eng.clone(), None)), updated);
+        assert_eq!(transition(&def, &expr, &event(EventKind::MapItemAdded, "workers-1", ops.clone(), None)), None);
+        assert_eq!(
+            transition(&def, &expr, &event(EventKind::MapItemUpdated, "workers-1", eng.clone(), ops.clone())),
+            updated,
+            "enters"
+        );
+        assert_eq!(
+            transition(&def, &expr, &event(EventKind::MapItemUpdated, "workers-1", ops.clone(), eng.clone())),
+            removed,
+            "leaves"
+        );
+        assert_eq!(
+            transition(&def, &expr, &event(EventKind::MapItemUpdated, "workers-1", ops.clone(), ops.clone())),
+            None,
+            "never in"
+        );
+        assert_eq!(transition(&def, &expr, &event(EventKind::MapItemRemoved, "workers-1", None, eng.clone())), removed);
+        assert_eq!(transition(&def, &expr, &event(EventKind::MapItemRemoved, "workers-1", None, ops.clone())), None);
+        assert_eq!(
+            transition(&def, &expr, &event(EventKind::MapItemAdded, "tasks", eng.clone(), None)),
+            None,
+            "another Map"
+        );
+        assert_eq!(
+            transition(&def, &expr, &event(EventKind::MapRemoved, "workers-1", None, None)),
+            Some(QueryChange::MapRemoved { map: "workers-1".into() })
+        );
     }
 }

@@ -23,6 +23,8 @@ pub enum SidKind {
     Message,
     /// A Proxy alert (a debugger notification).
     Alert,
+    /// A live query's subscription.
+    LiveQuery,
 }
 
 impl SidKind {
@@ -44,6 +46,7 @@ impl SidKind {
             SidKind::ShortCode => "SC",
             SidKind::Message => "SM",
             SidKind::Alert => "NO",
+            SidKind::LiveQuery => "LQ",
         }
     }
 
@@ -65,6 +68,7 @@ impl SidKind {
             "SC" => SidKind::ShortCode,
             "SM" => SidKind::Message,
             "NO" => SidKind::Alert,
+            "LQ" => SidKind::LiveQuery,
             _ => return None,
         })
     }

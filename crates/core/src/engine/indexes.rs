@@ -185,6 +185,48 @@ impl Engine {
         Ok(QueryResult { items, next, seq })
     }
 
+    /// What a live query watches: the index's declaration, the parsed expression, and for an
+    /// identity of a service with ACLs the Maps of the index it may read now (`None`: all of
+    /// them, including Maps made later).
+    pub async fn live_query_plan(
+        &self,
+        principal: &Principal,
+        service: &str,
+        name: &str,
+        query: &str,
+    ) -> Result<(IndexDef, ferrosync_query::Expr, Option<std::collections::HashSet<Sid>>), CoreError> {
+        let expr = parse_query("query", query)?;
+        let svc = self.service(principal, service).await?;
+        let def = svc
+            .settings
+            .indexes
+            .iter()
+            .find(|d| d.name == name)
+            .cloned()
+            .ok_or_else(|| CoreError::not_found(NotFoundKind::Index, name))?;
+        if principal.is_admin() || !svc.acl_enabled {
+            return Ok((def, expr, None));
+        }
+        let mut readable = std::collections::HashSet::new();
+        let mut after = None;
+        loop {
+            let page = PageRequest { order: Order::Asc, from: None, after: after.take(), limit: BUILD_PAGE };
+            let maps = self.store.objects(&svc.sid, ObjectKind::Map, &page).await?;
+            for map in &maps {
+                if def.source.covers(map.unique_name.as_deref())
+                    && self.check(principal, &svc, map, crate::rules::Right::Read).await.is_ok()
+                {
+                    readable.insert(map.sid.clone());
+                }
+            }
+            match maps.last() {
+                Some(l) if maps.len() == BUILD_PAGE as usize => after = Some(Cursor::Key(l.sid.to_string())),
+                _ => break,
+            }
+        }
+        Ok((def, expr, Some(readable)))
+    }
+
     /// Whether `principal` may read the Map `map` (cached per query).
     async fn may_read(
         &self,

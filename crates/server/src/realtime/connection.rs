@@ -17,10 +17,12 @@ use axum::response::{IntoResponse, Response};
 use ferrosync_core::ErrorCode;
 use ferrosync_core::auth::Principal;
 use ferrosync_core::engine::{ItemPatch, ObjectPatch, OpenRequest};
+use ferrosync_core::index::transition;
+use ferrosync_core::log::Event;
 use ferrosync_core::log::SinceToken;
 use ferrosync_core::model::{ItemKey, ObjectKind, Service};
-use ferrosync_core::page::PageRequest;
-use ferrosync_core::sid::Sid;
+use ferrosync_core::page::{Order, PageRequest};
+use ferrosync_core::sid::{Sid, SidKind};
 use ferrosync_core::store::ItemWriteMode;
 use futures_util::stream::SplitStream;
 use futures_util::{SinkExt, StreamExt};
@@ -247,6 +249,15 @@ impl Session {
         if let ClientFrame::Subscribe { kind, object, since, .. } = request {
             return self.subscribe(sink, id, kind, &object, since.as_deref()).await;
         }
+        if let ClientFrame::SubscribeQuery { index, query, since, .. } = request {
+            return match self.subscribe_query(sink, id, &index, &query, since.as_deref()).await {
+                Ok(flow) => flow,
+                Err(e) => {
+                    let reply = ServerFrame::Reply { id, status: e.code.status(), body: None, error: Some(e.body()) };
+                    self.send(sink, &reply).await
+                }
+            };
+        }
         let reply = match self.request(request).await {
             Ok((status, body)) => ServerFrame::Reply { id, status, body: Some(body), error: None },
             Err(e) => ServerFrame::Reply { id, status: e.code.status(), body: None, error: Some(e.body()) },
@@ -336,6 +347,90 @@ impl Session {
         Ok(Flow::Continue)
     }
 
+    /// A live query: registered with the hub first, then its results read (as of a point of
+    /// the log) or, resuming, the log replayed from `since`; live changes queued meanwhile are
+    /// filtered by that point.
+    async fn subscribe_query(
+        &mut self,
+        sink: &mut Sink,
+        id: u64,
+        index: &str,
+        query: &str,
+        since: Option<&str>,
+    ) -> Result<Flow, ApiError> {
+        let engine = self.state.engine.clone();
+        let svc = self.service.sid.to_string();
+        let (def, expr, maps) = engine.live_query_plan(&self.principal, &svc, index, query).await?;
+        if self.subs.len() >= self.state.settings.max_subscriptions {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("a connection may hold at most {} subscriptions", self.state.settings.max_subscriptions),
+            ));
+        }
+        let qid = Sid::new(SidKind::LiveQuery);
+        self.subs.register_query(&qid, def.clone(), expr.clone(), maps.clone()).await?;
+        let started = match since {
+            None => {
+                let page = PageRequest { order: Order::Asc, from: None, after: None, limit: MAX_LIVE_RESULTS };
+                match engine.query(&self.principal, &svc, index, query, page).await {
+                    Ok(r) if r.next.is_some() => Err(ApiError::new(
+                        ErrorCode::InvalidRequest,
+                        format!("query: more than {MAX_LIVE_RESULTS} items match; narrow it for a live query"),
+                    )),
+                    Ok(r) => Ok((r.seq, r.items)),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Some(t) => engine.since_seq(&self.service, t).await.map(|seq| (seq, Vec::new())).map_err(ApiError::from),
+        };
+        let (start, items) = match started {
+            Ok(s) => s,
+            Err(e) => {
+                self.subs.cancel(&qid).await;
+                return Err(e);
+            }
+        };
+        let body = serde_json::json!({ "query_id": qid, "items": items, "since": self.since_token(start) });
+        if let Flow::Stop =
+            self.send(sink, &ServerFrame::Reply { id, status: 200, body: Some(body), error: None }).await
+        {
+            return Ok(Flow::Stop);
+        }
+        // Resuming: what changed since, judged event by event as the hub judges live ones.
+        let mut cursor = start;
+        if since.is_some() {
+            loop {
+                let events = engine
+                    .store()
+                    .events(&self.service.sid, cursor, None, 1000)
+                    .await
+                    .map_err(ferrosync_core::CoreError::from)?;
+                let full = events.len() == 1000;
+                for stored in &events {
+                    cursor = stored.seq;
+                    let Ok(event) = serde_json::from_str::<Event>(stored.json.get()) else { continue };
+                    if maps.as_ref().is_some_and(|m| !m.contains(&event.object_sid)) {
+                        continue;
+                    }
+                    if let Some(change) = transition(&def, &expr, &event)
+                        && let Some(e) = super::live::query_event(&qid, &event, change)
+                        && sink.feed(Message::Text(Delivery::from_stored(e).native_frame())).await.is_err()
+                    {
+                        return Ok(Flow::Stop);
+                    }
+                }
+                if !full {
+                    break;
+                }
+            }
+            if sink.flush().await.is_err() {
+                return Ok(Flow::Stop);
+            }
+        }
+        self.subs.set_cursor(&qid, cursor);
+        Ok(Flow::Continue)
+    }
+
     async fn request(&mut self, request: ClientFrame) -> Result<(u16, Value), ApiError> {
         let engine = self.state.engine.clone();
         let p = &self.principal;
@@ -414,12 +509,20 @@ impl Session {
                 }
             }
             ClientFrame::Ping { .. } => (200, serde_json::json!({ "pong": true })),
-            ClientFrame::Authenticate { .. } | ClientFrame::Subscribe { .. } => {
+            ClientFrame::UnsubscribeQuery { query_id, .. } => {
+                let sid = Sid::parse_kind(&query_id, SidKind::LiveQuery).map_err(ferrosync_core::CoreError::from)?;
+                self.subs.cancel(&sid).await;
+                (200, Value::Object(Default::default()))
+            }
+            ClientFrame::Authenticate { .. } | ClientFrame::Subscribe { .. } | ClientFrame::SubscribeQuery { .. } => {
                 return Err(ApiError::new(ErrorCode::InvalidRequest, "unexpected frame"));
             }
         })
     }
 }
+
+/// A live query's first results, at most; a query matching more is refused (narrow it).
+const MAX_LIVE_RESULTS: u32 = 10_000;
 
 fn item_key(kind: ObjectKind, index: Option<u64>, key: Option<String>) -> Result<ItemKey, ApiError> {
     match (kind, index, key) {

@@ -4,10 +4,14 @@
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use ferrosync_core::Engine;
+use ferrosync_core::index::{IndexDef, transition};
+use ferrosync_core::log::Event;
+use ferrosync_core::model::ObjectKind;
 use ferrosync_core::model::ObjectRef;
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::StoredEvent;
-use std::collections::HashMap;
+use ferrosync_query::Expr;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
@@ -95,9 +99,27 @@ pub struct Subscriber {
     pub overflow: Arc<Overflow>,
 }
 
+/// A live query held by one connection: the index it watches, its expression, and (for an
+/// identity of a service with ACLs) the Maps it may read.
+pub struct LiveQuery {
+    pub def: IndexDef,
+    pub expr: Arc<Expr>,
+    pub maps: Option<HashSet<Sid>>,
+    pub sub: Subscriber,
+}
+
 struct Feed {
     subs: RwLock<HashMap<Sid, Vec<Subscriber>>>,
+    /// Live queries by query id.
+    queries: RwLock<HashMap<Sid, LiveQuery>>,
     stop: CancellationToken,
+}
+
+impl Feed {
+    fn is_empty(&self) -> bool {
+        self.subs.read().unwrap_or_else(|e| e.into_inner()).is_empty()
+            && self.queries.read().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
 }
 
 pub struct Hub {
@@ -123,6 +145,26 @@ impl Hub {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// The service's feed, its tailer started when it is the first.
+    async fn feed(&self, service: &Sid) -> Result<Arc<Feed>, ferrosync_core::CoreError> {
+        let mut feeds = self.feeds.lock().await;
+        if let Some(f) = feeds.get(service) {
+            return Ok(f.clone());
+        }
+        // The tailer starts at the head read *before* anyone is registered, so no event
+        // committed after a registration can fall below its cursor.
+        let head =
+            self.engine.store().service(&ObjectRef::Sid(service.clone())).await?.map(|s| s.head_seq).unwrap_or(0);
+        let feed = Arc::new(Feed {
+            subs: RwLock::new(HashMap::new()),
+            queries: RwLock::new(HashMap::new()),
+            stop: CancellationToken::new(),
+        });
+        tokio::spawn(tail(self.engine.clone(), service.clone(), feed.clone(), head));
+        feeds.insert(service.clone(), feed.clone());
+        Ok(feed)
+    }
+
     /// Registers `sub` for `object`'s events. Callers register before reading the log, so
     /// every event committed after this call reaches them live.
     pub async fn subscribe(
@@ -131,29 +173,36 @@ impl Hub {
         object: &Sid,
         sub: Subscriber,
     ) -> Result<(), ferrosync_core::CoreError> {
-        let mut feeds = self.feeds.lock().await;
-        let feed = match feeds.get(service) {
-            Some(f) => f.clone(),
-            None => {
-                // The tailer starts at the head read *before* anyone is registered, so no
-                // event committed after a registration can fall below its cursor.
-                let head = self
-                    .engine
-                    .store()
-                    .service(&ObjectRef::Sid(service.clone()))
-                    .await?
-                    .map(|s| s.head_seq)
-                    .unwrap_or(0);
-                let feed = Arc::new(Feed { subs: RwLock::new(HashMap::new()), stop: CancellationToken::new() });
-                tokio::spawn(tail(self.engine.clone(), service.clone(), feed.clone(), head));
-                feeds.insert(service.clone(), feed.clone());
-                feed
-            }
-        };
+        let feed = self.feed(service).await?;
         let mut subs = feed.subs.write().unwrap_or_else(|e| e.into_inner());
         subs.entry(object.clone()).or_default().push(sub);
         self.subscriptions.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Registers a live query under its id, before its results are read (as [`Hub::subscribe`]).
+    pub async fn subscribe_query(
+        &self,
+        service: &Sid,
+        query: &Sid,
+        live: LiveQuery,
+    ) -> Result<(), ferrosync_core::CoreError> {
+        let feed = self.feed(service).await?;
+        feed.queries.write().unwrap_or_else(|e| e.into_inner()).insert(query.clone(), live);
+        self.subscriptions.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub async fn unsubscribe_query(&self, service: &Sid, query: &Sid) {
+        let mut feeds = self.feeds.lock().await;
+        let Some(feed) = feeds.get(service).cloned() else { return };
+        if feed.queries.write().unwrap_or_else(|e| e.into_inner()).remove(query).is_some() {
+            self.subscriptions.fetch_sub(1, Ordering::Relaxed);
+        }
+        if feed.is_empty() {
+            feed.stop.cancel();
+            feeds.remove(service);
+        }
     }
 
     pub async fn unsubscribe(&self, service: &Sid, object: &Sid, conn: u64) {
@@ -161,7 +210,7 @@ impl Hub {
         let Some(feed) = feeds.get(service).cloned() else {
             return;
         };
-        let empty = {
+        {
             let mut subs = feed.subs.write().unwrap_or_else(|e| e.into_inner());
             if let Some(list) = subs.get_mut(object) {
                 let before = list.len();
@@ -171,9 +220,8 @@ impl Hub {
                     subs.remove(object);
                 }
             }
-            subs.is_empty()
-        };
-        if empty {
+        }
+        if feed.is_empty() {
             feed.stop.cancel();
             feeds.remove(service);
         }
@@ -221,18 +269,47 @@ async fn tail(engine: Arc<Engine>, service: Sid, feed: Arc<Feed>, mut cursor: u6
 /// several subscriptions sees the service's events in the order they were committed.
 fn dispatch(feed: &Feed, events: Vec<StoredEvent>) {
     let subs = feed.subs.read().unwrap_or_else(|e| e.into_inner());
+    let queries = feed.queries.read().unwrap_or_else(|e| e.into_inner());
     for event in events {
+        if !queries.is_empty() {
+            dispatch_queries(&queries, &event);
+        }
         let Some(list) = subs.get(&event.object_sid) else { continue };
         let delivery = Arc::new(Delivery::from_stored(event));
         metrics::counter!("ferrosync_events_delivered_total").increment(list.len() as u64);
         for sub in list {
-            if sub.overflow.is_raised() {
-                continue;
-            }
-            if let Err(mpsc::error::TrySendError::Full(_)) = sub.tx.try_send(delivery.clone()) {
-                metrics::counter!("ferrosync_ws_queue_overflows_total").increment(1);
-                sub.overflow.raise();
-            }
+            offer(sub, &delivery);
+        }
+    }
+}
+
+fn offer(sub: &Subscriber, delivery: &Arc<Delivery>) {
+    if sub.overflow.is_raised() {
+        return;
+    }
+    if let Err(mpsc::error::TrySendError::Full(_)) = sub.tx.try_send(delivery.clone()) {
+        metrics::counter!("ferrosync_ws_queue_overflows_total").increment(1);
+        sub.overflow.raise();
+    }
+}
+
+/// Evaluates a Map event against every live query once (the event parsed once for all of
+/// them) and hands each query whose results it changes its own event.
+fn dispatch_queries(queries: &HashMap<Sid, LiveQuery>, stored: &StoredEvent) {
+    let Ok(event) = serde_json::from_str::<Event>(stored.json.get()) else { return };
+    if event.object_kind != ObjectKind::Map {
+        return;
+    }
+    for (id, live) in queries {
+        if live.maps.as_ref().is_some_and(|m| !m.contains(&event.object_sid)) {
+            continue;
+        }
+        if let Some(change) = transition(&live.def, &live.expr, &event)
+            && let Some(stored) = super::live::query_event(id, &event, change)
+        {
+            let delivery = Arc::new(Delivery::from_stored(stored));
+            metrics::counter!("ferrosync_live_query_updates_total").increment(1);
+            offer(&live.sub, &delivery);
         }
     }
 }

@@ -3,5 +3,6 @@
 
 pub mod connection;
 pub mod hub;
+pub mod live;
 pub mod protocol;
 pub mod session;

@@ -25,6 +25,18 @@ pub enum ClientFrame {
         object: String,
         since: Option<String>,
     },
+    /// A live query: the items of index `index` matching `query` now (or, with `since`, from
+    /// that point of the log), then every change to them.
+    SubscribeQuery {
+        id: u64,
+        index: String,
+        query: String,
+        since: Option<String>,
+    },
+    UnsubscribeQuery {
+        id: u64,
+        query_id: String,
+    },
     Unsubscribe {
         id: u64,
         kind: ObjectKind,
@@ -114,6 +126,8 @@ impl ClientFrame {
         match self {
             ClientFrame::Authenticate { .. } => None,
             ClientFrame::Subscribe { id, .. }
+            | ClientFrame::SubscribeQuery { id, .. }
+            | ClientFrame::UnsubscribeQuery { id, .. }
             | ClientFrame::Unsubscribe { id, .. }
             | ClientFrame::Open { id, .. }
             | ClientFrame::Get { id, .. }

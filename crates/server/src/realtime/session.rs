@@ -30,6 +30,8 @@ pub struct Subscriptions {
     tx: mpsc::Sender<Arc<Delivery>>,
     overflow: Arc<Overflow>,
     cursors: HashMap<Sid, u64>,
+    /// Which of the cursors are live queries' (by query id) rather than objects'.
+    queries: std::collections::HashSet<Sid>,
 }
 
 impl Subscriptions {
@@ -38,8 +40,15 @@ impl Subscriptions {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let conn = hub.next_connection_id();
         hub.connections.fetch_add(1, Ordering::Relaxed);
-        let subs =
-            Subscriptions { hub, service, conn, tx, overflow: Arc::new(Overflow::default()), cursors: HashMap::new() };
+        let subs = Subscriptions {
+            hub,
+            service,
+            conn,
+            tx,
+            overflow: Arc::new(Overflow::default()),
+            cursors: HashMap::new(),
+            queries: Default::default(),
+        };
         (subs, rx)
     }
 
@@ -82,6 +91,23 @@ impl Subscriptions {
         Ok(true)
     }
 
+    /// Registers a live query under `query` (its id) *before* its results are read, like
+    /// [`Subscriptions::register`].
+    pub async fn register_query(
+        &mut self,
+        query: &Sid,
+        def: ferrosync_core::index::IndexDef,
+        expr: ferrosync_query::Expr,
+        maps: Option<std::collections::HashSet<Sid>>,
+    ) -> Result<(), CoreError> {
+        let sub = Subscriber { conn: self.conn, tx: self.tx.clone(), overflow: self.overflow.clone() };
+        let live = super::hub::LiveQuery { def, expr: Arc::new(expr), maps, sub };
+        self.hub.subscribe_query(&self.service, query, live).await?;
+        self.cursors.insert(query.clone(), u64::MAX);
+        self.queries.insert(query.clone());
+        Ok(())
+    }
+
     /// Sets where the client stands for `object`: events up to `seq` are not delivered again.
     pub fn set_cursor(&mut self, object: &Sid, seq: u64) {
         if let Some(cursor) = self.cursors.get_mut(object) {
@@ -99,7 +125,11 @@ impl Subscriptions {
 
     pub async fn cancel(&mut self, object: &Sid) -> bool {
         if self.cursors.remove(object).is_some() {
-            self.hub.unsubscribe(&self.service, object, self.conn).await;
+            if self.queries.remove(object) {
+                self.hub.unsubscribe_query(&self.service, object).await;
+            } else {
+                self.hub.unsubscribe(&self.service, object, self.conn).await;
+            }
             true
         } else {
             false
@@ -121,7 +151,11 @@ impl Subscriptions {
     /// Unregisters everything; call when the connection ends.
     pub async fn close(self) {
         for object in self.cursors.keys() {
-            self.hub.unsubscribe(&self.service, object, self.conn).await;
+            if self.queries.contains(object) {
+                self.hub.unsubscribe_query(&self.service, object).await;
+            } else {
+                self.hub.unsubscribe(&self.service, object, self.conn).await;
+            }
         }
         self.hub.connections.fetch_sub(1, Ordering::Relaxed);
     }

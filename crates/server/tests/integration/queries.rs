@@ -268,3 +268,123 @@ async fn indexed_results_agree_with_a_brute_force_evaluation() {
     }
     assert!(matched_some > 100, "the random queries tell items apart: {matched_some} of 300 did");
 }
+
+async fn subscribe_query(
+    ws: &mut super::common::WsClient,
+    index: &str,
+    q: &str,
+    since: Option<&str>,
+) -> (Value, Vec<Value>) {
+    let mut frame = json!({ "type": "subscribe_query", "index": index, "query": q });
+    if let Some(s) = since {
+        frame["since"] = json!(s);
+    }
+    let mut events = Vec::new();
+    let reply = ws.request_collecting(frame, &mut events).await;
+    assert_eq!(reply["status"], 200, "subscribe_query: {reply}");
+    (reply["body"].clone(), events)
+}
+
+/// What an event says happened to which item.
+fn change(e: &Value) -> (String, String, Value) {
+    let kind = e["type"].as_str().unwrap_or_default().trim_start_matches("live_query_").to_owned();
+    let key = e["key"].as_str().or(e["map"].as_str()).unwrap_or_default().to_owned();
+    (kind, key, e["data"].clone())
+}
+
+#[tokio::test]
+async fn live_queries_follow_items_entering_changing_and_leaving_across_reconnects() {
+    let Some(s) = TestServer::start().await else { return };
+    s.service("app").await;
+    for map in ["crew-a", "crew-b"] {
+        s.post("/services/app/maps", json!({ "unique_name": map })).await.ok();
+    }
+    put_item(&s, "crew-a", "ann", json!({"team": "eng", "level": 3})).await;
+    put_item(&s, "crew-a", "bob", json!({"team": "ops", "level": 1})).await;
+    s.put("/services/app/indexes/crew", json!({ "map_prefix": "crew-", "fields": ["data.team"] })).await.ok();
+    let token = s.mint_token("app", "watcher", 600).await;
+    let mut ws = s.ws(&token).await;
+    let q = r#"data.team == "eng""#;
+    let (body, early) = subscribe_query(&mut ws, "crew", q, None).await;
+    assert!(early.is_empty(), "{early:?}");
+    assert_eq!(
+        body["items"].as_array().map(|i| i.iter().map(|x| x["key"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!("ann")])
+    );
+    let query_id = body["query_id"].as_str().expect("an id").to_owned();
+
+    // Enter, change within, leave, removed while in; things outside the results say nothing.
+    put_item(&s, "crew-b", "cy", json!({"team": "eng"})).await;
+    put_item(&s, "crew-a", "bob", json!({"team": "ops", "level": 2})).await;
+    put_item(&s, "crew-a", "ann", json!({"team": "eng", "level": 4})).await;
+    put_item(&s, "crew-a", "bob", json!({"team": "eng", "level": 2})).await;
+    put_item(&s, "crew-b", "cy", json!({"team": "ops"})).await;
+    s.delete("/services/app/maps/crew-a/items/bob").await.ok();
+    let events = ws.events(5).await;
+    assert!(events.iter().all(|e| e["query_id"] == query_id.as_str()), "{events:?}");
+    let changes: Vec<(String, String, Value)> = events.iter().map(change).collect();
+    assert_eq!(
+        changes,
+        vec![
+            ("item_updated".into(), "cy".into(), json!({"team": "eng"})),
+            ("item_updated".into(), "ann".into(), json!({"team": "eng", "level": 4})),
+            ("item_updated".into(), "bob".into(), json!({"team": "eng", "level": 2})),
+            ("item_removed".into(), "cy".into(), Value::Null),
+            ("item_removed".into(), "bob".into(), Value::Null),
+        ]
+    );
+    let last_seen = events[4]["token"].as_str().expect("a token").to_owned();
+
+    // Away: what changes meanwhile arrives on resuming, once, then live again.
+    drop(ws);
+    put_item(&s, "crew-b", "dee", json!({"team": "eng"})).await;
+    put_item(&s, "crew-b", "eve", json!({"team": "ops"})).await;
+    s.delete("/services/app/maps/crew-a").await.ok();
+    let mut ws = s.ws(&token).await;
+    let (body, replayed) = subscribe_query(&mut ws, "crew", q, Some(&last_seen)).await;
+    assert_eq!(body["items"], json!([]));
+    let replayed = if replayed.is_empty() { ws.events(2).await } else { replayed };
+    let changes: Vec<(String, String)> = replayed
+        .iter()
+        .map(|e| {
+            let (k, key, _) = change(e);
+            (k, key)
+        })
+        .collect();
+    assert_eq!(changes, vec![("item_updated".into(), "dee".into()), ("map_removed".into(), "crew-a".into())]);
+    put_item(&s, "crew-b", "eve", json!({"team": "eng"})).await;
+    assert_eq!(change(&ws.next_event().await).1, "eve");
+
+    // Unsubscribed: nothing more.
+    let reply = ws.request(json!({ "type": "unsubscribe_query", "query_id": body["query_id"] })).await;
+    assert_eq!(reply["status"], 200, "{reply}");
+    put_item(&s, "crew-b", "fay", json!({"team": "eng"})).await;
+    let reply = ws.request(json!({ "type": "ping" })).await;
+    assert_eq!(reply["status"], 200, "no event came before the pong: {reply}");
+
+    // Bad queries are refused with where they went wrong.
+    let reply = ws.request(json!({ "type": "subscribe_query", "index": "crew", "query": "data.team =" })).await;
+    assert_eq!((reply["status"].as_u64(), reply["error"]["code"].as_u64()), (Some(400), Some(40013)), "{reply}");
+    let reply = ws.request(json!({ "type": "subscribe_query", "index": "nope", "query": q })).await;
+    assert_eq!(reply["status"], 404, "{reply}");
+}
+
+#[tokio::test]
+async fn a_live_query_of_an_identity_sees_only_maps_it_may_read() {
+    let Some(s) = TestServer::start().await else { return };
+    s.post("/services", json!({ "unique_name": "app", "acl_enabled": true })).await.ok();
+    for map in ["inbox-alice", "inbox-bob"] {
+        s.post("/services/app/maps", json!({ "unique_name": map })).await.ok();
+    }
+    s.put("/services/app/maps/inbox-alice/permissions/alice", json!({"read": true, "write": false, "manage": false}))
+        .await
+        .ok();
+    s.put("/services/app/indexes/inbox", json!({ "map_prefix": "inbox-" })).await.ok();
+    let token = s.mint_token("app", "alice", 600).await;
+    let mut ws = s.ws(&token).await;
+    subscribe_query(&mut ws, "inbox", r#"data.unread == true"#, None).await;
+    put_item(&s, "inbox-bob", "m1", json!({"unread": true})).await;
+    put_item(&s, "inbox-alice", "m2", json!({"unread": true})).await;
+    let e = ws.next_event().await;
+    assert_eq!((e["map"].as_str(), e["key"].as_str()), (Some("inbox-alice"), Some("m2")), "{e}");
+}
