@@ -4,13 +4,13 @@
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use ferrosync_core::Engine;
-use ferrosync_core::index::{IndexDef, transition};
-use ferrosync_core::log::Event;
+use ferrosync_core::index::{FieldValue, IndexDef, field_value, transition};
+use ferrosync_core::log::{Event, EventKind};
 use ferrosync_core::model::ObjectKind;
 use ferrosync_core::model::ObjectRef;
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::StoredEvent;
-use ferrosync_query::Expr;
+use ferrosync_query::{Expr, Path, Value as QueryValue};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -110,8 +110,8 @@ pub struct LiveQuery {
 
 struct Feed {
     subs: RwLock<HashMap<Sid, Vec<Subscriber>>>,
-    /// Live queries by query id.
-    queries: RwLock<HashMap<Sid, LiveQuery>>,
+    /// Live queries, by id and by the values they pin fields to.
+    queries: RwLock<QueryTable>,
     stop: CancellationToken,
 }
 
@@ -157,7 +157,7 @@ impl Hub {
             self.engine.store().service(&ObjectRef::Sid(service.clone())).await?.map(|s| s.head_seq).unwrap_or(0);
         let feed = Arc::new(Feed {
             subs: RwLock::new(HashMap::new()),
-            queries: RwLock::new(HashMap::new()),
+            queries: RwLock::new(QueryTable::default()),
             stop: CancellationToken::new(),
         });
         tokio::spawn(tail(self.engine.clone(), service.clone(), feed.clone(), head));
@@ -196,7 +196,7 @@ impl Hub {
     pub async fn unsubscribe_query(&self, service: &Sid, query: &Sid) {
         let mut feeds = self.feeds.lock().await;
         let Some(feed) = feeds.get(service).cloned() else { return };
-        if feed.queries.write().unwrap_or_else(|e| e.into_inner()).remove(query).is_some() {
+        if feed.queries.write().unwrap_or_else(|e| e.into_inner()).remove(query) {
             self.subscriptions.fetch_sub(1, Ordering::Relaxed);
         }
         if feed.is_empty() {
@@ -293,14 +293,127 @@ fn offer(sub: &Subscriber, delivery: &Arc<Delivery>) {
     }
 }
 
-/// Evaluates a Map event against every live query once (the event parsed once for all of
-/// them) and hands each query whose results it changes its own event.
-fn dispatch_queries(queries: &HashMap<Sid, LiveQuery>, stored: &StoredEvent) {
+/// A feed's live queries. Most queries pin a field to a few values (`data.team == "eng"`, an
+/// `in`): those are filed under each value's text, so an event is judged only against the
+/// queries filed under its item's old or new value, plus the queries that pin nothing.
+#[derive(Default)]
+pub struct QueryTable {
+    queries: HashMap<Sid, LiveQuery>,
+    /// Field → value text → the queries pinning that field to that value.
+    pinned: HashMap<Path, HashMap<String, Vec<Sid>>>,
+    /// Queries that pin no field (judged against every Map event).
+    loose: Vec<Sid>,
+}
+
+/// The field and value texts a query's top-level conjunction pins it to, when every value is a
+/// string or a boolean (compared by text; a number literal also equals numeric strings in
+/// other spellings, so such a query stays loose).
+fn pins(expr: &Expr) -> Option<(Path, Vec<String>)> {
+    expr.constraints().into_iter().find_map(|c| {
+        let values = c.one_of?;
+        let texts = values
+            .iter()
+            .map(|v| match v {
+                QueryValue::Str(s) => Some(s.clone()),
+                QueryValue::Bool(b) => Some(b.to_string()),
+                QueryValue::Number(_) | QueryValue::Array(_) => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some((c.path, texts))
+    })
+}
+
+/// An item's field as the text a string literal is compared with (the query language's rule).
+fn text_of(path: &Path, key: &str, data: Option<&serde_json::Value>) -> Option<String> {
+    let data = data?;
+    match field_value(path, key, data)? {
+        FieldValue::Str(s) => Some(s.to_owned()),
+        FieldValue::Json(serde_json::Value::String(s)) => Some(s.clone()),
+        FieldValue::Json(serde_json::Value::Number(n)) => Some(n.to_string()),
+        FieldValue::Json(serde_json::Value::Bool(b)) => Some(b.to_string()),
+        FieldValue::Json(_) => None,
+    }
+}
+
+impl QueryTable {
+    pub fn is_empty(&self) -> bool {
+        self.queries.is_empty()
+    }
+
+    fn insert(&mut self, id: Sid, live: LiveQuery) {
+        match pins(&live.expr) {
+            Some((path, texts)) => {
+                let by_text = self.pinned.entry(path).or_default();
+                for t in texts {
+                    by_text.entry(t).or_default().push(id.clone());
+                }
+            }
+            None => self.loose.push(id.clone()),
+        }
+        self.queries.insert(id, live);
+    }
+
+    fn remove(&mut self, id: &Sid) -> bool {
+        let Some(live) = self.queries.remove(id) else { return false };
+        match pins(&live.expr) {
+            Some((path, texts)) => {
+                if let Some(by_text) = self.pinned.get_mut(&path) {
+                    for t in texts {
+                        if let Some(ids) = by_text.get_mut(&t) {
+                            ids.retain(|q| q != id);
+                            if ids.is_empty() {
+                                by_text.remove(&t);
+                            }
+                        }
+                    }
+                    if by_text.is_empty() {
+                        self.pinned.remove(&path);
+                    }
+                }
+            }
+            None => self.loose.retain(|q| q != id),
+        }
+        true
+    }
+
+    /// The queries `event` may concern: a pinned query whose value neither the old nor the new
+    /// item has matches neither, so its results cannot change.
+    fn concerned(&self, event: &Event) -> Vec<&Sid> {
+        let mut out: Vec<&Sid> = self.loose.iter().collect();
+        if event.kind == EventKind::MapRemoved {
+            out.extend(self.pinned.values().flat_map(|by| by.values().flatten()));
+            return out;
+        }
+        let key = event.item_key.as_deref().unwrap_or_default();
+        for (path, by_text) in &self.pinned {
+            let old = text_of(path, key, event.previous_data.as_ref());
+            let new = text_of(path, key, event.data.as_ref());
+            for text in [&old, &new].into_iter().flatten() {
+                out.extend(by_text.get(text).into_iter().flatten());
+            }
+            // An item removed or changed without its former data: every query pinned here may
+            // have held it.
+            if matches!(event.kind, EventKind::MapItemRemoved | EventKind::MapItemUpdated)
+                && event.previous_data.is_none()
+            {
+                out.extend(by_text.values().flatten());
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+/// Evaluates a Map event against the live queries it may concern (the event parsed once for
+/// all of them) and hands each query whose results it changes its own event.
+fn dispatch_queries(table: &QueryTable, stored: &StoredEvent) {
     let Ok(event) = serde_json::from_str::<Event>(stored.json.get()) else { return };
     if event.object_kind != ObjectKind::Map {
         return;
     }
-    for (id, live) in queries {
+    for id in table.concerned(&event) {
+        let Some(live) = table.queries.get(id) else { continue };
         if live.maps.as_ref().is_some_and(|m| !m.contains(&event.object_sid)) {
             continue;
         }
@@ -311,5 +424,70 @@ fn dispatch_queries(queries: &HashMap<Sid, LiveQuery>, stored: &StoredEvent) {
             metrics::counter!("ferrosync_live_query_updates_total").increment(1);
             offer(&live.sub, &delivery);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrosync_core::index::IndexSource;
+    use ferrosync_core::sid::SidKind;
+    use serde_json::json;
+
+    fn live(q: &str) -> LiveQuery {
+        let (tx, _rx) = mpsc::channel(1);
+        LiveQuery {
+            def: IndexDef { name: "i".into(), source: IndexSource::MapPrefix("m".into()), fields: vec![] },
+            expr: Arc::new(ferrosync_query::parse(q).expect("parses")),
+            maps: None,
+            sub: Subscriber { conn: 1, tx, overflow: Arc::new(Overflow::default()) },
+        }
+    }
+
+    fn event(kind: EventKind, data: Option<serde_json::Value>, previous: Option<serde_json::Value>) -> Event {
+        Event {
+            seq: 1,
+            token: String::new(),
+            kind,
+            service_sid: Sid::new(SidKind::Service),
+            object_sid: Sid::new(SidKind::Map),
+            object_kind: ObjectKind::Map,
+            unique_name: Some("m1".into()),
+            item_index: None,
+            item_key: Some("k".into()),
+            message_sid: None,
+            revision: 1,
+            data,
+            previous_data: previous,
+            date_expires: None,
+            date: ferrosync_core::timestamp::Timestamp::now(),
+            identity: "system".into(),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn an_event_concerns_the_queries_pinned_to_its_old_or_new_value_and_the_loose_ones() {
+        let mut t = QueryTable::default();
+        let ids: Vec<Sid> = (0..5).map(|_| Sid::new(SidKind::LiveQuery)).collect();
+        t.insert(ids[0].clone(), live(r#"data.team == "eng""#));
+        t.insert(ids[1].clone(), live(r#"data.team in ["ops", "eng"] and data.level > 2"#));
+        t.insert(ids[2].clone(), live(r#"data.team == "sales""#));
+        t.insert(ids[3].clone(), live(r#"data.level > 2 or data.team == "x""#));
+        t.insert(ids[4].clone(), live(r#"data.on == true"#));
+        let got = |t: &QueryTable, e: &Event| {
+            let mut v: Vec<usize> =
+                t.concerned(e).into_iter().filter_map(|id| ids.iter().position(|x| x == id)).collect();
+            v.sort_unstable();
+            v
+        };
+        let moved = event(EventKind::MapItemUpdated, Some(json!({"team": "eng"})), Some(json!({"team": "sales"})));
+        assert_eq!(got(&t, &moved), vec![0, 1, 2, 3]);
+        let flag = event(EventKind::MapItemAdded, Some(json!({"on": true})), None);
+        assert_eq!(got(&t, &flag), vec![3, 4]);
+        let blind = event(EventKind::MapItemRemoved, None, None);
+        assert_eq!(got(&t, &blind), vec![0, 1, 2, 3, 4]);
+        assert!(t.remove(&ids[0]) && !t.remove(&ids[0]));
+        assert_eq!(got(&t, &moved), vec![1, 2, 3]);
     }
 }
