@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use ferrosync_core::Limits;
+use ferrosync_server::bootstrap::ConfiguredIndex;
 use ferrosync_server::push::PushSettings;
 use ferrosync_server::state::Settings;
 use ferrosync_server::{ServerConfig, StoreLocation};
@@ -48,6 +49,9 @@ pub struct FileConfig {
     /// `[matrix]`: `server_name`, `registration` (open, token, closed), `registration_token`.
     #[serde(default)]
     pub matrix: ferrosync_server::api::matrix::MatrixSettings,
+    /// `[[indexes]]`: `service`, `name`, `map` or `map_prefix`, `fields`; declared at start.
+    #[serde(default)]
+    pub indexes: Vec<ConfiguredIndex>,
 }
 
 /// `[cognito]`: the AWS Cognito faces' background work.
@@ -74,7 +78,14 @@ pub struct RealtimeConfig {
 impl FileConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display()))
+        Self::parse(&text).with_context(|| format!("invalid configuration in {}", path.display()))
+    }
+
+    /// Reads and checks a configuration file's text.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let config: FileConfig = toml::from_str(text)?;
+        ferrosync_server::bootstrap::check_configured_indexes(&config.indexes)?;
+        Ok(config)
     }
 
     /// `store` comes from the flag or `FERROSYNC_STORE` (clap reads both).
@@ -85,6 +96,7 @@ impl FileConfig {
             config.store = StoreLocation::parse(&store)?;
         }
         config.limits = self.limits.clone();
+        config.indexes = self.indexes.clone();
         config.account_sid = std::env::var("FERROSYNC_ACCOUNT_SID").ok().filter(|s| !s.is_empty());
         config.auth_token = std::env::var("FERROSYNC_AUTH_TOKEN").ok().filter(|s| !s.is_empty());
         config.master_key = std::env::var("FERROSYNC_MASTER_KEY").ok().filter(|s| !s.is_empty());
@@ -173,6 +185,74 @@ mod tests {
         let defaults: FileConfig = toml::from_str("").expect("parses");
         assert_eq!(defaults.settings().cognito.streams.kinesis_endpoint, "https://kinesis.{region}.amazonaws.com");
         assert!(toml::from_str::<FileConfig>("[cognito.streams]\nendpoint = \"x\"").is_err(), "unknown keys refused");
+    }
+
+    #[test]
+    fn indexes_are_declared_as_an_array_of_tables() {
+        use ferrosync_core::index::{IndexDef, IndexSource};
+        let text = r#"
+            [[indexes]]
+            service = "taskrouter"
+            name = "tr-worker"
+            map_prefix = "workers-"
+            fields = ["data.attributes.worker_name", "key"]
+
+            [[indexes]]
+            service = "ISaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            name = "tasks"
+            map = "tasks"
+        "#;
+        let config = FileConfig::parse(text).expect("the sample parses");
+        assert_eq!(config.indexes.len(), 2);
+        assert_eq!(config.indexes[0].service, "taskrouter");
+        assert_eq!(
+            config.indexes[0].def,
+            IndexDef {
+                name: "tr-worker".into(),
+                source: IndexSource::MapPrefix("workers-".into()),
+                fields: vec!["data.attributes.worker_name".into(), "key".into()],
+            }
+        );
+        assert_eq!(config.indexes[1].service, "ISaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        assert_eq!(config.indexes[1].def.source, IndexSource::Map("tasks".into()));
+        assert!(config.indexes[1].def.fields.is_empty(), "fields are optional");
+        let server = config.server_config(Some(PathBuf::from("/tmp/x")), None).expect("converts");
+        assert_eq!(server.indexes, config.indexes, "carried into the server's configuration");
+        assert!(FileConfig::parse("").expect("parses").indexes.is_empty());
+    }
+
+    #[test]
+    fn index_mistakes_are_refused_naming_the_entry() {
+        let entry = |body: &str| format!("[[indexes]]\nservice = \"app\"\nname = \"by-team\"\n{body}");
+        let refused = |text: &str| FileConfig::parse(text).map(|_| ()).expect_err(text).to_string();
+
+        let both = refused(&entry("map = \"people\"\nmap_prefix = \"people-\""));
+        assert!(both.contains("index 'by-team' of service 'app'") && both.contains("not both"), "{both}");
+        let neither = refused(&entry("fields = [\"data.team\"]"));
+        assert!(neither.contains("by-team") && neither.contains("map_prefix"), "{neither}");
+
+        let unknown = refused(&entry("map = \"people\"\nfeilds = [\"data.team\"]"));
+        assert!(unknown.contains("feilds"), "{unknown}");
+
+        let bad_field = refused(&entry("map = \"people\"\nfields = [\"data.team\", \"team\"]"));
+        assert!(bad_field.contains("by-team") && bad_field.contains("'team'"), "{bad_field}");
+        let not_a_path = refused(&entry("map = \"people\"\nfields = [\"data.\"]"));
+        assert!(not_a_path.contains("fields"), "{not_a_path}");
+
+        let bad_name = refused("[[indexes]]\nservice = \"app\"\nname = \"by team\"\nmap = \"people\"");
+        assert!(bad_name.contains("by team") && bad_name.contains("index name"), "{bad_name}");
+        let not_a_service =
+            refused("[[indexes]]\nservice = \"MPaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\nname = \"i\"\nmap = \"m\"");
+        assert!(not_a_service.contains("service"), "{not_a_service}");
+        let no_service = refused("[[indexes]]\nname = \"i\"\nmap = \"m\"");
+        assert!(no_service.contains("service"), "{no_service}");
+        assert!(FileConfig::parse("[indexes]\nservice = \"app\"").is_err(), "a table, not an array of tables");
+
+        let twice = format!("{}\n{}", entry("map = \"a\""), entry("map = \"b\""));
+        let twice = refused(&twice);
+        assert!(twice.contains("by-team") && twice.contains("twice"), "{twice}");
+        FileConfig::parse(&format!("{}\n{}", entry("map = \"a\""), entry("map = \"b\"").replace("app", "other")))
+            .expect("the same name in another service");
     }
 
     #[test]

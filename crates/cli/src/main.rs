@@ -193,6 +193,17 @@ async fn serve(config: ServerConfig, settings: Settings, listen: Option<String>)
         println!("  FERROSYNC_ACCOUNT_SID={}", creds.account_sid);
         println!("  FERROSYNC_AUTH_TOKEN={}", creds.auth_token);
     }
+    if !config.indexes.is_empty() {
+        let declared = ferrosync_server::bootstrap::declare_indexes(&engine, &config.indexes)
+            .await
+            .context("cannot declare the indexes of the configuration")?;
+        tracing::info!(
+            changed = declared.changed,
+            unchanged = declared.unchanged,
+            services_created = declared.services_created,
+            "configured indexes declared"
+        );
+    }
     let state = AppState::try_new(engine, settings).context("cannot set up Cognito Sync push providers")?;
     let listener =
         tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;

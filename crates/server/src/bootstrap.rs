@@ -1,10 +1,14 @@
 //! Turning a configuration into a running engine: the data directory, the root credentials,
-//! the master key and the store.
+//! the master key and the store; and what the configuration declares in it (indexes).
 
-use ferrosync_core::auth::{RootCredentials, SecretBox};
-use ferrosync_core::sid::{Sid, SidKind};
+use ferrosync_core::auth::{Principal, RootCredentials, SecretBox};
+use ferrosync_core::engine::ServiceSpec;
+use ferrosync_core::error::NotFoundKind;
+use ferrosync_core::index::{IndexDef, IndexSource};
+use ferrosync_core::model::Service;
+use ferrosync_core::sid::{Sid, SidKind, looks_like_sid};
 use ferrosync_core::store::Store;
-use ferrosync_core::{Engine, Limits};
+use ferrosync_core::{CoreError, Engine, Limits};
 use ferrosync_store::PgStore;
 use ferrosync_store::sqlite::{Durability, SqliteStore};
 use serde::{Deserialize, Serialize};
@@ -21,6 +25,9 @@ pub enum BootstrapError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] ferrosync_core::store::StoreError),
+    /// A configured index could not be declared (`entry` names it).
+    #[error("[[indexes]] {entry}: {source}")]
+    Index { entry: String, source: CoreError },
 }
 
 /// Everything needed to open a server's engine.
@@ -35,6 +42,9 @@ pub struct ServerConfig {
     pub master_key: Option<String>,
     pub durability: Durability,
     pub store: StoreLocation,
+    /// Indexes the configuration file declares (`[[indexes]]`), applied by
+    /// [`declare_indexes`] before the server starts serving.
+    pub indexes: Vec<ConfiguredIndex>,
 }
 
 /// Where the data lives.
@@ -93,6 +103,7 @@ impl ServerConfig {
             master_key: None,
             durability: Durability::Full,
             store: StoreLocation::Embedded,
+            indexes: Vec::new(),
         }
     }
 }
@@ -233,4 +244,136 @@ pub async fn open_engine(config: &ServerConfig) -> Result<(Arc<Engine>, Credenti
     let secrets = SecretBox::from_hex(&creds.master_key).map_err(|e| BootstrapError::Invalid(e.to_string()))?;
     let engine = Arc::new(Engine::new(store, config.limits.clone(), creds.root(), secrets));
     Ok((engine, creds, created))
+}
+
+/// An index the configuration file declares, one `[[indexes]]` table: `service` (SID or
+/// unique name), `name`, exactly one of `map` / `map_prefix`, and `fields`. Checked as the file
+/// is read, so a mistake stops the server before it starts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "IndexEntry")]
+pub struct ConfiguredIndex {
+    /// The service's SID or unique name. A service given by unique name is created when
+    /// missing; one given by SID must exist.
+    pub service: String,
+    pub def: IndexDef,
+}
+
+impl ConfiguredIndex {
+    /// How error messages name the entry.
+    pub fn describe(&self) -> String {
+        format!("index '{}' of service '{}'", self.def.name, self.service)
+    }
+}
+
+/// An `[[indexes]]` table as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IndexEntry {
+    service: String,
+    name: String,
+    map: Option<String>,
+    map_prefix: Option<String>,
+    #[serde(default)]
+    fields: Vec<String>,
+}
+
+impl TryFrom<IndexEntry> for ConfiguredIndex {
+    type Error = String;
+
+    fn try_from(e: IndexEntry) -> Result<Self, String> {
+        let entry = format!("[[indexes]] index '{}' of service '{}'", e.name, e.service);
+        if e.service.trim().is_empty() {
+            return Err(format!("{entry}: service must be a service SID or unique name"));
+        }
+        if looks_like_sid(&e.service) {
+            Sid::parse_kind(&e.service, SidKind::Service).map_err(|err| format!("{entry}: service: {err}"))?;
+        }
+        let source = match (e.map, e.map_prefix) {
+            (Some(map), None) => IndexSource::Map(map),
+            (None, Some(prefix)) => IndexSource::MapPrefix(prefix),
+            (Some(_), Some(_)) => return Err(format!("{entry}: give either map or map_prefix, not both")),
+            (None, None) => return Err(format!("{entry}: give one of map and map_prefix")),
+        };
+        let def = IndexDef { name: e.name, source, fields: e.fields };
+        def.check().map_err(|err| format!("{entry}: {err}"))?;
+        Ok(ConfiguredIndex { service: e.service, def })
+    }
+}
+
+/// Refuses a configuration that declares the same index of the same service twice.
+pub fn check_configured_indexes(indexes: &[ConfiguredIndex]) -> Result<(), BootstrapError> {
+    let mut seen = std::collections::HashSet::new();
+    for entry in indexes {
+        if !seen.insert((entry.service.as_str(), entry.def.name.as_str())) {
+            return Err(BootstrapError::Invalid(format!("[[indexes]] {} is declared twice", entry.describe())));
+        }
+    }
+    Ok(())
+}
+
+/// What [`declare_indexes`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DeclaredIndexes {
+    /// Indexes declared or redeclared (their services' revisions moved).
+    pub changed: usize,
+    /// Indexes already declared exactly so, left alone.
+    pub unchanged: usize,
+    /// Services created because the configuration named them.
+    pub services_created: usize,
+}
+
+/// Declares the configuration's indexes, creating the services they name by unique name when
+/// missing. Idempotent: an index already declared identically is left alone (its service's
+/// revision does not move), one declared differently is redeclared as configured, and indexes
+/// declared only through the API are kept.
+pub async fn declare_indexes(engine: &Engine, indexes: &[ConfiguredIndex]) -> Result<DeclaredIndexes, BootstrapError> {
+    let mut done = DeclaredIndexes::default();
+    // The services first, so an index named twice (by SID and by unique name) declares nothing.
+    let mut resolved = Vec::with_capacity(indexes.len());
+    let mut seen = std::collections::HashSet::new();
+    for entry in indexes {
+        let (svc, created) = configured_service(engine, &entry.service)
+            .await
+            .map_err(|source| BootstrapError::Index { entry: entry.describe(), source })?;
+        if created {
+            done.services_created += 1;
+            tracing::info!(service = %entry.service, sid = %svc.sid, "created the service the configuration names");
+        }
+        if !seen.insert((svc.sid.clone(), entry.def.name.clone())) {
+            return Err(BootstrapError::Invalid(format!("[[indexes]] {} is declared twice", entry.describe())));
+        }
+        resolved.push((svc.sid, entry));
+    }
+    for (sid, entry) in resolved {
+        let failed = |source| BootstrapError::Index { entry: entry.describe(), source };
+        match engine.index(&Principal::Root, sid.as_str(), &entry.def.name).await {
+            Ok(current) if current == entry.def => {
+                done.unchanged += 1;
+                continue;
+            }
+            Ok(_) | Err(CoreError::NotFound { what: NotFoundKind::Index, .. }) => {}
+            Err(e) => return Err(failed(e)),
+        }
+        engine.put_index(&Principal::Root, sid.as_str(), entry.def.clone()).await.map_err(failed)?;
+        done.changed += 1;
+        tracing::info!(service = %entry.service, index = %entry.def.name, "declared the configured index");
+    }
+    Ok(done)
+}
+
+/// The service `service` names, created when it is a missing unique name (as `default` is);
+/// whether it was created.
+async fn configured_service(engine: &Engine, service: &str) -> Result<(Service, bool), CoreError> {
+    match engine.service(&Principal::Root, service).await {
+        Err(CoreError::NotFound { what: NotFoundKind::Service, .. }) if !looks_like_sid(service) => {
+            let spec = ServiceSpec { unique_name: Some(service.to_owned()), ..ServiceSpec::default() };
+            match engine.create_service(&Principal::Root, spec).await {
+                Ok(svc) => Ok((svc, true)),
+                // Another node of the cluster created it first.
+                Err(CoreError::AlreadyExists { .. }) => Ok((engine.service(&Principal::Root, service).await?, false)),
+                Err(e) => Err(e),
+            }
+        }
+        other => other.map(|svc| (svc, false)),
+    }
 }

@@ -34,6 +34,8 @@ mod sqlite {
     mod cognito_sync_wire;
     #[path = "cognito_trigger.rs"]
     mod cognito_trigger;
+    #[path = "configured_indexes.rs"]
+    mod configured_indexes;
     #[path = "matrix.rs"]
     mod matrix;
     #[path = "matrix_e2ee.rs"]
@@ -85,6 +87,8 @@ mod postgres {
     mod cognito_sync_wire;
     #[path = "cognito_trigger.rs"]
     mod cognito_trigger;
+    #[path = "configured_indexes.rs"]
+    mod configured_indexes;
     #[path = "matrix.rs"]
     mod matrix;
     #[path = "matrix_e2ee.rs"]

@@ -108,6 +108,8 @@ impl<const PG: bool> Server<PG> {
         cfg.store = store.clone();
         adjust(&mut cfg);
         let (engine, creds, _) = ferrosync_server::open_engine(&cfg).await.unwrap();
+        // What `ferrosync serve` does before it serves.
+        ferrosync_server::bootstrap::declare_indexes(&engine, &cfg.indexes).await.unwrap();
         let state = ferrosync_server::AppState::new(engine.clone(), settings);
         let server = ferrosync_server::RunningServer::start(state).await.unwrap();
         Server {
