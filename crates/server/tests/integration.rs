@@ -60,6 +60,8 @@ mod sqlite {
     mod twilio_sync;
     #[path = "twilsock.rs"]
     mod twilsock;
+    #[path = "twilsock_queries.rs"]
+    mod twilsock_queries;
     #[path = "webhooks.rs"]
     mod webhooks;
     #[path = "websocket.rs"]
@@ -113,6 +115,8 @@ mod postgres {
     mod twilio_sync;
     #[path = "twilsock.rs"]
     mod twilsock;
+    #[path = "twilsock_queries.rs"]
+    mod twilsock_queries;
     #[path = "webhooks.rs"]
     mod webhooks;
     #[path = "websocket.rs"]

@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::Message;
 type Ws = super::common::Ws;
 
 /// A twilsock frame as the SDK writes them.
-fn frame(header: &Value, payload: &str) -> Vec<u8> {
+pub(super) fn frame(header: &Value, payload: &str) -> Vec<u8> {
     let mut header = header.clone();
     header["payload_size"] = json!(payload.len());
     let header = header.to_string();
@@ -18,7 +18,7 @@ fn frame(header: &Value, payload: &str) -> Vec<u8> {
 }
 
 /// Splits a server frame into its header and payload (JSON, or `Null` when empty).
-fn unframe(bytes: &[u8]) -> (Value, Value) {
+pub(super) fn unframe(bytes: &[u8]) -> (Value, Value) {
     let text = std::str::from_utf8(bytes).expect("frames are UTF-8 here");
     let rest = text.strip_prefix("TWILSOCK V3.0 ").expect("the magic");
     let (len, rest) = rest.split_once("\r\n").expect("the length line");

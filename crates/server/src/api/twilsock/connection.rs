@@ -5,6 +5,7 @@
 use super::error::{CdsError, code, token_refusal};
 use super::events::{self, Channel};
 use super::frame::{self, Frame};
+use super::queries::LiveSub;
 use super::request::{CdsReply, CdsRequest, Cx, Urls};
 use super::router::{self, Endpoint, Params};
 use super::types::{Header, HttpStatus, InitReply, MessageReply, ServerFrame, Status, StatusReply};
@@ -18,10 +19,11 @@ use axum::response::Response;
 use bytes::Bytes;
 use ferrosync_core::auth::{Principal, random_hex};
 use ferrosync_core::model::Service;
+use ferrosync_core::sid::Sid;
 use futures_util::stream::SplitStream;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Map, Value, json};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -51,6 +53,8 @@ pub(super) struct Session {
     /// Change-log positions of events this connection wrote: their echo is not sent back, the
     /// SDK has applied them already (and would report some of them twice).
     pub(super) own: BTreeSet<u64>,
+    /// Live queries, by the key each registration has with the hub.
+    pub(super) live: HashMap<Sid, LiveSub>,
 }
 
 pub(super) enum Flow {
@@ -71,7 +75,8 @@ async fn serve(socket: WebSocket, state: Arc<AppState>, urls: Urls) {
     let span = tracing::debug_span!("twilsock", conn = subs.connection_id(), identity = %identity);
     let token = TokenClock::new(expires_at, state.settings.token_warning_secs);
     let _online = state.webhooks.reachability.online(&service.sid, &identity);
-    let mut session = Session { state, principal, service, token, subs, urls, own: BTreeSet::new() };
+    let mut session =
+        Session { state, principal, service, token, subs, urls, own: BTreeSet::new(), live: HashMap::new() };
     session.run(sink, stream, rx).instrument(span).await;
     session.subs.close().await;
 }
@@ -257,7 +262,15 @@ impl Session {
     /// Writes every queued event this client has not seen, then flushes once.
     async fn deliver(&mut self, sink: &mut Sink, batch: &mut Vec<Arc<Delivery>>) -> Result<(), axum::Error> {
         for d in batch.drain(..) {
-            if !self.subs.admit(&d) || self.own.remove(&d.seq) {
+            if !self.subs.admit(&d) {
+                continue;
+            }
+            // A live query's events are news even for the connection that wrote their item.
+            if self.live.contains_key(&d.object_sid) {
+                self.deliver_query(sink, &d).await?;
+                continue;
+            }
+            if self.own.remove(&d.seq) {
                 continue;
             }
             let urls = &self.urls;

@@ -3,7 +3,7 @@
 
 use super::error::{self, CdsError};
 use super::request::{CdsReply, CdsRequest, Cx};
-use super::{connection, items, objects, streams};
+use super::{connection, items, objects, queries, streams};
 use crate::state::AppState;
 use axum::Router;
 use axum::routing::get;
@@ -38,8 +38,8 @@ pub enum Endpoint {
     ListContext(String),
     /// `/v3/Streams/{id}/Messages`
     StreamMessages(String),
-    /// `/v3/Insights/…`: live queries over TaskRouter data, which Ferrosync does not hold.
-    Insights,
+    /// `/v3/Insights/{index}/Items`: live and instant queries over an index of the service.
+    Insights(String),
 }
 
 impl Endpoint {
@@ -63,7 +63,7 @@ impl Endpoint {
         let with_items = |k: ObjectKind| matches!(k, ObjectKind::List | ObjectKind::Map);
         Ok(match seg.as_slice() {
             ["v4", "Subscriptions"] => Endpoint::Subscriptions,
-            ["v3", "Insights", ..] => Endpoint::Insights,
+            ["v3", "Insights", index, "Items"] => Endpoint::Insights(index.to_string()),
             ["v3", c] => Endpoint::Collection(kind(c).ok_or_else(unknown)?),
             ["v3", c, id] => Endpoint::Object(kind(c).ok_or_else(unknown)?, id.to_string()),
             ["v3", "Lists", id, "Context"] => Endpoint::ListContext(id.to_string()),
@@ -97,7 +97,7 @@ pub async fn dispatch(cx: &Cx<'_>, req: &CdsRequest<'_>) -> Result<CdsReply, Cds
         ("DELETE", Endpoint::Item(kind, id, key)) => items::remove(cx, req, *kind, id, key).await,
         ("GET", Endpoint::ListContext(id)) => items::context(cx, id).await,
         ("POST", Endpoint::StreamMessages(id)) => streams::publish(cx, req, id).await,
-        (_, Endpoint::Insights) => Err(error::not_found("live queries over TaskRouter indexes are not available")),
+        ("POST", Endpoint::Insights(index)) => queries::items(cx, req, index).await,
         (method, _) => Err(error::method_not_allowed(method, req.path)),
     }
 }
@@ -155,7 +155,20 @@ mod tests {
         assert_eq!(Endpoint::parse("/v3/Lists/l/Items").expect("ok"), Endpoint::Items(ObjectKind::List, "l".into()));
         assert_eq!(Endpoint::parse("/v3/Streams/s/Messages").expect("ok"), Endpoint::StreamMessages("s".into()));
         assert_eq!(Endpoint::parse("/v3/Lists/l/Context").expect("ok"), Endpoint::ListContext("l".into()));
-        for bad in ["/v3/Documents/d/Items", "/v3/Streams/s/Items/1", "/v3/Things", "/v5/Subscriptions", "/", ""] {
+        assert_eq!(
+            Endpoint::parse("/twilio/cds/v3/Insights/tr-worker/Items").expect("ok"),
+            Endpoint::Insights("tr-worker".into())
+        );
+        for bad in [
+            "/v3/Insights/tr-worker",
+            "/v3/Insights",
+            "/v3/Documents/d/Items",
+            "/v3/Streams/s/Items/1",
+            "/v3/Things",
+            "/v5/Subscriptions",
+            "/",
+            "",
+        ] {
             assert_eq!(Endpoint::parse(bad).expect_err(bad).status, 404, "{bad}");
         }
         assert_eq!(Endpoint::parse("/v3/Documents/%ff").expect_err("bad utf-8").status, 400);

@@ -40,11 +40,14 @@ impl Session {
         for request in poke.requests.iter().take(MAX_BATCH) {
             let object_type = request.object_type.as_deref().unwrap_or_default();
             let outcome = match poke.action.as_str() {
+                "establish" if object_type == "live_query" => self.establish_query(sink, request).await,
                 "establish" => {
                     self.establish(sink, &request.object_sid, object_type, request.last_event_id.as_ref()).await
                 }
                 "cancel" => {
-                    if let Ok(sid) = Sid::parse(&request.object_sid) {
+                    if let Ok(sid) = Sid::parse(&request.object_sid)
+                        && !self.cancel_query(&sid).await
+                    {
                         self.subs.cancel(&sid).await;
                     }
                     Ok(Some((
@@ -154,7 +157,7 @@ impl Session {
     /// Where a replay starts: after the client's last seen event, or at the head for a client
     /// that has seen none (streams). A position past the head (from another store) starts at
     /// the head; one older than the retained log cannot be replayed (`ResyncRequired`).
-    async fn start_position(&self, last_event_id: Option<&Value>) -> Result<u64, CoreError> {
+    pub(super) async fn start_position(&self, last_event_id: Option<&Value>) -> Result<u64, CoreError> {
         let service =
             self.state.engine.store().service(&ObjectRef::Sid(self.service.sid.clone())).await?.ok_or_else(|| {
                 CoreError::not_found(ferrosync_core::error::NotFoundKind::Service, self.service.sid.as_str())

@@ -132,6 +132,11 @@ pub struct SubscriptionRequest {
     /// The last event the client has seen of this object: where the replay starts.
     #[serde(default)]
     pub last_event_id: Option<Value>,
+    /// Live queries (`object_type: "live_query"`): the index and the query the id names.
+    #[serde(default)]
+    pub index_name: Option<String>,
+    #[serde(default)]
+    pub query_string: Option<String>,
 }
 
 /// The body of object creates and updates; which fields count depends on the kind.
