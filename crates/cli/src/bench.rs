@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 mod cognito;
 mod cross_node;
 mod matrix;
+mod proxy;
 use cross_node::cross_node;
 
 #[derive(clap::Args, Debug)]
@@ -108,6 +109,10 @@ struct Report {
     /// Cognito Sync round trips (ListRecords + UpdateRecords) per second, and their p99.
     cognito_syncs_per_s: f64,
     cognito_sync_p99_ms: f64,
+    /// Twilio Proxy messages handed in by webhook and relayed to the partner's in-app Sync
+    /// Stream per second, and the p99 from the webhook's send to the message on the stream.
+    proxy_relays_per_s: f64,
+    proxy_relay_p99_ms: f64,
     fanout_deliveries_per_s: f64,
     fanout_p99_ms: f64,
     idle_connection_bytes: Option<f64>,
@@ -164,6 +169,11 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
     let (cognito_per_s, cognito_hist) =
         cognito::syncs(&target.base, &target.sid, &target.token, args.writers, args.seconds).await?;
     meter.report("Cognito Sync round trips", args.json);
+
+    progress(&format!("Proxy relay: {} sessions for {} s", args.writers, args.seconds));
+    let meter = CpuMeter::start(&target);
+    let relay = proxy::relays(&target, args.writers, args.seconds, args.json).await?;
+    meter.report("Proxy relay", args.json);
 
     progress(&format!("idle connections: opening {}", args.subscribers));
     let identity_token =
@@ -222,6 +232,8 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         conditional_update_p99_ms: ms(update_hist.value_at_quantile(0.99)),
         cognito_syncs_per_s: round(cognito_per_s),
         cognito_sync_p99_ms: ms(cognito_hist.value_at_quantile(0.99)),
+        proxy_relays_per_s: round(relay.per_s),
+        proxy_relay_p99_ms: ms(relay.relay.value_at_quantile(0.99)),
         fanout_deliveries_per_s: round(fanout_per_s),
         fanout_p99_ms: ms(fanout_hist.value_at_quantile(0.99)),
         idle_connection_bytes: idle_bytes.map(round),
@@ -254,6 +266,11 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
             &format!("Cognito syncs/s ({} identities)", args.writers),
             format!("{:.0}", report.cognito_syncs_per_s),
             Some(&cognito_hist),
+        );
+        row(
+            &format!("Proxy relays/s ({} sessions)", args.writers),
+            format!("{:.0}", report.proxy_relays_per_s),
+            Some(&relay.relay),
         );
         row("fan-out deliveries/s", format!("{:.0}", report.fanout_deliveries_per_s), Some(&fanout_hist));
         row(

@@ -93,6 +93,8 @@ fn bench_report(extra: &[&str]) -> serde_json::Value {
         "conditional_update_p99_ms",
         "cognito_syncs_per_s",
         "cognito_sync_p99_ms",
+        "proxy_relays_per_s",
+        "proxy_relay_p99_ms",
         "fanout_deliveries_per_s",
         "fanout_p99_ms",
         "idle_connection_bytes",
@@ -114,6 +116,7 @@ fn bench_report(extra: &[&str]) -> serde_json::Value {
     assert!(report["conditional_updates_per_s"].as_f64().unwrap() > 0.0);
     assert!(report["fanout_deliveries_per_s"].as_f64().unwrap() > 0.0);
     assert!(report["cognito_syncs_per_s"].as_f64().unwrap() > 0.0);
+    assert!(report["proxy_relays_per_s"].as_f64().unwrap() > 0.0);
     assert!(report["matrix_longpoll_wake_p99_ms"].as_f64().unwrap() > 0.0);
     report
 }
