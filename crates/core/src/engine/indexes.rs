@@ -15,6 +15,14 @@ const CATCH_UP_BATCH: u32 = 1024;
 /// Items read at a time while building an index.
 const BUILD_PAGE: u32 = 1000;
 
+/// Whether a store page of `len` rows asked for with [`BUILD_PAGE`] may have more after it.
+/// The store returns one row past the limit when there is more (so that callers can tell),
+/// so a full page holds `BUILD_PAGE + 1` rows: every row read is used, and the next page
+/// starts after the last one.
+fn more_after(len: usize) -> bool {
+    len >= BUILD_PAGE as usize
+}
+
 /// One index as this node holds it: built on first use, one query at a time moving it along.
 type Held = Arc<tokio::sync::Mutex<Option<IndexState>>>;
 
@@ -220,7 +228,7 @@ impl Engine {
                 }
             }
             match maps.last() {
-                Some(l) if maps.len() == BUILD_PAGE as usize => after = Some(Cursor::Key(l.sid.to_string())),
+                Some(l) if more_after(maps.len()) => after = Some(Cursor::Key(l.sid.to_string())),
                 _ => break,
             }
         }
@@ -283,13 +291,13 @@ impl Engine {
                         }
                     }
                     match items.last().and_then(|i| i.key.clone()) {
-                        Some(k) if items.len() == BUILD_PAGE as usize => item_after = Some(Cursor::Key(k)),
+                        Some(k) if more_after(items.len()) => item_after = Some(Cursor::Key(k)),
                         _ => break,
                     }
                 }
             }
             match last {
-                Some(l) if maps.len() == BUILD_PAGE as usize => after = Some(l),
+                Some(l) if more_after(maps.len()) => after = Some(l),
                 _ => break,
             }
         }

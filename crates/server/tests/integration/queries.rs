@@ -269,6 +269,35 @@ async fn indexed_results_agree_with_a_brute_force_evaluation() {
     assert!(matched_some > 100, "the random queries tell items apart: {matched_some} of 300 did");
 }
 
+/// An index first used over Maps that already hold more items than one page of its build reads
+/// from the store (1,000) holds all of them, not the first page only.
+#[tokio::test]
+async fn an_index_built_from_the_store_holds_every_item_of_a_large_map() {
+    use ferrosync_core::engine::ItemPatch;
+    use ferrosync_core::model::{ItemKey, ObjectKind};
+    use ferrosync_core::store::ItemWriteMode;
+    let Some(s) = TestServer::start().await else { return };
+    s.service("app").await;
+    s.post("/services/app/maps", json!({ "unique_name": "big" })).await.ok();
+    let writes = (0..2_100).map(|i| {
+        let engine = s.engine.clone();
+        async move {
+            let patch =
+                ItemPatch { data: Some(json!({ "g": i % 3 })), ttl: None, collection_ttl: None, if_match: None };
+            let key = ItemKey::Key(format!("k{i:04}"));
+            engine.write_item(&Principal::Root, "app", ObjectKind::Map, "big", key, patch, ItemWriteMode::Upsert).await
+        }
+    });
+    futures_util::future::try_join_all(writes).await.expect("written");
+    // Declared after the writes, so the index is read from the store, not followed in the log.
+    s.put("/services/app/indexes/by-g", json!({ "map": "big", "fields": ["data.g"] })).await.ok();
+    let page = PageRequest { order: Order::Asc, from: None, after: None, limit: 1000 };
+    let found = s.engine.query(&Principal::Root, "app", "by-g", "data.g == 2", page).await.expect("answered");
+    let keys: Vec<String> = found.items.into_iter().map(|i| i.key).collect();
+    assert_eq!(keys.len(), 700, "{keys:?}");
+    assert_eq!(keys.last().map(String::as_str), Some("k2099"));
+}
+
 async fn subscribe_query(
     ws: &mut super::common::WsClient,
     index: &str,
