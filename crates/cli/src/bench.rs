@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 mod cognito;
 mod cross_node;
+mod livequery;
 mod matrix;
 mod proxy;
 use cross_node::cross_node;
@@ -78,6 +79,18 @@ pub struct BenchArgs {
     /// Messages sent, one at a time, while every Matrix user long-polls `/sync`.
     #[arg(long, default_value_t = 200)]
     pub matrix_sends: usize,
+    /// Items of the live-query phase, spread over its Maps (1,000 teams).
+    #[arg(long, default_value_t = 100_000)]
+    pub livequery_items: usize,
+    /// Live queries (`data.team == "t<q>"`), all subscribed before the load starts.
+    #[arg(long, default_value_t = 1_000)]
+    pub livequeries: usize,
+    /// WebSocket connections the live queries are spread over (and Maps the items are in).
+    #[arg(long, default_value_t = 50)]
+    pub livequery_connections: usize,
+    /// Item updates per second in the live-query phase (open loop, for --seconds).
+    #[arg(long, default_value_t = 10_000.0)]
+    pub livequery_rate: f64,
     /// Small numbers everywhere: a smoke run of the whole bench in seconds.
     #[arg(long)]
     pub quick: bool,
@@ -126,6 +139,13 @@ struct Report {
     matrix_longpoll_wake_p99_ms: f64,
     /// Registering the Matrix users, creating and joining their rooms, first syncs.
     matrix_setup_s: f64,
+    /// Live-query events (`live_query_item_updated`) read per second across all connections,
+    /// with --livequeries queries over --livequery-items items under --livequery-rate updates/s.
+    livequery_updates_per_s: f64,
+    /// p99 of a write's delivery as a live-query event minus p99 of the same load's delivery to
+    /// plain Map subscriptions of a service without live queries, written in alternation with
+    /// the queried one (unclamped: may be negative).
+    livequery_added_p99_ms: f64,
     /// The store the figures were measured on.
     store: String,
     /// From a write's send on one node to its delivery to a WebSocket subscriber on another
@@ -146,6 +166,10 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         args.cluster_rate = args.cluster_rate.min(100.0);
         args.matrix_users = args.matrix_users.min(50);
         args.matrix_sends = args.matrix_sends.min(10);
+        args.livequery_items = args.livequery_items.min(2_000);
+        args.livequeries = args.livequeries.min(100);
+        args.livequery_connections = args.livequery_connections.min(10);
+        args.livequery_rate = args.livequery_rate.min(500.0);
     }
     // 10,000 sockets on each side need more descriptors than the usual soft limit.
     let sockets = args.subscribers.max(args.matrix_users) as u64 + args.longpolls as u64;
@@ -203,6 +227,23 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
     let matrix =
         matrix::matrix(&target, args.matrix_users, args.matrix_room_size, args.matrix_sends, args.json).await?;
 
+    progress(&format!(
+        "live queries: {} queries over {} items on {} connections, {} updates/s for {} s",
+        args.livequeries, args.livequery_items, args.livequery_connections, args.livequery_rate, args.seconds
+    ));
+    let live = livequery::run(
+        &target,
+        &livequery::Settings {
+            items: args.livequery_items,
+            queries: args.livequeries,
+            connections: args.livequery_connections,
+            rate: args.livequery_rate,
+            seconds: args.seconds,
+            quiet: args.json,
+        },
+    )
+    .await?;
+
     let on_postgres = args.store.as_deref().is_some_and(|s| s.starts_with("postgres"));
     let cross = match (&args.store, on_postgres && args.url.is_none()) {
         (Some(store), true) => {
@@ -243,6 +284,8 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         matrix_longpoll_wake_p50_ms: ms(matrix.wake.value_at_quantile(0.5)),
         matrix_longpoll_wake_p99_ms: ms(matrix.wake.value_at_quantile(0.99)),
         matrix_setup_s: round(matrix.setup.as_secs_f64()),
+        livequery_updates_per_s: round(live.live.events_per_s),
+        livequery_added_p99_ms: (live.added_p99_ms() * 100.0).round() / 100.0,
         store: if on_postgres { "postgres".into() } else { "sqlite".into() },
         cross_node_delivery_p99_ms: cross.as_ref().map(|(_, h)| ms(h.value_at_quantile(0.99))),
         cross_node_writes_per_s: cross.as_ref().map(|(r, _)| round(*r)),
@@ -282,6 +325,20 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         row("Matrix incremental /sync", format!("{} users", args.matrix_users), Some(&matrix.incremental));
         row("Matrix long-poll wake", format!("{} polls", args.matrix_users), Some(&matrix.wake));
         row("Matrix setup s (register, rooms)", format!("{:.1}", report.matrix_setup_s), None);
+        row(
+            &format!("live-query events/s ({} queries)", args.livequeries),
+            format!("{:.0}", report.livequery_updates_per_s),
+            Some(&live.live.latency),
+        );
+        row("  plain Map events/s, same load", format!("{:.0}", live.plain.events_per_s), Some(&live.plain.latency));
+        row(
+            "  updates/s achieved (live, plain)",
+            format!("{:.0}, {:.0}", live.live.writes_per_s, live.plain.writes_per_s),
+            None,
+        );
+        row("  live query added p99 ms", format!("{:.2}", report.livequery_added_p99_ms), None);
+        row("  … from the writes' answers, ms", format!("{:.2}", live.added_p99_after_answer_ms()), None);
+        row(&format!("  load s (2 × {} items)", args.livequery_items), format!("{:.1}", live.load.as_secs_f64()), None);
         if let Some((rate, hist)) = &cross {
             row("cross-node delivery (writes/s)", format!("{rate:.0}"), Some(hist));
         }

@@ -104,9 +104,13 @@ fn bench_report(extra: &[&str]) -> serde_json::Value {
         "matrix_longpoll_wake_p50_ms",
         "matrix_longpoll_wake_p99_ms",
         "matrix_setup_s",
+        "livequery_updates_per_s",
     ];
-    let mut expected: Vec<&str> =
-        figures.iter().copied().chain(["store", "cross_node_delivery_p99_ms", "cross_node_writes_per_s"]).collect();
+    let mut expected: Vec<&str> = figures
+        .iter()
+        .copied()
+        .chain(["store", "cross_node_delivery_p99_ms", "cross_node_writes_per_s", "livequery_added_p99_ms"])
+        .collect();
     expected.sort_unstable();
     assert_eq!(keys, expected);
     for key in figures {
@@ -118,6 +122,10 @@ fn bench_report(extra: &[&str]) -> serde_json::Value {
     assert!(report["cognito_syncs_per_s"].as_f64().unwrap() > 0.0);
     assert!(report["proxy_relays_per_s"].as_f64().unwrap() > 0.0);
     assert!(report["matrix_longpoll_wake_p99_ms"].as_f64().unwrap() > 0.0);
+    assert!(report["livequery_updates_per_s"].as_f64().unwrap() > 0.0);
+    // A difference of two p99s: finite, of either sign.
+    let added = report["livequery_added_p99_ms"].as_f64().unwrap_or_else(|| panic!("added p99: {report}"));
+    assert!(added.is_finite(), "{report}");
     report
 }
 
