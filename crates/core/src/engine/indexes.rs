@@ -71,11 +71,7 @@ impl Engine {
 
     pub async fn index(&self, principal: &Principal, service: &str, name: &str) -> Result<IndexDef, CoreError> {
         let svc = self.service(principal, service).await?;
-        svc.settings
-            .indexes
-            .into_iter()
-            .find(|d| d.name == name)
-            .ok_or_else(|| CoreError::not_found(NotFoundKind::Index, name))
+        declared(&svc, name)
     }
 
     /// Declares an index, or redeclares one of the same name (which this node then rebuilds).
@@ -119,13 +115,7 @@ impl Engine {
     ) -> Result<QueryResult, CoreError> {
         let expr = parse_query("query", query)?;
         let svc = self.service(principal, service).await?;
-        let def = svc
-            .settings
-            .indexes
-            .iter()
-            .find(|d| d.name == name)
-            .cloned()
-            .ok_or_else(|| CoreError::not_found(NotFoundKind::Index, name))?;
+        let def = declared(&svc, name)?;
         let slot = {
             let mut held = self.indexes.held.lock().unwrap_or_else(|e| e.into_inner());
             held.entry((svc.sid.clone(), name.to_owned())).or_default().clone()
@@ -205,13 +195,7 @@ impl Engine {
     ) -> Result<(IndexDef, ferrosync_query::Expr, Option<std::collections::HashSet<Sid>>), CoreError> {
         let expr = parse_query("query", query)?;
         let svc = self.service(principal, service).await?;
-        let def = svc
-            .settings
-            .indexes
-            .iter()
-            .find(|d| d.name == name)
-            .cloned()
-            .ok_or_else(|| CoreError::not_found(NotFoundKind::Index, name))?;
+        let def = declared(&svc, name)?;
         if principal.is_admin() || !svc.acl_enabled {
             return Ok((def, expr, None));
         }
@@ -335,6 +319,16 @@ impl Engine {
             }
         }
     }
+}
+
+/// The index `name` as the service declares it.
+fn declared(svc: &Service, name: &str) -> Result<IndexDef, CoreError> {
+    svc.settings
+        .indexes
+        .iter()
+        .find(|d| d.name == name)
+        .cloned()
+        .ok_or_else(|| CoreError::not_found(NotFoundKind::Index, name))
 }
 
 /// Where an item sits in results: by key, qualified by its Map in a prefix index.
