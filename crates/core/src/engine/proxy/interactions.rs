@@ -7,7 +7,8 @@
 //! `outbox` List, in the same transaction as the change, and done by the server's relay, which
 //! follows the change log: nothing acknowledged is lost to a crash.
 
-use super::sessions::{Change, ProxySession, SessionStatus, decode_session, lost_race, sessions_map, unreadable};
+use super::change::Change;
+use super::sessions::{ProxySession, SessionStatus, decode_session, lost_race, sessions_map, unreadable};
 use super::{PROXY_SERVICE, ProxyService};
 use crate::auth::Principal;
 use crate::engine::Engine;

@@ -6,6 +6,7 @@
 //! claim (`numbers`, `short_codes`, keyed by the identifier) and known by its SID for good
 //! (`number_sids`, `short_code_sids`).
 
+mod change;
 mod interactions;
 mod pools;
 mod sessions;
