@@ -467,16 +467,8 @@ impl IndexState {
     }
 }
 
-/// What one change-log event does to a live query's results.
-#[derive(Debug, Clone, PartialEq)]
-pub enum QueryChange {
-    /// The item entered the results or changed within them.
-    Updated { map: String, key: String, data: Value, revision: u64 },
-    /// The item left the results (changed so it no longer matches, or was removed).
-    Removed { map: String, key: String },
-    /// A Map of the index was removed: its items left the results.
-    MapRemoved { map: String },
-}
+/// What one change-log event does to a live query's results (as the wire carries it).
+pub use ferrosync_protocol::query::QueryChange;
 
 /// The change `event` makes to the results of `expr` over the index `def`; `None` when it
 /// makes none. Stateless: an update is judged by the data before and after it, which the
@@ -493,11 +485,11 @@ pub fn transition(def: &IndexDef, expr: &ferrosync_query::Expr, event: &crate::l
             let key = event.item_key.clone()?;
             if matches(&key, &event.data) {
                 let data = event.data.clone()?;
-                Some(QueryChange::Updated { map, key, data, revision: event.revision })
+                Some(QueryChange::ItemUpdated { map, key, data, revision: event.revision })
             } else if event.kind == EventKind::MapItemUpdated
                 && (event.previous_data.is_none() || matches(&key, &event.previous_data))
             {
-                Some(QueryChange::Removed { map, key })
+                Some(QueryChange::ItemRemoved { map, key })
             } else {
                 None
             }
@@ -507,7 +499,7 @@ pub fn transition(def: &IndexDef, expr: &ferrosync_query::Expr, event: &crate::l
         EventKind::MapItemRemoved => {
             let key = event.item_key.clone()?;
             (event.previous_data.is_none() || matches(&key, &event.previous_data))
-                .then_some(QueryChange::Removed { map, key })
+                .then_some(QueryChange::ItemRemoved { map, key })
         }
         EventKind::MapRemoved => Some(QueryChange::MapRemoved { map }),
         _ => None,
@@ -634,13 +626,13 @@ mod tests {
         };
         let eng = Some(json!({"team": "eng"}));
         let ops = Some(json!({"team": "ops"}));
-        let updated = Some(QueryChange::Updated {
+        let updated = Some(QueryChange::ItemUpdated {
             map: "workers-1".into(),
             key: "k".into(),
             data: json!({"team": "eng"}),
             revision: 3,
         });
-        let removed = Some(QueryChange::Removed { map: "workers-1".into(), key: "k".into() });
+        let removed = Some(QueryChange::ItemRemoved { map: "workers-1".into(), key: "k".into() });
         assert_eq!(transition(&def, &expr, &event(EventKind::MapItemAdded, "workers-1", eng.clone(), None)), updated);
         assert_eq!(transition(&def, &expr, &event(EventKind::MapItemAdded, "workers-1", ops.clone(), None)), None);
         assert_eq!(

@@ -18,9 +18,10 @@ pub mod notify;
 pub mod page;
 pub mod recent;
 pub mod rules;
-pub mod sid;
 pub mod store;
-pub mod timestamp;
+pub mod wire;
+
+pub use ferrosync_protocol::{sid, timestamp};
 
 pub use engine::Engine;
 pub use error::{CoreError, ErrorCode, ProxyRule};

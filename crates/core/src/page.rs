@@ -5,13 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Order {
-    #[default]
-    Asc,
-    Desc,
-}
+pub use ferrosync_protocol::kinds::Order;
 
 /// A position in an ordered listing: after (asc) or before (desc) this key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

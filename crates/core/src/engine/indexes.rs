@@ -7,7 +7,6 @@ use crate::index::{IndexDef, IndexState, lookups};
 use crate::log::Event;
 use crate::model::IndexChange;
 use crate::page::{Cursor, Order, PageRequest};
-use serde::Serialize;
 use std::collections::HashMap;
 
 /// Events read at a time while catching an index up.
@@ -32,15 +31,8 @@ pub(super) struct IndexCache {
     held: std::sync::Mutex<HashMap<(Sid, String), Held>>,
 }
 
-/// One item a query found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct QueryItem {
-    /// The unique name of the item's Map.
-    pub map: String,
-    pub key: String,
-    pub data: Value,
-    pub revision: u64,
-}
+/// One item a query found (the item of the native API's query answers).
+pub use ferrosync_protocol::query::QueryItemView as QueryItem;
 
 /// A page of a query's results, as of one point of the change log.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,7 +3,8 @@
 
 use super::hub::Delivery;
 use super::protocol::{
-    CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHENTICATED, ClientFrame, ResumePoint, ServerFrame,
+    CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHENTICATED, ClientFrame, ItemsPage, QuerySubscribed,
+    ResumePoint, ServerFrame, Subscribed,
 };
 use super::session::{Alarm, Alarms, Replay, Sink, Subscriptions, TokenAlarm, TokenClock, close};
 use crate::api::native::error::ApiError;
@@ -121,7 +122,7 @@ async fn first_frame_auth(state: &AppState, stream: &mut SplitStream<WebSocket>)
     }
 }
 
-fn frame(f: &ServerFrame<'_>) -> Message {
+fn frame(f: &ServerFrame) -> Message {
     Message::Text(Utf8Bytes::from(serde_json::to_string(f).unwrap_or_default()))
 }
 
@@ -134,8 +135,8 @@ impl Session {
     async fn run(&mut self, mut sink: Sink, mut stream: SplitStream<WebSocket>, mut rx: mpsc::Receiver<Arc<Delivery>>) {
         let hello = ServerFrame::Connected {
             connection_id: self.subs.connection_id(),
-            identity: &self.identity,
-            service_sid: self.service.sid.as_str(),
+            identity: self.identity.clone(),
+            service_sid: self.service.sid.to_string(),
             expires_at: self.token.expires_at(),
         };
         if sink.send(frame(&hello)).await.is_err() {
@@ -265,7 +266,7 @@ impl Session {
         self.send(sink, &reply).await
     }
 
-    async fn send(&self, sink: &mut Sink, f: &ServerFrame<'_>) -> Flow {
+    async fn send(&self, sink: &mut Sink, f: &ServerFrame) -> Flow {
         if sink.send(frame(f)).await.is_err() { Flow::Stop } else { Flow::Continue }
     }
 
@@ -323,10 +324,7 @@ impl Session {
         self.subs.rewind(&sid, start);
         // The snapshot is read after the head, so it reflects at least everything before it.
         let snapshot = engine.readable_object(&self.principal, &self.service, kind, sid.as_str()).await.ok();
-        let body = serde_json::json!({
-            "object": snapshot.map(ObjectView::from),
-            "since": self.since_token(start),
-        });
+        let body = to_json(&Subscribed { object: snapshot.map(ObjectView::from), since: self.since_token(start) });
         if let Flow::Stop =
             self.send(sink, &ServerFrame::Reply { id, status: 200, body: Some(body), error: None }).await
         {
@@ -390,7 +388,7 @@ impl Session {
                 return Err(e);
             }
         };
-        let body = serde_json::json!({ "query_id": qid, "items": items, "since": self.since_token(start) });
+        let body = to_json(&QuerySubscribed { query_id: qid.to_string(), items, since: self.since_token(start) });
         if let Flow::Stop =
             self.send(sink, &ServerFrame::Reply { id, status: 200, body: Some(body), error: None }).await
         {
@@ -485,7 +483,7 @@ impl Session {
                 let page = PageRequest::new(order, None, page_token.as_deref(), page_size, engine.limits())?;
                 let result = engine.items(p, &svc, kind, &object, page).await?;
                 let items: Vec<ItemView> = result.items.into_iter().map(ItemView::from).collect();
-                (200, serde_json::json!({ "items": items, "next_page_token": result.next.map(|t| t.encode()) }))
+                (200, to_json(&ItemsPage { items, next_page_token: result.next.map(|t| t.encode()) }))
             }
             ClientFrame::Publish { stream, data, .. } => {
                 (201, to_json(&MessageView::from(engine.publish(p, &svc, &stream, data).await?)))

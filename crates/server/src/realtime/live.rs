@@ -7,35 +7,18 @@ use ferrosync_core::index::QueryChange;
 use ferrosync_core::log::Event;
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::StoredEvent;
-use serde_json::json;
+use ferrosync_protocol::query::QueryEvent;
 
 /// The event a query's subscriber gets for `change`, made by `event`.
 pub fn query_event(query: &Sid, event: &Event, change: QueryChange) -> Option<StoredEvent> {
-    let mut body = json!({
-        "seq": event.seq,
-        "token": event.token,
-        "service_sid": event.service_sid,
-        "query_id": query,
-        "date": event.date,
-    });
-    match change {
-        QueryChange::Updated { map, key, data, revision } => {
-            body["type"] = json!("live_query_item_updated");
-            body["map"] = json!(map);
-            body["key"] = json!(key);
-            body["data"] = data;
-            body["revision"] = json!(revision);
-        }
-        QueryChange::Removed { map, key } => {
-            body["type"] = json!("live_query_item_removed");
-            body["map"] = json!(map);
-            body["key"] = json!(key);
-        }
-        QueryChange::MapRemoved { map } => {
-            body["type"] = json!("live_query_map_removed");
-            body["map"] = json!(map);
-        }
-    }
+    let body = QueryEvent {
+        seq: event.seq,
+        token: event.token.clone(),
+        service_sid: event.service_sid.to_string(),
+        query_id: query.to_string(),
+        date: event.date,
+        change,
+    };
     let json = serde_json::value::to_raw_value(&body).ok()?;
     Some(StoredEvent { seq: event.seq, object_sid: query.clone(), json })
 }

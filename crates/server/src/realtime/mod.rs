@@ -4,5 +4,7 @@
 pub mod connection;
 pub mod hub;
 pub mod live;
-pub mod protocol;
 pub mod session;
+
+/// Frames of the native WebSocket protocol, shared with the Rust client.
+pub use ferrosync_protocol::ws as protocol;

@@ -5,16 +5,8 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ferrosync_core::{CoreError, ErrorCode};
-use serde::Serialize;
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// Stable numeric code from the error table.
-    pub code: u32,
-    pub message: String,
-    /// The HTTP status, repeated for clients that only see the body.
-    pub status: u16,
-}
+pub use ferrosync_protocol::ErrorBody;
 
 /// An error leaving the native API.
 #[derive(Debug)]

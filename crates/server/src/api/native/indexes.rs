@@ -8,84 +8,12 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use ferrosync_core::CoreError;
-use ferrosync_core::engine::QueryItem;
 use ferrosync_core::index::{IndexDef, IndexSource};
 use ferrosync_core::log::SinceToken;
-use ferrosync_core::page::{Order, PageRequest};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use ferrosync_core::page::PageRequest;
 use std::sync::Arc;
-use utoipa::ToSchema;
 
-/// An index declaration: over the Map `map`, or every Map whose unique name starts with
-/// `map_prefix`; `fields` are kept sorted for equality, `in` and range lookups.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct IndexView {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub map: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub map_prefix: Option<String>,
-    #[serde(default)]
-    pub fields: Vec<String>,
-}
-
-impl From<IndexDef> for IndexView {
-    fn from(d: IndexDef) -> Self {
-        let (map, map_prefix) = match d.source {
-            IndexSource::Map(m) => (Some(m), None),
-            IndexSource::MapPrefix(p) => (None, Some(p)),
-        };
-        IndexView { name: d.name, map, map_prefix, fields: d.fields }
-    }
-}
-
-/// The body of `PUT /indexes/{name}`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PutIndex {
-    pub map: Option<String>,
-    pub map_prefix: Option<String>,
-    #[serde(default)]
-    pub fields: Vec<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct QueryBody {
-    /// An expression of the Live Query language, e.g. `data.team == "eng" and data.age >= 30`.
-    pub query: String,
-    /// 1 to 1000, default 50.
-    pub page_size: Option<u32>,
-    pub page_token: Option<String>,
-    /// `asc` (default) or `desc`, by Map and key.
-    #[schema(value_type = Option<String>)]
-    pub order: Option<Order>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct QueryItemView {
-    pub map: String,
-    pub key: String,
-    #[schema(value_type = Object)]
-    pub data: Value,
-    pub revision: u64,
-}
-
-impl From<QueryItem> for QueryItemView {
-    fn from(i: QueryItem) -> Self {
-        QueryItemView { map: i.map, key: i.key, data: i.data, revision: i.revision }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct QueryView {
-    pub items: Vec<QueryItemView>,
-    pub next_page_token: Option<String>,
-    /// The change-log position the results are as of: a live query subscribed with it misses
-    /// nothing that happened after.
-    pub since: String,
-}
+pub use ferrosync_protocol::query::{IndexView, PutIndex, QueryBody, QueryItemView, QueryView};
 
 #[utoipa::path(get, path = "/api/v1/services/{service}/indexes", tag = "indexes",
     params(("service" = String, Path, description = "Service SID or unique name")),
@@ -155,9 +83,5 @@ pub async fn query(
     let result = engine.query(&p, &service, &name, &body.query, page).await?;
     let svc = engine.service(&p, &service).await?;
     let since = SinceToken { epoch: engine.store().epoch().to_owned(), service_sid: svc.sid, seq: result.seq };
-    Ok(Json(QueryView {
-        items: result.items.into_iter().map(QueryItemView::from).collect(),
-        next_page_token: result.next.map(|t| t.encode()),
-        since: since.encode(),
-    }))
+    Ok(Json(QueryView { items: result.items, next_page_token: result.next.map(|t| t.encode()), since: since.encode() }))
 }

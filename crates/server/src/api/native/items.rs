@@ -87,7 +87,7 @@ pub async fn list(
     })?;
     let size = page.limit;
     let result = state.engine.items(&p, &service, kind, &id, page).await?;
-    Ok(Json(PageView::new(result, size, &base_url(&headers, &uri))))
+    Ok(Json(super::types::page_view(result, size, &base_url(&headers, &uri))))
 }
 
 #[utoipa::path(get, path = "/api/v1/services/{service}/{collection}/{id}/items/{item}", tag = "items",

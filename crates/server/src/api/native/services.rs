@@ -40,7 +40,7 @@ pub async fn list(
     let page = page_request(&state, q, |s| Ok(Cursor::Key(s.to_owned())))?;
     let size = page.limit;
     let result = state.engine.services(&p, page).await?;
-    Ok(Json(PageView::new(result, size, &base_url(&headers, &uri))))
+    Ok(Json(super::types::page_view(result, size, &base_url(&headers, &uri))))
 }
 
 #[utoipa::path(get, path = "/api/v1/services/{service}", tag = "services",

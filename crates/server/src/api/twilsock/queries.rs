@@ -476,7 +476,7 @@ mod tests {
             LiveSub { client_id: Sid::new(SidKind::LiveQuery), index: "tr".into(), query: "x".into(), many: true };
         let e = event(EventKind::MapItemUpdated);
         let change =
-            QueryChange::Updated { map: "workers-eu".into(), key: "w1".into(), data: json!({"a": 1}), revision: 3 };
+            QueryChange::ItemUpdated { map: "workers-eu".into(), key: "w1".into(), data: json!({"a": 1}), revision: 3 };
         let native = crate::realtime::live::query_event(&internal, &e, change).expect("an event");
         let p = payload(render(&sub, &internal, &native));
         assert_eq!(p["event_type"], "live_query_item_updated");
@@ -487,7 +487,7 @@ mod tests {
         assert_eq!((&p["event"]["item_revision"], &p["event"]["last_event_id"]), (&json!(42), &json!(42)));
 
         let one = LiveSub { many: false, ..sub.clone() };
-        let change = QueryChange::Removed { map: "workers-eu".into(), key: "w1".into() };
+        let change = QueryChange::ItemRemoved { map: "workers-eu".into(), key: "w1".into() };
         let native = crate::realtime::live::query_event(&internal, &e, change).expect("an event");
         let p = payload(render(&one, &internal, &native));
         assert_eq!(p["event_type"], "live_query_item_removed");

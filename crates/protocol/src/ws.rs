@@ -1,7 +1,11 @@
-//! Frames of the native WebSocket protocol (JSON text frames, `type`-tagged).
+//! Frames of the native WebSocket protocol (`/api/v1/connect`): JSON text frames tagged by
+//! `type`. Every client request carries an `id` that its `reply` echoes.
 
-use ferrosync_core::model::{ObjectKind, OpenMode};
-use ferrosync_core::page::Order;
+use crate::error::ErrorBody;
+use crate::event::Event;
+use crate::kinds::{ObjectKind, OpenMode, Order};
+use crate::query::{QueryEvent, QueryItemView};
+use crate::rest::{ItemView, ObjectView};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -12,17 +16,19 @@ pub const CLOSE_UNAUTHENTICATED: u16 = 4003;
 /// Close code sent to a consumer whose queue overflowed; it resumes from the tokens it was sent.
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 
-/// What a client sends. Every request carries an `id` echoed in its reply.
-#[derive(Debug, Deserialize)]
+/// What a client sends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     Authenticate {
         token: String,
     },
+    /// Events of one object from `since` (or from now), after a reply carrying its snapshot.
     Subscribe {
         id: u64,
         kind: ObjectKind,
         object: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<String>,
     },
     /// A live query: the items of index `index` matching `query` now (or, with `since`, from
@@ -31,6 +37,7 @@ pub enum ClientFrame {
         id: u64,
         index: String,
         query: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<String>,
     },
     UnsubscribeQuery {
@@ -45,11 +52,15 @@ pub enum ClientFrame {
     Open {
         id: u64,
         kind: ObjectKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         sid: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         unique_name: Option<String>,
         #[serde(default)]
         mode: OpenMode,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         ttl: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         data: Option<Value>,
     },
     Get {
@@ -61,50 +72,66 @@ pub enum ClientFrame {
         id: u64,
         kind: ObjectKind,
         object: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         data: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         ttl: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         if_match: Option<u64>,
     },
     Remove {
         id: u64,
         kind: ObjectKind,
         object: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         if_match: Option<u64>,
     },
     AddItem {
         id: u64,
         list: String,
         data: Value,
-        #[serde(alias = "item_ttl")]
+        #[serde(default, alias = "item_ttl", skip_serializing_if = "Option::is_none")]
         ttl: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         collection_ttl: Option<u64>,
     },
     SetItem {
         id: u64,
         kind: ObjectKind,
         object: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         index: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         data: Option<Value>,
-        #[serde(alias = "item_ttl")]
+        #[serde(default, alias = "item_ttl", skip_serializing_if = "Option::is_none")]
         ttl: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         collection_ttl: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         if_match: Option<u64>,
     },
     RemoveItem {
         id: u64,
         kind: ObjectKind,
         object: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         index: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         if_match: Option<u64>,
     },
     GetItems {
         id: u64,
         kind: ObjectKind,
         object: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         order: Option<Order>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         page_size: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         page_token: Option<String>,
     },
     Publish {
@@ -144,28 +171,34 @@ impl ClientFrame {
     }
 }
 
-/// What the server sends besides event frames (which are pre-serialised by the hub).
-#[derive(Debug, Serialize)]
+/// What the server sends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum ServerFrame<'a> {
+pub enum ServerFrame {
     Connected {
         connection_id: u64,
-        identity: &'a str,
-        service_sid: &'a str,
+        identity: String,
+        service_sid: String,
         expires_at: i64,
     },
     Reply {
         id: u64,
         status: u16,
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         body: Option<Value>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        error: Option<crate::api::native::error::ErrorBody>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<ErrorBody>,
+    },
+    /// A change to a subscribed object or live query. The server frames these once per event
+    /// and shares the bytes among subscribers.
+    Event {
+        event: Box<Delivered>,
     },
     /// A client frame that could not be read; `id` is absent when the frame had none.
     Error {
+        #[serde(default)]
         id: Option<u64>,
-        error: crate::api::native::error::ErrorBody,
+        error: ErrorBody,
     },
     TokenAboutToExpire {
         expires_at: i64,
@@ -177,8 +210,39 @@ pub enum ServerFrame<'a> {
     },
 }
 
+/// The body of an `event` frame: a change-log event of a subscribed object, or what a change
+/// did to a live query's results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Delivered {
+    Object(Event),
+    Query(QueryEvent),
+}
+
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct ResumePoint {
     pub object_sid: String,
     pub since: String,
+}
+
+/// The reply body of `subscribe`: the object as of `since` (absent when it was removed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Subscribed {
+    pub object: Option<ObjectView>,
+    pub since: String,
+}
+
+/// The reply body of `subscribe_query`: the results as of `since`, empty when resuming.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuerySubscribed {
+    pub query_id: String,
+    pub items: Vec<QueryItemView>,
+    pub since: String,
+}
+
+/// The reply body of `get_items`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemsPage {
+    pub items: Vec<ItemView>,
+    pub next_page_token: Option<String>,
 }
