@@ -69,7 +69,13 @@ pub struct RunningServer {
 
 impl RunningServer {
     pub async fn start(state: Arc<AppState>) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_at(state, "127.0.0.1:0".parse().map_err(std::io::Error::other)?).await
+    }
+
+    /// Starts on `addr`: a restarted server takes its predecessor's port, so its clients
+    /// reconnect to the address they know.
+    pub async fn start_at(state: Arc<AppState>, addr: std::net::SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let signal = stop.clone();

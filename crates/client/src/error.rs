@@ -1,0 +1,78 @@
+//! What can go wrong, as one enum.
+
+use ferrosync_protocol::ErrorBody;
+
+/// An error of the client. Errors the server answered carry its code (see the server's error
+/// table) and HTTP status; the rest say what failed on the way.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server refused the request.
+    #[error("{message} (code {code}, status {status})")]
+    Api { status: u16, code: u32, message: String },
+    /// The server could not be reached, or the connection broke mid-request.
+    #[error("cannot reach the server: {0}")]
+    Transport(String),
+    /// An answer that does not read as the protocol says.
+    #[error("unexpected answer from the server: {0}")]
+    Decode(String),
+    /// A value the client refuses before sending it.
+    #[error("{field}: {message}")]
+    InvalidArgument { field: &'static str, message: String },
+    /// The client was shut down.
+    #[error("the client is shut down")]
+    Closed,
+    /// The offline cache could not be read or written.
+    #[error("offline cache: {0}")]
+    Cache(String),
+}
+
+impl ClientError {
+    pub(crate) fn api(body: ErrorBody) -> Self {
+        ClientError::Api { status: body.status, code: body.code, message: body.message }
+    }
+
+    /// The HTTP status the server answered, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The server's error code, if it answered.
+    pub fn code(&self) -> Option<u32> {
+        match self {
+            ClientError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// True for a revision mismatch (`If-Match` failed): read again and retry.
+    pub fn is_conflict(&self) -> bool {
+        self.status() == Some(412)
+    }
+
+    /// True when the object or item does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    /// True when the server could not be reached: the request may be retried later.
+    pub fn is_transport(&self) -> bool {
+        matches!(self, ClientError::Transport(_))
+    }
+}
+
+impl From<reqwest::Error> for ClientError {
+    fn from(e: reqwest::Error) -> Self {
+        if e.is_decode() { ClientError::Decode(e.to_string()) } else { ClientError::Transport(e.to_string()) }
+    }
+}
+
+impl From<rusqlite::Error> for ClientError {
+    fn from(e: rusqlite::Error) -> Self {
+        ClientError::Cache(e.to_string())
+    }
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;

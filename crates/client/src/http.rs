@@ -1,0 +1,98 @@
+//! The REST half: JSON requests to `/api/v1/services/{service}/…` with the bearer token.
+
+use crate::error::{ClientError, Result};
+use ferrosync_protocol::ErrorBody;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::{Method, header};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::{Arc, RwLock};
+
+/// Characters escaped in a path segment: unique names and map keys may hold anything.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// Escapes one path segment.
+pub(crate) fn segment(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+#[derive(Clone)]
+pub(crate) struct Rest {
+    http: reqwest::Client,
+    /// `http(s)://host:port`, without a trailing slash.
+    base: String,
+    service_sid: String,
+    token: Arc<RwLock<String>>,
+}
+
+impl Rest {
+    pub fn new(http: reqwest::Client, base: String, service_sid: String, token: Arc<RwLock<String>>) -> Self {
+        Rest { http, base, service_sid, token }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `/api/v1/services/{service}{path}` as a full URL.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1/services/{}{path}", self.base, self.service_sid)
+    }
+
+    fn token(&self) -> String {
+        self.token.read().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    pub async fn send<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        if_match: Option<u64>,
+    ) -> Result<T> {
+        self.send_url(method, &self.url(path), body, if_match).await
+    }
+
+    pub async fn send_url<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&B>,
+        if_match: Option<u64>,
+    ) -> Result<T> {
+        let response = self.request(method, url, body, if_match).await?;
+        let bytes = response.bytes().await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(format!("{e} in {url}")))
+    }
+
+    /// A request whose answer has no body (`204`).
+    pub async fn send_empty(&self, method: Method, path: &str, if_match: Option<u64>) -> Result<()> {
+        self.request::<()>(method, &self.url(path), None, if_match).await.map(drop)
+    }
+
+    async fn request<B: Serialize>(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&B>,
+        if_match: Option<u64>,
+    ) -> Result<reqwest::Response> {
+        let mut req = self.http.request(method, url).bearer_auth(self.token());
+        if let Some(rev) = if_match {
+            req = req.header(header::IF_MATCH, format!("\"{rev}\""));
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let response = req.send().await?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        Err(match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => ClientError::api(body),
+            Err(_) => ClientError::Api { status, code: 0, message: text },
+        })
+    }
+}

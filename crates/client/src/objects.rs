@@ -1,0 +1,688 @@
+//! Handles on documents, lists, maps and streams.
+
+use crate::client::Client;
+use crate::connection::{Cmd, DocCell, SUBSCRIBER_QUEUE};
+use crate::error::{ClientError, Result};
+use crate::events::{Item, ItemKey, SyncEvent};
+use crate::http::segment;
+use crate::paging::{Page, Pager};
+use ferrosync_protocol::rest::{
+    AddListItem, CreateMapItem, ItemView, MessageView, ObjectView, OpenObject, PageView, UpdateObject, WriteItem,
+};
+use ferrosync_protocol::sid::looks_like_sid;
+use ferrosync_protocol::{ObjectKind, OpenMode, Order};
+use futures_util::Stream;
+use reqwest::Method;
+use serde_json::Value;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::sync::{mpsc, oneshot};
+
+/// A mutator gives up after this many revision conflicts in a row.
+const MUTATE_ATTEMPTS: usize = 64;
+
+/// Which object to open: a SID or unique name, or a new one with a random SID.
+///
+/// ```
+/// use ferrosync_client::ObjectId;
+/// assert_eq!(ObjectId::from("lobby"), ObjectId::Named("lobby".into()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectId {
+    /// A SID (`ET…`, `ES…`, `MP…`, `TO…`) or a unique name.
+    Named(String),
+    /// Create an object with a random SID.
+    New,
+}
+
+impl From<&str> for ObjectId {
+    fn from(s: &str) -> Self {
+        ObjectId::Named(s.to_owned())
+    }
+}
+
+impl From<String> for ObjectId {
+    fn from(s: String) -> Self {
+        ObjectId::Named(s)
+    }
+}
+
+impl From<&String> for ObjectId {
+    fn from(s: &String) -> Self {
+        ObjectId::Named(s.clone())
+    }
+}
+
+/// How to open an object, as the Sync SDKs' `OpenOptions`.
+///
+/// ```
+/// use ferrosync_client::{OpenMode, OpenOptions};
+/// let opts = OpenOptions { mode: OpenMode::CreateNew, ttl: Some(3600), data: Some(serde_json::json!({"n": 0})) };
+/// assert_eq!(opts.mode, OpenMode::CreateNew);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OpenOptions {
+    /// `OpenOrCreate` (the default), `OpenExisting` or `CreateNew`.
+    pub mode: OpenMode,
+    /// Seconds until the object expires; applies when it is created.
+    pub ttl: Option<u64>,
+    /// A new document's data.
+    pub data: Option<Value>,
+}
+
+/// What every handle holds.
+struct Handle {
+    client: Client,
+    kind: ObjectKind,
+    sid: String,
+    unique_name: Option<String>,
+    date_expires: std::sync::Mutex<Option<String>>,
+}
+
+fn collection(kind: ObjectKind) -> &'static str {
+    match kind {
+        ObjectKind::Document => "documents",
+        ObjectKind::List => "lists",
+        ObjectKind::Map => "maps",
+        ObjectKind::Stream => "streams",
+    }
+}
+
+impl Handle {
+    fn path(&self) -> String {
+        format!("/{}/{}", collection(self.kind), self.sid)
+    }
+
+    fn items_path(&self) -> String {
+        format!("{}/items", self.path())
+    }
+
+    async fn remove(&self) -> Result<()> {
+        let guard = self.client.shared.begin_write(&self.sid);
+        self.client.shared.rest.send_empty(Method::DELETE, &self.path(), None).await?;
+        guard.finish("", None);
+        Ok(())
+    }
+
+    async fn set_ttl(&self, ttl: u64) -> Result<()> {
+        let body = UpdateObject { data: None, ttl: Some(ttl) };
+        let view: ObjectView = self.client.shared.rest.send(Method::PUT, &self.path(), Some(&body), None).await?;
+        *self.date_expires.lock().unwrap_or_else(|e| e.into_inner()) = view.date_expires;
+        Ok(())
+    }
+
+    async fn subscribe(&self, doc: Option<DocCell>) -> Result<Subscription> {
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+        let (done, ready) = oneshot::channel();
+        self.client.shared.send(Cmd::Subscribe { kind: self.kind, sid: self.sid.clone(), listener: tx, doc, done })?;
+        ready.await.map_err(|_| ClientError::Closed)??;
+        Ok(Subscription { rx, sid: self.sid.clone(), cmds: self.client.shared.cmds.clone() })
+    }
+
+    fn items(&self) -> ItemsQuery {
+        ItemsQuery { client: self.client.clone(), path: self.items_path(), order: Order::Asc, from: None }
+    }
+}
+
+impl Client {
+    async fn open(&self, kind: ObjectKind, id: ObjectId, opts: OpenOptions) -> Result<(Arc<Handle>, ObjectView)> {
+        let (sid, unique_name) = match id {
+            ObjectId::Named(n) if looks_like_sid(&n) => (Some(n), None),
+            ObjectId::Named(n) => (None, Some(n)),
+            ObjectId::New => (None, None),
+        };
+        let body = OpenObject { sid, unique_name, mode: opts.mode, ttl: opts.ttl, data: opts.data };
+        let path = format!("/{}", collection(kind));
+        let view: ObjectView = self.shared.rest.send(Method::POST, &path, Some(&body), None).await?;
+        let handle = Arc::new(Handle {
+            client: self.clone(),
+            kind,
+            sid: view.sid.clone(),
+            unique_name: view.unique_name.clone(),
+            date_expires: std::sync::Mutex::new(view.date_expires.clone()),
+        });
+        Ok((handle, view))
+    }
+
+    /// Opens (or creates) a document.
+    pub async fn document(&self, id: impl Into<ObjectId>) -> Result<Document> {
+        self.open_document(id, OpenOptions::default()).await
+    }
+
+    pub async fn open_document(&self, id: impl Into<ObjectId>, opts: OpenOptions) -> Result<Document> {
+        let (h, view) = self.open(ObjectKind::Document, id.into(), opts).await?;
+        let state = Client::doc_cell(view.data.unwrap_or(Value::Null), view.revision);
+        Ok(Document { h, state })
+    }
+
+    /// Opens (or creates) a list.
+    pub async fn list(&self, id: impl Into<ObjectId>) -> Result<SyncList> {
+        self.open_list(id, OpenOptions::default()).await
+    }
+
+    pub async fn open_list(&self, id: impl Into<ObjectId>, opts: OpenOptions) -> Result<SyncList> {
+        Ok(SyncList { h: self.open(ObjectKind::List, id.into(), opts).await?.0 })
+    }
+
+    /// Opens (or creates) a map.
+    pub async fn map(&self, id: impl Into<ObjectId>) -> Result<SyncMap> {
+        self.open_map(id, OpenOptions::default()).await
+    }
+
+    pub async fn open_map(&self, id: impl Into<ObjectId>, opts: OpenOptions) -> Result<SyncMap> {
+        Ok(SyncMap { h: self.open(ObjectKind::Map, id.into(), opts).await?.0 })
+    }
+
+    /// Opens (or creates) a message stream.
+    pub async fn stream(&self, id: impl Into<ObjectId>) -> Result<SyncStream> {
+        self.open_stream(id, OpenOptions::default()).await
+    }
+
+    pub async fn open_stream(&self, id: impl Into<ObjectId>, opts: OpenOptions) -> Result<SyncStream> {
+        Ok(SyncStream { h: self.open(ObjectKind::Stream, id.into(), opts).await?.0 })
+    }
+}
+
+/// The events of one subscribed object, in log order, each once: the connection resumes from
+/// the last one delivered after every reconnect. Dropping it unsubscribes (when it was the
+/// object's last subscriber).
+pub struct Subscription {
+    rx: mpsc::Receiver<SyncEvent>,
+    sid: String,
+    cmds: mpsc::UnboundedSender<Cmd>,
+}
+
+impl Subscription {
+    /// The next event; `None` once the client is shut down.
+    pub async fn recv(&mut self) -> Option<SyncEvent> {
+        self.rx.recv().await
+    }
+}
+
+impl Stream for Subscription {
+    type Item = SyncEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<SyncEvent>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.rx.close();
+        let _ = self.cmds.send(Cmd::Dropped { sid: self.sid.clone() });
+    }
+}
+
+/// Merges `patch`'s top-level fields into `data` (an object; anything else is replaced).
+fn merge(data: &Value, patch: &Value) -> Value {
+    match (data, patch) {
+        (Value::Object(base), Value::Object(p)) => {
+            let mut out = base.clone();
+            for (k, v) in p {
+                out.insert(k.clone(), v.clone());
+            }
+            Value::Object(out)
+        }
+        _ => patch.clone(),
+    }
+}
+
+/// A JSON document.
+///
+/// ```no_run
+/// # async fn demo(client: ferrosync_client::Client) -> ferrosync_client::Result<()> {
+/// let counter = client.document("counter").await?;
+/// counter.mutate(|d| Some(serde_json::json!({"n": d["n"].as_i64().unwrap_or(0) + 1}))).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Document {
+    h: Arc<Handle>,
+    state: DocCell,
+}
+
+impl Document {
+    pub fn sid(&self) -> &str {
+        &self.h.sid
+    }
+
+    pub fn unique_name(&self) -> Option<&str> {
+        self.h.unique_name.as_deref()
+    }
+
+    /// The data as last seen: on open, after a write, or from a subscription's events.
+    pub fn data(&self) -> Value {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).data.clone()
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).revision
+    }
+
+    /// RFC 3339, when the document has a TTL.
+    pub fn date_expires(&self) -> Option<String> {
+        self.h.date_expires.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn keep(&self, view: &ObjectView) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if view.revision >= s.revision {
+            s.revision = view.revision;
+            s.data = view.data.clone().unwrap_or(Value::Null);
+        }
+    }
+
+    /// Reads the document from the server.
+    pub async fn get(&self) -> Result<Value> {
+        let view: ObjectView = self.h.client.shared.rest.send::<(), _>(Method::GET, &self.h.path(), None, None).await?;
+        self.keep(&view);
+        Ok(view.data.unwrap_or(Value::Null))
+    }
+
+    async fn write(&self, data: Value, if_match: Option<u64>) -> Result<Value> {
+        let guard = self.h.client.shared.begin_write(&self.h.sid);
+        let body = UpdateObject { data: Some(data), ttl: None };
+        let view: ObjectView =
+            self.h.client.shared.rest.send(Method::PUT, &self.h.path(), Some(&body), if_match).await?;
+        guard.finish("", Some(view.revision));
+        self.keep(&view);
+        Ok(view.data.unwrap_or(Value::Null))
+    }
+
+    /// Replaces the data, whatever the current revision.
+    pub async fn set(&self, data: Value) -> Result<Value> {
+        self.write(data, None).await
+    }
+
+    /// Sets the data only if the document is still at `revision`.
+    pub async fn set_if(&self, data: Value, revision: u64) -> Result<Value> {
+        self.write(data, Some(revision)).await
+    }
+
+    /// Merges `patch`'s top-level fields into the data, retrying on concurrent changes.
+    pub async fn update(&self, patch: Value) -> Result<Value> {
+        self.mutate(|d| Some(merge(d, &patch))).await
+    }
+
+    /// Applies `f` to the current data and writes the result with `If-Match`; on a conflict,
+    /// reads again and re-applies. `f` returning `None` leaves the document as it is.
+    pub async fn mutate(&self, mut f: impl FnMut(&Value) -> Option<Value>) -> Result<Value> {
+        let (mut data, mut revision) = {
+            let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            (s.data.clone(), s.revision)
+        };
+        for _ in 0..MUTATE_ATTEMPTS {
+            let Some(next) = f(&data) else { return Ok(data) };
+            match self.write(next, Some(revision)).await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_conflict() => {
+                    data = self.get().await?;
+                    revision = self.revision();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ClientError::Api {
+            status: 412,
+            code: 41200,
+            message: format!("mutate: still conflicting after {MUTATE_ATTEMPTS} attempts"),
+        })
+    }
+
+    /// Removes the document.
+    pub async fn remove(&self) -> Result<()> {
+        self.h.remove().await
+    }
+
+    /// Sets the TTL in seconds from now (0 removes it).
+    pub async fn set_ttl(&self, ttl: u64) -> Result<()> {
+        self.h.set_ttl(ttl).await
+    }
+
+    /// Subscribes to its changes; the cached [`Document::data`] follows them.
+    pub async fn subscribe(&self) -> Result<Subscription> {
+        self.h.subscribe(Some(self.state.clone())).await
+    }
+}
+
+/// A listing of a list's or map's items: set its order and start, then read it with
+/// [`Pager`]'s methods.
+#[derive(Clone)]
+pub struct ItemsQuery {
+    client: Client,
+    path: String,
+    order: Order,
+    from: Option<ItemKey>,
+}
+
+impl ItemsQuery {
+    pub fn order(mut self, order: Order) -> Self {
+        self.order = order;
+        self
+    }
+
+    /// Start at this index or key (inclusive).
+    pub fn from(mut self, from: impl Into<ItemKey>) -> Self {
+        self.from = Some(from.into());
+        self
+    }
+
+    fn pager(&self) -> Pager<Item> {
+        let q = self.clone();
+        Pager::new(move |token, url, size| {
+            let q = q.clone();
+            Box::pin(async move {
+                let rest = &q.client.shared.rest;
+                let url = match url {
+                    Some(u) => u,
+                    None => {
+                        let mut params = form_params(q.order, q.from.as_ref(), size, token.as_deref());
+                        params.insert(0, '?');
+                        format!("{}{params}", rest.url(&q.path))
+                    }
+                };
+                let view: PageView<ItemView> = rest.send_url::<(), _>(Method::GET, &url, None, None).await?;
+                Ok(Page {
+                    items: view.items.into_iter().map(Item::from).collect(),
+                    next_page_token: view.meta.next_page_token,
+                    next_page_url: view.meta.next_page_url,
+                })
+            })
+        })
+    }
+
+    /// See [`Pager::list`].
+    pub async fn list(&self, limit: Option<usize>, page_size: Option<u32>) -> Result<Vec<Item>> {
+        self.pager().list(limit, page_size).await
+    }
+
+    /// See [`Pager::stream`].
+    pub fn stream(
+        &self,
+        limit: Option<usize>,
+        page_size: Option<u32>,
+    ) -> impl Stream<Item = Result<Item>> + Send + use<> {
+        self.pager().stream(limit, page_size)
+    }
+
+    /// See [`Pager::page`].
+    pub async fn page(&self, token: Option<&str>, page_size: Option<u32>) -> Result<Page<Item>> {
+        self.pager().page(token, page_size).await
+    }
+
+    /// See [`Pager::get_page`].
+    pub async fn get_page(&self, url: &str) -> Result<Page<Item>> {
+        self.pager().get_page(url).await
+    }
+}
+
+fn form_params(order: Order, from: Option<&ItemKey>, size: u32, token: Option<&str>) -> String {
+    let mut q: Vec<(&str, String)> = Vec::with_capacity(4);
+    q.push(("order", if order == Order::Desc { "desc".into() } else { "asc".into() }));
+    q.push(("page_size", size.to_string()));
+    if let Some(f) = from {
+        q.push(("from", f.to_string()));
+    }
+    if let Some(t) = token {
+        q.push(("page_token", t.to_owned()));
+    }
+    q.iter().map(|(k, v)| format!("{k}={}", segment(v))).collect::<Vec<_>>().join("&")
+}
+
+/// Shared by lists and maps.
+impl Handle {
+    async fn get_item(&self, key: &ItemKey) -> Result<Item> {
+        let path = format!("{}/{}", self.items_path(), segment(&key.to_string()));
+        let view: ItemView = self.client.shared.rest.send::<(), _>(Method::GET, &path, None, None).await?;
+        Ok(view.into())
+    }
+
+    async fn put_item(&self, key: &ItemKey, data: Value, ttl: Option<u64>, if_match: Option<u64>) -> Result<Item> {
+        let guard = self.client.shared.begin_write(&self.sid);
+        let path = format!("{}/{}", self.items_path(), segment(&key.to_string()));
+        let body = WriteItem { data: Some(data), ttl, collection_ttl: None };
+        let view: ItemView = self.client.shared.rest.send(Method::PUT, &path, Some(&body), if_match).await?;
+        guard.finish(key.to_string(), Some(view.revision));
+        Ok(view.into())
+    }
+
+    async fn remove_item(&self, key: &ItemKey, if_match: Option<u64>) -> Result<()> {
+        let guard = self.client.shared.begin_write(&self.sid);
+        let path = format!("{}/{}", self.items_path(), segment(&key.to_string()));
+        self.client.shared.rest.send_empty(Method::DELETE, &path, if_match).await?;
+        guard.finish(key.to_string(), None);
+        Ok(())
+    }
+
+    /// Read–modify–write of one item with `If-Match`; a missing item is given to `f` as `{}`
+    /// and created (maps only).
+    async fn mutate_item(&self, key: &ItemKey, mut f: impl FnMut(&Value) -> Option<Value>) -> Result<Item> {
+        for _ in 0..MUTATE_ATTEMPTS {
+            let current = match self.get_item(key).await {
+                Ok(item) => Some(item),
+                Err(e) if e.is_not_found() && self.kind == ObjectKind::Map => None,
+                Err(e) => return Err(e),
+            };
+            let base = current.as_ref().map_or_else(|| Value::Object(Default::default()), |i| i.data.clone());
+            let Some(next) = f(&base) else {
+                return current.ok_or_else(|| ClientError::Api {
+                    status: 404,
+                    code: 0,
+                    message: format!("{key}: no such item"),
+                });
+            };
+            let written = match &current {
+                Some(item) => self.put_item(key, next, None, Some(item.revision)).await,
+                None => self.create_map_item(key, next, None).await,
+            };
+            match written {
+                Ok(item) => return Ok(item),
+                Err(e) if e.is_conflict() || e.status() == Some(409) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ClientError::Api {
+            status: 412,
+            code: 41200,
+            message: format!("mutate: still conflicting after {MUTATE_ATTEMPTS} attempts"),
+        })
+    }
+
+    async fn create_map_item(&self, key: &ItemKey, data: Value, ttl: Option<u64>) -> Result<Item> {
+        let guard = self.client.shared.begin_write(&self.sid);
+        let body = CreateMapItem { key: key.to_string(), data, ttl, collection_ttl: None };
+        let view: ItemView = self.client.shared.rest.send(Method::POST, &self.items_path(), Some(&body), None).await?;
+        guard.finish(key.to_string(), Some(view.revision));
+        Ok(view.into())
+    }
+}
+
+macro_rules! common_handle_methods {
+    () => {
+        pub fn sid(&self) -> &str {
+            &self.h.sid
+        }
+
+        pub fn unique_name(&self) -> Option<&str> {
+            self.h.unique_name.as_deref()
+        }
+
+        /// RFC 3339, when the object has a TTL.
+        pub fn date_expires(&self) -> Option<String> {
+            self.h.date_expires.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        }
+
+        /// Removes the object with everything in it.
+        pub async fn remove(&self) -> Result<()> {
+            self.h.remove().await
+        }
+
+        /// Sets the TTL in seconds from now (0 removes it).
+        pub async fn set_ttl(&self, ttl: u64) -> Result<()> {
+            self.h.set_ttl(ttl).await
+        }
+
+        /// Subscribes to its changes.
+        pub async fn subscribe(&self) -> Result<Subscription> {
+            self.h.subscribe(None).await
+        }
+    };
+}
+
+/// An ordered list of JSON items, indexed by the order they were added.
+///
+/// ```no_run
+/// # async fn demo(client: ferrosync_client::Client) -> ferrosync_client::Result<()> {
+/// let chat = client.list("chat").await?;
+/// chat.push(serde_json::json!({"from": "alice", "text": "hi"})).await?;
+/// let latest = chat.items().order(ferrosync_client::Order::Desc).list(Some(20), None).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SyncList {
+    h: Arc<Handle>,
+}
+
+impl SyncList {
+    common_handle_methods!();
+
+    /// Appends an item.
+    pub async fn push(&self, data: Value) -> Result<Item> {
+        self.push_with_ttl(data, None).await
+    }
+
+    /// Appends an item that expires after `ttl` seconds.
+    pub async fn push_with_ttl(&self, data: Value, ttl: Option<u64>) -> Result<Item> {
+        let guard = self.h.client.shared.begin_write(&self.h.sid);
+        let body = AddListItem { data, ttl, collection_ttl: None };
+        let view: ItemView =
+            self.h.client.shared.rest.send(Method::POST, &self.h.items_path(), Some(&body), None).await?;
+        guard.finish(view.index.unwrap_or_default().to_string(), Some(view.revision));
+        Ok(view.into())
+    }
+
+    pub async fn get(&self, index: u64) -> Result<Item> {
+        self.h.get_item(&ItemKey::Index(index)).await
+    }
+
+    /// Replaces an existing item's data.
+    pub async fn set(&self, index: u64, data: Value) -> Result<Item> {
+        self.h.put_item(&ItemKey::Index(index), data, None, None).await
+    }
+
+    /// Merges `patch`'s top-level fields into the item, retrying on concurrent changes.
+    pub async fn update(&self, index: u64, patch: Value) -> Result<Item> {
+        self.h.mutate_item(&ItemKey::Index(index), |d| Some(merge(d, &patch))).await
+    }
+
+    /// Read–modify–write with automatic retry on conflicts (see [`Document::mutate`]).
+    pub async fn mutate(&self, index: u64, f: impl FnMut(&Value) -> Option<Value>) -> Result<Item> {
+        self.h.mutate_item(&ItemKey::Index(index), f).await
+    }
+
+    pub async fn remove_item(&self, index: u64) -> Result<()> {
+        self.h.remove_item(&ItemKey::Index(index), None).await
+    }
+
+    /// The items, ascending by index unless ordered otherwise.
+    pub fn items(&self) -> ItemsQuery {
+        self.h.items()
+    }
+}
+
+/// A map of string keys to JSON items.
+///
+/// ```no_run
+/// # async fn demo(client: ferrosync_client::Client) -> ferrosync_client::Result<()> {
+/// let presence = client.map("presence").await?;
+/// presence.set("alice", serde_json::json!({"online": true})).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SyncMap {
+    h: Arc<Handle>,
+}
+
+impl SyncMap {
+    common_handle_methods!();
+
+    /// Creates or replaces an item.
+    pub async fn set(&self, key: &str, data: Value) -> Result<Item> {
+        self.h.put_item(&ItemKey::Key(key.to_owned()), data, None, None).await
+    }
+
+    /// Creates or replaces an item that expires after `ttl` seconds.
+    pub async fn set_with_ttl(&self, key: &str, data: Value, ttl: u64) -> Result<Item> {
+        self.h.put_item(&ItemKey::Key(key.to_owned()), data, Some(ttl), None).await
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Item> {
+        self.h.get_item(&ItemKey::Key(key.to_owned())).await
+    }
+
+    /// Merges `patch`'s top-level fields into the item (created when missing).
+    pub async fn update(&self, key: &str, patch: Value) -> Result<Item> {
+        self.h.mutate_item(&ItemKey::Key(key.to_owned()), |d| Some(merge(d, &patch))).await
+    }
+
+    /// Read–modify–write with automatic retry on conflicts; a missing item is given as `{}`.
+    pub async fn mutate(&self, key: &str, f: impl FnMut(&Value) -> Option<Value>) -> Result<Item> {
+        self.h.mutate_item(&ItemKey::Key(key.to_owned()), f).await
+    }
+
+    pub async fn remove_item(&self, key: &str) -> Result<()> {
+        self.h.remove_item(&ItemKey::Key(key.to_owned()), None).await
+    }
+
+    /// The items, ascending by key unless ordered otherwise.
+    pub fn items(&self) -> ItemsQuery {
+        self.h.items()
+    }
+}
+
+/// A stream of messages: published, delivered to subscribers, not stored.
+///
+/// ```no_run
+/// # async fn demo(client: ferrosync_client::Client) -> ferrosync_client::Result<()> {
+/// let typing = client.stream("typing").await?;
+/// typing.publish(serde_json::json!({"who": "alice"})).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SyncStream {
+    h: Arc<Handle>,
+}
+
+impl SyncStream {
+    common_handle_methods!();
+
+    /// Publishes a message (a JSON object of at most 4 KiB); returns its SID.
+    pub async fn publish(&self, data: Value) -> Result<String> {
+        let guard = self.h.client.shared.begin_write(&self.h.sid);
+        let path = format!("{}/messages", self.h.path());
+        let body = ferrosync_protocol::rest::PublishMessage { data };
+        let view: MessageView = self.h.client.shared.rest.send(Method::POST, &path, Some(&body), None).await?;
+        guard.finish(view.sid.clone(), None);
+        Ok(view.sid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn update_merges_top_level_fields() {
+        assert_eq!(merge(&json!({"a": 1, "b": {"c": 2}}), &json!({"b": 3, "d": 4})), json!({"a": 1, "b": 3, "d": 4}));
+        assert_eq!(merge(&json!(null), &json!({"a": 1})), json!({"a": 1}));
+    }
+
+    #[test]
+    fn listing_parameters_are_escaped() {
+        let p = form_params(Order::Desc, Some(&ItemKey::Key("a b&c".into())), 20, Some("t/1"));
+        assert_eq!(p, "order=desc&page_size=20&from=a%20b%26c&page_token=t%2F1");
+    }
+}

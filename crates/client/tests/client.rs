@@ -1,0 +1,17 @@
+//! The client against a real server started in-process on 127.0.0.1.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "client/support.rs"]
+mod support;
+
+#[path = "client/objects.rs"]
+mod objects;
+#[path = "client/queries.rs"]
+mod queries;
+#[path = "client/resume.rs"]
+mod resume;
+#[path = "client/subscriptions.rs"]
+mod subscriptions;
+#[path = "client/tokens.rs"]
+mod tokens;
