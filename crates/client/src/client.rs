@@ -1,11 +1,17 @@
 //! The client: one REST client and one WebSocket per connection, shared by every handle.
 
+use crate::cache::Cache;
 use crate::connection::{Cmd, Connection, DocCell};
 use crate::error::{ClientError, Result};
 use crate::http::Rest;
 use crate::local::{LocalWrites, WriteGuard};
+use crate::offline::{Conflict, ConflictHandler, ReplayReport, Resolution, keep_local};
 use crate::token::TokenInfo;
-use std::sync::{Arc, Mutex, RwLock};
+use futures_util::{Stream, StreamExt};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -52,6 +58,8 @@ pub enum ClientEvent {
     },
     /// The token expired; the connection is closed until [`Client::update_token`].
     TokenExpired,
+    /// Changes made offline were sent (see [`ClientBuilder::cache`]).
+    OfflineWritesReplayed(ReplayReport),
 }
 
 /// State shared by the client, its handles and its connection task.
@@ -63,6 +71,12 @@ pub(crate) struct Shared {
     events: broadcast::Sender<ClientEvent>,
     pub cmds: mpsc::UnboundedSender<Cmd>,
     pub local: Arc<Mutex<LocalWrites>>,
+    pub cache: Option<Arc<Cache>>,
+    pub on_conflict: ConflictHandler,
+    /// One replay of offline writes at a time.
+    pub replaying: tokio::sync::Mutex<()>,
+    /// Where datasets keep their records without a cache file.
+    memory: std::sync::OnceLock<Arc<Cache>>,
 }
 
 impl Shared {
@@ -76,6 +90,18 @@ impl Shared {
 
     pub fn send(&self, cmd: Cmd) -> Result<()> {
         self.cmds.send(cmd).map_err(|_| ClientError::Closed)
+    }
+
+    /// The cache file, or else an in-memory one (for datasets).
+    pub fn local_store(&self) -> Result<Arc<Cache>> {
+        if let Some(c) = &self.cache {
+            return Ok(c.clone());
+        }
+        if let Some(c) = self.memory.get() {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(Cache::in_memory()?);
+        Ok(self.memory.get_or_init(|| c).clone())
     }
 
     /// Marks a write to `sid` in flight (see [`crate::local`]).
@@ -105,6 +131,8 @@ pub struct ClientBuilder {
     url: String,
     token: String,
     timeout: Duration,
+    cache: Option<PathBuf>,
+    on_conflict: Option<ConflictHandler>,
 }
 
 impl ClientBuilder {
@@ -114,13 +142,43 @@ impl ClientBuilder {
         self
     }
 
+    /// Keeps the objects this client opens, and the items it reads, in a SQLite file, so that
+    /// they can be read while the server is out of reach; writes made meanwhile (to documents,
+    /// and to map and list items) are kept there and sent when the connection is back, a
+    /// revision conflict going to [`ClientBuilder::on_conflict`]'s handler.
+    ///
+    /// ```no_run
+    /// # async fn demo(token: &str) -> ferrosync_client::Result<()> {
+    /// use ferrosync_client::{Client, Resolution};
+    /// let client = Client::builder("http://127.0.0.1:7700", token)
+    ///     .cache("app-cache.sqlite")
+    ///     .on_conflict(|c| if c.remote.is_some() { Resolution::KeepRemote } else { Resolution::KeepLocal })
+    ///     .connect_lazily()?;
+    /// let settings = client.document("settings").await?; // from the cache when offline
+    /// # Ok(()) }
+    /// ```
+    pub fn cache(mut self, path: impl Into<PathBuf>) -> Self {
+        self.cache = Some(path.into());
+        self
+    }
+
+    /// How to settle a change made offline that meets another change on the server (by
+    /// default the local change is written over it).
+    pub fn on_conflict(mut self, handler: impl Fn(&Conflict) -> Resolution + Send + Sync + 'static) -> Self {
+        self.on_conflict = Some(Arc::new(handler));
+        self
+    }
+
     /// Connects: fails when the token is unreadable or refused; when the server cannot be
     /// reached, fails too (use [`ClientBuilder::connect_lazily`] to start offline).
     pub async fn connect(self) -> Result<Client> {
         let client = self.build()?;
         match crate::connection::connect(&client.shared).await {
             Ok(ws) => {
+                // Connected already, as the caller sees it when this returns.
+                client.shared.state.send_replace(ConnectionState::Connected);
                 Connection::spawn(client.shared.clone(), client.take_cmds()?, Some(ws));
+                client.replay_on_reconnect();
                 Ok(client)
             }
             Err(f) => Err(f.into()),
@@ -132,6 +190,7 @@ impl ClientBuilder {
     pub fn connect_lazily(self) -> Result<Client> {
         let client = self.build()?;
         Connection::spawn(client.shared.clone(), client.take_cmds()?, None);
+        client.replay_on_reconnect();
         Ok(client)
     }
 
@@ -147,8 +206,23 @@ impl ClientBuilder {
         let (cmds, cmd_rx) = mpsc::unbounded_channel();
         let (state, _) = watch::channel(ConnectionState::Connecting);
         let (events, _) = broadcast::channel(256);
-        let shared =
-            Arc::new(Shared { rest, token, info: RwLock::new(info), state, events, cmds, local: Arc::default() });
+        let cache = match &self.cache {
+            Some(path) => Some(Arc::new(Cache::open(path)?)),
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            rest,
+            token,
+            info: RwLock::new(info),
+            state,
+            events,
+            cmds,
+            local: Arc::default(),
+            cache,
+            on_conflict: self.on_conflict.unwrap_or_else(keep_local),
+            replaying: tokio::sync::Mutex::new(()),
+            memory: std::sync::OnceLock::new(),
+        });
         Ok(Client { shared, pending_rx: Arc::new(Mutex::new(Some(cmd_rx))) })
     }
 }
@@ -178,7 +252,36 @@ impl Client {
     }
 
     pub fn builder(url: &str, token: &str) -> ClientBuilder {
-        ClientBuilder { url: url.to_owned(), token: token.to_owned(), timeout: Duration::from_secs(30) }
+        ClientBuilder {
+            url: url.to_owned(),
+            token: token.to_owned(),
+            timeout: Duration::from_secs(30),
+            cache: None,
+            on_conflict: None,
+        }
+    }
+
+    /// With a cache, sends the changes made offline each time the connection comes up.
+    fn replay_on_reconnect(&self) {
+        if self.shared.cache.is_none() {
+            return;
+        }
+        let weak: Weak<Shared> = Arc::downgrade(&self.shared);
+        let mut states = self.shared.state.subscribe();
+        tokio::spawn(async move {
+            loop {
+                if *states.borrow_and_update() == ConnectionState::Connected {
+                    let Some(shared) = weak.upgrade() else { return };
+                    let client = Client { shared, pending_rx: Arc::new(Mutex::new(None)) };
+                    if let Err(e) = client.flush_offline_writes().await {
+                        tracing::debug!(error = %e, "offline writes not sent yet");
+                    }
+                }
+                if states.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     fn take_cmds(&self) -> Result<mpsc::UnboundedReceiver<Cmd>> {
@@ -207,7 +310,17 @@ impl Client {
 
     /// The client's events from now on.
     pub fn events(&self) -> ClientEvents {
-        ClientEvents { rx: self.shared.events.subscribe() }
+        let rx = self.shared.events.subscribe();
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(e) => return Some((e, rx)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
+        ClientEvents { inner: Box::pin(stream) }
     }
 
     /// Replaces the access token: for REST at once, on the live connection with
@@ -243,21 +356,23 @@ impl Client {
     }
 }
 
-/// The stream of [`ClientEvent`]s; events older than the 256 most recent are skipped when
-/// the reader falls that far behind.
+/// The stream of [`ClientEvent`]s (also a [`Stream`]); events older than the 256 most recent
+/// are skipped when the reader falls that far behind.
 pub struct ClientEvents {
-    rx: broadcast::Receiver<ClientEvent>,
+    inner: Pin<Box<dyn Stream<Item = ClientEvent> + Send>>,
 }
 
 impl ClientEvents {
     /// The next event; `None` once the client is dropped.
     pub async fn next(&mut self) -> Option<ClientEvent> {
-        loop {
-            match self.rx.recv().await {
-                Ok(e) => return Some(e),
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
+        self.inner.next().await
+    }
+}
+
+impl Stream for ClientEvents {
+    type Item = ClientEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ClientEvent>> {
+        self.inner.as_mut().poll_next(cx)
     }
 }

@@ -9,9 +9,14 @@ pub enum ClientError {
     /// The server refused the request.
     #[error("{message} (code {code}, status {status})")]
     Api { status: u16, code: u32, message: String },
-    /// The server could not be reached, or the connection broke mid-request.
+    /// The connection broke mid-request or timed out: the request may or may not have been
+    /// carried out.
     #[error("cannot reach the server: {0}")]
     Transport(String),
+    /// The server could not be reached: the request was not sent. With an offline cache,
+    /// writes are kept and sent later instead of failing with this.
+    #[error("the server is out of reach: {0}")]
+    Unreachable(String),
     /// An answer that does not read as the protocol says.
     #[error("unexpected answer from the server: {0}")]
     Decode(String),
@@ -59,13 +64,24 @@ impl ClientError {
 
     /// True when the server could not be reached: the request may be retried later.
     pub fn is_transport(&self) -> bool {
-        matches!(self, ClientError::Transport(_))
+        matches!(self, ClientError::Transport(_) | ClientError::Unreachable(_))
+    }
+
+    /// True when the request was never sent because the server could not be reached.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ClientError::Unreachable(_))
     }
 }
 
 impl From<reqwest::Error> for ClientError {
     fn from(e: reqwest::Error) -> Self {
-        if e.is_decode() { ClientError::Decode(e.to_string()) } else { ClientError::Transport(e.to_string()) }
+        if e.is_decode() {
+            ClientError::Decode(e.to_string())
+        } else if e.is_connect() {
+            ClientError::Unreachable(e.to_string())
+        } else {
+            ClientError::Transport(e.to_string())
+        }
     }
 }
 

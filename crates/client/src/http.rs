@@ -30,6 +30,10 @@ impl Rest {
         Rest { http, base, service_sid, token }
     }
 
+    pub fn service(&self) -> &str {
+        &self.service_sid
+    }
+
     pub fn base(&self) -> &str {
         &self.base
     }

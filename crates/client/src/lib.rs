@@ -29,22 +29,27 @@
 //!
 //! The wire types are those of `ferrosync-protocol`, which the server uses too.
 
+mod cache;
 mod client;
 mod connection;
+mod dataset;
 mod error;
 mod events;
 mod http;
 mod local;
 mod objects;
+mod offline;
 mod paging;
 mod query;
 mod token;
 
 pub use client::{Client, ClientBuilder, ClientEvent, ClientEvents, ConnectionState};
+pub use dataset::{Dataset, Record, SyncReport};
 pub use error::{ClientError, Result};
 pub use events::{Item, ItemKey, SyncEvent, SyncEventKind};
 pub use ferrosync_protocol::{ObjectKind, OpenMode, Order};
 pub use objects::{Document, ItemsQuery, ObjectId, OpenOptions, Subscription, SyncList, SyncMap, SyncStream};
+pub use offline::{Conflict, ConflictHandler, ReplayReport, Resolution};
 pub use paging::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, Pager};
 pub use query::{LiveQuery, LiveQueryEvent, QueryItem};
 pub use token::TokenInfo;

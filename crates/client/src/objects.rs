@@ -1,9 +1,10 @@
 //! Handles on documents, lists, maps and streams.
 
+use crate::cache::{Cache, CachedItem};
 use crate::client::Client;
 use crate::connection::{Cmd, DocCell, SUBSCRIBER_QUEUE};
 use crate::error::{ClientError, Result};
-use crate::events::{Item, ItemKey, SyncEvent};
+use crate::events::{Item, ItemKey, SyncEvent, SyncEventKind};
 use crate::http::segment;
 use crate::paging::{Page, Pager};
 use ferrosync_protocol::rest::{
@@ -90,6 +91,14 @@ fn collection(kind: ObjectKind) -> &'static str {
 }
 
 impl Handle {
+    fn cache(&self) -> Option<&Cache> {
+        self.client.shared.cache.as_deref()
+    }
+
+    fn service(&self) -> &str {
+        self.client.shared.rest.service()
+    }
+
     fn path(&self) -> String {
         format!("/{}/{}", collection(self.kind), self.sid)
     }
@@ -105,6 +114,14 @@ impl Handle {
         Ok(())
     }
 
+    async fn remove_cached(&self) -> Result<()> {
+        self.remove().await?;
+        if let Some(cache) = self.cache() {
+            cache.forget_object(self.service(), &self.sid)?;
+        }
+        Ok(())
+    }
+
     async fn set_ttl(&self, ttl: u64) -> Result<()> {
         let body = UpdateObject { data: None, ttl: Some(ttl) };
         let view: ObjectView = self.client.shared.rest.send(Method::PUT, &self.path(), Some(&body), None).await?;
@@ -117,11 +134,19 @@ impl Handle {
         let (done, ready) = oneshot::channel();
         self.client.shared.send(Cmd::Subscribe { kind: self.kind, sid: self.sid.clone(), listener: tx, doc, done })?;
         ready.await.map_err(|_| ClientError::Closed)??;
-        Ok(Subscription { rx, sid: self.sid.clone(), cmds: self.client.shared.cmds.clone() })
+        let cache = self.client.shared.cache.clone().map(|c| (c, self.service().to_owned()));
+        Ok(Subscription { rx, sid: self.sid.clone(), cmds: self.client.shared.cmds.clone(), cache })
     }
 
     fn items(&self) -> ItemsQuery {
-        ItemsQuery { client: self.client.clone(), path: self.items_path(), order: Order::Asc, from: None }
+        ItemsQuery {
+            client: self.client.clone(),
+            path: self.items_path(),
+            kind: self.kind,
+            sid: self.sid.clone(),
+            order: Order::Asc,
+            from: None,
+        }
     }
 }
 
@@ -132,9 +157,48 @@ impl Client {
             ObjectId::Named(n) => (None, Some(n)),
             ObjectId::New => (None, None),
         };
+        let cached_id = sid.clone().or_else(|| unique_name.clone());
         let body = OpenObject { sid, unique_name, mode: opts.mode, ttl: opts.ttl, data: opts.data };
         let path = format!("/{}", collection(kind));
-        let view: ObjectView = self.shared.rest.send(Method::POST, &path, Some(&body), None).await?;
+        let service = self.shared.rest.service();
+        let view = match self.shared.rest.send::<_, ObjectView>(Method::POST, &path, Some(&body), None).await {
+            Ok(view) => {
+                if let Some(cache) = &self.shared.cache {
+                    let data = (kind == ObjectKind::Document).then(|| view.data.clone().unwrap_or(Value::Null));
+                    cache.put_object(
+                        service,
+                        kind,
+                        &view.sid,
+                        view.unique_name.as_deref(),
+                        data.as_ref(),
+                        view.revision,
+                        view.date_expires.as_deref(),
+                    )?;
+                }
+                view
+            }
+            // Offline: what the cache holds of it, if it was opened here before.
+            Err(e) if e.is_unreachable() && opts.mode != OpenMode::CreateNew => {
+                let cached = match (&self.shared.cache, &cached_id) {
+                    (Some(cache), Some(id)) => cache.object(service, kind, id)?,
+                    _ => None,
+                };
+                let Some(c) = cached else { return Err(e) };
+                ObjectView {
+                    sid: c.sid,
+                    unique_name: c.unique_name,
+                    data: Some(c.data),
+                    revision: c.revision,
+                    date_expires: c.date_expires,
+                    service_sid: service.to_owned(),
+                    kind,
+                    date_created: String::new(),
+                    date_updated: String::new(),
+                    created_by: String::new(),
+                }
+            }
+            Err(e) => return Err(e),
+        };
         let handle = Arc::new(Handle {
             client: self.clone(),
             kind,
@@ -191,12 +255,32 @@ pub struct Subscription {
     rx: mpsc::Receiver<SyncEvent>,
     sid: String,
     cmds: mpsc::UnboundedSender<Cmd>,
+    /// The offline cache and service, which follow the events delivered.
+    cache: Option<(Arc<Cache>, String)>,
 }
 
 impl Subscription {
     /// The next event; `None` once the client is shut down.
     pub async fn recv(&mut self) -> Option<SyncEvent> {
-        self.rx.recv().await
+        let e = self.rx.recv().await;
+        self.remember(e.as_ref());
+        e
+    }
+
+    fn remember(&self, event: Option<&SyncEvent>) {
+        let (Some((cache, service)), Some(e)) = (&self.cache, event) else { return };
+        let kept = match &e.kind {
+            SyncEventKind::Updated { data, revision, .. } => cache.update_document(service, &self.sid, data, *revision),
+            SyncEventKind::ItemAdded { item } | SyncEventKind::ItemUpdated { item, .. } => {
+                cache.put_item(service, &self.sid, item)
+            }
+            SyncEventKind::ItemRemoved { key, .. } => cache.drop_item(service, &self.sid, key),
+            SyncEventKind::Removed { .. } => cache.forget_object(service, &self.sid),
+            SyncEventKind::MessagePublished { .. } => Ok(()),
+        };
+        if let Err(err) = kept {
+            tracing::warn!(error = %err, "offline cache not updated");
+        }
     }
 }
 
@@ -204,7 +288,11 @@ impl Stream for Subscription {
     type Item = SyncEvent;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<SyncEvent>> {
-        self.rx.poll_recv(cx)
+        let polled = self.rx.poll_recv(cx);
+        if let Poll::Ready(e) = &polled {
+            self.remember(e.as_ref());
+        }
+        polled
     }
 }
 
@@ -272,11 +360,29 @@ impl Document {
             s.revision = view.revision;
             s.data = view.data.clone().unwrap_or(Value::Null);
         }
+        if let Some(cache) = self.h.cache()
+            && let Err(e) = cache.update_document(self.h.service(), &self.h.sid, &s.data, s.revision)
+        {
+            tracing::warn!(error = %e, "offline cache not updated");
+        }
     }
 
     /// Reads the document from the server.
+    ///
+    /// Offline, with a cache, it is the cached data (with this client's pending changes).
     pub async fn get(&self) -> Result<Value> {
-        let view: ObjectView = self.h.client.shared.rest.send::<(), _>(Method::GET, &self.h.path(), None, None).await?;
+        let view: ObjectView =
+            match self.h.client.shared.rest.send::<(), _>(Method::GET, &self.h.path(), None, None).await {
+                Ok(view) => view,
+                Err(e) if e.is_unreachable() => {
+                    let cached = match self.h.cache() {
+                        Some(cache) => cache.object(self.h.service(), ObjectKind::Document, &self.h.sid)?,
+                        None => None,
+                    };
+                    return cached.map(|c| c.data).ok_or(e);
+                }
+                Err(e) => return Err(e),
+            };
         self.keep(&view);
         Ok(view.data.unwrap_or(Value::Null))
     }
@@ -285,7 +391,21 @@ impl Document {
         let guard = self.h.client.shared.begin_write(&self.h.sid);
         let body = UpdateObject { data: Some(data), ttl: None };
         let view: ObjectView =
-            self.h.client.shared.rest.send(Method::PUT, &self.h.path(), Some(&body), if_match).await?;
+            match self.h.client.shared.rest.send(Method::PUT, &self.h.path(), Some(&body), if_match).await {
+                Ok(view) => view,
+                Err(e) if e.is_unreachable() => {
+                    let Some(data) = body.data else { return Err(e) };
+                    // Kept in the cache and sent when the server is back (see `offline`).
+                    match self.h.cache() {
+                        Some(cache) if cache.write_document(self.h.service(), &self.h.sid, &data, if_match)? => {
+                            self.state.lock().unwrap_or_else(|e| e.into_inner()).data = data.clone();
+                            return Ok(data);
+                        }
+                        _ => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            };
         guard.finish("", Some(view.revision));
         self.keep(&view);
         Ok(view.data.unwrap_or(Value::Null))
@@ -333,7 +453,7 @@ impl Document {
 
     /// Removes the document.
     pub async fn remove(&self) -> Result<()> {
-        self.h.remove().await
+        self.h.remove_cached().await
     }
 
     /// Sets the TTL in seconds from now (0 removes it).
@@ -353,6 +473,8 @@ impl Document {
 pub struct ItemsQuery {
     client: Client,
     path: String,
+    kind: ObjectKind,
+    sid: String,
     order: Order,
     from: Option<ItemKey>,
 }
@@ -375,6 +497,7 @@ impl ItemsQuery {
             let q = q.clone();
             Box::pin(async move {
                 let rest = &q.client.shared.rest;
+                let first = token.is_none() && url.is_none();
                 let url = match url {
                     Some(u) => u,
                     None => {
@@ -383,12 +506,24 @@ impl ItemsQuery {
                         format!("{}{params}", rest.url(&q.path))
                     }
                 };
-                let view: PageView<ItemView> = rest.send_url::<(), _>(Method::GET, &url, None, None).await?;
-                Ok(Page {
-                    items: view.items.into_iter().map(Item::from).collect(),
-                    next_page_token: view.meta.next_page_token,
-                    next_page_url: view.meta.next_page_url,
-                })
+                let cache = q.client.shared.cache.as_deref();
+                let view: PageView<ItemView> = match rest.send_url::<(), _>(Method::GET, &url, None, None).await {
+                    Ok(view) => view,
+                    // Offline: the whole cached listing as one page.
+                    Err(e) if e.is_unreachable() && first && cache.is_some() => {
+                        let Some(cache) = cache else { return Err(e) };
+                        let items = cache.items(rest.service(), q.kind, &q.sid, q.order, q.from.as_ref())?;
+                        return Ok(Page { items, next_page_token: None, next_page_url: None });
+                    }
+                    Err(e) => return Err(e),
+                };
+                let items: Vec<Item> = view.items.into_iter().map(Item::from).collect();
+                if let Some(cache) = cache {
+                    for item in &items {
+                        cache.put_item(rest.service(), &q.sid, item)?;
+                    }
+                }
+                Ok(Page { items, next_page_token: view.meta.next_page_token, next_page_url: view.meta.next_page_url })
             })
         })
     }
@@ -435,24 +570,92 @@ fn form_params(order: Order, from: Option<&ItemKey>, size: u32, token: Option<&s
 impl Handle {
     async fn get_item(&self, key: &ItemKey) -> Result<Item> {
         let path = format!("{}/{}", self.items_path(), segment(&key.to_string()));
-        let view: ItemView = self.client.shared.rest.send::<(), _>(Method::GET, &path, None, None).await?;
-        Ok(view.into())
+        match self.client.shared.rest.send::<(), ItemView>(Method::GET, &path, None, None).await {
+            Ok(view) => {
+                let item = Item::from(view);
+                if let Some(cache) = self.cache() {
+                    cache.put_item(self.service(), &self.sid, &item)?;
+                }
+                Ok(item)
+            }
+            Err(e) if e.is_not_found() => {
+                if let Some(cache) = self.cache() {
+                    cache.drop_item(self.service(), &self.sid, key)?;
+                }
+                Err(e)
+            }
+            Err(e) if e.is_unreachable() => match self.cached_item(key)? {
+                Some(CachedItem::Present { item, .. }) => Ok(item),
+                Some(CachedItem::Removed { .. }) => {
+                    Err(ClientError::Api { status: 404, code: 0, message: format!("{key}: removed (offline)") })
+                }
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    fn cached_item(&self, key: &ItemKey) -> Result<Option<CachedItem>> {
+        match self.cache() {
+            Some(cache) => cache.item(self.service(), self.kind, &self.sid, key),
+            None => Ok(None),
+        }
+    }
+
+    /// Keeps a write (`Some`) or removal (`None`) made offline in the cache, to be sent later;
+    /// `false` when it cannot be: no cache, or a list item the cache does not hold (only a
+    /// map item can be created under its name).
+    fn write_offline(&self, key: &ItemKey, data: Option<&Value>) -> Result<bool> {
+        let Some(cache) = self.cache() else { return Ok(false) };
+        if self.kind == ObjectKind::List && !matches!(self.cached_item(key)?, Some(CachedItem::Present { .. })) {
+            return Ok(false);
+        }
+        cache.write_item(self.service(), &self.sid, key, data)?;
+        Ok(true)
+    }
+
+    /// What an offline write returns: the item as the cache now holds it.
+    fn offline_item(&self, key: &ItemKey, data: Value) -> Result<Item> {
+        let revision = match self.cached_item(key)? {
+            Some(CachedItem::Present { item, .. }) => item.revision,
+            _ => 0,
+        };
+        Ok(Item { key: key.clone(), data, revision, date_expires: None })
     }
 
     async fn put_item(&self, key: &ItemKey, data: Value, ttl: Option<u64>, if_match: Option<u64>) -> Result<Item> {
         let guard = self.client.shared.begin_write(&self.sid);
         let path = format!("{}/{}", self.items_path(), segment(&key.to_string()));
         let body = WriteItem { data: Some(data), ttl, collection_ttl: None };
-        let view: ItemView = self.client.shared.rest.send(Method::PUT, &path, Some(&body), if_match).await?;
+        let view: ItemView = match self.client.shared.rest.send(Method::PUT, &path, Some(&body), if_match).await {
+            Ok(view) => view,
+            // A TTL is not kept offline: such a write fails rather than lose it.
+            Err(e) if e.is_unreachable() && ttl.is_none() => {
+                let data = body.data.unwrap_or(Value::Null);
+                return if self.write_offline(key, Some(&data))? { self.offline_item(key, data) } else { Err(e) };
+            }
+            Err(e) => return Err(e),
+        };
         guard.finish(key.to_string(), Some(view.revision));
-        Ok(view.into())
+        let item = Item::from(view);
+        if let Some(cache) = self.cache() {
+            cache.put_item(self.service(), &self.sid, &item)?;
+        }
+        Ok(item)
     }
 
     async fn remove_item(&self, key: &ItemKey, if_match: Option<u64>) -> Result<()> {
         let guard = self.client.shared.begin_write(&self.sid);
         let path = format!("{}/{}", self.items_path(), segment(&key.to_string()));
-        self.client.shared.rest.send_empty(Method::DELETE, &path, if_match).await?;
+        match self.client.shared.rest.send_empty(Method::DELETE, &path, if_match).await {
+            Ok(()) => {}
+            Err(e) if e.is_unreachable() => return if self.write_offline(key, None)? { Ok(()) } else { Err(e) },
+            Err(e) => return Err(e),
+        }
         guard.finish(key.to_string(), None);
+        if let Some(cache) = self.cache() {
+            cache.drop_item(self.service(), &self.sid, key)?;
+        }
         Ok(())
     }
 
@@ -493,9 +696,24 @@ impl Handle {
     async fn create_map_item(&self, key: &ItemKey, data: Value, ttl: Option<u64>) -> Result<Item> {
         let guard = self.client.shared.begin_write(&self.sid);
         let body = CreateMapItem { key: key.to_string(), data, ttl, collection_ttl: None };
-        let view: ItemView = self.client.shared.rest.send(Method::POST, &self.items_path(), Some(&body), None).await?;
+        let view: ItemView =
+            match self.client.shared.rest.send(Method::POST, &self.items_path(), Some(&body), None).await {
+                Ok(view) => view,
+                Err(e) if e.is_unreachable() && ttl.is_none() => {
+                    return if self.write_offline(key, Some(&body.data))? {
+                        self.offline_item(key, body.data)
+                    } else {
+                        Err(e)
+                    };
+                }
+                Err(e) => return Err(e),
+            };
         guard.finish(key.to_string(), Some(view.revision));
-        Ok(view.into())
+        let item = Item::from(view);
+        if let Some(cache) = self.cache() {
+            cache.put_item(self.service(), &self.sid, &item)?;
+        }
+        Ok(item)
     }
 }
 
@@ -516,7 +734,7 @@ macro_rules! common_handle_methods {
 
         /// Removes the object with everything in it.
         pub async fn remove(&self) -> Result<()> {
-            self.h.remove().await
+            self.h.remove_cached().await
         }
 
         /// Sets the TTL in seconds from now (0 removes it).
@@ -668,6 +886,19 @@ impl SyncStream {
         Ok(view.sid)
     }
 }
+
+/// Handles print as their kind, SID and unique name.
+macro_rules! handle_debug {
+    ($($t:ident),*) => {$(
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($t)).field("sid", &self.h.sid).field("unique_name", &self.h.unique_name).finish()
+            }
+        }
+    )*};
+}
+
+handle_debug!(Document, SyncList, SyncMap, SyncStream);
 
 #[cfg(test)]
 mod tests {

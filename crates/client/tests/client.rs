@@ -7,6 +7,8 @@ mod support;
 
 #[path = "client/objects.rs"]
 mod objects;
+#[path = "client/offline.rs"]
+mod offline;
 #[path = "client/queries.rs"]
 mod queries;
 #[path = "client/resume.rs"]
