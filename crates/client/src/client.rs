@@ -16,6 +16,15 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// The state of the client's connection.
+///
+/// ```no_run
+/// # async fn demo(client: ferrosync_client::Client) -> ferrosync_client::Result<()> {
+/// use ferrosync_client::ConnectionState;
+/// if client.connection_state() != ConnectionState::Connected {
+///     client.wait_for(ConnectionState::Connected).await?;
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionState {
     Connecting,
@@ -358,6 +367,19 @@ impl Client {
 
 /// The stream of [`ClientEvent`]s (also a [`Stream`]); events older than the 256 most recent
 /// are skipped when the reader falls that far behind.
+///
+/// ```no_run
+/// # async fn demo(client: ferrosync_client::Client) {
+/// use ferrosync_client::{ClientEvent, ConnectionState};
+/// use futures_util::StreamExt;
+/// let mut states = Box::pin(client.events().filter_map(|e| async move {
+///     if let ClientEvent::ConnectionStateChanged(s) = e { Some(s) } else { None }
+/// }));
+/// while let Some(state) = states.next().await {
+///     if state == ConnectionState::Denied { break }
+/// }
+/// # }
+/// ```
 pub struct ClientEvents {
     inner: Pin<Box<dyn Stream<Item = ClientEvent> + Send>>,
 }

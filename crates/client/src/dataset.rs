@@ -22,6 +22,14 @@ const PULL_PAGE: u32 = 1000;
 const SYNC_ROUNDS: usize = 3;
 
 /// One record of a dataset.
+///
+/// ```no_run
+/// # async fn demo(client: ferrosync_client::Client) -> ferrosync_client::Result<()> {
+/// let prefs = client.dataset("prefs").await?;
+/// let unsent = prefs.records()?.into_iter().filter(|r| r.modified).count();
+/// println!("{unsent} records wait for the next synchronize()");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     pub key: String,
@@ -35,6 +43,11 @@ pub struct Record {
 }
 
 /// What one [`Dataset::synchronize`] did.
+///
+/// ```
+/// let r = ferrosync_client::SyncReport { pulled: 3, pushed: 1, conflicts: 0, rejected: 0 };
+/// assert_eq!(r.pulled + r.pushed, 4);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyncReport {
     /// Records changed on the server and applied here.

@@ -4,6 +4,17 @@ use ferrosync_protocol::ErrorBody;
 
 /// An error of the client. Errors the server answered carry its code (see the server's error
 /// table) and HTTP status; the rest say what failed on the way.
+///
+/// ```no_run
+/// # async fn demo(doc: ferrosync_client::Document) -> ferrosync_client::Result<()> {
+/// match doc.set_if(serde_json::json!({"n": 1}), 4).await {
+///     Ok(_) => {}
+///     Err(e) if e.is_conflict() => println!("changed meanwhile; read again"),
+///     Err(e) if e.is_transport() => println!("retry later: {e}"),
+///     Err(e) => return Err(e),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server refused the request.
@@ -91,4 +102,15 @@ impl From<rusqlite::Error> for ClientError {
     }
 }
 
+/// The client's result.
+///
+/// ```
+/// fn check(n: i64) -> ferrosync_client::Result<i64> {
+///     if n < 0 {
+///         return Err(ferrosync_client::ClientError::InvalidArgument { field: "n", message: "negative".into() });
+///     }
+///     Ok(n)
+/// }
+/// assert_eq!(check(-1).unwrap_err().to_string(), "n: negative");
+/// ```
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;

@@ -6,6 +6,12 @@ use serde_json::Value;
 use std::fmt;
 
 /// Where an item sits: a list index or a map key.
+///
+/// ```
+/// use ferrosync_client::ItemKey;
+/// assert_eq!(ItemKey::from(3).to_string(), "3");
+/// assert_eq!(ItemKey::from("alice"), ItemKey::Key("alice".into()));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ItemKey {
     Index(u64),
@@ -94,6 +100,23 @@ pub struct SyncEvent {
 }
 
 /// What changed.
+///
+/// ```no_run
+/// # async fn demo(list: ferrosync_client::SyncList) -> ferrosync_client::Result<()> {
+/// use ferrosync_client::SyncEventKind;
+/// use futures_util::StreamExt;
+/// let mut events = list.subscribe().await?;
+/// while let Some(e) = events.next().await {
+///     match e.kind {
+///         SyncEventKind::ItemAdded { item } => println!("+ {} {}", item.key, item.data),
+///         SyncEventKind::ItemUpdated { item, previous } => println!("~ {} {previous:?} -> {}", item.key, item.data),
+///         SyncEventKind::ItemRemoved { key, reason, .. } => println!("- {key} ({reason:?})"),
+///         SyncEventKind::Removed { .. } => break,
+///         _ => {}
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum SyncEventKind {
     /// A document's data changed.

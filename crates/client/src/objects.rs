@@ -251,6 +251,17 @@ impl Client {
 /// The events of one subscribed object, in log order, each once: the connection resumes from
 /// the last one delivered after every reconnect. Dropping it unsubscribes (when it was the
 /// object's last subscriber).
+///
+/// ```no_run
+/// # async fn demo(doc: ferrosync_client::Document) -> ferrosync_client::Result<()> {
+/// let mut changes = doc.subscribe().await?;
+/// while let Some(e) = changes.recv().await {
+///     if !e.is_local {
+///         println!("someone else changed it: {:?}", e.kind);
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 pub struct Subscription {
     rx: mpsc::Receiver<SyncEvent>,
     sid: String,
@@ -469,6 +480,16 @@ impl Document {
 
 /// A listing of a list's or map's items: set its order and start, then read it with
 /// [`Pager`]'s methods.
+///
+/// ```no_run
+/// # async fn demo(map: ferrosync_client::SyncMap) -> ferrosync_client::Result<()> {
+/// use ferrosync_client::Order;
+/// let page = map.items().order(Order::Desc).from("m").page(None, Some(100)).await?;
+/// if let Some(token) = page.next_page_token.as_deref() {
+///     let next = map.items().order(Order::Desc).from("m").page(Some(token), Some(100)).await?;
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct ItemsQuery {
     client: Client,
@@ -593,6 +614,13 @@ impl Handle {
             },
             Err(e) => Err(e),
         }
+    }
+
+    async fn set_item_ttl(&self, key: &ItemKey, ttl: u64) -> Result<Item> {
+        let path = format!("{}/{}", self.items_path(), segment(&key.to_string()));
+        let body = WriteItem { data: None, ttl: Some(ttl), collection_ttl: None };
+        let view: ItemView = self.client.shared.rest.send(Method::PUT, &path, Some(&body), None).await?;
+        Ok(view.into())
     }
 
     fn cached_item(&self, key: &ItemKey) -> Result<Option<CachedItem>> {
@@ -768,11 +796,15 @@ impl SyncList {
 
     /// Appends an item.
     pub async fn push(&self, data: Value) -> Result<Item> {
-        self.push_with_ttl(data, None).await
+        self.push_item(data, None).await
     }
 
     /// Appends an item that expires after `ttl` seconds.
-    pub async fn push_with_ttl(&self, data: Value, ttl: Option<u64>) -> Result<Item> {
+    pub async fn push_with_ttl(&self, data: Value, ttl: u64) -> Result<Item> {
+        self.push_item(data, Some(ttl)).await
+    }
+
+    async fn push_item(&self, data: Value, ttl: Option<u64>) -> Result<Item> {
         let guard = self.h.client.shared.begin_write(&self.h.sid);
         let body = AddListItem { data, ttl, collection_ttl: None };
         let view: ItemView =
@@ -798,6 +830,11 @@ impl SyncList {
     /// Read–modify–write with automatic retry on conflicts (see [`Document::mutate`]).
     pub async fn mutate(&self, index: u64, f: impl FnMut(&Value) -> Option<Value>) -> Result<Item> {
         self.h.mutate_item(&ItemKey::Index(index), f).await
+    }
+
+    /// Sets an item's TTL in seconds from now (0 removes it), leaving its data.
+    pub async fn set_item_ttl(&self, index: u64, ttl: u64) -> Result<Item> {
+        self.h.set_item_ttl(&ItemKey::Index(index), ttl).await
     }
 
     pub async fn remove_item(&self, index: u64) -> Result<()> {
@@ -848,6 +885,11 @@ impl SyncMap {
     /// Read–modify–write with automatic retry on conflicts; a missing item is given as `{}`.
     pub async fn mutate(&self, key: &str, f: impl FnMut(&Value) -> Option<Value>) -> Result<Item> {
         self.h.mutate_item(&ItemKey::Key(key.to_owned()), f).await
+    }
+
+    /// Sets an item's TTL in seconds from now (0 removes it), leaving its data.
+    pub async fn set_item_ttl(&self, key: &str, ttl: u64) -> Result<Item> {
+        self.h.set_item_ttl(&ItemKey::Key(key.to_owned()), ttl).await
     }
 
     pub async fn remove_item(&self, key: &str) -> Result<()> {

@@ -52,6 +52,22 @@ pub struct Conflict {
 }
 
 /// How a [`Conflict`] ends.
+///
+/// ```
+/// use ferrosync_client::{Conflict, Resolution};
+/// // Merge two JSON objects, the server's fields first.
+/// fn merge(c: &Conflict) -> Resolution {
+///     match (&c.local, &c.remote) {
+///         (Some(serde_json::Value::Object(l)), Some(serde_json::Value::Object(r))) => {
+///             let mut m = l.clone();
+///             m.extend(r.clone());
+///             Resolution::Use(m.into())
+///         }
+///         _ => Resolution::KeepRemote,
+///     }
+/// }
+/// # let _ = merge;
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resolution {
     /// Write the local change over the server's.
@@ -65,6 +81,12 @@ pub enum Resolution {
 }
 
 /// Decides conflicts; the default keeps the local change (the last writer wins).
+///
+/// ```
+/// use ferrosync_client::{ConflictHandler, Resolution};
+/// let server_wins: ConflictHandler = std::sync::Arc::new(|_| Resolution::KeepRemote);
+/// # let _ = server_wins;
+/// ```
 pub type ConflictHandler = Arc<dyn Fn(&Conflict) -> Resolution + Send + Sync>;
 
 pub(crate) fn keep_local() -> ConflictHandler {
@@ -72,6 +94,15 @@ pub(crate) fn keep_local() -> ConflictHandler {
 }
 
 /// What one replay did.
+///
+/// ```no_run
+/// # async fn demo(client: ferrosync_client::Client) -> ferrosync_client::Result<()> {
+/// if client.pending_writes()? > 0 {
+///     let report = client.flush_offline_writes().await?;
+///     println!("{} sent, {} conflicts", report.sent, report.conflicts);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReplayReport {
     /// Changes the server accepted.

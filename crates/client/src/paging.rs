@@ -10,6 +10,19 @@ pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 1000;
 
 /// One page of a listing.
+///
+/// ```no_run
+/// # async fn demo(list: ferrosync_client::SyncList) -> ferrosync_client::Result<()> {
+/// let mut page = list.items().page(None, Some(200)).await?;
+/// loop {
+///     for item in &page.items {
+///         println!("{}", item.data);
+///     }
+///     let Some(url) = page.next_page_url.clone() else { break };
+///     page = list.items().get_page(&url).await?;
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
     pub items: Vec<T>,

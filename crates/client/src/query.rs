@@ -23,6 +23,12 @@ pub(crate) type QueryKey = u64;
 static NEXT_QUERY: AtomicU64 = AtomicU64::new(1);
 
 /// What happened to a live query's results.
+///
+/// ```
+/// use ferrosync_client::LiveQueryEvent;
+/// let e = LiveQueryEvent::ItemRemoved { map: "MP00000000000000000000000000000001".into(), key: "alice".into() };
+/// assert!(matches!(e, LiveQueryEvent::ItemRemoved { ref key, .. } if key == "alice"));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum LiveQueryEvent {
     /// The item entered the results, or changed while in them.

@@ -7,6 +7,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
 /// The parts of an access token the client uses.
+///
+/// ```
+/// # use base64::Engine as _;
+/// # let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+/// # let token = format!("{}.{}.sig", b64(r#"{"alg":"HS256"}"#),
+/// #     b64(r#"{"exp":2000000000,"grants":{"identity":"alice","data_sync":{"service_sid":"IS00000000000000000000000000000001"}}}"#));
+/// let info = ferrosync_client::TokenInfo::parse(&token)?;
+/// assert_eq!(info.identity, "alice");
+/// # Ok::<(), ferrosync_client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenInfo {
     pub identity: String,

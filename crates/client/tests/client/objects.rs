@@ -118,6 +118,15 @@ async fn lists_and_maps_items_and_mutators() {
     assert_eq!(map.update("alice", json!({"level": 2})).await.unwrap().data, json!({"score": 1, "level": 2}));
     let ttl = map.set_with_ttl("temp", json!({}), 60).await.unwrap();
     assert!(ttl.date_expires.is_some());
+    // The TTL alone: renewed, then removed, the data left as it was.
+    let renewed = map.set_item_ttl("alice", 3600).await.unwrap();
+    assert!(renewed.date_expires.is_some());
+    assert_eq!(renewed.data, json!({"score": 1, "level": 2}));
+    assert!(map.set_item_ttl("alice", 0).await.unwrap().date_expires.is_none());
+    let pushed = list.push_with_ttl(json!({"n": 9}), 60).await.unwrap();
+    assert!(pushed.date_expires.is_some());
+    let ItemKey::Index(i) = pushed.key else { panic!("a list item has an index") };
+    assert!(list.set_item_ttl(i, 0).await.unwrap().date_expires.is_none());
     map.remove_item("temp").await.unwrap();
     // Keys are sent escaped: anything a key may hold reaches the server intact.
     map.set("a/b c?d", json!({"odd": true})).await.unwrap();
