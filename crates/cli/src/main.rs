@@ -2,6 +2,7 @@
 
 mod bench;
 mod config;
+mod data;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -77,6 +78,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Print the native API's OpenAPI document.
     Openapi,
+    /// `doc`, `list`, `map` and `stream`: a running server's data, through the Rust SDK.
+    #[command(flatten)]
+    Data(data::Command),
 }
 
 #[derive(Subcommand)]
@@ -99,7 +103,9 @@ fn main() -> anyhow::Result<()> {
         None => FileConfig::default(),
     };
     let log_format = cli.log_format.or(file.log_format).unwrap_or_default();
-    config::init_logging(log_format);
+    // The data commands print JSON for scripts: only warnings and errors go to stderr.
+    let default_log = if matches!(cli.command, Command::Data(_)) { "warn" } else { "info,tower_http=warn" };
+    config::init_logging(log_format, default_log);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let server_config = file.server_config(cli.data_dir.clone(), cli.store.clone())?;
@@ -136,15 +142,8 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Token { service, identity, ttl, api_key } => {
-                let (engine, _, _) = ferrosync_server::open_engine(&server_config).await?;
-                let minted = match api_key {
-                    Some(k) => {
-                        let k = ferrosync_core::Sid::parse_kind(&k, ferrosync_core::SidKind::ApiKey)?;
-                        engine.mint_token_with_key(&Principal::Root, &k, &service, &identity, ttl).await?
-                    }
-                    None => engine.mint_token(&Principal::Root, &service, &identity, ttl).await?,
-                };
-                println!("{}", minted.token);
+                let token = data::mint_token(&server_config, &service, &identity, ttl, api_key.as_deref()).await?;
+                println!("{token}");
                 Ok(())
             }
             Command::ApiKey { action } => {
@@ -177,6 +176,7 @@ fn main() -> anyhow::Result<()> {
                 println!("{}", ferrosync_server::api::native::openapi::document());
                 Ok(())
             }
+            Command::Data(command) => data::run(&server_config, command).await,
         }
     })
 }

@@ -2,7 +2,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::process::{Command, Output};
+use std::time::Duration;
 
 fn ferrosync(dir: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ferrosync"))
@@ -229,4 +232,236 @@ fn token_registration_without_a_token_does_not_start() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("registration_token"), "names what is missing: {stderr}");
+}
+
+/// Kills a child process when dropped, so that a failed assertion leaves no server or watcher
+/// behind.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads a pipe line by line on a thread, so that reads can be waited for with a timeout.
+fn lines_of(pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(pipe)) {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The next line that satisfies `want`, within `timeout`.
+fn wait_for_line(rx: &std::sync::mpsc::Receiver<String>, timeout: Duration, want: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if want(&line) => return line,
+            Ok(line) => seen.push(line),
+            Err(e) => panic!("no expected line within {timeout:?} ({e}); saw {seen:?}"),
+        }
+    }
+}
+
+/// Runs a command to completion within `COMMAND_TIMEOUT`, feeding it `stdin`.
+fn run_bounded(mut cmd: Command, stdin: Option<&str>) -> Output {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        // Dropping the handle closes the pipe: the command reads to its end.
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    }
+    // Pipes are drained on threads so that a chatty command cannot block on a full pipe.
+    let read_all = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).unwrap();
+            bytes
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().unwrap()));
+    let stderr = read_all(Box::new(child.stderr.take().unwrap()));
+    let mut child = KillOnDrop(child);
+    let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{cmd:?} did not finish within {COMMAND_TIMEOUT:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
+}
+
+/// The data commands' test server: its address, data directory and root account.
+struct DataServer {
+    _server: KillOnDrop,
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+const DATA_SID: &str = "AC00112233445566778899aabbccddeeff";
+const DATA_AUTH_TOKEN: &str = "cli-data-commands-auth-token";
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl DataServer {
+    /// A command run on the server's data directory with its credentials, so that a token
+    /// minted there is signed for the account the server uses.
+    fn local_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrosync"));
+        cmd.args(args)
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .env("FERROSYNC_ACCOUNT_SID", DATA_SID)
+            .env("FERROSYNC_AUTH_TOKEN", DATA_AUTH_TOKEN)
+            .env("RUST_BACKTRACE", "0")
+            .env_remove("FERROSYNC_CONFIG")
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    /// A data command against the server, minting its token for the `clidata` service.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = self.local_command(args);
+        cmd.args(["--url", &self.url])
+            .env("FERROSYNC_SERVICE", "clidata")
+            .env_remove("FERROSYNC_TOKEN")
+            .env_remove("FERROSYNC_IDENTITY");
+        cmd
+    }
+
+    /// Runs a data command to completion within `COMMAND_TIMEOUT`, feeding it `stdin`.
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        run_bounded(self.command(args), stdin)
+    }
+
+    /// Runs a command that must succeed and print JSON.
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.run(args, None);
+        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("`{}` prints JSON: {e}", args.join(" ")))
+    }
+
+    /// Runs a command that must fail; returns its stderr.
+    fn failure(&self, args: &[&str]) -> String {
+        let out = self.run(args, None);
+        assert!(!out.status.success(), "`{}` should fail", args.join(" "));
+        assert!(out.stdout.is_empty(), "a failure prints nothing on stdout");
+        String::from_utf8(out.stderr).unwrap()
+    }
+}
+
+#[test]
+fn data_commands_read_write_and_watch_through_the_sdk() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (child, addr) = runtime.block_on(support::serve(dir.path(), DATA_SID, DATA_AUTH_TOKEN, &[]));
+    let server = DataServer { _server: KillOnDrop(child), dir, url: format!("http://{addr}") };
+    let http = reqwest::Client::new();
+    let rest = |method: reqwest::Method, path: &str| {
+        http.request(method, format!("{}/api/v1{path}", server.url)).basic_auth(DATA_SID, Some(DATA_AUTH_TOKEN))
+    };
+    runtime.block_on(async {
+        let r = rest(reqwest::Method::POST, "/services").json(&serde_json::json!({ "unique_name": "clidata" }));
+        assert_eq!(r.send().await.unwrap().status(), 201);
+    });
+
+    // Documents: set, get, and a conditional write that is refused when stale.
+    let set = server.json(&["doc", "set", "settings", r#"{"theme":"dark"}"#]);
+    assert_eq!(set["data"], serde_json::json!({"theme": "dark"}));
+    assert_eq!(set["unique_name"], "settings");
+    let first = set["revision"].as_u64().unwrap();
+    let got = server.json(&["doc", "get", "settings"]);
+    assert_eq!((got["data"].clone(), got["revision"].as_u64()), (serde_json::json!({"theme": "dark"}), Some(first)));
+    // JSON from stdin with `-`.
+    let out = server.run(&["doc", "set", "settings", "-"], Some(r#"{"theme":"dim"}"#));
+    let second: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(second["data"]["theme"], "dim");
+    let second = second["revision"].as_u64().unwrap();
+    assert!(second > first);
+    let stale = server.failure(&["doc", "set", "settings", r#"{"theme":"x"}"#, "--if-match", &first.to_string()]);
+    assert!(stale.contains(&format!("conflict: revision is {second}, If-Match was {first}")), "{stale}");
+    assert_eq!(server.json(&["doc", "get", "settings"])["data"]["theme"], "dim", "a refused write changes nothing");
+    let current = server.json(&["doc", "set", "settings", r#"{"theme":"light"}"#, "--if-match", &second.to_string()]);
+    assert_eq!(current["data"]["theme"], "light");
+    let merged = server.json(&["doc", "update", "settings", r#"{"font":12}"#]);
+    assert_eq!(merged["data"], serde_json::json!({"theme": "light", "font": 12}));
+    // Reads do not create what they name.
+    let missing = server.failure(&["doc", "get", "nosuch"]);
+    assert!(missing.contains("not found: document nosuch"), "{missing}");
+    runtime.block_on(async {
+        let r = rest(reqwest::Method::GET, "/services/clidata/documents/nosuch").send().await.unwrap();
+        assert_eq!(r.status(), 404);
+    });
+
+    // Lists keep the order items were pushed in.
+    assert_eq!(server.json(&["list", "push", "todo", r#"{"text":"milk"}"#])["index"], 0);
+    assert_eq!(server.json(&["list", "push", "todo", r#"{"text":"eggs"}"#])["index"], 1);
+    let items = server.json(&["list", "get", "todo"]);
+    let texts: Vec<&str> = items.as_array().unwrap().iter().map(|i| i["data"]["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["milk", "eggs"]);
+    let last = server.json(&["list", "get", "todo", "--order", "desc", "--limit", "1"]);
+    assert_eq!(last, serde_json::json!([{"index": 1, "data": {"text": "eggs"}, "revision": 0}]));
+
+    // Maps: set and get by key; after a removal the key is not found.
+    let item = server.json(&["map", "set", "prefs", "color", r#"{"v":"red"}"#]);
+    assert_eq!((item["key"].as_str(), item["data"]["v"].as_str()), (Some("color"), Some("red")));
+    assert_eq!(server.json(&["map", "get", "prefs", "color"])["data"], serde_json::json!({"v": "red"}));
+    // A conditional item write: a stale revision is refused and changes nothing.
+    let rev = item["revision"].as_u64().unwrap().to_string();
+    let stale = (item["revision"].as_u64().unwrap() + 7).to_string();
+    let refused = server.failure(&["map", "set", "prefs", "color", r#"{"v":"blue"}"#, "--if-match", &stale]);
+    assert!(refused.contains("conflict"), "{refused}");
+    let moved = server.json(&["map", "set", "prefs", "color", r#"{"v":"green"}"#, "--if-match", &rev]);
+    assert_eq!(moved["data"], serde_json::json!({"v": "green"}));
+    stdout(&server.run(&["map", "remove", "prefs", "color"], None));
+    let gone = server.failure(&["map", "get", "prefs", "color"]);
+    assert!(gone.contains("not found") && gone.contains("color"), "{gone}");
+
+    // Streams.
+    let published = server.json(&["stream", "publish", "typing", r#"{"who":"alice"}"#]);
+    assert!(published["message_sid"].as_str().unwrap().starts_with("TZ"), "{published}");
+
+    // A token given with --token works as well (it names its own service).
+    let minted =
+        stdout(&run_bounded(server.local_command(&["token", "--service", "clidata", "--identity", "bob"]), None));
+    let mut given = server.command(&["doc", "get", "settings", "--token", minted.trim()]);
+    given.env_remove("FERROSYNC_SERVICE");
+    let out = run_bounded(given, None);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap()["data"]["font"], 12);
+
+    // Watching: one JSON line per change made by another invocation.
+    let mut watcher = server
+        .command(&["doc", "watch", "settings"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (events, notes) = (lines_of(watcher.stdout.take().unwrap()), lines_of(watcher.stderr.take().unwrap()));
+    let _watcher = KillOnDrop(watcher);
+    // It says so on stderr once subscribed: a change from then on is not missed.
+    wait_for_line(&notes, COMMAND_TIMEOUT, |l| l.starts_with("watching document settings"));
+    let written = server.json(&["doc", "set", "settings", r#"{"theme":"watched"}"#]);
+    let line = wait_for_line(&events, COMMAND_TIMEOUT, |_| true);
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["kind"], "updated", "{line}");
+    assert_eq!(event["data"], serde_json::json!({"theme": "watched"}));
+    assert_eq!(event["revision"], written["revision"]);
+    assert_eq!(event["object_sid"], written["sid"]);
+    assert_eq!((event["identity"].as_str(), event["is_local"].as_bool()), (Some("ferrosync-cli"), Some(false)));
+    assert!(event["seq"].as_u64().is_some(), "{line}");
 }

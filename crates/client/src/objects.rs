@@ -659,6 +659,16 @@ impl Handle {
             Ok(view) => view,
             // A TTL is not kept offline: such a write fails rather than lose it.
             Err(e) if e.is_unreachable() && ttl.is_none() => {
+                // A conditional write is checked against the cache's revision, its best knowledge.
+                if let (Some(expected), Some(CachedItem::Present { item, .. })) = (if_match, self.cached_item(key)?)
+                    && item.revision != expected
+                {
+                    return Err(ClientError::Api {
+                        status: 412,
+                        code: 0,
+                        message: format!("{key}: revision is {}, not {expected} (offline)", item.revision),
+                    });
+                }
                 let data = body.data.unwrap_or(Value::Null);
                 return if self.write_offline(key, Some(&data))? { self.offline_item(key, data) } else { Err(e) };
             }
@@ -822,6 +832,11 @@ impl SyncList {
         self.h.put_item(&ItemKey::Index(index), data, None, None).await
     }
 
+    /// Replaces an item's data only if it is still at `revision`.
+    pub async fn set_if(&self, index: u64, data: Value, revision: u64) -> Result<Item> {
+        self.h.put_item(&ItemKey::Index(index), data, None, Some(revision)).await
+    }
+
     /// Merges `patch`'s top-level fields into the item, retrying on concurrent changes.
     pub async fn update(&self, index: u64, patch: Value) -> Result<Item> {
         self.h.mutate_item(&ItemKey::Index(index), |d| Some(merge(d, &patch))).await
@@ -875,6 +890,11 @@ impl SyncMap {
 
     pub async fn get(&self, key: &str) -> Result<Item> {
         self.h.get_item(&ItemKey::Key(key.to_owned())).await
+    }
+
+    /// Replaces an item's data only if it is still at `revision`.
+    pub async fn set_if(&self, key: &str, data: Value, revision: u64) -> Result<Item> {
+        self.h.put_item(&ItemKey::Key(key.to_owned()), data, None, Some(revision)).await
     }
 
     /// Merges `patch`'s top-level fields into the item (created when missing).

@@ -128,6 +128,11 @@ async fn lists_and_maps_items_and_mutators() {
     let ItemKey::Index(i) = pushed.key else { panic!("a list item has an index") };
     assert!(list.set_item_ttl(i, 0).await.unwrap().date_expires.is_none());
     map.remove_item("temp").await.unwrap();
+    // Conditional item writes: the current revision passes, a stale one is a conflict.
+    let alice = map.get("alice").await.unwrap();
+    let moved = map.set_if("alice", json!({"score": 2}), alice.revision).await.unwrap();
+    assert!(map.set_if("alice", json!({"score": 3}), alice.revision).await.unwrap_err().is_conflict());
+    assert_eq!(map.get("alice").await.unwrap().data, moved.data);
     // Keys are sent escaped: anything a key may hold reaches the server intact.
     map.set("a/b c?d", json!({"odd": true})).await.unwrap();
     assert_eq!(map.get("a/b c?d").await.unwrap().key, ItemKey::Key("a/b c?d".into()));
