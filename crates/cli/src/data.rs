@@ -49,7 +49,7 @@ pub struct Remote {
     /// The service (SID or unique name) to mint a token for; ignored with --token, whose
     /// service is the one it names.
     #[arg(long, global = true, env = "FERROSYNC_SERVICE")]
-    service: Option<String>,
+    pub service: Option<String>,
     /// The identity a minted token speaks for; ignored with --token.
     #[arg(long, global = true, env = "FERROSYNC_IDENTITY", default_value = "ferrosync-cli")]
     identity: String,
@@ -70,6 +70,9 @@ pub enum Command {
     /// Publish to and watch message streams.
     #[command(after_long_help = TOKEN_HELP)]
     Stream(StreamCommand),
+    /// Follow a service's change log: one line per change, until Ctrl-C.
+    #[command(after_long_help = TOKEN_HELP)]
+    Tail(crate::tail::TailCommand),
 }
 
 #[derive(Args)]
@@ -291,12 +294,18 @@ impl From<SortOrder> for Order {
 
 /// Runs a data command against the server at `--url`; `config` locates the data directory a
 /// token is minted from when none is given.
-pub async fn run(config: &ServerConfig, command: Command) -> anyhow::Result<()> {
+pub async fn run(config: &ServerConfig, mut command: Command) -> anyhow::Result<()> {
+    if let Command::Tail(t) = &mut command
+        && let Some(service) = t.service_name.clone()
+    {
+        t.remote.service = Some(service);
+    }
     let remote = match &command {
         Command::Doc(c) => &c.remote,
         Command::List(c) => &c.remote,
         Command::Map(c) => &c.remote,
         Command::Stream(c) => &c.remote,
+        Command::Tail(c) => &c.remote,
     };
     let session = Session::connect(config, remote).await?;
     let outcome = match command {
@@ -304,6 +313,7 @@ pub async fn run(config: &ServerConfig, command: Command) -> anyhow::Result<()> 
         Command::List(c) => run_list(&session, c.action).await,
         Command::Map(c) => run_map(&session, c.action).await,
         Command::Stream(c) => run_stream(&session, c.action).await,
+        Command::Tail(c) => crate::tail::run(&session, c).await,
     };
     // A clean close, so that the server does not log a dropped connection.
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, session.client.shutdown()).await;
@@ -523,8 +533,8 @@ async fn watch(s: &Session, mut subscription: Subscription, what: &str) -> anyho
 }
 
 /// The connected client, and what explains its errors and renews its token.
-struct Session {
-    client: Client,
+pub struct Session {
+    pub client: Client,
     explain: Explain,
 }
 
@@ -600,7 +610,7 @@ impl Session {
         Ok(Session { client, explain })
     }
 
-    fn fail(&self, e: ClientError, what: &str) -> anyhow::Error {
+    pub fn fail(&self, e: ClientError, what: &str) -> anyhow::Error {
         self.explain.fail(e, what)
     }
 
@@ -776,11 +786,11 @@ fn print_pretty(value: &Value) -> anyhow::Result<()> {
 
 /// Prints one line and flushes it, so a reader sees each event as it happens. False when
 /// stdout is closed.
-fn print_line(value: &Value) -> anyhow::Result<bool> {
+pub fn print_line(value: &Value) -> anyhow::Result<bool> {
     print_text(&serde_json::to_string(value)?)
 }
 
-fn print_text(text: &str) -> anyhow::Result<bool> {
+pub fn print_text(text: &str) -> anyhow::Result<bool> {
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{text}").and_then(|()| out.flush()) {
         Ok(()) => Ok(true),

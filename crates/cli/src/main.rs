@@ -1,8 +1,10 @@
 //! `ferrosync`: the server binary and its command-line tools.
 
+mod backup;
 mod bench;
 mod config;
 mod data;
+mod tail;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -78,6 +80,20 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Print the native API's OpenAPI document.
     Openapi,
+    /// Copy the embedded store into a new directory while the server runs (one consistent
+    /// snapshot, with the credentials file).
+    Backup {
+        /// The directory to create.
+        to: PathBuf,
+    },
+    /// Put a backup made by `ferrosync backup` into the data directory (stop the server first).
+    Restore {
+        /// The backup's directory.
+        from: PathBuf,
+        /// Replace the database the data directory already holds.
+        #[arg(long)]
+        force: bool,
+    },
     /// `doc`, `list`, `map` and `stream`: a running server's data, through the Rust SDK.
     #[command(flatten)]
     Data(data::Command),
@@ -176,6 +192,8 @@ fn main() -> anyhow::Result<()> {
                 println!("{}", ferrosync_server::api::native::openapi::document());
                 Ok(())
             }
+            Command::Backup { to } => backup::run_backup(&server_config, &to),
+            Command::Restore { from, force } => backup::run_restore(&server_config, &from, force),
             Command::Data(command) => data::run(&server_config, command).await,
         }
     })
@@ -238,4 +256,13 @@ async fn shutdown_signal() {
         () = term => {}
     }
     tracing::info!("shutdown requested; draining connections");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        // clap checks names, conflicts and defaults of every subcommand here, not at run time.
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

@@ -320,6 +320,25 @@ const DATA_AUTH_TOKEN: &str = "cli-data-commands-auth-token";
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl DataServer {
+    /// A server on a fresh data directory with the `clidata` service.
+    fn start() -> (DataServer, tokio::runtime::Runtime) {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (child, addr) = runtime.block_on(support::serve(dir.path(), DATA_SID, DATA_AUTH_TOKEN, &[]));
+        let server = DataServer { _server: KillOnDrop(child), dir, url: format!("http://{addr}") };
+        let status = runtime.block_on(server.rest(
+            reqwest::Method::POST,
+            "/services",
+            serde_json::json!({"unique_name": "clidata"}),
+        ));
+        assert_eq!(status.0, 201);
+        (server, runtime)
+    }
+
+    async fn rest(&self, method: reqwest::Method, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        rest_at(&self.url, method, path, body).await
+    }
+
     /// A command run on the server's data directory with its credentials, so that a token
     /// minted there is signed for the account the server uses.
     fn local_command(&self, args: &[&str]) -> Command {
@@ -367,18 +386,7 @@ impl DataServer {
 
 #[test]
 fn data_commands_read_write_and_watch_through_the_sdk() {
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (child, addr) = runtime.block_on(support::serve(dir.path(), DATA_SID, DATA_AUTH_TOKEN, &[]));
-    let server = DataServer { _server: KillOnDrop(child), dir, url: format!("http://{addr}") };
-    let http = reqwest::Client::new();
-    let rest = |method: reqwest::Method, path: &str| {
-        http.request(method, format!("{}/api/v1{path}", server.url)).basic_auth(DATA_SID, Some(DATA_AUTH_TOKEN))
-    };
-    runtime.block_on(async {
-        let r = rest(reqwest::Method::POST, "/services").json(&serde_json::json!({ "unique_name": "clidata" }));
-        assert_eq!(r.send().await.unwrap().status(), 201);
-    });
+    let (server, runtime) = DataServer::start();
 
     // Documents: set, get, and a conditional write that is refused when stale.
     let set = server.json(&["doc", "set", "settings", r#"{"theme":"dark"}"#]);
@@ -403,10 +411,12 @@ fn data_commands_read_write_and_watch_through_the_sdk() {
     // Reads do not create what they name.
     let missing = server.failure(&["doc", "get", "nosuch"]);
     assert!(missing.contains("not found: document nosuch"), "{missing}");
-    runtime.block_on(async {
-        let r = rest(reqwest::Method::GET, "/services/clidata/documents/nosuch").send().await.unwrap();
-        assert_eq!(r.status(), 404);
-    });
+    let (status, _) = runtime.block_on(server.rest(
+        reqwest::Method::GET,
+        "/services/clidata/documents/nosuch",
+        serde_json::Value::Null,
+    ));
+    assert_eq!(status, 404);
 
     // Lists keep the order items were pushed in.
     assert_eq!(server.json(&["list", "push", "todo", r#"{"text":"milk"}"#])["index"], 0);
@@ -464,4 +474,139 @@ fn data_commands_read_write_and_watch_through_the_sdk() {
     assert_eq!(event["object_sid"], written["sid"]);
     assert_eq!((event["identity"].as_str(), event["is_local"].as_bool()), (Some("ferrosync-cli"), Some(false)));
     assert!(event["seq"].as_u64().is_some(), "{line}");
+}
+
+#[test]
+fn tail_follows_the_change_log_and_resumes_from_a_token() {
+    let (server, _runtime) = DataServer::start();
+    server.json(&["doc", "set", "before", r#"{"n":0}"#]);
+
+    // From now on: what is written after it starts, in order, as JSON lines.
+    let mut tail = server
+        .command(&["tail", "clidata", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, notes) = (lines_of(tail.stdout.take().unwrap()), lines_of(tail.stderr.take().unwrap()));
+    let _tail = KillOnDrop(tail);
+    wait_for_line(&notes, COMMAND_TIMEOUT, |l| l.starts_with("tailing the change log"));
+    server.json(&["list", "push", "log", r#"{"n":1}"#]);
+    server.json(&["map", "set", "prefs", "color", r#"{"v":"red"}"#]);
+    let kinds: Vec<serde_json::Value> =
+        (0..4).map(|_| serde_json::from_str(&wait_for_line(&lines, COMMAND_TIMEOUT, |_| true)).unwrap()).collect();
+    let types: Vec<&str> = kinds.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["list_created", "list_item_added", "map_created", "map_item_added"], "{kinds:?}");
+    assert!(kinds.windows(2).all(|w| w[0]["seq"].as_u64() < w[1]["seq"].as_u64()), "in log order");
+
+    // From the start, one object only, as text; and resumed after a token: nothing before it.
+    let out = stdout(&run_bounded_until(server.command(&["tail", "clidata", "--from-start", "--object", "before"]), 1));
+    assert!(out.contains("document_created") && out.contains("before"), "{out}");
+    let token = kinds[1]["token"].as_str().unwrap();
+    let out = run_bounded_until(server.command(&["tail", "clidata", "--json", "--since", token]), 2);
+    let resumed: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(resumed[0]["type"], "map_created");
+    assert_eq!(resumed[1]["item_key"], "color");
+
+    // A token from nowhere is refused plainly.
+    let bad = server.failure(&["tail", "clidata", "--since", "not-a-token"]);
+    assert!(bad.contains("change log") || bad.contains("token"), "{bad}");
+}
+
+/// A root-account request to `{url}/api/v1{path}`: status and JSON body.
+async fn rest_at(url: &str, method: reqwest::Method, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{url}/api/v1{path}"))
+        .basic_auth(DATA_SID, Some(DATA_AUTH_TOKEN));
+    if !body.is_null() {
+        req = req.json(&body);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// Runs a long-running command until it has printed `lines` lines, then stops it.
+fn run_bounded_until(mut cmd: Command, lines: usize) -> Output {
+    let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let rx = lines_of(child.stdout.take().unwrap());
+    let _child = KillOnDrop(child);
+    let got: Vec<String> = (0..lines).map(|_| wait_for_line(&rx, COMMAND_TIMEOUT, |_| true)).collect();
+    Output {
+        status: std::process::ExitStatus::default(),
+        stdout: (got.join("\n") + "\n").into_bytes(),
+        stderr: Vec::new(),
+    }
+}
+
+#[test]
+fn a_backup_taken_under_writes_restores_every_write_acknowledged_before_it() {
+    let (server, runtime) = DataServer::start();
+    let list = runtime.block_on(server.rest(
+        reqwest::Method::POST,
+        "/services/clidata/lists",
+        serde_json::json!({"unique_name": "log"}),
+    ));
+    let list_sid = list.1["sid"].as_str().unwrap().to_owned();
+    // A writer keeps appending while the backup runs; it records each acknowledged write.
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (acked, stop, url, sid) = (acked.clone(), stop.clone(), server.url.clone(), list_sid.clone());
+        runtime.spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && n < 5_000 {
+                let path = format!("/services/clidata/lists/{sid}/items");
+                let (status, _) =
+                    rest_at(&url, reqwest::Method::POST, &path, serde_json::json!({"data": {"n": n}})).await;
+                assert_eq!(status, 201);
+                n += 1;
+                acked.store(n, std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+    };
+    while acked.load(std::sync::atomic::Ordering::SeqCst) < 200 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let before_backup = acked.load(std::sync::atomic::Ordering::SeqCst);
+    let backup_dir = tempfile::tempdir().unwrap();
+    let dest = backup_dir.path().join("b1");
+    let out = run_bounded(server.local_command(&["backup", dest.to_str().unwrap()]), None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout(&out).contains("backed up"), "{}", stdout(&out));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    runtime.block_on(writer).unwrap();
+    // A second backup into the same place is refused rather than mixed in.
+    let again = run_bounded(server.local_command(&["backup", dest.to_str().unwrap()]), None);
+    assert!(!again.status.success());
+
+    // Restored into a new data directory, a server there has every write acknowledged before
+    // the backup began, each once and in order.
+    let restored = tempfile::tempdir().unwrap();
+    let mut restore = Command::new(env!("CARGO_BIN_EXE_ferrosync"));
+    restore.args(["restore", dest.to_str().unwrap(), "--data-dir", restored.path().to_str().unwrap()]);
+    let out = run_bounded(restore, None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Without --force it will not overwrite a database.
+    let mut twice = Command::new(env!("CARGO_BIN_EXE_ferrosync"));
+    twice.args(["restore", dest.to_str().unwrap(), "--data-dir", restored.path().to_str().unwrap()]);
+    let refused = run_bounded(twice, None);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--force"));
+
+    let (child, addr) = runtime.block_on(support::serve(restored.path(), DATA_SID, DATA_AUTH_TOKEN, &[]));
+    let _restored_server = KillOnDrop(child);
+    let copy_url = format!("http://{addr}");
+    let mut seen = Vec::new();
+    let mut path = format!("/services/clidata/lists/{list_sid}/items?page_size=1000");
+    loop {
+        let (status, page) = runtime.block_on(rest_at(&copy_url, reqwest::Method::GET, &path, serde_json::Value::Null));
+        assert_eq!(status, 200, "{page}");
+        seen.extend(page["items"].as_array().unwrap().iter().map(|i| i["data"]["n"].as_u64().unwrap()));
+        match page["meta"]["next_page_token"].as_str() {
+            Some(t) => path = format!("/services/clidata/lists/{list_sid}/items?page_size=1000&page_token={t}"),
+            None => break,
+        }
+    }
+    assert!(seen.len() as u64 >= before_backup, "{} restored, {before_backup} acknowledged before", seen.len());
+    assert!(seen.iter().enumerate().all(|(i, n)| *n == i as u64), "a gapless prefix of the writes");
 }

@@ -30,6 +30,7 @@
 //! The wire types are those of `ferrosync-protocol`, which the server uses too.
 
 mod cache;
+mod changes;
 mod client;
 mod connection;
 mod dataset;
@@ -43,11 +44,12 @@ mod paging;
 mod query;
 mod token;
 
+pub use changes::{ChangeFeed, ChangesFrom};
 pub use client::{Client, ClientBuilder, ClientEvent, ClientEvents, ConnectionState};
 pub use dataset::{Dataset, Record, SyncReport};
 pub use error::{ClientError, Result};
 pub use events::{Item, ItemKey, SyncEvent, SyncEventKind};
-pub use ferrosync_protocol::{ObjectKind, OpenMode, Order};
+pub use ferrosync_protocol::{Event, EventKind, ObjectKind, OpenMode, Order};
 pub use objects::{Document, ItemsQuery, ObjectId, OpenOptions, Subscription, SyncList, SyncMap, SyncStream};
 pub use offline::{Conflict, ConflictHandler, ReplayReport, Resolution};
 pub use paging::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, Pager};

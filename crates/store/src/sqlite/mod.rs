@@ -1,6 +1,7 @@
 //! The embedded store: SQLite in WAL mode, one writer thread that group-commits whatever is
 //! queued (one fsync per batch), and a small pool of read-only connections.
 
+pub mod backup;
 mod rows;
 
 use crate::WriteJob;
