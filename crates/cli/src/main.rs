@@ -4,6 +4,7 @@ mod backup;
 mod bench;
 mod config;
 mod data;
+mod reference;
 mod tail;
 
 use anyhow::Context;
@@ -80,6 +81,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Print the native API's OpenAPI document.
     Openapi,
+    /// Print the configuration reference (every key, its default and environment variable) as
+    /// Markdown.
+    ConfigReference,
     /// Copy the embedded store into a new directory while the server runs (one consistent
     /// snapshot, with the credentials file).
     Backup {
@@ -190,6 +194,10 @@ fn main() -> anyhow::Result<()> {
             Command::Bench(args) => bench::run(args).await,
             Command::Openapi => {
                 println!("{}", ferrosync_server::api::native::openapi::document());
+                Ok(())
+            }
+            Command::ConfigReference => {
+                print!("{}", reference::markdown());
                 Ok(())
             }
             Command::Backup { to } => backup::run_backup(&server_config, &to),

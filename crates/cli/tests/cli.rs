@@ -610,3 +610,35 @@ fn a_backup_taken_under_writes_restores_every_write_acknowledged_before_it() {
     assert!(seen.len() as u64 >= before_backup, "{} restored, {before_backup} acknowledged before", seen.len());
     assert!(seen.iter().enumerate().all(|(i, n)| *n == i as u64), "a gapless prefix of the writes");
 }
+
+#[test]
+fn the_systemd_unit_example_verifies() {
+    let Ok(analyze) = which_systemd_analyze() else {
+        eprintln!("skipped: systemd-analyze is not installed");
+        return;
+    };
+    // The unit names the installed binary; point it at the one just built.
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../contrib/systemd/ferrosync.service"))
+        .unwrap();
+    let unit = unit.replace("/usr/local/bin/ferrosync", env!("CARGO_BIN_EXE_ferrosync"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ferrosync.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = run_bounded(
+        {
+            let mut c = Command::new(analyze);
+            c.arg("verify").arg(&path);
+            c
+        },
+        None,
+    );
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn which_systemd_analyze() -> Result<std::path::PathBuf, ()> {
+    ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .ok_or(())
+}

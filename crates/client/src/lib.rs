@@ -1,4 +1,4 @@
-//! The Rust client of [Ferrosync](https://example.invalid/ferrosync)'s native API.
+//! The Rust client of Ferrosync's native API.
 //!
 //! One [`Client`] holds a REST client and one WebSocket. Handles on documents, lists, maps
 //! and streams read and write over REST; their subscriptions ride the WebSocket, which

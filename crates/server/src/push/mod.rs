@@ -9,7 +9,7 @@
 
 mod apns;
 mod fcm;
-mod settings;
+pub mod settings;
 pub mod webhook;
 
 pub use settings::{ApnsConfig, FcmConfig, ProviderConfig, PushSettings, WebhookConfig};

@@ -253,6 +253,10 @@ async fn tail(engine: Arc<Engine>, service: Sid, feed: Arc<Feed>, mut cursor: u6
         let full = events.len() == TAIL_BATCH as usize;
         if let Some(last) = events.last() {
             cursor = last.seq;
+            // How far fan-out trails the log: events committed (as far as this node has heard)
+            // and not yet handed to subscribers once this batch is.
+            let head = *wake.borrow();
+            metrics::histogram!("ferrosync_changelog_fanout_lag_events").record(head.saturating_sub(cursor) as f64);
         }
         dispatch(&feed, events);
         if full {
