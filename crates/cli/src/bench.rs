@@ -19,6 +19,7 @@ mod cross_node;
 mod livequery;
 mod matrix;
 mod proxy;
+mod sdk;
 use cross_node::cross_node;
 
 #[derive(clap::Args, Debug)]
@@ -146,6 +147,13 @@ struct Report {
     /// plain Map subscriptions of a service without live queries, written in alternation with
     /// the queried one (unclamped: may be negative).
     livequery_added_p99_ms: f64,
+    /// Increments per second of one shared counter by --writers SDK clients (at most 16),
+    /// each `Document::mutate` (If-Match, retried on conflict), and the p99 of one increment.
+    sdk_increments_per_s: f64,
+    sdk_increment_p99_ms: f64,
+    /// From an SDK `SyncMap::set` called to the change out of another SDK client's
+    /// subscription stream.
+    sdk_delivery_p99_ms: f64,
     /// The store the figures were measured on.
     store: String,
     /// From a write's send on one node to its delivery to a WebSocket subscriber on another
@@ -244,6 +252,12 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
     )
     .await?;
 
+    let sdk_clients = args.writers.min(16);
+    progress(&format!("Rust SDK: {sdk_clients} clients mutating one counter for {} s, then delivery", args.seconds));
+    let meter = CpuMeter::start(&target);
+    let sdk = sdk::run(&target, &service, sdk_clients, args.seconds).await?;
+    meter.report("Rust SDK", args.json);
+
     let on_postgres = args.store.as_deref().is_some_and(|s| s.starts_with("postgres"));
     let cross = match (&args.store, on_postgres && args.url.is_none()) {
         (Some(store), true) => {
@@ -286,6 +300,9 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         matrix_setup_s: round(matrix.setup.as_secs_f64()),
         livequery_updates_per_s: round(live.live.events_per_s),
         livequery_added_p99_ms: (live.added_p99_ms() * 100.0).round() / 100.0,
+        sdk_increments_per_s: round(sdk.increments_per_s),
+        sdk_increment_p99_ms: ms(sdk.increment.value_at_quantile(0.99)),
+        sdk_delivery_p99_ms: ms(sdk.delivery.value_at_quantile(0.99)),
         store: if on_postgres { "postgres".into() } else { "sqlite".into() },
         cross_node_delivery_p99_ms: cross.as_ref().map(|(_, h)| ms(h.value_at_quantile(0.99))),
         cross_node_writes_per_s: cross.as_ref().map(|(r, _)| round(*r)),
@@ -339,6 +356,12 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         row("  live query added p99 ms", format!("{:.2}", report.livequery_added_p99_ms), None);
         row("  … from the writes' answers, ms", format!("{:.2}", live.added_p99_after_answer_ms()), None);
         row(&format!("  load s (2 × {} items)", args.livequery_items), format!("{:.1}", live.load.as_secs_f64()), None);
+        row(
+            &format!("SDK counter increments/s ({sdk_clients})"),
+            format!("{:.0}", report.sdk_increments_per_s),
+            Some(&sdk.increment),
+        );
+        row("SDK set → other client's event", format!("{} sets", sdk.delivery.len()), Some(&sdk.delivery));
         if let Some((rate, hist)) = &cross {
             row("cross-node delivery (writes/s)", format!("{rate:.0}"), Some(hist));
         }

@@ -108,6 +108,9 @@ fn bench_report(extra: &[&str]) -> serde_json::Value {
         "matrix_longpoll_wake_p99_ms",
         "matrix_setup_s",
         "livequery_updates_per_s",
+        "sdk_increments_per_s",
+        "sdk_increment_p99_ms",
+        "sdk_delivery_p99_ms",
     ];
     let mut expected: Vec<&str> = figures
         .iter()
@@ -126,6 +129,8 @@ fn bench_report(extra: &[&str]) -> serde_json::Value {
     assert!(report["proxy_relays_per_s"].as_f64().unwrap() > 0.0);
     assert!(report["matrix_longpoll_wake_p99_ms"].as_f64().unwrap() > 0.0);
     assert!(report["livequery_updates_per_s"].as_f64().unwrap() > 0.0);
+    assert!(report["sdk_increments_per_s"].as_f64().unwrap() > 0.0);
+    assert!(report["sdk_delivery_p99_ms"].as_f64().unwrap() > 0.0);
     // A difference of two p99s: finite, of either sign.
     let added = report["livequery_added_p99_ms"].as_f64().unwrap_or_else(|| panic!("added p99: {report}"));
     assert!(added.is_finite(), "{report}");
