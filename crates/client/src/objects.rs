@@ -18,10 +18,24 @@ use serde_json::Value;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// A mutator gives up after this many revision conflicts in a row.
 const MUTATE_ATTEMPTS: usize = 64;
+
+/// Pauses between a mutator's attempts: contenders that retry at once keep colliding, so each
+/// waits a jittered, growing moment (1 ms doubling to 100 ms) before reading again.
+fn conflict_backoff() -> impl Iterator<Item = Duration> {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(1))
+        .with_max_delay(Duration::from_millis(100))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
 
 /// Which object to open: a SID or unique name, or a new one with a random SID.
 ///
@@ -444,11 +458,13 @@ impl Document {
             let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
             (s.data.clone(), s.revision)
         };
+        let mut pauses = conflict_backoff();
         for _ in 0..MUTATE_ATTEMPTS {
             let Some(next) = f(&data) else { return Ok(data) };
             match self.write(next, Some(revision)).await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_conflict() => {
+                    tokio::time::sleep(pauses.next().unwrap_or(Duration::from_millis(100))).await;
                     data = self.get().await?;
                     revision = self.revision();
                 }
@@ -700,6 +716,7 @@ impl Handle {
     /// Read–modify–write of one item with `If-Match`; a missing item is given to `f` as `{}`
     /// and created (maps only).
     async fn mutate_item(&self, key: &ItemKey, mut f: impl FnMut(&Value) -> Option<Value>) -> Result<Item> {
+        let mut pauses = conflict_backoff();
         for _ in 0..MUTATE_ATTEMPTS {
             let current = match self.get_item(key).await {
                 Ok(item) => Some(item),
@@ -720,7 +737,9 @@ impl Handle {
             };
             match written {
                 Ok(item) => return Ok(item),
-                Err(e) if e.is_conflict() || e.status() == Some(409) => continue,
+                Err(e) if e.is_conflict() || e.status() == Some(409) => {
+                    tokio::time::sleep(pauses.next().unwrap_or(Duration::from_millis(100))).await;
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -38,7 +38,7 @@ pub(super) async fn run(t: &Target, service: &str, clients: usize, seconds: u64)
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
-    for doc in handles.iter().cloned() {
+    for doc in handles.clone() {
         tasks.push(tokio::spawn(async move {
             let mut hist = histogram();
             let mut n = 0u64;
