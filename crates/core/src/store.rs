@@ -680,6 +680,8 @@ pub trait Store: Send + Sync + 'static {
 
     // Matrix reads.
     async fn matrix_user(&self, user_id: &str) -> Result<Option<crate::matrix::MatrixUser>, StoreError>;
+    /// Up to `page.limit + 1` users, ordered by user id.
+    async fn matrix_users(&self, page: &PageRequest) -> Result<Vec<crate::matrix::MatrixUser>, StoreError>;
     async fn matrix_device(
         &self,
         user_id: &str,

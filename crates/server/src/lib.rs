@@ -6,6 +6,7 @@ pub mod api;
 pub mod background;
 pub mod bootstrap;
 pub mod cognito;
+pub mod console;
 pub mod logfeed;
 pub mod observe;
 pub mod outbound;

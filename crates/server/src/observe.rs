@@ -45,6 +45,7 @@ fn face_of(route: &str) -> &'static str {
     const FACES: &[(&str, &str)] = &[
         ("/api/", "native"),
         ("/twilio/sync/", "twilio_sync"),
+        ("/twilio/proxy/", "twilio_proxy"),
         ("/twilio/twilsock/", "twilsock"),
         ("/twilio/api/", "twilio_keys"),
         ("/twilio/iam/", "twilio_keys"),
@@ -53,6 +54,7 @@ fn face_of(route: &str) -> &'static str {
         ("/.well-known/openid-configuration", "cognito_identity"),
         ("/_matrix/", "matrix"),
         ("/.well-known/matrix/", "matrix"),
+        ("/console", "console"),
     ];
     if route == "/" {
         // The only route at the root is Cognito Identity's `POST /`.
@@ -70,10 +72,12 @@ mod tests {
         assert_eq!(face_of("/api/v1/services/{service}"), "native");
         assert_eq!(face_of("/twilio/sync/v1/Services/{service}/{collection}"), "twilio_sync");
         assert_eq!(face_of("/twilio/twilsock/v3/wsconnect"), "twilsock");
+        assert_eq!(face_of("/twilio/proxy/v1/Services"), "twilio_proxy");
         assert_eq!(face_of("/twilio/iam/v1/Keys"), "twilio_keys");
         assert_eq!(face_of("/identitypools/{*rest}"), "cognito_sync");
         assert_eq!(face_of("/"), "cognito_identity");
         assert_eq!(face_of("/_matrix/client/v3/login"), "matrix");
+        assert_eq!(face_of("/console/{*path}"), "console");
         assert_eq!(face_of("/metrics"), "ops");
         assert_eq!(face_of("unmatched"), "ops");
     }

@@ -146,6 +146,11 @@ macro_rules! impl_store {
                 self.read(move |c| $rows::matrix_user(c, &user_id)).await
             }
 
+            async fn matrix_users(&self, page: &PageRequest) -> Result<Vec<ferrosync_core::matrix::MatrixUser>, StoreError> {
+                let page = page.clone();
+                self.read(move |c| $rows::matrix_users(c, &page)).await
+            }
+
             async fn matrix_device(
                 &self,
                 user_id: &str,

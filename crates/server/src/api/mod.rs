@@ -32,6 +32,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(twilsock::router::router())
         .merge(cognito_sync::router::router())
         .merge(matrix::router())
+        .merge(crate::console::router())
         .fallback(native::error::route_not_found)
         .layer(axum::middleware::from_fn(crate::observe::track))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {

@@ -49,6 +49,29 @@ async fn accounts_register_log_in_and_out(store: Arc<dyn Store>) {
     let generated = e.matrix_register(SERVER, MatrixRegistration::default()).await.expect("a generated id");
     assert!(generated.user_id.starts_with('@') && generated.user_id.ends_with(":example.org"));
 
+    // Operators list every user by id, a page at a time.
+    let page = |after: Option<&str>| ferrosync_core::page::PageRequest {
+        order: ferrosync_core::page::Order::Asc,
+        from: None,
+        after: after.map(|a| ferrosync_core::page::Cursor::Key(a.to_owned())),
+        limit: 1,
+    };
+    let root = ferrosync_core::auth::Principal::Root;
+    let first_page = e.matrix_users(&root, page(None)).await.expect("listed");
+    let mut expected = [generated.user_id.clone(), "@alice:example.org".to_owned()];
+    expected.sort();
+    assert_eq!(first_page.items.iter().map(|u| u.user_id.as_str()).collect::<Vec<_>>(), [expected[0].as_str()]);
+    assert!(first_page.next.is_some());
+    let second_page = e.matrix_users(&root, page(Some(&expected[0]))).await.expect("listed");
+    assert_eq!(second_page.items.iter().map(|u| u.user_id.as_str()).collect::<Vec<_>>(), [expected[1].as_str()]);
+    assert!(second_page.next.is_none());
+    let identity = ferrosync_core::auth::Principal::Identity {
+        identity: "alice".into(),
+        service_sid: ferrosync_core::sid::Sid::new(ferrosync_core::sid::SidKind::Service),
+        expires_at: i64::MAX,
+    };
+    assert!(matches!(e.matrix_users(&identity, page(None)).await, Err(CoreError::Forbidden(_))));
+
     // Wrong password, unknown user and another server's user are refused alike.
     for (user, password) in [("alice", "wrong"), ("nobody", "correct horse"), ("@alice:elsewhere.org", "correct horse")]
     {

@@ -491,6 +491,49 @@ impl Engine {
         Ok(answer)
     }
 
+    /// Every room of the server, for operators: a page of rooms in the order their state Maps
+    /// were made (by SID), each described as the directory describes rooms, plus `published`.
+    /// Rooms have no registry of their own, so the Matrix service's Maps are scanned for room
+    /// state Maps (`!room:server/state`); the page token names the last room's Map.
+    pub async fn matrix_rooms(
+        &self,
+        principal: &crate::auth::Principal,
+        page: crate::page::PageRequest,
+    ) -> Result<crate::page::Page<serde_json::Value>, CoreError> {
+        use crate::page::{Cursor, Order, Page, PageRequest, PageToken};
+        const SCAN: u32 = 500;
+        crate::engine::require_admin(principal)?;
+        let service = self.resolve_service_ref(crate::engine::services::MATRIX_SERVICE).await?;
+        let published: std::collections::BTreeSet<String> =
+            self.matrix_entries(DIRECTORY).await?.into_iter().map(|(room_id, _)| room_id).collect();
+        let mut rooms = Vec::new();
+        let mut last_taken: Option<Cursor> = None;
+        let mut after = page.after.clone();
+        loop {
+            let batch = PageRequest { order: Order::Asc, from: None, after: after.take(), limit: SCAN };
+            let maps = self.store.objects(&service.sid, ObjectKind::Map, &batch).await?;
+            let more = maps.len() > SCAN as usize;
+            for map in maps.iter().take(SCAN as usize) {
+                after = Some(Cursor::Key(map.sid.to_string()));
+                let Some(name) = map.unique_name.as_deref() else { continue };
+                let Some(room_id) = name.strip_suffix("/state").filter(|r| r.starts_with('!')) else { continue };
+                if rooms.len() == page.limit as usize {
+                    let next = last_taken.map(|after| PageToken { order: Order::Asc, after });
+                    return Ok(Page { items: rooms, next });
+                }
+                let state: Vec<serde_json::Value> =
+                    self.matrix_items(ObjectKind::Map, name).await?.into_iter().map(|i| i.data).collect();
+                let mut entry = directory_entry(room_id, &state);
+                entry["published"] = serde_json::json!(published.contains(room_id));
+                rooms.push(entry);
+                last_taken = Some(Cursor::Key(map.sid.to_string()));
+            }
+            if !more {
+                return Ok(Page { items: rooms, next: None });
+            }
+        }
+    }
+
     /// Notes that a device was used now (kept at most once a minute per device).
     pub async fn matrix_device_seen(&self, caller: &MatrixCaller, ip: Option<&str>) -> Result<(), CoreError> {
         let now = Timestamp::now().millis();

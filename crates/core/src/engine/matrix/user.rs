@@ -42,6 +42,17 @@ impl Engine {
         serde_json::from_str(&json).map(Some).map_err(|e| internal(format!("a stored filter is not JSON: {e}")))
     }
 
+    /// The server's users by user id, for operators (deactivated ones too).
+    pub async fn matrix_users(
+        &self,
+        principal: &crate::auth::Principal,
+        page: crate::page::PageRequest,
+    ) -> Result<crate::page::Page<MatrixUser>, CoreError> {
+        crate::engine::require_admin(principal)?;
+        let rows = self.store.matrix_users(&page).await?;
+        Ok(page.finish(rows, |u| crate::page::Cursor::Key(u.user_id.clone())))
+    }
+
     /// A user's profile; NotFound for an unknown or deactivated user.
     pub async fn matrix_profile(&self, user_id: &str) -> Result<MatrixProfile, CoreError> {
         match self.store.matrix_user(user_id).await? {

@@ -1,5 +1,6 @@
 //! The native API: JSON REST under `/api/v1` and the WebSocket at `/api/v1/connect`.
 
+pub mod admin;
 pub mod changes;
 pub mod error;
 pub mod extract;

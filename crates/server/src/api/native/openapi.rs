@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document of the native API, generated from the handlers' annotations.
 
-use super::{changes, error, indexes, items, keys, objects, permissions, services, streams, types};
+use super::{admin, changes, error, indexes, items, keys, objects, permissions, services, streams, types};
 use axum::Json;
 use utoipa::OpenApi;
 
@@ -16,12 +16,16 @@ use utoipa::OpenApi;
         keys::create, keys::list, keys::fetch, keys::remove, keys::mint,
         changes::poll,
         indexes::list, indexes::fetch, indexes::put, indexes::remove, indexes::query,
+        admin::cognito_pools, admin::cognito_pool, admin::cognito_identities, admin::cognito_datasets,
+        admin::cognito_records, admin::matrix_users, admin::matrix_rooms,
     ),
     components(schemas(
         error::ErrorBody, types::ServiceView, types::ObjectView, types::ItemView, types::MessageView,
         types::PermissionView, types::ApiKeyView, types::TokenView, types::ChangesView, types::PageMeta,
         types::AddListItem, types::CreateMapItem,
         indexes::IndexView, indexes::PutIndex, indexes::QueryBody, indexes::QueryView, indexes::QueryItemView,
+        admin::CognitoPoolView, admin::CognitoLoginView, admin::CognitoIdentityView, admin::CognitoDatasetView,
+        admin::CognitoRecordView, admin::MatrixUserView, admin::MatrixRoomView,
     )),
     modifiers(&Security),
     security(("basic" = []), ("bearer" = [])),

@@ -1,6 +1,6 @@
 //! Routes of the native API → handlers.
 
-use super::{changes, error, indexes, items, keys, objects, openapi, permissions, services, streams};
+use super::{admin, changes, error, indexes, items, keys, objects, openapi, permissions, services, streams};
 use crate::realtime::connection;
 use crate::state::AppState;
 use axum::Router;
@@ -54,6 +54,17 @@ pub fn router() -> Router<Arc<AppState>> {
             "/services/{service}/{collection}/{id}/permissions/{identity}",
             get(permissions::fetch).put(permissions::set).delete(permissions::remove),
         )
+        // Read-only views of the Cognito and Matrix faces' records, for operators.
+        .route("/admin/cognito/pools", get(admin::cognito_pools))
+        .route("/admin/cognito/pools/{pool}", get(admin::cognito_pool))
+        .route("/admin/cognito/pools/{pool}/identities", get(admin::cognito_identities))
+        .route("/admin/cognito/pools/{pool}/identities/{identity}/datasets", get(admin::cognito_datasets))
+        .route(
+            "/admin/cognito/pools/{pool}/identities/{identity}/datasets/{dataset}/records",
+            get(admin::cognito_records),
+        )
+        .route("/admin/matrix/users", get(admin::matrix_users))
+        .route("/admin/matrix/rooms", get(admin::matrix_rooms))
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(read_body_first))

@@ -1,8 +1,20 @@
 //! Matrix accounts: users and devices.
 
-use super::{PgConn, get, ts_col};
+use super::{Param, PgConn, get, key_bound, sql_order, ts_col};
 use ferrosync_core::matrix::{MatrixDevice, MatrixMedia, MatrixUser};
+use ferrosync_core::page::PageRequest;
 use ferrosync_core::store::StoreError;
+
+fn user_row(r: &postgres::Row) -> Result<MatrixUser, StoreError> {
+    Ok(MatrixUser {
+        user_id: get(r, 0, "user_id")?,
+        password_hash: get(r, 1, "password_hash")?,
+        display_name: get(r, 2, "display_name")?,
+        avatar_url: get(r, 3, "avatar_url")?,
+        deactivated: get(r, 4, "deactivated")?,
+        date_created: ts_col(r, 5, "date_created")?,
+    })
+}
 
 pub(crate) fn matrix_user(conn: &mut PgConn, user_id: &str) -> Result<Option<MatrixUser>, StoreError> {
     conn.query_opt(
@@ -10,17 +22,21 @@ pub(crate) fn matrix_user(conn: &mut PgConn, user_id: &str) -> Result<Option<Mat
          FROM matrix_users WHERE user_id = $1",
         &[&user_id],
     )?
-    .map(|r| {
-        Ok(MatrixUser {
-            user_id: get(&r, 0, "user_id")?,
-            password_hash: get(&r, 1, "password_hash")?,
-            display_name: get(&r, 2, "display_name")?,
-            avatar_url: get(&r, 3, "avatar_url")?,
-            deactivated: get(&r, 4, "deactivated")?,
-            date_created: ts_col(&r, 5, "date_created")?,
-        })
-    })
+    .map(|r| user_row(&r))
     .transpose()
+}
+
+pub(crate) fn matrix_users(conn: &mut PgConn, page: &PageRequest) -> Result<Vec<MatrixUser>, StoreError> {
+    let mut args: Vec<Param> = Vec::new();
+    let cond = key_bound(page, "user_id", &mut args);
+    let order = sql_order(page.order);
+    args.push(Box::new(page.limit as i64 + 1));
+    let sql = format!(
+        "SELECT user_id, password_hash, display_name, avatar_url, deactivated, date_created
+         FROM matrix_users WHERE TRUE {cond} ORDER BY user_id {order} LIMIT ${}",
+        args.len()
+    );
+    conn.query_boxed(&sql, &args)?.iter().map(user_row).collect()
 }
 
 pub(crate) fn put_matrix_user(conn: &mut PgConn, u: &MatrixUser) -> Result<(), StoreError> {

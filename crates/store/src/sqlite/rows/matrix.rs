@@ -2,8 +2,10 @@
 
 use super::err;
 use ferrosync_core::matrix::{MatrixDevice, MatrixMedia, MatrixUser};
+use ferrosync_core::page::PageRequest;
 use ferrosync_core::store::StoreError;
 use ferrosync_core::timestamp::Timestamp;
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 fn user_row(row: &Row<'_>) -> rusqlite::Result<MatrixUser> {
@@ -24,6 +26,18 @@ pub(crate) fn matrix_user(conn: &Connection, user_id: &str) -> Result<Option<Mat
     )
     .and_then(|mut st| st.query_row([user_id], user_row).optional())
     .map_err(err)
+}
+
+pub(crate) fn matrix_users(conn: &Connection, page: &PageRequest) -> Result<Vec<MatrixUser>, StoreError> {
+    let (cond, bound) = super::key_bound(page, "user_id");
+    let order = super::sql_order(page.order);
+    let sql = format!(
+        "SELECT user_id, password_hash, display_name, avatar_url, deactivated, date_created
+         FROM matrix_users WHERE 1=1 {cond} ORDER BY user_id {order} LIMIT ?"
+    );
+    let mut args: Vec<SqlValue> = bound.into_iter().collect();
+    args.push(SqlValue::Integer(page.limit as i64 + 1));
+    super::query_all(conn, &sql, args, user_row)
 }
 
 pub(crate) fn put_matrix_user(conn: &Connection, u: &MatrixUser) -> Result<(), StoreError> {
