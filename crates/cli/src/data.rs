@@ -383,11 +383,7 @@ async fn run_list(s: &Session, action: ListAction) -> anyhow::Result<()> {
                 let item = list.get(i).await.map_err(|e| s.fail(e, &format!("item {i} of list {id}")))?;
                 return print_pretty(&item_json(&item));
             }
-            let mut query = list.items().order(listing.order.into());
-            if let Some(f) = from {
-                query = query.from(f);
-            }
-            print_items(s, query, listing.limit, &what).await
+            print_items(s, list.items(), listing, from, &what).await
         }
         ListAction::Push { id, json } => {
             let what = format!("list {id}");
@@ -426,11 +422,7 @@ async fn run_map(s: &Session, action: MapAction) -> anyhow::Result<()> {
                 let item = map.get(&k).await.map_err(|e| s.fail(e, &format!("key '{k}' in map {id}")))?;
                 return print_pretty(&item_json(&item));
             }
-            let mut query = map.items().order(listing.order.into());
-            if let Some(f) = from {
-                query = query.from(f);
-            }
-            print_items(s, query, listing.limit, &what).await
+            print_items(s, map.items(), listing, from, &what).await
         }
         MapAction::Set { id, key, json, if_match } => {
             let map = s.client.map(&id).await.map_err(|e| s.fail(e, &format!("map {id}")))?;
@@ -477,8 +469,19 @@ impl WatchArgs {
     }
 }
 
-async fn print_items(s: &Session, query: ItemsQuery, limit: Option<usize>, what: &str) -> anyhow::Result<()> {
-    let items = query.list(limit, None).await.map_err(|e| s.fail(e, what))?;
+/// Prints a list's or map's items in the listing's order, starting at `from`.
+async fn print_items(
+    s: &Session,
+    query: ItemsQuery,
+    listing: Listing,
+    from: Option<impl Into<ItemKey>>,
+    what: &str,
+) -> anyhow::Result<()> {
+    let mut query = query.order(listing.order.into());
+    if let Some(f) = from {
+        query = query.from(f);
+    }
+    let items = query.list(listing.limit, None).await.map_err(|e| s.fail(e, what))?;
     print_pretty(&Value::Array(items.iter().map(item_json).collect()))
 }
 

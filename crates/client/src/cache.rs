@@ -130,6 +130,32 @@ fn index_of(key: &ItemKey) -> Option<i64> {
     }
 }
 
+/// An item changed (`Some`) or removed (`None`) here, to be sent based on `base`.
+fn upsert_change(
+    c: &Connection,
+    service: &str,
+    sid: &str,
+    key: &ItemKey,
+    data: Option<&Value>,
+    base: Option<u64>,
+) -> rusqlite::Result<usize> {
+    c.execute(
+        "INSERT INTO items (service, sid, key, idx, data, revision, state, base_revision)
+         VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, 0), ?7, ?6)
+         ON CONFLICT (service, sid, key) DO UPDATE SET
+            data = excluded.data, state = excluded.state, base_revision = excluded.base_revision",
+        params![
+            service,
+            sid,
+            key.to_string(),
+            index_of(key),
+            data.map(to_text),
+            base.map(|b| b as i64),
+            if data.is_some() { WRITTEN } else { REMOVED }
+        ],
+    )
+}
+
 impl Cache {
     pub fn open(path: &Path) -> Result<Cache> {
         let conn = Connection::open(path)?;
@@ -364,21 +390,7 @@ impl Cache {
                 )?;
                 return Ok(());
             }
-            c.execute(
-                "INSERT INTO items (service, sid, key, idx, data, revision, state, base_revision)
-                 VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, 0), ?7, ?6)
-                 ON CONFLICT (service, sid, key) DO UPDATE SET
-                    data = excluded.data, state = excluded.state, base_revision = excluded.base_revision",
-                params![
-                    service,
-                    sid,
-                    key.to_string(),
-                    index_of(key),
-                    data.map(to_text),
-                    base,
-                    if data.is_some() { WRITTEN } else { REMOVED }
-                ],
-            )?;
+            upsert_change(c, service, sid, key, data, base.map(|b| b as u64))?;
             Ok(())
         })
     }
@@ -510,21 +522,7 @@ impl Cache {
                     "UPDATE objects SET data = ?3, base_revision = ?4, dirty = 1 WHERE service = ?1 AND sid = ?2",
                     params![service, row.sid, data.map(to_text), base.map(|b| b as i64)],
                 )?,
-                Some(key) => c.execute(
-                    "INSERT INTO items (service, sid, key, idx, data, revision, state, base_revision)
-                     VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, 0), ?7, ?6)
-                     ON CONFLICT (service, sid, key) DO UPDATE SET
-                        data = excluded.data, state = excluded.state, base_revision = excluded.base_revision",
-                    params![
-                        service,
-                        row.sid,
-                        key.to_string(),
-                        index_of(key),
-                        data.map(to_text),
-                        base.map(|b| b as i64),
-                        if data.is_some() { WRITTEN } else { REMOVED }
-                    ],
-                )?,
+                Some(key) => upsert_change(c, service, &row.sid, key, data, base)?,
             };
             Ok(())
         })

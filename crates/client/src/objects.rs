@@ -6,6 +6,7 @@ use crate::connection::{Cmd, DocCell, SUBSCRIBER_QUEUE};
 use crate::error::{ClientError, Result};
 use crate::events::{Item, ItemKey, SyncEvent, SyncEventKind};
 use crate::http::segment;
+use crate::local::WriteGuard;
 use crate::paging::{Page, Pager};
 use ferrosync_protocol::rest::{
     AddListItem, CreateMapItem, ItemView, MessageView, ObjectView, OpenObject, PageView, UpdateObject, WriteItem,
@@ -685,17 +686,26 @@ impl Handle {
                         message: format!("{key}: revision is {}, not {expected} (offline)", item.revision),
                     });
                 }
-                let data = body.data.unwrap_or(Value::Null);
-                return if self.write_offline(key, Some(&data))? { self.offline_item(key, data) } else { Err(e) };
+                return self.keep_offline(key, body.data.unwrap_or(Value::Null), e);
             }
             Err(e) => return Err(e),
         };
+        self.written(guard, key, view)
+    }
+
+    /// A write the server took: marked as this client's, and remembered by the cache.
+    fn written(&self, guard: WriteGuard, key: &ItemKey, view: ItemView) -> Result<Item> {
         guard.finish(key.to_string(), Some(view.revision));
         let item = Item::from(view);
         if let Some(cache) = self.cache() {
             cache.put_item(self.service(), &self.sid, &item)?;
         }
         Ok(item)
+    }
+
+    /// A write that could not reach the server: kept for later if it can be, else `e`.
+    fn keep_offline(&self, key: &ItemKey, data: Value, e: ClientError) -> Result<Item> {
+        if self.write_offline(key, Some(&data))? { self.offline_item(key, data) } else { Err(e) }
     }
 
     async fn remove_item(&self, key: &ItemKey, if_match: Option<u64>) -> Result<()> {
@@ -756,21 +766,10 @@ impl Handle {
         let view: ItemView =
             match self.client.shared.rest.send(Method::POST, &self.items_path(), Some(&body), None).await {
                 Ok(view) => view,
-                Err(e) if e.is_unreachable() && ttl.is_none() => {
-                    return if self.write_offline(key, Some(&body.data))? {
-                        self.offline_item(key, body.data)
-                    } else {
-                        Err(e)
-                    };
-                }
+                Err(e) if e.is_unreachable() && ttl.is_none() => return self.keep_offline(key, body.data, e),
                 Err(e) => return Err(e),
             };
-        guard.finish(key.to_string(), Some(view.revision));
-        let item = Item::from(view);
-        if let Some(cache) = self.cache() {
-            cache.put_item(self.service(), &self.sid, &item)?;
-        }
-        Ok(item)
+        self.written(guard, key, view)
     }
 }
 
