@@ -6,6 +6,7 @@ mod config;
 mod data;
 mod reference;
 mod tail;
+mod transfer;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -89,6 +90,21 @@ enum Command {
     Backup {
         /// The directory to create.
         to: PathBuf,
+    },
+    /// Write a service's objects, items and grants as newline-delimited JSON (SIDs, revisions
+    /// and dates kept), from the store the data directory or --store names.
+    Export {
+        /// The service's SID or unique name.
+        service: String,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Read a dump made by `ferrosync export` into the store (standard input without FILE);
+    /// run again after an interruption, it finishes what was left.
+    Import {
+        /// The dump.
+        file: Option<PathBuf>,
     },
     /// Put a backup made by `ferrosync backup` into the data directory (stop the server first).
     Restore {
@@ -200,6 +216,8 @@ fn main() -> anyhow::Result<()> {
                 print!("{}", reference::markdown());
                 Ok(())
             }
+            Command::Export { service, out } => transfer::export(&server_config, &service, out.as_deref()).await,
+            Command::Import { file } => transfer::import(&server_config, file).await,
             Command::Backup { to } => backup::run_backup(&server_config, &to),
             Command::Restore { from, force } => backup::run_restore(&server_config, &from, force),
             Command::Data(command) => data::run(&server_config, command).await,

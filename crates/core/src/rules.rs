@@ -224,6 +224,8 @@ impl Cx<'_> {
                 self.emit_item_removed(&container, &item, None)?;
                 Ok(Outcome::Removed)
             }
+            Mutation::RestoreObject { object } => self.restore_object(object),
+            Mutation::RestoreItems { object, items, .. } => self.restore_items(&object, items),
             Mutation::Publish { service, target, message_sid, data } => {
                 let svc = self.service(&service)?;
                 let stream = self.object(&service, ObjectKind::Stream, &target)?;
@@ -361,6 +363,76 @@ impl Cx<'_> {
                 self.set_dataset_subscription(&service, &pool_id, &identity_id, &dataset, &device_id, subscribed)
             }
         }
+    }
+
+    /// Restores belong to server credentials only: they set revisions and dates at will.
+    fn require_server(&self) -> Result<(), CoreError> {
+        match &self.actor.identity {
+            None => Ok(()),
+            Some(_) => Err(CoreError::Forbidden("restoring exported data needs server credentials".into())),
+        }
+    }
+
+    fn restore_object(&mut self, object: SyncObject) -> Result<Outcome, CoreError> {
+        self.require_server()?;
+        let svc = self.service(&object.service_sid)?;
+        if let Some(existing) = self.tx.object_by_sid(&object.sid)? {
+            if existing.kind == object.kind && existing.revision == object.revision && existing.service_sid == svc.sid {
+                return Ok(Outcome::Restored { written: 0 });
+            }
+            return Err(CoreError::AlreadyExists {
+                what: "object",
+                name: format!("{} (at another revision)", object.sid),
+            });
+        }
+        if let Some(name) = &object.unique_name
+            && self.tx.object(&svc.sid, object.kind, &ObjectRef::UniqueName(name.clone()))?.is_some()
+        {
+            return Err(CoreError::AlreadyExists { what: object.kind.as_str(), name: name.clone() });
+        }
+        self.tx.put_object(&object)?;
+        self.emit_object(EventKind::created(object.kind), &object, None, None)?;
+        Ok(Outcome::Restored { written: 1 })
+    }
+
+    fn restore_items(&mut self, object: &Sid, items: Vec<Item>) -> Result<Outcome, CoreError> {
+        self.require_server()?;
+        let container = self
+            .tx
+            .object_by_sid(object)?
+            .ok_or_else(|| CoreError::not_found(NotFoundKind::Object(ObjectKind::Map), object.to_string()))?;
+        let mut written = 0;
+        for item in items {
+            if item.object_sid != container.sid {
+                return Err(CoreError::invalid(
+                    "items",
+                    format!("an item of {} among {}'s", item.object_sid, container.sid),
+                ));
+            }
+            let key = item.item_key();
+            if let (ObjectKind::List, ItemKey::Index(i)) = (container.kind, &key)
+                && *i >= container.next_index
+            {
+                return Err(CoreError::invalid(
+                    "items",
+                    format!("index {i} is past the list's next index {}", container.next_index),
+                ));
+            }
+            match self.tx.item(&container.sid, &key)? {
+                Some(e) if e.revision == item.revision => continue,
+                Some(_) => {
+                    return Err(CoreError::AlreadyExists {
+                        what: "item",
+                        name: format!("{key} (at another revision)"),
+                    });
+                }
+                None => {}
+            }
+            self.tx.put_item(&item)?;
+            self.emit_item(EventKind::item_added(container.kind), &container, &item, None)?;
+            written += 1;
+        }
+        Ok(Outcome::Restored { written })
     }
 
     fn service(&mut self, sid: &Sid) -> Result<Service, CoreError> {

@@ -150,6 +150,18 @@ pub enum Mutation {
         message_sid: Sid,
         data: Value,
     },
+    /// An exported object put back as it was (SID, revision, dates, a list's next index).
+    /// Already there at that revision: nothing changes (an import may be run again).
+    RestoreObject {
+        object: SyncObject,
+    },
+    /// Exported items of an object put back at their revisions; those already there at that
+    /// revision are left alone.
+    RestoreItems {
+        service: Sid,
+        object: Sid,
+        items: Vec<Item>,
+    },
     SetPermission {
         service: Sid,
         kind: ObjectKind,
@@ -360,7 +372,9 @@ impl Mutation {
             | Mutation::SetDatasetSubscription { service, .. }
             | Mutation::MatrixRoomEvents { service, .. }
             | Mutation::MatrixAlias { service, .. }
+            | Mutation::RestoreItems { service, .. }
             | Mutation::Batch { service, .. } => Some(service),
+            Mutation::RestoreObject { object } => Some(&object.service_sid),
             Mutation::ResolveIdentity(r) => Some(&r.service),
             Mutation::UpdateRecords(u) => Some(&u.service),
             Mutation::CreateService { .. }
@@ -453,6 +467,10 @@ pub enum Outcome {
     MatrixEvents(Vec<String>),
     /// Written, with nothing to hand back.
     Stored,
+    /// How many restored rows were new.
+    Restored {
+        written: u64,
+    },
     /// How many devices were logged out.
     MatrixDevicesRemoved(u64),
     IdentityPool(Box<IdentityPool>),

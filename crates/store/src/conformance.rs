@@ -32,6 +32,7 @@ where
     webhook_cursors_start_at_the_head_and_follow_the_url(make().await).await;
     webhook_leases_have_one_holder_and_fence_the_cursor(make().await).await;
     batches_write_all_or_nothing(make().await).await;
+    restored_objects_keep_their_revisions_and_restore_once(make().await).await;
     cognito::run_all(&make).await;
     matrix::run_all(&make).await;
 }
@@ -208,6 +209,70 @@ async fn list_indexes_are_never_reused(store: Arc<dyn Store>) {
         other => panic!("unexpected {other:?}"),
     };
     assert_eq!(item.index, Some(3), "index 2 was removed but is not reused");
+}
+
+async fn restored_objects_keep_their_revisions_and_restore_once(store: Arc<dyn Store>) {
+    use ferrosync_core::model::{Item, SyncObject};
+    let svc = service(&store).await;
+    let now = Timestamp::now();
+    let list = SyncObject {
+        sid: Sid::new(SidKind::List),
+        service_sid: svc.clone(),
+        kind: ObjectKind::List,
+        unique_name: Some("restored".into()),
+        data: None,
+        revision: 9,
+        next_index: 5,
+        date_created: now,
+        date_updated: now,
+        date_expires: None,
+        created_by: "exporter".into(),
+    };
+    let item = |index: u64, revision: u64| Item {
+        object_sid: list.sid.clone(),
+        index: Some(index),
+        key: None,
+        data: json!({ "i": index }),
+        revision,
+        date_created: now,
+        date_updated: now,
+        date_expires: None,
+        created_by: "exporter".into(),
+    };
+    let restore = || Mutation::RestoreObject { object: list.clone() };
+    let items = |v: Vec<Item>| Mutation::RestoreItems { service: svc.clone(), object: list.sid.clone(), items: v };
+    let written = |o: Outcome| match o {
+        Outcome::Restored { written } => written,
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(written(store.execute(Actor::SYSTEM, restore()).await.expect("restored").outcome), 1);
+    assert_eq!(written(store.execute(Actor::SYSTEM, restore()).await.expect("again").outcome), 0);
+    let applied = store.execute(Actor::SYSTEM, items(vec![item(0, 3), item(4, 1)])).await.expect("items");
+    assert_eq!(written(applied.outcome), 2);
+    assert_eq!(applied.events.len(), 2, "each restored item is logged");
+    assert_eq!(written(store.execute(Actor::SYSTEM, items(vec![item(0, 3)])).await.expect("again").outcome), 0);
+    // Another revision of something already there, an index past the list's end, or an
+    // identity: refused, changing nothing.
+    assert!(store.execute(Actor::SYSTEM, items(vec![item(0, 4)])).await.is_err());
+    assert!(store.execute(Actor::SYSTEM, items(vec![item(5, 0)])).await.is_err());
+    assert!(store.execute(Actor::identity("eve"), items(vec![item(1, 0)])).await.is_err());
+    let stored =
+        store.object(&svc, ObjectKind::List, &ObjectRef::Sid(list.sid.clone())).await.expect("reads").expect("exists");
+    assert_eq!((stored.revision, stored.next_index), (9, 5));
+    let kept = store.item(&list.sid, &ItemKey::Index(0)).await.expect("reads").expect("exists");
+    assert_eq!(kept.revision, 3);
+    // Appending continues after the exported next index.
+    let m = Mutation::AddListItem {
+        service: svc.clone(),
+        target: ObjectRef::Sid(list.sid.clone()),
+        data: json!({}),
+        ttl: None,
+        collection_ttl: None,
+    };
+    match store.execute(Actor::SYSTEM, m).await.expect("added").outcome {
+        Outcome::Item { item, .. } => assert_eq!(item.index, Some(5)),
+        other => panic!("unexpected {other:?}"),
+    }
 }
 
 async fn paging_orders_and_bounds(store: Arc<dyn Store>) {

@@ -138,6 +138,7 @@ mod indexes;
 mod matrix;
 mod objects;
 mod proxy;
+mod restore;
 mod services;
 mod system;
 
