@@ -7,7 +7,7 @@ use super::{Engine, ServiceSpec, require_admin, unexpected};
 use crate::error::CoreError;
 use crate::model::{Item, Service, SyncObject};
 use crate::sid::Sid;
-use crate::store::{Actor, Mutation, Outcome};
+use crate::store::{Mutation, Outcome};
 
 impl Engine {
     /// The service as exported; `false` when one with its SID is already here.
@@ -26,22 +26,8 @@ impl Engine {
             acl_enabled: service.acl_enabled,
             settings: service.settings.clone(),
         };
-        if let Some(n) = &spec.unique_name {
-            self.validate_unique_name(n)?;
-        }
-        let m = Mutation::CreateService {
-            sid: service.sid.clone(),
-            unique_name: spec.unique_name,
-            friendly_name: spec.friendly_name,
-            acl_enabled: spec.acl_enabled,
-            settings: spec.settings,
-        };
-        let outcome = self.store.execute(Actor::SYSTEM, m).await?.outcome;
-        self.service_cache.clear();
-        match outcome {
-            Outcome::Service(_) => Ok(true),
-            other => Err(unexpected(other)),
-        }
+        self.create_service_as(principal, service.sid.clone(), spec).await?;
+        Ok(true)
     }
 
     /// One object as exported (its SID, revision, dates and a list's next index); `false` when

@@ -12,6 +12,16 @@ impl Engine {
     // ----- services -------------------------------------------------------------------------
 
     pub async fn create_service(&self, principal: &Principal, spec: ServiceSpec) -> Result<Service, CoreError> {
+        self.create_service_as(principal, Sid::new(SidKind::Service), spec).await
+    }
+
+    /// Creates a service under `sid` (a new one, or an exported one being restored).
+    pub(super) async fn create_service_as(
+        &self,
+        principal: &Principal,
+        sid: Sid,
+        spec: ServiceSpec,
+    ) -> Result<Service, CoreError> {
         require_admin(principal)?;
         if let Some(n) = &spec.unique_name {
             self.validate_unique_name(n)?;
@@ -21,7 +31,7 @@ impl Engine {
         }
         validate_settings(&spec.settings)?;
         let m = Mutation::CreateService {
-            sid: Sid::new(SidKind::Service),
+            sid,
             unique_name: spec.unique_name,
             friendly_name: spec.friendly_name,
             acl_enabled: spec.acl_enabled,
