@@ -17,6 +17,13 @@ use serde_json::{Map, Value, json};
 use std::io::Write;
 use std::time::Duration;
 
+mod output;
+mod session;
+
+use output::{document_json, event_json, item_json, print_pretty};
+pub use output::{print_line, print_text};
+pub use session::{Session, mint_token};
+
 /// Lifetime of a token minted for a command. A watch renews it before it runs out.
 const MINTED_TOKEN_TTL_SECS: u64 = 3600;
 
@@ -503,7 +510,7 @@ async fn watch(s: &Session, mut subscription: Subscription, what: &str) -> anyho
         tokio::select! {
             () = &mut ctrl_c => return Ok(()),
             event = subscription.recv() => {
-                let Some(event) = event else { bail!("the connection to {} closed", s.explain.url) };
+                let Some(event) = event else { bail!("the connection to {} closed", s.url()) };
                 if !print_line(&event_json(&event))? {
                     return Ok(()); // The reader went away (`| head -1`).
                 }
@@ -513,13 +520,13 @@ async fn watch(s: &Session, mut subscription: Subscription, what: &str) -> anyho
                 }
             }
             event = client_events.next() => match event {
-                None => bail!("the connection to {} closed", s.explain.url),
-                Some(ClientEvent::TokenAboutToExpire { .. }) if s.explain.minter.is_none() => {
+                None => bail!("the connection to {} closed", s.url()),
+                Some(ClientEvent::TokenAboutToExpire { .. }) if !s.mints_its_token() => {
                     eprintln!("the access token expires in three minutes; the watch stops then");
                 }
                 Some(ClientEvent::TokenAboutToExpire { .. } | ClientEvent::TokenExpired) => s.renew_token().await?,
                 Some(ClientEvent::ConnectionError { terminal: true, message, .. }) => {
-                    bail!("{} refused the connection: {message}", s.explain.url)
+                    bail!("{} refused the connection: {message}", s.url())
                 }
                 Some(ClientEvent::ConnectionError { terminal: false, message, .. }) if !reconnecting => {
                     reconnecting = true;
@@ -535,160 +542,6 @@ async fn watch(s: &Session, mut subscription: Subscription, what: &str) -> anyho
     }
 }
 
-/// The connected client, and what explains its errors and renews its token.
-pub struct Session {
-    pub client: Client,
-    explain: Explain,
-}
-
-/// What error messages name: the server, the token's identity, where the token came from.
-struct Explain {
-    url: String,
-    identity: String,
-    /// Set when the token was minted here, so it can be minted again.
-    minter: Option<Minter>,
-}
-
-struct Minter {
-    config: ServerConfig,
-    service: String,
-    identity: String,
-}
-
-/// Where a token is minted from, for messages.
-fn store_place(config: &ServerConfig) -> String {
-    match &config.store {
-        StoreLocation::Embedded => format!("the data directory {}", config.data_dir.display()),
-        StoreLocation::Postgres(_) => "the PostgreSQL store".to_owned(),
-    }
-}
-
-impl Minter {
-    async fn mint(&self) -> anyhow::Result<String> {
-        let context = || {
-            format!(
-                "no --token given, and no token could be minted for service '{}' from {}",
-                self.service,
-                store_place(&self.config)
-            )
-        };
-        // Opening the engine would create an empty store (and new credentials) in a data
-        // directory that has none; a token from there would be refused anyway.
-        if self.config.store == StoreLocation::Embedded
-            && !self.config.data_dir.join(ferrosync_server::bootstrap::DATABASE_FILE).exists()
-        {
-            return Err(anyhow::anyhow!(
-                "{} holds no server data: pass --token, or the server's --data-dir",
-                self.config.data_dir.display()
-            ))
-            .with_context(context);
-        }
-        mint_token(&self.config, &self.service, &self.identity, Some(MINTED_TOKEN_TTL_SECS), None)
-            .await
-            .with_context(context)
-    }
-}
-
-impl Session {
-    async fn connect(config: &ServerConfig, remote: &Remote) -> anyhow::Result<Session> {
-        let (token, minter) = match remote.token.as_deref().filter(|t| !t.is_empty()) {
-            Some(t) => (t.to_owned(), None),
-            None => {
-                let Some(service) = remote.service.clone() else {
-                    bail!(
-                        "no access token: pass --token (or FERROSYNC_TOKEN), or --service (or FERROSYNC_SERVICE) \
-                         to mint one from the data directory"
-                    )
-                };
-                let minter = Minter { config: config.clone(), service, identity: remote.identity.clone() };
-                (minter.mint().await?, Some(minter))
-            }
-        };
-        // An unreadable token is refused by `connect` below, with the reason.
-        let identity = TokenInfo::parse(&token).map(|i| i.identity).unwrap_or_default();
-        let explain = Explain { url: remote.url.trim_end_matches('/').to_owned(), identity, minter };
-        // Connecting (rather than connecting lazily) reports a refused token or an unreachable
-        // server at once, and a watch needs the WebSocket anyway.
-        let client = Client::connect(&explain.url, &token).await.map_err(|e| explain.fail(e, "the connection"))?;
-        Ok(Session { client, explain })
-    }
-
-    pub fn fail(&self, e: ClientError, what: &str) -> anyhow::Error {
-        self.explain.fail(e, what)
-    }
-
-    /// Replaces a minted token before it runs out; a given one cannot be renewed here.
-    async fn renew_token(&self) -> anyhow::Result<()> {
-        let Some(minter) = &self.explain.minter else {
-            bail!("the access token has expired: run again with a fresh --token")
-        };
-        let token = minter.mint().await?;
-        self.client.update_token(&token).await.map_err(|e| self.fail(e, "the token renewal"))
-    }
-}
-
-impl Explain {
-    /// The message a user sees for an SDK error while acting on `what` ("document settings").
-    fn fail(&self, e: ClientError, what: &str) -> anyhow::Error {
-        match &e {
-            ClientError::Api { status: 404, code, message } => {
-                if *code == ErrorCode::ServiceNotFound.code() {
-                    anyhow::anyhow!("not found: {message}")
-                } else {
-                    anyhow::anyhow!("not found: {what}")
-                }
-            }
-            ClientError::Api { status: 412, message, .. } => anyhow::anyhow!("conflict: {what}: {message}"),
-            ClientError::Api { status: 409, message, .. } => anyhow::anyhow!("already exists: {message}"),
-            ClientError::Api { status: 401, message, .. } => match &self.minter {
-                Some(m) => anyhow::anyhow!(
-                    "unauthorized: {message} (the token was minted from {}: is that the store of the server at {}?)",
-                    store_place(&m.config),
-                    self.url
-                ),
-                None => anyhow::anyhow!("unauthorized: {message} (check --token)"),
-            },
-            ClientError::Api { status: 403, message, .. } => anyhow::anyhow!(
-                "forbidden: {message} (the service has ACLs enabled: grant identity '{}' access to {what}, or use \
-                 the token of an identity that has it)",
-                self.identity
-            ),
-            ClientError::Api { status: 400 | 413 | 415 | 422, message, .. } => {
-                anyhow::anyhow!("invalid request for {what}: {message}")
-            }
-            ClientError::Api { status, message, .. } => anyhow::anyhow!("server error {status} on {what}: {message}"),
-            ClientError::Transport(message) | ClientError::Unreachable(message) => {
-                anyhow::anyhow!("cannot reach the server at {}: {message}", self.url)
-            }
-            ClientError::InvalidArgument { field: "token", message } => {
-                anyhow::anyhow!("unreadable access token (--token): {message}")
-            }
-            ClientError::InvalidArgument { .. } => anyhow::anyhow!("{e}"),
-            _ => anyhow::anyhow!("{what}: {e}"),
-        }
-    }
-}
-
-/// Mints an access token from the store `config` names, as the root account: signed by
-/// `api_key`, or by the account's first key (created when there is none).
-pub async fn mint_token(
-    config: &ServerConfig,
-    service: &str,
-    identity: &str,
-    ttl: Option<u64>,
-    api_key: Option<&str>,
-) -> anyhow::Result<String> {
-    let (engine, _, _) = ferrosync_server::open_engine(config).await?;
-    let minted = match api_key {
-        Some(k) => {
-            let k = ferrosync_core::Sid::parse_kind(k, ferrosync_core::SidKind::ApiKey)?;
-            engine.mint_token_with_key(&Principal::Root, &k, service, identity, ttl).await?
-        }
-        None => engine.mint_token(&Principal::Root, service, identity, ttl).await?,
-    };
-    Ok(minted.token)
-}
-
 /// A JSON argument, or standard input for `-`; clap calls it while parsing, so bad input
 /// fails before anything is sent (or a token minted).
 fn parse_json(arg: &str) -> Result<Value, String> {
@@ -702,139 +555,9 @@ fn parse_json(arg: &str) -> Result<Value, String> {
     }
 }
 
-fn document_json(doc: &ferrosync_client::Document) -> Value {
-    let mut out = Map::new();
-    out.insert("sid".into(), doc.sid().into());
-    out.insert("unique_name".into(), doc.unique_name().into());
-    out.insert("revision".into(), doc.revision().into());
-    out.insert("data".into(), doc.data());
-    if let Some(expires) = doc.date_expires() {
-        out.insert("date_expires".into(), expires.into());
-    }
-    Value::Object(out)
-}
-
-fn insert_key(out: &mut Map<String, Value>, key: &ItemKey) {
-    match key {
-        ItemKey::Index(i) => out.insert("index".into(), (*i).into()),
-        ItemKey::Key(k) => out.insert("key".into(), k.as_str().into()),
-    };
-}
-
-fn item_json(item: &Item) -> Value {
-    let mut out = Map::new();
-    insert_key(&mut out, &item.key);
-    out.insert("data".into(), item.data.clone());
-    out.insert("revision".into(), item.revision.into());
-    if let Some(expires) = &item.date_expires {
-        out.insert("date_expires".into(), expires.as_str().into());
-    }
-    Value::Object(out)
-}
-
-/// One change as a flat JSON object: `kind`, where (`index`/`key`), `data`, `revision`, and
-/// the log position `seq`, the `identity` that made it and `is_local`.
-fn event_json(e: &SyncEvent) -> Value {
-    let mut out = Map::new();
-    let mut put = |k: &str, v: Value| {
-        out.insert(k.to_owned(), v);
-    };
-    match &e.kind {
-        SyncEventKind::Updated { data, previous, revision } => {
-            put("kind", "updated".into());
-            put("data", data.clone());
-            put("revision", (*revision).into());
-            put("previous", previous.clone().unwrap_or(Value::Null));
-        }
-        SyncEventKind::ItemAdded { item } => {
-            put("kind", "item_added".into());
-            if let Value::Object(fields) = item_json(item) {
-                out.extend(fields);
-            }
-        }
-        SyncEventKind::ItemUpdated { item, previous } => {
-            put("kind", "item_updated".into());
-            put("previous", previous.clone().unwrap_or(Value::Null));
-            if let Value::Object(fields) = item_json(item) {
-                out.extend(fields);
-            }
-        }
-        SyncEventKind::ItemRemoved { key, previous, reason } => {
-            put("kind", "item_removed".into());
-            put("previous", previous.clone().unwrap_or(Value::Null));
-            put("reason", reason.clone().into());
-            insert_key(&mut out, key);
-        }
-        SyncEventKind::MessagePublished { message_sid, data } => {
-            put("kind", "message_published".into());
-            put("message_sid", message_sid.as_str().into());
-            put("data", data.clone());
-        }
-        SyncEventKind::Removed { reason } => {
-            put("kind", "removed".into());
-            put("reason", reason.clone().into());
-        }
-    }
-    out.insert("object_sid".into(), e.object_sid.as_str().into());
-    out.insert("seq".into(), e.seq.into());
-    out.insert("identity".into(), e.identity.as_str().into());
-    out.insert("is_local".into(), e.is_local.into());
-    Value::Object(out)
-}
-
-fn print_pretty(value: &Value) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    print_text(&text).map(drop)
-}
-
-/// Prints one line and flushes it, so a reader sees each event as it happens. False when
-/// stdout is closed.
-pub fn print_line(value: &Value) -> anyhow::Result<bool> {
-    print_text(&serde_json::to_string(value)?)
-}
-
-pub fn print_text(text: &str) -> anyhow::Result<bool> {
-    let mut out = std::io::stdout().lock();
-    match writeln!(out, "{text}").and_then(|()| out.flush()) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
-        Err(e) => Err(e).context("cannot write to standard output"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn event(kind: SyncEventKind) -> SyncEvent {
-        SyncEvent {
-            kind,
-            is_local: false,
-            object_sid: "MPx".into(),
-            identity: "alice".into(),
-            seq: 7,
-            token: "t".into(),
-        }
-    }
-
-    #[test]
-    fn events_print_as_flat_objects() {
-        let item = Item { key: ItemKey::Key("k".into()), data: json!({"a": 1}), revision: 2, date_expires: None };
-        assert_eq!(
-            event_json(&event(SyncEventKind::ItemUpdated { item, previous: Some(json!({"a": 0})) })),
-            json!({"kind": "item_updated", "key": "k", "data": {"a": 1}, "revision": 2, "previous": {"a": 0},
-                   "object_sid": "MPx", "seq": 7, "identity": "alice", "is_local": false})
-        );
-        let removed = event_json(&event(SyncEventKind::ItemRemoved {
-            key: ItemKey::Index(3),
-            previous: None,
-            reason: Some("expired".into()),
-        }));
-        assert_eq!(removed["index"], 3);
-        assert_eq!(removed["reason"], "expired");
-        let doc = event_json(&event(SyncEventKind::Updated { data: json!({}), previous: None, revision: 4 }));
-        assert_eq!((doc["kind"].as_str(), doc["revision"].as_u64()), (Some("updated"), Some(4)));
-    }
 
     #[test]
     fn json_arguments_are_checked() {
