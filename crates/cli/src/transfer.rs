@@ -6,14 +6,22 @@
 //! `{"format": "ferrosync-export", "version": 1, "service": …}`, then for each object
 //! `{"object": …, "next_index": n}` followed by its `{"items": {"object", "items": […]}}`
 //! (up to 500 a line) and `{"grants": {"object", "grants": […]}}`, and last
-//! `{"end": {"objects": n, "items": m}}`, whose absence marks a dump cut short.
+//! `{"end": {"objects": n, "items": m, "identities": k}}`, whose absence marks a dump cut short.
+//! A service that holds a Cognito identity pool also has `{"cognito_pool": {"pool", "sync_sessions"}}`
+//! after its header and, after its objects, `{"cognito_identities": […]}` lines (up to 100
+//! identity ids a line, each with its identity and logins, dataset rows with their sync counts,
+//! and push devices with their subscriptions). The Matrix service also carries its accounts,
+//! `{"matrix_accounts": […]}` (users with their devices and filters, 100 a line), and its
+//! uploads, `{"matrix_media": {…}}` (one a line, content in base64).
 //!
 //! Both stream: memory stays flat whatever the service's size. An import can be run again
 //! after an interruption: what is already there as exported is left alone.
 
 use anyhow::{Context, bail};
 use ferrosync_core::auth::Principal;
-use ferrosync_core::engine::Engine;
+use ferrosync_core::cognito::{IdentityDump, PoolDump};
+use ferrosync_core::engine::{Engine, MATRIX_SERVICE};
+use ferrosync_core::matrix::{MatrixAccountDump, MatrixMedia};
 use ferrosync_core::model::{Item, ObjectKind, Permission, Service, SyncObject};
 use ferrosync_core::page::{Cursor, Order, PageRequest};
 use ferrosync_core::sid::Sid;
@@ -28,6 +36,8 @@ const FORMAT: &str = "ferrosync-export";
 const VERSION: u32 = 1;
 /// Objects and items read per page, and items per dump line.
 const PAGE: u32 = 500;
+/// Identity ids per dump line (each carries its datasets and devices).
+const IDENTITIES_PER_LINE: u32 = 100;
 const KINDS: [ObjectKind; 4] = [ObjectKind::Document, ObjectKind::List, ObjectKind::Map, ObjectKind::Stream];
 
 /// One line of a dump, told apart by its fields.
@@ -38,6 +48,10 @@ enum Line {
     Object { object: SyncObject, next_index: u64 },
     Items { items: ItemsLine },
     Grants { grants: GrantsLine },
+    CognitoPool { cognito_pool: Box<PoolDump> },
+    CognitoIdentities { cognito_identities: Vec<IdentityDump> },
+    MatrixAccounts { matrix_accounts: Vec<MatrixAccountDump> },
+    MatrixMedia { matrix_media: Box<MatrixMedia> },
     End { end: EndLine },
 }
 
@@ -57,6 +71,10 @@ struct GrantsLine {
 struct EndLine {
     objects: u64,
     items: u64,
+    #[serde(default)]
+    identities: u64,
+    #[serde(default)]
+    accounts: u64,
 }
 
 async fn engine(config: &ServerConfig) -> anyhow::Result<Arc<Engine>> {
@@ -100,7 +118,11 @@ pub async fn export(config: &ServerConfig, service: &str, out: Option<&Path>) ->
     };
     let progress = spinner(&format!("exporting {}", svc.sid));
     put(&Line::Header { format: FORMAT.into(), version: VERSION, service: svc.clone() })?;
-    let (mut objects, mut items) = (0u64, 0u64);
+    let pool = engine.pool_dump(&root, &svc).await?;
+    if let Some(pool) = &pool {
+        put(&Line::CognitoPool { cognito_pool: Box::new(pool.clone()) })?;
+    }
+    let (mut objects, mut items, mut identities) = (0u64, 0u64, 0u64);
     let sid = svc.sid.to_string();
     for kind in KINDS {
         let mut after = None;
@@ -138,10 +160,52 @@ pub async fn export(config: &ServerConfig, service: &str, out: Option<&Path>) ->
             }
         }
     }
-    put(&Line::End { end: EndLine { objects, items } })?;
+    // Identities last: their datasets name Maps exported above.
+    if let Some(pool) = &pool {
+        let mut after: Option<String> = None;
+        loop {
+            let batch = engine.identity_dumps(&root, &pool.pool.id, after.as_deref(), IDENTITIES_PER_LINE).await?;
+            let Some(last) = batch.last() else { break };
+            after = Some(last.identity_id.clone());
+            identities += batch.len() as u64;
+            progress.inc(batch.len() as u64);
+            put(&Line::CognitoIdentities { cognito_identities: batch })?;
+        }
+    }
+    let mut accounts = 0u64;
+    if svc.unique_name.as_deref() == Some(MATRIX_SERVICE) {
+        let mut after: Option<String> = None;
+        loop {
+            let batch = engine.matrix_account_dumps(&root, after.as_deref(), IDENTITIES_PER_LINE).await?;
+            let Some(last) = batch.last() else { break };
+            after = Some(last.user.user_id.clone());
+            accounts += batch.len() as u64;
+            progress.inc(batch.len() as u64);
+            put(&Line::MatrixAccounts { matrix_accounts: batch })?;
+        }
+        // A few uploads a read: each carries its content.
+        let mut after: Option<String> = None;
+        loop {
+            let batch = engine.matrix_media_dumps(&root, after.as_deref(), 8).await?;
+            let Some(last) = batch.last() else { break };
+            after = Some(last.media_id.clone());
+            for media in batch {
+                progress.inc(1);
+                put(&Line::MatrixMedia { matrix_media: Box::new(media) })?;
+            }
+        }
+    }
+    put(&Line::End { end: EndLine { objects, items, identities, accounts } })?;
     w.flush()?;
     progress.finish_and_clear();
-    eprintln!("exported service {}: {objects} objects, {items} items", svc.sid);
+    let mut note = String::new();
+    if pool.is_some() {
+        note += &format!(", {identities} Cognito identities");
+    }
+    if svc.unique_name.as_deref() == Some(MATRIX_SERVICE) {
+        note += &format!(", {accounts} Matrix accounts");
+    }
+    eprintln!("exported service {}: {objects} objects, {items} items{note}", svc.sid);
     Ok(())
 }
 
@@ -173,7 +237,9 @@ pub async fn import(config: &ServerConfig, from: Option<PathBuf>) -> anyhow::Res
     let mut service: Option<Service> = None;
     // Each object's kind, for its grants.
     let mut kinds: std::collections::HashMap<Sid, ObjectKind> = std::collections::HashMap::new();
-    let (mut new_objects, mut new_items, mut ended) = (0u64, 0u64, false);
+    let (mut new_objects, mut new_items, mut new_identities, mut ended) = (0u64, 0u64, 0u64, false);
+    let mut pool_id: Option<String> = None;
+    let (mut new_accounts, mut new_media, mut matrix) = (0u64, 0u64, false);
     for (n, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("line {}", n + 1))?;
         if line.trim().is_empty() {
@@ -226,6 +292,35 @@ pub async fn import(config: &ServerConfig, from: Option<PathBuf>) -> anyhow::Res
                         .await?;
                 }
             }
+            (Line::CognitoPool { cognito_pool }, Some(_)) => {
+                let id = cognito_pool.pool.id.clone();
+                engine
+                    .restore_identity_pool(&root, *cognito_pool)
+                    .await
+                    .with_context(|| format!("identity pool {id}"))?;
+                pool_id = Some(id);
+            }
+            (Line::CognitoIdentities { cognito_identities }, Some(svc)) => {
+                let pool = pool_id.as_deref().with_context(|| format!("line {}: identities of no pool", n + 1))?;
+                new_identities += engine
+                    .restore_identities(&root, &svc.sid, pool, cognito_identities)
+                    .await
+                    .with_context(|| format!("line {}: Cognito identities", n + 1))?;
+            }
+            (Line::MatrixAccounts { matrix_accounts }, Some(_)) => {
+                matrix = true;
+                new_accounts += engine
+                    .restore_matrix_accounts(&root, matrix_accounts)
+                    .await
+                    .with_context(|| format!("line {}: Matrix accounts", n + 1))?;
+            }
+            (Line::MatrixMedia { matrix_media }, Some(_)) => {
+                matrix = true;
+                let id = matrix_media.media_id.clone();
+                if engine.restore_matrix_media(&root, *matrix_media).await.with_context(|| format!("media {id}"))? {
+                    new_media += 1;
+                }
+            }
             (Line::End { .. }, Some(_)) => ended = true,
         }
     }
@@ -238,6 +333,13 @@ pub async fn import(config: &ServerConfig, from: Option<PathBuf>) -> anyhow::Res
             svc.sid
         );
     }
-    eprintln!("imported service {}: {new_objects} new objects, {new_items} new items", svc.sid);
+    let mut note = String::new();
+    if pool_id.is_some() {
+        note += &format!(", {new_identities} new Cognito identities");
+    }
+    if matrix {
+        note += &format!(", {new_accounts} new Matrix accounts, {new_media} new uploads");
+    }
+    eprintln!("imported service {}: {new_objects} new objects, {new_items} new items{note}", svc.sid);
     Ok(())
 }

@@ -79,7 +79,7 @@ pub struct CognitoIdentityProvider {
 }
 
 /// An identity pool: its Cognito Identity settings and its Cognito Sync configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentityPool {
     /// `<region>:<uuid>`.
     pub id: String,
@@ -197,7 +197,7 @@ pub struct PoolSyncConfigChange {
 }
 
 /// A Cognito identity and the logins linked to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CognitoIdentity {
     /// `<region>:<uuid>`.
     pub id: String,
@@ -218,14 +218,14 @@ impl CognitoIdentity {
 }
 
 /// A login linked to an identity: a provider and the user's identifier at it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Login {
     pub provider: String,
     pub user: String,
 }
 
 /// A dataset's metadata. Its records are the items of the Map `map_sid`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dataset {
     pub pool_id: String,
     pub identity_id: String,
@@ -347,7 +347,8 @@ pub struct DatasetLimits {
     pub max_bytes: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Platform {
     Apns,
     ApnsSandbox,
@@ -379,7 +380,7 @@ impl Platform {
 }
 
 /// A device registered for push sync by one identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Device {
     pub id: String,
     pub pool_id: String,
@@ -387,6 +388,31 @@ pub struct Device {
     pub platform: Platform,
     pub token: String,
     pub date_created: Timestamp,
+}
+
+/// A pool as `ferrosync export` writes it: its settings and its usage count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolDump {
+    pub pool: IdentityPool,
+    pub sync_sessions: u64,
+}
+
+/// Everything of one identity id in a pool, as `ferrosync export` writes it. The identity
+/// itself may be absent: developer credentials may write datasets under ids never issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityDump {
+    pub identity_id: String,
+    pub identity: Option<CognitoIdentity>,
+    /// Every dataset row, deleted ones included, with their sync counts.
+    pub datasets: Vec<Dataset>,
+    pub devices: Vec<DeviceDump>,
+}
+
+/// A push device and the datasets it is subscribed to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceDump {
+    pub device: Device,
+    pub subscriptions: Vec<String>,
 }
 
 /// Usage figures of a pool.

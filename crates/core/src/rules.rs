@@ -12,6 +12,7 @@ use serde_json::Value;
 mod batch;
 mod cognito;
 mod matrix;
+mod restore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Right {
@@ -301,6 +302,8 @@ impl Cx<'_> {
             Mutation::MatrixAlias { service, alias, room_id, user_id } => {
                 self.matrix_alias(&service, &alias, room_id.as_deref(), &user_id, false)
             }
+            Mutation::RestoreMatrixAccounts { accounts } => self.restore_matrix_accounts(accounts),
+            Mutation::RestoreMatrixMedia(media) => self.restore_matrix_media(*media),
             Mutation::PutMatrixMedia(media) => {
                 self.tx.put_matrix_media(&media)?;
                 Ok(Outcome::Stored)
@@ -330,6 +333,10 @@ impl Cx<'_> {
                 self.finish_bulk_publish(&service, &pool_id, failure)
             }
             Mutation::RemoveIdentityPool { service, pool_id } => self.remove_identity_pool(&service, &pool_id),
+            Mutation::RestoreIdentityPool { service, pool } => self.restore_identity_pool(&service, *pool),
+            Mutation::RestoreCognitoIdentities { service, pool_id, identities } => {
+                self.restore_cognito_identities(&service, &pool_id, identities)
+            }
             Mutation::ResolveIdentity(r) => self.resolve_identity(r),
             Mutation::MergeDeveloperIdentities {
                 service,
@@ -363,76 +370,6 @@ impl Cx<'_> {
                 self.set_dataset_subscription(&service, &pool_id, &identity_id, &dataset, &device_id, subscribed)
             }
         }
-    }
-
-    /// Restores belong to server credentials only: they set revisions and dates at will.
-    fn require_server(&self) -> Result<(), CoreError> {
-        match &self.actor.identity {
-            None => Ok(()),
-            Some(_) => Err(CoreError::Forbidden("restoring exported data needs server credentials".into())),
-        }
-    }
-
-    fn restore_object(&mut self, object: SyncObject) -> Result<Outcome, CoreError> {
-        self.require_server()?;
-        let svc = self.service(&object.service_sid)?;
-        if let Some(existing) = self.tx.object_by_sid(&object.sid)? {
-            if existing.kind == object.kind && existing.revision == object.revision && existing.service_sid == svc.sid {
-                return Ok(Outcome::Restored { written: 0 });
-            }
-            return Err(CoreError::AlreadyExists {
-                what: "object",
-                name: format!("{} (at another revision)", object.sid),
-            });
-        }
-        if let Some(name) = &object.unique_name
-            && self.tx.object(&svc.sid, object.kind, &ObjectRef::UniqueName(name.clone()))?.is_some()
-        {
-            return Err(CoreError::AlreadyExists { what: object.kind.as_str(), name: name.clone() });
-        }
-        self.tx.put_object(&object)?;
-        self.emit_object(EventKind::created(object.kind), &object, None, None)?;
-        Ok(Outcome::Restored { written: 1 })
-    }
-
-    fn restore_items(&mut self, object: &Sid, items: Vec<Item>) -> Result<Outcome, CoreError> {
-        self.require_server()?;
-        let container = self
-            .tx
-            .object_by_sid(object)?
-            .ok_or_else(|| CoreError::not_found(NotFoundKind::Object(ObjectKind::Map), object.to_string()))?;
-        let mut written = 0;
-        for item in items {
-            if item.object_sid != container.sid {
-                return Err(CoreError::invalid(
-                    "items",
-                    format!("an item of {} among {}'s", item.object_sid, container.sid),
-                ));
-            }
-            let key = item.item_key();
-            if let (ObjectKind::List, ItemKey::Index(i)) = (container.kind, &key)
-                && *i >= container.next_index
-            {
-                return Err(CoreError::invalid(
-                    "items",
-                    format!("index {i} is past the list's next index {}", container.next_index),
-                ));
-            }
-            match self.tx.item(&container.sid, &key)? {
-                Some(e) if e.revision == item.revision => continue,
-                Some(_) => {
-                    return Err(CoreError::AlreadyExists {
-                        what: "item",
-                        name: format!("{key} (at another revision)"),
-                    });
-                }
-                None => {}
-            }
-            self.tx.put_item(&item)?;
-            self.emit_item(EventKind::item_added(container.kind), &container, &item, None)?;
-            written += 1;
-        }
-        Ok(Outcome::Restored { written })
     }
 
     fn service(&mut self, sid: &Sid) -> Result<Service, CoreError> {

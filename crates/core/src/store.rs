@@ -253,6 +253,13 @@ pub enum Mutation {
     },
     /// Stores an uploaded file.
     PutMatrixMedia(Box<crate::matrix::MatrixMedia>),
+    /// Exported Matrix accounts put back with their devices and filters; what is already there
+    /// as exported is left alone.
+    RestoreMatrixAccounts {
+        accounts: Vec<crate::matrix::MatrixAccountDump>,
+    },
+    /// An exported upload put back under its id (already there: left alone).
+    RestoreMatrixMedia(Box<crate::matrix::MatrixMedia>),
     /// Logs out one device of a user (`Some`) or all of them.
     RemoveMatrixDevices {
         user_id: String,
@@ -287,6 +294,19 @@ pub enum Mutation {
         service: Sid,
         pool_id: String,
         failure: Option<String>,
+    },
+    /// An exported pool put back into its service (already restored, unique name = the pool
+    /// id). Already there for that service: nothing changes.
+    RestoreIdentityPool {
+        service: Sid,
+        pool: Box<IdentityPool>,
+    },
+    /// Exported identities of a pool put back with their logins, dataset rows (sync counts,
+    /// deletion points) and push devices; what is already there as exported is left alone.
+    RestoreCognitoIdentities {
+        service: Sid,
+        pool_id: String,
+        identities: Vec<crate::cognito::IdentityDump>,
     },
     /// Removes a pool with its service, identities, datasets and devices.
     RemoveIdentityPool {
@@ -364,6 +384,8 @@ impl Mutation {
             | Mutation::StartBulkPublish { service, .. }
             | Mutation::FinishBulkPublish { service, .. }
             | Mutation::RemoveIdentityPool { service, .. }
+            | Mutation::RestoreIdentityPool { service, .. }
+            | Mutation::RestoreCognitoIdentities { service, .. }
             | Mutation::MergeDeveloperIdentities { service, .. }
             | Mutation::UnlinkDeveloperIdentity { service, .. }
             | Mutation::RemoveCognitoIdentity { service, .. }
@@ -390,7 +412,9 @@ impl Mutation {
             | Mutation::PutMatrixMedia(_)
             | Mutation::SetMatrixProfile { .. }
             | Mutation::RenameMatrixDevice { .. }
-            | Mutation::RemoveMatrixDevices { .. } => None,
+            | Mutation::RemoveMatrixDevices { .. }
+            | Mutation::RestoreMatrixAccounts { .. }
+            | Mutation::RestoreMatrixMedia(_) => None,
         }
     }
 }
@@ -563,7 +587,9 @@ pub trait TxState {
         device_id: &str,
     ) -> Result<Option<crate::matrix::MatrixDevice>, StoreError>;
     fn put_matrix_device(&mut self, device: &crate::matrix::MatrixDevice) -> Result<(), StoreError>;
+    fn matrix_filter(&mut self, user_id: &str, filter_id: &str) -> Result<Option<String>, StoreError>;
     fn put_matrix_filter(&mut self, user_id: &str, filter_id: &str, filter: &str) -> Result<(), StoreError>;
+    fn matrix_media(&mut self, media_id: &str) -> Result<Option<crate::matrix::MatrixMedia>, StoreError>;
     fn put_matrix_media(&mut self, media: &crate::matrix::MatrixMedia) -> Result<(), StoreError>;
     /// Deletes one device of a user, or all of them; how many went.
     fn delete_matrix_devices(&mut self, user_id: &str, device_id: Option<&str>) -> Result<u64, StoreError>;
@@ -710,6 +736,14 @@ pub trait Store: Send + Sync + 'static {
     async fn matrix_media(&self, media_id: &str) -> Result<Option<crate::matrix::MatrixMedia>, StoreError>;
     /// A filter as uploaded (JSON).
     async fn matrix_filter(&self, user_id: &str, filter_id: &str) -> Result<Option<String>, StoreError>;
+    /// A user's filters, by id.
+    async fn matrix_filters(&self, user_id: &str) -> Result<Vec<(String, String)>, StoreError>;
+    /// Up to `limit` uploads after `after`, by media id.
+    async fn matrix_media_after(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<crate::matrix::MatrixMedia>, StoreError>;
 
     // Cognito reads.
     async fn identity_pool(&self, pool_id: &str) -> Result<Option<IdentityPool>, StoreError>;
@@ -735,6 +769,16 @@ pub trait Store: Send + Sync + 'static {
     async fn device(&self, device_id: &str) -> Result<Option<Device>, StoreError>;
     /// The devices subscribed to an identity's dataset.
     async fn dataset_subscribers(&self, identity_id: &str, dataset: &str) -> Result<Vec<Device>, StoreError>;
+    /// Up to `limit` identity ids of a pool after `after`, in order: those with an identity,
+    /// a dataset row or a device (developer credentials may write under ids never issued).
+    async fn cognito_identity_ids(
+        &self,
+        pool_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
+    /// An identity's push devices with the datasets each is subscribed to.
+    async fn identity_devices(&self, identity_id: &str) -> Result<Vec<crate::cognito::DeviceDump>, StoreError>;
 
     /// Commits made by other nodes sharing this store, for stores that can have several;
     /// `None` when this node is the only writer.

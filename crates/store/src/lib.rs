@@ -175,6 +175,20 @@ macro_rules! impl_store {
                 self.read(move |c| $rows::matrix_filter(c, &user_id, &filter_id)).await
             }
 
+            async fn matrix_filters(&self, user_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+                let user_id = user_id.to_owned();
+                self.read(move |c| $rows::matrix_filters(c, &user_id)).await
+            }
+
+            async fn matrix_media_after(
+                &self,
+                after: Option<&str>,
+                limit: u32,
+            ) -> Result<Vec<ferrosync_core::matrix::MatrixMedia>, StoreError> {
+                let after = after.map(str::to_owned);
+                self.read(move |c| $rows::matrix_media_after(c, after.as_deref(), limit)).await
+            }
+
             async fn identity_pool(
                 &self,
                 pool_id: &str,
@@ -252,6 +266,24 @@ macro_rules! impl_store {
             ) -> Result<Vec<ferrosync_core::cognito::Device>, StoreError> {
                 let (identity_id, dataset) = (identity_id.to_owned(), dataset.to_owned());
                 self.read(move |c| $rows::dataset_subscribers(c, &identity_id, &dataset)).await
+            }
+
+            async fn cognito_identity_ids(
+                &self,
+                pool_id: &str,
+                after: Option<&str>,
+                limit: u32,
+            ) -> Result<Vec<String>, StoreError> {
+                let (pool_id, after) = (pool_id.to_owned(), after.map(str::to_owned));
+                self.read(move |c| $rows::cognito_identity_ids(c, &pool_id, after.as_deref(), limit)).await
+            }
+
+            async fn identity_devices(
+                &self,
+                identity_id: &str,
+            ) -> Result<Vec<ferrosync_core::cognito::DeviceDump>, StoreError> {
+                let identity_id = identity_id.to_owned();
+                self.read(move |c| $rows::identity_devices(c, &identity_id)).await
             }
         }
     };
@@ -348,8 +380,17 @@ macro_rules! impl_tx_state {
             fn put_matrix_device(&mut self, device: &ferrosync_core::matrix::MatrixDevice) -> Result<(), StoreError> {
                 $rows::put_matrix_device(self.conn, device)
             }
+            fn matrix_filter(&mut self, user_id: &str, filter_id: &str) -> Result<Option<String>, StoreError> {
+                $rows::matrix_filter(self.conn, user_id, filter_id)
+            }
             fn put_matrix_filter(&mut self, user_id: &str, filter_id: &str, filter: &str) -> Result<(), StoreError> {
                 $rows::put_matrix_filter(self.conn, user_id, filter_id, filter)
+            }
+            fn matrix_media(
+                &mut self,
+                media_id: &str,
+            ) -> Result<Option<ferrosync_core::matrix::MatrixMedia>, StoreError> {
+                $rows::matrix_media(self.conn, media_id)
             }
             fn put_matrix_media(&mut self, media: &ferrosync_core::matrix::MatrixMedia) -> Result<(), StoreError> {
                 $rows::put_matrix_media(self.conn, media)
@@ -509,6 +550,25 @@ pub(crate) fn settings_from_json(
 /// A JSON document column (pool settings) as stored.
 pub(crate) fn json_to_string<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "{}".into())
+}
+
+/// Devices (ordered by id) with their subscriptions (ordered by device id, then dataset).
+pub(crate) fn group_subscriptions(
+    devices: Vec<ferrosync_core::cognito::Device>,
+    subscriptions: Vec<(String, String)>,
+) -> Vec<ferrosync_core::cognito::DeviceDump> {
+    let mut subscriptions = subscriptions.into_iter().peekable();
+    devices
+        .into_iter()
+        .map(|device| {
+            while subscriptions.next_if(|(d, _)| *d < device.id).is_some() {}
+            let mut datasets = Vec::new();
+            while let Some((_, dataset)) = subscriptions.next_if(|(d, _)| *d == device.id) {
+                datasets.push(dataset);
+            }
+            ferrosync_core::cognito::DeviceDump { device, subscriptions: datasets }
+        })
+        .collect()
 }
 
 pub(crate) fn json_from_str<T: serde::de::DeserializeOwned>(

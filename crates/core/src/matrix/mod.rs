@@ -23,7 +23,7 @@ pub const MAX_URL_CHARS: usize = 1024;
 /// An uploaded filter, as JSON.
 pub const MAX_FILTER_BYTES: usize = 16 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatrixUser {
     /// `@localpart:server`.
     pub user_id: String,
@@ -35,7 +35,7 @@ pub struct MatrixUser {
     pub date_created: Timestamp,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatrixDevice {
     pub user_id: String,
     pub device_id: String,
@@ -46,15 +46,42 @@ pub struct MatrixDevice {
 }
 
 /// An uploaded file.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatrixMedia {
     pub media_id: String,
     /// The uploader.
     pub user_id: String,
     pub content_type: Option<String>,
     pub filename: Option<String>,
+    #[serde(with = "base64_bytes")]
     pub content: Vec<u8>,
     pub date_created: Timestamp,
+}
+
+/// A Matrix account as `ferrosync export` writes it: the user, its devices (each with the id
+/// of its current token, so sessions survive a move when the master key moves too) and its
+/// filters by id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatrixAccountDump {
+    pub user: MatrixUser,
+    pub devices: Vec<MatrixDevice>,
+    pub filters: std::collections::BTreeMap<String, String>,
+}
+
+/// Media content in a dump: standard base64.
+mod base64_bytes {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl std::fmt::Debug for MatrixMedia {

@@ -18,6 +18,7 @@ where
     accounts_register_log_in_and_out(make().await).await;
     filters_profiles_and_devices(make().await).await;
     rooms_follow_their_rules_in_one_history(make().await).await;
+    accounts_restore_with_devices_filters_and_media(make().await, make().await).await;
 }
 
 fn engine(store: Arc<dyn Store>) -> Engine {
@@ -245,4 +246,81 @@ async fn rooms_follow_their_rules_in_one_history(store: Arc<dyn Store>) {
         e.matrix_send(&alice, "!nope:example.org", "m.room.message", serde_json::json!({}), "t").await,
         Err(CoreError::NotFound { .. })
     ));
+}
+
+/// Accounts exported from one store and restored into another (same master key): users,
+/// devices, filters and uploads as they were, sessions still valid, a second restore a no-op.
+async fn accounts_restore_with_devices_filters_and_media(source: Arc<dyn Store>, target: Arc<dyn Store>) {
+    use ferrosync_core::auth::Principal;
+    let key = SecretBox::generate_key_hex();
+    let with_key = |store| {
+        Engine::new(store, Limits::default(), RootCredentials::generate(), SecretBox::from_hex(&key).expect("key"))
+    };
+    let (e, t) = (with_key(source), with_key(target));
+    let root = Principal::Root;
+    let mut sessions = Vec::new();
+    for name in ["alice", "bob", "carol"] {
+        let r = MatrixRegistration {
+            localpart: Some(name),
+            password: Some("pass words"),
+            device_id: None,
+            device_name: None,
+        };
+        sessions.push(e.matrix_register(SERVER, r).await.expect("registered"));
+    }
+    let alice = caller(&e, &sessions[0].access_token).await.expect("alice");
+    let filter = serde_json::json!({"room": {"timeline": {"limit": 5}}});
+    let filter_id = e.matrix_put_filter(&alice, &filter).await.expect("filter");
+    let mut media = Vec::new();
+    for n in 0..10u8 {
+        let id =
+            e.matrix_upload(&alice, Some("image/png"), Some("x.png"), vec![n; 100 + usize::from(n)], 1 << 20).await;
+        media.push(id.expect("uploaded"));
+    }
+
+    let mut accounts = e.matrix_account_dumps(&root, None, 2).await.expect("page 1");
+    let after = accounts.last().map(|a| a.user.user_id.clone());
+    accounts.extend(e.matrix_account_dumps(&root, after.as_deref(), 2).await.expect("page 2"));
+    assert_eq!(accounts.len(), 3, "every account once across pages");
+    let mut uploads = e.matrix_media_dumps(&root, None, 4).await.expect("media");
+    while let Some(last) = uploads.last().map(|m| m.media_id.clone()) {
+        let more = e.matrix_media_dumps(&root, Some(&last), 4).await.expect("media");
+        if more.is_empty() {
+            break;
+        }
+        uploads.extend(more);
+    }
+    assert_eq!(uploads.len(), 10);
+
+    assert!(e.restore_matrix_accounts(&caller_principal(), accounts.clone()).await.is_err(), "server credentials only");
+    assert_eq!(t.restore_matrix_accounts(&root, accounts.clone()).await.expect("restored"), 3);
+    for m in uploads.clone() {
+        assert!(t.restore_matrix_media(&root, m).await.expect("restored"));
+    }
+    assert_eq!(t.restore_matrix_accounts(&root, accounts.clone()).await.expect("again"), 0);
+    assert!(!t.restore_matrix_media(&root, uploads[0].clone()).await.expect("again"));
+    assert_eq!(t.matrix_account_dumps(&root, None, 10).await.expect("reads"), accounts);
+    assert_eq!(t.matrix_media_dumps(&root, None, 10).await.expect("reads"), uploads);
+
+    // Sessions carry over with the key; filters and uploads are found by their ids.
+    let there = caller(&t, &sessions[0].access_token).await.expect("alice's token still works");
+    assert_eq!(there.user_id, alice.user_id);
+    assert_eq!(t.matrix_filter(&alice.user_id, &filter_id).await.expect("reads"), Some(filter));
+    assert_eq!(t.matrix_media(&media[3]).await.expect("reads").expect("there").content, vec![3u8; 103]);
+    let login = t.matrix_login(SERVER, "bob", "pass words", None, None).await;
+    assert!(login.is_ok(), "passwords carry over: {login:?}");
+
+    // Another account under a restored id is refused, not merged.
+    let mut other = accounts[0].clone();
+    other.user.date_created = ferrosync_core::Timestamp(other.user.date_created.0 + 1);
+    let clash = t.restore_matrix_accounts(&root, vec![other]).await;
+    assert!(matches!(clash, Err(CoreError::AlreadyExists { .. })), "{clash:?}");
+}
+
+fn caller_principal() -> ferrosync_core::auth::Principal {
+    ferrosync_core::auth::Principal::Identity {
+        identity: "alice".into(),
+        service_sid: ferrosync_core::sid::Sid::new(ferrosync_core::sid::SidKind::Service),
+        expires_at: i64::MAX,
+    }
 }

@@ -19,6 +19,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 mod identities;
+mod restore;
 mod sync;
 
 pub(super) async fn run_all<F, Fut>(make: &F)
@@ -48,6 +49,7 @@ where
     sync::usage_counts_sessions_and_storage(make().await).await;
     sync::records_are_map_items_in_the_change_log(make().await).await;
     sync::removing_a_pool_removes_everything_of_it(make().await).await;
+    restore::restored_pools_keep_identities_sync_counts_and_devices(make().await, make().await).await;
 }
 
 pub(super) fn engine(store: Arc<dyn Store>, limits: Limits) -> Engine {

@@ -2,7 +2,9 @@
 
 use super::{Param, PgConn, corrupt, get, key_bound, sid_col, sql_order, ts_col, u64_col};
 use crate::{json_from_str, json_to_string};
-use ferrosync_core::cognito::{CognitoIdentity, Dataset, Device, IdentityPool, IdentityPoolUsage, Login, Platform};
+use ferrosync_core::cognito::{
+    CognitoIdentity, Dataset, Device, DeviceDump, IdentityPool, IdentityPoolUsage, Login, Platform,
+};
 use ferrosync_core::page::PageRequest;
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::StoreError;
@@ -343,4 +345,44 @@ pub(crate) fn count_sync_sessions(conn: &mut PgConn, counts: &[(String, u64)]) -
 
 pub(crate) fn meta(conn: &mut PgConn, key: &str) -> Result<Option<String>, StoreError> {
     conn.query_opt("SELECT value FROM meta WHERE key = $1", &[&key])?.map(|r| get(&r, 0, "value")).transpose()
+}
+
+pub(crate) fn cognito_identity_ids(
+    conn: &mut PgConn,
+    pool_id: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<String>, StoreError> {
+    conn.query(
+        "SELECT id FROM (
+             SELECT identity_id AS id FROM cognito_identities WHERE pool_id = $1
+             UNION SELECT identity_id FROM cognito_datasets WHERE pool_id = $1
+             UNION SELECT identity_id FROM cognito_devices WHERE pool_id = $1) ids
+         WHERE id > $2 ORDER BY id LIMIT $3",
+        &[&pool_id, &after.unwrap_or_default(), &i64::from(limit)],
+    )?
+    .iter()
+    .map(|r| get(r, 0, "identity_id"))
+    .collect()
+}
+
+pub(crate) fn identity_devices(conn: &mut PgConn, identity_id: &str) -> Result<Vec<DeviceDump>, StoreError> {
+    let devices = conn
+        .query(
+            &format!("SELECT {DEVICE_COLS} FROM cognito_devices WHERE identity_id = $1 ORDER BY device_id"),
+            &[&identity_id],
+        )?
+        .iter()
+        .map(device_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let subscriptions = conn
+        .query(
+            "SELECT device_id, dataset_name FROM cognito_subscriptions WHERE identity_id = $1
+             ORDER BY device_id, dataset_name",
+            &[&identity_id],
+        )?
+        .iter()
+        .map(|r| Ok((get(r, 0, "device_id")?, get(r, 1, "dataset_name")?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(crate::group_subscriptions(devices, subscriptions))
 }

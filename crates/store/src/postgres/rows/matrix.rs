@@ -154,3 +154,34 @@ pub(crate) fn put_matrix_media(conn: &mut PgConn, m: &MatrixMedia) -> Result<(),
     )
     .map(drop)
 }
+
+pub(crate) fn matrix_filters(conn: &mut PgConn, user_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+    conn.query("SELECT filter_id, filter FROM matrix_filters WHERE user_id = $1 ORDER BY filter_id", &[&user_id])?
+        .iter()
+        .map(|r| Ok((get(r, 0, "filter_id")?, get(r, 1, "filter")?)))
+        .collect()
+}
+
+pub(crate) fn matrix_media_after(
+    conn: &mut PgConn,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<MatrixMedia>, StoreError> {
+    conn.query(
+        "SELECT media_id, user_id, content_type, filename, content, date_created FROM matrix_media
+         WHERE media_id > $1 ORDER BY media_id LIMIT $2",
+        &[&after.unwrap_or_default(), &i64::from(limit)],
+    )?
+    .iter()
+    .map(|r| {
+        Ok(MatrixMedia {
+            media_id: get(r, 0, "media_id")?,
+            user_id: get(r, 1, "user_id")?,
+            content_type: get(r, 2, "content_type")?,
+            filename: get(r, 3, "filename")?,
+            content: get(r, 4, "content")?,
+            date_created: ts_col(r, 5, "date_created")?,
+        })
+    })
+    .collect()
+}

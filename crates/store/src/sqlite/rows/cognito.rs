@@ -2,7 +2,9 @@
 
 use super::{corrupt, err, query_all, sid_col};
 use crate::{json_from_str, json_to_string};
-use ferrosync_core::cognito::{CognitoIdentity, Dataset, Device, IdentityPool, IdentityPoolUsage, Login, Platform};
+use ferrosync_core::cognito::{
+    CognitoIdentity, Dataset, Device, DeviceDump, IdentityPool, IdentityPoolUsage, Login, Platform,
+};
 use ferrosync_core::page::PageRequest;
 use ferrosync_core::store::StoreError;
 use ferrosync_core::timestamp::Timestamp;
@@ -363,4 +365,43 @@ pub(crate) fn meta(conn: &Connection, key: &str) -> Result<Option<String>, Store
     conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")
         .and_then(|mut st| st.query_row([key], |r| r.get(0)).optional())
         .map_err(err)
+}
+
+pub(crate) fn cognito_identity_ids(
+    conn: &Connection,
+    pool_id: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<String>, StoreError> {
+    query_all(
+        conn,
+        "SELECT id FROM (
+             SELECT identity_id AS id FROM cognito_identities WHERE pool_id = ?1
+             UNION SELECT identity_id FROM cognito_datasets WHERE pool_id = ?1
+             UNION SELECT identity_id FROM cognito_devices WHERE pool_id = ?1)
+         WHERE id > ?2 ORDER BY id LIMIT ?3",
+        vec![
+            SqlValue::Text(pool_id.to_owned()),
+            SqlValue::Text(after.unwrap_or_default().to_owned()),
+            SqlValue::Integer(i64::from(limit)),
+        ],
+        |r| r.get(0),
+    )
+}
+
+pub(crate) fn identity_devices(conn: &Connection, identity_id: &str) -> Result<Vec<DeviceDump>, StoreError> {
+    let devices = query_all(
+        conn,
+        &format!("SELECT {DEVICE_COLS} FROM cognito_devices WHERE identity_id = ? ORDER BY device_id"),
+        vec![SqlValue::Text(identity_id.to_owned())],
+        device_row,
+    )?;
+    let subscriptions: Vec<(String, String)> = query_all(
+        conn,
+        "SELECT device_id, dataset_name FROM cognito_subscriptions WHERE identity_id = ?
+         ORDER BY device_id, dataset_name",
+        vec![SqlValue::Text(identity_id.to_owned())],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(crate::group_subscriptions(devices, subscriptions))
 }

@@ -168,3 +168,37 @@ pub(crate) fn put_matrix_media(conn: &Connection, m: &MatrixMedia) -> Result<(),
     .map(drop)
     .map_err(err)
 }
+
+pub(crate) fn matrix_filters(conn: &Connection, user_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+    let mut st = conn
+        .prepare_cached("SELECT filter_id, filter FROM matrix_filters WHERE user_id = ?1 ORDER BY filter_id")
+        .map_err(err)?;
+    let rows = st.query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?))).map_err(err)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(err)
+}
+
+pub(crate) fn matrix_media_after(
+    conn: &Connection,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<MatrixMedia>, StoreError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT media_id, user_id, content_type, filename, content, date_created FROM matrix_media
+             WHERE media_id > ?1 ORDER BY media_id LIMIT ?2",
+        )
+        .map_err(err)?;
+    let rows = st
+        .query_map(params![after.unwrap_or_default(), i64::from(limit)], |row| {
+            Ok(MatrixMedia {
+                media_id: row.get(0)?,
+                user_id: row.get(1)?,
+                content_type: row.get(2)?,
+                filename: row.get(3)?,
+                content: row.get(4)?,
+                date_created: Timestamp(row.get(5)?),
+            })
+        })
+        .map_err(err)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(err)
+}
