@@ -14,4 +14,5 @@ mod compat {
     mod js;
     mod matrix_js;
     mod python;
+    mod schemathesis;
 }

@@ -550,6 +550,64 @@ async fn bad_input_is_refused_naming_the_problem_and_changes_nothing() {
     assert_eq!(indexes(&s.get("/services/app/lists/l/items").await.ok()), [0]);
 }
 
+/// serde's derived structs also read an array of their fields in order: `[null, null]` once
+/// created a service and `[{"x": 1}]` a list item. Every native body is a JSON object.
+#[tokio::test]
+async fn json_bodies_that_are_not_objects_are_refused_and_change_nothing() {
+    let Some(s) = TestServer::start().await else { return };
+    s.service("app").await;
+    s.post("/services/app/lists", json!({ "unique_name": "l" })).await.ok();
+    s.post("/services/app/maps", json!({ "unique_name": "m" })).await.ok();
+    let services_before = s.get("/services").await.ok()["items"].clone();
+    let changes_before = s.all_changes("app").await;
+
+    let cases: [(Method, &str, &'static str, &str); 9] = [
+        (Method::POST, "/services", "[null, null]", "sequence"),
+        (Method::POST, "/services", "[]", "sequence"),
+        (Method::POST, "/services", "null", "null"),
+        (Method::POST, "/services/app", "[\"renamed\"]", "sequence"),
+        (Method::POST, "/services/app/documents", "[\"d\"]", "sequence"),
+        (Method::POST, "/services/app/lists/l/items", "[{\"x\": 1}]", "sequence"),
+        (Method::POST, "/services/app/maps/m/items", "[\"k\", {}]", "sequence"),
+        (Method::PUT, "/services/app/maps/m/items/k", "\"data\"", "string"),
+        (Method::POST, "/keys", "42", "integer"),
+    ];
+    for (method, path, body, kind) in cases {
+        let r = s.raw(method.clone(), path, body).await;
+        r.refused(400, 40001, "expected the body to be a JSON object");
+        assert!(r.message().contains(kind), "{method} {path} {body}: the message names '{kind}': {}", r.message());
+    }
+
+    assert_eq!(s.get("/services").await.ok()["items"], services_before, "no service was created or renamed");
+    assert_eq!(s.all_changes("app").await, changes_before, "nothing was written");
+    assert!(s.get("/services/app/lists/l/items").await.ok()["items"].as_array().unwrap().is_empty());
+}
+
+/// The served document is valid OpenAPI that clients can be generated from: operation ids are
+/// unique, every response has its required description, and every operation documents the
+/// native error body.
+#[tokio::test]
+async fn openapi_document_has_unique_operation_ids_described_responses_and_the_error_body() {
+    let Some(s) = TestServer::start().await else { return };
+    let doc = send(s.http.get(s.api("/openapi.json"))).await.ok();
+    let mut ids = HashSet::new();
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            operations += 1;
+            let id = operation["operationId"].as_str().unwrap();
+            assert!(ids.insert(id.to_owned()), "{method} {path}: operationId {id} is used twice");
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                let description = response["description"].as_str().unwrap_or_default();
+                assert!(!description.is_empty(), "{method} {path}: response {status} has no description");
+            }
+            let error = &operation["responses"]["default"]["content"]["application/json"]["schema"]["$ref"];
+            assert_eq!(error, "#/components/schemas/ErrorBody", "{method} {path}");
+        }
+    }
+    assert!(operations >= 38, "{operations} operations");
+}
+
 #[tokio::test]
 async fn requests_without_or_with_wrong_credentials_get_401() {
     let Some(s) = TestServer::start().await else { return };

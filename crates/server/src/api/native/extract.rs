@@ -9,7 +9,11 @@ use axum::http::header;
 use axum::http::request::Parts;
 use ferrosync_core::ErrorCode;
 use ferrosync_core::auth::Principal;
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
+use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 /// The authenticated principal: Basic (account or API key) or Bearer (access token).
@@ -44,18 +48,43 @@ pub async fn authenticate(state: &AppState, value: &str) -> Result<Principal, Ap
     }
 }
 
-/// A JSON body whose rejections (malformed JSON, unknown or missing fields, too large) come
-/// back in the native error format, naming the problem.
+/// A JSON body whose rejections (malformed JSON, a body that is not an object, unknown or
+/// missing fields, too large) come back in the native error format, naming the problem.
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(JsonBody(v)),
+        match axum::Json::<ObjectBody<T>>::from_request(req, state).await {
+            Ok(axum::Json(ObjectBody(v))) => Ok(JsonBody(v)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
+    }
+}
+
+/// `T` read from a JSON object only. Every native body is an object, but serde's derived
+/// structs also accept an array of their fields in order (`[null, null]` would create a
+/// service), and `Value` accepts anything.
+struct ObjectBody<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectBody<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectOnly<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectOnly<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("the body to be a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer.deserialize_map(ObjectOnly(PhantomData)).map(ObjectBody)
     }
 }
 

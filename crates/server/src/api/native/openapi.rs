@@ -27,7 +27,7 @@ use utoipa::OpenApi;
         admin::CognitoPoolView, admin::CognitoLoginView, admin::CognitoIdentityView, admin::CognitoDatasetView,
         admin::CognitoRecordView, admin::MatrixUserView, admin::MatrixRoomView,
     )),
-    modifiers(&Security),
+    modifiers(&Security, &Operations),
     security(("basic" = []), ("bearer" = [])),
 )]
 pub struct ApiDoc;
@@ -41,6 +41,51 @@ impl utoipa::Modify for Security {
         components.add_security_scheme("basic", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
         components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
     }
+}
+
+/// What the handlers' annotations leave out of each operation: a unique `operationId` (the
+/// handlers' names repeat across tags), a description on every response (OpenAPI requires
+/// one), and the error every operation can answer with, in the native format.
+struct Operations;
+
+impl utoipa::Modify for Operations {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
+            for operation in operations.into_iter().flatten() {
+                let tag = operation.tags.as_ref().and_then(|t| t.first()).cloned().unwrap_or_default();
+                if let Some(id) = operation.operation_id.as_mut()
+                    && !tag.is_empty()
+                {
+                    *id = format!("{tag}_{id}");
+                }
+                for (status, response) in &mut operation.responses.responses {
+                    if let RefOr::T(response) = response
+                        && response.description.is_empty()
+                    {
+                        response.description = describe(status);
+                    }
+                }
+                let error = ResponseBuilder::new()
+                    .description("Any other error: bad input, credentials, something missing, a conflict, …")
+                    .content("application/json", Content::new(Some(Ref::from_schema_name("ErrorBody"))))
+                    .build();
+                operation.responses.responses.entry("default".to_owned()).or_insert(RefOr::T(error));
+            }
+        }
+    }
+}
+
+/// The reason phrase of a status code, e.g. "Created" for 201.
+fn describe(status: &str) -> String {
+    status
+        .parse::<u16>()
+        .ok()
+        .and_then(|code| axum::http::StatusCode::from_u16(code).ok())
+        .and_then(|code| code.canonical_reason())
+        .unwrap_or(status)
+        .to_owned()
 }
 
 /// The document as pretty JSON; `docs/openapi.json` holds a committed copy.
