@@ -67,12 +67,12 @@
 //!
 //! # Fuzzing
 //!
-//! `crates/query/fuzz` is a `cargo fuzz` package outside the workspace. Its `parse` target feeds
+//! The repository's `fuzz/` package (outside the workspace) has a `query_parse` target that feeds
 //! arbitrary UTF-8 to [`parse`] and checks that whatever parses prints and parses back to an
-//! equal expression. It needs a nightly toolchain and `cargo install cargo-fuzz`:
+//! equal expression. With `cargo install cargo-fuzz`, on a stable toolchain:
 //!
 //! ```text
-//! cd crates/query && cargo +nightly fuzz run parse
+//! cargo fuzz run query_parse --sanitizer none
 //! ```
 
 mod ast;

@@ -1,8 +1,8 @@
 //! Feeds arbitrary UTF-8 to the parser. Whatever parses must print to text that parses back to
-//! an equal expression; whatever fails must point at a character of the input. Evaluation and
+//! an equal expression (when the print is within the length limit); whatever fails must point at a character of the input. Evaluation and
 //! constraint extraction must not panic either.
 //!
-//! Run with `cargo +nightly fuzz run parse` from `crates/query`.
+//! Run with `cargo fuzz run query_parse` from the repository root (see fuzz/README.md).
 
 #![no_main]
 
@@ -13,6 +13,11 @@ fuzz_target!(|input: &str| {
     match ferrosync_query::parse(input) {
         Ok(expr) => {
             let printed = expr.to_string();
+            // Printing escapes control characters, so an input near the length limit can
+            // print past it; such a print is not expected to parse again.
+            if printed.len() > ferrosync_query::MAX_LENGTH {
+                return;
+            }
             match ferrosync_query::parse(&printed) {
                 Ok(again) => assert_eq!(again, expr, "{input:?} printed as {printed:?}"),
                 Err(err) => panic!("{input:?} printed as {printed:?}, which fails: {err}"),
