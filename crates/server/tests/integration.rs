@@ -36,6 +36,8 @@ mod sqlite {
     mod cognito_trigger;
     #[path = "configured_indexes.rs"]
     mod configured_indexes;
+    #[path = "linearizability.rs"]
+    mod linearizability;
     #[path = "matrix.rs"]
     mod matrix;
     #[path = "matrix_e2ee.rs"]
@@ -91,6 +93,8 @@ mod postgres {
     mod cognito_trigger;
     #[path = "configured_indexes.rs"]
     mod configured_indexes;
+    #[path = "linearizability.rs"]
+    mod linearizability;
     #[path = "matrix.rs"]
     mod matrix;
     #[path = "matrix_e2ee.rs"]
