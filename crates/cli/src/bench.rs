@@ -15,15 +15,21 @@ use tokio::sync::{Mutex, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 
 mod cognito;
+mod compare;
 mod cross_node;
 mod livequery;
 mod matrix;
 mod proxy;
+mod reconnect;
 mod sdk;
+mod soak;
 use cross_node::cross_node;
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -57,6 +63,12 @@ pub struct BenchArgs {
     /// Long-polls waiting for one write.
     #[arg(long, default_value_t = 1_000)]
     pub longpolls: usize,
+    /// WebSocket subscribers of the reconnect storm: all drop, miss --storm-missed changes, and
+    /// reconnect and resume at once.
+    #[arg(long, default_value_t = 10_000)]
+    pub storm_clients: usize,
+    #[arg(long, default_value_t = 10)]
+    pub storm_missed: usize,
     /// Store of the servers the bench starts: `sqlite` (default) or a `postgres://` URL. On
     /// PostgreSQL the bench also starts a three-node cluster and measures cross-node delivery.
     #[arg(long)]
@@ -97,6 +109,15 @@ pub struct BenchArgs {
     pub quick: bool,
 }
 
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// The same workloads against Ferrosync, NATS JetStream KV and Redis, side by side.
+    Compare(compare::CompareArgs),
+    /// A long steady load (10,000 subscribers, 30 minutes by default): memory must stay flat
+    /// and every event arrive.
+    Soak(soak::SoakArgs),
+}
+
 struct Target {
     base: String,
     http: reqwest::Client,
@@ -131,6 +152,11 @@ struct Report {
     fanout_p99_ms: f64,
     idle_connection_bytes: Option<f64>,
     longpoll_wake_p99_ms: f64,
+    /// A reconnect storm: --storm-clients subscribers reconnect at once and resume from their
+    /// tokens; from the storm's start to the last one holding every change it missed, and the
+    /// p99 of one client's.
+    reconnect_storm_s: f64,
+    reconnect_catch_up_p99_ms: f64,
     /// Incremental Matrix `/sync` (`timeout=0`) covering one new message in the user's room.
     matrix_incremental_sync_p50_ms: f64,
     matrix_incremental_sync_p99_ms: f64,
@@ -163,12 +189,18 @@ struct Report {
 }
 
 pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
+    match args.command.take() {
+        Some(BenchCommand::Compare(compare)) => return compare::run(compare).await,
+        Some(BenchCommand::Soak(soak)) => return soak::run(soak).await,
+        None => {}
+    }
     if args.quick {
         args.writers = args.writers.min(8);
         args.seconds = 1;
         args.subscribers = args.subscribers.min(200);
         args.fanout_updates = args.fanout_updates.min(10);
         args.longpolls = args.longpolls.min(50);
+        args.storm_clients = args.storm_clients.min(200);
         args.cluster_seconds = 1;
         args.cluster_subscribers = args.cluster_subscribers.min(10);
         args.cluster_rate = args.cluster_rate.min(100.0);
@@ -229,6 +261,14 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
     meter.report("long-poll wake", args.json);
 
     progress(&format!(
+        "reconnect storm: {} subscribers reconnect at once, {} changes missed",
+        args.storm_clients, args.storm_missed
+    ));
+    let meter = CpuMeter::start(&target);
+    let storm = reconnect::storm(&target, &service, &identity_token, args.storm_clients, args.storm_missed).await?;
+    meter.report("reconnect storm", args.json);
+
+    progress(&format!(
         "Matrix: {} users in rooms of {}, {} sends",
         args.matrix_users, args.matrix_room_size, args.matrix_sends
     ));
@@ -266,8 +306,9 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
                 args.cluster_rate, args.cluster_seconds, args.cluster_subscribers
             ));
             // Nodes B and C join the bench's server (node A): subscribers on A and B, writes on C.
-            let mid = spawn_node(Some(store), &target.sid, &target.token).await?;
-            let far = spawn_node(Some(store), &target.sid, &target.token).await?;
+            let node = NodeOptions { store: Some(store.as_str()), ..NodeOptions::default() };
+            let mid = spawn_node(&node, &target.sid, &target.token).await?;
+            let far = spawn_node(&node, &target.sid, &target.token).await?;
             let (rate, hist) = cross_node(
                 &[&target, &mid],
                 &far,
@@ -293,6 +334,8 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         fanout_p99_ms: ms(fanout_hist.value_at_quantile(0.99)),
         idle_connection_bytes: idle_bytes.map(round),
         longpoll_wake_p99_ms: ms(wake_hist.value_at_quantile(0.99)),
+        reconnect_storm_s: (storm.all.as_secs_f64() * 100.0).round() / 100.0,
+        reconnect_catch_up_p99_ms: ms(storm.caught_up.value_at_quantile(0.99)),
         matrix_incremental_sync_p50_ms: ms(matrix.incremental.value_at_quantile(0.5)),
         matrix_incremental_sync_p99_ms: ms(matrix.incremental.value_at_quantile(0.99)),
         matrix_longpoll_wake_p50_ms: ms(matrix.wake.value_at_quantile(0.5)),
@@ -339,6 +382,11 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
             None,
         );
         row("long-poll wake", format!("{} polls", args.longpolls), Some(&wake_hist));
+        row(
+            &format!("reconnect storm s ({} clients)", args.storm_clients),
+            format!("{:.2}", report.reconnect_storm_s),
+            Some(&storm.caught_up),
+        );
         row("Matrix incremental /sync", format!("{} users", args.matrix_users), Some(&matrix.incremental));
         row("Matrix long-poll wake", format!("{} polls", args.matrix_users), Some(&matrix.wake));
         row("Matrix setup s (register, rooms)", format!("{:.1}", report.matrix_setup_s), None);
@@ -437,20 +485,46 @@ async fn start_target(args: &BenchArgs) -> anyhow::Result<Target> {
     }
     let sid = format!("AC{}", ferrosync_core::auth::random_hex(16));
     let token = ferrosync_core::auth::random_hex(16);
-    spawn_node(args.store.as_deref(), &sid, &token).await
+    spawn_node(&NodeOptions { store: args.store.as_deref(), ..NodeOptions::default() }, &sid, &token).await
+}
+
+/// How a bench server is started.
+#[derive(Debug, Clone, Copy, Default)]
+struct NodeOptions<'a> {
+    /// `None`: the embedded store in a temporary directory.
+    store: Option<&'a str>,
+    /// The CPU the server runs on (`taskset`), apart from the load generator's.
+    cpu: Option<usize>,
+    /// Commits reach the disk at checkpoints only (`synchronous = NORMAL`), not every commit.
+    relaxed_durability: bool,
+}
+
+/// `program` run through `taskset -c cpu` when a CPU is given.
+fn pinned_command(program: &std::ffi::OsStr, cpu: Option<usize>) -> Command {
+    match cpu {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(cpu.to_string()).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
 }
 
 /// Starts a server as a child process on a free port (on `store`, else the embedded store in a
 /// temporary directory) and waits until it is ready. Nodes given the same PostgreSQL store and
 /// credentials form one cluster.
-async fn spawn_node(store: Option<&str>, sid: &str, token: &str) -> anyhow::Result<Target> {
+async fn spawn_node(options: &NodeOptions<'_>, sid: &str, token: &str) -> anyhow::Result<Target> {
     let http = reqwest::Client::builder().pool_max_idle_per_host(4096).tcp_nodelay(true).build()?;
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut command = Command::new(std::env::current_exe()?);
+    let mut command = pinned_command(std::env::current_exe()?.as_os_str(), options.cpu);
     command.args(["serve", "--listen", &format!("127.0.0.1:{port}")]).arg("--data-dir").arg(dir.path());
-    if let Some(store) = store {
+    if let Some(store) = options.store {
         command.args(["--store", store]);
+    }
+    if options.relaxed_durability {
+        command.env("FERROSYNC_DURABILITY", "normal");
     }
     let child = command
         .env("FERROSYNC_ACCOUNT_SID", sid)

@@ -102,6 +102,8 @@ fn bench_report(extra: &[&str]) -> serde_json::Value {
         "fanout_p99_ms",
         "idle_connection_bytes",
         "longpoll_wake_p99_ms",
+        "reconnect_storm_s",
+        "reconnect_catch_up_p99_ms",
         "matrix_incremental_sync_p50_ms",
         "matrix_incremental_sync_p99_ms",
         "matrix_longpoll_wake_p50_ms",
@@ -131,6 +133,7 @@ fn bench_report(extra: &[&str]) -> serde_json::Value {
     assert!(report["livequery_updates_per_s"].as_f64().unwrap() > 0.0);
     assert!(report["sdk_increments_per_s"].as_f64().unwrap() > 0.0);
     assert!(report["sdk_delivery_p99_ms"].as_f64().unwrap() > 0.0);
+    assert!(report["reconnect_storm_s"].as_f64().unwrap() > 0.0);
     // A difference of two p99s: finite, of either sign.
     let added = report["livequery_added_p99_ms"].as_f64().unwrap_or_else(|| panic!("added p99: {report}"));
     assert!(added.is_finite(), "{report}");
@@ -279,7 +282,11 @@ fn wait_for_line(rx: &std::sync::mpsc::Receiver<String>, timeout: Duration, want
 }
 
 /// Runs a command to completion within `COMMAND_TIMEOUT`, feeding it `stdin`.
-fn run_bounded(mut cmd: Command, stdin: Option<&str>) -> Output {
+fn run_bounded(cmd: Command, stdin: Option<&str>) -> Output {
+    run_bounded_for(cmd, stdin, COMMAND_TIMEOUT)
+}
+
+fn run_bounded_for(mut cmd: Command, stdin: Option<&str>, timeout: Duration) -> Output {
     use std::process::Stdio;
     let mut child = cmd
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
@@ -302,12 +309,12 @@ fn run_bounded(mut cmd: Command, stdin: Option<&str>) -> Output {
     let stdout = read_all(Box::new(child.stdout.take().unwrap()));
     let stderr = read_all(Box::new(child.stderr.take().unwrap()));
     let mut child = KillOnDrop(child);
-    let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
+    let deadline = std::time::Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.0.try_wait().unwrap() {
             break status;
         }
-        assert!(std::time::Instant::now() < deadline, "{cmd:?} did not finish within {COMMAND_TIMEOUT:?}");
+        assert!(std::time::Instant::now() < deadline, "{cmd:?} did not finish within {timeout:?}");
         std::thread::sleep(Duration::from_millis(20));
     };
     Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
@@ -930,4 +937,60 @@ fn export_and_import_carry_matrix_accounts_and_uploads() {
         let accounts = t.matrix_account_dumps(&Principal::Root, None, 10).await.unwrap();
         assert_eq!(accounts.len(), 1);
     });
+}
+
+#[test]
+fn bench_compare_measures_every_system_and_writes_its_table_json_and_chart() {
+    let peers = ["/usr/sbin/nats-server", "/usr/bin/redis-server"];
+    if let Some(missing) = peers.iter().find(|p| !std::path::Path::new(p).exists()) {
+        assert!(std::env::var("CI").is_err(), "{missing} is not installed (scripts/peers-for-tests installs it)");
+        eprintln!("\nNOTE: {missing} is not installed, so `bench compare` was SKIPPED.\n");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (json, chart) = (work.path().join("compare.json"), work.path().join("compare.png"));
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ferrosync"));
+    c.args(["bench", "compare", "--quick", "--json-out", json.to_str().unwrap(), "--chart", chart.to_str().unwrap()])
+        .env_remove("RUST_LOG");
+    let out = run_bounded_for(c, None, Duration::from_secs(300));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}\n{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["skipped"], serde_json::json!([]));
+    let medians = report["medians"].as_array().unwrap();
+    let systems = |workload: &str| -> Vec<String> {
+        medians.iter().filter(|m| m["workload"] == workload).map(|m| m["system"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(
+        systems("conditional write, 1 client"),
+        ["ferrosync", "ferrosync (fsync at checkpoints)", "nats jetstream kv"]
+    );
+    assert_eq!(systems("write → watcher"), ["ferrosync", "nats jetstream kv"]);
+    assert_eq!(systems("fan-out to 50"), ["ferrosync", "redis pub/sub"]);
+    for m in medians {
+        assert!(m["per_s"].as_f64().unwrap() > 0.0 && m["p99_ms"].as_f64().unwrap() > 0.0, "{m}");
+        assert!(m["p99_ms"].as_f64() >= m["p50_ms"].as_f64(), "{m}");
+        assert!(m["throughput_vs_ferrosync"].as_f64().is_some(), "{m}");
+        assert!(table.contains(m["system"].as_str().unwrap()), "the table has a row for {m}");
+    }
+    let png = std::fs::read(&chart).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000, "a drawn chart");
+}
+
+#[test]
+fn bench_soak_samples_memory_and_counts_every_event() {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ferrosync"));
+    c.args(["bench", "soak", "--seconds", "6", "--connections", "100", "--documents", "10", "--rate", "20"])
+        .args(["--sample-secs", "1", "--max-growth-percent", "1000", "--json"])
+        .env_remove("RUST_LOG");
+    let out = run_bounded_for(c, None, Duration::from_secs(120));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let writes = report["writes"].as_u64().unwrap();
+    assert!(writes >= 60, "{report}");
+    // Ten subscribers per document: every write reaches ten.
+    assert_eq!(report["expected"].as_u64(), Some(writes * 10));
+    assert_eq!(report["delivered"], report["expected"]);
+    let samples = report["samples"].as_array().unwrap();
+    assert!(samples.len() >= 5 && samples.iter().all(|s| s["rss_bytes"].as_u64() > Some(1 << 20)), "{report}");
 }

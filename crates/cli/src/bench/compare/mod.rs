@@ -1,0 +1,391 @@
+//! `ferrosync bench compare`: the same workloads against Ferrosync and the peers users would
+//! otherwise pick, installed from Debian's packages — NATS JetStream KV (conditional puts,
+//! watch) and Redis (pub/sub fan-out) — in one run on one machine. Each server runs pinned to
+//! its own core, away from the load generator; each workload is repeated (three times by
+//! default) on a fresh server, and the medians and their ratios to Ferrosync's are printed as a
+//! table, written as JSON and drawn as a PNG chart of the latency distributions.
+
+mod chart;
+mod peers;
+
+use super::{NodeOptions, Target, conditional_updates, fanout, open_idle, spawn_node};
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// Repetitions of every workload on every system (each on a fresh server).
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Seconds each conditional-write run lasts.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Concurrent writers (each on its own key) in the concurrent conditional-write workload.
+    #[arg(long, default_value_t = 16)]
+    pub writers: usize,
+    /// Writes the watch workload makes, paced at --watch-rate.
+    #[arg(long, default_value_t = 1_000)]
+    pub watch_messages: usize,
+    #[arg(long, default_value_t = 500.0)]
+    pub watch_rate: f64,
+    /// Subscriber counts of the fan-out workloads.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    pub fanout: Vec<usize>,
+    /// Messages each fan-out run publishes, paced at --fanout-rate.
+    #[arg(long, default_value_t = 100)]
+    pub fanout_messages: usize,
+    #[arg(long, default_value_t = 100.0)]
+    pub fanout_rate: f64,
+    /// Where the results go as JSON.
+    #[arg(long, default_value = "bench-compare.json")]
+    pub json_out: PathBuf,
+    /// Where the chart of latency distributions goes (PNG).
+    #[arg(long, default_value = "bench-compare.png")]
+    pub chart: PathBuf,
+    /// Leave servers and generator on any core.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Small numbers everywhere: a smoke run in seconds.
+    #[arg(long)]
+    pub quick: bool,
+}
+
+/// What one run measured: operations (or deliveries) per second and their latencies (µs).
+pub(super) struct Sample {
+    pub per_s: f64,
+    pub hist: Histogram<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum System {
+    Ferrosync,
+    /// Ferrosync committing without an fsync per commit, as JetStream's defaults do.
+    FerrosyncRelaxed,
+    Nats,
+    Redis,
+}
+
+impl System {
+    fn name(self) -> &'static str {
+        match self {
+            System::Ferrosync => "ferrosync",
+            System::FerrosyncRelaxed => "ferrosync (fsync at checkpoints)",
+            System::Nats => "nats jetstream kv",
+            System::Redis => "redis pub/sub",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Workload {
+    /// One client, one key: read-modify-write with the expected revision, one in flight.
+    CasSequential,
+    /// --writers clients, each on its own key.
+    CasConcurrent,
+    /// Paced writes to one key, one watcher: write to notification.
+    Watch,
+    /// Paced writes to n subscribers: write to delivery.
+    Fanout(usize),
+}
+
+impl Workload {
+    fn name(self) -> String {
+        match self {
+            Workload::CasSequential => "conditional write, 1 client".into(),
+            Workload::CasConcurrent => "conditional writes, concurrent".into(),
+            Workload::Watch => "write → watcher".into(),
+            Workload::Fanout(n) => format!("fan-out to {n}"),
+        }
+    }
+
+    fn systems(self) -> &'static [System] {
+        match self {
+            Workload::CasSequential | Workload::CasConcurrent => {
+                &[System::Ferrosync, System::FerrosyncRelaxed, System::Nats]
+            }
+            Workload::Watch => &[System::Ferrosync, System::Nats],
+            Workload::Fanout(_) => &[System::Ferrosync, System::Redis],
+        }
+    }
+
+    /// What `per_s` counts.
+    fn unit(self) -> &'static str {
+        match self {
+            Workload::CasSequential | Workload::CasConcurrent => "writes/s",
+            Workload::Watch => "writes/s (paced)",
+            Workload::Fanout(_) => "deliveries/s",
+        }
+    }
+}
+
+/// Latency quantiles recorded for every run (and drawn).
+pub(super) const QUANTILES: [f64; 8] = [0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 1.0];
+
+#[derive(Debug, Clone, Serialize)]
+struct Run {
+    workload: String,
+    system: String,
+    rep: usize,
+    per_s: f64,
+    /// Latency at each of [`QUANTILES`], in ms.
+    latency_ms: Vec<f64>,
+    samples: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Median {
+    workload: String,
+    system: String,
+    unit: String,
+    per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// This system's throughput over Ferrosync's: below 1, Ferrosync does more.
+    throughput_vs_ferrosync: Option<f64>,
+    /// This system's p99 over Ferrosync's: above 1, Ferrosync answers sooner.
+    p99_vs_ferrosync: Option<f64>,
+    /// The run whose p99 is the median, drawn in the chart.
+    latency_ms: Vec<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    cpus: usize,
+    /// The core the servers ran on, if pinned; the generator had the others.
+    server_cpu: Option<usize>,
+    reps: usize,
+    versions: Vec<(String, String)>,
+    medians: Vec<Median>,
+    runs: Vec<Run>,
+    skipped: Vec<String>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Pins this process (every thread it has now, and so every thread they start) to all cores
+/// but the last, which the servers get. `None` when there is a single core or no `taskset`.
+fn pin_generator(cpus: usize) -> Option<usize> {
+    if cpus < 2 {
+        return None;
+    }
+    let server = cpus - 1;
+    let mine = if server == 1 { "0".to_owned() } else { format!("0-{}", server - 1) };
+    let ok = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", &mine, &std::process::id().to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then_some(server)
+}
+
+pub async fn run(mut args: CompareArgs) -> anyhow::Result<()> {
+    if args.quick {
+        args.reps = args.reps.min(1);
+        args.seconds = 1;
+        args.writers = args.writers.min(4);
+        args.watch_messages = args.watch_messages.min(50);
+        args.fanout = args.fanout.iter().map(|n| (*n).min(50)).collect();
+        args.fanout.dedup();
+        args.fanout_messages = args.fanout_messages.min(10);
+    }
+    let most = args.fanout.iter().copied().max().unwrap_or(0) as u64;
+    let _ = rlimit::increase_nofile_limit(most * 2 + 1024);
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let server_cpu = if args.no_pin { None } else { pin_generator(cpus) };
+    let nats = peers::find("nats-server");
+    let redis = peers::find("redis-server");
+    let mut versions = vec![("ferrosync".to_owned(), env!("CARGO_PKG_VERSION").to_owned())];
+    let mut skipped = Vec::new();
+    match &nats {
+        Some(p) => versions.push(("nats-server".into(), peers::version(p, "--version"))),
+        None => skipped.push("nats-server is not installed (Debian: apt install nats-server)".to_owned()),
+    }
+    match &redis {
+        Some(p) => versions.push(("redis-server".into(), peers::version(p, "-v"))),
+        None => skipped.push("redis-server is not installed (Debian: apt install redis-server)".to_owned()),
+    }
+    for s in &skipped {
+        eprintln!("bench compare: {s}: its rows are skipped");
+    }
+    let mut workloads = vec![Workload::CasSequential, Workload::CasConcurrent, Workload::Watch];
+    workloads.extend(args.fanout.iter().map(|n| Workload::Fanout(*n)));
+
+    let mut runs = Vec::new();
+    for rep in 0..args.reps {
+        for &workload in &workloads {
+            for &system in workload.systems() {
+                let binary = match system {
+                    System::Nats => nats.as_deref(),
+                    System::Redis => redis.as_deref(),
+                    _ => Some(std::path::Path::new("")),
+                };
+                let Some(binary) = binary else { continue };
+                eprintln!("bench compare: {} on {} (run {} of {})", workload.name(), system.name(), rep + 1, args.reps);
+                let sample = measure(&args, workload, system, binary, server_cpu)
+                    .await
+                    .with_context(|| format!("{} on {}", workload.name(), system.name()))?;
+                runs.push(Run {
+                    workload: workload.name(),
+                    system: system.name().to_owned(),
+                    rep,
+                    per_s: round(sample.per_s),
+                    latency_ms: QUANTILES.iter().map(|q| ms(sample.hist.value_at_quantile(*q))).collect(),
+                    samples: sample.hist.len(),
+                });
+            }
+        }
+    }
+
+    let mut medians = Vec::new();
+    for &workload in &workloads {
+        let mut rows: Vec<Median> = Vec::new();
+        for &system in workload.systems() {
+            let mine: Vec<&Run> =
+                runs.iter().filter(|r| r.workload == workload.name() && r.system == system.name()).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let p99 = median(mine.iter().map(|r| r.latency_ms[4]).collect());
+            let typical =
+                mine.iter().min_by(|a, b| (a.latency_ms[4] - p99).abs().total_cmp(&(b.latency_ms[4] - p99).abs()));
+            rows.push(Median {
+                workload: workload.name(),
+                system: system.name().to_owned(),
+                unit: workload.unit().to_owned(),
+                per_s: round(median(mine.iter().map(|r| r.per_s).collect())),
+                p50_ms: median(mine.iter().map(|r| r.latency_ms[0]).collect()),
+                p99_ms: p99,
+                throughput_vs_ferrosync: None,
+                p99_vs_ferrosync: None,
+                latency_ms: typical.map(|r| r.latency_ms.clone()).unwrap_or_default(),
+            });
+        }
+        if let Some(base) = rows.iter().find(|r| r.system == System::Ferrosync.name()).cloned() {
+            for r in &mut rows {
+                r.throughput_vs_ferrosync = Some(ratio(r.per_s, base.per_s));
+                r.p99_vs_ferrosync = Some(ratio(r.p99_ms, base.p99_ms));
+            }
+        }
+        medians.extend(rows);
+    }
+
+    println!(
+        "{:<32} {:<34} {:>14} {:>9} {:>9} {:>9} {:>9}",
+        "workload", "system", "per s", "p50 ms", "p99 ms", "thr/ferro", "p99/ferro"
+    );
+    for m in &medians {
+        let r = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+        println!(
+            "{:<32} {:<34} {:>14.0} {:>9.2} {:>9.2} {:>9} {:>9}",
+            m.workload,
+            m.system,
+            m.per_s,
+            m.p50_ms,
+            m.p99_ms,
+            r(m.throughput_vs_ferrosync),
+            r(m.p99_vs_ferrosync)
+        );
+    }
+    let report = Report { cpus, server_cpu, reps: args.reps, versions, medians, runs, skipped };
+    std::fs::write(&args.json_out, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("cannot write {}", args.json_out.display()))?;
+    eprintln!("bench compare: results in {}", args.json_out.display());
+    let panels: Vec<chart::Panel> = workloads
+        .iter()
+        .map(|w| chart::Panel {
+            title: w.name(),
+            series: report
+                .medians
+                .iter()
+                .filter(|m| m.workload == w.name())
+                .map(|m| (m.system.clone(), m.latency_ms.clone()))
+                .collect(),
+        })
+        .filter(|p| !p.series.is_empty())
+        .collect();
+    match chart::draw(&args.chart, &panels) {
+        Ok(()) => eprintln!("bench compare: chart in {}", args.chart.display()),
+        Err(e) => eprintln!("bench compare: no chart: {e:#}"),
+    }
+    Ok(())
+}
+
+fn round(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+fn ms(micros: u64) -> f64 {
+    (micros as f64 / 10.0).round() / 100.0
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { (a / b * 100.0).round() / 100.0 } else { f64::NAN }
+}
+
+async fn measure(
+    args: &CompareArgs,
+    workload: Workload,
+    system: System,
+    binary: &std::path::Path,
+    cpu: Option<usize>,
+) -> anyhow::Result<Sample> {
+    match system {
+        System::Ferrosync | System::FerrosyncRelaxed => {
+            let options =
+                NodeOptions { cpu, relaxed_durability: system == System::FerrosyncRelaxed, ..NodeOptions::default() };
+            let sid = format!("AC{}", ferrosync_core::auth::random_hex(16));
+            let target = spawn_node(&options, &sid, &ferrosync_core::auth::random_hex(16)).await?;
+            ferrosync(args, workload, &target).await
+        }
+        System::Nats => {
+            let server = peers::start_nats(binary, cpu).await?;
+            match workload {
+                Workload::CasSequential => peers::nats_conditional_writes(&server.addr, 1, args.seconds).await,
+                Workload::CasConcurrent => {
+                    peers::nats_conditional_writes(&server.addr, args.writers, args.seconds).await
+                }
+                Workload::Watch => peers::nats_watch(&server.addr, args.watch_messages, args.watch_rate).await,
+                Workload::Fanout(_) => anyhow::bail!("not a NATS workload"),
+            }
+        }
+        System::Redis => {
+            let server = peers::start_redis(binary, cpu).await?;
+            match workload {
+                Workload::Fanout(n) => {
+                    peers::redis_fanout(&server.addr, n, args.fanout_messages, args.fanout_rate).await
+                }
+                _ => anyhow::bail!("not a Redis workload"),
+            }
+        }
+    }
+}
+
+async fn ferrosync(args: &CompareArgs, workload: Workload, target: &Target) -> anyhow::Result<Sample> {
+    let service = target.post("/api/v1/services", json!({ "friendly_name": "compare" })).await?;
+    let service = service["sid"].as_str().context("service sid")?.to_owned();
+    let (per_s, hist) = match workload {
+        Workload::CasSequential => conditional_updates(target, &service, 1, args.seconds).await?,
+        Workload::CasConcurrent => conditional_updates(target, &service, args.writers, args.seconds).await?,
+        Workload::Watch | Workload::Fanout(_) => {
+            let (subscribers, messages, rate) = match workload {
+                Workload::Fanout(n) => (n, args.fanout_messages, args.fanout_rate),
+                _ => (1, args.watch_messages, args.watch_rate),
+            };
+            let token = target
+                .post("/api/v1/tokens", json!({ "service": service, "identity": "bench", "ttl": 3600 }))
+                .await?["token"]
+                .as_str()
+                .context("token")?
+                .to_owned();
+            let (sockets, _) = open_idle(target, &token, subscribers).await?;
+            fanout(target, &service, sockets, messages, rate).await?
+        }
+    };
+    Ok(Sample { per_s, hist })
+}

@@ -1,0 +1,316 @@
+//! The peers `ferrosync bench compare` measures beside Ferrosync, started from their Debian
+//! packages' binaries on a free loopback port, each in a scratch directory: NATS with
+//! JetStream (its KV buckets: put with expected revision, watch) and Redis (pub/sub).
+
+use super::super::{histogram, pinned_command};
+use super::Sample;
+use anyhow::{Context, bail};
+use futures_util::StreamExt;
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A peer server, stopped when dropped.
+pub(super) struct PeerServer {
+    pub addr: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for PeerServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where a peer's binary is, if installed.
+pub(super) fn find(program: &str) -> Option<std::path::PathBuf> {
+    ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"]
+        .iter()
+        .map(|d| std::path::Path::new(d).join(program))
+        .find(|p| p.exists())
+}
+
+/// The first line a peer prints of its version (`nats-server --version`, `redis-server -v`).
+pub(super) fn version(program: &std::path::Path, flag: &str) -> String {
+    std::process::Command::new(program)
+        .arg(flag)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or_default().trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn wait_for_port(addr: &str, child: &mut Child) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("the peer exited before listening: {status}");
+        }
+        if Instant::now() > deadline {
+            bail!("the peer did not listen on {addr} within 20 s");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// `nats-server -js` with its store in a scratch directory (JetStream's defaults: file
+/// storage, flushed to disk every two minutes rather than on each write).
+pub(super) async fn start_nats(binary: &std::path::Path, cpu: Option<usize>) -> anyhow::Result<PeerServer> {
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let mut child = pinned_command(binary.as_os_str(), cpu)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start nats-server")?;
+    let addr = format!("127.0.0.1:{port}");
+    wait_for_port(&addr, &mut child).await?;
+    Ok(PeerServer { addr, child, _dir: dir })
+}
+
+/// `redis-server` without persistence, room for 20,000 clients.
+pub(super) async fn start_redis(binary: &std::path::Path, cpu: Option<usize>) -> anyhow::Result<PeerServer> {
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let mut child = pinned_command(binary.as_os_str(), cpu)
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .args(["--maxclients", "20000", "--protected-mode", "yes", "--dir"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start redis-server")?;
+    let addr = format!("127.0.0.1:{port}");
+    wait_for_port(&addr, &mut child).await?;
+    Ok(PeerServer { addr, child, _dir: dir })
+}
+
+/// A KV bucket, made as `create_key_value` makes one: that call reads account fields the
+/// server in Debian 12 (2.9) does not send yet, so the bucket's stream is created directly.
+async fn kv_bucket(addr: &str) -> anyhow::Result<async_nats::jetstream::kv::Store> {
+    use async_nats::jetstream::stream;
+    let client = async_nats::connect(addr).await?;
+    let js = async_nats::jetstream::new(client);
+    js.create_stream(stream::Config {
+        name: "KV_bench".into(),
+        subjects: vec!["$KV.bench.>".into()],
+        max_messages_per_subject: 1,
+        discard: stream::DiscardPolicy::New,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        storage: stream::StorageType::File,
+        num_replicas: 1,
+        ..Default::default()
+    })
+    .await?;
+    Ok(js.get_key_value("bench").await?)
+}
+
+/// `writers` clients, each updating its own key with the revision it last wrote
+/// (`kv.update`, JetStream's expected-last-subject-sequence), for `seconds`.
+pub(super) async fn nats_conditional_writes(addr: &str, writers: usize, seconds: u64) -> anyhow::Result<Sample> {
+    let kv = kv_bucket(addr).await?;
+    let mut tasks = Vec::new();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    for w in 0..writers {
+        let kv = kv.clone();
+        tasks.push(tokio::spawn(async move {
+            let key = format!("w{w}");
+            let mut revision = kv.put(&key, "0".into()).await?;
+            let mut hist = histogram();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let t0 = Instant::now();
+                revision = kv.update(&key, format!("{{\"n\":{n}}}").into(), revision).await?;
+                let _ = hist.record(t0.elapsed().as_micros() as u64);
+                n += 1;
+            }
+            Ok::<_, anyhow::Error>((n, hist))
+        }));
+    }
+    let (mut total, mut hist) = (0, histogram());
+    for t in tasks {
+        let (n, h) = t.await??;
+        total += n;
+        hist.add(h)?;
+    }
+    Ok(Sample { per_s: total as f64 / started.elapsed().as_secs_f64(), hist })
+}
+
+/// Puts paced at `rate`, each carrying its send time, and one watcher of the key: the time
+/// from a put's send to the watcher's entry.
+pub(super) async fn nats_watch(addr: &str, messages: usize, rate: f64) -> anyhow::Result<Sample> {
+    let kv = kv_bucket(addr).await?;
+    let mut watch = kv.watch("w").await?;
+    let epoch = Instant::now();
+    let reader = tokio::spawn(async move {
+        let mut hist = histogram();
+        let mut seen = 0;
+        while seen < messages {
+            let entry = match tokio::time::timeout(Duration::from_secs(30), watch.next()).await {
+                Ok(Some(entry)) => entry?,
+                Ok(None) => bail!("the watch ended after {seen} entries"),
+                Err(_) => bail!("the watch saw {seen} of {messages} entries in time"),
+            };
+            let sent: u64 = std::str::from_utf8(&entry.value).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let _ = hist.record((epoch.elapsed().as_micros() as u64).saturating_sub(sent).max(1));
+            seen += 1;
+        }
+        Ok::<_, anyhow::Error>(hist)
+    });
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.1)));
+    for _ in 0..messages {
+        tick.tick().await;
+        let sent = epoch.elapsed().as_micros() as u64;
+        kv.put("w", sent.to_string().into()).await?;
+    }
+    let hist = reader.await??;
+    Ok(Sample { per_s: messages as f64 / started.elapsed().as_secs_f64(), hist })
+}
+
+/// The start of every message a subscriber of channel `bench` receives (RESP2 push).
+const MESSAGE: &[u8] = b"*3\r\n$7\r\nmessage\r\n$5\r\nbench\r\n$";
+
+/// One whole message at the start of `buf`: its payload and the bytes it takes.
+fn next_message(buf: &[u8]) -> Option<(&[u8], usize)> {
+    let rest = buf.strip_prefix(MESSAGE)?;
+    let digits = rest.iter().position(|b| *b == b'\r')?;
+    let len: usize = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    let start = MESSAGE.len() + digits + 2;
+    let payload = buf.get(start..start + len)?;
+    buf.get(start + len + 1)?;
+    Some((payload, start + len + 2))
+}
+
+/// Subscribes a raw connection to `bench` and counts `messages` messages off the socket (as
+/// the Ferrosync side counts WebSocket frames: a full client per subscriber would make the
+/// generator the bottleneck); `sampled` ones time each delivery.
+async fn redis_subscriber(
+    addr: &str,
+    messages: usize,
+    sampled: bool,
+    epoch: Instant,
+    delivered: &AtomicU64,
+    ready: &tokio::sync::Semaphore,
+    connecting: tokio::sync::OwnedSemaphorePermit,
+) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.write_all(b"SUBSCRIBE bench\r\n").await?;
+    let confirm = b"*3\r\n$9\r\nsubscribe\r\n$5\r\nbench\r\n:1\r\n";
+    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    while buf.len() < confirm.len() {
+        if tcp.read_buf(&mut buf).await? == 0 {
+            bail!("Redis closed the connection before confirming the subscription");
+        }
+    }
+    if !buf.starts_with(confirm) {
+        bail!("unexpected answer to SUBSCRIBE: {:?}", String::from_utf8_lossy(&buf));
+    }
+    buf.drain(..confirm.len());
+    ready.add_permits(1);
+    drop(connecting);
+    let mut hist = histogram();
+    let mut seen = 0;
+    loop {
+        let mut at = 0;
+        while let Some((payload, used)) = next_message(&buf[at..]) {
+            seen += 1;
+            delivered.fetch_add(1, Ordering::Relaxed);
+            if sampled {
+                let sent: u64 = std::str::from_utf8(payload).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+                let _ = hist.record((epoch.elapsed().as_micros() as u64).saturating_sub(sent).max(1));
+            }
+            at += used;
+        }
+        buf.drain(..at);
+        if seen >= messages {
+            return Ok(hist);
+        }
+        if tcp.read_buf(&mut buf).await? == 0 {
+            bail!("Redis closed the connection after {seen} of {messages} messages");
+        }
+    }
+}
+
+/// `subscribers` connections subscribed to one channel; `messages` PUBLISHes paced at `rate`,
+/// each carrying its send time. Every 20th subscriber times its deliveries.
+pub(super) async fn redis_fanout(addr: &str, subscribers: usize, messages: usize, rate: f64) -> anyhow::Result<Sample> {
+    let epoch = Instant::now();
+    let delivered = Arc::new(AtomicU64::new(0));
+    let ready = Arc::new(tokio::sync::Semaphore::new(0));
+    let limit = Arc::new(tokio::sync::Semaphore::new(256));
+    let mut readers = Vec::with_capacity(subscribers);
+    for i in 0..subscribers {
+        let (addr, delivered, ready, limit) = (addr.to_owned(), delivered.clone(), ready.clone(), limit.clone());
+        readers.push(tokio::spawn(async move {
+            let connecting = limit.acquire_owned().await?;
+            let hist = redis_subscriber(&addr, messages, i % 20 == 0, epoch, &delivered, &ready, connecting).await?;
+            Ok::<_, anyhow::Error>((hist, Instant::now()))
+        }));
+    }
+    tokio::time::timeout(Duration::from_secs(120), ready.acquire_many(subscribers as u32))
+        .await
+        .context("Redis subscribers did not all subscribe within 120 s")??
+        .forget();
+    let client = redis::Client::open(format!("redis://{addr}/"))?;
+    let mut publisher = client.get_multiplexed_async_connection().await?;
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for _ in 0..messages {
+        tick.tick().await;
+        let sent = epoch.elapsed().as_micros() as u64;
+        let _: i64 = redis::cmd("PUBLISH").arg("bench").arg(sent.to_string()).query_async(&mut publisher).await?;
+    }
+    let (mut hist, mut last) = (histogram(), started);
+    let wait = async {
+        for r in readers {
+            let (h, done) = r.await??;
+            hist.add(h)?;
+            last = last.max(done);
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    tokio::time::timeout(Duration::from_secs(300), wait).await.with_context(|| {
+        format!(
+            "only {} of {} Redis deliveries within 300 s",
+            delivered.load(Ordering::Relaxed),
+            subscribers * messages
+        )
+    })??;
+    let got = delivered.load(Ordering::Relaxed);
+    Ok(Sample { per_s: got as f64 / last.duration_since(started).as_secs_f64(), hist })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_message;
+
+    #[test]
+    fn messages_are_read_whole_or_not_at_all() {
+        let two =
+            b"*3\r\n$7\r\nmessage\r\n$5\r\nbench\r\n$3\r\n123\r\n*3\r\n$7\r\nmessage\r\n$5\r\nbench\r\n$1\r\n9\r\n";
+        let (payload, used) = next_message(two).unwrap_or_default();
+        assert_eq!(payload, b"123");
+        assert_eq!(next_message(&two[used..]).map(|(p, _)| p), Some(&b"9"[..]));
+        for cut in 1..used {
+            assert_eq!(next_message(&two[..cut]), None, "cut at {cut}");
+        }
+    }
+}
