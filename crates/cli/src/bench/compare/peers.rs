@@ -63,38 +63,50 @@ async fn wait_for_port(addr: &str, child: &mut Child) -> anyhow::Result<()> {
     }
 }
 
-/// `nats-server -js` with its store in a scratch directory (JetStream's defaults: file
-/// storage, flushed to disk every two minutes rather than on each write).
-pub(super) async fn start_nats(binary: &std::path::Path, cpu: Option<usize>) -> anyhow::Result<PeerServer> {
+/// Starts `binary` (on `cpu`) with the arguments `args` gives for its scratch directory and
+/// port, and waits until it listens.
+async fn start(
+    binary: &std::path::Path,
+    cpu: Option<usize>,
+    args: impl FnOnce(&std::path::Path, u16) -> Vec<std::ffi::OsString>,
+) -> anyhow::Result<PeerServer> {
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
     let mut child = pinned_command(binary.as_os_str(), cpu)
-        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-        .arg(dir.path())
+        .args(args(dir.path(), port))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .context("cannot start nats-server")?;
+        .with_context(|| format!("cannot start {}", binary.display()))?;
     let addr = format!("127.0.0.1:{port}");
     wait_for_port(&addr, &mut child).await?;
     Ok(PeerServer { addr, child, _dir: dir })
 }
 
+/// `nats-server -js` with its store in a scratch directory (JetStream's defaults: file
+/// storage, flushed to disk every two minutes rather than on each write).
+pub(super) async fn start_nats(binary: &std::path::Path, cpu: Option<usize>) -> anyhow::Result<PeerServer> {
+    start(binary, cpu, |dir, port| {
+        let mut a: Vec<std::ffi::OsString> =
+            ["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"].iter().map(Into::into).collect();
+        a.push(dir.into());
+        a
+    })
+    .await
+}
+
 /// `redis-server` without persistence, room for 20,000 clients.
 pub(super) async fn start_redis(binary: &std::path::Path, cpu: Option<usize>) -> anyhow::Result<PeerServer> {
-    let dir = tempfile::tempdir()?;
-    let port = free_port()?;
-    let mut child = pinned_command(binary.as_os_str(), cpu)
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
-        .args(["--maxclients", "20000", "--protected-mode", "yes", "--dir"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start redis-server")?;
-    let addr = format!("127.0.0.1:{port}");
-    wait_for_port(&addr, &mut child).await?;
-    Ok(PeerServer { addr, child, _dir: dir })
+    start(binary, cpu, |dir, port| {
+        let mut a: Vec<std::ffi::OsString> = ["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", ""]
+            .iter()
+            .chain(&["--appendonly", "no", "--maxclients", "20000", "--protected-mode", "yes", "--dir"])
+            .map(Into::into)
+            .collect();
+        a.push(dir.into());
+        a
+    })
+    .await
 }
 
 /// A KV bucket, made as `create_key_value` makes one: that call reads account fields the

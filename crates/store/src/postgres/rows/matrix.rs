@@ -128,22 +128,23 @@ pub(crate) fn put_matrix_filter(
     .map(drop)
 }
 
-pub(crate) fn matrix_media(conn: &mut PgConn, media_id: &str) -> Result<Option<MatrixMedia>, StoreError> {
-    conn.query_opt(
-        "SELECT media_id, user_id, content_type, filename, content, date_created FROM matrix_media WHERE media_id = $1",
-        &[&media_id],
-    )?
-    .map(|r| {
-        Ok(MatrixMedia {
-            media_id: get(&r, 0, "media_id")?,
-            user_id: get(&r, 1, "user_id")?,
-            content_type: get(&r, 2, "content_type")?,
-            filename: get(&r, 3, "filename")?,
-            content: get(&r, 4, "content")?,
-            date_created: ts_col(&r, 5, "date_created")?,
-        })
+const MEDIA_COLS: &str = "media_id, user_id, content_type, filename, content, date_created";
+
+fn media_row(r: &postgres::Row) -> Result<MatrixMedia, StoreError> {
+    Ok(MatrixMedia {
+        media_id: get(r, 0, "media_id")?,
+        user_id: get(r, 1, "user_id")?,
+        content_type: get(r, 2, "content_type")?,
+        filename: get(r, 3, "filename")?,
+        content: get(r, 4, "content")?,
+        date_created: ts_col(r, 5, "date_created")?,
     })
-    .transpose()
+}
+
+pub(crate) fn matrix_media(conn: &mut PgConn, media_id: &str) -> Result<Option<MatrixMedia>, StoreError> {
+    conn.query_opt(&format!("SELECT {MEDIA_COLS} FROM matrix_media WHERE media_id = $1"), &[&media_id])?
+        .map(|r| media_row(&r))
+        .transpose()
 }
 
 pub(crate) fn put_matrix_media(conn: &mut PgConn, m: &MatrixMedia) -> Result<(), StoreError> {
@@ -168,20 +169,10 @@ pub(crate) fn matrix_media_after(
     limit: u32,
 ) -> Result<Vec<MatrixMedia>, StoreError> {
     conn.query(
-        "SELECT media_id, user_id, content_type, filename, content, date_created FROM matrix_media
-         WHERE media_id > $1 ORDER BY media_id LIMIT $2",
+        &format!("SELECT {MEDIA_COLS} FROM matrix_media WHERE media_id > $1 ORDER BY media_id LIMIT $2"),
         &[&after.unwrap_or_default(), &i64::from(limit)],
     )?
     .iter()
-    .map(|r| {
-        Ok(MatrixMedia {
-            media_id: get(r, 0, "media_id")?,
-            user_id: get(r, 1, "user_id")?,
-            content_type: get(r, 2, "content_type")?,
-            filename: get(r, 3, "filename")?,
-            content: get(r, 4, "content")?,
-            date_created: ts_col(r, 5, "date_created")?,
-        })
-    })
+    .map(media_row)
     .collect()
 }

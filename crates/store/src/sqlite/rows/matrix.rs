@@ -137,24 +137,23 @@ pub(crate) fn put_matrix_filter(
         .map_err(err)
 }
 
-pub(crate) fn matrix_media(conn: &Connection, media_id: &str) -> Result<Option<MatrixMedia>, StoreError> {
-    conn.prepare_cached(
-        "SELECT media_id, user_id, content_type, filename, content, date_created FROM matrix_media WHERE media_id = ?1",
-    )
-    .and_then(|mut st| {
-        st.query_row([media_id], |row| {
-            Ok(MatrixMedia {
-                media_id: row.get(0)?,
-                user_id: row.get(1)?,
-                content_type: row.get(2)?,
-                filename: row.get(3)?,
-                content: row.get(4)?,
-                date_created: Timestamp(row.get(5)?),
-            })
-        })
-        .optional()
+const MEDIA_COLS: &str = "media_id, user_id, content_type, filename, content, date_created";
+
+fn media_row(row: &Row<'_>) -> rusqlite::Result<MatrixMedia> {
+    Ok(MatrixMedia {
+        media_id: row.get(0)?,
+        user_id: row.get(1)?,
+        content_type: row.get(2)?,
+        filename: row.get(3)?,
+        content: row.get(4)?,
+        date_created: Timestamp(row.get(5)?),
     })
-    .map_err(err)
+}
+
+pub(crate) fn matrix_media(conn: &Connection, media_id: &str) -> Result<Option<MatrixMedia>, StoreError> {
+    conn.prepare_cached(&format!("SELECT {MEDIA_COLS} FROM matrix_media WHERE media_id = ?1"))
+        .and_then(|mut st| st.query_row([media_id], media_row).optional())
+        .map_err(err)
 }
 
 pub(crate) fn put_matrix_media(conn: &Connection, m: &MatrixMedia) -> Result<(), StoreError> {
@@ -183,22 +182,10 @@ pub(crate) fn matrix_media_after(
     limit: u32,
 ) -> Result<Vec<MatrixMedia>, StoreError> {
     let mut st = conn
-        .prepare_cached(
-            "SELECT media_id, user_id, content_type, filename, content, date_created FROM matrix_media
-             WHERE media_id > ?1 ORDER BY media_id LIMIT ?2",
-        )
+        .prepare_cached(&format!(
+            "SELECT {MEDIA_COLS} FROM matrix_media WHERE media_id > ?1 ORDER BY media_id LIMIT ?2"
+        ))
         .map_err(err)?;
-    let rows = st
-        .query_map(params![after.unwrap_or_default(), i64::from(limit)], |row| {
-            Ok(MatrixMedia {
-                media_id: row.get(0)?,
-                user_id: row.get(1)?,
-                content_type: row.get(2)?,
-                filename: row.get(3)?,
-                content: row.get(4)?,
-                date_created: Timestamp(row.get(5)?),
-            })
-        })
-        .map_err(err)?;
+    let rows = st.query_map(params![after.unwrap_or_default(), i64::from(limit)], media_row).map_err(err)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(err)
 }
