@@ -1,0 +1,371 @@
+//! The foundation's phases: conditional updates over HTTP, idle WebSockets and their memory,
+//! fan-out to subscribers, long-poll wake; and the raw frame readers that let one generator
+//! count what thousands of sockets receive.
+
+use super::{Target, histogram};
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, Semaphore};
+use tokio_tungstenite::tungstenite::Message;
+
+pub(super) async fn conditional_updates(
+    t: &Target,
+    service: &str,
+    writers: usize,
+    seconds: u64,
+) -> anyhow::Result<(f64, Histogram<u64>)> {
+    let mut docs = Vec::new();
+    for i in 0..writers {
+        let d = t
+            .post(
+                &format!("/api/v1/services/{service}/documents"),
+                json!({ "unique_name": format!("w{i}"), "data": {} }),
+            )
+            .await?;
+        docs.push(d["sid"].as_str().context("doc sid")?.to_owned());
+    }
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for doc in docs {
+        let http = t.http.clone();
+        let url = format!("{}/api/v1/services/{service}/documents/{doc}", t.base);
+        let (sid, token) = (t.sid.clone(), t.token.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut hist = histogram();
+            let mut revision = 0u64;
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let t0 = Instant::now();
+                let r = http
+                    .put(&url)
+                    .basic_auth(&sid, Some(&token))
+                    .header("If-Match", revision.to_string())
+                    .json(&json!({ "data": { "n": n } }))
+                    .send()
+                    .await?;
+                if !r.status().is_success() {
+                    bail!("conditional update failed: {}", r.status());
+                }
+                let v: Value = r.json().await?;
+                revision = v["revision"].as_u64().context("revision")?;
+                let _ = hist.record(t0.elapsed().as_micros() as u64);
+                n += 1;
+            }
+            Ok::<_, anyhow::Error>((n, hist))
+        }));
+    }
+    let mut total = 0;
+    let mut hist = histogram();
+    for task in tasks {
+        let (n, h) = task.await??;
+        total += n;
+        hist.add(h)?;
+    }
+    Ok((total as f64 / started.elapsed().as_secs_f64(), hist))
+}
+
+pub(super) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens `n` authenticated WebSockets; returns them and the server's RSS growth per socket.
+pub(super) async fn open_idle(t: &Target, token: &str, n: usize) -> anyhow::Result<(Vec<Socket>, Option<f64>)> {
+    let url = t.ws_url(token);
+    let connect = |count: usize| {
+        let url = url.clone();
+        async move {
+            let limit = Arc::new(Semaphore::new(256));
+            let mut tasks = Vec::with_capacity(count);
+            for _ in 0..count {
+                let (url, limit) = (url.clone(), limit.clone());
+                tasks.push(tokio::spawn(async move {
+                    let _permit = limit.acquire_owned().await?;
+                    // A burst of connects can overrun the listen backlog; try again, briefly.
+                    let mut attempt = 0;
+                    loop {
+                        attempt += 1;
+                        match open_one(&url).await {
+                            Ok(ws) => return Ok::<_, anyhow::Error>(ws),
+                            Err(e) if attempt >= 3 => return Err(e),
+                            Err(_) => tokio::time::sleep(Duration::from_millis(100 * attempt)).await,
+                        }
+                    }
+                }));
+            }
+            let mut out = Vec::with_capacity(count);
+            for task in tasks {
+                out.push(task.await??);
+            }
+            Ok::<_, anyhow::Error>(out)
+        }
+    };
+    // Warm up so one-time allocations are not charged to the connections measured.
+    let warm = (n / 20).max(1).min(n);
+    let mut sockets = connect(warm).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = t.rss_bytes();
+    sockets.extend(connect(n - warm).await?);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = t.rss_bytes();
+    let per = match (before, after) {
+        (Some(b), Some(a)) if n > warm => Some(a.saturating_sub(b) as f64 / (n - warm) as f64),
+        _ => None,
+    };
+    Ok((sockets, per))
+}
+
+pub(super) async fn open_one(url: &str) -> anyhow::Result<Socket> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    match tokio::time::timeout(Duration::from_secs(30), ws.next()).await? {
+        Some(Ok(Message::Text(t))) if t.contains("\"connected\"") => Ok(ws),
+        other => bail!("unexpected first frame {other:?}"),
+    }
+}
+
+pub(super) async fn fanout(
+    t: &Target,
+    service: &str,
+    sockets: Vec<Socket>,
+    updates: usize,
+    rate: f64,
+) -> anyhow::Result<(f64, Histogram<u64>)> {
+    let doc = t
+        .post(&format!("/api/v1/services/{service}/documents"), json!({ "unique_name": "fanout", "data": {} }))
+        .await?;
+    let doc = doc["sid"].as_str().context("doc sid")?.to_owned();
+    let subscribers = sockets.len();
+    let epoch = Instant::now();
+    let delivered = Arc::new(AtomicU64::new(0));
+    let hist = Arc::new(Mutex::new(histogram()));
+    let ready = Arc::new(Semaphore::new(0));
+    let mut readers = Vec::with_capacity(subscribers);
+    for (i, mut ws) in sockets.into_iter().enumerate() {
+        let (doc, delivered, hist, ready) = (doc.clone(), delivered.clone(), hist.clone(), ready.clone());
+        // Every 20th subscriber reads the timestamp; the rest only count, to spare the generator.
+        let sampled = i % 20 == 0;
+        readers.push(tokio::spawn(async move {
+            let sub = json!({ "type": "subscribe", "id": 1, "kind": "document", "object": doc }).to_string();
+            ws.send(Message::text(sub)).await?;
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(text))) if text.contains("\"reply\"") => break,
+                    Some(Ok(_)) => continue,
+                    other => bail!("subscription failed: {other:?}"),
+                }
+            }
+            ready.add_permits(1);
+            // From here on frames are counted straight off the socket: a full WebSocket client
+            // per subscriber would make the generator, not the server, the bottleneck.
+            let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = ws.into_inner() else {
+                bail!("the bench speaks plain ws:// only");
+            };
+            let local = count_events(tcp, updates, sampled, epoch, &delivered).await?;
+            hist.lock().await.add(local)?;
+            Ok::<_, anyhow::Error>(Instant::now())
+        }));
+    }
+    tokio::time::timeout(Duration::from_secs(120), ready.acquire_many(subscribers as u32))
+        .await
+        .context("subscribers did not all subscribe within 120 s")??
+        .forget();
+    let url = format!("{}/api/v1/services/{service}/documents/{doc}", t.base);
+    let started = Instant::now();
+    // Open loop: updates leave on schedule whether or not earlier ones were acknowledged, as
+    // independent app servers would send them.
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut writes = Vec::with_capacity(updates);
+    for i in 0..updates {
+        tick.tick().await;
+        let (http, url, sid, token) = (t.http.clone(), url.clone(), t.sid.clone(), t.token.clone());
+        let t_us = epoch.elapsed().as_micros() as u64;
+        writes.push(tokio::spawn(async move {
+            let data = json!({ "data": { "t": t_us, "i": i } });
+            let r = http.put(&url).basic_auth(&sid, Some(&token)).json(&data).send().await?;
+            if !r.status().is_success() {
+                bail!("fan-out update failed: {}", r.status());
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for w in writes {
+        w.await??;
+    }
+    let expected = (subscribers * updates) as u64;
+    let wait = async {
+        let mut last = started;
+        for reader in readers {
+            last = last.max(reader.await??);
+        }
+        Ok::<_, anyhow::Error>(last)
+    };
+    let last = tokio::time::timeout(Duration::from_secs(300), wait).await.with_context(|| {
+        format!("only {} of {expected} deliveries within 300 s", delivered.load(Ordering::Relaxed))
+    })??;
+    let elapsed = last.duration_since(started).as_secs_f64();
+    let got = delivered.load(Ordering::Relaxed);
+    if got != expected {
+        bail!("fan-out delivered {got} events, expected {expected}");
+    }
+    let hist = hist.lock().await.clone();
+    Ok((got as f64 / elapsed, hist))
+}
+
+pub(super) async fn longpoll_wake(t: &Target, service: &str, polls: usize) -> anyhow::Result<Histogram<u64>> {
+    let doc =
+        t.post(&format!("/api/v1/services/{service}/documents"), json!({ "unique_name": "wake", "data": {} })).await?;
+    let doc = doc["sid"].as_str().context("doc sid")?.to_owned();
+    let mut hist = histogram();
+    for round in 0..3 {
+        let head: Value = t
+            .http
+            .get(format!("{}/api/v1/services/{service}/changes", t.base))
+            .basic_auth(&t.sid, Some(&t.token))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let since = head["next"].as_str().context("head token")?.to_owned();
+        let mut tasks = Vec::with_capacity(polls);
+        let host = t.base.trim_start_matches("http://").to_owned();
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", t.sid, t.token));
+        let request = format!(
+            "GET /api/v1/services/{service}/changes?since={since}&timeout=30&object={doc} HTTP/1.1\r\n\
+             Host: {host}\r\nAuthorization: Basic {auth}\r\n\r\n"
+        );
+        for _ in 0..polls {
+            let (host, request) = (host.clone(), request.clone());
+            // A raw HTTP/1.1 request: the answer is timed at its first byte, so a thousand
+            // answers are not queued behind a full client's per-response work.
+            tasks.push(tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut tcp = tokio::net::TcpStream::connect(&host).await?;
+                tcp.set_nodelay(true)?;
+                tcp.write_all(request.as_bytes()).await?;
+                let mut response = Vec::with_capacity(4096);
+                if tcp.read_buf(&mut response).await? == 0 {
+                    bail!("a long-poll was closed without an answer");
+                }
+                let at = Instant::now();
+                // Keep-alive, as real pollers use it: read until the whole body is in.
+                while !complete_response(&response) {
+                    if tcp.read_buf(&mut response).await? == 0 {
+                        break;
+                    }
+                }
+                let text = String::from_utf8_lossy(&response);
+                if !text.starts_with("HTTP/1.1 200") || !text.contains("\"document_updated\"") {
+                    bail!("a long-poll returned without the event: {text}");
+                }
+                Ok::<_, anyhow::Error>(at)
+            }));
+        }
+        wait_for_polls(t, polls).await?;
+        let t0 = Instant::now();
+        let r = t
+            .http
+            .put(format!("{}/api/v1/services/{service}/documents/{doc}", t.base))
+            .basic_auth(&t.sid, Some(&t.token))
+            .json(&json!({ "data": { "round": round } }))
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("long-poll write failed: {}", r.status());
+        }
+        for task in tasks {
+            let at = task.await??;
+            let _ = hist.record(at.saturating_duration_since(t0).as_micros().max(1) as u64);
+        }
+    }
+    Ok(hist)
+}
+
+/// Waits (bounded) until the server reports `n` long-polls in flight.
+pub(super) async fn wait_for_polls(t: &Target, n: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = t.http.get(format!("{}/metrics", t.base)).send().await?.text().await?;
+        let waiting = text
+            .lines()
+            .find(|l| l.starts_with("ferrosync_longpolls_waiting"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if waiting as usize >= n {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("only {waiting} of {n} long-polls were waiting after 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reads unmasked server frames from a raw socket, counting event frames until `updates` have
+/// arrived; sampled subscribers also record each event's end-to-end latency.
+pub(super) async fn count_events(
+    mut tcp: tokio::net::TcpStream,
+    updates: usize,
+    sampled: bool,
+    epoch: Instant,
+    delivered: &AtomicU64,
+) -> anyhow::Result<Histogram<u64>> {
+    use tokio::io::AsyncReadExt;
+    let mut local = histogram();
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut seen = 0;
+    while seen < updates {
+        if tcp.read_buf(&mut buf).await? == 0 {
+            bail!("the server closed the connection after {seen} of {updates} events");
+        }
+        let mut at = 0;
+        while let Some((opcode, payload, next)) = next_frame(&buf[at..]) {
+            if opcode == 1 && payload.starts_with(b"{\"type\":\"event\"") {
+                seen += 1;
+                delivered.fetch_add(1, Ordering::Relaxed);
+                if sampled {
+                    let v: Value = serde_json::from_slice(payload)?;
+                    if let Some(sent) = v["event"]["data"]["t"].as_u64() {
+                        let now = epoch.elapsed().as_micros() as u64;
+                        let _ = local.record(now.saturating_sub(sent).max(1));
+                    }
+                }
+            }
+            at += next;
+        }
+        buf.drain(..at);
+    }
+    Ok(local)
+}
+
+/// One complete frame at the start of `buf`: (opcode, payload, bytes consumed).
+pub(super) fn next_frame(buf: &[u8]) -> Option<(u8, &[u8], usize)> {
+    let (&b0, &b1) = (buf.first()?, buf.get(1)?);
+    let (len, mut header) = match b1 & 0x7f {
+        126 => (u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?]) as usize, 4),
+        127 => (u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize, 10),
+        n => (n as usize, 2),
+    };
+    if b1 & 0x80 != 0 {
+        header += 4;
+    }
+    let payload = buf.get(header..header + len)?;
+    Some((b0 & 0x0f, payload, header + len))
+}
+
+/// True once `buf` holds a whole HTTP/1.1 response with a Content-Length body.
+pub(super) fn complete_response(buf: &[u8]) -> bool {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    buf.len() >= end + 4 + length
+}

@@ -1,0 +1,189 @@
+//! The server a bench phase loads: started as a child process (pinned to a core if asked) or
+//! reached at `--url`, and what the bench reads of it (memory, CPU time).
+
+use super::BenchArgs;
+use anyhow::{Context, bail};
+use serde_json::Value;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub(super) struct Target {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub sid: String,
+    pub token: String,
+    pub pid: Option<u32>,
+    child: Option<Child>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub(super) fn cpu_seconds(stat_path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(stat_path).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// Prints server and generator CPU use of a phase (table mode only).
+pub(super) struct CpuMeter<'a> {
+    target: &'a Target,
+    server: Option<f64>,
+    own: Option<f64>,
+    wall: Instant,
+}
+
+impl<'a> CpuMeter<'a> {
+    pub(super) fn start(target: &'a Target) -> Self {
+        CpuMeter { target, server: target.server_cpu(), own: cpu_seconds("/proc/self/stat"), wall: Instant::now() }
+    }
+
+    pub(super) fn report(self, phase: &str, quiet: bool) {
+        if quiet {
+            return;
+        }
+        let wall = self.wall.elapsed().as_secs_f64();
+        let server = self.target.server_cpu().zip(self.server).map(|(b, a)| b - a);
+        let own = cpu_seconds("/proc/self/stat").zip(self.own).map(|(b, a)| b - a);
+        if let (Some(server), Some(own)) = (server, own) {
+            eprintln!("bench: {phase}: {wall:.1} s wall, server {server:.1} s CPU, generator {own:.1} s CPU");
+        }
+    }
+}
+
+pub(super) async fn start_target(args: &BenchArgs) -> anyhow::Result<Target> {
+    let http = reqwest::Client::builder().pool_max_idle_per_host(4096).tcp_nodelay(true).build()?;
+    if let Some(url) = &args.url {
+        let (Some(sid), Some(token)) = (args.account_sid.clone(), args.auth_token.clone()) else {
+            bail!("--url needs --account-sid and --auth-token (or FERROSYNC_ACCOUNT_SID / FERROSYNC_AUTH_TOKEN)");
+        };
+        return Ok(Target {
+            base: url.trim_end_matches('/').to_owned(),
+            http,
+            sid,
+            token,
+            pid: args.server_pid,
+            child: None,
+            _dir: None,
+        });
+    }
+    let sid = format!("AC{}", ferrosync_core::auth::random_hex(16));
+    let token = ferrosync_core::auth::random_hex(16);
+    spawn_node(&NodeOptions { store: args.store.as_deref(), ..NodeOptions::default() }, &sid, &token).await
+}
+
+/// How a bench server is started.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct NodeOptions<'a> {
+    /// `None`: the embedded store in a temporary directory.
+    pub store: Option<&'a str>,
+    /// The CPU the server runs on (`taskset`), apart from the load generator's.
+    pub cpu: Option<usize>,
+    /// Commits reach the disk at checkpoints only (`synchronous = NORMAL`), not every commit.
+    pub relaxed_durability: bool,
+}
+
+/// `program` run through `taskset -c cpu` when a CPU is given.
+pub(super) fn pinned_command(program: &std::ffi::OsStr, cpu: Option<usize>) -> Command {
+    match cpu {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(cpu.to_string()).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// Starts a server as a child process on a free port (on `store`, else the embedded store in a
+/// temporary directory) and waits until it is ready. Nodes given the same PostgreSQL store and
+/// credentials form one cluster.
+pub(super) async fn spawn_node(options: &NodeOptions<'_>, sid: &str, token: &str) -> anyhow::Result<Target> {
+    let http = reqwest::Client::builder().pool_max_idle_per_host(4096).tcp_nodelay(true).build()?;
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut command = pinned_command(std::env::current_exe()?.as_os_str(), options.cpu);
+    command.args(["serve", "--listen", &format!("127.0.0.1:{port}")]).arg("--data-dir").arg(dir.path());
+    if let Some(store) = options.store {
+        command.args(["--store", store]);
+    }
+    if options.relaxed_durability {
+        command.env("FERROSYNC_DURABILITY", "normal");
+    }
+    let child = command
+        .env("FERROSYNC_ACCOUNT_SID", sid)
+        .env("FERROSYNC_AUTH_TOKEN", token)
+        .env("RUST_LOG", "warn")
+        // The Matrix phase registers its users through the API.
+        .env("FERROSYNC_MATRIX_REGISTRATION", "open")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start the server")?;
+    let target = Target {
+        base: format!("http://127.0.0.1:{port}"),
+        http,
+        sid: sid.to_owned(),
+        token: token.to_owned(),
+        pid: Some(child.id()),
+        child: Some(child),
+        _dir: Some(dir),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = target.http.get(format!("{}/readyz", target.base)).send().await
+            && r.status().is_success()
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the server did not become ready within 20 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(target)
+}
+
+impl Target {
+    pub(super) async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .basic_auth(&self.sid, Some(&self.token))
+            .json(&body)
+            .send()
+            .await?;
+        let status = r.status();
+        let v: Value = r.json().await?;
+        if !status.is_success() {
+            bail!("POST {path}: {status} {v}");
+        }
+        Ok(v)
+    }
+
+    pub(super) fn rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    }
+
+    /// CPU seconds the server process has used (Linux), to tell server cost from generator cost.
+    pub(super) fn server_cpu(&self) -> Option<f64> {
+        cpu_seconds(&format!("/proc/{}/stat", self.pid?))
+    }
+
+    pub(super) fn ws_url(&self, token: &str) -> String {
+        format!("{}/api/v1/connect?token={token}", self.base.replacen("http", "ws", 1))
+    }
+}
