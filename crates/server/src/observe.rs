@@ -15,13 +15,29 @@ pub fn prometheus() -> PrometheusHandle {
             let builder = PrometheusBuilder::new()
                 .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0])
                 .unwrap_or_else(|_| PrometheusBuilder::new());
-            match builder.install_recorder() {
+            let handle = match builder.install_recorder() {
                 Ok(h) => h,
                 // Another recorder is installed (embedding app): render an empty registry.
                 Err(_) => PrometheusBuilder::new().build_recorder().handle(),
-            }
+            };
+            spawn_upkeep(handle.clone());
+            handle
         })
         .clone()
+}
+
+/// Histogram samples wait in the recorder until drained into their buckets; without this, a
+/// server nobody scrapes would keep every request's timing and grow by tens of bytes a request.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let started = std::thread::Builder::new().name("ferrosync-metrics-upkeep".into()).spawn(move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            handle.run_upkeep();
+        }
+    });
+    if let Err(e) = started {
+        tracing::warn!(error = %e, "cannot start the metrics upkeep thread; histograms drain only when scraped");
+    }
 }
 
 /// Counts and times every request by face and route template.

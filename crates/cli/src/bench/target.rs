@@ -172,8 +172,18 @@ impl Target {
     }
 
     pub(super) fn rss_bytes(&self) -> Option<u64> {
+        self.status_bytes("VmRSS:")
+    }
+
+    /// The anonymous part of the resident set: the heap and stacks, without the program's own
+    /// code and files mapped in, which the kernel pages in and out as it likes.
+    pub(super) fn anon_bytes(&self) -> Option<u64> {
+        self.status_bytes("RssAnon:")
+    }
+
+    fn status_bytes(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let line = status.lines().find(|l| l.starts_with(field))?;
         let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kb * 1024)
     }
