@@ -17,8 +17,9 @@ mod reconnect;
 mod sdk;
 mod soak;
 mod target;
+mod twilsock;
 use cross_node::cross_node;
-use foundation::{Socket, conditional_updates, fanout, longpoll_wake, open_idle, open_one};
+use foundation::{Socket, Transport, conditional_updates, fanout, longpoll_wake, open_idle, open_one};
 use target::{CpuMeter, NodeOptions, Target, pinned_command, spawn_node, start_target};
 
 #[derive(clap::Args, Debug)]
@@ -56,6 +57,8 @@ pub struct BenchArgs {
     /// Updates per second the fan-out writer sends (open loop: it does not wait for acks).
     #[arg(long, default_value_t = 100.0)]
     pub fanout_rate: f64,
+    #[command(flatten)]
+    pub twilsock: twilsock::TwilsockArgs,
     /// Long-polls waiting for one write.
     #[arg(long, default_value_t = 1_000)]
     pub longpolls: usize,
@@ -127,6 +130,12 @@ struct Report {
     proxy_relay_p99_ms: f64,
     fanout_deliveries_per_s: f64,
     fanout_p99_ms: f64,
+    /// Twilsock notifications (`document_updated`) per second to --twilsock-connections
+    /// SDK-protocol subscribers of --twilsock-documents documents updated through the Twilio
+    /// Sync REST face, and from an update's send to its notification at a subscriber.
+    twilsock_deliveries_per_s: f64,
+    twilsock_delivery_p50_ms: f64,
+    twilsock_delivery_p99_ms: f64,
     idle_connection_bytes: Option<f64>,
     longpoll_wake_p99_ms: f64,
     /// A reconnect storm: --storm-clients subscribers reconnect at once and resume from their
@@ -176,6 +185,8 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         args.seconds = 1;
         args.subscribers = args.subscribers.min(200);
         args.fanout_updates = args.fanout_updates.min(10);
+        args.twilsock.connections = args.twilsock.connections.min(50);
+        args.twilsock.updates = args.twilsock.updates.min(10);
         args.longpolls = args.longpolls.min(50);
         args.storm_clients = args.storm_clients.min(200);
         args.cluster_seconds = 1;
@@ -189,7 +200,7 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         args.livequery_rate = args.livequery_rate.min(500.0);
     }
     // 10,000 sockets on each side need more descriptors than the usual soft limit.
-    let sockets = args.subscribers.max(args.matrix_users) as u64 + args.longpolls as u64;
+    let sockets = args.subscribers.max(args.matrix_users).max(args.twilsock.connections) as u64 + args.longpolls as u64;
     let _ = rlimit::increase_nofile_limit(sockets * 2 + 1024);
     let target = start_target(&args).await?;
     let service = target.post("/api/v1/services", json!({ "friendly_name": "bench" })).await?;
@@ -202,7 +213,8 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
 
     progress(&format!("conditional updates: {} clients for {} s", args.writers, args.seconds));
     let meter = CpuMeter::start(&target);
-    let (updates_per_s, update_hist) = conditional_updates(&target, &service, args.writers, args.seconds).await?;
+    let (updates_per_s, update_hist) =
+        conditional_updates(&target, &service, args.writers, args.seconds, Transport::Http).await?;
     meter.report("conditional updates", args.json);
 
     progress(&format!("Cognito Sync round trips: {} identities for {} s", args.writers, args.seconds));
@@ -231,6 +243,14 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
     let meter = CpuMeter::start(&target);
     let (fanout_per_s, fanout_hist) = fanout(&target, &service, sockets, args.fanout_updates, args.fanout_rate).await?;
     meter.report("fan-out", args.json);
+
+    progress(&format!(
+        "twilsock: {} updates at {}/s over {} documents to {} SDK-protocol subscribers",
+        args.twilsock.updates, args.twilsock.rate, args.twilsock.documents, args.twilsock.connections
+    ));
+    let meter = CpuMeter::start(&target);
+    let twilsock = twilsock::run(&target, &service, &args.twilsock, args.json).await?;
+    meter.report("twilsock", args.json);
 
     progress(&format!("long-poll wake: {} waiting polls", args.longpolls));
     let meter = CpuMeter::start(&target);
@@ -309,6 +329,9 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         proxy_relay_p99_ms: ms(relay.relay.value_at_quantile(0.99)),
         fanout_deliveries_per_s: round(fanout_per_s),
         fanout_p99_ms: ms(fanout_hist.value_at_quantile(0.99)),
+        twilsock_deliveries_per_s: round(twilsock.per_s),
+        twilsock_delivery_p50_ms: ms(twilsock.latency.value_at_quantile(0.5)),
+        twilsock_delivery_p99_ms: ms(twilsock.latency.value_at_quantile(0.99)),
         idle_connection_bytes: idle_bytes.map(round),
         longpoll_wake_p99_ms: ms(wake_hist.value_at_quantile(0.99)),
         reconnect_storm_s: (storm.all.as_secs_f64() * 100.0).round() / 100.0,
@@ -353,6 +376,11 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
             Some(&relay.relay),
         );
         row("fan-out deliveries/s", format!("{:.0}", report.fanout_deliveries_per_s), Some(&fanout_hist));
+        row(
+            &format!("twilsock deliveries/s ({} conns)", args.twilsock.connections),
+            format!("{:.0}", report.twilsock_deliveries_per_s),
+            Some(&twilsock.latency),
+        );
         row(
             "idle connection bytes",
             report.idle_connection_bytes.map(|b| format!("{b:.0}")).unwrap_or_else(|| "n/a".into()),

@@ -27,6 +27,9 @@ fn bench_report(extra: &[&str]) -> serde_json::Value {
         "proxy_relay_p99_ms",
         "fanout_deliveries_per_s",
         "fanout_p99_ms",
+        "twilsock_deliveries_per_s",
+        "twilsock_delivery_p50_ms",
+        "twilsock_delivery_p99_ms",
         "idle_connection_bytes",
         "longpoll_wake_p99_ms",
         "reconnect_storm_s",
@@ -54,6 +57,12 @@ fn bench_report(extra: &[&str]) -> serde_json::Value {
     }
     assert!(report["conditional_updates_per_s"].as_f64().unwrap() > 0.0);
     assert!(report["fanout_deliveries_per_s"].as_f64().unwrap() > 0.0);
+    // The twilsock phase fails the run unless every subscriber got every update of its
+    // document exactly once, so a report means all were delivered.
+    assert!(report["twilsock_deliveries_per_s"].as_f64().unwrap() > 0.0, "{report}");
+    let (p50, p99) =
+        (report["twilsock_delivery_p50_ms"].as_f64().unwrap(), report["twilsock_delivery_p99_ms"].as_f64().unwrap());
+    assert!(p99 > 0.0 && p50 <= p99, "{report}");
     assert!(report["cognito_syncs_per_s"].as_f64().unwrap() > 0.0);
     assert!(report["proxy_relays_per_s"].as_f64().unwrap() > 0.0);
     assert!(report["matrix_longpoll_wake_p99_ms"].as_f64().unwrap() > 0.0);
@@ -109,9 +118,14 @@ fn bench_compare_measures_every_system_and_writes_its_table_json_and_chart() {
     };
     assert_eq!(
         systems("conditional write, 1 client"),
-        ["ferrosync", "ferrosync (fsync at checkpoints)", "nats jetstream kv"]
+        [
+            "ferrosync",
+            "ferrosync (fsync at checkpoints)",
+            "ferrosync websocket (fsync at checkpoints)",
+            "nats jetstream kv"
+        ]
     );
-    assert_eq!(systems("write → watcher"), ["ferrosync", "nats jetstream kv"]);
+    assert_eq!(systems("write → watcher"), ["ferrosync", "ferrosync (fsync at checkpoints)", "nats jetstream kv"]);
     assert_eq!(systems("fan-out to 50"), ["ferrosync", "redis pub/sub"]);
     for m in medians {
         assert!(m["per_s"].as_f64().unwrap() > 0.0 && m["p99_ms"].as_f64().unwrap() > 0.0, "{m}");

@@ -14,11 +14,23 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 
+/// How a conditional-update phase sends its writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Transport {
+    /// `PUT` with `If-Match` on a kept-alive HTTP/1.1 connection.
+    Http,
+    /// `update` frames with `if_match` on the native WebSocket, as the SDK sends them.
+    WebSocket,
+}
+
+/// `writers` clients, each rewriting its own document with the revision it last saw, one
+/// write in flight each, for `seconds`: writes per second and their latencies (µs).
 pub(super) async fn conditional_updates(
     t: &Target,
     service: &str,
     writers: usize,
     seconds: u64,
+    transport: Transport,
 ) -> anyhow::Result<(f64, Histogram<u64>)> {
     let mut docs = Vec::new();
     for i in 0..writers {
@@ -30,36 +42,29 @@ pub(super) async fn conditional_updates(
             .await?;
         docs.push(d["sid"].as_str().context("doc sid")?.to_owned());
     }
+    let ws_url = match transport {
+        Transport::Http => None,
+        Transport::WebSocket => {
+            let token = t
+                .post("/api/v1/tokens", json!({ "service": service, "identity": "bench-writer", "ttl": 3600 }))
+                .await?;
+            Some(t.ws_url(token["token"].as_str().context("token")?))
+        }
+    };
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for doc in docs {
-        let http = t.http.clone();
-        let url = format!("{}/api/v1/services/{service}/documents/{doc}", t.base);
-        let (sid, token) = (t.sid.clone(), t.token.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut hist = histogram();
-            let mut revision = 0u64;
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                let t0 = Instant::now();
-                let r = http
-                    .put(&url)
-                    .basic_auth(&sid, Some(&token))
-                    .header("If-Match", revision.to_string())
-                    .json(&json!({ "data": { "n": n } }))
-                    .send()
-                    .await?;
-                if !r.status().is_success() {
-                    bail!("conditional update failed: {}", r.status());
-                }
-                let v: Value = r.json().await?;
-                revision = v["revision"].as_u64().context("revision")?;
-                let _ = hist.record(t0.elapsed().as_micros() as u64);
-                n += 1;
-            }
-            Ok::<_, anyhow::Error>((n, hist))
-        }));
+        let writer = match &ws_url {
+            None => Writer::Http {
+                http: t.http.clone(),
+                url: format!("{}/api/v1/services/{service}/documents/{doc}", t.base),
+                sid: t.sid.clone(),
+                token: t.token.clone(),
+            },
+            Some(url) => Writer::WebSocket { ws: Box::new(open_one(url).await?), doc },
+        };
+        tasks.push(tokio::spawn(writer.run(deadline)));
     }
     let mut total = 0;
     let mut hist = histogram();
@@ -69,6 +74,68 @@ pub(super) async fn conditional_updates(
         hist.add(h)?;
     }
     Ok((total as f64 / started.elapsed().as_secs_f64(), hist))
+}
+
+enum Writer {
+    Http { http: reqwest::Client, url: String, sid: String, token: String },
+    WebSocket { ws: Box<Socket>, doc: String },
+}
+
+impl Writer {
+    async fn run(mut self, deadline: Instant) -> anyhow::Result<(u64, Histogram<u64>)> {
+        let mut hist = histogram();
+        let mut revision = 0u64;
+        let mut n = 0u64;
+        while Instant::now() < deadline {
+            let t0 = Instant::now();
+            revision = self.update(n, revision).await?;
+            let _ = hist.record(t0.elapsed().as_micros() as u64);
+            n += 1;
+        }
+        Ok((n, hist))
+    }
+
+    /// One conditional write of `{"n": n}` expecting `revision`; the new revision.
+    async fn update(&mut self, n: u64, revision: u64) -> anyhow::Result<u64> {
+        match self {
+            Writer::Http { http, url, sid, token } => {
+                let r = http
+                    .put(url.as_str())
+                    .basic_auth(sid.as_str(), Some(token.as_str()))
+                    .header("If-Match", revision.to_string())
+                    .json(&json!({ "data": { "n": n } }))
+                    .send()
+                    .await?;
+                if !r.status().is_success() {
+                    bail!("conditional update failed: {}", r.status());
+                }
+                let v: Value = r.json().await?;
+                v["revision"].as_u64().context("revision")
+            }
+            Writer::WebSocket { ws, doc } => {
+                let frame = json!({
+                    "type": "update", "id": n, "kind": "document", "object": doc,
+                    "data": { "n": n }, "if_match": revision,
+                });
+                ws.send(Message::text(frame.to_string())).await?;
+                loop {
+                    let text = match ws.next().await {
+                        Some(Ok(Message::Text(t))) => t,
+                        Some(Ok(_)) => continue,
+                        other => bail!("the writer's connection ended: {other:?}"),
+                    };
+                    let v: Value = serde_json::from_str(&text)?;
+                    if v["type"] != "reply" || v["id"].as_u64() != Some(n) {
+                        continue;
+                    }
+                    if v["status"].as_u64() != Some(200) {
+                        bail!("conditional update failed: {v}");
+                    }
+                    return v["body"]["revision"].as_u64().context("revision");
+                }
+            }
+        }
+    }
 }
 
 pub(super) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;

@@ -8,7 +8,7 @@
 mod chart;
 mod peers;
 
-use super::{NodeOptions, Target, conditional_updates, fanout, open_idle, spawn_node};
+use super::{NodeOptions, Target, Transport, conditional_updates, fanout, open_idle, spawn_node};
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -64,6 +64,9 @@ enum System {
     Ferrosync,
     /// Ferrosync committing without an fsync per commit, as JetStream's defaults do.
     FerrosyncRelaxed,
+    /// The same, written through the native WebSocket (as the SDK does) rather than HTTP: a
+    /// kept connection speaking its own protocol, as NATS clients do.
+    FerrosyncWebSocket,
     Nats,
     Redis,
 }
@@ -73,6 +76,7 @@ impl System {
         match self {
             System::Ferrosync => "ferrosync",
             System::FerrosyncRelaxed => "ferrosync (fsync at checkpoints)",
+            System::FerrosyncWebSocket => "ferrosync websocket (fsync at checkpoints)",
             System::Nats => "nats jetstream kv",
             System::Redis => "redis pub/sub",
         }
@@ -104,9 +108,9 @@ impl Workload {
     fn systems(self) -> &'static [System] {
         match self {
             Workload::CasSequential | Workload::CasConcurrent => {
-                &[System::Ferrosync, System::FerrosyncRelaxed, System::Nats]
+                &[System::Ferrosync, System::FerrosyncRelaxed, System::FerrosyncWebSocket, System::Nats]
             }
-            Workload::Watch => &[System::Ferrosync, System::Nats],
+            Workload::Watch => &[System::Ferrosync, System::FerrosyncRelaxed, System::Nats],
             Workload::Fanout(_) => &[System::Ferrosync, System::Redis],
         }
     }
@@ -336,12 +340,13 @@ async fn measure(
     cpu: Option<usize>,
 ) -> anyhow::Result<Sample> {
     match system {
-        System::Ferrosync | System::FerrosyncRelaxed => {
+        System::Ferrosync | System::FerrosyncRelaxed | System::FerrosyncWebSocket => {
             let options =
-                NodeOptions { cpu, relaxed_durability: system == System::FerrosyncRelaxed, ..NodeOptions::default() };
+                NodeOptions { cpu, relaxed_durability: system != System::Ferrosync, ..NodeOptions::default() };
             let sid = format!("AC{}", ferrosync_core::auth::random_hex(16));
             let target = spawn_node(&options, &sid, &ferrosync_core::auth::random_hex(16)).await?;
-            ferrosync(args, workload, &target).await
+            let transport = if system == System::FerrosyncWebSocket { Transport::WebSocket } else { Transport::Http };
+            ferrosync(args, workload, &target, transport).await
         }
         System::Nats => {
             let server = peers::start_nats(binary, cpu).await?;
@@ -366,12 +371,17 @@ async fn measure(
     }
 }
 
-async fn ferrosync(args: &CompareArgs, workload: Workload, target: &Target) -> anyhow::Result<Sample> {
+async fn ferrosync(
+    args: &CompareArgs,
+    workload: Workload,
+    target: &Target,
+    transport: Transport,
+) -> anyhow::Result<Sample> {
     let service = target.post("/api/v1/services", json!({ "friendly_name": "compare" })).await?;
     let service = service["sid"].as_str().context("service sid")?.to_owned();
     let (per_s, hist) = match workload {
-        Workload::CasSequential => conditional_updates(target, &service, 1, args.seconds).await?,
-        Workload::CasConcurrent => conditional_updates(target, &service, args.writers, args.seconds).await?,
+        Workload::CasSequential => conditional_updates(target, &service, 1, args.seconds, transport).await?,
+        Workload::CasConcurrent => conditional_updates(target, &service, args.writers, args.seconds, transport).await?,
         Workload::Watch | Workload::Fanout(_) => {
             let (subscribers, messages, rate) = match workload {
                 Workload::Fanout(n) => (n, args.fanout_messages, args.fanout_rate),
