@@ -16,6 +16,7 @@ const FONT: &str = "sans-serif";
 fn colour(system: &str) -> RGBColor {
     match system {
         s if s.starts_with("ferrosync (") => RGBColor(0xe8, 0x9a, 0x3c),
+        s if s.starts_with("ferrosync websocket") => RGBColor(0x9b, 0x1b, 0x30),
         s if s.starts_with("ferrosync") => RGBColor(0xd9, 0x48, 0x1c),
         s if s.starts_with("nats") => RGBColor(0x1f, 0x6f, 0xb4),
         _ => RGBColor(0x2a, 0x9d, 0x5c),

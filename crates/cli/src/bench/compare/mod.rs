@@ -280,13 +280,13 @@ pub async fn run(mut args: CompareArgs) -> anyhow::Result<()> {
     }
 
     println!(
-        "{:<32} {:<34} {:>14} {:>9} {:>9} {:>9} {:>9}",
+        "{:<32} {:<44} {:>14} {:>9} {:>9} {:>9} {:>9}",
         "workload", "system", "per s", "p50 ms", "p99 ms", "thr/ferro", "p99/ferro"
     );
     for m in &medians {
         let r = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
         println!(
-            "{:<32} {:<34} {:>14.0} {:>9.2} {:>9.2} {:>9} {:>9}",
+            "{:<32} {:<44} {:>14.0} {:>9.2} {:>9.2} {:>9} {:>9}",
             m.workload,
             m.system,
             m.per_s,
