@@ -4,6 +4,7 @@
 //! relay has published them to bob's Sync Stream (`proxy.bob-N` in the `default` service), read
 //! through a subscription over the native WebSocket.
 
+use super::target::{form, twilio_call};
 use super::{Socket, Target, histogram, open_one};
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
@@ -57,30 +58,9 @@ struct Lane {
     sent: u64,
 }
 
-/// A form body (`application/x-www-form-urlencoded`); a name may repeat.
-fn form(pairs: &[(&str, &str)]) -> String {
-    // The encoder of a URL's query is the form encoder.
-    let mut url = reqwest::Url::parse("http://form.invalid/").unwrap_or_else(|_| unreachable!());
-    url.query_pairs_mut().extend_pairs(pairs);
-    url.query().unwrap_or_default().to_owned()
-}
-
 /// One call of the Proxy face; its JSON answer.
 async fn twilio(t: &Target, method: Method, path: &str, pairs: &[(&str, &str)]) -> anyhow::Result<Value> {
-    let r = t
-        .http
-        .request(method.clone(), format!("{}{MOUNT}{path}", t.base))
-        .basic_auth(&t.sid, Some(&t.token))
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(form(pairs))
-        .send()
-        .await?;
-    let status = r.status();
-    let v: Value = r.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        bail!("{method} {MOUNT}{path}: {status} {v}");
-    }
-    Ok(v)
+    twilio_call(&t.http, (&t.base, &t.sid, &t.token), method, &format!("{MOUNT}{path}"), pairs).await
 }
 
 /// Seven random digits for a `+1555…` number.

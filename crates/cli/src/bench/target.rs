@@ -197,3 +197,36 @@ impl Target {
         format!("{}/api/v1/connect?token={token}", self.base.replacen("http", "ws", 1))
     }
 }
+
+/// A form body (`application/x-www-form-urlencoded`), as the Twilio faces read them; a name
+/// may repeat.
+pub(super) fn form(pairs: &[(&str, &str)]) -> String {
+    let mut body = reqwest::Url::parse("http://form.invalid/").unwrap_or_else(|_| unreachable!());
+    // The encoder of a URL's query is the form encoder.
+    body.query_pairs_mut().extend_pairs(pairs);
+    body.query().unwrap_or_default().to_owned()
+}
+
+/// One form-encoded call of a Twilio face with the account's credentials (`base`, `sid`,
+/// `token`); its JSON answer, or an error naming the call and the server's answer.
+pub(super) async fn twilio_call(
+    http: &reqwest::Client,
+    (base, sid, token): (&str, &str, &str),
+    method: reqwest::Method,
+    path: &str,
+    pairs: &[(&str, &str)],
+) -> anyhow::Result<Value> {
+    let r = http
+        .request(method.clone(), format!("{base}{path}"))
+        .basic_auth(sid, Some(token))
+        .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form(pairs))
+        .send()
+        .await?;
+    let status = r.status();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("{method} {path}: {status} {v}");
+    }
+    Ok(v)
+}

@@ -5,11 +5,11 @@
 //! face at a fixed rate. Measured: notifications delivered per second, and each one's latency
 //! from its update's send; every subscriber must get every update of its document.
 
+use super::target::twilio_call;
 use super::{Target, histogram};
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,14 +89,6 @@ fn decode(bytes: &[u8]) -> anyhow::Result<(Value, Value)> {
     Ok((header, payload))
 }
 
-/// A form body (`application/x-www-form-urlencoded`), as the Twilio REST face reads them.
-fn form(pairs: &[(&str, &str)]) -> anyhow::Result<String> {
-    // The encoder of a URL's query is the form encoder.
-    let mut url = reqwest::Url::parse("http://form.invalid/")?;
-    url.query_pairs_mut().extend_pairs(pairs);
-    Ok(url.query().unwrap_or_default().to_owned())
-}
-
 /// One call of the Twilio Sync REST face with the account's credentials; its JSON answer.
 async fn rest(
     http: &reqwest::Client,
@@ -104,20 +96,7 @@ async fn rest(
     path: &str,
     pairs: &[(&str, &str)],
 ) -> anyhow::Result<Value> {
-    let (base, sid, token) = t;
-    let r = http
-        .post(format!("{base}{REST}{path}"))
-        .basic_auth(sid, Some(token))
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(form(pairs)?)
-        .send()
-        .await?;
-    let status = r.status();
-    let v: Value = r.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        bail!("POST {REST}{path}: {status} {v}");
-    }
-    Ok(v)
+    twilio_call(http, t, reqwest::Method::POST, &format!("{REST}{path}"), pairs).await
 }
 
 /// One SDK-like twilsock connection.
