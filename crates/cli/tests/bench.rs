@@ -127,11 +127,22 @@ fn bench_compare_measures_every_system_and_writes_its_table_json_and_chart() {
     );
     assert_eq!(systems("write → watcher"), ["ferrosync", "ferrosync (fsync at checkpoints)", "nats jetstream kv"]);
     assert_eq!(systems("fan-out to 50"), ["ferrosync", "redis pub/sub"]);
+    let idle = "idle memory, 200 connections";
+    assert_eq!(systems(idle), ["ferrosync", "nats jetstream kv", "redis pub/sub"]);
     for m in medians {
-        assert!(m["per_s"].as_f64().unwrap() > 0.0 && m["p99_ms"].as_f64().unwrap() > 0.0, "{m}");
-        assert!(m["p99_ms"].as_f64() >= m["p50_ms"].as_f64(), "{m}");
-        assert!(m["throughput_vs_ferrosync"].as_f64().is_some(), "{m}");
+        assert!(m["value"].as_f64().unwrap() > 0.0, "{m}");
+        assert!(m["value_vs_ferrosync"].as_f64().is_some(), "{m}");
         assert!(table.contains(m["system"].as_str().unwrap()), "the table has a row for {m}");
+        if m["workload"] == idle {
+            // Memory is not timed: no latencies, none drawn.
+            assert_eq!(m["unit"], "bytes/connection");
+            assert!(m["p99_ms"].is_null() && m["latency_ms"] == serde_json::json!([]), "{m}");
+            // A subscribed connection costs every server something, and less than a megabyte.
+            assert!(m["value"].as_f64().unwrap() < 1_048_576.0, "{m}");
+        } else {
+            assert!(m["p99_ms"].as_f64().unwrap() > 0.0, "{m}");
+            assert!(m["p99_ms"].as_f64() >= m["p50_ms"].as_f64(), "{m}");
+        }
     }
     let png = std::fs::read(&chart).unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000, "a drawn chart");

@@ -5,7 +5,7 @@
 use super::{Target, histogram};
 use anyhow::{Context, bail};
 use base64::Engine as _;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt, TryStreamExt};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -140,50 +140,59 @@ impl Writer {
 
 pub(super) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Opens `n` authenticated WebSockets; returns them and the server's RSS growth per socket.
+/// Opens `n` authenticated WebSockets; returns them and the server's memory growth per socket.
 pub(super) async fn open_idle(t: &Target, token: &str, n: usize) -> anyhow::Result<(Vec<Socket>, Option<f64>)> {
     let url = t.ws_url(token);
-    let connect = |count: usize| {
-        let url = url.clone();
-        async move {
-            let limit = Arc::new(Semaphore::new(256));
-            let mut tasks = Vec::with_capacity(count);
-            for _ in 0..count {
-                let (url, limit) = (url.clone(), limit.clone());
-                tasks.push(tokio::spawn(async move {
-                    let _permit = limit.acquire_owned().await?;
-                    // A burst of connects can overrun the listen backlog; try again, briefly.
-                    let mut attempt = 0;
-                    loop {
-                        attempt += 1;
-                        match open_one(&url).await {
-                            Ok(ws) => return Ok::<_, anyhow::Error>(ws),
-                            Err(e) if attempt >= 3 => return Err(e),
-                            Err(_) => tokio::time::sleep(Duration::from_millis(100 * attempt)).await,
-                        }
-                    }
-                }));
-            }
-            let mut out = Vec::with_capacity(count);
-            for task in tasks {
-                out.push(task.await??);
-            }
-            Ok::<_, anyhow::Error>(out)
-        }
-    };
-    // Warm up so one-time allocations are not charged to the connections measured.
+    open_measured(t.pid, n, || open_one(&url)).await
+}
+
+/// Makes `n` connections with `open` (256 at a time) and returns them with the anonymous memory
+/// server `pid` gained for each. A twentieth is made first and not charged, so that one-time
+/// allocations (thread stacks, pools, caches) do not count as per-connection costs.
+pub(super) async fn open_measured<C, F, Fut>(
+    pid: Option<u32>,
+    n: usize,
+    open: F,
+) -> anyhow::Result<(Vec<C>, Option<f64>)>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<C>>,
+{
+    let anon = || pid.and_then(|pid| super::target::status_bytes(pid, "RssAnon:"));
     let warm = (n / 20).max(1).min(n);
-    let mut sockets = connect(warm).await?;
+    let mut held = open_many(&open, warm).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = t.rss_bytes();
-    sockets.extend(connect(n - warm).await?);
+    let before = anon();
+    held.extend(open_many(&open, n - warm).await?);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = t.rss_bytes();
-    let per = match (before, after) {
+    let per = match (before, anon()) {
         (Some(b), Some(a)) if n > warm => Some(a.saturating_sub(b) as f64 / (n - warm) as f64),
         _ => None,
     };
-    Ok((sockets, per))
+    Ok((held, per))
+}
+
+async fn open_many<C, F, Fut>(open: &F, count: usize) -> anyhow::Result<Vec<C>>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<C>>,
+{
+    futures_util::stream::iter(0..count)
+        .map(|_| async {
+            // A burst of connects can overrun the listen backlog; try again, briefly.
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match open().await {
+                    Ok(c) => return Ok(c),
+                    Err(e) if attempt >= 3 => return Err(e),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100 * attempt)).await,
+                }
+            }
+        })
+        .buffer_unordered(256)
+        .try_collect()
+        .await
 }
 
 pub(super) async fn open_one(url: &str) -> anyhow::Result<Socket> {
@@ -191,6 +200,19 @@ pub(super) async fn open_one(url: &str) -> anyhow::Result<Socket> {
     match tokio::time::timeout(Duration::from_secs(30), ws.next()).await? {
         Some(Ok(Message::Text(t))) if t.contains("\"connected\"") => Ok(ws),
         other => bail!("unexpected first frame {other:?}"),
+    }
+}
+
+/// Subscribes `ws` to document `doc` and waits for the server's reply.
+pub(super) async fn subscribe_document(ws: &mut Socket, doc: &str) -> anyhow::Result<()> {
+    let sub = json!({ "type": "subscribe", "id": 1, "kind": "document", "object": doc }).to_string();
+    ws.send(Message::text(sub)).await?;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) if text.contains("\"reply\"") => return Ok(()),
+            Some(Ok(_)) => continue,
+            other => bail!("subscription failed: {other:?}"),
+        }
     }
 }
 
@@ -216,15 +238,7 @@ pub(super) async fn fanout(
         // Every 20th subscriber reads the timestamp; the rest only count, to spare the generator.
         let sampled = i % 20 == 0;
         readers.push(tokio::spawn(async move {
-            let sub = json!({ "type": "subscribe", "id": 1, "kind": "document", "object": doc }).to_string();
-            ws.send(Message::text(sub)).await?;
-            loop {
-                match ws.next().await {
-                    Some(Ok(Message::Text(text))) if text.contains("\"reply\"") => break,
-                    Some(Ok(_)) => continue,
-                    other => bail!("subscription failed: {other:?}"),
-                }
-            }
+            subscribe_document(&mut ws, &doc).await?;
             ready.add_permits(1);
             // From here on frames are counted straight off the socket: a full WebSocket client
             // per subscriber would make the generator, not the server, the bottleneck.

@@ -26,6 +26,14 @@ impl Drop for Target {
     }
 }
 
+/// A size field (`VmRSS:`, `RssAnon:`) of process `pid`'s `/proc` status, in bytes (Linux).
+pub(super) fn status_bytes(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 pub(super) fn cpu_seconds(stat_path: &str) -> Option<f64> {
     let stat = std::fs::read_to_string(stat_path).ok()?;
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
@@ -182,10 +190,7 @@ impl Target {
     }
 
     fn status_bytes(&self, field: &str) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
-        let line = status.lines().find(|l| l.starts_with(field))?;
-        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb * 1024)
+        status_bytes(self.pid?, field)
     }
 
     /// CPU seconds the server process has used (Linux), to tell server cost from generator cost.

@@ -1,6 +1,7 @@
 //! `ferrosync bench compare`: the same workloads against Ferrosync and the peers users would
 //! otherwise pick, installed from Debian's packages — NATS JetStream KV (conditional puts,
-//! watch) and Redis (pub/sub fan-out) — in one run on one machine. Each server runs pinned to
+//! watch), Redis (pub/sub fan-out) and both for the memory an idle subscribed connection
+//! holds — in one run on one machine. Each server runs pinned to
 //! its own core, away from the load generator; each workload is repeated (three times by
 //! default) on a fresh server, and the medians and their ratios to Ferrosync's are printed as a
 //! table, written as JSON and drawn as a PNG chart of the latency distributions.
@@ -8,6 +9,7 @@
 mod chart;
 mod peers;
 
+use super::foundation::{open_measured, open_one, subscribe_document};
 use super::{NodeOptions, Target, Transport, conditional_updates, fanout, open_idle, spawn_node};
 use anyhow::Context;
 use hdrhistogram::Histogram;
@@ -39,6 +41,12 @@ pub struct CompareArgs {
     pub fanout_messages: usize,
     #[arg(long, default_value_t = 100.0)]
     pub fanout_rate: f64,
+    /// Idle subscribed connections whose memory on the server is measured.
+    #[arg(long, default_value_t = 10_000)]
+    pub idle: usize,
+    /// The workloads to run (all by default).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "cas,watch,fanout,idle")]
+    pub workloads: Vec<Kind>,
     /// Where the results go as JSON.
     #[arg(long, default_value = "bench-compare.json")]
     pub json_out: PathBuf,
@@ -53,9 +61,23 @@ pub struct CompareArgs {
     pub quick: bool,
 }
 
-/// What one run measured: operations (or deliveries) per second and their latencies (µs).
+/// The workloads `--workloads` names.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Conditional writes, one client and --writers clients.
+    Cas,
+    /// Write to watcher.
+    Watch,
+    /// Fan-out to each of --fanout subscribers.
+    Fanout,
+    /// The memory an idle subscribed connection holds on the server.
+    Idle,
+}
+
+/// What one run measured: its figure (operations or deliveries per second; bytes for the
+/// memory workload) and latencies (µs; none for the memory workload).
 pub(super) struct Sample {
-    pub per_s: f64,
+    pub value: f64,
     pub hist: Histogram<u64>,
 }
 
@@ -93,6 +115,9 @@ enum Workload {
     Watch,
     /// Paced writes to n subscribers: write to delivery.
     Fanout(usize),
+    /// n connections, each subscribed to one object (document, subject, channel) and idle: the
+    /// server's anonymous memory per connection.
+    Idle(usize),
 }
 
 impl Workload {
@@ -102,6 +127,7 @@ impl Workload {
             Workload::CasConcurrent => "conditional writes, concurrent".into(),
             Workload::Watch => "write → watcher".into(),
             Workload::Fanout(n) => format!("fan-out to {n}"),
+            Workload::Idle(n) => format!("idle memory, {n} connections"),
         }
     }
 
@@ -112,15 +138,22 @@ impl Workload {
             }
             Workload::Watch => &[System::Ferrosync, System::FerrosyncRelaxed, System::Nats],
             Workload::Fanout(_) => &[System::Ferrosync, System::Redis],
+            Workload::Idle(_) => &[System::Ferrosync, System::Nats, System::Redis],
         }
     }
 
-    /// What `per_s` counts.
+    /// Whether runs time operations (every workload but the memory one).
+    fn timed(self) -> bool {
+        !matches!(self, Workload::Idle(_))
+    }
+
+    /// What `value` counts.
     fn unit(self) -> &'static str {
         match self {
             Workload::CasSequential | Workload::CasConcurrent => "writes/s",
             Workload::Watch => "writes/s (paced)",
             Workload::Fanout(_) => "deliveries/s",
+            Workload::Idle(_) => "bytes/connection",
         }
     }
 }
@@ -133,8 +166,8 @@ struct Run {
     workload: String,
     system: String,
     rep: usize,
-    per_s: f64,
-    /// Latency at each of [`QUANTILES`], in ms.
+    value: f64,
+    /// Latency at each of [`QUANTILES`], in ms (empty when the workload is not timed).
     latency_ms: Vec<f64>,
     samples: u64,
 }
@@ -144,11 +177,13 @@ struct Median {
     workload: String,
     system: String,
     unit: String,
-    per_s: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    /// This system's throughput over Ferrosync's: below 1, Ferrosync does more.
-    throughput_vs_ferrosync: Option<f64>,
+    /// The median of the runs' figures, in `unit`.
+    value: f64,
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    /// This system's figure over Ferrosync's: for a rate, below 1 Ferrosync does more; for
+    /// memory, above 1 Ferrosync holds less.
+    value_vs_ferrosync: Option<f64>,
     /// This system's p99 over Ferrosync's: above 1, Ferrosync answers sooner.
     p99_vs_ferrosync: Option<f64>,
     /// The run whose p99 is the median, drawn in the chart.
@@ -197,8 +232,9 @@ pub async fn run(mut args: CompareArgs) -> anyhow::Result<()> {
         args.fanout = args.fanout.iter().map(|n| (*n).min(50)).collect();
         args.fanout.dedup();
         args.fanout_messages = args.fanout_messages.min(10);
+        args.idle = args.idle.min(200);
     }
-    let most = args.fanout.iter().copied().max().unwrap_or(0) as u64;
+    let most = args.fanout.iter().copied().chain([args.idle]).max().unwrap_or(0) as u64;
     let _ = rlimit::increase_nofile_limit(most * 2 + 1024);
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let server_cpu = if args.no_pin { None } else { pin_generator(cpus) };
@@ -217,8 +253,15 @@ pub async fn run(mut args: CompareArgs) -> anyhow::Result<()> {
     for s in &skipped {
         eprintln!("bench compare: {s}: its rows are skipped");
     }
-    let mut workloads = vec![Workload::CasSequential, Workload::CasConcurrent, Workload::Watch];
-    workloads.extend(args.fanout.iter().map(|n| Workload::Fanout(*n)));
+    let mut workloads = Vec::new();
+    for kind in &args.workloads {
+        match kind {
+            Kind::Cas => workloads.extend([Workload::CasSequential, Workload::CasConcurrent]),
+            Kind::Watch => workloads.push(Workload::Watch),
+            Kind::Fanout => workloads.extend(args.fanout.iter().map(|n| Workload::Fanout(*n))),
+            Kind::Idle => workloads.push(Workload::Idle(args.idle)),
+        }
+    }
 
     let mut runs = Vec::new();
     for rep in 0..args.reps {
@@ -238,8 +281,12 @@ pub async fn run(mut args: CompareArgs) -> anyhow::Result<()> {
                     workload: workload.name(),
                     system: system.name().to_owned(),
                     rep,
-                    per_s: round(sample.per_s),
-                    latency_ms: QUANTILES.iter().map(|q| ms(sample.hist.value_at_quantile(*q))).collect(),
+                    value: round(sample.value),
+                    latency_ms: if workload.timed() {
+                        QUANTILES.iter().map(|q| ms(sample.hist.value_at_quantile(*q))).collect()
+                    } else {
+                        Vec::new()
+                    },
                     samples: sample.hist.len(),
                 });
             }
@@ -255,44 +302,48 @@ pub async fn run(mut args: CompareArgs) -> anyhow::Result<()> {
             if mine.is_empty() {
                 continue;
             }
-            let p99 = median(mine.iter().map(|r| r.latency_ms[4]).collect());
-            let typical =
-                mine.iter().min_by(|a, b| (a.latency_ms[4] - p99).abs().total_cmp(&(b.latency_ms[4] - p99).abs()));
+            let quantile = |i: usize| median(mine.iter().filter_map(|r| r.latency_ms.get(i).copied()).collect());
+            let p99 = workload.timed().then(|| quantile(4));
+            let typical = mine.iter().min_by(|a, b| {
+                let off = |r: &Run| r.latency_ms.get(4).map_or(0.0, |v| (v - p99.unwrap_or(0.0)).abs());
+                off(a).total_cmp(&off(b))
+            });
             rows.push(Median {
                 workload: workload.name(),
                 system: system.name().to_owned(),
                 unit: workload.unit().to_owned(),
-                per_s: round(median(mine.iter().map(|r| r.per_s).collect())),
-                p50_ms: median(mine.iter().map(|r| r.latency_ms[0]).collect()),
+                value: round(median(mine.iter().map(|r| r.value).collect())),
+                p50_ms: workload.timed().then(|| quantile(0)),
                 p99_ms: p99,
-                throughput_vs_ferrosync: None,
+                value_vs_ferrosync: None,
                 p99_vs_ferrosync: None,
                 latency_ms: typical.map(|r| r.latency_ms.clone()).unwrap_or_default(),
             });
         }
         if let Some(base) = rows.iter().find(|r| r.system == System::Ferrosync.name()).cloned() {
             for r in &mut rows {
-                r.throughput_vs_ferrosync = Some(ratio(r.per_s, base.per_s));
-                r.p99_vs_ferrosync = Some(ratio(r.p99_ms, base.p99_ms));
+                r.value_vs_ferrosync = Some(ratio(r.value, base.value));
+                r.p99_vs_ferrosync = r.p99_ms.zip(base.p99_ms).map(|(a, b)| ratio(a, b));
             }
         }
         medians.extend(rows);
     }
 
     println!(
-        "{:<32} {:<44} {:>14} {:>9} {:>9} {:>9} {:>9}",
-        "workload", "system", "per s", "p50 ms", "p99 ms", "thr/ferro", "p99/ferro"
+        "{:<32} {:<44} {:>12} {:<17} {:>9} {:>9} {:>9} {:>9}",
+        "workload", "system", "value", "unit", "p50 ms", "p99 ms", "/ferro", "p99/ferro"
     );
     for m in &medians {
         let r = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
         println!(
-            "{:<32} {:<44} {:>14.0} {:>9.2} {:>9.2} {:>9} {:>9}",
+            "{:<32} {:<44} {:>12.0} {:<17} {:>9} {:>9} {:>9} {:>9}",
             m.workload,
             m.system,
-            m.per_s,
-            m.p50_ms,
-            m.p99_ms,
-            r(m.throughput_vs_ferrosync),
+            m.value,
+            m.unit,
+            r(m.p50_ms),
+            r(m.p99_ms),
+            r(m.value_vs_ferrosync),
             r(m.p99_vs_ferrosync)
         );
     }
@@ -307,7 +358,7 @@ pub async fn run(mut args: CompareArgs) -> anyhow::Result<()> {
             series: report
                 .medians
                 .iter()
-                .filter(|m| m.workload == w.name())
+                .filter(|m| m.workload == w.name() && !m.latency_ms.is_empty())
                 .map(|m| (m.system.clone(), m.latency_ms.clone()))
                 .collect(),
         })
@@ -348,6 +399,18 @@ async fn measure(
             let transport = if system == System::FerrosyncWebSocket { Transport::WebSocket } else { Transport::Http };
             ferrosync(args, workload, &target, transport).await
         }
+        System::Nats | System::Redis if !workload.timed() => {
+            let server = match system {
+                System::Nats => peers::start_nats(binary, cpu).await?,
+                _ => peers::start_redis(binary, cpu).await?,
+            };
+            let addr = server.addr.as_str();
+            let per = match system {
+                System::Nats => open_measured(Some(server.pid), args.idle, || peers::nats_subscribe(addr)).await?.1,
+                _ => open_measured(Some(server.pid), args.idle, || peers::redis_subscribe(addr)).await?.1,
+            };
+            idle_sample(per)
+        }
         System::Nats => {
             let server = peers::start_nats(binary, cpu).await?;
             match workload {
@@ -356,7 +419,7 @@ async fn measure(
                     peers::nats_conditional_writes(&server.addr, args.writers, args.seconds).await
                 }
                 Workload::Watch => peers::nats_watch(&server.addr, args.watch_messages, args.watch_rate).await,
-                Workload::Fanout(_) => anyhow::bail!("not a NATS workload"),
+                Workload::Fanout(_) | Workload::Idle(_) => anyhow::bail!("not a NATS workload"),
             }
         }
         System::Redis => {
@@ -379,7 +442,7 @@ async fn ferrosync(
 ) -> anyhow::Result<Sample> {
     let service = target.post("/api/v1/services", json!({ "friendly_name": "compare" })).await?;
     let service = service["sid"].as_str().context("service sid")?.to_owned();
-    let (per_s, hist) = match workload {
+    let (value, hist) = match workload {
         Workload::CasSequential => conditional_updates(target, &service, 1, args.seconds, transport).await?,
         Workload::CasConcurrent => conditional_updates(target, &service, args.writers, args.seconds, transport).await?,
         Workload::Watch | Workload::Fanout(_) => {
@@ -387,15 +450,36 @@ async fn ferrosync(
                 Workload::Fanout(n) => (n, args.fanout_messages, args.fanout_rate),
                 _ => (1, args.watch_messages, args.watch_rate),
             };
-            let token = target
-                .post("/api/v1/tokens", json!({ "service": service, "identity": "bench", "ttl": 3600 }))
-                .await?["token"]
-                .as_str()
-                .context("token")?
-                .to_owned();
+            let token = subscriber_token(target, &service).await?;
             let (sockets, _) = open_idle(target, &token, subscribers).await?;
             fanout(target, &service, sockets, messages, rate).await?
         }
+        Workload::Idle(n) => {
+            let token = subscriber_token(target, &service).await?;
+            let doc = target
+                .post(&format!("/api/v1/services/{service}/documents"), json!({ "unique_name": "idle", "data": {} }))
+                .await?;
+            let doc = doc["sid"].as_str().context("doc sid")?;
+            let url = target.ws_url(&token);
+            let open = || async {
+                let mut ws = open_one(&url).await?;
+                subscribe_document(&mut ws, doc).await?;
+                Ok(ws)
+            };
+            return idle_sample(open_measured(target.pid, n, open).await?.1);
+        }
     };
-    Ok(Sample { per_s, hist })
+    Ok(Sample { value, hist })
+}
+
+/// A token for the bench's subscribers in `service`.
+async fn subscriber_token(target: &Target, service: &str) -> anyhow::Result<String> {
+    let token = target.post("/api/v1/tokens", json!({ "service": service, "identity": "bench", "ttl": 3600 })).await?;
+    Ok(token["token"].as_str().context("token")?.to_owned())
+}
+
+/// The memory workload's sample: the bytes per connection, no latencies.
+fn idle_sample(per_connection: Option<f64>) -> anyhow::Result<Sample> {
+    let value = per_connection.context("the server's memory cannot be read (Linux /proc only)")?;
+    Ok(Sample { value, hist: Histogram::new(1)? })
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 /// A peer server, stopped when dropped.
 pub(super) struct PeerServer {
     pub addr: String,
+    pub pid: u32,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -80,7 +81,7 @@ async fn start(
         .with_context(|| format!("cannot start {}", binary.display()))?;
     let addr = format!("127.0.0.1:{port}");
     wait_for_port(&addr, &mut child).await?;
-    Ok(PeerServer { addr, child, _dir: dir })
+    Ok(PeerServer { addr, pid: child.id(), child, _dir: dir })
 }
 
 /// `nats-server -js` with its store in a scratch directory (JetStream's defaults: file
@@ -160,7 +161,7 @@ pub(super) async fn nats_conditional_writes(addr: &str, writers: usize, seconds:
         total += n;
         hist.add(h)?;
     }
-    Ok(Sample { per_s: total as f64 / started.elapsed().as_secs_f64(), hist })
+    Ok(Sample { value: total as f64 / started.elapsed().as_secs_f64(), hist })
 }
 
 /// Puts paced at `rate`, each carrying its send time, and one watcher of the key: the time
@@ -192,7 +193,7 @@ pub(super) async fn nats_watch(addr: &str, messages: usize, rate: f64) -> anyhow
         kv.put("w", sent.to_string().into()).await?;
     }
     let hist = reader.await??;
-    Ok(Sample { per_s: messages as f64 / started.elapsed().as_secs_f64(), hist })
+    Ok(Sample { value: messages as f64 / started.elapsed().as_secs_f64(), hist })
 }
 
 /// The start of every message a subscriber of channel `bench` receives (RESP2 push).
@@ -209,18 +210,8 @@ fn next_message(buf: &[u8]) -> Option<(&[u8], usize)> {
     Some((payload, start + len + 2))
 }
 
-/// Subscribes a raw connection to `bench` and counts `messages` messages off the socket (as
-/// the Ferrosync side counts WebSocket frames: a full client per subscriber would make the
-/// generator the bottleneck); `sampled` ones time each delivery.
-async fn redis_subscriber(
-    addr: &str,
-    messages: usize,
-    sampled: bool,
-    epoch: Instant,
-    delivered: &AtomicU64,
-    ready: &tokio::sync::Semaphore,
-    connecting: tokio::sync::OwnedSemaphorePermit,
-) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
+/// A raw connection subscribed to channel `bench`, and what it has read past the confirmation.
+pub(super) async fn redis_subscribe(addr: &str) -> anyhow::Result<(tokio::net::TcpStream, Vec<u8>)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = tokio::net::TcpStream::connect(addr).await?;
     tcp.write_all(b"SUBSCRIBE bench\r\n").await?;
@@ -235,6 +226,43 @@ async fn redis_subscriber(
         bail!("unexpected answer to SUBSCRIBE: {:?}", String::from_utf8_lossy(&buf));
     }
     buf.drain(..confirm.len());
+    Ok((tcp, buf))
+}
+
+/// A raw NATS connection subscribed to subject `bench`, confirmed by the server's `PONG` (the
+/// same kept connection and subscription a NATS client makes, without a client's own
+/// buffers on the generator's side).
+pub(super) async fn nats_subscribe(addr: &str) -> anyhow::Result<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.write_all(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nSUB bench 1\r\nPING\r\n").await?;
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    // The server speaks first (INFO), then answers the PING once CONNECT and SUB are done.
+    while !buf.windows(6).any(|w| w == b"PONG\r\n") {
+        if buf.windows(4).any(|w| w == b"-ERR") {
+            bail!("NATS refused the subscription: {:?}", String::from_utf8_lossy(&buf));
+        }
+        if buf.len() > 64 * 1024 || tcp.read_buf(&mut buf).await? == 0 {
+            bail!("NATS did not confirm the subscription: {:?}", String::from_utf8_lossy(&buf));
+        }
+    }
+    Ok(tcp)
+}
+
+/// Subscribes a raw connection to `bench` and counts `messages` messages off the socket (as
+/// the Ferrosync side counts WebSocket frames: a full client per subscriber would make the
+/// generator the bottleneck); `sampled` ones time each delivery.
+async fn redis_subscriber(
+    addr: &str,
+    messages: usize,
+    sampled: bool,
+    epoch: Instant,
+    delivered: &AtomicU64,
+    ready: &tokio::sync::Semaphore,
+    connecting: tokio::sync::OwnedSemaphorePermit,
+) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
+    use tokio::io::AsyncReadExt;
+    let (mut tcp, mut buf) = redis_subscribe(addr).await?;
     ready.add_permits(1);
     drop(connecting);
     let mut hist = histogram();
@@ -307,7 +335,7 @@ pub(super) async fn redis_fanout(addr: &str, subscribers: usize, messages: usize
         )
     })??;
     let got = delivered.load(Ordering::Relaxed);
-    Ok(Sample { per_s: got as f64 / last.duration_since(started).as_secs_f64(), hist })
+    Ok(Sample { value: got as f64 / last.duration_since(started).as_secs_f64(), hist })
 }
 
 #[cfg(test)]
