@@ -522,6 +522,7 @@ pub(crate) fn run_writer(
 }
 
 pub mod conformance;
+mod heads;
 pub mod postgres;
 
 /// A turn at a read connection. Owned, so the blocking read holds it until its connection is

@@ -14,6 +14,7 @@
 mod rows;
 
 use crate::WriteJob;
+use crate::heads::SeqHeads;
 use ferrosync_core::error::CoreError;
 use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
 use ferrosync_core::page::PageRequest;
@@ -22,7 +23,6 @@ use ferrosync_core::sid::Sid;
 use ferrosync_core::store::{Actor, ApiKeyRecord, Applied, ChangeHint, Mutation, StoreError, StoredEvent};
 use ferrosync_core::timestamp::Timestamp;
 use rows::{PgConn, err};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -254,8 +254,7 @@ fn commit_batch(conn: &mut PgConn, epoch: &str, batch: &[WriteJob]) -> Vec<Resul
         return unavailable(batch.len(), &e.to_string());
     }
     let mut results: Vec<Option<Result<Applied, CoreError>>> = (0..batch.len()).map(|_| None).collect();
-    // Each touched service's sequence head: (as stored, as allocated so far in this batch).
-    let mut seqs: HashMap<Sid, (u64, u64)> = HashMap::new();
+    let mut seqs = SeqHeads::default();
     let mut broken: Option<StoreError> = None;
     // A successful mutation's savepoint is released together with the next one's creation
     // (one round trip); COMMIT releases the last.
@@ -289,10 +288,7 @@ fn commit_batch(conn: &mut PgConn, epoch: &str, batch: &[WriteJob]) -> Vec<Resul
             break;
         }
     }
-    // Every event took its number from `seqs`, so the services whose head moved are exactly
-    // those this batch wrote events to.
-    let advanced: Vec<(&Sid, u64)> =
-        seqs.iter().filter(|(_, (stored, current))| current != stored).map(|(s, (_, current))| (s, *current)).collect();
+    let advanced = seqs.advanced();
     if broken.is_none() {
         // The allocated heads go back to the (still locked) counter rows.
         for (service, head) in &advanced {
@@ -389,7 +385,7 @@ struct PgTx<'a> {
     epoch: &'a str,
     /// Sequence heads of the services this batch has locked, allocated in memory: the lock
     /// taken when the service was read keeps every other writer out until COMMIT.
-    seqs: &'a mut HashMap<Sid, (u64, u64)>,
+    seqs: &'a mut SeqHeads,
 }
 
 impl_tx_state!(PgTx<'_>, rows, {
@@ -399,21 +395,13 @@ impl_tx_state!(PgTx<'_>, rows, {
     fn service(&mut self, r: &ObjectRef) -> Result<Option<Service>, StoreError> {
         let mut found = rows::service_for_update(self.conn, r)?;
         if let Some(s) = &mut found {
-            let (_, current) = *self.seqs.entry(s.sid.clone()).or_insert((s.head_seq, s.head_seq));
-            s.head_seq = current;
+            self.seqs.overlay(s);
         }
         Ok(found)
     }
     fn next_seq(&mut self, service: &Sid) -> Result<u64, StoreError> {
-        let entry = match self.seqs.get_mut(service) {
-            Some(e) => e,
-            None => {
-                let stored = rows::lock_head_seq(self.conn, service)?;
-                self.seqs.entry(service.clone()).or_insert((stored, stored))
-            }
-        };
-        entry.1 += 1;
-        Ok(entry.1)
+        let conn = &mut *self.conn;
+        self.seqs.next(service, || rows::lock_head_seq(conn, service))
     }
 });
 

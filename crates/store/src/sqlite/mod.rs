@@ -5,6 +5,7 @@ pub mod backup;
 mod rows;
 
 use crate::WriteJob;
+use crate::heads::SeqHeads;
 use ferrosync_core::error::CoreError;
 use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
 use ferrosync_core::page::PageRequest;
@@ -223,44 +224,49 @@ fn commit_batch(conn: &mut Connection, epoch: &str, batch: &[WriteJob]) -> Vec<R
     if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
         return fail_all(err(e), batch.len());
     }
-    if let [job] = batch {
-        let mut tx = SqliteTx { conn, epoch };
-        let outcome = rules::apply(&mut tx, &job.actor, job.mutation.clone(), Timestamp::now());
-        let end = if outcome.is_ok() { run_cached(conn, "COMMIT") } else { run_cached(conn, "ROLLBACK") };
-        return match end {
-            Ok(()) => {
-                metrics::histogram!("ferrosync_store_commit_seconds").record(started.elapsed().as_secs_f64());
-                vec![outcome]
-            }
-            Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                fail_all(err(e), 1)
-            }
-        };
-    }
+    let alone = batch.len() == 1;
+    let mut seqs = SeqHeads::default();
     let mut results = Vec::with_capacity(batch.len());
-    for job in batch.iter() {
-        if let Err(e) = run_cached(conn, "SAVEPOINT m") {
+    for job in batch {
+        if !alone && let Err(e) = run_cached(conn, "SAVEPOINT m") {
             results.push(Err(CoreError::Store(err(e))));
             continue;
         }
-        let mut tx = SqliteTx { conn, epoch };
+        let before = (!alone).then(|| seqs.clone());
+        let mut tx = SqliteTx { conn, epoch, seqs: &mut seqs };
         let outcome = rules::apply(&mut tx, &job.actor, job.mutation.clone(), Timestamp::now());
+        if alone {
+            results.push(outcome);
+            continue;
+        }
         let end = if outcome.is_ok() {
             run_cached(conn, "RELEASE m")
         } else {
+            if let Some(before) = before {
+                seqs = before;
+            }
             run_cached(conn, "ROLLBACK TO m").and_then(|()| run_cached(conn, "RELEASE m"))
         };
-        match end {
-            Ok(()) => results.push(outcome),
-            Err(e) => results.push(Err(CoreError::Store(err(e)))),
-        }
+        results.push(end.map_err(|e| CoreError::Store(err(e))).and(outcome));
     }
-    if let Err(e) = run_cached(conn, "COMMIT") {
+    // A lone failed mutation rolls back the whole transaction; anything else commits, with the
+    // heads its events moved written back first.
+    let failed_alone = alone && results.first().is_some_and(Result::is_err);
+    let end = if failed_alone {
+        run_cached(conn, "ROLLBACK").map_err(err)
+    } else {
+        seqs.advanced()
+            .into_iter()
+            .try_for_each(|(service, head)| rows::set_head_seq(conn, service, head))
+            .and_then(|()| run_cached(conn, "COMMIT").map_err(err))
+    };
+    if let Err(e) = end {
         let _ = conn.execute_batch("ROLLBACK");
-        return fail_all(err(e), batch.len());
+        return fail_all(e, batch.len());
     }
-    metrics::histogram!("ferrosync_store_commit_seconds").record(started.elapsed().as_secs_f64());
+    if !failed_alone {
+        metrics::histogram!("ferrosync_store_commit_seconds").record(started.elapsed().as_secs_f64());
+    }
     results
 }
 
@@ -272,6 +278,8 @@ fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 struct SqliteTx<'a> {
     conn: &'a Connection,
     epoch: &'a str,
+    /// Sequence heads handed out in this batch; the only writer of the file, so no lock needed.
+    seqs: &'a mut SeqHeads,
 }
 
 impl_tx_state!(SqliteTx<'_>, rows, {
@@ -279,10 +287,15 @@ impl_tx_state!(SqliteTx<'_>, rows, {
         self.epoch
     }
     fn service(&mut self, r: &ObjectRef) -> Result<Option<Service>, StoreError> {
-        rows::service(self.conn, r)
+        let mut found = rows::service(self.conn, r)?;
+        if let Some(s) = &mut found {
+            self.seqs.overlay(s);
+        }
+        Ok(found)
     }
     fn next_seq(&mut self, service: &Sid) -> Result<u64, StoreError> {
-        rows::next_seq(self.conn, service)
+        let conn = self.conn;
+        self.seqs.next(service, || rows::head_seq(conn, service))
     }
 });
 

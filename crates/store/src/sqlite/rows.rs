@@ -324,11 +324,19 @@ pub(crate) fn delete_permission(conn: &Connection, object: &Sid, identity: &str)
         .map_err(err)
 }
 
-pub(crate) fn next_seq(conn: &Connection, service: &Sid) -> Result<u64, StoreError> {
-    // The counter row is bumped inside the write transaction, so commit order is seq order.
-    conn.prepare_cached("UPDATE services SET head_seq = head_seq + 1 WHERE sid = ?1 RETURNING head_seq")
+pub(crate) fn head_seq(conn: &Connection, service: &Sid) -> Result<u64, StoreError> {
+    conn.prepare_cached("SELECT head_seq FROM services WHERE sid = ?1")
         .and_then(|mut st| st.query_row([service.as_str()], |r| r.get::<_, i64>(0)))
         .map(|s| s as u64)
+        .map_err(err)
+}
+
+/// Writes back a head the batch moved; inside the write transaction, so commit order stays
+/// sequence order.
+pub(crate) fn set_head_seq(conn: &Connection, service: &Sid, head: u64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE services SET head_seq = ?2 WHERE sid = ?1")
+        .and_then(|mut st| st.execute(params![service.as_str(), head as i64]))
+        .map(drop)
         .map_err(err)
 }
 
