@@ -2,7 +2,7 @@
 //! fan-out to subscribers, long-poll wake; and the raw frame readers that let one generator
 //! count what thousands of sockets receive.
 
-use super::{Target, histogram};
+use super::{Samples, Target, histogram};
 use anyhow::{Context, bail};
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt, TryStreamExt};
@@ -246,7 +246,7 @@ pub(super) async fn fanout(
                 bail!("the bench speaks plain ws:// only");
             };
             let local = count_events(tcp, updates, sampled, epoch, &delivered).await?;
-            hist.lock().await.add(local)?;
+            local.add_to(&mut *hist.lock().await);
             Ok::<_, anyhow::Error>(Instant::now())
         }));
     }
@@ -395,9 +395,9 @@ pub(super) async fn count_events(
     sampled: bool,
     epoch: Instant,
     delivered: &AtomicU64,
-) -> anyhow::Result<Histogram<u64>> {
+) -> anyhow::Result<Samples> {
     use tokio::io::AsyncReadExt;
-    let mut local = histogram();
+    let mut local = Samples::default();
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut seen = 0;
     while seen < updates {
@@ -413,7 +413,7 @@ pub(super) async fn count_events(
                     let v: Value = serde_json::from_slice(payload)?;
                     if let Some(sent) = v["event"]["data"]["t"].as_u64() {
                         let now = epoch.elapsed().as_micros() as u64;
-                        let _ = local.record(now.saturating_sub(sent).max(1));
+                        local.record(now.saturating_sub(sent));
                     }
                 }
             }

@@ -6,7 +6,7 @@
 //! from its update's send; every subscriber must get every update of its document.
 
 use super::target::twilio_call;
-use super::{Target, histogram};
+use super::{Samples, Target, histogram};
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -34,10 +34,6 @@ const WRITES: Duration = Duration::from_secs(60);
 /// How long subscribers may take, after the last update was answered, to hold every
 /// notification of their document.
 const DRAIN: Duration = Duration::from_secs(30);
-/// The pause between the last subscription and the first update. The server is still busy
-/// after a thousand connects (answering the first updates hundreds of ms late for about half a
-/// second); the figures are of delivery, not of that.
-const SETTLE: Duration = Duration::from_secs(1);
 /// Frames a connection may receive while subscribing before the outcome must have come.
 const MAX_SETUP_FRAMES: usize = 64;
 
@@ -225,8 +221,8 @@ impl Client {
         updates: usize,
         epoch: Instant,
         delivered: &AtomicU64,
-    ) -> anyhow::Result<(Histogram<u64>, Instant)> {
-        let mut latency = histogram();
+    ) -> anyhow::Result<(Samples, Instant)> {
+        let mut latency = Samples::default();
         let mut seen = vec![false; updates];
         let mut got = 0;
         let mut last = Instant::now();
@@ -256,7 +252,7 @@ impl Client {
             if std::mem::replace(slot, true) {
                 bail!("update {i} was delivered twice to one subscriber");
             }
-            let _ = latency.record(now.saturating_sub(sent).max(1));
+            latency.record(now.saturating_sub(sent));
             got += 1;
             last = Instant::now();
             delivered.fetch_add(1, Ordering::Relaxed);
@@ -348,7 +344,6 @@ pub(super) async fn run(t: &Target, service: &str, s: &TwilsockArgs, quiet: bool
         readers.spawn(async move { client.receive(&sid, wanted, updates, epoch, &delivered).await });
     }
 
-    tokio::time::sleep(SETTLE).await;
     let started = Instant::now();
     // Open loop: updates leave on schedule whether or not earlier ones were answered, as
     // independent app servers would send them.
@@ -379,7 +374,7 @@ pub(super) async fn run(t: &Target, service: &str, s: &TwilsockArgs, quiet: bool
     let drained = async {
         while let Some(done) = readers.join_next().await {
             let (h, at) = done??;
-            latency.add(h)?;
+            h.add_to(&mut latency);
             last = last.max(at);
         }
         Ok::<_, anyhow::Error>(())

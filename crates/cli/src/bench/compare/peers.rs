@@ -2,7 +2,7 @@
 //! packages' binaries on a free loopback port, each in a scratch directory: NATS with
 //! JetStream (its KV buckets: put with expected revision, watch) and Redis (pub/sub).
 
-use super::super::{histogram, pinned_command};
+use super::super::{Samples, histogram, pinned_command};
 use super::Sample;
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
@@ -260,12 +260,12 @@ async fn redis_subscriber(
     delivered: &AtomicU64,
     ready: &tokio::sync::Semaphore,
     connecting: tokio::sync::OwnedSemaphorePermit,
-) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
+) -> anyhow::Result<Samples> {
     use tokio::io::AsyncReadExt;
     let (mut tcp, mut buf) = redis_subscribe(addr).await?;
     ready.add_permits(1);
     drop(connecting);
-    let mut hist = histogram();
+    let mut hist = Samples::default();
     let mut seen = 0;
     loop {
         let mut at = 0;
@@ -274,7 +274,7 @@ async fn redis_subscriber(
             delivered.fetch_add(1, Ordering::Relaxed);
             if sampled {
                 let sent: u64 = std::str::from_utf8(payload).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-                let _ = hist.record((epoch.elapsed().as_micros() as u64).saturating_sub(sent).max(1));
+                hist.record((epoch.elapsed().as_micros() as u64).saturating_sub(sent));
             }
             at += used;
         }
@@ -322,7 +322,7 @@ pub(super) async fn redis_fanout(addr: &str, subscribers: usize, messages: usize
     let wait = async {
         for r in readers {
             let (h, done) = r.await??;
-            hist.add(h)?;
+            h.add_to(&mut hist);
             last = last.max(done);
         }
         Ok::<_, anyhow::Error>(())
