@@ -28,10 +28,14 @@ impl Drop for Target {
 
 /// A size field (`VmRSS:`, `RssAnon:`) of process `pid`'s `/proc` status, in bytes (Linux).
 pub(super) fn status_bytes(pid: u32, field: &str) -> Option<u64> {
+    status_number(pid, field).map(|kb| kb * 1024)
+}
+
+/// A numeric field of process `pid`'s `/proc` status (`Threads:`; sizes are in kB).
+fn status_number(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 pub(super) fn cpu_seconds(stat_path: &str) -> Option<f64> {
@@ -191,6 +195,11 @@ impl Target {
 
     fn status_bytes(&self, field: &str) -> Option<u64> {
         status_bytes(self.pid?, field)
+    }
+
+    /// The server's threads: its runtime's workers and however many blocking threads it has.
+    pub(super) fn threads(&self) -> Option<u64> {
+        status_number(self.pid?, "Threads:")
     }
 
     /// CPU seconds the server process has used (Linux), to tell server cost from generator cost.

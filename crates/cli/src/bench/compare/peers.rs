@@ -309,7 +309,10 @@ pub(super) async fn redis_fanout(addr: &str, subscribers: usize, messages: usize
         .context("Redis subscribers did not all subscribe within 120 s")??
         .forget();
     let client = redis::Client::open(format!("redis://{addr}/"))?;
-    let mut publisher = client.get_multiplexed_async_connection().await?;
+    // Redis answers a PUBLISH only after writing it to every subscriber, which at 10,000 can take
+    // longer than the client's default 500 ms response timeout; the run has its own bound.
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    let mut publisher = client.get_multiplexed_async_connection_with_config(&config).await?;
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
