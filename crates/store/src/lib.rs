@@ -524,18 +524,7 @@ pub(crate) fn run_writer(
 pub mod conformance;
 mod heads;
 pub mod postgres;
-
-/// A turn at a read connection. Owned, so the blocking read holds it until its connection is
-/// back in the pool, whether or not its caller still waits.
-pub(crate) async fn read_permit(
-    permits: &std::sync::Arc<tokio::sync::Semaphore>,
-) -> Result<tokio::sync::OwnedSemaphorePermit, ferrosync_core::store::StoreError> {
-    permits
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| ferrosync_core::store::StoreError::Unavailable("store is closed".into()))
-}
+mod readers;
 
 /// A service's settings as stored: one JSON document, so new settings need no schema change.
 pub(crate) fn settings_to_json(s: &ferrosync_core::model::ServiceSettings) -> String {

@@ -15,6 +15,7 @@ mod rows;
 
 use crate::WriteJob;
 use crate::heads::SeqHeads;
+use crate::readers::Readers;
 use ferrosync_core::error::CoreError;
 use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
 use ferrosync_core::page::PageRequest;
@@ -23,10 +24,10 @@ use ferrosync_core::sid::Sid;
 use ferrosync_core::store::{Actor, ApiKeyRecord, Applied, ChangeHint, Mutation, StoreError, StoredEvent};
 use ferrosync_core::timestamp::Timestamp;
 use rows::{PgConn, err};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc};
 
 /// Schema migrations, applied in order at start; a node applies those the database lacks.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -46,15 +47,15 @@ const ATTEMPTS: usize = 4;
 pub struct PgStore {
     epoch: String,
     writer: mpsc::Sender<WriteJob>,
-    readers: Arc<ReaderPool>,
+    readers: Readers<PgSlot>,
     hints: broadcast::Sender<ChangeHint>,
     stopped: Arc<AtomicBool>,
 }
 
-struct ReaderPool {
+/// A reader thread's connection, made when first needed and again after the database closed it.
+struct PgSlot {
     config: postgres::Config,
-    idle: Mutex<Vec<PgConn>>,
-    permits: Arc<Semaphore>,
+    conn: Option<PgConn>,
 }
 
 fn connect(config: &postgres::Config) -> Result<PgConn, StoreError> {
@@ -103,17 +104,8 @@ impl PgStore {
             .spawn(move || listen_loop(listener_config, listener_hints, listener_stop))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the listener thread: {e}")))?;
 
-        Ok(PgStore {
-            epoch,
-            writer: tx,
-            readers: Arc::new(ReaderPool {
-                config,
-                idle: Mutex::new(Vec::new()),
-                permits: Arc::new(Semaphore::new(READERS)),
-            }),
-            hints,
-            stopped,
-        })
+        let slots = (0..READERS).map(|_| PgSlot { config: config.clone(), conn: None }).collect();
+        Ok(PgStore { epoch, writer: tx, readers: Readers::start("ferrosync-pg-reader", slots)?, hints, stopped })
     }
 
     /// Bookkeeping writes run as autocommit statements on a pooled connection (see [`Self::read`]).
@@ -124,46 +116,29 @@ impl PgStore {
         self.read(f).await
     }
 
-    /// Runs `f` on a pooled connection off the async threads. A connection the database closed
-    /// (a restart, say) is replaced and the read tried once more.
+    /// Runs `f` on a reader thread's connection, off the async threads. A connection the
+    /// database closed (a restart, say) is replaced and the read tried once more.
     async fn read<T: Send + 'static>(
         &self,
         f: impl Fn(&mut PgConn) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let pool = self.readers.clone();
-        let permit = crate::read_permit(&pool.permits).await?;
-        let pooled = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let config = pool.config.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = match pooled {
-                Some(c) if !c.client.is_closed() => c,
-                _ => connect(&config)?,
-            };
-            let mut result = f(&mut conn);
-            if matches!(result, Err(StoreError::Unavailable(_))) && conn.client.is_closed() {
-                conn = connect(&config)?;
-                result = f(&mut conn);
-            }
-            // Back to the pool here rather than after the await: a caller that stops waiting
-            // (its client went away) must not take the connection with it.
-            if !conn.client.is_closed() {
-                pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
-            }
-            drop(permit);
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
-    }
-}
-
-impl Drop for ReaderPool {
-    fn drop(&mut self) {
-        // Closing a client blocks on its goodbye; the last owner may be an async task.
-        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
-        if !idle.is_empty() {
-            let _ = std::thread::Builder::new().name("ferrosync-pg-close".into()).spawn(move || drop(idle));
-        }
+        self.readers
+            .run(move |slot| {
+                let mut conn = match slot.conn.take() {
+                    Some(c) if !c.client.is_closed() => c,
+                    _ => connect(&slot.config)?,
+                };
+                let mut result = f(&mut conn);
+                if matches!(result, Err(StoreError::Unavailable(_))) && conn.client.is_closed() {
+                    conn = connect(&slot.config)?;
+                    result = f(&mut conn);
+                }
+                if !conn.client.is_closed() {
+                    slot.conn = Some(conn);
+                }
+                result
+            })
+            .await
     }
 }
 

@@ -6,6 +6,7 @@ mod rows;
 
 use crate::WriteJob;
 use crate::heads::SeqHeads;
+use crate::readers::Readers;
 use ferrosync_core::error::CoreError;
 use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
 use ferrosync_core::page::PageRequest;
@@ -17,7 +18,7 @@ use rows::err;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 /// Schema migrations in order; `PRAGMA user_version` records how many a file has had. The first
 /// is idempotent, so files made before versions were recorded take it again harmlessly.
@@ -37,15 +38,10 @@ pub struct SqliteStore {
     epoch: String,
     path: PathBuf,
     writer: mpsc::Sender<WriteJob>,
-    readers: Arc<ReaderPool>,
+    readers: Readers<Connection>,
     /// Small single-statement writes beside the writer's batches (webhook cursors and leases):
     /// they touch no domain rows, so they need not wait for a turn of the group commit.
     bookkeeping: Arc<Mutex<Connection>>,
-}
-
-struct ReaderPool {
-    conns: Mutex<Vec<Connection>>,
-    permits: Arc<Semaphore>,
 }
 
 /// How hard a commit insists on reaching the disk.
@@ -80,14 +76,15 @@ impl SqliteStore {
         migrate(&mut conn)?;
         let epoch = load_or_create_epoch(&conn)?;
 
-        let mut readers = Vec::with_capacity(READERS);
+        let mut conns = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let r =
                 Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
                     .map_err(err)?;
             r.execute_batch("PRAGMA busy_timeout = 5000;").map_err(err)?;
-            readers.push(r);
+            conns.push(r);
         }
+        let readers = Readers::start("ferrosync-sqlite-reader", conns)?;
 
         let (tx, rx) = mpsc::channel(8192);
         let thread_epoch = epoch.clone();
@@ -111,7 +108,7 @@ impl SqliteStore {
             epoch,
             path: path.to_owned(),
             writer: tx,
-            readers: Arc::new(ReaderPool { conns: Mutex::new(readers), permits: Arc::new(Semaphore::new(READERS)) }),
+            readers,
             bookkeeping: Arc::new(Mutex::new(bookkeeping)),
         })
     }
@@ -120,29 +117,12 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs `f` on a pooled read connection off the async threads.
+    /// Runs `f` on a reader thread's connection, off the async threads.
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let pool = self.readers.clone();
-        let permit = crate::read_permit(&pool.permits).await?;
-        let conn = pool
-            .conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop()
-            .ok_or_else(|| StoreError::Unavailable("no read connection free".into()))?;
-        tokio::task::spawn_blocking(move || {
-            let result = f(&conn);
-            // Back to the pool here rather than after the await: a caller that stops waiting
-            // (its client went away) must not take the connection with it.
-            pool.conns.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
-            drop(permit);
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+        self.readers.run(move |conn| f(conn)).await
     }
 }
 
