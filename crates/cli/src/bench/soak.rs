@@ -46,8 +46,9 @@ struct Sample {
     at_s: f64,
     rss_bytes: u64,
     anon_bytes: u64,
-    /// The server's thread count: a burst of blocking threads, each with its own allocator
-    /// heap, is one way memory steps up.
+    /// Of which in transparent huge pages.
+    anon_huge_bytes: u64,
+    /// The server's thread count.
     threads: u64,
     writes: u64,
     delivered: u64,
@@ -174,15 +175,17 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
             at_s: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
             rss_bytes: target.rss_bytes().unwrap_or(0),
             anon_bytes: target.anon_bytes().unwrap_or(0),
+            anon_huge_bytes: target.huge_page_bytes().unwrap_or(0),
             threads: target.threads().unwrap_or(0),
             writes: writes.load(Ordering::Relaxed),
             delivered: delivered.load(Ordering::Relaxed),
         };
         say(format!(
-            "{:>7.1} s  rss {:>6.1} MiB  anon {:>6.1} MiB  threads {}  writes {}  events {}",
+            "{:>7.1} s  rss {:>6.1} MiB  anon {:>6.1} MiB (huge pages {:>6.1})  threads {}  writes {}  events {}",
             s.at_s,
             s.rss_bytes as f64 / 1048576.0,
             s.anon_bytes as f64 / 1048576.0,
+            s.anon_huge_bytes as f64 / 1048576.0,
             s.threads,
             s.writes,
             s.delivered

@@ -28,12 +28,13 @@ impl Drop for Target {
 
 /// A size field (`VmRSS:`, `RssAnon:`) of process `pid`'s `/proc` status, in bytes (Linux).
 pub(super) fn status_bytes(pid: u32, field: &str) -> Option<u64> {
-    status_number(pid, field).map(|kb| kb * 1024)
+    proc_number(pid, "status", field).map(|kb| kb * 1024)
 }
 
-/// A numeric field of process `pid`'s `/proc` status (`Threads:`; sizes are in kB).
-fn status_number(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+/// A numeric field of one of process `pid`'s `/proc` files (`status`'s `Threads:`; sizes are
+/// in kB).
+fn proc_number(pid: u32, file: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
@@ -199,7 +200,14 @@ impl Target {
 
     /// The server's threads: its runtime's workers and however many blocking threads it has.
     pub(super) fn threads(&self) -> Option<u64> {
-        status_number(self.pid?, "Threads:")
+        proc_number(self.pid?, "status", "Threads:")
+    }
+
+    /// How much of the server's anonymous memory is in transparent huge pages: the kernel's
+    /// khugepaged fills a sparsely used 2 MB range up to a whole huge page, growing the resident
+    /// set without the program allocating a byte.
+    pub(super) fn huge_page_bytes(&self) -> Option<u64> {
+        proc_number(self.pid?, "smaps_rollup", "AnonHugePages:").map(|kb| kb * 1024)
     }
 
     /// CPU seconds the server process has used (Linux), to tell server cost from generator cost.
