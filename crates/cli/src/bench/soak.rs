@@ -6,9 +6,10 @@
 //! also holds pages of the program's own file, which the kernel maps in when code first runs and
 //! may drop and map in again at any time, a step of megabytes that says nothing of the server.
 
+use super::foundation::subscribe_document;
 use super::{NodeOptions, Socket, open_idle, spawn_node};
 use anyhow::{Context, bail};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -71,16 +72,17 @@ struct Report {
     samples: Vec<Sample>,
 }
 
-/// Reads events off one subscriber until told to stop, counting them; answers pings (reading
-/// the stream does) so the server keeps the connection through a long run.
+/// Subscribes, says so on `ready`, then reads events until told to stop, counting them; answers
+/// pings (reading the stream does) so the server keeps the connection through a long run.
 async fn subscriber(
     mut ws: Socket,
     doc: String,
     delivered: Arc<AtomicU64>,
+    ready: Arc<tokio::sync::Semaphore>,
     stop: Arc<tokio::sync::Notify>,
 ) -> anyhow::Result<()> {
-    let sub = json!({ "type": "subscribe", "id": 1, "kind": "document", "object": doc }).to_string();
-    ws.send(Message::text(sub)).await?;
+    subscribe_document(&mut ws, &doc).await?;
+    ready.add_permits(1);
     let stopped = stop.notified();
     tokio::pin!(stopped);
     loop {
@@ -128,13 +130,19 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     let stop = Arc::new(tokio::sync::Notify::new());
     let mut subscribers = Vec::with_capacity(sockets.len());
     let mut per_doc = vec![0u64; docs.len()];
+    let ready = Arc::new(tokio::sync::Semaphore::new(0));
     for (i, ws) in sockets.into_iter().enumerate() {
         per_doc[i % docs.len()] += 1;
-        let task = subscriber(ws, docs[i % docs.len()].clone(), delivered.clone(), stop.clone());
+        let task = subscriber(ws, docs[i % docs.len()].clone(), delivered.clone(), ready.clone(), stop.clone());
         subscribers.push(tokio::spawn(task));
     }
-    // Subscriptions answered before the load begins.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Every subscription answered before the load begins: one still on its way would miss the
+    // first writes (on a busy machine a fixed pause was not enough).
+    let n = u32::try_from(subscribers.len()).context("too many connections")?;
+    tokio::time::timeout(Duration::from_secs(120), ready.acquire_many(n))
+        .await
+        .context("the subscriptions were not all answered within 120 s")??
+        .forget();
 
     say(format!("{} updates/s for {} s, memory every {} s", args.rate, args.seconds, args.sample_secs));
     let started = Instant::now();
