@@ -3,17 +3,25 @@
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Instant;
+
+/// Bucket bounds of histograms that count things rather than time them.
+const COUNT_BUCKETS: &[f64] =
+    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0, 16384.0, 65536.0];
 
 /// The process-wide Prometheus recorder; installed once, shared by every server in the process.
 pub fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
+            // Durations in seconds; counts (batch sizes, lags in events) in powers of two, which
+            // the seconds' buckets would squash into their `le="1"` and `le="10"`.
             let builder = PrometheusBuilder::new()
                 .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0])
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_batch_size".into()), COUNT_BUCKETS))
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_events".into()), COUNT_BUCKETS))
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let handle = match builder.install_recorder() {
                 Ok(h) => h,

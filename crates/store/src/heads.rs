@@ -1,6 +1,6 @@
 //! Sequence numbers handed out in the writer's memory for one batch, for both stores: events
-//! take their numbers here and each moved head is written back once per service before COMMIT,
-//! rather than the counter row being bumped (a statement) for every event.
+//! take their numbers here rather than from a statement each. PostgreSQL writes each moved head
+//! back to its counter row once per batch before COMMIT; SQLite reads heads from its log.
 
 use ferrosync_core::model::Service;
 use ferrosync_core::sid::Sid;

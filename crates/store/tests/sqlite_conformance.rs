@@ -70,5 +70,48 @@ async fn an_unversioned_data_file_is_migrated() {
     drop(store);
     let conn = rusqlite::Connection::open(&path).expect("opens");
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
+}
+
+/// A version-6 file kept each service's head in a column; from version 7 the head is read from
+/// the log. Migrating keeps every head where it was, including one whose events were all pruned
+/// (it becomes the pruned horizon), so no sequence number is handed out twice.
+#[tokio::test]
+async fn heads_survive_the_move_from_a_column_to_the_log() {
+    use ferrosync_core::model::ObjectRef;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v6.db");
+    let (live, pruned) = ("IS00000000000000000000000000000001", "IS00000000000000000000000000000002");
+    {
+        let store = SqliteStore::open(&path, Durability::Full).expect("opens");
+        drop(store);
+        let conn = rusqlite::Connection::open(&path).expect("opens");
+        // Back to version 6's shape, as an older binary left it.
+        conn.execute_batch(&format!(
+            "ALTER TABLE services ADD COLUMN head_seq INTEGER NOT NULL DEFAULT 0;
+             PRAGMA user_version = 6;
+             INSERT INTO services (sid, acl_enabled, revision, date_created, date_updated, head_seq, pruned_seq)
+               VALUES ('{live}', 0, 0, 0, 0, 3, 1), ('{pruned}', 0, 0, 0, 0, 9, 4);
+             INSERT INTO events (service_sid, seq, object_sid, date, body) VALUES
+               ('{live}', 2, 'ET00000000000000000000000000000001', 0, '{{}}'),
+               ('{live}', 3, 'ET00000000000000000000000000000001', 0, '{{}}');"
+        ))
+        .expect("a version-6 file");
+    }
+    let store = SqliteStore::open(&path, Durability::Full).expect("migrates");
+    for (sid, head, horizon) in [(live, 3, 1), (pruned, 9, 9)] {
+        let s = store
+            .service(&ObjectRef::Sid(ferrosync_core::sid::Sid::parse(sid).expect("sid")))
+            .await
+            .expect("reads")
+            .expect("kept");
+        assert_eq!((s.head_seq, s.pruned_seq), (head, horizon), "{sid}");
+    }
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).expect("opens");
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('services')")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+        .expect("columns");
+    assert!(!columns.iter().any(|c| c == "head_seq"), "{columns:?}");
 }

@@ -775,6 +775,18 @@ async fn operations_endpoints_and_route_errors() {
         .unwrap_or_else(|| panic!("a request counter for POST /api/v1/services:\n{}", metrics.text));
     let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(count >= 1.0, "{line}");
+    // Batch sizes are counted in powers of two, not in the seconds' buckets of the timings.
+    for bound in ["le=\"2\"", "le=\"512\""] {
+        assert!(
+            metrics
+                .text
+                .lines()
+                .any(|l| l.starts_with("ferrosync_store_commit_batch_size_bucket{") && l.contains(bound)),
+            "a commit batch-size bucket {bound}:\n{}",
+            metrics.text
+        );
+    }
+    assert!(!metrics.text.contains("ferrosync_store_commit_batch_size_bucket{le=\"0.0005\"}"), "{}", metrics.text);
 
     let unknown = send(s.http.get(s.root("/nowhere"))).await;
     unknown.refused(404, 40400, "/nowhere");

@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v4.sql"),
     include_str!("schema_v5.sql"),
     include_str!("schema_v6.sql"),
+    include_str!("schema_v7.sql"),
 ];
 const READERS: usize = 4;
 /// WAL size (in pages) past which a checkpoint waits for readers to reset the log.
@@ -229,17 +230,10 @@ fn commit_batch(conn: &mut Connection, epoch: &str, batch: &[WriteJob]) -> Vec<R
         };
         results.push(end.map_err(|e| CoreError::Store(err(e))).and(outcome));
     }
-    // A lone failed mutation rolls back the whole transaction; anything else commits, with the
-    // heads its events moved written back first.
+    // A lone failed mutation rolls back the whole transaction; anything else commits. The heads
+    // the batch moved need no writing back: a head is read from the log itself.
     let failed_alone = alone && results.first().is_some_and(Result::is_err);
-    let end = if failed_alone {
-        run_cached(conn, "ROLLBACK").map_err(err)
-    } else {
-        seqs.advanced()
-            .into_iter()
-            .try_for_each(|(service, head)| rows::set_head_seq(conn, service, head))
-            .and_then(|()| run_cached(conn, "COMMIT").map_err(err))
-    };
+    let end = run_cached(conn, if failed_alone { "ROLLBACK" } else { "COMMIT" }).map_err(err);
     if let Err(e) = end {
         let _ = conn.execute_batch("ROLLBACK");
         return fail_all(e, batch.len());

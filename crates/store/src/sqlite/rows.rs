@@ -43,7 +43,20 @@ fn ts(v: Option<i64>) -> Option<Timestamp> {
     v.map(Timestamp)
 }
 
-const SERVICE_COLS: &str = "sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated, head_seq, pruned_seq, settings";
+/// A service's head is its log's last event, or its pruned horizon once every event is pruned:
+/// one descent of the log's primary key, where a stored counter would cost every commit a
+/// rewrite of the service's page.
+macro_rules! head_seq {
+    () => {
+        "MAX(pruned_seq, COALESCE((SELECT MAX(e.seq) FROM events e WHERE e.service_sid = services.sid), 0))"
+    };
+}
+
+const SERVICE_COLS: &str = concat!(
+    "sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated, ",
+    head_seq!(),
+    ", pruned_seq, settings"
+);
 
 fn service_row(row: &Row<'_>) -> rusqlite::Result<Service> {
     Ok(Service {
@@ -164,6 +177,29 @@ pub(crate) fn objects(
 
 pub(crate) fn put_object(conn: &Connection, o: &SyncObject) -> Result<(), StoreError> {
     let data = o.data.as_ref().map(|d| d.to_string());
+    // The common write (new data, same name) leaves the unique name out of its SET list, so the
+    // (service, kind, unique_name) index keeps its entry and page: one page fewer per commit.
+    // Creations and renames take the upsert below.
+    let updated = conn
+        .prepare_cached(
+            "UPDATE objects SET data = ?2, revision = ?3, next_index = ?4, date_updated = ?5, date_expires = ?6
+             WHERE sid = ?1 AND unique_name IS ?7",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                o.sid.as_str(),
+                data,
+                o.revision as i64,
+                o.next_index as i64,
+                o.date_updated.0,
+                o.date_expires.map(|t| t.0),
+                o.unique_name
+            ])
+        })
+        .map_err(err)?;
+    if updated == 1 {
+        return Ok(());
+    }
     conn.prepare_cached(
         "INSERT INTO objects (sid, service_sid, kind, unique_name, data, revision, next_index, date_created, date_updated, date_expires, created_by)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
@@ -325,18 +361,9 @@ pub(crate) fn delete_permission(conn: &Connection, object: &Sid, identity: &str)
 }
 
 pub(crate) fn head_seq(conn: &Connection, service: &Sid) -> Result<u64, StoreError> {
-    conn.prepare_cached("SELECT head_seq FROM services WHERE sid = ?1")
+    conn.prepare_cached(concat!("SELECT ", head_seq!(), " FROM services WHERE sid = ?1"))
         .and_then(|mut st| st.query_row([service.as_str()], |r| r.get::<_, i64>(0)))
         .map(|s| s as u64)
-        .map_err(err)
-}
-
-/// Writes back a head the batch moved; inside the write transaction, so commit order stays
-/// sequence order.
-pub(crate) fn set_head_seq(conn: &Connection, service: &Sid, head: u64) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE services SET head_seq = ?2 WHERE sid = ?1")
-        .and_then(|mut st| st.execute(params![service.as_str(), head as i64]))
-        .map(drop)
         .map_err(err)
 }
 
@@ -423,7 +450,7 @@ pub(crate) fn prune_events(conn: &Connection, before: Timestamp) -> Result<u64, 
         "SELECT s.sid, (SELECT MAX(seq) FROM (SELECT seq, date FROM events e
                  WHERE e.service_sid = s.sid AND e.seq > s.pruned_seq ORDER BY e.seq LIMIT ?2)
                  WHERE date < ?1)
-         FROM services s WHERE s.head_seq > s.pruned_seq",
+         FROM services s WHERE EXISTS (SELECT 1 FROM events e WHERE e.service_sid = s.sid AND e.seq > s.pruned_seq)",
         vec![SqlValue::Integer(before.0), SqlValue::Integer(PRUNE_SCAN)],
         |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?)),
     )?;
