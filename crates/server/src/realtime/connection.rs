@@ -311,6 +311,7 @@ impl Session {
             Some(t) => engine.since_seq(&self.service, t).await,
             None => engine.head_token(&self.service).await.and_then(|t| Ok(SinceToken::decode(&t)?.seq)),
         };
+        let at_head = since.is_none();
         let start = match start {
             Ok(s) => s,
             Err(e) => {
@@ -330,7 +331,11 @@ impl Session {
         {
             return Ok(Flow::Stop);
         }
-        let mut replay = Replay::after(&self.service.sid, &sid, start);
+        let mut replay = if at_head {
+            Replay::from_head(&self.service.sid, &sid, start)
+        } else {
+            Replay::after(&self.service.sid, &sid, start)
+        };
         while let Some(events) = replay.next_page(&engine).await? {
             for e in events {
                 if sink.feed(Message::Text(Delivery::from_stored(e).native_frame())).await.is_err() {

@@ -176,6 +176,14 @@ impl Replay {
         Replay { service: service.clone(), object: object.clone(), cursor, done: false }
     }
 
+    /// A replay from the service's head as read after the subscription was registered: every
+    /// event past it commits later and so reaches the subscription live, and nothing is left to
+    /// read. A fresh subscription costs no log read (a thousand at once used to queue a thousand
+    /// empty reads ahead of the first live event).
+    pub fn from_head(service: &Sid, object: &Sid, head: u64) -> Self {
+        Replay { done: true, ..Replay::after(service, object, head) }
+    }
+
     /// The next page, or `None` once everything committed before the last read was returned.
     pub async fn next_page(&mut self, engine: &Engine) -> Result<Option<Vec<StoredEvent>>, CoreError> {
         if self.done {

@@ -476,3 +476,45 @@ async fn one_connection_with_several_subscriptions_gets_each_objects_events_once
     let next = ws.next_event().await;
     assert_eq!((&next["object_sid"], &next["data"]), (&sids[0], &json!({ "v": 100 })), "{next}");
 }
+
+/// A fresh subscription (no `since`) reads no log: its snapshot and the live events after it
+/// must add up to every change, even while the object is written to as it subscribes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_subscriptions_during_writes_see_the_snapshot_then_every_later_change() {
+    let Some(s) = TestServer::start().await else { return };
+    let s = Arc::new(s);
+    s.service("app").await;
+    s.post("/services/app/documents", json!({ "unique_name": "busy", "data": { "v": 0 } })).await.ok();
+    let token = s.mint_token("app", "alice", 600).await;
+    let last = 80u64;
+    let writer = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            for v in 1..=last {
+                s.put("/services/app/documents/busy", json!({ "data": { "v": v } })).await.ok();
+            }
+        })
+    };
+    // Eight subscriptions, staggered over the writes; each checked once all writes are in.
+    let mut subscribed = Vec::new();
+    for _ in 0..8 {
+        let mut ws = s.ws(&token).await;
+        let (reply, catch_up) = ws.subscribe("document", "busy", None).await;
+        assert!(catch_up.is_empty(), "no since: nothing old is replayed");
+        let seen = reply["body"]["object"]["data"]["v"].as_u64().expect("the snapshot's value");
+        subscribed.push((ws, seen));
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    tokio::time::timeout(Duration::from_secs(30), writer).await.expect("the writer finishes").expect("no panic");
+    // The snapshot is read after the subscription's position, so it may already show a change
+    // that then arrives live; what must not happen is a gap after it.
+    for (mut ws, seen) in subscribed {
+        let mut values = Vec::new();
+        while values.last() != Some(&last) {
+            values.push(ws.next_event().await["data"]["v"].as_u64().expect("a value"));
+        }
+        let first = values[0];
+        assert!(first <= seen + 1, "after a snapshot at v={seen} the first change seen was v={first}");
+        assert_eq!(values, (first..=last).collect::<Vec<_>>(), "after a snapshot at v={seen}: every change once");
+    }
+}

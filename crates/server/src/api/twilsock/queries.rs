@@ -291,7 +291,7 @@ impl Session {
             .map_err(|e| error::from_core(e, Target::Subscriptions))?;
         self.live.insert(internal.clone(), sub.clone());
         let mut cursor = match self.start_position(request.last_event_id.as_ref()).await {
-            Ok(start) => Some(start),
+            Ok(start) => Some(start.seq),
             // Older than the log: the whole result set says all the client missed.
             Err(CoreError::ResyncRequired) => None,
             Err(e) => {

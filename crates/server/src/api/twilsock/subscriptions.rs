@@ -117,7 +117,7 @@ impl Session {
                 if let Flow::Stop = send(sink, events::snapshot(&document, position)).await {
                     return Ok(None);
                 }
-                position
+                Start { seq: position, at_head: false }
             }
             Err(e) => {
                 if fresh {
@@ -126,8 +126,12 @@ impl Session {
                 return Err(error::from_core(e, Target::Subscriptions));
             }
         };
-        self.subs.rewind(&sid, start);
-        let mut replay = Replay::after(&self.service.sid, &sid, start);
+        self.subs.rewind(&sid, start.seq);
+        let mut replay = if start.at_head {
+            Replay::from_head(&self.service.sid, &sid, start.seq)
+        } else {
+            Replay::after(&self.service.sid, &sid, start.seq)
+        };
         while let Some(events) = replay.next_page(&engine).await.map_err(|e| error::from_core(e, target))? {
             for event in events {
                 if self.own.remove(&event.seq) {
@@ -157,7 +161,7 @@ impl Session {
     /// Where a replay starts: after the client's last seen event, or at the head for a client
     /// that has seen none (streams). A position past the head (from another store) starts at
     /// the head; one older than the retained log cannot be replayed (`ResyncRequired`).
-    pub(super) async fn start_position(&self, last_event_id: Option<&Value>) -> Result<u64, CoreError> {
+    pub(super) async fn start_position(&self, last_event_id: Option<&Value>) -> Result<Start, CoreError> {
         let service =
             self.state.engine.store().service(&ObjectRef::Sid(self.service.sid.clone())).await?.ok_or_else(|| {
                 CoreError::not_found(ferrosync_core::error::NotFoundKind::Service, self.service.sid.as_str())
@@ -167,11 +171,19 @@ impl Session {
             Some(Value::String(s)) => s.parse().ok(),
             _ => None,
         };
-        Ok(match claimed {
+        let seq = match claimed {
             None => service.head_seq,
             Some(seq) if seq > service.head_seq => service.head_seq,
             Some(seq) if seq < service.pruned_seq => return Err(CoreError::ResyncRequired),
             Some(seq) => seq,
-        })
+        };
+        Ok(Start { seq, at_head: seq == service.head_seq })
     }
+}
+
+/// Where a subscription's replay starts, and whether that is the head read after the
+/// subscription was registered (then nothing is left to replay: see `Replay::from_head`).
+pub(super) struct Start {
+    pub seq: u64,
+    pub at_head: bool,
 }
