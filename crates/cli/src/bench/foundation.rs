@@ -245,9 +245,12 @@ pub(super) async fn fanout(
             let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = ws.into_inner() else {
                 bail!("the bench speaks plain ws:// only");
             };
-            let local = count_events(tcp, updates, sampled, epoch, &delivered).await?;
+            let mut tcp = tcp;
+            let local = count_events(&mut tcp, updates, sampled, epoch, &delivered).await?;
             local.add_to(&mut *hist.lock().await);
-            Ok::<_, anyhow::Error>(Instant::now())
+            // The socket is handed back rather than closed: a subscriber that finished early
+            // must not make the server tear down its connection while others still wait.
+            Ok::<_, anyhow::Error>((Instant::now(), tcp))
         }));
     }
     tokio::time::timeout(Duration::from_secs(120), ready.acquire_many(subscribers as u32))
@@ -278,16 +281,20 @@ pub(super) async fn fanout(
         w.await??;
     }
     let expected = (subscribers * updates) as u64;
+    let mut finished = Vec::with_capacity(readers.len());
     let wait = async {
         let mut last = started;
         for reader in readers {
-            last = last.max(reader.await??);
+            let (done, tcp) = reader.await??;
+            last = last.max(done);
+            finished.push(tcp);
         }
         Ok::<_, anyhow::Error>(last)
     };
     let last = tokio::time::timeout(Duration::from_secs(300), wait).await.with_context(|| {
         format!("only {} of {expected} deliveries within 300 s", delivered.load(Ordering::Relaxed))
     })??;
+    drop(finished);
     let elapsed = last.duration_since(started).as_secs_f64();
     let got = delivered.load(Ordering::Relaxed);
     if got != expected {
@@ -390,7 +397,7 @@ pub(super) async fn wait_for_polls(t: &Target, n: usize) -> anyhow::Result<()> {
 /// Reads unmasked server frames from a raw socket, counting event frames until `updates` have
 /// arrived; sampled subscribers also record each event's end-to-end latency.
 pub(super) async fn count_events(
-    mut tcp: tokio::net::TcpStream,
+    tcp: &mut tokio::net::TcpStream,
     updates: usize,
     sampled: bool,
     epoch: Instant,

@@ -137,7 +137,7 @@ impl Workload {
                 &[System::Ferrosync, System::FerrosyncRelaxed, System::FerrosyncWebSocket, System::Nats]
             }
             Workload::Watch => &[System::Ferrosync, System::FerrosyncRelaxed, System::Nats],
-            Workload::Fanout(_) => &[System::Ferrosync, System::Redis],
+            Workload::Fanout(_) => &[System::Ferrosync, System::FerrosyncRelaxed, System::Redis],
             Workload::Idle(_) => &[System::Ferrosync, System::Nats, System::Redis],
         }
     }

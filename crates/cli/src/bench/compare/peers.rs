@@ -260,7 +260,7 @@ async fn redis_subscriber(
     delivered: &AtomicU64,
     ready: &tokio::sync::Semaphore,
     connecting: tokio::sync::OwnedSemaphorePermit,
-) -> anyhow::Result<Samples> {
+) -> anyhow::Result<(Samples, tokio::net::TcpStream)> {
     use tokio::io::AsyncReadExt;
     let (mut tcp, mut buf) = redis_subscribe(addr).await?;
     ready.add_permits(1);
@@ -280,7 +280,7 @@ async fn redis_subscriber(
         }
         buf.drain(..at);
         if seen >= messages {
-            return Ok(hist);
+            return Ok((hist, tcp));
         }
         if tcp.read_buf(&mut buf).await? == 0 {
             bail!("Redis closed the connection after {seen} of {messages} messages");
@@ -300,8 +300,10 @@ pub(super) async fn redis_fanout(addr: &str, subscribers: usize, messages: usize
         let (addr, delivered, ready, limit) = (addr.to_owned(), delivered.clone(), ready.clone(), limit.clone());
         readers.push(tokio::spawn(async move {
             let connecting = limit.acquire_owned().await?;
-            let hist = redis_subscriber(&addr, messages, i % 20 == 0, epoch, &delivered, &ready, connecting).await?;
-            Ok::<_, anyhow::Error>((hist, Instant::now()))
+            let (hist, tcp) =
+                redis_subscriber(&addr, messages, i % 20 == 0, epoch, &delivered, &ready, connecting).await?;
+            // Kept open until every subscriber is done, as the Ferrosync readers are.
+            Ok::<_, anyhow::Error>((hist, Instant::now(), tcp))
         }));
     }
     tokio::time::timeout(Duration::from_secs(120), ready.acquire_many(subscribers as u32))
@@ -312,21 +314,32 @@ pub(super) async fn redis_fanout(addr: &str, subscribers: usize, messages: usize
     // Redis answers a PUBLISH only after writing it to every subscriber, which at 10,000 can take
     // longer than the client's default 500 ms response timeout; the run has its own bound.
     let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
-    let mut publisher = client.get_multiplexed_async_connection_with_config(&config).await?;
+    let publisher = client.get_multiplexed_async_connection_with_config(&config).await?;
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    // Open loop, as the Ferrosync writer is: Redis answers a PUBLISH only once it has written
+    // it to every subscriber, so waiting for each answer would slow the publisher to Redis's
+    // pace and keep the backlog (and its latency) out of the measurement.
+    let mut publishes = Vec::with_capacity(messages);
     for _ in 0..messages {
         tick.tick().await;
         let sent = epoch.elapsed().as_micros() as u64;
-        let _: i64 = redis::cmd("PUBLISH").arg("bench").arg(sent.to_string()).query_async(&mut publisher).await?;
+        let mut publisher = publisher.clone();
+        publishes.push(tokio::spawn(async move {
+            redis::cmd("PUBLISH").arg("bench").arg(sent.to_string()).query_async::<i64>(&mut publisher).await
+        }));
     }
-    let (mut hist, mut last) = (histogram(), started);
+    for p in publishes {
+        p.await??;
+    }
+    let (mut hist, mut last, mut finished) = (histogram(), started, Vec::with_capacity(subscribers));
     let wait = async {
         for r in readers {
-            let (h, done) = r.await??;
+            let (h, done, tcp) = r.await??;
             h.add_to(&mut hist);
             last = last.max(done);
+            finished.push(tcp);
         }
         Ok::<_, anyhow::Error>(())
     };
@@ -337,6 +350,7 @@ pub(super) async fn redis_fanout(addr: &str, subscribers: usize, messages: usize
             subscribers * messages
         )
     })??;
+    drop(finished);
     let got = delivered.load(Ordering::Relaxed);
     Ok(Sample { value: got as f64 / last.duration_since(started).as_secs_f64(), hist })
 }
