@@ -58,8 +58,11 @@ pub async fn upgrade(
         None => None,
     };
     // A small read buffer keeps idle connections cheap; client frames are small. Writes are
-    // buffered and flushed once per batch of events.
-    ws.read_buffer_size(1024).max_message_size(256 * 1024).on_upgrade(move |socket| serve(socket, state, principal))
+    // buffered and flushed once per batch of events (or at `WRITE_BUFFER`).
+    ws.read_buffer_size(1024)
+        .write_buffer_size(super::WRITE_BUFFER)
+        .max_message_size(256 * 1024)
+        .on_upgrade(move |socket| serve(socket, state, principal))
 }
 
 struct Session {

@@ -40,7 +40,10 @@ const MAX_OWN_WRITES: usize = 4096;
 pub async fn upgrade(State(state): State<Arc<AppState>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let urls = Urls::for_host(host);
-    ws.read_buffer_size(4096).max_message_size(MAX_FRAME).on_upgrade(move |socket| serve(socket, state, urls))
+    ws.read_buffer_size(4096)
+        .write_buffer_size(crate::realtime::WRITE_BUFFER)
+        .max_message_size(MAX_FRAME)
+        .on_upgrade(move |socket| serve(socket, state, urls))
 }
 
 pub(super) struct Session {
