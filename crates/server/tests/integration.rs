@@ -36,6 +36,8 @@ mod sqlite {
     mod cognito_trigger;
     #[path = "configured_indexes.rs"]
     mod configured_indexes;
+    #[path = "credentials.rs"]
+    mod credentials;
     #[path = "linearizability.rs"]
     mod linearizability;
     #[path = "matrix.rs"]
@@ -93,6 +95,8 @@ mod postgres {
     mod cognito_trigger;
     #[path = "configured_indexes.rs"]
     mod configured_indexes;
+    #[path = "credentials.rs"]
+    mod credentials;
     #[path = "linearizability.rs"]
     mod linearizability;
     #[path = "matrix.rs"]
