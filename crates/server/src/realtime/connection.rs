@@ -6,7 +6,7 @@ use super::protocol::{
     CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHENTICATED, ClientFrame, ItemsPage, QuerySubscribed,
     ResumePoint, ServerFrame, Subscribed,
 };
-use super::session::{Alarm, Alarms, Replay, Sink, Subscriptions, TokenAlarm, TokenClock, close};
+use super::session::{Alarm, Alarms, Replay, Sink, Start, Subscriptions, TokenAlarm, TokenClock, close};
 use crate::api::native::error::ApiError;
 use crate::api::native::extract::authenticate;
 use crate::api::native::types::{ItemView, MessageView, ObjectView};
@@ -334,11 +334,7 @@ impl Session {
         {
             return Ok(Flow::Stop);
         }
-        let mut replay = if at_head {
-            Replay::from_head(&self.service.sid, &sid, start)
-        } else {
-            Replay::after(&self.service.sid, &sid, start)
-        };
+        let mut replay = Replay::new(&self.service.sid, &sid, Start { seq: start, at_head });
         while let Some(events) = replay.next_page(&engine).await? {
             for e in events {
                 if sink.feed(Message::Text(Delivery::from_stored(e).native_frame())).await.is_err() {

@@ -163,6 +163,14 @@ impl Subscriptions {
     }
 }
 
+/// Where a subscription's replay starts, and whether that is the head read after the
+/// subscription was registered (see [`Replay::new`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Start {
+    pub seq: u64,
+    pub at_head: bool,
+}
+
 /// An object's events after a cursor, read from the store page by page.
 pub struct Replay {
     service: Sid,
@@ -174,16 +182,12 @@ pub struct Replay {
 impl Replay {
     const PAGE: u32 = 1000;
 
-    pub fn after(service: &Sid, object: &Sid, cursor: u64) -> Self {
-        Replay { service: service.clone(), object: object.clone(), cursor, done: false }
-    }
-
-    /// A replay from the service's head as read after the subscription was registered: every
-    /// event past it commits later and so reaches the subscription live, and nothing is left to
-    /// read. A fresh subscription costs no log read (a thousand at once used to queue a thousand
-    /// empty reads ahead of the first live event).
-    pub fn from_head(service: &Sid, object: &Sid, head: u64) -> Self {
-        Replay { done: true, ..Replay::after(service, object, head) }
+    /// A replay of `object`'s events after `start`. From the head read after the subscription
+    /// was registered there is nothing to read: every later event commits after that read and
+    /// reaches the subscription live, so a fresh subscription costs no log read (a thousand at
+    /// once used to queue a thousand empty reads ahead of the first live event).
+    pub fn new(service: &Sid, object: &Sid, start: Start) -> Self {
+        Replay { service: service.clone(), object: object.clone(), cursor: start.seq, done: start.at_head }
     }
 
     /// The next page, or `None` once everything committed before the last read was returned.

@@ -8,7 +8,7 @@ use super::error::{self, CdsError, TOO_MANY_SUBSCRIPTIONS, Target};
 use super::events::{self, Channel, SYNC_EVENT};
 use super::request::{CdsReply, CdsRequest, Cx, at_position};
 use super::types::SubscriptionsPoke;
-use crate::realtime::session::{Replay, Sink};
+use crate::realtime::session::{Replay, Sink, Start};
 use axum::extract::ws::Message;
 use ferrosync_core::CoreError;
 use ferrosync_core::model::{ObjectKind, ObjectRef, SyncObject};
@@ -127,11 +127,7 @@ impl Session {
             }
         };
         self.subs.rewind(&sid, start.seq);
-        let mut replay = if start.at_head {
-            Replay::from_head(&self.service.sid, &sid, start.seq)
-        } else {
-            Replay::after(&self.service.sid, &sid, start.seq)
-        };
+        let mut replay = Replay::new(&self.service.sid, &sid, start);
         while let Some(events) = replay.next_page(&engine).await.map_err(|e| error::from_core(e, target))? {
             for event in events {
                 if self.own.remove(&event.seq) {
@@ -179,11 +175,4 @@ impl Session {
         };
         Ok(Start { seq, at_head: seq == service.head_seq })
     }
-}
-
-/// Where a subscription's replay starts, and whether that is the head read after the
-/// subscription was registered (then nothing is left to replay: see `Replay::from_head`).
-pub(super) struct Start {
-    pub seq: u64,
-    pub at_head: bool,
 }
