@@ -498,10 +498,12 @@ pub(crate) const MAX_BATCH: usize = 512;
 
 /// The group-commit loop both stores' writer threads run: takes whatever is queued (up to
 /// [`MAX_BATCH`]) as one batch, has `commit` apply it in one transaction, and answers each
-/// caller. Ends when every sender is gone.
+/// caller, then lets `answered` do housekeeping that must not delay an answer. Ends when every
+/// sender is gone.
 pub(crate) fn run_writer(
     mut rx: tokio::sync::mpsc::Receiver<WriteJob>,
     mut commit: impl FnMut(&[WriteJob]) -> Vec<Result<ferrosync_core::store::Applied, ferrosync_core::CoreError>>,
+    mut answered: impl FnMut(),
 ) {
     let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -518,6 +520,7 @@ pub(crate) fn run_writer(
             // A caller that went away no longer needs its answer; the write stands.
             let _ = job.reply.send(result);
         }
+        answered();
     }
 }
 

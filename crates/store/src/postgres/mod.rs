@@ -193,17 +193,21 @@ fn claim_meta(conn: &mut PgConn, key: &str, proposed: &str) -> Result<(String, b
 
 fn writer_loop(config: postgres::Config, epoch: String, rx: mpsc::Receiver<WriteJob>) {
     let mut conn: Option<PgConn> = None;
-    crate::run_writer(rx, |batch| {
-        if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
-            conn = connect(&config)
-                .inspect_err(|e| tracing::warn!(error = %e, "cannot reach PostgreSQL; failing this batch"))
-                .ok();
-        }
-        match conn.as_mut() {
-            Some(c) => commit_batch(c, &epoch, batch),
-            None => unavailable(batch.len(), "PostgreSQL is unreachable"),
-        }
-    });
+    crate::run_writer(
+        rx,
+        |batch| {
+            if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+                conn = connect(&config)
+                    .inspect_err(|e| tracing::warn!(error = %e, "cannot reach PostgreSQL; failing this batch"))
+                    .ok();
+            }
+            match conn.as_mut() {
+                Some(c) => commit_batch(c, &epoch, batch),
+                None => unavailable(batch.len(), "PostgreSQL is unreachable"),
+            }
+        },
+        || (),
+    );
     tracing::debug!("postgres writer stopped");
 }
 

@@ -17,6 +17,7 @@ use ferrosync_core::timestamp::Timestamp;
 use rows::err;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
@@ -34,6 +35,8 @@ const MIGRATIONS: &[&str] = &[
 const READERS: usize = 4;
 /// WAL size (in pages) past which a checkpoint waits for readers to reset the log.
 const WAL_TRUNCATE_PAGES: i64 = 64 * 1024;
+/// Most pages a pass may leave uncopied for the writer to copy between batches (16 MiB).
+const TAIL_PAGES: i64 = 4 * 1024;
 
 pub struct SqliteStore {
     epoch: String,
@@ -89,9 +92,11 @@ impl SqliteStore {
 
         let (tx, rx) = mpsc::channel(8192);
         let thread_epoch = epoch.clone();
+        let tail = Arc::new(AtomicBool::new(false));
+        let writer_tail = tail.clone();
         std::thread::Builder::new()
             .name("ferrosync-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, thread_epoch, rx))
+            .spawn(move || writer_loop(conn, thread_epoch, rx, writer_tail))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
 
         let bookkeeping = Connection::open(path).map_err(err)?;
@@ -102,7 +107,7 @@ impl SqliteStore {
         let writer_alive = tx.downgrade();
         std::thread::Builder::new()
             .name("ferrosync-sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer, writer_alive))
+            .spawn(move || checkpoint_loop(checkpointer, writer_alive, tail))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the checkpoint thread: {e}")))?;
 
         Ok(SqliteStore {
@@ -171,34 +176,55 @@ fn load_or_create_epoch(conn: &Connection) -> Result<String, StoreError> {
 
 /// Copies the WAL back into the database file every half second, beside the writer, so
 /// commits never pay for it; stops once the store (its writer channel) is gone.
-fn checkpoint_loop(conn: Connection, writer_alive: mpsc::WeakSender<WriteJob>) {
+fn checkpoint_loop(conn: Connection, writer_alive: mpsc::WeakSender<WriteJob>, tail: Arc<AtomicBool>) {
     while writer_alive.upgrade().is_some() {
         std::thread::sleep(std::time::Duration::from_millis(500));
-        // PASSIVE never blocks the writer or readers; what it cannot copy now waits for the next.
-        // Should busy readers keep the log from ever being reset, TRUNCATE (which waits for
-        // them) keeps it from growing without bound.
-        let pass = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1));
-        let result = match pass {
-            Ok(log_pages) if log_pages > WAL_TRUNCATE_PAGES => {
-                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            }
-            other => other.map(drop),
-        };
-        if let Err(e) = result {
+        if let Err(e) = checkpoint_pass(&conn, &tail) {
             tracing::warn!(error = %e, "WAL checkpoint failed");
         }
     }
 }
 
-fn writer_loop(mut conn: Connection, epoch: String, rx: mpsc::Receiver<WriteJob>) {
-    crate::run_writer(rx, |batch| commit_batch(&mut conn, &epoch, batch));
+/// One pass of the checkpointer. SQLite starts the log over from its first frame only when a
+/// write transaction begins with every frame already copied; under steady writes new frames
+/// land during each pass, so that never happens and the log grows (each frame extending the
+/// file) until the TRUNCATE threshold. A pass that leaves little behind therefore asks the
+/// writer, through `tail`, to copy the rest itself ([`copy_tail`]), between batches.
+fn checkpoint_pass(conn: &Connection, tail: &AtomicBool) -> rusqlite::Result<()> {
+    // PASSIVE never blocks the writer or readers; what it cannot copy now waits for the next.
+    let (log_pages, copied) =
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+    if log_pages > 0 && log_pages - copied <= TAIL_PAGES {
+        tail.store(true, Ordering::Release);
+    }
+    // Should busy readers keep the log from ever being reset, TRUNCATE (which waits for them)
+    // keeps it from growing without bound.
+    if log_pages > WAL_TRUNCATE_PAGES {
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    }
+    Ok(())
+}
+
+/// The writer's share of checkpointing, run after a batch is answered: copies what was written
+/// since the checkpointer's last complete pass (milliseconds of frames), so the next batch
+/// writes the log from its start, over pages the OS already holds.
+fn copy_tail(conn: &Connection, tail: &AtomicBool) {
+    if tail.swap(false, Ordering::Acquire)
+        && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+    {
+        tracing::warn!(error = %e, "WAL checkpoint of the log's tail failed");
+    }
+}
+
+fn writer_loop(conn: Connection, epoch: String, rx: mpsc::Receiver<WriteJob>, tail: Arc<AtomicBool>) {
+    crate::run_writer(rx, |batch| commit_batch(&conn, &epoch, batch), || copy_tail(&conn, &tail));
     tracing::debug!("sqlite writer stopped");
 }
 
 /// Applies every job in one transaction, each inside a savepoint so a failed precondition
 /// rolls back only its own mutation; the batch is acknowledged after one durable COMMIT. A batch
 /// of one (the common case at low load) needs no savepoint: its failure rolls back the whole.
-fn commit_batch(conn: &mut Connection, epoch: &str, batch: &[WriteJob]) -> Vec<Result<Applied, CoreError>> {
+fn commit_batch(conn: &Connection, epoch: &str, batch: &[WriteJob]) -> Vec<Result<Applied, CoreError>> {
     let started = std::time::Instant::now();
     let fail_all =
         |e: StoreError, n: usize| (0..n).map(|_| Err(CoreError::Store(StoreError::Backend(e.to_string())))).collect();
@@ -311,6 +337,49 @@ impl_store!(SqliteStore, rows, {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// Frames in the log after one more commit, when the checkpointer's pass copied `before`
+    /// commits while `after` more landed beside it (a reader's snapshot stands in for the race);
+    /// `writer_turn` says whether the writer then copied the tail, as it does between batches.
+    fn log_after_a_pass(before: i64, after: i64, writer_turn: bool) -> i64 {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("log.db");
+        let writer = Connection::open(&path).expect("the writer opens");
+        writer
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x)")
+            .expect("the table");
+        let checkpointer = Connection::open(&path).expect("the checkpointer opens");
+        let reader = Connection::open(&path).expect("the reader opens");
+        let insert = |x: i64| {
+            writer.execute("INSERT INTO t VALUES (?1)", [x]).expect("a commit");
+        };
+        (0..before).for_each(insert);
+        reader.execute_batch("BEGIN; SELECT count(*) FROM t;").expect("a snapshot");
+        (before..before + after).for_each(insert);
+        let tail = AtomicBool::new(false);
+        checkpoint_pass(&checkpointer, &tail).expect("a pass");
+        reader.execute_batch("COMMIT").expect("the snapshot ends");
+        assert!(tail.load(Ordering::Acquire), "a pass that leaves a short tail asks the writer for it");
+        if writer_turn {
+            copy_tail(&writer, &tail);
+            assert!(!tail.load(Ordering::Acquire), "the writer took the request");
+        }
+        insert(-1);
+        let frames = checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1)).expect("frames");
+        let rows: i64 = writer.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).expect("rows");
+        assert_eq!(rows, before + after + 1, "every commit is kept");
+        frames
+    }
+
+    /// Under steady writes the log must start over rather than grow: without the writer copying
+    /// what landed during the pass, every later commit extends it.
+    #[test]
+    fn the_log_starts_over_once_the_writer_copies_the_tail() {
+        let grown = log_after_a_pass(100, 5, false);
+        assert!(grown > 105, "without the writer's turn the log keeps every frame: {grown}");
+        let restarted = log_after_a_pass(100, 5, true);
+        assert!(restarted <= 4, "the next commit writes the log from its start: {restarted} frames");
+    }
 
     /// A caller that stops waiting mid-read (its client went away) leaves the pool whole.
     #[tokio::test]
