@@ -6,15 +6,16 @@ use super::protocol::{
     CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHENTICATED, ClientFrame, ItemsPage, QuerySubscribed,
     ResumePoint, ServerFrame, Subscribed,
 };
-use super::session::{Alarm, Alarms, Replay, Sink, Start, Subscriptions, TokenAlarm, TokenClock, close};
+use super::session::{Alarm, Alarms, Replay, Start, Subscriptions, TokenAlarm, TokenClock};
+use super::wire::{self, Incoming, Reader, Writer};
 use crate::api::native::error::ApiError;
 use crate::api::native::extract::authenticate;
 use crate::api::native::types::{ItemView, MessageView, ObjectView};
 use crate::state::AppState;
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, header};
+use axum::extract::{Query, Request, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use ferrosync_core::ErrorCode;
 use ferrosync_core::auth::Principal;
 use ferrosync_core::engine::{ItemPatch, ObjectPatch, OpenRequest};
@@ -25,12 +26,13 @@ use ferrosync_core::model::{ItemKey, ObjectKind, Service};
 use ferrosync_core::page::{Order, PageRequest};
 use ferrosync_core::sid::{Sid, SidKind};
 use ferrosync_core::store::ItemWriteMode;
-use futures_util::stream::SplitStream;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 #[derive(serde::Deserialize)]
 pub struct ConnectQuery {
@@ -42,9 +44,14 @@ pub struct ConnectQuery {
 pub async fn upgrade(
     State(state): State<Arc<AppState>>,
     Query(q): Query<ConnectQuery>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    mut request: Request,
 ) -> Response {
+    let on_upgrade = request.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
+    let (response, on_upgrade) = match wire::accept(request.method(), request.headers(), on_upgrade) {
+        Ok(accepted) => accepted,
+        Err(e) => return ApiError::new(ErrorCode::InvalidRequest, e.to_string()).into_response(),
+    };
+    let headers = request.headers();
     let credential = match (headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()), q.token) {
         (Some(h), _) => Some(h.to_owned()),
         (None, Some(t)) => Some(format!("Bearer {t}")),
@@ -57,12 +64,14 @@ pub async fn upgrade(
         },
         None => None,
     };
-    // A small read buffer keeps idle connections cheap; client frames are small. Writes are
-    // buffered and flushed once per batch of events (or at `WRITE_BUFFER`).
-    ws.read_buffer_size(1024)
-        .write_buffer_size(super::WRITE_BUFFER)
-        .max_message_size(256 * 1024)
-        .on_upgrade(move |socket| serve(socket, state, principal))
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else { return };
+        // A small read buffer keeps idle connections cheap; client frames are small.
+        let config = WebSocketConfig::default().read_buffer_size(1024).max_message_size(Some(256 * 1024));
+        let (sink, stream) = wire::open(upgraded, config).await;
+        serve(sink, stream, state, principal).await;
+    });
+    response.into_response()
 }
 
 struct Session {
@@ -74,26 +83,25 @@ struct Session {
     subs: Subscriptions,
 }
 
-async fn serve(socket: WebSocket, state: Arc<AppState>, principal: Option<Principal>) {
-    let (mut sink, mut stream) = socket.split();
+async fn serve(mut sink: Writer, mut stream: Reader, state: Arc<AppState>, principal: Option<Principal>) {
     let principal = match principal {
         Some(p) => p,
         None => match Box::pin(first_frame_auth(&state, &mut stream)).await {
             Ok(p) => p,
             Err(e) => {
-                close(&mut sink, CLOSE_UNAUTHENTICATED, &e.message).await;
+                sink.close(CLOSE_UNAUTHENTICATED, &e.message).await;
                 return;
             }
         },
     };
     let Principal::Identity { identity, service_sid, expires_at } = principal.clone() else {
-        close(&mut sink, CLOSE_UNAUTHENTICATED, "connect with an access token (Bearer), not server credentials").await;
+        sink.close(CLOSE_UNAUTHENTICATED, "connect with an access token (Bearer), not server credentials").await;
         return;
     };
     let service = match state.engine.service(&principal, service_sid.as_str()).await {
         Ok(s) => s,
         Err(e) => {
-            close(&mut sink, CLOSE_UNAUTHENTICATED, &e.to_string()).await;
+            sink.close(CLOSE_UNAUTHENTICATED, &e.to_string()).await;
             return;
         }
     };
@@ -105,7 +113,7 @@ async fn serve(socket: WebSocket, state: Arc<AppState>, principal: Option<Princi
     session.subs.close().await;
 }
 
-async fn first_frame_auth(state: &AppState, stream: &mut SplitStream<WebSocket>) -> Result<Principal, ApiError> {
+async fn first_frame_auth(state: &AppState, stream: &mut Reader) -> Result<Principal, ApiError> {
     let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
     let text = match first {
         Ok(Some(Ok(Message::Text(t)))) => t,
@@ -125,8 +133,8 @@ async fn first_frame_auth(state: &AppState, stream: &mut SplitStream<WebSocket>)
     }
 }
 
-fn frame(f: &ServerFrame) -> Message {
-    Message::Text(Utf8Bytes::from(serde_json::to_string(f).unwrap_or_default()))
+fn frame(f: &ServerFrame) -> Bytes {
+    Bytes::from(serde_json::to_vec(f).unwrap_or_default())
 }
 
 enum Flow {
@@ -135,7 +143,7 @@ enum Flow {
 }
 
 impl Session {
-    async fn run(&mut self, mut sink: Sink, mut stream: SplitStream<WebSocket>, mut rx: mpsc::Receiver<Arc<Delivery>>) {
+    async fn run(&mut self, mut sink: Writer, mut stream: Reader, mut rx: mpsc::Receiver<Arc<Delivery>>) {
         let hello = ServerFrame::Connected {
             connection_id: self.subs.connection_id(),
             identity: self.identity.clone(),
@@ -154,19 +162,19 @@ impl Session {
                 biased;
                 alarm = alarms.next(&self.token) => match alarm {
                     Alarm::Shutdown => {
-                        close(&mut sink, 1001, "server shutting down").await;
+                        sink.close(1001, "server shutting down").await;
                         return;
                     }
                     Alarm::Overflow => {
                         let resume = self.resume_points();
                         let _ = sink.send(frame(&ServerFrame::Overflow { resume })).await;
-                        close(&mut sink, CLOSE_SLOW_CONSUMER, "slow consumer: resume from the tokens sent").await;
+                        sink.close(CLOSE_SLOW_CONSUMER, "slow consumer: resume from the tokens sent").await;
                         return;
                     }
                     Alarm::Token => match self.token.fire() {
                         TokenAlarm::Expired => {
                             let _ = sink.send(frame(&ServerFrame::TokenExpired)).await;
-                            close(&mut sink, CLOSE_TOKEN_EXPIRED, "access token expired").await;
+                            sink.close(CLOSE_TOKEN_EXPIRED, "access token expired").await;
                             return;
                         }
                         TokenAlarm::Warn => {
@@ -177,7 +185,7 @@ impl Session {
                         }
                     },
                     Alarm::Ping => {
-                        if sink.send(Message::Ping(Default::default())).await.is_err() {
+                        if sink.ping().await.is_err() {
                             return;
                         }
                     }
@@ -191,15 +199,15 @@ impl Session {
                     }
                 }
                 msg = stream.next() => {
-                    let text = match msg {
-                        Some(Ok(Message::Text(t))) => t,
-                        Some(Ok(Message::Binary(_))) => {
+                    let text = match sink.take(msg).await {
+                        Incoming::Text(t) => t,
+                        Incoming::Binary(_) => {
                             let e = ApiError::new(ErrorCode::InvalidRequest, "binary frames are not supported; send JSON text");
                             if sink.send(frame(&ServerFrame::Error { id: None, error: e.body() })).await.is_err() { return; }
                             continue;
                         }
-                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                        Some(Ok(_)) => continue,
+                        Incoming::Nothing => continue,
+                        Incoming::End => return,
                     };
                     // Boxed: request handling is a large future, and keeping it inline would make
                     // every idle connection carry its size.
@@ -213,10 +221,10 @@ impl Session {
     }
 
     /// Writes every queued event the client has not seen, then flushes once.
-    async fn deliver(&mut self, sink: &mut Sink, batch: &mut Vec<Arc<Delivery>>) -> Result<(), axum::Error> {
+    async fn deliver(&mut self, sink: &mut Writer, batch: &mut Vec<Arc<Delivery>>) -> std::io::Result<()> {
         for d in batch.drain(..) {
             if self.subs.admit(&d) {
-                sink.feed(Message::Text(d.native_frame())).await?;
+                sink.feed(d.native_frame()).await?;
             }
         }
         sink.flush().await
@@ -234,7 +242,7 @@ impl Session {
             .encode()
     }
 
-    async fn handle(&mut self, sink: &mut Sink, text: &str) -> Flow {
+    async fn handle(&mut self, sink: &mut Writer, text: &str) -> Flow {
         let request: ClientFrame = match serde_json::from_str(text) {
             Ok(f) => f,
             Err(e) => {
@@ -269,7 +277,7 @@ impl Session {
         self.send(sink, &reply).await
     }
 
-    async fn send(&self, sink: &mut Sink, f: &ServerFrame) -> Flow {
+    async fn send(&self, sink: &mut Writer, f: &ServerFrame) -> Flow {
         if sink.send(frame(f)).await.is_err() { Flow::Stop } else { Flow::Continue }
     }
 
@@ -277,7 +285,7 @@ impl Session {
     /// arrive live for sequence numbers already sent are dropped by the cursor.
     async fn subscribe(
         &mut self,
-        sink: &mut Sink,
+        sink: &mut Writer,
         id: u64,
         kind: ObjectKind,
         object: &str,
@@ -294,7 +302,7 @@ impl Session {
 
     async fn try_subscribe(
         &mut self,
-        sink: &mut Sink,
+        sink: &mut Writer,
         id: u64,
         kind: ObjectKind,
         object: &str,
@@ -337,7 +345,7 @@ impl Session {
         let mut replay = Replay::new(&self.service.sid, &sid, Start { seq: start, at_head });
         while let Some(events) = replay.next_page(&engine).await? {
             for e in events {
-                if sink.feed(Message::Text(Delivery::from_stored(e).native_frame())).await.is_err() {
+                if sink.feed(Delivery::from_stored(e).native_frame()).await.is_err() {
                     return Ok(Flow::Stop);
                 }
             }
@@ -354,7 +362,7 @@ impl Session {
     /// filtered by that point.
     async fn subscribe_query(
         &mut self,
-        sink: &mut Sink,
+        sink: &mut Writer,
         id: u64,
         index: &str,
         query: &str,
@@ -416,7 +424,7 @@ impl Session {
                     }
                     if let Some(change) = transition(&def, &expr, &event)
                         && let Some(e) = super::live::query_event(&qid, &event, change)
-                        && sink.feed(Message::Text(Delivery::from_stored(e).native_frame())).await.is_err()
+                        && sink.feed(Delivery::from_stored(e).native_frame()).await.is_err()
                     {
                         return Ok(Flow::Stop);
                     }

@@ -1,7 +1,6 @@
 //! The hub maps (service, object) subscriptions to connections. One tailer per service reads
 //! the change log once, frames each event once, and hands every subscriber the same bytes.
 
-use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use ferrosync_core::Engine;
 use ferrosync_core::index::{FieldValue, IndexDef, field_value, transition};
@@ -12,7 +11,7 @@ use ferrosync_core::sid::Sid;
 use ferrosync_core::store::StoredEvent;
 use ferrosync_query::{Expr, Path, Value as QueryValue};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc};
@@ -25,7 +24,7 @@ pub struct Delivery {
     pub seq: u64,
     pub object_sid: Sid,
     pub event: StoredEvent,
-    native: OnceLock<Utf8Bytes>,
+    native: OnceLock<Bytes>,
     /// The twilsock face's frame (see [`SharedFrame`]).
     pub twilsock: SharedFrame,
 }
@@ -42,9 +41,9 @@ impl Delivery {
     }
 
     /// The native protocol's event frame.
-    pub fn native_frame(&self) -> Utf8Bytes {
+    pub fn native_frame(&self) -> Bytes {
         self.native
-            .get_or_init(|| Utf8Bytes::from(format!("{{\"type\":\"event\",\"event\":{}}}", self.event.json.get())))
+            .get_or_init(|| Bytes::from(format!("{{\"type\":\"event\",\"event\":{}}}", self.event.json.get())))
             .clone()
     }
 }
@@ -74,16 +73,20 @@ impl SharedFrame {
 /// Raised when a connection's queue is full: the connection must go and resume later.
 #[derive(Debug, Default)]
 pub struct Overflow {
+    /// Read on every offer to every subscriber; the token's own check takes a lock, which was
+    /// 4 % of a fan-out to 10,000.
+    flag: AtomicBool,
     raised: CancellationToken,
 }
 
 impl Overflow {
     pub fn raise(&self) {
+        self.flag.store(true, Ordering::Release);
         self.raised.cancel();
     }
 
     pub fn is_raised(&self) -> bool {
-        self.raised.is_cancelled()
+        self.flag.load(Ordering::Acquire)
     }
 
     /// Resolves once raised; owned, so a connection can keep it across wake-ups.

@@ -163,6 +163,18 @@ async fn init_accepts_an_access_token_and_refuses_bad_ones() {
     let mut late = Client::connect(&s).await;
     let reply = late.init(&expired).await;
     assert_eq!((&reply["status"]["code"], &reply["status"]["errorCode"]), (&json!(401), &json!(20104)), "{reply}");
+
+    // A ping before `init` is answered, and a request that is not an upgrade gets Twilio's 400.
+    let mut pinged = Client::connect(&s).await;
+    pinged.ws.send(Message::Ping(b"twilsock?".to_vec().into())).await.unwrap();
+    let pong = tokio::time::timeout(FRAME_TIMEOUT, pinged.ws.next()).await.expect("a pong in time");
+    assert!(matches!(pong, Some(Ok(Message::Pong(ref p))) if &p[..] == b"twilsock?"), "{pong:?}");
+    assert_eq!(pinged.init(&token).await["status"]["code"], 200);
+    let plain = s.http.get(format!("http://{}/twilio/twilsock/v3/wsconnect", s.server.addr)).send().await.unwrap();
+    assert_eq!(plain.status(), 400);
+    let body: Value = plain.json().await.unwrap();
+    assert_eq!((&body["code"], &body["status"]), (&json!(20001), &json!(400)), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("Upgrade"), "{body}");
 }
 
 #[tokio::test]

@@ -518,3 +518,61 @@ async fn fresh_subscriptions_during_writes_see_the_snapshot_then_every_later_cha
         assert_eq!(values, (first..=last).collect::<Vec<_>>(), "after a snapshot at v={seen}: every change once");
     }
 }
+
+/// The protocol's own duties: a ping is answered with its payload, a close is answered with a
+/// close, and a request that is not a WebSocket upgrade gets a 400 naming what it lacks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_and_closes_are_answered_and_plain_requests_are_told_what_is_missing() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let Some(s) = TestServer::start().await else { return };
+    s.service("app").await;
+    let token = s.mint_token("app", "alice", 600).await;
+    let mut ws = s.ws(&token).await;
+
+    // The next frame `pick` takes, skipping others.
+    async fn next_of<T>(ws: &mut super::common::Ws, pick: impl Fn(Message) -> Option<T>) -> T {
+        let read = async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(m)) => match pick(m) {
+                        Some(t) => return t,
+                        None => continue,
+                    },
+                    other => panic!("the connection ended first: {other:?}"),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), read).await.expect("the frame within 5 s")
+    }
+
+    ws.ws.send(Message::Ping(b"are you there".to_vec().into())).await.unwrap();
+    let pong = next_of(&mut ws.ws, |m| if let Message::Pong(p) = m { Some(p) } else { None }).await;
+    assert_eq!(&pong[..], b"are you there");
+    // Still usable after the ping.
+    assert_eq!(ws.request(json!({ "type": "ping" })).await["status"], 200);
+
+    ws.ws.send(Message::Close(None)).await.unwrap();
+    let reply = next_of(&mut ws.ws, |m| if let Message::Close(f) = m { Some(f) } else { None }).await;
+    assert_eq!(reply.map(|f| u16::from(f.code)), Some(1000), "a normal closure");
+
+    let url = format!("http://{}/api/v1/connect?token={token}", s.server.addr);
+    let plain = s.http.get(&url).send().await.unwrap();
+    assert_eq!(plain.status(), 400);
+    let body: serde_json::Value = plain.json().await.unwrap();
+    assert_eq!(body["code"], 40000, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("Connection: Upgrade"), "{body}");
+    let old = s
+        .http
+        .get(&url)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "8")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), 400);
+    let body: serde_json::Value = old.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("Sec-WebSocket-Version: 13"), "{body}");
+}

@@ -9,24 +9,24 @@ use super::queries::LiveSub;
 use super::request::{CdsReply, CdsRequest, Cx, Urls};
 use super::router::{self, Endpoint, Params};
 use super::types::{Header, HttpStatus, InitReply, MessageReply, ServerFrame, Status, StatusReply};
+use crate::api::twilio::error::{TwilioError, code as twilio_code};
 use crate::realtime::hub::Delivery;
-use crate::realtime::session::{Alarm, Alarms, Sink, Subscriptions, TokenAlarm, TokenClock, close};
+use crate::realtime::session::{Alarm, Alarms, Subscriptions, TokenAlarm, TokenClock};
+use crate::realtime::wire::{self, Incoming, Reader, Writer};
 use crate::state::AppState;
-use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use ferrosync_core::auth::{Principal, random_hex};
 use ferrosync_core::model::Service;
 use ferrosync_core::sid::Sid;
-use futures_util::stream::SplitStream;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::Instrument;
 
 /// The largest frame a client may send: data is limited to 16 KiB, so this is generous.
@@ -37,13 +37,21 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_OWN_WRITES: usize = 4096;
 
 /// `GET /twilio/twilsock/v3/wsconnect`: the SDK authenticates in its first frame (`init`).
-pub async fn upgrade(State(state): State<Arc<AppState>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
-    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+pub async fn upgrade(State(state): State<Arc<AppState>>, mut request: Request) -> Response {
+    let on_upgrade = request.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
+    let (response, on_upgrade) = match wire::accept(request.method(), request.headers(), on_upgrade) {
+        Ok(accepted) => accepted,
+        Err(e) => return TwilioError::new(twilio_code::INVALID_PARAMETER, e.to_string()).into_response(),
+    };
+    let host = request.headers().get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let urls = Urls::for_host(host);
-    ws.read_buffer_size(4096)
-        .write_buffer_size(crate::realtime::WRITE_BUFFER)
-        .max_message_size(MAX_FRAME)
-        .on_upgrade(move |socket| serve(socket, state, urls))
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else { return };
+        let config = WebSocketConfig::default().read_buffer_size(4096).max_message_size(Some(MAX_FRAME));
+        let (sink, stream) = wire::open(upgraded, config).await;
+        serve(sink, stream, state, urls).await;
+    });
+    response.into_response()
 }
 
 pub(super) struct Session {
@@ -65,8 +73,7 @@ pub(super) enum Flow {
     Stop,
 }
 
-async fn serve(socket: WebSocket, state: Arc<AppState>, urls: Urls) {
-    let (mut sink, mut stream) = socket.split();
+async fn serve(mut sink: Writer, mut stream: Reader, state: Arc<AppState>, urls: Urls) {
     let Some((principal, service, expires_at)) = handshake(&state, &mut sink, &mut stream).await else {
         return;
     };
@@ -86,19 +93,16 @@ async fn serve(socket: WebSocket, state: Arc<AppState>, urls: Urls) {
 
 /// Waits for `init` and answers it. A refused token gets a 401 reply (with 20104 when it has
 /// expired, which the SDK reports as `tokenExpired`) and the socket is closed.
-async fn handshake(
-    state: &AppState,
-    sink: &mut Sink,
-    stream: &mut SplitStream<WebSocket>,
-) -> Option<(Principal, Service, i64)> {
+async fn handshake(state: &AppState, sink: &mut Writer, stream: &mut Reader) -> Option<(Principal, Service, i64)> {
     let deadline = tokio::time::Instant::now() + INIT_TIMEOUT;
     // Bounded: a client gets a few frames (acks, telemetry) before it must have sent `init`.
     for _ in 0..16 {
-        let bytes = match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(Message::Binary(b)))) => b,
-            Ok(Some(Ok(Message::Text(t)))) => Bytes::from(t.as_str().to_owned()),
-            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
-            Ok(_) | Err(_) => return None,
+        let Ok(read) = tokio::time::timeout_at(deadline, stream.next()).await else { return None };
+        let bytes = match sink.take(read).await {
+            Incoming::Binary(b) => b,
+            Incoming::Text(t) => Bytes::from(t.as_str().to_owned()),
+            Incoming::Nothing => continue,
+            Incoming::End => return None,
         };
         let frame = match frame::parse(&bytes, MAX_FRAME) {
             Ok(f) => f,
@@ -125,7 +129,7 @@ async fn handshake(
                     offline_storage: json!({ "data_sync": { "storage_id": format!("SS{}", random_hex(16)) } }),
                     init_registrations: frame.header.registrations.as_ref(),
                 };
-                if sink.send(Message::Binary(frame::encode(&reply, b""))).await.is_err() {
+                if sink.send_binary(frame::encode(&reply, b"")).await.is_err() {
                     return None;
                 }
                 return Some((principal, service, expires_at));
@@ -133,8 +137,8 @@ async fn handshake(
             Err(refused) => refused,
         };
         let reply = StatusReply { method: "reply", id: &id, status: refused };
-        let _ = sink.send(Message::Binary(frame::encode(&reply, b""))).await;
-        close(sink, 1000, "init refused").await;
+        let _ = sink.send_binary(frame::encode(&reply, b"")).await;
+        sink.close(1000, "init refused").await;
         return None;
     }
     None
@@ -162,12 +166,12 @@ async fn authenticate(state: &AppState, token: &str) -> Result<(Principal, Servi
 
 /// Answers a frame that cannot be read: the SDK treats a `close` with 406 as "the protocol
 /// was not understood", and the socket ends.
-async fn refuse_frame(sink: &mut Sink, reason: &str) {
+async fn refuse_frame(sink: &mut Writer, reason: &str) {
     tracing::debug!(reason, "unreadable twilsock frame");
     let id = server_frame_id();
     let status = Status::error(406, "NOT_ACCEPTABLE", None, reason);
-    let _ = sink.send(Message::Binary(frame::encode(&close_frame(&id, status), b""))).await;
-    close(sink, 1003, "unreadable twilsock frame").await;
+    let _ = sink.send_binary(frame::encode(&close_frame(&id, status), b"")).await;
+    sink.close(1003, "unreadable twilsock frame").await;
 }
 
 fn close_frame(id: &str, status: Status) -> ServerFrame<'_> {
@@ -187,7 +191,7 @@ pub(super) fn server_frame_id() -> String {
 }
 
 impl Session {
-    async fn run(&mut self, mut sink: Sink, mut stream: SplitStream<WebSocket>, mut rx: mpsc::Receiver<Arc<Delivery>>) {
+    async fn run(&mut self, mut sink: Writer, mut stream: Reader, mut rx: mpsc::Receiver<Arc<Delivery>>) {
         let mut batch: Vec<Arc<Delivery>> = Vec::new();
         let settings = &self.state.settings;
         let mut alarms = Alarms::new(&self.state.shutdown, &self.subs.overflow(), settings.keepalive_secs, &self.token);
@@ -228,7 +232,7 @@ impl Session {
                         }
                     },
                     Alarm::Ping => {
-                        if sink.send(Message::Ping(Default::default())).await.is_err() {
+                        if sink.ping().await.is_err() {
                             return;
                         }
                     }
@@ -239,12 +243,12 @@ impl Session {
                     }
                 }
                 msg = stream.next() => {
-                    let bytes = match msg {
-                        Some(Ok(Message::Binary(b))) => b,
+                    let bytes = match sink.take(msg).await {
+                        Incoming::Binary(b) => b,
                         // The SDK sends binary frames; text carrying the same bytes is read alike.
-                        Some(Ok(Message::Text(t))) => Bytes::from(t.as_str().to_owned()),
-                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                        Some(Ok(_)) => continue,
+                        Incoming::Text(t) => Bytes::from(t.as_str().to_owned()),
+                        Incoming::Nothing => continue,
+                        Incoming::End => return,
                     };
                     // Boxed: request handling is a large future that idle connections should not carry.
                     if let Flow::Stop = Box::pin(self.handle(&mut sink, &bytes)).await {
@@ -255,15 +259,15 @@ impl Session {
         }
     }
 
-    async fn close_with(&self, sink: &mut Sink, status: Status, ws_code: u16) {
+    async fn close_with(&self, sink: &mut Writer, status: Status, ws_code: u16) {
         let id = server_frame_id();
         let reason = status.description.clone().unwrap_or_default();
-        let _ = sink.send(Message::Binary(frame::encode(&close_frame(&id, status), b""))).await;
-        close(sink, ws_code, &reason).await;
+        let _ = sink.send_binary(frame::encode(&close_frame(&id, status), b"")).await;
+        sink.close(ws_code, &reason).await;
     }
 
     /// Writes every queued event this client has not seen, then flushes once.
-    async fn deliver(&mut self, sink: &mut Sink, batch: &mut Vec<Arc<Delivery>>) -> Result<(), axum::Error> {
+    async fn deliver(&mut self, sink: &mut Writer, batch: &mut Vec<Arc<Delivery>>) -> std::io::Result<()> {
         for d in batch.drain(..) {
             if !self.subs.admit(&d) {
                 continue;
@@ -281,13 +285,13 @@ impl Session {
                 .twilsock
                 .get_or_render(urls.base(), || events::render(&d.event, urls, Channel::Live).unwrap_or_default());
             if !frame.is_empty() {
-                sink.feed(Message::Binary(frame)).await?;
+                sink.feed_binary(frame).await?;
             }
         }
         sink.flush().await
     }
 
-    async fn handle(&mut self, sink: &mut Sink, bytes: &[u8]) -> Flow {
+    async fn handle(&mut self, sink: &mut Writer, bytes: &[u8]) -> Flow {
         let Frame { header, payload } = match frame::parse(bytes, MAX_FRAME) {
             Ok(f) => f,
             Err(e) => {
@@ -302,7 +306,7 @@ impl Session {
             // Acks of what this server sent, and telemetry: nothing to answer.
             "reply" | "telemetry.v1" => Flow::Continue,
             "close" => {
-                close(sink, 1000, "closed by the client").await;
+                sink.close(1000, "closed by the client").await;
                 Flow::Stop
             }
             "ping" => self.send_status(sink, &id, Status::OK).await,
@@ -314,13 +318,13 @@ impl Session {
         }
     }
 
-    async fn send_status(&self, sink: &mut Sink, id: &str, status: Status) -> Flow {
+    async fn send_status(&self, sink: &mut Writer, id: &str, status: Status) -> Flow {
         let reply = StatusReply { method: "reply", id, status };
         send(sink, frame::encode(&reply, b"")).await
     }
 
     /// `update`: a fresh token for the same identity and service.
-    async fn update_token(&mut self, sink: &mut Sink, id: &str, token: &str) -> Flow {
+    async fn update_token(&mut self, sink: &mut Writer, id: &str, token: &str) -> Flow {
         let status = match authenticate(&self.state, token).await {
             Ok((principal, service, expires_at))
                 if principal.actor() == self.principal.actor() && service.sid == self.service.sid =>
@@ -341,7 +345,7 @@ impl Session {
     }
 
     /// `message`: a tunnelled CDS request.
-    async fn message(&mut self, sink: &mut Sink, id: &str, header: Header, payload: &[u8]) -> Flow {
+    async fn message(&mut self, sink: &mut Writer, id: &str, header: Header, payload: &[u8]) -> Flow {
         let Some(http) = header.http_request else {
             let status = Status::error(400, "BAD_REQUEST", None, "a message needs an http_request");
             return self.send_status(sink, id, status).await;
@@ -400,7 +404,7 @@ impl Session {
         }
     }
 
-    pub(super) async fn reply(&self, sink: &mut Sink, id: &str, reply: CdsReply) -> Flow {
+    pub(super) async fn reply(&self, sink: &mut Writer, id: &str, reply: CdsReply) -> Flow {
         let mut headers = Map::new();
         headers.insert("Content-Type".into(), "application/json".into());
         if let Some(etag) = reply.etag {
@@ -418,13 +422,13 @@ impl Session {
         send(sink, frame::encode(&header, body.as_bytes())).await
     }
 
-    pub(super) async fn reply_error(&self, sink: &mut Sink, id: &str, e: CdsError) -> Flow {
+    pub(super) async fn reply_error(&self, sink: &mut Writer, id: &str, e: CdsError) -> Flow {
         let status = e.status;
         let body = serde_json::to_value(e.body()).unwrap_or(Value::Null);
         self.reply(sink, id, CdsReply { status, etag: None, body: Some(body), wrote: None }).await
     }
 }
 
-pub(super) async fn send(sink: &mut Sink, frame: Bytes) -> Flow {
-    if sink.send(Message::Binary(frame)).await.is_err() { Flow::Stop } else { Flow::Continue }
+pub(super) async fn send(sink: &mut Writer, frame: Bytes) -> Flow {
+    if sink.send_binary(frame).await.is_err() { Flow::Stop } else { Flow::Continue }
 }

@@ -34,8 +34,7 @@ use super::request::{CdsReply, CdsRequest, Cx, date};
 use super::types::{PageMeta, SubscriptionRequest};
 use crate::api::twilio::error::{Subject, TwilioError};
 use crate::realtime::hub::Delivery;
-use crate::realtime::session::Sink;
-use axum::extract::ws::Message;
+use crate::realtime::wire::Writer;
 use bytes::Bytes;
 use ferrosync_core::CoreError;
 use ferrosync_core::engine::QueryItem;
@@ -45,7 +44,6 @@ use ferrosync_core::page::{Cursor, Order, PageRequest, PageToken};
 use ferrosync_core::sid::{Sid, SidKind};
 use ferrosync_core::store::StoredEvent;
 use ferrosync_core::timestamp::Timestamp;
-use futures_util::SinkExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -264,7 +262,7 @@ impl Session {
     /// last event id; live events queued meanwhile are filtered by where the replay ended.
     pub(super) async fn establish_query(
         &mut self,
-        sink: &mut Sink,
+        sink: &mut Writer,
         request: &SubscriptionRequest,
     ) -> Result<Option<(&'static str, Value)>, CdsError> {
         let client_id = Sid::parse_kind(&request.object_sid, SidKind::LiveQuery)
@@ -332,7 +330,7 @@ impl Session {
                 let Some(native) = crate::realtime::live::query_event(&internal, &event, change) else { continue };
                 match render(&sub, &internal, &native) {
                     Rendered::Frame(frame) => {
-                        if sink.feed(Message::Binary(frame)).await.is_err() {
+                        if sink.feed_binary(frame).await.is_err() {
                             return Ok(None);
                         }
                     }
@@ -386,10 +384,10 @@ impl Session {
     /// Sends a live query's pushed event; on a Map removal, the result set again, after which
     /// events up to its position are skipped. An error ends the connection (the client then
     /// resumes from its last event id).
-    pub(super) async fn deliver_query(&mut self, sink: &mut Sink, d: &Delivery) -> Result<(), axum::Error> {
+    pub(super) async fn deliver_query(&mut self, sink: &mut Writer, d: &Delivery) -> std::io::Result<()> {
         let Some(sub) = self.live.get(&d.object_sid).cloned() else { return Ok(()) };
         match render(&sub, &d.object_sid, &d.event) {
-            Rendered::Frame(frame) => return sink.feed(Message::Binary(frame)).await,
+            Rendered::Frame(frame) => return sink.feed_binary(frame).await,
             Rendered::Nothing => return Ok(()),
             Rendered::Resync => {}
         }
@@ -398,10 +396,10 @@ impl Session {
                 self.subs.set_cursor(&d.object_sid, position);
                 Ok(())
             }
-            Ok(None) => Err(axum::Error::new(std::io::Error::other("the connection ended"))),
+            Ok(None) => Err(std::io::Error::other("the connection ended")),
             Err(e) => {
                 tracing::warn!(error = %e, query = %sub.client_id, "a live query's results cannot be read again");
-                Err(axum::Error::new(e))
+                Err(std::io::Error::other(e))
             }
         }
     }
@@ -409,7 +407,7 @@ impl Session {
     /// Sends `live_query_updated` with the query's results as of a position at least `min`
     /// (what the client has been sent so far); returns that position, or `None` when the
     /// connection ended.
-    async fn snapshot(&self, sink: &mut Sink, sub: &LiveSub, min: u64) -> Result<Option<u64>, CoreError> {
+    async fn snapshot(&self, sink: &mut Writer, sub: &LiveSub, min: u64) -> Result<Option<u64>, CoreError> {
         let engine = &self.state.engine;
         let svc = self.service.sid.as_str();
         let mut attempts = 0;

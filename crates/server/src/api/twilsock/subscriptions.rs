@@ -8,12 +8,11 @@ use super::error::{self, CdsError, TOO_MANY_SUBSCRIPTIONS, Target};
 use super::events::{self, Channel, SYNC_EVENT};
 use super::request::{CdsReply, CdsRequest, Cx, at_position};
 use super::types::SubscriptionsPoke;
-use crate::realtime::session::{Replay, Sink, Start};
-use axum::extract::ws::Message;
+use crate::realtime::session::{Replay, Start};
+use crate::realtime::wire::Writer;
 use ferrosync_core::CoreError;
 use ferrosync_core::model::{ObjectKind, ObjectRef, SyncObject};
 use ferrosync_core::sid::Sid;
-use futures_util::SinkExt;
 use serde_json::{Value, json};
 
 /// How long the SDK should wait for the outcome notifications before poking again. They are
@@ -22,7 +21,7 @@ const ESTIMATED_DELIVERY_MS: u64 = 5000;
 const MAX_BATCH: usize = 100;
 
 impl Session {
-    pub(super) async fn poke(&mut self, sink: &mut Sink, id: &str, req: &CdsRequest<'_>) -> Flow {
+    pub(super) async fn poke(&mut self, sink: &mut Writer, id: &str, req: &CdsRequest<'_>) -> Flow {
         let poke: SubscriptionsPoke = match req.json::<Option<SubscriptionsPoke>>() {
             Ok(Some(p)) => p,
             Ok(None) => return self.reply_error(sink, id, error::bad_request("a subscriptions request body")).await,
@@ -79,7 +78,7 @@ impl Session {
     /// queued by the hub and dropped by the cursor if the replay already sent it.
     async fn establish(
         &mut self,
-        sink: &mut Sink,
+        sink: &mut Writer,
         object_sid: &str,
         object_type: &str,
         last_event_id: Option<&Value>,
@@ -134,7 +133,7 @@ impl Session {
                     continue;
                 }
                 if let Some(frame) = events::render(&event, &self.urls, Channel::Replay)
-                    && sink.feed(Message::Binary(frame)).await.is_err()
+                    && sink.feed_binary(frame).await.is_err()
                 {
                     return Ok(None);
                 }
