@@ -4,8 +4,9 @@
 
 use super::PROXY_SERVICE;
 use super::interactions::{ProxyAlert, ProxyJob, alerts_map, job_write};
+use super::participants::ProxyParticipant;
 use super::pools::{Pool, decode_number};
-use super::sessions::{EXPIRIES, ProxyParticipant, ProxySession, pairs_map, sessions_map, unreadable};
+use super::sessions::{EXPIRIES, ProxySession, pairs_map, sessions_map, unreadable};
 use crate::engine::Engine;
 use crate::error::{CoreError, ProxyRule};
 use crate::sid::{Sid, SidKind};

@@ -435,7 +435,7 @@ impl Engine {
             })?;
             let (svc, _) = self.proxy_service_at(principal, &service).await?;
             let pair = self
-                .proxy_entry(&super::sessions::pairs_map(&svc.sid), &super::sessions::pair_key(&msg.from, &msg.to))
+                .proxy_entry(&super::sessions::pairs_map(&svc.sid), &super::participants::pair_key(&msg.from, &msg.to))
                 .await?;
             // The newest session holding the pair takes the message.
             let used = pair.and_then(|p| p.data["active"].as_array().and_then(|a| a.last().cloned()));

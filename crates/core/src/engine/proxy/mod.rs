@@ -8,16 +8,16 @@
 
 mod change;
 mod interactions;
+mod participants;
 mod pools;
 mod sessions;
 
 pub use interactions::{
     InboundMessage, InboundOutcome, OUTBOX, ProxyAlert, ProxyInteraction, ProxyJob, proxy_alerts_list,
 };
+pub use participants::{ParticipantSpec, ProxyParticipant};
 pub use pools::{Pool, ProxyNumber};
-pub use sessions::{
-    MODES, ParticipantSpec, ProxyParticipant, ProxySession, SessionCreate, SessionStatus, SessionUpdate,
-};
+pub use sessions::{MODES, ProxySession, SessionCreate, SessionStatus, SessionUpdate};
 
 use super::{Engine, require_admin, unexpected};
 use crate::auth::Principal;
