@@ -4,17 +4,15 @@
 
 use crate::client::{ClientEvent, ConnectionState, Shared};
 use crate::error::{ClientError, Result};
-use crate::events::{SyncEvent, SyncEventKind};
-use crate::local::LocalWrites;
+use crate::events::SyncEvent;
 use crate::query::{LiveQueryEvent, QueryKey};
 use crate::token::now_secs;
 use backon::BackoffBuilder;
-use ferrosync_protocol::query::{QueryChange, QueryEvent, QueryItemView};
+use ferrosync_protocol::ObjectKind;
+use ferrosync_protocol::query::QueryItemView;
 use ferrosync_protocol::ws::{
-    CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHENTICATED, ClientFrame, Delivered, QuerySubscribed,
-    ServerFrame, Subscribed,
+    CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHENTICATED, ClientFrame, ServerFrame,
 };
-use ferrosync_protocol::{ErrorBody, Event, ObjectKind};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
@@ -23,10 +21,14 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+mod dial;
+mod inbound;
+
+pub(crate) use dial::connect;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -519,210 +521,6 @@ impl Connection {
         self.pending.insert(id, Pending::Ignore);
         Some(ClientFrame::Unsubscribe { id, kind: sub.kind, object: sid.to_owned() })
     }
-
-    async fn on_frame(&mut self, frame: ServerFrame) -> Result<Option<ClientFrame>, Ended> {
-        match frame {
-            ServerFrame::Event { event } => match *event {
-                Delivered::Object(e) => {
-                    let admitted = LocalWrites::lock(&self.shared.local).admit(e);
-                    if let Some((e, local)) = admitted {
-                        self.deliver(e, local).await;
-                    }
-                }
-                Delivered::Query(q) => self.deliver_query(q).await,
-            },
-            ServerFrame::Reply { id, status, body, error } => return Ok(self.on_reply(id, status, body, error)),
-            ServerFrame::TokenAboutToExpire { expires_at } => {
-                if !self.warned {
-                    self.warned = true;
-                    self.shared.emit(ClientEvent::TokenAboutToExpire { expires_at });
-                }
-            }
-            ServerFrame::TokenExpired => {}
-            ServerFrame::Overflow { resume } => {
-                for r in resume {
-                    if let Some(sub) = self.objects.get_mut(&r.object_sid) {
-                        sub.since = Some(r.since);
-                    }
-                }
-                return Err(Ended::Resume);
-            }
-            ServerFrame::Error { error, .. } => tracing::warn!(error = %error, "the server refused a frame"),
-            ServerFrame::Connected { .. } => {}
-        }
-        Ok(None)
-    }
-
-    fn on_reply(&mut self, id: u64, status: u16, body: Option<Value>, error: Option<ErrorBody>) -> Option<ClientFrame> {
-        let pending = self.pending.remove(&id)?;
-        let failure = error
-            .map(ClientError::api)
-            .or_else(|| (status >= 400).then(|| ClientError::Api { status, code: 0, message: "refused".into() }));
-        match pending {
-            Pending::Ignore => None,
-            Pending::UpdateToken { done } => {
-                let _ = done.send(failure.map_or(Ok(()), Err));
-                None
-            }
-            Pending::Subscribe { sid, done } => match failure {
-                None => {
-                    let reply = body.and_then(|b| serde_json::from_value::<Subscribed>(b).ok());
-                    if let (Some(sub), Some(reply)) = (self.objects.get_mut(&sid), reply) {
-                        if sub.since.is_none() {
-                            sub.since = Some(reply.since);
-                        }
-                        if let (Some(doc), Some(object)) = (&sub.doc, reply.object) {
-                            let mut d = doc.lock().unwrap_or_else(|e| e.into_inner());
-                            if object.revision > d.revision {
-                                d.revision = object.revision;
-                                d.data = object.data.unwrap_or(Value::Null);
-                            }
-                        }
-                    }
-                    if let Some(done) = done {
-                        let _ = done.send(Ok(()));
-                    }
-                    None
-                }
-                // Retention passed the resume point: start again from now.
-                Some(e) if e.status() == Some(410) => {
-                    if let Some(sub) = self.objects.get_mut(&sid) {
-                        sub.since = None;
-                    }
-                    Some(self.subscribe_frame(&sid, done))
-                }
-                Some(e) => {
-                    let resumed = self.objects.get(&sid).is_some_and(|s| s.since.is_some());
-                    if let Some(sub) = self.objects.remove(&sid) {
-                        // Removed while we were away: its subscribers hear so, once.
-                        if resumed && e.is_not_found() {
-                            let event = SyncEvent {
-                                kind: SyncEventKind::Removed { reason: None },
-                                is_local: false,
-                                object_sid: sid.clone(),
-                                identity: String::new(),
-                                seq: sub.last_seq,
-                                token: sub.since.clone().unwrap_or_default(),
-                            };
-                            for l in &sub.listeners {
-                                let _ = l.try_send(event.clone());
-                            }
-                        }
-                    }
-                    if let Some(done) = done {
-                        let _ = done.send(Err(e));
-                    }
-                    None
-                }
-            },
-            Pending::Query { key, done } => {
-                match failure {
-                    None => {
-                        let reply = body.and_then(|b| serde_json::from_value::<QuerySubscribed>(b).ok());
-                        match (self.queries.get_mut(&key), reply) {
-                            (Some(q), Some(reply)) => {
-                                q.server_id = Some(reply.query_id);
-                                if q.since.is_none() {
-                                    q.since = Some(reply.since);
-                                    q.results = reply.items.iter().map(|i| (i.map.clone(), i.key.clone())).collect();
-                                }
-                                if let Some(done) = done {
-                                    let _ = done.send(Ok(reply.items));
-                                }
-                            }
-                            _ => {
-                                if let Some(done) = done {
-                                    let _ = done.send(Err(ClientError::Decode("subscribe_query reply".into())));
-                                }
-                            }
-                        }
-                    }
-                    Some(e) => {
-                        self.queries.remove(&key);
-                        if let Some(done) = done {
-                            let _ = done.send(Err(e));
-                        }
-                    }
-                }
-                None
-            }
-        }
-    }
-
-    async fn release(&mut self, sid: &str) {
-        let released = LocalWrites::lock(&self.shared.local).release(sid);
-        for (e, local) in released {
-            self.deliver(e, local).await;
-        }
-    }
-
-    /// The event's subscribers, with their cursor moved past it; `None` when it is not news.
-    fn route(&mut self, e: &Event, is_local: bool) -> Option<(Vec<mpsc::Sender<SyncEvent>>, SyncEvent)> {
-        let sub = self.objects.get_mut(e.object_sid.as_str())?;
-        if e.seq <= sub.last_seq {
-            return None;
-        }
-        sub.last_seq = e.seq;
-        sub.since = Some(e.token.clone());
-        let kind = SyncEventKind::from_event(e)?;
-        if let (Some(doc), SyncEventKind::Updated { data, revision, .. }) = (&sub.doc, &kind) {
-            let mut d = doc.lock().unwrap_or_else(|e| e.into_inner());
-            if *revision > d.revision {
-                d.revision = *revision;
-                d.data = data.clone();
-            }
-        }
-        let event = SyncEvent {
-            kind,
-            is_local,
-            object_sid: e.object_sid.to_string(),
-            identity: e.identity.clone(),
-            seq: e.seq,
-            token: e.token.clone(),
-        };
-        Some((sub.listeners.clone(), event))
-    }
-
-    async fn deliver(&mut self, e: Event, is_local: bool) {
-        let Some((listeners, event)) = self.route(&e, is_local) else { return };
-        for l in listeners {
-            let _ = l.send(event.clone()).await;
-        }
-    }
-
-    async fn deliver_query(&mut self, q: QueryEvent) {
-        let Some(sub) = self.queries.values_mut().find(|s| s.server_id.as_deref() == Some(q.query_id.as_str())) else {
-            return;
-        };
-        if q.seq <= sub.last_seq {
-            return;
-        }
-        sub.last_seq = q.seq;
-        sub.since = Some(q.token.clone());
-        let events: Vec<LiveQueryEvent> = match q.change {
-            QueryChange::ItemUpdated { map, key, data, revision } => {
-                sub.results.insert((map.clone(), key.clone()));
-                vec![LiveQueryEvent::ItemUpdated { map, key, data, revision }]
-            }
-            QueryChange::ItemRemoved { map, key } => {
-                sub.results.remove(&(map.clone(), key.clone()));
-                vec![LiveQueryEvent::ItemRemoved { map, key }]
-            }
-            QueryChange::MapRemoved { map } => {
-                let gone: Vec<(String, String)> = sub.results.iter().filter(|(m, _)| *m == map).cloned().collect();
-                gone.into_iter()
-                    .map(|(m, k)| {
-                        sub.results.remove(&(m.clone(), k.clone()));
-                        LiveQueryEvent::ItemRemoved { map: m, key: k }
-                    })
-                    .collect()
-            }
-        };
-        let listener = sub.listener.clone();
-        for e in events {
-            let _ = listener.send(e).await;
-        }
-    }
 }
 
 fn text(frame: &ClientFrame) -> Message {
@@ -744,79 +542,4 @@ fn new_backoff() -> backon::ExponentialBackoff {
         .with_jitter()
         .without_max_times()
         .build()
-}
-
-/// Why a connection attempt failed.
-pub(crate) struct ConnectFailure {
-    pub terminal: bool,
-    pub message: String,
-    pub http_status: Option<u16>,
-    pub error_code: Option<u32>,
-}
-
-impl From<ConnectFailure> for ClientError {
-    fn from(f: ConnectFailure) -> Self {
-        match (f.http_status, f.error_code) {
-            (Some(status), code) => ClientError::Api { status, code: code.unwrap_or(0), message: f.message },
-            _ => ClientError::Transport(f.message),
-        }
-    }
-}
-
-/// Opens the WebSocket with the current token and waits for the server's `connected`.
-pub(crate) async fn connect(shared: &Shared) -> Result<Ws, ConnectFailure> {
-    let url = ws_url(shared.rest.base());
-    let transport = |message: String| ConnectFailure { terminal: false, message, http_status: None, error_code: None };
-    let mut request = url.as_str().into_client_request().map_err(|e| transport(e.to_string()))?;
-    let token = shared.token.read().map(|t| t.clone()).unwrap_or_default();
-    let bearer = format!("Bearer {token}").parse().map_err(|_| ConnectFailure {
-        terminal: true,
-        message: "the token is not a valid header value".into(),
-        http_status: None,
-        error_code: None,
-    })?;
-    request.headers_mut().insert("authorization", bearer);
-    let (mut ws, _) = match tokio_tungstenite::connect_async(request).await {
-        Ok(ok) => ok,
-        Err(tungstenite::Error::Http(response)) => {
-            let status = response.status().as_u16();
-            let body = response.body().as_deref().and_then(|b| serde_json::from_slice::<ErrorBody>(b).ok());
-            return Err(ConnectFailure {
-                terminal: status == 401 || status == 403,
-                message: body.as_ref().map_or_else(|| format!("the server answered {status}"), |b| b.message.clone()),
-                http_status: Some(status),
-                error_code: body.map(|b| b.code),
-            });
-        }
-        Err(e) => return Err(transport(e.to_string())),
-    };
-    let hello = tokio::time::timeout(Duration::from_secs(10), ws.next()).await;
-    match hello {
-        Ok(Some(Ok(Message::Text(t)))) if matches!(serde_json::from_str(&t), Ok(ServerFrame::Connected { .. })) => {
-            Ok(ws)
-        }
-        Ok(Some(Ok(Message::Close(Some(f))))) => Err(ConnectFailure {
-            terminal: u16::from(f.code) == CLOSE_UNAUTHENTICATED || u16::from(f.code) == CLOSE_TOKEN_EXPIRED,
-            message: f.reason.to_string(),
-            http_status: None,
-            error_code: None,
-        }),
-        _ => Err(transport("the server did not greet the connection".into())),
-    }
-}
-
-fn ws_url(base: &str) -> String {
-    let rest = base.strip_prefix("https://").map(|r| format!("wss://{r}"));
-    let url =
-        rest.unwrap_or_else(|| base.strip_prefix("http://").map_or_else(|| base.to_owned(), |r| format!("ws://{r}")));
-    format!("{url}/api/v1/connect")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn websocket_urls_follow_the_scheme() {
-        assert_eq!(super::ws_url("http://127.0.0.1:7700"), "ws://127.0.0.1:7700/api/v1/connect");
-        assert_eq!(super::ws_url("https://sync.example"), "wss://sync.example/api/v1/connect");
-    }
 }
