@@ -80,11 +80,19 @@ pub fn accept(
     Ok((response, on_upgrade))
 }
 
+/// What a protocol's data frames carry: the native protocol's JSON goes as text (valid UTF-8 by
+/// construction), twilsock's frames as binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Data {
+    Text,
+    Binary,
+}
+
 /// The upgraded connection as its two halves.
-pub async fn open(upgraded: Upgraded, config: WebSocketConfig) -> (Writer, Reader) {
+pub async fn open(upgraded: Upgraded, config: WebSocketConfig, data: Data) -> (Writer, Reader) {
     let (read, write) = tokio::io::split(TokioIo::new(upgraded));
     let reader = Box::new(WebSocketStream::from_raw_socket(ReadOnly(read), Role::Server, Some(config)).await);
-    (Writer { io: write, queue: VecDeque::new(), queued: 0 }, reader)
+    (Writer::new(write, data), reader)
 }
 
 /// A reader that accepts and drops whatever the parser would write.
@@ -169,6 +177,8 @@ impl Chunk {
 /// queued, so a catch-up over a long log never holds more than that.
 pub struct Writer<W = WriteHalf<Io>> {
     io: W,
+    /// The data frames' opcode: one protocol speaks in one kind.
+    data: OpCode,
     queue: VecDeque<Chunk>,
     queued: usize,
 }
@@ -189,27 +199,23 @@ const SLICES: usize = 64;
 pub const FLUSH_AT: usize = 64 * 1024;
 
 impl<W: AsyncWrite + Unpin> Writer<W> {
-    /// Queues a text frame whose payload is valid UTF-8 (every caller's is JSON).
+    fn new(io: W, data: Data) -> Self {
+        let data = match data {
+            Data::Text => OpCode::Text,
+            Data::Binary => OpCode::Binary,
+        };
+        Writer { io, data, queue: VecDeque::new(), queued: 0 }
+    }
+
+    /// Queues a data frame; below [`FLUSH_AT`] queued bytes it waits for the next flush.
     pub async fn feed(&mut self, payload: Bytes) -> std::io::Result<()> {
-        self.push(OpCode::Text, payload);
+        self.push(self.data, payload);
         self.bound().await
     }
 
-    /// Queues a text frame and writes everything queued.
+    /// Queues a data frame and writes everything queued.
     pub async fn send(&mut self, payload: Bytes) -> std::io::Result<()> {
-        self.push(OpCode::Text, payload);
-        self.flush().await
-    }
-
-    /// Queues a binary frame (twilsock's).
-    pub async fn feed_binary(&mut self, payload: Bytes) -> std::io::Result<()> {
-        self.push(OpCode::Binary, payload);
-        self.bound().await
-    }
-
-    /// Queues a binary frame and writes everything queued.
-    pub async fn send_binary(&mut self, payload: Bytes) -> std::io::Result<()> {
-        self.push(OpCode::Binary, payload);
+        self.push(self.data, payload);
         self.flush().await
     }
 
@@ -359,7 +365,7 @@ mod tests {
     async fn feeding_writes_out_at_the_bound_without_a_flush() {
         use tokio::io::AsyncReadExt;
         let (near, mut far) = tokio::io::duplex(4 * FLUSH_AT);
-        let mut writer = Writer { io: near, queue: VecDeque::new(), queued: 0 };
+        let mut writer = Writer::new(near, Data::Text);
         let frame = Bytes::from(vec![b'x'; 1000]);
         let mut fed = 0;
         while fed < FLUSH_AT {

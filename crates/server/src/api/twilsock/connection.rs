@@ -48,7 +48,7 @@ pub async fn upgrade(State(state): State<Arc<AppState>>, mut request: Request) -
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else { return };
         let config = WebSocketConfig::default().read_buffer_size(4096).max_message_size(Some(MAX_FRAME));
-        let (sink, stream) = wire::open(upgraded, config).await;
+        let (sink, stream) = wire::open(upgraded, config, wire::Data::Binary).await;
         serve(sink, stream, state, urls).await;
     });
     response.into_response()
@@ -129,7 +129,7 @@ async fn handshake(state: &AppState, sink: &mut Writer, stream: &mut Reader) -> 
                     offline_storage: json!({ "data_sync": { "storage_id": format!("SS{}", random_hex(16)) } }),
                     init_registrations: frame.header.registrations.as_ref(),
                 };
-                if sink.send_binary(frame::encode(&reply, b"")).await.is_err() {
+                if sink.send(frame::encode(&reply, b"")).await.is_err() {
                     return None;
                 }
                 return Some((principal, service, expires_at));
@@ -137,7 +137,7 @@ async fn handshake(state: &AppState, sink: &mut Writer, stream: &mut Reader) -> 
             Err(refused) => refused,
         };
         let reply = StatusReply { method: "reply", id: &id, status: refused };
-        let _ = sink.send_binary(frame::encode(&reply, b"")).await;
+        let _ = sink.send(frame::encode(&reply, b"")).await;
         sink.close(1000, "init refused").await;
         return None;
     }
@@ -170,7 +170,7 @@ async fn refuse_frame(sink: &mut Writer, reason: &str) {
     tracing::debug!(reason, "unreadable twilsock frame");
     let id = server_frame_id();
     let status = Status::error(406, "NOT_ACCEPTABLE", None, reason);
-    let _ = sink.send_binary(frame::encode(&close_frame(&id, status), b"")).await;
+    let _ = sink.send(frame::encode(&close_frame(&id, status), b"")).await;
     sink.close(1003, "unreadable twilsock frame").await;
 }
 
@@ -262,7 +262,7 @@ impl Session {
     async fn close_with(&self, sink: &mut Writer, status: Status, ws_code: u16) {
         let id = server_frame_id();
         let reason = status.description.clone().unwrap_or_default();
-        let _ = sink.send_binary(frame::encode(&close_frame(&id, status), b"")).await;
+        let _ = sink.send(frame::encode(&close_frame(&id, status), b"")).await;
         sink.close(ws_code, &reason).await;
     }
 
@@ -285,7 +285,7 @@ impl Session {
                 .twilsock
                 .get_or_render(urls.base(), || events::render(&d.event, urls, Channel::Live).unwrap_or_default());
             if !frame.is_empty() {
-                sink.feed_binary(frame).await?;
+                sink.feed(frame).await?;
             }
         }
         sink.flush().await
@@ -430,5 +430,5 @@ impl Session {
 }
 
 pub(super) async fn send(sink: &mut Writer, frame: Bytes) -> Flow {
-    if sink.send_binary(frame).await.is_err() { Flow::Stop } else { Flow::Continue }
+    if sink.send(frame).await.is_err() { Flow::Stop } else { Flow::Continue }
 }

@@ -330,7 +330,7 @@ impl Session {
                 let Some(native) = crate::realtime::live::query_event(&internal, &event, change) else { continue };
                 match render(&sub, &internal, &native) {
                     Rendered::Frame(frame) => {
-                        if sink.feed_binary(frame).await.is_err() {
+                        if sink.feed(frame).await.is_err() {
                             return Ok(None);
                         }
                     }
@@ -387,7 +387,7 @@ impl Session {
     pub(super) async fn deliver_query(&mut self, sink: &mut Writer, d: &Delivery) -> std::io::Result<()> {
         let Some(sub) = self.live.get(&d.object_sid).cloned() else { return Ok(()) };
         match render(&sub, &d.object_sid, &d.event) {
-            Rendered::Frame(frame) => return sink.feed_binary(frame).await,
+            Rendered::Frame(frame) => return sink.feed(frame).await,
             Rendered::Nothing => return Ok(()),
             Rendered::Resync => {}
         }

@@ -133,7 +133,7 @@ impl Session {
                     continue;
                 }
                 if let Some(frame) = events::render(&event, &self.urls, Channel::Replay)
-                    && sink.feed_binary(frame).await.is_err()
+                    && sink.feed(frame).await.is_err()
                 {
                     return Ok(None);
                 }
