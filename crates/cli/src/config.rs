@@ -72,6 +72,7 @@ pub struct CognitoConfig {
 pub struct RealtimeConfig {
     pub outbound_queue: Option<usize>,
     pub keepalive_secs: Option<u64>,
+    pub write_stall_secs: Option<u64>,
     pub max_subscriptions: Option<usize>,
 }
 
@@ -124,6 +125,7 @@ impl FileConfig {
         Settings {
             outbound_queue: self.realtime.outbound_queue.unwrap_or(d.outbound_queue),
             keepalive_secs: self.realtime.keepalive_secs.unwrap_or(d.keepalive_secs),
+            write_stall_secs: self.realtime.write_stall_secs.unwrap_or(d.write_stall_secs),
             token_warning_secs: d.token_warning_secs,
             max_subscriptions: self.realtime.max_subscriptions.unwrap_or(d.max_subscriptions),
             webhooks: d.webhooks,

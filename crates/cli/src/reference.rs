@@ -156,6 +156,12 @@ pub fn keys() -> Vec<Key> {
             "Frames queued per WebSocket before the client is told to resume (close 4008).",
         ),
         key("realtime.keepalive_secs", settings.keepalive_secs, None, "Ping interval on idle WebSockets."),
+        key(
+            "realtime.write_stall_secs",
+            settings.write_stall_secs,
+            None,
+            "A WebSocket whose writes make no progress this long is dropped; its client resumes when back.",
+        ),
         key("realtime.max_subscriptions", settings.max_subscriptions, None, "Subscriptions one connection may hold."),
         key(
             "cognito.streams.kinesis_endpoint",

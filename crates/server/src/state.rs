@@ -27,6 +27,9 @@ pub struct Settings {
     pub outbound_queue: usize,
     /// Seconds between server pings on idle WebSockets.
     pub keepalive_secs: u64,
+    /// Seconds a WebSocket write may make no progress before the connection is dropped (its
+    /// client resumes from its tokens when it is back).
+    pub write_stall_secs: u64,
     /// Seconds before `exp` at which `token_about_to_expire` is pushed.
     pub token_warning_secs: u64,
     /// Subscriptions one connection may hold.
@@ -42,11 +45,18 @@ pub struct Settings {
     pub sync_trigger_timeout: std::time::Duration,
 }
 
+impl Settings {
+    pub fn write_stall(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.write_stall_secs.max(1))
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             outbound_queue: 4096,
             keepalive_secs: 30,
+            write_stall_secs: 30,
             token_warning_secs: 180,
             max_subscriptions: 2000,
             webhooks: Default::default(),

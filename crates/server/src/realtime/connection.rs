@@ -68,7 +68,7 @@ pub async fn upgrade(
         let Ok(upgraded) = on_upgrade.await else { return };
         // A small read buffer keeps idle connections cheap; client frames are small.
         let config = WebSocketConfig::default().read_buffer_size(1024).max_message_size(Some(256 * 1024));
-        let (sink, stream) = wire::open(upgraded, config, wire::Data::Text).await;
+        let (sink, stream) = wire::open(upgraded, config, wire::Data::Text, state.settings.write_stall()).await;
         serve(sink, stream, state, principal).await;
     });
     response.into_response()

@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -89,10 +90,11 @@ pub enum Data {
 }
 
 /// The upgraded connection as its two halves.
-pub async fn open(upgraded: Upgraded, config: WebSocketConfig, data: Data) -> (Writer, Reader) {
+/// `stall`: how long a write may make no progress before the peer counts as gone.
+pub async fn open(upgraded: Upgraded, config: WebSocketConfig, data: Data, stall: Duration) -> (Writer, Reader) {
     let (read, write) = tokio::io::split(TokioIo::new(upgraded));
     let reader = Box::new(WebSocketStream::from_raw_socket(ReadOnly(read), Role::Server, Some(config)).await);
-    (Writer::new(write, data), reader)
+    (Writer::new(write, data, stall), reader)
 }
 
 /// A reader that accepts and drops whatever the parser would write.
@@ -179,6 +181,10 @@ pub struct Writer<W = WriteHalf<Io>> {
     io: W,
     /// The data frames' opcode: one protocol speaks in one kind.
     data: OpCode,
+    /// A client that stops reading leaves a write pending for as long as TCP keeps the
+    /// connection (a quarter of an hour and more), and with it every signal the connection
+    /// would act on; a write that makes no progress this long ends the connection instead.
+    stall: Duration,
     queue: VecDeque<Chunk>,
     queued: usize,
 }
@@ -199,12 +205,12 @@ const SLICES: usize = 64;
 pub const FLUSH_AT: usize = 64 * 1024;
 
 impl<W: AsyncWrite + Unpin> Writer<W> {
-    fn new(io: W, data: Data) -> Self {
+    fn new(io: W, data: Data, stall: Duration) -> Self {
         let data = match data {
             Data::Text => OpCode::Text,
             Data::Binary => OpCode::Binary,
         };
-        Writer { io, data, queue: VecDeque::new(), queued: 0 }
+        Writer { io, data, stall, queue: VecDeque::new(), queued: 0 }
     }
 
     /// Queues a data frame; below [`FLUSH_AT`] queued bytes it waits for the next flush.
@@ -287,7 +293,9 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 *slot = IoSlice::new(chunk.remaining());
                 n += 1;
             }
-            let written = self.io.write_vectored(&slices[..n]).await?;
+            let written = tokio::time::timeout(self.stall, self.io.write_vectored(&slices[..n]))
+                .await
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the peer stopped reading"))??;
             if written == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
             }
@@ -365,7 +373,7 @@ mod tests {
     async fn feeding_writes_out_at_the_bound_without_a_flush() {
         use tokio::io::AsyncReadExt;
         let (near, mut far) = tokio::io::duplex(4 * FLUSH_AT);
-        let mut writer = Writer::new(near, Data::Text);
+        let mut writer = Writer::new(near, Data::Text, Duration::from_secs(5));
         let frame = Bytes::from(vec![b'x'; 1000]);
         let mut fed = 0;
         while fed < FLUSH_AT {
@@ -378,5 +386,17 @@ mod tests {
         assert_eq!(&got[..4], &[0x81, 126, 0x03, 0xE8], "a text frame of 1,000 bytes");
         writer.feed(frame).await.expect("fed");
         assert_eq!(writer.queue.len(), 2, "below the bound a frame waits for the flush");
+    }
+
+    /// A peer that stops reading fails the write once it has made no progress for the stall
+    /// bound, instead of holding the connection's task.
+    #[tokio::test(start_paused = true)]
+    async fn a_write_that_makes_no_progress_fails_at_the_stall_bound() {
+        let (near, _far) = tokio::io::duplex(1024);
+        let mut writer = Writer::new(near, Data::Binary, Duration::from_secs(30));
+        let started = tokio::time::Instant::now();
+        let err = writer.send(Bytes::from(vec![0u8; 4096])).await.expect_err("the peer never reads");
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_secs(30), "not given up before the bound (paused clock)");
     }
 }

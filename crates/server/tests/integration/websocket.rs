@@ -333,7 +333,9 @@ async fn malformed_frames_get_an_error_and_the_connection_stays_usable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_is_cut_off_with_resume_tokens_and_loses_nothing() {
-    let Some(s) = TestServer::with_settings(Settings { outbound_queue: 8, ..Default::default() }).await else { return };
+    // The client reads again only after the writes: it must not be taken for gone meanwhile.
+    let settings = Settings { outbound_queue: 8, write_stall_secs: 600, ..Default::default() };
+    let Some(s) = TestServer::with_settings(settings).await else { return };
     let s = Arc::new(s);
     s.service("app").await;
     let doc = s.post("/services/app/documents", json!({ "unique_name": "feed", "data": { "n": -1 } })).await.ok();
@@ -409,6 +411,75 @@ async fn a_slow_consumer_is_cut_off_with_resume_tokens_and_loses_nothing() {
     assert_eq!(rest.last().unwrap()["revision"], total);
     let pong = ws.request(json!({ "type": "ping" })).await;
     assert_eq!(pong["status"], 200, "nothing beyond the last write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_dropped_and_resumes_without_loss() {
+    // The queue holds every event, so only the stalled write can end the connection.
+    let settings = Settings { write_stall_secs: 1, ..Default::default() };
+    let Some(s) = TestServer::with_settings(settings).await else { return };
+    let s = Arc::new(s);
+    s.service("app").await;
+    let doc = s.post("/services/app/documents", json!({ "unique_name": "feed", "data": { "n": -1 } })).await.ok();
+    let doc_sid = doc["sid"].as_str().unwrap().to_owned();
+    let token = s.mint_token("app", "gone", 3600).await;
+    let mut ws = s.ws(&token).await;
+    let (reply, _) = ws.subscribe("document", "feed", None).await;
+    let start = reply["body"]["since"].as_str().expect("the subscription's token").to_owned();
+
+    // ~18 MB of events (data and previous_data of 6 KiB each) while the client reads nothing:
+    // more than the socket buffers between them hold.
+    let total = 1500u64;
+    let writers = 6u64;
+    let padding = "x".repeat(6 * 1024);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let s = s.clone();
+        let padding = padding.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..total / writers {
+                let r =
+                    s.put("/services/app/documents/feed", json!({ "data": { "w": w, "n": n, "pad": padding } })).await;
+                assert_eq!(r.status, 200, "{}", r.text);
+            }
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(90), t).await.expect("the writes finish").unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // What the socket held arrives, gap-free, then the end: the server gave the connection up
+    // rather than waiting on it.
+    let mut received = Vec::new();
+    let last_token = loop {
+        let f = ws.recv().await;
+        match f["type"].as_str() {
+            Some("event") => received.push(f["event"].clone()),
+            Some("ended" | "closed") => {
+                break received.last().map_or(start, |e| e["token"].as_str().unwrap().to_owned());
+            }
+            _ => panic!("unexpected frame {f}"),
+        }
+    };
+    let got = seqs(&received);
+    assert!((got.len() as u64) < total, "the connection ended before the last event");
+    assert_eq!(got, (2..2 + got.len() as u64).collect::<Vec<_>>(), "a gap-free run from the first update");
+
+    // Resuming from the last event received yields exactly the rest.
+    let mut ws = s.ws(&token).await;
+    let (_, mut rest) = ws.subscribe("document", &doc_sid, Some(&last_token)).await;
+    let remaining = total as usize - got.len();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while rest.len() < remaining {
+            rest.push(ws.next_event().await);
+        }
+    })
+    .await
+    .expect("the rest arrives");
+    let mut all = got;
+    all.extend(seqs(&rest));
+    assert_eq!(all, (2..=1 + total).collect::<Vec<_>>(), "every update exactly once, in order");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

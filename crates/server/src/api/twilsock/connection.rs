@@ -48,7 +48,7 @@ pub async fn upgrade(State(state): State<Arc<AppState>>, mut request: Request) -
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else { return };
         let config = WebSocketConfig::default().read_buffer_size(4096).max_message_size(Some(MAX_FRAME));
-        let (sink, stream) = wire::open(upgraded, config, wire::Data::Binary).await;
+        let (sink, stream) = wire::open(upgraded, config, wire::Data::Binary, state.settings.write_stall()).await;
         serve(sink, stream, state, urls).await;
     });
     response.into_response()
