@@ -349,23 +349,7 @@ async fn a_slow_consumer_is_cut_off_with_resume_tokens_and_loses_nothing() {
     // carries data and previous_data of ~3 KiB, ~12 MB in all: more than the socket buffers
     // between server and client hold, so the bounded queue must overflow.
     let total = 2000u64;
-    let writers = 8u64;
-    let padding = "x".repeat(3 * 1024);
-    let mut tasks = Vec::new();
-    for w in 0..writers {
-        let s = s.clone();
-        let padding = padding.clone();
-        tasks.push(tokio::spawn(async move {
-            for n in 0..total / writers {
-                let r =
-                    s.put("/services/app/documents/feed", json!({ "data": { "w": w, "n": n, "pad": padding } })).await;
-                assert_eq!(r.status, 200, "{}", r.text);
-            }
-        }));
-    }
-    for t in tasks {
-        tokio::time::timeout(Duration::from_secs(90), t).await.expect("the writes finish").unwrap();
-    }
+    flood(&s, "feed", total, 8, 3 * 1024).await;
     let final_revision = s.get("/services/app/documents/feed").await.ok()["revision"].as_u64().unwrap();
     assert_eq!(final_revision, total);
     let last_seq = 1 + total; // seq 1 is the document's creation
@@ -395,16 +379,8 @@ async fn a_slow_consumer_is_cut_off_with_resume_tokens_and_loses_nothing() {
     }
 
     // Resuming from the token yields the rest, continuing exactly where the cut was.
-    let mut ws = s.ws(&token).await;
-    let (_, mut rest) = ws.subscribe("document", &doc_sid, Some(&since)).await;
     let remaining = (last_seq - 1) as usize - received.len();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while rest.len() < remaining {
-            rest.push(ws.next_event().await);
-        }
-    })
-    .await
-    .expect("the rest arrives");
+    let (mut ws, rest) = resume_from(&s, &token, &doc_sid, &since, remaining).await;
     let mut all = received.clone();
     all.extend(seqs(&rest));
     assert_eq!(all, (2..=last_seq).collect::<Vec<_>>(), "every update exactly once, in order");
@@ -430,23 +406,7 @@ async fn a_client_that_stops_reading_is_dropped_and_resumes_without_loss() {
     // ~18 MB of events (data and previous_data of 6 KiB each) while the client reads nothing:
     // more than the socket buffers between them hold.
     let total = 1500u64;
-    let writers = 6u64;
-    let padding = "x".repeat(6 * 1024);
-    let mut tasks = Vec::new();
-    for w in 0..writers {
-        let s = s.clone();
-        let padding = padding.clone();
-        tasks.push(tokio::spawn(async move {
-            for n in 0..total / writers {
-                let r =
-                    s.put("/services/app/documents/feed", json!({ "data": { "w": w, "n": n, "pad": padding } })).await;
-                assert_eq!(r.status, 200, "{}", r.text);
-            }
-        }));
-    }
-    for t in tasks {
-        tokio::time::timeout(Duration::from_secs(90), t).await.expect("the writes finish").unwrap();
-    }
+    flood(&s, "feed", total, 6, 6 * 1024).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // What the socket held arrives, gap-free, then the end: the server gave the connection up
@@ -467,9 +427,44 @@ async fn a_client_that_stops_reading_is_dropped_and_resumes_without_loss() {
     assert_eq!(got, (2..2 + got.len() as u64).collect::<Vec<_>>(), "a gap-free run from the first update");
 
     // Resuming from the last event received yields exactly the rest.
-    let mut ws = s.ws(&token).await;
-    let (_, mut rest) = ws.subscribe("document", &doc_sid, Some(&last_token)).await;
-    let remaining = total as usize - got.len();
+    let (_, rest) = resume_from(&s, &token, &doc_sid, &last_token, total as usize - got.len()).await;
+    let mut all = got;
+    all.extend(seqs(&rest));
+    assert_eq!(all, (2..=1 + total).collect::<Vec<_>>(), "every update exactly once, in order");
+}
+
+/// `total` updates of the document `name` of service `app` from `writers` concurrent writers,
+/// each update's data padded with `pad` bytes.
+async fn flood(s: &Arc<TestServer>, name: &str, total: u64, writers: u64, pad: usize) {
+    let padding = "x".repeat(pad);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let s = s.clone();
+        let padding = padding.clone();
+        let path = format!("/services/app/documents/{name}");
+        tasks.push(tokio::spawn(async move {
+            for n in 0..total / writers {
+                let r = s.put(&path, json!({ "data": { "w": w, "n": n, "pad": padding } })).await;
+                assert_eq!(r.status, 200, "{}", r.text);
+            }
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(90), t).await.expect("the writes finish").unwrap();
+    }
+}
+
+/// A new connection resuming the document `doc_sid` from `since`, with the `remaining` events
+/// that follow it.
+async fn resume_from(
+    s: &TestServer,
+    token: &str,
+    doc_sid: &str,
+    since: &str,
+    remaining: usize,
+) -> (super::common::WsClient, Vec<serde_json::Value>) {
+    let mut ws = s.ws(token).await;
+    let (_, mut rest) = ws.subscribe("document", doc_sid, Some(since)).await;
     tokio::time::timeout(Duration::from_secs(30), async {
         while rest.len() < remaining {
             rest.push(ws.next_event().await);
@@ -477,9 +472,7 @@ async fn a_client_that_stops_reading_is_dropped_and_resumes_without_loss() {
     })
     .await
     .expect("the rest arrives");
-    let mut all = got;
-    all.extend(seqs(&rest));
-    assert_eq!(all, (2..=1 + total).collect::<Vec<_>>(), "every update exactly once, in order");
+    (ws, rest)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
