@@ -35,13 +35,7 @@ impl Engine {
             }
             (None, None) => None,
         };
-        self.validate_ttl("ttl", req.ttl)?;
-        if let Some(data) = &req.data {
-            if kind != ObjectKind::Document {
-                return Err(CoreError::invalid("data", format!("a {} has no data of its own", kind.as_str())));
-            }
-            self.validate_document_data(data)?;
-        }
+        self.validate_object_fields(kind, req.ttl, req.data.as_ref())?;
         let m = Mutation::OpenObject {
             service: svc.sid.clone(),
             kind,
@@ -55,6 +49,24 @@ impl Engine {
             Outcome::Object { object, created } => Ok(Logged { value: (object, created), seq: logged.seq }),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// The fields an open or an update may set: a TTL within bounds, and data only on a
+    /// Document, within its size limit.
+    fn validate_object_fields(
+        &self,
+        kind: ObjectKind,
+        ttl: Option<u64>,
+        data: Option<&Value>,
+    ) -> Result<(), CoreError> {
+        self.validate_ttl("ttl", ttl)?;
+        if let Some(data) = data {
+            if kind != ObjectKind::Document {
+                return Err(CoreError::invalid("data", format!("a {} has no data of its own", kind.as_str())));
+            }
+            self.validate_document_data(data)?;
+        }
+        Ok(())
     }
 
     pub async fn object(
@@ -106,13 +118,7 @@ impl Engine {
     ) -> Result<Logged<SyncObject>, CoreError> {
         let svc = self.service(principal, service).await?;
         let target = self.parse_object_ref(id, kind)?;
-        self.validate_ttl("ttl", patch.ttl)?;
-        if let Some(data) = &patch.data {
-            if kind != ObjectKind::Document {
-                return Err(CoreError::invalid("data", format!("a {} has no data of its own", kind.as_str())));
-            }
-            self.validate_document_data(data)?;
-        }
+        self.validate_object_fields(kind, patch.ttl, patch.data.as_ref())?;
         let m = Mutation::UpdateObject {
             service: svc.sid.clone(),
             kind,
