@@ -422,6 +422,20 @@ async fn bad_input_is_refused_naming_the_problem_and_changes_nothing() {
         "size".into(),
     ));
     cases.push(("data not an object", s.put(doc, json!({ "data": [1, 2] })).await, 400, 40001, "data".into()));
+    cases.push((
+        "data on opening a list",
+        s.post("/services/app/lists", json!({ "unique_name": "m", "data": { "x": 1 } })).await,
+        400,
+        40001,
+        "data".into(),
+    ));
+    cases.push((
+        "data on updating a list",
+        s.put("/services/app/lists/l", json!({ "data": { "x": 1 } })).await,
+        400,
+        40001,
+        "data".into(),
+    ));
     let sid_shaped = format!("ET{}", "a".repeat(32));
     cases.push((
         "unique name shaped like a SID",
