@@ -335,15 +335,7 @@ async fn malformed_frames_get_an_error_and_the_connection_stays_usable() {
 async fn a_slow_consumer_is_cut_off_with_resume_tokens_and_loses_nothing() {
     // The client reads again only after the writes: it must not be taken for gone meanwhile.
     let settings = Settings { outbound_queue: 8, write_stall_secs: 600, ..Default::default() };
-    let Some(s) = TestServer::with_settings(settings).await else { return };
-    let s = Arc::new(s);
-    s.service("app").await;
-    let doc = s.post("/services/app/documents", json!({ "unique_name": "feed", "data": { "n": -1 } })).await.ok();
-    let doc_sid = doc["sid"].as_str().unwrap().to_owned();
-    let token = s.mint_token("app", "slow", 3600).await;
-    let mut ws = s.ws(&token).await;
-    let (_, catch_up) = ws.subscribe("document", "feed", None).await;
-    assert!(catch_up.is_empty());
+    let Some(Feed { s, doc_sid, token, mut ws, .. }) = Feed::subscribed(settings, "slow").await else { return };
 
     // 2,000 updates from 8 concurrent writers while the client reads nothing. Each event
     // carries data and previous_data of ~3 KiB, ~12 MB in all: more than the socket buffers
@@ -393,15 +385,7 @@ async fn a_slow_consumer_is_cut_off_with_resume_tokens_and_loses_nothing() {
 async fn a_client_that_stops_reading_is_dropped_and_resumes_without_loss() {
     // The queue holds every event, so only the stalled write can end the connection.
     let settings = Settings { write_stall_secs: 1, ..Default::default() };
-    let Some(s) = TestServer::with_settings(settings).await else { return };
-    let s = Arc::new(s);
-    s.service("app").await;
-    let doc = s.post("/services/app/documents", json!({ "unique_name": "feed", "data": { "n": -1 } })).await.ok();
-    let doc_sid = doc["sid"].as_str().unwrap().to_owned();
-    let token = s.mint_token("app", "gone", 3600).await;
-    let mut ws = s.ws(&token).await;
-    let (reply, _) = ws.subscribe("document", "feed", None).await;
-    let start = reply["body"]["since"].as_str().expect("the subscription's token").to_owned();
+    let Some(Feed { s, doc_sid, token, mut ws, start }) = Feed::subscribed(settings, "gone").await else { return };
 
     // ~18 MB of events (data and previous_data of 6 KiB each) while the client reads nothing:
     // more than the socket buffers between them hold.
@@ -431,6 +415,32 @@ async fn a_client_that_stops_reading_is_dropped_and_resumes_without_loss() {
     let mut all = got;
     all.extend(seqs(&rest));
     assert_eq!(all, (2..=1 + total).collect::<Vec<_>>(), "every update exactly once, in order");
+}
+
+/// A server with the document `feed` in service `app`, and `identity` subscribed to it from the
+/// head on a fresh connection.
+struct Feed {
+    s: Arc<TestServer>,
+    doc_sid: String,
+    token: String,
+    ws: super::common::WsClient,
+    /// The subscription's token: where a resume that received nothing starts.
+    start: String,
+}
+
+impl Feed {
+    async fn subscribed(settings: Settings, identity: &str) -> Option<Feed> {
+        let s = Arc::new(TestServer::with_settings(settings).await?);
+        s.service("app").await;
+        let doc = s.post("/services/app/documents", json!({ "unique_name": "feed", "data": { "n": -1 } })).await.ok();
+        let doc_sid = doc["sid"].as_str().unwrap().to_owned();
+        let token = s.mint_token("app", identity, 3600).await;
+        let mut ws = s.ws(&token).await;
+        let (reply, catch_up) = ws.subscribe("document", "feed", None).await;
+        assert!(catch_up.is_empty(), "a subscription from the head replays nothing");
+        let start = reply["body"]["since"].as_str().expect("the subscription's token").to_owned();
+        Some(Feed { s, doc_sid, token, ws, start })
+    }
 }
 
 /// `total` updates of the document `name` of service `app` from `writers` concurrent writers,
