@@ -291,16 +291,19 @@ macro_rules! impl_store {
 
 /// A `TxState` over a store's `rows` module: row access inside the writer's transaction is the
 /// `rows` function of the same name on `self.conn`. The store supplies `epoch`, `service` and
-/// `next_seq`, where the two stores differ (locking, sequence allocation).
+/// `next_seq`, where the two stores differ (locking, sequence allocation); whatever writes the
+/// services table forgets the rows the batch has seen (`self.services`).
 macro_rules! impl_tx_state {
     ($ty:ty, $rows:ident, { $($own:tt)* }) => {
         impl ferrosync_core::store::TxState for $ty {
             $($own)*
 
             fn put_service(&mut self, service: &Service) -> Result<(), StoreError> {
+                self.services.forget();
                 $rows::put_service(self.conn, service)
             }
             fn delete_service(&mut self, sid: &Sid) -> Result<(), StoreError> {
+                self.services.forget();
                 $rows::delete_by_sid(self.conn, "services", sid).map(drop)
             }
             fn object(&mut self, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> Result<Option<SyncObject>, StoreError> {
@@ -350,6 +353,8 @@ macro_rules! impl_tx_state {
                 $rows::expired_items(self.conn, now, limit)
             }
             fn prune_events(&mut self, before: Timestamp) -> Result<u64, StoreError> {
+                // Pruning moves services' horizons.
+                self.services.forget();
                 $rows::prune_events(self.conn, before)
             }
             fn api_key(&mut self, sid: &Sid) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -528,6 +533,7 @@ pub mod conformance;
 mod heads;
 pub mod postgres;
 mod readers;
+mod seen;
 
 /// A service's settings as stored: one JSON document, so new settings need no schema change.
 pub(crate) fn settings_to_json(s: &ferrosync_core::model::ServiceSettings) -> String {

@@ -16,6 +16,7 @@ mod rows;
 use crate::WriteJob;
 use crate::heads::SeqHeads;
 use crate::readers::Readers;
+use crate::seen::ServicesSeen;
 use ferrosync_core::error::CoreError;
 use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
 use ferrosync_core::page::PageRequest;
@@ -234,6 +235,7 @@ fn commit_batch(conn: &mut PgConn, epoch: &str, batch: &[WriteJob]) -> Vec<Resul
     }
     let mut results: Vec<Option<Result<Applied, CoreError>>> = (0..batch.len()).map(|_| None).collect();
     let mut seqs = SeqHeads::default();
+    let mut services = ServicesSeen::default();
     let mut broken: Option<StoreError> = None;
     // A successful mutation's savepoint is released together with the next one's creation
     // (one round trip); COMMIT releases the last.
@@ -249,12 +251,14 @@ fn commit_batch(conn: &mut PgConn, epoch: &str, batch: &[WriteJob]) -> Vec<Resul
             }
             release_pending = false;
             let before = seqs.clone();
-            let mut tx = PgTx { conn, epoch, seqs: &mut seqs };
+            let mut tx = PgTx { conn, epoch, seqs: &mut seqs, services: &mut services };
             let outcome = rules::apply(&mut tx, &job.actor, job.mutation.clone(), Timestamp::now());
             if outcome.is_ok() {
                 release_pending = true;
             } else {
+                // Its savepoint's rollback also gave up the row locks its reads took.
                 seqs = before;
+                services.forget();
                 if let Err(e) = conn.batch("ROLLBACK TO m; RELEASE m") {
                     broken = Some(e);
                     break 'jobs;
@@ -365,6 +369,8 @@ struct PgTx<'a> {
     /// Sequence heads of the services this batch has locked, allocated in memory: the lock
     /// taken when the service was read keeps every other writer out until COMMIT.
     seqs: &'a mut SeqHeads,
+    /// Service rows this batch has read, each under the lock that read took.
+    services: &'a mut ServicesSeen,
 }
 
 impl_tx_state!(PgTx<'_>, rows, {
@@ -372,7 +378,8 @@ impl_tx_state!(PgTx<'_>, rows, {
         self.epoch
     }
     fn service(&mut self, r: &ObjectRef) -> Result<Option<Service>, StoreError> {
-        let mut found = rows::service_for_update(self.conn, r)?;
+        let conn = &mut *self.conn;
+        let mut found = self.services.read(r, || rows::service_for_update(conn, r))?;
         if let Some(s) = &mut found {
             self.seqs.overlay(s);
         }

@@ -7,6 +7,7 @@ mod rows;
 use crate::WriteJob;
 use crate::heads::SeqHeads;
 use crate::readers::Readers;
+use crate::seen::ServicesSeen;
 use ferrosync_core::error::CoreError;
 use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
 use ferrosync_core::page::PageRequest;
@@ -283,13 +284,14 @@ fn apply_jobs(conn: &Connection, epoch: &str, batch: &[WriteJob], undo: Undo) ->
     let sql = |statement: &str| run_cached(conn, statement).map_err(|e| Halt::Store(err(e)));
     sql("BEGIN IMMEDIATE")?;
     let mut seqs = SeqHeads::default();
+    let mut services = ServicesSeen::default();
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
         if undo == Undo::Savepoint {
             sql("SAVEPOINT m")?;
         }
         let (heads, changes) = (seqs.clone(), conn.total_changes());
-        let mut tx = SqliteTx { conn, epoch, seqs: &mut seqs };
+        let mut tx = SqliteTx { conn, epoch, seqs: &mut seqs, services: &mut services };
         let outcome = rules::apply(&mut tx, &job.actor, job.mutation.clone(), Timestamp::now());
         if conn.is_autocommit() {
             // SQLite rolled the transaction back itself (a full disk, an I/O error).
@@ -297,8 +299,10 @@ fn apply_jobs(conn: &Connection, epoch: &str, batch: &[WriteJob], undo: Undo) ->
             return Err(Halt::Store(StoreError::Backend(cause)));
         }
         if outcome.is_err() {
-            // The sequence numbers the job took are handed out again.
+            // The sequence numbers the job took are handed out again, and rows it may have
+            // written are read afresh.
             seqs = heads;
+            services.forget();
             let wrote = conn.total_changes() != changes;
             match undo {
                 Undo::Savepoint => sql("ROLLBACK TO m")?,
@@ -333,6 +337,7 @@ struct SqliteTx<'a> {
     epoch: &'a str,
     /// Sequence heads handed out in this batch; the only writer of the file, so no lock needed.
     seqs: &'a mut SeqHeads,
+    services: &'a mut ServicesSeen,
 }
 
 impl_tx_state!(SqliteTx<'_>, rows, {
@@ -340,7 +345,8 @@ impl_tx_state!(SqliteTx<'_>, rows, {
         self.epoch
     }
     fn service(&mut self, r: &ObjectRef) -> Result<Option<Service>, StoreError> {
-        let mut found = rows::service(self.conn, r)?;
+        let conn = self.conn;
+        let mut found = self.services.read(r, || rows::service(conn, r))?;
         if let Some(s) = &mut found {
             self.seqs.overlay(s);
         }
@@ -434,16 +440,11 @@ mod tests {
         assert!(restarted <= 4, "the next commit writes the log from its start: {restarted} frames");
     }
 
-    /// A job that fails is answered with its own error and leaves no trace, whether it failed
-    /// before writing (the batch runs without savepoints) or after (the batch runs again with
-    /// them, or, alone, rolls back); the jobs beside it stand, numbered without gaps.
-    #[tokio::test]
-    async fn a_failed_job_undoes_only_its_own_writes() {
-        use ferrosync_core::error::ErrorCode;
+    /// A store with one service, and a connection of its own to run batches on directly (the
+    /// store's writer stays idle).
+    async fn batch_fixture() -> (tempfile::TempDir, SqliteStore, Sid, Connection) {
         use ferrosync_core::sid::SidKind;
-        use ferrosync_core::store::{ObjectWrite, Store};
-        use serde_json::json;
-
+        use ferrosync_core::store::Store;
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("data.db");
         let store = SqliteStore::open(&path, Durability::Normal).expect("the store opens");
@@ -456,17 +457,34 @@ mod tests {
             settings: Default::default(),
         };
         store.execute(Actor::SYSTEM, create_service).await.expect("the service");
-        // The store's writer is idle; these batches go straight to a connection of their own.
         let conn = Connection::open(&path).expect("a writer connection");
         conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;").expect("pragmas");
-        let writes = |writes: Vec<ObjectWrite>| {
-            let (reply, _) = tokio::sync::oneshot::channel();
-            let mutation = Mutation::Batch { service: svc.clone(), writes, txn: None };
-            WriteJob { actor: Actor::SYSTEM, mutation, reply }
-        };
+        (dir, store, svc, conn)
+    }
+
+    fn job(actor: Actor, mutation: Mutation) -> WriteJob {
+        let (reply, _) = tokio::sync::oneshot::channel();
+        WriteJob { actor, mutation, reply }
+    }
+
+    fn code(r: &Result<Applied, CoreError>) -> Result<(), ferrosync_core::error::ErrorCode> {
+        r.as_ref().map(drop).map_err(CoreError::code)
+    }
+
+    /// A job that fails is answered with its own error and leaves no trace, whether it failed
+    /// before writing (the batch runs without savepoints) or after (the batch runs again with
+    /// them, or, alone, rolls back); the jobs beside it stand, numbered without gaps.
+    #[tokio::test]
+    async fn a_failed_job_undoes_only_its_own_writes() {
+        use ferrosync_core::error::ErrorCode;
+        use ferrosync_core::store::{ObjectWrite, Store};
+        use serde_json::json;
+
+        let (_dir, store, svc, conn) = batch_fixture().await;
+        let writes =
+            |writes: Vec<ObjectWrite>| job(Actor::SYSTEM, Mutation::Batch { service: svc.clone(), writes, txn: None });
         let create = |key: &str| ObjectWrite::Create { map: "m".into(), key: key.into(), data: json!({ "k": key }) };
         let stale = || ObjectWrite::Replace { map: "m".into(), key: "a".into(), data: json!({}), revision: 9 };
-        let code = |r: &Result<Applied, CoreError>| r.as_ref().map(drop).map_err(CoreError::code);
 
         // A stale revision fails before writing: the jobs around it commit in the same pass.
         let first =
@@ -498,6 +516,40 @@ mod tests {
         let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
         assert_eq!(seqs, expected, "numbers a failed job took are handed out again");
         assert!(seqs.len() >= 4, "an event for each item kept: {seqs:?}");
+    }
+
+    /// A batch reads each service once, yet a change to the service earlier in the batch holds
+    /// for the jobs after it: here, access control switched on mid-batch.
+    #[tokio::test]
+    async fn a_service_changed_mid_batch_is_read_afresh() {
+        use ferrosync_core::error::ErrorCode;
+        use ferrosync_core::model::OpenMode;
+
+        let (_dir, _store, svc, conn) = batch_fixture().await;
+        let open = |name: &str| Mutation::OpenObject {
+            service: svc.clone(),
+            kind: ObjectKind::Document,
+            target: Some(ObjectRef::UniqueName(name.into())),
+            mode: OpenMode::OpenOrCreate,
+            ttl: None,
+            data: None,
+        };
+        let acl = Mutation::UpdateService {
+            service: svc.clone(),
+            unique_name: None,
+            friendly_name: None,
+            acl_enabled: Some(true),
+            settings: Default::default(),
+        };
+        let alice = || Actor::identity("alice");
+        let batch = [
+            job(Actor::SYSTEM, open("doc")),
+            job(alice(), open("doc")),
+            job(Actor::SYSTEM, acl),
+            job(alice(), open("doc")),
+        ];
+        let codes: Vec<_> = commit_batch(&conn, "e", &batch).iter().map(code).collect();
+        assert_eq!(codes, [Ok(()), Ok(()), Ok(()), Err(ErrorCode::Forbidden)]);
     }
 
     /// A caller that stops waiting mid-read (its client went away) leaves the pool whole.
