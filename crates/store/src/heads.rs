@@ -50,16 +50,17 @@ impl SeqHeads {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ferrosync_core::model::ServiceSettings;
     use ferrosync_core::timestamp::Timestamp;
 
-    fn sid(n: u8) -> Sid {
+    pub(crate) fn sid(n: u8) -> Sid {
         Sid::parse(&format!("IS{n:032x}")).expect("sid")
     }
 
-    fn service(sid: &Sid, head_seq: u64) -> Service {
+    /// A service row as a batch would read it (tests of the batch's memory share it).
+    pub(crate) fn service(sid: &Sid, head_seq: u64) -> Service {
         Service {
             sid: sid.clone(),
             unique_name: None,

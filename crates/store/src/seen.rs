@@ -53,23 +53,12 @@ impl ServicesSeen {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferrosync_core::model::ServiceSettings;
-    use ferrosync_core::sid::Sid;
-    use ferrosync_core::timestamp::Timestamp;
+    use crate::heads::tests::sid;
 
     fn service(n: u8, name: Option<&str>) -> Service {
-        Service {
-            sid: Sid::parse(&format!("IS{n:032x}")).expect("sid"),
-            unique_name: name.map(str::to_owned),
-            friendly_name: None,
-            acl_enabled: false,
-            settings: ServiceSettings::default(),
-            revision: 0,
-            date_created: Timestamp::now(),
-            date_updated: Timestamp::now(),
-            head_seq: 3,
-            pruned_seq: 0,
-        }
+        let mut s = crate::heads::tests::service(&sid(n), 3);
+        s.unique_name = name.map(str::to_owned);
+        s
     }
 
     #[test]
