@@ -232,26 +232,18 @@ fn writer_loop(conn: Connection, epoch: String, rx: mpsc::Receiver<WriteJob>, ta
 /// undone.
 fn commit_batch(conn: &Connection, epoch: &str, batch: &[WriteJob]) -> Vec<Result<Applied, CoreError>> {
     let started = std::time::Instant::now();
-    let mut attempt = apply_jobs(conn, epoch, batch, Undo::Batch);
-    if matches!(attempt, Err(Halt::Redo)) {
-        attempt = apply_jobs(conn, epoch, batch, Undo::Savepoint);
-    }
-    match attempt {
+    match apply_jobs(conn, epoch, batch) {
         Ok(Answers { results, committed }) => {
             if committed {
                 metrics::histogram!("ferrosync_store_commit_seconds").record(started.elapsed().as_secs_f64());
             }
             results
         }
-        Err(halt) => {
+        Err(e) => {
             // Nothing in the batch stands; the transaction may be gone already.
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
-            let e = match halt {
-                Halt::Store(e) => e,
-                Halt::Redo => StoreError::Backend("a batch needed undoing twice".into()),
-            };
             (0..batch.len()).map(|_| Err(CoreError::Store(StoreError::Backend(e.to_string())))).collect()
         }
     }
@@ -266,65 +258,63 @@ enum Undo {
     Savepoint,
 }
 
-/// Why a batch's transaction ended without a commit.
-enum Halt {
-    /// A job failed after writing in a batch of several: run it again with savepoints.
-    Redo,
-    /// The store failed; nothing in the batch was committed.
-    Store(StoreError),
-}
-
 /// A batch's answers, and whether a commit ended it (a lone failed job rolls back instead).
 struct Answers {
     results: Vec<Result<Applied, CoreError>>,
     committed: bool,
 }
 
-fn apply_jobs(conn: &Connection, epoch: &str, batch: &[WriteJob], undo: Undo) -> Result<Answers, Halt> {
-    let sql = |statement: &str| run_cached(conn, statement).map_err(|e| Halt::Store(err(e)));
-    sql("BEGIN IMMEDIATE")?;
-    let mut seqs = SeqHeads::default();
-    let mut services = ServicesSeen::default();
-    let mut results = Vec::with_capacity(batch.len());
-    for job in batch {
-        if undo == Undo::Savepoint {
-            sql("SAVEPOINT m")?;
-        }
-        let (heads, changes) = (seqs.clone(), conn.total_changes());
-        let mut tx = SqliteTx { conn, epoch, seqs: &mut seqs, services: &mut services };
-        let outcome = rules::apply(&mut tx, &job.actor, job.mutation.clone(), Timestamp::now());
-        if conn.is_autocommit() {
-            // SQLite rolled the transaction back itself (a full disk, an I/O error).
-            let cause = outcome.err().map_or_else(|| "the transaction ended".to_owned(), |e| e.to_string());
-            return Err(Halt::Store(StoreError::Backend(cause)));
-        }
-        if outcome.is_err() {
-            // The sequence numbers the job took are handed out again, and rows it may have
-            // written are read afresh.
-            seqs = heads;
-            services.forget();
-            let wrote = conn.total_changes() != changes;
-            match undo {
-                Undo::Savepoint => sql("ROLLBACK TO m")?,
-                Undo::Batch if wrote && batch.len() == 1 => {
-                    sql("ROLLBACK")?;
-                    return Ok(Answers { results: vec![outcome], committed: false });
-                }
-                Undo::Batch if wrote => {
-                    sql("ROLLBACK")?;
-                    return Err(Halt::Redo);
-                }
-                Undo::Batch => {}
+/// Runs the batch in one transaction, first without savepoints and, only if a job fails after
+/// writing in a batch of several, once more with them: so it runs at most twice.
+fn apply_jobs(conn: &Connection, epoch: &str, batch: &[WriteJob]) -> Result<Answers, StoreError> {
+    let sql = |statement: &str| run_cached(conn, statement).map_err(err);
+    let mut undo = Undo::Batch;
+    'attempt: loop {
+        sql("BEGIN IMMEDIATE")?;
+        let mut seqs = SeqHeads::default();
+        let mut services = ServicesSeen::default();
+        let mut results = Vec::with_capacity(batch.len());
+        for job in batch {
+            if undo == Undo::Savepoint {
+                sql("SAVEPOINT m")?;
             }
+            let (heads, changes) = (seqs.clone(), conn.total_changes());
+            let mut tx = SqliteTx { conn, epoch, seqs: &mut seqs, services: &mut services };
+            let outcome = rules::apply(&mut tx, &job.actor, job.mutation.clone(), Timestamp::now());
+            if conn.is_autocommit() {
+                // SQLite rolled the transaction back itself (a full disk, an I/O error).
+                let cause = outcome.err().map_or_else(|| "the transaction ended".to_owned(), |e| e.to_string());
+                return Err(StoreError::Backend(cause));
+            }
+            if outcome.is_err() {
+                // The sequence numbers the job took are handed out again, and rows it may have
+                // written are read afresh.
+                seqs = heads;
+                services.forget();
+                let wrote = conn.total_changes() != changes;
+                match undo {
+                    Undo::Savepoint => sql("ROLLBACK TO m")?,
+                    Undo::Batch if wrote && batch.len() == 1 => {
+                        sql("ROLLBACK")?;
+                        return Ok(Answers { results: vec![outcome], committed: false });
+                    }
+                    Undo::Batch if wrote => {
+                        sql("ROLLBACK")?;
+                        undo = Undo::Savepoint;
+                        continue 'attempt;
+                    }
+                    Undo::Batch => {}
+                }
+            }
+            if undo == Undo::Savepoint {
+                sql("RELEASE m")?;
+            }
+            results.push(outcome);
         }
-        if undo == Undo::Savepoint {
-            sql("RELEASE m")?;
-        }
-        results.push(outcome);
+        // The heads the batch moved need no writing back: a head is read from the log itself.
+        sql("COMMIT")?;
+        return Ok(Answers { results, committed: true });
     }
-    // The heads the batch moved need no writing back: a head is read from the log itself.
-    sql("COMMIT")?;
-    Ok(Answers { results, committed: true })
 }
 
 /// Runs a parameterless statement through the statement cache (savepoints run per mutation).
