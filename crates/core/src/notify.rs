@@ -18,9 +18,9 @@ impl ChangeNotifier {
         map.entry(service.clone()).or_insert_with(|| watch::channel(0).0).subscribe()
     }
 
-    /// A local commit. Always wakes: committing tasks publish in whatever order they resume, so
-    /// a commit below the newest announced head may be the very event a woken reader found
-    /// missing (it stopped at that gap) and must be told about.
+    /// A local commit. Always wakes: a commit below the newest announced head (a hint from
+    /// another node may announce a later sequence number first) may be the very event a woken
+    /// reader found missing (it stopped at that gap) and must be told about.
     pub fn notify(&self, service: &Sid, seq: u64) {
         let mut map = self.services.lock().unwrap_or_else(|e| e.into_inner());
         let sender = map.entry(service.clone()).or_insert_with(|| watch::channel(0).0);

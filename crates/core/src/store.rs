@@ -659,6 +659,14 @@ pub struct LogCursor {
     pub lease_expires: Timestamp,
 }
 
+/// Told of every mutation this node commits, on the store's writer, as soon as its commit is
+/// durable and before its caller hears back: readers learn of commits in commit order, without
+/// waiting for the committing task to be scheduled again. It runs on the one thread every write
+/// goes through, so it must be quick and must not block.
+pub trait CommitObserver: Send + Sync {
+    fn committed(&self, applied: &Applied);
+}
+
 /// A durable home for everything. `execute` returns only once the change is durable.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -666,6 +674,10 @@ pub trait Store: Send + Sync + 'static {
     fn epoch(&self) -> &str;
 
     async fn execute(&self, actor: Actor, mutation: Mutation) -> Result<Applied, CoreError>;
+
+    /// Adds an observer of this node's commits. It is held weakly: once its owner drops it, the
+    /// store forgets it.
+    fn observe_commits(&self, observer: std::sync::Weak<dyn CommitObserver>);
 
     async fn service(&self, r: &ObjectRef) -> Result<Option<Service>, StoreError>;
     /// Up to `page.limit + 1` services, ordered by SID.

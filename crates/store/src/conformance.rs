@@ -5,7 +5,7 @@ use ferrosync_core::error::CoreError;
 use ferrosync_core::model::{ItemKey, ObjectKind, ObjectRef, OpenMode};
 use ferrosync_core::page::{Cursor, Order, PageRequest};
 use ferrosync_core::sid::{Sid, SidKind};
-use ferrosync_core::store::{Actor, ItemWriteMode, Mutation, Outcome, Store, consumers};
+use ferrosync_core::store::{Actor, Applied, CommitObserver, ItemWriteMode, Mutation, Outcome, Store, consumers};
 use ferrosync_core::timestamp::Timestamp;
 use serde_json::json;
 use std::future::Future;
@@ -33,6 +33,7 @@ where
     webhook_leases_have_one_holder_and_fence_the_cursor(make().await).await;
     batches_write_all_or_nothing(make().await).await;
     restored_objects_keep_their_revisions_and_restore_once(make().await).await;
+    observers_hear_each_commit_in_order_before_its_caller(make().await).await;
     cognito::run_all(&make).await;
     matrix::run_all(&make).await;
 }
@@ -181,6 +182,59 @@ async fn batches_write_all_or_nothing(store: Arc<dyn Store>) {
     store.execute(Actor::SYSTEM, batch(vec![current])).await.expect("the revision matches");
     let a = store.item(&map.sid, &ItemKey::Key("a".into())).await.expect("read").expect("a");
     assert_eq!((a.data, a.revision), (json!({ "v": 4 }), 1));
+}
+
+/// Records the sequence numbers of the commits it hears of.
+#[derive(Default)]
+struct Heard(std::sync::Mutex<Vec<u64>>);
+
+impl CommitObserver for Heard {
+    fn committed(&self, applied: &Applied) {
+        self.0.lock().expect("not poisoned").extend(applied.events.iter().map(|e| e.seq));
+    }
+}
+
+impl Heard {
+    fn seqs(&self) -> Vec<u64> {
+        self.0.lock().expect("not poisoned").clone()
+    }
+}
+
+async fn observers_hear_each_commit_in_order_before_its_caller(store: Arc<dyn Store>) {
+    let heard = Arc::new(Heard::default());
+    let dropped = Arc::new(Heard::default());
+    store.observe_commits(Arc::downgrade(&dropped) as std::sync::Weak<dyn CommitObserver>);
+    store.observe_commits(Arc::downgrade(&heard) as std::sync::Weak<dyn CommitObserver>);
+    drop(dropped);
+
+    let svc = service(&store).await;
+    let doc = open(&store, &svc, ObjectKind::Document, "d").await;
+    let update = |if_match: Option<u64>| Mutation::UpdateObject {
+        service: svc.clone(),
+        kind: ObjectKind::Document,
+        target: ObjectRef::Sid(doc.clone()),
+        data: Some(json!({ "v": 1 })),
+        ttl: None,
+        if_match,
+    };
+    let applied = store.execute(Actor::SYSTEM, update(Some(0))).await.expect("updated");
+    let seq = applied.events.last().expect("an event").seq;
+    assert_eq!(heard.seqs().last(), Some(&seq), "heard of before the caller resumed");
+    let before = heard.seqs();
+    let refused = store.execute(Actor::SYSTEM, update(Some(0))).await;
+    assert!(matches!(refused, Err(CoreError::RevisionMismatch { .. })), "{refused:?}");
+    assert_eq!(heard.seqs(), before, "a refused mutation is not heard of");
+
+    // Concurrent writers share batches; observers hear of them in the log's order.
+    let writes = (0..16).map(|_| {
+        let (store, m) = (store.clone(), update(None));
+        tokio::spawn(async move { store.execute(Actor::SYSTEM, m).await })
+    });
+    for task in writes.collect::<Vec<_>>() {
+        task.await.expect("task").expect("updated");
+    }
+    let logged: Vec<u64> = store.events(&svc, 0, None, 100).await.expect("events").iter().map(|e| e.seq).collect();
+    assert_eq!(heard.seqs(), logged, "every commit heard of once, in commit order");
 }
 
 async fn list_indexes_are_never_reused(store: Arc<dyn Store>) {

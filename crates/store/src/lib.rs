@@ -47,6 +47,10 @@ macro_rules! impl_store {
                 self.bookkeep(move |c| $rows::count_sync_sessions(c, &counts)).await
             }
 
+            fn observe_commits(&self, observer: std::sync::Weak<dyn ferrosync_core::store::CommitObserver>) {
+                self.observers.add(observer);
+            }
+
             async fn execute(&self, actor: Actor, mutation: Mutation) -> Result<Applied, CoreError> {
                 let (reply, rx) = tokio::sync::oneshot::channel();
                 self.writer
@@ -505,8 +509,33 @@ pub(crate) const MAX_BATCH: usize = 512;
 /// [`MAX_BATCH`]) as one batch, has `commit` apply it in one transaction, and answers each
 /// caller, then lets `answered` do housekeeping that must not delay an answer. Ends when every
 /// sender is gone.
+/// The observers of a store's commits ([`ferrosync_core::store::CommitObserver`]), shared by
+/// the store (which adds them) and its writer thread (which tells them).
+#[derive(Default)]
+pub(crate) struct Observers(std::sync::Mutex<Vec<std::sync::Weak<dyn ferrosync_core::store::CommitObserver>>>);
+
+impl Observers {
+    pub(crate) fn add(&self, observer: std::sync::Weak<dyn ferrosync_core::store::CommitObserver>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(observer);
+    }
+
+    /// Tells every live observer of the batch's committed mutations, in commit order.
+    fn tell(&self, results: &[Result<ferrosync_core::store::Applied, ferrosync_core::CoreError>]) {
+        let mut observers = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        observers.retain(|o| o.strong_count() > 0);
+        for observer in observers.iter().filter_map(std::sync::Weak::upgrade) {
+            for applied in results.iter().flatten() {
+                observer.committed(applied);
+            }
+        }
+    }
+}
+
+/// The writer thread's loop: gathers the jobs waiting into one batch, commits it, tells the
+/// observers and then each caller.
 pub(crate) fn run_writer(
     mut rx: tokio::sync::mpsc::Receiver<WriteJob>,
+    observers: &Observers,
     mut commit: impl FnMut(&[WriteJob]) -> Vec<Result<ferrosync_core::store::Applied, ferrosync_core::CoreError>>,
     mut answered: impl FnMut(),
 ) {
@@ -521,6 +550,7 @@ pub(crate) fn run_writer(
         }
         metrics::histogram!("ferrosync_store_commit_batch_size").record(batch.len() as f64);
         let results = commit(&batch);
+        observers.tell(&results);
         for (job, result) in batch.drain(..).zip(results) {
             // A caller that went away no longer needs its answer; the write stands.
             let _ = job.reply.send(result);

@@ -56,7 +56,7 @@ impl Engine {
             ));
         }
         // Subscribe first, then read, then wait: a commit between the read and the wait still wakes us.
-        let mut wake = self.notifier.subscribe(&svc.sid);
+        let mut wake = self.published.notifier.subscribe(&svc.sid);
         let mut after = self.start_seq(&svc, since).await?;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -103,7 +103,7 @@ impl Engine {
         object: Option<&Sid>,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, CoreError> {
-        if let Some(events) = self.recent.read(service, after, object, limit) {
+        if let Some(events) = self.published.recent.read(service, after, object, limit) {
             return Ok(events);
         }
         Ok(self.store.events(service, after, object, limit).await?)
@@ -118,7 +118,6 @@ impl Engine {
     /// Removes what has expired; returns how many objects and items went.
     pub async fn expire_due(&self) -> Result<u64, CoreError> {
         let applied = self.store.execute(Actor::SYSTEM, Mutation::Expire { now: Timestamp::now(), limit: 500 }).await?;
-        self.wake(&applied);
         Ok(match applied.outcome {
             Outcome::Expired { removed } => removed,
             _ => 0,

@@ -151,11 +151,9 @@ impl Engine {
             .ok_or_else(|| CoreError::not_found(NotFoundKind::IdentityPool, pool_id))
     }
 
-    /// Runs a Cognito mutation and wakes the readers of the events it appended.
+    /// Runs a Cognito mutation (the store's writer wakes the readers of the events it appended).
     pub(super) async fn run_cognito(&self, actor: Actor, m: Mutation) -> Result<Outcome, CoreError> {
-        let applied = self.store.execute(actor, m).await?;
-        self.wake(&applied);
-        Ok(applied.outcome)
+        Ok(self.store.execute(actor, m).await?.outcome)
     }
 
     async fn run_pool(&self, principal: &Principal, m: Mutation) -> Result<IdentityPool, CoreError> {
@@ -226,7 +224,7 @@ impl Engine {
         let pool = self.pool_by_id(pool_id).await?;
         let m = Mutation::RemoveIdentityPool { service: pool.service_sid.clone(), pool_id: pool.id };
         self.run_cognito(principal.actor(), m).await?;
-        self.recent.forget(&pool.service_sid);
+        self.published.recent.forget(&pool.service_sid);
         self.service_cache.clear();
         Ok(())
     }

@@ -25,8 +25,8 @@ pub struct Engine {
     limits: Limits,
     root: RootCredentials,
     secrets: SecretBox,
-    notifier: ChangeNotifier,
-    recent: RecentLog,
+    /// Filled by the store's writer as each commit lands (see [`Published`]).
+    published: Arc<Published>,
     service_cache: ServiceCache,
     /// The OpenID signing key, loaded (or created) on first use.
     openid: tokio::sync::OnceCell<Arc<crate::cognito::OpenIdSigner>>,
@@ -37,6 +37,31 @@ pub struct Engine {
     matrix_seen: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     lazy_members: matrix::LazyMembers,
     indexes: indexes::IndexCache,
+}
+
+/// What readers learn this node's commits from: the run of recent events and the wake-up
+/// hints. The store's writer fills both as each commit lands, before the committing caller
+/// resumes, so every write path publishes without having to remember to.
+struct Published {
+    notifier: ChangeNotifier,
+    recent: RecentLog,
+}
+
+impl crate::store::CommitObserver for Published {
+    /// Into the recent-event run first, then a hint to waiters, so a woken reader finds it.
+    fn committed(&self, applied: &crate::store::Applied) {
+        let Some(first) = applied.events.first() else { return };
+        if applied.events.iter().all(|e| e.service_sid == first.service_sid) {
+            self.recent.insert(&first.service_sid, &applied.stored);
+        } else {
+            for (e, stored) in applied.events.iter().zip(&applied.stored) {
+                self.recent.insert(&e.service_sid, std::slice::from_ref(stored));
+            }
+        }
+        for e in &applied.events {
+            self.notifier.notify(&e.service_sid, e.seq);
+        }
+    }
 }
 
 /// What an open/create asks for (the Sync client's `OpenOptions`).
@@ -163,13 +188,18 @@ use services::ServiceCache;
 impl Engine {
     pub fn new(store: Arc<dyn Store>, limits: Limits, root: RootCredentials, secrets: SecretBox) -> Self {
         let shared = store.change_hints().is_some();
+        let published = Arc::new(Published {
+            notifier: ChangeNotifier::default(),
+            recent: if shared { RecentLog::shared(4096) } else { RecentLog::new(4096) },
+        });
+        let observer: std::sync::Weak<dyn crate::store::CommitObserver> = Arc::downgrade(&published) as _;
+        store.observe_commits(observer);
         Engine {
             store,
             limits,
             root,
             secrets,
-            notifier: ChangeNotifier::default(),
-            recent: if shared { RecentLog::shared(4096) } else { RecentLog::new(4096) },
+            published,
             service_cache: ServiceCache::default(),
             openid: tokio::sync::OnceCell::new(),
             sync_sessions: Default::default(),
@@ -188,7 +218,7 @@ impl Engine {
     }
 
     pub fn notifier(&self) -> &ChangeNotifier {
-        &self.notifier
+        &self.published.notifier
     }
 
     pub fn account_sid(&self) -> &Sid {
@@ -209,24 +239,8 @@ impl Engine {
     ) -> Result<Logged<Outcome>, CoreError> {
         check_service_reach(principal, svc)?;
         let applied = self.store.execute(principal.actor(), m).await?;
-        self.wake(&applied);
         let seq = applied.events.last().map(|e| e.seq);
         Ok(Logged { value: applied.outcome, seq })
-    }
-
-    /// Publishes committed events: into the recent-event cache, then a hint to waiters.
-    fn wake(&self, applied: &crate::store::Applied) {
-        let Some(first) = applied.events.first() else { return };
-        if applied.events.iter().all(|e| e.service_sid == first.service_sid) {
-            self.recent.insert(&first.service_sid, &applied.stored);
-        } else {
-            for (e, stored) in applied.events.iter().zip(&applied.stored) {
-                self.recent.insert(&e.service_sid, std::slice::from_ref(stored));
-            }
-        }
-        for e in &applied.events {
-            self.notifier.notify(&e.service_sid, e.seq);
-        }
     }
 
     async fn find_object(&self, svc: &Service, kind: ObjectKind, id: &str) -> Result<SyncObject, CoreError> {

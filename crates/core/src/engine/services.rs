@@ -81,7 +81,7 @@ impl Engine {
         require_admin(principal)?;
         let svc = self.resolve_service_ref(service).await?;
         self.store.execute(Actor::SYSTEM, Mutation::RemoveService { service: svc.sid.clone() }).await?;
-        self.recent.forget(&svc.sid);
+        self.published.recent.forget(&svc.sid);
         self.service_cache.clear();
         Ok(())
     }

@@ -48,6 +48,7 @@ const ATTEMPTS: usize = 4;
 pub struct PgStore {
     epoch: String,
     writer: mpsc::Sender<WriteJob>,
+    observers: Arc<crate::Observers>,
     readers: Readers<PgSlot>,
     hints: broadcast::Sender<ChangeHint>,
     stopped: Arc<AtomicBool>,
@@ -95,9 +96,11 @@ impl PgStore {
         let stopped = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel(8192);
         let (writer_config, writer_epoch) = (config.clone(), epoch.clone());
+        let observers = Arc::new(crate::Observers::default());
+        let writer_observers = observers.clone();
         std::thread::Builder::new()
             .name("ferrosync-pg-writer".into())
-            .spawn(move || writer_loop(writer_config, writer_epoch, rx))
+            .spawn(move || writer_loop(writer_config, writer_epoch, rx, &writer_observers))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
         let (listener_config, listener_hints, listener_stop) = (config.clone(), hints.clone(), stopped.clone());
         std::thread::Builder::new()
@@ -106,7 +109,14 @@ impl PgStore {
             .map_err(|e| StoreError::Unavailable(format!("cannot start the listener thread: {e}")))?;
 
         let slots = (0..READERS).map(|_| PgSlot { config: config.clone(), conn: None }).collect();
-        Ok(PgStore { epoch, writer: tx, readers: Readers::start("ferrosync-pg-reader", slots)?, hints, stopped })
+        Ok(PgStore {
+            epoch,
+            writer: tx,
+            observers,
+            readers: Readers::start("ferrosync-pg-reader", slots)?,
+            hints,
+            stopped,
+        })
     }
 
     /// Bookkeeping writes run as autocommit statements on a pooled connection (see [`Self::read`]).
@@ -192,10 +202,11 @@ fn claim_meta(conn: &mut PgConn, key: &str, proposed: &str) -> Result<(String, b
     Ok((value, inserted == 1))
 }
 
-fn writer_loop(config: postgres::Config, epoch: String, rx: mpsc::Receiver<WriteJob>) {
+fn writer_loop(config: postgres::Config, epoch: String, rx: mpsc::Receiver<WriteJob>, observers: &crate::Observers) {
     let mut conn: Option<PgConn> = None;
     crate::run_writer(
         rx,
+        observers,
         |batch| {
             if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
                 conn = connect(&config)

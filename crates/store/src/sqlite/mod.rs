@@ -43,6 +43,7 @@ pub struct SqliteStore {
     epoch: String,
     path: PathBuf,
     writer: mpsc::Sender<WriteJob>,
+    observers: Arc<crate::Observers>,
     readers: Readers<Connection>,
     /// Small single-statement writes beside the writer's batches (webhook cursors and leases):
     /// they touch no domain rows, so they need not wait for a turn of the group commit.
@@ -95,9 +96,11 @@ impl SqliteStore {
         let thread_epoch = epoch.clone();
         let tail = Arc::new(AtomicBool::new(false));
         let writer_tail = tail.clone();
+        let observers = Arc::new(crate::Observers::default());
+        let writer_observers = observers.clone();
         std::thread::Builder::new()
             .name("ferrosync-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, thread_epoch, rx, writer_tail))
+            .spawn(move || writer_loop(conn, thread_epoch, rx, &writer_observers, writer_tail))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
 
         let bookkeeping = Connection::open(path).map_err(err)?;
@@ -115,6 +118,7 @@ impl SqliteStore {
             epoch,
             path: path.to_owned(),
             writer: tx,
+            observers,
             readers,
             bookkeeping: Arc::new(Mutex::new(bookkeeping)),
         })
@@ -217,8 +221,14 @@ fn copy_tail(conn: &Connection, tail: &AtomicBool) {
     }
 }
 
-fn writer_loop(conn: Connection, epoch: String, rx: mpsc::Receiver<WriteJob>, tail: Arc<AtomicBool>) {
-    crate::run_writer(rx, |batch| commit_batch(&conn, &epoch, batch), || copy_tail(&conn, &tail));
+fn writer_loop(
+    conn: Connection,
+    epoch: String,
+    rx: mpsc::Receiver<WriteJob>,
+    observers: &crate::Observers,
+    tail: Arc<AtomicBool>,
+) {
+    crate::run_writer(rx, observers, |batch| commit_batch(&conn, &epoch, batch), || copy_tail(&conn, &tail));
     tracing::debug!("sqlite writer stopped");
 }
 

@@ -210,7 +210,7 @@ impl Engine {
     /// next change of the Matrix service and computes again.
     pub async fn matrix_sync(&self, caller: &MatrixCaller, params: SyncParams) -> Result<Value, CoreError> {
         let svc = self.service(&crate::auth::Principal::Root, crate::engine::services::MATRIX_SERVICE).await?;
-        let mut wake = self.notifier.subscribe(&svc.sid);
+        let mut wake = self.published.notifier.subscribe(&svc.sid);
         self.apply_sync_presence(caller, params.set_presence.as_deref()).await?;
         let deadline = tokio::time::Instant::now() + params.timeout;
         let lazy = &params.filter.room.state;
