@@ -125,7 +125,15 @@ fn bench_compare_measures_every_system_and_writes_its_table_json_and_chart() {
             "nats jetstream kv"
         ]
     );
-    assert_eq!(systems("write → watcher"), ["ferrosync", "ferrosync (fsync at checkpoints)", "nats jetstream kv"]);
+    assert_eq!(
+        systems("write → watcher"),
+        [
+            "ferrosync",
+            "ferrosync (fsync at checkpoints)",
+            "ferrosync websocket (fsync at checkpoints)",
+            "nats jetstream kv"
+        ]
+    );
     assert_eq!(systems("fan-out to 50"), ["ferrosync", "ferrosync (fsync at checkpoints)", "redis pub/sub"]);
     let idle = "idle memory, 200 connections";
     assert_eq!(systems(idle), ["ferrosync", "nats jetstream kv", "redis pub/sub"]);

@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 
-/// How a conditional-update phase sends its writes.
+/// How a phase sends its writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Transport {
     /// `PUT` with `If-Match` on a kept-alive HTTP/1.1 connection.
     Http,
-    /// `update` frames with `if_match` on the native WebSocket, as the SDK sends them.
+    /// `update` frames on the native WebSocket (with `if_match` when conditional), as the SDK
+    /// sends them.
     WebSocket,
 }
 
@@ -222,6 +223,7 @@ pub(super) async fn fanout(
     sockets: Vec<Socket>,
     updates: usize,
     rate: f64,
+    transport: Transport,
 ) -> anyhow::Result<(f64, Histogram<u64>)> {
     let doc = t
         .post(&format!("/api/v1/services/{service}/documents"), json!({ "unique_name": "fanout", "data": {} }))
@@ -257,28 +259,10 @@ pub(super) async fn fanout(
         .await
         .context("subscribers did not all subscribe within 120 s")??
         .forget();
-    let url = format!("{}/api/v1/services/{service}/documents/{doc}", t.base);
     let started = Instant::now();
-    // Open loop: updates leave on schedule whether or not earlier ones were acknowledged, as
-    // independent app servers would send them.
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.1)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut writes = Vec::with_capacity(updates);
-    for i in 0..updates {
-        tick.tick().await;
-        let (http, url, sid, token) = (t.http.clone(), url.clone(), t.sid.clone(), t.token.clone());
-        let t_us = epoch.elapsed().as_micros() as u64;
-        writes.push(tokio::spawn(async move {
-            let data = json!({ "data": { "t": t_us, "i": i } });
-            let r = http.put(&url).basic_auth(&sid, Some(&token)).json(&data).send().await?;
-            if !r.status().is_success() {
-                bail!("fan-out update failed: {}", r.status());
-            }
-            Ok::<_, anyhow::Error>(())
-        }));
-    }
-    for w in writes {
-        w.await??;
+    match transport {
+        Transport::Http => http_updates(t, service, &doc, updates, rate, epoch).await?,
+        Transport::WebSocket => websocket_updates(t, service, &doc, updates, rate, epoch).await?,
     }
     let expected = (subscribers * updates) as u64;
     let mut finished = Vec::with_capacity(readers.len());
@@ -302,6 +286,93 @@ pub(super) async fn fanout(
     }
     let hist = hist.lock().await.clone();
     Ok((got as f64 / elapsed, hist))
+}
+
+/// Updates leave on schedule whether or not earlier ones were acknowledged (open loop), as
+/// independent app servers would send them.
+fn pace(rate: f64) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    tick
+}
+
+/// `updates` document updates, each a `PUT` of its own, stamped with their send time.
+async fn http_updates(
+    t: &Target,
+    service: &str,
+    doc: &str,
+    updates: usize,
+    rate: f64,
+    epoch: Instant,
+) -> anyhow::Result<()> {
+    let url = format!("{}/api/v1/services/{service}/documents/{doc}", t.base);
+    let mut tick = pace(rate);
+    let mut writes = Vec::with_capacity(updates);
+    for i in 0..updates {
+        tick.tick().await;
+        let (http, url, sid, token) = (t.http.clone(), url.clone(), t.sid.clone(), t.token.clone());
+        let t_us = epoch.elapsed().as_micros() as u64;
+        writes.push(tokio::spawn(async move {
+            let data = json!({ "data": { "t": t_us, "i": i } });
+            let r = http.put(&url).basic_auth(&sid, Some(&token)).json(&data).send().await?;
+            if !r.status().is_success() {
+                bail!("fan-out update failed: {}", r.status());
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for w in writes {
+        w.await??;
+    }
+    Ok(())
+}
+
+/// `updates` document updates as `update` frames on one native WebSocket (a kept connection,
+/// as NATS clients write), stamped with their send time; returns once every one is answered.
+async fn websocket_updates(
+    t: &Target,
+    service: &str,
+    doc: &str,
+    updates: usize,
+    rate: f64,
+    epoch: Instant,
+) -> anyhow::Result<()> {
+    let token =
+        t.post("/api/v1/tokens", json!({ "service": service, "identity": "bench-writer", "ttl": 3600 })).await?;
+    let ws = open_one(&t.ws_url(token["token"].as_str().context("token")?)).await?;
+    let (mut frames, mut replies) = ws.split();
+    let answered = tokio::spawn(async move {
+        let mut answered = 0;
+        while answered < updates {
+            let text = match replies.next().await {
+                Some(Ok(Message::Text(t))) => t,
+                Some(Ok(_)) => continue,
+                other => bail!("the writer's connection ended: {other:?}"),
+            };
+            let v: Value = serde_json::from_str(&text)?;
+            if v["type"] != "reply" {
+                continue;
+            }
+            if v["status"].as_u64() != Some(200) {
+                bail!("fan-out update failed: {v}");
+            }
+            answered += 1;
+        }
+        Ok(())
+    });
+    let mut tick = pace(rate);
+    for i in 0..updates {
+        tick.tick().await;
+        let t_us = epoch.elapsed().as_micros() as u64;
+        let frame = json!({
+            "type": "update", "id": i, "kind": "document", "object": doc, "data": { "t": t_us, "i": i },
+        });
+        frames.send(Message::text(frame.to_string())).await?;
+    }
+    tokio::time::timeout(Duration::from_secs(300), answered)
+        .await
+        .context("the writer's updates were not all answered within 300 s")???;
+    Ok(())
 }
 
 pub(super) async fn longpoll_wake(t: &Target, service: &str, polls: usize) -> anyhow::Result<Histogram<u64>> {

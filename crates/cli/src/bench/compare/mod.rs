@@ -136,7 +136,7 @@ impl Workload {
             Workload::CasSequential | Workload::CasConcurrent => {
                 &[System::Ferrosync, System::FerrosyncRelaxed, System::FerrosyncWebSocket, System::Nats]
             }
-            Workload::Watch => &[System::Ferrosync, System::FerrosyncRelaxed, System::Nats],
+            Workload::Watch => &[System::Ferrosync, System::FerrosyncRelaxed, System::FerrosyncWebSocket, System::Nats],
             Workload::Fanout(_) => &[System::Ferrosync, System::FerrosyncRelaxed, System::Redis],
             Workload::Idle(_) => &[System::Ferrosync, System::Nats, System::Redis],
         }
@@ -452,7 +452,7 @@ async fn ferrosync(
             };
             let token = subscriber_token(target, &service).await?;
             let (sockets, _) = open_idle(target, &token, subscribers).await?;
-            fanout(target, &service, sockets, messages, rate).await?
+            fanout(target, &service, sockets, messages, rate, transport).await?
         }
         Workload::Idle(n) => {
             let token = subscriber_token(target, &service).await?;
