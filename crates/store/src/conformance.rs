@@ -34,6 +34,7 @@ where
     batches_write_all_or_nothing(make().await).await;
     restored_objects_keep_their_revisions_and_restore_once(make().await).await;
     observers_hear_each_commit_in_order_before_its_caller(make().await).await;
+    commits_wake_the_engines_readers_whoever_made_them(make().await).await;
     cognito::run_all(&make).await;
     matrix::run_all(&make).await;
 }
@@ -235,6 +236,22 @@ async fn observers_hear_each_commit_in_order_before_its_caller(store: Arc<dyn St
     }
     let logged: Vec<u64> = store.events(&svc, 0, None, 100).await.expect("events").iter().map(|e| e.seq).collect();
     assert_eq!(heard.seqs(), logged, "every commit heard of once, in commit order");
+}
+
+/// A commit reaches the engine's readers whoever made it: a write sent to the store directly
+/// here, as one from a request dropped before its answer came.
+async fn commits_wake_the_engines_readers_whoever_made_them(store: Arc<dyn Store>) {
+    use ferrosync_core::auth::{RootCredentials, SecretBox};
+    let secrets = SecretBox::from_hex(&SecretBox::generate_key_hex()).expect("master key");
+    let limits = ferrosync_core::Limits::default();
+    let engine = ferrosync_core::Engine::new(store.clone(), limits, RootCredentials::generate(), secrets);
+    let svc = service(&store).await;
+    let mut wake = engine.notifier().subscribe(&svc);
+    let doc = open(&store, &svc, ObjectKind::Document, "d").await;
+    assert!(wake.has_changed().expect("open"), "the commit woke the reader");
+    let head = *wake.borrow_and_update();
+    let events = engine.read_events(&svc, 0, Some(&doc), 10).await.expect("events");
+    assert_eq!(events.last().map(|e| e.seq), Some(head), "the woken reader finds the event");
 }
 
 async fn list_indexes_are_never_reused(store: Arc<dyn Store>) {
