@@ -45,12 +45,7 @@ pub(super) async fn conditional_updates(
     }
     let ws_url = match transport {
         Transport::Http => None,
-        Transport::WebSocket => {
-            let token = t
-                .post("/api/v1/tokens", json!({ "service": service, "identity": "bench-writer", "ttl": 3600 }))
-                .await?;
-            Some(t.ws_url(token["token"].as_str().context("token")?))
-        }
+        Transport::WebSocket => Some(writer_ws_url(t, service).await?),
     };
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
@@ -260,9 +255,10 @@ pub(super) async fn fanout(
         .context("subscribers did not all subscribe within 120 s")??
         .forget();
     let started = Instant::now();
+    let writer = Updates { t, service, doc: &doc, count: updates, rate, epoch };
     match transport {
-        Transport::Http => http_updates(t, service, &doc, updates, rate, epoch).await?,
-        Transport::WebSocket => websocket_updates(t, service, &doc, updates, rate, epoch).await?,
+        Transport::Http => writer.over_http().await?,
+        Transport::WebSocket => writer.over_websocket().await?,
     }
     let expected = (subscribers * updates) as u64;
     let mut finished = Vec::with_capacity(readers.len());
@@ -288,6 +284,13 @@ pub(super) async fn fanout(
     Ok((got as f64 / elapsed, hist))
 }
 
+/// The native WebSocket URL of a writer: identity `bench-writer`, on `service`.
+async fn writer_ws_url(t: &Target, service: &str) -> anyhow::Result<String> {
+    let token =
+        t.post("/api/v1/tokens", json!({ "service": service, "identity": "bench-writer", "ttl": 3600 })).await?;
+    Ok(t.ws_url(token["token"].as_str().context("token")?))
+}
+
 /// Updates leave on schedule whether or not earlier ones were acknowledged (open loop), as
 /// independent app servers would send them.
 fn pace(rate: f64) -> tokio::time::Interval {
@@ -296,83 +299,82 @@ fn pace(rate: f64) -> tokio::time::Interval {
     tick
 }
 
-/// `updates` document updates, each a `PUT` of its own, stamped with their send time.
-async fn http_updates(
-    t: &Target,
-    service: &str,
-    doc: &str,
-    updates: usize,
+/// A fan-out phase's writer: `count` updates of document `doc`, sent on schedule at `rate`
+/// per second, each stamped with its send time (µs since `epoch`).
+struct Updates<'a> {
+    t: &'a Target,
+    service: &'a str,
+    doc: &'a str,
+    count: usize,
     rate: f64,
     epoch: Instant,
-) -> anyhow::Result<()> {
-    let url = format!("{}/api/v1/services/{service}/documents/{doc}", t.base);
-    let mut tick = pace(rate);
-    let mut writes = Vec::with_capacity(updates);
-    for i in 0..updates {
-        tick.tick().await;
-        let (http, url, sid, token) = (t.http.clone(), url.clone(), t.sid.clone(), t.token.clone());
-        let t_us = epoch.elapsed().as_micros() as u64;
-        writes.push(tokio::spawn(async move {
-            let data = json!({ "data": { "t": t_us, "i": i } });
-            let r = http.put(&url).basic_auth(&sid, Some(&token)).json(&data).send().await?;
-            if !r.status().is_success() {
-                bail!("fan-out update failed: {}", r.status());
-            }
-            Ok::<_, anyhow::Error>(())
-        }));
-    }
-    for w in writes {
-        w.await??;
-    }
-    Ok(())
 }
 
-/// `updates` document updates as `update` frames on one native WebSocket (a kept connection,
-/// as NATS clients write), stamped with their send time; returns once every one is answered.
-async fn websocket_updates(
-    t: &Target,
-    service: &str,
-    doc: &str,
-    updates: usize,
-    rate: f64,
-    epoch: Instant,
-) -> anyhow::Result<()> {
-    let token =
-        t.post("/api/v1/tokens", json!({ "service": service, "identity": "bench-writer", "ttl": 3600 })).await?;
-    let ws = open_one(&t.ws_url(token["token"].as_str().context("token")?)).await?;
-    let (mut frames, mut replies) = ws.split();
-    let answered = tokio::spawn(async move {
-        let mut answered = 0;
-        while answered < updates {
-            let text = match replies.next().await {
-                Some(Ok(Message::Text(t))) => t,
-                Some(Ok(_)) => continue,
-                other => bail!("the writer's connection ended: {other:?}"),
-            };
-            let v: Value = serde_json::from_str(&text)?;
-            if v["type"] != "reply" {
-                continue;
-            }
-            if v["status"].as_u64() != Some(200) {
-                bail!("fan-out update failed: {v}");
-            }
-            answered += 1;
+impl Updates<'_> {
+    /// Each update a `PUT` of its own.
+    async fn over_http(&self) -> anyhow::Result<()> {
+        let (t, service, doc, epoch) = (self.t, self.service, self.doc, self.epoch);
+        let url = format!("{}/api/v1/services/{service}/documents/{doc}", t.base);
+        let mut tick = pace(self.rate);
+        let mut writes = Vec::with_capacity(self.count);
+        for i in 0..self.count {
+            tick.tick().await;
+            let (http, url, sid, token) = (t.http.clone(), url.clone(), t.sid.clone(), t.token.clone());
+            let t_us = epoch.elapsed().as_micros() as u64;
+            writes.push(tokio::spawn(async move {
+                let data = json!({ "data": { "t": t_us, "i": i } });
+                let r = http.put(&url).basic_auth(&sid, Some(&token)).json(&data).send().await?;
+                if !r.status().is_success() {
+                    bail!("fan-out update failed: {}", r.status());
+                }
+                Ok::<_, anyhow::Error>(())
+            }));
+        }
+        for w in writes {
+            w.await??;
         }
         Ok(())
-    });
-    let mut tick = pace(rate);
-    for i in 0..updates {
-        tick.tick().await;
-        let t_us = epoch.elapsed().as_micros() as u64;
-        let frame = json!({
-            "type": "update", "id": i, "kind": "document", "object": doc, "data": { "t": t_us, "i": i },
-        });
-        frames.send(Message::text(frame.to_string())).await?;
     }
-    tokio::time::timeout(Duration::from_secs(300), answered)
-        .await
-        .context("the writer's updates were not all answered within 300 s")???;
-    Ok(())
+
+    /// `update` frames on one native WebSocket (a kept connection, as NATS clients write);
+    /// returns once every one is answered.
+    async fn over_websocket(&self) -> anyhow::Result<()> {
+        let (count, epoch) = (self.count, self.epoch);
+        let ws = open_one(&writer_ws_url(self.t, self.service).await?).await?;
+        let (mut frames, mut replies) = ws.split();
+        let answered = tokio::spawn(async move {
+            let mut answered = 0;
+            while answered < count {
+                let text = match replies.next().await {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(_)) => continue,
+                    other => bail!("the writer's connection ended: {other:?}"),
+                };
+                let v: Value = serde_json::from_str(&text)?;
+                if v["type"] != "reply" {
+                    continue;
+                }
+                if v["status"].as_u64() != Some(200) {
+                    bail!("fan-out update failed: {v}");
+                }
+                answered += 1;
+            }
+            Ok(())
+        });
+        let mut tick = pace(self.rate);
+        for i in 0..count {
+            tick.tick().await;
+            let t_us = epoch.elapsed().as_micros() as u64;
+            let frame = json!({
+                "type": "update", "id": i, "kind": "document", "object": self.doc, "data": { "t": t_us, "i": i },
+            });
+            frames.send(Message::text(frame.to_string())).await?;
+        }
+        tokio::time::timeout(Duration::from_secs(300), answered)
+            .await
+            .context("the writer's updates were not all answered within 300 s")???;
+        Ok(())
+    }
 }
 
 pub(super) async fn longpoll_wake(t: &Target, service: &str, polls: usize) -> anyhow::Result<Histogram<u64>> {
