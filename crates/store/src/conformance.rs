@@ -27,6 +27,7 @@ where
     unique_names_are_unique_per_kind(make().await).await;
     expiry_removes_and_emits(make().await).await;
     pruning_records_the_horizon(make().await).await;
+    an_objects_stream_is_its_events_through_removal_and_pruning(make().await).await;
     concurrent_conditional_updates_have_one_winner(make().await).await;
     service_settings_round_trip(make().await).await;
     webhook_cursors_start_at_the_head_and_follow_the_url(make().await).await;
@@ -433,6 +434,109 @@ async fn pruning_records_the_horizon(store: Arc<dyn Store>) {
     assert_eq!((s.head_seq, s.pruned_seq), (2, 2));
     open(&store, &svc, ObjectKind::Document, "c").await;
     assert_eq!(store.events(&svc, 2, None, 10).await.expect("events").first().map(|e| e.seq), Some(3));
+}
+
+/// What `events(service, after, Some(object), limit)` must return: the service's log filtered
+/// to the object, from `after`, at most `limit`.
+async fn expect_object_stream(store: &Arc<dyn Store>, svc: &Sid, object: &Sid) {
+    let log = store.events(svc, 0, None, 1000).await.expect("events");
+    let own: Vec<u64> = log.iter().filter(|e| &e.object_sid == object).map(|e| e.seq).collect();
+    let head = log.last().map_or(0, |e| e.seq);
+    for after in 0..=head + 1 {
+        let expected: Vec<u64> = own.iter().copied().filter(|&s| s > after).collect();
+        for limit in [1, 3, 1000] {
+            let got: Vec<u64> =
+                store.events(svc, after, Some(object), limit).await.expect("events").iter().map(|e| e.seq).collect();
+            assert_eq!(got, expected[..expected.len().min(limit as usize)], "{object} after {after} limit {limit}");
+        }
+    }
+    let mut paged = Vec::new();
+    loop {
+        let page = store.events(svc, paged.last().copied().unwrap_or(0), Some(object), 2).await.expect("events");
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.iter().all(|e| &e.object_sid == object));
+        paged.extend(page.iter().map(|e| e.seq));
+    }
+    assert_eq!(paged, own, "{object} paged two at a time");
+}
+
+async fn an_objects_stream_is_its_events_through_removal_and_pruning(store: Arc<dyn Store>) {
+    let svc = service(&store).await;
+    let other = service(&store).await;
+    let a = open(&store, &svc, ObjectKind::Document, "a").await;
+    let list = open(&store, &svc, ObjectKind::List, "l").await;
+    let b = open(&store, &svc, ObjectKind::Document, "b").await;
+    let elsewhere = open(&store, &other, ObjectKind::Document, "a").await;
+    let update = |service: &Sid, doc: &Sid, n: u32| Mutation::UpdateObject {
+        service: service.clone(),
+        kind: ObjectKind::Document,
+        target: ObjectRef::Sid(doc.clone()),
+        data: Some(json!({ "n": n })),
+        ttl: None,
+        if_match: None,
+    };
+    // Interleaved, with one object idle for a stretch, so streams share the log unevenly.
+    for n in 0..12 {
+        let doc = if n % 3 == 0 { &b } else { &a };
+        store.execute(Actor::SYSTEM, update(&svc, doc, n)).await.expect("updated");
+        if n % 4 == 1 {
+            let add = Mutation::AddListItem {
+                service: svc.clone(),
+                target: ObjectRef::Sid(list.clone()),
+                data: json!({ "n": n }),
+                ttl: None,
+                collection_ttl: None,
+            };
+            store.execute(Actor::SYSTEM, add).await.expect("added");
+        }
+        store.execute(Actor::SYSTEM, update(&other, &elsewhere, n)).await.expect("updated");
+    }
+    for object in [&a, &b, &list] {
+        expect_object_stream(&store, &svc, object).await;
+    }
+    expect_object_stream(&store, &other, &elsewhere).await;
+    assert!(store.events(&other, 0, Some(&a), 100).await.expect("events").is_empty(), "another service's object");
+    assert!(store.events(&svc, 0, Some(&Sid::new(SidKind::Document)), 100).await.expect("events").is_empty());
+
+    // A long stream: short reads from far back go past how many links the SQLite store walks
+    // (4 × limit + 64) before it scans the log instead; both ways must read the same.
+    let hot = open(&store, &svc, ObjectKind::Document, "hot").await;
+    for n in 0..80 {
+        store.execute(Actor::SYSTEM, update(&svc, &hot, n)).await.expect("updated");
+        if n % 10 == 0 {
+            store.execute(Actor::SYSTEM, update(&svc, &a, n)).await.expect("updated");
+        }
+    }
+    expect_object_stream(&store, &svc, &hot).await;
+    expect_object_stream(&store, &svc, &a).await;
+
+    // A removed object's stream stays readable and ends with its removal.
+    let remove = Mutation::RemoveObject {
+        service: svc.clone(),
+        kind: ObjectKind::Document,
+        target: ObjectRef::Sid(b.clone()),
+        if_match: None,
+    };
+    let removed = store.execute(Actor::SYSTEM, remove).await.expect("removed");
+    store.execute(Actor::SYSTEM, update(&svc, &a, 99)).await.expect("updated");
+    let stream = store.events(&svc, 0, Some(&b), 100).await.expect("events");
+    assert_eq!(stream.last().map(|e| e.seq), removed.events.last().map(|e| e.seq), "ends with the removal");
+    for object in [&a, &b, &list] {
+        expect_object_stream(&store, &svc, object).await;
+    }
+
+    // Pruning the log cuts every stream at the horizon, removed objects' included.
+    let future = Timestamp(Timestamp::now().0 + 60_000);
+    store.execute(Actor::SYSTEM, Mutation::Prune { before: future }).await.expect("pruned");
+    for object in [&a, &b, &list] {
+        assert!(store.events(&svc, 0, Some(object), 100).await.expect("events").is_empty(), "{object} pruned");
+    }
+    store.execute(Actor::SYSTEM, update(&svc, &a, 100)).await.expect("updated");
+    let fresh = store.events(&svc, 0, Some(&a), 100).await.expect("events");
+    assert_eq!(fresh.len(), 1, "only the write after the prune");
+    expect_object_stream(&store, &svc, &a).await;
 }
 
 async fn concurrent_conditional_updates_have_one_winner(store: Arc<dyn Store>) {

@@ -320,7 +320,7 @@ macro_rules! impl_tx_state {
                 $rows::put_object(self.conn, object)
             }
             fn delete_object(&mut self, sid: &Sid) -> Result<(), StoreError> {
-                $rows::delete_by_sid(self.conn, "objects", sid).map(drop)
+                $rows::delete_object(self.conn, sid)
             }
             fn item(&mut self, object: &Sid, key: &ItemKey) -> Result<Option<Item>, StoreError> {
                 $rows::item(self.conn, object, key)

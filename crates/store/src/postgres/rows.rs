@@ -555,6 +555,10 @@ pub(crate) fn put_api_key(conn: &mut PgConn, k: &ApiKeyRecord) -> Result<(), Sto
     .map(drop)
 }
 
+pub(crate) fn delete_object(conn: &mut PgConn, sid: &Sid) -> Result<(), StoreError> {
+    delete_by_sid(conn, "objects", sid).map(drop)
+}
+
 pub(crate) fn delete_by_sid(conn: &mut PgConn, table: &str, sid: &Sid) -> Result<bool, StoreError> {
     conn.execute(&format!("DELETE FROM {table} WHERE sid = $1"), &[&sid.as_str()]).map(|n| n > 0)
 }

@@ -375,10 +375,40 @@ pub(crate) fn insert_event(
     date: Timestamp,
     json: &str,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT INTO events (service_sid, seq, object_sid, date, body) VALUES (?1, ?2, ?3, ?4, ?5)")
-        .and_then(|mut st| st.execute(params![service.as_str(), seq as i64, object.as_str(), date.0, json]))
-        .map(drop)
-        .map_err(err)
+    // The event links to its object's previous one; then the object (or, once it is removed,
+    // its tombstone) points at this one. See schema_v8.sql.
+    conn.prepare_cached(
+        "INSERT INTO events (service_sid, seq, object_sid, date, body, prev_seq) VALUES (?1, ?2, ?3, ?4, ?5,
+           COALESCE((SELECT last_seq FROM objects WHERE sid = ?3),
+                    (SELECT last_seq FROM object_tombstones WHERE object_sid = ?3), 0))",
+    )
+    .and_then(|mut st| st.execute(params![service.as_str(), seq as i64, object.as_str(), date.0, json]))
+    .map_err(err)?;
+    let linked = conn
+        .prepare_cached("UPDATE objects SET last_seq = ?2 WHERE sid = ?1")
+        .and_then(|mut st| st.execute(params![object.as_str(), seq as i64]))
+        .map_err(err)?;
+    if linked == 0 {
+        conn.prepare_cached(
+            "INSERT INTO object_tombstones (object_sid, service_sid, last_seq) VALUES (?1, ?2, ?3)
+             ON CONFLICT (object_sid) DO UPDATE SET last_seq = excluded.last_seq",
+        )
+        .and_then(|mut st| st.execute(params![object.as_str(), service.as_str(), seq as i64]))
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Removes an object's row, keeping where its stream ends so the stream stays readable.
+pub(crate) fn delete_object(conn: &Connection, sid: &Sid) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO object_tombstones (object_sid, service_sid, last_seq)
+         SELECT sid, service_sid, last_seq FROM objects WHERE sid = ?1
+         ON CONFLICT (object_sid) DO UPDATE SET last_seq = excluded.last_seq",
+    )
+    .and_then(|mut st| st.execute([sid.as_str()]))
+    .map_err(err)?;
+    delete_by_sid(conn, "objects", sid).map(drop)
 }
 
 fn stored_event_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
@@ -404,18 +434,81 @@ pub(crate) fn events(
             vec![SqlValue::Text(service.to_string()), SqlValue::Integer(after as i64), SqlValue::Integer(limit as i64)],
             stored_event_row,
         ),
-        Some(object) => query_all(
+        Some(object) => object_events(conn, service, after, object, limit),
+    }
+}
+
+/// One object's events after `after`. The object's chain (schema_v8.sql) is walked back from
+/// its newest event; the walk stops at `after`, where pruning cut the chain, or after
+/// [`chain_walk_cap`] links. An object with more events than that after `after` is dense
+/// enough in the log that scanning the service's log from `after` for it is the cheaper read,
+/// and a catch-up paging through a long stream then costs each page its own length, not the
+/// whole remaining stream's.
+fn object_events(
+    conn: &Connection,
+    service: &Sid,
+    after: u64,
+    object: &Sid,
+    limit: u32,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let cap = chain_walk_cap(limit);
+    let mut seqs = query_all(
+        conn,
+        "WITH RECURSIVE chain (seq, depth) AS (
+             SELECT COALESCE((SELECT last_seq FROM objects WHERE sid = ?1 AND service_sid = ?3),
+                             (SELECT last_seq FROM object_tombstones WHERE object_sid = ?1 AND service_sid = ?3)), 1
+             UNION ALL
+             SELECT e.prev_seq, c.depth + 1 FROM chain c
+               JOIN events e ON e.service_sid = ?3 AND e.seq = c.seq AND e.object_sid = ?1
+              WHERE e.prev_seq > ?2 AND c.depth <= ?4
+         )
+         SELECT seq FROM chain WHERE seq > ?2",
+        vec![
+            SqlValue::Text(object.to_string()),
+            SqlValue::Integer(after as i64),
+            SqlValue::Text(service.to_string()),
+            SqlValue::Integer(cap as i64),
+        ],
+        |r| r.get::<_, i64>(0),
+    )?;
+    if seqs.len() > cap {
+        return query_all(
             conn,
-            "SELECT seq, object_sid, body FROM events WHERE object_sid = ? AND seq > ? AND service_sid = ? ORDER BY seq LIMIT ?",
+            "SELECT seq, object_sid, body FROM events WHERE service_sid = ?1 AND seq > ?2 AND object_sid = ?3
+              ORDER BY seq LIMIT ?4",
             vec![
-                SqlValue::Text(object.to_string()),
-                SqlValue::Integer(after as i64),
                 SqlValue::Text(service.to_string()),
+                SqlValue::Integer(after as i64),
+                SqlValue::Text(object.to_string()),
                 SqlValue::Integer(limit as i64),
             ],
             stored_event_row,
-        ),
+        );
     }
+    seqs.sort_unstable();
+    let mut st = conn
+        .prepare_cached(
+            "SELECT seq, object_sid, body FROM events WHERE service_sid = ?1 AND seq = ?2 AND object_sid = ?3",
+        )
+        .map_err(err)?;
+    let mut events = Vec::with_capacity(seqs.len().min(limit as usize));
+    for seq in seqs {
+        if events.len() == limit as usize {
+            break;
+        }
+        // The oldest link may point into a pruned stretch and name no event: skip it.
+        if let Some(e) =
+            st.query_row(params![service.as_str(), seq, object.as_str()], stored_event_row).optional().map_err(err)?
+        {
+            events.push(e);
+        }
+    }
+    Ok(events)
+}
+
+/// Most links one read of an object's stream follows before it scans the log instead.
+fn chain_walk_cap(limit: u32) -> usize {
+    4 * limit as usize + 64
 }
 
 pub(crate) fn expired_objects(conn: &Connection, now: Timestamp, limit: u32) -> Result<Vec<SyncObject>, StoreError> {
@@ -461,6 +554,9 @@ pub(crate) fn prune_events(conn: &Connection, before: Timestamp) -> Result<u64, 
             .prepare_cached("DELETE FROM events WHERE service_sid = ?1 AND seq <= ?2")
             .and_then(|mut st| st.execute(params![service, seq]))
             .map_err(err)? as u64;
+        conn.prepare_cached("DELETE FROM object_tombstones WHERE service_sid = ?1 AND last_seq <= ?2")
+            .and_then(|mut st| st.execute(params![service, seq]))
+            .map_err(err)?;
         conn.prepare_cached("UPDATE services SET pruned_seq = MAX(pruned_seq, ?2) WHERE sid = ?1")
             .and_then(|mut st| st.execute(params![service, seq]))
             .map_err(err)?;
