@@ -2,6 +2,8 @@
 //! of conditional updates, one per writer and each on its own document, all in flight at once,
 //! so every round is one batch. Prints writes per second and the process's CPU time per write
 //! for each round; compare the best rounds of two builds (the machine's noise only adds).
+//! Then reads one document's stream as a client catching up on it does: from the start, a page
+//! of 1,000 at a time, and the newest 100 events, the writers' streams interleaved in the log.
 //!
 //! ```sh
 //! taskset -c 1 cargo run --release -p ferrosync-store --example group_commit -- [writers] [rounds]
@@ -79,6 +81,18 @@ async fn run(writers: usize, rounds: usize) -> Result<(), Failure> {
         let (elapsed, cpu) = (started.elapsed().as_secs_f64(), process_cpu_seconds()? - cpu);
         println!("round {round}: {:.0} writes/s, {:.1} µs of CPU per write", writes / elapsed, cpu * 1e6 / writes);
     }
+    let Some((document, _)) = documents.first() else { return Ok(()) };
+    let (started, mut after, mut read) = (Instant::now(), 0, 0);
+    loop {
+        let page = store.events(&service, after, Some(document), 1000).await?;
+        let Some(last) = page.last() else { break };
+        (after, read) = (last.seq, read + page.len());
+    }
+    println!("one document's whole stream: {read} events in {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
+    let head = store.service(&ObjectRef::Sid(service.clone())).await?.map_or(0, |s| s.head_seq);
+    let started = Instant::now();
+    let newest = store.events(&service, head.saturating_sub(100 * writers as u64), Some(document), 1000).await?;
+    println!("its newest {} events: {:.2} ms", newest.len(), started.elapsed().as_secs_f64() * 1e3);
     Ok(())
 }
 
