@@ -505,10 +505,6 @@ pub(crate) struct WriteJob {
 /// Most mutations one commit carries; bounds the latency a batch adds to its first member.
 pub(crate) const MAX_BATCH: usize = 512;
 
-/// The group-commit loop both stores' writer threads run: takes whatever is queued (up to
-/// [`MAX_BATCH`]) as one batch, has `commit` apply it in one transaction, and answers each
-/// caller, then lets `answered` do housekeeping that must not delay an answer. Ends when every
-/// sender is gone.
 /// The observers of a store's commits ([`ferrosync_core::store::CommitObserver`]), shared by
 /// the store (which adds them) and its writer thread (which tells them).
 #[derive(Default)]
@@ -531,8 +527,10 @@ impl Observers {
     }
 }
 
-/// The writer thread's loop: gathers the jobs waiting into one batch, commits it, tells the
-/// observers and then each caller.
+/// The group-commit loop both stores' writer threads run: takes whatever is queued (up to
+/// [`MAX_BATCH`]) as one batch, has `commit` apply it in one transaction, tells the observers,
+/// answers each caller, then lets `answered` do housekeeping that must not delay an answer.
+/// Ends when every sender is gone.
 pub(crate) fn run_writer(
     mut rx: tokio::sync::mpsc::Receiver<WriteJob>,
     observers: &Observers,
