@@ -500,8 +500,8 @@ async fn an_objects_stream_is_its_events_through_removal_and_pruning(store: Arc<
     assert!(store.events(&other, 0, Some(&a), 100).await.expect("events").is_empty(), "another service's object");
     assert!(store.events(&svc, 0, Some(&Sid::new(SidKind::Document)), 100).await.expect("events").is_empty());
 
-    // A long stream: short reads from far back go past how many links the SQLite store walks
-    // (4 × limit + 64) before it scans the log instead; both ways must read the same.
+    // A long stream: the SQLite store marks every 32nd event of a stream and starts short reads
+    // from far back at a mark rather than at the newest event; both must read the same.
     let hot = open(&store, &svc, ObjectKind::Document, "hot").await;
     for n in 0..80 {
         store.execute(Actor::SYSTEM, update(&svc, &hot, n)).await.expect("updated");

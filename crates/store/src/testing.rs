@@ -1,10 +1,12 @@
-//! Test support shared by every crate's suites: selecting the PostgreSQL runs.
+//! Test support shared by every crate's suites: selecting the PostgreSQL runs, and a service
+//! to write object streams to.
 //!
 //! `FERROSYNC_TEST_POSTGRES` names a server (a `postgres://` URL); each caller gets a fresh
 //! schema in it, so tests run side by side without seeing each other's data. Without it the
 //! PostgreSQL runs are skipped, saying so once on the terminal; with `CI=true` a missing or
 //! unreachable server fails the run instead, so CI always covers both stores.
 
+use ferrosync_core::store::Store;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -68,4 +70,90 @@ pub fn postgres_configured() -> Option<String> {
 pub fn with_search_path(url: &str, schema: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}options=-c%20search_path%3D{schema}")
+}
+
+/// A service on a store, and the writes the stores' stream tests make to it.
+pub struct Docs {
+    pub svc: ferrosync_core::Sid,
+}
+
+impl Docs {
+    pub async fn create_service(store: &dyn Store) -> Docs {
+        use ferrosync_core::store::{Actor, Mutation};
+        let svc = ferrosync_core::Sid::new(ferrosync_core::SidKind::Service);
+        let m = Mutation::CreateService {
+            sid: svc.clone(),
+            unique_name: None,
+            friendly_name: None,
+            acl_enabled: false,
+            settings: Default::default(),
+        };
+        store.execute(Actor::SYSTEM, m).await.expect("service");
+        Docs { svc }
+    }
+
+    pub async fn create(&self, store: &dyn Store, name: &str) -> ferrosync_core::Sid {
+        use ferrosync_core::model::{ObjectKind, ObjectRef, OpenMode};
+        use ferrosync_core::store::{Actor, Mutation, Outcome};
+        let m = Mutation::OpenObject {
+            service: self.svc.clone(),
+            kind: ObjectKind::Document,
+            target: Some(ObjectRef::UniqueName(name.into())),
+            mode: OpenMode::OpenOrCreate,
+            ttl: None,
+            data: None,
+        };
+        match store.execute(Actor::SYSTEM, m).await.expect("created").outcome {
+            Outcome::Object { object, .. } => object.sid,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    pub async fn update(&self, store: &dyn Store, doc: &ferrosync_core::Sid, n: u32) {
+        use ferrosync_core::model::{ObjectKind, ObjectRef};
+        use ferrosync_core::store::{Actor, Mutation};
+        let m = Mutation::UpdateObject {
+            service: self.svc.clone(),
+            kind: ObjectKind::Document,
+            target: ObjectRef::Sid(doc.clone()),
+            data: Some(serde_json::json!({ "n": n })),
+            ttl: None,
+            if_match: None,
+        };
+        store.execute(Actor::SYSTEM, m).await.expect("updated");
+    }
+
+    pub async fn remove(&self, store: &dyn Store, doc: &ferrosync_core::Sid) {
+        use ferrosync_core::model::{ObjectKind, ObjectRef};
+        use ferrosync_core::store::{Actor, Mutation};
+        let m = Mutation::RemoveObject {
+            service: self.svc.clone(),
+            kind: ObjectKind::Document,
+            target: ObjectRef::Sid(doc.clone()),
+            if_match: None,
+        };
+        store.execute(Actor::SYSTEM, m).await.expect("removed");
+    }
+
+    /// Reads every object's stream from every position of the log at several page sizes and
+    /// compares each with the service's log filtered to the object.
+    pub async fn check_streams(&self, store: &dyn Store, objects: &[&ferrosync_core::Sid]) {
+        let log = store.events(&self.svc, 0, None, 10_000).await.expect("log");
+        for doc in objects {
+            let own: Vec<u64> = log.iter().filter(|e| &e.object_sid == *doc).map(|e| e.seq).collect();
+            for after in 0..=log.len() as u64 + 1 {
+                for limit in [1, 5, 40, 1_000] {
+                    let got: Vec<u64> = store
+                        .events(&self.svc, after, Some(doc), limit)
+                        .await
+                        .expect("stream")
+                        .iter()
+                        .map(|e| e.seq)
+                        .collect();
+                    let expected: Vec<u64> = own.iter().copied().filter(|&s| s > after).take(limit as usize).collect();
+                    assert_eq!(got, expected, "{doc} after {after}, {limit} at most");
+                }
+            }
+        }
+    }
 }

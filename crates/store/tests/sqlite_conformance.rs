@@ -2,6 +2,7 @@
 
 use ferrosync_core::store::Store;
 use ferrosync_store::sqlite::{Durability, SqliteStore};
+use ferrosync_store::testing::Docs;
 use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,7 +71,7 @@ async fn an_unversioned_data_file_is_migrated() {
     drop(store);
     let conn = rusqlite::Connection::open(&path).expect("opens");
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-    assert_eq!(version, 8);
+    assert_eq!(version, 9);
 }
 
 /// A version-6 file kept each service's head in a column; from version 7 the head is read from
@@ -87,6 +88,7 @@ async fn heads_survive_the_move_from_a_column_to_the_log() {
         drop(store);
         let conn = rusqlite::Connection::open(&path).expect("opens");
         // Back to version 6's shape, as an older binary left it.
+        conn.execute_batch(UNDO_V9).expect("version 8");
         conn.execute_batch(UNDO_V8).expect("version 7");
         conn.execute_batch(&format!(
             "ALTER TABLE services ADD COLUMN head_seq INTEGER NOT NULL DEFAULT 0;
@@ -117,6 +119,12 @@ async fn heads_survive_the_move_from_a_column_to_the_log() {
     assert!(!columns.iter().any(|c| c == "head_seq"), "{columns:?}");
 }
 
+/// What version 9 added, taken away again: a file as a version-8 binary left it.
+const UNDO_V9: &str = "DROP TRIGGER mark_every_32nd_event;
+     DROP TABLE object_marks;
+     ALTER TABLE objects DROP COLUMN stream_len;
+     PRAGMA user_version = 8;";
+
 /// What version 8 added, taken away again: a file as a version-7 binary left it.
 const UNDO_V8: &str = "DROP TABLE object_tombstones;
      ALTER TABLE objects DROP COLUMN last_seq;
@@ -129,79 +137,102 @@ const UNDO_V8: &str = "DROP TABLE object_tombstones;
 /// object's included, and later writes continue the chains.
 #[tokio::test]
 async fn object_streams_survive_the_move_from_an_index_to_links() {
-    use ferrosync_core::model::{ObjectKind, ObjectRef, OpenMode};
-    use ferrosync_core::store::{Actor, Mutation, Outcome};
-    use ferrosync_core::{Sid, SidKind};
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("v7.db");
-    let svc = Sid::new(SidKind::Service);
-    let create = |name: &str| Mutation::OpenObject {
-        service: svc.clone(),
-        kind: ObjectKind::Document,
-        target: Some(ObjectRef::UniqueName(name.into())),
-        mode: OpenMode::OpenOrCreate,
-        ttl: None,
-        data: None,
-    };
-    let update = |doc: &Sid, n: u32| Mutation::UpdateObject {
-        service: svc.clone(),
-        kind: ObjectKind::Document,
-        target: ObjectRef::Sid(doc.clone()),
-        data: Some(serde_json::json!({ "n": n })),
-        ttl: None,
-        if_match: None,
-    };
-    let (a, b) = {
+    let (docs, a, b) = {
         let store = SqliteStore::open(&path, Durability::Full).expect("opens");
-        let m = Mutation::CreateService {
-            sid: svc.clone(),
-            unique_name: None,
-            friendly_name: None,
-            acl_enabled: false,
-            settings: Default::default(),
-        };
-        store.execute(Actor::SYSTEM, m).await.expect("service");
-        let mut docs = Vec::new();
-        for name in ["a", "b"] {
-            match store.execute(Actor::SYSTEM, create(name)).await.expect("created").outcome {
-                Outcome::Object { object, .. } => docs.push(object.sid),
-                other => panic!("unexpected {other:?}"),
-            }
-        }
+        let docs = Docs::create_service(&store).await;
+        let (a, b) = (docs.create(&store, "a").await, docs.create(&store, "b").await);
         for n in 0..6 {
-            store.execute(Actor::SYSTEM, update(&docs[(n % 2) as usize], n)).await.expect("updated");
+            docs.update(&store, if n % 2 == 0 { &a } else { &b }, n).await;
         }
-        let remove = Mutation::RemoveObject {
-            service: svc.clone(),
-            kind: ObjectKind::Document,
-            target: ObjectRef::Sid(docs[1].clone()),
-            if_match: None,
-        };
-        store.execute(Actor::SYSTEM, remove).await.expect("removed");
+        docs.remove(&store, &b).await;
         drop(store);
         let conn = rusqlite::Connection::open(&path).expect("opens");
+        conn.execute_batch(UNDO_V9).expect("a version-8 file");
         conn.execute_batch(UNDO_V8).expect("a version-7 file");
-        (docs[0].clone(), docs[1].clone())
+        (docs, a, b)
     };
     let store = SqliteStore::open(&path, Durability::Full).expect("migrates");
-    store.execute(Actor::SYSTEM, update(&a, 100)).await.expect("updated after the move");
-    let log = store.events(&svc, 0, None, 100).await.expect("log");
-    assert_eq!(log.len(), 2 + 6 + 1 + 1);
-    for doc in [&a, &b] {
-        let own: Vec<u64> = log.iter().filter(|e| &e.object_sid == doc).map(|e| e.seq).collect();
-        for after in 0..=log.len() as u64 {
-            let got: Vec<u64> =
-                store.events(&svc, after, Some(doc), 100).await.expect("stream").iter().map(|e| e.seq).collect();
-            let expected: Vec<u64> = own.iter().copied().filter(|&s| s > after).collect();
-            assert_eq!(got, expected, "{doc} after {after}");
-        }
-    }
-    assert_eq!(store.events(&svc, 0, Some(&a), 100).await.expect("stream").len(), 1 + 3 + 1);
-    assert_eq!(store.events(&svc, 0, Some(&b), 100).await.expect("stream").len(), 1 + 3 + 1);
+    docs.update(&store, &a, 100).await;
+    let svc = &docs.svc;
+    assert_eq!(store.events(svc, 0, None, 100).await.expect("log").len(), 2 + 6 + 1 + 1);
+    docs.check_streams(&store, &[&a, &b]).await;
+    assert_eq!(store.events(svc, 0, Some(&a), 100).await.expect("stream").len(), 1 + 3 + 1);
+    assert_eq!(store.events(svc, 0, Some(&b), 100).await.expect("stream").len(), 1 + 3 + 1);
     drop(store);
     let conn = rusqlite::Connection::open(&path).expect("opens");
     let index: i64 = conn
         .query_row("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'events_by_object'", [], |r| r.get(0))
         .expect("schema");
     assert_eq!(index, 0, "the index is gone");
+}
+
+/// The positions of an object's marks and the events they name.
+fn marks(path: &std::path::Path, doc: &ferrosync_core::Sid) -> Vec<(i64, u64)> {
+    let conn = rusqlite::Connection::open(path).expect("opens");
+    conn.prepare("SELECT ord, seq FROM object_marks WHERE object_sid = ?1 ORDER BY seq")
+        .and_then(|mut st| st.query_map([doc.as_str()], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?.collect())
+        .expect("marks")
+}
+
+/// A version-8 file had links and no marks. Migrating marks every 32nd stored event of each
+/// stream and counts each object's events, and later writes go on counting from there.
+#[tokio::test]
+async fn marks_arrive_on_a_version_8_file_and_later_writes_keep_their_places() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v8.db");
+    let (docs, a, b) = {
+        let store = SqliteStore::open(&path, Durability::Full).expect("opens");
+        let docs = Docs::create_service(&store).await;
+        let (a, b) = (docs.create(&store, "a").await, docs.create(&store, "b").await);
+        for n in 0..90 {
+            docs.update(&store, if n % 3 == 0 { &b } else { &a }, n).await;
+        }
+        docs.remove(&store, &b).await;
+        drop(store);
+        rusqlite::Connection::open(&path).and_then(|c| c.execute_batch(UNDO_V9)).expect("a version-8 file");
+        (docs, a, b)
+    };
+    let store = SqliteStore::open(&path, Durability::Full).expect("migrates");
+    docs.check_streams(&store, &[&a, &b]).await;
+    for n in 0..40 {
+        docs.update(&store, &a, 100 + n).await;
+    }
+    docs.check_streams(&store, &[&a, &b]).await;
+    let log = store.events(&docs.svc, 0, None, 10_000).await.expect("log");
+    let own: Vec<u64> = log.iter().filter(|e| e.object_sid == a).map(|e| e.seq).collect();
+    assert_eq!(own.len(), 1 + 60 + 40);
+    let expected: Vec<(i64, u64)> = [32, 64, 96].iter().map(|&ord| (ord, own[ord as usize - 1])).collect();
+    drop(store);
+    assert_eq!(marks(&path, &a), expected, "marks from the migration, then from the writes");
+    assert_eq!(marks(&path, &b).len(), 1, "b's 32 events, its removal included");
+}
+
+/// Marks only choose where a read starts walking: a mark whose position is wrong makes the read
+/// walk further, never return fewer or other events.
+#[tokio::test]
+async fn a_wrong_mark_costs_a_longer_walk_not_a_wrong_answer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("data.db");
+    let store = SqliteStore::open(&path, Durability::Full).expect("opens");
+    let docs = Docs::create_service(&store).await;
+    let (a, b) = (docs.create(&store, "a").await, docs.create(&store, "b").await);
+    for n in 0..150 {
+        docs.update(&store, if n % 4 == 0 { &b } else { &a }, n).await;
+    }
+    let before = marks(&path, &a);
+    assert_eq!(before.iter().map(|m| m.0).collect::<Vec<_>>(), [32, 64, 96]);
+    let conn = rusqlite::Connection::open(&path).expect("opens");
+    // The second mark claims to be 100 events further on than it is, and one of b's events is
+    // marked as a's.
+    conn.execute("UPDATE object_marks SET ord = ord + 100 WHERE object_sid = ?1 AND ord = 64", [a.as_str()])
+        .expect("damaged");
+    conn.execute(
+        "INSERT INTO object_marks (service_sid, object_sid, seq, ord)
+         SELECT service_sid, ?1, MAX(seq), 200 FROM events WHERE object_sid = ?2",
+        [a.as_str(), b.as_str()],
+    )
+    .expect("a stray mark");
+    docs.check_streams(&store, &[&a, &b]).await;
 }

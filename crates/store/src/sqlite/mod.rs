@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v6.sql"),
     include_str!("schema_v7.sql"),
     include_str!("schema_v8.sql"),
+    include_str!("schema_v9.sql"),
 ];
 const READERS: usize = 4;
 /// WAL size (in pages) past which a checkpoint waits for readers to reset the log.
@@ -579,5 +580,63 @@ mod tests {
         for result in [a, b, c, d] {
             assert_eq!(result.expect("a read connection is free"), 1);
         }
+    }
+
+    /// A read that starts at a mark finds its whole page between the cursor and the mark, from
+    /// every position and at every page size: it never has to walk again from the newest event.
+    /// (The integration suite damages marks to check the answers stay right when it does.)
+    #[tokio::test]
+    async fn a_mark_always_covers_the_page_it_was_chosen_for() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = SqliteStore::open(&dir.path().join("data.db"), Durability::Normal).expect("the store opens");
+        let docs = crate::testing::Docs::create_service(&store).await;
+        let (a, b) = (docs.create(&store, "a").await, docs.create(&store, "b").await);
+        for n in 0..150 {
+            docs.update(&store, if n % 4 == 0 { &b } else { &a }, n).await;
+        }
+        let log = ferrosync_core::store::Store::events(&store, &docs.svc, 0, None, 1_000).await.expect("the log");
+        for doc in [&a, &b] {
+            let own: Vec<u64> = log.iter().filter(|e| &e.object_sid == doc).map(|e| e.seq).collect();
+            let sid = doc.to_string();
+            let marked: i64 = store
+                .read(move |c| {
+                    c.query_row("SELECT COUNT(*) FROM object_marks WHERE object_sid = ?1", [sid], |r| r.get(0))
+                        .map_err(err)
+                })
+                .await
+                .expect("marks");
+            assert_eq!(marked as usize, own.len() / 32, "every 32nd event is marked");
+            for after in 0..=log.len() as u64 {
+                for limit in [1, 2, 5, 31, 32, 33, 40, 64, 100, 1_000] {
+                    let (svc, doc) = (docs.svc.clone(), doc.clone());
+                    let (events, rewalked) =
+                        store.read(move |c| rows::object_events(c, &svc, after, &doc, limit)).await.expect("a read");
+                    let expected: Vec<u64> = own.iter().copied().filter(|&s| s > after).take(limit as usize).collect();
+                    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), expected, "after {after}, {limit}");
+                    assert!(!rewalked, "after {after}, {limit} at most: the mark fell short");
+                }
+            }
+        }
+    }
+
+    /// Each step of a stream's walk is one lookup by key. Given the chance, SQLite's planner
+    /// searched the log by range for every link instead, and a read of a long stream took
+    /// seconds where it takes milliseconds.
+    #[test]
+    fn a_streams_walk_looks_each_link_up_by_key() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("data.db");
+        drop(SqliteStore::open(&path, Durability::Normal).expect("the store opens"));
+        let conn = Connection::open(&path).expect("opens");
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", rows::WALK_STREAM))
+            .and_then(|mut st| st.query_map(rusqlite::params![9, "s", "o", 1, 10], |r| r.get(3))?.collect())
+            .expect("a plan");
+        let step = plan.iter().skip_while(|line| *line != "RECURSIVE STEP").collect::<Vec<_>>();
+        assert!(
+            step.iter().any(|line| line.as_str() == "SEARCH e USING PRIMARY KEY (service_sid=? AND seq=?)"),
+            "{plan:?}"
+        );
+        assert!(!step.iter().any(|line| line.contains("seq>?")), "{plan:?}");
     }
 }

@@ -376,7 +376,8 @@ pub(crate) fn insert_event(
     json: &str,
 ) -> Result<(), StoreError> {
     // The event links to its object's previous one; then the object (or, once it is removed,
-    // its tombstone) points at this one. See schema_v8.sql.
+    // its tombstone) points at this one (schema_v8.sql). Counting it on the object's row lets a
+    // trigger mark every 32nd event (schema_v9.sql).
     conn.prepare_cached(
         "INSERT INTO events (service_sid, seq, object_sid, date, body, prev_seq) VALUES (?1, ?2, ?3, ?4, ?5,
            COALESCE((SELECT last_seq FROM objects WHERE sid = ?3),
@@ -385,7 +386,7 @@ pub(crate) fn insert_event(
     .and_then(|mut st| st.execute(params![service.as_str(), seq as i64, object.as_str(), date.0, json]))
     .map_err(err)?;
     let linked = conn
-        .prepare_cached("UPDATE objects SET last_seq = ?2 WHERE sid = ?1")
+        .prepare_cached("UPDATE objects SET last_seq = ?2, stream_len = stream_len + 1 WHERE sid = ?1")
         .and_then(|mut st| st.execute(params![object.as_str(), seq as i64]))
         .map_err(err)?;
     if linked == 0 {
@@ -434,81 +435,85 @@ pub(crate) fn events(
             vec![SqlValue::Text(service.to_string()), SqlValue::Integer(after as i64), SqlValue::Integer(limit as i64)],
             stored_event_row,
         ),
-        Some(object) => object_events(conn, service, after, object, limit),
+        Some(object) => object_events(conn, service, after, object, limit).map(|(events, _)| events),
     }
 }
 
-/// One object's events after `after`. The object's chain (schema_v8.sql) is walked back from
-/// its newest event; the walk stops at `after`, where pruning cut the chain, or after
-/// [`chain_walk_cap`] links. An object with more events than that after `after` is dense
-/// enough in the log that scanning the service's log from `after` for it is the cheaper read,
-/// and a catch-up paging through a long stream then costs each page its own length, not the
-/// whole remaining stream's.
-fn object_events(
+/// One object's events after `after`, walked back along the object's chain (schema_v8.sql)
+/// from a mark just past the page (schema_v9.sql), or from its newest event when no mark is
+/// that far. The walk stops at `after` or where pruning cut the chain, so paging through a long
+/// stream costs each page about its own length, however much of the stream is left.
+/// Also says whether a mark's promise failed and the stream was walked again from its newest
+/// event (which a healthy file never needs).
+pub(crate) fn object_events(
     conn: &Connection,
     service: &Sid,
     after: u64,
     object: &Sid,
     limit: u32,
-) -> Result<Vec<StoredEvent>, StoreError> {
-    let cap = chain_walk_cap(limit);
-    let mut seqs = query_all(
-        conn,
-        "WITH RECURSIVE chain (seq, depth) AS (
-             SELECT COALESCE((SELECT last_seq FROM objects WHERE sid = ?1 AND service_sid = ?3),
-                             (SELECT last_seq FROM object_tombstones WHERE object_sid = ?1 AND service_sid = ?3)), 1
-             UNION ALL
-             SELECT e.prev_seq, c.depth + 1 FROM chain c
-               JOIN events e ON e.service_sid = ?3 AND e.seq = c.seq AND e.object_sid = ?1
-              WHERE e.prev_seq > ?2 AND c.depth <= ?4
-         )
-         SELECT seq FROM chain WHERE seq > ?2",
-        vec![
-            SqlValue::Text(object.to_string()),
-            SqlValue::Integer(after as i64),
-            SqlValue::Text(service.to_string()),
-            SqlValue::Integer(cap as i64),
-        ],
-        |r| r.get::<_, i64>(0),
-    )?;
-    if seqs.len() > cap {
-        return query_all(
-            conn,
-            "SELECT seq, object_sid, body FROM events WHERE service_sid = ?1 AND seq > ?2 AND object_sid = ?3
-              ORDER BY seq LIMIT ?4",
-            vec![
-                SqlValue::Text(service.to_string()),
-                SqlValue::Integer(after as i64),
-                SqlValue::Text(object.to_string()),
-                SqlValue::Integer(limit as i64),
-            ],
-            stored_event_row,
-        );
-    }
-    seqs.sort_unstable();
-    let mut st = conn
+) -> Result<(Vec<StoredEvent>, bool), StoreError> {
+    let (svc, obj, after) = (service.as_str(), object.as_str(), after as i64);
+    let newest: Option<i64> = conn
         .prepare_cached(
-            "SELECT seq, object_sid, body FROM events WHERE service_sid = ?1 AND seq = ?2 AND object_sid = ?3",
+            "SELECT COALESCE((SELECT last_seq FROM objects WHERE sid = ?1 AND service_sid = ?2),
+                             (SELECT last_seq FROM object_tombstones WHERE object_sid = ?1 AND service_sid = ?2))",
         )
+        .and_then(|mut st| st.query_row(params![obj, svc], |r| r.get(0)))
         .map_err(err)?;
-    let mut events = Vec::with_capacity(seqs.len().min(limit as usize));
-    for seq in seqs {
-        if events.len() == limit as usize {
-            break;
-        }
-        // The oldest link may point into a pruned stretch and name no event: skip it.
-        if let Some(e) =
-            st.query_row(params![service.as_str(), seq, object.as_str()], stored_event_row).optional().map_err(err)?
-        {
-            events.push(e);
-        }
+    let Some(newest) = newest.filter(|&n| n > after && limit > 0) else { return Ok((Vec::new(), false)) };
+    // Marks are 32 events apart (schema_v9.sql), so the first mark past the cursor is fewer than
+    // 32 events past it, and a mark whose position is at least `limit - 1` beyond that one has a
+    // whole page between the cursor and itself: the walk back from it is at most `limit + 64`
+    // links long.
+    let mark: Option<i64> = conn
+        .prepare_cached(
+            "SELECT m.seq FROM object_marks m
+              WHERE m.service_sid = ?1 AND m.object_sid = ?2 AND m.seq > ?3
+                AND m.ord >= (SELECT f.ord FROM object_marks f
+                               WHERE f.service_sid = ?1 AND f.object_sid = ?2 AND f.seq > ?3
+                               ORDER BY f.seq LIMIT 1) + ?4 - 1
+              ORDER BY m.seq LIMIT 1",
+        )
+        .and_then(|mut st| st.query_row(params![svc, obj, after, limit], |r| r.get(0)).optional())
+        .map_err(err)?;
+    let events = walk_stream(conn, svc, obj, mark.unwrap_or(newest), after, limit)?;
+    match mark {
+        // A mark promised a whole page; if pruning or a damaged mark broke that promise, the
+        // walk from the newest event is the answer (marks only ever choose where to start).
+        Some(_) if events.len() < limit as usize => Ok((walk_stream(conn, svc, obj, newest, after, limit)?, true)),
+        _ => Ok((events, false)),
     }
-    Ok(events)
 }
 
-/// Most links one read of an object's stream follows before it scans the log instead.
-fn chain_walk_cap(limit: u32) -> usize {
-    4 * limit as usize + 64
+/// The oldest ?5 events of object ?3's stream in (?4, ?1], service ?2. Only stored events of
+/// the object join, so a link into a pruned stretch ends the walk before the page is cut to its
+/// size. CROSS JOIN keeps SQLite's planner from turning each step into a range scan of the log:
+/// it infers `e.seq > ?4` from the step's condition and would search the log first.
+pub(crate) const WALK_STREAM: &str = "WITH RECURSIVE chain (seq, prev_seq, body) AS (
+         SELECT seq, prev_seq, body FROM events WHERE service_sid = ?2 AND seq = ?1 AND object_sid = ?3
+         UNION ALL
+         SELECT e.seq, e.prev_seq, e.body FROM chain c
+           CROSS JOIN events e ON e.service_sid = ?2 AND e.seq = c.prev_seq AND e.object_sid = ?3
+          WHERE c.prev_seq > ?4
+     )
+     SELECT seq, ?3, body FROM chain WHERE seq > ?4 ORDER BY seq LIMIT ?5";
+
+/// The oldest `limit` events of an object's stream in (`after`, `from`], found by following
+/// the links back from event `from`; each link's row carries its event, so a link is one
+/// lookup.
+fn walk_stream(
+    conn: &Connection,
+    service: &str,
+    object: &str,
+    from: i64,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    conn.prepare_cached(WALK_STREAM)
+        .and_then(|mut st| {
+            st.query_map(params![from, service, object, after, limit], stored_event_row)?.collect::<Result<_, _>>()
+        })
+        .map_err(err)
 }
 
 pub(crate) fn expired_objects(conn: &Connection, now: Timestamp, limit: u32) -> Result<Vec<SyncObject>, StoreError> {
@@ -555,6 +560,9 @@ pub(crate) fn prune_events(conn: &Connection, before: Timestamp) -> Result<u64, 
             .and_then(|mut st| st.execute(params![service, seq]))
             .map_err(err)? as u64;
         conn.prepare_cached("DELETE FROM object_tombstones WHERE service_sid = ?1 AND last_seq <= ?2")
+            .and_then(|mut st| st.execute(params![service, seq]))
+            .map_err(err)?;
+        conn.prepare_cached("DELETE FROM object_marks WHERE service_sid = ?1 AND seq <= ?2")
             .and_then(|mut st| st.execute(params![service, seq]))
             .map_err(err)?;
         conn.prepare_cached("UPDATE services SET pruned_seq = MAX(pruned_seq, ?2) WHERE sid = ?1")
