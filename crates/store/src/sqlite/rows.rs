@@ -435,7 +435,15 @@ pub(crate) fn events(
             vec![SqlValue::Text(service.to_string()), SqlValue::Integer(after as i64), SqlValue::Integer(limit as i64)],
             stored_event_row,
         ),
-        Some(object) => object_events(conn, service, after, object, limit).map(|(events, _)| events),
+        Some(object) => {
+            let (events, rewalked) = object_events(conn, service, after, object, limit)?;
+            if rewalked {
+                // A healthy file never needs the second walk: a count above zero means marks
+                // that lie (reads stay right, but walk whole streams).
+                metrics::counter!("ferrosync_store_stream_rewalks_total").increment(1);
+            }
+            Ok(events)
+        }
     }
 }
 
