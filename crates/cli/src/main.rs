@@ -253,8 +253,7 @@ async fn serve(config: ServerConfig, settings: Settings, listen: Option<String>)
         );
     }
     let state = AppState::try_new(engine, settings).context("cannot set up Cognito Sync push providers")?;
-    let listener =
-        tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = ferrosync_server::listen(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(
         address = %listener.local_addr()?,
         store = %config.store.describe(),

@@ -21,8 +21,29 @@ pub use state::AppState;
 
 use std::future::Future;
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
+
+/// Connections the kernel may hold for the server before it accepts them (it caps this at
+/// `net.core.somaxconn`). Tokio's default of 1,024 overflowed when ten thousand clients
+/// reconnected at once, and each connection the kernel dropped waited out its one-second SYN
+/// retry.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Listens on the first address `addr` resolves to that can be bound, with [`LISTEN_BACKLOG`].
+pub async fn listen(addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<TcpListener> {
+    let mut failed = None;
+    for address in tokio::net::lookup_host(addr).await? {
+        let socket = if address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        // As std's bind does: a restarted server takes its port back at once.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(address) {
+            Ok(()) => return socket.listen(LISTEN_BACKLOG),
+            Err(e) => failed = Some(e),
+        }
+    }
+    Err(failed.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the address names no host")))
+}
 
 /// Serves `state` on `listener` until `shutdown` resolves, then drains connections: WebSockets
 /// are closed with "going away" and long-polls return early.
@@ -76,7 +97,7 @@ impl RunningServer {
     /// Starts on `addr`: a restarted server takes its predecessor's port, so its clients
     /// reconnect to the address they know.
     pub async fn start_at(state: Arc<AppState>, addr: std::net::SocketAddr) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = listen(addr).await?;
         let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let signal = stop.clone();
@@ -91,5 +112,36 @@ impl RunningServer {
     pub async fn stop(self) -> std::io::Result<()> {
         self.stop.cancel();
         self.handle.await.map_err(std::io::Error::other)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// More connections than tokio's default backlog (1,024) complete their handshake while the
+    /// server accepts none: a burst of reconnects waits in the queue instead of having its
+    /// SYNs dropped.
+    #[tokio::test]
+    async fn the_listener_queues_a_burst_larger_than_tokios_default_backlog() {
+        const BURST: usize = 1_200;
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        if somaxconn < BURST {
+            eprintln!("SKIPPED: net.core.somaxconn is {somaxconn}, below the {BURST} connections this test queues");
+            return;
+        }
+        let _ = rlimit::increase_nofile_limit(BURST as u64 * 2 + 256);
+        let listener = listen("127.0.0.1:0").await.expect("listens");
+        let addr = listener.local_addr().expect("address");
+        let connects =
+            (0..BURST).map(|_| tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr)));
+        let results = futures_util::future::join_all(connects).await;
+        let connected = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+        assert_eq!(connected, BURST, "connections completed with none accepted");
+        drop(listener);
     }
 }
