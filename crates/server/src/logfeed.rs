@@ -165,6 +165,11 @@ impl Lease {
         &self.stop
     }
 
+    /// How long to wait for work without a wake-up before looking again.
+    pub fn recheck(&self) -> Duration {
+        self.feeds.settings.recheck
+    }
+
     /// Moves the cursor to `seq`, retrying while the store is unreachable; false when the lease
     /// is lost (or work stops meanwhile).
     pub async fn advance(&self, seq: u64) -> bool {

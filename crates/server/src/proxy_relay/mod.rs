@@ -3,21 +3,22 @@
 //! Every change of the Proxy face that has an effect outside the store (a message to relay, an
 //! interaction's status for the service's callback, an alert, a message no session holds) is
 //! queued as a [`ProxyJob`] in the `outbox` List of the `proxy` service, in the change's own
-//! transaction. This [`LogConsumer`] follows that service's change log and does the jobs, so
+//! transaction. The relay, [`Leased`] work on that service's change log, does the jobs, so
 //! nothing acknowledged is lost to a crash: delivery is at least once, and the cursor moves past
-//! a batch only when each of its jobs was done or given up.
+//! a job only when it and every job before it were done or given up.
 //!
 //! Jobs of one lane ([`ProxyJob::lane`], a session) run strictly in order, so a session's
 //! messages and its status callbacks keep their order; lanes run side by side, a bounded number
-//! at a time. The HTTP side ([`sender`]) uses the webhook settings: their timeouts, their bound
+//! at a time, and the log is read ahead of the slowest (see [`lanes`]). The HTTP side ([`sender`]) uses the webhook settings: their timeouts, their bound
 //! on requests in flight and their retry policy.
 
 mod callbacks;
 mod delivery;
+mod lanes;
 mod sender;
 mod twiml;
 
-use crate::logfeed::{self, Feeds, Follow, Lease, LogConsumer, Retried, RetryPolicy, with_retries};
+use crate::logfeed::{self, Feeds, Lease, Leased, Retried, RetryPolicy, Stop, with_retries};
 use crate::state::AppState;
 use ferrosync_core::engine::{PROXY_OUTBOX, PROXY_SERVICE, ProxyJob, ProxyService};
 use ferrosync_core::log::{Event, EventKind};
@@ -25,11 +26,13 @@ use ferrosync_core::model::ObjectRef;
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::{StoreError, StoredEvent, consumers};
 use ferrosync_core::{CoreError, Engine};
-use futures_util::StreamExt;
+use lanes::Lanes;
 use sender::Sender;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -87,13 +90,8 @@ pub fn spawn(state: &Arc<AppState>, feeds: &Arc<Feeds>) {
             return;
         }
     };
-    let relay = Relay {
-        engine: state.engine.clone(),
-        sender,
-        retry: settings.retry.clone(),
-        lanes: settings.max_concurrent.max(1),
-    };
-    logfeed::spawn(feeds, Arc::new(Follow(ProxyRelay(Arc::new(relay)))));
+    let relay = Relay { engine: state.engine.clone(), sender, retry: settings.retry.clone() };
+    logfeed::spawn(feeds, Arc::new(ProxyRelay(Arc::new(relay))));
 }
 
 /// What the jobs share.
@@ -101,40 +99,160 @@ struct Relay {
     engine: Arc<Engine>,
     sender: Sender,
     retry: RetryPolicy,
-    /// Lanes worked on at once.
-    lanes: usize,
 }
 
-/// The relay as a consumer of the `proxy` service's change log.
+/// The relay as leased work on the `proxy` service's change log.
 struct ProxyRelay(Arc<Relay>);
 
-impl LogConsumer for ProxyRelay {
-    const CONSUMER: &'static str = consumers::PROXY_RELAY;
-    /// Nothing to read per batch: each job names its Proxy service, read when the job runs.
-    type Target = ();
+/// Sessions worked on at once. Most jobs only read and write the store; the HTTP requests
+/// among them wait for the sender's own bound (the webhook settings' requests in flight), so
+/// sessions waiting out a retry's backoff do not hold the others back.
+const LANES: usize = 256;
+/// Jobs read ahead of the oldest one not done: the most the relay holds in memory.
+const AHEAD: usize = 2_000;
+/// Events read at a time.
+const BATCH: u32 = 500;
+/// How often at most the cursor is moved while jobs finish: each move is a durable write.
+const RECORD_EVERY: Duration = Duration::from_millis(50);
 
-    async fn target(&self, service: &Sid) -> Result<Option<()>, StoreError> {
-        let svc = self.0.engine.store().service(&ObjectRef::Sid(service.clone())).await?;
-        Ok(svc.filter(|s| s.unique_name.as_deref() == Some(PROXY_SERVICE)).map(|_| ()))
+/// The jobs running, each task with its lane and seq.
+#[derive(Default)]
+struct Running {
+    tasks: JoinSet<Option<()>>,
+    jobs: HashMap<tokio::task::Id, (String, u64)>,
+}
+
+impl Running {
+    fn spawn(&mut self, relay: Arc<Relay>, lane: String, seq: u64, job: ProxyJob, stop: CancellationToken) {
+        let span = tracing::info_span!("proxy_lane", lane = %lane);
+        let task = self.tasks.spawn(async move { relay.run(seq, job, &stop).await }.instrument(span));
+        self.jobs.insert(task.id(), (lane, seq));
     }
 
-    async fn deliver(&self, _: &(), events: &[StoredEvent], _full: bool, lease: &Lease) -> Option<u64> {
-        let last = events.last().map_or(0, |e| e.seq);
-        let stop = lease.stopped();
-        let runs = lanes(jobs(events)).into_iter().map(|(lane, jobs)| {
-            let relay = self.0.clone();
-            let span = tracing::info_span!("proxy_lane", lane = %lane);
-            async move {
-                for (seq, job) in jobs {
-                    relay.run(seq, job, stop).await?;
-                }
-                Some(())
+    /// Waits for a job to end and notes it in `lanes`; false when it was stopped first (it is
+    /// done again later), `None` when none runs.
+    async fn finish(&mut self, lanes: &mut Lanes<ProxyJob>) -> Option<bool> {
+        let (id, done) = match self.tasks.join_next_with_id().await? {
+            Ok((id, done)) => (id, done.is_some()),
+            // A job that panicked is a bug: it is counted and not done again, or it would
+            // panic again at every start.
+            Err(e) => {
+                tracing::error!(error = %e, "a Proxy job failed unexpectedly");
+                dropped("panicked");
+                (e.id(), true)
             }
-            .instrument(span)
-        });
-        let done: Vec<Option<()>> = futures_util::stream::iter(runs).buffer_unordered(self.0.lanes).collect().await;
-        // Stopped (shutdown, or the lease lost): the batch is done again by whoever goes on.
-        if done.iter().any(Option::is_none) { None } else { Some(last) }
+        };
+        let (lane, seq) = self.jobs.remove(&id)?;
+        if done {
+            lanes.done(&lane, seq);
+        }
+        Some(done)
+    }
+}
+
+impl Leased for ProxyRelay {
+    const CONSUMER: &'static str = consumers::PROXY_RELAY;
+
+    /// Reads the log ahead of the jobs in flight and hands each job to its lane (see [`Lanes`]);
+    /// moves the cursor to the watermark as jobs finish, at most every [`RECORD_EVERY`].
+    async fn run(self: Arc<Self>, lease: Arc<Lease>, cursor: u64) -> Stop {
+        let stop = lease.stopped().clone();
+        // Subscribe first, then read, then wait: a commit between the read and the wait still
+        // wakes us.
+        let mut wake = self.0.engine.notifier().subscribe(lease.service());
+        let mut lanes = Lanes::new(cursor, LANES);
+        let mut running = Running::default();
+        let mut recorded = cursor;
+        let mut last_record = Instant::now();
+        // There may be events after what was read.
+        let mut unread = true;
+        let end = loop {
+            if stop.is_cancelled() {
+                break logfeed::stopped(&lease);
+            }
+            if unread && lanes.len() < AHEAD {
+                match self.read(lease.service(), lanes.read_through()).await {
+                    Ok(Some(events)) => {
+                        unread = events.len() >= BATCH as usize;
+                        if let Some(first) = events.first()
+                            && first.seq > lanes.read_through() + 1
+                        {
+                            // Retention pruned events that were never relayed (the relay was
+                            // down for longer than the log keeps them).
+                            let lost = first.seq - lanes.read_through() - 1;
+                            tracing::error!(lost, after = lanes.read_through(), "events were pruned before relaying");
+                            metrics::counter!("ferrosync_log_consumer_dropped_total",
+                                "consumer" => consumers::PROXY_RELAY, "reason" => "pruned")
+                            .increment(lost);
+                        }
+                        for (seq, job) in jobs(&events) {
+                            lanes.push(seq, job.lane(), job);
+                        }
+                        if let Some(last) = events.last() {
+                            lanes.read_to(last.seq);
+                        }
+                    }
+                    Ok(None) => break Stop::Done,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the change log");
+                        unread = false;
+                    }
+                }
+            }
+            while let Some((lane, seq, job)) = lanes.start() {
+                running.spawn(self.0.clone(), lane, seq, job, stop.clone());
+            }
+            metrics::gauge!("ferrosync_proxy_relay_pending").set(lanes.len() as f64);
+            let mark = lanes.watermark();
+            if mark > recorded && last_record.elapsed() >= RECORD_EVERY {
+                if !lease.advance(mark).await {
+                    break logfeed::stopped(&lease);
+                }
+                recorded = mark;
+                last_record = Instant::now();
+            }
+            if unread && lanes.len() < AHEAD {
+                continue;
+            }
+            // Nothing to read for now: wait for a job to end, a commit, the next recording, or
+            // the re-check that finds events whose wake-up was lost.
+            let wait =
+                if mark > recorded { RECORD_EVERY.saturating_sub(last_record.elapsed()) } else { lease.recheck() };
+            tokio::select! {
+                Some(done) = running.finish(&mut lanes) => {
+                    if !done {
+                        break logfeed::stopped(&lease);
+                    }
+                }
+                Ok(()) = wake.changed() => unread = true,
+                () = tokio::time::sleep(wait) => unread = true,
+                () = stop.cancelled() => break logfeed::stopped(&lease),
+            }
+        };
+        if matches!(end, Stop::Done) {
+            // The Proxy service is gone: its jobs have nothing left to do, retries included.
+            stop.cancel();
+        }
+        // The jobs in flight see the stop and end; what they finished need not be done again
+        // by whoever goes on.
+        while running.finish(&mut lanes).await.is_some() {}
+        let mark = lanes.watermark();
+        if mark > recorded && !matches!(end, Stop::LeaseLost) {
+            lease.advance(mark).await;
+        }
+        end
+    }
+}
+
+impl ProxyRelay {
+    /// The events after `after`, or `None` when the service no longer wants relaying.
+    async fn read(&self, service: &Sid, after: u64) -> Result<Option<Vec<StoredEvent>>, StoreError> {
+        let store = self.0.engine.store();
+        let Some(svc) = store.service(&ObjectRef::Sid(service.clone())).await? else { return Ok(None) };
+        if svc.unique_name.as_deref() != Some(PROXY_SERVICE) {
+            return Ok(None);
+        }
+        store.events(service, after, None, BATCH).await.map(Some)
     }
 }
 
@@ -167,23 +285,6 @@ fn jobs(events: &[StoredEvent]) -> Vec<(u64, ProxyJob)> {
             None => {
                 tracing::warn!(seq = stored.seq, "a queued Proxy job has no data; skipped");
                 dropped("undecodable");
-            }
-        }
-    }
-    out
-}
-
-/// `jobs` by lane, each lane in queue order, lanes in the order they first appear.
-fn lanes(jobs: Vec<(u64, ProxyJob)>) -> Vec<(String, Vec<(u64, ProxyJob)>)> {
-    let mut out: Vec<(String, Vec<(u64, ProxyJob)>)> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for (seq, job) in jobs {
-        let lane = job.lane();
-        match index.get(&lane) {
-            Some(&i) => out[i].1.push((seq, job)),
-            None => {
-                index.insert(lane.clone(), out.len());
-                out.push((lane, vec![(seq, job)]));
             }
         }
     }
@@ -333,7 +434,7 @@ mod tests {
     }
 
     #[test]
-    fn only_outbox_additions_are_jobs_and_lanes_keep_their_order() {
+    fn only_outbox_additions_are_jobs_each_in_its_sessions_lane() {
         let service = Sid::new(SidKind::ProxyService);
         let (a, b) = (Sid::new(SidKind::ProxySession), Sid::new(SidKind::ProxySession));
         let alert = |session: &Sid| ProxyJob::Alert {
@@ -363,9 +464,7 @@ mod tests {
             stored(6, "list_item_added", "outbox", value(&out_of_session)),
             stored(7, "list_item_added", "outbox", value(&alert(&a))),
         ];
-        let got = lanes(jobs(&events));
-        let seqs: Vec<(String, Vec<u64>)> =
-            got.iter().map(|(lane, jobs)| (lane.clone(), jobs.iter().map(|(s, _)| *s).collect())).collect();
-        assert_eq!(seqs, [(a.to_string(), vec![1, 7]), (b.to_string(), vec![3]), ("+1".to_owned(), vec![6])]);
+        let got: Vec<(u64, String)> = jobs(&events).into_iter().map(|(seq, job)| (seq, job.lane())).collect();
+        assert_eq!(got, [(1, a.to_string()), (3, b.to_string()), (6, "+1".to_owned()), (7, a.to_string())]);
     }
 }

@@ -683,3 +683,58 @@ async fn an_accepted_message_is_delivered_after_a_restart() {
     let last = rx.hits("/deliver").last().cloned().expect("a delivery");
     assert_eq!((&last.json["body"], &last.json["interaction_sid"]), (&json!("still there?"), &json!(ki)));
 }
+
+#[tokio::test]
+async fn a_session_whose_delivery_is_retried_holds_back_only_its_own_messages() {
+    // The retry after a failed delivery is minutes away: longer than the test waits.
+    let slow_retries = || {
+        let mut settings = fast();
+        settings.webhooks.retry =
+            RetryPolicy { attempts: 3, first_retry: Duration::from_secs(600), max_retry: Duration::from_secs(600) };
+        settings
+    };
+    let Some(s) = TestServer::with_settings(slow_retries()).await else { return };
+    let rx = Receiver::start(&s.auth_token).await;
+    let svc = proxy_service(
+        &s,
+        &[("UniqueName", "lanes"), ("DeliveryCallbackUrl", &rx.url("/deliver"))],
+        &["+15550009201", "+15550009202"],
+    )
+    .await;
+    let (held, held_proxies) = session(&s, &svc, &["app:carol", "+15550005555"]).await;
+    let (flowing, proxies) = session(&s, &svc, &["app:dave", "app:erin"]).await;
+
+    rx.answer_next("/deliver", &[Answer::status(503)]);
+    let to = held_proxies["app:carol"].clone();
+    accepted(&inbound(&s, &[("From", "app:carol"), ("To", &to), ("Body", "are you there?")]).await);
+    rx.wait_hits("/deliver", 1).await;
+    let waiting = newest(&s, &svc, &held).await["sid"].as_str().unwrap().to_owned();
+
+    // While carol's message waits for its retry, dave's go out, in order.
+    let to = proxies["app:dave"].clone();
+    for body in ["one", "two", "three"] {
+        accepted(&inbound(&s, &[("From", "app:dave"), ("To", &to), ("Body", body)]).await);
+    }
+    let bodies = async |s: &TestServer| -> Vec<Value> {
+        stream_messages(s, "default", "proxy.erin").await.into_iter().map(|m| m["body"].clone()).collect()
+    };
+    eventually("dave's three messages on erin's stream", WAIT, || async { bodies(&s).await.len() >= 3 }).await;
+    assert_eq!(bodies(&s).await, [json!("one"), json!("two"), json!("three")]);
+    for i in interactions(&s, &svc, &flowing).await {
+        assert_eq!(i["outbound_resource_status"], "delivered", "{i}");
+    }
+    let carol = interactions(&s, &svc, &held).await;
+    assert_eq!(carol.len(), 1, "{carol:?}");
+    assert_eq!((&carol[0]["sid"], &carol[0]["outbound_resource_status"]), (&json!(waiting), &json!("queued")));
+
+    // The relay's cursor stayed before carol's message: after a restart it is delivered, and
+    // what went out after it is not relayed again (dave's next message comes after his earlier
+    // jobs, done again first).
+    let s = s.restart(fast(), async |_| {}).await;
+    wait_outbound(&s, &svc, &held, &waiting, "sent").await;
+    let last = rx.hits("/deliver").last().cloned().expect("a delivery");
+    assert_eq!((&last.json["body"], &last.json["interaction_sid"]), (&json!("are you there?"), &json!(waiting)));
+    accepted(&inbound(&s, &[("From", "app:dave"), ("To", &to), ("Body", "four")]).await);
+    eventually("dave's fourth message", WAIT, || async { bodies(&s).await.contains(&json!("four")) }).await;
+    assert_eq!(bodies(&s).await, [json!("one"), json!("two"), json!("three"), json!("four")]);
+}
