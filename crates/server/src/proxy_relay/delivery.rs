@@ -225,6 +225,13 @@ impl Relay {
     /// `identity`, keeping what else it was granted.
     async fn inbox(&self, sync: &str, stream: &str, identity: &str) -> Result<(), CoreError> {
         let engine = &self.engine;
+        // Every message but a participant's first finds both in place: one read and no write,
+        // where opening the stream is a write even when it exists.
+        if let Ok(p) = engine.permission(&Principal::Root, sync, ObjectKind::Stream, stream, identity).await
+            && p.read
+        {
+            return Ok(());
+        }
         let req = OpenRequest {
             unique_name: Some(stream.to_owned()),
             mode: OpenMode::OpenOrCreate,
