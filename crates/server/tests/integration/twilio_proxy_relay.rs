@@ -39,6 +39,13 @@ fn fast() -> Settings {
     }
 }
 
+/// [`fast`] with this retry policy for callbacks.
+fn retrying(attempts: usize, first_retry: Duration, max_retry: Duration) -> Settings {
+    let mut settings = fast();
+    settings.webhooks.retry = RetryPolicy { attempts, first_retry, max_retry };
+    settings
+}
+
 // ----- the receiver ------------------------------------------------------------------------
 
 /// One request a receiver got; its signature was checked on arrival.
@@ -222,6 +229,15 @@ async fn session(s: &TestServer, svc: &str, identifiers: &[&str]) -> (String, Ha
         .map(|p| (p["identifier"].as_str().unwrap().to_owned(), p["proxy_identifier"].as_str().unwrap().to_owned()))
         .collect();
     (session, proxies)
+}
+
+/// A server, a receiver, and a Proxy service `name` with these numbers whose delivery webhook
+/// is the receiver's `/deliver`; `None` when the store under test is not available.
+async fn delivering(settings: Settings, name: &str, numbers: &[&str]) -> Option<(TestServer, Receiver, String)> {
+    let s = TestServer::with_settings(settings).await?;
+    let rx = Receiver::start(&s.auth_token).await;
+    let svc = proxy_service(&s, &[("UniqueName", name), ("DeliveryCallbackUrl", &rx.url("/deliver"))], numbers).await;
+    Some((s, rx, svc))
 }
 
 async fn interactions(s: &TestServer, svc: &str, session: &str) -> Vec<Value> {
@@ -652,23 +668,8 @@ async fn the_inbound_endpoint_takes_basic_auth_or_a_twilio_signature_and_checks_
 #[tokio::test]
 async fn an_accepted_message_is_delivered_after_a_restart() {
     // Patient retries, so the server goes down while the delivery is still being retried.
-    let patient = || {
-        let mut settings = fast();
-        settings.webhooks.retry = RetryPolicy {
-            attempts: 100,
-            first_retry: Duration::from_millis(100),
-            max_retry: Duration::from_millis(200),
-        };
-        settings
-    };
-    let Some(s) = TestServer::with_settings(patient()).await else { return };
-    let rx = Receiver::start(&s.auth_token).await;
-    let svc = proxy_service(
-        &s,
-        &[("UniqueName", "durable"), ("DeliveryCallbackUrl", &rx.url("/deliver"))],
-        &["+15550009101"],
-    )
-    .await;
+    let patient = || retrying(100, Duration::from_millis(100), Duration::from_millis(200));
+    let Some((s, rx, svc)) = delivering(patient(), "durable", &["+15550009101"]).await else { return };
     let (kc, proxies) = session(&s, &svc, &["+15550003333", "+15550004444"]).await;
     rx.answer_always("/deliver", Answer::status(503));
     let to = proxies["+15550003333"].clone();
@@ -687,20 +688,9 @@ async fn an_accepted_message_is_delivered_after_a_restart() {
 #[tokio::test]
 async fn a_session_whose_delivery_is_retried_holds_back_only_its_own_messages() {
     // The retry after a failed delivery is minutes away: longer than the test waits.
-    let slow_retries = || {
-        let mut settings = fast();
-        settings.webhooks.retry =
-            RetryPolicy { attempts: 3, first_retry: Duration::from_secs(600), max_retry: Duration::from_secs(600) };
-        settings
-    };
-    let Some(s) = TestServer::with_settings(slow_retries()).await else { return };
-    let rx = Receiver::start(&s.auth_token).await;
-    let svc = proxy_service(
-        &s,
-        &[("UniqueName", "lanes"), ("DeliveryCallbackUrl", &rx.url("/deliver"))],
-        &["+15550009201", "+15550009202"],
-    )
-    .await;
+    let slow_retries = || retrying(3, Duration::from_secs(600), Duration::from_secs(600));
+    let numbers = ["+15550009201", "+15550009202"];
+    let Some((s, rx, svc)) = delivering(slow_retries(), "lanes", &numbers).await else { return };
     let (held, held_proxies) = session(&s, &svc, &["app:carol", "+15550005555"]).await;
     let (flowing, proxies) = session(&s, &svc, &["app:dave", "app:erin"]).await;
 
