@@ -40,6 +40,18 @@ impl<C> Queue<C> {
             self.ready.wait(&mut state);
         }
     }
+
+    /// Queues `job` and wakes one idle reader.
+    fn push(&self, job: Job<C>) {
+        self.state.lock().jobs.push_back(job);
+        self.ready.notify_one();
+    }
+
+    /// Lets the readers end once the queue is empty.
+    fn close(&self) {
+        self.state.lock().closed = true;
+        self.ready.notify_all();
+    }
 }
 
 pub(crate) struct Readers<C> {
@@ -84,8 +96,7 @@ impl<C: Send + 'static> Readers<C> {
             }
             let _ = answer.send(f(conn));
         });
-        self.queue.state.lock().jobs.push_back(job);
-        self.queue.ready.notify_one();
+        self.queue.push(job);
         answered.await.map_err(|_| StoreError::Backend("a read failed without an answer (it panicked)".into()))?
     }
 }
@@ -93,8 +104,7 @@ impl<C: Send + 'static> Readers<C> {
 impl<C> Drop for Readers<C> {
     /// The threads finish what is queued, then end and drop their connections.
     fn drop(&mut self) {
-        self.queue.state.lock().closed = true;
-        self.queue.ready.notify_all();
+        self.queue.close();
     }
 }
 
