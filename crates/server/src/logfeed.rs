@@ -300,6 +300,19 @@ async fn hold<W: Leased>(feeds: Arc<Feeds>, work: Arc<W>, service: Sid, cursor: 
     }
 }
 
+/// Logs and counts the events retention pruned before `consumer` read them (it was down for
+/// longer than the log keeps them): those between `after` and the first of `events`.
+pub fn note_pruned(consumer: &'static str, after: u64, events: &[StoredEvent]) {
+    if let Some(first) = events.first()
+        && first.seq > after + 1
+    {
+        let lost = first.seq - after - 1;
+        tracing::error!(lost, after, "events were pruned before delivery");
+        metrics::counter!("ferrosync_log_consumer_dropped_total", "consumer" => consumer, "reason" => "pruned")
+            .increment(lost);
+    }
+}
+
 /// Why a lease's work stopped, from its stop token.
 pub fn stopped(lease: &Lease) -> Stop {
     if lease.feeds.shutdown.is_cancelled() { Stop::Shutdown } else { Stop::LeaseLost }
@@ -377,16 +390,7 @@ impl<C: LogConsumer> Leased for Follow<C> {
                 }
                 continue;
             }
-            if let Some(first) = events.first()
-                && first.seq > cursor + 1
-            {
-                // Retention pruned events that were never delivered (delivery was down for
-                // longer than the log keeps them).
-                let lost = first.seq - cursor - 1;
-                tracing::error!(lost, after = cursor, "events were pruned before delivery");
-                metrics::counter!("ferrosync_log_consumer_dropped_total", "consumer" => C::CONSUMER, "reason" => "pruned")
-                    .increment(lost);
-            }
+            note_pruned(C::CONSUMER, cursor, &events);
             // Still ours? A consumer turned off and on again meanwhile has a new cursor (at the
             // head) without an owner: what was read here must not go out.
             if !lease.advance(cursor).await {

@@ -9,8 +9,9 @@
 //!
 //! Jobs of one lane ([`ProxyJob::lane`], a session) run strictly in order, so a session's
 //! messages and its status callbacks keep their order; lanes run side by side, a bounded number
-//! at a time, and the log is read ahead of the slowest (see [`lanes`]). The HTTP side ([`sender`]) uses the webhook settings: their timeouts, their bound
-//! on requests in flight and their retry policy.
+//! at a time, and the log is read ahead of the slowest (see [`lanes`]). The HTTP side
+//! ([`sender`]) uses the webhook settings: their timeouts, their bound on requests in flight and
+//! their retry policy.
 
 mod callbacks;
 mod delivery;
@@ -166,25 +167,22 @@ impl Leased for ProxyRelay {
         let mut last_record = Instant::now();
         // There may be events after what was read.
         let mut unread = true;
+        // When the service was last found to want relaying: looked at again once a re-check,
+        // not at every read (the jobs' own writes wake the relay many times a second).
+        let mut wanted: Option<Instant> = None;
         let end = loop {
             if stop.is_cancelled() {
                 break logfeed::stopped(&lease);
             }
             if unread && lanes.len() < AHEAD {
-                match self.read(lease.service(), lanes.read_through()).await {
+                let check = wanted.is_none_or(|at| at.elapsed() >= lease.recheck());
+                match self.read(lease.service(), lanes.read_through(), check).await {
                     Ok(Some(events)) => {
-                        unread = events.len() >= BATCH as usize;
-                        if let Some(first) = events.first()
-                            && first.seq > lanes.read_through() + 1
-                        {
-                            // Retention pruned events that were never relayed (the relay was
-                            // down for longer than the log keeps them).
-                            let lost = first.seq - lanes.read_through() - 1;
-                            tracing::error!(lost, after = lanes.read_through(), "events were pruned before relaying");
-                            metrics::counter!("ferrosync_log_consumer_dropped_total",
-                                "consumer" => consumers::PROXY_RELAY, "reason" => "pruned")
-                            .increment(lost);
+                        if check {
+                            wanted = Some(Instant::now());
                         }
+                        unread = events.len() >= BATCH as usize;
+                        logfeed::note_pruned(consumers::PROXY_RELAY, lanes.read_through(), &events);
                         for (seq, job) in jobs(&events) {
                             lanes.push(seq, job.lane(), job);
                         }
@@ -245,12 +243,15 @@ impl Leased for ProxyRelay {
 }
 
 impl ProxyRelay {
-    /// The events after `after`, or `None` when the service no longer wants relaying.
-    async fn read(&self, service: &Sid, after: u64) -> Result<Option<Vec<StoredEvent>>, StoreError> {
+    /// The events after `after`, or `None` when (`check`ed first) the service no longer wants
+    /// relaying.
+    async fn read(&self, service: &Sid, after: u64, check: bool) -> Result<Option<Vec<StoredEvent>>, StoreError> {
         let store = self.0.engine.store();
-        let Some(svc) = store.service(&ObjectRef::Sid(service.clone())).await? else { return Ok(None) };
-        if svc.unique_name.as_deref() != Some(PROXY_SERVICE) {
-            return Ok(None);
+        if check {
+            let svc = store.service(&ObjectRef::Sid(service.clone())).await?;
+            if svc.is_none_or(|svc| svc.unique_name.as_deref() != Some(PROXY_SERVICE)) {
+                return Ok(None);
+            }
         }
         store.events(service, after, None, BATCH).await.map(Some)
     }
