@@ -540,6 +540,11 @@ pub(crate) fn run_writer(
     let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
+        // Let the callers that are ready to write queue their jobs before this batch is
+        // taken: on a core shared with the runtime, the writer woken by the first job would
+        // otherwise commit it nearly alone while the others wait a whole commit for the next
+        // turn. With nothing else runnable on its core, a yield returns at once.
+        std::thread::yield_now();
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(job) => batch.push(job),
