@@ -210,6 +210,16 @@ pub enum ServerFrame {
     },
 }
 
+/// A `reply` frame as the server writes a success: its body serialised straight from the
+/// reply's view, not built as a `Value` first. Read back, it is a [`ServerFrame::Reply`].
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename = "reply")]
+pub struct ReplyFrame<'a, B: Serialize> {
+    pub id: u64,
+    pub status: u16,
+    pub body: &'a B,
+}
+
 /// The body of an `event` frame: a change-log event of a subscribed object, or what a change
 /// did to a live query's results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -245,4 +255,54 @@ pub struct QuerySubscribed {
 pub struct ItemsPage {
     pub items: Vec<ItemView>,
     pub next_page_token: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object() -> ObjectView {
+        ObjectView {
+            sid: "ET00000000000000000000000000000001".into(),
+            service_sid: "IS00000000000000000000000000000001".into(),
+            kind: ObjectKind::Document,
+            unique_name: Some("board \"main\"".into()),
+            data: Some(serde_json::json!({ "n": 7, "tags": ["a", "b"], "nested": { "z": null } })),
+            revision: 12,
+            date_created: "2026-12-03T00:00:00Z".into(),
+            date_updated: "2026-12-03T00:00:01Z".into(),
+            date_expires: None,
+            created_by: "alice".into(),
+        }
+    }
+
+    /// The server writes replies from their views; a client reads them as the generic frame,
+    /// and must find the same reply it would have found in a frame built through a `Value`.
+    #[test]
+    fn a_reply_written_from_its_view_reads_back_as_the_reply_frame() {
+        let view = object();
+        let direct = serde_json::to_vec(&ReplyFrame { id: 41, status: 201, body: &view }).expect("serialises");
+        let through_value = ServerFrame::Reply {
+            id: 41,
+            status: 201,
+            body: Some(serde_json::to_value(&view).expect("serialises")),
+            error: None,
+        };
+        let read: ServerFrame = serde_json::from_slice(&direct).expect("reads back");
+        let (ServerFrame::Reply { id, status, body, error }, ServerFrame::Reply { body: expected, .. }) =
+            (read, through_value)
+        else {
+            panic!("not a reply frame: {}", String::from_utf8_lossy(&direct));
+        };
+        assert_eq!((id, status, error.is_none()), (41, 201, true));
+        assert_eq!(body, expected);
+        assert_eq!(serde_json::from_value::<ObjectView>(body.expect("a body")).expect("an object view").revision, 12);
+    }
+
+    #[test]
+    fn an_empty_reply_body_is_an_empty_object() {
+        let direct = serde_json::to_string(&ReplyFrame { id: 1, status: 204, body: &serde_json::Map::new() })
+            .expect("serialises");
+        assert_eq!(direct, r#"{"type":"reply","id":1,"status":204,"body":{}}"#);
+    }
 }

@@ -4,7 +4,7 @@
 use super::hub::Delivery;
 use super::protocol::{
     CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHENTICATED, ClientFrame, ItemsPage, QuerySubscribed,
-    ResumePoint, ServerFrame, Subscribed,
+    ReplyFrame, ResumePoint, ServerFrame, Subscribed,
 };
 use super::session::{Alarm, Alarms, Replay, Start, Subscriptions, TokenAlarm, TokenClock};
 use super::wire::{self, Incoming, Reader, Writer};
@@ -135,6 +135,16 @@ async fn first_frame_auth(state: &AppState, stream: &mut Reader) -> Result<Princ
 
 fn frame(f: &ServerFrame) -> Bytes {
     Bytes::from(serde_json::to_vec(f).unwrap_or_default())
+}
+
+/// A success reply, serialised once from its view; views always serialise.
+fn reply(id: u64, status: u16, body: &impl serde::Serialize) -> Bytes {
+    Bytes::from(serde_json::to_vec(&ReplyFrame { id, status, body }).unwrap_or_default())
+}
+
+/// The body of a reply that has nothing to say.
+fn empty() -> serde_json::Map<String, Value> {
+    serde_json::Map::new()
 }
 
 enum Flow {
@@ -270,11 +280,11 @@ impl Session {
                 }
             };
         }
-        let reply = match self.request(request).await {
-            Ok((status, body)) => ServerFrame::Reply { id, status, body: Some(body), error: None },
-            Err(e) => ServerFrame::Reply { id, status: e.code.status(), body: None, error: Some(e.body()) },
+        let reply = match self.request(id, request).await {
+            Ok(reply) => reply,
+            Err(e) => frame(&ServerFrame::Reply { id, status: e.code.status(), body: None, error: Some(e.body()) }),
         };
-        self.send(sink, &reply).await
+        if sink.send(reply).await.is_err() { Flow::Stop } else { Flow::Continue }
     }
 
     async fn send(&self, sink: &mut Writer, f: &ServerFrame) -> Flow {
@@ -336,10 +346,8 @@ impl Session {
         self.subs.rewind(&sid, start);
         // The snapshot is read after the head, so it reflects at least everything before it.
         let snapshot = engine.readable_object(&self.principal, &self.service, kind, sid.as_str()).await.ok();
-        let body = to_json(&Subscribed { object: snapshot.map(ObjectView::from), since: self.since_token(start) });
-        if let Flow::Stop =
-            self.send(sink, &ServerFrame::Reply { id, status: 200, body: Some(body), error: None }).await
-        {
+        let body = Subscribed { object: snapshot.map(ObjectView::from), since: self.since_token(start) };
+        if sink.send(reply(id, 200, &body)).await.is_err() {
             return Ok(Flow::Stop);
         }
         let mut replay = Replay::new(&self.service.sid, &sid, Start { seq: start, at_head });
@@ -400,10 +408,8 @@ impl Session {
                 return Err(e);
             }
         };
-        let body = to_json(&QuerySubscribed { query_id: qid.to_string(), items, since: self.since_token(start) });
-        if let Flow::Stop =
-            self.send(sink, &ServerFrame::Reply { id, status: 200, body: Some(body), error: None }).await
-        {
+        let body = QuerySubscribed { query_id: qid.to_string(), items, since: self.since_token(start) };
+        if sink.send(reply(id, 200, &body)).await.is_err() {
             return Ok(Flow::Stop);
         }
         // Resuming: what changed since, judged event by event as the hub judges live ones.
@@ -441,7 +447,8 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    async fn request(&mut self, request: ClientFrame) -> Result<(u16, Value), ApiError> {
+    /// Runs one request and frames its reply.
+    async fn request(&mut self, id: u64, request: ClientFrame) -> Result<Bytes, ApiError> {
         let engine = self.state.engine.clone();
         let p = &self.principal;
         let svc = self.service.sid.to_string();
@@ -453,7 +460,7 @@ impl Session {
                     Err(_) => Sid::parse(&object).map_err(ferrosync_core::CoreError::from)?,
                 };
                 self.subs.cancel(&sid).await;
-                (200, Value::Object(Default::default()))
+                reply(id, 200, &empty())
             }
             ClientFrame::Open { kind, sid, unique_name, mode, ttl, data, .. } => {
                 if sid.is_some() && unique_name.is_some() {
@@ -464,41 +471,42 @@ impl Session {
                 }
                 let (object, created) =
                     engine.open(p, &svc, kind, OpenRequest { sid, unique_name, mode, ttl, data }).await?;
-                (if created { 201 } else { 200 }, to_json(&ObjectView::from(object)))
+                reply(id, if created { 201 } else { 200 }, &ObjectView::from(object))
             }
             ClientFrame::Get { kind, object, .. } => {
-                (200, to_json(&ObjectView::from(engine.object(p, &svc, kind, &object).await?)))
+                reply(id, 200, &ObjectView::from(engine.object(p, &svc, kind, &object).await?))
             }
             ClientFrame::Update { kind, object, data, ttl, if_match, .. } => {
                 let o = engine.update_object(p, &svc, kind, &object, ObjectPatch { data, ttl, if_match }).await?;
-                (200, to_json(&ObjectView::from(o)))
+                reply(id, 200, &ObjectView::from(o))
             }
             ClientFrame::Remove { kind, object, if_match, .. } => {
                 engine.remove_object(p, &svc, kind, &object, if_match).await?;
-                (204, Value::Object(Default::default()))
+                reply(id, 204, &empty())
             }
             ClientFrame::AddItem { list, data, ttl, collection_ttl, .. } => {
-                (201, to_json(&ItemView::from(engine.add_list_item(p, &svc, &list, data, ttl, collection_ttl).await?)))
+                let item = engine.add_list_item(p, &svc, &list, data, ttl, collection_ttl).await?;
+                reply(id, 201, &ItemView::from(item))
             }
             ClientFrame::SetItem { kind, object, index, key, data, ttl, collection_ttl, if_match, .. } => {
                 let key = item_key(kind, index, key)?;
                 let mode = if kind == ObjectKind::List { ItemWriteMode::Update } else { ItemWriteMode::Upsert };
                 let patch = ItemPatch { data, ttl, collection_ttl, if_match };
                 let (item, created) = engine.write_item(p, &svc, kind, &object, key, patch, mode).await?;
-                (if created { 201 } else { 200 }, to_json(&ItemView::from(item)))
+                reply(id, if created { 201 } else { 200 }, &ItemView::from(item))
             }
             ClientFrame::RemoveItem { kind, object, index, key, if_match, .. } => {
                 engine.remove_item(p, &svc, kind, &object, item_key(kind, index, key)?, if_match).await?;
-                (204, Value::Object(Default::default()))
+                reply(id, 204, &empty())
             }
             ClientFrame::GetItems { kind, object, order, page_size, page_token, .. } => {
                 let page = PageRequest::new(order, None, page_token.as_deref(), page_size, engine.limits())?;
                 let result = engine.items(p, &svc, kind, &object, page).await?;
                 let items: Vec<ItemView> = result.items.into_iter().map(ItemView::from).collect();
-                (200, to_json(&ItemsPage { items, next_page_token: result.next.map(|t| t.encode()) }))
+                reply(id, 200, &ItemsPage { items, next_page_token: result.next.map(|t| t.encode()) })
             }
             ClientFrame::Publish { stream, data, .. } => {
-                (201, to_json(&MessageView::from(engine.publish(p, &svc, &stream, data).await?)))
+                reply(id, 201, &MessageView::from(engine.publish(p, &svc, &stream, data).await?))
             }
             ClientFrame::UpdateToken { token, .. } => {
                 let fresh = engine.authenticate_token(&token).await?;
@@ -508,7 +516,7 @@ impl Session {
                     {
                         self.token.renew(*expires_at);
                         self.principal = fresh.clone();
-                        (200, serde_json::json!({ "expires_at": expires_at }))
+                        reply(id, 200, &serde_json::json!({ "expires_at": expires_at }))
                     }
                     _ => {
                         return Err(ApiError::new(
@@ -518,11 +526,11 @@ impl Session {
                     }
                 }
             }
-            ClientFrame::Ping { .. } => (200, serde_json::json!({ "pong": true })),
+            ClientFrame::Ping { .. } => reply(id, 200, &serde_json::json!({ "pong": true })),
             ClientFrame::UnsubscribeQuery { query_id, .. } => {
                 let sid = Sid::parse_kind(&query_id, SidKind::LiveQuery).map_err(ferrosync_core::CoreError::from)?;
                 self.subs.cancel(&sid).await;
-                (200, Value::Object(Default::default()))
+                reply(id, 200, &empty())
             }
             ClientFrame::Authenticate { .. } | ClientFrame::Subscribe { .. } | ClientFrame::SubscribeQuery { .. } => {
                 return Err(ApiError::new(ErrorCode::InvalidRequest, "unexpected frame"));
@@ -542,9 +550,4 @@ fn item_key(kind: ObjectKind, index: Option<u64>, key: Option<String>) -> Result
         (ObjectKind::Map, _, _) => Err(ApiError::new(ErrorCode::InvalidField, "map items are addressed by key")),
         _ => Err(ApiError::new(ErrorCode::InvalidField, "kind: only lists and maps have items")),
     }
-}
-
-/// A reply body; views always serialise.
-fn to_json(view: &impl serde::Serialize) -> Value {
-    serde_json::to_value(view).unwrap_or(Value::Null)
 }
