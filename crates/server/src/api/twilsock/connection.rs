@@ -418,14 +418,13 @@ impl Session {
             http_status: HttpStatus { code: reply.status, status: super::error::reason_phrase(reply.status) },
             http_headers: headers,
         };
-        let body = reply.body.map(|b| b.to_string()).unwrap_or_default();
-        send(sink, frame::encode(&header, body.as_bytes())).await
+        let body = reply.body.unwrap_or_default();
+        send(sink, frame::encode(&header, &body)).await
     }
 
     pub(super) async fn reply_error(&self, sink: &mut Writer, id: &str, e: CdsError) -> Flow {
         let status = e.status;
-        let body = serde_json::to_value(e.body()).unwrap_or(Value::Null);
-        self.reply(sink, id, CdsReply { status, etag: None, body: Some(body), wrote: None }).await
+        self.reply(sink, id, CdsReply::json(status, &e.body())).await
     }
 }
 

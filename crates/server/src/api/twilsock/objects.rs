@@ -4,7 +4,9 @@
 use super::error::{self, CdsError, Target};
 use super::items;
 use super::request::{CdsReply, CdsRequest, Cx, at_position, date, revision, ttl};
-use super::types::{CollectionView, DocumentView, ItemView, ObjectBody, ObjectMeta, RemovedView, StreamView};
+use super::types::{
+    CollectionView, DocumentView, ItemView, ObjectBody, ObjectDescriptor, ObjectMeta, RemovedView, StreamView,
+};
 use ferrosync_core::engine::{Logged, ObjectPatch, OpenRequest};
 use ferrosync_core::model::{ObjectKind, OpenMode, SyncObject};
 use ferrosync_core::sid::looks_like_sid;
@@ -71,7 +73,7 @@ pub async fn remove(cx: &Cx<'_>, req: &CdsRequest<'_>, kind: ObjectKind, id: &st
 }
 
 /// The descriptor of an object of any kind.
-fn view(cx: &Cx<'_>, o: SyncObject, position: u64, items: Option<Vec<ItemView>>) -> Value {
+fn view(cx: &Cx<'_>, o: SyncObject, position: u64, items: Option<Vec<ItemView>>) -> ObjectDescriptor {
     let urls = cx.urls;
     let (kind, sid, revision) = (o.kind, o.sid.clone(), o.revision.to_string());
     let meta = ObjectMeta {
@@ -84,24 +86,23 @@ fn view(cx: &Cx<'_>, o: SyncObject, position: u64, items: Option<Vec<ItemView>>)
         created_by: o.created_by,
     };
     let mut links = Map::new();
-    let json = match kind {
+    match kind {
         ObjectKind::Document => {
             let data = o.data.unwrap_or_else(|| Value::Object(Map::new()));
-            serde_json::to_value(DocumentView { meta, revision, last_event_id: position, data })
+            ObjectDescriptor::Document(DocumentView { meta, revision, last_event_id: position, data })
         }
         ObjectKind::List | ObjectKind::Map => {
             links.insert("items".into(), urls.items(kind, &sid).into());
             if kind == ObjectKind::List {
                 links.insert("context".into(), urls.link(kind, &sid, "Context").into());
             }
-            serde_json::to_value(CollectionView { meta, revision, last_event_id: position, links, items })
+            ObjectDescriptor::Collection(CollectionView { meta, revision, last_event_id: position, links, items })
         }
         ObjectKind::Stream => {
             links.insert("messages".into(), urls.link(kind, &sid, "Messages").into());
-            serde_json::to_value(StreamView { meta, links })
+            ObjectDescriptor::Stream(StreamView { meta, links })
         }
-    };
-    json.unwrap_or(Value::Null)
+    }
 }
 
 /// The answer to a write: the object's descriptor at the position of the write's event.

@@ -61,7 +61,8 @@ impl CdsRequest<'_> {
 pub struct CdsReply {
     pub status: u16,
     pub etag: Option<String>,
-    pub body: Option<Value>,
+    /// The body as JSON text, serialised once from the reply's view.
+    pub body: Option<Vec<u8>>,
     /// The change-log position of the event this request wrote, if any: its echo is not sent
     /// back to the connection that caused it (the SDK has applied it already).
     pub wrote: Option<u64>,
@@ -69,7 +70,9 @@ pub struct CdsReply {
 
 impl CdsReply {
     pub fn json(status: u16, body: &impl Serialize) -> Self {
-        CdsReply { status, etag: None, body: Some(serde_json::to_value(body).unwrap_or(Value::Null)), wrote: None }
+        // Views always serialise; `null` stands in should one ever not.
+        let body = serde_json::to_vec(body).unwrap_or_else(|_| b"null".to_vec());
+        CdsReply { status, etag: None, body: Some(body), wrote: None }
     }
 
     pub fn with_etag(mut self, revision: u64) -> Self {

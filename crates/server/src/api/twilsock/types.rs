@@ -171,6 +171,15 @@ pub struct ObjectMeta {
     pub created_by: String,
 }
 
+/// An object's descriptor, whichever its kind; serialised as the kind's own view.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ObjectDescriptor {
+    Document(DocumentView),
+    Collection(CollectionView),
+    Stream(StreamView),
+}
+
 #[derive(Debug, Serialize)]
 pub struct DocumentView {
     #[serde(flatten)]
