@@ -33,6 +33,8 @@ pub enum DurabilitySetting {
 pub struct FileConfig {
     /// Address to listen on (default 127.0.0.1:7700).
     pub listen: Option<String>,
+    /// Connections the kernel holds before the server accepts them (default 4096).
+    pub listen_backlog: Option<u32>,
     /// Data directory (default ./ferrosync-data).
     pub data_dir: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
@@ -85,6 +87,7 @@ impl FileConfig {
     /// Reads and checks a configuration file's text.
     pub fn parse(text: &str) -> anyhow::Result<Self> {
         let config: FileConfig = toml::from_str(text)?;
+        anyhow::ensure!(config.listen_backlog != Some(0), "listen_backlog must be at least 1");
         ferrosync_server::bootstrap::check_configured_indexes(&config.indexes)?;
         Ok(config)
     }
@@ -299,6 +302,15 @@ mod tests {
         assert_eq!(hook.url, "https://push.example.com/hook");
         assert_eq!(hook.secret.as_deref(), Some("s3cret"));
         assert_eq!(config.settings().cognito.push, config.cognito.push, "carried into the server's settings");
+    }
+
+    #[test]
+    fn the_listen_backlog_is_read_and_must_hold_a_connection() {
+        assert_eq!(FileConfig::parse("listen_backlog = 16384").expect("parses").listen_backlog, Some(16384));
+        assert_eq!(FileConfig::parse("").expect("parses").listen_backlog, None);
+        let error = FileConfig::parse("listen_backlog = 0").expect_err("refused").to_string();
+        assert!(error.contains("listen_backlog") && error.contains("at least 1"), "{error}");
+        assert!(FileConfig::parse("listen_backlog = -1").is_err());
     }
 
     #[test]

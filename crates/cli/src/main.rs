@@ -52,6 +52,9 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "FERROSYNC_LISTEN")]
         listen: Option<String>,
+        /// Connections the kernel holds before the server accepts them (default 4096).
+        #[arg(long, env = "FERROSYNC_LISTEN_BACKLOG", value_parser = clap::value_parser!(u32).range(1..))]
+        listen_backlog: Option<u32>,
         /// Who may register Matrix accounts: open, token (with `[matrix] registration_token`)
         /// or closed (the default).
         #[arg(long, env = "FERROSYNC_MATRIX_REGISTRATION", value_parser = ["open", "token", "closed"])]
@@ -150,7 +153,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         let server_config = file.server_config(cli.data_dir.clone(), cli.store.clone())?;
         match cli.command {
-            Command::Serve { listen, matrix_registration, matrix_server_name } => {
+            Command::Serve { listen, listen_backlog, matrix_registration, matrix_server_name } => {
                 let mut settings = file.settings();
                 if let Some(policy) = matrix_registration.as_deref().and_then(RegistrationPolicy::parse) {
                     settings.matrix.registration = policy;
@@ -165,7 +168,11 @@ fn main() -> anyhow::Result<()> {
                         "Matrix registration by token needs [matrix] registration_token in the configuration"
                     );
                 }
-                serve(server_config, settings, listen.or(file.listen.clone())).await
+                let listener = Listen {
+                    address: listen.or(file.listen.clone()).unwrap_or_else(|| "127.0.0.1:7700".to_owned()),
+                    backlog: listen_backlog.or(file.listen_backlog).unwrap_or(ferrosync_server::DEFAULT_LISTEN_BACKLOG),
+                };
+                serve(server_config, settings, listener).await
             }
             Command::Credentials => {
                 let creds = match &server_config.store {
@@ -229,8 +236,13 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-async fn serve(config: ServerConfig, settings: Settings, listen: Option<String>) -> anyhow::Result<()> {
-    let listen = listen.unwrap_or_else(|| "127.0.0.1:7700".to_owned());
+/// Where and how the server listens.
+struct Listen {
+    address: String,
+    backlog: u32,
+}
+
+async fn serve(config: ServerConfig, settings: Settings, listen: Listen) -> anyhow::Result<()> {
     let (engine, creds, created) = ferrosync_server::open_engine(&config).await?;
     if created {
         let place = match &config.store {
@@ -253,7 +265,9 @@ async fn serve(config: ServerConfig, settings: Settings, listen: Option<String>)
         );
     }
     let state = AppState::try_new(engine, settings).context("cannot set up Cognito Sync push providers")?;
-    let listener = ferrosync_server::listen(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = ferrosync_server::listen_with_backlog(&listen.address, listen.backlog)
+        .await
+        .with_context(|| format!("cannot listen on {}", listen.address))?;
     tracing::info!(
         address = %listener.local_addr()?,
         store = %config.store.describe(),

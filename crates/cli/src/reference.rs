@@ -52,6 +52,12 @@ pub fn keys() -> Vec<Key> {
     vec![
         key("listen", toml_str("127.0.0.1:7700"), Some("FERROSYNC_LISTEN"), "Address to listen on."),
         key(
+            "listen_backlog",
+            ferrosync_server::DEFAULT_LISTEN_BACKLOG,
+            Some("FERROSYNC_LISTEN_BACKLOG"),
+            "Connections the kernel holds before the server accepts them (capped by `net.core.somaxconn`); above the clients that may reconnect at once, or their retries wait a second.",
+        ),
+        key(
             "data_dir",
             toml_str("./ferrosync-data"),
             Some("FERROSYNC_DATA_DIR"),

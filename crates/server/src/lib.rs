@@ -24,21 +24,26 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 
-/// Connections the kernel may hold for the server before it accepts them (it caps this at
-/// `net.core.somaxconn`). Tokio's default of 1,024 overflowed when ten thousand clients
-/// reconnected at once, and each connection the kernel dropped waited out its one-second SYN
-/// retry.
-pub const LISTEN_BACKLOG: u32 = 4096;
+/// Connections the kernel may hold for the server before it accepts them, unless configured
+/// (`listen_backlog`; the kernel caps it at `net.core.somaxconn`). Tokio's default of 1,024
+/// overflowed when ten thousand clients reconnected at once, and each connection the kernel
+/// dropped waited out its one-second SYN retry.
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
 
-/// Listens on the first address `addr` resolves to that can be bound, with [`LISTEN_BACKLOG`].
+/// Listens on the first address `addr` resolves to that can be bound, with [`DEFAULT_LISTEN_BACKLOG`].
 pub async fn listen(addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<TcpListener> {
+    listen_with_backlog(addr, DEFAULT_LISTEN_BACKLOG).await
+}
+
+/// As [`listen`], holding up to `backlog` connections the server has not accepted yet.
+pub async fn listen_with_backlog(addr: impl tokio::net::ToSocketAddrs, backlog: u32) -> std::io::Result<TcpListener> {
     let mut failed = None;
     for address in tokio::net::lookup_host(addr).await? {
         let socket = if address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
         // As std's bind does: a restarted server takes its port back at once.
         socket.set_reuseaddr(true)?;
         match socket.bind(address) {
-            Ok(()) => return socket.listen(LISTEN_BACKLOG),
+            Ok(()) => return socket.listen(backlog),
             Err(e) => failed = Some(e),
         }
     }
@@ -142,6 +147,21 @@ mod tests {
         let results = futures_util::future::join_all(connects).await;
         let connected = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
         assert_eq!(connected, BURST, "connections completed with none accepted");
+        drop(listener);
+    }
+
+    /// A configured backlog is the one the kernel keeps: with room for four, a burst of
+    /// sixty-four mostly waits on its SYN retries (a second away) while nothing is accepted.
+    #[tokio::test]
+    async fn a_configured_backlog_bounds_the_connections_queued() {
+        const BURST: usize = 64;
+        let listener = listen_with_backlog("127.0.0.1:0", 4).await.expect("listens");
+        let addr = listener.local_addr().expect("address");
+        let connects =
+            (0..BURST).map(|_| tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(addr)));
+        let results = futures_util::future::join_all(connects).await;
+        let connected = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+        assert!((1..=8).contains(&connected), "{connected} of {BURST} connections completed with room for 4 queued");
         drop(listener);
     }
 }
