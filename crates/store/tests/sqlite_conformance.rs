@@ -71,7 +71,7 @@ async fn an_unversioned_data_file_is_migrated() {
     drop(store);
     let conn = rusqlite::Connection::open(&path).expect("opens");
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-    assert_eq!(version, 9);
+    assert_eq!(version, 10);
 }
 
 /// A version-6 file kept each service's head in a column; from version 7 the head is read from

@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v7.sql"),
     include_str!("schema_v8.sql"),
     include_str!("schema_v9.sql"),
+    include_str!("schema_v10.sql"),
 ];
 const READERS: usize = 4;
 /// WAL size (in pages) past which a checkpoint waits for readers to reset the log.
@@ -617,6 +618,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Pruning finds the marks below its horizon by position, not by reading every mark of the
+    /// service (their key leads with the object).
+    #[test]
+    fn pruning_finds_the_marks_below_the_horizon_through_their_index() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("data.db");
+        drop(SqliteStore::open(&path, Durability::Normal).expect("the store opens"));
+        let conn = Connection::open(&path).expect("opens");
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", rows::PRUNE_MARKS))
+            .and_then(|mut st| st.query_map(rusqlite::params!["s", 10], |r| r.get(3))?.collect())
+            .expect("a plan");
+        assert!(
+            plan.iter().any(|line| line.contains("USING")
+                && line.contains("object_marks_by_service_seq")
+                && line.contains("seq<?")),
+            "{plan:?}"
+        );
     }
 
     /// Each step of a stream's walk is one lookup by key. Given the chance, SQLite's planner

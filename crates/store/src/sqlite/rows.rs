@@ -546,6 +546,9 @@ pub(crate) fn expired_items(conn: &Connection, now: Timestamp, limit: u32) -> Re
     )
 }
 
+/// Drops a service's marks at or below a pruned horizon (found through their own index).
+pub(crate) const PRUNE_MARKS: &str = "DELETE FROM object_marks WHERE service_sid = ?1 AND seq <= ?2";
+
 pub(crate) fn prune_events(conn: &Connection, before: Timestamp) -> Result<u64, StoreError> {
     // Events are dated in sequence order, so each service's oldest events are found by walking
     // its primary key from the pruned horizon: no date index has to be kept up on every write.
@@ -570,9 +573,7 @@ pub(crate) fn prune_events(conn: &Connection, before: Timestamp) -> Result<u64, 
         conn.prepare_cached("DELETE FROM object_tombstones WHERE service_sid = ?1 AND last_seq <= ?2")
             .and_then(|mut st| st.execute(params![service, seq]))
             .map_err(err)?;
-        conn.prepare_cached("DELETE FROM object_marks WHERE service_sid = ?1 AND seq <= ?2")
-            .and_then(|mut st| st.execute(params![service, seq]))
-            .map_err(err)?;
+        conn.prepare_cached(PRUNE_MARKS).and_then(|mut st| st.execute(params![service, seq])).map_err(err)?;
         conn.prepare_cached("UPDATE services SET pruned_seq = MAX(pruned_seq, ?2) WHERE sid = ?1")
             .and_then(|mut st| st.execute(params![service, seq]))
             .map_err(err)?;
