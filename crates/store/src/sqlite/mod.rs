@@ -620,6 +620,42 @@ mod tests {
         }
     }
 
+    /// Pruning the log drops the marks of every object at or below the pruned horizon and keeps
+    /// every mark above it.
+    #[tokio::test]
+    async fn pruning_drops_the_marks_below_the_horizon_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("data.db");
+        let store = SqliteStore::open(&path, Durability::Normal).expect("the store opens");
+        let docs = crate::testing::Docs::create_service(&store).await;
+        let (a, b) = (docs.create(&store, "a").await, docs.create(&store, "b").await);
+        for n in 0..100 {
+            docs.update(&store, if n % 3 == 0 { &b } else { &a }, n).await;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let horizon_date = Timestamp::now();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        for n in 100..200 {
+            docs.update(&store, if n % 3 == 0 { &b } else { &a }, n).await;
+        }
+        drop(store);
+        let conn = Connection::open(&path).expect("opens");
+        let marks = |conn: &Connection| -> Vec<i64> {
+            conn.prepare("SELECT seq FROM object_marks ORDER BY seq")
+                .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+                .expect("marks")
+        };
+        let before = marks(&conn);
+        let removed = rows::prune_events(&conn, horizon_date).expect("prunes");
+        let horizon: i64 = conn
+            .query_row("SELECT pruned_seq FROM services WHERE sid = ?1", [docs.svc.to_string()], |r| r.get(0))
+            .expect("the pruned horizon");
+        assert_eq!(removed as i64, horizon, "every event up to the horizon went");
+        let kept: Vec<i64> = before.iter().copied().filter(|&seq| seq > horizon).collect();
+        assert!(kept.len() < before.len() && !kept.is_empty(), "marks on both sides: {before:?} at {horizon}");
+        assert_eq!(marks(&conn), kept);
+    }
+
     /// Pruning finds the marks below its horizon by position, not by reading every mark of the
     /// service (their key leads with the object).
     #[test]
