@@ -656,18 +656,22 @@ mod tests {
         assert_eq!(marks(&conn), kept);
     }
 
-    /// Pruning finds the marks below its horizon by position, not by reading every mark of the
-    /// service (their key leads with the object).
-    #[test]
-    fn pruning_finds_the_marks_below_the_horizon_through_their_index() {
+    /// The lines of SQLite's plan for `sql` on a freshly migrated file.
+    fn query_plan(sql: &str, params: impl rusqlite::Params) -> Vec<String> {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("data.db");
         drop(SqliteStore::open(&path, Durability::Normal).expect("the store opens"));
         let conn = Connection::open(&path).expect("opens");
-        let plan: Vec<String> = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {}", rows::PRUNE_MARKS))
-            .and_then(|mut st| st.query_map(rusqlite::params!["s", 10], |r| r.get(3))?.collect())
-            .expect("a plan");
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .and_then(|mut st| st.query_map(params, |r| r.get(3))?.collect())
+            .expect("a plan")
+    }
+
+    /// Pruning finds the marks below its horizon by position, not by reading every mark of the
+    /// service (their key leads with the object).
+    #[test]
+    fn pruning_finds_the_marks_below_the_horizon_through_their_index() {
+        let plan = query_plan(rows::PRUNE_MARKS, rusqlite::params!["s", 10]);
         assert!(
             plan.iter().any(|line| line.contains("USING")
                 && line.contains("object_marks_by_service_seq")
@@ -681,14 +685,7 @@ mod tests {
     /// seconds where it takes milliseconds.
     #[test]
     fn a_streams_walk_looks_each_link_up_by_key() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let path = dir.path().join("data.db");
-        drop(SqliteStore::open(&path, Durability::Normal).expect("the store opens"));
-        let conn = Connection::open(&path).expect("opens");
-        let plan: Vec<String> = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {}", rows::WALK_STREAM))
-            .and_then(|mut st| st.query_map(rusqlite::params![9, "s", "o", 1, 10], |r| r.get(3))?.collect())
-            .expect("a plan");
+        let plan = query_plan(rows::WALK_STREAM, rusqlite::params![9, "s", "o", 1, 10]);
         let step = plan.iter().skip_while(|line| *line != "RECURSIVE STEP").collect::<Vec<_>>();
         assert!(
             step.iter().any(|line| line.as_str() == "SEARCH e USING PRIMARY KEY (service_sid=? AND seq=?)"),
