@@ -1,7 +1,8 @@
 //! The embedded store's group commit on its own, without HTTP or WebSockets in the way: rounds
 //! of conditional updates, one per writer and each on its own document, all in flight at once,
-//! so every round is one batch. Prints writes per second and the process's CPU time per write
-//! for each round; compare the best rounds of two builds (the machine's noise only adds).
+//! so every round is one batch. Prints writes per second, and the process's CPU time and
+//! context switches per write, for each round; compare the best rounds of two builds (the
+//! machine's noise only adds; the context switches it barely moves).
 //! Then reads one document's stream as a client catching up on it does: from the start, a page
 //! of 1,000 at a time, and the newest 100 events, the writers' streams interleaved in the log.
 //!
@@ -57,7 +58,7 @@ async fn run(writers: usize, rounds: usize) -> Result<(), Failure> {
         }
     }
     for round in 1..=rounds {
-        let (started, cpu) = (Instant::now(), process_cpu_seconds()?);
+        let (started, cpu, switches) = (Instant::now(), process_cpu_seconds()?, context_switches()?);
         for n in 0..BATCHES {
             let mut batch = tokio::task::JoinSet::new();
             for (sid, revision) in &documents {
@@ -79,7 +80,13 @@ async fn run(writers: usize, rounds: usize) -> Result<(), Failure> {
         }
         let writes = (BATCHES as usize * writers) as f64;
         let (elapsed, cpu) = (started.elapsed().as_secs_f64(), process_cpu_seconds()? - cpu);
-        println!("round {round}: {:.0} writes/s, {:.1} µs of CPU per write", writes / elapsed, cpu * 1e6 / writes);
+        let switches = (context_switches()? - switches) as f64;
+        println!(
+            "round {round}: {:.0} writes/s, {:.1} µs of CPU and {:.2} context switches per write",
+            writes / elapsed,
+            cpu * 1e6 / writes,
+            switches / writes
+        );
     }
     let Some((document, _)) = documents.first() else { return Ok(()) };
     let (started, mut after, mut read) = (Instant::now(), 0, 0);
@@ -94,6 +101,24 @@ async fn run(writers: usize, rounds: usize) -> Result<(), Failure> {
     let newest = store.events(&service, head.saturating_sub(100 * writers as u64), Some(document), 1000).await?;
     println!("its newest {} events: {:.2} ms", newest.len(), started.elapsed().as_secs_f64() * 1e3);
     Ok(())
+}
+
+/// Context switches of every thread of this process so far, voluntary or not: the wake-ups
+/// between the runtime and the writer thread (its answers, its jobs) show here, where the
+/// machine's noise does not.
+fn context_switches() -> Result<u64, Failure> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let status = std::fs::read_to_string(task?.path().join("status"))?;
+        for line in status.lines() {
+            if let Some((key, value)) = line.split_once(':')
+                && key.ends_with("ctxt_switches")
+            {
+                total += value.trim().parse::<u64>()?;
+            }
+        }
+    }
+    Ok(total)
 }
 
 /// User and system time of this process so far (every thread: the writer's and the

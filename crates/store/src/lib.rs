@@ -54,7 +54,7 @@ macro_rules! impl_store {
             async fn execute(&self, actor: Actor, mutation: Mutation) -> Result<Applied, CoreError> {
                 let (reply, rx) = tokio::sync::oneshot::channel();
                 self.writer
-                    .send(WriteJob { actor, mutation, reply })
+                    .send(WriteJob { actor, mutation, reply, runtime: tokio::runtime::Handle::try_current().ok() })
                     .await
                     .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
                 rx.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
@@ -499,7 +499,44 @@ macro_rules! impl_tx_state {
 pub(crate) struct WriteJob {
     pub(crate) actor: ferrosync_core::store::Actor,
     pub(crate) mutation: ferrosync_core::store::Mutation,
-    pub(crate) reply: tokio::sync::oneshot::Sender<Result<ferrosync_core::store::Applied, ferrosync_core::CoreError>>,
+    pub(crate) reply: Reply,
+    /// The runtime the caller waits on, where a batch's answers are best sent from.
+    pub(crate) runtime: Option<tokio::runtime::Handle>,
+}
+
+type Answer = Result<ferrosync_core::store::Applied, ferrosync_core::CoreError>;
+type Reply = tokio::sync::oneshot::Sender<Answer>;
+
+/// A batch's answers on their way to its callers. Each answer wakes its caller. Sent from the
+/// writer thread, that is a wake-up from outside the runtime, and on a core the writer shares
+/// with the runtime the woken runtime thread takes the core at once: the writer and the runtime
+/// switched back and forth once per answer (two context switches per write where sixteen
+/// writers shared a commit). Sent from a task on a caller's runtime, an answer is a push onto
+/// that runtime's own queue, and the batch costs one wake-up from outside.
+///
+/// Dropped with answers left (its task never ran: the runtime shut down first), it sends them.
+struct Delivery(Vec<(Reply, Answer)>);
+
+impl Delivery {
+    /// Sends the answers from the runtime of the first caller still waiting, or from here when
+    /// that gains nothing (one answer) or there is no runtime to send them from. The first
+    /// waiting caller's runtime is being driven (the caller is awaiting on it), and a caller on
+    /// another runtime is still answered, just by a wake-up from outside its own.
+    fn send(self, runtime: Option<tokio::runtime::Handle>) {
+        match runtime {
+            Some(runtime) if self.0.len() > 1 => drop(runtime.spawn(async move { drop(self) })),
+            _ => drop(self),
+        }
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        for (reply, answer) in self.0.drain(..) {
+            // A caller that went away no longer needs its answer; the write stands.
+            let _ = reply.send(answer);
+        }
+    }
 }
 
 /// Most mutations one commit carries; bounds the latency a batch adds to its first member.
@@ -534,7 +571,7 @@ impl Observers {
 pub(crate) fn run_writer(
     mut rx: tokio::sync::mpsc::Receiver<WriteJob>,
     observers: &Observers,
-    mut commit: impl FnMut(&[WriteJob]) -> Vec<Result<ferrosync_core::store::Applied, ferrosync_core::CoreError>>,
+    mut commit: impl FnMut(&[WriteJob]) -> Vec<Answer>,
     mut answered: impl FnMut(),
 ) {
     let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_BATCH);
@@ -554,10 +591,8 @@ pub(crate) fn run_writer(
         metrics::histogram!("ferrosync_store_commit_batch_size").record(batch.len() as f64);
         let results = commit(&batch);
         observers.tell(&results);
-        for (job, result) in batch.drain(..).zip(results) {
-            // A caller that went away no longer needs its answer; the write stands.
-            let _ = job.reply.send(result);
-        }
+        let runtime = batch.iter().find(|job| !job.reply.is_closed()).and_then(|job| job.runtime.clone());
+        Delivery(batch.drain(..).map(|job| job.reply).zip(results).collect()).send(runtime);
         answered();
     }
 }
@@ -615,3 +650,83 @@ pub mod testing;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrosync_core::CoreError;
+    use ferrosync_core::store::{Actor, Mutation, StoreError};
+    use ferrosync_core::timestamp::Timestamp;
+
+    /// A job told apart by its mutation's date, and the answer that names it back.
+    fn job(n: i64, runtime: Option<tokio::runtime::Handle>) -> (WriteJob, tokio::sync::oneshot::Receiver<Answer>) {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        (WriteJob { actor: Actor::SYSTEM, mutation: Mutation::Prune { before: Timestamp(n) }, reply, runtime }, rx)
+    }
+
+    fn named(answer: Answer) -> String {
+        match answer {
+            Err(CoreError::Store(StoreError::Backend(name))) => name,
+            other => format!("an unexpected answer {other:?}"),
+        }
+    }
+
+    /// Answers each job with its own number, so a caller can tell it got its own answer.
+    fn echo(batch: &[WriteJob]) -> Vec<Answer> {
+        batch
+            .iter()
+            .map(|job| match &job.mutation {
+                Mutation::Prune { before } => Err(CoreError::Store(StoreError::Backend(format!("job {}", before.0)))),
+                _ => Err(CoreError::Store(StoreError::Backend("not a test job".into()))),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_caller_gets_its_own_answer_whichever_runtime_it_waits_on() {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let writer = std::thread::spawn(move || run_writer(rx, &Observers::default(), echo, || {}));
+        let runtimes: Vec<tokio::runtime::Runtime> = (0..2)
+            .map(|_| tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().expect("a runtime"))
+            .collect();
+        let mut callers = Vec::new();
+        for n in 0..64 {
+            let runtime = &runtimes[n % 2];
+            let tx = tx.clone();
+            let handle = runtime.handle().clone();
+            callers.push(runtime.spawn(async move {
+                let (job, answer) = job(n as i64, Some(handle));
+                tx.send(job).await.map_err(|_| "the writer stopped")?;
+                answer.await.map(named).map_err(|_| "no answer")
+            }));
+        }
+        // One more from no runtime at all: it is answered from wherever its batch is sent.
+        let (lone, lone_answer) = job(64, None);
+        tx.blocking_send(lone).expect("the writer takes it");
+        for (n, caller) in callers.into_iter().enumerate() {
+            let got = runtimes[0].block_on(caller).expect("the caller ran");
+            assert_eq!(got, Ok(format!("job {n}")));
+        }
+        assert_eq!(lone_answer.blocking_recv().map(named), Ok("job 64".to_owned()));
+        drop(tx);
+        writer.join().expect("the writer stops when its senders are gone");
+    }
+
+    #[test]
+    fn answers_bound_for_a_runtime_that_shut_down_are_still_sent() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+        let handle = runtime.handle().clone();
+        drop(runtime);
+        let (mut replies, mut answers) = (Vec::new(), Vec::new());
+        for n in 0..3 {
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            replies.push((reply, Err(CoreError::Store(StoreError::Backend(format!("job {n}"))))));
+            answers.push(rx);
+        }
+        // The task that would send them is dropped unrun; the answers go with it, not lost.
+        Delivery(replies).send(Some(handle));
+        for (n, rx) in answers.into_iter().enumerate() {
+            assert_eq!(rx.blocking_recv().map(named), Ok(format!("job {n}")));
+        }
+    }
+}

@@ -467,7 +467,7 @@ mod tests {
 
     fn job(actor: Actor, mutation: Mutation) -> WriteJob {
         let (reply, _) = tokio::sync::oneshot::channel();
-        WriteJob { actor, mutation, reply }
+        WriteJob { actor, mutation, reply, runtime: None }
     }
 
     fn code(r: &Result<Applied, CoreError>) -> Result<(), ferrosync_core::error::ErrorCode> {
