@@ -518,10 +518,9 @@ type Reply = tokio::sync::oneshot::Sender<Answer>;
 struct Delivery(Vec<(Reply, Answer)>);
 
 impl Delivery {
-    /// Sends the answers from the runtime of the first caller still waiting, or from here when
-    /// that gains nothing (one answer) or there is no runtime to send them from. The first
-    /// waiting caller's runtime is being driven (the caller is awaiting on it), and a caller on
-    /// another runtime is still answered, just by a wake-up from outside its own.
+    /// Sends the answers from `runtime` (that of the first caller still waiting on one, so it is
+    /// being driven), or from here when that gains nothing (one answer) or there is none. A
+    /// caller on another runtime is still answered, just by a wake-up from outside its own.
     fn send(self, runtime: Option<tokio::runtime::Handle>) {
         match runtime {
             Some(runtime) if self.0.len() > 1 => drop(runtime.spawn(async move { drop(self) })),
@@ -591,7 +590,8 @@ pub(crate) fn run_writer(
         metrics::histogram!("ferrosync_store_commit_batch_size").record(batch.len() as f64);
         let results = commit(&batch);
         observers.tell(&results);
-        let runtime = batch.iter().find(|job| !job.reply.is_closed()).and_then(|job| job.runtime.clone());
+        // A caller on no runtime (blocked on the future by hand) cannot host the sending.
+        let runtime = batch.iter().filter(|job| !job.reply.is_closed()).find_map(|job| job.runtime.clone());
         Delivery(batch.drain(..).map(|job| job.reply).zip(results).collect()).send(runtime);
         answered();
     }
