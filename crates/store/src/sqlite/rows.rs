@@ -52,11 +52,19 @@ macro_rules! head_seq {
     };
 }
 
-const SERVICE_COLS: &str = concat!(
-    "sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated, ",
-    head_seq!(),
-    ", pruned_seq, settings"
-);
+/// Column lists as macros, so the SQL text of the point lookups is a literal (`concat!`) and
+/// is not formatted again for every lookup the writer makes.
+macro_rules! service_cols {
+    () => {
+        concat!(
+            "sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated, ",
+            head_seq!(),
+            ", pruned_seq, settings"
+        )
+    };
+}
+
+const SERVICE_COLS: &str = service_cols!();
 
 fn service_row(row: &Row<'_>) -> rusqlite::Result<Service> {
     Ok(Service {
@@ -75,13 +83,13 @@ fn service_row(row: &Row<'_>) -> rusqlite::Result<Service> {
 }
 
 pub(crate) fn service(conn: &Connection, r: &ObjectRef) -> Result<Option<Service>, StoreError> {
-    let (col, val) = match r {
-        ObjectRef::Sid(s) => ("sid", s.as_str()),
-        ObjectRef::UniqueName(n) => ("unique_name", n.as_str()),
+    let (sql, val) = match r {
+        ObjectRef::Sid(s) => (concat!("SELECT ", service_cols!(), " FROM services WHERE sid = ?1"), s.as_str()),
+        ObjectRef::UniqueName(n) => {
+            (concat!("SELECT ", service_cols!(), " FROM services WHERE unique_name = ?1"), n.as_str())
+        }
     };
-    conn.prepare_cached(&format!("SELECT {SERVICE_COLS} FROM services WHERE {col} = ?1"))
-        .and_then(|mut st| st.query_row([val], service_row).optional())
-        .map_err(err)
+    conn.prepare_cached(sql).and_then(|mut st| st.query_row([val], service_row).optional()).map_err(err)
 }
 
 pub(crate) fn services(conn: &Connection, page: &PageRequest) -> Result<Vec<Service>, StoreError> {
@@ -117,7 +125,13 @@ pub(crate) fn put_service(conn: &Connection, s: &Service) -> Result<(), StoreErr
     .map_err(err)
 }
 
-const OBJECT_COLS: &str = "sid, service_sid, kind, unique_name, data, revision, next_index, date_created, date_updated, date_expires, created_by";
+macro_rules! object_cols {
+    () => {
+        "sid, service_sid, kind, unique_name, data, revision, next_index, date_created, date_updated, date_expires, created_by"
+    };
+}
+
+const OBJECT_COLS: &str = object_cols!();
 
 fn object_row(row: &Row<'_>) -> rusqlite::Result<SyncObject> {
     Ok(SyncObject {
@@ -141,19 +155,27 @@ pub(crate) fn object(
     kind: ObjectKind,
     r: &ObjectRef,
 ) -> Result<Option<SyncObject>, StoreError> {
-    let (col, val) = match r {
-        ObjectRef::Sid(s) => ("sid", s.as_str()),
-        ObjectRef::UniqueName(n) => ("unique_name", n.as_str()),
+    let (sql, val) = match r {
+        ObjectRef::Sid(s) => (
+            concat!("SELECT ", object_cols!(), " FROM objects WHERE service_sid = ?1 AND kind = ?2 AND sid = ?3"),
+            s.as_str(),
+        ),
+        ObjectRef::UniqueName(n) => (
+            concat!(
+                "SELECT ",
+                object_cols!(),
+                " FROM objects WHERE service_sid = ?1 AND kind = ?2 AND unique_name = ?3"
+            ),
+            n.as_str(),
+        ),
     };
-    conn.prepare_cached(&format!(
-        "SELECT {OBJECT_COLS} FROM objects WHERE service_sid = ?1 AND kind = ?2 AND {col} = ?3"
-    ))
-    .and_then(|mut st| st.query_row(params![service.as_str(), kind.code(), val], object_row).optional())
-    .map_err(err)
+    conn.prepare_cached(sql)
+        .and_then(|mut st| st.query_row(params![service.as_str(), kind.code(), val], object_row).optional())
+        .map_err(err)
 }
 
 pub(crate) fn object_by_sid(conn: &Connection, sid: &Sid) -> Result<Option<SyncObject>, StoreError> {
-    conn.prepare_cached(&format!("SELECT {OBJECT_COLS} FROM objects WHERE sid = ?1"))
+    conn.prepare_cached(concat!("SELECT ", object_cols!(), " FROM objects WHERE sid = ?1"))
         .and_then(|mut st| st.query_row([sid.as_str()], object_row).optional())
         .map_err(err)
 }
@@ -226,8 +248,13 @@ pub(crate) fn put_object(conn: &Connection, o: &SyncObject) -> Result<(), StoreE
     .map_err(err)
 }
 
-const ITEM_COLS: &str =
-    "object_sid, item_key, item_index, data, revision, date_created, date_updated, date_expires, created_by";
+macro_rules! item_cols {
+    () => {
+        "object_sid, item_key, item_index, data, revision, date_created, date_updated, date_expires, created_by"
+    };
+}
+
+const ITEM_COLS: &str = item_cols!();
 
 fn item_row(row: &Row<'_>) -> rusqlite::Result<Item> {
     let object_sid = sid_col(row, 0)?;
@@ -256,8 +283,10 @@ fn key_parts(key: &ItemKey) -> (&str, i64) {
 
 pub(crate) fn item(conn: &Connection, object: &Sid, key: &ItemKey) -> Result<Option<Item>, StoreError> {
     let (k, i) = key_parts(key);
-    conn.prepare_cached(&format!(
-        "SELECT {ITEM_COLS} FROM items WHERE object_sid = ?1 AND item_key = ?2 AND item_index = ?3"
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        item_cols!(),
+        " FROM items WHERE object_sid = ?1 AND item_key = ?2 AND item_index = ?3"
     ))
     .and_then(|mut st| st.query_row(params![object.as_str(), k, i], item_row).optional())
     .map_err(err)
