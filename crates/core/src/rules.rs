@@ -143,8 +143,7 @@ impl Cx<'_> {
                 }
                 object.revision += 1;
                 object.date_updated = self.now;
-                self.tx.put_object(&object)?;
-                self.emit_object(EventKind::updated(kind), &object, previous, None)?;
+                self.emit_updated_object(EventKind::updated(kind), &object, previous)?;
                 Ok(Outcome::Object { object, created: false })
             }
             Mutation::RemoveObject { service, kind, target, if_match } => {
@@ -205,10 +204,10 @@ impl Cx<'_> {
                         (item, true, None)
                     }
                 };
-                self.touch_container(&mut container, collection_ttl)?;
+                touch_container(self.now, &mut container, collection_ttl);
                 self.tx.put_item(&item)?;
                 let kind_ev = if created { EventKind::item_added(kind) } else { EventKind::item_updated(kind) };
-                self.emit_item(kind_ev, &container, &item, previous)?;
+                self.emit_item_with_container(kind_ev, &container, &item, previous)?;
                 Ok(Outcome::Item { item, created })
             }
             Mutation::RemoveItem { service, kind, target, key, if_match } => {
@@ -221,7 +220,7 @@ impl Cx<'_> {
                     .ok_or_else(|| CoreError::not_found(NotFoundKind::Item, key.to_string()))?;
                 check_revision(if_match, item.revision)?;
                 self.tx.delete_item(&container.sid, &key)?;
-                self.touch_container(&mut container, None)?;
+                touch_container(self.now, &mut container, None);
                 self.emit_item_removed(&container, &item, None)?;
                 Ok(Outcome::Removed)
             }
@@ -247,7 +246,7 @@ impl Cx<'_> {
                     identity: self.actor.name().to_owned(),
                     reason: None,
                 };
-                self.append(&stream.service_sid, draft)?;
+                self.append(&stream.service_sid, draft, None)?;
                 Ok(Outcome::Message(StreamMessage { sid: message_sid, stream_sid: stream.sid, data }))
             }
             Mutation::SetPermission { service, kind, target, identity, read, write, manage } => {
@@ -485,9 +484,9 @@ impl Cx<'_> {
             created_by: self.actor.name().to_owned(),
         };
         list.next_index += 1;
-        self.touch_container(list, collection_ttl)?;
+        touch_container(self.now, list, collection_ttl);
         self.tx.put_item(&item)?;
-        self.emit_item(EventKind::ListItemAdded, list, &item, None)?;
+        self.emit_item_with_container(EventKind::ListItemAdded, list, &item, None)?;
         Ok(item)
     }
 
@@ -517,22 +516,11 @@ impl Cx<'_> {
             }
             None => (self.new_entry(map, key, data), None),
         };
-        self.touch_container(map, None)?;
+        touch_container(self.now, map, None);
         self.tx.put_item(&item)?;
         let kind = if previous.is_some() { EventKind::MapItemUpdated } else { EventKind::MapItemAdded };
-        self.emit_item(kind, map, &item, previous)?;
+        self.emit_item_with_container(kind, map, &item, previous)?;
         Ok(item)
-    }
-
-    /// Item writes bump the container's revision and may extend its TTL (`collection_ttl`).
-    fn touch_container(&mut self, container: &mut SyncObject, collection_ttl: Option<u64>) -> Result<(), CoreError> {
-        if let Some(exp) = expiry(self.now, collection_ttl) {
-            container.date_expires = exp;
-        }
-        container.revision += 1;
-        container.date_updated = self.now;
-        self.tx.put_object(container)?;
-        Ok(())
     }
 
     fn remove_object(&mut self, object: &SyncObject, reason: Option<&str>) -> Result<(), CoreError> {
@@ -556,29 +544,56 @@ impl Cx<'_> {
             };
             debug_assert_eq!(container.kind, kind);
             self.tx.delete_item(&item.object_sid, &key)?;
-            self.touch_container(&mut container, None)?;
+            touch_container(self.now, &mut container, None);
             self.emit_item_removed(&container, &item, Some("expired"))?;
             removed += 1;
         }
         Ok(Outcome::Expired { removed })
     }
 
-    fn append(&mut self, service: &Sid, draft: EventDraft) -> Result<(), CoreError> {
+    /// Appends `draft` to `service`'s log; with `store`, also writes that object (the one the
+    /// event is about), in one step with the event.
+    fn append(&mut self, service: &Sid, draft: EventDraft, store: Option<&SyncObject>) -> Result<(), CoreError> {
         let seq = self.tx.next_seq(service)?;
         let event = draft.into_event(self.tx.epoch(), service.clone(), seq);
         let json = serde_json::value::to_raw_value(&event).map_err(|e| StoreError::Backend(e.to_string()))?;
-        self.tx.insert_event(service, seq, &event.object_sid, event.date, json.get())?;
+        match store {
+            Some(object) => self.tx.put_object_with_event(object, seq, event.date, json.get())?,
+            None => self.tx.insert_event(service, seq, &event.object_sid, event.date, json.get())?,
+        }
         self.stored.push(StoredEvent { seq, object_sid: event.object_sid.clone(), json });
         self.events.push(event);
         Ok(())
     }
 
+    /// Appends the event of a change to `object` that is already stored (a creation, a removal).
     fn emit_object(
         &mut self,
         kind: EventKind,
         object: &SyncObject,
         previous: Option<Value>,
         reason: Option<&str>,
+    ) -> Result<(), CoreError> {
+        self.object_event(kind, object, previous, reason, false)
+    }
+
+    /// Writes `object` and appends the event of its change, in one step.
+    fn emit_updated_object(
+        &mut self,
+        kind: EventKind,
+        object: &SyncObject,
+        previous: Option<Value>,
+    ) -> Result<(), CoreError> {
+        self.object_event(kind, object, previous, None, true)
+    }
+
+    fn object_event(
+        &mut self,
+        kind: EventKind,
+        object: &SyncObject,
+        previous: Option<Value>,
+        reason: Option<&str>,
+        store: bool,
     ) -> Result<(), CoreError> {
         let removed = matches!(
             kind,
@@ -600,9 +615,10 @@ impl Cx<'_> {
             identity: self.actor.name().to_owned(),
             reason: reason.map(str::to_owned),
         };
-        self.append(&object.service_sid, draft)
+        self.append(&object.service_sid, draft, store.then_some(object))
     }
 
+    /// Appends an item's event; its container is written apart (or not changed).
     fn emit_item(
         &mut self,
         kind: EventKind,
@@ -610,7 +626,25 @@ impl Cx<'_> {
         item: &Item,
         previous: Option<Value>,
     ) -> Result<(), CoreError> {
-        let draft = EventDraft {
+        let draft = self.item_draft(kind, container, item, previous);
+        self.append(&container.service_sid, draft, None)
+    }
+
+    /// Writes `container` (just touched by the item's change) and appends the item's event, in
+    /// one step.
+    fn emit_item_with_container(
+        &mut self,
+        kind: EventKind,
+        container: &SyncObject,
+        item: &Item,
+        previous: Option<Value>,
+    ) -> Result<(), CoreError> {
+        let draft = self.item_draft(kind, container, item, previous);
+        self.append(&container.service_sid, draft, Some(container))
+    }
+
+    fn item_draft(&self, kind: EventKind, container: &SyncObject, item: &Item, previous: Option<Value>) -> EventDraft {
+        EventDraft {
             kind,
             object_sid: container.sid.clone(),
             object_kind: container.kind,
@@ -625,10 +659,11 @@ impl Cx<'_> {
             date: self.now,
             identity: self.actor.name().to_owned(),
             reason: None,
-        };
-        self.append(&container.service_sid, draft)
+        }
     }
 
+    /// Writes `container` (just touched by the removal) and appends the item's removal event,
+    /// in one step.
     fn emit_item_removed(
         &mut self,
         container: &SyncObject,
@@ -651,8 +686,18 @@ impl Cx<'_> {
             identity: self.actor.name().to_owned(),
             reason: reason.map(str::to_owned),
         };
-        self.append(&container.service_sid, draft)
+        self.append(&container.service_sid, draft, Some(container))
     }
+}
+
+/// Item writes bump the container's revision and may extend its TTL (`collection_ttl`); the
+/// container is written with the item's event.
+fn touch_container(now: Timestamp, container: &mut SyncObject, collection_ttl: Option<u64>) {
+    if let Some(exp) = expiry(now, collection_ttl) {
+        container.date_expires = exp;
+    }
+    container.revision += 1;
+    container.date_updated = now;
 }
 
 fn check_revision(if_match: Option<u64>, actual: u64) -> Result<(), CoreError> {

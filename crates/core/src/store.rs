@@ -567,6 +567,16 @@ pub trait TxState {
         date: Timestamp,
         json: &str,
     ) -> Result<(), StoreError>;
+    /// Writes a stored object and appends the event `seq` that records the change, as
+    /// `put_object` then `insert_event` would; a store may do both in fewer steps (SQLite
+    /// updates the object's row once, not once for its state and again for its stream).
+    fn put_object_with_event(
+        &mut self,
+        object: &SyncObject,
+        seq: u64,
+        date: Timestamp,
+        json: &str,
+    ) -> Result<(), StoreError>;
     fn expired_objects(&mut self, now: Timestamp, limit: u32) -> Result<Vec<SyncObject>, StoreError>;
     fn expired_items(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Item>, StoreError>;
     /// Deletes events dated before `before`, recording per service the highest pruned seq.

@@ -512,6 +512,48 @@ async fn an_objects_stream_is_its_events_through_removal_and_pruning(store: Arc<
     expect_object_stream(&store, &svc, &hot).await;
     expect_object_stream(&store, &svc, &a).await;
 
+    // Item writes move their container's revision and stream together: a map's items set,
+    // replaced and removed, past a mark, each bumping the map once.
+    let map = open(&store, &svc, ObjectKind::Map, "m").await;
+    let (mut writes, mut last) = (0u64, None);
+    for n in 0..40u32 {
+        let key = ItemKey::Key(format!("k{}", n % 7));
+        let mutation = if n % 5 == 4 {
+            Mutation::RemoveItem {
+                service: svc.clone(),
+                kind: ObjectKind::Map,
+                target: ObjectRef::Sid(map.clone()),
+                key,
+                if_match: None,
+            }
+        } else {
+            Mutation::WriteItem {
+                service: svc.clone(),
+                kind: ObjectKind::Map,
+                target: ObjectRef::Sid(map.clone()),
+                key,
+                data: Some(json!({ "n": n })),
+                ttl: None,
+                collection_ttl: None,
+                if_match: None,
+                mode: ItemWriteMode::Upsert,
+            }
+        };
+        if let Ok(applied) = store.execute(Actor::SYSTEM, mutation).await {
+            writes += 1;
+            last = applied.events.last().map(|e| e.seq);
+        }
+        if n % 8 == 0 {
+            store.execute(Actor::SYSTEM, update(&svc, &hot, 1000 + n)).await.expect("updated");
+        }
+    }
+    let stored = store.object(&svc, ObjectKind::Map, &ObjectRef::Sid(map.clone())).await.expect("read").expect("map");
+    assert_eq!(stored.revision, writes, "one revision per item write");
+    let stream = store.events(&svc, 0, Some(&map), 1000).await.expect("events");
+    assert_eq!(stream.len() as u64, writes + 1, "the creation and one event per item write");
+    assert_eq!(stream.last().map(|e| e.seq), last);
+    expect_object_stream(&store, &svc, &map).await;
+
     // A removed object's stream stays readable and ends with its removal.
     let remove = Mutation::RemoveObject {
         service: svc.clone(),

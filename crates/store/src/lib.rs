@@ -350,6 +350,15 @@ macro_rules! impl_tx_state {
             ) -> Result<(), StoreError> {
                 $rows::insert_event(self.conn, service, seq, object, date, json)
             }
+            fn put_object_with_event(
+                &mut self,
+                object: &SyncObject,
+                seq: u64,
+                date: Timestamp,
+                json: &str,
+            ) -> Result<(), StoreError> {
+                $rows::put_object_with_event(self.conn, object, seq, date, json)
+            }
             fn expired_objects(&mut self, now: Timestamp, limit: u32) -> Result<Vec<SyncObject>, StoreError> {
                 $rows::expired_objects(self.conn, now, limit)
             }

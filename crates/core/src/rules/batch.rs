@@ -75,7 +75,7 @@ impl Cx<'_> {
                     let item_key = ItemKey::Key(key.clone());
                     let item = self.tx.item(&object.sid, &item_key)?.ok_or_else(gone)?;
                     self.tx.delete_item(&object.sid, &item_key)?;
-                    self.touch_container(&mut object, None)?;
+                    super::touch_container(self.now, &mut object, None);
                     self.emit_item_removed(&object, &item, None)?;
                 }
             }

@@ -224,7 +224,7 @@ impl Cx<'_> {
                     self.require_room_level(service, &room, user_id, "m.room.canonical_alias")?;
                 }
                 self.tx.delete_item(&aliases.sid, &key)?;
-                self.touch_container(&mut aliases, None)?;
+                super::touch_container(self.now, &mut aliases, None);
                 self.emit_item_removed(&aliases, &item, None)?;
                 Ok(Outcome::Removed)
             }
@@ -297,9 +297,9 @@ impl Cx<'_> {
         redacted(&mut item.data, because);
         item.revision += 1;
         item.date_updated = self.now;
-        self.touch_container(timeline, None)?;
+        super::touch_container(self.now, timeline, None);
         self.tx.put_item(&item)?;
-        self.emit_item(EventKind::ListItemUpdated, timeline, &item, Some(previous))?;
+        self.emit_item_with_container(EventKind::ListItemUpdated, timeline, &item, Some(previous))?;
         if let Some((kind, key)) = crate::matrix::event::state_key_of(&item.data) {
             let entry = state_entry(kind, key);
             let current = self.tx.item(&state.sid, &ItemKey::Key(entry.clone()))?;

@@ -436,6 +436,19 @@ pub(crate) fn insert_event(
     .map(drop)
 }
 
+/// An object and the event recording its change: two statements here, where each event is
+/// found through an index on the object rather than links kept on the object's row.
+pub(crate) fn put_object_with_event(
+    conn: &mut PgConn,
+    o: &SyncObject,
+    seq: u64,
+    date: Timestamp,
+    json: &str,
+) -> Result<(), StoreError> {
+    put_object(conn, o)?;
+    insert_event(conn, &o.service_sid, seq, &o.sid, date, json)
+}
+
 fn stored_event_row(row: &Row) -> Result<StoredEvent, StoreError> {
     let body: String = get(row, 2, "body")?;
     Ok(StoredEvent {

@@ -404,6 +404,58 @@ pub(crate) fn insert_event(
     date: Timestamp,
     json: &str,
 ) -> Result<(), StoreError> {
+    insert_event_row(conn, service, seq, object, date, json)?;
+    link_event(conn, service, seq, object)
+}
+
+/// Writes a stored object and appends its change's event with one update of the object's row:
+/// its new state, and its stream's end and length (which `insert_event` would update after
+/// `put_object`, rewriting the row and seeking it a second time). A creation or a rename,
+/// which the update does not match, takes those two steps.
+pub(crate) fn put_object_with_event(
+    conn: &Connection,
+    o: &SyncObject,
+    seq: u64,
+    date: Timestamp,
+    json: &str,
+) -> Result<(), StoreError> {
+    // The event first: its link reads where the object's stream ended before this write.
+    insert_event_row(conn, &o.service_sid, seq, &o.sid, date, json)?;
+    let updated = conn
+        .prepare_cached(
+            "UPDATE objects SET data = ?2, revision = ?3, next_index = ?4, date_updated = ?5, date_expires = ?6,
+                    last_seq = ?8, stream_len = stream_len + 1
+             WHERE sid = ?1 AND unique_name IS ?7",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                o.sid.as_str(),
+                o.data.as_ref().map(|d| d.to_string()),
+                o.revision as i64,
+                o.next_index as i64,
+                o.date_updated.0,
+                o.date_expires.map(|t| t.0),
+                o.unique_name,
+                seq as i64
+            ])
+        })
+        .map_err(err)?;
+    if updated == 1 {
+        return Ok(());
+    }
+    put_object(conn, o)?;
+    link_event(conn, &o.service_sid, seq, &o.sid)
+}
+
+/// The event's row, linked to its object's previous event.
+fn insert_event_row(
+    conn: &Connection,
+    service: &Sid,
+    seq: u64,
+    object: &Sid,
+    date: Timestamp,
+    json: &str,
+) -> Result<(), StoreError> {
     // The event links to its object's previous one; then the object (or, once it is removed,
     // its tombstone) points at this one (schema_v8.sql). Counting it on the object's row lets a
     // trigger mark every 32nd event (schema_v9.sql).
@@ -413,7 +465,12 @@ pub(crate) fn insert_event(
                     (SELECT last_seq FROM object_tombstones WHERE object_sid = ?3), 0))",
     )
     .and_then(|mut st| st.execute(params![service.as_str(), seq as i64, object.as_str(), date.0, json]))
-    .map_err(err)?;
+    .map_err(err)
+    .map(drop)
+}
+
+/// Points the object (or its tombstone) at its newest event, and counts it.
+fn link_event(conn: &Connection, service: &Sid, seq: u64, object: &Sid) -> Result<(), StoreError> {
     let linked = conn
         .prepare_cached("UPDATE objects SET last_seq = ?2, stream_len = stream_len + 1 WHERE sid = ?1")
         .and_then(|mut st| st.execute(params![object.as_str(), seq as i64]))
