@@ -229,50 +229,17 @@ pub enum Alarm {
 /// A connection's timers and signals. They are created once and kept across wake-ups:
 /// re-arming them on every wake-up would cost more than delivering the event.
 pub struct Alarms {
-    shutdown: Gated<Pin<Box<WaitForCancellationFutureOwned>>>,
-    overflow: Gated<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// Woken by any of the four sources below; until it is, a poll asks none of them.
+    gate: Arc<Gate>,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    overflow: Pin<Box<WaitForCancellationFutureOwned>>,
     token_timer: Pin<Box<tokio::time::Sleep>>,
     armed_for: u64,
     ping: tokio::time::Interval,
 }
 
-impl Alarms {
-    pub fn new(shutdown: &CancellationToken, overflow: &Overflow, keepalive_secs: u64, clock: &TokenClock) -> Self {
-        let keepalive = Duration::from_secs(keepalive_secs.max(1));
-        Alarms {
-            shutdown: Gated::new(Box::pin(shutdown.clone().cancelled_owned())),
-            overflow: Gated::new(Box::pin(overflow.raised())),
-            token_timer: Box::pin(tokio::time::sleep_until(clock.deadline())),
-            armed_for: clock.generation(),
-            ping: tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive),
-        }
-    }
-
-    /// The next alarm, most urgent first. The token timer follows `clock`: it is re-armed only
-    /// when the clock's deadline moved (a fresh token, or the warning went out).
-    pub async fn next(&mut self, clock: &TokenClock) -> Alarm {
-        if self.armed_for != clock.generation() {
-            self.armed_for = clock.generation();
-            self.token_timer.as_mut().reset(clock.deadline());
-        }
-        tokio::select! {
-            biased;
-            () = &mut self.shutdown => Alarm::Shutdown,
-            () = &mut self.overflow => Alarm::Overflow,
-            () = &mut self.token_timer => Alarm::Token,
-            _ = self.ping.tick() => Alarm::Ping,
-        }
-    }
-}
-
-/// A future polled only on its first poll and after its own waker fired. Shutdown and overflow
-/// each take two locks when polled, and a connection's select polls every branch on every
-/// wake-up: with 10,000 subscribers that was 4 % of a fan-out's CPU spent asking "not yet?".
-pub struct Gated<F> {
-    inner: F,
-    gate: Arc<Gate>,
-}
-
+/// The task's waker, kept for the alarm sources, and whether one of them has fired since the
+/// sources were last polled.
 struct Gate {
     woken: AtomicBool,
     task: AtomicWaker,
@@ -285,24 +252,57 @@ impl ArcWake for Gate {
     }
 }
 
-impl<F> Gated<F> {
-    pub fn new(inner: F) -> Self {
-        Gated { inner, gate: Arc::new(Gate { woken: AtomicBool::new(true), task: AtomicWaker::new() }) }
+impl Alarms {
+    pub fn new(shutdown: &CancellationToken, overflow: &Overflow, keepalive_secs: u64, clock: &TokenClock) -> Self {
+        let keepalive = Duration::from_secs(keepalive_secs.max(1));
+        Alarms {
+            gate: Arc::new(Gate { woken: AtomicBool::new(true), task: AtomicWaker::new() }),
+            shutdown: Box::pin(shutdown.clone().cancelled_owned()),
+            overflow: Box::pin(overflow.raised()),
+            token_timer: Box::pin(tokio::time::sleep_until(clock.deadline())),
+            armed_for: clock.generation(),
+            ping: tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive),
+        }
     }
-}
 
-impl<F: Future + Unpin> Future for Gated<F> {
-    type Output = F::Output;
+    /// The next alarm, most urgent first. The token timer follows `clock`: it is re-armed only
+    /// when the clock's deadline moved (a fresh token, or the warning went out).
+    pub async fn next(&mut self, clock: &TokenClock) -> Alarm {
+        std::future::poll_fn(|cx| self.poll_next(clock, cx)).await
+    }
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    /// A connection's task wakes for every frame it sends or reads, and polls its alarms each
+    /// time. The sources (two cancellations, which take locks to ask, and two timers, which
+    /// re-register at every poll) are polled with the gate's waker, and only after one of them
+    /// woke it: a wake-up for anything else costs one waker registration and one flag.
+    fn poll_next(&mut self, clock: &TokenClock, cx: &mut Context<'_>) -> Poll<Alarm> {
         // Registered before the flag is read, so a wake-up between the two is never lost.
         self.gate.task.register(cx.waker());
-        if !self.gate.woken.swap(false, Ordering::AcqRel) {
+        let mut woken = self.gate.woken.swap(false, Ordering::AcqRel);
+        if self.armed_for != clock.generation() {
+            self.armed_for = clock.generation();
+            self.token_timer.as_mut().reset(clock.deadline());
+            woken = true;
+        }
+        if !woken {
             return Poll::Pending;
         }
-        let this = &mut *self;
-        let waker = waker_ref(&this.gate);
-        Pin::new(&mut this.inner).poll(&mut Context::from_waker(&waker))
+        let waker = waker_ref(&self.gate);
+        let mut sources = Context::from_waker(&waker);
+        let alarm = if self.shutdown.as_mut().poll(&mut sources).is_ready() {
+            Alarm::Shutdown
+        } else if self.overflow.as_mut().poll(&mut sources).is_ready() {
+            Alarm::Overflow
+        } else if self.token_timer.as_mut().poll(&mut sources).is_ready() {
+            Alarm::Token
+        } else if self.ping.poll_tick(&mut sources).is_ready() {
+            Alarm::Ping
+        } else {
+            return Poll::Pending;
+        };
+        // Another source may have fired with this one: ask them all again next time.
+        self.gate.woken.store(true, Ordering::Release);
+        Poll::Ready(alarm)
     }
 }
 
@@ -378,30 +378,35 @@ fn instant_at(epoch_secs: i64) -> tokio::time::Instant {
 mod tests {
     use super::*;
 
-    /// The gate polls its future once, then only after that future's waker fires; what the
-    /// future resolves to still comes through.
-    #[tokio::test]
-    async fn a_gated_future_is_polled_only_when_woken_and_still_completes() {
-        use std::sync::atomic::AtomicUsize;
-        let polls = Arc::new(AtomicUsize::new(0));
-        let token = CancellationToken::new();
-        let counted = {
-            let (polls, mut waiting) = (polls.clone(), Box::pin(token.clone().cancelled_owned()));
-            std::future::poll_fn(move |cx| {
-                polls.fetch_add(1, Ordering::Relaxed);
-                waiting.as_mut().poll(cx)
-            })
-        };
-        let mut gated = Gated::new(Box::pin(counted));
+    /// The sources are polled once, then only after one of them fired; alarms that fire
+    /// together all come through, most urgent first, and pings keep their interval.
+    #[tokio::test(start_paused = true)]
+    async fn alarms_ask_their_sources_only_after_one_fired() {
+        let (shutdown, overflow) = (CancellationToken::new(), Overflow::default());
+        let clock = TokenClock::new(now_secs() + 3600, 180);
+        let mut alarms = Alarms::new(&shutdown, &overflow, 30, &clock);
         let noop = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&noop);
-        for _ in 0..5 {
-            assert!(Pin::new(&mut gated).poll(&mut cx).is_pending());
+        assert!(alarms.poll_next(&clock, &mut cx).is_pending(), "nothing has fired");
+        assert!(!alarms.gate.woken.load(Ordering::Acquire), "the sources wait on the gate");
+        for _ in 0..3 {
+            assert!(alarms.poll_next(&clock, &mut cx).is_pending());
         }
-        assert_eq!(polls.load(Ordering::Relaxed), 1, "polled once, then left alone until woken");
-        token.cancel();
-        assert!(Pin::new(&mut gated).poll(&mut cx).is_ready(), "the cancellation comes through");
-        assert_eq!(polls.load(Ordering::Relaxed), 2);
+        tokio::time::advance(Duration::from_secs(31)).await;
+        overflow.raise();
+        assert!(alarms.gate.woken.load(Ordering::Acquire), "a firing source opens the gate");
+        assert!(matches!(alarms.poll_next(&clock, &mut cx), Poll::Ready(Alarm::Overflow)));
+        assert!(matches!(alarms.poll_next(&clock, &mut cx), Poll::Ready(Alarm::Overflow)), "still raised");
+        let (shutdown, overflow) = (CancellationToken::new(), Overflow::default());
+        let mut alarms = Alarms::new(&shutdown, &overflow, 30, &clock);
+        assert!(alarms.poll_next(&clock, &mut cx).is_pending());
+        tokio::time::advance(Duration::from_secs(31)).await;
+        assert!(matches!(alarms.next(&clock).await, Alarm::Ping));
+        assert!(alarms.poll_next(&clock, &mut cx).is_pending(), "the next ping is an interval away");
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(matches!(alarms.next(&clock).await, Alarm::Ping));
+        shutdown.cancel();
+        assert!(matches!(alarms.next(&clock).await, Alarm::Shutdown));
     }
 
     #[test]
