@@ -2,6 +2,7 @@
 //! connections, and the native WebSocket protocol itself.
 
 pub mod connection;
+pub mod gate;
 pub mod hub;
 pub mod live;
 pub mod session;

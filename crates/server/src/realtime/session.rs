@@ -2,16 +2,16 @@
 //! their change-log cursors and bounded outbound queue, the catch-up read from a cursor, and
 //! the clock of its access token.
 
+use super::gate::Gate;
 use super::hub::{Delivery, Hub, Overflow, Subscriber};
 use ferrosync_core::engine::Engine;
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::StoredEvent;
 use ferrosync_core::timestamp::Timestamp;
 use ferrosync_core::{CoreError, model::ObjectRef};
-use futures_util::task::{ArcWake, AtomicWaker, waker_ref};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -238,25 +238,11 @@ pub struct Alarms {
     ping: tokio::time::Interval,
 }
 
-/// The task's waker, kept for the alarm sources, and whether one of them has fired since the
-/// sources were last polled.
-struct Gate {
-    woken: AtomicBool,
-    task: AtomicWaker,
-}
-
-impl ArcWake for Gate {
-    fn wake_by_ref(this: &Arc<Self>) {
-        this.woken.store(true, Ordering::Release);
-        this.task.wake();
-    }
-}
-
 impl Alarms {
     pub fn new(shutdown: &CancellationToken, overflow: &Overflow, keepalive_secs: u64, clock: &TokenClock) -> Self {
         let keepalive = Duration::from_secs(keepalive_secs.max(1));
         Alarms {
-            gate: Arc::new(Gate { woken: AtomicBool::new(true), task: AtomicWaker::new() }),
+            gate: Gate::new(),
             shutdown: Box::pin(shutdown.clone().cancelled_owned()),
             overflow: Box::pin(overflow.raised()),
             token_timer: Box::pin(tokio::time::sleep_until(clock.deadline())),
@@ -276,33 +262,25 @@ impl Alarms {
     /// re-register at every poll) are polled with the gate's waker, and only after one of them
     /// woke it: a wake-up for anything else costs one waker registration and one flag.
     fn poll_next(&mut self, clock: &TokenClock, cx: &mut Context<'_>) -> Poll<Alarm> {
-        // Registered before the flag is read, so a wake-up between the two is never lost.
-        self.gate.task.register(cx.waker());
-        let mut woken = self.gate.woken.swap(false, Ordering::AcqRel);
-        if self.armed_for != clock.generation() {
+        let rearmed = self.armed_for != clock.generation();
+        if rearmed {
             self.armed_for = clock.generation();
             self.token_timer.as_mut().reset(clock.deadline());
-            woken = true;
         }
-        if !woken {
-            return Poll::Pending;
-        }
-        let waker = waker_ref(&self.gate);
-        let mut sources = Context::from_waker(&waker);
-        let alarm = if self.shutdown.as_mut().poll(&mut sources).is_ready() {
-            Alarm::Shutdown
-        } else if self.overflow.as_mut().poll(&mut sources).is_ready() {
-            Alarm::Overflow
-        } else if self.token_timer.as_mut().poll(&mut sources).is_ready() {
-            Alarm::Token
-        } else if self.ping.poll_tick(&mut sources).is_ready() {
-            Alarm::Ping
-        } else {
-            return Poll::Pending;
-        };
-        // Another source may have fired with this one: ask them all again next time.
-        self.gate.woken.store(true, Ordering::Release);
-        Poll::Ready(alarm)
+        let Alarms { gate, shutdown, overflow, token_timer, ping, .. } = self;
+        gate.poll(cx, rearmed, |sources| {
+            if shutdown.as_mut().poll(sources).is_ready() {
+                Poll::Ready(Alarm::Shutdown)
+            } else if overflow.as_mut().poll(sources).is_ready() {
+                Poll::Ready(Alarm::Overflow)
+            } else if token_timer.as_mut().poll(sources).is_ready() {
+                Poll::Ready(Alarm::Token)
+            } else if ping.poll_tick(sources).is_ready() {
+                Poll::Ready(Alarm::Ping)
+            } else {
+                Poll::Pending
+            }
+        })
     }
 }
 
@@ -388,13 +366,13 @@ mod tests {
         let noop = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&noop);
         assert!(alarms.poll_next(&clock, &mut cx).is_pending(), "nothing has fired");
-        assert!(!alarms.gate.woken.load(Ordering::Acquire), "the sources wait on the gate");
+        assert!(!alarms.gate.is_open(), "the sources wait on the gate");
         for _ in 0..3 {
             assert!(alarms.poll_next(&clock, &mut cx).is_pending());
         }
         tokio::time::advance(Duration::from_secs(31)).await;
         overflow.raise();
-        assert!(alarms.gate.woken.load(Ordering::Acquire), "a firing source opens the gate");
+        assert!(alarms.gate.is_open(), "a firing source opens the gate");
         assert!(matches!(alarms.poll_next(&clock, &mut cx), Poll::Ready(Alarm::Overflow)));
         assert!(matches!(alarms.poll_next(&clock, &mut cx), Poll::Ready(Alarm::Overflow)), "still raised");
         let (shutdown, overflow) = (CancellationToken::new(), Overflow::default());

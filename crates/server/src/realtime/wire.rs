@@ -4,15 +4,17 @@
 //! write per flush, instead of being copied into 10,000 write buffers (growing them, page by
 //! page, was 15 % of a fan-out's CPU).
 
+use super::gate::Gate;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use bytes::{Buf, Bytes};
-use futures_util::FutureExt;
+use futures_util::{FutureExt, Stream, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
@@ -23,10 +25,26 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 type Io = TokioIo<Upgraded>;
 
 /// The reading half: tungstenite's parser over a stream whose writes go nowhere. Replies the
-/// protocol requires (pong, the close reply) are written by [`Writer`] instead. Boxed: the
-/// parser's state is several hundred bytes, and each future it moved through kept its own copy
-/// (1.3 KB more per idle connection than when it lived behind one pointer).
-pub type Reader = Box<WebSocketStream<ReadOnly<ReadHalf<Io>>>>;
+/// protocol requires (pong, the close reply) are written by [`Writer`] instead.
+///
+/// Behind a [`Gate`]: a connection's task polls its reader at every wake-up, most of them for
+/// deliveries, and each poll used to go down through the parser to the socket's readiness and
+/// re-register two wakers there. Now the parser is asked only after the socket woke it.
+pub struct Reader {
+    /// Boxed: the parser's state is several hundred bytes, and each future it moved through
+    /// kept its own copy (1.3 KB more per idle connection than when it lived behind one pointer).
+    ws: Box<WebSocketStream<ReadOnly<ReadHalf<Io>>>>,
+    gate: Arc<Gate>,
+}
+
+impl Stream for Reader {
+    type Item = Result<Message, WsError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let Reader { ws, gate } = &mut *self;
+        gate.poll(cx, false, |socket| ws.poll_next_unpin(socket))
+    }
+}
 
 /// Why a request could not become a WebSocket.
 #[derive(Debug, thiserror::Error)]
@@ -94,8 +112,8 @@ pub enum Data {
 /// `stall`: how long a write may make no progress before the peer counts as gone.
 pub async fn open(upgraded: Upgraded, config: WebSocketConfig, data: Data, stall: Duration) -> (Writer, Reader) {
     let (read, write) = tokio::io::split(TokioIo::new(upgraded));
-    let reader = Box::new(WebSocketStream::from_raw_socket(ReadOnly(read), Role::Server, Some(config)).await);
-    (Writer::new(write, data, stall), reader)
+    let ws = Box::new(WebSocketStream::from_raw_socket(ReadOnly(read), Role::Server, Some(config)).await);
+    (Writer::new(write, data, stall), Reader { ws, gate: Gate::new() })
 }
 
 /// A reader that accepts and drops whatever the parser would write.
