@@ -233,11 +233,11 @@ impl Dataset {
                 let Some(key) = e.item_key.clone() else {
                     if e.kind == EventKind::MapRemoved {
                         self.cache.forget_object(self.service(), &self.sid)?;
-                        return Err(ClientError::Api {
-                            status: 404,
-                            code: 0,
-                            message: format!("dataset {} was removed on the server", self.name),
-                        });
+                        return Err(ClientError::refused(
+                            404,
+                            0,
+                            format!("dataset {} was removed on the server", self.name),
+                        ));
                     }
                     continue;
                 };

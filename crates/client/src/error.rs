@@ -18,8 +18,17 @@ use ferrosync_protocol::ErrorBody;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server refused the request.
+    /// (Fields may be added: match it with `..`.)
     #[error("{message} (code {code}, status {status})")]
-    Api { status: u16, code: u32, message: String },
+    #[non_exhaustive]
+    Api {
+        status: u16,
+        code: u32,
+        message: String,
+        /// On a revision mismatch: the object or item as the server had it (see
+        /// [`ClientError::current`]).
+        current: Option<Box<serde_json::Value>>,
+    },
     /// The connection broke mid-request or timed out: the request may or may not have been
     /// carried out.
     #[error("cannot reach the server: {0}")]
@@ -44,7 +53,27 @@ pub enum ClientError {
 
 impl ClientError {
     pub(crate) fn api(body: ErrorBody) -> Self {
-        ClientError::Api { status: body.status, code: body.code, message: body.message }
+        ClientError::Api {
+            status: body.status,
+            code: body.code,
+            message: body.message,
+            current: body.current.map(Box::new),
+        }
+    }
+
+    /// A refusal made by the client itself (offline, or a mutator giving up).
+    pub(crate) fn refused(status: u16, code: u32, message: String) -> Self {
+        ClientError::Api { status, code, message, current: None }
+    }
+
+    /// On a revision mismatch of a conditional write: the object or item as the server had it
+    /// when it refused (the view a read returns: `revision`, `data`, …), to retry from without
+    /// reading it again.
+    pub fn current(&self) -> Option<&serde_json::Value> {
+        match self {
+            ClientError::Api { current, .. } => current.as_deref(),
+            _ => None,
+        }
     }
 
     /// The HTTP status the server answered, if it answered.

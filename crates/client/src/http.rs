@@ -96,7 +96,7 @@ impl Rest {
         let text = response.text().await.unwrap_or_default();
         Err(match serde_json::from_str::<ErrorBody>(&text) {
             Ok(body) => ClientError::api(body),
-            Err(_) => ClientError::Api { status, code: 0, message: text },
+            Err(_) => ClientError::refused(status, 0, text),
         })
     }
 }

@@ -90,8 +90,10 @@ pub enum CoreError {
     AlreadyExists { what: &'static str, name: String },
     #[error("item '{key}' already exists")]
     ItemAlreadyExists { key: String },
+    /// `current`: for a write (not a removal), what it would have replaced, as the writer saw it;
+    /// a client retrying the write starts from it instead of reading again.
     #[error("revision mismatch: If-Match was {expected}, the current revision is {actual}")]
-    RevisionMismatch { expected: u64, actual: u64 },
+    RevisionMismatch { expected: u64, actual: u64, current: Option<Box<Current>> },
     #[error("If-Match must be a revision number, got '{0}'")]
     InvalidIfMatch(String),
     #[error("{0}")]
@@ -227,7 +229,19 @@ impl std::fmt::Display for NotFoundKind {
     }
 }
 
+/// What a conditional write found in place of the revision it expected.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Current {
+    Object(crate::model::SyncObject),
+    Item(crate::model::Item),
+}
+
 impl CoreError {
+    /// A revision mismatch: `current` is left out for removals, which are not retried from it.
+    pub fn revision_mismatch(expected: u64, actual: u64, current: Option<Current>) -> Self {
+        CoreError::RevisionMismatch { expected, actual, current: current.map(Box::new) }
+    }
+
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         CoreError::InvalidField { field, message: message.into() }
     }

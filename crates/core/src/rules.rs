@@ -1,7 +1,7 @@
 //! The rules of every mutation, written once against [`TxState`] and run by every store inside
 //! its write transaction: check preconditions, write the new state, append the events.
 
-use crate::error::{CoreError, NotFoundKind};
+use crate::error::{CoreError, Current, NotFoundKind};
 use crate::log::{EventDraft, EventKind};
 use crate::model::{Item, ItemKey, ObjectKind, ObjectRef, OpenMode, Permission, Service, StreamMessage, SyncObject};
 use crate::sid::Sid;
@@ -131,7 +131,8 @@ impl Cx<'_> {
                 let svc = self.service(&service)?;
                 let mut object = self.object(&service, kind, &target)?;
                 self.require(&svc, &object, Right::Write)?;
-                check_revision(if_match, object.revision)?;
+                let current = || Current::Object(object.clone());
+                self.check_write_revision(&svc, &object, if_match, object.revision, current)?;
                 let previous = object.data.clone();
                 if let Some(data) = data
                     && kind == ObjectKind::Document
@@ -171,7 +172,8 @@ impl Cx<'_> {
                         return Err(CoreError::ItemAlreadyExists { key: key.to_string() });
                     }
                     Some(mut item) => {
-                        check_revision(if_match, item.revision)?;
+                        let current = || Current::Item(item.clone());
+                        self.check_write_revision(&svc, &container, if_match, item.revision, current)?;
                         let previous = item.data.clone();
                         if let Some(data) = data {
                             item.data = data;
@@ -399,6 +401,25 @@ impl Cx<'_> {
                 object.kind.as_str(),
                 object.sid
             )))
+        }
+    }
+
+    /// A write's revision check. A refused write is usually retried: the error carries what
+    /// it would have replaced (`current`, built only then), if the actor may read it.
+    fn check_write_revision(
+        &mut self,
+        service: &Service,
+        object: &SyncObject,
+        if_match: Option<u64>,
+        actual: u64,
+        current: impl FnOnce() -> Current,
+    ) -> Result<(), CoreError> {
+        match if_match {
+            Some(expected) if expected != actual => {
+                let readable = self.require(service, object, Right::Read).is_ok();
+                Err(CoreError::revision_mismatch(expected, actual, readable.then(current)))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -702,7 +723,7 @@ fn touch_container(now: Timestamp, container: &mut SyncObject, collection_ttl: O
 
 fn check_revision(if_match: Option<u64>, actual: u64) -> Result<(), CoreError> {
     match if_match {
-        Some(expected) if expected != actual => Err(CoreError::RevisionMismatch { expected, actual }),
+        Some(expected) if expected != actual => Err(CoreError::revision_mismatch(expected, actual, None)),
         _ => Ok(()),
     }
 }

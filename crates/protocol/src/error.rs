@@ -10,6 +10,17 @@ pub struct ErrorBody {
     pub message: String,
     /// The HTTP status, repeated for clients that only see the body.
     pub status: u16,
+    /// On a revision mismatch (412) of a conditional write: the object or item as it is now
+    /// (the view a read would return), so a client retrying its change need not read it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub current: Option<serde_json::Value>,
+}
+
+impl ErrorBody {
+    pub fn new(code: u32, message: impl Into<String>, status: u16) -> Self {
+        ErrorBody { code, message: message.into(), status, current: None }
+    }
 }
 
 impl std::fmt::Display for ErrorBody {

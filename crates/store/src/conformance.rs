@@ -147,8 +147,11 @@ async fn failed_mutations_change_nothing(store: Arc<dyn Store>) {
         if_match: Some(7),
     };
     let e = store.execute(Actor::SYSTEM, m).await.expect_err("stale revision");
-    assert!(matches!(e, CoreError::RevisionMismatch { expected: 7, actual: 0 }));
+    assert!(matches!(e, CoreError::RevisionMismatch { expected: 7, actual: 0, .. }));
     let obj = store.object(&svc, ObjectKind::Document, &ObjectRef::Sid(doc)).await.expect("read").expect("exists");
+    // The refusal carries what the write would have replaced, for the retry to start from.
+    let CoreError::RevisionMismatch { current: Some(current), .. } = e else { panic!("no current state: {e:?}") };
+    assert_eq!(*current, ferrosync_core::error::Current::Object(obj.clone()));
     assert_eq!(obj.revision, 0);
     assert_eq!(obj.data, Some(json!({})));
     assert_eq!(store.events(&svc, 0, None, 100).await.expect("events").len(), 1, "no event for a refused write");
@@ -168,7 +171,7 @@ async fn batches_write_all_or_nothing(store: Arc<dyn Store>) {
     assert!(matches!(taken, Err(CoreError::AlreadyExists { .. })), "{taken:?}");
     let stale = ObjectWrite::Replace { map: "m".into(), key: "a".into(), data: json!({ "v": 3 }), revision: 9 };
     let refused = store.execute(Actor::SYSTEM, batch(vec![list.clone(), stale])).await;
-    assert!(matches!(refused, Err(CoreError::RevisionMismatch { expected: 9, actual: 0 })), "{refused:?}");
+    assert!(matches!(refused, Err(CoreError::RevisionMismatch { expected: 9, actual: 0, .. })), "{refused:?}");
     let gone = ObjectWrite::Remove { map: "m".into(), key: "zz".into() };
     let missing = store.execute(Actor::SYSTEM, batch(vec![list, gone])).await;
     assert!(matches!(missing, Err(CoreError::NotFound { .. })), "{missing:?}");

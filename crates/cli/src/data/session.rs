@@ -109,7 +109,7 @@ impl Explain {
     /// The message a user sees for an SDK error while acting on `what` ("document settings").
     fn fail(&self, e: ClientError, what: &str) -> anyhow::Error {
         match &e {
-            ClientError::Api { status: 404, code, message } => {
+            ClientError::Api { status: 404, code, message, .. } => {
                 if *code == ErrorCode::ServiceNotFound.code() {
                     anyhow::anyhow!("not found: {message}")
                 } else {

@@ -21,7 +21,7 @@ pub(crate) struct ConnectFailure {
 impl From<ConnectFailure> for ClientError {
     fn from(f: ConnectFailure) -> Self {
         match (f.http_status, f.error_code) {
-            (Some(status), code) => ClientError::Api { status, code: code.unwrap_or(0), message: f.message },
+            (Some(status), code) => ClientError::refused(status, code.unwrap_or(0), f.message),
             _ => ClientError::Transport(f.message),
         }
     }

@@ -51,7 +51,7 @@ impl Connection {
         let pending = self.pending.remove(&id)?;
         let failure = error
             .map(ClientError::api)
-            .or_else(|| (status >= 400).then(|| ClientError::Api { status, code: 0, message: "refused".into() }));
+            .or_else(|| (status >= 400).then(|| ClientError::refused(status, 0, "refused".into())));
         match pending {
             Pending::Ignore => None,
             Pending::UpdateToken { done } => {

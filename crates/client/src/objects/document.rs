@@ -124,18 +124,20 @@ impl Document {
             match self.write(next, Some(revision)).await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_conflict() => {
-                    tokio::time::sleep(pauses.next().unwrap_or(Duration::from_millis(100))).await;
-                    data = self.get().await?;
-                    revision = self.revision();
+                    match e.current().and_then(|c| ObjectView::deserialize(c).ok()) {
+                        Some(now) => self.keep(&now),
+                        None => {
+                            tokio::time::sleep(pauses.next().unwrap_or(Duration::from_millis(100))).await;
+                            self.get().await?;
+                        }
+                    }
+                    let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                    (data, revision) = (s.data.clone(), s.revision);
                 }
                 Err(e) => return Err(e),
             }
         }
-        Err(ClientError::Api {
-            status: 412,
-            code: 41200,
-            message: format!("mutate: still conflicting after {MUTATE_ATTEMPTS} attempts"),
-        })
+        Err(ClientError::refused(412, 41200, format!("mutate: still conflicting after {MUTATE_ATTEMPTS} attempts")))
     }
 
     /// Removes the document.

@@ -116,13 +116,7 @@ impl Handle {
     pub(super) async fn get_item(&self, key: &ItemKey) -> Result<Item> {
         let path = format!("{}/{}", self.items_path(), segment(&key.to_string()));
         match self.client.shared.rest.send::<(), ItemView>(Method::GET, &path, None, None).await {
-            Ok(view) => {
-                let item = Item::from(view);
-                if let Some(cache) = self.cache() {
-                    cache.put_item(self.service(), &self.sid, &item)?;
-                }
-                Ok(item)
-            }
+            Ok(view) => self.seen_item(view),
             Err(e) if e.is_not_found() => {
                 if let Some(cache) = self.cache() {
                     cache.drop_item(self.service(), &self.sid, key)?;
@@ -132,12 +126,21 @@ impl Handle {
             Err(e) if e.is_unreachable() => match self.cached_item(key)? {
                 Some(CachedItem::Present { item, .. }) => Ok(item),
                 Some(CachedItem::Removed { .. }) => {
-                    Err(ClientError::Api { status: 404, code: 0, message: format!("{key}: removed (offline)") })
+                    Err(ClientError::refused(404, 0, format!("{key}: removed (offline)")))
                 }
                 None => Err(e),
             },
             Err(e) => Err(e),
         }
+    }
+
+    /// An item as the server has it, remembered by the cache.
+    fn seen_item(&self, view: ItemView) -> Result<Item> {
+        let item = Item::from(view);
+        if let Some(cache) = self.cache() {
+            cache.put_item(self.service(), &self.sid, &item)?;
+        }
+        Ok(item)
     }
 
     pub(super) async fn set_item_ttl(&self, key: &ItemKey, ttl: u64) -> Result<Item> {
@@ -193,11 +196,11 @@ impl Handle {
                 if let (Some(expected), Some(CachedItem::Present { item, .. })) = (if_match, self.cached_item(key)?)
                     && item.revision != expected
                 {
-                    return Err(ClientError::Api {
-                        status: 412,
-                        code: 0,
-                        message: format!("{key}: revision is {}, not {expected} (offline)", item.revision),
-                    });
+                    return Err(ClientError::refused(
+                        412,
+                        0,
+                        format!("{key}: revision is {}, not {expected} (offline)", item.revision),
+                    ));
                 }
                 return self.keep_offline(key, body.data.unwrap_or(Value::Null), e);
             }
@@ -240,19 +243,20 @@ impl Handle {
     /// and created (maps only).
     pub(super) async fn mutate_item(&self, key: &ItemKey, mut f: impl FnMut(&Value) -> Option<Value>) -> Result<Item> {
         let mut pauses = conflict_backoff();
+        // The item as a conflict's answer had it, when it did: no need to read it again.
+        let mut known: Option<Item> = None;
         for _ in 0..MUTATE_ATTEMPTS {
-            let current = match self.get_item(key).await {
-                Ok(item) => Some(item),
-                Err(e) if e.is_not_found() && self.kind == ObjectKind::Map => None,
-                Err(e) => return Err(e),
+            let current = match known.take() {
+                Some(item) => Some(item),
+                None => match self.get_item(key).await {
+                    Ok(item) => Some(item),
+                    Err(e) if e.is_not_found() && self.kind == ObjectKind::Map => None,
+                    Err(e) => return Err(e),
+                },
             };
             let base = current.as_ref().map_or_else(|| Value::Object(Default::default()), |i| i.data.clone());
             let Some(next) = f(&base) else {
-                return current.ok_or_else(|| ClientError::Api {
-                    status: 404,
-                    code: 0,
-                    message: format!("{key}: no such item"),
-                });
+                return current.ok_or_else(|| ClientError::refused(404, 0, format!("{key}: no such item")));
             };
             let written = match &current {
                 Some(item) => self.put_item(key, next, None, Some(item.revision)).await,
@@ -261,16 +265,15 @@ impl Handle {
             match written {
                 Ok(item) => return Ok(item),
                 Err(e) if e.is_conflict() || e.status() == Some(409) => {
-                    tokio::time::sleep(pauses.next().unwrap_or(Duration::from_millis(100))).await;
+                    match e.current().and_then(|c| ItemView::deserialize(c).ok()) {
+                        Some(now) => known = Some(self.seen_item(now)?),
+                        None => tokio::time::sleep(pauses.next().unwrap_or(Duration::from_millis(100))).await,
+                    }
                 }
                 Err(e) => return Err(e),
             }
         }
-        Err(ClientError::Api {
-            status: 412,
-            code: 41200,
-            message: format!("mutate: still conflicting after {MUTATE_ATTEMPTS} attempts"),
-        })
+        Err(ClientError::refused(412, 41200, format!("mutate: still conflicting after {MUTATE_ATTEMPTS} attempts")))
     }
 
     async fn create_map_item(&self, key: &ItemKey, data: Value, ttl: Option<u64>) -> Result<Item> {

@@ -47,6 +47,11 @@ async fn documents_set_update_mutate_ttl_and_remove() {
     let stale = doc.set_if(json!({"x": 1}), rev).await.unwrap_err();
     assert!(stale.is_conflict(), "{stale}");
     assert_eq!(stale.code(), Some(41200));
+    let current = stale.current().expect("a conflict carries the document as it is now");
+    assert_eq!(
+        (&current["revision"], &current["data"]),
+        (&json!(doc.revision()), &json!({"name": "Alice", "age": 31}))
+    );
     doc.set_if(json!({"name": "Alice", "age": 32}), doc.revision()).await.unwrap();
 
     // Another writer changes it behind this handle's back: mutate reads again and re-applies.
@@ -72,28 +77,31 @@ async fn documents_set_update_mutate_ttl_and_remove() {
     assert!(doc.get().await.unwrap_err().is_not_found());
 }
 
+/// Mutators on several connections race on one document and one map item: every increment
+/// lands, and none gives up (a conflict's answer carries the state the retry starts from).
 #[tokio::test]
 async fn concurrent_mutators_lose_no_increment() {
+    const CLIENTS: usize = 6;
+    const EACH: i64 = 15;
     let server = TestServer::start().await;
-    let client = server.client("alice").await;
-    let other = server.client("bob").await;
-    let a = client.document("counter").await.unwrap();
-    let b = other.document("counter").await.unwrap();
+    let mut handles = Vec::new();
+    for i in 0..CLIENTS {
+        let client = server.client(&format!("writer-{i}")).await;
+        let doc = client.document("counter").await.unwrap();
+        let map = client.map("counters").await.unwrap();
+        handles.push((client, doc, map));
+    }
     let bump = |d: &serde_json::Value| Some(json!({"n": d["n"].as_i64().unwrap_or(0) + 1}));
-    let (ra, rb) = tokio::join!(
-        async {
-            for _ in 0..20 {
-                a.mutate(bump).await.unwrap();
-            }
-        },
-        async {
-            for _ in 0..20 {
-                b.mutate(bump).await.unwrap();
-            }
+    let runs = handles.iter().map(|(_, doc, map)| async move {
+        for _ in 0..EACH {
+            doc.mutate(bump).await.expect("a document mutator never gives up here");
+            map.mutate("shared", bump).await.expect("an item mutator never gives up here");
         }
-    );
-    let _ = (ra, rb);
-    assert_eq!(a.get().await.unwrap(), json!({"n": 40}));
+    });
+    futures_util::future::join_all(runs).await;
+    let (_, doc, map) = &handles[0];
+    assert_eq!(doc.get().await.unwrap(), json!({"n": CLIENTS as i64 * EACH}));
+    assert_eq!(map.get("shared").await.unwrap().data, json!({"n": CLIENTS as i64 * EACH}));
 }
 
 #[tokio::test]
@@ -131,7 +139,9 @@ async fn lists_and_maps_items_and_mutators() {
     // Conditional item writes: the current revision passes, a stale one is a conflict.
     let alice = map.get("alice").await.unwrap();
     let moved = map.set_if("alice", json!({"score": 2}), alice.revision).await.unwrap();
-    assert!(map.set_if("alice", json!({"score": 3}), alice.revision).await.unwrap_err().is_conflict());
+    let stale = map.set_if("alice", json!({"score": 3}), alice.revision).await.unwrap_err();
+    assert!(stale.is_conflict());
+    assert_eq!(stale.current().map(|c| (&c["data"], &c["revision"])), Some((&moved.data, &json!(moved.revision))));
     assert_eq!(map.get("alice").await.unwrap().data, moved.data);
     // Keys are sent escaped: anything a key may hold reaches the server intact.
     map.set("a/b c?d", json!({"odd": true})).await.unwrap();

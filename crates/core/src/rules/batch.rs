@@ -61,7 +61,7 @@ impl Cx<'_> {
                     let mut object = self.named_object(service, ObjectKind::Map, map, false)?.ok_or_else(gone)?;
                     let current = self.tx.item(&object.sid, &ItemKey::Key(key.clone()))?.ok_or_else(gone)?;
                     if current.revision != revision {
-                        return Err(CoreError::RevisionMismatch { expected: revision, actual: current.revision });
+                        return Err(CoreError::revision_mismatch(revision, current.revision, None));
                     }
                     self.put_entry(&mut object, key, data)?;
                 }

@@ -35,8 +35,18 @@ async fn grants_decide_what_an_identity_may_read_and_write() {
     assert_eq!(own["read"], true);
     send(s.bearer(&token, Method::GET, &format!("{doc}/permissions"))).await.refused(403, 40300, "");
 
-    // write=true: writes.
+    // write alone: a stale conditional write is refused without the document it would have
+    // replaced, which alice may not read.
+    s.put(&format!("{doc}/permissions/alice"), json!({ "write": true })).await.ok();
+    let stale = || send(s.bearer(&token, Method::PUT, doc).header("If-Match", "5").json(&json!({ "data": {} })));
+    let blind = stale().await;
+    assert!(blind.body.get("current").is_none(), "{}", blind.text);
+    blind.refused(412, 41200, "revision");
+
+    // write=true: writes; a refusal now shows the document as it is.
     s.put(&format!("{doc}/permissions/alice"), json!({ "read": true, "write": true })).await.ok();
+    let seen = stale().await;
+    assert_eq!((&seen.body["current"]["data"], &seen.body["current"]["revision"]), (&json!({ "x": 1 }), &json!(0)));
     let updated = write(2).await.ok();
     assert_eq!(updated["revision"], 1);
     assert_eq!(s.get(doc).await.ok()["data"], json!({ "x": 2 }));

@@ -139,9 +139,17 @@ async fn if_match_mismatch_changes_nothing_and_etag_is_the_revision() {
 
     for stale in ["0", "2", "\"7\""] {
         let r = s.put_if(doc, stale, json!({ "data": { "v": 99 } })).await;
+        // The refusal carries the document as a read would return it: a retry needs no read.
+        let current = &r.body["current"];
+        assert_eq!(
+            (&current["data"], &current["revision"], &current["sid"]),
+            (&json!({ "v": 1 }), &json!(1), &read.body["sid"])
+        );
         r.refused(412, 41200, "revision");
     }
-    s.delete_if(doc, "0").await.refused(412, 41200, "revision");
+    let refused = s.delete_if(doc, "0").await;
+    assert!(refused.body.get("current").is_none(), "only a write that is retried gets it: {}", refused.text);
+    refused.refused(412, 41200, "revision");
     let after = s.get(doc).await;
     assert_eq!(after.status, 200, "a refused delete keeps the document");
     assert_eq!((&after.body["data"], &after.body["revision"]), (&json!({ "v": 1 }), &json!(1)), "nothing changed");
@@ -219,7 +227,9 @@ async fn list_indexes_increase_and_are_never_reused() {
     // Items are updated in place, conditionally.
     let updated = s.put_if("/services/app/lists/l/items/3", "0", json!({ "data": { "n": 33 } })).await;
     assert_eq!((updated.status, updated.etag().as_str()), (200, "1"));
-    s.put_if("/services/app/lists/l/items/3", "0", json!({ "data": { "n": 0 } })).await.refused(412, 41200, "");
+    let stale = s.put_if("/services/app/lists/l/items/3", "0", json!({ "data": { "n": 0 } })).await;
+    assert_eq!((&stale.body["current"]["data"], &stale.body["current"]["revision"]), (&json!({ "n": 33 }), &json!(1)));
+    stale.refused(412, 41200, "");
     let item = s.get("/services/app/lists/l/items/3").await;
     assert_eq!((&item.body["data"], item.etag().as_str()), (&json!({ "n": 33 }), "1"));
     // A list item that does not exist cannot be set (lists append).

@@ -181,6 +181,8 @@ async fn writes_over_the_socket_reply_and_reach_other_connections() {
         .await;
     assert_eq!((&stale["status"], &stale["error"]["code"]), (&json!(412), &json!(41200)), "{stale}");
     assert!(stale.get("body").is_none());
+    let current = &stale["error"]["current"];
+    assert_eq!((&current["data"], &current["revision"]), (&json!({ "n": 1 }), &json!(0)), "{stale}");
     let doc = s.get("/services/app/documents/d").await.ok();
     assert_eq!((&doc["data"], &doc["revision"]), (&json!({ "n": 1 }), &json!(0)), "a refused write changes nothing");
     let fresh = a
@@ -216,6 +218,7 @@ async fn writes_over_the_socket_reply_and_reach_other_connections() {
         )
         .await;
     assert_eq!(set["status"], 412);
+    assert_eq!((&set["error"]["current"]["key"], &set["error"]["current"]["data"]), (&json!("k"), &json!({ "x": 2 })));
     assert_eq!(s.get("/services/app/maps/m/items/k").await.ok()["data"], json!({ "x": 2 }));
     let page = a.request(json!({ "type": "get_items", "kind": "map", "object": "m" })).await;
     assert_eq!(page["body"]["items"][0]["data"], json!({ "x": 2 }));

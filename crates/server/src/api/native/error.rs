@@ -1,9 +1,11 @@
 //! Core errors to the native wire format: `{code, message, status}` with the code table's
 //! numbers.
 
+use super::types::{ItemView, ObjectView};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use ferrosync_core::error::Current;
 use ferrosync_core::{CoreError, ErrorCode};
 
 pub use ferrosync_protocol::ErrorBody;
@@ -13,15 +15,20 @@ pub use ferrosync_protocol::ErrorBody;
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// See [`ErrorBody::current`].
+    pub current: Option<serde_json::Value>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into() }
+        ApiError { code, message: message.into(), current: None }
     }
 
     pub fn body(&self) -> ErrorBody {
-        ErrorBody { code: self.code.code(), message: self.message.clone(), status: self.code.status() }
+        ErrorBody {
+            current: self.current.clone(),
+            ..ErrorBody::new(self.code.code(), &self.message, self.code.status())
+        }
     }
 }
 
@@ -31,7 +38,18 @@ impl From<CoreError> for ApiError {
         if code.status() >= 500 {
             tracing::warn!(error = %e, "request failed");
         }
-        ApiError { code, message: e.to_string() }
+        // A conditional write that lost a race is about to be retried: the object or item as
+        // the writer found it saves the client the read it would make next, and lets its retry
+        // leave as soon as the winner's next write does (a read here would send the loser's
+        // answer out after the winner's, and the winner would keep winning).
+        let current = match &e {
+            CoreError::RevisionMismatch { current: Some(current), .. } => match current.as_ref() {
+                Current::Object(o) => serde_json::to_value(ObjectView::from(o.clone())).ok(),
+                Current::Item(i) => serde_json::to_value(ItemView::from(i.clone())).ok(),
+            },
+            _ => None,
+        };
+        ApiError { code, message: e.to_string(), current }
     }
 }
 

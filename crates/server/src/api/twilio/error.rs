@@ -212,7 +212,7 @@ mod tests {
         );
         assert_eq!((e.status, e.code), (400, 54011));
         assert!(e.message.starts_with("CollectionTtl: "), "{}", e.message);
-        let e = TwilioError::from_core(CoreError::RevisionMismatch { expected: 1, actual: 2 }, Subject::MapItem);
+        let e = TwilioError::from_core(CoreError::revision_mismatch(1, 2, None), Subject::MapItem);
         assert_eq!((e.status, e.code), (412, 54205));
         let e =
             TwilioError::from_core(CoreError::TooLarge { field: "data", size: 20000, limit: 16384 }, Subject::Document);

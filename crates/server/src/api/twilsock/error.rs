@@ -118,7 +118,7 @@ mod tests {
         let doc = Target::Object(ObjectKind::Document);
         let list_item = Target::Item(ObjectKind::List);
         let map_item = Target::Item(ObjectKind::Map);
-        let mismatch = || CoreError::RevisionMismatch { expected: 1, actual: 2 };
+        let mismatch = || CoreError::revision_mismatch(1, 2, None);
         let e = from_core(mismatch(), doc);
         assert_eq!((e.status, e.code), (412, 54103));
         assert_eq!(from_core(mismatch(), list_item).code, 54155);
