@@ -112,7 +112,9 @@ impl Document {
     }
 
     /// Applies `f` to the current data and writes the result with `If-Match`; on a conflict,
-    /// reads again and re-applies. `f` returning `None` leaves the document as it is.
+    /// re-applies it at once to the document as the conflict's answer carries it (or, when the
+    /// answer carries none, after a short pause and a read). `f` returning `None` leaves the
+    /// document as it is.
     pub async fn mutate(&self, mut f: impl FnMut(&Value) -> Option<Value>) -> Result<Value> {
         let (mut data, mut revision) = {
             let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
