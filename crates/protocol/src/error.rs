@@ -17,12 +17,6 @@ pub struct ErrorBody {
     pub current: Option<serde_json::Value>,
 }
 
-impl ErrorBody {
-    pub fn new(code: u32, message: impl Into<String>, status: u16) -> Self {
-        ErrorBody { code, message: message.into(), status, current: None }
-    }
-}
-
 impl std::fmt::Display for ErrorBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} (code {}, status {})", self.message, self.code, self.status)

@@ -26,8 +26,10 @@ impl ApiError {
 
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
+            code: self.code.code(),
+            message: self.message.clone(),
+            status: self.code.status(),
             current: self.current.clone(),
-            ..ErrorBody::new(self.code.code(), &self.message, self.code.status())
         }
     }
 }
@@ -42,14 +44,16 @@ impl From<CoreError> for ApiError {
         // the writer found it saves the client the read it would make next, and lets its retry
         // leave as soon as the winner's next write does (a read here would send the loser's
         // answer out after the winner's, and the winner would keep winning).
-        let current = match &e {
-            CoreError::RevisionMismatch { current: Some(current), .. } => match current.as_ref() {
-                Current::Object(o) => serde_json::to_value(ObjectView::from(o.clone())).ok(),
-                Current::Item(i) => serde_json::to_value(ItemView::from(i.clone())).ok(),
+        // Taken by value once the message is written: no copy of the data it holds.
+        let message = e.to_string();
+        let current = match e {
+            CoreError::RevisionMismatch { current: Some(current), .. } => match *current {
+                Current::Object(o) => serde_json::to_value(ObjectView::from(o)).ok(),
+                Current::Item(i) => serde_json::to_value(ItemView::from(i)).ok(),
             },
             _ => None,
         };
-        ApiError { code, message: e.to_string(), current }
+        ApiError { code, message, current }
     }
 }
 
