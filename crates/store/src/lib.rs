@@ -295,8 +295,10 @@ macro_rules! impl_store {
 
 /// A `TxState` over a store's `rows` module: row access inside the writer's transaction is the
 /// `rows` function of the same name on `self.conn`. The store supplies `epoch`, `service` and
-/// `next_seq`, where the two stores differ (locking, sequence allocation); whatever writes the
-/// services table forgets the rows the batch has seen (`self.services`).
+/// `next_seq`, where the two stores differ (locking, sequence allocation), and `object`,
+/// `insert_event` and `put_object_with_event`, where the embedded store remembers where the
+/// job found an object's row. Whatever writes the services table forgets the rows the batch
+/// has seen (`self.services`); whatever else writes objects calls `self.objects_written()`.
 macro_rules! impl_tx_state {
     ($ty:ty, $rows:ident, { $($own:tt)* }) => {
         impl ferrosync_core::store::TxState for $ty {
@@ -308,18 +310,18 @@ macro_rules! impl_tx_state {
             }
             fn delete_service(&mut self, sid: &Sid) -> Result<(), StoreError> {
                 self.services.forget();
+                self.objects_written();
                 $rows::delete_by_sid(self.conn, "services", sid).map(drop)
-            }
-            fn object(&mut self, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> Result<Option<SyncObject>, StoreError> {
-                $rows::object(self.conn, service, kind, r)
             }
             fn object_by_sid(&mut self, sid: &Sid) -> Result<Option<SyncObject>, StoreError> {
                 $rows::object_by_sid(self.conn, sid)
             }
             fn put_object(&mut self, object: &SyncObject) -> Result<(), StoreError> {
+                self.objects_written();
                 $rows::put_object(self.conn, object)
             }
             fn delete_object(&mut self, sid: &Sid) -> Result<(), StoreError> {
+                self.objects_written();
                 $rows::delete_object(self.conn, sid)
             }
             fn item(&mut self, object: &Sid, key: &ItemKey) -> Result<Option<Item>, StoreError> {
@@ -339,25 +341,6 @@ macro_rules! impl_tx_state {
             }
             fn delete_permission(&mut self, object: &Sid, identity: &str) -> Result<bool, StoreError> {
                 $rows::delete_permission(self.conn, object, identity)
-            }
-            fn insert_event(
-                &mut self,
-                service: &Sid,
-                seq: u64,
-                object: &Sid,
-                date: Timestamp,
-                json: &str,
-            ) -> Result<(), StoreError> {
-                $rows::insert_event(self.conn, service, seq, object, date, json)
-            }
-            fn put_object_with_event(
-                &mut self,
-                object: &SyncObject,
-                seq: u64,
-                date: Timestamp,
-                json: &str,
-            ) -> Result<(), StoreError> {
-                $rows::put_object_with_event(self.conn, object, seq, date, json)
             }
             fn expired_objects(&mut self, now: Timestamp, limit: u32) -> Result<Vec<SyncObject>, StoreError> {
                 $rows::expired_objects(self.conn, now, limit)

@@ -400,7 +400,34 @@ impl_tx_state!(PgTx<'_>, rows, {
         let conn = &mut *self.conn;
         self.seqs.next(service, || rows::lock_head_seq(conn, service))
     }
+    fn object(&mut self, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> Result<Option<SyncObject>, StoreError> {
+        rows::object(self.conn, service, kind, r)
+    }
+    fn insert_event(
+        &mut self,
+        service: &Sid,
+        seq: u64,
+        object: &Sid,
+        date: Timestamp,
+        json: &str,
+    ) -> Result<(), StoreError> {
+        rows::insert_event(self.conn, service, seq, object, date, json)
+    }
+    fn put_object_with_event(
+        &mut self,
+        object: &SyncObject,
+        seq: u64,
+        date: Timestamp,
+        json: &str,
+    ) -> Result<(), StoreError> {
+        rows::put_object_with_event(self.conn, object, seq, date, json)
+    }
 });
+
+impl PgTx<'_> {
+    /// Nothing to forget: this transaction keeps no row between statements.
+    fn objects_written(&mut self) {}
+}
 
 impl_store!(PgStore, rows, {
     fn epoch(&self) -> &str {

@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v8.sql"),
     include_str!("schema_v9.sql"),
     include_str!("schema_v10.sql"),
+    include_str!("schema_v11.sql"),
 ];
 const READERS: usize = 4;
 /// WAL size (in pages) past which a checkpoint waits for readers to reset the log.
@@ -292,7 +293,7 @@ fn apply_jobs(conn: &Connection, epoch: &str, batch: &[WriteJob]) -> Result<Answ
                 sql("SAVEPOINT m")?;
             }
             let (heads, changes) = (seqs.clone(), conn.total_changes());
-            let mut tx = SqliteTx { conn, epoch, seqs: &mut seqs, services: &mut services };
+            let mut tx = SqliteTx { conn, epoch, seqs: &mut seqs, services: &mut services, found: None };
             let outcome = rules::apply(&mut tx, &job.actor, job.mutation.clone(), Timestamp::now());
             if conn.is_autocommit() {
                 // SQLite rolled the transaction back itself (a full disk, an I/O error).
@@ -341,6 +342,30 @@ struct SqliteTx<'a> {
     /// Sequence heads handed out in this batch; the only writer of the file, so no lock needed.
     seqs: &'a mut SeqHeads,
     services: &'a mut ServicesSeen,
+    /// The object this job read last and where its row is, until anything else writes objects:
+    /// a write then appends to its stream without finding the row by SID twice more. Lives for
+    /// one job, so no rollback outlives it.
+    found: Option<(Sid, rows::RowAt)>,
+}
+
+impl SqliteTx<'_> {
+    fn objects_written(&mut self) {
+        self.found = None;
+    }
+
+    /// Appends to `object`'s stream by `append`, from where its row was found if this job just
+    /// read it, and remembers where the row is after.
+    fn append_to(
+        &mut self,
+        object: &Sid,
+        append: impl FnOnce(&Connection, Option<rows::RowAt>) -> Result<Option<rows::RowAt>, StoreError>,
+    ) -> Result<(), StoreError> {
+        let found = self.found.take().filter(|(sid, _)| sid == object);
+        let now = append(self.conn, found.as_ref().map(|(_, at)| *at))?;
+        // Only a row found before is known after.
+        self.found = found.zip(now).map(|((sid, _), at)| (sid, at));
+        Ok(())
+    }
 }
 
 impl_tx_state!(SqliteTx<'_>, rows, {
@@ -358,6 +383,30 @@ impl_tx_state!(SqliteTx<'_>, rows, {
     fn next_seq(&mut self, service: &Sid) -> Result<u64, StoreError> {
         let conn = self.conn;
         self.seqs.next(service, || rows::head_seq(conn, service))
+    }
+    fn object(&mut self, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> Result<Option<SyncObject>, StoreError> {
+        let found = rows::object_at(self.conn, service, kind, r)?;
+        self.found = found.as_ref().map(|(object, at)| (object.sid.clone(), *at));
+        Ok(found.map(|(object, _)| object))
+    }
+    fn insert_event(
+        &mut self,
+        service: &Sid,
+        seq: u64,
+        object: &Sid,
+        date: Timestamp,
+        json: &str,
+    ) -> Result<(), StoreError> {
+        self.append_to(object, |conn, at| rows::insert_event(conn, service, seq, object, date, json, at))
+    }
+    fn put_object_with_event(
+        &mut self,
+        object: &SyncObject,
+        seq: u64,
+        date: Timestamp,
+        json: &str,
+    ) -> Result<(), StoreError> {
+        self.append_to(&object.sid, |conn, at| rows::put_object_with_event(conn, object, seq, date, json, at))
     }
 });
 
@@ -519,6 +568,128 @@ mod tests {
         let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
         assert_eq!(seqs, expected, "numbers a failed job took are handed out again");
         assert!(seqs.len() >= 4, "an event for each item kept: {seqs:?}");
+    }
+
+    /// Every 32nd event of each object's stream is marked at its place, whichever way the event
+    /// was appended: a document update, an item written or added, a message, several writes to
+    /// one map in one job, creations, removals, and batches whose failed jobs were undone.
+    #[tokio::test]
+    async fn marks_fall_every_32nd_event_whatever_wrote_it() {
+        use ferrosync_core::model::OpenMode;
+        use ferrosync_core::store::{ItemWriteMode, ObjectWrite, Store};
+        use serde_json::json;
+
+        let (_dir, store, svc, conn) = batch_fixture().await;
+        let target = |name: &str| ObjectRef::UniqueName(name.into());
+        let open = |kind: ObjectKind, name: &str| Mutation::OpenObject {
+            service: svc.clone(),
+            kind,
+            target: Some(target(name)),
+            mode: OpenMode::OpenOrCreate,
+            ttl: None,
+            data: None,
+        };
+        let update = |n: u64| Mutation::UpdateObject {
+            service: svc.clone(),
+            kind: ObjectKind::Document,
+            target: target("doc"),
+            data: Some(json!({ "n": n })),
+            ttl: None,
+            if_match: None,
+        };
+        let stale = || Mutation::UpdateObject {
+            service: svc.clone(),
+            kind: ObjectKind::Document,
+            target: target("doc"),
+            data: Some(json!({})),
+            ttl: None,
+            if_match: Some(1),
+        };
+        let item = |n: u64| Mutation::WriteItem {
+            service: svc.clone(),
+            kind: ObjectKind::Map,
+            target: target("map"),
+            key: ItemKey::Key(format!("k{}", n % 5)),
+            data: Some(json!({ "n": n })),
+            ttl: None,
+            collection_ttl: None,
+            if_match: None,
+            mode: ItemWriteMode::Upsert,
+        };
+        let add = |n: u64| Mutation::AddListItem {
+            service: svc.clone(),
+            target: target("list"),
+            data: json!({ "n": n }),
+            ttl: None,
+            collection_ttl: None,
+        };
+        let publish = |n: u64| Mutation::Publish {
+            service: svc.clone(),
+            target: target("stream"),
+            message_sid: Sid::new(ferrosync_core::sid::SidKind::StreamMessage),
+            data: json!({ "n": n }),
+        };
+        // Three writes to the batch map in one job, the last of them failing after the others
+        // wrote when `fail` is set: the batch is then run again with savepoints.
+        let writes = |n: u64, fail: bool| {
+            let put = |key: String| ObjectWrite::Put { map: "batched".into(), key, data: json!({ "n": n }) };
+            let mut writes = vec![put(format!("a{n}")), put(format!("b{n}"))];
+            if fail {
+                writes.push(ObjectWrite::Create { map: "batched".into(), key: "a0".into(), data: json!({}) });
+            } else {
+                writes.push(put(format!("c{n}")));
+            }
+            Mutation::Batch { service: svc.clone(), writes, txn: None }
+        };
+        let opened = [
+            open(ObjectKind::Document, "doc"),
+            open(ObjectKind::Map, "map"),
+            open(ObjectKind::List, "list"),
+            open(ObjectKind::Stream, "stream"),
+        ];
+        commit_batch(&conn, "e", &opened.map(|m| job(Actor::SYSTEM, m)));
+        for round in 0..70u64 {
+            let mut batch: Vec<Mutation> = (0..3).map(|i| update(round * 3 + i)).collect();
+            batch.extend([item(round), add(round), publish(round), item(round + 1), writes(round, round % 7 == 3)]);
+            if round % 5 == 0 {
+                batch.insert(2, stale());
+            }
+            if round == 20 {
+                // A removed and recreated map starts a stream of its own.
+                batch.push(Mutation::RemoveObject {
+                    service: svc.clone(),
+                    kind: ObjectKind::Map,
+                    target: target("map"),
+                    if_match: None,
+                });
+                batch.push(open(ObjectKind::Map, "map"));
+            }
+            let jobs: Vec<WriteJob> = batch.into_iter().map(|m| job(Actor::SYSTEM, m)).collect();
+            commit_batch(&conn, "e", &jobs);
+        }
+
+        let log = store.events(&svc, 0, None, 10_000).await.expect("the log");
+        let mut streams: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+        for e in &log {
+            streams.entry(e.object_sid.to_string()).or_default().push(e.seq);
+        }
+        let marks = |object: &str| -> Vec<(i64, i64)> {
+            conn.prepare("SELECT ord, seq FROM object_marks WHERE object_sid = ?1 ORDER BY seq")
+                .and_then(|mut st| st.query_map([object], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+                .expect("marks")
+        };
+        assert!(streams.len() >= 6, "every object wrote events: {}", streams.len());
+        for (object, seqs) in &streams {
+            let expected: Vec<(i64, i64)> = seqs
+                .iter()
+                .enumerate()
+                .map(|(i, seq)| (i as i64 + 1, *seq as i64))
+                .filter(|(ord, _)| ord % 32 == 0)
+                .collect();
+            assert_eq!(marks(object), expected, "the marks of {object} ({} events)", seqs.len());
+        }
+        let lengths: Vec<usize> = streams.values().map(Vec::len).collect();
+        assert!(lengths.iter().filter(|&&n| n >= 64).count() >= 5, "streams long enough to mark twice: {lengths:?}");
     }
 
     /// A batch reads each service once, yet a change to the service earlier in the batch holds

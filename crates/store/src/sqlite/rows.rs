@@ -29,13 +29,13 @@ fn corrupt(what: &str) -> rusqlite::Error {
 }
 
 fn sid_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Sid> {
-    let s: String = row.get(idx)?;
-    Sid::parse(&s).map_err(|_| corrupt("sid"))
+    // Parsed from the row's own text: `parse` makes the one copy.
+    Sid::parse(row.get_ref(idx)?.as_str()?).map_err(|_| corrupt("sid"))
 }
 
 fn json_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<serde_json::Value>> {
-    let s: Option<String> = row.get(idx)?;
-    s.map(|s| serde_json::from_str(&s).map_err(|_| corrupt("json"))).transpose()
+    let s = row.get_ref(idx)?.as_str_or_null()?;
+    s.map(|s| serde_json::from_str(s).map_err(|_| corrupt("json"))).transpose()
 }
 
 fn ts(v: Option<i64>) -> Option<Timestamp> {
@@ -135,6 +135,8 @@ macro_rules! object_cols {
 }
 
 const OBJECT_COLS: &str = object_cols!();
+/// How many columns `object_row` reads: what a query selects after them is its own.
+const OBJECT_COL_COUNT: usize = 11;
 
 fn object_row(row: &Row<'_>) -> rusqlite::Result<SyncObject> {
     Ok(SyncObject {
@@ -158,22 +160,56 @@ pub(crate) fn object(
     kind: ObjectKind,
     r: &ObjectRef,
 ) -> Result<Option<SyncObject>, StoreError> {
+    object_at(conn, service, kind, r).map(|found| found.map(|(object, _)| object))
+}
+
+/// Where an object's row is and where its stream ended when it was read, so that a write in
+/// the same job can append to it without finding the row by SID twice more (see
+/// `log::put_object_with_event`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RowAt {
+    pub rowid: i64,
+    pub last_seq: i64,
+    pub stream_len: i64,
+}
+
+/// An object and where its row is.
+pub(crate) fn object_at(
+    conn: &Connection,
+    service: &Sid,
+    kind: ObjectKind,
+    r: &ObjectRef,
+) -> Result<Option<(SyncObject, RowAt)>, StoreError> {
     let (sql, val) = match r {
         ObjectRef::Sid(s) => (
-            concat!("SELECT ", object_cols!(), " FROM objects WHERE service_sid = ?1 AND kind = ?2 AND sid = ?3"),
+            concat!(
+                "SELECT ",
+                object_cols!(),
+                ", rowid, last_seq, stream_len FROM objects WHERE service_sid = ?1 AND kind = ?2 AND sid = ?3"
+            ),
             s.as_str(),
         ),
         ObjectRef::UniqueName(n) => (
             concat!(
                 "SELECT ",
                 object_cols!(),
-                " FROM objects WHERE service_sid = ?1 AND kind = ?2 AND unique_name = ?3"
+                ", rowid, last_seq, stream_len FROM objects WHERE service_sid = ?1 AND kind = ?2 AND unique_name = ?3"
             ),
             n.as_str(),
         ),
     };
     conn.prepare_cached(sql)
-        .and_then(|mut st| st.query_row(params![service.as_str(), kind.code(), val], object_row).optional())
+        .and_then(|mut st| {
+            st.query_row(params![service.as_str(), kind.code(), val], |row| {
+                let at = RowAt {
+                    rowid: row.get(OBJECT_COL_COUNT)?,
+                    last_seq: row.get(OBJECT_COL_COUNT + 1)?,
+                    stream_len: row.get(OBJECT_COL_COUNT + 2)?,
+                };
+                Ok((object_row(row)?, at))
+            })
+            .optional()
+        })
         .map_err(err)
 }
 

@@ -1,7 +1,7 @@
 //! The change log: events, each linked to its object's previous one, the streams those links
 //! make, and pruning.
 
-use super::{corrupt, err, put_object, query_all, sid_col};
+use super::{RowAt, corrupt, err, put_object, query_all, sid_col};
 use ferrosync_core::model::SyncObject;
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::{StoreError, StoredEvent};
@@ -17,6 +17,9 @@ pub(crate) fn head_seq(conn: &Connection, service: &Sid) -> Result<u64, StoreErr
         .map_err(err)
 }
 
+/// Appends an event and points its object (or tombstone) at it. With `at`, the job read the
+/// object's row just before (nothing has written objects since): the link and the row are
+/// taken from there. Returns where the row is now, if it is known.
 pub(crate) fn insert_event(
     conn: &Connection,
     service: &Sid,
@@ -24,33 +27,56 @@ pub(crate) fn insert_event(
     object: &Sid,
     date: Timestamp,
     json: &str,
-) -> Result<(), StoreError> {
-    insert_event_row(conn, service, seq, object, date, json)?;
-    link_event(conn, service, seq, object)
+    at: Option<RowAt>,
+) -> Result<Option<RowAt>, StoreError> {
+    insert_event_row(conn, service, seq, object, date, json, at)?;
+    if let Some(at) = at {
+        let linked = conn
+            .prepare_cached("UPDATE objects SET last_seq = ?2, stream_len = stream_len + 1 WHERE rowid = ?1")
+            .and_then(|mut st| st.execute(params![at.rowid, seq as i64]))
+            .map_err(err)?;
+        if linked == 1 {
+            return counted(conn, service, object, seq, at).map(Some);
+        }
+    }
+    link_event(conn, service, seq, object).map(|()| None)
 }
 
 /// Writes a stored object and appends its change's event with one update of the object's row:
 /// its new state, and its stream's end and length (which `insert_event` would update after
 /// `put_object`, rewriting the row and seeking it a second time). A creation or a rename,
-/// which the update does not match, takes those two steps.
+/// which the update does not match, takes those two steps. With `at` (see `insert_event`), the
+/// row is not looked up by SID at all. Returns where the row is now, if it is known.
 pub(crate) fn put_object_with_event(
     conn: &Connection,
     o: &SyncObject,
     seq: u64,
     date: Timestamp,
     json: &str,
-) -> Result<(), StoreError> {
+    at: Option<RowAt>,
+) -> Result<Option<RowAt>, StoreError> {
     // The event first: its link reads where the object's stream ended before this write.
-    insert_event_row(conn, &o.service_sid, seq, &o.sid, date, json)?;
-    let updated = conn
-        .prepare_cached(
+    insert_event_row(conn, &o.service_sid, seq, &o.sid, date, json, at)?;
+    let sid = o.sid.as_str();
+    let (sql, row): (&str, &dyn rusqlite::ToSql) = match &at {
+        Some(at) => (
+            "UPDATE objects SET data = ?2, revision = ?3, next_index = ?4, date_updated = ?5, date_expires = ?6,
+                    last_seq = ?8, stream_len = stream_len + 1
+             WHERE rowid = ?1 AND unique_name IS ?7",
+            &at.rowid,
+        ),
+        None => (
             "UPDATE objects SET data = ?2, revision = ?3, next_index = ?4, date_updated = ?5, date_expires = ?6,
                     last_seq = ?8, stream_len = stream_len + 1
              WHERE sid = ?1 AND unique_name IS ?7",
-        )
+            &sid,
+        ),
+    };
+    let updated = conn
+        .prepare_cached(sql)
         .and_then(|mut st| {
             st.execute(params![
-                o.sid.as_str(),
+                row,
                 o.data.as_ref().map(|d| d.to_string()),
                 o.revision as i64,
                 o.next_index as i64,
@@ -62,13 +88,17 @@ pub(crate) fn put_object_with_event(
         })
         .map_err(err)?;
     if updated == 1 {
-        return Ok(());
+        return match at {
+            Some(at) => counted(conn, &o.service_sid, &o.sid, seq, at).map(Some),
+            None => mark_if_due(conn, &o.sid).map(|()| None),
+        };
     }
     put_object(conn, o)?;
-    link_event(conn, &o.service_sid, seq, &o.sid)
+    link_event(conn, &o.service_sid, seq, &o.sid).map(|()| None)
 }
 
-/// The event's row, linked to its object's previous event.
+/// The event's row, linked to its object's previous event: the stream's end `at` gives, or
+/// else the one the object's row (or, once it is removed, its tombstone) holds.
 fn insert_event_row(
     conn: &Connection,
     service: &Sid,
@@ -76,18 +106,54 @@ fn insert_event_row(
     object: &Sid,
     date: Timestamp,
     json: &str,
+    at: Option<RowAt>,
 ) -> Result<(), StoreError> {
     // The event links to its object's previous one; then the object (or, once it is removed,
-    // its tombstone) points at this one (schema_v8.sql). Counting it on the object's row lets a
-    // trigger mark every 32nd event (schema_v9.sql).
+    // its tombstone) points at this one (schema_v8.sql) and counts it, and every 32nd event is
+    // marked (schema_v9.sql): see `counted` and `mark_if_due`.
+    let inserted = match at {
+        Some(at) => conn
+            .prepare_cached(
+                "INSERT INTO events (service_sid, seq, object_sid, date, body, prev_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![service.as_str(), seq as i64, object.as_str(), date.0, json, at.last_seq])
+            }),
+        None => conn
+            .prepare_cached(
+                "INSERT INTO events (service_sid, seq, object_sid, date, body, prev_seq) VALUES (?1, ?2, ?3, ?4, ?5,
+                   COALESCE((SELECT last_seq FROM objects WHERE sid = ?3),
+                            (SELECT last_seq FROM object_tombstones WHERE object_sid = ?3), 0))",
+            )
+            .and_then(|mut st| st.execute(params![service.as_str(), seq as i64, object.as_str(), date.0, json])),
+    };
+    inserted.map_err(err).map(drop)
+}
+
+/// How far apart an object's stream is marked (`mark_if_due` says it in SQL).
+const MARK_EVERY: i64 = 32;
+
+/// Every 32nd event of an object's stream is marked (schema_v9.sql): the row `at` was found at
+/// has just counted event `seq`, so its stream is one longer.
+fn counted(conn: &Connection, service: &Sid, object: &Sid, seq: u64, at: RowAt) -> Result<RowAt, StoreError> {
+    let (last_seq, stream_len) = (seq as i64, at.stream_len + 1);
+    if stream_len % MARK_EVERY == 0 {
+        conn.prepare_cached("INSERT INTO object_marks (service_sid, object_sid, seq, ord) VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut st| st.execute(params![service.as_str(), object.as_str(), last_seq, stream_len]))
+            .map_err(err)?;
+    }
+    Ok(RowAt { last_seq, stream_len, ..at })
+}
+
+/// Marks an object's newest event if its count makes it due, for a row not read before.
+fn mark_if_due(conn: &Connection, object: &Sid) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO events (service_sid, seq, object_sid, date, body, prev_seq) VALUES (?1, ?2, ?3, ?4, ?5,
-           COALESCE((SELECT last_seq FROM objects WHERE sid = ?3),
-                    (SELECT last_seq FROM object_tombstones WHERE object_sid = ?3), 0))",
+        "INSERT INTO object_marks (service_sid, object_sid, seq, ord)
+         SELECT service_sid, sid, last_seq, stream_len FROM objects WHERE sid = ?1 AND stream_len % 32 = 0",
     )
-    .and_then(|mut st| st.execute(params![service.as_str(), seq as i64, object.as_str(), date.0, json]))
-    .map_err(err)
+    .and_then(|mut st| st.execute([object.as_str()]))
     .map(drop)
+    .map_err(err)
 }
 
 /// Points the object (or its tombstone) at its newest event, and counts it.
@@ -96,7 +162,9 @@ fn link_event(conn: &Connection, service: &Sid, seq: u64, object: &Sid) -> Resul
         .prepare_cached("UPDATE objects SET last_seq = ?2, stream_len = stream_len + 1 WHERE sid = ?1")
         .and_then(|mut st| st.execute(params![object.as_str(), seq as i64]))
         .map_err(err)?;
-    if linked == 0 {
+    if linked == 1 {
+        mark_if_due(conn, object)?;
+    } else {
         conn.prepare_cached(
             "INSERT INTO object_tombstones (object_sid, service_sid, last_seq) VALUES (?1, ?2, ?3)
              ON CONFLICT (object_sid) DO UPDATE SET last_seq = excluded.last_seq",
