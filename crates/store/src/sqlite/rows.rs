@@ -135,8 +135,18 @@ macro_rules! object_cols {
 }
 
 const OBJECT_COLS: &str = object_cols!();
-/// How many columns `object_row` reads: what a query selects after them is its own.
-const OBJECT_COL_COUNT: usize = 11;
+/// How many columns `object_row` reads (counted from `OBJECT_COLS`): what a query selects
+/// after them is its own.
+const OBJECT_COL_COUNT: usize = {
+    let (cols, mut i, mut n) = (OBJECT_COLS.as_bytes(), 0, 1);
+    while i < cols.len() {
+        if cols[i] == b',' {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+};
 
 fn object_row(row: &Row<'_>) -> rusqlite::Result<SyncObject> {
     Ok(SyncObject {

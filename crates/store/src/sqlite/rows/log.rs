@@ -130,7 +130,7 @@ fn insert_event_row(
     inserted.map_err(err).map(drop)
 }
 
-/// How far apart an object's stream is marked (`mark_if_due` says it in SQL).
+/// How far apart an object's stream is marked.
 const MARK_EVERY: i64 = 32;
 
 /// Every 32nd event of an object's stream is marked (schema_v9.sql): the row `at` was found at
@@ -149,9 +149,9 @@ fn counted(conn: &Connection, service: &Sid, object: &Sid, seq: u64, at: RowAt) 
 fn mark_if_due(conn: &Connection, object: &Sid) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO object_marks (service_sid, object_sid, seq, ord)
-         SELECT service_sid, sid, last_seq, stream_len FROM objects WHERE sid = ?1 AND stream_len % 32 = 0",
+         SELECT service_sid, sid, last_seq, stream_len FROM objects WHERE sid = ?1 AND stream_len % ?2 = 0",
     )
-    .and_then(|mut st| st.execute([object.as_str()]))
+    .and_then(|mut st| st.execute(params![object.as_str(), MARK_EVERY]))
     .map(drop)
     .map_err(err)
 }
