@@ -38,6 +38,17 @@ impl SeqHeads {
         Ok(entry.1)
     }
 
+    /// Marks every head handed out as stored: the batch that took them committed.
+    pub(crate) fn settle(&mut self) {
+        for (stored, current) in self.0.values_mut() {
+            *stored = *current;
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// The services whose head moved in this batch, with their new head: exactly those the
     /// batch wrote events to.
     pub(crate) fn advanced(&self) -> Vec<(&Sid, u64)> {

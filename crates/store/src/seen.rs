@@ -29,6 +29,10 @@ impl ServicesSeen {
         }
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub(crate) fn forget(&mut self) {
         self.0.clear();
     }

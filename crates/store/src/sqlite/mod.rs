@@ -232,7 +232,8 @@ fn writer_loop(
     observers: &crate::Observers,
     tail: Arc<AtomicBool>,
 ) {
-    crate::run_writer(rx, observers, |batch| commit_batch(&conn, &epoch, batch), || copy_tail(&conn, &tail));
+    let mut memo = Memo::default();
+    crate::run_writer(rx, observers, |batch| commit_batch(&conn, &epoch, &mut memo, batch), || copy_tail(&conn, &tail));
     tracing::debug!("sqlite writer stopped");
 }
 
@@ -244,9 +245,15 @@ fn writer_loop(
 /// a copy of every page it first touches). Only when a job fails after writing is the batch
 /// rolled back and run again with a savepoint around each job, so that only its own writes are
 /// undone.
-fn commit_batch(conn: &Connection, epoch: &str, batch: &[WriteJob]) -> Vec<Result<Applied, CoreError>> {
+fn commit_batch(
+    conn: &Connection,
+    epoch: &str,
+    memo: &mut Memo,
+    batch: &[WriteJob],
+) -> Vec<Result<Applied, CoreError>> {
     let started = std::time::Instant::now();
-    match apply_jobs(conn, epoch, batch) {
+    memo.bound();
+    match apply_jobs(conn, epoch, batch, memo) {
         Ok(Answers { results, committed }) => {
             if committed {
                 metrics::histogram!("ferrosync_store_commit_seconds").record(started.elapsed().as_secs_f64());
@@ -255,6 +262,7 @@ fn commit_batch(conn: &Connection, epoch: &str, batch: &[WriteJob]) -> Vec<Resul
         }
         Err(e) => {
             // Nothing in the batch stands; the transaction may be gone already.
+            memo.forget();
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
@@ -278,22 +286,51 @@ struct Answers {
     committed: bool,
 }
 
+/// What the writer knows of the services it wrote to, kept from one batch to the next: their
+/// rows, and their heads (the writer is the only one that appends to the log, so a head it
+/// handed out and committed is the head). A mutation at a time, as a single client writes,
+/// would otherwise read its service's row and parse its settings for every write, a sixth of
+/// the writer's work for it. Whatever the rules say forgets rows within a batch (see
+/// [`ServicesSeen`]); a batch that fails forgets both.
+#[derive(Default)]
+pub(crate) struct Memo {
+    seqs: SeqHeads,
+    services: ServicesSeen,
+}
+
+impl Memo {
+    /// Services whose row and head are kept; a writer serving more starts over.
+    const SERVICES: usize = 64;
+
+    fn forget(&mut self) {
+        self.seqs = SeqHeads::default();
+        self.services.forget();
+    }
+
+    /// Together, so that no row is kept without its head (a row shows the head first read).
+    fn bound(&mut self) {
+        if self.seqs.len() > Self::SERVICES || self.services.len() > Self::SERVICES {
+            self.forget();
+        }
+    }
+}
+
 /// Runs the batch in one transaction, first without savepoints and, only if a job fails after
 /// writing in a batch of several, once more with them: so it runs at most twice.
-fn apply_jobs(conn: &Connection, epoch: &str, batch: &[WriteJob]) -> Result<Answers, StoreError> {
+fn apply_jobs(conn: &Connection, epoch: &str, batch: &[WriteJob], memo: &mut Memo) -> Result<Answers, StoreError> {
     let sql = |statement: &str| run_cached(conn, statement).map_err(err);
     let mut undo = Undo::Batch;
+    let before = memo.seqs.clone();
     'attempt: loop {
         sql("BEGIN IMMEDIATE")?;
-        let mut seqs = SeqHeads::default();
-        let mut services = ServicesSeen::default();
+        let Memo { seqs, services } = &mut *memo;
         let mut results = Vec::with_capacity(batch.len());
         for job in batch {
             if undo == Undo::Savepoint {
                 sql("SAVEPOINT m")?;
             }
             let (heads, changes) = (seqs.clone(), conn.total_changes());
-            let mut tx = SqliteTx { conn, epoch, seqs: &mut seqs, services: &mut services, found: None };
+            let mut tx = SqliteTx { conn, epoch, seqs, services, found: None };
             let outcome = rules::apply(&mut tx, &job.actor, job.mutation.clone(), Timestamp::now());
             if conn.is_autocommit() {
                 // SQLite rolled the transaction back itself (a full disk, an I/O error).
@@ -303,7 +340,7 @@ fn apply_jobs(conn: &Connection, epoch: &str, batch: &[WriteJob]) -> Result<Answ
             if outcome.is_err() {
                 // The sequence numbers the job took are handed out again, and rows it may have
                 // written are read afresh.
-                seqs = heads;
+                *seqs = heads;
                 services.forget();
                 let wrote = conn.total_changes() != changes;
                 match undo {
@@ -314,6 +351,8 @@ fn apply_jobs(conn: &Connection, epoch: &str, batch: &[WriteJob]) -> Result<Answ
                     }
                     Undo::Batch if wrote => {
                         sql("ROLLBACK")?;
+                        // The heads as the batch found them; rows are read afresh.
+                        *seqs = before.clone();
                         undo = Undo::Savepoint;
                         continue 'attempt;
                     }
@@ -327,6 +366,7 @@ fn apply_jobs(conn: &Connection, epoch: &str, batch: &[WriteJob]) -> Result<Answ
         }
         // The heads the batch moved need no writing back: a head is read from the log itself.
         sql("COMMIT")?;
+        seqs.settle();
         return Ok(Answers { results, committed: true });
     }
 }

@@ -85,14 +85,20 @@ async fn a_failed_job_undoes_only_its_own_writes() {
     use serde_json::json;
 
     let (_dir, store, svc, conn) = batch_fixture().await;
+    // One writer's memory across the batches, as the writer thread keeps it.
+    let mut memo = Memo::default();
     let writes =
         |writes: Vec<ObjectWrite>| job(Actor::SYSTEM, Mutation::Batch { service: svc.clone(), writes, txn: None });
     let create = |key: &str| ObjectWrite::Create { map: "m".into(), key: key.into(), data: json!({ "k": key }) };
     let stale = || ObjectWrite::Replace { map: "m".into(), key: "a".into(), data: json!({}), revision: 9 };
 
     // A stale revision fails before writing: the jobs around it commit in the same pass.
-    let first =
-        commit_batch(&conn, "e", &[writes(vec![create("a")]), writes(vec![stale()]), writes(vec![create("b")])]);
+    let first = commit_batch(
+        &conn,
+        "e",
+        &mut memo,
+        &[writes(vec![create("a")]), writes(vec![stale()]), writes(vec![create("b")])],
+    );
     let codes: Vec<_> = first.iter().map(code).collect();
     assert_eq!(codes, [Ok(()), Err(ErrorCode::RevisionMismatch), Ok(())]);
 
@@ -103,16 +109,20 @@ async fn a_failed_job_undoes_only_its_own_writes() {
         writes(vec![stale()]),
         writes(vec![create("e")]),
     ];
-    let codes: Vec<_> = commit_batch(&conn, "e", &mixed).iter().map(code).collect();
+    let codes: Vec<_> = commit_batch(&conn, "e", &mut memo, &mixed).iter().map(code).collect();
     assert_eq!(codes, [Ok(()), Err(ErrorCode::AlreadyExists), Err(ErrorCode::RevisionMismatch), Ok(())]);
 
     // Alone, a job that fails after writing rolls the transaction back.
-    let alone = commit_batch(&conn, "e", &[writes(vec![create("f"), create("b")])]);
+    let alone = commit_batch(&conn, "e", &mut memo, &[writes(vec![create("f"), create("b")])]);
     assert_eq!(alone.iter().map(code).collect::<Vec<_>>(), [Err(ErrorCode::AlreadyExists)]);
+    // The next batch numbers on from the last event committed, not from what the rolled-back
+    // batch took.
+    let after = commit_batch(&conn, "e", &mut memo, &[writes(vec![create("g")])]);
+    assert_eq!(after.iter().map(code).collect::<Vec<_>>(), [Ok(())]);
 
     let map = store.object(&svc, ObjectKind::Map, &ObjectRef::UniqueName("m".into())).await.expect("read");
     let map = map.expect("the Map");
-    for (key, kept) in [("a", true), ("b", true), ("c", true), ("d", false), ("e", true), ("f", false)] {
+    for (key, kept) in [("a", true), ("b", true), ("c", true), ("d", false), ("e", true), ("f", false), ("g", true)] {
         let item = store.item(&map.sid, &ItemKey::Key(key.into())).await.expect("read");
         assert_eq!(item.is_some(), kept, "item {key}");
     }
@@ -132,6 +142,7 @@ async fn marks_fall_every_32nd_event_whatever_wrote_it() {
     use serde_json::json;
 
     let (_dir, store, svc, conn) = batch_fixture().await;
+    let mut memo = Memo::default();
     let target = |name: &str| ObjectRef::UniqueName(name.into());
     let open = |kind: ObjectKind, name: &str| Mutation::OpenObject {
         service: svc.clone(),
@@ -199,7 +210,7 @@ async fn marks_fall_every_32nd_event_whatever_wrote_it() {
         open(ObjectKind::List, "list"),
         open(ObjectKind::Stream, "stream"),
     ];
-    commit_batch(&conn, "e", &opened.map(|m| job(Actor::SYSTEM, m)));
+    commit_batch(&conn, "e", &mut memo, &opened.map(|m| job(Actor::SYSTEM, m)));
     for round in 0..70u64 {
         let mut batch: Vec<Mutation> = (0..3).map(|i| update(round * 3 + i)).collect();
         batch.extend([item(round), add(round), publish(round), item(round + 1), writes(round, round % 7 == 3)]);
@@ -217,7 +228,7 @@ async fn marks_fall_every_32nd_event_whatever_wrote_it() {
             batch.push(open(ObjectKind::Map, "map"));
         }
         let jobs: Vec<WriteJob> = batch.into_iter().map(|m| job(Actor::SYSTEM, m)).collect();
-        commit_batch(&conn, "e", &jobs);
+        commit_batch(&conn, "e", &mut memo, &jobs);
     }
 
     let log = store.events(&svc, 0, None, 10_000).await.expect("the log");
@@ -244,14 +255,16 @@ async fn marks_fall_every_32nd_event_whatever_wrote_it() {
     assert!(lengths.iter().filter(|&&n| n >= 64).count() >= 5, "streams long enough to mark twice: {lengths:?}");
 }
 
-/// A batch reads each service once, yet a change to the service earlier in the batch holds
-/// for the jobs after it: here, access control switched on mid-batch.
+/// A batch reads each service once, and the writer keeps the row for the batches after, yet a
+/// change to the service holds for every job after it: here, access control switched on
+/// mid-batch, then off in a batch of its own.
 #[tokio::test]
 async fn a_service_changed_mid_batch_is_read_afresh() {
     use ferrosync_core::error::ErrorCode;
     use ferrosync_core::model::OpenMode;
 
     let (_dir, _store, svc, conn) = batch_fixture().await;
+    let mut memo = Memo::default();
     let open = |name: &str| Mutation::OpenObject {
         service: svc.clone(),
         kind: ObjectKind::Document,
@@ -260,22 +273,28 @@ async fn a_service_changed_mid_batch_is_read_afresh() {
         ttl: None,
         data: None,
     };
-    let acl = Mutation::UpdateService {
+    let acl = |enabled: bool| Mutation::UpdateService {
         service: svc.clone(),
         unique_name: None,
         friendly_name: None,
-        acl_enabled: Some(true),
+        acl_enabled: Some(enabled),
         settings: Default::default(),
     };
     let alice = || Actor::identity("alice");
     let batch = [
         job(Actor::SYSTEM, open("doc")),
         job(alice(), open("doc")),
-        job(Actor::SYSTEM, acl),
+        job(Actor::SYSTEM, acl(true)),
         job(alice(), open("doc")),
     ];
-    let codes: Vec<_> = commit_batch(&conn, "e", &batch).iter().map(code).collect();
+    let codes: Vec<_> = commit_batch(&conn, "e", &mut memo, &batch).iter().map(code).collect();
     assert_eq!(codes, [Ok(()), Ok(()), Ok(()), Err(ErrorCode::Forbidden)]);
+    let later = commit_batch(&conn, "e", &mut memo, &[job(alice(), open("doc"))]);
+    assert_eq!(later.iter().map(code).collect::<Vec<_>>(), [Err(ErrorCode::Forbidden)]);
+    // The row kept from the batches before is forgotten when the service changes.
+    commit_batch(&conn, "e", &mut memo, &[job(Actor::SYSTEM, acl(false))]);
+    let reopened = commit_batch(&conn, "e", &mut memo, &[job(alice(), open("doc"))]);
+    assert_eq!(reopened.iter().map(code).collect::<Vec<_>>(), [Ok(())]);
 }
 
 /// A caller that stops waiting mid-read (its client went away) leaves the pool whole.
