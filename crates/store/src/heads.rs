@@ -45,6 +45,11 @@ impl SeqHeads {
         }
     }
 
+    /// Drops a removed service's head: one made again under its SID starts its log afresh.
+    pub(crate) fn forget(&mut self, service: &Sid) {
+        self.0.remove(service);
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.0.len()
     }

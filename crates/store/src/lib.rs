@@ -310,6 +310,7 @@ macro_rules! impl_tx_state {
             }
             fn delete_service(&mut self, sid: &Sid) -> Result<(), StoreError> {
                 self.services.forget();
+                self.seqs.forget(sid);
                 self.objects_written();
                 $rows::delete_by_sid(self.conn, "services", sid).map(drop)
             }

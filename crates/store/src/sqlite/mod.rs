@@ -253,7 +253,7 @@ fn commit_batch(
 ) -> Vec<Result<Applied, CoreError>> {
     let started = std::time::Instant::now();
     memo.bound();
-    match apply_jobs(conn, epoch, batch, memo) {
+    match apply_jobs(conn, epoch, memo, batch) {
         Ok(Answers { results, committed }) => {
             if committed {
                 metrics::histogram!("ferrosync_store_commit_seconds").record(started.elapsed().as_secs_f64());
@@ -317,7 +317,7 @@ impl Memo {
 
 /// Runs the batch in one transaction, first without savepoints and, only if a job fails after
 /// writing in a batch of several, once more with them: so it runs at most twice.
-fn apply_jobs(conn: &Connection, epoch: &str, batch: &[WriteJob], memo: &mut Memo) -> Result<Answers, StoreError> {
+fn apply_jobs(conn: &Connection, epoch: &str, memo: &mut Memo, batch: &[WriteJob]) -> Result<Answers, StoreError> {
     let sql = |statement: &str| run_cached(conn, statement).map_err(err);
     let mut undo = Undo::Batch;
     let before = memo.seqs.clone();

@@ -255,6 +255,48 @@ async fn marks_fall_every_32nd_event_whatever_wrote_it() {
     assert!(lengths.iter().filter(|&&n| n >= 64).count() >= 5, "streams long enough to mark twice: {lengths:?}");
 }
 
+/// A service removed and made again under its SID, as a restore does, numbers its log from its
+/// own start, though the writer kept the removed one's head.
+#[tokio::test]
+async fn a_service_made_again_under_its_sid_numbers_its_log_afresh() {
+    use ferrosync_core::model::OpenMode;
+    use ferrosync_core::store::Store;
+
+    let (_dir, store, svc, conn) = batch_fixture().await;
+    let mut memo = Memo::default();
+    let open = |name: &str| {
+        job(
+            Actor::SYSTEM,
+            Mutation::OpenObject {
+                service: svc.clone(),
+                kind: ObjectKind::Document,
+                target: Some(ObjectRef::UniqueName(name.into())),
+                mode: OpenMode::OpenOrCreate,
+                ttl: None,
+                data: None,
+            },
+        )
+    };
+    let ok = |answers: Vec<Result<Applied, CoreError>>| answers.iter().all(|a| a.is_ok());
+    assert!(ok(commit_batch(&conn, "e", &mut memo, &[open("a"), open("b")])));
+    let first: Vec<u64> = store.events(&svc, 0, None, 10).await.expect("the log").iter().map(|e| e.seq).collect();
+    assert_eq!(first, [1, 2]);
+
+    let remove = job(Actor::SYSTEM, Mutation::RemoveService { service: svc.clone() });
+    assert!(ok(commit_batch(&conn, "e", &mut memo, &[remove])));
+    let create = Mutation::CreateService {
+        sid: svc.clone(),
+        unique_name: None,
+        friendly_name: None,
+        acl_enabled: false,
+        settings: Default::default(),
+    };
+    assert!(ok(commit_batch(&conn, "e", &mut memo, &[job(Actor::SYSTEM, create)])));
+    assert!(ok(commit_batch(&conn, "e", &mut memo, &[open("c")])));
+    let again: Vec<u64> = store.events(&svc, 0, None, 10).await.expect("the log").iter().map(|e| e.seq).collect();
+    assert_eq!(again, [1], "the new service's log starts at its own beginning");
+}
+
 /// A batch reads each service once, and the writer keeps the row for the batches after, yet a
 /// change to the service holds for every job after it: here, access control switched on
 /// mid-batch, then off in a batch of its own.
