@@ -53,14 +53,7 @@ async fn batch_fixture() -> (tempfile::TempDir, SqliteStore, Sid, Connection) {
     let path = dir.path().join("data.db");
     let store = SqliteStore::open(&path, Durability::Normal).expect("the store opens");
     let svc = Sid::new(SidKind::Service);
-    let create_service = Mutation::CreateService {
-        sid: svc.clone(),
-        unique_name: None,
-        friendly_name: None,
-        acl_enabled: false,
-        settings: Default::default(),
-    };
-    store.execute(Actor::SYSTEM, create_service).await.expect("the service");
+    store.execute(Actor::SYSTEM, create_service(&svc)).await.expect("the service");
     let conn = Connection::open(&path).expect("a writer connection");
     conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;").expect("pragmas");
     (dir, store, svc, conn)
@@ -73,6 +66,28 @@ fn job(actor: Actor, mutation: Mutation) -> WriteJob {
 
 fn code(r: &Result<Applied, CoreError>) -> Result<(), ferrosync_core::error::ErrorCode> {
     r.as_ref().map(drop).map_err(CoreError::code)
+}
+
+fn create_service(sid: &Sid) -> Mutation {
+    Mutation::CreateService {
+        sid: sid.clone(),
+        unique_name: None,
+        friendly_name: None,
+        acl_enabled: false,
+        settings: Default::default(),
+    }
+}
+
+/// Opens (or creates) the object of `kind` named `name` in `service`.
+fn open_object(service: &Sid, kind: ObjectKind, name: &str) -> Mutation {
+    Mutation::OpenObject {
+        service: service.clone(),
+        kind,
+        target: Some(ObjectRef::UniqueName(name.into())),
+        mode: ferrosync_core::model::OpenMode::OpenOrCreate,
+        ttl: None,
+        data: None,
+    }
 }
 
 /// A job that fails is answered with its own error and leaves no trace, whether it failed
@@ -137,21 +152,13 @@ async fn a_failed_job_undoes_only_its_own_writes() {
 /// one map in one job, creations, removals, and batches whose failed jobs were undone.
 #[tokio::test]
 async fn marks_fall_every_32nd_event_whatever_wrote_it() {
-    use ferrosync_core::model::OpenMode;
     use ferrosync_core::store::{ItemWriteMode, ObjectWrite, Store};
     use serde_json::json;
 
     let (_dir, store, svc, conn) = batch_fixture().await;
     let mut memo = Memo::default();
     let target = |name: &str| ObjectRef::UniqueName(name.into());
-    let open = |kind: ObjectKind, name: &str| Mutation::OpenObject {
-        service: svc.clone(),
-        kind,
-        target: Some(target(name)),
-        mode: OpenMode::OpenOrCreate,
-        ttl: None,
-        data: None,
-    };
+    let open = |kind: ObjectKind, name: &str| open_object(&svc, kind, name);
     let update = |n: u64| Mutation::UpdateObject {
         service: svc.clone(),
         kind: ObjectKind::Document,
@@ -259,24 +266,11 @@ async fn marks_fall_every_32nd_event_whatever_wrote_it() {
 /// own start, though the writer kept the removed one's head.
 #[tokio::test]
 async fn a_service_made_again_under_its_sid_numbers_its_log_afresh() {
-    use ferrosync_core::model::OpenMode;
     use ferrosync_core::store::Store;
 
     let (_dir, store, svc, conn) = batch_fixture().await;
     let mut memo = Memo::default();
-    let open = |name: &str| {
-        job(
-            Actor::SYSTEM,
-            Mutation::OpenObject {
-                service: svc.clone(),
-                kind: ObjectKind::Document,
-                target: Some(ObjectRef::UniqueName(name.into())),
-                mode: OpenMode::OpenOrCreate,
-                ttl: None,
-                data: None,
-            },
-        )
-    };
+    let open = |name: &str| job(Actor::SYSTEM, open_object(&svc, ObjectKind::Document, name));
     let ok = |answers: Vec<Result<Applied, CoreError>>| answers.iter().all(|a| a.is_ok());
     assert!(ok(commit_batch(&conn, "e", &mut memo, &[open("a"), open("b")])));
     let first: Vec<u64> = store.events(&svc, 0, None, 10).await.expect("the log").iter().map(|e| e.seq).collect();
@@ -284,14 +278,7 @@ async fn a_service_made_again_under_its_sid_numbers_its_log_afresh() {
 
     let remove = job(Actor::SYSTEM, Mutation::RemoveService { service: svc.clone() });
     assert!(ok(commit_batch(&conn, "e", &mut memo, &[remove])));
-    let create = Mutation::CreateService {
-        sid: svc.clone(),
-        unique_name: None,
-        friendly_name: None,
-        acl_enabled: false,
-        settings: Default::default(),
-    };
-    assert!(ok(commit_batch(&conn, "e", &mut memo, &[job(Actor::SYSTEM, create)])));
+    assert!(ok(commit_batch(&conn, "e", &mut memo, &[job(Actor::SYSTEM, create_service(&svc))])));
     assert!(ok(commit_batch(&conn, "e", &mut memo, &[open("c")])));
     let again: Vec<u64> = store.events(&svc, 0, None, 10).await.expect("the log").iter().map(|e| e.seq).collect();
     assert_eq!(again, [1], "the new service's log starts at its own beginning");
@@ -303,18 +290,10 @@ async fn a_service_made_again_under_its_sid_numbers_its_log_afresh() {
 #[tokio::test]
 async fn a_service_changed_mid_batch_is_read_afresh() {
     use ferrosync_core::error::ErrorCode;
-    use ferrosync_core::model::OpenMode;
 
     let (_dir, _store, svc, conn) = batch_fixture().await;
     let mut memo = Memo::default();
-    let open = |name: &str| Mutation::OpenObject {
-        service: svc.clone(),
-        kind: ObjectKind::Document,
-        target: Some(ObjectRef::UniqueName(name.into())),
-        mode: OpenMode::OpenOrCreate,
-        ttl: None,
-        data: None,
-    };
+    let open = |name: &str| open_object(&svc, ObjectKind::Document, name);
     let acl = |enabled: bool| Mutation::UpdateService {
         service: svc.clone(),
         unique_name: None,
