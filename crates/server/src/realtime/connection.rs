@@ -2,6 +2,7 @@
 //! replies, batched delivery, keepalive and token lifetime.
 
 use super::hub::Delivery;
+use super::inflight::InFlight;
 use super::protocol::{
     CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHENTICATED, ClientFrame, ItemsPage, QuerySubscribed,
     ReplyFrame, ResumePoint, ServerFrame, Subscribed,
@@ -33,6 +34,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tracing::Instrument;
 
 #[derive(serde::Deserialize)]
 pub struct ConnectQuery {
@@ -81,7 +83,19 @@ struct Session {
     token: TokenClock,
     principal: Principal,
     subs: Subscriptions,
+    /// What a request running apart from the session needs; made again when the token is.
+    cx: Arc<RequestCx>,
 }
+
+/// A request's caller, shared by the requests of one connection in flight.
+struct RequestCx {
+    state: Arc<AppState>,
+    principal: Principal,
+    service: String,
+}
+
+/// Requests naming the same object take turns: by kind and the name the client gave.
+type Requests = InFlight<(ObjectKind, String), Bytes>;
 
 async fn serve(mut sink: Writer, mut stream: Reader, state: Arc<AppState>, principal: Option<Principal>) {
     let principal = match principal {
@@ -107,7 +121,9 @@ async fn serve(mut sink: Writer, mut stream: Reader, state: Arc<AppState>, princ
     };
     let (subs, rx) = Subscriptions::open(state.hub.clone(), service.sid.clone(), state.settings.outbound_queue);
     let token = TokenClock::new(expires_at, state.settings.token_warning_secs);
-    let mut session = Session { state: state.clone(), identity, service, token, principal, subs };
+    let cx =
+        Arc::new(RequestCx { state: state.clone(), principal: principal.clone(), service: service.sid.to_string() });
+    let mut session = Session { state: state.clone(), identity, service, token, principal, subs, cx };
     let _online = state.webhooks.reachability.online(&session.service.sid, &session.identity);
     session.run(sink, stream, rx).await;
     session.subs.close().await;
@@ -167,11 +183,14 @@ impl Session {
         let mut batch: Vec<Arc<Delivery>> = Vec::new();
         let settings = &self.state.settings;
         let mut alarms = Alarms::new(&self.state.shutdown, &self.subs.overflow(), settings.keepalive_secs, &self.token);
+        let mut requests = Requests::default();
         loop {
             tokio::select! {
                 biased;
                 alarm = alarms.next(&self.token) => match alarm {
                     Alarm::Shutdown => {
+                        // Requests already read are answered first, for a while.
+                        let _ = tokio::time::timeout(DRAIN_ON_SHUTDOWN, drain(&mut sink, &mut requests)).await;
                         sink.close(1001, "server shutting down").await;
                         return;
                     }
@@ -208,7 +227,12 @@ impl Session {
                         return;
                     }
                 }
-                msg = stream.next() => {
+                reply = requests.next() => {
+                    if answer(&mut sink, &mut requests, reply).await.is_err() {
+                        return;
+                    }
+                }
+                msg = stream.next(), if requests.has_room() => {
                     let text = match sink.take(msg).await {
                         Incoming::Text(t) => t,
                         Incoming::Binary(_) => {
@@ -221,7 +245,7 @@ impl Session {
                     };
                     // Boxed: request handling is a large future, and keeping it inline would make
                     // every idle connection carry its size.
-                    match Box::pin(self.handle(&mut sink, &text)).await {
+                    match Box::pin(self.handle(&mut sink, &text, &mut requests)).await {
                         Flow::Continue => {}
                         Flow::Stop => return,
                     }
@@ -252,7 +276,7 @@ impl Session {
             .encode()
     }
 
-    async fn handle(&mut self, sink: &mut Writer, text: &str) -> Flow {
+    async fn handle(&mut self, sink: &mut Writer, text: &str, requests: &mut Requests) -> Flow {
         let request: ClientFrame = match serde_json::from_str(text) {
             Ok(f) => f,
             Err(e) => {
@@ -280,11 +304,21 @@ impl Session {
                 }
             };
         }
-        let reply = match self.request(id, request).await {
-            Ok(reply) => reply,
-            Err(e) => frame(&ServerFrame::Reply { id, status: e.code.status(), body: None, error: Some(e.body()) }),
-        };
-        if sink.send(reply).await.is_err() { Flow::Stop } else { Flow::Continue }
+        if matches!(
+            request,
+            ClientFrame::Unsubscribe { .. } | ClientFrame::UnsubscribeQuery { .. } | ClientFrame::UpdateToken { .. }
+        ) {
+            // These change the session itself, so they run in turn with the frames around them.
+            let reply = match self.control(id, request).await {
+                Ok(reply) => reply,
+                Err(e) => failed(id, &e),
+            };
+            return if sink.send(reply).await.is_err() { Flow::Stop } else { Flow::Continue };
+        }
+        let lane = lane(&request);
+        let span = tracing::debug_span!("ws_request", id, identity = %self.identity);
+        requests.push(lane, Box::pin(run_request(self.cx.clone(), id, request).instrument(span)));
+        Flow::Continue
     }
 
     async fn send(&self, sink: &mut Writer, f: &ServerFrame) -> Flow {
@@ -447,66 +481,18 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    /// Runs one request and frames its reply.
-    async fn request(&mut self, id: u64, request: ClientFrame) -> Result<Bytes, ApiError> {
+    /// Runs a request that changes the session (its subscriptions or its token).
+    async fn control(&mut self, id: u64, request: ClientFrame) -> Result<Bytes, ApiError> {
         let engine = self.state.engine.clone();
-        let p = &self.principal;
-        let svc = self.service.sid.to_string();
         Ok(match request {
             ClientFrame::Unsubscribe { kind, object, .. } => {
-                let found = engine.readable_object(p, &self.service, kind, &object).await;
+                let found = engine.readable_object(&self.principal, &self.service, kind, &object).await;
                 let sid = match found {
                     Ok(o) => o.sid,
                     Err(_) => Sid::parse(&object).map_err(ferrosync_core::CoreError::from)?,
                 };
                 self.subs.cancel(&sid).await;
                 reply(id, 200, &empty())
-            }
-            ClientFrame::Open { kind, sid, unique_name, mode, ttl, data, .. } => {
-                if sid.is_some() && unique_name.is_some() {
-                    return Err(ApiError::new(
-                        ErrorCode::InvalidField,
-                        "sid and unique_name: give one or the other, not both",
-                    ));
-                }
-                let (object, created) =
-                    engine.open(p, &svc, kind, OpenRequest { sid, unique_name, mode, ttl, data }).await?;
-                reply(id, if created { 201 } else { 200 }, &ObjectView::from(object))
-            }
-            ClientFrame::Get { kind, object, .. } => {
-                reply(id, 200, &ObjectView::from(engine.object(p, &svc, kind, &object).await?))
-            }
-            ClientFrame::Update { kind, object, data, ttl, if_match, .. } => {
-                let o = engine.update_object(p, &svc, kind, &object, ObjectPatch { data, ttl, if_match }).await?;
-                reply(id, 200, &ObjectView::from(o))
-            }
-            ClientFrame::Remove { kind, object, if_match, .. } => {
-                engine.remove_object(p, &svc, kind, &object, if_match).await?;
-                reply(id, 204, &empty())
-            }
-            ClientFrame::AddItem { list, data, ttl, collection_ttl, .. } => {
-                let item = engine.add_list_item(p, &svc, &list, data, ttl, collection_ttl).await?;
-                reply(id, 201, &ItemView::from(item))
-            }
-            ClientFrame::SetItem { kind, object, index, key, data, ttl, collection_ttl, if_match, .. } => {
-                let key = item_key(kind, index, key)?;
-                let mode = if kind == ObjectKind::List { ItemWriteMode::Update } else { ItemWriteMode::Upsert };
-                let patch = ItemPatch { data, ttl, collection_ttl, if_match };
-                let (item, created) = engine.write_item(p, &svc, kind, &object, key, patch, mode).await?;
-                reply(id, if created { 201 } else { 200 }, &ItemView::from(item))
-            }
-            ClientFrame::RemoveItem { kind, object, index, key, if_match, .. } => {
-                engine.remove_item(p, &svc, kind, &object, item_key(kind, index, key)?, if_match).await?;
-                reply(id, 204, &empty())
-            }
-            ClientFrame::GetItems { kind, object, order, page_size, page_token, .. } => {
-                let page = PageRequest::new(order, None, page_token.as_deref(), page_size, engine.limits())?;
-                let result = engine.items(p, &svc, kind, &object, page).await?;
-                let items: Vec<ItemView> = result.items.into_iter().map(ItemView::from).collect();
-                reply(id, 200, &ItemsPage { items, next_page_token: result.next.map(|t| t.encode()) })
-            }
-            ClientFrame::Publish { stream, data, .. } => {
-                reply(id, 201, &MessageView::from(engine.publish(p, &svc, &stream, data).await?))
             }
             ClientFrame::UpdateToken { token, .. } => {
                 let fresh = engine.authenticate_token(&token).await?;
@@ -516,6 +502,11 @@ impl Session {
                     {
                         self.token.renew(*expires_at);
                         self.principal = fresh.clone();
+                        self.cx = Arc::new(RequestCx {
+                            state: self.state.clone(),
+                            principal: fresh.clone(),
+                            service: self.service.sid.to_string(),
+                        });
                         reply(id, 200, &serde_json::json!({ "expires_at": expires_at }))
                     }
                     _ => {
@@ -526,17 +517,116 @@ impl Session {
                     }
                 }
             }
-            ClientFrame::Ping { .. } => reply(id, 200, &serde_json::json!({ "pong": true })),
             ClientFrame::UnsubscribeQuery { query_id, .. } => {
                 let sid = Sid::parse_kind(&query_id, SidKind::LiveQuery).map_err(ferrosync_core::CoreError::from)?;
                 self.subs.cancel(&sid).await;
                 reply(id, 200, &empty())
             }
-            ClientFrame::Authenticate { .. } | ClientFrame::Subscribe { .. } | ClientFrame::SubscribeQuery { .. } => {
-                return Err(ApiError::new(ErrorCode::InvalidRequest, "unexpected frame"));
-            }
+            _ => return Err(ApiError::new(ErrorCode::InvalidRequest, "unexpected frame")),
         })
     }
+}
+
+/// How long a shutting-down connection waits for the replies of requests it has read.
+const DRAIN_ON_SHUTDOWN: Duration = Duration::from_secs(5);
+
+/// Writes a finished request's reply and any others finished by now, then flushes once.
+async fn answer(sink: &mut Writer, requests: &mut Requests, first: Bytes) -> std::io::Result<()> {
+    sink.feed(first).await?;
+    while let Some(more) = requests.ready() {
+        sink.feed(more).await?;
+    }
+    sink.flush().await
+}
+
+/// Answers every request in flight.
+async fn drain(sink: &mut Writer, requests: &mut Requests) -> std::io::Result<()> {
+    while !requests.is_empty() {
+        let reply = requests.next().await;
+        answer(sink, requests, reply).await?;
+    }
+    Ok(())
+}
+
+fn failed(id: u64, e: &ApiError) -> Bytes {
+    frame(&ServerFrame::Reply { id, status: e.code.status(), body: None, error: Some(e.body()) })
+}
+
+/// The object a request names, as the client named it: requests with the same one take turns.
+fn lane(request: &ClientFrame) -> Option<(ObjectKind, String)> {
+    match request {
+        ClientFrame::Open { kind, sid, unique_name, .. } => {
+            sid.as_ref().or(unique_name.as_ref()).map(|o| (*kind, o.clone()))
+        }
+        ClientFrame::Get { kind, object, .. }
+        | ClientFrame::Update { kind, object, .. }
+        | ClientFrame::Remove { kind, object, .. }
+        | ClientFrame::SetItem { kind, object, .. }
+        | ClientFrame::RemoveItem { kind, object, .. }
+        | ClientFrame::GetItems { kind, object, .. } => Some((*kind, object.clone())),
+        ClientFrame::AddItem { list, .. } => Some((ObjectKind::List, list.clone())),
+        ClientFrame::Publish { stream, .. } => Some((ObjectKind::Stream, stream.clone())),
+        _ => None,
+    }
+}
+
+/// Runs a request that needs nothing of the session but its caller, and frames its reply.
+async fn run_request(cx: Arc<RequestCx>, id: u64, request: ClientFrame) -> Bytes {
+    serve_request(&cx, id, request).await.unwrap_or_else(|e| failed(id, &e))
+}
+
+async fn serve_request(cx: &RequestCx, id: u64, request: ClientFrame) -> Result<Bytes, ApiError> {
+    let (engine, p, svc) = (&cx.state.engine, &cx.principal, cx.service.as_str());
+    Ok(match request {
+        ClientFrame::Open { kind, sid, unique_name, mode, ttl, data, .. } => {
+            if sid.is_some() && unique_name.is_some() {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidField,
+                    "sid and unique_name: give one or the other, not both",
+                ));
+            }
+            let (object, created) =
+                engine.open(p, svc, kind, OpenRequest { sid, unique_name, mode, ttl, data }).await?;
+            reply(id, if created { 201 } else { 200 }, &ObjectView::from(object))
+        }
+        ClientFrame::Get { kind, object, .. } => {
+            reply(id, 200, &ObjectView::from(engine.object(p, svc, kind, &object).await?))
+        }
+        ClientFrame::Update { kind, object, data, ttl, if_match, .. } => {
+            let o = engine.update_object(p, svc, kind, &object, ObjectPatch { data, ttl, if_match }).await?;
+            reply(id, 200, &ObjectView::from(o))
+        }
+        ClientFrame::Remove { kind, object, if_match, .. } => {
+            engine.remove_object(p, svc, kind, &object, if_match).await?;
+            reply(id, 204, &empty())
+        }
+        ClientFrame::AddItem { list, data, ttl, collection_ttl, .. } => {
+            let item = engine.add_list_item(p, svc, &list, data, ttl, collection_ttl).await?;
+            reply(id, 201, &ItemView::from(item))
+        }
+        ClientFrame::SetItem { kind, object, index, key, data, ttl, collection_ttl, if_match, .. } => {
+            let key = item_key(kind, index, key)?;
+            let mode = if kind == ObjectKind::List { ItemWriteMode::Update } else { ItemWriteMode::Upsert };
+            let patch = ItemPatch { data, ttl, collection_ttl, if_match };
+            let (item, created) = engine.write_item(p, svc, kind, &object, key, patch, mode).await?;
+            reply(id, if created { 201 } else { 200 }, &ItemView::from(item))
+        }
+        ClientFrame::RemoveItem { kind, object, index, key, if_match, .. } => {
+            engine.remove_item(p, svc, kind, &object, item_key(kind, index, key)?, if_match).await?;
+            reply(id, 204, &empty())
+        }
+        ClientFrame::GetItems { kind, object, order, page_size, page_token, .. } => {
+            let page = PageRequest::new(order, None, page_token.as_deref(), page_size, engine.limits())?;
+            let result = engine.items(p, svc, kind, &object, page).await?;
+            let items: Vec<ItemView> = result.items.into_iter().map(ItemView::from).collect();
+            reply(id, 200, &ItemsPage { items, next_page_token: result.next.map(|t| t.encode()) })
+        }
+        ClientFrame::Publish { stream, data, .. } => {
+            reply(id, 201, &MessageView::from(engine.publish(p, svc, &stream, data).await?))
+        }
+        ClientFrame::Ping { .. } => reply(id, 200, &serde_json::json!({ "pong": true })),
+        _ => return Err(ApiError::new(ErrorCode::InvalidRequest, "unexpected frame")),
+    })
 }
 
 /// A live query's first results, at most; a query matching more is refused (narrow it).

@@ -4,6 +4,7 @@
 pub mod connection;
 pub mod gate;
 pub mod hub;
+pub mod inflight;
 pub mod live;
 pub mod session;
 pub mod wire;

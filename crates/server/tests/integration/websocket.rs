@@ -653,3 +653,61 @@ async fn pings_and_closes_are_answered_and_plain_requests_are_told_what_is_missi
     let body: serde_json::Value = old.json().await.unwrap();
     assert!(body["message"].as_str().unwrap().contains("Sec-WebSocket-Version: 13"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_sent_without_waiting_are_all_answered_and_keep_each_objects_order() {
+    let Some(s) = TestServer::start().await else { return };
+    s.service("app").await;
+    let token = s.mint_token("app", "alice", 3600).await;
+    let mut a = s.ws(&token).await;
+    const DOCS: u64 = 8;
+    const ROUNDS: u64 = 10;
+    for d in 0..DOCS {
+        let opened =
+            a.request(json!({ "type": "open", "kind": "document", "unique_name": format!("d{d}"), "data": {} })).await;
+        assert_eq!(opened["status"], 201);
+    }
+    assert_eq!(a.request(json!({ "type": "open", "kind": "list", "unique_name": "l" })).await["status"], 201);
+
+    // Every frame leaves before any reply is read: more than a connection runs at once. Each
+    // update expects the revision the one before it on its document makes, so a write run out
+    // of its document's order is refused; list items are numbered in the order they land.
+    let mut expected = std::collections::HashMap::new();
+    let mut id = 1000;
+    for round in 0..ROUNDS {
+        for d in 0..DOCS {
+            id += 1;
+            let object = format!("d{d}");
+            a.send(json!({ "type": "update", "id": id, "kind": "document", "object": object, "data": { "n": round + 1 }, "if_match": round })).await;
+            expected.insert(id, ("update", round + 1));
+        }
+        id += 1;
+        a.send(json!({ "type": "add_item", "id": id, "list": "l", "data": { "t": round } })).await;
+        expected.insert(id, ("add_item", round));
+    }
+    for d in 0..DOCS {
+        id += 1;
+        a.send(json!({ "type": "get", "id": id, "kind": "document", "object": format!("d{d}") })).await;
+        expected.insert(id, ("get", ROUNDS));
+    }
+    assert!(expected.len() > 64, "the frames outnumber the requests one connection runs at once");
+
+    while !expected.is_empty() {
+        let reply = a.recv().await;
+        assert_eq!(reply["type"], "reply", "{reply}");
+        let id = reply["id"].as_u64().expect("replies carry the request's id");
+        let (what, n) = expected.remove(&id).unwrap_or_else(|| panic!("one reply per request: {reply}"));
+        match what {
+            "update" => assert_eq!((&reply["status"], &reply["body"]["revision"]), (&json!(200), &json!(n)), "{reply}"),
+            "add_item" => assert_eq!((&reply["status"], &reply["body"]["index"]), (&json!(201), &json!(n)), "{reply}"),
+            _ => assert_eq!(
+                (&reply["status"], &reply["body"]["data"], &reply["body"]["revision"]),
+                (&json!(200), &json!({ "n": n }), &json!(n)),
+                "a read after writes to its object sees them: {reply}"
+            ),
+        }
+    }
+    let items = s.get("/services/app/lists/l/items?page_size=50").await.ok();
+    let order: Vec<u64> = items["items"].as_array().unwrap().iter().map(|i| i["data"]["t"].as_u64().unwrap()).collect();
+    assert_eq!(order, (0..ROUNDS).collect::<Vec<_>>());
+}

@@ -1,0 +1,165 @@
+//! A connection's requests in flight. A client may send its next request before the last one
+//! is answered; the requests then run at once, so a client's writes share commits with each
+//! other and events keep flowing while they wait. Requests naming the same object run in the
+//! order they came, one at a time (a lane each); replies carry the request's id and may arrive
+//! in another order than their requests. Past `MAX_IN_FLIGHT` the connection is not read until
+//! one finishes, so a client that floods is held back by its own socket.
+
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+
+/// Requests one connection may have running or waiting for their lane.
+pub const MAX_IN_FLIGHT: usize = 64;
+
+type Lane<K, R> = BoxFuture<'static, (Option<K>, R)>;
+
+pub struct InFlight<K, R> {
+    running: FuturesUnordered<Lane<K, R>>,
+    /// A lane is here while one of its requests runs; it holds the ones queued behind it. A
+    /// queued request is a future not yet polled, so it has not started.
+    lanes: HashMap<K, VecDeque<BoxFuture<'static, R>>>,
+    queued: usize,
+}
+
+impl<K, R> Default for InFlight<K, R> {
+    fn default() -> Self {
+        Self { running: FuturesUnordered::new(), lanes: HashMap::new(), queued: 0 }
+    }
+}
+
+impl<K: Eq + Hash + Clone + Send + 'static, R: Send + 'static> InFlight<K, R> {
+    pub fn is_empty(&self) -> bool {
+        self.running.is_empty()
+    }
+
+    /// Whether another request may be read.
+    pub fn has_room(&self) -> bool {
+        self.running.len() + self.queued < MAX_IN_FLIGHT
+    }
+
+    /// Starts `request` now, or once the requests before it in its lane have finished.
+    pub fn push(&mut self, lane: Option<K>, request: BoxFuture<'static, R>) {
+        if let Some(k) = &lane {
+            if let Some(queue) = self.lanes.get_mut(k) {
+                queue.push_back(request);
+                self.queued += 1;
+                return;
+            }
+            self.lanes.insert(k.clone(), VecDeque::new());
+        }
+        self.start(lane, request);
+    }
+
+    fn start(&mut self, lane: Option<K>, request: BoxFuture<'static, R>) {
+        self.running.push(Box::pin(async move { (lane, request.await) }));
+    }
+
+    /// The next request to finish; its lane's next request starts. Cancel-safe: nothing is
+    /// taken from the set until a request has finished. Pends forever while none runs.
+    pub async fn next(&mut self) -> R {
+        let Some((lane, reply)) = self.running.next().await else {
+            return std::future::pending().await;
+        };
+        self.finished(lane);
+        reply
+    }
+
+    /// A request that has finished right now, if any, without waiting.
+    pub fn ready(&mut self) -> Option<R> {
+        let (lane, reply) = futures_util::FutureExt::now_or_never(self.running.next()).flatten()?;
+        self.finished(lane);
+        Some(reply)
+    }
+
+    fn finished(&mut self, lane: Option<K>) {
+        let Some(k) = lane else { return };
+        let next = self.lanes.get_mut(&k).and_then(VecDeque::pop_front);
+        match next {
+            Some(request) => {
+                self.queued -= 1;
+                self.start(Some(k), request);
+            }
+            None => {
+                self.lanes.remove(&k);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+    use std::sync::{Arc, Mutex};
+    use tokio::sync::oneshot;
+
+    /// A request that finishes when its sender fires, recording when it started.
+    fn gated(
+        name: &'static str,
+        log: &Arc<Mutex<Vec<&'static str>>>,
+    ) -> (oneshot::Sender<()>, BoxFuture<'static, &'static str>) {
+        let (tx, rx) = oneshot::channel();
+        let log = log.clone();
+        let fut = async move {
+            log.lock().map(|mut l| l.push(name)).ok();
+            let _ = rx.await;
+            name
+        };
+        (tx, fut.boxed())
+    }
+
+    #[tokio::test]
+    async fn one_lane_runs_in_order_while_others_overtake() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut f: InFlight<&'static str, &'static str> = InFlight::default();
+        let (a1, fa1) = gated("a1", &log);
+        let (a2, fa2) = gated("a2", &log);
+        let (b1, fb1) = gated("b1", &log);
+        f.push(Some("a"), fa1);
+        f.push(Some("a"), fa2);
+        f.push(Some("b"), fb1);
+        assert!(f.ready().is_none());
+        // a2 waits behind a1 in lane a; b1 started at once.
+        assert_eq!(*log.lock().expect("the log"), vec!["a1", "b1"]);
+        b1.send(()).expect("the request waits");
+        assert_eq!(f.next().await, "b1");
+        a2.send(()).expect("the request waits");
+        assert!(f.ready().is_none(), "a2 must not finish before a1");
+        a1.send(()).expect("the request waits");
+        assert_eq!(f.next().await, "a1");
+        assert_eq!(f.next().await, "a2");
+        assert_eq!(*log.lock().expect("the log"), vec!["a1", "b1", "a2"]);
+        assert!(f.is_empty());
+        assert!(f.lanes.is_empty() && f.queued == 0);
+    }
+
+    #[tokio::test]
+    async fn room_counts_running_and_queued_requests() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut f: InFlight<u32, &'static str> = InFlight::default();
+        let mut gates = Vec::new();
+        for i in 0..MAX_IN_FLIGHT {
+            let (tx, fut) = gated("r", &log);
+            gates.push(tx);
+            // Half share one lane, half have none.
+            f.push((i % 2 == 0).then_some(7), fut);
+        }
+        assert!(!f.has_room());
+        assert!(f.ready().is_none());
+        assert_eq!(log.lock().expect("the log").len(), MAX_IN_FLIGHT / 2 + 1, "one of lane 7 runs, the rest wait");
+        gates.remove(1).send(()).expect("the request waits");
+        assert_eq!(f.next().await, "r");
+        assert!(f.has_room());
+    }
+
+    #[tokio::test]
+    async fn next_pends_while_nothing_runs() {
+        let mut f: InFlight<u32, u32> = InFlight::default();
+        assert!(f.next().now_or_never().is_none());
+        f.push(None, async { 5 }.boxed());
+        assert_eq!(f.next().await, 5);
+    }
+}
