@@ -125,6 +125,11 @@ fn bench_compare_measures_every_system_and_writes_its_table_json_and_chart() {
             "nats jetstream kv"
         ]
     );
+    // Writers sharing one connection: HTTP/1.1 answers one request at a time, so only sockets.
+    assert_eq!(
+        systems("conditional writes, one connection"),
+        ["ferrosync websocket (fsync at checkpoints)", "nats jetstream kv"]
+    );
     assert_eq!(
         systems("write → watcher"),
         [

@@ -22,6 +22,9 @@ pub(super) enum Transport {
     /// `update` frames on the native WebSocket (with `if_match` when conditional), as the SDK
     /// sends them.
     WebSocket,
+    /// Every writer's `update` frames on one native WebSocket, as one app process sends them:
+    /// each writer still has one write in flight, and replies are matched by id.
+    OneWebSocket,
 }
 
 /// `writers` clients, each rewriting its own document with the revision it last saw, one
@@ -45,8 +48,11 @@ pub(super) async fn conditional_updates(
     }
     let ws_url = match transport {
         Transport::Http => None,
-        Transport::WebSocket => Some(writer_ws_url(t, service).await?),
+        Transport::WebSocket | Transport::OneWebSocket => Some(writer_ws_url(t, service).await?),
     };
+    if let (Transport::OneWebSocket, Some(url)) = (transport, &ws_url) {
+        return one_socket(url, docs, seconds).await;
+    }
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
@@ -70,6 +76,61 @@ pub(super) async fn conditional_updates(
         hist.add(h)?;
     }
     Ok((total as f64 / started.elapsed().as_secs_f64(), hist))
+}
+
+/// One socket carrying every writer of `docs`: each rewrites its document with the revision
+/// it last saw, one write in flight each, for `seconds`.
+async fn one_socket(url: &str, docs: Vec<String>, seconds: u64) -> anyhow::Result<(f64, Histogram<u64>)> {
+    struct Lane {
+        doc: String,
+        revision: u64,
+        sent: Instant,
+    }
+    let frame = |id: u64, lane: &Lane| {
+        let n = id / docs.len().max(1) as u64;
+        Message::text(
+            json!({ "type": "update", "id": id, "kind": "document", "object": lane.doc, "data": { "n": n }, "if_match": lane.revision })
+                .to_string(),
+        )
+    };
+    let mut ws = open_one(url).await?;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let mut lanes: Vec<Lane> = docs.iter().map(|d| Lane { doc: d.clone(), revision: 0, sent: started }).collect();
+    // Request ids count up per lane: id % lanes is the lane.
+    let width = lanes.len() as u64;
+    for (i, lane) in lanes.iter_mut().enumerate() {
+        lane.sent = Instant::now();
+        ws.feed(frame(i as u64, lane)).await?;
+    }
+    ws.flush().await?;
+    let (mut done, mut in_flight, mut hist) = (0u64, lanes.len(), histogram());
+    while in_flight > 0 {
+        let text = match tokio::time::timeout(Duration::from_secs(30), ws.next()).await? {
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(_)) => continue,
+            other => bail!("the writers' connection ended: {other:?}"),
+        };
+        let v: Value = serde_json::from_str(&text)?;
+        if v["type"] != "reply" {
+            continue;
+        }
+        let id = v["id"].as_u64().context("reply id")?;
+        if v["status"].as_u64() != Some(200) {
+            bail!("conditional update failed: {v}");
+        }
+        let lane = &mut lanes[(id % width) as usize];
+        let _ = hist.record(lane.sent.elapsed().as_micros() as u64);
+        lane.revision = v["body"]["revision"].as_u64().context("revision")?;
+        done += 1;
+        if Instant::now() < deadline {
+            lane.sent = Instant::now();
+            ws.send(frame(id + width, lane)).await?;
+        } else {
+            in_flight -= 1;
+        }
+    }
+    Ok((done as f64 / started.elapsed().as_secs_f64(), hist))
 }
 
 enum Writer {
@@ -258,7 +319,7 @@ pub(super) async fn fanout(
     let writer = Updates { t, service, doc: &doc, count: updates, rate, epoch };
     match transport {
         Transport::Http => writer.over_http().await?,
-        Transport::WebSocket => writer.over_websocket().await?,
+        Transport::WebSocket | Transport::OneWebSocket => writer.over_websocket().await?,
     }
     let expected = (subscribers * updates) as u64;
     let mut finished = Vec::with_capacity(readers.len());

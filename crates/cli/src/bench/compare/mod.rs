@@ -109,8 +109,10 @@ impl System {
 enum Workload {
     /// One client, one key: read-modify-write with the expected revision, one in flight.
     CasSequential,
-    /// --writers clients, each on its own key.
+    /// --writers clients, each on its own key and its own connection.
     CasConcurrent,
+    /// --writers writers, each on its own key, all on one connection (one app process).
+    CasShared,
     /// Paced writes to one key, one watcher: write to notification.
     Watch,
     /// Paced writes to n subscribers: write to delivery.
@@ -125,6 +127,7 @@ impl Workload {
         match self {
             Workload::CasSequential => "conditional write, 1 client".into(),
             Workload::CasConcurrent => "conditional writes, concurrent".into(),
+            Workload::CasShared => "conditional writes, one connection".into(),
             Workload::Watch => "write → watcher".into(),
             Workload::Fanout(n) => format!("fan-out to {n}"),
             Workload::Idle(n) => format!("idle memory, {n} connections"),
@@ -137,6 +140,8 @@ impl Workload {
                 &[System::Ferrosync, System::FerrosyncRelaxed, System::FerrosyncWebSocket, System::Nats]
             }
             Workload::Watch => &[System::Ferrosync, System::FerrosyncRelaxed, System::FerrosyncWebSocket, System::Nats],
+            // HTTP/1.1 answers one request at a time per connection, so only the sockets share.
+            Workload::CasShared => &[System::FerrosyncWebSocket, System::Nats],
             Workload::Fanout(_) => &[System::Ferrosync, System::FerrosyncRelaxed, System::Redis],
             Workload::Idle(_) => &[System::Ferrosync, System::Nats, System::Redis],
         }
@@ -150,7 +155,7 @@ impl Workload {
     /// What `value` counts.
     fn unit(self) -> &'static str {
         match self {
-            Workload::CasSequential | Workload::CasConcurrent => "writes/s",
+            Workload::CasSequential | Workload::CasConcurrent | Workload::CasShared => "writes/s",
             Workload::Watch => "writes/s (paced)",
             Workload::Fanout(_) => "deliveries/s",
             Workload::Idle(_) => "bytes/connection",
@@ -256,7 +261,7 @@ pub async fn run(mut args: CompareArgs) -> anyhow::Result<()> {
     let mut workloads = Vec::new();
     for kind in &args.workloads {
         match kind {
-            Kind::Cas => workloads.extend([Workload::CasSequential, Workload::CasConcurrent]),
+            Kind::Cas => workloads.extend([Workload::CasSequential, Workload::CasConcurrent, Workload::CasShared]),
             Kind::Watch => workloads.push(Workload::Watch),
             Kind::Fanout => workloads.extend(args.fanout.iter().map(|n| Workload::Fanout(*n))),
             Kind::Idle => workloads.push(Workload::Idle(args.idle)),
@@ -320,7 +325,8 @@ pub async fn run(mut args: CompareArgs) -> anyhow::Result<()> {
                 latency_ms: typical.map(|r| r.latency_ms.clone()).unwrap_or_default(),
             });
         }
-        if let Some(base) = rows.iter().find(|r| r.system == System::Ferrosync.name()).cloned() {
+        // Ratios are to the workload's first row: plain Ferrosync where it runs.
+        if let Some(base) = rows.first().cloned() {
             for r in &mut rows {
                 r.value_vs_ferrosync = Some(ratio(r.value, base.value));
                 r.p99_vs_ferrosync = r.p99_ms.zip(base.p99_ms).map(|(a, b)| ratio(a, b));
@@ -330,13 +336,13 @@ pub async fn run(mut args: CompareArgs) -> anyhow::Result<()> {
     }
 
     println!(
-        "{:<32} {:<44} {:>12} {:<17} {:>9} {:>9} {:>9} {:>9}",
+        "{:<36} {:<44} {:>12} {:<17} {:>9} {:>9} {:>9} {:>9}",
         "workload", "system", "value", "unit", "p50 ms", "p99 ms", "/ferro", "p99/ferro"
     );
     for m in &medians {
         let r = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
         println!(
-            "{:<32} {:<44} {:>12.0} {:<17} {:>9} {:>9} {:>9} {:>9}",
+            "{:<36} {:<44} {:>12.0} {:<17} {:>9} {:>9} {:>9} {:>9}",
             m.workload,
             m.system,
             m.value,
@@ -396,7 +402,11 @@ async fn measure(
                 NodeOptions { cpu, relaxed_durability: system != System::Ferrosync, ..NodeOptions::default() };
             let sid = format!("AC{}", ferrosync_core::auth::random_hex(16));
             let target = spawn_node(&options, &sid, &ferrosync_core::auth::random_hex(16)).await?;
-            let transport = if system == System::FerrosyncWebSocket { Transport::WebSocket } else { Transport::Http };
+            let transport = match (system, workload) {
+                (System::FerrosyncWebSocket, Workload::CasShared) => Transport::OneWebSocket,
+                (System::FerrosyncWebSocket, _) => Transport::WebSocket,
+                _ => Transport::Http,
+            };
             ferrosync(args, workload, &target, transport).await
         }
         System::Nats | System::Redis if !workload.timed() => {
@@ -414,9 +424,12 @@ async fn measure(
         System::Nats => {
             let server = peers::start_nats(binary, cpu).await?;
             match workload {
-                Workload::CasSequential => peers::nats_conditional_writes(&server.addr, 1, args.seconds).await,
+                Workload::CasSequential => peers::nats_conditional_writes(&server.addr, 1, args.seconds, false).await,
                 Workload::CasConcurrent => {
-                    peers::nats_conditional_writes(&server.addr, args.writers, args.seconds).await
+                    peers::nats_conditional_writes(&server.addr, args.writers, args.seconds, false).await
+                }
+                Workload::CasShared => {
+                    peers::nats_conditional_writes(&server.addr, args.writers, args.seconds, true).await
                 }
                 Workload::Watch => peers::nats_watch(&server.addr, args.watch_messages, args.watch_rate).await,
                 Workload::Fanout(_) | Workload::Idle(_) => anyhow::bail!("not a NATS workload"),
@@ -444,7 +457,9 @@ async fn ferrosync(
     let service = service["sid"].as_str().context("service sid")?.to_owned();
     let (value, hist) = match workload {
         Workload::CasSequential => conditional_updates(target, &service, 1, args.seconds, transport).await?,
-        Workload::CasConcurrent => conditional_updates(target, &service, args.writers, args.seconds, transport).await?,
+        Workload::CasConcurrent | Workload::CasShared => {
+            conditional_updates(target, &service, args.writers, args.seconds, transport).await?
+        }
         Workload::Watch | Workload::Fanout(_) => {
             let (subscribers, messages, rate) = match workload {
                 Workload::Fanout(n) => (n, args.fanout_messages, args.fanout_rate),

@@ -133,14 +133,26 @@ async fn kv_bucket(addr: &str) -> anyhow::Result<async_nats::jetstream::kv::Stor
 }
 
 /// `writers` clients, each updating its own key with the revision it last wrote
-/// (`kv.update`, JetStream's expected-last-subject-sequence), for `seconds`.
-pub(super) async fn nats_conditional_writes(addr: &str, writers: usize, seconds: u64) -> anyhow::Result<Sample> {
-    let kv = kv_bucket(addr).await?;
+/// (`kv.update`, JetStream's expected-last-subject-sequence), for `seconds`: over one
+/// connection they all share, or over a connection each.
+pub(super) async fn nats_conditional_writes(
+    addr: &str,
+    writers: usize,
+    seconds: u64,
+    shared: bool,
+) -> anyhow::Result<Sample> {
+    let first = kv_bucket(addr).await?;
+    let mut handles = Vec::with_capacity(writers);
+    for w in 0..writers {
+        handles.push(match (shared, w) {
+            (true, _) | (false, 0) => first.clone(),
+            (false, _) => async_nats::jetstream::new(async_nats::connect(addr).await?).get_key_value("bench").await?,
+        });
+    }
     let mut tasks = Vec::new();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
-    for w in 0..writers {
-        let kv = kv.clone();
+    for (w, kv) in handles.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
             let key = format!("w{w}");
             let mut revision = kv.put(&key, "0".into()).await?;
