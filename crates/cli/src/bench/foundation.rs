@@ -106,15 +106,7 @@ async fn one_socket(url: &str, docs: Vec<String>, seconds: u64) -> anyhow::Resul
     ws.flush().await?;
     let (mut done, mut in_flight, mut hist) = (0u64, lanes.len(), histogram());
     while in_flight > 0 {
-        let text = match tokio::time::timeout(Duration::from_secs(30), ws.next()).await? {
-            Some(Ok(Message::Text(t))) => t,
-            Some(Ok(_)) => continue,
-            other => bail!("the writers' connection ended: {other:?}"),
-        };
-        let v: Value = serde_json::from_str(&text)?;
-        if v["type"] != "reply" {
-            continue;
-        }
+        let v = tokio::time::timeout(Duration::from_secs(30), next_reply(&mut ws)).await??;
         let id = v["id"].as_u64().context("reply id")?;
         if v["status"].as_u64() != Some(200) {
             bail!("conditional update failed: {v}");
@@ -131,6 +123,24 @@ async fn one_socket(url: &str, docs: Vec<String>, seconds: u64) -> anyhow::Resul
         }
     }
     Ok((done as f64 / started.elapsed().as_secs_f64(), hist))
+}
+
+/// The next `reply` frame a writer's connection brings; events and other frames are passed over.
+async fn next_reply<S>(replies: &mut S) -> anyhow::Result<Value>
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let text = match replies.next().await {
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(_)) => continue,
+            other => bail!("the writer's connection ended: {other:?}"),
+        };
+        let v: Value = serde_json::from_str(&text)?;
+        if v["type"] == "reply" {
+            return Ok(v);
+        }
+    }
 }
 
 enum Writer {
@@ -176,13 +186,8 @@ impl Writer {
                 });
                 ws.send(Message::text(frame.to_string())).await?;
                 loop {
-                    let text = match ws.next().await {
-                        Some(Ok(Message::Text(t))) => t,
-                        Some(Ok(_)) => continue,
-                        other => bail!("the writer's connection ended: {other:?}"),
-                    };
-                    let v: Value = serde_json::from_str(&text)?;
-                    if v["type"] != "reply" || v["id"].as_u64() != Some(n) {
+                    let v = next_reply(ws).await?;
+                    if v["id"].as_u64() != Some(n) {
                         continue;
                     }
                     if v["status"].as_u64() != Some(200) {
@@ -406,15 +411,7 @@ impl Updates<'_> {
         let answered = tokio::spawn(async move {
             let mut answered = 0;
             while answered < count {
-                let text = match replies.next().await {
-                    Some(Ok(Message::Text(t))) => t,
-                    Some(Ok(_)) => continue,
-                    other => bail!("the writer's connection ended: {other:?}"),
-                };
-                let v: Value = serde_json::from_str(&text)?;
-                if v["type"] != "reply" {
-                    continue;
-                }
+                let v = next_reply(&mut replies).await?;
                 if v["status"].as_u64() != Some(200) {
                     bail!("fan-out update failed: {v}");
                 }
