@@ -227,7 +227,7 @@ impl Session {
                         return;
                     }
                 }
-                reply = requests.next() => {
+                reply = requests.next(), if !requests.is_empty() => {
                     if answer(&mut sink, &mut requests, reply).await.is_err() {
                         return;
                     }

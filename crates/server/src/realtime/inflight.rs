@@ -58,7 +58,8 @@ impl<K: Eq + Hash + Clone + Send + 'static, R: Send + 'static> InFlight<K, R> {
     }
 
     /// The next request to finish; its lane's next request starts. Cancel-safe: nothing is
-    /// taken from the set until a request has finished. Pends forever while none runs.
+    /// taken from the set until a request has finished. Pends forever while none runs (a
+    /// caller in `select!` skips it then, so an idle connection's wake-ups do not poll it).
     pub async fn next(&mut self) -> R {
         let Some((lane, reply)) = self.running.next().await else {
             return std::future::pending().await;
