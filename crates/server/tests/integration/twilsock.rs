@@ -446,3 +446,73 @@ async fn a_connection_holds_at_most_max_subscriptions() {
     client.notifications_until(&mut notes, |n| !n.is_empty()).await;
     assert_eq!(notes[0]["event"]["document_sid"], json!(sids[0]), "{}", notes[0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnelled_requests_sent_without_waiting_keep_each_objects_order_and_echo_nothing() {
+    let Some(s) = TestServer::start().await else { return };
+    s.service("app").await;
+    for name in ["Doc", "Other"] {
+        assert_eq!(s.post("/services/app/documents", json!({"unique_name": name})).await.status, 201);
+    }
+    let token = s.mint_token("app", "alice", 600).await;
+    let mut c = Client::connect(&s).await;
+    c.init(&token).await;
+    let mut notes = Vec::new();
+    let mut sids = Vec::new();
+    for name in ["Doc", "Other"] {
+        let (_, doc) = c.cds("GET", &format!("/twilio/cds/v3/Documents/{name}"), None, &mut notes).await;
+        sids.push(doc["sid"].as_str().expect("sid").to_owned());
+    }
+    let requests: Vec<Value> = sids.iter().map(|sid| json!({"object_sid": sid, "object_type": "document"})).collect();
+    let poke = json!({"event_protocol_version": 4, "action": "establish", "correlation_id": 1, "requests": requests});
+    c.cds("POST", "/twilio/cds/v4/Subscriptions", Some(poke), &mut notes).await;
+    c.notifications_until(&mut notes, |n| of_type(n, "subscription_established").len() == 2).await;
+    notes.clear();
+
+    // Twenty conditional updates of one document leave before any reply is read; each expects
+    // the revision the one before it makes, so one run out of order is refused.
+    const WRITES: u64 = 20;
+    let mut waiting = std::collections::HashMap::new();
+    for n in 0..WRITES {
+        let id = c.id();
+        let header = json!({"id": id, "method": "message", "active_grant": "data_sync", "payload_type": "application/json",
+            "http_request": {"host": c.host, "path": format!("/twilio/cds/v3/Documents/{}", sids[0]), "method": "POST",
+                "params": {}, "headers": {"Content-Type": "application/json", "If-Match": n.to_string()}}});
+        c.send(header, &json!({"data": {"n": n + 1}}).to_string()).await;
+        waiting.insert(id, n + 1);
+    }
+    // Someone else writes the other document meanwhile: that is news to this client.
+    let r = s.put("/services/app/documents/Other", json!({"data": {"by": "bob"}})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    while !waiting.is_empty() || notes.is_empty() {
+        let (h, p) = c.recv().await.expect("the socket stays open");
+        match h["method"].as_str() {
+            Some("reply") => {
+                let id = h["id"].as_str().expect("reply id");
+                let revision = waiting.remove(id).unwrap_or_else(|| panic!("one reply per request: {h}"));
+                assert_eq!(
+                    (&h["http_status"]["code"], &p["revision"]),
+                    (&json!(200), &json!(revision.to_string())),
+                    "{h} {p}"
+                );
+            }
+            Some("notification") => notes.push(p),
+            _ => panic!("unexpected frame {h} {p}"),
+        }
+    }
+    assert_eq!(notes.len(), 1, "the client's own writes are not echoed: {notes:?}");
+    assert_eq!(
+        (&notes[0]["event"]["document_sid"], &notes[0]["event"]["document_data"]),
+        (&json!(sids[1]), &json!({"by": "bob"}))
+    );
+
+    // The subscription to the written document is live: a write by someone else arrives.
+    let r = s.put("/services/app/documents/Doc", json!({"data": {"by": "bob"}})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    c.notifications_until(&mut notes, |n| n.len() == 2).await;
+    assert_eq!(
+        (&notes[1]["event"]["document_sid"], &notes[1]["event"]["document_revision"]),
+        (&json!(sids[0]), &json!((WRITES + 1).to_string()))
+    );
+}

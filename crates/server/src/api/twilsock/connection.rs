@@ -11,6 +11,7 @@ use super::router::{self, Endpoint, Params};
 use super::types::{Header, HttpStatus, InitReply, MessageReply, ServerFrame, Status, StatusReply};
 use crate::api::twilio::error::{TwilioError, code as twilio_code};
 use crate::realtime::hub::Delivery;
+use crate::realtime::inflight::InFlight;
 use crate::realtime::session::{Alarm, Alarms, Subscriptions, TokenAlarm, TokenClock};
 use crate::realtime::wire::{self, Incoming, Reader, Writer};
 use crate::state::AppState;
@@ -18,11 +19,11 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use ferrosync_core::auth::{Principal, random_hex};
-use ferrosync_core::model::Service;
+use ferrosync_core::model::{ObjectKind, Service};
 use ferrosync_core::sid::Sid;
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -66,6 +67,60 @@ pub(super) struct Session {
     pub(super) own: BTreeSet<u64>,
     /// Live queries, by the key each registration has with the hub.
     pub(super) live: HashMap<Sid, LiveSub>,
+    /// Who tunnels the requests, shared by those in flight; made again with a new token.
+    caller: Arc<Caller>,
+}
+
+struct Caller {
+    state: Arc<AppState>,
+    principal: Principal,
+    service: Service,
+}
+
+/// A tunnelled request that has finished: its number, the event it wrote, its reply frame.
+struct Done {
+    number: u64,
+    wrote: Option<u64>,
+    reply: Bytes,
+}
+
+/// Requests naming the same object take turns: by kind and the id the path gives.
+type Requests = InFlight<(ObjectKind, String), Done>;
+
+/// The requests of a connection in flight, and the events held back for them. An event that
+/// arrives while requests run may be the echo of one of them, which is known only once its
+/// reply is; so it waits until every request running when it arrived has finished (one
+/// request's time at most), and is then sent or dropped as an echo.
+struct Pipeline {
+    requests: Requests,
+    issued: u64,
+    running: BTreeSet<u64>,
+    /// Events in arrival order, each with the last request number issued when it arrived.
+    held: VecDeque<(u64, Arc<Delivery>)>,
+}
+
+impl Pipeline {
+    fn new() -> Self {
+        Self { requests: Requests::default(), issued: 0, running: BTreeSet::new(), held: VecDeque::new() }
+    }
+
+    /// Whether `d` must wait: something runs that it might echo, or events wait before it.
+    fn holds(&mut self, d: Arc<Delivery>) -> Option<Arc<Delivery>> {
+        if self.running.is_empty() && self.held.is_empty() {
+            return Some(d);
+        }
+        self.held.push_back((self.issued, d));
+        None
+    }
+
+    /// The next held event no running request could have written.
+    fn released(&mut self) -> Option<Arc<Delivery>> {
+        let oldest = self.running.first().copied().unwrap_or(u64::MAX);
+        match self.held.front() {
+            Some((issued, _)) if *issued < oldest => self.held.pop_front().map(|(_, d)| d),
+            _ => None,
+        }
+    }
 }
 
 pub(super) enum Flow {
@@ -85,8 +140,9 @@ async fn serve(mut sink: Writer, mut stream: Reader, state: Arc<AppState>, urls:
     let span = tracing::debug_span!("twilsock", conn = subs.connection_id(), identity = %identity);
     let token = TokenClock::new(expires_at, state.settings.token_warning_secs);
     let _online = state.webhooks.reachability.online(&service.sid, &identity);
+    let caller = Arc::new(Caller { state: state.clone(), principal: principal.clone(), service: service.clone() });
     let mut session =
-        Session { state, principal, service, token, subs, urls, own: BTreeSet::new(), live: HashMap::new() };
+        Session { state, principal, service, token, subs, urls, own: BTreeSet::new(), live: HashMap::new(), caller };
     session.run(sink, stream, rx).instrument(span).await;
     session.subs.close().await;
 }
@@ -195,11 +251,23 @@ impl Session {
         let mut batch: Vec<Arc<Delivery>> = Vec::new();
         let settings = &self.state.settings;
         let mut alarms = Alarms::new(&self.state.shutdown, &self.subs.overflow(), settings.keepalive_secs, &self.token);
+        let mut flight = Pipeline::new();
+        let outbound = settings.outbound_queue;
         loop {
             tokio::select! {
                 biased;
                 alarm = alarms.next(&self.token) => match alarm {
                     Alarm::Shutdown => {
+                        // Requests already read are answered first, for a while.
+                        let drained = async {
+                            while !flight.requests.is_empty() {
+                                let done = flight.requests.next().await;
+                                if self.answer(&mut sink, &mut flight, done).await.is_err() {
+                                    return;
+                                }
+                            }
+                        };
+                        let _ = tokio::time::timeout(DRAIN_ON_SHUTDOWN, drained).await;
                         // 308 ("offloaded"): the SDK reconnects and resumes its subscriptions.
                         let status = Status::error(308, "OFFLOADED", None, "server shutting down");
                         self.close_with(&mut sink, status, 1001).await;
@@ -238,11 +306,21 @@ impl Session {
                     }
                 },
                 n = rx.recv_many(&mut batch, 256) => {
-                    if n == 0 || self.deliver(&mut sink, &mut batch).await.is_err() {
+                    if n == 0 || self.deliver(&mut sink, &mut batch, &mut flight).await.is_err() {
+                        return;
+                    }
+                    if flight.held.len() > outbound {
+                        // As far behind as a full queue: the SDK resumes from its last event ids.
+                        self.close_with(&mut sink, Status::error(308, "OFFLOADED", None, "slow consumer"), 1000).await;
                         return;
                     }
                 }
-                msg = stream.next() => {
+                done = flight.requests.next(), if !flight.requests.is_empty() => {
+                    if self.answer(&mut sink, &mut flight, done).await.is_err() {
+                        return;
+                    }
+                }
+                msg = stream.next(), if flight.requests.has_room() => {
                     let bytes = match sink.take(msg).await {
                         Incoming::Binary(b) => b,
                         // The SDK sends binary frames; text carrying the same bytes is read alike.
@@ -251,7 +329,7 @@ impl Session {
                         Incoming::End => return,
                     };
                     // Boxed: request handling is a large future that idle connections should not carry.
-                    if let Flow::Stop = Box::pin(self.handle(&mut sink, &bytes)).await {
+                    if let Flow::Stop = Box::pin(self.handle(&mut sink, &bytes, &mut flight)).await {
                         return;
                     }
                 }
@@ -266,32 +344,61 @@ impl Session {
         sink.close(ws_code, &reason).await;
     }
 
-    /// Writes every queued event this client has not seen, then flushes once.
-    async fn deliver(&mut self, sink: &mut Writer, batch: &mut Vec<Arc<Delivery>>) -> std::io::Result<()> {
+    /// Writes every queued event this client has not seen and no running request waits on,
+    /// then flushes once.
+    async fn deliver(
+        &mut self,
+        sink: &mut Writer,
+        batch: &mut Vec<Arc<Delivery>>,
+        flight: &mut Pipeline,
+    ) -> std::io::Result<()> {
         for d in batch.drain(..) {
-            if !self.subs.admit(&d) {
-                continue;
-            }
-            // A live query's events are news even for the connection that wrote their item.
-            if self.live.contains_key(&d.object_sid) {
-                self.deliver_query(sink, &d).await?;
-                continue;
-            }
-            if self.own.remove(&d.seq) {
-                continue;
-            }
-            let urls = &self.urls;
-            let frame = d
-                .twilsock
-                .get_or_render(urls.base(), || events::render(&d.event, urls, Channel::Live).unwrap_or_default());
-            if !frame.is_empty() {
-                sink.feed(frame).await?;
+            if let Some(d) = flight.holds(d) {
+                self.deliver_one(sink, &d).await?;
             }
         }
         sink.flush().await
     }
 
-    async fn handle(&mut self, sink: &mut Writer, bytes: &[u8]) -> Flow {
+    async fn deliver_one(&mut self, sink: &mut Writer, d: &Delivery) -> std::io::Result<()> {
+        if !self.subs.admit(d) {
+            return Ok(());
+        }
+        // A live query's events are news even for the connection that wrote their item.
+        if self.live.contains_key(&d.object_sid) {
+            return self.deliver_query(sink, d).await;
+        }
+        if self.own.remove(&d.seq) {
+            return Ok(());
+        }
+        let urls = &self.urls;
+        let frame =
+            d.twilsock.get_or_render(urls.base(), || events::render(&d.event, urls, Channel::Live).unwrap_or_default());
+        if !frame.is_empty() {
+            sink.feed(frame).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes a finished request's reply, and those of any others finished by now; then the
+    /// events they held back, less their echoes; then flushes once.
+    async fn answer(&mut self, sink: &mut Writer, flight: &mut Pipeline, first: Done) -> std::io::Result<()> {
+        let mut done = Some(first);
+        while let Some(Done { number, wrote, reply }) = done {
+            flight.running.remove(&number);
+            if let Some(seq) = wrote {
+                self.remember_own(seq);
+            }
+            sink.feed(reply).await?;
+            done = flight.requests.ready();
+        }
+        while let Some(d) = flight.released() {
+            self.deliver_one(sink, &d).await?;
+        }
+        sink.flush().await
+    }
+
+    async fn handle(&mut self, sink: &mut Writer, bytes: &Bytes, flight: &mut Pipeline) -> Flow {
         let Frame { header, payload } = match frame::parse(bytes, MAX_FRAME) {
             Ok(f) => f,
             Err(e) => {
@@ -301,7 +408,10 @@ impl Session {
         };
         let id = header.id.clone().unwrap_or_default();
         match header.method.as_str() {
-            "message" => self.message(sink, &id, header, payload).await,
+            "message" => {
+                let payload = bytes.slice_ref(payload);
+                self.message(sink, &id, header, payload, flight).await
+            }
             "update" => self.update_token(sink, &id, header.token.as_deref().unwrap_or_default()).await,
             // Acks of what this server sent, and telemetry: nothing to answer.
             "reply" | "telemetry.v1" => Flow::Continue,
@@ -330,6 +440,11 @@ impl Session {
                 if principal.actor() == self.principal.actor() && service.sid == self.service.sid =>
             {
                 self.token.renew(expires_at);
+                self.caller = Arc::new(Caller {
+                    state: self.state.clone(),
+                    principal: principal.clone(),
+                    service: self.service.clone(),
+                });
                 self.principal = principal;
                 Status::OK
             }
@@ -344,8 +459,16 @@ impl Session {
         self.send_status(sink, id, status).await
     }
 
-    /// `message`: a tunnelled CDS request.
-    async fn message(&mut self, sink: &mut Writer, id: &str, header: Header, payload: &[u8]) -> Flow {
+    /// `message`: a tunnelled CDS request. Subscription changes run in turn; every other
+    /// request runs in flight (see [`Pipeline`]).
+    async fn message(
+        &mut self,
+        sink: &mut Writer,
+        id: &str,
+        header: Header,
+        payload: Bytes,
+        flight: &mut Pipeline,
+    ) -> Flow {
         let Some(http) = header.http_request else {
             let status = Status::error(400, "BAD_REQUEST", None, "a message needs an http_request");
             return self.send_status(sink, id, status).await;
@@ -359,42 +482,47 @@ impl Session {
             self.urls = Urls::for_host(host);
         }
         let span = tracing::debug_span!("cds", method = %http.method, path = %http.path);
-        let if_match = http.headers.as_ref().and_then(|h| {
-            h.iter().find(|(k, _)| k.eq_ignore_ascii_case("if-match")).and_then(|(_, v)| match v {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            })
-        });
-        let parsed = Endpoint::parse(&http.path).and_then(|endpoint| {
-            Ok(CdsRequest {
-                method: &http.method,
-                path: &http.path,
-                endpoint,
-                params: Params::from_wire(http.params.as_ref())?,
-                if_match,
-                body: payload,
-            })
-        });
-        let request = match parsed {
-            Ok(r) => r,
+        let endpoint = match Endpoint::parse(&http.path) {
+            Ok(e) => e,
             Err(e) => return self.reply_error(sink, id, e).await,
         };
-        if request.endpoint == Endpoint::Subscriptions {
+        if endpoint == Endpoint::Subscriptions {
+            let request = match cds_request(&http, endpoint, &payload) {
+                Ok(r) => r,
+                Err(e) => return self.reply_error(sink, id, e).await,
+            };
             return self.poke(sink, id, &request).instrument(span).await;
         }
-        let cx =
-            Cx { engine: &self.state.engine, principal: &self.principal, service: &self.service, urls: &self.urls };
-        let result = router::dispatch(&cx, &request).instrument(span).await;
-        match result {
-            Ok(reply) => {
-                if let Some(seq) = reply.wrote {
-                    self.remember_own(seq);
-                }
-                self.reply(sink, id, reply).await
+        let lane = match &endpoint {
+            Endpoint::Object(kind, object) | Endpoint::Items(kind, object) | Endpoint::Item(kind, object, _) => {
+                Some((*kind, object.clone()))
             }
-            Err(e) => self.reply_error(sink, id, e).await,
-        }
+            Endpoint::ListContext(list) => Some((ObjectKind::List, list.clone())),
+            Endpoint::StreamMessages(stream) => Some((ObjectKind::Stream, stream.clone())),
+            Endpoint::Subscriptions | Endpoint::Collection(_) | Endpoint::Insights(_) => None,
+        };
+        flight.issued += 1;
+        let number = flight.issued;
+        flight.running.insert(number);
+        let (caller, urls, id) = (self.caller.clone(), self.urls.clone(), id.to_owned());
+        let run = async move {
+            let result = match cds_request(&http, endpoint, &payload) {
+                Ok(request) => {
+                    let cx = Cx {
+                        engine: &caller.state.engine,
+                        principal: &caller.principal,
+                        service: &caller.service,
+                        urls: &urls,
+                    };
+                    router::dispatch(&cx, &request).await
+                }
+                Err(e) => Err(e),
+            };
+            let reply = result.unwrap_or_else(|e| CdsReply::json(e.status, &e.body()));
+            Done { number, wrote: reply.wrote, reply: encode_reply(&id, reply) }
+        };
+        flight.requests.push(lane, Box::pin(run.instrument(span)));
+        Flow::Continue
     }
 
     fn remember_own(&mut self, seq: u64) {
@@ -405,27 +533,58 @@ impl Session {
     }
 
     pub(super) async fn reply(&self, sink: &mut Writer, id: &str, reply: CdsReply) -> Flow {
-        let mut headers = Map::new();
-        headers.insert("Content-Type".into(), "application/json".into());
-        if let Some(etag) = reply.etag {
-            headers.insert("ETag".into(), etag.into());
-        }
-        let header = MessageReply {
-            method: "reply",
-            id,
-            payload_type: "application/json",
-            status: Status::OK,
-            http_status: HttpStatus { code: reply.status, status: super::error::reason_phrase(reply.status) },
-            http_headers: headers,
-        };
-        let body = reply.body.unwrap_or_default();
-        send(sink, frame::encode(&header, &body)).await
+        send(sink, encode_reply(id, reply)).await
     }
 
     pub(super) async fn reply_error(&self, sink: &mut Writer, id: &str, e: CdsError) -> Flow {
         let status = e.status;
         self.reply(sink, id, CdsReply::json(status, &e.body())).await
     }
+}
+
+/// How long a shutting-down connection waits for the replies of requests it has read.
+const DRAIN_ON_SHUTDOWN: Duration = Duration::from_secs(5);
+
+/// A tunnelled request as the router takes it.
+fn cds_request<'a>(
+    http: &'a super::types::HttpRequest,
+    endpoint: Endpoint,
+    payload: &'a [u8],
+) -> Result<CdsRequest<'a>, CdsError> {
+    let if_match = http.headers.as_ref().and_then(|h| {
+        h.iter().find(|(k, _)| k.eq_ignore_ascii_case("if-match")).and_then(|(_, v)| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+    });
+    Ok(CdsRequest {
+        method: &http.method,
+        path: &http.path,
+        endpoint,
+        params: Params::from_wire(http.params.as_ref())?,
+        if_match,
+        body: payload,
+    })
+}
+
+/// A CDS reply in its `reply` frame.
+fn encode_reply(id: &str, reply: CdsReply) -> Bytes {
+    let mut headers = Map::new();
+    headers.insert("Content-Type".into(), "application/json".into());
+    if let Some(etag) = reply.etag {
+        headers.insert("ETag".into(), etag.into());
+    }
+    let header = MessageReply {
+        method: "reply",
+        id,
+        payload_type: "application/json",
+        status: Status::OK,
+        http_status: HttpStatus { code: reply.status, status: super::error::reason_phrase(reply.status) },
+        http_headers: headers,
+    };
+    let body = reply.body.unwrap_or_default();
+    frame::encode(&header, &body)
 }
 
 pub(super) async fn send(sink: &mut Writer, frame: Bytes) -> Flow {
