@@ -8,7 +8,7 @@
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::Hash;
 
 /// Requests one connection may have running or waiting for their lane.
@@ -90,6 +90,59 @@ impl<K: Eq + Hash + Clone + Send + 'static, R: Send + 'static> InFlight<K, R> {
     }
 }
 
+/// Items held back while requests run, for a face that must know what its requests wrote
+/// before it passes on what arrives (the twilsock face drops the echoes of its own writes).
+/// An item waits until every request running when it arrived has finished, one request's time
+/// at most, and items leave in the order they came.
+pub struct Holdback<T> {
+    issued: u64,
+    running: BTreeSet<u64>,
+    /// Items in arrival order, each with the last request number issued when it arrived.
+    held: VecDeque<(u64, T)>,
+}
+
+impl<T> Default for Holdback<T> {
+    fn default() -> Self {
+        Self { issued: 0, running: BTreeSet::new(), held: VecDeque::new() }
+    }
+}
+
+impl<T> Holdback<T> {
+    /// A request starts: its number, for [`Holdback::finish`].
+    pub fn start(&mut self) -> u64 {
+        self.issued += 1;
+        self.running.insert(self.issued);
+        self.issued
+    }
+
+    pub fn finish(&mut self, number: u64) {
+        self.running.remove(&number);
+    }
+
+    /// `item` back at once if nothing holds it; otherwise it waits its turn.
+    pub fn offer(&mut self, item: T) -> Option<T> {
+        if self.running.is_empty() && self.held.is_empty() {
+            return Some(item);
+        }
+        self.held.push_back((self.issued, item));
+        None
+    }
+
+    /// The next held item no running request came before.
+    pub fn release(&mut self) -> Option<T> {
+        let oldest = self.running.first().copied().unwrap_or(u64::MAX);
+        match self.held.front() {
+            Some((issued, _)) if *issued < oldest => self.held.pop_front().map(|(_, item)| item),
+            _ => None,
+        }
+    }
+
+    /// How many items wait.
+    pub fn waiting(&self) -> usize {
+        self.held.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +215,31 @@ mod tests {
         assert!(f.next().now_or_never().is_none());
         f.push(None, async { 5 }.boxed());
         assert_eq!(f.next().await, 5);
+    }
+
+    #[test]
+    fn held_items_wait_for_the_requests_running_at_their_arrival_and_keep_their_order() {
+        let mut h = Holdback::default();
+        assert_eq!(h.offer("free"), Some("free"), "nothing runs: nothing waits");
+        let one = h.start();
+        assert_eq!(h.offer("e1"), None);
+        let two = h.start();
+        assert_eq!(h.offer("e2"), None);
+        h.finish(two);
+        assert_eq!(h.release(), None, "e1 waits for request one");
+        h.finish(one);
+        assert_eq!((h.release(), h.release(), h.release()), (Some("e1"), Some("e2"), None));
+        // A request started after an item arrived does not hold it back; items behind one
+        // still waiting do not overtake it.
+        let three = h.start();
+        assert_eq!(h.offer("e3"), None);
+        h.finish(three);
+        let four = h.start();
+        assert_eq!(h.offer("e4"), None);
+        assert_eq!((h.release(), h.release()), (Some("e3"), None));
+        assert_eq!(h.waiting(), 1);
+        h.finish(four);
+        assert_eq!(h.release(), Some("e4"));
+        assert_eq!(h.offer("free again"), Some("free again"));
     }
 }

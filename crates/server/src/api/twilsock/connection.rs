@@ -11,7 +11,7 @@ use super::router::{self, Endpoint, Params};
 use super::types::{Header, HttpStatus, InitReply, MessageReply, ServerFrame, Status, StatusReply};
 use crate::api::twilio::error::{TwilioError, code as twilio_code};
 use crate::realtime::hub::Delivery;
-use crate::realtime::inflight::InFlight;
+use crate::realtime::inflight::{Holdback, InFlight};
 use crate::realtime::session::{Alarm, Alarms, Subscriptions, TokenAlarm, TokenClock};
 use crate::realtime::wire::{self, Incoming, Reader, Writer};
 use crate::state::AppState;
@@ -23,7 +23,7 @@ use ferrosync_core::model::{ObjectKind, Service};
 use ferrosync_core::sid::Sid;
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -87,40 +87,12 @@ struct Done {
 /// Requests naming the same object take turns: by kind and the id the path gives.
 type Requests = InFlight<(ObjectKind, String), Done>;
 
-/// The requests of a connection in flight, and the events held back for them. An event that
+/// The requests of a connection in flight, and the events held back for them: an event that
 /// arrives while requests run may be the echo of one of them, which is known only once its
-/// reply is; so it waits until every request running when it arrived has finished (one
-/// request's time at most), and is then sent or dropped as an echo.
+/// reply is.
 struct Pipeline {
     requests: Requests,
-    issued: u64,
-    running: BTreeSet<u64>,
-    /// Events in arrival order, each with the last request number issued when it arrived.
-    held: VecDeque<(u64, Arc<Delivery>)>,
-}
-
-impl Pipeline {
-    fn new() -> Self {
-        Self { requests: Requests::default(), issued: 0, running: BTreeSet::new(), held: VecDeque::new() }
-    }
-
-    /// Whether `d` must wait: something runs that it might echo, or events wait before it.
-    fn holds(&mut self, d: Arc<Delivery>) -> Option<Arc<Delivery>> {
-        if self.running.is_empty() && self.held.is_empty() {
-            return Some(d);
-        }
-        self.held.push_back((self.issued, d));
-        None
-    }
-
-    /// The next held event no running request could have written.
-    fn released(&mut self) -> Option<Arc<Delivery>> {
-        let oldest = self.running.first().copied().unwrap_or(u64::MAX);
-        match self.held.front() {
-            Some((issued, _)) if *issued < oldest => self.held.pop_front().map(|(_, d)| d),
-            _ => None,
-        }
-    }
+    events: Holdback<Arc<Delivery>>,
 }
 
 pub(super) enum Flow {
@@ -251,7 +223,7 @@ impl Session {
         let mut batch: Vec<Arc<Delivery>> = Vec::new();
         let settings = &self.state.settings;
         let mut alarms = Alarms::new(&self.state.shutdown, &self.subs.overflow(), settings.keepalive_secs, &self.token);
-        let mut flight = Pipeline::new();
+        let mut flight = Pipeline { requests: Requests::default(), events: Holdback::default() };
         let outbound = settings.outbound_queue;
         loop {
             tokio::select! {
@@ -309,7 +281,7 @@ impl Session {
                     if n == 0 || self.deliver(&mut sink, &mut batch, &mut flight).await.is_err() {
                         return;
                     }
-                    if flight.held.len() > outbound {
+                    if flight.events.waiting() > outbound {
                         // As far behind as a full queue: the SDK resumes from its last event ids.
                         self.close_with(&mut sink, Status::error(308, "OFFLOADED", None, "slow consumer"), 1000).await;
                         return;
@@ -353,7 +325,7 @@ impl Session {
         flight: &mut Pipeline,
     ) -> std::io::Result<()> {
         for d in batch.drain(..) {
-            if let Some(d) = flight.holds(d) {
+            if let Some(d) = flight.events.offer(d) {
                 self.deliver_one(sink, &d).await?;
             }
         }
@@ -385,14 +357,14 @@ impl Session {
     async fn answer(&mut self, sink: &mut Writer, flight: &mut Pipeline, first: Done) -> std::io::Result<()> {
         let mut done = Some(first);
         while let Some(Done { number, wrote, reply }) = done {
-            flight.running.remove(&number);
+            flight.events.finish(number);
             if let Some(seq) = wrote {
                 self.remember_own(seq);
             }
             sink.feed(reply).await?;
             done = flight.requests.ready();
         }
-        while let Some(d) = flight.released() {
+        while let Some(d) = flight.events.release() {
             self.deliver_one(sink, &d).await?;
         }
         sink.flush().await
@@ -501,9 +473,7 @@ impl Session {
             Endpoint::StreamMessages(stream) => Some((ObjectKind::Stream, stream.clone())),
             Endpoint::Subscriptions | Endpoint::Collection(_) | Endpoint::Insights(_) => None,
         };
-        flight.issued += 1;
-        let number = flight.issued;
-        flight.running.insert(number);
+        let number = flight.events.start();
         let (caller, urls, id) = (self.caller.clone(), self.urls.clone(), id.to_owned());
         let run = async move {
             let result = match cds_request(&http, endpoint, &payload) {
