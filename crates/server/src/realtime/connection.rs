@@ -2,7 +2,7 @@
 //! replies, batched delivery, keepalive and token lifetime.
 
 use super::hub::Delivery;
-use super::inflight::InFlight;
+use super::inflight::Pipeline;
 use super::protocol::{
     CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHENTICATED, ClientFrame, ItemsPage, QuerySubscribed,
     ReplyFrame, ResumePoint, ServerFrame, Subscribed,
@@ -94,8 +94,9 @@ struct RequestCx {
     service: String,
 }
 
-/// Requests naming the same object take turns: by kind and the name the client gave.
-type Requests = InFlight<(ObjectKind, String), Bytes>;
+/// Requests in flight, their replies framed; requests naming the same object take turns, by
+/// kind and the name the client gave.
+type Requests = Pipeline<Bytes>;
 
 async fn serve(mut sink: Writer, mut stream: Reader, state: Arc<AppState>, principal: Option<Principal>) {
     let principal = match principal {
@@ -184,13 +185,14 @@ impl Session {
         let settings = &self.state.settings;
         let mut alarms = Alarms::new(&self.state.shutdown, &self.subs.overflow(), settings.keepalive_secs, &self.token);
         let mut requests = Requests::default();
+        let outbound = settings.outbound_queue;
         loop {
             tokio::select! {
                 biased;
                 alarm = alarms.next(&self.token) => match alarm {
                     Alarm::Shutdown => {
                         // Requests already read are answered first, for a while.
-                        let _ = tokio::time::timeout(DRAIN_ON_SHUTDOWN, drain(&mut sink, &mut requests)).await;
+                        let _ = tokio::time::timeout(DRAIN_ON_SHUTDOWN, self.drain(&mut sink, &mut requests)).await;
                         sink.close(1001, "server shutting down").await;
                         return;
                     }
@@ -223,12 +225,19 @@ impl Session {
                     if n == 0 {
                         return;
                     }
-                    if self.deliver(&mut sink, &mut batch).await.is_err() {
+                    if self.deliver(&mut sink, &mut batch, &mut requests).await.is_err() {
+                        return;
+                    }
+                    if requests.waiting() > outbound {
+                        // As far behind as a full queue: a slow consumer.
+                        let resume = self.resume_points();
+                        let _ = sink.send(frame(&ServerFrame::Overflow { resume })).await;
+                        sink.close(CLOSE_SLOW_CONSUMER, "slow consumer: resume from the tokens sent").await;
                         return;
                     }
                 }
                 reply = requests.next(), if !requests.is_empty() => {
-                    if answer(&mut sink, &mut requests, reply).await.is_err() {
+                    if self.answer(&mut sink, &mut requests, reply).await.is_err() {
                         return;
                     }
                 }
@@ -254,14 +263,49 @@ impl Session {
         }
     }
 
-    /// Writes every queued event the client has not seen, then flushes once.
-    async fn deliver(&mut self, sink: &mut Writer, batch: &mut Vec<Arc<Delivery>>) -> std::io::Result<()> {
+    /// Writes every queued event the client has not seen and no running request holds back,
+    /// then flushes once.
+    async fn deliver(
+        &mut self,
+        sink: &mut Writer,
+        batch: &mut Vec<Arc<Delivery>>,
+        requests: &mut Requests,
+    ) -> std::io::Result<()> {
         for d in batch.drain(..) {
-            if self.subs.admit(&d) {
-                sink.feed(d.native_frame()).await?;
+            if let Some(d) = requests.offer(d) {
+                self.deliver_one(sink, &d).await?;
             }
         }
         sink.flush().await
+    }
+
+    async fn deliver_one(&mut self, sink: &mut Writer, d: &Delivery) -> std::io::Result<()> {
+        if self.subs.admit(d) {
+            sink.feed(d.native_frame()).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes a finished request's reply and any others finished by now, then the events they
+    /// held back, then flushes once.
+    async fn answer(&mut self, sink: &mut Writer, requests: &mut Requests, first: Bytes) -> std::io::Result<()> {
+        sink.feed(first).await?;
+        while let Some(more) = requests.ready() {
+            sink.feed(more).await?;
+        }
+        while let Some(d) = requests.release() {
+            self.deliver_one(sink, &d).await?;
+        }
+        sink.flush().await
+    }
+
+    /// Answers every request in flight.
+    async fn drain(&mut self, sink: &mut Writer, requests: &mut Requests) -> std::io::Result<()> {
+        while !requests.is_empty() {
+            let reply = requests.next().await;
+            self.answer(sink, requests, reply).await?;
+        }
+        Ok(())
     }
 
     fn resume_points(&self) -> Vec<ResumePoint> {
@@ -317,7 +361,7 @@ impl Session {
         }
         let lane = lane(&request);
         let span = tracing::debug_span!("ws_request", id, identity = %self.identity);
-        requests.push(lane, Box::pin(run_request(self.cx.clone(), id, request).instrument(span)));
+        requests.push(lane, run_request(self.cx.clone(), id, request).instrument(span));
         Flow::Continue
     }
 
@@ -529,24 +573,6 @@ impl Session {
 
 /// How long a shutting-down connection waits for the replies of requests it has read.
 const DRAIN_ON_SHUTDOWN: Duration = Duration::from_secs(5);
-
-/// Writes a finished request's reply and any others finished by now, then flushes once.
-async fn answer(sink: &mut Writer, requests: &mut Requests, first: Bytes) -> std::io::Result<()> {
-    sink.feed(first).await?;
-    while let Some(more) = requests.ready() {
-        sink.feed(more).await?;
-    }
-    sink.flush().await
-}
-
-/// Answers every request in flight.
-async fn drain(sink: &mut Writer, requests: &mut Requests) -> std::io::Result<()> {
-    while !requests.is_empty() {
-        let reply = requests.next().await;
-        answer(sink, requests, reply).await?;
-    }
-    Ok(())
-}
 
 fn failed(id: u64, e: &ApiError) -> Bytes {
     frame(&ServerFrame::Reply { id, status: e.code.status(), body: None, error: Some(e.body()) })

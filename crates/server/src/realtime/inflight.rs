@@ -1,15 +1,20 @@
 //! A connection's requests in flight. A client may send its next request before the last one
 //! is answered; the requests then run at once, so a client's writes share commits with each
-//! other and events keep flowing while they wait. Requests naming the same object run in the
-//! order they came, one at a time (a lane each); replies carry the request's id and may arrive
-//! in another order than their requests. Past `MAX_IN_FLIGHT` the connection is not read until
-//! one finishes, so a client that floods is held back by its own socket.
+//! other. Requests naming the same object run in the order they came, one at a time (a lane
+//! each); replies carry the request's id and may arrive in another order than their requests.
+//! An event that arrives while requests run waits until they have finished, so a write's reply
+//! goes out before its own event, as when requests ran one at a time. Past `MAX_IN_FLIGHT` the
+//! connection is not read until one finishes, so a client that floods is held back by its own
+//! socket.
 
+use super::hub::Delivery;
+use ferrosync_core::model::ObjectKind;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::Hash;
+use std::sync::Arc;
 
 /// Requests one connection may have running or waiting for their lane.
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -17,6 +22,12 @@ pub const MAX_IN_FLIGHT: usize = 64;
 type Lane<K, R> = BoxFuture<'static, (Option<K>, R)>;
 
 pub struct InFlight<K, R> {
+    /// Made on the first request: most connections only listen, and an idle one carries
+    /// this pointer only.
+    inner: Option<Box<Inner<K, R>>>,
+}
+
+struct Inner<K, R> {
     running: FuturesUnordered<Lane<K, R>>,
     /// A lane is here while one of its requests runs; it holds the ones queued behind it. A
     /// queued request is a future not yet polled, so it has not started.
@@ -26,53 +37,62 @@ pub struct InFlight<K, R> {
 
 impl<K, R> Default for InFlight<K, R> {
     fn default() -> Self {
-        Self { running: FuturesUnordered::new(), lanes: HashMap::new(), queued: 0 }
+        Self { inner: None }
     }
 }
 
 impl<K: Eq + Hash + Clone + Send + 'static, R: Send + 'static> InFlight<K, R> {
     pub fn is_empty(&self) -> bool {
-        self.running.is_empty()
+        self.inner.as_ref().is_none_or(|i| i.running.is_empty())
     }
 
     /// Whether another request may be read.
     pub fn has_room(&self) -> bool {
-        self.running.len() + self.queued < MAX_IN_FLIGHT
+        self.inner.as_ref().is_none_or(|i| i.running.len() + i.queued < MAX_IN_FLIGHT)
     }
 
     /// Starts `request` now, or once the requests before it in its lane have finished.
     pub fn push(&mut self, lane: Option<K>, request: BoxFuture<'static, R>) {
+        let inner = self.inner.get_or_insert_with(|| {
+            Box::new(Inner { running: FuturesUnordered::new(), lanes: HashMap::new(), queued: 0 })
+        });
         if let Some(k) = &lane {
-            if let Some(queue) = self.lanes.get_mut(k) {
+            if let Some(queue) = inner.lanes.get_mut(k) {
                 queue.push_back(request);
-                self.queued += 1;
+                inner.queued += 1;
                 return;
             }
-            self.lanes.insert(k.clone(), VecDeque::new());
+            inner.lanes.insert(k.clone(), VecDeque::new());
         }
-        self.start(lane, request);
-    }
-
-    fn start(&mut self, lane: Option<K>, request: BoxFuture<'static, R>) {
-        self.running.push(Box::pin(async move { (lane, request.await) }));
+        inner.start(lane, request);
     }
 
     /// The next request to finish; its lane's next request starts. Cancel-safe: nothing is
     /// taken from the set until a request has finished. Pends forever while none runs (a
     /// caller in `select!` skips it then, so an idle connection's wake-ups do not poll it).
     pub async fn next(&mut self) -> R {
-        let Some((lane, reply)) = self.running.next().await else {
+        let Some(inner) = self.inner.as_mut() else {
             return std::future::pending().await;
         };
-        self.finished(lane);
+        let Some((lane, reply)) = inner.running.next().await else {
+            return std::future::pending().await;
+        };
+        inner.finished(lane);
         reply
     }
 
     /// A request that has finished right now, if any, without waiting.
     pub fn ready(&mut self) -> Option<R> {
-        let (lane, reply) = futures_util::FutureExt::now_or_never(self.running.next()).flatten()?;
-        self.finished(lane);
+        let inner = self.inner.as_mut()?;
+        let (lane, reply) = futures_util::FutureExt::now_or_never(inner.running.next()).flatten()?;
+        inner.finished(lane);
         Some(reply)
+    }
+}
+
+impl<K: Eq + Hash + Clone + Send + 'static, R: Send + 'static> Inner<K, R> {
+    fn start(&mut self, lane: Option<K>, request: BoxFuture<'static, R>) {
+        self.running.push(Box::pin(async move { (lane, request.await) }));
     }
 
     fn finished(&mut self, lane: Option<K>) {
@@ -143,6 +163,65 @@ impl<T> Holdback<T> {
     }
 }
 
+/// What runs on one connection: its requests in flight, and the events held back for them so
+/// that a request's reply goes out before the events that arrived while it ran (its own
+/// write's among them).
+pub struct Pipeline<R> {
+    requests: InFlight<(ObjectKind, String), (u64, R)>,
+    events: Holdback<Arc<Delivery>>,
+}
+
+impl<R> Default for Pipeline<R> {
+    fn default() -> Self {
+        Self { requests: InFlight::default(), events: Holdback::default() }
+    }
+}
+
+impl<R: Send + 'static> Pipeline<R> {
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+    }
+
+    pub fn has_room(&self) -> bool {
+        self.requests.has_room()
+    }
+
+    /// Runs `request` in its lane (see [`InFlight::push`]).
+    pub fn push(&mut self, lane: Option<(ObjectKind, String)>, request: impl Future<Output = R> + Send + 'static) {
+        let number = self.events.start();
+        self.requests.push(lane, Box::pin(async move { (number, request.await) }));
+    }
+
+    /// The next request to finish (cancel-safe, as [`InFlight::next`]).
+    pub async fn next(&mut self) -> R {
+        let (number, reply) = self.requests.next().await;
+        self.events.finish(number);
+        reply
+    }
+
+    /// A request that has finished right now, if any.
+    pub fn ready(&mut self) -> Option<R> {
+        let (number, reply) = self.requests.ready()?;
+        self.events.finish(number);
+        Some(reply)
+    }
+
+    /// `d` back at once, or `None` while it waits for the requests running now.
+    pub fn offer(&mut self, d: Arc<Delivery>) -> Option<Arc<Delivery>> {
+        self.events.offer(d)
+    }
+
+    /// The next held event no running request waits on; call after writing the replies.
+    pub fn release(&mut self) -> Option<Arc<Delivery>> {
+        self.events.release()
+    }
+
+    /// Events held back: past the connection's outbound queue, it is a slow consumer.
+    pub fn waiting(&self) -> usize {
+        self.events.waiting()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,7 +266,7 @@ mod tests {
         assert_eq!(f.next().await, "a2");
         assert_eq!(*log.lock().expect("the log"), vec!["a1", "b1", "a2"]);
         assert!(f.is_empty());
-        assert!(f.lanes.is_empty() && f.queued == 0);
+        assert!(f.inner.as_ref().is_some_and(|i| i.lanes.is_empty() && i.queued == 0));
     }
 
     #[tokio::test]
@@ -212,6 +291,7 @@ mod tests {
     #[tokio::test]
     async fn next_pends_while_nothing_runs() {
         let mut f: InFlight<u32, u32> = InFlight::default();
+        assert!(f.inner.is_none(), "a connection that sends nothing allocates nothing");
         assert!(f.next().now_or_never().is_none());
         f.push(None, async { 5 }.boxed());
         assert_eq!(f.next().await, 5);

@@ -11,7 +11,7 @@ use super::router::{self, Endpoint, Params};
 use super::types::{Header, HttpStatus, InitReply, MessageReply, ServerFrame, Status, StatusReply};
 use crate::api::twilio::error::{TwilioError, code as twilio_code};
 use crate::realtime::hub::Delivery;
-use crate::realtime::inflight::{Holdback, InFlight};
+use crate::realtime::inflight::Pipeline;
 use crate::realtime::session::{Alarm, Alarms, Subscriptions, TokenAlarm, TokenClock};
 use crate::realtime::wire::{self, Incoming, Reader, Writer};
 use crate::state::AppState;
@@ -77,23 +77,10 @@ struct Caller {
     service: Service,
 }
 
-/// A tunnelled request that has finished: its number, the event it wrote, its reply frame.
-struct Done {
-    number: u64,
-    wrote: Option<u64>,
-    reply: Bytes,
-}
-
-/// Requests naming the same object take turns: by kind and the id the path gives.
-type Requests = InFlight<(ObjectKind, String), Done>;
-
-/// The requests of a connection in flight, and the events held back for them: an event that
-/// arrives while requests run may be the echo of one of them, which is known only once its
-/// reply is.
-struct Pipeline {
-    requests: Requests,
-    events: Holdback<Arc<Delivery>>,
-}
+/// Requests in flight, each finishing with the event it wrote (its echo is not sent back) and
+/// its reply frame. An event that arrives while requests run may be such an echo, known only
+/// once the reply is, so [`Pipeline`] holds it back until then.
+type Requests = Pipeline<(Option<u64>, Bytes)>;
 
 pub(super) enum Flow {
     Continue,
@@ -223,7 +210,7 @@ impl Session {
         let mut batch: Vec<Arc<Delivery>> = Vec::new();
         let settings = &self.state.settings;
         let mut alarms = Alarms::new(&self.state.shutdown, &self.subs.overflow(), settings.keepalive_secs, &self.token);
-        let mut flight = Pipeline { requests: Requests::default(), events: Holdback::default() };
+        let mut flight = Requests::default();
         let outbound = settings.outbound_queue;
         loop {
             tokio::select! {
@@ -232,8 +219,8 @@ impl Session {
                     Alarm::Shutdown => {
                         // Requests already read are answered first, for a while.
                         let drained = async {
-                            while !flight.requests.is_empty() {
-                                let done = flight.requests.next().await;
+                            while !flight.is_empty() {
+                                let done = flight.next().await;
                                 if self.answer(&mut sink, &mut flight, done).await.is_err() {
                                     return;
                                 }
@@ -281,18 +268,18 @@ impl Session {
                     if n == 0 || self.deliver(&mut sink, &mut batch, &mut flight).await.is_err() {
                         return;
                     }
-                    if flight.events.waiting() > outbound {
+                    if flight.waiting() > outbound {
                         // As far behind as a full queue: the SDK resumes from its last event ids.
                         self.close_with(&mut sink, Status::error(308, "OFFLOADED", None, "slow consumer"), 1000).await;
                         return;
                     }
                 }
-                done = flight.requests.next(), if !flight.requests.is_empty() => {
+                done = flight.next(), if !flight.is_empty() => {
                     if self.answer(&mut sink, &mut flight, done).await.is_err() {
                         return;
                     }
                 }
-                msg = stream.next(), if flight.requests.has_room() => {
+                msg = stream.next(), if flight.has_room() => {
                     let bytes = match sink.take(msg).await {
                         Incoming::Binary(b) => b,
                         // The SDK sends binary frames; text carrying the same bytes is read alike.
@@ -322,10 +309,10 @@ impl Session {
         &mut self,
         sink: &mut Writer,
         batch: &mut Vec<Arc<Delivery>>,
-        flight: &mut Pipeline,
+        flight: &mut Requests,
     ) -> std::io::Result<()> {
         for d in batch.drain(..) {
-            if let Some(d) = flight.events.offer(d) {
+            if let Some(d) = flight.offer(d) {
                 self.deliver_one(sink, &d).await?;
             }
         }
@@ -354,23 +341,27 @@ impl Session {
 
     /// Writes a finished request's reply, and those of any others finished by now; then the
     /// events they held back, less their echoes; then flushes once.
-    async fn answer(&mut self, sink: &mut Writer, flight: &mut Pipeline, first: Done) -> std::io::Result<()> {
+    async fn answer(
+        &mut self,
+        sink: &mut Writer,
+        flight: &mut Requests,
+        first: (Option<u64>, Bytes),
+    ) -> std::io::Result<()> {
         let mut done = Some(first);
-        while let Some(Done { number, wrote, reply }) = done {
-            flight.events.finish(number);
+        while let Some((wrote, reply)) = done {
             if let Some(seq) = wrote {
                 self.remember_own(seq);
             }
             sink.feed(reply).await?;
-            done = flight.requests.ready();
+            done = flight.ready();
         }
-        while let Some(d) = flight.events.release() {
+        while let Some(d) = flight.release() {
             self.deliver_one(sink, &d).await?;
         }
         sink.flush().await
     }
 
-    async fn handle(&mut self, sink: &mut Writer, bytes: &Bytes, flight: &mut Pipeline) -> Flow {
+    async fn handle(&mut self, sink: &mut Writer, bytes: &Bytes, flight: &mut Requests) -> Flow {
         let Frame { header, payload } = match frame::parse(bytes, MAX_FRAME) {
             Ok(f) => f,
             Err(e) => {
@@ -439,7 +430,7 @@ impl Session {
         id: &str,
         header: Header,
         payload: Bytes,
-        flight: &mut Pipeline,
+        flight: &mut Requests,
     ) -> Flow {
         let Some(http) = header.http_request else {
             let status = Status::error(400, "BAD_REQUEST", None, "a message needs an http_request");
@@ -473,7 +464,6 @@ impl Session {
             Endpoint::StreamMessages(stream) => Some((ObjectKind::Stream, stream.clone())),
             Endpoint::Subscriptions | Endpoint::Collection(_) | Endpoint::Insights(_) => None,
         };
-        let number = flight.events.start();
         let (caller, urls, id) = (self.caller.clone(), self.urls.clone(), id.to_owned());
         let run = async move {
             let result = match cds_request(&http, endpoint, &payload) {
@@ -489,9 +479,9 @@ impl Session {
                 Err(e) => Err(e),
             };
             let reply = result.unwrap_or_else(|e| CdsReply::json(e.status, &e.body()));
-            Done { number, wrote: reply.wrote, reply: encode_reply(&id, reply) }
+            (reply.wrote, encode_reply(&id, reply))
         };
-        flight.requests.push(lane, Box::pin(run.instrument(span)));
+        flight.push(lane, run.instrument(span));
         Flow::Continue
     }
 
