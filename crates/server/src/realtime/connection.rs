@@ -79,19 +79,17 @@ pub async fn upgrade(
 struct Session {
     state: Arc<AppState>,
     identity: String,
-    service: Service,
     token: TokenClock,
-    principal: Principal,
     subs: Subscriptions,
-    /// What a request running apart from the session needs; made again when the token is.
+    /// Who is connected, shared with the requests in flight; made again with a new token.
     cx: Arc<RequestCx>,
 }
 
-/// A request's caller, shared by the requests of one connection in flight.
+/// A request's caller: the connection's principal and service.
 struct RequestCx {
     state: Arc<AppState>,
     principal: Principal,
-    service: String,
+    service: Service,
 }
 
 /// Requests in flight, their replies framed; requests naming the same object take turns, by
@@ -122,10 +120,9 @@ async fn serve(mut sink: Writer, mut stream: Reader, state: Arc<AppState>, princ
     };
     let (subs, rx) = Subscriptions::open(state.hub.clone(), service.sid.clone(), state.settings.outbound_queue);
     let token = TokenClock::new(expires_at, state.settings.token_warning_secs);
-    let cx =
-        Arc::new(RequestCx { state: state.clone(), principal: principal.clone(), service: service.sid.to_string() });
-    let mut session = Session { state: state.clone(), identity, service, token, principal, subs, cx };
-    let _online = state.webhooks.reachability.online(&session.service.sid, &session.identity);
+    let cx = Arc::new(RequestCx { state: state.clone(), principal, service });
+    let mut session = Session { state: state.clone(), identity, token, subs, cx };
+    let _online = state.webhooks.reachability.online(&session.cx.service.sid, &session.identity);
     session.run(sink, stream, rx).await;
     session.subs.close().await;
 }
@@ -174,7 +171,7 @@ impl Session {
         let hello = ServerFrame::Connected {
             connection_id: self.subs.connection_id(),
             identity: self.identity.clone(),
-            service_sid: self.service.sid.to_string(),
+            service_sid: self.cx.service.sid.to_string(),
             expires_at: self.token.expires_at(),
         };
         if sink.send(frame(&hello)).await.is_err() {
@@ -192,7 +189,7 @@ impl Session {
                 alarm = alarms.next(&self.token) => match alarm {
                     Alarm::Shutdown => {
                         // Requests already read are answered first, for a while.
-                        let _ = tokio::time::timeout(DRAIN_ON_SHUTDOWN, self.drain(&mut sink, &mut requests)).await;
+                        let _ = tokio::time::timeout(DRAIN_ON_SHUTDOWN, Box::pin(self.drain(&mut sink, &mut requests))).await;
                         sink.close(1001, "server shutting down").await;
                         return;
                     }
@@ -237,7 +234,8 @@ impl Session {
                     }
                 }
                 reply = requests.next(), if !requests.is_empty() => {
-                    if self.answer(&mut sink, &mut requests, reply).await.is_err() {
+                    // Boxed, as request handling is: idle connections should not carry its size.
+                    if Box::pin(self.answer(&mut sink, &mut requests, reply)).await.is_err() {
                         return;
                     }
                 }
@@ -316,8 +314,12 @@ impl Session {
     }
 
     fn since_token(&self, seq: u64) -> String {
-        SinceToken { epoch: self.state.engine.store().epoch().to_owned(), service_sid: self.service.sid.clone(), seq }
-            .encode()
+        SinceToken {
+            epoch: self.state.engine.store().epoch().to_owned(),
+            service_sid: self.cx.service.sid.clone(),
+            seq,
+        }
+        .encode()
     }
 
     async fn handle(&mut self, sink: &mut Writer, text: &str, requests: &mut Requests) -> Flow {
@@ -397,7 +399,7 @@ impl Session {
         since: Option<&str>,
     ) -> Result<Flow, ApiError> {
         let engine = self.state.engine.clone();
-        let found = engine.readable_object(&self.principal, &self.service, kind, object).await?;
+        let found = engine.readable_object(&self.cx.principal, &self.cx.service, kind, object).await?;
         let sid = found.sid.clone();
         if !self.subs.contains(&sid) && self.subs.len() >= self.state.settings.max_subscriptions {
             return Err(ApiError::new(
@@ -407,8 +409,8 @@ impl Session {
         }
         let fresh = self.subs.register(&sid).await?;
         let start = match since {
-            Some(t) => engine.since_seq(&self.service, t).await,
-            None => engine.head_token(&self.service).await.and_then(|t| Ok(SinceToken::decode(&t)?.seq)),
+            Some(t) => engine.since_seq(&self.cx.service, t).await,
+            None => engine.head_token(&self.cx.service).await.and_then(|t| Ok(SinceToken::decode(&t)?.seq)),
         };
         let at_head = since.is_none();
         let start = match start {
@@ -423,12 +425,12 @@ impl Session {
         // Live events queued meanwhile wait in the channel and are filtered by the final cursor.
         self.subs.rewind(&sid, start);
         // The snapshot is read after the head, so it reflects at least everything before it.
-        let snapshot = engine.readable_object(&self.principal, &self.service, kind, sid.as_str()).await.ok();
+        let snapshot = engine.readable_object(&self.cx.principal, &self.cx.service, kind, sid.as_str()).await.ok();
         let body = Subscribed { object: snapshot.map(ObjectView::from), since: self.since_token(start) };
         if sink.send(reply(id, 200, &body)).await.is_err() {
             return Ok(Flow::Stop);
         }
-        let mut replay = Replay::new(&self.service.sid, &sid, Start { seq: start, at_head });
+        let mut replay = Replay::new(&self.cx.service.sid, &sid, Start { seq: start, at_head });
         while let Some(events) = replay.next_page(&engine).await? {
             for e in events {
                 if sink.feed(Delivery::from_stored(e).native_frame()).await.is_err() {
@@ -455,8 +457,8 @@ impl Session {
         since: Option<&str>,
     ) -> Result<Flow, ApiError> {
         let engine = self.state.engine.clone();
-        let svc = self.service.sid.to_string();
-        let (def, expr, maps) = engine.live_query_plan(&self.principal, &svc, index, query).await?;
+        let svc = self.cx.service.sid.to_string();
+        let (def, expr, maps) = engine.live_query_plan(&self.cx.principal, &svc, index, query).await?;
         if self.subs.len() >= self.state.settings.max_subscriptions {
             return Err(ApiError::new(
                 ErrorCode::InvalidRequest,
@@ -468,7 +470,7 @@ impl Session {
         let started = match since {
             None => {
                 let page = PageRequest { order: Order::Asc, from: None, after: None, limit: MAX_LIVE_RESULTS };
-                match engine.query(&self.principal, &svc, index, query, page).await {
+                match engine.query(&self.cx.principal, &svc, index, query, page).await {
                     Ok(r) if r.next.is_some() => Err(ApiError::new(
                         ErrorCode::InvalidRequest,
                         format!("query: more than {MAX_LIVE_RESULTS} items match; narrow it for a live query"),
@@ -477,7 +479,7 @@ impl Session {
                     Err(e) => Err(e.into()),
                 }
             }
-            Some(t) => engine.since_seq(&self.service, t).await.map(|seq| (seq, Vec::new())).map_err(ApiError::from),
+            Some(t) => engine.since_seq(&self.cx.service, t).await.map(|seq| (seq, Vec::new())).map_err(ApiError::from),
         };
         let (start, items) = match started {
             Ok(s) => s,
@@ -496,7 +498,7 @@ impl Session {
             loop {
                 let events = engine
                     .store()
-                    .events(&self.service.sid, cursor, None, 1000)
+                    .events(&self.cx.service.sid, cursor, None, 1000)
                     .await
                     .map_err(ferrosync_core::CoreError::from)?;
                 let full = events.len() == 1000;
@@ -530,7 +532,7 @@ impl Session {
         let engine = self.state.engine.clone();
         Ok(match request {
             ClientFrame::Unsubscribe { kind, object, .. } => {
-                let found = engine.readable_object(&self.principal, &self.service, kind, &object).await;
+                let found = engine.readable_object(&self.cx.principal, &self.cx.service, kind, &object).await;
                 let sid = match found {
                     Ok(o) => o.sid,
                     Err(_) => Sid::parse(&object).map_err(ferrosync_core::CoreError::from)?,
@@ -542,14 +544,13 @@ impl Session {
                 let fresh = engine.authenticate_token(&token).await?;
                 match &fresh {
                     Principal::Identity { identity, service_sid, expires_at }
-                        if identity == &self.identity && service_sid == &self.service.sid =>
+                        if identity == &self.identity && service_sid == &self.cx.service.sid =>
                     {
                         self.token.renew(*expires_at);
-                        self.principal = fresh.clone();
                         self.cx = Arc::new(RequestCx {
                             state: self.state.clone(),
                             principal: fresh.clone(),
-                            service: self.service.sid.to_string(),
+                            service: self.cx.service.clone(),
                         });
                         reply(id, 200, &serde_json::json!({ "expires_at": expires_at }))
                     }
@@ -602,7 +603,7 @@ async fn run_request(cx: Arc<RequestCx>, id: u64, request: ClientFrame) -> Bytes
 }
 
 async fn serve_request(cx: &RequestCx, id: u64, request: ClientFrame) -> Result<Bytes, ApiError> {
-    let (engine, p, svc) = (&cx.state.engine, &cx.principal, cx.service.as_str());
+    let (engine, p, svc) = (&cx.state.engine, &cx.principal, cx.service.sid.as_str());
     Ok(match request {
         ClientFrame::Open { kind, sid, unique_name, mode, ttl, data, .. } => {
             if sid.is_some() && unique_name.is_some() {

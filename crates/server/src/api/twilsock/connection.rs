@@ -57,8 +57,6 @@ pub async fn upgrade(State(state): State<Arc<AppState>>, mut request: Request) -
 
 pub(super) struct Session {
     pub(super) state: Arc<AppState>,
-    pub(super) principal: Principal,
-    pub(super) service: Service,
     pub(super) token: TokenClock,
     pub(super) subs: Subscriptions,
     pub(super) urls: Urls,
@@ -67,14 +65,14 @@ pub(super) struct Session {
     pub(super) own: BTreeSet<u64>,
     /// Live queries, by the key each registration has with the hub.
     pub(super) live: HashMap<Sid, LiveSub>,
-    /// Who tunnels the requests, shared by those in flight; made again with a new token.
-    caller: Arc<Caller>,
+    /// Who is connected, shared with the requests in flight; made again with a new token.
+    pub(super) caller: Arc<Caller>,
 }
 
-struct Caller {
-    state: Arc<AppState>,
-    principal: Principal,
-    service: Service,
+pub(super) struct Caller {
+    pub(super) state: Arc<AppState>,
+    pub(super) principal: Principal,
+    pub(super) service: Service,
 }
 
 /// Requests in flight, each finishing with the event it wrote (its echo is not sent back) and
@@ -99,9 +97,8 @@ async fn serve(mut sink: Writer, mut stream: Reader, state: Arc<AppState>, urls:
     let span = tracing::debug_span!("twilsock", conn = subs.connection_id(), identity = %identity);
     let token = TokenClock::new(expires_at, state.settings.token_warning_secs);
     let _online = state.webhooks.reachability.online(&service.sid, &identity);
-    let caller = Arc::new(Caller { state: state.clone(), principal: principal.clone(), service: service.clone() });
-    let mut session =
-        Session { state, principal, service, token, subs, urls, own: BTreeSet::new(), live: HashMap::new(), caller };
+    let caller = Arc::new(Caller { state: state.clone(), principal, service });
+    let mut session = Session { state, token, subs, urls, own: BTreeSet::new(), live: HashMap::new(), caller };
     session.run(sink, stream, rx).instrument(span).await;
     session.subs.close().await;
 }
@@ -226,7 +223,7 @@ impl Session {
                                 }
                             }
                         };
-                        let _ = tokio::time::timeout(DRAIN_ON_SHUTDOWN, drained).await;
+                        let _ = tokio::time::timeout(DRAIN_ON_SHUTDOWN, Box::pin(drained)).await;
                         // 308 ("offloaded"): the SDK reconnects and resumes its subscriptions.
                         let status = Status::error(308, "OFFLOADED", None, "server shutting down");
                         self.close_with(&mut sink, status, 1001).await;
@@ -275,7 +272,8 @@ impl Session {
                     }
                 }
                 done = flight.next(), if !flight.is_empty() => {
-                    if self.answer(&mut sink, &mut flight, done).await.is_err() {
+                    // Boxed, as request handling is: idle connections should not carry its size.
+                    if Box::pin(self.answer(&mut sink, &mut flight, done)).await.is_err() {
                         return;
                     }
                 }
@@ -400,15 +398,11 @@ impl Session {
     async fn update_token(&mut self, sink: &mut Writer, id: &str, token: &str) -> Flow {
         let status = match authenticate(&self.state, token).await {
             Ok((principal, service, expires_at))
-                if principal.actor() == self.principal.actor() && service.sid == self.service.sid =>
+                if principal.actor() == self.caller.principal.actor() && service.sid == self.caller.service.sid =>
             {
                 self.token.renew(expires_at);
-                self.caller = Arc::new(Caller {
-                    state: self.state.clone(),
-                    principal: principal.clone(),
-                    service: self.service.clone(),
-                });
-                self.principal = principal;
+                self.caller =
+                    Arc::new(Caller { state: self.state.clone(), principal, service: self.caller.service.clone() });
                 Status::OK
             }
             Ok(_) => Status::error(

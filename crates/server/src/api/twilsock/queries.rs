@@ -271,9 +271,9 @@ impl Session {
         let query =
             request.query_string.clone().ok_or_else(|| CdsError::new(INVALID_QUERY, "query_string is required"))?;
         let engine = self.state.engine.clone();
-        let svc = self.service.sid.clone();
+        let svc = self.caller.service.sid.clone();
         let (def, expr, maps) =
-            engine.live_query_plan(&self.principal, svc.as_str(), &index, &query).await.map_err(query_error)?;
+            engine.live_query_plan(&self.caller.principal, svc.as_str(), &index, &query).await.map_err(query_error)?;
         // Poked again (a lost answer, a reconnect): the new registration replaces the old.
         self.cancel_query(&client_id).await;
         let max = self.state.settings.max_subscriptions;
@@ -409,11 +409,11 @@ impl Session {
     /// connection ended.
     async fn snapshot(&self, sink: &mut Writer, sub: &LiveSub, min: u64) -> Result<Option<u64>, CoreError> {
         let engine = &self.state.engine;
-        let svc = self.service.sid.as_str();
+        let svc = self.caller.service.sid.as_str();
         let mut attempts = 0;
         let found = loop {
             let page = PageRequest { order: Order::Asc, from: None, after: None, limit: MAX_RESULTS };
-            let found = engine.query(&self.principal, svc, &sub.index, &sub.query, page).await?;
+            let found = engine.query(&self.caller.principal, svc, &sub.index, &sub.query, page).await?;
             // The index may not have read the latest events yet: wait for it (briefly).
             if found.seq >= min || attempts >= 50 {
                 break found;

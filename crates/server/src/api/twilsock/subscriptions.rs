@@ -95,7 +95,7 @@ impl Session {
         let target = Target::Object(kind);
         let engine = self.state.engine.clone();
         let object = engine
-            .readable_object(&self.principal, &self.service, kind, object_sid)
+            .readable_object(&self.caller.principal, &self.caller.service, kind, object_sid)
             .await
             .map_err(|e| error::from_core(e, target))?;
         let sid = object.sid;
@@ -110,8 +110,14 @@ impl Session {
             Err(CoreError::ResyncRequired) if kind == ObjectKind::Document => {
                 // What the client missed is gone from the log, but a document's current state
                 // says all of it: send that, then carry on from its position.
-                let cx = Cx { engine: &engine, principal: &self.principal, service: &self.service, urls: &self.urls };
-                let read = || engine.object(&self.principal, self.service.sid.as_str(), kind, sid.as_str());
+                let cx = Cx {
+                    engine: &engine,
+                    principal: &self.caller.principal,
+                    service: &self.caller.service,
+                    urls: &self.urls,
+                };
+                let read =
+                    || engine.object(&self.caller.principal, self.caller.service.sid.as_str(), kind, sid.as_str());
                 let (document, position) = at_position(&cx, target, |o: &SyncObject| o.sid.clone(), read).await?;
                 if let Flow::Stop = send(sink, events::snapshot(&document, position)).await {
                     return Ok(None);
@@ -126,7 +132,7 @@ impl Session {
             }
         };
         self.subs.rewind(&sid, start.seq);
-        let mut replay = Replay::new(&self.service.sid, &sid, start);
+        let mut replay = Replay::new(&self.caller.service.sid, &sid, start);
         while let Some(events) = replay.next_page(&engine).await.map_err(|e| error::from_core(e, target))? {
             for event in events {
                 if self.own.remove(&event.seq) {
@@ -158,9 +164,9 @@ impl Session {
     /// the head; one older than the retained log cannot be replayed (`ResyncRequired`).
     pub(super) async fn start_position(&self, last_event_id: Option<&Value>) -> Result<Start, CoreError> {
         let service =
-            self.state.engine.store().service(&ObjectRef::Sid(self.service.sid.clone())).await?.ok_or_else(|| {
-                CoreError::not_found(ferrosync_core::error::NotFoundKind::Service, self.service.sid.as_str())
-            })?;
+            self.state.engine.store().service(&ObjectRef::Sid(self.caller.service.sid.clone())).await?.ok_or_else(
+                || CoreError::not_found(ferrosync_core::error::NotFoundKind::Service, self.caller.service.sid.as_str()),
+            )?;
         let claimed = match last_event_id {
             Some(Value::Number(n)) => n.as_u64().or_else(|| n.as_i64().map(|_| 0)),
             Some(Value::String(s)) => s.parse().ok(),
