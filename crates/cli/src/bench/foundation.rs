@@ -106,7 +106,7 @@ async fn one_socket(url: &str, docs: Vec<String>, seconds: u64) -> anyhow::Resul
     ws.flush().await?;
     let (mut done, mut in_flight, mut hist) = (0u64, lanes.len(), histogram());
     while in_flight > 0 {
-        let v = tokio::time::timeout(Duration::from_secs(30), next_reply(&mut ws)).await??;
+        let v = tokio::time::timeout(Duration::from_secs(30), next_of_type(&mut ws, "reply")).await??;
         let id = v["id"].as_u64().context("reply id")?;
         if v["status"].as_u64() != Some(200) {
             bail!("conditional update failed: {v}");
@@ -125,19 +125,20 @@ async fn one_socket(url: &str, docs: Vec<String>, seconds: u64) -> anyhow::Resul
     Ok((done as f64 / started.elapsed().as_secs_f64(), hist))
 }
 
-/// The next `reply` frame a writer's connection brings; events and other frames are passed over.
-async fn next_reply<S>(replies: &mut S) -> anyhow::Result<Value>
+/// The next native frame of type `kind` (`reply`, `event`) a connection brings; other frames
+/// are passed over.
+pub(super) async fn next_of_type<S>(frames: &mut S, kind: &str) -> anyhow::Result<Value>
 where
     S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
     loop {
-        let text = match replies.next().await {
+        let text = match frames.next().await {
             Some(Ok(Message::Text(t))) => t,
             Some(Ok(_)) => continue,
-            other => bail!("the writer's connection ended: {other:?}"),
+            other => bail!("the connection ended while waiting for a {kind}: {other:?}"),
         };
         let v: Value = serde_json::from_str(&text)?;
-        if v["type"] == "reply" {
+        if v["type"] == kind {
             return Ok(v);
         }
     }
@@ -186,7 +187,7 @@ impl Writer {
                 });
                 ws.send(Message::text(frame.to_string())).await?;
                 loop {
-                    let v = next_reply(ws).await?;
+                    let v = next_of_type(ws, "reply").await?;
                     if v["id"].as_u64() != Some(n) {
                         continue;
                     }
@@ -411,7 +412,7 @@ impl Updates<'_> {
         let answered = tokio::spawn(async move {
             let mut answered = 0;
             while answered < count {
-                let v = next_reply(&mut replies).await?;
+                let v = next_of_type(&mut replies, "reply").await?;
                 if v["status"].as_u64() != Some(200) {
                     bail!("fan-out update failed: {v}");
                 }

@@ -201,16 +201,10 @@ async fn exchange(hook: &Webhook, lane: &mut Lane, limit: Duration) -> anyhow::R
     };
     let arrive = async {
         loop {
-            let text = match ws.next().await {
-                Some(Ok(Message::Text(text))) => text,
-                Some(Ok(_)) => continue,
-                other => bail!("bob-{index}'s socket closed while waiting for '{body}': {other:?}"),
-            };
-            let v: Value = serde_json::from_str(&text)?;
-            if v["type"] == "event"
-                && v["event"]["type"] == "stream_message_published"
-                && v["event"]["data"]["body"] == body.as_str()
-            {
+            let v = super::foundation::next_of_type(&mut *ws, "event")
+                .await
+                .with_context(|| format!("bob-{index}'s socket, waiting for '{body}'"))?;
+            if v["event"]["type"] == "stream_message_published" && v["event"]["data"]["body"] == body.as_str() {
                 return Ok(t0.elapsed());
             }
         }
