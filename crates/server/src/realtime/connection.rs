@@ -194,9 +194,7 @@ impl Session {
                         return;
                     }
                     Alarm::Overflow => {
-                        let resume = self.resume_points();
-                        let _ = sink.send(frame(&ServerFrame::Overflow { resume })).await;
-                        sink.close(CLOSE_SLOW_CONSUMER, "slow consumer: resume from the tokens sent").await;
+                        self.cut_off(&mut sink).await;
                         return;
                     }
                     Alarm::Token => match self.token.fire() {
@@ -227,9 +225,7 @@ impl Session {
                     }
                     if requests.waiting() > outbound {
                         // As far behind as a full queue: a slow consumer.
-                        let resume = self.resume_points();
-                        let _ = sink.send(frame(&ServerFrame::Overflow { resume })).await;
-                        sink.close(CLOSE_SLOW_CONSUMER, "slow consumer: resume from the tokens sent").await;
+                        self.cut_off(&mut sink).await;
                         return;
                     }
                 }
@@ -304,6 +300,13 @@ impl Session {
             self.answer(sink, requests, reply).await?;
         }
         Ok(())
+    }
+
+    /// Closes a slow consumer's connection, with a resume token per subscription.
+    async fn cut_off(&self, sink: &mut Writer) {
+        let resume = self.resume_points();
+        let _ = sink.send(frame(&ServerFrame::Overflow { resume })).await;
+        sink.close(CLOSE_SLOW_CONSUMER, "slow consumer: resume from the tokens sent").await;
     }
 
     fn resume_points(&self) -> Vec<ResumePoint> {
