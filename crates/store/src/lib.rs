@@ -298,7 +298,7 @@ macro_rules! impl_store {
 /// `next_seq`, where the two stores differ (locking, sequence allocation), and `object`,
 /// `insert_event` and `put_object_with_event`, where the embedded store remembers where the
 /// job found an object's row. Whatever writes the services table forgets the rows the batch
-/// has seen (`self.services`); whatever else writes objects calls `self.objects_written()`.
+/// has seen (`self.services`); whatever else writes objects calls `self.objects_written(..)` with the SID it wrote (`None`: any).
 macro_rules! impl_tx_state {
     ($ty:ty, $rows:ident, { $($own:tt)* }) => {
         impl ferrosync_core::store::TxState for $ty {
@@ -311,18 +311,18 @@ macro_rules! impl_tx_state {
             fn delete_service(&mut self, sid: &Sid) -> Result<(), StoreError> {
                 self.services.forget();
                 self.seqs.forget(sid);
-                self.objects_written();
+                self.objects_written(None);
                 $rows::delete_by_sid(self.conn, "services", sid).map(drop)
             }
             fn object_by_sid(&mut self, sid: &Sid) -> Result<Option<SyncObject>, StoreError> {
                 $rows::object_by_sid(self.conn, sid)
             }
             fn put_object(&mut self, object: &SyncObject) -> Result<(), StoreError> {
-                self.objects_written();
+                self.objects_written(Some(&object.sid));
                 $rows::put_object(self.conn, object)
             }
             fn delete_object(&mut self, sid: &Sid) -> Result<(), StoreError> {
-                self.objects_written();
+                self.objects_written(Some(sid));
                 $rows::delete_object(self.conn, sid)
             }
             fn item(&mut self, object: &Sid, key: &ItemKey) -> Result<Option<Item>, StoreError> {

@@ -426,7 +426,7 @@ impl_tx_state!(PgTx<'_>, rows, {
 
 impl PgTx<'_> {
     /// Nothing to forget: this transaction keeps no row between statements.
-    fn objects_written(&mut self) {}
+    fn objects_written(&mut self, _sid: Option<&Sid>) {}
 }
 
 impl_store!(PgStore, rows, {

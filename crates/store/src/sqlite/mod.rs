@@ -2,6 +2,7 @@
 //! queued (one fsync per batch), and a small pool of read-only connections.
 
 pub mod backup;
+mod kept;
 mod rows;
 
 use crate::WriteJob;
@@ -15,6 +16,7 @@ use ferrosync_core::rules;
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::{Actor, ApiKeyRecord, Applied, Mutation, StoreError, StoredEvent};
 use ferrosync_core::timestamp::Timestamp;
+use kept::ObjectsKept;
 use rows::err;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -291,11 +293,13 @@ struct Answers {
 /// handed out and committed is the head). A mutation at a time, as a single client writes,
 /// would otherwise read its service's row and parse its settings for every write, a sixth of
 /// the writer's work for it. Whatever the rules say forgets rows within a batch (see
-/// [`ServicesSeen`]); a batch that fails forgets both.
+/// [`ServicesSeen`]); a batch that fails forgets both. The objects it wrote are kept too (see
+/// [`ObjectsKept`]).
 #[derive(Default)]
 pub(crate) struct Memo {
     seqs: SeqHeads,
     services: ServicesSeen,
+    objects: ObjectsKept,
 }
 
 impl Memo {
@@ -305,6 +309,7 @@ impl Memo {
     fn forget(&mut self) {
         self.seqs = SeqHeads::default();
         self.services.forget();
+        self.objects.forget();
     }
 
     /// Together, so that no row is kept without its head (a row shows the head first read).
@@ -323,14 +328,14 @@ fn apply_jobs(conn: &Connection, epoch: &str, memo: &mut Memo, batch: &[WriteJob
     let before = memo.seqs.clone();
     'attempt: loop {
         sql("BEGIN IMMEDIATE")?;
-        let Memo { seqs, services } = &mut *memo;
+        let Memo { seqs, services, objects } = &mut *memo;
         let mut results = Vec::with_capacity(batch.len());
         for job in batch {
             if undo == Undo::Savepoint {
                 sql("SAVEPOINT m")?;
             }
             let (heads, changes) = (seqs.clone(), conn.total_changes());
-            let mut tx = SqliteTx { conn, epoch, seqs, services, found: None };
+            let mut tx = SqliteTx { conn, epoch, seqs, services, objects, found: None };
             let outcome = rules::apply(&mut tx, &job.actor, job.mutation.clone(), Timestamp::now());
             if conn.is_autocommit() {
                 // SQLite rolled the transaction back itself (a full disk, an I/O error).
@@ -343,6 +348,10 @@ fn apply_jobs(conn: &Connection, epoch: &str, memo: &mut Memo, batch: &[WriteJob
                 *seqs = heads;
                 services.forget();
                 let wrote = conn.total_changes() != changes;
+                if wrote {
+                    // What it wrote is undone, and may have been kept.
+                    objects.forget();
+                }
                 match undo {
                     Undo::Savepoint => sql("ROLLBACK TO m")?,
                     Undo::Batch if wrote && batch.len() == 1 => {
@@ -382,6 +391,7 @@ struct SqliteTx<'a> {
     /// Sequence heads handed out in this batch; the only writer of the file, so no lock needed.
     seqs: &'a mut SeqHeads,
     services: &'a mut ServicesSeen,
+    objects: &'a mut ObjectsKept,
     /// The object this job read last and where its row is, until anything else writes objects:
     /// a write then appends to its stream without finding the row by SID twice more. Lives for
     /// one job, so no rollback outlives it.
@@ -389,22 +399,31 @@ struct SqliteTx<'a> {
 }
 
 impl SqliteTx<'_> {
-    fn objects_written(&mut self) {
+    /// An object's row (`None`: any number of them) written other than by `append_to`.
+    fn objects_written(&mut self, sid: Option<&Sid>) {
         self.found = None;
+        match sid {
+            Some(sid) => self.objects.drop_one(sid),
+            None => self.objects.forget(),
+        }
     }
 
     /// Appends to `object`'s stream by `append`, from where its row was found if this job just
-    /// read it, and remembers where the row is after.
+    /// read it, and remembers where the row is after (returned, if known).
     fn append_to(
         &mut self,
         object: &Sid,
         append: impl FnOnce(&Connection, Option<rows::RowAt>) -> Result<Option<rows::RowAt>, StoreError>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<rows::RowAt>, StoreError> {
         let found = self.found.take().filter(|(sid, _)| sid == object);
         let now = append(self.conn, found.as_ref().map(|(_, at)| *at))?;
         // Only a row found before is known after.
         self.found = found.zip(now).map(|((sid, _), at)| (sid, at));
-        Ok(())
+        let now = self.found.as_ref().map(|(_, at)| *at);
+        if now.is_none() {
+            self.objects.drop_one(object);
+        }
+        Ok(now)
     }
 }
 
@@ -425,6 +444,12 @@ impl_tx_state!(SqliteTx<'_>, rows, {
         self.seqs.next(service, || rows::head_seq(conn, service))
     }
     fn object(&mut self, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> Result<Option<SyncObject>, StoreError> {
+        if let ObjectRef::Sid(sid) = r
+            && let Some((object, at)) = self.objects.get(service, kind, sid)
+        {
+            self.found = Some((object.sid.clone(), at));
+            return Ok(Some(object));
+        }
         let found = rows::object_at(self.conn, service, kind, r)?;
         self.found = found.as_ref().map(|(object, at)| (object.sid.clone(), *at));
         Ok(found.map(|(object, _)| object))
@@ -437,7 +462,12 @@ impl_tx_state!(SqliteTx<'_>, rows, {
         date: Timestamp,
         json: &str,
     ) -> Result<(), StoreError> {
-        self.append_to(object, |conn, at| rows::insert_event(conn, service, seq, object, date, json, at))
+        if let Some(at) =
+            self.append_to(object, |conn, at| rows::insert_event(conn, service, seq, object, date, json, at))?
+        {
+            self.objects.moved(object, at);
+        }
+        Ok(())
     }
     fn put_object_with_event(
         &mut self,
@@ -446,7 +476,12 @@ impl_tx_state!(SqliteTx<'_>, rows, {
         date: Timestamp,
         json: &str,
     ) -> Result<(), StoreError> {
-        self.append_to(&object.sid, |conn, at| rows::put_object_with_event(conn, object, seq, date, json, at))
+        if let Some(at) =
+            self.append_to(&object.sid, |conn, at| rows::put_object_with_event(conn, object, seq, date, json, at))?
+        {
+            self.objects.keep(object, at);
+        }
+        Ok(())
     }
 });
 

@@ -147,6 +147,77 @@ async fn a_failed_job_undoes_only_its_own_writes() {
     assert!(seqs.len() >= 4, "an event for each item kept: {seqs:?}");
 }
 
+/// The objects the writer keeps from batch to batch are what their rows hold, wherever the
+/// row is and however the batch around a write ended: committed, rolled back to a savepoint,
+/// rolled back whole. A removed object is not found again, nor written back.
+#[tokio::test]
+async fn objects_kept_between_batches_are_as_stored() {
+    use ferrosync_core::error::ErrorCode;
+    use ferrosync_core::store::{ObjectWrite, Outcome};
+    use serde_json::json;
+
+    let (_dir, _store, svc, conn) = batch_fixture().await;
+    let mut memo = Memo::default();
+    let run = |jobs: Vec<Mutation>, memo: &mut Memo| {
+        let jobs: Vec<WriteJob> = jobs.into_iter().map(|m| job(Actor::SYSTEM, m)).collect();
+        commit_batch(&conn, "e", memo, &jobs)
+    };
+    let opened = |results: Vec<Result<Applied, CoreError>>| match results.into_iter().next() {
+        Some(Ok(Applied { outcome: Outcome::Object { object, .. }, .. })) => object,
+        other => panic!("opening answered {other:?}"),
+    };
+    let doc = opened(run(vec![open_object(&svc, ObjectKind::Document, "d")], &mut memo));
+    let map = opened(run(vec![open_object(&svc, ObjectKind::Map, "m")], &mut memo));
+    let update = |n: u64| Mutation::UpdateObject {
+        service: svc.clone(),
+        kind: ObjectKind::Document,
+        target: ObjectRef::Sid(doc.sid.clone()),
+        data: Some(json!({ "n": n })),
+        ttl: None,
+        if_match: Some(n),
+    };
+    let writes = |writes: Vec<ObjectWrite>| Mutation::Batch { service: svc.clone(), writes, txn: None };
+    let create = |key: &str| ObjectWrite::Create { map: "m".into(), key: key.into(), data: json!({}) };
+    let assert_kept = |memo: &mut Memo, kind: ObjectKind, sid: &Sid, step: &str| {
+        let stored = rows::object_at(&conn, &svc, kind, &ObjectRef::Sid(sid.clone())).expect("read");
+        let kept = memo.objects.get(&svc, kind, sid);
+        assert!(kept.is_some(), "{step}: {sid} is kept");
+        assert_eq!(kept, stored, "{step}: {sid} is kept as stored");
+    };
+
+    let codes = |results: Vec<Result<Applied, CoreError>>| results.iter().map(code).collect::<Vec<_>>();
+    assert_eq!(codes(run(vec![update(0), update(1)], &mut memo)), [Ok(()), Ok(())]);
+    assert_kept(&mut memo, ObjectKind::Document, &doc.sid, "committed");
+    assert_eq!(codes(run(vec![writes(vec![create("a")])], &mut memo)), [Ok(())]);
+    assert_kept(&mut memo, ObjectKind::Map, &map.sid, "an item written");
+
+    // The Map is written, then its job fails: the batch runs again with savepoints, and what
+    // the failed job wrote is undone around the document's and the Map's good writes.
+    let mixed = vec![update(2), writes(vec![create("b"), create("a")]), writes(vec![create("c")]), update(3)];
+    let expected = [Ok(()), Err(ErrorCode::AlreadyExists), Ok(()), Ok(())];
+    assert_eq!(codes(run(mixed, &mut memo)), expected);
+    assert_eq!(codes(run(vec![update(4), writes(vec![create("d")])], &mut memo)), [Ok(()), Ok(())]);
+    assert_kept(&mut memo, ObjectKind::Document, &doc.sid, "after a savepoint's rollback");
+    assert_kept(&mut memo, ObjectKind::Map, &map.sid, "after a savepoint's rollback");
+
+    // Alone, the failed job rolls the whole transaction back.
+    let alone = run(vec![writes(vec![create("e"), create("a")])], &mut memo);
+    assert_eq!(codes(alone), [Err(ErrorCode::AlreadyExists)]);
+    assert_eq!(codes(run(vec![writes(vec![create("f")])], &mut memo)), [Ok(())]);
+    assert_kept(&mut memo, ObjectKind::Map, &map.sid, "after the batch's rollback");
+
+    let remove = Mutation::RemoveObject {
+        service: svc.clone(),
+        kind: ObjectKind::Document,
+        target: ObjectRef::Sid(doc.sid.clone()),
+        if_match: None,
+    };
+    assert_eq!(codes(run(vec![remove, update(5)], &mut memo)), [Ok(()), Err(ErrorCode::ObjectNotFound)]);
+    assert_eq!(memo.objects.get(&svc, ObjectKind::Document, &doc.sid), None);
+    let row = rows::object_at(&conn, &svc, ObjectKind::Document, &ObjectRef::Sid(doc.sid.clone())).expect("read");
+    assert_eq!(row, None, "a removed document is not written back");
+}
+
 /// Every 32nd event of each object's stream is marked at its place, whichever way the event
 /// was appended: a document update, an item written or added, a message, several writes to
 /// one map in one job, creations, removals, and batches whose failed jobs were undone.
