@@ -469,16 +469,24 @@ async fn tunnelled_requests_sent_without_waiting_keep_each_objects_order_and_ech
     c.notifications_until(&mut notes, |n| of_type(n, "subscription_established").len() == 2).await;
     notes.clear();
 
-    // Twenty conditional updates of one document leave before any reply is read; each expects
-    // the revision the one before it makes, so one run out of order is refused.
+    // Twenty conditional updates of one document leave before any reply is read, each followed
+    // by a read of it; each update expects the revision the one before it makes, and each read
+    // the revision of the update just before it: a read answered from the store as soon as
+    // it arrives would overtake the commits, so only the document's lane keeps them in order.
     const WRITES: u64 = 20;
     let mut waiting = std::collections::HashMap::new();
+    let path = format!("/twilio/cds/v3/Documents/{}", sids[0]);
     for n in 0..WRITES {
         let id = c.id();
         let header = json!({"id": id, "method": "message", "active_grant": "data_sync", "payload_type": "application/json",
-            "http_request": {"host": c.host, "path": format!("/twilio/cds/v3/Documents/{}", sids[0]), "method": "POST",
+            "http_request": {"host": c.host, "path": path, "method": "POST",
                 "params": {}, "headers": {"Content-Type": "application/json", "If-Match": n.to_string()}}});
         c.send(header, &json!({"data": {"n": n + 1}}).to_string()).await;
+        waiting.insert(id, n + 1);
+        let id = c.id();
+        let header = json!({"id": id, "method": "message", "active_grant": "data_sync", "payload_type": "application/json",
+            "http_request": {"host": c.host, "path": path, "method": "GET", "params": {}, "headers": {}}});
+        c.send(header, "").await;
         waiting.insert(id, n + 1);
     }
     // Someone else writes the other document meanwhile: that is news to this client.
@@ -492,8 +500,8 @@ async fn tunnelled_requests_sent_without_waiting_keep_each_objects_order_and_ech
                 let id = h["id"].as_str().expect("reply id");
                 let revision = waiting.remove(id).unwrap_or_else(|| panic!("one reply per request: {h}"));
                 assert_eq!(
-                    (&h["http_status"]["code"], &p["revision"]),
-                    (&json!(200), &json!(revision.to_string())),
+                    (&h["http_status"]["code"], &p["revision"], &p["data"]),
+                    (&json!(200), &json!(revision.to_string()), &json!({"n": revision})),
                     "{h} {p}"
                 );
             }
