@@ -1,13 +1,14 @@
 //! The embedded store's group commit on its own, without HTTP or WebSockets in the way: rounds
 //! of conditional updates, one per writer and each on its own document, all in flight at once,
-//! so every round is one batch. Prints writes per second, and the process's CPU time and
+//! so every round is one batch (with `stream` as the third argument, messages published to a
+//! stream of each writer's instead). Prints writes per second, and the process's CPU time and
 //! context switches per write, for each round; compare the best rounds of two builds (the
 //! machine's noise only adds; the context switches it barely moves).
 //! Then reads one document's stream as a client catching up on it does: from the start, a page
 //! of 1,000 at a time, and the newest 100 events, the writers' streams interleaved in the log.
 //!
 //! ```sh
-//! taskset -c 1 cargo run --release -p ferrosync-store --example group_commit -- [writers] [rounds]
+//! taskset -c 1 cargo run --release -p ferrosync-store --example group_commit -- [writers] [rounds] [stream]
 //! ```
 
 use ferrosync_core::model::{ObjectKind, ObjectRef, OpenMode};
@@ -26,10 +27,14 @@ fn main() -> Result<(), Failure> {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
     let writers = args.next().transpose()?.unwrap_or(16);
     let rounds = args.next().transpose()?.unwrap_or(8);
-    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(run(writers, rounds))
+    let kind = match std::env::args().nth(3).as_deref() {
+        Some("stream") => ObjectKind::Stream,
+        _ => ObjectKind::Document,
+    };
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(run(writers, rounds, kind))
 }
 
-async fn run(writers: usize, rounds: usize) -> Result<(), Failure> {
+async fn run(writers: usize, rounds: usize, kind: ObjectKind) -> Result<(), Failure> {
     let dir = tempfile::tempdir()?;
     // Fsync at checkpoints: the figure is the commit's CPU, not the disk's flush.
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("data.db"), Durability::Normal)?);
@@ -46,7 +51,7 @@ async fn run(writers: usize, rounds: usize) -> Result<(), Failure> {
     for i in 0..writers {
         let open = Mutation::OpenObject {
             service: service.clone(),
-            kind: ObjectKind::Document,
+            kind,
             target: Some(ObjectRef::UniqueName(format!("doc-{i}"))),
             mode: OpenMode::OpenOrCreate,
             ttl: None,
@@ -62,13 +67,21 @@ async fn run(writers: usize, rounds: usize) -> Result<(), Failure> {
         for n in 0..BATCHES {
             let mut batch = tokio::task::JoinSet::new();
             for (sid, revision) in &documents {
-                let update = Mutation::UpdateObject {
-                    service: service.clone(),
-                    kind: ObjectKind::Document,
-                    target: ObjectRef::Sid(sid.clone()),
-                    data: Some(serde_json::json!({ "n": n })),
-                    ttl: None,
-                    if_match: Some(*revision),
+                let update = match kind {
+                    ObjectKind::Stream => Mutation::Publish {
+                        service: service.clone(),
+                        target: ObjectRef::Sid(sid.clone()),
+                        message_sid: Sid::new(SidKind::StreamMessage),
+                        data: serde_json::json!({ "n": n }),
+                    },
+                    _ => Mutation::UpdateObject {
+                        service: service.clone(),
+                        kind,
+                        target: ObjectRef::Sid(sid.clone()),
+                        data: Some(serde_json::json!({ "n": n })),
+                        ttl: None,
+                        if_match: Some(*revision),
+                    },
                 };
                 let store = store.clone();
                 batch.spawn(async move { store.execute(Actor::SYSTEM, update).await.map(drop) });
