@@ -1,7 +1,7 @@
-//! Objects the embedded store's writer wrote, kept from one batch to the next with where their
-//! rows are: the next write to one of them (a client updating its document again) needs
-//! neither the row's lookup by SID nor its data parsed from JSON, which were a quarter of the
-//! writer's work for an update.
+//! Objects the embedded store's writer read or wrote, kept from one batch to the next with
+//! where their rows are: the next write to one of them (a client updating its document again,
+//! a message to the same stream) needs neither the row's lookup by SID nor its data parsed
+//! from JSON, which were a quarter of the writer's work for an update.
 //!
 //! The writer is the only connection that writes the file, so a row it wrote and committed
 //! stays as it wrote it until it writes it again. What it must forget, it forgets: a job that
@@ -45,7 +45,7 @@ impl ObjectsKept {
         (entry.0.service_sid == *service && entry.0.kind == kind).then_some(entry)
     }
 
-    /// `object` as just written, its row at `at`.
+    /// `object` as just read or written, its row at `at`.
     pub(crate) fn keep(&mut self, object: &SyncObject, at: RowAt) {
         if let Some(entry) = self.recent.get_mut(&object.sid) {
             refresh(&mut entry.0, object);

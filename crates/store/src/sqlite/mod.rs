@@ -451,7 +451,12 @@ impl_tx_state!(SqliteTx<'_>, rows, {
             return Ok(Some(object));
         }
         let found = rows::object_at(self.conn, service, kind, r)?;
-        self.found = found.as_ref().map(|(object, at)| (object.sid.clone(), *at));
+        if let Some((object, at)) = &found {
+            // Kept as read too: an append that leaves the object's state alone (a stream's
+            // message) keeps only where its row is, and would otherwise read it every time.
+            self.objects.keep(object, *at);
+            self.found = Some((object.sid.clone(), *at));
+        }
         Ok(found.map(|(object, _)| object))
     }
     fn insert_event(

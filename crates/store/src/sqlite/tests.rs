@@ -168,6 +168,7 @@ async fn objects_kept_between_batches_are_as_stored() {
     };
     let doc = opened(run(vec![open_object(&svc, ObjectKind::Document, "d")], &mut memo));
     let map = opened(run(vec![open_object(&svc, ObjectKind::Map, "m")], &mut memo));
+    let stream = opened(run(vec![open_object(&svc, ObjectKind::Stream, "s")], &mut memo));
     let update = |n: u64| Mutation::UpdateObject {
         service: svc.clone(),
         kind: ObjectKind::Document,
@@ -190,6 +191,16 @@ async fn objects_kept_between_batches_are_as_stored() {
     assert_kept(&mut memo, ObjectKind::Document, &doc.sid, "committed");
     assert_eq!(codes(run(vec![writes(vec![create("a")])], &mut memo)), [Ok(())]);
     assert_kept(&mut memo, ObjectKind::Map, &map.sid, "an item written");
+    // A message leaves its stream's state alone and moves only its end.
+    let publish = || Mutation::Publish {
+        service: svc.clone(),
+        target: ObjectRef::Sid(stream.sid.clone()),
+        message_sid: Sid::new(ferrosync_core::sid::SidKind::StreamMessage),
+        data: json!({}),
+    };
+    assert_eq!(codes(run(vec![publish(), publish()], &mut memo)), [Ok(()), Ok(())]);
+    assert_eq!(codes(run(vec![publish()], &mut memo)), [Ok(())]);
+    assert_kept(&mut memo, ObjectKind::Stream, &stream.sid, "messages published");
 
     // The Map is written, then its job fails: the batch runs again with savepoints, and what
     // the failed job wrote is undone around the document's and the Map's good writes.
