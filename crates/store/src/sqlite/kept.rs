@@ -10,12 +10,13 @@
 //! service is removed (its objects go with it).
 
 use super::rows::RowAt;
-use ferrosync_core::model::{ObjectKind, SyncObject};
+use ferrosync_core::model::{ObjectKind, ObjectRef, SyncObject};
 use ferrosync_core::sid::Sid;
 use std::collections::HashMap;
 
 type Entry = (SyncObject, RowAt);
-/// SIDs are random and the map is the writer's alone: a fast hash, not a DoS-hardened one.
+/// SIDs are random and the maps are the writer's alone and bounded: a fast hash, not a
+/// DoS-hardened one.
 type Map = HashMap<Sid, Entry, foldhash::fast::RandomState>;
 
 /// Two generations: entries are added to `recent`; when it is full it becomes `older` (the
@@ -26,23 +27,31 @@ type Map = HashMap<Sid, Entry, foldhash::fast::RandomState>;
 pub(crate) struct ObjectsKept {
     recent: Map,
     older: Map,
+    /// Unique names of kept objects, to their SIDs: a hint only, checked against the entry it
+    /// leads to, so a name that moved on or an entry dropped since costs only the row's read.
+    names: HashMap<String, Sid, foldhash::fast::RandomState>,
 }
 
 impl ObjectsKept {
     const GENERATION: usize = 256;
 
-    /// The object `sid` names as last written, if it is kept and is of `service` and `kind`
-    /// (otherwise the caller reads the row, which answers for a mismatch as well).
-    pub(crate) fn get(&mut self, service: &Sid, kind: ObjectKind, sid: &Sid) -> Option<Entry> {
-        let entry = match self.recent.get(sid) {
+    /// The object `r` names as last read or written, if it is kept and is of `service` and
+    /// `kind` (otherwise the caller reads the row, which answers for a mismatch as well).
+    pub(crate) fn get(&mut self, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> Option<Entry> {
+        let (sid, name) = match r {
+            ObjectRef::Sid(sid) => (sid.clone(), None),
+            ObjectRef::UniqueName(name) => (self.names.get(name.as_str())?.clone(), Some(name.as_str())),
+        };
+        let entry = match self.recent.get(&sid) {
             Some(entry) => entry.clone(),
             None => {
-                let entry = self.older.remove(sid)?;
-                self.add(sid.clone(), entry.clone());
+                let entry = self.older.remove(&sid)?;
+                self.add(sid, entry.clone());
                 entry
             }
         };
-        (entry.0.service_sid == *service && entry.0.kind == kind).then_some(entry)
+        let named = name.is_none_or(|name| entry.0.unique_name.as_deref() == Some(name));
+        (entry.0.service_sid == *service && entry.0.kind == kind && named).then_some(entry)
     }
 
     /// `object` as just read or written, its row at `at`.
@@ -50,10 +59,19 @@ impl ObjectsKept {
         if let Some(entry) = self.recent.get_mut(&object.sid) {
             refresh(&mut entry.0, object);
             entry.1 = at;
-            return;
+        } else {
+            self.older.remove(&object.sid);
+            self.add(object.sid.clone(), (object.clone(), at));
         }
-        self.older.remove(&object.sid);
-        self.add(object.sid.clone(), (object.clone(), at));
+        if let Some(name) = &object.unique_name
+            && self.names.get(name.as_str()) != Some(&object.sid)
+        {
+            // Renames could grow the names alone; they start over well past what is kept.
+            if self.names.len() >= 2 * Self::GENERATION {
+                self.names.clear();
+            }
+            self.names.insert(name.clone(), object.sid.clone());
+        }
     }
 
     /// `sid`'s row was written without its new state known here (an event appended to its
@@ -72,6 +90,7 @@ impl ObjectsKept {
     pub(crate) fn forget(&mut self) {
         self.recent.clear();
         self.older.clear();
+        self.names.clear();
     }
 
     fn add(&mut self, sid: Sid, entry: Entry) {
@@ -145,6 +164,14 @@ mod tests {
         }
     }
 
+    fn by_sid(object: &SyncObject) -> ObjectRef {
+        ObjectRef::Sid(object.sid.clone())
+    }
+
+    fn named(name: &str) -> ObjectRef {
+        ObjectRef::UniqueName(name.into())
+    }
+
     fn at(n: i64) -> RowAt {
         RowAt { rowid: n, last_seq: n, stream_len: n }
     }
@@ -153,11 +180,11 @@ mod tests {
     fn an_object_is_found_only_as_last_written_and_of_its_service_and_kind() {
         let mut kept = ObjectsKept::default();
         let (doc, service) = (document(1), sid("IS", 1));
-        assert_eq!(kept.get(&service, ObjectKind::Document, &doc.sid), None);
+        assert_eq!(kept.get(&service, ObjectKind::Document, &by_sid(&doc)), None);
         kept.keep(&doc, at(1));
-        assert_eq!(kept.get(&service, ObjectKind::Document, &doc.sid), Some((doc.clone(), at(1))));
-        assert_eq!(kept.get(&sid("IS", 2), ObjectKind::Document, &doc.sid), None, "another service's");
-        assert_eq!(kept.get(&service, ObjectKind::List, &doc.sid), None, "another kind's");
+        assert_eq!(kept.get(&service, ObjectKind::Document, &by_sid(&doc)), Some((doc.clone(), at(1))));
+        assert_eq!(kept.get(&sid("IS", 2), ObjectKind::Document, &by_sid(&doc)), None, "another service's");
+        assert_eq!(kept.get(&service, ObjectKind::List, &by_sid(&doc)), None, "another kind's");
 
         // Kept again, in place: every field follows, what names it included.
         let mut newer = doc.clone();
@@ -167,9 +194,37 @@ mod tests {
         newer.date_updated = Timestamp(7);
         kept.keep(&newer, at(2));
         kept.moved(&doc.sid, at(3));
-        assert_eq!(kept.get(&service, ObjectKind::Document, &doc.sid), Some((newer, at(3))));
+        assert_eq!(kept.get(&service, ObjectKind::Document, &by_sid(&doc)), Some((newer, at(3))));
         kept.drop_one(&doc.sid);
-        assert_eq!(kept.get(&service, ObjectKind::Document, &doc.sid), None);
+        assert_eq!(kept.get(&service, ObjectKind::Document, &by_sid(&doc)), None);
+    }
+
+    #[test]
+    fn a_unique_name_finds_only_the_kept_object_that_has_it_now() {
+        let mut kept = ObjectsKept::default();
+        let service = sid("IS", 1);
+        let mut doc = document(1);
+        doc.unique_name = Some("notes".into());
+        assert_eq!(kept.get(&service, ObjectKind::Document, &named("notes")), None);
+        kept.keep(&doc, at(1));
+        assert_eq!(kept.get(&service, ObjectKind::Document, &named("notes")), Some((doc.clone(), at(1))));
+        assert_eq!(kept.get(&service, ObjectKind::List, &named("notes")), None, "another kind's");
+        assert_eq!(kept.get(&sid("IS", 2), ObjectKind::Document, &named("notes")), None, "another service's");
+
+        // Renamed: the old name finds nothing, the new one the object.
+        doc.unique_name = Some("journal".into());
+        kept.keep(&doc, at(2));
+        assert_eq!(kept.get(&service, ObjectKind::Document, &named("notes")), None);
+        assert_eq!(kept.get(&service, ObjectKind::Document, &named("journal")).map(|e| e.1), Some(at(2)));
+        // Another object takes the freed name; the first, dropped, is found by neither.
+        let mut other = document(2);
+        other.unique_name = Some("notes".into());
+        kept.keep(&other, at(3));
+        kept.drop_one(&doc.sid);
+        assert_eq!(kept.get(&service, ObjectKind::Document, &named("notes")).map(|e| e.0), Some(other));
+        assert_eq!(kept.get(&service, ObjectKind::Document, &named("journal")), None);
+        kept.forget();
+        assert_eq!(kept.get(&service, ObjectKind::Document, &named("notes")), None);
     }
 
     #[test]
@@ -182,14 +237,14 @@ mod tests {
             kept.keep(&document(n), at(n as i64));
             // Used now and then, the hot object is never dropped with a generation.
             if n % (ObjectsKept::GENERATION / 2) == 0 {
-                assert!(kept.get(&service, ObjectKind::Document, &hot.sid).is_some(), "after {n} others");
+                assert!(kept.get(&service, ObjectKind::Document, &by_sid(&hot)).is_some(), "after {n} others");
             }
             assert!(kept.len() <= 2 * ObjectsKept::GENERATION);
         }
-        assert!(kept.get(&service, ObjectKind::Document, &hot.sid).is_some());
-        assert_eq!(kept.get(&service, ObjectKind::Document, &document(1).sid), None, "long unused");
+        assert!(kept.get(&service, ObjectKind::Document, &by_sid(&hot)).is_some());
+        assert_eq!(kept.get(&service, ObjectKind::Document, &by_sid(&document(1))), None, "long unused");
         let last = document(ObjectsKept::GENERATION * 5 - 1);
-        assert_eq!(kept.get(&service, ObjectKind::Document, &last.sid).map(|e| e.0), Some(last));
+        assert_eq!(kept.get(&service, ObjectKind::Document, &by_sid(&last)).map(|e| e.0), Some(last));
         kept.forget();
         assert_eq!(kept.len(), 0);
     }

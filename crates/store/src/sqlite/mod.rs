@@ -444,9 +444,7 @@ impl_tx_state!(SqliteTx<'_>, rows, {
         self.seqs.next(service, || rows::head_seq(conn, service))
     }
     fn object(&mut self, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> Result<Option<SyncObject>, StoreError> {
-        if let ObjectRef::Sid(sid) = r
-            && let Some((object, at)) = self.objects.get(service, kind, sid)
-        {
+        if let Some((object, at)) = self.objects.get(service, kind, r) {
             self.found = Some((object.sid.clone(), at));
             return Ok(Some(object));
         }

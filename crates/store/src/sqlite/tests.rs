@@ -181,7 +181,7 @@ async fn objects_kept_between_batches_are_as_stored() {
     let create = |key: &str| ObjectWrite::Create { map: "m".into(), key: key.into(), data: json!({}) };
     let assert_kept = |memo: &mut Memo, kind: ObjectKind, sid: &Sid, step: &str| {
         let stored = rows::object_at(&conn, &svc, kind, &ObjectRef::Sid(sid.clone())).expect("read");
-        let kept = memo.objects.get(&svc, kind, sid);
+        let kept = memo.objects.get(&svc, kind, &ObjectRef::Sid(sid.clone()));
         assert!(kept.is_some(), "{step}: {sid} is kept");
         assert_eq!(kept, stored, "{step}: {sid} is kept as stored");
     };
@@ -189,6 +189,13 @@ async fn objects_kept_between_batches_are_as_stored() {
     let codes = |results: Vec<Result<Applied, CoreError>>| results.iter().map(code).collect::<Vec<_>>();
     assert_eq!(codes(run(vec![update(0), update(1)], &mut memo)), [Ok(()), Ok(())]);
     assert_kept(&mut memo, ObjectKind::Document, &doc.sid, "committed");
+    // By its unique name, as a REST client may name it: the same object, one revision on.
+    let mut by_name = update(2);
+    if let Mutation::UpdateObject { target, .. } = &mut by_name {
+        *target = ObjectRef::UniqueName("d".into());
+    }
+    assert_eq!(codes(run(vec![by_name], &mut memo)), [Ok(())]);
+    assert_kept(&mut memo, ObjectKind::Document, &doc.sid, "written by its name");
     assert_eq!(codes(run(vec![writes(vec![create("a")])], &mut memo)), [Ok(())]);
     assert_kept(&mut memo, ObjectKind::Map, &map.sid, "an item written");
     // A message leaves its stream's state alone and moves only its end.
@@ -204,10 +211,10 @@ async fn objects_kept_between_batches_are_as_stored() {
 
     // The Map is written, then its job fails: the batch runs again with savepoints, and what
     // the failed job wrote is undone around the document's and the Map's good writes.
-    let mixed = vec![update(2), writes(vec![create("b"), create("a")]), writes(vec![create("c")]), update(3)];
+    let mixed = vec![update(3), writes(vec![create("b"), create("a")]), writes(vec![create("c")]), update(4)];
     let expected = [Ok(()), Err(ErrorCode::AlreadyExists), Ok(()), Ok(())];
     assert_eq!(codes(run(mixed, &mut memo)), expected);
-    assert_eq!(codes(run(vec![update(4), writes(vec![create("d")])], &mut memo)), [Ok(()), Ok(())]);
+    assert_eq!(codes(run(vec![update(5), writes(vec![create("d")])], &mut memo)), [Ok(()), Ok(())]);
     assert_kept(&mut memo, ObjectKind::Document, &doc.sid, "after a savepoint's rollback");
     assert_kept(&mut memo, ObjectKind::Map, &map.sid, "after a savepoint's rollback");
 
@@ -223,8 +230,9 @@ async fn objects_kept_between_batches_are_as_stored() {
         target: ObjectRef::Sid(doc.sid.clone()),
         if_match: None,
     };
-    assert_eq!(codes(run(vec![remove, update(5)], &mut memo)), [Ok(()), Err(ErrorCode::ObjectNotFound)]);
-    assert_eq!(memo.objects.get(&svc, ObjectKind::Document, &doc.sid), None);
+    assert_eq!(codes(run(vec![remove, update(6)], &mut memo)), [Ok(()), Err(ErrorCode::ObjectNotFound)]);
+    assert_eq!(memo.objects.get(&svc, ObjectKind::Document, &ObjectRef::Sid(doc.sid.clone())), None);
+    assert_eq!(memo.objects.get(&svc, ObjectKind::Document, &ObjectRef::UniqueName("d".into())), None);
     let row = rows::object_at(&conn, &svc, ObjectKind::Document, &ObjectRef::Sid(doc.sid.clone())).expect("read");
     assert_eq!(row, None, "a removed document is not written back");
 }
