@@ -298,7 +298,8 @@ macro_rules! impl_store {
 /// `next_seq`, where the two stores differ (locking, sequence allocation), and `object`,
 /// `insert_event` and `put_object_with_event`, where the embedded store remembers where the
 /// job found an object's row. Whatever writes the services table forgets the rows the batch
-/// has seen (`self.services`); whatever else writes objects calls `self.objects_written(..)` with the SID it wrote (`None`: any).
+/// has seen (`self.services`); whatever else writes objects calls `self.objects_written` with
+/// the SID of the object it wrote (`None`: any number of them).
 macro_rules! impl_tx_state {
     ($ty:ty, $rows:ident, { $($own:tt)* }) => {
         impl ferrosync_core::store::TxState for $ty {

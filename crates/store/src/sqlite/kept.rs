@@ -1,13 +1,13 @@
 //! Objects the embedded store's writer read or wrote, kept from one batch to the next with
 //! where their rows are: the next write to one of them (a client updating its document again,
 //! a message to the same stream) needs neither the row's lookup by SID nor its data parsed
-//! from JSON, which were a quarter of the writer's work for an update.
+//! from JSON, which were about a fifth of the writer's work for an update.
 //!
 //! The writer is the only connection that writes the file, so a row it wrote and committed
 //! stays as it wrote it until it writes it again. What it must forget, it forgets: a job that
 //! failed after writing (its writes were rolled back), a batch that failed, any write of an
-//! object's row that does not go through [`ObjectsKept::keep`], and every object at once when a
-//! service is removed (its objects go with it).
+//! object's row that does not go through [`ObjectsKept::keep`] or [`ObjectsKept::moved`], and
+//! every object at once when a service is removed (its objects go with it).
 
 use super::rows::RowAt;
 use ferrosync_core::model::{ObjectKind, ObjectRef, SyncObject};

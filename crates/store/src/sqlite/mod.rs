@@ -293,8 +293,8 @@ struct Answers {
 /// handed out and committed is the head). A mutation at a time, as a single client writes,
 /// would otherwise read its service's row and parse its settings for every write, a sixth of
 /// the writer's work for it. Whatever the rules say forgets rows within a batch (see
-/// [`ServicesSeen`]); a batch that fails forgets both. The objects it wrote are kept too (see
-/// [`ObjectsKept`]).
+/// [`ServicesSeen`]); a batch that fails forgets both. The objects it read or wrote are kept
+/// too (see [`ObjectsKept`]).
 #[derive(Default)]
 pub(crate) struct Memo {
     seqs: SeqHeads,
