@@ -90,14 +90,10 @@ impl RecentLog {
 mod tests {
     use super::*;
     use crate::sid::SidKind;
-    use serde_json::value::RawValue;
+    use crate::store::EventJson;
 
     fn ev(seq: u64, object: &Sid) -> StoredEvent {
-        StoredEvent {
-            seq,
-            object_sid: object.clone(),
-            json: RawValue::from_string(format!("{{\"seq\":{seq}}}")).expect("json"),
-        }
+        StoredEvent { seq, object_sid: object.clone(), json: EventJson::stored(format!("{{\"seq\":{seq}}}")) }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::error::{CoreError, Current, NotFoundKind};
 use crate::log::{EventDraft, EventKind};
 use crate::model::{Item, ItemKey, ObjectKind, ObjectRef, OpenMode, Permission, Service, StreamMessage, SyncObject};
 use crate::sid::Sid;
-use crate::store::{Actor, Applied, ItemWriteMode, Mutation, Outcome, StoreError, StoredEvent, TxState, consumers};
+use crate::store::{Actor, Applied, EventJson, ItemWriteMode, Mutation, Outcome, StoredEvent, TxState, consumers};
 use crate::timestamp::Timestamp;
 use serde_json::Value;
 
@@ -577,7 +577,7 @@ impl Cx<'_> {
     fn append(&mut self, service: &Sid, draft: EventDraft, store: Option<&SyncObject>) -> Result<(), CoreError> {
         let seq = self.tx.next_seq(service)?;
         let event = draft.into_event(self.tx.epoch(), service.clone(), seq);
-        let json = serde_json::value::to_raw_value(&event).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let json = EventJson::of(&event);
         match store {
             Some(object) => self.tx.put_object_with_event(object, seq, event.date, json.get())?,
             None => self.tx.insert_event(service, seq, &event.object_sid, event.date, json.get())?,

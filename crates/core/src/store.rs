@@ -14,7 +14,6 @@ use crate::sid::Sid;
 use crate::timestamp::Timestamp;
 use async_trait::async_trait;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 mod tx;
 pub use tx::TxState;
@@ -529,7 +528,33 @@ pub struct Applied {
 pub struct StoredEvent {
     pub seq: u64,
     pub object_sid: Sid,
-    pub json: Box<RawValue>,
+    pub json: EventJson,
+}
+
+/// An event's JSON text, written once and then sent as it is by every reader. It is never
+/// parsed again to be checked: it is either [`Event::to_json`]'s output or a `serde_json`
+/// serialisation, or read back from the log, where only those are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventJson(Box<str>);
+
+impl EventJson {
+    pub fn of(event: &Event) -> Self {
+        EventJson(event.to_json().into_boxed_str())
+    }
+
+    /// Another event-shaped value (a live query's event), serialised by `serde_json`.
+    pub fn serialized<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::to_string(value).map(|s| EventJson(s.into_boxed_str()))
+    }
+
+    /// An event's text as the log stored it.
+    pub fn stored(text: String) -> Self {
+        EventJson(text.into_boxed_str())
+    }
+
+    pub fn get(&self) -> &str {
+        &self.0
+    }
 }
 
 /// "Service S reached sequence number N": a wake-up from another node. Only a hint: readers

@@ -1,5 +1,6 @@
 //! Change-log events as they travel: in long-poll answers, WebSocket `event` frames and webhooks.
 
+use crate::json::JsonObject;
 use crate::kinds::ObjectKind;
 use crate::sid::Sid;
 use crate::timestamp::Timestamp;
@@ -33,6 +34,33 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The name the event's `type` carries.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventKind::DocumentCreated => "document_created",
+            EventKind::DocumentUpdated => "document_updated",
+            EventKind::DocumentRemoved => "document_removed",
+            EventKind::ListCreated => "list_created",
+            EventKind::ListUpdated => "list_updated",
+            EventKind::ListRemoved => "list_removed",
+            EventKind::ListItemAdded => "list_item_added",
+            EventKind::ListItemUpdated => "list_item_updated",
+            EventKind::ListItemRemoved => "list_item_removed",
+            EventKind::MapCreated => "map_created",
+            EventKind::MapUpdated => "map_updated",
+            EventKind::MapRemoved => "map_removed",
+            EventKind::MapItemAdded => "map_item_added",
+            EventKind::MapItemUpdated => "map_item_updated",
+            EventKind::MapItemRemoved => "map_item_removed",
+            EventKind::StreamCreated => "stream_created",
+            EventKind::StreamUpdated => "stream_updated",
+            EventKind::StreamRemoved => "stream_removed",
+            EventKind::StreamMessagePublished => "stream_message_published",
+            EventKind::PermissionUpdated => "permission_updated",
+            EventKind::PermissionRemoved => "permission_removed",
+        }
+    }
+
     pub fn created(kind: ObjectKind) -> Self {
         match kind {
             ObjectKind::Document => EventKind::DocumentCreated,
@@ -103,4 +131,121 @@ pub struct Event {
     /// Why a removal happened when it was not asked for (`expired`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+impl Event {
+    /// The event's JSON, byte for byte what its `Serialize` writes, in a fraction of the time:
+    /// the writer serialises every event it appends, and most of an event's text is field
+    /// names, SIDs, its token and dates, which never need escaping (see [`crate::json`]).
+    pub fn to_json(&self) -> String {
+        let mut o = JsonObject::with_capacity(384);
+        o.u64("seq", self.seq)
+            .str("token", &self.token)
+            .str("type", self.kind.as_str())
+            .str("service_sid", self.service_sid.as_str())
+            .str("object_sid", self.object_sid.as_str())
+            .str("object_kind", self.object_kind.as_str())
+            .opt_str("unique_name", self.unique_name.as_deref());
+        if let Some(index) = self.item_index {
+            o.u64("item_index", index);
+        }
+        if let Some(key) = &self.item_key {
+            o.str("item_key", key);
+        }
+        if let Some(sid) = &self.message_sid {
+            o.str("message_sid", sid.as_str());
+        }
+        o.u64("revision", self.revision).opt_value("data", self.data.as_ref());
+        if let Some(previous) = &self.previous_data {
+            o.value("previous_data", previous);
+        }
+        if let Some(expires) = self.date_expires {
+            o.str("date_expires", &expires.to_rfc3339());
+        }
+        o.str("date", &self.date.to_rfc3339()).str("identity", &self.identity);
+        if let Some(reason) = &self.reason {
+            o.str("reason", reason);
+        }
+        o.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sid::SidKind;
+    use serde_json::json;
+
+    fn event(kind: EventKind) -> Event {
+        Event {
+            seq: 7,
+            token: "MS5hYmMuSVMwMTIzLjc".into(),
+            kind,
+            service_sid: Sid::new(SidKind::Service),
+            object_sid: Sid::new(SidKind::Document),
+            object_kind: ObjectKind::Document,
+            unique_name: None,
+            item_index: None,
+            item_key: None,
+            message_sid: None,
+            revision: 3,
+            data: None,
+            previous_data: None,
+            date_expires: None,
+            date: Timestamp(1_764_800_000_123),
+            identity: "alice".into(),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn kind_names_are_the_serialised_ones() {
+        use EventKind::*;
+        let all = [
+            DocumentCreated,
+            DocumentUpdated,
+            DocumentRemoved,
+            ListCreated,
+            ListUpdated,
+            ListRemoved,
+            ListItemAdded,
+            ListItemUpdated,
+            ListItemRemoved,
+            MapCreated,
+            MapUpdated,
+            MapRemoved,
+            MapItemAdded,
+            MapItemUpdated,
+            MapItemRemoved,
+            StreamCreated,
+            StreamUpdated,
+            StreamRemoved,
+            StreamMessagePublished,
+            PermissionUpdated,
+            PermissionRemoved,
+        ];
+        for kind in all {
+            assert_eq!(serde_json::to_value(kind).expect("serialises"), json!(kind.as_str()));
+        }
+    }
+
+    #[test]
+    fn to_json_writes_what_serialize_writes() {
+        let mut every_field = event(EventKind::ListItemUpdated);
+        every_field.unique_name = Some("name \"quoted\" \\ \u{1}".into());
+        every_field.item_index = Some(u64::MAX);
+        every_field.item_key = Some("key\nline".into());
+        every_field.message_sid = Some(Sid::new(SidKind::StreamMessage));
+        every_field.data = Some(json!({ "text": "é\t☃", "n": [1, 2.5, null, false], "deep": { "a": {} } }));
+        every_field.previous_data = Some(json!("before"));
+        every_field.date_expires = Some(Timestamp(1_764_800_100_000));
+        every_field.identity = "id/with\"quote".into();
+        every_field.reason = Some("expired".into());
+        let mut null_data = event(EventKind::DocumentRemoved);
+        null_data.data = Some(Value::Null);
+        null_data.date = Timestamp(0);
+        for e in [event(EventKind::DocumentUpdated), every_field, null_data] {
+            assert_eq!(e.to_json(), serde_json::to_string(&e).expect("serialises"));
+        }
+    }
 }

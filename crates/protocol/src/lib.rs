@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod event;
+pub mod json;
 pub mod kinds;
 pub mod query;
 pub mod rest;

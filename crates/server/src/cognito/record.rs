@@ -198,6 +198,7 @@ pub fn group(events: &[StoredEvent], complete: bool) -> (Vec<DatasetChange>, u64
 mod tests {
     use super::*;
     use ferrosync_core::sid::SidKind;
+    use ferrosync_core::store::EventJson;
     use serde_json::{Value, json};
 
     fn event(seq: u64, kind: &str, map: &Sid, name: &str, key: Option<&str>, data: Option<Value>) -> StoredEvent {
@@ -209,7 +210,7 @@ mod tests {
         if let Some(key) = key {
             e["item_key"] = json!(key);
         }
-        StoredEvent { seq, object_sid: map.clone(), json: serde_json::value::to_raw_value(&e).expect("raw") }
+        StoredEvent { seq, object_sid: map.clone(), json: EventJson::serialized(&e).expect("serialises") }
     }
 
     fn record(value: Option<&str>, count: u64) -> Option<Value> {

@@ -419,6 +419,7 @@ mod tests {
     use super::*;
     use ferrosync_core::engine::{InboundMessage, ProxyAlert};
     use ferrosync_core::sid::SidKind;
+    use ferrosync_core::store::EventJson;
     use ferrosync_core::timestamp::Timestamp;
 
     fn stored(seq: u64, kind: &str, unique_name: &str, data: serde_json::Value) -> StoredEvent {
@@ -430,7 +431,7 @@ mod tests {
         StoredEvent {
             seq,
             object_sid: Sid::new(SidKind::List),
-            json: serde_json::value::to_raw_value(&event).expect("serialises"),
+            json: EventJson::serialized(&event).expect("serialises"),
         }
     }
 

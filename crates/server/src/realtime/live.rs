@@ -6,7 +6,7 @@
 use ferrosync_core::index::QueryChange;
 use ferrosync_core::log::Event;
 use ferrosync_core::sid::Sid;
-use ferrosync_core::store::StoredEvent;
+use ferrosync_core::store::{EventJson, StoredEvent};
 use ferrosync_protocol::query::QueryEvent;
 
 /// The event a query's subscriber gets for `change`, made by `event`.
@@ -19,6 +19,6 @@ pub fn query_event(query: &Sid, event: &Event, change: QueryChange) -> Option<St
         date: event.date,
         change,
     };
-    let json = serde_json::value::to_raw_value(&body).ok()?;
+    let json = EventJson::serialized(&body).ok()?;
     Some(StoredEvent { seq: event.seq, object_sid: query.clone(), json })
 }

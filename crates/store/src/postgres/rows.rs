@@ -5,11 +5,10 @@ use crate::{settings_from_json, settings_to_json};
 use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
 use ferrosync_core::page::{Cursor, Order, PageRequest};
 use ferrosync_core::sid::Sid;
-use ferrosync_core::store::{ApiKeyRecord, LogCursor, StoreError, StoredEvent};
+use ferrosync_core::store::{ApiKeyRecord, EventJson, LogCursor, StoreError, StoredEvent};
 use ferrosync_core::timestamp::Timestamp;
 use postgres::types::ToSql;
 use postgres::{Client, Row, Statement};
-use serde_json::value::RawValue;
 use std::collections::HashMap;
 
 mod cognito;
@@ -451,11 +450,7 @@ pub(crate) fn put_object_with_event(
 
 fn stored_event_row(row: &Row) -> Result<StoredEvent, StoreError> {
     let body: String = get(row, 2, "body")?;
-    Ok(StoredEvent {
-        seq: u64_col(row, 0, "seq")?,
-        object_sid: sid_col(row, 1)?,
-        json: RawValue::from_string(body).map_err(|_| corrupt("body"))?,
-    })
+    Ok(StoredEvent { seq: u64_col(row, 0, "seq")?, object_sid: sid_col(row, 1)?, json: EventJson::stored(body) })
 }
 
 pub(crate) fn events(

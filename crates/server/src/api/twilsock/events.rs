@@ -161,8 +161,8 @@ mod tests {
     use super::*;
     use ferrosync_core::log::EventDraft;
     use ferrosync_core::sid::{Sid, SidKind};
+    use ferrosync_core::store::EventJson;
     use ferrosync_core::timestamp::Timestamp;
-    use serde_json::value::RawValue;
 
     fn stored(kind: EventKind, object_kind: ObjectKind, index: Option<u64>, key: Option<&str>) -> StoredEvent {
         let object = Sid::new(object_kind.sid_kind());
@@ -183,7 +183,7 @@ mod tests {
             reason: None,
         };
         let event = draft.into_event("epoch", Sid::new(SidKind::Service), 42);
-        let json = RawValue::from_string(serde_json::to_string(&event).expect("json")).expect("raw");
+        let json = EventJson::of(&event);
         StoredEvent { seq: 42, object_sid: object, json }
     }
 

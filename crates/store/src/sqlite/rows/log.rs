@@ -1,14 +1,13 @@
 //! The change log: events, each linked to its object's previous one, the streams those links
 //! make, and pruning.
 
-use super::{RowAt, corrupt, err, put_object, query_all, sid_col};
+use super::{RowAt, err, put_object, query_all, sid_col};
 use ferrosync_core::model::SyncObject;
 use ferrosync_core::sid::Sid;
-use ferrosync_core::store::{StoreError, StoredEvent};
+use ferrosync_core::store::{EventJson, StoreError, StoredEvent};
 use ferrosync_core::timestamp::Timestamp;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde_json::value::RawValue;
 
 pub(crate) fn head_seq(conn: &Connection, service: &Sid) -> Result<u64, StoreError> {
     conn.prepare_cached(concat!("SELECT ", head_seq!(), " FROM services WHERE sid = ?1"))
@@ -177,11 +176,7 @@ fn link_event(conn: &Connection, service: &Sid, seq: u64, object: &Sid) -> Resul
 
 fn stored_event_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     let body: String = row.get(2)?;
-    Ok(StoredEvent {
-        seq: row.get::<_, i64>(0)? as u64,
-        object_sid: sid_col(row, 1)?,
-        json: RawValue::from_string(body).map_err(|_| corrupt("event json"))?,
-    })
+    Ok(StoredEvent { seq: row.get::<_, i64>(0)? as u64, object_sid: sid_col(row, 1)?, json: EventJson::stored(body) })
 }
 
 pub(crate) fn events(
