@@ -24,8 +24,8 @@ impl From<Service> for ServiceView {
 impl From<SyncObject> for ObjectView {
     fn from(o: SyncObject) -> Self {
         ObjectView {
-            sid: o.sid.to_string(),
-            service_sid: o.service_sid.to_string(),
+            sid: o.sid.into_string(),
+            service_sid: o.service_sid.into_string(),
             kind: o.kind,
             unique_name: o.unique_name,
             data: o.data,
@@ -41,7 +41,7 @@ impl From<SyncObject> for ObjectView {
 impl From<Item> for ItemView {
     fn from(i: Item) -> Self {
         ItemView {
-            object_sid: i.object_sid.to_string(),
+            object_sid: i.object_sid.into_string(),
             index: i.index,
             key: i.key,
             data: i.data,
@@ -56,7 +56,7 @@ impl From<Item> for ItemView {
 
 impl From<StreamMessage> for MessageView {
     fn from(m: StreamMessage) -> Self {
-        MessageView { sid: m.sid.to_string(), stream_sid: m.stream_sid.to_string(), data: m.data }
+        MessageView { sid: m.sid.into_string(), stream_sid: m.stream_sid.into_string(), data: m.data }
     }
 }
 

@@ -1,5 +1,6 @@
 //! REST bodies of the native API: requests (unknown fields refused) and response views.
 
+use crate::json::JsonObject;
 use crate::kinds::{ObjectKind, OpenMode, Order};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -92,6 +93,22 @@ pub struct ObjectView {
     pub date_updated: String,
     pub date_expires: Option<String>,
     pub created_by: String,
+}
+
+impl ObjectView {
+    /// Writes the view's fields into `o`, as its `Serialize` would (see [`crate::json`]).
+    pub fn write_fields(&self, o: &mut JsonObject) {
+        o.str("sid", &self.sid).str("service_sid", &self.service_sid).str("kind", self.kind.as_str());
+        o.opt_str("unique_name", self.unique_name.as_deref());
+        if let Some(data) = &self.data {
+            o.value("data", data);
+        }
+        o.u64("revision", self.revision)
+            .str("date_created", &self.date_created)
+            .str("date_updated", &self.date_updated)
+            .opt_str("date_expires", self.date_expires.as_deref())
+            .str("created_by", &self.created_by);
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -115,6 +115,11 @@ impl Sid {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The SID's text, moved out: no formatting, no copy (`to_string` goes through `Display`).
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 /// True when `s` has the shape of a SID (any two capitals + 32 lowercase hex). Unique names may

@@ -3,6 +3,7 @@
 
 use crate::error::ErrorBody;
 use crate::event::Event;
+use crate::json::JsonObject;
 use crate::kinds::{ObjectKind, OpenMode, Order};
 use crate::query::{QueryEvent, QueryItemView};
 use crate::rest::{ItemView, ObjectView};
@@ -220,6 +221,18 @@ pub struct ReplyFrame<'a, B: Serialize> {
     pub body: &'a B,
 }
 
+impl ReplyFrame<'_, ObjectView> {
+    /// The frame's JSON, byte for byte what its `Serialize` writes, without escaping its names,
+    /// SIDs and dates one byte at a time (see [`crate::json`]): it answers every write.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut o = JsonObject::with_capacity(384);
+        o.str("type", "reply").u64("id", self.id).u64("status", u64::from(self.status)).begin("body");
+        self.body.write_fields(&mut o);
+        o.end();
+        o.into_bytes()
+    }
+}
+
 /// The body of an `event` frame: a change-log event of a subscribed object, or what a change
 /// did to a live query's results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -297,6 +310,25 @@ mod tests {
         assert_eq!((id, status, error.is_none()), (41, 201, true));
         assert_eq!(body, expected);
         assert_eq!(serde_json::from_value::<ObjectView>(body.expect("a body")).expect("an object view").revision, 12);
+    }
+
+    #[test]
+    fn an_object_reply_written_directly_is_the_serialised_one() {
+        let mut every_field = object();
+        every_field.unique_name = Some("a \"name\"\n".into());
+        every_field.data = Some(serde_json::json!({ "text": "tab\there", "n": [1.5, -2, null] }));
+        every_field.date_expires = Some("2026-12-04T13:00:00.5Z".into());
+        every_field.created_by = "who\\am-I".into();
+        let mut bare = object();
+        bare.data = None;
+        bare.unique_name = None;
+        for view in [object(), every_field, bare] {
+            let frame = ReplyFrame { id: u64::MAX, status: 201, body: &view };
+            assert_eq!(
+                String::from_utf8(frame.to_json()).expect("utf-8"),
+                serde_json::to_string(&frame).expect("serialises")
+            );
+        }
     }
 
     #[test]

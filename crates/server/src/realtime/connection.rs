@@ -23,7 +23,7 @@ use ferrosync_core::engine::{ItemPatch, ObjectPatch, OpenRequest};
 use ferrosync_core::index::transition;
 use ferrosync_core::log::Event;
 use ferrosync_core::log::SinceToken;
-use ferrosync_core::model::{ItemKey, ObjectKind, Service};
+use ferrosync_core::model::{ItemKey, ObjectKind, Service, SyncObject};
 use ferrosync_core::page::{Order, PageRequest};
 use ferrosync_core::sid::{Sid, SidKind};
 use ferrosync_core::store::ItemWriteMode;
@@ -154,6 +154,11 @@ fn frame(f: &ServerFrame) -> Bytes {
 /// A success reply, serialised once from its view; views always serialise.
 fn reply(id: u64, status: u16, body: &impl serde::Serialize) -> Bytes {
     Bytes::from(serde_json::to_vec(&ReplyFrame { id, status, body }).unwrap_or_default())
+}
+
+/// The reply carrying an object, the one every write gets: written directly, not through serde.
+fn object_reply(id: u64, status: u16, object: SyncObject) -> Bytes {
+    Bytes::from(ReplyFrame { id, status, body: &ObjectView::from(object) }.to_json())
 }
 
 /// The body of a reply that has nothing to say.
@@ -617,14 +622,12 @@ async fn serve_request(cx: &RequestCx, id: u64, request: ClientFrame) -> Result<
             }
             let (object, created) =
                 engine.open(p, svc, kind, OpenRequest { sid, unique_name, mode, ttl, data }).await?;
-            reply(id, if created { 201 } else { 200 }, &ObjectView::from(object))
+            object_reply(id, if created { 201 } else { 200 }, object)
         }
-        ClientFrame::Get { kind, object, .. } => {
-            reply(id, 200, &ObjectView::from(engine.object(p, svc, kind, &object).await?))
-        }
+        ClientFrame::Get { kind, object, .. } => object_reply(id, 200, engine.object(p, svc, kind, &object).await?),
         ClientFrame::Update { kind, object, data, ttl, if_match, .. } => {
             let o = engine.update_object(p, svc, kind, &object, ObjectPatch { data, ttl, if_match }).await?;
-            reply(id, 200, &ObjectView::from(o))
+            object_reply(id, 200, o)
         }
         ClientFrame::Remove { kind, object, if_match, .. } => {
             engine.remove_object(p, svc, kind, &object, if_match).await?;
