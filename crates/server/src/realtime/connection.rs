@@ -331,7 +331,7 @@ impl Session {
     }
 
     async fn handle(&mut self, sink: &mut Writer, text: &str, requests: &mut Requests) -> Flow {
-        let request: ClientFrame = match serde_json::from_str(text) {
+        let request = match ClientFrame::parse(text) {
             Ok(f) => f,
             Err(e) => {
                 let id = serde_json::from_str::<Value>(text).ok().and_then(|v| v.get("id").and_then(Value::as_u64));
