@@ -96,6 +96,13 @@ pub struct ObjectView {
 }
 
 impl ObjectView {
+    /// The view's JSON, byte for byte what its `Serialize` writes (see [`crate::json`]).
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut o = JsonObject::with_capacity(320);
+        self.write_fields(&mut o);
+        o.into_bytes()
+    }
+
     /// Writes the view's fields into `o`, as its `Serialize` would (see [`crate::json`]).
     pub fn write_fields(&self, o: &mut JsonObject) {
         o.str("sid", &self.sid).str("service_sid", &self.service_sid).str("kind", self.kind.as_str());

@@ -381,6 +381,7 @@ mod tests {
         bare.data = None;
         bare.unique_name = None;
         for view in [object(), every_field, bare] {
+            assert_eq!(view.to_json(), serde_json::to_vec(&view).expect("serialises"));
             let frame = ReplyFrame { id: u64::MAX, status: 201, body: &view };
             assert_eq!(
                 String::from_utf8(frame.to_json()).expect("utf-8"),

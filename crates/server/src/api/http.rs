@@ -30,10 +30,17 @@ pub fn decode_basic(encoded: &str) -> Option<(String, String)> {
 
 /// A JSON response carrying `ETag: <revision>` (the revision, bare, as every face sends it).
 pub fn with_etag<T: serde::Serialize>(status: StatusCode, revision: u64, body: T) -> Response {
-    let mut response = (status, Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&revision.to_string()) {
-        response.headers_mut().insert(header::ETAG, v);
-    }
+    etagged((status, Json(body)).into_response(), revision)
+}
+
+/// The same, for a body already written as JSON.
+pub fn json_with_etag(status: StatusCode, revision: u64, json: Vec<u8>) -> Response {
+    let content_type = [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+    etagged((status, content_type, json).into_response(), revision)
+}
+
+fn etagged(mut response: Response, revision: u64) -> Response {
+    response.headers_mut().insert(header::ETAG, HeaderValue::from(revision));
     response
 }
 

@@ -136,6 +136,9 @@ async fn if_match_mismatch_changes_nothing_and_etag_is_the_revision() {
     let ok = s.put_if(doc, "0", json!({ "data": { "v": 1 } })).await;
     assert_eq!(ok.status, 200, "{}", ok.text);
     assert_eq!((ok.etag().as_str(), &ok.body["revision"]), ("1", &json!(1)));
+    for answer in [&created, &read, &ok] {
+        assert_eq!(answer.headers.get("content-type").map(|v| v.as_bytes()), Some(&b"application/json"[..]));
+    }
 
     for stale in ["0", "2", "\"7\""] {
         let r = s.put_if(doc, stale, json!({ "data": { "v": 99 } })).await;

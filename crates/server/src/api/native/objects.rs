@@ -5,6 +5,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Auth, IfMatch, JsonBody, QueryParams};
 use super::services::{base_url, page_request};
 use super::types::{ObjectView, OpenObject, PageQuery, PageView, UpdateObject};
+use crate::api::http::json_with_etag;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{OriginalUri, Path, State};
@@ -12,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use ferrosync_core::ErrorCode;
 use ferrosync_core::engine::{ObjectPatch, OpenRequest};
-use ferrosync_core::model::ObjectKind;
+use ferrosync_core::model::{ObjectKind, SyncObject};
 use ferrosync_core::page::Cursor;
 use std::sync::Arc;
 
@@ -47,7 +48,7 @@ pub async fn open(
         OpenRequest { sid: body.sid, unique_name: body.unique_name, mode: body.mode, ttl: body.ttl, data: body.data };
     let (object, created) = state.engine.open(&p, &service, kind, req).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok(with_etag(status, object.revision, ObjectView::from(object)))
+    Ok(object_response(status, object))
 }
 
 #[utoipa::path(get, path = "/api/v1/services/{service}/{collection}", tag = "objects",
@@ -77,7 +78,7 @@ pub async fn fetch(
     Path((service, collection, id)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     let object = state.engine.object(&p, &service, kind_of(&collection)?, &id).await?;
-    Ok(with_etag(StatusCode::OK, object.revision, ObjectView::from(object)))
+    Ok(object_response(StatusCode::OK, object))
 }
 
 #[utoipa::path(put, path = "/api/v1/services/{service}/{collection}/{id}", tag = "objects", request_body = UpdateObject,
@@ -93,7 +94,7 @@ pub async fn update(
 ) -> ApiResult<Response> {
     let patch = ObjectPatch { data: body.data, ttl: body.ttl, if_match };
     let object = state.engine.update_object(&p, &service, kind_of(&collection)?, &id, patch).await?;
-    Ok(with_etag(StatusCode::OK, object.revision, ObjectView::from(object)))
+    Ok(object_response(StatusCode::OK, object))
 }
 
 #[utoipa::path(delete, path = "/api/v1/services/{service}/{collection}/{id}", tag = "objects",
@@ -108,4 +109,10 @@ pub async fn remove(
 ) -> ApiResult<StatusCode> {
     state.engine.remove_object(&p, &service, kind_of(&collection)?, &id, if_match).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An object as the body, written directly rather than through serde: every write over HTTP
+/// answers with one.
+fn object_response(status: StatusCode, object: SyncObject) -> Response {
+    json_with_etag(status, object.revision, ObjectView::from(object).to_json())
 }
