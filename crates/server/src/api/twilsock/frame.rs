@@ -68,19 +68,28 @@ pub fn parse(bytes: &[u8], limit: usize) -> Result<Frame<'_>, FrameError> {
     Ok(Frame { header, payload })
 }
 
-/// Writes a frame: `header` (which must serialise to a JSON object) gains `payload_size`.
+/// Writes a frame: `header` (which must serialise to a JSON object without a `payload_size`)
+/// gains `payload_size` as its last field, where the SDK writes it too. Serialised straight
+/// into place, not through a `Value`: every reply and event frame is written here.
 pub fn encode(header: &impl Serialize, payload: &[u8]) -> Bytes {
-    let mut json = match serde_json::to_value(header) {
-        Ok(serde_json::Value::Object(map)) => map,
-        _ => serde_json::Map::new(),
-    };
-    json.insert("payload_size".into(), payload.len().into());
-    let header = serde_json::Value::Object(json).to_string();
-    let mut out = Vec::with_capacity(MAGIC.len() + 8 + header.len() + payload.len() + 4);
+    let mut json = serde_json::to_vec(header).unwrap_or_default();
+    if json.len() < 2 || json.last() != Some(&b'}') {
+        json = b"{}".to_vec();
+    }
+    json.pop();
+    if json.len() > 1 {
+        json.push(b',');
+    }
+    json.extend_from_slice(b"\"payload_size\":");
+    json.extend_from_slice(itoa::Buffer::new().format(payload.len()).as_bytes());
+    json.push(b'}');
+    let mut length = itoa::Buffer::new();
+    let length = length.format(json.len());
+    let mut out = Vec::with_capacity(MAGIC.len() + length.len() + json.len() + payload.len() + 4);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(header.len().to_string().as_bytes());
+    out.extend_from_slice(length.as_bytes());
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(&json);
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(payload);
     Bytes::from(out)
@@ -119,6 +128,14 @@ mod tests {
         assert_eq!(frame.header.method, "reply");
         assert_eq!(frame.header.payload_size, "{\"x\":\"é\"}".len());
         assert_eq!(frame.payload, "{\"x\":\"é\"}".as_bytes());
+    }
+
+    #[test]
+    fn payload_size_is_the_headers_last_field() {
+        let header = r#"{"id":"TM3","method":"reply","payload_size":2}"#;
+        let expected = format!("TWILSOCK V3.0 {}\r\n{header}\r\n{{}}", header.len());
+        assert_eq!(encode(&json!({"method":"reply","id":"TM3"}), b"{}"), expected.as_bytes());
+        assert_eq!(encode(&json!({}), b""), "TWILSOCK V3.0 18\r\n{\"payload_size\":0}\r\n".as_bytes());
     }
 
     #[test]
