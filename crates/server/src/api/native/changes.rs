@@ -125,3 +125,35 @@ fn serialise(changes: Changes) -> ApiResult<Bytes> {
     body.push(b'}');
     Ok(Bytes::from(body))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrosync_core::sid::SidKind;
+    use ferrosync_core::store::{EventJson, StoredEvent};
+    use serde_json::value::RawValue;
+
+    #[test]
+    fn the_body_is_the_changes_view_serialised() {
+        let texts = [r#"{"seq":1,"data":{"s":"a\"b"}}"#, r#"{"seq":2,"data":null}"#];
+        let object = Sid::new(SidKind::Document);
+        for count in 0..=texts.len() {
+            let events = texts[..count]
+                .iter()
+                .enumerate()
+                .map(|(i, t)| StoredEvent {
+                    seq: i as u64 + 1,
+                    object_sid: object.clone(),
+                    json: EventJson::stored((*t).into()),
+                })
+                .collect();
+            let next = "token \"quoted\"".to_owned();
+            let view = ChangesView {
+                events: texts[..count].iter().map(|t| RawValue::from_string((*t).into()).expect("json")).collect(),
+                next: next.clone(),
+            };
+            let body = serialise(Changes { events, next }).expect("serialises");
+            assert_eq!(&body[..], &serde_json::to_vec(&view).expect("serialises")[..], "{count} events");
+        }
+    }
+}
