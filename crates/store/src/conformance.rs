@@ -36,8 +36,45 @@ where
     restored_objects_keep_their_revisions_and_restore_once(make().await).await;
     observers_hear_each_commit_in_order_before_its_caller(make().await).await;
     commits_wake_the_engines_readers_whoever_made_them(make().await).await;
+    a_removed_services_log_goes_with_it(make().await).await;
     cognito::run_all(&make).await;
     matrix::run_all(&make).await;
+}
+
+/// Removing a service removes its log; services made after it, one under the same SID (as a
+/// restore makes it) included, start theirs empty at sequence 1, and other services' logs are
+/// untouched throughout.
+async fn a_removed_services_log_goes_with_it(store: Arc<dyn Store>) {
+    let create = |sid: &Sid| Mutation::CreateService {
+        sid: sid.clone(),
+        unique_name: None,
+        friendly_name: None,
+        acl_enabled: false,
+        settings: Default::default(),
+    };
+    let log = |svc: &Sid| {
+        let (store, svc) = (store.clone(), svc.clone());
+        async move { store.events(&svc, 0, None, 100).await.expect("the log").iter().map(|e| e.seq).collect::<Vec<_>>() }
+    };
+    let (kept, removed) = (service(&store).await, service(&store).await);
+    for (svc, n) in [(&kept, 3), (&removed, 5)] {
+        for i in 0..n {
+            open(&store, svc, ObjectKind::Document, &format!("d{i}")).await;
+        }
+    }
+    assert_eq!(log(&removed).await, [1, 2, 3, 4, 5]);
+    store.execute(Actor::SYSTEM, Mutation::RemoveService { service: removed.clone() }).await.expect("removed");
+    assert_eq!(log(&removed).await, Vec::<u64>::new(), "its log went with it");
+    assert_eq!(log(&kept).await, [1, 2, 3]);
+    let later = service(&store).await;
+    store.execute(Actor::SYSTEM, create(&removed)).await.expect("made again under its SID");
+    for svc in [&later, &removed] {
+        assert_eq!(log(svc).await, Vec::<u64>::new(), "a new service's log is empty");
+        assert_eq!(store.service(&ObjectRef::Sid(svc.clone())).await.expect("reads").expect("exists").head_seq, 0);
+        open(&store, svc, ObjectKind::Document, "new").await;
+        assert_eq!(log(svc).await, [1], "and starts at 1");
+    }
+    assert_eq!(log(&kept).await, [1, 2, 3]);
 }
 
 async fn service_settings_round_trip(store: Arc<dyn Store>) {

@@ -298,7 +298,7 @@ macro_rules! impl_store {
 /// `next_seq`, where the two stores differ (locking, sequence allocation), and `object`,
 /// `insert_event` and `put_object_with_event`, where the embedded store remembers where the
 /// job found an object's row. Whatever writes the services table forgets the rows the batch
-/// has seen (`self.services`); whatever else writes objects calls `self.objects_written` with
+/// has seen (`self.services_written()`); whatever else writes objects calls `self.objects_written` with
 /// the SID of the object it wrote (`None`: any number of them).
 macro_rules! impl_tx_state {
     ($ty:ty, $rows:ident, { $($own:tt)* }) => {
@@ -306,11 +306,11 @@ macro_rules! impl_tx_state {
             $($own)*
 
             fn put_service(&mut self, service: &Service) -> Result<(), StoreError> {
-                self.services.forget();
+                self.services_written();
                 $rows::put_service(self.conn, service)
             }
             fn delete_service(&mut self, sid: &Sid) -> Result<(), StoreError> {
-                self.services.forget();
+                self.services_written();
                 self.seqs.forget(sid);
                 self.objects_written(None);
                 $rows::delete_by_sid(self.conn, "services", sid).map(drop)
@@ -352,7 +352,7 @@ macro_rules! impl_tx_state {
             }
             fn prune_events(&mut self, before: Timestamp) -> Result<u64, StoreError> {
                 // Pruning moves services' horizons.
-                self.services.forget();
+                self.services_written();
                 $rows::prune_events(self.conn, before)
             }
             fn api_key(&mut self, sid: &Sid) -> Result<Option<ApiKeyRecord>, StoreError> {

@@ -71,7 +71,7 @@ async fn an_unversioned_data_file_is_migrated() {
     drop(store);
     let conn = rusqlite::Connection::open(&path).expect("opens");
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-    assert_eq!(version, 11);
+    assert_eq!(version, 12);
 }
 
 /// A version-6 file kept each service's head in a column; from version 7 the head is read from
@@ -88,6 +88,7 @@ async fn heads_survive_the_move_from_a_column_to_the_log() {
         drop(store);
         let conn = rusqlite::Connection::open(&path).expect("opens");
         // Back to version 6's shape, as an older binary left it.
+        conn.execute_batch(UNDO_V12).expect("version 11");
         conn.execute_batch(UNDO_V9).expect("version 8");
         conn.execute_batch(UNDO_V8).expect("version 7");
         conn.execute_batch(&format!(
@@ -119,6 +120,26 @@ async fn heads_survive_the_move_from_a_column_to_the_log() {
     assert!(!columns.iter().any(|c| c == "head_seq"), "{columns:?}");
 }
 
+/// What version 12 changed, undone: a file as a version-11 binary left it, its log keyed by
+/// (service_sid, seq) without row ids.
+const UNDO_V12: &str = "DROP TRIGGER services_drop_log;
+     CREATE TABLE events_v11 (
+         service_sid TEXT NOT NULL REFERENCES services(sid) ON DELETE CASCADE,
+         seq INTEGER NOT NULL,
+         object_sid TEXT NOT NULL,
+         date INTEGER NOT NULL,
+         body TEXT NOT NULL,
+         prev_seq INTEGER NOT NULL DEFAULT 0,
+         PRIMARY KEY (service_sid, seq)
+     ) STRICT, WITHOUT ROWID;
+     INSERT INTO events_v11 SELECT s.sid, e.id - (s.num << 44), e.object_sid, e.date, e.body, e.prev_seq
+       FROM events e JOIN services s ON s.num = e.id >> 44;
+     DROP TABLE events;
+     ALTER TABLE events_v11 RENAME TO events;
+     DROP INDEX services_by_num;
+     ALTER TABLE services DROP COLUMN num;
+     PRAGMA user_version = 11;";
+
 /// What version 9 added, taken away again: a file as a version-8 binary left it. (Its trigger
 /// is gone since version 11, and version 10's index goes with the table.)
 const UNDO_V9: &str = "DROP TABLE object_marks;
@@ -149,6 +170,7 @@ async fn object_streams_survive_the_move_from_an_index_to_links() {
         docs.remove(&store, &b).await;
         drop(store);
         let conn = rusqlite::Connection::open(&path).expect("opens");
+        conn.execute_batch(UNDO_V12).expect("a version-11 file");
         conn.execute_batch(UNDO_V9).expect("a version-8 file");
         conn.execute_batch(UNDO_V8).expect("a version-7 file");
         (docs, a, b)
@@ -191,7 +213,9 @@ async fn marks_arrive_on_a_version_8_file_and_later_writes_keep_their_places() {
         }
         docs.remove(&store, &b).await;
         drop(store);
-        rusqlite::Connection::open(&path).and_then(|c| c.execute_batch(UNDO_V9)).expect("a version-8 file");
+        let conn = rusqlite::Connection::open(&path).expect("opens");
+        conn.execute_batch(UNDO_V12).expect("a version-11 file");
+        conn.execute_batch(UNDO_V9).expect("a version-8 file");
         (docs, a, b)
     };
     let store = SqliteStore::open(&path, Durability::Full).expect("migrates");
@@ -228,11 +252,80 @@ async fn a_wrong_mark_costs_a_longer_walk_not_a_wrong_answer() {
     // marked as a's.
     conn.execute("UPDATE object_marks SET ord = ord + 100 WHERE object_sid = ?1 AND ord = 64", [a.as_str()])
         .expect("damaged");
+    let b_last = store.events(&docs.svc, 0, Some(&b), 1_000).await.expect("b's stream").last().expect("b's events").seq;
     conn.execute(
-        "INSERT INTO object_marks (service_sid, object_sid, seq, ord)
-         SELECT service_sid, ?1, MAX(seq), 200 FROM events WHERE object_sid = ?2",
-        [a.as_str(), b.as_str()],
+        "INSERT INTO object_marks (service_sid, object_sid, seq, ord) VALUES (?1, ?2, ?3, 200)",
+        rusqlite::params![docs.svc.as_str(), a.as_str(), b_last as i64],
     )
     .expect("a stray mark");
     docs.check_streams(&store, &[&a, &b]).await;
+}
+
+/// A version-11 file kept its log keyed by (service_sid, seq); from version 12 an event's row id
+/// is its service's number and its sequence number. Migrating numbers the services that exist,
+/// keeps every service's log, head and streams, and later services take the lowest number free.
+#[tokio::test]
+async fn logs_survive_the_move_to_row_ids() {
+    use ferrosync_core::model::ObjectRef;
+    use ferrosync_core::store::{Actor, Mutation};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v11.db");
+    let remove = |svc: &ferrosync_core::Sid| Mutation::RemoveService { service: svc.clone() };
+    let (kept, before) = {
+        let store = SqliteStore::open(&path, Durability::Full).expect("opens");
+        let services = [Docs::create_service(&store).await, Docs::create_service(&store).await];
+        let gone = Docs::create_service(&store).await;
+        let mut kept = Vec::new();
+        for (i, docs) in services.into_iter().enumerate() {
+            let (a, b) = (docs.create(&store, "a").await, docs.create(&store, "b").await);
+            for n in 0..(40 + 30 * i as u32) {
+                docs.update(&store, if n % 3 == 0 { &b } else { &a }, n).await;
+            }
+            docs.remove(&store, &b).await;
+            kept.push((docs, a, b));
+        }
+        gone.create(&store, "a").await;
+        store.execute(Actor::SYSTEM, remove(&gone.svc)).await.expect("removed");
+        let mut before = Vec::new();
+        for (docs, ..) in &kept {
+            before.push(store.events(&docs.svc, 0, None, 1_000).await.expect("log"));
+        }
+        drop(store);
+        let conn = rusqlite::Connection::open(&path).expect("opens");
+        conn.execute_batch(UNDO_V12).expect("a version-11 file");
+        (kept, before)
+    };
+    let store = SqliteStore::open(&path, Durability::Full).expect("migrates");
+    for ((docs, a, b), before) in kept.iter().zip(&before) {
+        let after = store.events(&docs.svc, 0, None, 1_000).await.expect("log");
+        let seqs = |log: &[ferrosync_core::store::StoredEvent]| log.iter().map(|e| e.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(&after), seqs(before), "{}", docs.svc);
+        assert!(after.iter().zip(before).all(|(x, y)| x.json.get() == y.json.get() && x.object_sid == y.object_sid));
+        let service = store.service(&ObjectRef::Sid(docs.svc.clone())).await.expect("reads").expect("kept");
+        assert_eq!(service.head_seq, before.len() as u64);
+        docs.check_streams(&store, &[a, b]).await;
+        docs.update(&store, a, 1_000).await;
+        let last = store.events(&docs.svc, before.len() as u64, None, 10).await.expect("log");
+        assert_eq!(last.iter().map(|e| e.seq).collect::<Vec<_>>(), [before.len() as u64 + 1]);
+    }
+    // The two kept services took 1 and 2; a new one takes 3, and after the first is removed,
+    // the next takes 1 again, starting an empty log.
+    let numbers = |path: &std::path::Path| -> Vec<(String, i64)> {
+        let conn = rusqlite::Connection::open(path).expect("opens");
+        conn.prepare("SELECT sid, num FROM services ORDER BY num")
+            .and_then(|mut st| st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .expect("numbers")
+    };
+    let third = Docs::create_service(&store).await;
+    let expected = [&kept[0].0.svc, &kept[1].0.svc, &third.svc].map(|s| s.to_string());
+    assert_eq!(numbers(&path), expected.iter().cloned().zip(1..).collect::<Vec<_>>());
+    store.execute(Actor::SYSTEM, remove(&kept[0].0.svc)).await.expect("removed");
+    let fourth = Docs::create_service(&store).await;
+    assert_eq!(numbers(&path)[0], (fourth.svc.to_string(), 1));
+    assert!(store.events(&fourth.svc, 0, None, 10).await.expect("log").is_empty());
+    let doc = fourth.create(&store, "a").await;
+    fourth.check_streams(&store, &[&doc]).await;
+    let conn = rusqlite::Connection::open(&path).expect("opens");
+    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM events WHERE id >> 44 = 1", [], |r| r.get(0)).expect("count");
+    assert_eq!(rows, 1, "the removed service's events went with it");
 }

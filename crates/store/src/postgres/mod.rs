@@ -425,6 +425,11 @@ impl_tx_state!(PgTx<'_>, rows, {
 });
 
 impl PgTx<'_> {
+    /// The services table was written: rows are read afresh.
+    fn services_written(&mut self) {
+        self.services.forget();
+    }
+
     /// Nothing to forget: this transaction keeps no row between statements.
     fn objects_written(&mut self, _sid: Option<&Sid>) {}
 }

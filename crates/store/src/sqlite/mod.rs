@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v9.sql"),
     include_str!("schema_v10.sql"),
     include_str!("schema_v11.sql"),
+    include_str!("schema_v12.sql"),
 ];
 const READERS: usize = 4;
 /// WAL size (in pages) past which a checkpoint waits for readers to reset the log.
@@ -299,6 +300,7 @@ struct Answers {
 pub(crate) struct Memo {
     seqs: SeqHeads,
     services: ServicesSeen,
+    bases: rows::LogBases,
     objects: ObjectsKept,
 }
 
@@ -309,12 +311,13 @@ impl Memo {
     fn forget(&mut self) {
         self.seqs = SeqHeads::default();
         self.services.forget();
+        self.bases.forget();
         self.objects.forget();
     }
 
     /// Together, so that no row is kept without its head (a row shows the head first read).
     fn bound(&mut self) {
-        if self.seqs.len() > Self::SERVICES || self.services.len() > Self::SERVICES {
+        if [self.seqs.len(), self.services.len(), self.bases.len()].into_iter().any(|n| n > Self::SERVICES) {
             self.forget();
         }
     }
@@ -328,14 +331,14 @@ fn apply_jobs(conn: &Connection, epoch: &str, memo: &mut Memo, batch: &[WriteJob
     let before = memo.seqs.clone();
     'attempt: loop {
         sql("BEGIN IMMEDIATE")?;
-        let Memo { seqs, services, objects } = &mut *memo;
+        let Memo { seqs, services, bases, objects } = &mut *memo;
         let mut results = Vec::with_capacity(batch.len());
         for job in batch {
             if undo == Undo::Savepoint {
                 sql("SAVEPOINT m")?;
             }
             let (heads, changes) = (seqs.clone(), conn.total_changes());
-            let mut tx = SqliteTx { conn, epoch, seqs, services, objects, found: None };
+            let mut tx = SqliteTx { conn, epoch, seqs, services, bases, objects, found: None };
             let outcome = rules::apply(&mut tx, &job.actor, job.mutation.clone(), Timestamp::now());
             if conn.is_autocommit() {
                 // SQLite rolled the transaction back itself (a full disk, an I/O error).
@@ -347,6 +350,7 @@ fn apply_jobs(conn: &Connection, epoch: &str, memo: &mut Memo, batch: &[WriteJob
                 // written are read afresh.
                 *seqs = heads;
                 services.forget();
+                bases.forget();
                 let wrote = conn.total_changes() != changes;
                 if wrote {
                     // What it wrote is undone, and may have been kept.
@@ -391,6 +395,8 @@ struct SqliteTx<'a> {
     /// Sequence heads handed out in this batch; the only writer of the file, so no lock needed.
     seqs: &'a mut SeqHeads,
     services: &'a mut ServicesSeen,
+    /// Where each service's events go in the log; forgotten with `services`.
+    bases: &'a mut rows::LogBases,
     objects: &'a mut ObjectsKept,
     /// The object this job read last and where its row is, until anything else writes objects:
     /// a write then appends to its stream without finding the row by SID twice more. Lives for
@@ -399,6 +405,12 @@ struct SqliteTx<'a> {
 }
 
 impl SqliteTx<'_> {
+    /// The services table was written: rows and numbers are read afresh.
+    fn services_written(&mut self) {
+        self.services.forget();
+        self.bases.forget();
+    }
+
     /// An object's row (`None`: any number of them) written other than by `append_to`.
     fn objects_written(&mut self, sid: Option<&Sid>) {
         self.found = None;
@@ -465,8 +477,9 @@ impl_tx_state!(SqliteTx<'_>, rows, {
         date: Timestamp,
         json: &str,
     ) -> Result<(), StoreError> {
+        let base = self.bases.get(self.conn, service)?;
         if let Some(at) =
-            self.append_to(object, |conn, at| rows::insert_event(conn, service, seq, object, date, json, at))?
+            self.append_to(object, |conn, at| rows::insert_event(conn, base, service, seq, object, date, json, at))?
         {
             self.objects.moved(object, at);
         }
@@ -479,8 +492,9 @@ impl_tx_state!(SqliteTx<'_>, rows, {
         date: Timestamp,
         json: &str,
     ) -> Result<(), StoreError> {
-        if let Some(at) =
-            self.append_to(&object.sid, |conn, at| rows::put_object_with_event(conn, object, seq, date, json, at))?
+        let base = self.bases.get(self.conn, &object.service_sid)?;
+        if let Some(at) = self
+            .append_to(&object.sid, |conn, at| rows::put_object_with_event(conn, base, object, seq, date, json, at))?
         {
             self.objects.keep(object, at);
         }

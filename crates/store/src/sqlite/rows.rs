@@ -43,13 +43,19 @@ fn ts(v: Option<i64>) -> Option<Timestamp> {
 }
 
 /// A service's head is its log's last event, or its pruned horizon once every event is pruned:
-/// one descent of the log's primary key, where a stored counter would cost every commit a
-/// rewrite of the service's page.
+/// one descent of the log's primary key (to the end of the service's range of ids,
+/// schema_v12.sql), where a stored counter would cost every commit a rewrite of the service's
+/// page.
 macro_rules! head_seq {
     () => {
-        "MAX(pruned_seq, COALESCE((SELECT MAX(e.seq) FROM events e WHERE e.service_sid = services.sid), 0))"
+        "MAX(pruned_seq, COALESCE((SELECT e.id - (services.num << 44) FROM events e
+              WHERE e.id BETWEEN services.num << 44 AND (services.num << 44) + 17592186044415
+              ORDER BY e.id DESC LIMIT 1), 0))"
     };
 }
+
+#[cfg(test)]
+pub(crate) const HEAD_SEQ: &str = head_seq!();
 
 // After `head_seq!`, which the log's rows use too.
 mod log;
@@ -106,8 +112,13 @@ pub(crate) fn services(conn: &Connection, page: &PageRequest) -> Result<Vec<Serv
 
 pub(crate) fn put_service(conn: &Connection, s: &Service) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO services (sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated, settings)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        // A new service takes the lowest number free (schema_v12.sql).
+        "INSERT INTO services (sid, unique_name, friendly_name, acl_enabled, revision, date_created, date_updated, settings, num)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,
+                 CASE WHEN NOT EXISTS (SELECT 1 FROM services WHERE num = 1) THEN 1
+                      ELSE (SELECT f.num + 1 FROM services f
+                             WHERE f.num > 0 AND NOT EXISTS (SELECT 1 FROM services g WHERE g.num = f.num + 1)
+                             ORDER BY f.num LIMIT 1) END)
          ON CONFLICT (sid) DO UPDATE SET unique_name = excluded.unique_name, friendly_name = excluded.friendly_name,
            acl_enabled = excluded.acl_enabled, revision = excluded.revision, date_updated = excluded.date_updated,
            settings = excluded.settings",

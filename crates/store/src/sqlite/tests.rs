@@ -537,11 +537,21 @@ fn pruning_finds_the_marks_below_the_horizon_through_their_index() {
 /// seconds where it takes milliseconds.
 #[test]
 fn a_streams_walk_looks_each_link_up_by_key() {
-    let plan = query_plan(rows::WALK_STREAM, rusqlite::params![9, "s", "o", 1, 10]);
+    let plan = query_plan(rows::WALK_STREAM, rusqlite::params![9, 1_i64 << 44, "o", 1, 10]);
     let step = plan.iter().skip_while(|line| *line != "RECURSIVE STEP").collect::<Vec<_>>();
-    assert!(
-        step.iter().any(|line| line.as_str() == "SEARCH e USING PRIMARY KEY (service_sid=? AND seq=?)"),
-        "{plan:?}"
-    );
-    assert!(!step.iter().any(|line| line.contains("seq>?")), "{plan:?}");
+    assert!(step.iter().any(|line| line.as_str() == "SEARCH e USING INTEGER PRIMARY KEY (rowid=?)"), "{plan:?}");
+    assert!(!step.iter().any(|line| line.contains(">?")), "{plan:?}");
+}
+
+/// A service's events are one range of the log's row ids (schema_v12.sql): its head is one
+/// descent to the range's end and a page of its log one range read, never a scan of the log.
+#[test]
+fn a_services_head_and_log_are_found_by_row_id() {
+    let head = query_plan(&format!("SELECT {} FROM services WHERE sid = ?1", rows::HEAD_SEQ), ["s"]);
+    assert!(head.iter().any(|line| line == "SEARCH e USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"), "{head:?}");
+    let page = query_plan(rows::LOG_PAGE, rusqlite::params![1_i64 << 44, (1_i64 << 44) + 5, (2_i64 << 44) - 1, 10]);
+    assert_eq!(page, ["SEARCH events USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"]);
+    for line in head.iter().chain(&page) {
+        assert!(!line.starts_with("SCAN"), "{head:?} {page:?}");
+    }
 }

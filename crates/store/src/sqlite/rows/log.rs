@@ -9,6 +9,68 @@ use ferrosync_core::timestamp::Timestamp;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+/// How many low bits of an event's row id are its sequence number; the rest are its service's
+/// number (schema_v12.sql).
+const SEQ_BITS: u32 = 44;
+/// The last sequence number a service's range of row ids holds.
+pub(crate) const SEQ_MAX: u64 = (1 << SEQ_BITS) - 1;
+
+/// Where a service's events start among the log's row ids: its number shifted past the
+/// sequence number's bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LogBase(i64);
+
+impl LogBase {
+    /// The row id of event `seq`, which must fit in the service's range.
+    fn id(self, seq: u64) -> Result<i64, StoreError> {
+        if seq > SEQ_MAX {
+            return Err(StoreError::Backend(format!(
+                "the service's log is full: sequence number {seq} is past {SEQ_MAX}"
+            )));
+        }
+        Ok(self.0 + seq as i64)
+    }
+
+    /// The row ids after event `after` (a reader's cursor, clamped to the range) to the
+    /// range's end.
+    fn after(self, after: u64) -> (i64, i64) {
+        (self.0 + after.min(SEQ_MAX) as i64, self.0 + SEQ_MAX as i64)
+    }
+}
+
+/// A service's place in the log, if the service exists.
+pub(crate) fn log_base(conn: &Connection, service: &Sid) -> Result<Option<LogBase>, StoreError> {
+    conn.prepare_cached("SELECT num << 44 FROM services WHERE sid = ?1")
+        .and_then(|mut st| st.query_row([service.as_str()], |r| r.get(0)).optional())
+        .map(|base| base.map(LogBase))
+        .map_err(err)
+}
+
+/// The writer's [`LogBase`]s, kept across batches like the rest of its memory: a service's
+/// number never changes while it exists. Whatever writes the services table forgets them.
+#[derive(Debug, Default)]
+pub(crate) struct LogBases(Vec<(Sid, LogBase)>);
+
+impl LogBases {
+    pub(crate) fn get(&mut self, conn: &Connection, service: &Sid) -> Result<LogBase, StoreError> {
+        if let Some((_, base)) = self.0.iter().find(|(sid, _)| sid == service) {
+            return Ok(*base);
+        }
+        let base = log_base(conn, service)?
+            .ok_or_else(|| StoreError::Backend(format!("no service {service} to append an event to")))?;
+        self.0.push((service.clone(), base));
+        Ok(base)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub(crate) fn forget(&mut self) {
+        self.0.clear();
+    }
+}
+
 pub(crate) fn head_seq(conn: &Connection, service: &Sid) -> Result<u64, StoreError> {
     conn.prepare_cached(concat!("SELECT ", head_seq!(), " FROM services WHERE sid = ?1"))
         .and_then(|mut st| st.query_row([service.as_str()], |r| r.get::<_, i64>(0)))
@@ -19,8 +81,10 @@ pub(crate) fn head_seq(conn: &Connection, service: &Sid) -> Result<u64, StoreErr
 /// Appends an event and points its object (or tombstone) at it. With `at`, the job read the
 /// object's row just before (nothing has written objects since): the link and the row are
 /// taken from there. Returns where the row is now, if it is known.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn insert_event(
     conn: &Connection,
+    base: LogBase,
     service: &Sid,
     seq: u64,
     object: &Sid,
@@ -28,7 +92,7 @@ pub(crate) fn insert_event(
     json: &str,
     at: Option<RowAt>,
 ) -> Result<Option<RowAt>, StoreError> {
-    insert_event_row(conn, service, seq, object, date, json, at)?;
+    insert_event_row(conn, base, seq, object, date, json, at)?;
     if let Some(at) = at {
         let linked = conn
             .prepare_cached("UPDATE objects SET last_seq = ?2, stream_len = stream_len + 1 WHERE rowid = ?1")
@@ -48,6 +112,7 @@ pub(crate) fn insert_event(
 /// row is not looked up by SID at all. Returns where the row is now, if it is known.
 pub(crate) fn put_object_with_event(
     conn: &Connection,
+    base: LogBase,
     o: &SyncObject,
     seq: u64,
     date: Timestamp,
@@ -55,7 +120,7 @@ pub(crate) fn put_object_with_event(
     at: Option<RowAt>,
 ) -> Result<Option<RowAt>, StoreError> {
     // The event first: its link reads where the object's stream ended before this write.
-    insert_event_row(conn, &o.service_sid, seq, &o.sid, date, json, at)?;
+    insert_event_row(conn, base, seq, &o.sid, date, json, at)?;
     let sid = o.sid.as_str();
     let (sql, row): (&str, &dyn rusqlite::ToSql) = match &at {
         Some(at) => (
@@ -100,7 +165,7 @@ pub(crate) fn put_object_with_event(
 /// else the one the object's row (or, once it is removed, its tombstone) holds.
 fn insert_event_row(
     conn: &Connection,
-    service: &Sid,
+    base: LogBase,
     seq: u64,
     object: &Sid,
     date: Timestamp,
@@ -110,21 +175,18 @@ fn insert_event_row(
     // The event links to its object's previous one; then the object (or, once it is removed,
     // its tombstone) points at this one (schema_v8.sql) and counts it, and every 32nd event is
     // marked (schema_v9.sql): see `counted` and `mark_if_due`.
+    let id = base.id(seq)?;
     let inserted = match at {
         Some(at) => conn
-            .prepare_cached(
-                "INSERT INTO events (service_sid, seq, object_sid, date, body, prev_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )
-            .and_then(|mut st| {
-                st.execute(params![service.as_str(), seq as i64, object.as_str(), date.0, json, at.last_seq])
-            }),
+            .prepare_cached("INSERT INTO events (id, object_sid, date, body, prev_seq) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .and_then(|mut st| st.execute(params![id, object.as_str(), date.0, json, at.last_seq])),
         None => conn
             .prepare_cached(
-                "INSERT INTO events (service_sid, seq, object_sid, date, body, prev_seq) VALUES (?1, ?2, ?3, ?4, ?5,
-                   COALESCE((SELECT last_seq FROM objects WHERE sid = ?3),
-                            (SELECT last_seq FROM object_tombstones WHERE object_sid = ?3), 0))",
+                "INSERT INTO events (id, object_sid, date, body, prev_seq) VALUES (?1, ?2, ?3, ?4,
+                   COALESCE((SELECT last_seq FROM objects WHERE sid = ?2),
+                            (SELECT last_seq FROM object_tombstones WHERE object_sid = ?2), 0))",
             )
-            .and_then(|mut st| st.execute(params![service.as_str(), seq as i64, object.as_str(), date.0, json])),
+            .and_then(|mut st| st.execute(params![id, object.as_str(), date.0, json])),
     };
     inserted.map_err(err).map(drop)
 }
@@ -174,10 +236,15 @@ fn link_event(conn: &Connection, service: &Sid, seq: u64, object: &Sid) -> Resul
     Ok(())
 }
 
+/// An event from its row: (row id less its service's base, object SID, body).
 fn stored_event_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     let body: String = row.get(2)?;
     Ok(StoredEvent { seq: row.get::<_, i64>(0)? as u64, object_sid: sid_col(row, 1)?, json: EventJson::stored(body) })
 }
+
+/// Up to ?4 events with row ids in (?2, ?3], numbered from ?1: a page of one service's log.
+pub(crate) const LOG_PAGE: &str =
+    "SELECT id - ?1, object_sid, body FROM events WHERE id > ?2 AND id <= ?3 ORDER BY id LIMIT ?4";
 
 pub(crate) fn events(
     conn: &Connection,
@@ -187,12 +254,15 @@ pub(crate) fn events(
     limit: u32,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     match object {
-        None => query_all(
-            conn,
-            "SELECT seq, object_sid, body FROM events WHERE service_sid = ? AND seq > ? ORDER BY seq LIMIT ?",
-            vec![SqlValue::Text(service.to_string()), SqlValue::Integer(after as i64), SqlValue::Integer(limit as i64)],
-            stored_event_row,
-        ),
+        None => {
+            let Some(base) = log_base(conn, service)? else { return Ok(Vec::new()) };
+            let (from, to) = base.after(after);
+            conn.prepare_cached(LOG_PAGE)
+                .and_then(|mut st| {
+                    st.query_map(params![base.0, from, to, limit], stored_event_row)?.collect::<Result<_, _>>()
+                })
+                .map_err(err)
+        }
         Some(object) => {
             let (events, rewalked) = object_events(conn, service, after, object, limit)?;
             if rewalked {
@@ -218,7 +288,7 @@ pub(crate) fn object_events(
     object: &Sid,
     limit: u32,
 ) -> Result<(Vec<StoredEvent>, bool), StoreError> {
-    let (svc, obj, after) = (service.as_str(), object.as_str(), after as i64);
+    let (svc, obj, after) = (service.as_str(), object.as_str(), after.min(SEQ_MAX) as i64);
     let newest: Option<i64> = conn
         .prepare_cached(
             "SELECT COALESCE((SELECT last_seq FROM objects WHERE sid = ?1 AND service_sid = ?2),
@@ -227,6 +297,7 @@ pub(crate) fn object_events(
         .and_then(|mut st| st.query_row(params![obj, svc], |r| r.get(0)))
         .map_err(err)?;
     let Some(newest) = newest.filter(|&n| n > after && limit > 0) else { return Ok((Vec::new(), false)) };
+    let Some(base) = log_base(conn, service)? else { return Ok((Vec::new(), false)) };
     // Marks are 32 events apart (schema_v9.sql), so the first mark past the cursor is fewer than
     // 32 events past it, and a mark whose position is at least `limit - 1` beyond that one has a
     // whole page between the cursor and itself: the walk back from it is at most `limit + 64`
@@ -242,24 +313,23 @@ pub(crate) fn object_events(
         )
         .and_then(|mut st| st.query_row(params![svc, obj, after, limit], |r| r.get(0)).optional())
         .map_err(err)?;
-    let events = walk_stream(conn, svc, obj, mark.unwrap_or(newest), after, limit)?;
+    let events = walk_stream(conn, base, obj, mark.unwrap_or(newest), after, limit)?;
     match mark {
         // A mark promised a whole page; if pruning or a damaged mark broke that promise, the
         // walk from the newest event is the answer (marks only ever choose where to start).
-        Some(_) if events.len() < limit as usize => Ok((walk_stream(conn, svc, obj, newest, after, limit)?, true)),
+        Some(_) if events.len() < limit as usize => Ok((walk_stream(conn, base, obj, newest, after, limit)?, true)),
         _ => Ok((events, false)),
     }
 }
 
-/// The oldest ?5 events of object ?3's stream in (?4, ?1], service ?2. Only stored events of
-/// the object join, so a link into a pruned stretch ends the walk before the page is cut to its
-/// size. CROSS JOIN keeps SQLite's planner from turning each step into a range scan of the log:
-/// it infers `e.seq > ?4` from the step's condition and would search the log first.
+/// The oldest ?5 events of object ?3's stream in (?4, ?1], the service's events starting at
+/// row id ?2. Only stored events of the object join, so a link into a pruned stretch ends the
+/// walk before the page is cut to its size. CROSS JOIN keeps each step a lookup of one row id.
 pub(crate) const WALK_STREAM: &str = "WITH RECURSIVE chain (seq, prev_seq, body) AS (
-         SELECT seq, prev_seq, body FROM events WHERE service_sid = ?2 AND seq = ?1 AND object_sid = ?3
+         SELECT ?1, prev_seq, body FROM events WHERE id = ?2 + ?1 AND object_sid = ?3
          UNION ALL
-         SELECT e.seq, e.prev_seq, e.body FROM chain c
-           CROSS JOIN events e ON e.service_sid = ?2 AND e.seq = c.prev_seq AND e.object_sid = ?3
+         SELECT c.prev_seq, e.prev_seq, e.body FROM chain c
+           CROSS JOIN events e ON e.id = ?2 + c.prev_seq AND e.object_sid = ?3
           WHERE c.prev_seq > ?4
      )
      SELECT seq, ?3, body FROM chain WHERE seq > ?4 ORDER BY seq LIMIT ?5";
@@ -269,7 +339,7 @@ pub(crate) const WALK_STREAM: &str = "WITH RECURSIVE chain (seq, prev_seq, body)
 /// lookup.
 fn walk_stream(
     conn: &Connection,
-    service: &str,
+    base: LogBase,
     object: &str,
     from: i64,
     after: i64,
@@ -277,7 +347,7 @@ fn walk_stream(
 ) -> Result<Vec<StoredEvent>, StoreError> {
     conn.prepare_cached(WALK_STREAM)
         .and_then(|mut st| {
-            st.query_map(params![from, service, object, after, limit], stored_event_row)?.collect::<Result<_, _>>()
+            st.query_map(params![from, base.0, object, after, limit], stored_event_row)?.collect::<Result<_, _>>()
         })
         .map_err(err)
 }
@@ -290,21 +360,23 @@ pub(crate) fn prune_events(conn: &Connection, before: Timestamp) -> Result<u64, 
     // its primary key from the pruned horizon: no date index has to be kept up on every write.
     // A run looks at most PRUNE_SCAN events per service; the next run continues.
     const PRUNE_SCAN: i64 = 100_000;
+    // Each service's events are the row ids (num << 44, (num << 44) + 2^44 - 1] (schema_v12.sql).
     let cutoffs = query_all(
         conn,
-        "SELECT s.sid, (SELECT MAX(seq) FROM (SELECT seq, date FROM events e
-                 WHERE e.service_sid = s.sid AND e.seq > s.pruned_seq ORDER BY e.seq LIMIT ?2)
+        "SELECT s.sid, s.num << 44, (SELECT MAX(id) - (s.num << 44) FROM (SELECT e.id, e.date FROM events e
+                 WHERE e.id > (s.num << 44) + s.pruned_seq AND e.id <= (s.num << 44) + 17592186044415
+                 ORDER BY e.id LIMIT ?2)
                  WHERE date < ?1)
-         FROM services s WHERE EXISTS (SELECT 1 FROM events e WHERE e.service_sid = s.sid AND e.seq > s.pruned_seq)",
+         FROM services s",
         vec![SqlValue::Integer(before.0), SqlValue::Integer(PRUNE_SCAN)],
-        |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?)),
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?)),
     )?;
-    let cutoffs = cutoffs.into_iter().filter_map(|(service, seq)| Some((service, seq?)));
+    let cutoffs = cutoffs.into_iter().filter_map(|(service, base, seq)| Some((service, base, seq?)));
     let mut removed = 0;
-    for (service, seq) in cutoffs {
+    for (service, base, seq) in cutoffs {
         removed += conn
-            .prepare_cached("DELETE FROM events WHERE service_sid = ?1 AND seq <= ?2")
-            .and_then(|mut st| st.execute(params![service, seq]))
+            .prepare_cached("DELETE FROM events WHERE id > ?1 AND id <= ?1 + ?2")
+            .and_then(|mut st| st.execute(params![base, seq]))
             .map_err(err)? as u64;
         conn.prepare_cached("DELETE FROM object_tombstones WHERE service_sid = ?1 AND last_seq <= ?2")
             .and_then(|mut st| st.execute(params![service, seq]))
