@@ -2,6 +2,7 @@
 //! queued (one fsync per batch), and a small pool of read-only connections.
 
 pub mod backup;
+mod hot;
 mod kept;
 mod rows;
 
@@ -16,6 +17,7 @@ use ferrosync_core::rules;
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::{Actor, ApiKeyRecord, Applied, Mutation, StoreError, StoredEvent};
 use ferrosync_core::timestamp::Timestamp;
+use hot::HotStatements;
 use kept::ObjectsKept;
 use rows::err;
 use rusqlite::{Connection, OpenFlags};
@@ -236,7 +238,8 @@ fn writer_loop(
     tail: Arc<AtomicBool>,
 ) {
     let mut memo = Memo::default();
-    crate::run_writer(rx, observers, |batch| commit_batch(&conn, &epoch, &mut memo, batch), || copy_tail(&conn, &tail));
+    let hot = HotStatements::new(&conn);
+    crate::run_writer(rx, observers, |batch| commit_batch(&hot, &epoch, &mut memo, batch), || copy_tail(&conn, &tail));
     tracing::debug!("sqlite writer stopped");
 }
 
@@ -249,14 +252,15 @@ fn writer_loop(
 /// rolled back and run again with a savepoint around each job, so that only its own writes are
 /// undone.
 fn commit_batch(
-    conn: &Connection,
+    hot: &HotStatements<'_>,
     epoch: &str,
     memo: &mut Memo,
     batch: &[WriteJob],
 ) -> Vec<Result<Applied, CoreError>> {
     let started = std::time::Instant::now();
     memo.bound();
-    match apply_jobs(conn, epoch, memo, batch) {
+    let conn = hot.conn();
+    match apply_jobs(hot, epoch, memo, batch) {
         Ok(Answers { results, committed }) => {
             if committed {
                 metrics::histogram!("ferrosync_store_commit_seconds").record(started.elapsed().as_secs_f64());
@@ -325,8 +329,14 @@ impl Memo {
 
 /// Runs the batch in one transaction, first without savepoints and, only if a job fails after
 /// writing in a batch of several, once more with them: so it runs at most twice.
-fn apply_jobs(conn: &Connection, epoch: &str, memo: &mut Memo, batch: &[WriteJob]) -> Result<Answers, StoreError> {
-    let sql = |statement: &str| run_cached(conn, statement).map_err(err);
+fn apply_jobs(
+    hot: &HotStatements<'_>,
+    epoch: &str,
+    memo: &mut Memo,
+    batch: &[WriteJob],
+) -> Result<Answers, StoreError> {
+    let conn = hot.conn();
+    let sql = |statement: &'static str| hot.run(statement).map_err(err);
     let mut undo = Undo::Batch;
     let before = memo.seqs.clone();
     'attempt: loop {
@@ -338,7 +348,7 @@ fn apply_jobs(conn: &Connection, epoch: &str, memo: &mut Memo, batch: &[WriteJob
                 sql("SAVEPOINT m")?;
             }
             let (heads, changes) = (seqs.clone(), conn.total_changes());
-            let mut tx = SqliteTx { conn, epoch, seqs, services, bases, objects, found: None };
+            let mut tx = SqliteTx { conn, hot, epoch, seqs, services, bases, objects, found: None };
             let outcome = rules::apply(&mut tx, &job.actor, job.mutation.clone(), Timestamp::now());
             if conn.is_autocommit() {
                 // SQLite rolled the transaction back itself (a full disk, an I/O error).
@@ -384,13 +394,10 @@ fn apply_jobs(conn: &Connection, epoch: &str, memo: &mut Memo, batch: &[WriteJob
     }
 }
 
-/// Runs a parameterless statement through the statement cache (savepoints run per mutation).
-fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([]).map(drop)
-}
-
-struct SqliteTx<'a> {
+struct SqliteTx<'a, 'c> {
     conn: &'a Connection,
+    /// The statements every write runs, prepared once (`conn`'s).
+    hot: &'a HotStatements<'c>,
     epoch: &'a str,
     /// Sequence heads handed out in this batch; the only writer of the file, so no lock needed.
     seqs: &'a mut SeqHeads,
@@ -404,7 +411,7 @@ struct SqliteTx<'a> {
     found: Option<(Sid, rows::RowAt)>,
 }
 
-impl SqliteTx<'_> {
+impl SqliteTx<'_, '_> {
     /// The services table was written: rows and numbers are read afresh.
     fn services_written(&mut self) {
         self.services.forget();
@@ -425,10 +432,10 @@ impl SqliteTx<'_> {
     fn append_to(
         &mut self,
         object: &Sid,
-        append: impl FnOnce(&Connection, Option<rows::RowAt>) -> Result<Option<rows::RowAt>, StoreError>,
+        append: impl FnOnce(&HotStatements<'_>, Option<rows::RowAt>) -> Result<Option<rows::RowAt>, StoreError>,
     ) -> Result<Option<rows::RowAt>, StoreError> {
         let found = self.found.take().filter(|(sid, _)| sid == object);
-        let now = append(self.conn, found.as_ref().map(|(_, at)| *at))?;
+        let now = append(self.hot, found.as_ref().map(|(_, at)| *at))?;
         // Only a row found before is known after.
         self.found = found.zip(now).map(|((sid, _), at)| (sid, at));
         let now = self.found.as_ref().map(|(_, at)| *at);
@@ -439,7 +446,7 @@ impl SqliteTx<'_> {
     }
 }
 
-impl_tx_state!(SqliteTx<'_>, rows, {
+impl_tx_state!(SqliteTx<'_, '_>, rows, {
     fn epoch(&self) -> &str {
         self.epoch
     }
@@ -479,7 +486,7 @@ impl_tx_state!(SqliteTx<'_>, rows, {
     ) -> Result<(), StoreError> {
         let base = self.bases.get(self.conn, service)?;
         if let Some(at) =
-            self.append_to(object, |conn, at| rows::insert_event(conn, base, service, seq, object, date, json, at))?
+            self.append_to(object, |hot, at| rows::insert_event(hot, base, service, seq, object, date, json, at))?
         {
             self.objects.moved(object, at);
         }
@@ -493,8 +500,8 @@ impl_tx_state!(SqliteTx<'_>, rows, {
         json: &str,
     ) -> Result<(), StoreError> {
         let base = self.bases.get(self.conn, &object.service_sid)?;
-        if let Some(at) = self
-            .append_to(&object.sid, |conn, at| rows::put_object_with_event(conn, base, object, seq, date, json, at))?
+        if let Some(at) =
+            self.append_to(&object.sid, |hot, at| rows::put_object_with_event(hot, base, object, seq, date, json, at))?
         {
             self.objects.keep(object, at);
         }

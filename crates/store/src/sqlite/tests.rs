@@ -109,7 +109,7 @@ async fn a_failed_job_undoes_only_its_own_writes() {
 
     // A stale revision fails before writing: the jobs around it commit in the same pass.
     let first = commit_batch(
-        &conn,
+        &HotStatements::new(&conn),
         "e",
         &mut memo,
         &[writes(vec![create("a")]), writes(vec![stale()]), writes(vec![create("b")])],
@@ -124,15 +124,15 @@ async fn a_failed_job_undoes_only_its_own_writes() {
         writes(vec![stale()]),
         writes(vec![create("e")]),
     ];
-    let codes: Vec<_> = commit_batch(&conn, "e", &mut memo, &mixed).iter().map(code).collect();
+    let codes: Vec<_> = commit_batch(&HotStatements::new(&conn), "e", &mut memo, &mixed).iter().map(code).collect();
     assert_eq!(codes, [Ok(()), Err(ErrorCode::AlreadyExists), Err(ErrorCode::RevisionMismatch), Ok(())]);
 
     // Alone, a job that fails after writing rolls the transaction back.
-    let alone = commit_batch(&conn, "e", &mut memo, &[writes(vec![create("f"), create("b")])]);
+    let alone = commit_batch(&HotStatements::new(&conn), "e", &mut memo, &[writes(vec![create("f"), create("b")])]);
     assert_eq!(alone.iter().map(code).collect::<Vec<_>>(), [Err(ErrorCode::AlreadyExists)]);
     // The next batch numbers on from the last event committed, not from what the rolled-back
     // batch took.
-    let after = commit_batch(&conn, "e", &mut memo, &[writes(vec![create("g")])]);
+    let after = commit_batch(&HotStatements::new(&conn), "e", &mut memo, &[writes(vec![create("g")])]);
     assert_eq!(after.iter().map(code).collect::<Vec<_>>(), [Ok(())]);
 
     let map = store.object(&svc, ObjectKind::Map, &ObjectRef::UniqueName("m".into())).await.expect("read");
@@ -160,7 +160,7 @@ async fn objects_kept_between_batches_are_as_stored() {
     let mut memo = Memo::default();
     let run = |jobs: Vec<Mutation>, memo: &mut Memo| {
         let jobs: Vec<WriteJob> = jobs.into_iter().map(|m| job(Actor::SYSTEM, m)).collect();
-        commit_batch(&conn, "e", memo, &jobs)
+        commit_batch(&HotStatements::new(&conn), "e", memo, &jobs)
     };
     let opened = |results: Vec<Result<Applied, CoreError>>| match results.into_iter().next() {
         Some(Ok(Applied { outcome: Outcome::Object { object, .. }, .. })) => object,
@@ -307,7 +307,7 @@ async fn marks_fall_every_32nd_event_whatever_wrote_it() {
         open(ObjectKind::List, "list"),
         open(ObjectKind::Stream, "stream"),
     ];
-    commit_batch(&conn, "e", &mut memo, &opened.map(|m| job(Actor::SYSTEM, m)));
+    commit_batch(&HotStatements::new(&conn), "e", &mut memo, &opened.map(|m| job(Actor::SYSTEM, m)));
     for round in 0..70u64 {
         let mut batch: Vec<Mutation> = (0..3).map(|i| update(round * 3 + i)).collect();
         batch.extend([item(round), add(round), publish(round), item(round + 1), writes(round, round % 7 == 3)]);
@@ -325,7 +325,7 @@ async fn marks_fall_every_32nd_event_whatever_wrote_it() {
             batch.push(open(ObjectKind::Map, "map"));
         }
         let jobs: Vec<WriteJob> = batch.into_iter().map(|m| job(Actor::SYSTEM, m)).collect();
-        commit_batch(&conn, "e", &mut memo, &jobs);
+        commit_batch(&HotStatements::new(&conn), "e", &mut memo, &jobs);
     }
 
     let log = store.events(&svc, 0, None, 10_000).await.expect("the log");
@@ -362,14 +362,14 @@ async fn a_service_made_again_under_its_sid_numbers_its_log_afresh() {
     let mut memo = Memo::default();
     let open = |name: &str| job(Actor::SYSTEM, open_object(&svc, ObjectKind::Document, name));
     let ok = |answers: Vec<Result<Applied, CoreError>>| answers.iter().all(|a| a.is_ok());
-    assert!(ok(commit_batch(&conn, "e", &mut memo, &[open("a"), open("b")])));
+    assert!(ok(commit_batch(&HotStatements::new(&conn), "e", &mut memo, &[open("a"), open("b")])));
     let first: Vec<u64> = store.events(&svc, 0, None, 10).await.expect("the log").iter().map(|e| e.seq).collect();
     assert_eq!(first, [1, 2]);
 
     let remove = job(Actor::SYSTEM, Mutation::RemoveService { service: svc.clone() });
-    assert!(ok(commit_batch(&conn, "e", &mut memo, &[remove])));
-    assert!(ok(commit_batch(&conn, "e", &mut memo, &[job(Actor::SYSTEM, create_service(&svc))])));
-    assert!(ok(commit_batch(&conn, "e", &mut memo, &[open("c")])));
+    assert!(ok(commit_batch(&HotStatements::new(&conn), "e", &mut memo, &[remove])));
+    assert!(ok(commit_batch(&HotStatements::new(&conn), "e", &mut memo, &[job(Actor::SYSTEM, create_service(&svc))])));
+    assert!(ok(commit_batch(&HotStatements::new(&conn), "e", &mut memo, &[open("c")])));
     let again: Vec<u64> = store.events(&svc, 0, None, 10).await.expect("the log").iter().map(|e| e.seq).collect();
     assert_eq!(again, [1], "the new service's log starts at its own beginning");
 }
@@ -398,13 +398,13 @@ async fn a_service_changed_mid_batch_is_read_afresh() {
         job(Actor::SYSTEM, acl(true)),
         job(alice(), open("doc")),
     ];
-    let codes: Vec<_> = commit_batch(&conn, "e", &mut memo, &batch).iter().map(code).collect();
+    let codes: Vec<_> = commit_batch(&HotStatements::new(&conn), "e", &mut memo, &batch).iter().map(code).collect();
     assert_eq!(codes, [Ok(()), Ok(()), Ok(()), Err(ErrorCode::Forbidden)]);
-    let later = commit_batch(&conn, "e", &mut memo, &[job(alice(), open("doc"))]);
+    let later = commit_batch(&HotStatements::new(&conn), "e", &mut memo, &[job(alice(), open("doc"))]);
     assert_eq!(later.iter().map(code).collect::<Vec<_>>(), [Err(ErrorCode::Forbidden)]);
     // The row kept from the batches before is forgotten when the service changes.
-    commit_batch(&conn, "e", &mut memo, &[job(Actor::SYSTEM, acl(false))]);
-    let reopened = commit_batch(&conn, "e", &mut memo, &[job(alice(), open("doc"))]);
+    commit_batch(&HotStatements::new(&conn), "e", &mut memo, &[job(Actor::SYSTEM, acl(false))]);
+    let reopened = commit_batch(&HotStatements::new(&conn), "e", &mut memo, &[job(alice(), open("doc"))]);
     assert_eq!(reopened.iter().map(code).collect::<Vec<_>>(), [Ok(())]);
 }
 

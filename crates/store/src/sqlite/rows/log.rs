@@ -2,6 +2,7 @@
 //! make, and pruning.
 
 use super::{RowAt, err, put_object, query_all, sid_col};
+use crate::sqlite::hot::HotStatements;
 use ferrosync_core::model::SyncObject;
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::{EventJson, StoreError, StoredEvent};
@@ -83,7 +84,7 @@ pub(crate) fn head_seq(conn: &Connection, service: &Sid) -> Result<u64, StoreErr
 /// taken from there. Returns where the row is now, if it is known.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn insert_event(
-    conn: &Connection,
+    hot: &HotStatements<'_>,
     base: LogBase,
     service: &Sid,
     seq: u64,
@@ -92,11 +93,13 @@ pub(crate) fn insert_event(
     json: &str,
     at: Option<RowAt>,
 ) -> Result<Option<RowAt>, StoreError> {
-    insert_event_row(conn, base, seq, object, date, json, at)?;
+    insert_event_row(hot, base, seq, object, date, json, at)?;
+    let conn = hot.conn();
     if let Some(at) = at {
-        let linked = conn
-            .prepare_cached("UPDATE objects SET last_seq = ?2, stream_len = stream_len + 1 WHERE rowid = ?1")
-            .and_then(|mut st| st.execute(params![at.rowid, seq as i64]))
+        let linked = hot
+            .with("UPDATE objects SET last_seq = ?2, stream_len = stream_len + 1 WHERE rowid = ?1", |st| {
+                st.execute(params![at.rowid, seq as i64])
+            })
             .map_err(err)?;
         if linked == 1 {
             return counted(conn, service, object, seq, at).map(Some);
@@ -111,7 +114,7 @@ pub(crate) fn insert_event(
 /// which the update does not match, takes those two steps. With `at` (see `insert_event`), the
 /// row is not looked up by SID at all. Returns where the row is now, if it is known.
 pub(crate) fn put_object_with_event(
-    conn: &Connection,
+    hot: &HotStatements<'_>,
     base: LogBase,
     o: &SyncObject,
     seq: u64,
@@ -120,7 +123,8 @@ pub(crate) fn put_object_with_event(
     at: Option<RowAt>,
 ) -> Result<Option<RowAt>, StoreError> {
     // The event first: its link reads where the object's stream ended before this write.
-    insert_event_row(conn, base, seq, &o.sid, date, json, at)?;
+    insert_event_row(hot, base, seq, &o.sid, date, json, at)?;
+    let conn = hot.conn();
     let sid = o.sid.as_str();
     let (sql, row): (&str, &dyn rusqlite::ToSql) = match &at {
         Some(at) => (
@@ -136,9 +140,8 @@ pub(crate) fn put_object_with_event(
             &sid,
         ),
     };
-    let updated = conn
-        .prepare_cached(sql)
-        .and_then(|mut st| {
+    let updated = hot
+        .with(sql, |st| {
             st.execute(params![
                 row,
                 o.data.as_ref().map(|d| d.to_string()),
@@ -164,7 +167,7 @@ pub(crate) fn put_object_with_event(
 /// The event's row, linked to its object's previous event: the stream's end `at` gives, or
 /// else the one the object's row (or, once it is removed, its tombstone) holds.
 fn insert_event_row(
-    conn: &Connection,
+    hot: &HotStatements<'_>,
     base: LogBase,
     seq: u64,
     object: &Sid,
@@ -177,16 +180,16 @@ fn insert_event_row(
     // marked (schema_v9.sql): see `counted` and `mark_if_due`.
     let id = base.id(seq)?;
     let inserted = match at {
-        Some(at) => conn
-            .prepare_cached("INSERT INTO events (id, object_sid, date, body, prev_seq) VALUES (?1, ?2, ?3, ?4, ?5)")
-            .and_then(|mut st| st.execute(params![id, object.as_str(), date.0, json, at.last_seq])),
-        None => conn
-            .prepare_cached(
-                "INSERT INTO events (id, object_sid, date, body, prev_seq) VALUES (?1, ?2, ?3, ?4,
-                   COALESCE((SELECT last_seq FROM objects WHERE sid = ?2),
-                            (SELECT last_seq FROM object_tombstones WHERE object_sid = ?2), 0))",
-            )
-            .and_then(|mut st| st.execute(params![id, object.as_str(), date.0, json])),
+        Some(at) => hot
+            .with("INSERT INTO events (id, object_sid, date, body, prev_seq) VALUES (?1, ?2, ?3, ?4, ?5)", |st| {
+                st.execute(params![id, object.as_str(), date.0, json, at.last_seq])
+            }),
+        None => hot.with(
+            "INSERT INTO events (id, object_sid, date, body, prev_seq) VALUES (?1, ?2, ?3, ?4,
+               COALESCE((SELECT last_seq FROM objects WHERE sid = ?2),
+                        (SELECT last_seq FROM object_tombstones WHERE object_sid = ?2), 0))",
+            |st| st.execute(params![id, object.as_str(), date.0, json]),
+        ),
     };
     inserted.map_err(err).map(drop)
 }
