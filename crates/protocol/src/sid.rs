@@ -1,5 +1,6 @@
 //! SIDs: a two-letter prefix naming the kind, then 32 lowercase hex digits.
 
+use arrayvec::ArrayString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
@@ -74,9 +75,14 @@ impl SidKind {
     }
 }
 
-/// A validated SID. Stored as its string form because that is how every wire and table uses it.
+/// The length of every SID: the prefix and 32 hex digits.
+const SID_LEN: usize = 34;
+
+/// A validated SID. Stored as its string form because that is how every wire and table uses
+/// it, inline: a SID is always 34 bytes, so copying one (every event, object and reply holds
+/// some) needs no allocation.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Sid(String);
+pub struct Sid(ArrayString<SID_LEN>);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("'{0}' is not a valid SID: expected two capital letters and 32 lowercase hex digits")]
@@ -85,19 +91,26 @@ pub struct InvalidSid(pub String);
 impl Sid {
     /// A fresh SID; UUIDv7 keeps new SIDs in creation order, which keeps indexes local.
     pub fn new(kind: SidKind) -> Self {
-        Sid(format!("{}{}", kind.prefix(), uuid::Uuid::now_v7().simple()))
+        Self::of(kind, uuid::Uuid::now_v7())
     }
 
     /// A fresh SID with no time component, for secrets-adjacent identifiers.
     pub fn random(kind: SidKind) -> Self {
-        Sid(format!("{}{}", kind.prefix(), uuid::Uuid::new_v4().simple()))
+        Self::of(kind, uuid::Uuid::new_v4())
+    }
+
+    fn of(kind: SidKind, id: uuid::Uuid) -> Self {
+        let mut hex = [0; 32];
+        let mut sid = ArrayString::new();
+        sid.push_str(kind.prefix());
+        sid.push_str(id.simple().encode_lower(&mut hex));
+        Sid(sid)
     }
 
     pub fn parse(s: &str) -> Result<Self, InvalidSid> {
-        if looks_like_sid(s) && SidKind::from_prefix(&s[..2]).is_some() {
-            Ok(Sid(s.to_owned()))
-        } else {
-            Err(InvalidSid(s.to_owned()))
+        match ArrayString::from(s) {
+            Ok(sid) if looks_like_sid(s) && SidKind::from_prefix(&s[..2]).is_some() => Ok(Sid(sid)),
+            _ => Err(InvalidSid(s.to_owned())),
         }
     }
 
@@ -116,9 +129,9 @@ impl Sid {
         &self.0
     }
 
-    /// The SID's text, moved out: no formatting, no copy (`to_string` goes through `Display`).
+    /// The SID's text as a `String`, without `Display`'s formatting (as `to_string` would).
     pub fn into_string(self) -> String {
-        self.0
+        self.0.as_str().to_owned()
     }
 }
 
@@ -152,8 +165,18 @@ impl Serialize for Sid {
 
 impl<'de> Deserialize<'de> for Sid {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Sid::parse(&s).map_err(serde::de::Error::custom)
+        // Read from the input as it is, without a `String` of its own first.
+        struct SidText;
+        impl serde::de::Visitor<'_> for SidText {
+            type Value = Sid;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a SID")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Sid, E> {
+                Sid::parse(s).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(SidText)
     }
 }
 
@@ -177,5 +200,34 @@ mod tests {
         assert!(Sid::parse(&format!("ZZ{}", "a".repeat(32))).is_err());
         assert!(looks_like_sid(&format!("ZZ{}", "a".repeat(32))));
         assert!(Sid::parse_kind(&format!("ET{}", "a".repeat(32)), SidKind::Map).is_err());
+        assert!(Sid::parse(&format!("ET{}", "a".repeat(33))).is_err(), "longer than a SID");
+        assert!(Sid::parse("").is_err());
+    }
+
+    #[test]
+    fn sids_read_from_json_as_text_and_are_refused_otherwise() {
+        let sid = Sid::new(SidKind::Stream);
+        let json = serde_json::to_string(&sid).expect("writes");
+        assert_eq!(json, format!("\"{sid}\""));
+        assert_eq!(serde_json::from_str::<Sid>(&json).expect("reads"), sid);
+        // Escaped text is read through a buffer of its own.
+        let escaped = format!("\"\\u0054O{}\"", &sid.as_str()[2..]);
+        assert_eq!(serde_json::from_str::<Sid>(&escaped).expect("reads"), sid);
+        for bad in ["42", "null", "\"TO123\"", "[\"a\"]"] {
+            assert!(serde_json::from_str::<Sid>(bad).is_err(), "{bad}");
+        }
+        let error = serde_json::from_str::<Sid>("\"ZZ0\"").expect_err("refused").to_string();
+        assert!(error.contains("'ZZ0' is not a valid SID"), "{error}");
+    }
+
+    #[test]
+    fn random_sids_are_distinct_and_well_formed() {
+        let (a, b) = (Sid::random(SidKind::ApiKey), Sid::random(SidKind::ApiKey));
+        assert_ne!(a, b);
+        for sid in [&a, &b] {
+            assert_eq!(Sid::parse(sid.as_str()).as_ref(), Ok(sid));
+            assert_eq!(sid.kind(), SidKind::ApiKey);
+        }
+        assert_eq!(a.clone().into_string(), a.as_str());
     }
 }

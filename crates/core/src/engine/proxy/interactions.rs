@@ -183,7 +183,7 @@ pub enum ProxyJob {
     /// Tells the service's callback the interaction as it now is.
     Status {
         service_sid: Sid,
-        interaction: ProxyInteraction,
+        interaction: Box<ProxyInteraction>,
     },
     Alert {
         service_sid: Sid,
@@ -409,7 +409,7 @@ impl Engine {
         if let Some(relay) = relay {
             change.job(relay);
         }
-        change.job(ProxyJob::Status { service_sid: svc.sid.clone(), interaction: interaction.clone() });
+        change.job(ProxyJob::Status { service_sid: svc.sid.clone(), interaction: Box::new(interaction.clone()) });
         let writes = change.finish(self).await?;
         self.proxy_batch(writes).await
     }
@@ -519,7 +519,7 @@ impl Engine {
             next.outbound_resource_status = Some(status.to_owned());
             next.date_updated = Timestamp::now();
             let data = serde_json::to_value(&next).map_err(unreadable)?;
-            let job = ProxyJob::Status { service_sid: service.clone(), interaction: next.clone() };
+            let job = ProxyJob::Status { service_sid: service.clone(), interaction: Box::new(next.clone()) };
             let writes = vec![
                 ObjectWrite::Replace { map: map.clone(), key: interaction.to_string(), data, revision: item.revision },
                 job_write(&job)?,
