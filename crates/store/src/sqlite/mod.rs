@@ -167,6 +167,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             MIGRATIONS.len()
         )));
     }
+    if applied > 0 && (applied as usize) < MIGRATIONS.len() {
+        // Some migrations rebuild a table (version 12 the log: about 2 s per million events).
+        tracing::info!(from = applied, to = MIGRATIONS.len(), "upgrading the data file's schema");
+    }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
         let tx = conn.transaction().map_err(err)?;
         tx.execute_batch(sql).map_err(err)?;
