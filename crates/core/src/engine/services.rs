@@ -142,10 +142,13 @@ impl Engine {
     }
 }
 
-/// Short-lived service lookups by the string a request named them with.
+/// Short-lived service lookups by the string a request named them with. Only names of services
+/// found are kept, at most `MAX` of them, so a fast hash serves (SipHash cost about 250
+/// instructions a lookup, on the path of every write).
 #[derive(Default)]
 pub(super) struct ServiceCache {
-    entries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Service)>>,
+    entries:
+        std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Service), foldhash::fast::RandomState>>,
 }
 
 impl ServiceCache {

@@ -31,7 +31,9 @@ struct Inner<K, R> {
     running: FuturesUnordered<Lane<K, R>>,
     /// A lane is here while one of its requests runs; it holds the ones queued behind it. A
     /// queued request is a future not yet polled, so it has not started.
-    lanes: HashMap<K, VecDeque<BoxFuture<'static, R>>>,
+    /// Keyed by what the client's requests name, at most `MAX_IN_FLIGHT` lanes at once: a fast
+    /// hash, looked up twice per request.
+    lanes: HashMap<K, VecDeque<BoxFuture<'static, R>>, foldhash::fast::RandomState>,
     queued: usize,
 }
 
@@ -54,7 +56,7 @@ impl<K: Eq + Hash + Clone + Send + 'static, R: Send + 'static> InFlight<K, R> {
     /// Starts `request` now, or once the requests before it in its lane have finished.
     pub fn push(&mut self, lane: Option<K>, request: BoxFuture<'static, R>) {
         let inner = self.inner.get_or_insert_with(|| {
-            Box::new(Inner { running: FuturesUnordered::new(), lanes: HashMap::new(), queued: 0 })
+            Box::new(Inner { running: FuturesUnordered::new(), lanes: HashMap::default(), queued: 0 })
         });
         if let Some(k) = &lane {
             if let Some(queue) = inner.lanes.get_mut(k) {
