@@ -1,0 +1,39 @@
+// Sixteen writers, one document each, sending pipelined conditional updates (`if_match`) over
+// one native WebSocket until TOTAL are answered, as `bench compare`'s one-connection workload
+// does. Usage: node wsdrive.js BASE_URL DATA_DIR [TOTAL]. Needs `ws` (compat/js: npm ci).
+const WebSocket = require(require('path').join(__dirname, '../../compat/js/node_modules/ws'));
+const fs = require('fs');
+const [base, dataDir, total] = [process.argv[2], process.argv[3], +(process.argv[4] || 8000)];
+const cred = JSON.parse(fs.readFileSync(dataDir + '/credentials.json'));
+const auth = 'Basic ' + Buffer.from(cred.account_sid + ':' + cred.auth_token).toString('base64');
+async function call(method, path, body) {
+  const r = await fetch(base + path, { method, headers: { authorization: auth, 'content-type': 'application/json' }, body: body && JSON.stringify(body) });
+  const v = await r.json();
+  if (!r.ok) throw new Error(path + ' ' + r.status + ' ' + JSON.stringify(v));
+  return v;
+}
+(async () => {
+  const svc = 'prof' + Date.now();
+  await call('POST', '/api/v1/services', { unique_name: svc });
+  const lanes = [];
+  for (let i = 0; i < 16; i++) {
+    const d = await call('POST', `/api/v1/services/${svc}/documents`, { unique_name: 'd' + i, data: { n: 0 } });
+    lanes.push({ doc: d.sid, revision: +d.revision });
+  }
+  const tok = await call('POST', '/api/v1/tokens', { service: svc, identity: 'prof', ttl: 3600 });
+  const ws = new WebSocket(base.replace('http', 'ws') + '/api/v1/connect?token=' + tok.token);
+  let sent = 0, done = 0;
+  const t0 = Date.now();
+  const send = (i) => { const l = lanes[i]; ws.send(JSON.stringify({ type: 'update', id: sent++ * 16 + i, kind: 'document', object: l.doc, data: { n: sent, who: 'writer-' + i }, if_match: l.revision })); };
+  ws.on('open', () => { for (let i = 0; i < 16; i++) send(i); });
+  ws.on('message', (m) => {
+    const v = JSON.parse(m);
+    if (v.type !== 'reply') return;
+    if (v.status !== 200) { console.error('failed', JSON.stringify(v)); process.exit(1); }
+    const i = v.id % 16;
+    lanes[i].revision = v.body.revision;
+    done++;
+    if (sent < total) send(i);
+    if (done === total) { console.log(`${total} updates in ${Date.now() - t0} ms`); ws.close(); }
+  });
+})().catch((e) => { console.error(e); process.exit(1); });
