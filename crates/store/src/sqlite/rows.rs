@@ -42,20 +42,48 @@ fn ts(v: Option<i64>) -> Option<Timestamp> {
     v.map(Timestamp)
 }
 
+/// How many low bits of an event's row id are its sequence number, and the largest sequence
+/// number they hold (schema_v12.sql), as SQL text: every statement over the log spells its
+/// service's range with these, and a test holds them to `SEQ_BITS` and `SEQ_MAX`.
+macro_rules! seq_bits {
+    () => {
+        "44"
+    };
+}
+macro_rules! seq_max {
+    () => {
+        "17592186044415"
+    };
+}
+
 /// A service's head is its log's last event, or its pruned horizon once every event is pruned:
 /// one descent of the log's primary key (to the end of the service's range of ids,
 /// schema_v12.sql), where a stored counter would cost every commit a rewrite of the service's
 /// page.
 macro_rules! head_seq {
     () => {
-        "MAX(pruned_seq, COALESCE((SELECT e.id - (services.num << 44) FROM events e
-              WHERE e.id BETWEEN services.num << 44 AND (services.num << 44) + 17592186044415
+        concat!(
+            "MAX(pruned_seq, COALESCE((SELECT e.id - (services.num << ",
+            seq_bits!(),
+            ") FROM events e
+              WHERE e.id BETWEEN services.num << ",
+            seq_bits!(),
+            " AND (services.num << ",
+            seq_bits!(),
+            ") + ",
+            seq_max!(),
+            "
               ORDER BY e.id DESC LIMIT 1), 0))"
+        )
     };
 }
 
 #[cfg(test)]
 pub(crate) const HEAD_SEQ: &str = head_seq!();
+#[cfg(test)]
+pub(crate) const SEQ_BITS_SQL: &str = seq_bits!();
+#[cfg(test)]
+pub(crate) const SEQ_MAX_SQL: &str = seq_max!();
 
 // After `head_seq!`, which the log's rows use too.
 mod log;

@@ -543,6 +543,21 @@ fn a_streams_walk_looks_each_link_up_by_key() {
     assert!(!step.iter().any(|line| line.contains(">?")), "{plan:?}");
 }
 
+/// The log's layout is spelled three times: in Rust, in the SQL the rows module writes, and in
+/// the schema's trigger. They must agree, or a service's reads and removal would reach into
+/// another's events.
+#[test]
+fn the_logs_layout_is_the_same_in_rust_sql_and_the_schema() {
+    let (bits, max) = (rows::SEQ_BITS_SQL, rows::SEQ_MAX_SQL);
+    assert_eq!(bits.parse::<u32>(), Ok(rows::SEQ_BITS));
+    assert_eq!(max.parse::<u64>(), Ok(rows::SEQ_MAX));
+    assert_eq!(rows::SEQ_MAX, (1 << rows::SEQ_BITS) - 1);
+    let schema = include_str!("schema_v12.sql");
+    let trigger = &schema[schema.find("CREATE TRIGGER").expect("the trigger")..];
+    assert!(trigger.contains(&format!("old.num << {bits}) + {max}")), "{trigger}");
+    assert!(schema.contains(&format!("(s.num << {bits}) + e.seq")), "the migration's ids");
+}
+
 /// A service's events are one range of the log's row ids (schema_v12.sql): its head is one
 /// descent to the range's end and a page of its log one range read, never a scan of the log.
 #[test]

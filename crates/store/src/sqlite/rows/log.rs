@@ -11,8 +11,8 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// How many low bits of an event's row id are its sequence number; the rest are its service's
-/// number (schema_v12.sql).
-const SEQ_BITS: u32 = 44;
+/// number (schema_v12.sql; `seq_bits!` in SQL).
+pub(crate) const SEQ_BITS: u32 = 44;
 /// The last sequence number a service's range of row ids holds.
 pub(crate) const SEQ_MAX: u64 = (1 << SEQ_BITS) - 1;
 
@@ -41,7 +41,7 @@ impl LogBase {
 
 /// A service's place in the log, if the service exists.
 pub(crate) fn log_base(conn: &Connection, service: &Sid) -> Result<Option<LogBase>, StoreError> {
-    conn.prepare_cached("SELECT num << 44 FROM services WHERE sid = ?1")
+    conn.prepare_cached(concat!("SELECT num << ", seq_bits!(), " FROM services WHERE sid = ?1"))
         .and_then(|mut st| st.query_row([service.as_str()], |r| r.get(0)).optional())
         .map(|base| base.map(LogBase))
         .map_err(err)
@@ -363,14 +363,20 @@ pub(crate) fn prune_events(conn: &Connection, before: Timestamp) -> Result<u64, 
     // its primary key from the pruned horizon: no date index has to be kept up on every write.
     // A run looks at most PRUNE_SCAN events per service; the next run continues.
     const PRUNE_SCAN: i64 = 100_000;
-    // Each service's events are the row ids (num << 44, (num << 44) + 2^44 - 1] (schema_v12.sql).
+    // Each service's events are the row ids (base, base + SEQ_MAX] (schema_v12.sql).
     let cutoffs = query_all(
         conn,
-        "SELECT s.sid, s.num << 44, (SELECT MAX(id) - (s.num << 44) FROM (SELECT e.id, e.date FROM events e
-                 WHERE e.id > (s.num << 44) + s.pruned_seq AND e.id <= (s.num << 44) + 17592186044415
+        concat!(
+            "SELECT s.sid, s.base, (SELECT MAX(id) - s.base FROM (SELECT e.id, e.date FROM events e
+                 WHERE e.id > s.base + s.pruned_seq AND e.id <= s.base + ",
+            seq_max!(),
+            "
                  ORDER BY e.id LIMIT ?2)
                  WHERE date < ?1)
-         FROM services s",
+             FROM (SELECT sid, pruned_seq, num << ",
+            seq_bits!(),
+            " AS base FROM services) s"
+        ),
         vec![SqlValue::Integer(before.0), SqlValue::Integer(PRUNE_SCAN)],
         |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?)),
     )?;
