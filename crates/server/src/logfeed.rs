@@ -71,8 +71,14 @@ pub enum Retried<E> {
     Cancelled,
 }
 
+/// How long an attempt already under way may still take once work stops. It may have reached
+/// its receiver already: dropped, its answer would be lost and the next holder of the lease
+/// would deliver it again. Past this, shutdown does not wait and delivery stays at least once.
+pub const FINISH_ON_STOP: Duration = Duration::from_secs(5);
+
 /// Runs `attempt` until it succeeds, fails with an error `retryable` refuses, the attempts run
-/// out, or `cancel` fires; waits grow threefold with jitter.
+/// out, or `cancel` fires; waits grow threefold with jitter. An attempt under way when `cancel`
+/// fires is let finish, for up to [`FINISH_ON_STOP`]; none starts after.
 pub async fn with_retries<E, F, Fut>(
     policy: &RetryPolicy,
     cancel: &CancellationToken,
@@ -93,9 +99,14 @@ where
         .build();
     let mut n = 1;
     loop {
+        let mut current = std::pin::pin!(attempt());
         let result = tokio::select! {
-            r = attempt() => r,
-            () = cancel.cancelled() => return Retried::Cancelled,
+            r = &mut current => r,
+            () = cancel.cancelled() => match tokio::time::timeout(FINISH_ON_STOP, current).await {
+                Ok(Ok(())) => return Retried::Done,
+                Ok(Err(e)) if !retryable(&e) => return Retried::GaveUp(e),
+                _ => return Retried::Cancelled,
+            },
         };
         let e = match result {
             Ok(()) => return Retried::Done,
@@ -413,5 +424,70 @@ impl<C: LogConsumer> Leased for Follow<C> {
                 return stopped(&lease);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy { attempts: 5, first_retry: Duration::from_millis(100), max_retry: Duration::from_secs(1) }
+    }
+
+    /// An attempt that takes `takes`, then answers `ok`, counting how many were started.
+    fn attempt(started: &AtomicUsize, takes: Duration, ok: bool) -> impl Future<Output = Result<(), String>> {
+        started.fetch_add(1, Ordering::SeqCst);
+        async move {
+            tokio::time::sleep(takes).await;
+            if ok { Ok(()) } else { Err("refused".to_owned()) }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_under_way_when_work_stops_is_let_finish() {
+        let (cancel, started) = (CancellationToken::new(), AtomicUsize::new(0));
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            stop.cancel();
+        });
+        let took = tokio::time::Instant::now();
+        let r = with_retries(&policy(), &cancel, |_| true, || attempt(&started, Duration::from_secs(2), true)).await;
+        assert!(matches!(r, Retried::Done), "{r:?}");
+        assert_eq!(took.elapsed(), Duration::from_secs(2), "it ran to its end");
+        assert_eq!(started.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_that_outlasts_the_grace_is_dropped_and_delivered_again_later() {
+        let (cancel, started) = (CancellationToken::new(), AtomicUsize::new(0));
+        cancel.cancel();
+        let took = tokio::time::Instant::now();
+        let r = with_retries(&policy(), &cancel, |_| true, || attempt(&started, FINISH_ON_STOP * 2, true)).await;
+        assert!(matches!(r, Retried::Cancelled), "{r:?}");
+        assert_eq!(took.elapsed(), FINISH_ON_STOP);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_attempt_starts_once_work_stopped() {
+        let (cancel, started) = (CancellationToken::new(), AtomicUsize::new(0));
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            // During the first attempt, which fails: its retry would start at 100 ms.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            stop.cancel();
+        });
+        let r =
+            with_retries(&policy(), &cancel, |_| true, || attempt(&started, Duration::from_millis(50), false)).await;
+        assert!(matches!(r, Retried::Cancelled), "{r:?}");
+        assert_eq!(started.load(Ordering::SeqCst), 1, "the failed attempt is not retried");
+
+        // A failure not worth retrying still ends the delivery, as it would have without a stop.
+        let started = AtomicUsize::new(0);
+        let r =
+            with_retries(&policy(), &cancel, |_| false, || attempt(&started, Duration::from_millis(50), false)).await;
+        assert!(matches!(r, Retried::GaveUp(ref e) if e == "refused"), "{r:?}");
     }
 }

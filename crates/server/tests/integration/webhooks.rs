@@ -47,6 +47,8 @@ struct Log {
     /// Statuses to answer next, in order; 200 when empty (unless `failing`).
     plan: VecDeque<u16>,
     failing: bool,
+    /// How long each answer waits after its request is recorded.
+    hold: Duration,
 }
 
 /// A webhook receiver on 127.0.0.1:0 that records every request.
@@ -92,6 +94,10 @@ impl Receiver {
     fn fail_all(&self, failing: bool) {
         self.log.lock().unwrap().failing = failing;
     }
+
+    fn hold_answers(&self, hold: Duration) {
+        self.log.lock().unwrap().hold = hold;
+    }
 }
 
 async fn record(
@@ -102,14 +108,18 @@ async fn record(
 ) -> StatusCode {
     let params = form_urlencoded::parse(&body).into_owned().collect();
     let signature = headers.get("x-twilio-signature").map(|v| v.to_str().unwrap().to_owned());
-    let mut log = log.lock().unwrap();
-    let status = match log.plan.pop_front() {
-        Some(s) => s,
-        None if log.failing => 500,
-        None => 200,
+    let (status, hold) = {
+        let mut log = log.lock().unwrap();
+        let status = match log.plan.pop_front() {
+            Some(s) => s,
+            None if log.failing => 500,
+            None => 200,
+        };
+        let url = format!("http://{}{uri}", headers["host"].to_str().unwrap());
+        log.hits.push(Hit { params, signature, url, status });
+        (status, log.hold)
     };
-    let url = format!("http://{}{uri}", headers["host"].to_str().unwrap());
-    log.hits.push(Hit { params, signature, url, status });
+    tokio::time::sleep(hold).await;
     StatusCode::from_u16(status).unwrap()
 }
 
@@ -312,6 +322,27 @@ async fn delivery_resumes_after_a_restart_with_what_was_committed_meanwhile() {
     s.post("/services/durable/documents", json!({"unique_name": "after"})).await.ok();
     let got = receiver.wait_acked(4).await;
     assert_eq!(got[3]["DocumentUniqueName"], "after");
+}
+
+#[tokio::test]
+async fn a_delivery_under_way_at_shutdown_is_finished_not_repeated() {
+    let Some(s) = TestServer::with_settings(fast()).await else { return };
+    let receiver = Receiver::start().await;
+    service_with_webhook(&s, "draining", &receiver, true).await;
+    // The receiver takes the request and answers late: the server stops in between.
+    receiver.hold_answers(Duration::from_millis(700));
+    s.post("/services/draining/documents", json!({"unique_name": "under-way"})).await.ok();
+    eventually("the request arrived", WAIT, || async { !receiver.hits().is_empty() }).await;
+    let s = s.restart(fast(), async |_| {}).await;
+
+    // Its answer was waited for and recorded: after the restart, only the next event is posted.
+    receiver.hold_answers(Duration::ZERO);
+    s.post("/services/draining/documents", json!({"unique_name": "after"})).await.ok();
+    let got = receiver.wait_acked(2).await;
+    let names: Vec<&str> = got.iter().map(|p| p["DocumentUniqueName"].as_str()).collect();
+    // Delivery is in order: a second posting of the first would have come before the next.
+    assert_eq!(names, ["under-way", "after"], "each once");
+    assert_eq!(receiver.hits().len(), 2, "nothing was posted again");
 }
 
 #[tokio::test]
