@@ -1,9 +1,14 @@
-// Sixteen writers, one document each, sending pipelined conditional updates (`if_match`) over
-// one native WebSocket until TOTAL are answered, as `bench compare`'s one-connection workload
-// does. Usage: node wsdrive.js BASE_URL DATA_DIR [TOTAL]. Needs `ws` (compat/js: npm ci).
+// Sixteen writers, one document each, sending conditional updates (`if_match`) until TOTAL are
+// answered, as `bench compare`'s conditional-write workloads do: over one native WebSocket,
+// pipelined (CONNECTIONS = 1, the default), or over a WebSocket each, one update in flight per
+// connection (CONNECTIONS = 16). Usage: node wsdrive.js BASE_URL DATA_DIR [TOTAL] [CONNECTIONS].
+// Needs `ws` (compat/js: npm ci).
 const WebSocket = require(require('path').join(__dirname, '../../compat/js/node_modules/ws'));
 const fs = require('fs');
-const [base, dataDir, total] = [process.argv[2], process.argv[3], +(process.argv[4] || 8000)];
+const [base, dataDir] = [process.argv[2], process.argv[3]];
+const total = +(process.argv[4] || 8000);
+const connections = +(process.argv[5] || 1);
+if (connections !== 1 && connections !== 16) throw new Error('CONNECTIONS is 1 or 16');
 const cred = JSON.parse(fs.readFileSync(dataDir + '/credentials.json'));
 const auth = 'Basic ' + Buffer.from(cred.account_sid + ':' + cred.auth_token).toString('base64');
 async function call(method, path, body) {
@@ -21,12 +26,16 @@ async function call(method, path, body) {
     lanes.push({ doc: d.sid, revision: +d.revision });
   }
   const tok = await call('POST', '/api/v1/tokens', { service: svc, identity: 'prof', ttl: 3600 });
-  const ws = new WebSocket(base.replace('http', 'ws') + '/api/v1/connect?token=' + tok.token);
-  let sent = 0, done = 0;
+  const url = base.replace('http', 'ws') + '/api/v1/connect?token=' + tok.token;
+  const sockets = Array.from({ length: connections }, () => new WebSocket(url));
+  const socketOf = (i) => sockets[i % connections];
+  let sent = 0, done = 0, open = 0;
   const t0 = Date.now();
-  const send = (i) => { const l = lanes[i]; ws.send(JSON.stringify({ type: 'update', id: sent++ * 16 + i, kind: 'document', object: l.doc, data: { n: sent, who: 'writer-' + i }, if_match: l.revision })); };
-  ws.on('open', () => { for (let i = 0; i < 16; i++) send(i); });
-  ws.on('message', (m) => {
+  const send = (i) => {
+    const l = lanes[i];
+    socketOf(i).send(JSON.stringify({ type: 'update', id: sent++ * 16 + i, kind: 'document', object: l.doc, data: { n: sent, who: 'writer-' + i }, if_match: l.revision }));
+  };
+  const onMessage = (m) => {
     const v = JSON.parse(m);
     if (v.type !== 'reply') return;
     if (v.status !== 200) { console.error('failed', JSON.stringify(v)); process.exit(1); }
@@ -34,6 +43,10 @@ async function call(method, path, body) {
     lanes[i].revision = v.body.revision;
     done++;
     if (sent < total) send(i);
-    if (done === total) { console.log(`${total} updates in ${Date.now() - t0} ms`); ws.close(); }
-  });
+    if (done === total) { console.log(`${total} updates in ${Date.now() - t0} ms`); sockets.forEach((s) => s.close()); }
+  };
+  for (const ws of sockets) {
+    ws.on('message', onMessage);
+    ws.on('open', () => { if (++open === connections) for (let i = 0; i < 16; i++) send(i); });
+  }
 })().catch((e) => { console.error(e); process.exit(1); });
