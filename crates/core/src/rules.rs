@@ -133,12 +133,11 @@ impl Cx<'_> {
                 self.require(&svc, &object, Right::Write)?;
                 let current = || Current::Object(object.clone());
                 self.check_write_revision(&svc, &object, if_match, object.revision, current)?;
-                let previous = object.data.clone();
-                if let Some(data) = data
-                    && kind == ObjectKind::Document
-                {
-                    object.data = Some(data);
-                }
+                // The event carries the data it replaced; moved out, not copied, when replaced.
+                let previous = match data {
+                    Some(data) if kind == ObjectKind::Document => object.data.replace(data),
+                    _ => object.data.clone(),
+                };
                 if let Some(exp) = expiry(self.now, ttl) {
                     object.date_expires = exp;
                 }
