@@ -155,6 +155,13 @@ fn bench_compare_measures_every_system_and_writes_its_table_json_and_chart() {
         } else {
             assert!(m["p99_ms"].as_f64().unwrap() > 0.0, "{m}");
             assert!(m["p99_ms"].as_f64() >= m["p50_ms"].as_f64(), "{m}");
+            // What the timed part cost the server, read from its process (a short run may not
+            // reach a 10 ms tick, but a second of conditional writes does).
+            let cpu = m["server_cpu_us"].as_f64().unwrap_or_else(|| panic!("the server's CPU per operation: {m}"));
+            assert!(cpu >= 0.0 && m["cpu_vs_ferrosync"].as_f64().is_some(), "{m}");
+            if m["workload"].as_str().unwrap().starts_with("conditional") {
+                assert!(cpu > 0.0, "{m}");
+            }
         }
     }
     let png = std::fs::read(&chart).unwrap();

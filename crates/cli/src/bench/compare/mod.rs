@@ -81,6 +81,50 @@ pub(super) struct Sample {
     pub hist: Histogram<u64>,
 }
 
+/// The CPU time a server process has used so far, every thread (ended ones too), in seconds,
+/// from `/proc/PID/stat`. Taken around a workload's timed part, it says what the work cost
+/// the server whatever the machine's speed at the time: a figure that varies far less from
+/// run to run than a rate does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct CpuTimes {
+    pub user: f64,
+    pub system: f64,
+}
+
+impl CpuTimes {
+    /// `None` without a process (an external server) or off Linux.
+    pub(super) fn of(pid: Option<u32>) -> Option<CpuTimes> {
+        parse_stat(&std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?)
+    }
+
+    pub(super) fn since(self, before: CpuTimes) -> CpuTimes {
+        CpuTimes { user: self.user - before.user, system: self.system - before.system }
+    }
+}
+
+/// `utime` and `stime` of a `/proc/PID/stat` line.
+fn parse_stat(stat: &str) -> Option<CpuTimes> {
+    // The command name, in parentheses, may hold spaces and parentheses: fields are counted
+    // after its last `)`, where the third field (the state) begins.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_ascii_whitespace();
+    let utime: f64 = fields.nth(11)?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    // Clock ticks of USER_HZ, which Linux fixes at 100 for what it shows user space.
+    Some(CpuTimes { user: utime / 100.0, system: stime / 100.0 })
+}
+
+/// Runs `work`, the timed part of a run, and adds the server's CPU time it took.
+pub(super) async fn timed_on(
+    pid: Option<u32>,
+    work: impl Future<Output = anyhow::Result<Sample>>,
+) -> anyhow::Result<(Sample, Option<CpuTimes>)> {
+    let before = CpuTimes::of(pid);
+    let sample = work.await?;
+    let used = CpuTimes::of(pid).zip(before).map(|(after, before)| after.since(before));
+    Ok((sample, used))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum System {
     Ferrosync,
@@ -175,6 +219,10 @@ struct Run {
     /// Latency at each of [`QUANTILES`], in ms (empty when the workload is not timed).
     latency_ms: Vec<f64>,
     samples: u64,
+    /// The server's CPU time per operation (write or delivery) in the timed part, µs, in user
+    /// space and in the kernel.
+    server_user_us: Option<f64>,
+    server_kernel_us: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -191,6 +239,10 @@ struct Median {
     value_vs_ferrosync: Option<f64>,
     /// This system's p99 over Ferrosync's: above 1, Ferrosync answers sooner.
     p99_vs_ferrosync: Option<f64>,
+    /// The server's CPU time per operation, µs (user space and kernel; median of the runs).
+    server_cpu_us: Option<f64>,
+    /// This system's CPU per operation over Ferrosync's: below 1, it spends less.
+    cpu_vs_ferrosync: Option<f64>,
     /// The run whose p99 is the median, drawn in the chart.
     latency_ms: Vec<f64>,
 }
@@ -279,10 +331,17 @@ pub async fn run(mut args: CompareArgs) -> anyhow::Result<()> {
                 };
                 let Some(binary) = binary else { continue };
                 eprintln!("bench compare: {} on {} (run {} of {})", workload.name(), system.name(), rep + 1, args.reps);
-                let sample = measure(&args, workload, system, binary, server_cpu)
+                let (sample, cpu) = measure(&args, workload, system, binary, server_cpu)
                     .await
                     .with_context(|| format!("{} on {}", workload.name(), system.name()))?;
+                let ops = match workload {
+                    Workload::Fanout(n) => (n * args.fanout_messages) as f64,
+                    _ => sample.hist.len() as f64,
+                };
+                let per_op = |seconds: f64| (ops > 0.0).then(|| round(seconds * 1e6 / ops));
                 runs.push(Run {
+                    server_user_us: cpu.and_then(|c| per_op(c.user)),
+                    server_kernel_us: cpu.and_then(|c| per_op(c.system)),
                     workload: workload.name(),
                     system: system.name().to_owned(),
                     rep,
@@ -322,6 +381,12 @@ pub async fn run(mut args: CompareArgs) -> anyhow::Result<()> {
                 p99_ms: p99,
                 value_vs_ferrosync: None,
                 p99_vs_ferrosync: None,
+                server_cpu_us: {
+                    let cpu: Vec<f64> =
+                        mine.iter().filter_map(|r| Some(r.server_user_us? + r.server_kernel_us?)).collect();
+                    (!cpu.is_empty()).then(|| round(median(cpu)))
+                },
+                cpu_vs_ferrosync: None,
                 latency_ms: typical.map(|r| r.latency_ms.clone()).unwrap_or_default(),
             });
         }
@@ -330,19 +395,20 @@ pub async fn run(mut args: CompareArgs) -> anyhow::Result<()> {
             for r in &mut rows {
                 r.value_vs_ferrosync = Some(ratio(r.value, base.value));
                 r.p99_vs_ferrosync = r.p99_ms.zip(base.p99_ms).map(|(a, b)| ratio(a, b));
+                r.cpu_vs_ferrosync = r.server_cpu_us.zip(base.server_cpu_us).map(|(a, b)| ratio(a, b));
             }
         }
         medians.extend(rows);
     }
 
     println!(
-        "{:<36} {:<44} {:>12} {:<17} {:>9} {:>9} {:>9} {:>9}",
-        "workload", "system", "value", "unit", "p50 ms", "p99 ms", "/ferro", "p99/ferro"
+        "{:<36} {:<44} {:>12} {:<17} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9}",
+        "workload", "system", "value", "unit", "p50 ms", "p99 ms", "/ferro", "p99/ferro", "cpu µs/op", "cpu/ferro"
     );
     for m in &medians {
         let r = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
         println!(
-            "{:<36} {:<44} {:>12.0} {:<17} {:>9} {:>9} {:>9} {:>9}",
+            "{:<36} {:<44} {:>12.0} {:<17} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9}",
             m.workload,
             m.system,
             m.value,
@@ -350,7 +416,9 @@ pub async fn run(mut args: CompareArgs) -> anyhow::Result<()> {
             r(m.p50_ms),
             r(m.p99_ms),
             r(m.value_vs_ferrosync),
-            r(m.p99_vs_ferrosync)
+            r(m.p99_vs_ferrosync),
+            r(m.server_cpu_us),
+            r(m.cpu_vs_ferrosync)
         );
     }
     let report = Report { cpus, server_cpu, reps: args.reps, versions, medians, runs, skipped };
@@ -395,7 +463,7 @@ async fn measure(
     system: System,
     binary: &std::path::Path,
     cpu: Option<usize>,
-) -> anyhow::Result<Sample> {
+) -> anyhow::Result<(Sample, Option<CpuTimes>)> {
     match system {
         System::Ferrosync | System::FerrosyncRelaxed | System::FerrosyncWebSocket => {
             let options =
@@ -419,19 +487,22 @@ async fn measure(
                 System::Nats => open_measured(Some(server.pid), args.idle, || peers::nats_subscribe(addr)).await?.1,
                 _ => open_measured(Some(server.pid), args.idle, || peers::redis_subscribe(addr)).await?.1,
             };
-            idle_sample(per)
+            Ok((idle_sample(per)?, None))
         }
         System::Nats => {
             let server = peers::start_nats(binary, cpu).await?;
+            let (addr, pid) = (server.addr.as_str(), Some(server.pid));
             match workload {
-                Workload::CasSequential => peers::nats_conditional_writes(&server.addr, 1, args.seconds, false).await,
+                Workload::CasSequential => {
+                    timed_on(pid, peers::nats_conditional_writes(addr, 1, args.seconds, false)).await
+                }
                 Workload::CasConcurrent => {
-                    peers::nats_conditional_writes(&server.addr, args.writers, args.seconds, false).await
+                    timed_on(pid, peers::nats_conditional_writes(addr, args.writers, args.seconds, false)).await
                 }
                 Workload::CasShared => {
-                    peers::nats_conditional_writes(&server.addr, args.writers, args.seconds, true).await
+                    timed_on(pid, peers::nats_conditional_writes(addr, args.writers, args.seconds, true)).await
                 }
-                Workload::Watch => peers::nats_watch(&server.addr, args.watch_messages, args.watch_rate).await,
+                Workload::Watch => timed_on(pid, peers::nats_watch(addr, args.watch_messages, args.watch_rate)).await,
                 Workload::Fanout(_) | Workload::Idle(_) => anyhow::bail!("not a NATS workload"),
             }
         }
@@ -439,7 +510,7 @@ async fn measure(
             let server = peers::start_redis(binary, cpu).await?;
             match workload {
                 Workload::Fanout(n) => {
-                    peers::redis_fanout(&server.addr, n, args.fanout_messages, args.fanout_rate).await
+                    peers::redis_fanout(&server.addr, Some(server.pid), n, args.fanout_messages, args.fanout_rate).await
                 }
                 _ => anyhow::bail!("not a Redis workload"),
             }
@@ -452,13 +523,15 @@ async fn ferrosync(
     workload: Workload,
     target: &Target,
     transport: Transport,
-) -> anyhow::Result<Sample> {
+) -> anyhow::Result<(Sample, Option<CpuTimes>)> {
     let service = target.post("/api/v1/services", json!({ "friendly_name": "compare" })).await?;
     let service = service["sid"].as_str().context("service sid")?.to_owned();
-    let (value, hist) = match workload {
-        Workload::CasSequential => conditional_updates(target, &service, 1, args.seconds, transport).await?,
-        Workload::CasConcurrent | Workload::CasShared => {
-            conditional_updates(target, &service, args.writers, args.seconds, transport).await?
+    let sample = |(value, hist)| Sample { value, hist };
+    match workload {
+        Workload::CasSequential | Workload::CasConcurrent | Workload::CasShared => {
+            let writers = if matches!(workload, Workload::CasSequential) { 1 } else { args.writers };
+            let run = conditional_updates(target, &service, writers, args.seconds, transport);
+            timed_on(target.pid, async { run.await.map(sample) }).await
         }
         Workload::Watch | Workload::Fanout(_) => {
             let (subscribers, messages, rate) = match workload {
@@ -467,7 +540,8 @@ async fn ferrosync(
             };
             let token = subscriber_token(target, &service).await?;
             let (sockets, _) = open_idle(target, &token, subscribers).await?;
-            fanout(target, &service, sockets, messages, rate, transport).await?
+            let run = fanout(target, &service, sockets, messages, rate, transport);
+            timed_on(target.pid, async { run.await.map(sample) }).await
         }
         Workload::Idle(n) => {
             let token = subscriber_token(target, &service).await?;
@@ -481,10 +555,9 @@ async fn ferrosync(
                 subscribe_document(&mut ws, doc).await?;
                 Ok(ws)
             };
-            return idle_sample(open_measured(target.pid, n, open).await?.1);
+            Ok((idle_sample(open_measured(target.pid, n, open).await?.1)?, None))
         }
-    };
-    Ok(Sample { value, hist })
+    }
 }
 
 /// A token for the bench's subscribers in `service`.
@@ -497,4 +570,36 @@ async fn subscriber_token(target: &Target, service: &str) -> anyhow::Result<Stri
 fn idle_sample(per_connection: Option<f64>) -> anyhow::Result<Sample> {
     let value = per_connection.context("the server's memory cannot be read (Linux /proc only)")?;
     Ok(Sample { value, hist: Histogram::new(1)? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_times_are_read_past_a_command_name_with_spaces_and_parentheses() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime …
+        let stat = "4242 (ferro (sync) x) S 1 4242 4242 0 -1 4194560 1200 0 3 0 1234 567 0 0 20 0 9 0 100 0";
+        assert_eq!(parse_stat(stat), Some(CpuTimes { user: 12.34, system: 5.67 }));
+        assert_eq!(parse_stat("4242 (cut short) S 1 2"), None);
+        assert_eq!(parse_stat("no command name"), None);
+    }
+
+    #[test]
+    fn this_process_has_used_some_cpu_and_time_only_adds_to_it() {
+        let pid = Some(std::process::id());
+        let before = CpuTimes::of(pid).expect("Linux has /proc");
+        // Busy until the clock moves (a tick is 10 ms), for at most ten seconds.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let (mut x, mut used) = (0u64, CpuTimes { user: 0.0, system: 0.0 });
+        while used.user + used.system == 0.0 && std::time::Instant::now() < deadline {
+            for i in 0..1_000_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+            used = CpuTimes::of(pid).expect("still there").since(before);
+        }
+        assert!(used.user >= 0.0 && used.system >= 0.0, "{used:?}");
+        assert!(used.user + used.system > 0.0, "busy work shows in the process's CPU time: {used:?}");
+        assert_eq!(CpuTimes::of(None), None);
+    }
 }

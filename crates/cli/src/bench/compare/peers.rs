@@ -3,7 +3,7 @@
 //! JetStream (its KV buckets: put with expected revision, watch) and Redis (pub/sub).
 
 use super::super::{Samples, histogram, pinned_command};
-use super::Sample;
+use super::{CpuTimes, Sample};
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
 use std::process::{Child, Stdio};
@@ -302,7 +302,14 @@ async fn redis_subscriber(
 
 /// `subscribers` connections subscribed to one channel; `messages` PUBLISHes paced at `rate`,
 /// each carrying its send time. Every 20th subscriber times its deliveries.
-pub(super) async fn redis_fanout(addr: &str, subscribers: usize, messages: usize, rate: f64) -> anyhow::Result<Sample> {
+/// Also the server's CPU time (of `pid`) from the first publish to the last delivery.
+pub(super) async fn redis_fanout(
+    addr: &str,
+    pid: Option<u32>,
+    subscribers: usize,
+    messages: usize,
+    rate: f64,
+) -> anyhow::Result<(Sample, Option<CpuTimes>)> {
     let epoch = Instant::now();
     let delivered = Arc::new(AtomicU64::new(0));
     let ready = Arc::new(tokio::sync::Semaphore::new(0));
@@ -327,6 +334,7 @@ pub(super) async fn redis_fanout(addr: &str, subscribers: usize, messages: usize
     // longer than the client's default 500 ms response timeout; the run has its own bound.
     let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
     let publisher = client.get_multiplexed_async_connection_with_config(&config).await?;
+    let cpu_before = CpuTimes::of(pid);
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -362,9 +370,10 @@ pub(super) async fn redis_fanout(addr: &str, subscribers: usize, messages: usize
             subscribers * messages
         )
     })??;
+    let cpu = CpuTimes::of(pid).zip(cpu_before).map(|(after, before)| after.since(before));
     drop(finished);
     let got = delivered.load(Ordering::Relaxed);
-    Ok(Sample { value: got as f64 / last.duration_since(started).as_secs_f64(), hist })
+    Ok((Sample { value: got as f64 / last.duration_since(started).as_secs_f64(), hist }, cpu))
 }
 
 #[cfg(test)]
