@@ -2,20 +2,12 @@
 // over HTTP at RATE per second (open loop, as `bench compare`'s fan-out writes), until every
 // subscriber has every event. Usage: node fanout.js BASE_URL DATA_DIR [SUBSCRIBERS] [MESSAGES]
 // [RATE]. Needs `ws` (compat/js: npm ci).
-const WebSocket = require(require('path').join(__dirname, '../../compat/js/node_modules/ws'));
-const fs = require('fs');
+const { WebSocket, rest } = require('./client');
 const [base, dataDir] = [process.argv[2], process.argv[3]];
 const subscribers = +(process.argv[4] || 1000);
 const messages = +(process.argv[5] || 100);
 const rate = +(process.argv[6] || 100);
-const cred = JSON.parse(fs.readFileSync(dataDir + '/credentials.json'));
-const auth = 'Basic ' + Buffer.from(cred.account_sid + ':' + cred.auth_token).toString('base64');
-async function call(method, path, body) {
-  const r = await fetch(base + path, { method, headers: { authorization: auth, 'content-type': 'application/json' }, body: body && JSON.stringify(body) });
-  const v = await r.json();
-  if (!r.ok) throw new Error(path + ' ' + r.status + ' ' + JSON.stringify(v));
-  return v;
-}
+const call = rest(base, dataDir);
 (async () => {
   const svc = 'fan' + Date.now();
   await call('POST', '/api/v1/services', { unique_name: svc });

@@ -3,20 +3,12 @@
 // pipelined (CONNECTIONS = 1, the default), or over a WebSocket each, one update in flight per
 // connection (CONNECTIONS = 16). Usage: node wsdrive.js BASE_URL DATA_DIR [TOTAL] [CONNECTIONS].
 // Needs `ws` (compat/js: npm ci).
-const WebSocket = require(require('path').join(__dirname, '../../compat/js/node_modules/ws'));
-const fs = require('fs');
+const { WebSocket, rest } = require('./client');
 const [base, dataDir] = [process.argv[2], process.argv[3]];
 const total = +(process.argv[4] || 8000);
 const connections = +(process.argv[5] || 1);
 if (connections !== 1 && connections !== 16) throw new Error('CONNECTIONS is 1 or 16');
-const cred = JSON.parse(fs.readFileSync(dataDir + '/credentials.json'));
-const auth = 'Basic ' + Buffer.from(cred.account_sid + ':' + cred.auth_token).toString('base64');
-async function call(method, path, body) {
-  const r = await fetch(base + path, { method, headers: { authorization: auth, 'content-type': 'application/json' }, body: body && JSON.stringify(body) });
-  const v = await r.json();
-  if (!r.ok) throw new Error(path + ' ' + r.status + ' ' + JSON.stringify(v));
-  return v;
-}
+const call = rest(base, dataDir);
 (async () => {
   const svc = 'prof' + Date.now();
   await call('POST', '/api/v1/services', { unique_name: svc });

@@ -445,14 +445,20 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn an_attempt_under_way_when_work_stops_is_let_finish() {
-        let (cancel, started) = (CancellationToken::new(), AtomicUsize::new(0));
+    /// A token that fires `after` from now.
+    fn stopping_after(after: Duration) -> CancellationToken {
+        let cancel = CancellationToken::new();
         let stop = cancel.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(after).await;
             stop.cancel();
         });
+        cancel
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_under_way_when_work_stops_is_let_finish() {
+        let (cancel, started) = (stopping_after(Duration::from_millis(10)), AtomicUsize::new(0));
         let took = tokio::time::Instant::now();
         let r = with_retries(&policy(), &cancel, |_| true, || attempt(&started, Duration::from_secs(2), true)).await;
         assert!(matches!(r, Retried::Done), "{r:?}");
@@ -472,13 +478,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn no_attempt_starts_once_work_stopped() {
-        let (cancel, started) = (CancellationToken::new(), AtomicUsize::new(0));
-        let stop = cancel.clone();
-        tokio::spawn(async move {
-            // During the first attempt, which fails: its retry would start at 100 ms.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            stop.cancel();
-        });
+        // During the first attempt, which fails: its retry would start at 100 ms.
+        let (cancel, started) = (stopping_after(Duration::from_millis(20)), AtomicUsize::new(0));
         let r =
             with_retries(&policy(), &cancel, |_| true, || attempt(&started, Duration::from_millis(50), false)).await;
         assert!(matches!(r, Retried::Cancelled), "{r:?}");
