@@ -39,13 +39,47 @@ fn proc_number(pid: u32, file: &str, field: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The CPU time a process has used so far, every thread (ended ones too), in seconds: in user
+/// space and in the kernel, from its `/proc/PID/stat`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct CpuTimes {
+    pub user: f64,
+    pub system: f64,
+}
+
+impl CpuTimes {
+    /// `None` without a process (an external server) or off Linux.
+    pub(super) fn of(pid: Option<u32>) -> Option<CpuTimes> {
+        Self::read(&format!("/proc/{}/stat", pid?))
+    }
+
+    fn read(stat_path: &str) -> Option<CpuTimes> {
+        parse_stat(&std::fs::read_to_string(stat_path).ok()?)
+    }
+
+    pub(super) fn since(self, before: CpuTimes) -> CpuTimes {
+        CpuTimes { user: self.user - before.user, system: self.system - before.system }
+    }
+
+    fn total(self) -> f64 {
+        self.user + self.system
+    }
+}
+
+/// `utime` and `stime` of a `/proc/PID/stat` line.
+fn parse_stat(stat: &str) -> Option<CpuTimes> {
+    // The command name, in parentheses, may hold spaces and parentheses: fields are counted
+    // after its last `)`, where the third field (the state) begins.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_ascii_whitespace();
+    let utime: f64 = fields.nth(11)?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    // Clock ticks of USER_HZ, which Linux fixes at 100 for what it shows user space.
+    Some(CpuTimes { user: utime / 100.0, system: stime / 100.0 })
+}
+
 pub(super) fn cpu_seconds(stat_path: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(stat_path).ok()?;
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
+    CpuTimes::read(stat_path).map(CpuTimes::total)
 }
 
 /// Prints server and generator CPU use of a phase (table mode only).
@@ -251,4 +285,37 @@ pub(super) async fn twilio_call(
         bail!("{method} {path}: {status} {v}");
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_times_are_read_past_a_command_name_with_spaces_and_parentheses() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime …
+        let stat = "4242 (ferro (sync) x) S 1 4242 4242 0 -1 4194560 1200 0 3 0 1234 567 0 0 20 0 9 0 100 0";
+        assert_eq!(parse_stat(stat), Some(CpuTimes { user: 12.34, system: 5.67 }));
+        assert_eq!(parse_stat("4242 (cut short) S 1 2"), None);
+        assert_eq!(parse_stat("no command name"), None);
+    }
+
+    #[test]
+    fn this_process_has_used_some_cpu_and_time_only_adds_to_it() {
+        let pid = Some(std::process::id());
+        let before = CpuTimes::of(pid).expect("Linux has /proc");
+        // Busy until the clock moves (a tick is 10 ms), for at most ten seconds.
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        let (mut x, mut used) = (0u64, CpuTimes { user: 0.0, system: 0.0 });
+        while used.total() == 0.0 && Instant::now() < deadline {
+            for i in 0..1_000_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+            used = CpuTimes::of(pid).expect("still there").since(before);
+        }
+        assert!(used.user >= 0.0 && used.system >= 0.0, "{used:?}");
+        assert!(used.total() > 0.0, "busy work shows in the process's CPU time: {used:?}");
+        assert_eq!(cpu_seconds("/proc/self/stat").map(|s| s > 0.0), Some(true), "the total the phases print");
+        assert_eq!(CpuTimes::of(None), None);
+    }
 }

@@ -10,6 +10,7 @@ mod chart;
 mod peers;
 
 use super::foundation::{open_measured, open_one, subscribe_document};
+use super::target::CpuTimes;
 use super::{NodeOptions, Target, Transport, conditional_updates, fanout, open_idle, spawn_node};
 use anyhow::Context;
 use hdrhistogram::Histogram;
@@ -79,39 +80,6 @@ pub enum Kind {
 pub(super) struct Sample {
     pub value: f64,
     pub hist: Histogram<u64>,
-}
-
-/// The CPU time a server process has used so far, every thread (ended ones too), in seconds,
-/// from `/proc/PID/stat`. Taken around a workload's timed part, it says what the work cost
-/// the server whatever the machine's speed at the time: a figure that varies far less from
-/// run to run than a rate does.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct CpuTimes {
-    pub user: f64,
-    pub system: f64,
-}
-
-impl CpuTimes {
-    /// `None` without a process (an external server) or off Linux.
-    pub(super) fn of(pid: Option<u32>) -> Option<CpuTimes> {
-        parse_stat(&std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?)
-    }
-
-    pub(super) fn since(self, before: CpuTimes) -> CpuTimes {
-        CpuTimes { user: self.user - before.user, system: self.system - before.system }
-    }
-}
-
-/// `utime` and `stime` of a `/proc/PID/stat` line.
-fn parse_stat(stat: &str) -> Option<CpuTimes> {
-    // The command name, in parentheses, may hold spaces and parentheses: fields are counted
-    // after its last `)`, where the third field (the state) begins.
-    let rest = stat.get(stat.rfind(')')? + 1..)?;
-    let mut fields = rest.split_ascii_whitespace();
-    let utime: f64 = fields.nth(11)?.parse().ok()?;
-    let stime: f64 = fields.next()?.parse().ok()?;
-    // Clock ticks of USER_HZ, which Linux fixes at 100 for what it shows user space.
-    Some(CpuTimes { user: utime / 100.0, system: stime / 100.0 })
 }
 
 /// Runs `work`, the timed part of a run, and adds the server's CPU time it took.
@@ -570,36 +538,4 @@ async fn subscriber_token(target: &Target, service: &str) -> anyhow::Result<Stri
 fn idle_sample(per_connection: Option<f64>) -> anyhow::Result<Sample> {
     let value = per_connection.context("the server's memory cannot be read (Linux /proc only)")?;
     Ok(Sample { value, hist: Histogram::new(1)? })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_times_are_read_past_a_command_name_with_spaces_and_parentheses() {
-        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime …
-        let stat = "4242 (ferro (sync) x) S 1 4242 4242 0 -1 4194560 1200 0 3 0 1234 567 0 0 20 0 9 0 100 0";
-        assert_eq!(parse_stat(stat), Some(CpuTimes { user: 12.34, system: 5.67 }));
-        assert_eq!(parse_stat("4242 (cut short) S 1 2"), None);
-        assert_eq!(parse_stat("no command name"), None);
-    }
-
-    #[test]
-    fn this_process_has_used_some_cpu_and_time_only_adds_to_it() {
-        let pid = Some(std::process::id());
-        let before = CpuTimes::of(pid).expect("Linux has /proc");
-        // Busy until the clock moves (a tick is 10 ms), for at most ten seconds.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let (mut x, mut used) = (0u64, CpuTimes { user: 0.0, system: 0.0 });
-        while used.user + used.system == 0.0 && std::time::Instant::now() < deadline {
-            for i in 0..1_000_000u64 {
-                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
-            }
-            used = CpuTimes::of(pid).expect("still there").since(before);
-        }
-        assert!(used.user >= 0.0 && used.system >= 0.0, "{used:?}");
-        assert!(used.user + used.system > 0.0, "busy work shows in the process's CPU time: {used:?}");
-        assert_eq!(CpuTimes::of(None), None);
-    }
 }
