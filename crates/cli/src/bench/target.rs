@@ -50,19 +50,36 @@ pub(super) struct CpuTimes {
 impl CpuTimes {
     /// `None` without a process (an external server) or off Linux.
     pub(super) fn of(pid: Option<u32>) -> Option<CpuTimes> {
-        Self::read(&format!("/proc/{}/stat", pid?))
+        parse_stat(&std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?)
     }
 
-    fn read(stat_path: &str) -> Option<CpuTimes> {
-        parse_stat(&std::fs::read_to_string(stat_path).ok()?)
-    }
-
-    pub(super) fn since(self, before: CpuTimes) -> CpuTimes {
+    fn since(self, before: CpuTimes) -> CpuTimes {
         CpuTimes { user: self.user - before.user, system: self.system - before.system }
     }
 
-    fn total(self) -> f64 {
+    pub(super) fn total(self) -> f64 {
         self.user + self.system
+    }
+}
+
+/// A process's CPU time from when the clock started.
+pub(super) struct CpuClock {
+    pid: Option<u32>,
+    start: Option<CpuTimes>,
+}
+
+impl CpuClock {
+    pub(super) fn start(pid: Option<u32>) -> CpuClock {
+        CpuClock { pid, start: CpuTimes::of(pid) }
+    }
+
+    /// This process's own.
+    fn own() -> CpuClock {
+        CpuClock::start(Some(std::process::id()))
+    }
+
+    pub(super) fn used(&self) -> Option<CpuTimes> {
+        Some(CpuTimes::of(self.pid)?.since(self.start?))
     }
 }
 
@@ -78,21 +95,16 @@ fn parse_stat(stat: &str) -> Option<CpuTimes> {
     Some(CpuTimes { user: utime / 100.0, system: stime / 100.0 })
 }
 
-pub(super) fn cpu_seconds(stat_path: &str) -> Option<f64> {
-    CpuTimes::read(stat_path).map(CpuTimes::total)
-}
-
 /// Prints server and generator CPU use of a phase (table mode only).
-pub(super) struct CpuMeter<'a> {
-    target: &'a Target,
-    server: Option<f64>,
-    own: Option<f64>,
+pub(super) struct CpuMeter {
+    server: CpuClock,
+    own: CpuClock,
     wall: Instant,
 }
 
-impl<'a> CpuMeter<'a> {
-    pub(super) fn start(target: &'a Target) -> Self {
-        CpuMeter { target, server: target.server_cpu(), own: cpu_seconds("/proc/self/stat"), wall: Instant::now() }
+impl CpuMeter {
+    pub(super) fn start(target: &Target) -> Self {
+        CpuMeter { server: CpuClock::start(target.pid), own: CpuClock::own(), wall: Instant::now() }
     }
 
     pub(super) fn report(self, phase: &str, quiet: bool) {
@@ -100,8 +112,8 @@ impl<'a> CpuMeter<'a> {
             return;
         }
         let wall = self.wall.elapsed().as_secs_f64();
-        let server = self.target.server_cpu().zip(self.server).map(|(b, a)| b - a);
-        let own = cpu_seconds("/proc/self/stat").zip(self.own).map(|(b, a)| b - a);
+        let server = self.server.used().map(CpuTimes::total);
+        let own = self.own.used().map(CpuTimes::total);
         if let (Some(server), Some(own)) = (server, own) {
             eprintln!("bench: {phase}: {wall:.1} s wall, server {server:.1} s CPU, generator {own:.1} s CPU");
         }
@@ -246,7 +258,7 @@ impl Target {
 
     /// CPU seconds the server process has used (Linux), to tell server cost from generator cost.
     pub(super) fn server_cpu(&self) -> Option<f64> {
-        cpu_seconds(&format!("/proc/{}/stat", self.pid?))
+        CpuTimes::of(self.pid).map(CpuTimes::total)
     }
 
     pub(super) fn ws_url(&self, token: &str) -> String {
@@ -302,8 +314,8 @@ mod tests {
 
     #[test]
     fn this_process_has_used_some_cpu_and_time_only_adds_to_it() {
-        let pid = Some(std::process::id());
-        let before = CpuTimes::of(pid).expect("Linux has /proc");
+        let clock = CpuClock::own();
+        assert!(clock.start.is_some(), "Linux has /proc");
         // Busy until the clock moves (a tick is 10 ms), for at most ten seconds.
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
         let (mut x, mut used) = (0u64, CpuTimes { user: 0.0, system: 0.0 });
@@ -311,11 +323,13 @@ mod tests {
             for i in 0..1_000_000u64 {
                 x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
             }
-            used = CpuTimes::of(pid).expect("still there").since(before);
+            used = clock.used().expect("still there");
         }
         assert!(used.user >= 0.0 && used.system >= 0.0, "{used:?}");
         assert!(used.total() > 0.0, "busy work shows in the process's CPU time: {used:?}");
-        assert_eq!(cpu_seconds("/proc/self/stat").map(|s| s > 0.0), Some(true), "the total the phases print");
+        let total = CpuTimes::of(Some(std::process::id())).map(CpuTimes::total);
+        assert_eq!(total.map(|s| s > 0.0), Some(true), "the total the phases print");
         assert_eq!(CpuTimes::of(None), None);
+        assert!(CpuClock::start(None).used().is_none(), "no process, no figure");
     }
 }

@@ -10,7 +10,7 @@ mod chart;
 mod peers;
 
 use super::foundation::{open_measured, open_one, subscribe_document};
-use super::target::CpuTimes;
+use super::target::{CpuClock, CpuTimes};
 use super::{NodeOptions, Target, Transport, conditional_updates, fanout, open_idle, spawn_node};
 use anyhow::Context;
 use hdrhistogram::Histogram;
@@ -87,10 +87,9 @@ pub(super) async fn timed_on(
     pid: Option<u32>,
     work: impl Future<Output = anyhow::Result<Sample>>,
 ) -> anyhow::Result<(Sample, Option<CpuTimes>)> {
-    let before = CpuTimes::of(pid);
+    let clock = CpuClock::start(pid);
     let sample = work.await?;
-    let used = CpuTimes::of(pid).zip(before).map(|(after, before)| after.since(before));
-    Ok((sample, used))
+    Ok((sample, clock.used()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

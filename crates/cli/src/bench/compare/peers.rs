@@ -3,7 +3,7 @@
 //! JetStream (its KV buckets: put with expected revision, watch) and Redis (pub/sub).
 
 use super::super::{Samples, histogram, pinned_command};
-use super::{CpuTimes, Sample};
+use super::{CpuClock, CpuTimes, Sample};
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
 use std::process::{Child, Stdio};
@@ -334,7 +334,7 @@ pub(super) async fn redis_fanout(
     // longer than the client's default 500 ms response timeout; the run has its own bound.
     let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
     let publisher = client.get_multiplexed_async_connection_with_config(&config).await?;
-    let cpu_before = CpuTimes::of(pid);
+    let cpu = CpuClock::start(pid);
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -370,7 +370,7 @@ pub(super) async fn redis_fanout(
             subscribers * messages
         )
     })??;
-    let cpu = CpuTimes::of(pid).zip(cpu_before).map(|(after, before)| after.since(before));
+    let cpu = cpu.used();
     drop(finished);
     let got = delivered.load(Ordering::Relaxed);
     Ok((Sample { value: got as f64 / last.duration_since(started).as_secs_f64(), hist }, cpu))
