@@ -44,7 +44,8 @@ fn ts(v: Option<i64>) -> Option<Timestamp> {
 
 /// How many low bits of an event's row id are its sequence number, and the largest sequence
 /// number they hold (schema_v12.sql), as SQL text: every statement over the log spells its
-/// service's range with these, and a test holds them to `SEQ_BITS` and `SEQ_MAX`.
+/// service's range with these, `SEQ_BITS` and `SEQ_MAX` are read from them, and a test holds
+/// them to the schema.
 macro_rules! seq_bits {
     () => {
         "44"

@@ -11,10 +11,17 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// How many low bits of an event's row id are its sequence number; the rest are its service's
-/// number (schema_v12.sql; `seq_bits!` in SQL).
-pub(crate) const SEQ_BITS: u32 = 44;
-/// The last sequence number a service's range of row ids holds.
-pub(crate) const SEQ_MAX: u64 = (1 << SEQ_BITS) - 1;
+/// number (schema_v12.sql). Read from `seq_bits!`, the SQL's spelling, when the crate is built.
+pub(crate) const SEQ_BITS: u32 = match u32::from_str_radix(seq_bits!(), 10) {
+    Ok(bits) => bits,
+    Err(_) => panic!("seq_bits! is a number"),
+};
+/// The last sequence number a service's range of row ids holds, from `seq_max!`: the build
+/// fails unless the two spellings agree.
+pub(crate) const SEQ_MAX: u64 = match u64::from_str_radix(seq_max!(), 10) {
+    Ok(max) if max == (1 << SEQ_BITS) - 1 => max,
+    _ => panic!("seq_max! is 2^SEQ_BITS - 1"),
+};
 
 /// Where a service's events start among the log's row ids: its number shifted past the
 /// sequence number's bits.
