@@ -42,6 +42,8 @@ pub struct FileConfig {
     pub durability: Option<DurabilitySetting>,
     /// `sqlite` (the embedded store, default) or a `postgres://` URL shared by a cluster.
     pub store: Option<String>,
+    /// `batch` (default) or `normal`: how the kernel schedules the runtime's threads.
+    pub thread_scheduling: Option<crate::sched::ThreadScheduling>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -171,6 +173,21 @@ mod tests {
         let defaults: FileConfig = toml::from_str("").expect("parses");
         assert_eq!(defaults.settings().matrix.registration, ferrosync_server::api::matrix::RegistrationPolicy::Closed);
         assert!(toml::from_str::<FileConfig>("[matrix]\nregistration = \"maybe\"").is_err());
+    }
+
+    #[test]
+    fn the_thread_scheduling_is_batch_or_normal() {
+        let parse = |text: &str| FileConfig::parse(text).map(|c| c.thread_scheduling);
+        assert_eq!(parse("").expect("parses"), None);
+        assert_eq!(
+            parse("thread_scheduling = \"normal\"").expect("parses"),
+            Some(crate::sched::ThreadScheduling::Normal)
+        );
+        assert_eq!(
+            parse("thread_scheduling = \"batch\"").expect("parses"),
+            Some(crate::sched::ThreadScheduling::Batch)
+        );
+        assert!(parse("thread_scheduling = \"fifo\"").is_err(), "only the two policies");
     }
 
     #[test]

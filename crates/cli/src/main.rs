@@ -5,6 +5,7 @@ mod bench;
 mod config;
 mod data;
 mod reference;
+mod sched;
 mod tail;
 mod transfer;
 
@@ -62,6 +63,10 @@ enum Command {
         /// The Matrix server name in user ids (default localhost).
         #[arg(long, env = "FERROSYNC_MATRIX_SERVER_NAME")]
         matrix_server_name: Option<String>,
+        /// How the kernel schedules the runtime's threads: batch (the default: a thread woken
+        /// by the network never preempts the store's writer mid-commit) or normal.
+        #[arg(long, env = "FERROSYNC_THREAD_SCHEDULING", value_enum)]
+        thread_scheduling: Option<sched::ThreadScheduling>,
     },
     /// Print the root account's credentials (created on first use).
     Credentials,
@@ -149,11 +154,24 @@ fn main() -> anyhow::Result<()> {
     // The data commands print JSON for scripts: only warnings and errors go to stderr.
     let default_log = if matches!(cli.command, Command::Data(_)) { "warn" } else { "info,tower_http=warn" };
     config::init_logging(log_format, default_log);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Command::Serve { thread_scheduling, .. } = &cli.command {
+        let policy = thread_scheduling.or(file.thread_scheduling).unwrap_or_default();
+        let warned = std::sync::Once::new();
+        runtime.on_thread_start(move || {
+            if let Err(e) = sched::apply(policy) {
+                warned.call_once(
+                    || tracing::warn!(error = %e, ?policy, "the runtime's threads keep the default scheduling"),
+                );
+            }
+        });
+    }
+    let runtime = runtime.build()?;
     runtime.block_on(async move {
         let server_config = file.server_config(cli.data_dir.clone(), cli.store.clone())?;
         match cli.command {
-            Command::Serve { listen, listen_backlog, matrix_registration, matrix_server_name } => {
+            Command::Serve { listen, listen_backlog, matrix_registration, matrix_server_name, .. } => {
                 let mut settings = file.settings();
                 if let Some(policy) = matrix_registration.as_deref().and_then(RegistrationPolicy::parse) {
                     settings.matrix.registration = policy;

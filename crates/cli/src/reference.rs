@@ -82,6 +82,12 @@ pub fn keys() -> Vec<Key> {
             "`sqlite` (embedded) or a `postgres://user:password@host/db` URL shared by every node of a cluster.",
         ),
         key(
+            "thread_scheduling",
+            toml_str("batch"),
+            Some("FERROSYNC_THREAD_SCHEDULING"),
+            "How Linux schedules the runtime's threads: `batch` (`SCHED_BATCH`: a thread woken by the network waits for the running one to sleep or yield instead of preempting it, so on a core shared with the store's writer a commit is not cut into) or `normal` (the kernel's default).",
+        ),
+        key(
             "limits.max_data_bytes",
             limits.max_data_bytes,
             None,

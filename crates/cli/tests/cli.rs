@@ -425,3 +425,38 @@ fn which_systemd_analyze() -> Result<std::path::PathBuf, ()> {
         .find(|p| p.exists())
         .ok_or(())
 }
+
+/// The scheduling policy of each of a process's threads, by thread name (`/proc`'s `stat`,
+/// field 41: 0 is `SCHED_OTHER`, 3 `SCHED_BATCH`).
+#[cfg(target_os = "linux")]
+fn thread_policies(pid: u32) -> Vec<(String, u32)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|task| {
+            let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+            let (head, rest) = stat.rsplit_once(')').unwrap();
+            let name = head.split_once('(').unwrap().1.to_owned();
+            // `rest` starts at field 3.
+            (name, rest.split_whitespace().nth(38).unwrap().parse().unwrap())
+        })
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_runtimes_threads_run_as_a_batch_unless_told_otherwise() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let policies = |extra: &'static [&'static str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let (child, _) = runtime.block_on(support::serve(dir.path(), DATA_SID, DATA_AUTH_TOKEN, extra));
+        let server = KillOnDrop(child);
+        let policies = thread_policies(server.0.id());
+        let of = |name: &str| policies.iter().filter(|(n, _)| n == name).map(|(_, p)| *p).collect::<Vec<_>>();
+        (of("tokio-rt-worker"), of("ferrosync-sqlit"))
+    };
+    let (workers, store) = policies(&[]);
+    assert!(!workers.is_empty() && workers.iter().all(|&p| p == 3), "runtime threads under SCHED_BATCH: {workers:?}");
+    assert!(!store.is_empty() && store.iter().all(|&p| p == 0), "the store's threads keep the default: {store:?}");
+    let (workers, _) = policies(&["--thread-scheduling", "normal"]);
+    assert!(!workers.is_empty() && workers.iter().all(|&p| p == 0), "told otherwise: {workers:?}");
+}
