@@ -42,7 +42,8 @@ pub struct FileConfig {
     pub durability: Option<DurabilitySetting>,
     /// `sqlite` (the embedded store, default) or a `postgres://` URL shared by a cluster.
     pub store: Option<String>,
-    /// `batch` (default) or `normal`: how the kernel schedules the runtime's threads.
+    /// `auto` (default: `batch` on one CPU), `batch` or `normal`: how the kernel schedules the
+    /// runtime's threads.
     pub thread_scheduling: Option<crate::sched::ThreadScheduling>,
     #[serde(default)]
     pub limits: Limits,
@@ -176,7 +177,7 @@ mod tests {
     }
 
     #[test]
-    fn the_thread_scheduling_is_batch_or_normal() {
+    fn the_thread_scheduling_is_auto_batch_or_normal() {
         let parse = |text: &str| FileConfig::parse(text).map(|c| c.thread_scheduling);
         assert_eq!(parse("").expect("parses"), None);
         assert_eq!(
@@ -187,7 +188,8 @@ mod tests {
             parse("thread_scheduling = \"batch\"").expect("parses"),
             Some(crate::sched::ThreadScheduling::Batch)
         );
-        assert!(parse("thread_scheduling = \"fifo\"").is_err(), "only the two policies");
+        assert_eq!(parse("thread_scheduling = \"auto\"").expect("parses"), Some(crate::sched::ThreadScheduling::Auto));
+        assert!(parse("thread_scheduling = \"fifo\"").is_err(), "only these policies");
     }
 
     #[test]

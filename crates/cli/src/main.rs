@@ -63,8 +63,9 @@ enum Command {
         /// The Matrix server name in user ids (default localhost).
         #[arg(long, env = "FERROSYNC_MATRIX_SERVER_NAME")]
         matrix_server_name: Option<String>,
-        /// How the kernel schedules the runtime's threads: batch (the default: a thread woken
-        /// by the network never preempts the store's writer mid-commit) or normal.
+        /// How the kernel schedules the runtime's threads: batch (a thread woken by the
+        /// network never preempts the store's writer mid-commit), normal, or auto (the
+        /// default: batch when the process may use one CPU only).
         #[arg(long, env = "FERROSYNC_THREAD_SCHEDULING", value_enum)]
         thread_scheduling: Option<sched::ThreadScheduling>,
     },
@@ -157,7 +158,9 @@ fn main() -> anyhow::Result<()> {
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
     if let Command::Serve { thread_scheduling, .. } = &cli.command {
-        let policy = thread_scheduling.or(file.thread_scheduling).unwrap_or_default();
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        let policy = thread_scheduling.or(file.thread_scheduling).unwrap_or_default().resolve(cpus);
+        tracing::debug!(?policy, cpus, "the runtime's threads' scheduling");
         let warned = std::sync::Once::new();
         runtime.on_thread_start(move || {
             if let Err(e) = sched::apply(policy) {

@@ -83,9 +83,9 @@ pub fn keys() -> Vec<Key> {
         ),
         key(
             "thread_scheduling",
-            toml_str("batch"),
+            toml_str("auto"),
             Some("FERROSYNC_THREAD_SCHEDULING"),
-            "How Linux schedules the runtime's threads: `batch` (`SCHED_BATCH`: a thread woken by the network waits for the running one to sleep or yield instead of preempting it, so on a core shared with the store's writer a commit is not cut into) or `normal` (the kernel's default).",
+            "How Linux schedules the runtime's threads: `batch` (`SCHED_BATCH`: a thread woken by the network waits for the running one to sleep or yield instead of preempting it, so on a core shared with the store's writer a commit is not cut into), `normal` (the kernel's default), or `auto`: `batch` when the process may use one CPU only (its affinity or CPU quota), else `normal`.",
         ),
         key(
             "limits.max_data_bytes",

@@ -1,13 +1,15 @@
 //! How the kernel schedules the server's runtime threads.
 //!
-//! The embedded store commits on a writer thread of its own, apart from the runtime's. On a
-//! machine with one core free for the server (a small VM, a pinned process) the two take turns
-//! on it, and a runtime thread woken by the network preempted the writer mid-commit to read one
-//! request, then slept again: under sixteen writers, one context switch per write and a fifth
-//! of the server's CPU. Runtime threads under `SCHED_BATCH` never preempt on waking; they run
-//! when the writer sleeps or yields (it yields before taking each batch), and then find every
-//! request that arrived meanwhile. A runtime thread woken on an idle core runs at once either
-//! way, so one request's latency is the same.
+//! The embedded store commits on a writer thread of its own, apart from the runtime's. When the
+//! server has one CPU (a small VM, a container or process pinned to one core) the two take
+//! turns on it, and a runtime thread woken by the network preempted the writer mid-commit to
+//! read one request, then slept again: under sixteen writers, one context switch per write and
+//! a fifth of the server's CPU. Runtime threads under `SCHED_BATCH` never preempt on waking;
+//! they run when the writer sleeps or yields (it yields before taking a batch and after
+//! answering one), and then find every request that arrived meanwhile. With several CPUs the
+//! writer and the runtime rarely share one, while another busy process on a runtime thread's
+//! CPU would keep it waiting up to a time slice; so by default only a server with one CPU
+//! asks for it.
 
 use serde::Deserialize;
 
@@ -15,20 +17,34 @@ use serde::Deserialize;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ThreadScheduling {
+    /// `batch` when the process may use one CPU only, else `normal`.
+    #[default]
+    Auto,
     /// `SCHED_BATCH`: a woken runtime thread waits for the running thread to sleep, yield or
     /// use up its slice.
-    #[default]
     Batch,
     /// The kernel's default (`SCHED_OTHER`).
     Normal,
+}
+
+impl ThreadScheduling {
+    /// `Batch` or `Normal`: what `Auto` means for a process that may use `cpus` CPUs (its
+    /// affinity and CPU quota, as `std::thread::available_parallelism` reads them).
+    pub fn resolve(self, cpus: usize) -> ThreadScheduling {
+        match self {
+            ThreadScheduling::Auto if cpus <= 1 => ThreadScheduling::Batch,
+            ThreadScheduling::Auto => ThreadScheduling::Normal,
+            chosen => chosen,
+        }
+    }
 }
 
 /// Puts the calling thread under `policy`; its nice value is kept. A kernel that refuses (a
 /// sandbox filtering the call) leaves the thread as it was, which costs only speed.
 pub fn apply(policy: ThreadScheduling) -> std::io::Result<()> {
     match policy {
-        ThreadScheduling::Normal => Ok(()),
         ThreadScheduling::Batch => set_batch(),
+        ThreadScheduling::Auto | ThreadScheduling::Normal => Ok(()),
     }
 }
 
@@ -80,6 +96,15 @@ mod tests {
         assert_eq!(inside, libc::SCHED_BATCH);
         assert_eq!(niceness, 3, "the thread's nice value is kept");
         assert_eq!(policy(), outside, "the caller's own thread is untouched");
+    }
+
+    #[test]
+    fn auto_is_batch_on_one_cpu_only() {
+        use ThreadScheduling::*;
+        assert_eq!(Auto.resolve(1), Batch);
+        assert_eq!(Auto.resolve(2), Normal);
+        assert_eq!(Normal.resolve(1), Normal);
+        assert_eq!(Batch.resolve(64), Batch);
     }
 
     #[test]

@@ -444,19 +444,36 @@ fn thread_policies(pid: u32) -> Vec<(String, u32)> {
 
 #[cfg(target_os = "linux")]
 #[test]
-fn the_runtimes_threads_run_as_a_batch_unless_told_otherwise() {
+fn the_runtimes_threads_run_as_a_batch_on_one_cpu_or_when_told() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let policies = |extra: &'static [&'static str]| {
+    // The runtime's and the store's threads of a server started by `command`, on one CPU
+    // (`taskset -c 0`) or on all.
+    let policies = |one_cpu: bool, extra: &'static [&'static str]| {
+        let bin = env!("CARGO_BIN_EXE_ferrosync");
+        let command = if one_cpu {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "0", bin]);
+            c
+        } else {
+            Command::new(bin)
+        };
         let dir = tempfile::tempdir().unwrap();
-        let (child, _) = runtime.block_on(support::serve(dir.path(), DATA_SID, DATA_AUTH_TOKEN, extra));
+        let (child, _) = runtime.block_on(support::serve_by(command, dir.path(), DATA_SID, DATA_AUTH_TOKEN, extra));
         let server = KillOnDrop(child);
         let policies = thread_policies(server.0.id());
         let of = |name: &str| policies.iter().filter(|(n, _)| n == name).map(|(_, p)| *p).collect::<Vec<_>>();
         (of("tokio-rt-worker"), of("ferrosync-sqlit"))
     };
-    let (workers, store) = policies(&[]);
-    assert!(!workers.is_empty() && workers.iter().all(|&p| p == 3), "runtime threads under SCHED_BATCH: {workers:?}");
-    assert!(!store.is_empty() && store.iter().all(|&p| p == 0), "the store's threads keep the default: {store:?}");
-    let (workers, _) = policies(&["--thread-scheduling", "normal"]);
-    assert!(!workers.is_empty() && workers.iter().all(|&p| p == 0), "told otherwise: {workers:?}");
+    let all = |policies: &[u32], policy: u32| !policies.is_empty() && policies.iter().all(|&p| p == policy);
+    let (workers, store) = policies(true, &[]);
+    assert!(all(&workers, 3), "on one CPU, runtime threads under SCHED_BATCH: {workers:?}");
+    assert!(all(&store, 0), "the store's threads keep the default: {store:?}");
+    let (workers, _) = policies(true, &["--thread-scheduling", "normal"]);
+    assert!(all(&workers, 0), "told otherwise: {workers:?}");
+    let (workers, _) = policies(false, &["--thread-scheduling", "batch"]);
+    assert!(all(&workers, 3), "told to on any number of CPUs: {workers:?}");
+    if std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) {
+        let (workers, _) = policies(false, &[]);
+        assert!(all(&workers, 0), "on several CPUs, the default: {workers:?}");
+    }
 }

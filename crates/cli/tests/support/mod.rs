@@ -11,9 +11,20 @@ use std::time::{Duration, Instant};
 /// root credentials and any `extra` flags, and waits until `/readyz` answers 200. Returns the
 /// child and its `host:port`.
 pub async fn serve(dir: &std::path::Path, sid: &str, token: &str, extra: &[&str]) -> (Child, String) {
+    serve_by(Command::new(env!("CARGO_BIN_EXE_ferrosync")), dir, sid, token, extra).await
+}
+
+/// [`serve`] by `command`, which runs the binary (through `taskset`, say).
+pub async fn serve_by(
+    mut command: Command,
+    dir: &std::path::Path,
+    sid: &str,
+    token: &str,
+    extra: &[&str],
+) -> (Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_ferrosync"))
+    let child = command
         .args(["serve", "--listen", &addr])
         .args(extra)
         .arg("--data-dir")
