@@ -4,6 +4,7 @@
 use crate::error::CoreError;
 use crate::model::ObjectKind;
 use crate::sid::Sid;
+use crate::store::EventJson;
 use crate::timestamp::Timestamp;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -108,6 +109,44 @@ fn encode_since_token(epoch: &str, service: &Sid, seq: u64) -> String {
     URL_SAFE_NO_PAD.encode(raw)
 }
 
+/// The head of an event's JSON as [`Event::to_json`] writes it, everything before `"type"`:
+/// `{"seq":…,"token":"…","service_sid":"…",`. The embedded store keeps an event without it, since
+/// the row's id, the service it belongs to and the store's epoch give it back; that is a third of
+/// a small event's bytes. A token is base64url and a SID alphanumeric, so neither is escaped.
+fn event_head(epoch: &str, service: &Sid, seq: u64, rest: usize) -> String {
+    let token = encode_since_token(epoch, service, seq);
+    let mut seq_digits = itoa::Buffer::new();
+    let seq = seq_digits.format(seq);
+    let parts = ["{\"seq\":", seq, ",\"token\":\"", &token, "\",\"service_sid\":\"", service.as_str(), "\","];
+    let mut head = String::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + rest);
+    for part in parts {
+        head.push_str(part);
+    }
+    head
+}
+
+/// What the embedded store keeps of event `seq`'s text `json`: the text after its head, or the
+/// whole text when its head is not the one [`event_from_body`] would rebuild (which no event
+/// the rules write has, but the log must never change what it serves).
+pub fn stored_body<'a>(epoch: &str, service: &Sid, seq: u64, json: &'a str) -> &'a str {
+    let head = event_head(epoch, service, seq, 0);
+    match json.strip_prefix(head.as_str()) {
+        Some(body) if body.starts_with('"') => body,
+        _ => json,
+    }
+}
+
+/// An event's text from what the store kept of it ([`stored_body`]): a whole text (an object,
+/// as every event was kept before) as it is, else the head put back in front.
+pub fn event_from_body(epoch: &str, service: &Sid, seq: u64, body: String) -> EventJson {
+    if body.starts_with('{') {
+        return EventJson::stored(body);
+    }
+    let mut text = event_head(epoch, service, seq, body.len());
+    text.push_str(&body);
+    EventJson::stored(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +162,58 @@ mod tests {
         assert!(matches!(decoded.seq_for("other", &service), Err(CoreError::ForeignSinceToken)));
         assert!(matches!(decoded.seq_for("abc123", &Sid::new(SidKind::Service)), Err(CoreError::ForeignSinceToken)));
         assert!(matches!(SinceToken::decode("garbage!"), Err(CoreError::InvalidSinceToken(_))));
+    }
+
+    fn draft(kind: EventKind) -> EventDraft {
+        EventDraft {
+            kind,
+            object_sid: Sid::new(SidKind::Document),
+            object_kind: ObjectKind::Document,
+            unique_name: None,
+            item_index: None,
+            item_key: None,
+            message_sid: None,
+            revision: 1,
+            data: None,
+            previous_data: None,
+            date_expires: None,
+            date: Timestamp(0),
+            identity: "system".into(),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn an_event_is_stored_without_its_head_and_read_back_byte_for_byte() {
+        let service = Sid::new(SidKind::Service);
+        let mut every_field = draft(EventKind::ListItemUpdated);
+        every_field.unique_name = Some("a \"name\", \"type\":".into());
+        every_field.item_index = Some(3);
+        every_field.data = Some(serde_json::json!({ "type": "not the key", "seq": 1 }));
+        every_field.previous_data = Some(serde_json::json!("before"));
+        every_field.reason = Some("expired".into());
+        for (draft, seq) in [(draft(EventKind::DocumentCreated), 1), (every_field, u64::MAX >> 20)] {
+            let json = EventJson::of(&draft.into_event("abc123", service.clone(), seq));
+            let body = stored_body("abc123", &service, seq, json.get());
+            assert!(body.starts_with("\"type\":"), "{body}");
+            assert!(!body.contains(service.as_str()), "the service is left out: {body}");
+            assert_eq!(event_from_body("abc123", &service, seq, body.to_owned()), json);
+        }
+    }
+
+    #[test]
+    fn a_text_whose_head_differs_is_kept_whole_and_read_as_it_is() {
+        let service = Sid::new(SidKind::Service);
+        let json = EventJson::of(&draft(EventKind::DocumentUpdated).into_event("abc123", service.clone(), 5));
+        // Another epoch, service or sequence number would rebuild another head.
+        for (epoch, svc, seq) in
+            [("other", service.clone(), 5), ("abc123", Sid::new(SidKind::Service), 5), ("abc123", service.clone(), 6)]
+        {
+            assert_eq!(stored_body(epoch, &svc, seq, json.get()), json.get());
+        }
+        // A text stored whole, as every event was before, is served as it is.
+        let whole = r#"{"seq":5,"token":"t","type":"document_updated"}"#;
+        assert_eq!(event_from_body("abc123", &service, 5, whole.to_owned()).get(), whole);
     }
 
     #[test]

@@ -101,15 +101,17 @@ impl EventKind {
     }
 }
 
-/// One entry of a service's change log.
+/// One entry of a service's change log. Its sequence number, token and service come first:
+/// they are the head of its JSON, which the embedded store does not keep but rebuilds from the
+/// row's id and its own epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub seq: u64,
     /// Resume token: a reader that saw this event passes it to continue after it.
     pub token: String,
+    pub service_sid: Sid,
     #[serde(rename = "type")]
     pub kind: EventKind,
-    pub service_sid: Sid,
     pub object_sid: Sid,
     pub object_kind: ObjectKind,
     pub unique_name: Option<String>,
@@ -141,8 +143,8 @@ impl Event {
         let mut o = JsonObject::with_capacity(384);
         o.u64("seq", self.seq)
             .str("token", &self.token)
-            .str("type", self.kind.as_str())
             .str("service_sid", self.service_sid.as_str())
+            .str("type", self.kind.as_str())
             .str("object_sid", self.object_sid.as_str())
             .str("object_kind", self.object_kind.as_str())
             .opt_str("unique_name", self.unique_name.as_deref());

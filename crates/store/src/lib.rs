@@ -122,8 +122,8 @@ macro_rules! impl_store {
                 object: Option<&Sid>,
                 limit: u32,
             ) -> Result<Vec<StoredEvent>, StoreError> {
-                let (service, object) = (service.clone(), object.cloned());
-                self.read(move |c| $rows::events(c, &service, after, object.as_ref(), limit)).await
+                let (epoch, service, object) = (self.epoch.clone(), service.clone(), object.cloned());
+                self.read(move |c| $rows::events(c, &epoch, &service, after, object.as_ref(), limit)).await
             }
 
             async fn api_key(&self, sid: &Sid) -> Result<Option<ApiKeyRecord>, StoreError> {

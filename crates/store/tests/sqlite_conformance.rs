@@ -71,7 +71,7 @@ async fn an_unversioned_data_file_is_migrated() {
     drop(store);
     let conn = rusqlite::Connection::open(&path).expect("opens");
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-    assert_eq!(version, 12);
+    assert_eq!(version, 13);
 }
 
 /// A version-6 file kept each service's head in a column; from version 7 the head is read from
@@ -328,4 +328,77 @@ async fn logs_survive_the_move_to_row_ids() {
     let conn = rusqlite::Connection::open(&path).expect("opens");
     let rows: i64 = conn.query_row("SELECT COUNT(*) FROM events WHERE id >> 44 = 1", [], |r| r.get(0)).expect("count");
     assert_eq!(rows, 1, "the removed service's events went with it");
+}
+
+/// Events are kept without the head of their text (schema_v13.sql) and read back byte for byte
+/// as they were sent when written; events a version-12 binary kept whole are read as they are,
+/// mixed in the same log and the same streams.
+#[tokio::test]
+async fn events_are_kept_without_their_head_and_older_ones_whole() {
+    use ferrosync_core::store::{Actor, Mutation};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("data.db");
+    let store = SqliteStore::open(&path, Durability::Full).expect("opens");
+    let docs = Docs::create_service(&store).await;
+    let (a, b) = (docs.create(&store, "a").await, docs.create(&store, "b").await);
+    let mut sent = Vec::new();
+    for n in 0..20 {
+        let m = Mutation::UpdateObject {
+            service: docs.svc.clone(),
+            kind: ferrosync_core::model::ObjectKind::Document,
+            target: ferrosync_core::model::ObjectRef::Sid(if n % 2 == 0 { a.clone() } else { b.clone() }),
+            data: Some(serde_json::json!({ "n": n, "type": "a key like the head's" })),
+            ttl: None,
+            if_match: None,
+        };
+        let applied = store.execute(Actor::SYSTEM, m).await.expect("updated");
+        sent.extend(applied.stored.into_iter().map(|e| (e.seq, e.json.get().to_owned())));
+    }
+    let log = store.events(&docs.svc, 0, None, 100).await.expect("log");
+    let read: Vec<(u64, String)> = log.iter().map(|e| (e.seq, e.json.get().to_owned())).collect();
+    assert_eq!(&read[2..], &sent[..], "read back as sent");
+    drop(store);
+
+    let conn = rusqlite::Connection::open(&path).expect("opens");
+    let bodies: Vec<(i64, String)> = conn
+        .prepare("SELECT id & 17592186044415, body FROM events ORDER BY id")
+        .and_then(|mut st| st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .expect("rows");
+    assert_eq!(bodies.len(), 22);
+    for ((seq, body), (_, text)) in bodies.iter().zip(&read) {
+        assert!(body.starts_with("\"type\":") && text.ends_with(body.as_str()), "event {seq}: {body}");
+        assert!(!body.contains(docs.svc.as_str()) && !body.contains("\"token\""), "event {seq}: {body}");
+    }
+    let (kept, whole): (usize, usize) =
+        (bodies.iter().map(|(_, b)| b.len()).sum(), read.iter().map(|(_, t)| t.len()).sum());
+    assert!(kept * 10 < whole * 7, "a third less: {kept} of {whole} bytes");
+    // Every third event as a version-12 binary kept it: whole.
+    for (seq, text) in read.iter().filter(|(seq, _)| seq % 3 == 0) {
+        conn.execute(
+            "UPDATE events SET body = ?2 WHERE id & 17592186044415 = ?1",
+            rusqlite::params![*seq as i64, text],
+        )
+        .expect("an older row");
+    }
+    drop(conn);
+
+    let store = SqliteStore::open(&path, Durability::Full).expect("reopens");
+    let again: Vec<(u64, String)> = store
+        .events(&docs.svc, 0, None, 100)
+        .await
+        .expect("log")
+        .iter()
+        .map(|e| (e.seq, e.json.get().to_owned()))
+        .collect();
+    assert_eq!(again, read, "both forms read back the same");
+    for doc in [&a, &b] {
+        let stream = store.events(&docs.svc, 0, Some(doc), 100).await.expect("stream");
+        let expected: Vec<&(u64, String)> =
+            read.iter().filter(|(seq, _)| log.iter().any(|e| e.seq == *seq && &e.object_sid == doc)).collect();
+        assert_eq!(
+            stream.iter().map(|e| (e.seq, e.json.get().to_owned())).collect::<Vec<_>>(),
+            expected.into_iter().cloned().collect::<Vec<_>>()
+        );
+    }
+    docs.check_streams(&store, &[&a, &b]).await;
 }

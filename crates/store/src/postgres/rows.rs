@@ -453,8 +453,11 @@ fn stored_event_row(row: &Row) -> Result<StoredEvent, StoreError> {
     Ok(StoredEvent { seq: u64_col(row, 0, "seq")?, object_sid: sid_col(row, 1)?, json: EventJson::stored(body) })
 }
 
+/// A page of a service's log. Its events are kept whole here, so the store's `epoch`, which
+/// the embedded store rebuilds their heads from, is not needed.
 pub(crate) fn events(
     conn: &mut PgConn,
+    _epoch: &str,
     service: &Sid,
     after: u64,
     object: Option<&Sid>,

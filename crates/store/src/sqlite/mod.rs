@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v10.sql"),
     include_str!("schema_v11.sql"),
     include_str!("schema_v12.sql"),
+    include_str!("schema_v13.sql"),
 ];
 const READERS: usize = 4;
 /// WAL size (in pages) past which a checkpoint waits for readers to reset the log.
@@ -489,8 +490,9 @@ impl_tx_state!(SqliteTx<'_, '_>, rows, {
         json: &str,
     ) -> Result<(), StoreError> {
         let base = self.bases.get(self.conn, service)?;
+        let body = ferrosync_core::log::stored_body(self.epoch, service, seq, json);
         if let Some(at) =
-            self.append_to(object, |hot, at| rows::insert_event(hot, base, service, seq, object, date, json, at))?
+            self.append_to(object, |hot, at| rows::insert_event(hot, base, service, seq, object, date, body, at))?
         {
             self.objects.moved(object, at);
         }
@@ -504,8 +506,9 @@ impl_tx_state!(SqliteTx<'_, '_>, rows, {
         json: &str,
     ) -> Result<(), StoreError> {
         let base = self.bases.get(self.conn, &object.service_sid)?;
+        let body = ferrosync_core::log::stored_body(self.epoch, &object.service_sid, seq, json);
         if let Some(at) =
-            self.append_to(&object.sid, |hot, at| rows::put_object_with_event(hot, base, object, seq, date, json, at))?
+            self.append_to(&object.sid, |hot, at| rows::put_object_with_event(hot, base, object, seq, date, body, at))?
         {
             self.objects.keep(object, at);
         }

@@ -462,8 +462,10 @@ async fn a_mark_always_covers_the_page_it_was_chosen_for() {
         for after in 0..=log.len() as u64 {
             for limit in [1, 2, 5, 31, 32, 33, 40, 64, 100, 1_000] {
                 let (svc, doc) = (docs.svc.clone(), doc.clone());
-                let (events, rewalked) =
-                    store.read(move |c| rows::object_events(c, &svc, after, &doc, limit)).await.expect("a read");
+                let (events, rewalked) = store
+                    .read(move |c| rows::object_events(c, "epoch", &svc, after, &doc, limit))
+                    .await
+                    .expect("a read");
                 let expected: Vec<u64> = own.iter().copied().filter(|&s| s > after).take(limit as usize).collect();
                 assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), expected, "after {after}, {limit}");
                 assert!(!rewalked, "after {after}, {limit} at most: the mark fell short");

@@ -5,7 +5,7 @@ use super::{RowAt, err, put_object, query_all, sid_col};
 use crate::sqlite::hot::HotStatements;
 use ferrosync_core::model::SyncObject;
 use ferrosync_core::sid::Sid;
-use ferrosync_core::store::{EventJson, StoreError, StoredEvent};
+use ferrosync_core::store::{StoreError, StoredEvent};
 use ferrosync_core::timestamp::Timestamp;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -97,10 +97,10 @@ pub(crate) fn insert_event(
     seq: u64,
     object: &Sid,
     date: Timestamp,
-    json: &str,
+    body: &str,
     at: Option<RowAt>,
 ) -> Result<Option<RowAt>, StoreError> {
-    insert_event_row(hot, base, seq, object, date, json, at)?;
+    insert_event_row(hot, base, seq, object, date, body, at)?;
     let conn = hot.conn();
     if let Some(at) = at {
         let linked = hot
@@ -126,11 +126,11 @@ pub(crate) fn put_object_with_event(
     o: &SyncObject,
     seq: u64,
     date: Timestamp,
-    json: &str,
+    body: &str,
     at: Option<RowAt>,
 ) -> Result<Option<RowAt>, StoreError> {
     // The event first: its link reads where the object's stream ended before this write.
-    insert_event_row(hot, base, seq, &o.sid, date, json, at)?;
+    insert_event_row(hot, base, seq, &o.sid, date, body, at)?;
     let conn = hot.conn();
     let sid = o.sid.as_str();
     let (sql, row): (&str, &dyn rusqlite::ToSql) = match &at {
@@ -179,7 +179,7 @@ fn insert_event_row(
     seq: u64,
     object: &Sid,
     date: Timestamp,
-    json: &str,
+    body: &str,
     at: Option<RowAt>,
 ) -> Result<(), StoreError> {
     // The event links to its object's previous one; then the object (or, once it is removed,
@@ -189,13 +189,13 @@ fn insert_event_row(
     let inserted = match at {
         Some(at) => hot
             .with("INSERT INTO events (id, object_sid, date, body, prev_seq) VALUES (?1, ?2, ?3, ?4, ?5)", |st| {
-                st.execute(params![id, object.as_str(), date.0, json, at.last_seq])
+                st.execute(params![id, object.as_str(), date.0, body, at.last_seq])
             }),
         None => hot.with(
             "INSERT INTO events (id, object_sid, date, body, prev_seq) VALUES (?1, ?2, ?3, ?4,
                COALESCE((SELECT last_seq FROM objects WHERE sid = ?2),
                         (SELECT last_seq FROM object_tombstones WHERE object_sid = ?2), 0))",
-            |st| st.execute(params![id, object.as_str(), date.0, json]),
+            |st| st.execute(params![id, object.as_str(), date.0, body]),
         ),
     };
     inserted.map_err(err).map(drop)
@@ -246,10 +246,14 @@ fn link_event(conn: &Connection, service: &Sid, seq: u64, object: &Sid) -> Resul
     Ok(())
 }
 
-/// An event from its row: (row id less its service's base, object SID, body).
-fn stored_event_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
-    let body: String = row.get(2)?;
-    Ok(StoredEvent { seq: row.get::<_, i64>(0)? as u64, object_sid: sid_col(row, 1)?, json: EventJson::stored(body) })
+/// An event of `service` from its row: (row id less its service's base, object SID, body),
+/// its text's head put back (`ferrosync_core::log::stored_body`).
+fn stored_event_row<'a>(epoch: &'a str, service: &'a Sid) -> impl Fn(&Row<'_>) -> rusqlite::Result<StoredEvent> + 'a {
+    move |row| {
+        let seq = row.get::<_, i64>(0)? as u64;
+        let json = ferrosync_core::log::event_from_body(epoch, service, seq, row.get(2)?);
+        Ok(StoredEvent { seq, object_sid: sid_col(row, 1)?, json })
+    }
 }
 
 /// Up to ?4 events with row ids in (?2, ?3], numbered from ?1: a page of one service's log.
@@ -258,6 +262,7 @@ pub(crate) const LOG_PAGE: &str =
 
 pub(crate) fn events(
     conn: &Connection,
+    epoch: &str,
     service: &Sid,
     after: u64,
     object: Option<&Sid>,
@@ -269,12 +274,13 @@ pub(crate) fn events(
             let (from, to) = base.after(after);
             conn.prepare_cached(LOG_PAGE)
                 .and_then(|mut st| {
-                    st.query_map(params![base.0, from, to, limit], stored_event_row)?.collect::<Result<_, _>>()
+                    st.query_map(params![base.0, from, to, limit], stored_event_row(epoch, service))?
+                        .collect::<Result<_, _>>()
                 })
                 .map_err(err)
         }
         Some(object) => {
-            let (events, rewalked) = object_events(conn, service, after, object, limit)?;
+            let (events, rewalked) = object_events(conn, epoch, service, after, object, limit)?;
             if rewalked {
                 // A healthy file never needs the second walk: a count above zero means marks
                 // that lie (reads stay right, but walk whole streams).
@@ -293,6 +299,7 @@ pub(crate) fn events(
 /// event (which a healthy file never needs).
 pub(crate) fn object_events(
     conn: &Connection,
+    epoch: &str,
     service: &Sid,
     after: u64,
     object: &Sid,
@@ -323,11 +330,13 @@ pub(crate) fn object_events(
         )
         .and_then(|mut st| st.query_row(params![svc, obj, after, limit], |r| r.get(0)).optional())
         .map_err(err)?;
-    let events = walk_stream(conn, base, obj, mark.unwrap_or(newest), after, limit)?;
+    let events = walk_stream(conn, epoch, service, base, obj, mark.unwrap_or(newest), after, limit)?;
     match mark {
         // A mark promised a whole page; if pruning or a damaged mark broke that promise, the
         // walk from the newest event is the answer (marks only ever choose where to start).
-        Some(_) if events.len() < limit as usize => Ok((walk_stream(conn, base, obj, newest, after, limit)?, true)),
+        Some(_) if events.len() < limit as usize => {
+            Ok((walk_stream(conn, epoch, service, base, obj, newest, after, limit)?, true))
+        }
         _ => Ok((events, false)),
     }
 }
@@ -347,8 +356,11 @@ pub(crate) const WALK_STREAM: &str = "WITH RECURSIVE chain (seq, prev_seq, body)
 /// The oldest `limit` events of an object's stream in (`after`, `from`], found by following
 /// the links back from event `from`; each link's row carries its event, so a link is one
 /// lookup.
+#[allow(clippy::too_many_arguments)]
 fn walk_stream(
     conn: &Connection,
+    epoch: &str,
+    service: &Sid,
     base: LogBase,
     object: &str,
     from: i64,
@@ -357,7 +369,8 @@ fn walk_stream(
 ) -> Result<Vec<StoredEvent>, StoreError> {
     conn.prepare_cached(WALK_STREAM)
         .and_then(|mut st| {
-            st.query_map(params![from, base.0, object, after, limit], stored_event_row)?.collect::<Result<_, _>>()
+            st.query_map(params![from, base.0, object, after, limit], stored_event_row(epoch, service))?
+                .collect::<Result<_, _>>()
         })
         .map_err(err)
 }

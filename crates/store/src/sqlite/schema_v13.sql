@@ -1,0 +1,5 @@
+-- Events are kept without the head of their JSON text (`{"seq":…,"token":"…","service_sid":"…",`),
+-- which the row's id, its service and the store's epoch give back: a third of a small event's
+-- bytes, and fewer pages for each commit to write. Events written before keep their whole text
+-- and are read as they are, so no table changes. The version moves so that an older binary,
+-- which would serve a kept body as it is, refuses the file.
