@@ -224,23 +224,7 @@ mod tests {
             SinceToken { epoch: "abc123".into(), service_sid: service.clone(), seq: 18_446_744_073_709_551_615 };
         let raw = URL_SAFE_NO_PAD.decode(token.encode()).expect("base64url");
         assert_eq!(String::from_utf8(raw).expect("utf-8"), format!("1.abc123.{service}.18446744073709551615"));
-        let event = EventDraft {
-            kind: EventKind::DocumentUpdated,
-            object_sid: Sid::new(SidKind::Document),
-            object_kind: ObjectKind::Document,
-            unique_name: None,
-            item_index: None,
-            item_key: None,
-            message_sid: None,
-            revision: 1,
-            data: None,
-            previous_data: None,
-            date_expires: None,
-            date: Timestamp(0),
-            identity: "system".into(),
-            reason: None,
-        }
-        .into_event("abc123", service.clone(), 7);
+        let event = draft(EventKind::DocumentUpdated).into_event("abc123", service.clone(), 7);
         let from_event = SinceToken::decode(&event.token).expect("decodes");
         assert_eq!(from_event, SinceToken { epoch: "abc123".into(), service_sid: service, seq: 7 });
     }
