@@ -1,19 +1,21 @@
-// Sixteen writers, one document each, sending conditional updates (`if_match`) until TOTAL are
-// answered, as `bench compare`'s conditional-write workloads do: over one native WebSocket,
-// pipelined (CONNECTIONS = 1, the default), or over a WebSocket each, one update in flight per
-// connection (CONNECTIONS = 16). Usage: node wsdrive.js BASE_URL DATA_DIR [TOTAL] [CONNECTIONS].
+// WRITERS writers (16 unless told), one document each, sending conditional updates (`if_match`)
+// until TOTAL are answered, as `bench compare`'s conditional-write workloads do: over one native
+// WebSocket, pipelined (CONNECTIONS = 1, the default), or over a WebSocket each, one update in
+// flight per connection (CONNECTIONS = WRITERS); WRITERS = 1 is the one-client workload.
+// Usage: node wsdrive.js BASE_URL DATA_DIR [TOTAL] [CONNECTIONS] [WRITERS].
 // Needs `ws` (compat/js: npm ci).
 const { WebSocket, rest } = require('./client');
 const [base, dataDir] = [process.argv[2], process.argv[3]];
 const total = +(process.argv[4] || 8000);
 const connections = +(process.argv[5] || 1);
-if (connections !== 1 && connections !== 16) throw new Error('CONNECTIONS is 1 or 16');
+const writers = +(process.argv[6] || 16);
+if (connections !== 1 && connections !== writers) throw new Error('CONNECTIONS is 1 or WRITERS');
 const call = rest(base, dataDir);
 (async () => {
   const svc = 'prof' + Date.now();
   await call('POST', '/api/v1/services', { unique_name: svc });
   const lanes = [];
-  for (let i = 0; i < 16; i++) {
+  for (let i = 0; i < writers; i++) {
     const d = await call('POST', `/api/v1/services/${svc}/documents`, { unique_name: 'd' + i, data: { n: 0 } });
     lanes.push({ doc: d.sid, revision: +d.revision });
   }
@@ -25,13 +27,13 @@ const call = rest(base, dataDir);
   const t0 = Date.now();
   const send = (i) => {
     const l = lanes[i];
-    socketOf(i).send(JSON.stringify({ type: 'update', id: sent++ * 16 + i, kind: 'document', object: l.doc, data: { n: sent, who: 'writer-' + i }, if_match: l.revision }));
+    socketOf(i).send(JSON.stringify({ type: 'update', id: sent++ * writers + i, kind: 'document', object: l.doc, data: { n: sent, who: 'writer-' + i }, if_match: l.revision }));
   };
   const onMessage = (m) => {
     const v = JSON.parse(m);
     if (v.type !== 'reply') return;
     if (v.status !== 200) { console.error('failed', JSON.stringify(v)); process.exit(1); }
-    const i = v.id % 16;
+    const i = v.id % writers;
     lanes[i].revision = v.body.revision;
     done++;
     if (sent < total) send(i);
@@ -39,6 +41,6 @@ const call = rest(base, dataDir);
   };
   for (const ws of sockets) {
     ws.on('message', onMessage);
-    ws.on('open', () => { if (++open === connections) for (let i = 0; i < 16; i++) send(i); });
+    ws.on('open', () => { if (++open === connections) for (let i = 0; i < writers; i++) send(i); });
   }
 })().catch((e) => { console.error(e); process.exit(1); });

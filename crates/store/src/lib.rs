@@ -52,12 +52,7 @@ macro_rules! impl_store {
             }
 
             async fn execute(&self, actor: Actor, mutation: Mutation) -> Result<Applied, CoreError> {
-                let (reply, rx) = tokio::sync::oneshot::channel();
-                self.writer
-                    .send(WriteJob { actor, mutation, reply, runtime: tokio::runtime::Handle::try_current().ok() })
-                    .await
-                    .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-                rx.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
+                self.write(actor, mutation).await
             }
 
             async fn service(&self, r: &ObjectRef) -> Result<Option<Service>, StoreError> {
@@ -489,6 +484,38 @@ macro_rules! impl_tx_state {
     };
 }
 
+/// Queues a mutation for a store's writer thread and waits for its answer. With `queued`, the
+/// job is counted there from now until the writer commits it (the writer takes it off); a
+/// caller that goes away before the job is queued takes it off itself.
+pub(crate) async fn queue_write(
+    writer: &tokio::sync::mpsc::Sender<WriteJob>,
+    actor: ferrosync_core::store::Actor,
+    mutation: ferrosync_core::store::Mutation,
+    queued: Option<&std::sync::atomic::AtomicUsize>,
+) -> Answer {
+    use ferrosync_core::store::StoreError;
+    /// A count not yet the writer's to take off.
+    struct Counted<'a>(Option<&'a std::sync::atomic::AtomicUsize>);
+    impl Drop for Counted<'_> {
+        fn drop(&mut self) {
+            if let Some(count) = self.0 {
+                count.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            }
+        }
+    }
+    if let Some(count) = queued {
+        count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+    let mut counted = Counted(queued);
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    writer
+        .send(WriteJob { actor, mutation, reply, runtime: tokio::runtime::Handle::try_current().ok() })
+        .await
+        .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+    counted.0 = None;
+    rx.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
+}
+
 /// A mutation waiting for a store's writer thread, and where its answer goes.
 pub(crate) struct WriteJob {
     pub(crate) actor: ferrosync_core::store::Actor,
@@ -498,7 +525,7 @@ pub(crate) struct WriteJob {
     pub(crate) runtime: Option<tokio::runtime::Handle>,
 }
 
-type Answer = Result<ferrosync_core::store::Applied, ferrosync_core::CoreError>;
+pub(crate) type Answer = Result<ferrosync_core::store::Applied, ferrosync_core::CoreError>;
 type Reply = tokio::sync::oneshot::Sender<Answer>;
 
 /// A batch's answers on their way to its callers. Each answer wakes its caller. Sent from the
@@ -546,7 +573,7 @@ impl Observers {
     }
 
     /// Tells every live observer of the batch's committed mutations, in commit order.
-    fn tell(&self, results: &[Result<ferrosync_core::store::Applied, ferrosync_core::CoreError>]) {
+    pub(crate) fn tell(&self, results: &[Result<ferrosync_core::store::Applied, ferrosync_core::CoreError>]) {
         let mut observers = self.0.lock().unwrap_or_else(|e| e.into_inner());
         observers.retain(|o| o.strong_count() > 0);
         for observer in observers.iter().filter_map(std::sync::Weak::upgrade) {
@@ -558,13 +585,13 @@ impl Observers {
 }
 
 /// The group-commit loop both stores' writer threads run: takes whatever is queued (up to
-/// [`MAX_BATCH`]) as one batch, has `commit` apply it in one transaction, tells the observers,
-/// answers each caller, then lets `answered` do housekeeping that must not delay an answer.
-/// Ends when every sender is gone.
+/// [`MAX_BATCH`]) as one batch, has `commit` apply it in one transaction and tell the
+/// observers (it may put a job handed over to it at the batch's head), answers each caller,
+/// then lets `answered` do housekeeping that must not delay an answer. Ends when every sender
+/// is gone.
 pub(crate) fn run_writer(
     mut rx: tokio::sync::mpsc::Receiver<WriteJob>,
-    observers: &Observers,
-    mut commit: impl FnMut(&[WriteJob]) -> Vec<Answer>,
+    mut commit: impl FnMut(&mut Vec<WriteJob>) -> Vec<Answer>,
     mut answered: impl FnMut(),
 ) {
     let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_BATCH);
@@ -581,9 +608,8 @@ pub(crate) fn run_writer(
                 Err(_) => break,
             }
         }
+        let results = commit(&mut batch);
         metrics::histogram!("ferrosync_store_commit_batch_size").record(batch.len() as f64);
-        let results = commit(&batch);
-        observers.tell(&results);
         // A caller on no runtime (blocked on the future by hand) cannot host the sending.
         let runtime = batch.iter().filter(|job| !job.reply.is_closed()).find_map(|job| job.runtime.clone());
         Delivery(batch.drain(..).map(|job| job.reply).zip(results).collect()).send(runtime);
@@ -683,7 +709,7 @@ mod tests {
     #[test]
     fn every_caller_gets_its_own_answer_whichever_runtime_it_waits_on() {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let writer = std::thread::spawn(move || run_writer(rx, &Observers::default(), echo, || {}));
+        let writer = std::thread::spawn(move || run_writer(rx, |batch| echo(batch), || {}));
         let runtimes: Vec<tokio::runtime::Runtime> = (0..2)
             .map(|_| tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().expect("a runtime"))
             .collect();
@@ -708,6 +734,35 @@ mod tests {
         assert_eq!(lone_answer.blocking_recv().map(named), Ok("job 64".to_owned()));
         drop(tx);
         writer.join().expect("the writer stops when its senders are gone");
+    }
+
+    /// A queued write is counted until the writer takes it off; one whose caller went away
+    /// before it was queued (the queue full) is no longer counted, so it holds nothing back.
+    #[tokio::test]
+    async fn a_write_abandoned_before_it_is_queued_is_not_counted() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let queued = AtomicUsize::new(0);
+        let (full, _) = job(0, None);
+        tx.send(full).await.expect("the queue takes one");
+        let waiting = queue_write(&tx, Actor::SYSTEM, Mutation::Prune { before: Timestamp(1) }, Some(&queued));
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(20), waiting).await.is_err(),
+            "the queue is full"
+        );
+        assert_eq!(queued.load(Ordering::Acquire), 0, "an abandoned write is not counted");
+
+        // Queued, it stays counted (the writer takes it off once committed), and is answered.
+        rx.recv().await.expect("the first job");
+        let sent = queue_write(&tx, Actor::SYSTEM, Mutation::Prune { before: Timestamp(2) }, Some(&queued));
+        let answer = async {
+            let mut batch = vec![rx.recv().await.expect("the second job")];
+            assert_eq!(queued.load(Ordering::Acquire), 1, "counted while queued");
+            let answers = echo(&batch);
+            Delivery(batch.drain(..).map(|job| job.reply).zip(answers).collect()).send(None);
+        };
+        let (got, ()) = tokio::join!(sent, answer);
+        assert_eq!(named(got), "job 2");
     }
 
     #[test]

@@ -206,17 +206,18 @@ fn writer_loop(config: postgres::Config, epoch: String, rx: mpsc::Receiver<Write
     let mut conn: Option<PgConn> = None;
     crate::run_writer(
         rx,
-        observers,
         |batch| {
             if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
                 conn = connect(&config)
                     .inspect_err(|e| tracing::warn!(error = %e, "cannot reach PostgreSQL; failing this batch"))
                     .ok();
             }
-            match conn.as_mut() {
+            let results = match conn.as_mut() {
                 Some(c) => commit_batch(c, &epoch, batch),
                 None => unavailable(batch.len(), "PostgreSQL is unreachable"),
-            }
+            };
+            observers.tell(&results);
+            results
         },
         || (),
     );
@@ -432,6 +433,14 @@ impl PgTx<'_> {
 
     /// Nothing to forget: this transaction keeps no row between statements.
     fn objects_written(&mut self, _sid: Option<&Sid>) {}
+}
+
+impl PgStore {
+    /// Every write takes a turn of the writer thread's group commit: a commit here is a round
+    /// trip to the server, too long to hold a runtime thread for.
+    async fn write(&self, actor: Actor, mutation: Mutation) -> Result<Applied, CoreError> {
+        crate::queue_write(&self.writer, actor, mutation, None).await
+    }
 }
 
 impl_store!(PgStore, rows, {

@@ -1,5 +1,7 @@
 //! The embedded store: SQLite in WAL mode, one writer thread that group-commits whatever is
-//! queued (one fsync per batch), and a small pool of read-only connections.
+//! queued (one fsync per batch), and a small pool of read-only connections. Without an fsync
+//! per commit, a write that finds the writer idle and nothing queued is committed in place, on
+//! the caller's thread (see [`SqliteStore::write`]).
 
 pub mod backup;
 mod hot;
@@ -22,8 +24,8 @@ use kept::ObjectsKept;
 use rows::err;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::mpsc;
 
 /// Schema migrations in order; `PRAGMA user_version` records how many a file has had. The first
@@ -53,11 +55,18 @@ pub struct SqliteStore {
     epoch: String,
     path: PathBuf,
     writer: mpsc::Sender<WriteJob>,
+    /// The writer's connection and memo: the writer thread and callers committing in place
+    /// take turns on it, one commit at a time, in the order they take it.
+    turn: Arc<tokio::sync::Mutex<Writer>>,
+    /// Jobs sent to the writer thread (or handed over to it) and not yet committed. While any
+    /// are, a write queues behind them rather than overtaking them in place.
+    queued: Arc<AtomicUsize>,
+    /// Whether writes may be committed in place: only when a commit does not wait for the disk.
+    in_place: bool,
+    /// Set when the writer thread has a tail of the log to copy; writes then go through it.
+    tail: Arc<AtomicBool>,
     observers: Arc<crate::Observers>,
     readers: Readers<Connection>,
-    /// Small single-statement writes beside the writer's batches (webhook cursors and leases):
-    /// they touch no domain rows, so they need not wait for a turn of the group commit.
-    bookkeeping: Arc<Mutex<Connection>>,
 }
 
 /// How hard a commit insists on reaching the disk.
@@ -103,25 +112,35 @@ impl SqliteStore {
         let readers = Readers::start("ferrosync-sqlite-reader", conns)?;
 
         let (tx, rx) = mpsc::channel(8192);
-        let thread_epoch = epoch.clone();
         let tail = Arc::new(AtomicBool::new(false));
-        let writer_tail = tail.clone();
         let observers = Arc::new(crate::Observers::default());
-        let writer_observers = observers.clone();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let turn = Arc::new(tokio::sync::Mutex::new(Writer {
+            conn: WriterConn::new(conn, |conn| HotStatements::new(conn)),
+            memo: Memo::default(),
+            epoch: epoch.clone(),
+            handed_over: None,
+        }));
+        let thread = WriterThread {
+            turn: turn.clone(),
+            queued: queued.clone(),
+            observers: observers.clone(),
+            tail: tail.clone(),
+        };
         std::thread::Builder::new()
             .name("ferrosync-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, thread_epoch, rx, &writer_observers, writer_tail))
+            .spawn(move || writer_loop(thread, rx))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
-
-        let bookkeeping = Connection::open(path).map_err(err)?;
-        bookkeeping.execute_batch(&format!("PRAGMA busy_timeout = 5000; PRAGMA synchronous = {sync};")).map_err(err)?;
 
         let checkpointer = Connection::open(path).map_err(err)?;
         checkpointer.execute_batch("PRAGMA busy_timeout = 5000;").map_err(err)?;
         let writer_alive = tx.downgrade();
         std::thread::Builder::new()
             .name("ferrosync-sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer, writer_alive, tail))
+            .spawn({
+                let tail = tail.clone();
+                move || checkpoint_loop(checkpointer, writer_alive, tail)
+            })
             .map_err(|e| StoreError::Unavailable(format!("cannot start the checkpoint thread: {e}")))?;
 
         Ok(SqliteStore {
@@ -130,7 +149,10 @@ impl SqliteStore {
             writer: tx,
             observers,
             readers,
-            bookkeeping: Arc::new(Mutex::new(bookkeeping)),
+            turn,
+            queued,
+            in_place: durability == Durability::Normal,
+            tail,
         })
     }
 
@@ -148,13 +170,15 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// Runs `f` on the bookkeeping connection off the async threads.
+    /// Runs `f` on the writer's connection off the async threads, in a turn of its own (outside
+    /// any batch): SQLite lets one connection write at a time, and a commit in place that found
+    /// the file locked by another connection would wait on a runtime thread, in SQLite's sleeps.
     async fn bookkeep<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let conn = self.bookkeeping.clone();
-        tokio::task::spawn_blocking(move || f(&conn.lock().unwrap_or_else(|e| e.into_inner())))
+        let turn = self.turn.clone();
+        tokio::task::spawn_blocking(move || turn.blocking_lock().conn.with_dependent(|conn, _| f(conn)))
             .await
             .map_err(|e| StoreError::Backend(format!("bookkeeping task failed: {e}")))?
     }
@@ -235,17 +259,111 @@ fn copy_tail(conn: &Connection, tail: &AtomicBool) {
     }
 }
 
-fn writer_loop(
-    conn: Connection,
+self_cell::self_cell!(
+    /// The writer's connection and the statements prepared on it, as one value, so that the
+    /// two move together between the writer thread and callers committing in place.
+    struct WriterConn {
+        owner: Connection,
+        #[not_covariant]
+        dependent: HotStatements,
+    }
+);
+
+// SAFETY: the statements are those of the connection beside them, and go wherever it goes.
+// A connection moves between threads (rusqlite's `Connection` is `Send`, its own statement
+// cache included): SQLite allows a connection and its statements on any thread, one thread at
+// a time. The statements are `!Send` only because they borrow a `!Sync` connection; here they
+// are used only through `with_dependent` by whoever holds the writer's turn, alone.
+#[allow(unsafe_code)]
+unsafe impl Send for WriterConn {}
+
+/// What only the one committing may touch.
+struct Writer {
+    conn: WriterConn,
+    memo: Memo,
     epoch: String,
-    rx: mpsc::Receiver<WriteJob>,
-    observers: &crate::Observers,
+    /// A job handed over by a caller that held the turn and found writes queued behind it:
+    /// committed at the head of the writer thread's next batch.
+    handed_over: Option<WriteJob>,
+}
+
+impl Writer {
+    /// Commits the batch (behind any job handed over) and tells the observers, in one turn,
+    /// so they learn of commits in their order.
+    fn commit(&mut self, batch: &mut Vec<WriteJob>, observers: &crate::Observers) -> Vec<crate::Answer> {
+        if let Some(job) = self.handed_over.take() {
+            batch.insert(0, job);
+        }
+        let Writer { conn, memo, epoch, .. } = self;
+        let results = conn.with_dependent(|_, hot| commit_batch(hot, epoch, memo, batch));
+        observers.tell(&results);
+        results
+    }
+}
+
+/// What the writer thread shares with the store.
+struct WriterThread {
+    turn: Arc<tokio::sync::Mutex<Writer>>,
+    queued: Arc<AtomicUsize>,
+    observers: Arc<crate::Observers>,
     tail: Arc<AtomicBool>,
-) {
-    let mut memo = Memo::default();
-    let hot = HotStatements::new(&conn);
-    crate::run_writer(rx, observers, |batch| commit_batch(&hot, &epoch, &mut memo, batch), || copy_tail(&conn, &tail));
+}
+
+fn writer_loop(thread: WriterThread, rx: mpsc::Receiver<WriteJob>) {
+    let WriterThread { turn, queued, observers, tail } = thread;
+    crate::run_writer(
+        rx,
+        |batch| {
+            let mut writer = turn.blocking_lock();
+            let results = writer.commit(batch, &observers);
+            queued.fetch_sub(batch.len(), Ordering::Release);
+            results
+        },
+        || {
+            if tail.load(Ordering::Acquire) {
+                turn.blocking_lock().conn.with_dependent(|conn, _| copy_tail(conn, &tail));
+            }
+        },
+    );
     tracing::debug!("sqlite writer stopped");
+}
+
+impl SqliteStore {
+    /// Commits a mutation. Where a commit does not wait for the disk, a write that finds the
+    /// writer idle and nothing queued is committed here, on the caller's thread: handing it to
+    /// the writer thread and back costs a single writer more than the commit (four context
+    /// switches a write, and two wake-ups). Writes that arrive together still share a commit:
+    /// holding the turn, this one first lets the runtime run the requests ready beside it; if
+    /// they queued writes meanwhile, it joins their batch, at its head, on the writer thread.
+    async fn write(&self, actor: Actor, mutation: Mutation) -> Result<Applied, CoreError> {
+        if self.in_place
+            && self.queued.load(Ordering::Acquire) == 0
+            && !self.tail.load(Ordering::Acquire)
+            && let Ok(mut writer) = self.turn.clone().try_lock_owned()
+        {
+            tokio::task::yield_now().await;
+            if self.queued.load(Ordering::Acquire) == 0 {
+                let (reply, _) = tokio::sync::oneshot::channel();
+                let mut batch = vec![WriteJob { actor, mutation, reply, runtime: None }];
+                let results = writer.commit(&mut batch, &self.observers);
+                drop(writer);
+                metrics::counter!("ferrosync_store_commits_in_place_total").increment(1);
+                metrics::histogram!("ferrosync_store_commit_batch_size").record(1.0);
+                return results
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| Err(CoreError::Store(StoreError::Backend("a commit gave no answer".into()))));
+            }
+            // The writer thread is about to take the turn for the writes queued meanwhile.
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            self.queued.fetch_add(1, Ordering::AcqRel);
+            writer.handed_over =
+                Some(WriteJob { actor, mutation, reply, runtime: tokio::runtime::Handle::try_current().ok() });
+            drop(writer);
+            return rx.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?;
+        }
+        crate::queue_write(&self.writer, actor, mutation, Some(&self.queued)).await
+    }
 }
 
 /// Applies every job in one transaction; the batch is acknowledged after one durable COMMIT.

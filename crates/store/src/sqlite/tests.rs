@@ -572,3 +572,180 @@ fn a_services_head_and_log_are_found_by_row_id() {
         assert!(!line.starts_with("SCAN"), "{head:?} {page:?}");
     }
 }
+
+/// The thread each committed mutation's observers were told on, with its first event's number.
+#[derive(Default)]
+struct Tellers(std::sync::Mutex<Vec<(u64, Option<String>)>>);
+
+impl ferrosync_core::store::CommitObserver for Tellers {
+    fn committed(&self, applied: &Applied) {
+        let seq = applied.stored.first().map_or(0, |e| e.seq);
+        let thread = std::thread::current().name().map(str::to_owned);
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push((seq, thread));
+    }
+}
+
+impl Tellers {
+    fn watch(store: &SqliteStore) -> Arc<Tellers> {
+        use ferrosync_core::store::{CommitObserver, Store};
+        let tellers = Arc::new(Tellers::default());
+        let weak: std::sync::Weak<dyn CommitObserver> = Arc::downgrade(&(tellers.clone() as Arc<dyn CommitObserver>));
+        store.observe_commits(weak);
+        tellers
+    }
+
+    fn threads(&self) -> Vec<Option<String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(_, t)| t.clone()).collect()
+    }
+}
+
+const WRITER_THREAD: &str = "ferrosync-sqlite-writer";
+
+/// Opens a store on a fresh file with one service in it.
+async fn store_with_service(durability: Durability) -> (tempfile::TempDir, Arc<SqliteStore>, Sid) {
+    use ferrosync_core::sid::SidKind;
+    use ferrosync_core::store::Store;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = SqliteStore::open(&dir.path().join("data.db"), durability).expect("the store opens");
+    let svc = Sid::new(SidKind::Service);
+    store.execute(Actor::SYSTEM, create_service(&svc)).await.expect("the service");
+    (dir, Arc::new(store), svc)
+}
+
+/// Without an fsync per commit, a write that finds the writer idle and nothing queued is
+/// committed on the caller's own thread; with one, every write goes to the writer thread.
+#[test]
+fn a_lone_write_is_committed_in_place_unless_commits_wait_for_the_disk() {
+    use ferrosync_core::store::Store;
+    let caller = std::thread::current().name().map(str::to_owned);
+    for (durability, expected) in [(Durability::Normal, caller), (Durability::Full, Some(WRITER_THREAD.to_owned()))] {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+        runtime.block_on(async {
+            let (_dir, store, svc) = store_with_service(durability).await;
+            let tellers = Tellers::watch(&store);
+            for i in 0..3 {
+                // A tail of the log to copy sends a write to the writer thread; the checkpointer
+                // asks for one at most every half second.
+                store.tail.store(false, Ordering::Release);
+                store
+                    .execute(Actor::SYSTEM, open_object(&svc, ObjectKind::Map, &format!("m{i}")))
+                    .await
+                    .expect("opens");
+            }
+            assert_eq!(tellers.threads(), vec![expected.clone(); 3], "{durability:?}");
+            assert_eq!(store.queued.load(Ordering::Acquire), 0);
+        });
+    }
+}
+
+/// Writes that arrive together share the writer thread's batch: the first, holding the turn,
+/// finds the others queued behind it and joins them at the head of their batch, so every write
+/// is committed in the order it reached the store.
+#[tokio::test]
+async fn writes_that_arrive_together_share_a_batch_in_the_order_they_came() {
+    use ferrosync_core::store::Store;
+    let (_dir, store, svc) = store_with_service(Durability::Normal).await;
+    let tellers = Tellers::watch(&store);
+    store.tail.store(false, Ordering::Release);
+    // Spawned in order on this one thread, and run in that order.
+    let writes: Vec<_> = (0..8)
+        .map(|i| {
+            let (store, svc) = (store.clone(), svc.clone());
+            tokio::spawn(async move {
+                store.execute(Actor::SYSTEM, open_object(&svc, ObjectKind::Map, &format!("m{i}"))).await
+            })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for write in writes {
+        let applied = write.await.expect("the write ran").expect("the write commits");
+        seqs.push(applied.stored.first().map(|e| e.seq).expect("an event"));
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "committed in the order they came: {seqs:?}");
+    assert_eq!(tellers.threads(), vec![Some(WRITER_THREAD.to_owned()); 8], "all on the writer thread");
+    assert_eq!(store.queued.load(Ordering::Acquire), 0, "every queued write was counted off");
+}
+
+/// Many writers at once, each chaining conditional updates on its own document, on a runtime
+/// of two threads, with bookkeeping writes beside them: commits in place, hand-overs and the
+/// writer thread's batches mix, and no write overtakes one its writer made before it, none is
+/// lost, and the log stays numbered without gaps.
+#[test]
+fn chained_conditional_writes_from_many_writers_at_once_all_land_in_order() {
+    use ferrosync_core::store::Store;
+    const WRITERS: usize = 16;
+    const UPDATES: u64 = 60;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime");
+    runtime.block_on(async {
+        let (_dir, store, svc) = store_with_service(Durability::Normal).await;
+        let tellers = Tellers::watch(&store);
+        let mut tasks = Vec::new();
+        for w in 0..WRITERS {
+            let (store, svc) = (store.clone(), svc.clone());
+            tasks.push(tokio::spawn(async move {
+                let name = format!("d{w}");
+                let opened = store
+                    .execute(
+                        Actor::SYSTEM,
+                        Mutation::OpenObject {
+                            service: svc.clone(),
+                            kind: ObjectKind::Document,
+                            target: Some(ObjectRef::UniqueName(name.clone())),
+                            mode: ferrosync_core::model::OpenMode::CreateNew,
+                            ttl: None,
+                            data: Some(serde_json::json!({ "n": 0 })),
+                        },
+                    )
+                    .await
+                    .expect("the document");
+                let first = match opened.outcome {
+                    ferrosync_core::store::Outcome::Object { object, .. } => object.revision,
+                    other => panic!("an object, not {other:?}"),
+                };
+                let mut revision = first;
+                for n in 1..=UPDATES {
+                    let updated = store
+                        .execute(
+                            Actor::SYSTEM,
+                            Mutation::UpdateObject {
+                                service: svc.clone(),
+                                kind: ObjectKind::Document,
+                                target: ObjectRef::UniqueName(name.clone()),
+                                data: Some(serde_json::json!({ "n": n })),
+                                ttl: None,
+                                if_match: Some(revision),
+                            },
+                        )
+                        .await
+                        .unwrap_or_else(|e| panic!("{name}'s update {n} at revision {revision}: {e}"));
+                    revision = match updated.outcome {
+                        ferrosync_core::store::Outcome::Object { object, .. } => object.revision,
+                        other => panic!("an object, not {other:?}"),
+                    };
+                }
+                (first, revision)
+            }));
+        }
+        // Bookkeeping writes take turns with the commits.
+        let bookkeeping = {
+            let (store, svc) = (store.clone(), svc.clone());
+            tokio::spawn(async move {
+                for n in 0..40 {
+                    let t = |ms: i64| Timestamp(ms);
+                    store.take_log_lease("test", &svc, "node", t(n), t(n + 30_000)).await.expect("a lease");
+                }
+            })
+        };
+        for task in tasks {
+            let (first, last) = task.await.expect("the writer ran");
+            assert_eq!(last, first + UPDATES, "each update moved its document on by one");
+        }
+        bookkeeping.await.expect("bookkeeping ran");
+        // The log holds every write, numbered without gaps, in the order they were told.
+        let told: Vec<u64> = tellers.0.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(s, _)| *s).collect();
+        assert_eq!(told.len(), WRITERS * (1 + UPDATES as usize));
+        assert!(told.windows(2).all(|w| w[1] == w[0] + 1), "told in commit order, without gaps");
+        assert_eq!(store.queued.load(Ordering::Acquire), 0);
+    });
+}
