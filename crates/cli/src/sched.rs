@@ -1,6 +1,7 @@
 //! How the kernel schedules the server's runtime threads.
 //!
-//! The embedded store commits on a writer thread of its own, apart from the runtime's. When the
+//! The embedded store commits on a writer thread of its own, apart from the runtime's (only a
+//! lone write, when commits do not wait for the disk, is committed on the runtime's). When the
 //! server has one CPU (a small VM, a container or process pinned to one core) the two take
 //! turns on it, and a runtime thread woken by the network preempted the writer mid-commit to
 //! read one request, then slept again: under sixteen writers, one context switch per write and

@@ -12,7 +12,8 @@ macro_rules! impl_store {
             $($own)*
 
             // Bookkeeping writes (delivery leases, usage counters) are single statements outside
-            // the writer's group commit: `bookkeep` runs them on the store's own connection.
+            // the writer's group commit: `bookkeep` runs each on a connection of the store's
+            // own, off the runtime's threads.
             async fn take_log_lease(
                 &self,
                 consumer: &str,
