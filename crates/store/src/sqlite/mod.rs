@@ -26,6 +26,7 @@ use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Schema migrations in order; `PRAGMA user_version` records how many a file has had. The first
@@ -46,6 +47,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v13.sql"),
 ];
 const READERS: usize = 4;
+/// How long the writer waits for another connection's write lock on the file.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// WAL size (in pages) past which a checkpoint waits for readers to reset the log.
 const WAL_TRUNCATE_PAGES: i64 = 64 * 1024;
 /// Most pages a pass may leave uncopied for the writer to copy between batches (16 MiB).
@@ -95,9 +98,10 @@ impl SqliteStore {
         // savepoint journals stay in memory.
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; \
-             PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0; PRAGMA temp_store = MEMORY;"
+             PRAGMA wal_autocheckpoint = 0; PRAGMA temp_store = MEMORY;"
         ))
         .map_err(err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
         migrate(&mut conn)?;
         let epoch = load_or_create_epoch(&conn)?;
 
@@ -299,6 +303,27 @@ impl Writer {
         observers.tell(&results);
         results
     }
+
+    /// Commits the one job in `lone` in place, or leaves it there untouched (`None`) if another
+    /// connection (another process's, say) holds the file's write lock: the writer thread waits
+    /// for that in SQLite's busy sleeps, a runtime thread must not.
+    fn commit_in_place(&mut self, lone: &mut Vec<WriteJob>, observers: &crate::Observers) -> Option<crate::Answer> {
+        let set_busy = |conn: &Connection, wait: Duration| {
+            if let Err(e) = conn.busy_timeout(wait) {
+                tracing::warn!(error = %e, "cannot set the writer's busy timeout");
+            }
+        };
+        self.conn.with_dependent(|conn, _| set_busy(conn, Duration::ZERO));
+        let results = self.commit(lone, observers);
+        self.conn.with_dependent(|conn, _| set_busy(conn, BUSY_TIMEOUT));
+        match results.into_iter().next() {
+            Some(Err(CoreError::Store(StoreError::Unavailable(_)))) => None,
+            answer => {
+                lone.clear();
+                Some(answer.unwrap_or_else(|| Err(StoreError::Backend("a commit gave no answer".into()).into())))
+            }
+        }
+    }
 }
 
 /// What the writer thread shares with the store.
@@ -342,23 +367,35 @@ impl SqliteStore {
             && let Ok(mut writer) = self.turn.clone().try_lock_owned()
         {
             tokio::task::yield_now().await;
-            if self.queued.load(Ordering::Acquire) == 0 {
-                let (reply, _) = tokio::sync::oneshot::channel();
-                let mut batch = vec![WriteJob { actor, mutation, reply, runtime: None }];
-                let results = writer.commit(&mut batch, &self.observers);
-                drop(writer);
-                metrics::counter!("ferrosync_store_commits_in_place_total").increment(1);
-                metrics::histogram!("ferrosync_store_commit_batch_size").record(1.0);
-                return results
-                    .into_iter()
-                    .next()
-                    .unwrap_or_else(|| Err(CoreError::Store(StoreError::Backend("a commit gave no answer".into()))));
-            }
-            // The writer thread is about to take the turn for the writes queued meanwhile.
             let (reply, rx) = tokio::sync::oneshot::channel();
+            let job = WriteJob { actor, mutation, reply, runtime: tokio::runtime::Handle::try_current().ok() };
+            let mut lone = vec![job];
+            let job = if self.queued.load(Ordering::Acquire) == 0 {
+                if let Some(answer) = writer.commit_in_place(&mut lone, &self.observers) {
+                    drop(writer);
+                    metrics::counter!("ferrosync_store_commits_in_place_total").increment(1);
+                    metrics::histogram!("ferrosync_store_commit_batch_size").record(1.0);
+                    return answer;
+                }
+                // Queued while the turn is held, so nothing sent later overtakes it.
+                let Some(job) = lone.pop() else {
+                    return Err(StoreError::Backend("a write went missing".into()).into());
+                };
+                match self.writer.try_send(job) {
+                    Ok(()) => None,
+                    Err(mpsc::error::TrySendError::Full(job)) => Some(job),
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        return Err(StoreError::Unavailable("the writer has stopped".into()).into());
+                    }
+                }
+            } else {
+                lone.pop()
+            };
+            // Counted before the turn is given up, so no write overtakes it in place. A job not
+            // queued above waits at the head of the writer thread's next batch, which the writes
+            // queued meanwhile (or filling the queue) are about to start.
             self.queued.fetch_add(1, Ordering::AcqRel);
-            writer.handed_over =
-                Some(WriteJob { actor, mutation, reply, runtime: tokio::runtime::Handle::try_current().ok() });
+            writer.handed_over = job;
             drop(writer);
             return rx.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?;
         }
@@ -396,7 +433,12 @@ fn commit_batch(
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
-            (0..batch.len()).map(|_| Err(CoreError::Store(StoreError::Backend(e.to_string())))).collect()
+            // A file locked by another connection stays `Unavailable`: nothing was written.
+            let failed = |e: &StoreError| match e {
+                StoreError::Unavailable(why) => StoreError::Unavailable(why.clone()),
+                other => StoreError::Backend(other.to_string()),
+            };
+            (0..batch.len()).map(|_| Err(CoreError::Store(failed(&e)))).collect()
         }
     }
 }

@@ -749,3 +749,31 @@ fn chained_conditional_writes_from_many_writers_at_once_all_land_in_order() {
         assert_eq!(store.queued.load(Ordering::Acquire), 0);
     });
 }
+
+/// A write that would be committed in place but finds the file's write lock held by another
+/// connection (another process's, say) waits for it on the writer thread: the runtime's thread
+/// never sleeps in SQLite's busy handler.
+#[tokio::test]
+async fn a_write_that_meets_another_connections_lock_waits_on_the_writer_thread() {
+    use ferrosync_core::store::Store;
+    let (dir, store, svc) = store_with_service(Durability::Normal).await;
+    let tellers = Tellers::watch(&store);
+    let other = Connection::open(dir.path().join("data.db")).expect("another connection");
+    other.execute_batch("BEGIN IMMEDIATE").expect("the other connection takes the write lock");
+    store.tail.store(false, Ordering::Release);
+    let started = std::time::Instant::now();
+    let write = tokio::spawn({
+        let (store, svc) = (store.clone(), svc.clone());
+        async move { store.execute(Actor::SYSTEM, open_object(&svc, ObjectKind::Map, "m")).await }
+    });
+    // This test's one thread runs the runtime: it stays free while the write waits.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!write.is_finished(), "the write waits for the lock");
+    other.execute_batch("COMMIT").expect("the other connection lets go");
+    write.await.expect("the write ran").expect("the write commits once the lock is free");
+    // Held in SQLite's busy handler, this thread would have slept out the writer's whole busy
+    // timeout before the lock could be let go (and the write then handed over all the same).
+    assert!(started.elapsed() < BUSY_TIMEOUT, "the runtime's thread waited out the busy timeout");
+    assert_eq!(tellers.threads(), vec![Some(WRITER_THREAD.to_owned())]);
+    assert_eq!(store.queued.load(Ordering::Acquire), 0);
+}
