@@ -73,7 +73,7 @@ pub fn keys() -> Vec<Key> {
             "durability",
             toml_str("full"),
             Some("FERROSYNC_DURABILITY"),
-            "`full` (fsync every commit: an acknowledged write survives power loss) or `normal` (survives a process crash only).",
+            "`full` (fsync every commit: an acknowledged write survives power loss) or `normal` (survives a process crash only; fsync at checkpoints, and a lone write is committed on its request's own thread, with no hand-off to the store's writer).",
         ),
         key(
             "store",
