@@ -100,14 +100,24 @@ impl SinceToken {
 /// event carries one, so it is built without the formatting machinery or a copy of its parts.
 fn encode_since_token(epoch: &str, service: &Sid, seq: u64) -> String {
     let mut seq_digits = itoa::Buffer::new();
-    let seq = seq_digits.format(seq);
-    let service = service.as_str();
-    let mut raw = String::with_capacity(4 + epoch.len() + service.len() + seq.len());
-    for part in ["1.", epoch, ".", service, ".", seq] {
+    let parts = token_parts(epoch, service, seq_digits.format(seq));
+    let mut raw = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
         raw.push_str(part);
     }
     URL_SAFE_NO_PAD.encode(raw)
 }
+
+/// The text a since-token encodes, in its parts: the one place that knows its layout.
+fn token_parts<'a>(epoch: &'a str, service: &'a Sid, seq: &'a str) -> [&'a str; 6] {
+    ["1.", epoch, ".", service.as_str(), ".", seq]
+}
+
+/// An event's head in its parts, the token among them (index [`TOKEN_PART`]).
+fn head_parts<'a>(seq: &'a str, token: &'a str, service: &'a Sid) -> [&'a str; 7] {
+    ["{\"seq\":", seq, ",\"token\":\"", token, "\",\"service_sid\":\"", service.as_str(), "\","]
+}
+const TOKEN_PART: usize = 3;
 
 /// The head of an event's JSON as [`Event::to_json`] writes it, everything before `"type"`:
 /// `{"seq":…,"token":"…","service_sid":"…",`. The embedded store keeps an event without it, since
@@ -116,8 +126,7 @@ fn encode_since_token(epoch: &str, service: &Sid, seq: u64) -> String {
 fn event_head(epoch: &str, service: &Sid, seq: u64, rest: usize) -> String {
     let token = encode_since_token(epoch, service, seq);
     let mut seq_digits = itoa::Buffer::new();
-    let seq = seq_digits.format(seq);
-    let parts = ["{\"seq\":", seq, ",\"token\":\"", &token, "\",\"service_sid\":\"", service.as_str(), "\","];
+    let parts = head_parts(seq_digits.format(seq), &token, service);
     let mut head = String::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + rest);
     for part in parts {
         head.push_str(part);
@@ -140,13 +149,21 @@ pub fn stored_body<'a>(epoch: &str, service: &Sid, seq: u64, json: &'a str) -> &
 fn rebuildable_head(epoch: &str, service: &Sid, seq: u64, json: &str) -> Option<usize> {
     let mut seq_digits = itoa::Buffer::new();
     let seq = seq_digits.format(seq);
-    let rest = json.strip_prefix("{\"seq\":")?.strip_prefix(seq)?.strip_prefix(",\"token\":\"")?;
-    let (token, rest) = rest.split_once('"')?;
-    let body = rest.strip_prefix(",\"service_sid\":\"")?.strip_prefix(service.as_str())?.strip_prefix("\",")?;
+    let parts = head_parts(seq, "", service);
+    let mut rest = json;
+    for part in &parts[..TOKEN_PART] {
+        rest = rest.strip_prefix(part)?;
+    }
+    let (token, mut body) = rest.split_once('"')?;
+    // The part after the token starts with the quote that closed it.
+    body = body.strip_prefix(&parts[TOKEN_PART + 1][1..])?;
+    for part in &parts[TOKEN_PART + 2..] {
+        body = body.strip_prefix(part)?;
+    }
     let mut buffer = [0u8; 128];
     let decoded = URL_SAFE_NO_PAD.decode_slice(token, &mut buffer).ok()?;
     let mut expected = &buffer[..decoded];
-    for part in ["1.", epoch, ".", service.as_str(), ".", seq] {
+    for part in token_parts(epoch, service, seq) {
         expected = expected.strip_prefix(part.as_bytes())?;
     }
     (expected.is_empty() && body.starts_with('"')).then(|| json.len() - body.len())
