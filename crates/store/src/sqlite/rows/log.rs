@@ -247,7 +247,7 @@ fn link_event(conn: &Connection, service: &Sid, seq: u64, object: &Sid) -> Resul
 }
 
 /// An event of `service` from its row: (row id less its service's base, object SID, body),
-/// its text's head put back (`ferrosync_core::log::stored_body`).
+/// its text's head put back (`ferrosync_core::log::event_from_body`).
 fn stored_event_row<'a>(epoch: &'a str, service: &'a Sid) -> impl Fn(&Row<'_>) -> rusqlite::Result<StoredEvent> + 'a {
     move |row| {
         let seq = row.get::<_, i64>(0)? as u64;
