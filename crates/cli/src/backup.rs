@@ -5,10 +5,12 @@
 //! snapshot) and `credentials.json` (the root credentials and the master key that decrypts
 //! the API keys' secrets; without it the copy's keys are unusable).
 
+use crate::local::LocalServer;
 use anyhow::{Context, bail};
+use ferrosync_server::backup::{self, BackedUp};
 use ferrosync_server::bootstrap::{CREDENTIALS_FILE, DATABASE_FILE};
 use ferrosync_server::{ServerConfig, StoreLocation};
-use ferrosync_store::sqlite::backup;
+use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fs;
 use std::io::Write;
@@ -32,48 +34,93 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// Copies the data directory's store (the server may be running) into the new directory `dest`.
-pub fn run_backup(config: &ServerConfig, dest: &Path) -> anyhow::Result<()> {
+/// Copies the data directory's store into the new directory `dest`: the running server makes
+/// the copy when there is one, this process otherwise.
+pub async fn run_backup(config: &ServerConfig, dest: &Path) -> anyhow::Result<()> {
     embedded_only(config, "backup")?;
-    let source = config.data_dir.join(DATABASE_FILE);
-    if !source.exists() {
-        bail!("no database at {}: is --data-dir right?", source.display());
-    }
-    if dest.exists() && fs::read_dir(dest).map(|mut d| d.next().is_some()).unwrap_or(true) {
-        bail!("{} exists and is not empty: a backup goes into a new directory", dest.display());
-    }
-    fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
+    // The server resolves nothing relative to this command's directory.
+    let dest = std::path::absolute(dest).with_context(|| format!("cannot resolve {}", dest.display()))?;
     let progress = bar(0, "backing up");
-    let summary = backup::backup(&source, &dest.join(DATABASE_FILE), |done, total| {
-        progress.set_length(total);
-        progress.set_position(done);
-    })?;
+    let done = match LocalServer::find(config).await? {
+        Some(server) => {
+            let request =
+                server.request(reqwest::Method::POST, "/local/v1/backup").json(&serde_json::json!({ "to": &dest }));
+            let response = server.send(request).await?;
+            let mut done = None;
+            let mut line = Vec::new();
+            let mut body = response.bytes_stream();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.context("the running server stopped answering the backup")?;
+                for piece in chunk.split_inclusive(|b| *b == b'\n') {
+                    line.extend_from_slice(piece);
+                    if line.ends_with(b"\n") {
+                        match serde_json::from_slice::<Said>(&line) {
+                            Ok(Said::Progress { copied, total }) => {
+                                progress.set_length(total);
+                                progress.set_position(copied);
+                            }
+                            Ok(Said::Done { done: d }) => done = Some(d),
+                            Ok(Said::Error { error }) => bail!("the backup failed: {}", error.message),
+                            Err(e) => bail!("the running server's answer to the backup is unreadable: {e}"),
+                        }
+                        line.clear();
+                    }
+                }
+            }
+            done.context("the running server stopped before the backup was done: its log says why")?
+        }
+        None => {
+            let data_dir = config.data_dir.clone();
+            let (dest, progress) = (dest.clone(), progress.clone());
+            tokio::task::spawn_blocking(move || {
+                backup::backup(&data_dir, &dest, |done, total| {
+                    progress.set_length(total);
+                    progress.set_position(done);
+                })
+            })
+            .await??
+        }
+    };
     progress.finish_and_clear();
-    let credentials = config.data_dir.join(CREDENTIALS_FILE);
-    if credentials.exists() {
-        copy_private(&credentials, &dest.join(CREDENTIALS_FILE))?;
-    } else {
+    if !done.credentials {
         eprintln!(
             "note: {} does not exist (credentials come from the environment): keep FERROSYNC_ACCOUNT_SID, \
              FERROSYNC_AUTH_TOKEN and FERROSYNC_MASTER_KEY with the backup",
-            credentials.display()
+            config.data_dir.join(CREDENTIALS_FILE).display()
         );
     }
-    let events = backup::verify(&dest.join(DATABASE_FILE))?;
     println!(
-        "backed up {} ({:.1} MiB, {events} change-log events) to {}",
-        source.display(),
-        summary.bytes as f64 / (1024.0 * 1024.0),
+        "backed up {} ({:.1} MiB, {} change-log events) to {}",
+        config.data_dir.join(DATABASE_FILE).display(),
+        done.bytes as f64 / (1024.0 * 1024.0),
+        done.events,
         dest.display()
     );
     Ok(())
 }
 
+/// A line of the running server's answer to a backup.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Said {
+    Progress { copied: u64, total: u64 },
+    Done { done: BackedUp },
+    Error { error: ferrosync_protocol::ErrorBody },
+}
+
 /// Puts the backup in `from` into the data directory. The server must be stopped.
-pub fn run_restore(config: &ServerConfig, from: &Path, force: bool) -> anyhow::Result<()> {
+pub async fn run_restore(config: &ServerConfig, from: &Path, force: bool) -> anyhow::Result<()> {
     embedded_only(config, "restore")?;
+    if let Some(server) = LocalServer::find(config).await? {
+        bail!(
+            "a server is running on {} (it answers on {}): stop it before restoring",
+            config.data_dir.display(),
+            server.socket().display()
+        );
+    }
     let db = from.join(DATABASE_FILE);
-    let events = backup::verify(&db).with_context(|| format!("{} is not a usable backup", from.display()))?;
+    let events = ferrosync_store::sqlite::backup::verify(&db)
+        .with_context(|| format!("{} is not a usable backup", from.display()))?;
     let target = config.data_dir.join(DATABASE_FILE);
     if target.exists() && !force {
         bail!(
@@ -110,28 +157,12 @@ pub fn run_restore(config: &ServerConfig, from: &Path, force: bool) -> anyhow::R
     fs::rename(&staging, &target)?;
     let credentials = from.join(CREDENTIALS_FILE);
     if credentials.exists() {
-        copy_private(&credentials, &config.data_dir.join(CREDENTIALS_FILE))?;
+        backup::copy_private(&credentials, &config.data_dir.join(CREDENTIALS_FILE))?;
     }
     if let Ok(dir) = fs::File::open(&config.data_dir) {
         // The renames are durable once the directory is.
         let _ = dir.sync_all();
     }
     println!("restored {} ({events} change-log events) into {}", from.display(), config.data_dir.display());
-    Ok(())
-}
-
-/// Copies a secret file, readable by its owner only.
-fn copy_private(from: &Path, to: &Path) -> anyhow::Result<()> {
-    let bytes = fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(to).with_context(|| format!("cannot write {}", to.display()))?;
-    f.write_all(&bytes)?;
-    f.sync_all()?;
     Ok(())
 }

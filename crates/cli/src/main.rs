@@ -4,6 +4,7 @@ mod backup;
 mod bench;
 mod config;
 mod data;
+mod local;
 mod reference;
 mod sched;
 mod tail;
@@ -12,7 +13,6 @@ mod transfer;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use config::{FileConfig, LogFormat};
-use ferrosync_core::auth::Principal;
 use ferrosync_server::api::matrix::RegistrationPolicy;
 use ferrosync_server::state::Settings;
 use ferrosync_server::{AppState, ServerConfig};
@@ -215,25 +215,20 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::ApiKey { action } => {
-                let (engine, _, _) = ferrosync_server::open_engine(&server_config).await?;
+                let account = local::Account::open(&server_config).await?;
                 match action {
                     ApiKeyAction::Create { name } => {
-                        let key = engine.create_api_key(&Principal::Root, name).await?;
-                        println!("sid:    {}\nsecret: {}", key.sid, key.secret);
+                        let key = account.create_key(name).await?;
+                        println!("sid:    {}\nsecret: {}", key.sid, key.secret.unwrap_or_default());
                         eprintln!("Store the secret now: it cannot be shown again.");
                     }
                     ApiKeyAction::List => {
-                        for key in engine.api_keys(&Principal::Root).await? {
-                            println!(
-                                "{}\t{}\t{}",
-                                key.sid,
-                                key.date_created.to_rfc3339(),
-                                key.friendly_name.unwrap_or_default()
-                            );
+                        for key in account.keys().await? {
+                            println!("{}\t{}\t{}", key.sid, key.date_created, key.friendly_name.unwrap_or_default());
                         }
                     }
                     ApiKeyAction::Delete { sid } => {
-                        engine.remove_api_key(&Principal::Root, &sid).await?;
+                        account.remove_key(&sid).await?;
                         println!("deleted {sid}");
                     }
                 }
@@ -250,8 +245,8 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Export { service, out } => transfer::export(&server_config, &service, out.as_deref()).await,
             Command::Import { file } => transfer::import(&server_config, file).await,
-            Command::Backup { to } => backup::run_backup(&server_config, &to),
-            Command::Restore { from, force } => backup::run_restore(&server_config, &from, force),
+            Command::Backup { to } => backup::run_backup(&server_config, &to).await,
+            Command::Restore { from, force } => backup::run_restore(&server_config, &from, force).await,
             Command::Data(command) => data::run(&server_config, command).await,
         }
     })
@@ -289,13 +284,28 @@ async fn serve(config: ServerConfig, settings: Settings, listen: Listen) -> anyh
     let listener = ferrosync_server::listen_with_backlog(&listen.address, listen.backlog)
         .await
         .with_context(|| format!("cannot listen on {}", listen.address))?;
+    // The embedded store is this process's alone: commands reach it through this socket.
+    let local = match &config.store {
+        ferrosync_server::StoreLocation::Embedded => match ferrosync_server::LocalSocket::bind(&config.data_dir) {
+            Ok(socket) => Some(socket),
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    data_dir = %config.data_dir.display(),
+                    "no local socket: `ferrosync` commands cannot reach this server's store while it runs"
+                );
+                None
+            }
+        },
+        ferrosync_server::StoreLocation::Postgres(_) => None,
+    };
     tracing::info!(
         address = %listener.local_addr()?,
         store = %config.store.describe(),
         data_dir = %config.data_dir.display(),
         "ferrosync is serving"
     );
-    ferrosync_server::run(listener, state, shutdown_signal()).await?;
+    ferrosync_server::run_with_local(listener, local, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -126,17 +126,7 @@ fn serve_answers_and_stops_cleanly_on_sigterm() {
         assert_eq!(r.status(), 201);
         assert_eq!(r.json::<serde_json::Value>().await.unwrap()["created_by"], "alice");
     });
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(std::time::Instant::now() < deadline, "the server did not stop within 15 s of SIGTERM");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
-    assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");
+    support::terminate(&mut child);
     let mut logs = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
     let first = logs.lines().next().unwrap();

@@ -118,6 +118,8 @@ pub struct Credentials {
 
 pub const CREDENTIALS_FILE: &str = "credentials.json";
 pub const DATABASE_FILE: &str = "ferrosync.db";
+/// The socket a running server answers `ferrosync` commands on, beside its data file.
+pub const LOCAL_SOCKET_FILE: &str = "ferrosync.sock";
 
 /// The meta key a shared store keeps the cluster's credentials under.
 const CREDENTIALS_META_KEY: &str = "credentials";

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod background;
+pub mod backup;
 pub mod bootstrap;
 pub mod cognito;
 pub mod console;
@@ -14,6 +15,7 @@ pub mod proxy_relay;
 pub mod push;
 pub mod realtime;
 pub mod state;
+pub mod transfer;
 pub mod webhooks;
 
 pub use bootstrap::{Credentials, ServerConfig, StoreLocation, open_engine, open_store};
@@ -50,10 +52,62 @@ pub async fn listen_with_backlog(addr: impl tokio::net::ToSocketAddrs, backlog: 
     Err(failed.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the address names no host")))
 }
 
+/// The local socket a server serves beside its TCP listener: `ferrosync.sock` in the data
+/// directory, readable and writable by its owner only. The file is removed when this is dropped.
+pub struct LocalSocket {
+    listener: tokio::net::UnixListener,
+    file: SocketFile,
+    data_dir: std::path::PathBuf,
+}
+
+/// Removes the socket's file when the socket closes.
+struct SocketFile(std::path::PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl LocalSocket {
+    /// Binds the local socket of `data_dir`. Call it once the store is open: the store's hold
+    /// on the data file says no other server uses this directory, so a socket file left
+    /// there by a server that was killed is stale and replaced.
+    pub fn bind(data_dir: &std::path::Path) -> std::io::Result<LocalSocket> {
+        let path = data_dir.join(bootstrap::LOCAL_SOCKET_FILE);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let listener = tokio::net::UnixListener::bind(&path)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(LocalSocket { listener, file: SocketFile(path), data_dir: data_dir.to_owned() })
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.file.0
+    }
+}
+
 /// Serves `state` on `listener` until `shutdown` resolves, then drains connections: WebSockets
 /// are closed with "going away" and long-polls return early.
 pub async fn run(
     listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    run_with_local(listener, None, state, shutdown).await
+}
+
+/// As [`run`], and serves the local socket too when there is one: the same routes, and those
+/// of [`api::local`].
+pub async fn run_with_local(
+    listener: TcpListener,
+    local: Option<LocalSocket>,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -77,10 +131,26 @@ pub async fn run(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
+    let local = local.map(|LocalSocket { listener, file, data_dir }| {
+        let app = api::local_router(state.clone(), data_dir);
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app.into_make_service())
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, path = %file.0.display(), "the local socket stopped");
+            }
+            drop(file);
+        })
+    });
     let result = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(graceful)
         .await;
     cancel.cancel();
+    if let Some(local) = local {
+        let _ = local.await;
+    }
     background.close();
     background.wait().await;
     result

@@ -11,7 +11,6 @@ use ferrosync_client::{
     Subscription, SyncEvent, SyncEventKind, TokenInfo,
 };
 use ferrosync_core::ErrorCode;
-use ferrosync_core::auth::Principal;
 use ferrosync_server::{ServerConfig, StoreLocation};
 use serde_json::{Map, Value, json};
 use std::io::Write;

@@ -148,7 +148,8 @@ impl Explain {
 }
 
 /// Mints an access token from the store `config` names, as the root account: signed by
-/// `api_key`, or by the account's first key (created when there is none).
+/// `api_key`, or by the account's first key (created when there is none). While a server runs
+/// on an embedded store, the server mints it.
 pub async fn mint_token(
     config: &ServerConfig,
     service: &str,
@@ -156,13 +157,5 @@ pub async fn mint_token(
     ttl: Option<u64>,
     api_key: Option<&str>,
 ) -> anyhow::Result<String> {
-    let (engine, _, _) = ferrosync_server::open_engine(config).await?;
-    let minted = match api_key {
-        Some(k) => {
-            let k = ferrosync_core::Sid::parse_kind(k, ferrosync_core::SidKind::ApiKey)?;
-            engine.mint_token_with_key(&Principal::Root, &k, service, identity, ttl).await?
-        }
-        None => engine.mint_token(&Principal::Root, service, identity, ttl).await?,
-    };
-    Ok(minted.token)
+    crate::local::Account::open(config).await?.mint_token(service, identity, ttl, api_key).await
 }

@@ -66,6 +66,21 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Sends SIGTERM and waits up to 15 s for a clean exit.
+pub fn terminate(child: &mut Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "the process did not stop within 15 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");
+}
+
 /// Runs a command to completion within `COMMAND_TIMEOUT`, feeding it `stdin`.
 pub fn run_bounded(cmd: Command, stdin: Option<&str>) -> Output {
     run_bounded_for(cmd, stdin, COMMAND_TIMEOUT)
@@ -132,6 +147,12 @@ impl DataServer {
         ));
         assert_eq!(status.0, 201);
         (server, runtime)
+    }
+
+    /// Kills the server as `kill -9` would, and waits for it to be gone.
+    pub fn kill(&mut self) {
+        self._server.0.kill().unwrap();
+        self._server.0.wait().unwrap();
     }
 
     pub async fn rest(&self, method: reqwest::Method, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {

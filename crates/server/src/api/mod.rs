@@ -4,6 +4,7 @@ pub mod aws;
 pub mod cognito_identity;
 pub mod cognito_sync;
 pub mod http;
+pub mod local;
 pub mod matrix;
 pub mod native;
 pub mod ops;
@@ -20,6 +21,16 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 pub fn router(state: Arc<AppState>) -> Router {
+    layered(routes(), state)
+}
+
+/// The router of the local socket: every route of [`router`], and the [`local`] ones that act
+/// on the data directory.
+pub fn local_router(state: Arc<AppState>, data_dir: std::path::PathBuf) -> Router {
+    layered(routes().nest("/local/v1", local::router(data_dir)), state)
+}
+
+fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .merge(ops::router())
         .merge(cognito_identity::router::router())
@@ -33,6 +44,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(cognito_sync::router::router())
         .merge(matrix::router())
         .merge(crate::console::router())
+}
+
+fn layered(routes: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
+    routes
         .fallback(native::error::route_not_found)
         .layer(axum::middleware::from_fn(crate::observe::track))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
