@@ -33,6 +33,12 @@ fn while_a_server_runs_its_store_is_its_alone_and_commands_go_through_its_socket
     let mode = std::fs::metadata(&socket).expect("the server made its socket").permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "only the data directory's owner may use the socket");
 
+    // A second server on the same directory stops at once, saying why; the first carries on.
+    let second = run_bounded(server.local_command(&["serve", "--listen", "127.0.0.1:0"]), None);
+    assert!(!second.status.success());
+    assert!(stderr(&second).contains("held by another process"), "{}", stderr(&second));
+    assert!(socket.exists(), "the refused server leaves the running one's socket alone");
+
     // Keys made and removed through the server are the server's own.
     let created = run_bounded(server.local_command(&["api-key", "create", "--name", "via-socket"]), None);
     assert!(created.status.success(), "{}", stderr(&created));

@@ -36,7 +36,9 @@ pub struct BackupSummary {
 /// Copies the database at `source` (which a server may be writing) to a new file `dest`,
 /// calling `progress(copied, total)` in pages as it goes. `dest` must not exist.
 pub fn backup(source: &Path, dest: &Path, mut progress: impl FnMut(u64, u64)) -> Result<BackupSummary, BackupError> {
-    let src = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite_err(source))?;
+    // Opened as the store opens it: in the server's process, it shares the server's hold on
+    // the file; elsewhere it takes that hold for the copy's length.
+    let src = super::connect(source, super::Access::Query).map_err(sqlite_err(source))?;
     src.busy_timeout(Duration::from_secs(5)).map_err(sqlite_err(source))?;
     check_is_ferrosync(&src, source)?;
     // The snapshot: every step below reads the database as it was at this point.
@@ -96,7 +98,8 @@ mod tests {
     fn a_copy_taken_while_another_connection_writes_holds_a_consistent_snapshot() {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src.db");
-        let w = Connection::open(&src).unwrap();
+        // The writer holds the file as a store would; the copy joins that hold.
+        let w = crate::sqlite::connect(&src, crate::sqlite::Access::ReadWrite).unwrap();
         w.execute_batch(
             "PRAGMA journal_mode = WAL; CREATE TABLE events (seq INTEGER PRIMARY KEY, pad BLOB);
              CREATE TABLE totals (n INTEGER); INSERT INTO totals VALUES (0);",

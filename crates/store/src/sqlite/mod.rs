@@ -47,6 +47,13 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v13.sql"),
 ];
 const READERS: usize = 4;
+/// The VFS every connection to the data file goes through. SQLite's `unix-excl` locks the
+/// file for the whole process at the first connection's first read; from then on the
+/// process's connections coordinate in memory, so a commit makes none of the six `fcntl`
+/// calls it would make on the `-shm` file, and the WAL index lives on the heap. No other
+/// process can open the file meanwhile: `ferrosync` commands reach a running server through
+/// its local socket instead.
+pub const VFS: &str = "unix-excl";
 /// How long the writer waits for another connection's write lock on the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// WAL size (in pages) past which a checkpoint waits for readers to reset the log.
@@ -82,6 +89,45 @@ pub enum Durability {
     Normal,
 }
 
+/// What a connection to the data file may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    ReadWrite,
+    /// Reads only. Opened read-write all the same, with `query_only` set: under `unix-excl` a
+    /// read-only connection cannot share the WAL index the process keeps on its heap.
+    Query,
+}
+
+/// Opens a connection to the data file at `path` as every connection to it must be opened,
+/// by this process's store or by anything else in the process (a backup).
+pub fn connect(path: &Path, access: Access) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags_and_vfs(path, flags, VFS)?;
+    if access == Access::Query {
+        conn.execute_batch("PRAGMA query_only = 1;")?;
+    }
+    Ok(conn)
+}
+
+/// The error for a data file another process holds: the first read of a connection is where
+/// `unix-excl` takes its lock, and where it finds it taken.
+fn held_elsewhere(path: &Path, e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+        {
+            StoreError::Unavailable(format!(
+                "{} is held by another process (a running `ferrosync serve`?): one process at a time opens it",
+                path.display()
+            ))
+        }
+        _ => err(e),
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and starts its writer thread.
     pub fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
@@ -89,7 +135,7 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)
                 .map_err(|e| StoreError::Unavailable(format!("{}: {e}", parent.display())))?;
         }
-        let mut conn = Connection::open(path).map_err(err)?;
+        let mut conn = connect(path, Access::ReadWrite).map_err(err)?;
         let sync = match durability {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
@@ -100,16 +146,14 @@ impl SqliteStore {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; \
              PRAGMA wal_autocheckpoint = 0; PRAGMA temp_store = MEMORY;"
         ))
-        .map_err(err)?;
+        .map_err(|e| held_elsewhere(path, e))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
         migrate(&mut conn)?;
         let epoch = load_or_create_epoch(&conn)?;
 
         let mut conns = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            let r =
-                Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                    .map_err(err)?;
+            let r = connect(path, Access::Query).map_err(err)?;
             r.execute_batch("PRAGMA busy_timeout = 5000;").map_err(err)?;
             conns.push(r);
         }
@@ -136,7 +180,7 @@ impl SqliteStore {
             .spawn(move || writer_loop(thread, rx))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
 
-        let checkpointer = Connection::open(path).map_err(err)?;
+        let checkpointer = connect(path, Access::ReadWrite).map_err(err)?;
         checkpointer.execute_batch("PRAGMA busy_timeout = 5000;").map_err(err)?;
         let writer_alive = tx.downgrade();
         std::thread::Builder::new()
@@ -690,7 +734,7 @@ impl_store!(SqliteStore, rows, {
         let (path, key, proposed) = (self.path.clone(), key.to_owned(), proposed.to_owned());
         tokio::task::spawn_blocking(move || {
             use rusqlite::OptionalExtension;
-            let conn = Connection::open(&path).map_err(err)?;
+            let conn = connect(&path, Access::ReadWrite).map_err(err)?;
             conn.execute_batch("PRAGMA busy_timeout = 5000;").map_err(err)?;
             let inserted = conn
                 .execute(
