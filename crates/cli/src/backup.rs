@@ -7,7 +7,7 @@
 
 use crate::local::LocalServer;
 use anyhow::{Context, bail};
-use ferrosync_server::backup::{self, BackedUp};
+use ferrosync_server::backup;
 use ferrosync_server::bootstrap::{CREDENTIALS_FILE, DATABASE_FILE};
 use ferrosync_server::{ServerConfig, StoreLocation};
 use futures_util::StreamExt;
@@ -15,6 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::fs;
 use std::io::Write;
 use std::path::Path;
+use tokio::io::AsyncWriteExt;
 
 fn embedded_only(config: &ServerConfig, what: &str) -> anyhow::Result<()> {
     if config.store != StoreLocation::Embedded {
@@ -34,44 +35,25 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// Copies the data directory's store into the new directory `dest`: the running server makes
-/// the copy when there is one, this process otherwise.
+/// Copies the data directory's store into the new directory `dest`: from a snapshot the
+/// running server sends when there is one, by this process otherwise.
 pub async fn run_backup(config: &ServerConfig, dest: &Path) -> anyhow::Result<()> {
     embedded_only(config, "backup")?;
-    // The server resolves nothing relative to this command's directory.
-    let dest = std::path::absolute(dest).with_context(|| format!("cannot resolve {}", dest.display()))?;
     let progress = bar(0, "backing up");
     let done = match LocalServer::find(config).await? {
         Some(server) => {
-            let request =
-                server.request(reqwest::Method::POST, "/local/v1/backup").json(&serde_json::json!({ "to": &dest }));
-            let response = server.send(request).await?;
-            let mut done = None;
-            let mut line = Vec::new();
+            backup::prepare(dest)?;
+            let response = server.send(server.request(reqwest::Method::POST, "/local/v1/backup")).await?;
+            let mut received = Received { line: Vec::new(), file: None, left: 0, progress: &progress };
             let mut body = response.bytes_stream();
             while let Some(chunk) = body.next().await {
-                let chunk = chunk.context("the running server stopped answering the backup")?;
-                for piece in chunk.split_inclusive(|b| *b == b'\n') {
-                    line.extend_from_slice(piece);
-                    if line.ends_with(b"\n") {
-                        match serde_json::from_slice::<Said>(&line) {
-                            Ok(Said::Progress { copied, total }) => {
-                                progress.set_length(total);
-                                progress.set_position(copied);
-                            }
-                            Ok(Said::Done { done: d }) => done = Some(d),
-                            Ok(Said::Error { error }) => bail!("the backup failed: {}", error.message),
-                            Err(e) => bail!("the running server's answer to the backup is unreadable: {e}"),
-                        }
-                        line.clear();
-                    }
-                }
+                received.feed(&chunk.context("the running server stopped sending the backup")?, dest).await?;
             }
-            done.context("the running server stopped before the backup was done: its log says why")?
+            received.end().await?;
+            backup::finish(&config.data_dir, dest)?
         }
         None => {
-            let data_dir = config.data_dir.clone();
-            let (dest, progress) = (dest.clone(), progress.clone());
+            let (data_dir, dest, progress) = (config.data_dir.clone(), dest.to_owned(), progress.clone());
             tokio::task::spawn_blocking(move || {
                 backup::backup(&data_dir, &dest, |done, total| {
                     progress.set_length(total);
@@ -99,13 +81,89 @@ pub async fn run_backup(config: &ServerConfig, dest: &Path) -> anyhow::Result<()
     Ok(())
 }
 
-/// A line of the running server's answer to a backup.
+/// A line of the running server's answer to a backup, before the file's bytes.
 #[derive(serde::Deserialize)]
 #[serde(untagged)]
 enum Said {
     Progress { copied: u64, total: u64 },
-    Done { done: BackedUp },
+    File { file: FileHeader },
     Error { error: ferrosync_protocol::ErrorBody },
+}
+
+#[derive(serde::Deserialize)]
+struct FileHeader {
+    bytes: u64,
+}
+
+/// The backup as it arrives: lines of JSON, then the file's bytes, written to `ferrosync.db`.
+struct Received<'a> {
+    line: Vec<u8>,
+    file: Option<tokio::fs::File>,
+    /// The file's bytes still to come.
+    left: u64,
+    progress: &'a ProgressBar,
+}
+
+impl Received<'_> {
+    async fn feed(&mut self, mut chunk: &[u8], dest: &Path) -> anyhow::Result<()> {
+        while !chunk.is_empty() {
+            if let Some(file) = &mut self.file {
+                let n = chunk.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+                if n == 0 {
+                    bail!("the running server sent more than the backup's file");
+                }
+                file.write_all(&chunk[..n]).await?;
+                self.left -= n as u64;
+                self.progress.inc(n as u64);
+                chunk = &chunk[n..];
+                continue;
+            }
+            let Some(end) = chunk.iter().position(|b| *b == b'\n') else {
+                self.line.extend_from_slice(chunk);
+                return Ok(());
+            };
+            self.line.extend_from_slice(&chunk[..end]);
+            chunk = &chunk[end + 1..];
+            match serde_json::from_slice::<Said>(&self.line) {
+                Ok(Said::Progress { copied, total }) => {
+                    self.progress.set_length(total);
+                    self.progress.set_position(copied);
+                }
+                Ok(Said::File { file }) => {
+                    let path = dest.join(DATABASE_FILE);
+                    self.file = Some(
+                        tokio::fs::File::create(&path)
+                            .await
+                            .with_context(|| format!("cannot write {}", path.display()))?,
+                    );
+                    self.left = file.bytes;
+                    self.progress.set_style(
+                        ProgressStyle::with_template("receiving [{bar:30}] {bytes}/{total_bytes} ({eta})")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
+                            .progress_chars("=> "),
+                    );
+                    self.progress.set_length(file.bytes);
+                    self.progress.set_position(0);
+                }
+                Ok(Said::Error { error }) => bail!("the backup failed: {}", error.message),
+                Err(e) => bail!("the running server's answer to the backup is unreadable: {e}"),
+            }
+            self.line.clear();
+        }
+        Ok(())
+    }
+
+    /// Checks the whole file came, and makes it durable.
+    async fn end(self) -> anyhow::Result<()> {
+        let Some(file) = self.file else {
+            bail!("the running server stopped before sending the backup: its log says why")
+        };
+        if self.left > 0 {
+            bail!("the running server stopped sending the backup {} bytes short: its log says why", self.left);
+        }
+        file.sync_all().await?;
+        Ok(())
+    }
 }
 
 /// Puts the backup in `from` into the data directory. The server must be stopped.

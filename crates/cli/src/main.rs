@@ -303,6 +303,7 @@ async fn serve(config: ServerConfig, settings: Settings, listen: Listen) -> anyh
         address = %listener.local_addr()?,
         store = %config.store.describe(),
         data_dir = %config.data_dir.display(),
+        local_socket = %local.as_ref().map_or_else(|| "none".to_owned(), |s| s.path().display().to_string()),
         "ferrosync is serving"
     );
     ferrosync_server::run_with_local(listener, local, state, shutdown_signal()).await?;

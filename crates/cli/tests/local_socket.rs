@@ -25,6 +25,15 @@ async fn on_socket(socket: &std::path::Path, method: Method, path: &str, authent
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
+/// The backups' staging files in the data directory `dir`.
+fn staging_files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("ferrosync.db.backup-"))
+        .collect()
+}
+
 #[test]
 fn while_a_server_runs_its_store_is_its_alone_and_commands_go_through_its_socket() {
     let (mut server, runtime) = DataServer::start();
@@ -103,7 +112,8 @@ fn while_a_server_runs_its_store_is_its_alone_and_commands_go_through_its_socket
             .as_u16()
     });
     assert_eq!(over_tcp, 404, "exports and backups are for the local socket only");
-    // A backup to a relative path is resolved where the command runs, not where the server does.
+    // The server sends the snapshot and the command writes it, relative to where it runs: the
+    // server need not be able to write there.
     let backup = run_bounded(
         {
             let mut c = server.local_command(&["backup", "copy"]);
@@ -113,7 +123,10 @@ fn while_a_server_runs_its_store_is_its_alone_and_commands_go_through_its_socket
         None,
     );
     assert!(backup.status.success(), "{}", stderr(&backup));
+    assert!(stdout(&backup).contains("backed up"), "{}", stdout(&backup));
     assert!(work.path().join("copy").join("ferrosync.db").exists());
+    assert!(work.path().join("copy").join("credentials.json").exists(), "the credentials go with the copy");
+    assert_eq!(staging_files(&dir), Vec::<String>::new(), "the server's staged snapshot is gone once sent");
     // Nothing replaces the store under a running server.
     let restore = run_bounded(server.local_command(&["restore", work.path().join("copy").to_str().unwrap()]), None);
     assert!(!restore.status.success());
@@ -123,6 +136,8 @@ fn while_a_server_runs_its_store_is_its_alone_and_commands_go_through_its_socket
     // the next server takes the socket back.
     server.kill();
     assert!(socket.exists(), "kill -9 leaves the socket file");
+    // As a server killed mid-backup would leave its staged snapshot.
+    std::fs::write(dir.join("ferrosync.db.backup-0123"), b"half a copy").unwrap();
     let listed = run_bounded(server.local_command(&["api-key", "list"]), None);
     assert!(listed.status.success(), "{}", stderr(&listed));
     assert!(stdout(&listed).contains(&sid), "{}", stdout(&listed));
@@ -130,6 +145,7 @@ fn while_a_server_runs_its_store_is_its_alone_and_commands_go_through_its_socket
     let mut restarted = KillOnDrop(child);
     let (status, _) = runtime.block_on(on_socket(&socket, Method::GET, "/api/v1/keys", true));
     assert_eq!(status, 200, "the restarted server answers on the socket");
+    assert_eq!(staging_files(&dir), Vec::<String>::new(), "a staged snapshot left behind is removed");
     // Stopped cleanly, a server removes its socket.
     support::terminate(&mut restarted.0);
     assert!(!socket.exists(), "the socket goes with the server");

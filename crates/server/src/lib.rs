@@ -71,9 +71,10 @@ impl Drop for SocketFile {
 
 impl LocalSocket {
     /// Binds the local socket of `data_dir`. Call it once the store is open: the store's hold
-    /// on the data file says no other server uses this directory, so a socket file left
-    /// there by a server that was killed is stale and replaced.
+    /// on the data file says no other server uses this directory, so a socket file (or a
+    /// backup's staging file) left there by a server that was killed is stale and replaced.
     pub fn bind(data_dir: &std::path::Path) -> std::io::Result<LocalSocket> {
+        backup::remove_stale_staging(data_dir);
         let path = data_dir.join(bootstrap::LOCAL_SOCKET_FILE);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),

@@ -6,12 +6,13 @@
 //! * `GET /local/v1/services/{service}/export`: the service's dump, streamed (see
 //!   [`crate::transfer`]); a dump cut short by an error lacks its end line.
 //! * `POST /local/v1/import`: a dump as the body, streamed in; answers what it added.
-//! * `POST /local/v1/backup` `{"to": "/absolute/dir"}`: a backup of the data directory,
-//!   answered as lines of JSON: `{"copied": pages, "total": pages}` as it goes, then
-//!   `{"done": {...}}` or `{"error": {...}}`.
+//! * `POST /local/v1/backup`: a snapshot of the store, staged in the data directory and sent
+//!   to the caller: lines of JSON, `{"copied": pages, "total": pages}` as the snapshot is
+//!   taken, then `{"file": {"bytes": n}}` followed by the file's n bytes (or `{"error": {...}}`).
+//!   The staging file is removed once sent, or when the caller goes away.
 
 use super::native::error::{ApiError, ApiResult};
-use super::native::extract::{Auth, JsonBody};
+use super::native::extract::Auth;
 use crate::state::AppState;
 use crate::transfer::{self, TransferError};
 use axum::body::Body;
@@ -24,7 +25,7 @@ use bytes::Bytes;
 use ferrosync_core::ErrorCode;
 use ferrosync_core::auth::Principal;
 use futures_util::TryStreamExt;
-use serde::Deserialize;
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::io::BufWriter;
@@ -92,54 +93,64 @@ async fn import(State(state): State<Arc<AppState>>, Auth(p): Auth, body: Body) -
     Ok(Json(transfer::import(&state.engine, &p, input).await?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BackupRequest {
-    to: PathBuf,
-}
-
-fn backup_error(e: crate::backup::BackupError) -> ApiError {
-    use crate::backup::BackupError as E;
-    match e {
-        E::Relative(_) | E::NotEmpty(_) => ApiError::new(ErrorCode::InvalidField, format!("to: {e}")),
-        other => ApiError::new(ErrorCode::Internal, other.to_string()),
-    }
-}
-
 fn line(value: &serde_json::Value) -> Bytes {
     let mut v = serde_json::to_vec(value).unwrap_or_default();
     v.push(b'\n');
     Bytes::from(v)
 }
 
-async fn backup(
-    Auth(p): Auth,
-    Extension(DataDir(data_dir)): Extension<DataDir>,
-    JsonBody(request): JsonBody<BackupRequest>,
-) -> ApiResult<Response> {
+/// Bytes of the staged copy sent at a time.
+const BACKUP_CHUNK: usize = 256 * 1024;
+
+async fn backup(Auth(p): Auth, Extension(DataDir(data_dir)): Extension<DataDir>) -> ApiResult<Response> {
     require_admin(&p)?;
-    crate::backup::check(&data_dir, &request.to).map_err(backup_error)?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-    tokio::task::spawn_blocking(move || {
-        let progress = |copied: u64, total: u64| {
-            // Progress may be dropped when the reader lags; the outcome may not.
-            let _ = tx.try_send(line(&serde_json::json!({ "copied": copied, "total": total })));
-        };
-        let outcome = match crate::backup::backup(&data_dir, &request.to, progress) {
-            Ok(done) => serde_json::json!({ "done": done }),
-            Err(e) => {
-                tracing::warn!(error = %e, to = %request.to.display(), "a backup over the local socket failed");
-                serde_json::json!({ "error": backup_error(e).body() })
-            }
-        };
-        let _ = tx.blocking_send(line(&outcome));
-    });
-    let stream = tokio_stream_of(rx);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    tokio::task::spawn_blocking(move || send_backup(&data_dir, &tx));
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|b| b.map(Ok::<_, Infallible>)));
     Ok(([(header::CONTENT_TYPE, NDJSON)], Body::from_stream(stream)).into_response())
 }
 
-fn tokio_stream_of(
-    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
-) -> impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|b| b.map(Ok)))
+/// Stages a snapshot and sends it down `tx`; returns early when the reader has gone, and the
+/// staging file goes with the snapshot.
+fn send_backup(data_dir: &std::path::Path, tx: &tokio::sync::mpsc::Sender<Bytes>) {
+    let progress = |copied: u64, total: u64| {
+        // Progress may be dropped when the reader lags; nothing else is.
+        let _ = tx.try_send(line(&serde_json::json!({ "copied": copied, "total": total })));
+    };
+    let staged = match crate::backup::stage(data_dir, progress) {
+        Ok(staged) => staged,
+        Err(e) => {
+            tracing::warn!(error = %e, "a backup over the local socket failed");
+            let body = ApiError::new(ErrorCode::Internal, e.to_string()).body();
+            let _ = tx.blocking_send(line(&serde_json::json!({ "error": body })));
+            return;
+        }
+    };
+    if tx.blocking_send(line(&serde_json::json!({ "file": { "bytes": staged.bytes } }))).is_err() {
+        return;
+    }
+    let mut file = match std::fs::File::open(&staged.path) {
+        Ok(f) => f,
+        Err(e) => {
+            // The reader sees the file end short of its length.
+            tracing::warn!(error = %e, path = %staged.path.display(), "cannot read a staged backup");
+            return;
+        }
+    };
+    loop {
+        let mut chunk = vec![0; BACKUP_CHUNK];
+        match std::io::Read::read(&mut file, &mut chunk) {
+            Ok(0) => return,
+            Ok(n) => {
+                chunk.truncate(n);
+                if tx.blocking_send(Bytes::from(chunk)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, path = %staged.path.display(), "cannot read a staged backup");
+                return;
+            }
+        }
+    }
 }
