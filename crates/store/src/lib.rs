@@ -510,7 +510,7 @@ pub(crate) async fn queue_write(
     let mut counted = Counted(queued);
     let (reply, rx) = tokio::sync::oneshot::channel();
     writer
-        .send(WriteJob { actor, mutation, reply, runtime: tokio::runtime::Handle::try_current().ok() })
+        .send(WriteJob { actor, mutation: Some(mutation), reply, runtime: tokio::runtime::Handle::try_current().ok() })
         .await
         .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
     counted.0 = None;
@@ -520,7 +520,8 @@ pub(crate) async fn queue_write(
 /// A mutation waiting for a store's writer thread, and where its answer goes.
 pub(crate) struct WriteJob {
     pub(crate) actor: ferrosync_core::store::Actor,
-    pub(crate) mutation: ferrosync_core::store::Mutation,
+    /// Taken (moved into the rules rather than copied) by a commit that cannot run it again.
+    pub(crate) mutation: Option<ferrosync_core::store::Mutation>,
     pub(crate) reply: Reply,
     /// The runtime the caller waits on, where a batch's answers are best sent from.
     pub(crate) runtime: Option<tokio::runtime::Handle>,
@@ -686,7 +687,10 @@ mod tests {
     /// A job told apart by its mutation's date, and the answer that names it back.
     fn job(n: i64, runtime: Option<tokio::runtime::Handle>) -> (WriteJob, tokio::sync::oneshot::Receiver<Answer>) {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        (WriteJob { actor: Actor::SYSTEM, mutation: Mutation::Prune { before: Timestamp(n) }, reply, runtime }, rx)
+        (
+            WriteJob { actor: Actor::SYSTEM, mutation: Some(Mutation::Prune { before: Timestamp(n) }), reply, runtime },
+            rx,
+        )
     }
 
     fn named(answer: Answer) -> String {
@@ -701,7 +705,9 @@ mod tests {
         batch
             .iter()
             .map(|job| match &job.mutation {
-                Mutation::Prune { before } => Err(CoreError::Store(StoreError::Backend(format!("job {}", before.0)))),
+                Some(Mutation::Prune { before }) => {
+                    Err(CoreError::Store(StoreError::Backend(format!("job {}", before.0))))
+                }
                 _ => Err(CoreError::Store(StoreError::Backend("not a test job".into()))),
             })
             .collect()

@@ -230,8 +230,8 @@ fn unavailable(n: usize, why: &str) -> Vec<Result<Applied, CoreError>> {
 
 /// The service a mutation locks first; batches take them in this order so that two nodes'
 /// batches never wait on each other in a cycle.
-fn lock_key(m: &Mutation) -> Option<&Sid> {
-    m.service()
+fn lock_key(m: Option<&Mutation>) -> Option<&Sid> {
+    m.and_then(Mutation::service)
 }
 
 /// Applies the batch in one transaction, each mutation inside a savepoint so a failed
@@ -240,7 +240,7 @@ fn commit_batch(conn: &mut PgConn, epoch: &str, batch: &[WriteJob]) -> Vec<Resul
     let started = std::time::Instant::now();
     // A stable sort: one service's mutations keep their order.
     let mut order: Vec<usize> = (0..batch.len()).collect();
-    order.sort_by(|a, b| lock_key(&batch[*a].mutation).cmp(&lock_key(&batch[*b].mutation)));
+    order.sort_by(|a, b| lock_key(batch[*a].mutation.as_ref()).cmp(&lock_key(batch[*b].mutation.as_ref())));
 
     if let Err(e) = conn.batch("BEGIN") {
         return unavailable(batch.len(), &e.to_string());
@@ -254,6 +254,10 @@ fn commit_batch(conn: &mut PgConn, epoch: &str, batch: &[WriteJob]) -> Vec<Resul
     let mut release_pending = false;
     'jobs: for &i in &order {
         let job = &batch[i];
+        let Some(mutation) = &job.mutation else {
+            results[i] = Some(Err(StoreError::Backend("the write was taken before its commit".into()).into()));
+            continue;
+        };
         for attempt in 1..=ATTEMPTS {
             conn.last_retryable = false;
             let open = if release_pending { "RELEASE m; SAVEPOINT m" } else { "SAVEPOINT m" };
@@ -264,7 +268,7 @@ fn commit_batch(conn: &mut PgConn, epoch: &str, batch: &[WriteJob]) -> Vec<Resul
             release_pending = false;
             let before = seqs.clone();
             let mut tx = PgTx { conn, epoch, seqs: &mut seqs, services: &mut services };
-            let outcome = rules::apply(&mut tx, &job.actor, job.mutation.clone(), Timestamp::now());
+            let outcome = rules::apply(&mut tx, &job.actor, mutation.clone(), Timestamp::now());
             if outcome.is_ok() {
                 release_pending = true;
             } else {

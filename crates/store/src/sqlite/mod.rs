@@ -361,7 +361,12 @@ impl Writer {
         let results = self.commit(lone, observers);
         self.conn.with_dependent(|conn, _| set_busy(conn, BUSY_TIMEOUT));
         match results.into_iter().next() {
-            Some(Err(CoreError::Store(StoreError::Unavailable(_)))) => None,
+            // The lock was met before the rules took the job's mutation: it goes back whole.
+            Some(Err(CoreError::Store(StoreError::Unavailable(_))))
+                if lone.first().is_some_and(|job| job.mutation.is_some()) =>
+            {
+                None
+            }
             answer => {
                 lone.clear();
                 Some(answer.unwrap_or_else(|| Err(StoreError::Backend("a commit gave no answer".into()).into())))
@@ -412,7 +417,12 @@ impl SqliteStore {
         {
             tokio::task::yield_now().await;
             let (reply, rx) = tokio::sync::oneshot::channel();
-            let job = WriteJob { actor, mutation, reply, runtime: tokio::runtime::Handle::try_current().ok() };
+            let job = WriteJob {
+                actor,
+                mutation: Some(mutation),
+                reply,
+                runtime: tokio::runtime::Handle::try_current().ok(),
+            };
             let mut lone = vec![job];
             let job = if self.queued.load(Ordering::Acquire) == 0 {
                 if let Some(answer) = writer.commit_in_place(&mut lone, &self.observers) {
@@ -459,7 +469,7 @@ fn commit_batch(
     hot: &HotStatements<'_>,
     epoch: &str,
     memo: &mut Memo,
-    batch: &[WriteJob],
+    batch: &mut [WriteJob],
 ) -> Vec<Result<Applied, CoreError>> {
     let started = std::time::Instant::now();
     memo.bound();
@@ -542,7 +552,7 @@ fn apply_jobs(
     hot: &HotStatements<'_>,
     epoch: &str,
     memo: &mut Memo,
-    batch: &[WriteJob],
+    batch: &mut [WriteJob],
 ) -> Result<Answers, StoreError> {
     let conn = hot.conn();
     let sql = |statement: &'static str| hot.run(statement).map_err(err);
@@ -552,13 +562,20 @@ fn apply_jobs(
         sql("BEGIN IMMEDIATE")?;
         let Memo { seqs, services, bases, objects } = &mut *memo;
         let mut results = Vec::with_capacity(batch.len());
-        for job in batch {
+        // A batch of one is never run again (a failure after writing answers it at once), so
+        // its mutation moves into the rules; a batch of several may run again, with savepoints.
+        let lone = batch.len() == 1;
+        for job in batch.iter_mut() {
             if undo == Undo::Savepoint {
                 sql("SAVEPOINT m")?;
             }
             let (heads, changes) = (seqs.clone(), conn.total_changes());
             let mut tx = SqliteTx { conn, hot, epoch, seqs, services, bases, objects, found: None };
-            let outcome = rules::apply(&mut tx, &job.actor, job.mutation.clone(), Timestamp::now());
+            let mutation = if lone { job.mutation.take() } else { job.mutation.clone() };
+            let outcome = match mutation {
+                Some(mutation) => rules::apply(&mut tx, &job.actor, mutation, Timestamp::now()),
+                None => Err(StoreError::Backend("the write was taken before its commit".into()).into()),
+            };
             if conn.is_autocommit() {
                 // SQLite rolled the transaction back itself (a full disk, an I/O error).
                 let cause = outcome.err().map_or_else(|| "the transaction ended".to_owned(), |e| e.to_string());
@@ -577,7 +594,7 @@ fn apply_jobs(
                 }
                 match undo {
                     Undo::Savepoint => sql("ROLLBACK TO m")?,
-                    Undo::Batch if wrote && batch.len() == 1 => {
+                    Undo::Batch if wrote && lone => {
                         sql("ROLLBACK")?;
                         return Ok(Answers { results: vec![outcome], committed: false });
                     }

@@ -61,7 +61,7 @@ async fn batch_fixture() -> (tempfile::TempDir, SqliteStore, Sid, Connection) {
 
 fn job(actor: Actor, mutation: Mutation) -> WriteJob {
     let (reply, _) = tokio::sync::oneshot::channel();
-    WriteJob { actor, mutation, reply, runtime: None }
+    WriteJob { actor, mutation: Some(mutation), reply, runtime: None }
 }
 
 fn code(r: &Result<Applied, CoreError>) -> Result<(), ferrosync_core::error::ErrorCode> {
@@ -112,28 +112,33 @@ async fn a_failed_job_undoes_only_its_own_writes() {
         &HotStatements::new(&conn),
         "e",
         &mut memo,
-        &[writes(vec![create("a")]), writes(vec![stale()]), writes(vec![create("b")])],
+        &mut [writes(vec![create("a")]), writes(vec![stale()]), writes(vec![create("b")])],
     );
     let codes: Vec<_> = first.iter().map(code).collect();
     assert_eq!(codes, [Ok(()), Err(ErrorCode::RevisionMismatch), Ok(())]);
 
     // A taken key fails after "d" was written: only "d" is undone.
-    let mixed = [
+    let mut mixed = [
         writes(vec![create("c")]),
         writes(vec![create("d"), create("a")]),
         writes(vec![stale()]),
         writes(vec![create("e")]),
     ];
-    let codes: Vec<_> = commit_batch(&HotStatements::new(&conn), "e", &mut memo, &mixed).iter().map(code).collect();
+    let codes: Vec<_> = commit_batch(&HotStatements::new(&conn), "e", &mut memo, &mut mixed).iter().map(code).collect();
     assert_eq!(codes, [Ok(()), Err(ErrorCode::AlreadyExists), Err(ErrorCode::RevisionMismatch), Ok(())]);
+    // The batch ran again with savepoints: from its mutations, which it kept for that.
+    assert!(mixed.iter().all(|job| job.mutation.is_some()));
 
     // Alone, a job that fails after writing rolls the transaction back.
-    let alone = commit_batch(&HotStatements::new(&conn), "e", &mut memo, &[writes(vec![create("f"), create("b")])]);
+    let alone = commit_batch(&HotStatements::new(&conn), "e", &mut memo, &mut [writes(vec![create("f"), create("b")])]);
     assert_eq!(alone.iter().map(code).collect::<Vec<_>>(), [Err(ErrorCode::AlreadyExists)]);
     // The next batch numbers on from the last event committed, not from what the rolled-back
     // batch took.
-    let after = commit_batch(&HotStatements::new(&conn), "e", &mut memo, &[writes(vec![create("g")])]);
+    let mut lone = [writes(vec![create("g")])];
+    let after = commit_batch(&HotStatements::new(&conn), "e", &mut memo, &mut lone);
     assert_eq!(after.iter().map(code).collect::<Vec<_>>(), [Ok(())]);
+    // A batch of one never runs again: its mutation went into the rules uncopied.
+    assert!(lone[0].mutation.is_none());
 
     let map = store.object(&svc, ObjectKind::Map, &ObjectRef::UniqueName("m".into())).await.expect("read");
     let map = map.expect("the Map");
@@ -159,8 +164,8 @@ async fn objects_kept_between_batches_are_as_stored() {
     let (_dir, _store, svc, conn) = batch_fixture().await;
     let mut memo = Memo::default();
     let run = |jobs: Vec<Mutation>, memo: &mut Memo| {
-        let jobs: Vec<WriteJob> = jobs.into_iter().map(|m| job(Actor::SYSTEM, m)).collect();
-        commit_batch(&HotStatements::new(&conn), "e", memo, &jobs)
+        let mut jobs: Vec<WriteJob> = jobs.into_iter().map(|m| job(Actor::SYSTEM, m)).collect();
+        commit_batch(&HotStatements::new(&conn), "e", memo, &mut jobs)
     };
     let opened = |results: Vec<Result<Applied, CoreError>>| match results.into_iter().next() {
         Some(Ok(Applied { outcome: Outcome::Object { object, .. }, .. })) => object,
@@ -307,7 +312,7 @@ async fn marks_fall_every_32nd_event_whatever_wrote_it() {
         open(ObjectKind::List, "list"),
         open(ObjectKind::Stream, "stream"),
     ];
-    commit_batch(&HotStatements::new(&conn), "e", &mut memo, &opened.map(|m| job(Actor::SYSTEM, m)));
+    commit_batch(&HotStatements::new(&conn), "e", &mut memo, &mut opened.map(|m| job(Actor::SYSTEM, m)));
     for round in 0..70u64 {
         let mut batch: Vec<Mutation> = (0..3).map(|i| update(round * 3 + i)).collect();
         batch.extend([item(round), add(round), publish(round), item(round + 1), writes(round, round % 7 == 3)]);
@@ -324,8 +329,8 @@ async fn marks_fall_every_32nd_event_whatever_wrote_it() {
             });
             batch.push(open(ObjectKind::Map, "map"));
         }
-        let jobs: Vec<WriteJob> = batch.into_iter().map(|m| job(Actor::SYSTEM, m)).collect();
-        commit_batch(&HotStatements::new(&conn), "e", &mut memo, &jobs);
+        let mut jobs: Vec<WriteJob> = batch.into_iter().map(|m| job(Actor::SYSTEM, m)).collect();
+        commit_batch(&HotStatements::new(&conn), "e", &mut memo, &mut jobs);
     }
 
     let log = store.events(&svc, 0, None, 10_000).await.expect("the log");
@@ -362,14 +367,19 @@ async fn a_service_made_again_under_its_sid_numbers_its_log_afresh() {
     let mut memo = Memo::default();
     let open = |name: &str| job(Actor::SYSTEM, open_object(&svc, ObjectKind::Document, name));
     let ok = |answers: Vec<Result<Applied, CoreError>>| answers.iter().all(|a| a.is_ok());
-    assert!(ok(commit_batch(&HotStatements::new(&conn), "e", &mut memo, &[open("a"), open("b")])));
+    assert!(ok(commit_batch(&HotStatements::new(&conn), "e", &mut memo, &mut [open("a"), open("b")])));
     let first: Vec<u64> = store.events(&svc, 0, None, 10).await.expect("the log").iter().map(|e| e.seq).collect();
     assert_eq!(first, [1, 2]);
 
     let remove = job(Actor::SYSTEM, Mutation::RemoveService { service: svc.clone() });
-    assert!(ok(commit_batch(&HotStatements::new(&conn), "e", &mut memo, &[remove])));
-    assert!(ok(commit_batch(&HotStatements::new(&conn), "e", &mut memo, &[job(Actor::SYSTEM, create_service(&svc))])));
-    assert!(ok(commit_batch(&HotStatements::new(&conn), "e", &mut memo, &[open("c")])));
+    assert!(ok(commit_batch(&HotStatements::new(&conn), "e", &mut memo, &mut [remove])));
+    assert!(ok(commit_batch(
+        &HotStatements::new(&conn),
+        "e",
+        &mut memo,
+        &mut [job(Actor::SYSTEM, create_service(&svc))]
+    )));
+    assert!(ok(commit_batch(&HotStatements::new(&conn), "e", &mut memo, &mut [open("c")])));
     let again: Vec<u64> = store.events(&svc, 0, None, 10).await.expect("the log").iter().map(|e| e.seq).collect();
     assert_eq!(again, [1], "the new service's log starts at its own beginning");
 }
@@ -392,19 +402,19 @@ async fn a_service_changed_mid_batch_is_read_afresh() {
         settings: Default::default(),
     };
     let alice = || Actor::identity("alice");
-    let batch = [
+    let mut batch = [
         job(Actor::SYSTEM, open("doc")),
         job(alice(), open("doc")),
         job(Actor::SYSTEM, acl(true)),
         job(alice(), open("doc")),
     ];
-    let codes: Vec<_> = commit_batch(&HotStatements::new(&conn), "e", &mut memo, &batch).iter().map(code).collect();
+    let codes: Vec<_> = commit_batch(&HotStatements::new(&conn), "e", &mut memo, &mut batch).iter().map(code).collect();
     assert_eq!(codes, [Ok(()), Ok(()), Ok(()), Err(ErrorCode::Forbidden)]);
-    let later = commit_batch(&HotStatements::new(&conn), "e", &mut memo, &[job(alice(), open("doc"))]);
+    let later = commit_batch(&HotStatements::new(&conn), "e", &mut memo, &mut [job(alice(), open("doc"))]);
     assert_eq!(later.iter().map(code).collect::<Vec<_>>(), [Err(ErrorCode::Forbidden)]);
     // The row kept from the batches before is forgotten when the service changes.
-    commit_batch(&HotStatements::new(&conn), "e", &mut memo, &[job(Actor::SYSTEM, acl(false))]);
-    let reopened = commit_batch(&HotStatements::new(&conn), "e", &mut memo, &[job(alice(), open("doc"))]);
+    commit_batch(&HotStatements::new(&conn), "e", &mut memo, &mut [job(Actor::SYSTEM, acl(false))]);
+    let reopened = commit_batch(&HotStatements::new(&conn), "e", &mut memo, &mut [job(alice(), open("doc"))]);
     assert_eq!(reopened.iter().map(code).collect::<Vec<_>>(), [Ok(())]);
 }
 
