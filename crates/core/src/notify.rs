@@ -1,7 +1,6 @@
 //! Wake-up hints: "service S reached seq N". Hints only; readers always re-read the log.
 
 use crate::sid::Sid;
-use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::watch;
 
@@ -9,7 +8,8 @@ use tokio::sync::watch;
 /// so no wake-up between its read and its wait can be lost.
 #[derive(Debug, Default)]
 pub struct ChangeNotifier {
-    services: Mutex<HashMap<Sid, watch::Sender<u64>>>,
+    /// Found for every event committed: foldhash rather than SipHash.
+    services: Mutex<foldhash::HashMap<Sid, watch::Sender<u64>>>,
 }
 
 impl ChangeNotifier {

@@ -5,12 +5,13 @@
 
 use crate::sid::Sid;
 use crate::store::StoredEvent;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 pub struct RecentLog {
     per_service: usize,
-    services: Mutex<HashMap<Sid, VecDeque<Arc<StoredEvent>>>>,
+    /// Found for every event committed: foldhash rather than SipHash.
+    services: Mutex<foldhash::HashMap<Sid, VecDeque<Arc<StoredEvent>>>>,
     /// Whether other nodes commit to the same log. Their events never enter this cache, so a
     /// run that stops at a gap is most likely followed by events the store has: the store
     /// serves the whole batch rather than this cache a short one. Alone, a gap only means a
@@ -20,7 +21,7 @@ pub struct RecentLog {
 
 impl RecentLog {
     pub fn new(per_service: usize) -> Self {
-        RecentLog { per_service, services: Mutex::new(HashMap::new()), shared: false }
+        RecentLog { per_service, services: Mutex::new(foldhash::HashMap::default()), shared: false }
     }
 
     /// A cache for a node that shares its store with others (see [`RecentLog::shared`]).

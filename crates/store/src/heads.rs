@@ -5,13 +5,13 @@
 use ferrosync_core::model::Service;
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::StoreError;
-use std::collections::HashMap;
 
 /// Each service the batch touched: its head as stored, and as allocated so far. Cloned before a
 /// mutation and put back if the mutation's savepoint is rolled back, so the numbers a failed
 /// mutation took are handed out again.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct SeqHeads(HashMap<Sid, (u64, u64)>);
+// foldhash rather than SipHash: found for every event the writer numbers.
+pub(crate) struct SeqHeads(foldhash::HashMap<Sid, (u64, u64)>);
 
 impl SeqHeads {
     /// Notes a service row read inside the batch, and shows it with the head allocated so far
