@@ -224,3 +224,63 @@ pub async fn run_restore(config: &ServerConfig, from: &Path, force: bool) -> any
     println!("restored {} ({events} change-log events) into {}", from.display(), config.data_dir.display());
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// A running server's answer to a backup: progress, the file's header, its bytes.
+    fn answer(file: &[u8]) -> Vec<u8> {
+        let mut out = b"{\"copied\":256,\"total\":512}\n{\"copied\":512,\"total\":512}\n".to_vec();
+        out.extend_from_slice(format!("{{\"file\":{{\"bytes\":{}}}}}\n", file.len()).as_bytes());
+        out.extend_from_slice(file);
+        out
+    }
+
+    async fn receive(stream: &[u8], chunk: usize, dest: &Path) -> anyhow::Result<()> {
+        let progress = ProgressBar::hidden();
+        let mut received = Received { line: Vec::new(), file: None, left: 0, progress: &progress };
+        for piece in stream.chunks(chunk) {
+            received.feed(piece, dest).await?;
+        }
+        received.end().await
+    }
+
+    #[tokio::test]
+    async fn a_backup_arrives_whole_however_its_bytes_are_cut() {
+        // Newlines and braces inside the file must not be taken for lines.
+        let file: Vec<u8> = (0..10_000u32).map(|i| [b'\n', b'{', b'x', 0][i as usize % 4]).collect();
+        let stream = answer(&file);
+        for chunk in [1, 2, 7, 64, 4096, stream.len()] {
+            let dir = tempfile::tempdir().unwrap();
+            receive(&stream, chunk, dir.path()).await.unwrap_or_else(|e| panic!("chunks of {chunk}: {e}"));
+            assert_eq!(std::fs::read(dir.path().join(DATABASE_FILE)).unwrap(), file, "chunks of {chunk}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_backup_cut_short_or_refused_is_an_error() {
+        let file = vec![7u8; 1000];
+        let stream = answer(&file);
+        let dir = tempfile::tempdir().unwrap();
+        let short = receive(&stream[..stream.len() - 10], 64, dir.path()).await.unwrap_err();
+        assert!(short.to_string().contains("10 bytes short"), "{short}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut longer = stream.clone();
+        longer.extend_from_slice(b"more");
+        let long = receive(&longer, 64, dir.path()).await.unwrap_err();
+        assert!(long.to_string().contains("more than"), "{long}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let failed =
+            b"{\"copied\":1,\"total\":2}\n{\"error\":{\"code\":50000,\"message\":\"disk full\",\"status\":500}}\n";
+        let refused = receive(failed, 5, dir.path()).await.unwrap_err();
+        assert!(refused.to_string().contains("disk full"), "{refused}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let none = receive(b"{\"copied\":1,\"total\":2}\n", 5, dir.path()).await.unwrap_err();
+        assert!(none.to_string().contains("before sending"), "{none}");
+    }
+}
