@@ -5,7 +5,7 @@
 //! snapshot) and `credentials.json` (the root credentials and the master key that decrypts
 //! the API keys' secrets; without it the copy's keys are unusable).
 
-use crate::local::LocalServer;
+use crate::local::{Lines, LocalServer};
 use anyhow::{Context, bail};
 use ferrosync_server::backup;
 use ferrosync_server::bootstrap::{CREDENTIALS_FILE, DATABASE_FILE};
@@ -44,7 +44,7 @@ pub async fn run_backup(config: &ServerConfig, dest: &Path) -> anyhow::Result<()
         Some(server) => {
             backup::prepare(dest)?;
             let response = server.send(server.request(reqwest::Method::POST, "/local/v1/backup")).await?;
-            let mut received = Received { line: Vec::new(), file: None, left: 0, progress: &progress };
+            let mut received = Received { lines: Lines::default(), file: None, left: 0, progress: &progress };
             let mut body = response.bytes_stream();
             while let Some(chunk) = body.next().await {
                 received.feed(&chunk.context("the running server stopped sending the backup")?, dest).await?;
@@ -97,7 +97,7 @@ struct FileHeader {
 
 /// The backup as it arrives: lines of JSON, then the file's bytes, written to `ferrosync.db`.
 struct Received<'a> {
-    line: Vec<u8>,
+    lines: Lines,
     file: Option<tokio::fs::File>,
     /// The file's bytes still to come.
     left: u64,
@@ -118,13 +118,10 @@ impl Received<'_> {
                 chunk = &chunk[n..];
                 continue;
             }
-            let Some(end) = chunk.iter().position(|b| *b == b'\n') else {
-                self.line.extend_from_slice(chunk);
+            let Some(line) = self.lines.next(&mut chunk) else {
                 return Ok(());
             };
-            self.line.extend_from_slice(&chunk[..end]);
-            chunk = &chunk[end + 1..];
-            match serde_json::from_slice::<Said>(&self.line) {
+            match serde_json::from_slice::<Said>(line) {
                 Ok(Said::Progress { copied, total }) => {
                     self.progress.set_length(total);
                     self.progress.set_position(copied);
@@ -148,7 +145,6 @@ impl Received<'_> {
                 Ok(Said::Error { error }) => bail!("the backup failed: {}", error.message),
                 Err(e) => bail!("the running server's answer to the backup is unreadable: {e}"),
             }
-            self.line.clear();
         }
         Ok(())
     }
@@ -240,7 +236,7 @@ mod tests {
 
     async fn receive(stream: &[u8], chunk: usize, dest: &Path) -> anyhow::Result<()> {
         let progress = ProgressBar::hidden();
-        let mut received = Received { line: Vec::new(), file: None, left: 0, progress: &progress };
+        let mut received = Received { lines: Lines::default(), file: None, left: 0, progress: &progress };
         for piece in stream.chunks(chunk) {
             received.feed(piece, dest).await?;
         }

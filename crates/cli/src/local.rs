@@ -191,3 +191,64 @@ impl From<ApiKeyView> for Key {
 pub fn path_segment(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
+
+/// Gathers a body streamed in chunks of any size into its lines, for the answers the local
+/// socket streams (a dump, a backup's progress). A line may span chunks; what follows the last
+/// newline of a chunk is kept for the next.
+#[derive(Default)]
+pub struct Lines {
+    line: Vec<u8>,
+    /// `line` holds a whole line, already handed out: cleared before gathering the next.
+    done: bool,
+}
+
+impl Lines {
+    /// The next whole line (without its newline), taken from the front of `chunk`; `None` once
+    /// `chunk` is used up without ending one, its bytes kept.
+    pub fn next(&mut self, chunk: &mut &[u8]) -> Option<&[u8]> {
+        if std::mem::take(&mut self.done) {
+            self.line.clear();
+        }
+        let Some(end) = chunk.iter().position(|b| *b == b'\n') else {
+            self.line.extend_from_slice(chunk);
+            *chunk = &[];
+            return None;
+        };
+        self.line.extend_from_slice(&chunk[..end]);
+        *chunk = &chunk[end + 1..];
+        self.done = true;
+        Some(&self.line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lines;
+
+    #[test]
+    fn lines_are_whole_however_the_body_is_cut() {
+        let body = b"{\"a\":1}\n\nsecond line\n{\"last\":true}\ntail without newline";
+        for size in [1, 2, 3, 7, body.len()] {
+            let mut lines = Lines::default();
+            let mut seen = Vec::new();
+            for piece in body.chunks(size) {
+                let mut rest = piece;
+                while let Some(line) = lines.next(&mut rest) {
+                    seen.push(String::from_utf8_lossy(line).into_owned());
+                }
+                assert!(rest.is_empty(), "chunks of {size}: the chunk is used up");
+            }
+            assert_eq!(seen, ["{\"a\":1}", "", "second line", "{\"last\":true}"], "chunks of {size}");
+        }
+    }
+
+    #[test]
+    fn what_follows_a_line_is_left_in_the_chunk() {
+        let mut lines = Lines::default();
+        let mut chunk: &[u8] = b"par";
+        assert_eq!(lines.next(&mut chunk), None);
+        let mut chunk: &[u8] = b"tial\nraw bytes\n\n";
+        assert_eq!(lines.next(&mut chunk), Some(&b"partial"[..]));
+        assert_eq!(chunk, b"raw bytes\n\n");
+    }
+}

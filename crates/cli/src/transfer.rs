@@ -2,7 +2,7 @@
 //! `ferrosync_server::transfer`), written from and read into the store the data directory (or
 //! `--store`) names: through the server running on it, or by opening the store when none does.
 
-use crate::local::{LocalServer, path_segment};
+use crate::local::{Lines, LocalServer, path_segment};
 use anyhow::{Context, bail};
 use ferrosync_core::auth::Principal;
 use ferrosync_core::engine::Engine;
@@ -53,18 +53,15 @@ pub async fn export(config: &ServerConfig, service: &str, out: Option<&Path>) ->
             let mut w = sink(out).await?;
             let progress = spinner(&format!("exporting {service}"), "lines");
             let mut exported = Exported::default();
-            let mut line = Vec::new();
+            let mut lines = Lines::default();
             let mut body = response.bytes_stream();
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.context("the running server stopped sending the dump")?;
                 w.write_all(&chunk).await?;
-                for piece in chunk.split_inclusive(|b| *b == b'\n') {
-                    line.extend_from_slice(piece);
-                    if line.ends_with(b"\n") {
-                        exported.observe(&line);
-                        progress.inc(1);
-                        line.clear();
-                    }
+                let mut rest = &chunk[..];
+                while let Some(line) = lines.next(&mut rest) {
+                    exported.observe(line);
+                    progress.inc(1);
                 }
             }
             progress.finish_and_clear();
