@@ -95,16 +95,39 @@ fn parse_stat(stat: &str) -> Option<CpuTimes> {
     Some(CpuTimes { user: utime / 100.0, system: stime / 100.0 })
 }
 
+/// The CPU time a part of a run took: the server's, and the load generator's (this process),
+/// which is half of every round trip a lone client waits for.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct RunCpu {
+    pub server: Option<CpuTimes>,
+    pub generator: Option<CpuTimes>,
+}
+
+/// Both clocks of a [`RunCpu`].
+pub(super) struct RunClock {
+    server: CpuClock,
+    generator: CpuClock,
+}
+
+impl RunClock {
+    pub(super) fn start(pid: Option<u32>) -> RunClock {
+        RunClock { server: CpuClock::start(pid), generator: CpuClock::own() }
+    }
+
+    pub(super) fn used(&self) -> RunCpu {
+        RunCpu { server: self.server.used(), generator: self.generator.used() }
+    }
+}
+
 /// Prints server and generator CPU use of a phase (table mode only).
 pub(super) struct CpuMeter {
-    server: CpuClock,
-    own: CpuClock,
+    clock: RunClock,
     wall: Instant,
 }
 
 impl CpuMeter {
     pub(super) fn start(target: &Target) -> Self {
-        CpuMeter { server: CpuClock::start(target.pid), own: CpuClock::own(), wall: Instant::now() }
+        CpuMeter { clock: RunClock::start(target.pid), wall: Instant::now() }
     }
 
     pub(super) fn report(self, phase: &str, quiet: bool) {
@@ -112,9 +135,8 @@ impl CpuMeter {
             return;
         }
         let wall = self.wall.elapsed().as_secs_f64();
-        let server = self.server.used().map(CpuTimes::total);
-        let own = self.own.used().map(CpuTimes::total);
-        if let (Some(server), Some(own)) = (server, own) {
+        let used = self.clock.used();
+        if let (Some(server), Some(own)) = (used.server.map(CpuTimes::total), used.generator.map(CpuTimes::total)) {
             eprintln!("bench: {phase}: {wall:.1} s wall, server {server:.1} s CPU, generator {own:.1} s CPU");
         }
     }

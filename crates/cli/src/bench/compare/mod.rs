@@ -10,7 +10,7 @@ mod chart;
 mod peers;
 
 use super::foundation::{open_measured, open_one, subscribe_document};
-use super::target::{CpuClock, CpuTimes};
+use super::target::{RunClock, RunCpu};
 use super::{NodeOptions, Target, Transport, conditional_updates, fanout, open_idle, spawn_node};
 use anyhow::Context;
 use hdrhistogram::Histogram;
@@ -82,12 +82,12 @@ pub(super) struct Sample {
     pub hist: Histogram<u64>,
 }
 
-/// Runs `work`, the timed part of a run, and adds the server's CPU time it took.
+/// Runs `work`, the timed part of a run, and adds the CPU time it took.
 pub(super) async fn timed_on(
     pid: Option<u32>,
     work: impl Future<Output = anyhow::Result<Sample>>,
-) -> anyhow::Result<(Sample, Option<CpuTimes>)> {
-    let clock = CpuClock::start(pid);
+) -> anyhow::Result<(Sample, RunCpu)> {
+    let clock = RunClock::start(pid);
     let sample = work.await?;
     Ok((sample, clock.used()))
 }
@@ -190,6 +190,8 @@ struct Run {
     /// space and in the kernel.
     server_user_us: Option<f64>,
     server_kernel_us: Option<f64>,
+    /// The load generator's CPU time per operation in the same part, µs (user + kernel).
+    generator_us: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -210,6 +212,9 @@ struct Median {
     server_cpu_us: Option<f64>,
     /// This system's CPU per operation over Ferrosync's: below 1, it spends less.
     cpu_vs_ferrosync: Option<f64>,
+    /// The load generator's CPU time per operation, µs (median of the runs): its client's
+    /// share of the work.
+    generator_cpu_us: Option<f64>,
     /// The run whose p99 is the median, drawn in the chart.
     latency_ms: Vec<f64>,
 }
@@ -307,8 +312,9 @@ pub async fn run(mut args: CompareArgs) -> anyhow::Result<()> {
                 };
                 let per_op = |seconds: f64| (ops > 0.0).then(|| round(seconds * 1e6 / ops));
                 runs.push(Run {
-                    server_user_us: cpu.and_then(|c| per_op(c.user)),
-                    server_kernel_us: cpu.and_then(|c| per_op(c.system)),
+                    server_user_us: cpu.server.and_then(|c| per_op(c.user)),
+                    server_kernel_us: cpu.server.and_then(|c| per_op(c.system)),
+                    generator_us: cpu.generator.and_then(|c| per_op(c.total())),
                     workload: workload.name(),
                     system: system.name().to_owned(),
                     rep,
@@ -354,6 +360,10 @@ pub async fn run(mut args: CompareArgs) -> anyhow::Result<()> {
                     (!cpu.is_empty()).then(|| round(median(cpu)))
                 },
                 cpu_vs_ferrosync: None,
+                generator_cpu_us: {
+                    let cpu: Vec<f64> = mine.iter().filter_map(|r| r.generator_us).collect();
+                    (!cpu.is_empty()).then(|| round(median(cpu)))
+                },
                 latency_ms: typical.map(|r| r.latency_ms.clone()).unwrap_or_default(),
             });
         }
@@ -369,13 +379,23 @@ pub async fn run(mut args: CompareArgs) -> anyhow::Result<()> {
     }
 
     println!(
-        "{:<36} {:<44} {:>12} {:<17} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9}",
-        "workload", "system", "value", "unit", "p50 ms", "p99 ms", "/ferro", "p99/ferro", "cpu µs/op", "cpu/ferro"
+        "{:<36} {:<44} {:>12} {:<17} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>10}",
+        "workload",
+        "system",
+        "value",
+        "unit",
+        "p50 ms",
+        "p99 ms",
+        "/ferro",
+        "p99/ferro",
+        "cpu µs/op",
+        "cpu/ferro",
+        "gen µs/op"
     );
     for m in &medians {
         let r = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
         println!(
-            "{:<36} {:<44} {:>12.0} {:<17} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9}",
+            "{:<36} {:<44} {:>12.0} {:<17} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>10}",
             m.workload,
             m.system,
             m.value,
@@ -385,7 +405,8 @@ pub async fn run(mut args: CompareArgs) -> anyhow::Result<()> {
             r(m.value_vs_ferrosync),
             r(m.p99_vs_ferrosync),
             r(m.server_cpu_us),
-            r(m.cpu_vs_ferrosync)
+            r(m.cpu_vs_ferrosync),
+            r(m.generator_cpu_us)
         );
     }
     let report = Report { cpus, server_cpu, reps: args.reps, versions, medians, runs, skipped };
@@ -430,7 +451,7 @@ async fn measure(
     system: System,
     binary: &std::path::Path,
     cpu: Option<usize>,
-) -> anyhow::Result<(Sample, Option<CpuTimes>)> {
+) -> anyhow::Result<(Sample, RunCpu)> {
     match system {
         System::Ferrosync | System::FerrosyncRelaxed | System::FerrosyncWebSocket => {
             let options =
@@ -454,7 +475,7 @@ async fn measure(
                 System::Nats => open_measured(Some(server.pid), args.idle, || peers::nats_subscribe(addr)).await?.1,
                 _ => open_measured(Some(server.pid), args.idle, || peers::redis_subscribe(addr)).await?.1,
             };
-            Ok((idle_sample(per)?, None))
+            Ok((idle_sample(per)?, RunCpu::default()))
         }
         System::Nats => {
             let server = peers::start_nats(binary, cpu).await?;
@@ -490,7 +511,7 @@ async fn ferrosync(
     workload: Workload,
     target: &Target,
     transport: Transport,
-) -> anyhow::Result<(Sample, Option<CpuTimes>)> {
+) -> anyhow::Result<(Sample, RunCpu)> {
     let service = target.post("/api/v1/services", json!({ "friendly_name": "compare" })).await?;
     let service = service["sid"].as_str().context("service sid")?.to_owned();
     let sample = |(value, hist)| Sample { value, hist };
@@ -522,7 +543,7 @@ async fn ferrosync(
                 subscribe_document(&mut ws, doc).await?;
                 Ok(ws)
             };
-            Ok((idle_sample(open_measured(target.pid, n, open).await?.1)?, None))
+            Ok((idle_sample(open_measured(target.pid, n, open).await?.1)?, RunCpu::default()))
         }
     }
 }

@@ -3,7 +3,7 @@
 //! JetStream (its KV buckets: put with expected revision, watch) and Redis (pub/sub).
 
 use super::super::{Samples, histogram, pinned_command};
-use super::{CpuClock, CpuTimes, Sample};
+use super::{RunClock, RunCpu, Sample};
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
 use std::process::{Child, Stdio};
@@ -309,7 +309,7 @@ pub(super) async fn redis_fanout(
     subscribers: usize,
     messages: usize,
     rate: f64,
-) -> anyhow::Result<(Sample, Option<CpuTimes>)> {
+) -> anyhow::Result<(Sample, RunCpu)> {
     let epoch = Instant::now();
     let delivered = Arc::new(AtomicU64::new(0));
     let ready = Arc::new(tokio::sync::Semaphore::new(0));
@@ -334,7 +334,7 @@ pub(super) async fn redis_fanout(
     // longer than the client's default 500 ms response timeout; the run has its own bound.
     let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
     let publisher = client.get_multiplexed_async_connection_with_config(&config).await?;
-    let cpu = CpuClock::start(pid);
+    let cpu = RunClock::start(pid);
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
