@@ -7,6 +7,7 @@ pub mod backup;
 mod hot;
 mod kept;
 mod rows;
+mod vfs;
 
 use crate::WriteJob;
 use crate::heads::SeqHeads;
@@ -47,13 +48,6 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v13.sql"),
 ];
 const READERS: usize = 4;
-/// The VFS every connection to the data file goes through. SQLite's `unix-excl` locks the
-/// file for the whole process at the first connection's first read; from then on the
-/// process's connections coordinate in memory, so a commit makes none of the six `fcntl`
-/// calls it would make on the `-shm` file, and the WAL index lives on the heap. No other
-/// process can open the file meanwhile: `ferrosync` commands reach a running server through
-/// its local socket instead.
-pub const VFS: &str = "unix-excl";
 /// How long the writer waits for another connection's write lock on the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// WAL size (in pages) past which a checkpoint waits for readers to reset the log.
@@ -100,12 +94,21 @@ pub enum Access {
 
 /// Opens a connection to the data file at `path` as every connection to it must be opened,
 /// by this process's store or by anything else in the process (a backup).
+///
+/// Every connection goes through [`vfs`]: SQLite's `unix-excl`, which locks the file for the
+/// whole process at the first connection's first read. From then on the process's connections
+/// coordinate in memory, so a commit makes none of the six `fcntl` calls it would make on the
+/// `-shm` file, and the WAL index lives on the heap. No other process can open the file
+/// meanwhile: `ferrosync` commands reach a running server through its local socket instead.
+/// On top of it, a commit's frames reach the log in one write.
 pub fn connect(path: &Path, access: Access) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags_and_vfs(path, flags, VFS)?;
+    let vfs = vfs::register()
+        .map_err(|e| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR), Some(e)))?;
+    let conn = Connection::open_with_flags_and_vfs(path, flags, vfs)?;
     if access == Access::Query {
         conn.execute_batch("PRAGMA query_only = 1;")?;
     }
