@@ -247,7 +247,7 @@ impl Cx<'_> {
                     identity: self.actor.name().to_owned(),
                     reason: None,
                 };
-                self.append(&stream.service_sid, draft, None)?;
+                self.append(&stream.service_sid, draft, Written::Nothing)?;
                 Ok(Outcome::Message(StreamMessage { sid: message_sid, stream_sid: stream.sid, data }))
             }
             Mutation::SetPermission { service, kind, target, identity, read, write, manage } => {
@@ -571,15 +571,20 @@ impl Cx<'_> {
         Ok(Outcome::Expired { removed })
     }
 
-    /// Appends `draft` to `service`'s log; with `store`, also writes that object (the one the
-    /// event is about), in one step with the event.
-    fn append(&mut self, service: &Sid, draft: EventDraft, store: Option<&SyncObject>) -> Result<(), CoreError> {
+    /// Appends `draft` to `service`'s log, and writes what `written` names in one step with it.
+    fn append(&mut self, service: &Sid, draft: EventDraft, written: Written<'_>) -> Result<(), CoreError> {
         let seq = self.tx.next_seq(service)?;
         let event = draft.into_event(self.tx.epoch(), service.clone(), seq);
-        let json = EventJson::of(&event);
-        match store {
-            Some(object) => self.tx.put_object_with_event(object, seq, event.date, json.get())?,
-            None => self.tx.insert_event(service, seq, &event.object_sid, event.date, json.get())?,
+        let (json, data) = EventJson::of_marking_data(&event);
+        match written {
+            Written::Object(object) => {
+                let data = data.and_then(|at| json.get().get(at));
+                self.tx.put_object_with_event(object, seq, event.date, json.get(), data)?
+            }
+            Written::Container(container) => {
+                self.tx.put_object_with_event(container, seq, event.date, json.get(), None)?
+            }
+            Written::Nothing => self.tx.insert_event(service, seq, &event.object_sid, event.date, json.get())?,
         }
         self.stored.push(StoredEvent { seq, object_sid: event.object_sid.clone(), json });
         self.events.push(event);
@@ -635,7 +640,13 @@ impl Cx<'_> {
             identity: self.actor.name().to_owned(),
             reason: reason.map(str::to_owned),
         };
-        self.append(&object.service_sid, draft, store.then_some(object))
+        let written = match (store, removed) {
+            (false, _) => Written::Nothing,
+            (true, false) => Written::Object(object),
+            // A removal's event has no data: the row's is not in it.
+            (true, true) => Written::Container(object),
+        };
+        self.append(&object.service_sid, draft, written)
     }
 
     /// Appends an item's event; its container is written apart (or not changed).
@@ -647,7 +658,7 @@ impl Cx<'_> {
         previous: Option<Value>,
     ) -> Result<(), CoreError> {
         let draft = self.item_draft(kind, container, item, previous);
-        self.append(&container.service_sid, draft, None)
+        self.append(&container.service_sid, draft, Written::Nothing)
     }
 
     /// Writes `container` (just touched by the item's change) and appends the item's event, in
@@ -660,7 +671,7 @@ impl Cx<'_> {
         previous: Option<Value>,
     ) -> Result<(), CoreError> {
         let draft = self.item_draft(kind, container, item, previous);
-        self.append(&container.service_sid, draft, Some(container))
+        self.append(&container.service_sid, draft, Written::Container(container))
     }
 
     fn item_draft(&self, kind: EventKind, container: &SyncObject, item: &Item, previous: Option<Value>) -> EventDraft {
@@ -706,8 +717,18 @@ impl Cx<'_> {
             identity: self.actor.name().to_owned(),
             reason: reason.map(str::to_owned),
         };
-        self.append(&container.service_sid, draft, Some(container))
+        self.append(&container.service_sid, draft, Written::Container(container))
     }
+}
+
+/// What an appended event's change writes in one step with the event.
+enum Written<'a> {
+    /// Nothing: what changed was written apart, or nothing was.
+    Nothing,
+    /// The object the event is about, whose data is the event's.
+    Object(&'a SyncObject),
+    /// The object's row, whose data is not the event's: an item's container.
+    Container(&'a SyncObject),
 }
 
 /// Item writes bump the container's revision and may extend its TTL (`collection_ttl`); the

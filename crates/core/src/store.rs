@@ -542,6 +542,12 @@ impl EventJson {
         EventJson(event.to_json().into_boxed_str())
     }
 
+    /// [`EventJson::of`], and where in the text the event's `data` is, when it has data.
+    pub fn of_marking_data(event: &Event) -> (Self, Option<std::ops::Range<usize>>) {
+        let (text, data) = event.to_json_marking_data();
+        (EventJson(text.into_boxed_str()), data)
+    }
+
     /// Another event-shaped value (a live query's event), serialised by `serde_json`.
     pub fn serialized<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
         serde_json::to_string(value).map(|s| EventJson(s.into_boxed_str()))

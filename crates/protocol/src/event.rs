@@ -140,6 +140,13 @@ impl Event {
     /// the writer serialises every event it appends, and most of an event's text is field
     /// names, SIDs, its token and dates, which never need escaping (see [`crate::json`]).
     pub fn to_json(&self) -> String {
+        self.to_json_marking_data().0
+    }
+
+    /// [`Event::to_json`], and where in it the value of `data` is, when the event has data: a
+    /// store writing the object's row can take the object's data from there rather than
+    /// serialise it again.
+    pub fn to_json_marking_data(&self) -> (String, Option<std::ops::Range<usize>>) {
         let mut o = JsonObject::with_capacity(384);
         o.u64("seq", self.seq)
             .str("token", &self.token)
@@ -157,7 +164,14 @@ impl Event {
         if let Some(sid) = &self.message_sid {
             o.str("message_sid", sid.as_str());
         }
-        o.u64("revision", self.revision).opt_value("data", self.data.as_ref());
+        o.u64("revision", self.revision);
+        let data = match &self.data {
+            Some(data) => Some(o.value_at("data", data)),
+            None => {
+                o.null("data");
+                None
+            }
+        };
         if let Some(previous) = &self.previous_data {
             o.value("previous_data", previous);
         }
@@ -168,7 +182,7 @@ impl Event {
         if let Some(reason) = &self.reason {
             o.str("reason", reason);
         }
-        o.finish()
+        (o.finish(), data)
     }
 }
 
@@ -248,6 +262,11 @@ mod tests {
         null_data.date = Timestamp(0);
         for e in [event(EventKind::DocumentUpdated), every_field, null_data] {
             assert_eq!(e.to_json(), serde_json::to_string(&e).expect("serialises"));
+            // Where the data is marked, the text there is the data as serialised alone.
+            let (text, data) = e.to_json_marking_data();
+            assert_eq!(text, e.to_json());
+            let marked = data.map(|at| text[at].to_owned());
+            assert_eq!(marked, e.data.as_ref().map(Value::to_string), "{text}");
         }
     }
 }

@@ -65,6 +65,14 @@ impl JsonObject {
         self
     }
 
+    /// [`JsonObject::value`], answering where in the text the value was written.
+    pub fn value_at(&mut self, name: &str, value: &Value) -> std::ops::Range<usize> {
+        self.name(name);
+        let start = self.out.len();
+        push_serialized(&mut self.out, value);
+        start..self.out.len()
+    }
+
     pub fn opt_value(&mut self, name: &str, value: Option<&Value>) -> &mut Self {
         match value {
             Some(value) => self.value(name, value),

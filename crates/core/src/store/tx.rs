@@ -39,12 +39,15 @@ pub trait TxState {
     /// Writes a stored object and appends the event `seq` that records the change, as
     /// `put_object` then `insert_event` would; a store may do both in fewer steps (SQLite
     /// updates the object's row once, not once for its state and again for its stream).
+    /// `data`, when given, is the object's data as JSON text (the event's own, which is the
+    /// object's), for a store that keeps it as text to take rather than serialise it again.
     fn put_object_with_event(
         &mut self,
         object: &SyncObject,
         seq: u64,
         date: Timestamp,
         json: &str,
+        data: Option<&str>,
     ) -> Result<(), StoreError>;
     fn expired_objects(&mut self, now: Timestamp, limit: u32) -> Result<Vec<SyncObject>, StoreError>;
     fn expired_items(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Item>, StoreError>;

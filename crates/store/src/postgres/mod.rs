@@ -424,6 +424,8 @@ impl_tx_state!(PgTx<'_>, rows, {
         seq: u64,
         date: Timestamp,
         json: &str,
+        // Bound as JSON here, not as text: the value is what is sent.
+        _data: Option<&str>,
     ) -> Result<(), StoreError> {
         rows::put_object_with_event(self.conn, object, seq, date, json)
     }

@@ -728,12 +728,13 @@ impl_tx_state!(SqliteTx<'_, '_>, rows, {
         seq: u64,
         date: Timestamp,
         json: &str,
+        data: Option<&str>,
     ) -> Result<(), StoreError> {
         let base = self.bases.get(self.conn, &object.service_sid)?;
         let body = ferrosync_core::log::stored_body(self.epoch, &object.service_sid, seq, json);
-        if let Some(at) =
-            self.append_to(&object.sid, |hot, at| rows::put_object_with_event(hot, base, object, seq, date, body, at))?
-        {
+        if let Some(at) = self.append_to(&object.sid, |hot, at| {
+            rows::put_object_with_event(hot, base, object, seq, date, body, data, at)
+        })? {
             self.objects.keep(object, at);
         }
         Ok(())

@@ -9,6 +9,7 @@ use ferrosync_core::store::{StoreError, StoredEvent};
 use ferrosync_core::timestamp::Timestamp;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::borrow::Cow;
 
 /// How many low bits of an event's row id are its sequence number; the rest are its service's
 /// number (schema_v12.sql). Read from `seq_bits!`, the SQL's spelling, when the crate is built.
@@ -120,6 +121,7 @@ pub(crate) fn insert_event(
 /// `put_object`, rewriting the row and seeking it a second time). A creation or a rename,
 /// which the update does not match, takes those two steps. With `at` (see `insert_event`), the
 /// row is not looked up by SID at all. Returns where the row is now, if it is known.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn put_object_with_event(
     hot: &HotStatements<'_>,
     base: LogBase,
@@ -127,8 +129,15 @@ pub(crate) fn put_object_with_event(
     seq: u64,
     date: Timestamp,
     body: &str,
+    data: Option<&str>,
     at: Option<RowAt>,
 ) -> Result<Option<RowAt>, StoreError> {
+    debug_assert_eq!(data.map(str::to_owned), data.and(o.data.as_ref()).map(ToString::to_string));
+    // The object's data as text: the event's own when given, rather than serialised again.
+    let data: Option<Cow<'_, str>> = match data {
+        Some(text) => Some(Cow::Borrowed(text)),
+        None => o.data.as_ref().map(|d| Cow::Owned(d.to_string())),
+    };
     // The event first: its link reads where the object's stream ended before this write.
     insert_event_row(hot, base, seq, &o.sid, date, body, at)?;
     let conn = hot.conn();
@@ -151,7 +160,7 @@ pub(crate) fn put_object_with_event(
         .with(sql, |st| {
             st.execute(params![
                 row,
-                o.data.as_ref().map(|d| d.to_string()),
+                data,
                 o.revision as i64,
                 o.next_index as i64,
                 o.date_updated.0,
