@@ -40,6 +40,18 @@ fn load_font() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The latency axis's labelled ticks: 1, 2 and 5 times each power of ten between `low` and
+/// `high`. Left to itself, a log axis spanning less than a decade gets no label at all.
+fn ticks(low: f64, high: f64) -> Vec<f64> {
+    let mut ticks = Vec::new();
+    let mut decade = 10f64.powf(low.log10().floor());
+    while decade <= high {
+        ticks.extend([1.0, 2.0, 5.0].map(|m| decade * m).into_iter().filter(|v| (low..=high).contains(v)));
+        decade *= 10.0;
+    }
+    ticks
+}
+
 pub(super) fn draw(path: &std::path::Path, panels: &[Panel]) -> anyhow::Result<()> {
     if panels.is_empty() {
         bail!("nothing was measured");
@@ -59,12 +71,20 @@ pub(super) fn draw(path: &std::path::Path, panels: &[Panel]) -> anyhow::Result<(
             .margin(12)
             .x_label_area_size(32)
             .y_label_area_size(56)
-            .build_cartesian_2d(0usize..QUANTILES.len() - 1, (low..high).log_scale())?;
+            .build_cartesian_2d(
+                0usize..QUANTILES.len() - 1,
+                (low..high).log_scale().with_key_points(ticks(low, high)),
+            )?;
         chart
             .configure_mesh()
             .x_labels(QUANTILES.len())
             .x_label_formatter(&|i| labels.get(*i).copied().unwrap_or_default().to_owned())
             .y_desc("latency, ms")
+            .y_label_formatter(&|v| match *v {
+                v if v >= 10.0 => format!("{v:.0}"),
+                v if v >= 1.0 => format!("{v:.1}"),
+                v => format!("{v:.2}"),
+            })
             .label_style((FONT, 12))
             .draw()?;
         for (name, latencies) in &panel.series {
@@ -85,4 +105,18 @@ pub(super) fn draw(path: &std::path::Path, panels: &[Panel]) -> anyhow::Result<(
     }
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ticks;
+
+    #[test]
+    fn every_latency_axis_has_labels_within_a_decade_or_across_several() {
+        assert_eq!(ticks(0.13, 0.9), [0.2, 0.5]);
+        assert_eq!(ticks(130.0, 750.0), [200.0, 500.0]);
+        let wide = ticks(0.04, 60.0);
+        assert_eq!(wide.len(), 10, "{wide:?}");
+        assert!(wide.iter().all(|t| (0.04..=60.0).contains(t)), "{wide:?}");
+    }
 }
