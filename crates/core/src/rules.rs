@@ -727,7 +727,8 @@ enum Written<'a> {
     Nothing,
     /// The object the event is about, whose data is the event's.
     Object(&'a SyncObject),
-    /// The object's row, whose data is not the event's: an item's container.
+    /// An object's row whose data the event does not carry: an item's container (the event
+    /// carries the item's), or an object removed.
     Container(&'a SyncObject),
 }
 
