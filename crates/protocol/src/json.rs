@@ -60,8 +60,7 @@ impl JsonObject {
     }
 
     pub fn value(&mut self, name: &str, value: &Value) -> &mut Self {
-        self.name(name);
-        push_serialized(&mut self.out, value);
+        self.value_at(name, value);
         self
     }
 
@@ -71,13 +70,6 @@ impl JsonObject {
         let start = self.out.len();
         push_serialized(&mut self.out, value);
         start..self.out.len()
-    }
-
-    pub fn opt_value(&mut self, name: &str, value: Option<&Value>) -> &mut Self {
-        match value {
-            Some(value) => self.value(name, value),
-            None => self.null(name),
-        }
     }
 
     /// Opens an object as field `name`; its fields follow, up to [`JsonObject::end`].
@@ -157,7 +149,7 @@ mod tests {
         let data = json!({ "n": 1.5, "s": "a\"b", "list": [1, null, true], "big": u64::MAX, "neg": -3 });
         let mut o = JsonObject::with_capacity(64);
         o.u64("seq", 42).opt_str("name", None).opt_str("other", Some("x")).value("data", &data);
-        o.opt_value("none", None).begin("inner").u64("a", 1).begin("deeper").end().str("b", "c").end().null("gone");
+        o.null("none").begin("inner").u64("a", 1).begin("deeper").end().str("b", "c").end().null("gone");
         let expected = json!({
             "seq": 42, "name": null, "other": "x", "data": data, "none": null,
             "inner": { "a": 1, "deeper": {}, "b": "c" }, "gone": null,
