@@ -44,6 +44,40 @@ fn the_log_starts_over_once_the_writer_copies_the_tail() {
     assert!(restarted <= 4, "the next commit writes the log from its start: {restarted} frames");
 }
 
+/// Passes `settle` makes and syncs it asks for, when the passes find the log `sizes` long (the
+/// first, the pass before it).
+fn settled(sizes: &[i64]) -> (usize, usize, i64) {
+    let (mut passes, mut syncs) = (0, 0);
+    let mut next = sizes[1..].iter();
+    let last = settle(
+        sizes[0],
+        || {
+            passes += 1;
+            Ok(*next.next().expect("no more passes than the log's sizes"))
+        },
+        || {
+            syncs += 1;
+            Ok(())
+        },
+    )
+    .expect("settled");
+    (passes, syncs, last)
+}
+
+#[test]
+fn passes_follow_while_frames_arrive_and_the_files_are_synced_after_each() {
+    // An idle store: one more pass finds nothing new and syncs nothing.
+    assert_eq!(settled(&[100, 100]), (1, 0, 100));
+    // Writes during the first pass, few during the second: synced after each, then left.
+    assert_eq!(settled(&[100, 400, 400 + SHORT_TAIL_PAGES]), (2, 2, 400 + SHORT_TAIL_PAGES));
+    // Frames keep arriving: the passes stop at the limit, all synced.
+    let busy: Vec<i64> = (1..=8).map(|i| i * 1000).collect();
+    let passes = SETTLE_PASSES as usize - 1;
+    assert_eq!(settled(&busy), (passes, passes, busy[passes]));
+    // The log started over between passes: nothing is waiting on the old one.
+    assert_eq!(settled(&[100, 500, 20]), (2, 1, 20));
+}
+
 /// A store with one service, and a connection of its own to run batches on directly (the
 /// store's writer stays idle).
 async fn batch_fixture() -> (tempfile::TempDir, SqliteStore, Sid, Connection) {
