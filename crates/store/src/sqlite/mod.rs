@@ -57,6 +57,8 @@ const TAIL_PAGES: i64 = 4 * 1024;
 /// Frames logged between two passes few enough that the next leaves the writer a tail it
 /// copies in about a millisecond.
 const SHORT_TAIL_PAGES: i64 = 64;
+/// The checkpointer thread's nice value (the scheduler weighs it about a tenth of a default one).
+const BACKGROUND_NICE: libc::c_int = 10;
 /// Passes at most before the tail is left to the writer, however long it is.
 const SETTLE_PASSES: u32 = 4;
 
@@ -276,10 +278,26 @@ fn load_or_create_epoch(conn: &Connection) -> Result<String, StoreError> {
 /// Copies the WAL back into the database file every half second, beside the writer, so
 /// commits never pay for it; stops once the store (its writer channel) is gone.
 fn checkpoint_loop(conn: Connection, writer_alive: mpsc::WeakSender<WriteJob>, tail: Arc<AtomicBool>) {
+    lower_priority();
     while writer_alive.upgrade().is_some() {
         std::thread::sleep(std::time::Duration::from_millis(500));
         if let Err(e) = checkpoint_pass(&conn, &tail) {
             tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+    }
+}
+
+/// Lowers the calling thread's CPU priority: copying the log is background work, and on a
+/// busy core it should wait for the threads answering requests rather than share with them.
+#[allow(unsafe_code)] // one libc call about the calling thread
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority only read their arguments; on Linux a thread id given
+        // to PRIO_PROCESS names that thread alone.
+        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, BACKGROUND_NICE) };
+        if rc != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "the checkpointer keeps its CPU priority");
         }
     }
 }

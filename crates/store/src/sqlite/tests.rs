@@ -821,3 +821,18 @@ async fn a_write_that_meets_another_connections_lock_waits_on_the_writer_thread(
     assert_eq!(tellers.threads(), vec![Some(WRITER_THREAD.to_owned())]);
     assert_eq!(store.queued.load(Ordering::Acquire), 0);
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_checkpointer_thread_runs_at_a_lower_cpu_priority() {
+    let nice = std::thread::spawn(|| {
+        lower_priority();
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("the thread's stat");
+        // The fields after the command's closing parenthesis start at the third; nice is the 19th.
+        let rest = &stat[stat.rfind(')').expect("the command") + 2..];
+        rest.split(' ').nth(16).expect("the nice field").parse::<libc::c_int>().expect("a number")
+    })
+    .join()
+    .expect("the thread");
+    assert_eq!(nice, BACKGROUND_NICE);
+}
