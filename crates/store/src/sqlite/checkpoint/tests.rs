@@ -1,0 +1,93 @@
+use super::*;
+
+/// Frames in the log after one more commit, when the checkpointer's pass copied `before`
+/// commits while `after` more landed beside it (a reader's snapshot stands in for the race);
+/// `writer_turn` says whether the writer then copied the tail, as it does between batches.
+fn log_after_a_pass(before: i64, after: i64, writer_turn: bool) -> i64 {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("log.db");
+    let writer = Connection::open(&path).expect("the writer opens");
+    writer
+        .execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x)")
+        .expect("the table");
+    let checkpointer = Connection::open(&path).expect("the checkpointer opens");
+    let reader = Connection::open(&path).expect("the reader opens");
+    let insert = |x: i64| {
+        writer.execute("INSERT INTO t VALUES (?1)", [x]).expect("a commit");
+    };
+    (0..before).for_each(insert);
+    reader.execute_batch("BEGIN; SELECT count(*) FROM t;").expect("a snapshot");
+    (before..before + after).for_each(insert);
+    let tail = AtomicBool::new(false);
+    checkpoint_pass(&checkpointer, &tail).expect("a pass");
+    reader.execute_batch("COMMIT").expect("the snapshot ends");
+    assert!(tail.load(Ordering::Acquire), "a pass that leaves a short tail asks the writer for it");
+    if writer_turn {
+        copy_tail(&writer, &tail);
+        assert!(!tail.load(Ordering::Acquire), "the writer took the request");
+    }
+    insert(-1);
+    let frames = checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1)).expect("frames");
+    let rows: i64 = writer.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).expect("rows");
+    assert_eq!(rows, before + after + 1, "every commit is kept");
+    frames
+}
+
+/// Under steady writes the log must start over rather than grow: without the writer copying
+/// what landed during the pass, every later commit extends it.
+#[test]
+fn the_log_starts_over_once_the_writer_copies_the_tail() {
+    let grown = log_after_a_pass(100, 5, false);
+    assert!(grown > 105, "without the writer's turn the log keeps every frame: {grown}");
+    let restarted = log_after_a_pass(100, 5, true);
+    assert!(restarted <= 4, "the next commit writes the log from its start: {restarted} frames");
+}
+
+/// Passes `settle` makes and syncs it asks for, when the passes find the log `sizes` long (the
+/// first, the pass before it).
+fn settled(sizes: &[i64]) -> (usize, usize, i64) {
+    let (mut passes, mut syncs) = (0, 0);
+    let mut next = sizes[1..].iter();
+    let last = settle(
+        sizes[0],
+        || {
+            passes += 1;
+            Ok(*next.next().expect("no more passes than the log's sizes"))
+        },
+        || {
+            syncs += 1;
+            Ok(())
+        },
+    )
+    .expect("settled");
+    (passes, syncs, last)
+}
+
+#[test]
+fn passes_follow_while_frames_arrive_and_the_files_are_synced_after_each() {
+    // An idle store: one more pass finds nothing new and syncs nothing.
+    assert_eq!(settled(&[100, 100]), (1, 0, 100));
+    // Writes during the first pass, few during the second: synced after each, then left.
+    assert_eq!(settled(&[100, 400, 400 + SHORT_TAIL_PAGES]), (2, 2, 400 + SHORT_TAIL_PAGES));
+    // Frames keep arriving: the passes stop at the limit, all synced.
+    let busy: Vec<i64> = (1..=8).map(|i| i * 1000).collect();
+    let passes = SETTLE_PASSES as usize - 1;
+    assert_eq!(settled(&busy), (passes, passes, busy[passes]));
+    // The log started over between passes: nothing is waiting on the old one.
+    assert_eq!(settled(&[100, 500, 20]), (2, 1, 20));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_checkpointer_thread_runs_at_a_lower_cpu_priority() {
+    let nice = std::thread::spawn(|| {
+        lower_priority();
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("the thread's stat");
+        // The fields after the command's closing parenthesis start at the third; nice is the 19th.
+        let rest = &stat[stat.rfind(')').expect("the command") + 2..];
+        rest.split(' ').nth(16).expect("the nice field").parse::<libc::c_int>().expect("a number")
+    })
+    .join()
+    .expect("the thread");
+    assert_eq!(nice, BACKGROUND_NICE);
+}
