@@ -50,20 +50,23 @@ pub fn register() -> Result<&'static str, String> {
 /// finds little left to write. The handles are SQLite's own because closing any other
 /// descriptor of the data file would drop the process's locks on it.
 pub fn sync_files(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let ok = |rc: c_int| match rc {
+        ffi::SQLITE_OK => Ok(()),
+        rc => Err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None)),
+    };
     for op in [ffi::SQLITE_FCNTL_FILE_POINTER, ffi::SQLITE_FCNTL_JOURNAL_POINTER] {
         let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
         // SAFETY: the connection's handle is valid while `conn` is borrowed; both opcodes
         // only store a pointer to a file the pager owns (or its closed, method-less one).
-        let rc = unsafe { ffi::sqlite3_file_control(conn.handle(), c"main".as_ptr(), op, (&raw mut file).cast()) };
-        // SAFETY: an open file's methods stay set until the connection closes it, which
-        // cannot happen while this thread holds `conn`.
-        let rc = match unsafe { file.as_ref().and_then(|f| f.pMethods.as_ref()).and_then(|m| m.xSync) } {
-            Some(sync) if rc == ffi::SQLITE_OK => unsafe { sync(file, ffi::SQLITE_SYNC_NORMAL) },
-            _ => rc,
+        ok(unsafe { ffi::sqlite3_file_control(conn.handle(), c"main".as_ptr(), op, (&raw mut file).cast()) })?;
+        // SAFETY: `file` is null or the pager's file; an open file's methods stay set until the
+        // connection closes it, which cannot happen while this thread holds `conn`.
+        let Some(sync) = (unsafe { file.as_ref().and_then(|f| f.pMethods.as_ref()).and_then(|m| m.xSync) }) else {
+            // A file not opened yet (no log before the first read): nothing to sync.
+            continue;
         };
-        if rc != ffi::SQLITE_OK {
-            return Err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None));
-        }
+        // SAFETY: the file's own method, called on it with a valid flag.
+        ok(unsafe { sync(file, ffi::SQLITE_SYNC_NORMAL) })?;
     }
     Ok(())
 }
