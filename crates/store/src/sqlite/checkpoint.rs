@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 
 /// WAL size (in pages) past which a checkpoint waits for readers to reset the log.
 const WAL_TRUNCATE_PAGES: i64 = 64 * 1024;
-/// Most pages a pass may leave uncopied for the writer to copy between batches (16 MiB).
+/// Most pages a pass may leave uncopied for the writer to copy between batches (8 MiB of a
+/// new file's 2 KiB pages).
 const TAIL_PAGES: i64 = 4 * 1024;
 /// Frames logged between two passes few enough that the next leaves the writer a tail it
 /// copies in about a millisecond.

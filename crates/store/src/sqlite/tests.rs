@@ -744,3 +744,27 @@ async fn a_write_that_meets_another_connections_lock_waits_on_the_writer_thread(
     assert_eq!(tellers.threads(), vec![Some(WRITER_THREAD.to_owned())]);
     assert_eq!(store.queued.load(Ordering::Acquire), 0);
 }
+
+/// A data file the store creates has its small pages; one made earlier with SQLite's default
+/// keeps that size (SQLite fixes it at creation), and the store opens and writes it as before.
+#[tokio::test]
+async fn a_new_data_file_has_small_pages_and_an_older_one_keeps_its_own() {
+    use ferrosync_core::store::Store;
+    let page_size = |path: &Path| -> i64 {
+        let conn = Connection::open(path).expect("a connection");
+        conn.query_row("PRAGMA page_size", [], |r| r.get(0)).expect("the page size")
+    };
+    let (dir, store, svc) = store_with_service(Durability::Normal).await;
+    drop(store);
+    assert_eq!(page_size(&dir.path().join("data.db")), i64::from(PAGE_SIZE));
+
+    let older = dir.path().join("older.db");
+    Connection::open(&older)
+        .expect("a connection")
+        .execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE made_before (x);")
+        .expect("a file with SQLite's default pages");
+    let store = SqliteStore::open(&older, Durability::Normal).expect("the older file opens");
+    store.execute(Actor::SYSTEM, create_service(&svc)).await.expect("a write to it commits");
+    drop(store);
+    assert_eq!(page_size(&older), 4096);
+}
