@@ -177,10 +177,13 @@ pub(super) async fn nats_conditional_writes(
 }
 
 /// Puts paced at `rate`, each carrying its send time, and one watcher of the key: the time
-/// from a put's send to the watcher's entry.
+/// from a put's send to the watcher's entry. The watcher is another client, on a connection of
+/// its own, as Ferrosync's is: over the writer's connection the server would send the put's
+/// acknowledgement and the watcher's entry in one write, to one socket.
 pub(super) async fn nats_watch(addr: &str, messages: usize, rate: f64) -> anyhow::Result<Sample> {
     let kv = kv_bucket(addr).await?;
-    let mut watch = kv.watch("w").await?;
+    let watcher = async_nats::jetstream::new(async_nats::connect(addr).await?).get_key_value("bench").await?;
+    let mut watch = watcher.watch("w").await?;
     let epoch = Instant::now();
     let reader = tokio::spawn(async move {
         let mut hist = histogram();
