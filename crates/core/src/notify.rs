@@ -1,7 +1,9 @@
 //! Wake-up hints: "service S reached seq N". Hints only; readers always re-read the log.
 
+use crate::log::Event;
 use crate::sid::Sid;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, RwLock};
 use tokio::sync::watch;
 
 /// One watch channel per service. A reader subscribes first, then reads the log, then waits,
@@ -10,9 +12,43 @@ use tokio::sync::watch;
 pub struct ChangeNotifier {
     /// Found for every event committed: foldhash rather than SipHash.
     services: Mutex<foldhash::HashMap<Sid, watch::Sender<u64>>>,
+    /// The objects live subscriptions on this node follow, and the services live queries
+    /// follow, each with its count of subscriptions.
+    interest: RwLock<foldhash::HashMap<Sid, usize>>,
+    /// The sum of the counts, read first: a node without subscriptions takes no lock.
+    interested: AtomicUsize,
 }
 
 impl ChangeNotifier {
+    /// A live subscription to `sid` (an object, or a service for a live query) opened.
+    pub fn add_interest(&self, sid: &Sid) {
+        let mut map = self.interest.write().unwrap_or_else(|e| e.into_inner());
+        *map.entry(sid.clone()).or_default() += 1;
+        self.interested.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `n` live subscriptions to `sid` closed.
+    pub fn remove_interest(&self, sid: &Sid, n: usize) {
+        let mut map = self.interest.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = map.get_mut(sid) {
+            let n = n.min(*count);
+            *count -= n;
+            if *count == 0 {
+                map.remove(sid);
+            }
+            self.interested.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a live subscription on this node follows `event`'s object or service.
+    pub fn is_awaited(&self, event: &Event) -> bool {
+        if self.interested.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let map = self.interest.read().unwrap_or_else(|e| e.into_inner());
+        map.contains_key(&event.object_sid) || map.contains_key(&event.service_sid)
+    }
+
     pub fn subscribe(&self, service: &Sid) -> watch::Receiver<u64> {
         let mut map = self.services.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(service.clone()).or_insert_with(|| watch::channel(0).0).subscribe()
@@ -61,6 +97,34 @@ mod tests {
     use super::*;
     use crate::sid::SidKind;
     use std::time::Duration;
+
+    #[test]
+    fn an_event_is_awaited_while_a_subscription_follows_its_object_or_its_service() {
+        let notifier = ChangeNotifier::default();
+        let (service, doc, other) =
+            (Sid::new(SidKind::Service), Sid::new(SidKind::Document), Sid::new(SidKind::Document));
+        let event = |object: &Sid| -> Event {
+            serde_json::from_value(serde_json::json!({
+                "seq": 1, "token": "t", "service_sid": service, "type": "document_updated",
+                "object_sid": object, "object_kind": "document", "unique_name": null, "revision": 1,
+                "data": {}, "date": "2026-01-01T00:00:00Z", "identity": "a"
+            }))
+            .expect("an event")
+        };
+        assert!(!notifier.is_awaited(&event(&doc)), "nobody subscribed");
+        notifier.add_interest(&doc);
+        notifier.add_interest(&doc);
+        assert!(notifier.is_awaited(&event(&doc)));
+        assert!(!notifier.is_awaited(&event(&other)), "another object is not followed");
+        notifier.remove_interest(&doc, 1);
+        assert!(notifier.is_awaited(&event(&doc)), "one of two subscriptions is left");
+        notifier.remove_interest(&doc, 5);
+        assert!(!notifier.is_awaited(&event(&doc)), "more removed than counted leaves none");
+        notifier.add_interest(&service);
+        assert!(notifier.is_awaited(&event(&other)), "a live query follows the whole service");
+        notifier.remove_interest(&service, 1);
+        assert!(!notifier.is_awaited(&event(&other)));
+    }
 
     #[tokio::test]
     async fn a_commit_published_after_a_newer_one_still_wakes_readers() {

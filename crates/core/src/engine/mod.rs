@@ -239,7 +239,14 @@ impl Engine {
     ) -> Result<Logged<Outcome>, CoreError> {
         check_service_reach(principal, svc)?;
         let applied = self.store.execute(principal.actor(), m).await?;
-        let seq = applied.events.last().map(|e| e.seq);
+        let last = applied.events.last();
+        // When live subscriptions follow the object, the caller steps aside once before it
+        // answers: the fan-out the commit woke runs first, so the change goes out to the other
+        // clients before the writer's own reply (a loopback write of some µs) does.
+        if last.is_some_and(|e| self.published.notifier.is_awaited(e)) {
+            tokio::task::yield_now().await;
+        }
+        let seq = last.map(|e| e.seq);
         Ok(Logged { value: applied.outcome, seq })
     }
 

@@ -179,6 +179,7 @@ impl Hub {
         let feed = self.feed(service).await?;
         let mut subs = feed.subs.write().unwrap_or_else(|e| e.into_inner());
         subs.entry(object.clone()).or_default().push(sub);
+        self.engine.notifier().add_interest(object);
         self.subscriptions.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -192,6 +193,7 @@ impl Hub {
     ) -> Result<(), ferrosync_core::CoreError> {
         let feed = self.feed(service).await?;
         feed.queries.write().unwrap_or_else(|e| e.into_inner()).insert(query.clone(), live);
+        self.engine.notifier().add_interest(service);
         self.subscriptions.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -200,6 +202,7 @@ impl Hub {
         let mut feeds = self.feeds.lock().await;
         let Some(feed) = feeds.get(service).cloned() else { return };
         if feed.queries.write().unwrap_or_else(|e| e.into_inner()).remove(query) {
+            self.engine.notifier().remove_interest(service, 1);
             self.subscriptions.fetch_sub(1, Ordering::Relaxed);
         }
         if feed.is_empty() {
@@ -218,6 +221,7 @@ impl Hub {
             if let Some(list) = subs.get_mut(object) {
                 let before = list.len();
                 list.retain(|s| s.conn != conn);
+                self.engine.notifier().remove_interest(object, before - list.len());
                 self.subscriptions.fetch_sub((before - list.len()) as i64, Ordering::Relaxed);
                 if list.is_empty() {
                     subs.remove(object);

@@ -244,6 +244,63 @@ async fn writes_over_the_socket_reply_and_reach_other_connections() {
     assert_eq!(s.get("/services/app/documents/d").await.status, 404);
 }
 
+/// A write's event goes out to the other connections watching its object before the writer's
+/// own reply does: when the reply arrives, the watcher's socket already holds the event. The
+/// clients run on a thread of their own, so the writer reads its reply as soon as it is sent.
+/// Scheduling is a preference, not a promise (a runtime may poll its timers in between), so
+/// most of the writes, not all, are asked to show it.
+#[tokio::test]
+async fn a_write_reaches_its_watchers_before_its_reply_reaches_the_writer() {
+    // At checkpoint durability a lone write commits in place, on the writer's own task, which
+    // would otherwise go straight on to its reply.
+    let normal =
+        |cfg: &mut ferrosync_server::ServerConfig| cfg.durability = ferrosync_store::sqlite::Durability::Normal;
+    let Some(s) = TestServer::with(Settings::default(), normal).await else { return };
+    if matches!(s.store, ferrosync_server::StoreLocation::Postgres(_)) {
+        // There the fan-out reads the event back from the database (another node may have
+        // committed before it), and the writer's reply often goes out meanwhile.
+        return;
+    }
+    s.service("app").await;
+    s.post("/services/app/documents", json!({ "unique_name": "d", "data": { "n": 0 } })).await.ok();
+    let urls = (s.ws_url(&s.mint_token("app", "alice", 3600).await), s.ws_url(&s.mint_token("app", "bob", 3600).await));
+    let writes = 20;
+    let clients = tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        runtime.block_on(async move {
+            let connect = async |url: &str| {
+                let mut client = super::common::WsClient::from(tokio_tungstenite::connect_async(url).await.expect("connects").0);
+                assert_eq!(client.recv().await["type"], "connected");
+                client
+            };
+            let (mut writer, mut watcher) = (connect(&urls.0).await, connect(&urls.1).await);
+            watcher.subscribe("document", "d", None).await;
+            let mut event_first = 0;
+            for n in 1..=writes {
+                let update = json!({ "type": "update", "kind": "document", "object": "d", "data": { "n": n }, "if_match": n - 1 });
+                let reply = writer.request(update).await;
+                assert_eq!(reply["status"], 200, "{reply}");
+                if holds_bytes(&watcher) {
+                    event_first += 1;
+                }
+                let event = watcher.next_event().await;
+                assert_eq!((&event["data"], &event["revision"]), (&json!({ "n": n }), &json!(n)), "{event}");
+            }
+            event_first
+        })
+    });
+    let event_first = clients.await.expect("the clients' thread");
+    assert!(event_first * 4 >= writes * 3, "the event was out before the reply for {event_first} of {writes} writes");
+}
+
+/// Whether the client's socket has bytes the client has not read yet.
+fn holds_bytes(client: &super::common::WsClient) -> bool {
+    let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = client.ws.get_ref() else { panic!("plain ws:// only") };
+    let mut byte = [std::mem::MaybeUninit::uninit()];
+    // The socket is non-blocking (tokio's): an empty queue answers WouldBlock at once.
+    socket2::SockRef::from(tcp).peek(&mut byte).is_ok_and(|n| n > 0)
+}
+
 #[tokio::test]
 async fn update_token_accepts_a_fresh_token_of_the_same_identity() {
     let Some(s) = TestServer::start().await else { return };
