@@ -257,8 +257,9 @@ async fn a_write_reaches_its_watchers_before_its_reply_reaches_the_writer() {
         |cfg: &mut ferrosync_server::ServerConfig| cfg.durability = ferrosync_store::sqlite::Durability::Normal;
     let Some(s) = TestServer::with(Settings::default(), normal).await else { return };
     if matches!(s.store, ferrosync_server::StoreLocation::Postgres(_)) {
-        // There the fan-out reads the event back from the database (another node may have
-        // committed before it), and the writer's reply often goes out meanwhile.
+        // There the fan-out often reads the event back from the database (the recent events in
+        // memory answer only when they prove no other node's event comes first), and the
+        // writer's reply often goes out meanwhile.
         return;
     }
     s.service("app").await;
