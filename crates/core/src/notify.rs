@@ -40,6 +40,11 @@ impl ChangeNotifier {
         }
     }
 
+    /// The live subscriptions open on this node.
+    pub fn subscriptions(&self) -> usize {
+        self.interested.load(Ordering::Relaxed)
+    }
+
     /// Whether a live subscription on this node follows `event`'s object or service.
     pub fn is_awaited(&self, event: &Event) -> bool {
         if self.interested.load(Ordering::Relaxed) == 0 {
@@ -115,11 +120,13 @@ mod tests {
         notifier.add_interest(&doc);
         notifier.add_interest(&doc);
         assert!(notifier.is_awaited(&event(&doc)));
+        assert_eq!(notifier.subscriptions(), 2);
         assert!(!notifier.is_awaited(&event(&other)), "another object is not followed");
         notifier.remove_interest(&doc, 1);
         assert!(notifier.is_awaited(&event(&doc)), "one of two subscriptions is left");
         notifier.remove_interest(&doc, 5);
         assert!(!notifier.is_awaited(&event(&doc)), "more removed than counted leaves none");
+        assert_eq!(notifier.subscriptions(), 0, "and takes off only what was counted");
         notifier.add_interest(&service);
         assert!(notifier.is_awaited(&event(&other)), "a live query follows the whole service");
         notifier.remove_interest(&service, 1);

@@ -130,7 +130,6 @@ pub struct Hub {
     feeds: Mutex<HashMap<Sid, Arc<Feed>>>,
     next_conn: AtomicU64,
     pub connections: AtomicI64,
-    pub subscriptions: AtomicI64,
 }
 
 impl Hub {
@@ -140,7 +139,6 @@ impl Hub {
             feeds: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             connections: AtomicI64::new(0),
-            subscriptions: AtomicI64::new(0),
         })
     }
 
@@ -180,7 +178,6 @@ impl Hub {
         let mut subs = feed.subs.write().unwrap_or_else(|e| e.into_inner());
         subs.entry(object.clone()).or_default().push(sub);
         self.engine.notifier().add_interest(object);
-        self.subscriptions.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -194,7 +191,6 @@ impl Hub {
         let feed = self.feed(service).await?;
         feed.queries.write().unwrap_or_else(|e| e.into_inner()).insert(query.clone(), live);
         self.engine.notifier().add_interest(service);
-        self.subscriptions.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -203,7 +199,6 @@ impl Hub {
         let Some(feed) = feeds.get(service).cloned() else { return };
         if feed.queries.write().unwrap_or_else(|e| e.into_inner()).remove(query) {
             self.engine.notifier().remove_interest(service, 1);
-            self.subscriptions.fetch_sub(1, Ordering::Relaxed);
         }
         if feed.is_empty() {
             feed.stop.cancel();
@@ -222,7 +217,6 @@ impl Hub {
                 let before = list.len();
                 list.retain(|s| s.conn != conn);
                 self.engine.notifier().remove_interest(object, before - list.len());
-                self.subscriptions.fetch_sub((before - list.len()) as i64, Ordering::Relaxed);
                 if list.is_empty() {
                     subs.remove(object);
                 }
@@ -236,7 +230,7 @@ impl Hub {
 
     pub fn record_gauges(&self) {
         metrics::gauge!("ferrosync_ws_connections").set(self.connections.load(Ordering::Relaxed) as f64);
-        metrics::gauge!("ferrosync_ws_subscriptions").set(self.subscriptions.load(Ordering::Relaxed) as f64);
+        metrics::gauge!("ferrosync_ws_subscriptions").set(self.engine.notifier().subscriptions() as f64);
     }
 }
 
