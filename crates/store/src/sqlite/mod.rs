@@ -5,6 +5,7 @@
 
 pub mod backup;
 mod checkpoint;
+mod company;
 mod hot;
 mod kept;
 mod rows;
@@ -71,6 +72,8 @@ pub struct SqliteStore {
     in_place: bool,
     /// Set when the writer thread has a tail of the log to copy; writes then go through it.
     tail: Arc<AtomicBool>,
+    /// Whether writes committing in place have lately found others to share a commit with.
+    company: company::Company,
     observers: Arc<crate::Observers>,
     readers: Readers<Connection>,
 }
@@ -207,6 +210,7 @@ impl SqliteStore {
             queued,
             in_place: durability == Durability::Normal,
             tail,
+            company: company::Company::default(),
         })
     }
 
@@ -373,13 +377,16 @@ impl SqliteStore {
     /// switches a write, and two wake-ups). Writes that arrive together still share a commit:
     /// holding the turn, this one first lets the runtime run the requests ready beside it; if
     /// they queued writes meanwhile, it joins their batch, at its head, on the writer thread.
+    /// A writer that keeps finding nobody looks only now and then (see [`company`]).
     async fn write(&self, actor: Actor, mutation: Mutation) -> Result<Applied, CoreError> {
         if self.in_place
             && self.queued.load(Ordering::Acquire) == 0
             && !self.tail.load(Ordering::Acquire)
             && let Ok(mut writer) = self.turn.clone().try_lock_owned()
         {
-            tokio::task::yield_now().await;
+            if self.company.worth_looking() {
+                tokio::task::yield_now().await;
+            }
             let (reply, rx) = tokio::sync::oneshot::channel();
             let job = WriteJob {
                 actor,
@@ -388,7 +395,9 @@ impl SqliteStore {
                 runtime: tokio::runtime::Handle::try_current().ok(),
             };
             let mut lone = vec![job];
-            let job = if self.queued.load(Ordering::Acquire) == 0 {
+            let alone = self.queued.load(Ordering::Acquire) == 0;
+            self.company.found(!alone);
+            let job = if alone {
                 if let Some(answer) = writer.commit_in_place(&mut lone, &self.observers) {
                     drop(writer);
                     metrics::counter!("ferrosync_store_commits_in_place_total").increment(1);
@@ -416,6 +425,10 @@ impl SqliteStore {
             writer.handed_over = job;
             drop(writer);
             return rx.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?;
+        }
+        if self.in_place && !self.tail.load(Ordering::Acquire) {
+            // Others hold the turn or are queued.
+            self.company.met();
         }
         crate::queue_write(&self.writer, actor, mutation, Some(&self.queued)).await
     }
