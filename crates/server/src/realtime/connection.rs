@@ -171,6 +171,14 @@ enum Flow {
     Stop,
 }
 
+/// A frame [`Session::start`] did not start as a request.
+enum Frame {
+    /// Subscribes, unsubscribes or replaces the token: the session itself changes.
+    Session(u64, ClientFrame),
+    /// Unreadable, or without an id: refused, with the id if one could be read.
+    Refused(Option<u64>, ApiError),
+}
+
 impl Session {
     async fn run(&mut self, mut sink: Writer, mut stream: Reader, mut rx: mpsc::Receiver<Arc<Delivery>>) {
         let hello = ServerFrame::Connected {
@@ -251,9 +259,10 @@ impl Session {
                         Incoming::Nothing => continue,
                         Incoming::End => return,
                     };
-                    // Boxed: request handling is a large future, and keeping it inline would make
-                    // every idle connection carry its size.
-                    match Box::pin(self.handle(&mut sink, &text, &mut requests)).await {
+                    let Some(frame) = self.start(&text, &mut requests) else { continue };
+                    // Boxed: handling a frame that needs the session is a large future, and
+                    // keeping it inline would make every idle connection carry its size.
+                    match Box::pin(self.handle(&mut sink, frame)).await {
                         Flow::Continue => {}
                         Flow::Stop => return,
                     }
@@ -330,21 +339,49 @@ impl Session {
         .encode()
     }
 
-    async fn handle(&mut self, sink: &mut Writer, text: &str, requests: &mut Requests) -> Flow {
+    /// Reads a frame, and starts it among the requests in flight if it needs nothing of the
+    /// session but its caller; any other frame comes back for [`Session::handle`]. Not async:
+    /// nearly every frame is such a request, and starting one need not build (and box) the
+    /// large future `handle` is.
+    fn start(&mut self, text: &str, requests: &mut Requests) -> Option<Frame> {
         let request = match ClientFrame::parse(text) {
             Ok(f) => f,
             Err(e) => {
                 let id = serde_json::from_str::<Value>(text).ok().and_then(|v| v.get("id").and_then(Value::as_u64));
-                let err = ApiError::new(ErrorCode::InvalidRequest, format!("unreadable frame: {e}"));
-                return self.send(sink, &ServerFrame::Error { id, error: err.body() }).await;
+                return Some(Frame::Refused(
+                    id,
+                    ApiError::new(ErrorCode::InvalidRequest, format!("unreadable frame: {e}")),
+                ));
             }
         };
         let Some(id) = request.id() else {
-            let err = ApiError::new(
+            let e = ApiError::new(
                 ErrorCode::InvalidRequest,
                 "already authenticated; use update_token to replace the token",
             );
-            return self.send(sink, &ServerFrame::Error { id: None, error: err.body() }).await;
+            return Some(Frame::Refused(None, e));
+        };
+        if matches!(
+            request,
+            ClientFrame::Subscribe { .. }
+                | ClientFrame::SubscribeQuery { .. }
+                | ClientFrame::Unsubscribe { .. }
+                | ClientFrame::UnsubscribeQuery { .. }
+                | ClientFrame::UpdateToken { .. }
+        ) {
+            return Some(Frame::Session(id, request));
+        }
+        let lane = lane(&request);
+        let span = tracing::debug_span!("ws_request", id, identity = %self.identity);
+        requests.push(lane, run_request(self.cx.clone(), id, request).instrument(span));
+        None
+    }
+
+    /// A frame that needs the session: a subscription made or ended, a new token, or a refusal.
+    async fn handle(&mut self, sink: &mut Writer, frame: Frame) -> Flow {
+        let (id, request) = match frame {
+            Frame::Refused(id, e) => return self.send(sink, &ServerFrame::Error { id, error: e.body() }).await,
+            Frame::Session(id, request) => (id, request),
         };
         if let ClientFrame::Subscribe { kind, object, since, .. } = request {
             return self.subscribe(sink, id, kind, &object, since.as_deref()).await;
@@ -358,21 +395,12 @@ impl Session {
                 }
             };
         }
-        if matches!(
-            request,
-            ClientFrame::Unsubscribe { .. } | ClientFrame::UnsubscribeQuery { .. } | ClientFrame::UpdateToken { .. }
-        ) {
-            // These change the session itself, so they run in turn with the frames around them.
-            let reply = match self.control(id, request).await {
-                Ok(reply) => reply,
-                Err(e) => failed(id, &e),
-            };
-            return if sink.send(reply).await.is_err() { Flow::Stop } else { Flow::Continue };
-        }
-        let lane = lane(&request);
-        let span = tracing::debug_span!("ws_request", id, identity = %self.identity);
-        requests.push(lane, run_request(self.cx.clone(), id, request).instrument(span));
-        Flow::Continue
+        // These change the session itself, so they run in turn with the frames around them.
+        let reply = match self.control(id, request).await {
+            Ok(reply) => reply,
+            Err(e) => failed(id, &e),
+        };
+        if sink.send(reply).await.is_err() { Flow::Stop } else { Flow::Continue }
     }
 
     async fn send(&self, sink: &mut Writer, f: &ServerFrame) -> Flow {

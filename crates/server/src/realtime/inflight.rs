@@ -9,17 +9,34 @@
 
 use super::hub::Delivery;
 use ferrosync_core::model::ObjectKind;
-use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::Hash;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 /// Requests one connection may have running or waiting for their lane.
 pub const MAX_IN_FLIGHT: usize = 64;
 
-type Lane<K, R> = BoxFuture<'static, (Option<K>, R)>;
+/// A running request, tagged with its lane: a plain future over the boxed request, so that
+/// starting one allocates nothing more.
+struct Lane<K, R> {
+    lane: Option<K>,
+    request: BoxFuture<'static, R>,
+}
+
+impl<K: Unpin, R> Future for Lane<K, R> {
+    type Output = (Option<K>, R);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let reply = std::task::ready!(self.request.as_mut().poll(cx));
+        // Polled no more once ready (a `FuturesUnordered` drops it), so the lane is taken once.
+        Poll::Ready((self.lane.take(), reply))
+    }
+}
 
 pub struct InFlight<K, R> {
     /// Made on the first request: most connections only listen, and an idle one carries
@@ -43,7 +60,7 @@ impl<K, R> Default for InFlight<K, R> {
     }
 }
 
-impl<K: Eq + Hash + Clone + Send + 'static, R: Send + 'static> InFlight<K, R> {
+impl<K: Eq + Hash + Clone + Unpin + Send + 'static, R: Send + 'static> InFlight<K, R> {
     pub fn is_empty(&self) -> bool {
         self.inner.as_ref().is_none_or(|i| i.running.is_empty())
     }
@@ -92,9 +109,9 @@ impl<K: Eq + Hash + Clone + Send + 'static, R: Send + 'static> InFlight<K, R> {
     }
 }
 
-impl<K: Eq + Hash + Clone + Send + 'static, R: Send + 'static> Inner<K, R> {
+impl<K: Eq + Hash + Clone + Unpin + Send + 'static, R: Send + 'static> Inner<K, R> {
     fn start(&mut self, lane: Option<K>, request: BoxFuture<'static, R>) {
-        self.running.push(Box::pin(async move { (lane, request.await) }));
+        self.running.push(Lane { lane, request });
     }
 
     fn finished(&mut self, lane: Option<K>) {
@@ -191,7 +208,9 @@ impl<R: Send + 'static> Pipeline<R> {
     /// Runs `request` in its lane (see [`InFlight::push`]).
     pub fn push(&mut self, lane: Option<(ObjectKind, String)>, request: impl Future<Output = R> + Send + 'static) {
         let number = self.events.start();
-        self.requests.push(lane, Box::pin(async move { (number, request.await) }));
+        // Mapped, not wrapped in an async block, which would hold the request twice over and
+        // be moved whole into its box.
+        self.requests.push(lane, request.map(move |reply| (number, reply)).boxed());
     }
 
     /// The next request to finish (cancel-safe, as [`InFlight::next`]).
