@@ -80,6 +80,22 @@ pub(super) struct Caller {
 /// once the reply is, so [`Pipeline`] holds it back until then.
 type Requests = Pipeline<(Option<u64>, Bytes)>;
 
+/// A frame [`Session::start`] did not start as a request in flight.
+enum Turn {
+    /// An unreadable frame: refused, and the connection closed.
+    Unreadable(String),
+    /// Answered with a status alone (`ping`, a refused message, an unknown method).
+    Status(String, Status),
+    /// A CDS request refused before it ran.
+    Refused(String, CdsError),
+    /// `update`: a new token for the connection.
+    Token(String, String),
+    /// `close`, from the client.
+    Close,
+    /// A change to the connection's subscriptions, run in turn with the frames around it.
+    Subscriptions { id: String, http: super::types::HttpRequest, payload: Bytes, span: tracing::Span },
+}
+
 pub(super) enum Flow {
     Continue,
     Stop,
@@ -285,8 +301,10 @@ impl Session {
                         Incoming::Nothing => continue,
                         Incoming::End => return,
                     };
-                    // Boxed: request handling is a large future that idle connections should not carry.
-                    if let Flow::Stop = Box::pin(self.handle(&mut sink, &bytes, &mut flight)).await {
+                    let Some(turn) = self.start(&bytes, &mut flight) else { continue };
+                    // Boxed: handling a frame that needs the session is a large future that idle
+                    // connections should not carry.
+                    if let Flow::Stop = Box::pin(self.handle(&mut sink, turn)).await {
                         return;
                     }
                 }
@@ -359,32 +377,51 @@ impl Session {
         sink.flush().await
     }
 
-    async fn handle(&mut self, sink: &mut Writer, bytes: &Bytes, flight: &mut Requests) -> Flow {
+    /// Reads a frame, and starts it among the requests in flight if it is a CDS request that
+    /// needs nothing of the session but its caller; any other frame comes back for
+    /// [`Session::handle`]. Not async: nearly every frame is such a request, and starting one
+    /// need not build (and box) the large future `handle` is.
+    fn start(&mut self, bytes: &Bytes, flight: &mut Requests) -> Option<Turn> {
         let Frame { header, payload } = match frame::parse(bytes, MAX_FRAME) {
             Ok(f) => f,
-            Err(e) => {
-                refuse_frame(sink, &e.to_string()).await;
-                return Flow::Stop;
-            }
+            Err(e) => return Some(Turn::Unreadable(e.to_string())),
         };
         let id = header.id.clone().unwrap_or_default();
-        match header.method.as_str() {
+        let status = match header.method.as_str() {
             "message" => {
                 let payload = bytes.slice_ref(payload);
-                self.message(sink, &id, header, payload, flight).await
+                return self.message(id, header, payload, flight);
             }
-            "update" => self.update_token(sink, &id, header.token.as_deref().unwrap_or_default()).await,
+            "update" => return Some(Turn::Token(id, header.token.unwrap_or_default())),
             // Acks of what this server sent, and telemetry: nothing to answer.
-            "reply" | "telemetry.v1" => Flow::Continue,
-            "close" => {
+            "reply" | "telemetry.v1" => return None,
+            "close" => return Some(Turn::Close),
+            "ping" => Status::OK,
+            "init" => Status::error(400, "BAD_REQUEST", None, "already initialised"),
+            other => Status::error(400, "BAD_REQUEST", None, format!("unknown method '{other}'")),
+        };
+        Some(Turn::Status(id, status))
+    }
+
+    /// A frame that needs the session, or an answer of its own.
+    async fn handle(&mut self, sink: &mut Writer, turn: Turn) -> Flow {
+        match turn {
+            Turn::Unreadable(reason) => {
+                refuse_frame(sink, &reason).await;
+                Flow::Stop
+            }
+            Turn::Status(id, status) => self.send_status(sink, &id, status).await,
+            Turn::Refused(id, e) => self.reply_error(sink, &id, e).await,
+            Turn::Token(id, token) => self.update_token(sink, &id, &token).await,
+            Turn::Close => {
                 sink.close(1000, "closed by the client").await;
                 Flow::Stop
             }
-            "ping" => self.send_status(sink, &id, Status::OK).await,
-            "init" => self.send_status(sink, &id, Status::error(400, "BAD_REQUEST", None, "already initialised")).await,
-            other => {
-                let status = Status::error(400, "BAD_REQUEST", None, format!("unknown method '{other}'"));
-                self.send_status(sink, &id, status).await
+            Turn::Subscriptions { id, http, payload, span } => {
+                match cds_request(&http, Endpoint::Subscriptions, &payload) {
+                    Ok(request) => self.poke(sink, &id, &request).instrument(span).await,
+                    Err(e) => self.reply_error(sink, &id, e).await,
+                }
             }
         }
     }
@@ -416,23 +453,15 @@ impl Session {
         self.send_status(sink, id, status).await
     }
 
-    /// `message`: a tunnelled CDS request. Subscription changes run in turn; every other
-    /// request runs in flight (see [`Pipeline`]).
-    async fn message(
-        &mut self,
-        sink: &mut Writer,
-        id: &str,
-        header: Header,
-        payload: Bytes,
-        flight: &mut Requests,
-    ) -> Flow {
+    /// `message`: a tunnelled CDS request. Subscription changes run in turn (handed back);
+    /// every other request runs in flight (see [`Pipeline`]).
+    fn message(&mut self, id: String, header: Header, payload: Bytes, flight: &mut Requests) -> Option<Turn> {
         let Some(http) = header.http_request else {
-            let status = Status::error(400, "BAD_REQUEST", None, "a message needs an http_request");
-            return self.send_status(sink, id, status).await;
+            return Some(Turn::Status(id, Status::error(400, "BAD_REQUEST", None, "a message needs an http_request")));
         };
         if self.token.is_expired() {
             let status = Status::error(401, "UNAUTHORIZED", Some(code::ACCESS_TOKEN_EXPIRED.1), "access token expired");
-            return self.send_status(sink, id, status).await;
+            return Some(Turn::Status(id, status));
         }
         if let Some(host) = http.host.as_deref() {
             // URLs handed out point where the client tunnels its requests.
@@ -441,14 +470,10 @@ impl Session {
         let span = tracing::debug_span!("cds", method = %http.method, path = %http.path);
         let endpoint = match Endpoint::parse(&http.path) {
             Ok(e) => e,
-            Err(e) => return self.reply_error(sink, id, e).await,
+            Err(e) => return Some(Turn::Refused(id, e)),
         };
         if endpoint == Endpoint::Subscriptions {
-            let request = match cds_request(&http, endpoint, &payload) {
-                Ok(r) => r,
-                Err(e) => return self.reply_error(sink, id, e).await,
-            };
-            return self.poke(sink, id, &request).instrument(span).await;
+            return Some(Turn::Subscriptions { id, http, payload, span });
         }
         let lane = match &endpoint {
             Endpoint::Object(kind, object) | Endpoint::Items(kind, object) | Endpoint::Item(kind, object, _) => {
@@ -458,7 +483,7 @@ impl Session {
             Endpoint::StreamMessages(stream) => Some((ObjectKind::Stream, stream.clone())),
             Endpoint::Subscriptions | Endpoint::Collection(_) | Endpoint::Insights(_) => None,
         };
-        let (caller, urls, id) = (self.caller.clone(), self.urls.clone(), id.to_owned());
+        let (caller, urls) = (self.caller.clone(), self.urls.clone());
         let run = async move {
             let result = match cds_request(&http, endpoint, &payload) {
                 Ok(request) => {
@@ -476,7 +501,7 @@ impl Session {
             (reply.wrote, encode_reply(&id, reply))
         };
         flight.push(lane, run.instrument(span));
-        Flow::Continue
+        None
     }
 
     fn remember_own(&mut self, seq: u64) {
