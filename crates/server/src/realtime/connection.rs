@@ -171,8 +171,8 @@ enum Flow {
     Stop,
 }
 
-/// A frame [`Session::start`] did not start as a request.
-enum Frame {
+/// A frame [`Session::start`] did not start as a request in flight.
+enum Turn {
     /// Subscribes, unsubscribes or replaces the token: the session itself changes.
     Session(u64, ClientFrame),
     /// Unreadable, or without an id: refused, with the id if one could be read.
@@ -259,10 +259,10 @@ impl Session {
                         Incoming::Nothing => continue,
                         Incoming::End => return,
                     };
-                    let Some(frame) = self.start(&text, &mut requests) else { continue };
+                    let Some(turn) = self.start(&text, &mut requests) else { continue };
                     // Boxed: handling a frame that needs the session is a large future, and
                     // keeping it inline would make every idle connection carry its size.
-                    match Box::pin(self.handle(&mut sink, frame)).await {
+                    match Box::pin(self.handle(&mut sink, turn)).await {
                         Flow::Continue => {}
                         Flow::Stop => return,
                     }
@@ -343,12 +343,12 @@ impl Session {
     /// session but its caller; any other frame comes back for [`Session::handle`]. Not async:
     /// nearly every frame is such a request, and starting one need not build (and box) the
     /// large future `handle` is.
-    fn start(&mut self, text: &str, requests: &mut Requests) -> Option<Frame> {
+    fn start(&mut self, text: &str, requests: &mut Requests) -> Option<Turn> {
         let request = match ClientFrame::parse(text) {
             Ok(f) => f,
             Err(e) => {
                 let id = serde_json::from_str::<Value>(text).ok().and_then(|v| v.get("id").and_then(Value::as_u64));
-                return Some(Frame::Refused(
+                return Some(Turn::Refused(
                     id,
                     ApiError::new(ErrorCode::InvalidRequest, format!("unreadable frame: {e}")),
                 ));
@@ -359,7 +359,7 @@ impl Session {
                 ErrorCode::InvalidRequest,
                 "already authenticated; use update_token to replace the token",
             );
-            return Some(Frame::Refused(None, e));
+            return Some(Turn::Refused(None, e));
         };
         if matches!(
             request,
@@ -369,7 +369,7 @@ impl Session {
                 | ClientFrame::UnsubscribeQuery { .. }
                 | ClientFrame::UpdateToken { .. }
         ) {
-            return Some(Frame::Session(id, request));
+            return Some(Turn::Session(id, request));
         }
         let lane = lane(&request);
         let span = tracing::debug_span!("ws_request", id, identity = %self.identity);
@@ -378,10 +378,10 @@ impl Session {
     }
 
     /// A frame that needs the session: a subscription made or ended, a new token, or a refusal.
-    async fn handle(&mut self, sink: &mut Writer, frame: Frame) -> Flow {
-        let (id, request) = match frame {
-            Frame::Refused(id, e) => return self.send(sink, &ServerFrame::Error { id, error: e.body() }).await,
-            Frame::Session(id, request) => (id, request),
+    async fn handle(&mut self, sink: &mut Writer, turn: Turn) -> Flow {
+        let (id, request) = match turn {
+            Turn::Refused(id, e) => return self.send(sink, &ServerFrame::Error { id, error: e.body() }).await,
+            Turn::Session(id, request) => (id, request),
         };
         if let ClientFrame::Subscribe { kind, object, since, .. } = request {
             return self.subscribe(sink, id, kind, &object, since.as_deref()).await;
