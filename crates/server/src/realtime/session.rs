@@ -230,7 +230,7 @@ pub enum Alarm {
 /// re-arming them on every wake-up would cost more than delivering the event.
 pub struct Alarms {
     /// Woken by any of the four sources below; until it is, a poll asks none of them.
-    gate: Arc<Gate>,
+    gate: Gate,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     overflow: Pin<Box<WaitForCancellationFutureOwned>>,
     token_timer: Pin<Box<tokio::time::Sleep>>,

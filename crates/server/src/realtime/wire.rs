@@ -14,7 +14,6 @@ use hyper_util::rt::TokioIo;
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
@@ -34,7 +33,7 @@ pub struct Reader {
     /// Boxed: the parser's state is several hundred bytes, and each future it moved through
     /// kept its own copy (1.3 KB more per idle connection than when it lived behind one pointer).
     ws: Box<WebSocketStream<ReadOnly<ReadHalf<Io>>>>,
-    gate: Arc<Gate>,
+    gate: Gate,
 }
 
 impl Stream for Reader {
