@@ -2,7 +2,7 @@
 //! replies, batched delivery, keepalive and token lifetime.
 
 use super::hub::Delivery;
-use super::inflight::Pipeline;
+use super::inflight::{self, Pipeline};
 use super::protocol::{
     CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHENTICATED, ClientFrame, ItemsPage, QuerySubscribed,
     ReplyFrame, ResumePoint, ServerFrame, Subscribed,
@@ -616,21 +616,20 @@ fn failed(id: u64, e: &ApiError) -> Bytes {
 }
 
 /// The object a request names, as the client named it: requests with the same one take turns.
-fn lane(request: &ClientFrame) -> Option<(ObjectKind, String)> {
-    match request {
-        ClientFrame::Open { kind, sid, unique_name, .. } => {
-            sid.as_ref().or(unique_name.as_ref()).map(|o| (*kind, o.clone()))
-        }
+fn lane(request: &ClientFrame) -> Option<u64> {
+    let (kind, object) = match request {
+        ClientFrame::Open { kind, sid, unique_name, .. } => (*kind, sid.as_ref().or(unique_name.as_ref())?),
         ClientFrame::Get { kind, object, .. }
         | ClientFrame::Update { kind, object, .. }
         | ClientFrame::Remove { kind, object, .. }
         | ClientFrame::SetItem { kind, object, .. }
         | ClientFrame::RemoveItem { kind, object, .. }
-        | ClientFrame::GetItems { kind, object, .. } => Some((*kind, object.clone())),
-        ClientFrame::AddItem { list, .. } => Some((ObjectKind::List, list.clone())),
-        ClientFrame::Publish { stream, .. } => Some((ObjectKind::Stream, stream.clone())),
-        _ => None,
-    }
+        | ClientFrame::GetItems { kind, object, .. } => (*kind, object),
+        ClientFrame::AddItem { list, .. } => (ObjectKind::List, list),
+        ClientFrame::Publish { stream, .. } => (ObjectKind::Stream, stream),
+        _ => return None,
+    };
+    Some(inflight::lane(kind, object))
 }
 
 /// Runs a request that needs nothing of the session but its caller, and frames its reply.

@@ -12,7 +12,7 @@ use ferrosync_core::model::ObjectKind;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -135,14 +135,17 @@ impl<K: Eq + Hash + Clone + Unpin + Send + 'static, R: Send + 'static> Inner<K, 
 /// at most, and items leave in the order they came.
 pub struct Holdback<T> {
     issued: u64,
-    running: BTreeSet<u64>,
+    /// Numbers of the requests running, ascending (they are issued in order): at most
+    /// `MAX_IN_FLIGHT`, and a buffer kept across requests, where a tree set allocated a node
+    /// for every request on a connection with one running at a time.
+    running: VecDeque<u64>,
     /// Items in arrival order, each with the last request number issued when it arrived.
     held: VecDeque<(u64, T)>,
 }
 
 impl<T> Default for Holdback<T> {
     fn default() -> Self {
-        Self { issued: 0, running: BTreeSet::new(), held: VecDeque::new() }
+        Self { issued: 0, running: VecDeque::new(), held: VecDeque::new() }
     }
 }
 
@@ -150,12 +153,14 @@ impl<T> Holdback<T> {
     /// A request starts: its number, for [`Holdback::finish`].
     pub fn start(&mut self) -> u64 {
         self.issued += 1;
-        self.running.insert(self.issued);
+        self.running.push_back(self.issued);
         self.issued
     }
 
     pub fn finish(&mut self, number: u64) {
-        self.running.remove(&number);
+        if let Ok(at) = self.running.binary_search(&number) {
+            self.running.remove(at);
+        }
     }
 
     /// `item` back at once if nothing holds it; otherwise it waits its turn.
@@ -169,7 +174,7 @@ impl<T> Holdback<T> {
 
     /// The next held item no running request came before.
     pub fn release(&mut self) -> Option<T> {
-        let oldest = self.running.first().copied().unwrap_or(u64::MAX);
+        let oldest = self.running.front().copied().unwrap_or(u64::MAX);
         match self.held.front() {
             Some((issued, _)) if *issued < oldest => self.held.pop_front().map(|(_, item)| item),
             _ => None,
@@ -182,11 +187,20 @@ impl<T> Holdback<T> {
     }
 }
 
+/// The lane of requests naming `object` of `kind`: a hash of the two, so that starting a
+/// request copies no name. Two objects whose hashes meet share a lane, and their requests take
+/// turns as one object's would: slower, never out of order.
+pub fn lane(kind: ObjectKind, object: &str) -> u64 {
+    use std::hash::BuildHasher;
+    // A fixed seed: the lanes of one connection only need to differ from each other.
+    foldhash::fast::FixedState::with_seed(0x6c61_6e65).hash_one((kind, object))
+}
+
 /// What runs on one connection: its requests in flight, and the events held back for them so
 /// that a request's reply goes out before the events that arrived while it ran (its own
 /// write's among them).
 pub struct Pipeline<R> {
-    requests: InFlight<(ObjectKind, String), (u64, R)>,
+    requests: InFlight<u64, (u64, R)>,
     events: Holdback<Arc<Delivery>>,
 }
 
@@ -205,8 +219,8 @@ impl<R: Send + 'static> Pipeline<R> {
         self.requests.has_room()
     }
 
-    /// Runs `request` in its lane (see [`InFlight::push`]).
-    pub fn push(&mut self, lane: Option<(ObjectKind, String)>, request: impl Future<Output = R> + Send + 'static) {
+    /// Runs `request` in its lane (see [`InFlight::push`] and [`lane`]).
+    pub fn push(&mut self, lane: Option<u64>, request: impl Future<Output = R> + Send + 'static) {
         let number = self.events.start();
         // Mapped, not wrapped in an async block, which would hold the request twice over and
         // be moved whole into its box.
@@ -342,5 +356,28 @@ mod tests {
         h.finish(four);
         assert_eq!(h.release(), Some("e4"));
         assert_eq!(h.offer("free again"), Some("free again"));
+    }
+
+    #[test]
+    fn a_lane_is_the_same_for_one_object_and_differs_between_objects() {
+        assert_eq!(lane(ObjectKind::Document, "ET01"), lane(ObjectKind::Document, &String::from("ET01")));
+        assert_ne!(lane(ObjectKind::Document, "ET01"), lane(ObjectKind::Document, "ET02"));
+        assert_ne!(lane(ObjectKind::Document, "shared"), lane(ObjectKind::Map, "shared"), "a name is per kind");
+    }
+
+    /// Requests finishing out of order release held items only once every earlier one has.
+    #[test]
+    fn held_items_follow_the_oldest_request_running_whatever_order_requests_finish_in() {
+        let mut h = Holdback::default();
+        let numbers: Vec<u64> = (0..5).map(|_| h.start()).collect();
+        assert_eq!(h.offer("e"), None);
+        for &n in numbers.iter().rev().take(4) {
+            h.finish(n);
+            assert_eq!(h.release(), None, "request {} still runs", numbers[0]);
+        }
+        h.finish(numbers[0]);
+        assert_eq!(h.release(), Some("e"));
+        h.finish(numbers[0]);
+        assert_eq!(h.offer("free"), Some("free"), "finishing twice changes nothing");
     }
 }

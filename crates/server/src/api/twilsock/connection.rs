@@ -11,7 +11,7 @@ use super::router::{self, Endpoint, Params};
 use super::types::{Header, HttpStatus, InitReply, MessageReply, ServerFrame, Status, StatusReply};
 use crate::api::twilio::error::{TwilioError, code as twilio_code};
 use crate::realtime::hub::Delivery;
-use crate::realtime::inflight::Pipeline;
+use crate::realtime::inflight::{self, Pipeline};
 use crate::realtime::session::{Alarm, Alarms, Subscriptions, TokenAlarm, TokenClock};
 use crate::realtime::wire::{self, Incoming, Reader, Writer};
 use crate::state::AppState;
@@ -477,10 +477,10 @@ impl Session {
         }
         let lane = match &endpoint {
             Endpoint::Object(kind, object) | Endpoint::Items(kind, object) | Endpoint::Item(kind, object, _) => {
-                Some((*kind, object.clone()))
+                Some(inflight::lane(*kind, object))
             }
-            Endpoint::ListContext(list) => Some((ObjectKind::List, list.clone())),
-            Endpoint::StreamMessages(stream) => Some((ObjectKind::Stream, stream.clone())),
+            Endpoint::ListContext(list) => Some(inflight::lane(ObjectKind::List, list)),
+            Endpoint::StreamMessages(stream) => Some(inflight::lane(ObjectKind::Stream, stream)),
             Endpoint::Subscriptions | Endpoint::Collection(_) | Endpoint::Insights(_) => None,
         };
         let (caller, urls) = (self.caller.clone(), self.urls.clone());
