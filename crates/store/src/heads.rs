@@ -45,6 +45,15 @@ impl SeqHeads {
         }
     }
 
+    /// Takes back every head handed out since the last [`SeqHeads::settle`]: what a failed job
+    /// that started the batch took. Cheaper than a copy made before it, which would allocate
+    /// on every write; heads it read or dropped stay read or dropped, as the log has them.
+    pub(crate) fn revert(&mut self) {
+        for (stored, current) in self.0.values_mut() {
+            *current = *stored;
+        }
+    }
+
     /// Drops a removed service's head: one made again under its SID starts its log afresh.
     pub(crate) fn forget(&mut self, service: &Sid) {
         self.0.remove(service);
@@ -117,5 +126,21 @@ pub(crate) mod tests {
         let mut moved = heads.advanced();
         moved.sort();
         assert_eq!(moved, vec![(&a, 43), (&b, 8)]);
+    }
+
+    /// What a failed first job took is given back without a copy made before it: the settled
+    /// heads stay, the numbers handed out since are handed out again.
+    #[test]
+    fn a_revert_hands_out_again_what_was_taken_since_the_last_settle() {
+        let mut heads = SeqHeads::default();
+        let (a, b) = (sid(1), sid(2));
+        assert_eq!(heads.next(&a, || Ok(10)).ok(), Some(11));
+        heads.settle();
+        assert_eq!(heads.next(&a, unread).ok(), Some(12));
+        assert_eq!(heads.next(&b, || Ok(5)).ok(), Some(6));
+        heads.revert();
+        assert!(heads.advanced().is_empty(), "nothing moved once reverted");
+        assert_eq!(heads.next(&a, unread).ok(), Some(12), "the settled head stands");
+        assert_eq!(heads.next(&b, unread).ok(), Some(6), "a head read in the failed job is kept, as read");
     }
 }

@@ -510,7 +510,12 @@ pub(crate) async fn queue_write(
     let mut counted = Counted(queued);
     let (reply, rx) = tokio::sync::oneshot::channel();
     writer
-        .send(WriteJob { actor, mutation: Some(mutation), reply, runtime: tokio::runtime::Handle::try_current().ok() })
+        .send(WriteJob {
+            actor,
+            mutation: Some(mutation),
+            reply: Some(reply),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        })
         .await
         .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
     counted.0 = None;
@@ -522,7 +527,8 @@ pub(crate) struct WriteJob {
     pub(crate) actor: ferrosync_core::store::Actor,
     /// Taken (moved into the rules rather than copied) by a commit that cannot run it again.
     pub(crate) mutation: Option<ferrosync_core::store::Mutation>,
-    pub(crate) reply: Reply,
+    /// Where the answer goes; none for a job committed in place, whose caller has it at once.
+    pub(crate) reply: Option<Reply>,
     /// The runtime the caller waits on, where a batch's answers are best sent from.
     pub(crate) runtime: Option<tokio::runtime::Handle>,
 }
@@ -541,6 +547,11 @@ type Reply = tokio::sync::oneshot::Sender<Answer>;
 struct Delivery(Vec<(Reply, Answer)>);
 
 impl Delivery {
+    /// The batch's answers paired with the callers waiting for them; the batch is left empty.
+    fn of(batch: &mut Vec<WriteJob>, answers: Vec<Answer>) -> Self {
+        Delivery(batch.drain(..).map(|job| job.reply).zip(answers).filter_map(|(r, a)| Some((r?, a))).collect())
+    }
+
     /// Sends the answers from `runtime` (that of the first caller still waiting on one, so it is
     /// being driven), or from here when that gains nothing (one answer) or there is none. A
     /// caller on another runtime is still answered, just by a wake-up from outside its own.
@@ -613,8 +624,11 @@ pub(crate) fn run_writer(
         let results = commit(&mut batch);
         metrics::histogram!("ferrosync_store_commit_batch_size").record(batch.len() as f64);
         // A caller on no runtime (blocked on the future by hand) cannot host the sending.
-        let runtime = batch.iter().filter(|job| !job.reply.is_closed()).find_map(|job| job.runtime.clone());
-        Delivery(batch.drain(..).map(|job| job.reply).zip(results).collect()).send(runtime);
+        let runtime = batch
+            .iter()
+            .filter(|job| job.reply.as_ref().is_some_and(|r| !r.is_closed()))
+            .find_map(|job| job.runtime.clone());
+        Delivery::of(&mut batch, results).send(runtime);
         // The answers and events have just woken runtime threads. On a core shared with them,
         // let them send, and queue what arrived during the commit, before the housekeeping
         // and the next batch: they would not preempt this thread under SCHED_BATCH.
@@ -688,7 +702,12 @@ mod tests {
     fn job(n: i64, runtime: Option<tokio::runtime::Handle>) -> (WriteJob, tokio::sync::oneshot::Receiver<Answer>) {
         let (reply, rx) = tokio::sync::oneshot::channel();
         (
-            WriteJob { actor: Actor::SYSTEM, mutation: Some(Mutation::Prune { before: Timestamp(n) }), reply, runtime },
+            WriteJob {
+                actor: Actor::SYSTEM,
+                mutation: Some(Mutation::Prune { before: Timestamp(n) }),
+                reply: Some(reply),
+                runtime,
+            },
             rx,
         )
     }
@@ -766,7 +785,7 @@ mod tests {
             let mut batch = vec![rx.recv().await.expect("the second job")];
             assert_eq!(queued.load(Ordering::Acquire), 1, "counted while queued");
             let answers = echo(&batch);
-            Delivery(batch.drain(..).map(|job| job.reply).zip(answers).collect()).send(None);
+            Delivery::of(&mut batch, answers).send(None);
         };
         let (got, ()) = tokio::join!(sent, answer);
         assert_eq!(named(got), "job 2");

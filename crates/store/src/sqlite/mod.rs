@@ -177,6 +177,7 @@ impl SqliteStore {
             memo: Memo::default(),
             epoch: epoch.clone(),
             handed_over: None,
+            lone: Vec::with_capacity(1),
         }));
         let thread = WriterThread {
             turn: turn.clone(),
@@ -301,6 +302,8 @@ struct Writer {
     /// A job handed over by a caller that held the turn and found writes queued behind it:
     /// committed at the head of the writer thread's next batch.
     handed_over: Option<WriteJob>,
+    /// The batch of one a commit in place makes, kept empty between commits for its buffer.
+    lone: Vec<WriteJob>,
 }
 
 impl Writer {
@@ -316,31 +319,46 @@ impl Writer {
         results
     }
 
-    /// Commits the one job in `lone` in place, or leaves it there untouched (`None`) if another
-    /// connection (another process's, say) holds the file's write lock: the writer thread waits
-    /// for that in SQLite's busy sleeps, a runtime thread must not.
-    fn commit_in_place(&mut self, lone: &mut Vec<WriteJob>, observers: &crate::Observers) -> Option<crate::Answer> {
+    /// Commits `job` in place, or gives it back untouched if another connection (another
+    /// process's, say) holds the file's write lock: the writer thread waits for that in
+    /// SQLite's busy sleeps, a runtime thread must not.
+    fn commit_in_place(&mut self, job: WriteJob, observers: &crate::Observers) -> InPlace {
         let set_busy = |conn: &Connection, wait: Duration| {
             if let Err(e) = conn.busy_timeout(wait) {
                 tracing::warn!(error = %e, "cannot set the writer's busy timeout");
             }
         };
+        let mut lone = std::mem::take(&mut self.lone);
+        lone.push(job);
         self.conn.with_dependent(|conn, _| set_busy(conn, Duration::ZERO));
-        let results = self.commit(lone, observers);
+        let results = self.commit(&mut lone, observers);
         self.conn.with_dependent(|conn, _| set_busy(conn, BUSY_TIMEOUT));
-        match results.into_iter().next() {
+        let answer = match results.into_iter().next() {
             // The lock was met before the rules took the job's mutation: it goes back whole.
             Some(Err(CoreError::Store(StoreError::Unavailable(_))))
                 if lone.first().is_some_and(|job| job.mutation.is_some()) =>
             {
-                None
+                lone.pop().map_or_else(
+                    || InPlace::Committed(Err(StoreError::Backend("a write went missing".into()).into())),
+                    InPlace::Locked,
+                )
             }
-            answer => {
-                lone.clear();
-                Some(answer.unwrap_or_else(|| Err(StoreError::Backend("a commit gave no answer".into()).into())))
-            }
-        }
+            answer => InPlace::Committed(
+                answer.unwrap_or_else(|| Err(StoreError::Backend("a commit gave no answer".into()).into())),
+            ),
+        };
+        lone.clear();
+        self.lone = lone;
+        answer
     }
+}
+
+/// How a commit in place ended.
+enum InPlace {
+    /// Committed, or failed for good: the caller's answer.
+    Committed(crate::Answer),
+    /// The file's write lock is held elsewhere: the job, untouched, for the writer thread.
+    Locked(WriteJob),
 }
 
 /// What the writer thread shares with the store.
@@ -387,27 +405,28 @@ impl SqliteStore {
             if self.company.worth_looking() {
                 tokio::task::yield_now().await;
             }
-            let (reply, rx) = tokio::sync::oneshot::channel();
-            let job = WriteJob {
-                actor,
-                mutation: Some(mutation),
-                reply,
-                runtime: tokio::runtime::Handle::try_current().ok(),
-            };
-            let mut lone = vec![job];
+            // A job committed here needs no way back to its caller: the answer is returned.
+            let job = WriteJob { actor, mutation: Some(mutation), reply: None, runtime: None };
             let alone = self.queued.load(Ordering::Acquire) == 0;
             self.company.found(!alone);
-            let job = if alone {
-                if let Some(answer) = writer.commit_in_place(&mut lone, &self.observers) {
-                    drop(writer);
-                    metrics::counter!("ferrosync_store_commits_in_place_total").increment(1);
-                    metrics::histogram!("ferrosync_store_commit_batch_size").record(1.0);
-                    return answer;
+            let mut job = if alone {
+                match writer.commit_in_place(job, &self.observers) {
+                    InPlace::Committed(answer) => {
+                        drop(writer);
+                        metrics::counter!("ferrosync_store_commits_in_place_total").increment(1);
+                        metrics::histogram!("ferrosync_store_commit_batch_size").record(1.0);
+                        return answer;
+                    }
+                    InPlace::Locked(job) => job,
                 }
+            } else {
+                job
+            };
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            job.reply = Some(reply);
+            job.runtime = tokio::runtime::Handle::try_current().ok();
+            let job = if alone {
                 // Queued while the turn is held, so nothing sent later overtakes it.
-                let Some(job) = lone.pop() else {
-                    return Err(StoreError::Backend("a write went missing".into()).into());
-                };
                 match self.writer.try_send(job) {
                     Ok(()) => None,
                     Err(mpsc::error::TrySendError::Full(job)) => Some(job),
@@ -416,7 +435,7 @@ impl SqliteStore {
                     }
                 }
             } else {
-                lone.pop()
+                Some(job)
             };
             // Counted before the turn is given up, so no write overtakes it in place. A job not
             // queued above waits at the head of the writer thread's next batch, which the writes
@@ -534,19 +553,22 @@ fn apply_jobs(
     let conn = hot.conn();
     let sql = |statement: &'static str| hot.run(statement).map_err(err);
     let mut undo = Undo::Batch;
-    let before = memo.seqs.clone();
+    // A batch of one is never run again (a failure after writing answers it at once), so
+    // its mutation moves into the rules; a batch of several may run again, with savepoints.
+    let lone = batch.len() == 1;
+    // The heads as the batch finds them, every one settled: a batch run again starts from them.
+    let before = (!lone).then(|| memo.seqs.clone());
     'attempt: loop {
         sql("BEGIN IMMEDIATE")?;
         let Memo { seqs, services, bases, objects } = &mut *memo;
         let mut results = Vec::with_capacity(batch.len());
-        // A batch of one is never run again (a failure after writing answers it at once), so
-        // its mutation moves into the rules; a batch of several may run again, with savepoints.
-        let lone = batch.len() == 1;
-        for job in batch.iter_mut() {
+        for (i, job) in batch.iter_mut().enumerate() {
             if undo == Undo::Savepoint {
                 sql("SAVEPOINT m")?;
             }
-            let (heads, changes) = (seqs.clone(), conn.total_changes());
+            // The heads to go back to should the job fail: the first job's are the settled
+            // ones, which `revert` restores without a copy.
+            let (heads, changes) = ((i > 0).then(|| seqs.clone()), conn.total_changes());
             let mut tx = SqliteTx { conn, hot, epoch, seqs, services, bases, objects, found: None };
             let mutation = if lone { job.mutation.take() } else { job.mutation.clone() };
             let outcome = match mutation {
@@ -561,7 +583,10 @@ fn apply_jobs(
             if outcome.is_err() {
                 // The sequence numbers the job took are handed out again, and rows it may have
                 // written are read afresh.
-                *seqs = heads;
+                match heads {
+                    Some(heads) => *seqs = heads,
+                    None => seqs.revert(),
+                }
                 services.forget();
                 bases.forget();
                 let wrote = conn.total_changes() != changes;
@@ -578,7 +603,10 @@ fn apply_jobs(
                     Undo::Batch if wrote => {
                         sql("ROLLBACK")?;
                         // The heads as the batch found them; rows are read afresh.
-                        *seqs = before.clone();
+                        match &before {
+                            Some(before) => *seqs = before.clone(),
+                            None => seqs.revert(),
+                        }
                         undo = Undo::Savepoint;
                         continue 'attempt;
                     }

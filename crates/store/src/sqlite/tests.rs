@@ -18,7 +18,7 @@ async fn batch_fixture() -> (tempfile::TempDir, SqliteStore, Sid, Connection) {
 
 fn job(actor: Actor, mutation: Mutation) -> WriteJob {
     let (reply, _) = tokio::sync::oneshot::channel();
-    WriteJob { actor, mutation: Some(mutation), reply, runtime: None }
+    WriteJob { actor, mutation: Some(mutation), reply: Some(reply), runtime: None }
 }
 
 fn code(r: &Result<Applied, CoreError>) -> Result<(), ferrosync_core::error::ErrorCode> {
@@ -86,6 +86,17 @@ async fn a_failed_job_undoes_only_its_own_writes() {
     // The batch ran again with savepoints: from its mutations, which it kept for that.
     assert!(mixed.iter().all(|job| job.mutation.is_some()));
 
+    // The first job fails, before writing and after: the jobs behind it number on from where
+    // the batch began.
+    let mut leading = [writes(vec![stale()]), writes(vec![create("h")])];
+    let codes: Vec<_> =
+        commit_batch(&HotStatements::new(&conn), "e", &mut memo, &mut leading).iter().map(code).collect();
+    assert_eq!(codes, [Err(ErrorCode::RevisionMismatch), Ok(())]);
+    let mut leading = [writes(vec![create("i"), create("a")]), writes(vec![create("j")])];
+    let codes: Vec<_> =
+        commit_batch(&HotStatements::new(&conn), "e", &mut memo, &mut leading).iter().map(code).collect();
+    assert_eq!(codes, [Err(ErrorCode::AlreadyExists), Ok(())]);
+
     // Alone, a job that fails after writing rolls the transaction back.
     let alone = commit_batch(&HotStatements::new(&conn), "e", &mut memo, &mut [writes(vec![create("f"), create("b")])]);
     assert_eq!(alone.iter().map(code).collect::<Vec<_>>(), [Err(ErrorCode::AlreadyExists)]);
@@ -99,7 +110,8 @@ async fn a_failed_job_undoes_only_its_own_writes() {
 
     let map = store.object(&svc, ObjectKind::Map, &ObjectRef::UniqueName("m".into())).await.expect("read");
     let map = map.expect("the Map");
-    for (key, kept) in [("a", true), ("b", true), ("c", true), ("d", false), ("e", true), ("f", false), ("g", true)] {
+    let kept = [("a", true), ("b", true), ("c", true), ("d", false), ("e", true), ("f", false), ("g", true)];
+    for (key, kept) in kept.into_iter().chain([("h", true), ("i", false), ("j", true)]) {
         let item = store.item(&map.sid, &ItemKey::Key(key.into())).await.expect("read");
         assert_eq!(item.is_some(), kept, "item {key}");
     }
