@@ -333,23 +333,18 @@ impl Writer {
         self.conn.with_dependent(|conn, _| set_busy(conn, Duration::ZERO));
         let results = self.commit(&mut lone, observers);
         self.conn.with_dependent(|conn, _| set_busy(conn, BUSY_TIMEOUT));
-        let answer = match results.into_iter().next() {
-            // The lock was met before the rules took the job's mutation: it goes back whole.
-            Some(Err(CoreError::Store(StoreError::Unavailable(_))))
-                if lone.first().is_some_and(|job| job.mutation.is_some()) =>
-            {
-                lone.pop().map_or_else(
-                    || InPlace::Committed(Err(StoreError::Backend("a write went missing".into()).into())),
-                    InPlace::Locked,
-                )
-            }
-            answer => InPlace::Committed(
-                answer.unwrap_or_else(|| Err(StoreError::Backend("a commit gave no answer".into()).into())),
-            ),
-        };
+        let job = lone.pop();
         lone.clear();
         self.lone = lone;
-        answer
+        match (results.into_iter().next(), job) {
+            // The lock was met before the rules took the job's mutation: it goes back whole.
+            (Some(Err(CoreError::Store(StoreError::Unavailable(_)))), Some(job)) if job.mutation.is_some() => {
+                InPlace::Locked(job)
+            }
+            (answer, _) => InPlace::Committed(
+                answer.unwrap_or_else(|| Err(StoreError::Backend("a commit gave no answer".into()).into())),
+            ),
+        }
     }
 }
 
