@@ -231,6 +231,9 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 
 /// Opens (connecting to, migrating) the store `config` names.
 pub async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, BootstrapError> {
+    // A store takes its metric handles as it opens; before a recorder is in place they would
+    // record nowhere.
+    crate::observe::prometheus();
     Ok(match &config.store {
         StoreLocation::Embedded => {
             Arc::new(SqliteStore::open(&config.data_dir.join(DATABASE_FILE), config.durability)?)

@@ -1,10 +1,12 @@
 //! Metrics and request instrumentation.
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
 /// Bucket bounds of histograms that count things rather than time them.
@@ -50,18 +52,84 @@ fn spawn_upkeep(handle: PrometheusHandle) {
 
 /// Counts and times every request by face and route template.
 pub async fn track(req: Request, next: Next) -> Response {
-    let route =
-        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
-    let face = face_of(&route);
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let started = Instant::now();
     let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("face", face.to_owned()), ("route", route), ("method", method), ("status", status)];
-    metrics::counter!("ferrosync_http_requests_total", &labels).increment(1);
-    metrics::histogram!("ferrosync_http_request_duration_seconds", &labels[..3])
-        .record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    RouteMeters::shared().record(route, &method, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
+}
+
+/// The request counters and timers, made once for each route template, method and status: a
+/// metric named at each request would have its four labels built and looked up in the
+/// registry every time.
+#[derive(Default)]
+struct RouteMeters {
+    routes: RwLock<HashMap<Box<str>, Vec<MethodMeters>, foldhash::fast::RandomState>>,
+}
+
+struct MethodMeters {
+    method: Method,
+    seconds: metrics::Histogram,
+    /// A route answers with a handful of statuses; a scan finds one sooner than a hash would.
+    by_status: Vec<(u16, metrics::Counter)>,
+}
+
+impl RouteMeters {
+    fn shared() -> &'static RouteMeters {
+        static METERS: OnceLock<RouteMeters> = OnceLock::new();
+        METERS.get_or_init(RouteMeters::default)
+    }
+
+    fn record(&self, route: &str, method: &Method, status: u16, seconds: f64) {
+        {
+            let routes = self.routes.read().unwrap_or_else(PoisonError::into_inner);
+            let meters = routes.get(route).and_then(|methods| methods.iter().find(|m| m.method == *method));
+            if let Some(m) = meters
+                && let Some((_, requests)) = m.by_status.iter().find(|(s, _)| *s == status)
+            {
+                requests.increment(1);
+                m.seconds.record(seconds);
+                return;
+            }
+        }
+        // A route, method or status not seen before: its metrics are made, once.
+        let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+        let methods = routes.entry(route.into()).or_default();
+        let at = match methods.iter().position(|m| m.method == *method) {
+            Some(at) => at,
+            None => {
+                let labels = [("face", face_of(route)), ("route", route), ("method", method.as_str())].map(owned);
+                let seconds = metrics::histogram!("ferrosync_http_request_duration_seconds", &labels);
+                methods.push(MethodMeters { method: method.clone(), seconds, by_status: Vec::new() });
+                methods.len() - 1
+            }
+        };
+        let m = &mut methods[at];
+        let requests = match m.by_status.iter().find(|(s, _)| *s == status) {
+            Some((_, requests)) => requests.clone(),
+            None => {
+                let status_text = status.to_string();
+                let labels = [
+                    ("face", face_of(route)),
+                    ("route", route),
+                    ("method", method.as_str()),
+                    ("status", status_text.as_str()),
+                ]
+                .map(owned);
+                let requests = metrics::counter!("ferrosync_http_requests_total", &labels);
+                m.by_status.push((status, requests.clone()));
+                requests
+            }
+        };
+        requests.increment(1);
+        m.seconds.record(seconds);
+    }
+}
+
+fn owned((name, value): (&'static str, &str)) -> (&'static str, String) {
+    (name, value.to_owned())
 }
 
 /// The face a route template belongs to, by its mount point.
@@ -89,7 +157,40 @@ fn face_of(route: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::face_of;
+    use super::{Method, RouteMeters, face_of, prometheus};
+
+    /// The value of the sample line that starts with `series` in the recorder's text.
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    #[test]
+    fn requests_are_counted_by_route_method_and_status_through_kept_metrics() {
+        let handle = prometheus();
+        let meters = RouteMeters::default();
+        let route = "/api/v1/observe-test/{id}";
+        meters.record(route, &Method::GET, 200, 0.001);
+        meters.record(route, &Method::GET, 200, 0.001);
+        meters.record(route, &Method::GET, 404, 0.001);
+        meters.record(route, &Method::PUT, 200, 0.001);
+        let text = handle.render();
+        let series = |method: &str, status: &str| {
+            format!(
+                "ferrosync_http_requests_total{{face=\"native\",route=\"{route}\",method=\"{method}\",status=\"{status}\"}}"
+            )
+        };
+        assert_eq!(sample(&text, &series("GET", "200")), Some(2.0), "{text}");
+        assert_eq!(sample(&text, &series("GET", "404")), Some(1.0), "{text}");
+        assert_eq!(sample(&text, &series("PUT", "200")), Some(1.0), "{text}");
+        let timed = format!(
+            "ferrosync_http_request_duration_seconds_count{{face=\"native\",route=\"{route}\",method=\"GET\"}}"
+        );
+        assert_eq!(sample(&text, &timed), Some(3.0), "{text}");
+        let routes = meters.routes.read().expect("not poisoned");
+        let methods = &routes[route];
+        assert_eq!(methods.len(), 2, "one entry per method");
+        assert_eq!(methods.iter().map(|m| m.by_status.len()).sum::<usize>(), 3, "one counter per status");
+    }
 
     #[test]
     fn routes_are_labelled_with_their_face() {

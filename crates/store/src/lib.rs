@@ -492,7 +492,7 @@ mod readers;
 mod seen;
 mod writer;
 
-pub(crate) use writer::{Answer, Observers, WriteJob, queue_write, run_writer};
+pub(crate) use writer::{Answer, CommitMetrics, Observers, WriteJob, queue_write, run_writer};
 
 /// A service's settings as stored: one JSON document, so new settings need no schema change.
 pub(crate) fn settings_to_json(s: &ferrosync_core::model::ServiceSettings) -> String {

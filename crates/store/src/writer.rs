@@ -1,6 +1,30 @@
 //! The embedded and PostgreSQL stores' writer thread: mutations queued to it, committed in
 //! batches, and each batch's answers sent back to their callers.
 
+/// A store's instruments on its commits, taken once as it opens: a metric named at each use is
+/// looked up in the recorder's registry every time, and a commit records two or three. Taken
+/// before a recorder is installed, they record nowhere, so a server installs its recorder
+/// before it opens a store.
+#[derive(Clone)]
+pub(crate) struct CommitMetrics {
+    /// Seconds from a batch's first statement to its durable `COMMIT`.
+    pub(crate) seconds: metrics::Histogram,
+    /// Jobs per committed batch.
+    pub(crate) batch_size: metrics::Histogram,
+    /// Writes committed on their caller's thread (the embedded store's lone writes).
+    pub(crate) in_place: metrics::Counter,
+}
+
+impl CommitMetrics {
+    pub(crate) fn taken() -> Self {
+        Self {
+            seconds: metrics::histogram!("ferrosync_store_commit_seconds"),
+            batch_size: metrics::histogram!("ferrosync_store_commit_batch_size"),
+            in_place: metrics::counter!("ferrosync_store_commits_in_place_total"),
+        }
+    }
+}
+
 /// Queues a mutation for a store's writer thread and waits for its answer. With `queued`, the
 /// job is counted there from now until the writer commits it (the writer takes it off); a
 /// caller that goes away before the job is queued takes it off itself.
@@ -120,6 +144,7 @@ impl Observers {
 /// is gone.
 pub(crate) fn run_writer(
     mut rx: tokio::sync::mpsc::Receiver<WriteJob>,
+    batch_size: &metrics::Histogram,
     mut commit: impl FnMut(&mut Vec<WriteJob>) -> Vec<Answer>,
     mut answered: impl FnMut(),
 ) {
@@ -138,7 +163,7 @@ pub(crate) fn run_writer(
             }
         }
         let results = commit(&mut batch);
-        metrics::histogram!("ferrosync_store_commit_batch_size").record(batch.len() as f64);
+        batch_size.record(batch.len() as f64);
         // A caller on no runtime (blocked on the future by hand) cannot host the sending.
         let runtime = batch
             .iter()
@@ -197,7 +222,8 @@ mod tests {
     #[test]
     fn every_caller_gets_its_own_answer_whichever_runtime_it_waits_on() {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let writer = std::thread::spawn(move || run_writer(rx, |batch| echo(batch), || {}));
+        let writer =
+            std::thread::spawn(move || run_writer(rx, &metrics::Histogram::noop(), |batch| echo(batch), || {}));
         let runtimes: Vec<tokio::runtime::Runtime> = (0..2)
             .map(|_| tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().expect("a runtime"))
             .collect();

@@ -670,6 +670,12 @@ async fn operations_endpoints_and_route_errors() {
         );
     }
     assert!(!metrics.text.contains("ferrosync_store_commit_batch_size_bucket{le=\"0.0005\"}"), "{}", metrics.text);
+    // The store's handles were taken as it opened, after the recorder was installed.
+    assert!(
+        metrics.text.lines().any(|l| l.starts_with("ferrosync_store_commit_seconds_count")),
+        "commits timed:\n{}",
+        metrics.text
+    );
 
     let unknown = send(s.http.get(s.root("/nowhere"))).await;
     unknown.refused(404, 40400, "/nowhere");

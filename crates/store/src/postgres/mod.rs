@@ -204,8 +204,10 @@ fn claim_meta(conn: &mut PgConn, key: &str, proposed: &str) -> Result<(String, b
 
 fn writer_loop(config: postgres::Config, epoch: String, rx: mpsc::Receiver<WriteJob>, observers: &crate::Observers) {
     let mut conn: Option<PgConn> = None;
+    let metrics = crate::CommitMetrics::taken();
     crate::run_writer(
         rx,
+        &metrics.batch_size,
         |batch| {
             if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
                 conn = connect(&config)
@@ -213,7 +215,7 @@ fn writer_loop(config: postgres::Config, epoch: String, rx: mpsc::Receiver<Write
                     .ok();
             }
             let results = match conn.as_mut() {
-                Some(c) => commit_batch(c, &epoch, batch),
+                Some(c) => commit_batch(c, &epoch, batch, &metrics.seconds),
                 None => unavailable(batch.len(), "PostgreSQL is unreachable"),
             };
             observers.tell(&results);
@@ -236,7 +238,12 @@ fn lock_key(m: Option<&Mutation>) -> Option<&Sid> {
 
 /// Applies the batch in one transaction, each mutation inside a savepoint so a failed
 /// precondition rolls back only its own work; acknowledged only after the COMMIT returns.
-fn commit_batch(conn: &mut PgConn, epoch: &str, batch: &[WriteJob]) -> Vec<Result<Applied, CoreError>> {
+fn commit_batch(
+    conn: &mut PgConn,
+    epoch: &str,
+    batch: &[WriteJob],
+    seconds: &metrics::Histogram,
+) -> Vec<Result<Applied, CoreError>> {
     let started = std::time::Instant::now();
     // A stable sort: one service's mutations keep their order.
     let mut order: Vec<usize> = (0..batch.len()).collect();
@@ -313,7 +320,7 @@ fn commit_batch(conn: &mut PgConn, epoch: &str, batch: &[WriteJob]) -> Vec<Resul
         tracing::warn!(error = %e, "PostgreSQL batch failed; nothing in it was committed");
         return unavailable(batch.len(), &e.to_string());
     }
-    metrics::histogram!("ferrosync_store_commit_seconds").record(started.elapsed().as_secs_f64());
+    seconds.record(started.elapsed().as_secs_f64());
     results
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(CoreError::Store(StoreError::Backend("mutation was not run".into())))))

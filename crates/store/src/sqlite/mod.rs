@@ -76,6 +76,7 @@ pub struct SqliteStore {
     company: company::Company,
     observers: Arc<crate::Observers>,
     readers: Readers<Connection>,
+    metrics: crate::CommitMetrics,
 }
 
 /// How hard a commit insists on reaching the disk.
@@ -172,18 +173,21 @@ impl SqliteStore {
         let tail = Arc::new(AtomicBool::new(false));
         let observers = Arc::new(crate::Observers::default());
         let queued = Arc::new(AtomicUsize::new(0));
+        let metrics = crate::CommitMetrics::taken();
         let turn = Arc::new(tokio::sync::Mutex::new(Writer {
             conn: WriterConn::new(conn, |conn| HotStatements::new(conn)),
             memo: Memo::default(),
             epoch: epoch.clone(),
             handed_over: None,
             lone: Vec::with_capacity(1),
+            metrics: metrics.clone(),
         }));
         let thread = WriterThread {
             turn: turn.clone(),
             queued: queued.clone(),
             observers: observers.clone(),
             tail: tail.clone(),
+            batch_size: metrics.batch_size.clone(),
         };
         std::thread::Builder::new()
             .name("ferrosync-sqlite-writer".into())
@@ -212,6 +216,7 @@ impl SqliteStore {
             in_place: durability == Durability::Normal,
             tail,
             company: company::Company::default(),
+            metrics,
         })
     }
 
@@ -304,6 +309,7 @@ struct Writer {
     handed_over: Option<WriteJob>,
     /// The batch of one a commit in place makes, kept empty between commits for its buffer.
     lone: Vec<WriteJob>,
+    metrics: crate::CommitMetrics,
 }
 
 impl Writer {
@@ -313,8 +319,8 @@ impl Writer {
         if let Some(job) = self.handed_over.take() {
             batch.insert(0, job);
         }
-        let Writer { conn, memo, epoch, .. } = self;
-        let results = conn.with_dependent(|_, hot| commit_batch(hot, epoch, memo, batch));
+        let Writer { conn, memo, epoch, metrics, .. } = self;
+        let results = conn.with_dependent(|_, hot| commit_batch(hot, epoch, memo, batch, &metrics.seconds));
         observers.tell(&results);
         results
     }
@@ -362,12 +368,14 @@ struct WriterThread {
     queued: Arc<AtomicUsize>,
     observers: Arc<crate::Observers>,
     tail: Arc<AtomicBool>,
+    batch_size: metrics::Histogram,
 }
 
 fn writer_loop(thread: WriterThread, rx: mpsc::Receiver<WriteJob>) {
-    let WriterThread { turn, queued, observers, tail } = thread;
+    let WriterThread { turn, queued, observers, tail, batch_size } = thread;
     crate::run_writer(
         rx,
+        &batch_size,
         |batch| {
             let mut writer = turn.blocking_lock();
             let results = writer.commit(batch, &observers);
@@ -408,8 +416,8 @@ impl SqliteStore {
                 match writer.commit_in_place(job, &self.observers) {
                     InPlace::Committed(answer) => {
                         drop(writer);
-                        metrics::counter!("ferrosync_store_commits_in_place_total").increment(1);
-                        metrics::histogram!("ferrosync_store_commit_batch_size").record(1.0);
+                        self.metrics.in_place.increment(1);
+                        self.metrics.batch_size.record(1.0);
                         return answer;
                     }
                     InPlace::Locked(job) => job,
@@ -461,6 +469,7 @@ fn commit_batch(
     epoch: &str,
     memo: &mut Memo,
     batch: &mut [WriteJob],
+    seconds: &metrics::Histogram,
 ) -> Vec<Result<Applied, CoreError>> {
     let started = std::time::Instant::now();
     memo.bound();
@@ -468,7 +477,7 @@ fn commit_batch(
     match apply_jobs(hot, epoch, memo, batch) {
         Ok(Answers { results, committed }) => {
             if committed {
-                metrics::histogram!("ferrosync_store_commit_seconds").record(started.elapsed().as_secs_f64());
+                seconds.record(started.elapsed().as_secs_f64());
             }
             results
         }
