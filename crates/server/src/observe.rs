@@ -53,11 +53,11 @@ fn spawn_upkeep(handle: PrometheusHandle) {
 /// Counts and times every request by face and route template.
 pub async fn track(req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let started = Instant::now();
     let response = next.run(req).await;
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    RouteMeters::shared().record(route, &method, response.status().as_u16(), started.elapsed().as_secs_f64());
+    RouteMeters::shared().record(route, method, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
 }
 
@@ -70,7 +70,7 @@ struct RouteMeters {
 }
 
 struct MethodMeters {
-    method: Method,
+    method: &'static str,
     seconds: metrics::Histogram,
     /// A route answers with a handful of statuses; a scan finds one sooner than a hash would.
     by_status: Vec<(u16, metrics::Counter)>,
@@ -82,10 +82,10 @@ impl RouteMeters {
         METERS.get_or_init(RouteMeters::default)
     }
 
-    fn record(&self, route: &str, method: &Method, status: u16, seconds: f64) {
+    fn record(&self, route: &str, method: &'static str, status: u16, seconds: f64) {
         {
             let routes = self.routes.read().unwrap_or_else(PoisonError::into_inner);
-            let meters = routes.get(route).and_then(|methods| methods.iter().find(|m| m.method == *method));
+            let meters = routes.get(route).and_then(|methods| methods.iter().find(|m| m.method == method));
             if let Some(m) = meters
                 && let Some((_, requests)) = m.by_status.iter().find(|(s, _)| *s == status)
             {
@@ -97,12 +97,12 @@ impl RouteMeters {
         // A route, method or status not seen before: its metrics are made, once.
         let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
         let methods = routes.entry(route.into()).or_default();
-        let at = match methods.iter().position(|m| m.method == *method) {
+        let at = match methods.iter().position(|m| m.method == method) {
             Some(at) => at,
             None => {
-                let labels = [("face", face_of(route)), ("route", route), ("method", method.as_str())].map(owned);
+                let labels = [("face", face_of(route)), ("route", route), ("method", method)].map(owned);
                 let seconds = metrics::histogram!("ferrosync_http_request_duration_seconds", &labels);
-                methods.push(MethodMeters { method: method.clone(), seconds, by_status: Vec::new() });
+                methods.push(MethodMeters { method, seconds, by_status: Vec::new() });
                 methods.len() - 1
             }
         };
@@ -111,13 +111,9 @@ impl RouteMeters {
             Some((_, requests)) => requests.clone(),
             None => {
                 let status_text = status.to_string();
-                let labels = [
-                    ("face", face_of(route)),
-                    ("route", route),
-                    ("method", method.as_str()),
-                    ("status", status_text.as_str()),
-                ]
-                .map(owned);
+                let labels =
+                    [("face", face_of(route)), ("route", route), ("method", method), ("status", status_text.as_str())]
+                        .map(owned);
                 let requests = metrics::counter!("ferrosync_http_requests_total", &labels);
                 m.by_status.push((status, requests.clone()));
                 requests
@@ -126,6 +122,23 @@ impl RouteMeters {
         requests.increment(1);
         m.seconds.record(seconds);
     }
+}
+
+/// A request's method as its metrics label it: the standard ones by name, any other as
+/// `other`, so clients making methods up cannot grow the metrics without bound.
+fn method_label(method: &Method) -> &'static str {
+    static STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    STANDARD.iter().find(|m| *m == method).map_or("other", Method::as_str)
 }
 
 fn owned((name, value): (&'static str, &str)) -> (&'static str, String) {
@@ -157,7 +170,7 @@ fn face_of(route: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::{Method, RouteMeters, face_of, prometheus};
+    use super::{Method, RouteMeters, face_of, method_label, prometheus};
 
     /// The value of the sample line that starts with `series` in the recorder's text.
     fn sample(text: &str, series: &str) -> Option<f64> {
@@ -169,10 +182,10 @@ mod tests {
         let handle = prometheus();
         let meters = RouteMeters::default();
         let route = "/api/v1/observe-test/{id}";
-        meters.record(route, &Method::GET, 200, 0.001);
-        meters.record(route, &Method::GET, 200, 0.001);
-        meters.record(route, &Method::GET, 404, 0.001);
-        meters.record(route, &Method::PUT, 200, 0.001);
+        meters.record(route, "GET", 200, 0.001);
+        meters.record(route, "GET", 200, 0.001);
+        meters.record(route, "GET", 404, 0.001);
+        meters.record(route, "PUT", 200, 0.001);
         let text = handle.render();
         let series = |method: &str, status: &str| {
             format!(
@@ -190,6 +203,17 @@ mod tests {
         let methods = &routes[route];
         assert_eq!(methods.len(), 2, "one entry per method");
         assert_eq!(methods.iter().map(|m| m.by_status.len()).sum::<usize>(), 3, "one counter per status");
+    }
+
+    #[test]
+    fn methods_made_up_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        assert_eq!(method_label(&Method::TRACE), "TRACE");
+        for made_up in [&b"FOO1"[..], b"FOO2", b"get"] {
+            let method = Method::from_bytes(made_up).expect("a token");
+            assert_eq!(method_label(&method), "other", "{method}");
+        }
     }
 
     #[test]
