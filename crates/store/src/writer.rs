@@ -23,6 +23,12 @@ impl CommitMetrics {
             in_place: metrics::counter!("ferrosync_store_commits_in_place_total"),
         }
     }
+
+    /// A batch of `jobs` durably committed, begun at `started`.
+    pub(crate) fn committed(&self, jobs: usize, started: std::time::Instant) {
+        self.seconds.record(started.elapsed().as_secs_f64());
+        self.batch_size.record(jobs as f64);
+    }
 }
 
 /// Queues a mutation for a store's writer thread and waits for its answer. With `queued`, the
@@ -144,7 +150,6 @@ impl Observers {
 /// is gone.
 pub(crate) fn run_writer(
     mut rx: tokio::sync::mpsc::Receiver<WriteJob>,
-    batch_size: &metrics::Histogram,
     mut commit: impl FnMut(&mut Vec<WriteJob>) -> Vec<Answer>,
     mut answered: impl FnMut(),
 ) {
@@ -163,7 +168,6 @@ pub(crate) fn run_writer(
             }
         }
         let results = commit(&mut batch);
-        batch_size.record(batch.len() as f64);
         // A caller on no runtime (blocked on the future by hand) cannot host the sending.
         let runtime = batch
             .iter()
@@ -222,8 +226,7 @@ mod tests {
     #[test]
     fn every_caller_gets_its_own_answer_whichever_runtime_it_waits_on() {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let writer =
-            std::thread::spawn(move || run_writer(rx, &metrics::Histogram::noop(), |batch| echo(batch), || {}));
+        let writer = std::thread::spawn(move || run_writer(rx, |batch| echo(batch), || {}));
         let runtimes: Vec<tokio::runtime::Runtime> = (0..2)
             .map(|_| tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().expect("a runtime"))
             .collect();

@@ -207,7 +207,6 @@ fn writer_loop(config: postgres::Config, epoch: String, rx: mpsc::Receiver<Write
     let metrics = crate::CommitMetrics::taken();
     crate::run_writer(
         rx,
-        &metrics.batch_size,
         |batch| {
             if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
                 conn = connect(&config)
@@ -215,7 +214,7 @@ fn writer_loop(config: postgres::Config, epoch: String, rx: mpsc::Receiver<Write
                     .ok();
             }
             let results = match conn.as_mut() {
-                Some(c) => commit_batch(c, &epoch, batch, &metrics.seconds),
+                Some(c) => commit_batch(c, &epoch, batch, &metrics),
                 None => unavailable(batch.len(), "PostgreSQL is unreachable"),
             };
             observers.tell(&results);
@@ -242,7 +241,7 @@ fn commit_batch(
     conn: &mut PgConn,
     epoch: &str,
     batch: &[WriteJob],
-    seconds: &metrics::Histogram,
+    metrics: &crate::CommitMetrics,
 ) -> Vec<Result<Applied, CoreError>> {
     let started = std::time::Instant::now();
     // A stable sort: one service's mutations keep their order.
@@ -320,7 +319,7 @@ fn commit_batch(
         tracing::warn!(error = %e, "PostgreSQL batch failed; nothing in it was committed");
         return unavailable(batch.len(), &e.to_string());
     }
-    seconds.record(started.elapsed().as_secs_f64());
+    metrics.committed(batch.len(), started);
     results
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(CoreError::Store(StoreError::Backend("mutation was not run".into())))))

@@ -76,7 +76,6 @@ pub struct SqliteStore {
     company: company::Company,
     observers: Arc<crate::Observers>,
     readers: Readers<Connection>,
-    metrics: crate::CommitMetrics,
 }
 
 /// How hard a commit insists on reaching the disk.
@@ -173,21 +172,19 @@ impl SqliteStore {
         let tail = Arc::new(AtomicBool::new(false));
         let observers = Arc::new(crate::Observers::default());
         let queued = Arc::new(AtomicUsize::new(0));
-        let metrics = crate::CommitMetrics::taken();
         let turn = Arc::new(tokio::sync::Mutex::new(Writer {
             conn: WriterConn::new(conn, |conn| HotStatements::new(conn)),
             memo: Memo::default(),
             epoch: epoch.clone(),
             handed_over: None,
             lone: Vec::with_capacity(1),
-            metrics: metrics.clone(),
+            metrics: crate::CommitMetrics::taken(),
         }));
         let thread = WriterThread {
             turn: turn.clone(),
             queued: queued.clone(),
             observers: observers.clone(),
             tail: tail.clone(),
-            batch_size: metrics.batch_size.clone(),
         };
         std::thread::Builder::new()
             .name("ferrosync-sqlite-writer".into())
@@ -216,7 +213,6 @@ impl SqliteStore {
             in_place: durability == Durability::Normal,
             tail,
             company: company::Company::default(),
-            metrics,
         })
     }
 
@@ -320,7 +316,7 @@ impl Writer {
             batch.insert(0, job);
         }
         let Writer { conn, memo, epoch, metrics, .. } = self;
-        let results = conn.with_dependent(|_, hot| commit_batch(hot, epoch, memo, batch, &metrics.seconds));
+        let results = conn.with_dependent(|_, hot| commit_batch(hot, epoch, memo, batch, metrics));
         observers.tell(&results);
         results
     }
@@ -368,14 +364,12 @@ struct WriterThread {
     queued: Arc<AtomicUsize>,
     observers: Arc<crate::Observers>,
     tail: Arc<AtomicBool>,
-    batch_size: metrics::Histogram,
 }
 
 fn writer_loop(thread: WriterThread, rx: mpsc::Receiver<WriteJob>) {
-    let WriterThread { turn, queued, observers, tail, batch_size } = thread;
+    let WriterThread { turn, queued, observers, tail } = thread;
     crate::run_writer(
         rx,
-        &batch_size,
         |batch| {
             let mut writer = turn.blocking_lock();
             let results = writer.commit(batch, &observers);
@@ -415,9 +409,8 @@ impl SqliteStore {
             let mut job = if alone {
                 match writer.commit_in_place(job, &self.observers) {
                     InPlace::Committed(answer) => {
+                        writer.metrics.in_place.increment(1);
                         drop(writer);
-                        self.metrics.in_place.increment(1);
-                        self.metrics.batch_size.record(1.0);
                         return answer;
                     }
                     InPlace::Locked(job) => job,
@@ -469,7 +462,7 @@ fn commit_batch(
     epoch: &str,
     memo: &mut Memo,
     batch: &mut [WriteJob],
-    seconds: &metrics::Histogram,
+    metrics: &crate::CommitMetrics,
 ) -> Vec<Result<Applied, CoreError>> {
     let started = std::time::Instant::now();
     memo.bound();
@@ -477,7 +470,7 @@ fn commit_batch(
     match apply_jobs(hot, epoch, memo, batch) {
         Ok(Answers { results, committed }) => {
             if committed {
-                seconds.record(started.elapsed().as_secs_f64());
+                metrics.committed(batch.len(), started);
             }
             results
         }
