@@ -241,7 +241,7 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         args.fanout_updates, args.fanout_rate, args.subscribers
     ));
     let meter = CpuMeter::start(&target);
-    let (fanout_per_s, fanout_hist) =
+    let (fanout_per_s, fanout_hist, _) =
         fanout(&target, &service, sockets, args.fanout_updates, args.fanout_rate, Transport::Http).await?;
     meter.report("fan-out", args.json);
 

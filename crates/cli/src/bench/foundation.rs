@@ -2,6 +2,7 @@
 //! fan-out to subscribers, long-poll wake; and the raw frame readers that let one generator
 //! count what thousands of sockets receive.
 
+use super::target::{RunClock, RunCpu};
 use super::{Samples, Target, histogram};
 use anyhow::{Context, bail};
 use base64::Engine as _;
@@ -279,6 +280,9 @@ pub(super) async fn subscribe_document(ws: &mut Socket, doc: &str) -> anyhow::Re
     }
 }
 
+/// Subscribes `sockets` to a new document, writes `updates` to it at `rate` and waits until
+/// every subscriber has every event. Returns deliveries per second from the first update to
+/// the last delivery, the sampled latencies, and the CPU time over that same span.
 pub(super) async fn fanout(
     t: &Target,
     service: &str,
@@ -286,7 +290,7 @@ pub(super) async fn fanout(
     updates: usize,
     rate: f64,
     transport: Transport,
-) -> anyhow::Result<(f64, Histogram<u64>)> {
+) -> anyhow::Result<(f64, Histogram<u64>, RunCpu)> {
     let doc = t
         .post(&format!("/api/v1/services/{service}/documents"), json!({ "unique_name": "fanout", "data": {} }))
         .await?;
@@ -321,6 +325,9 @@ pub(super) async fn fanout(
         .await
         .context("subscribers did not all subscribe within 120 s")??
         .forget();
+    // The server's CPU is read over the part the rate is, from the first update to the last
+    // delivery: the subscriptions before it are not the fan-out's cost (nor are Redis's).
+    let cpu = RunClock::start(t.pid);
     let started = Instant::now();
     let writer = Updates { t, service, doc: &doc, count: updates, rate, epoch };
     match transport {
@@ -341,6 +348,7 @@ pub(super) async fn fanout(
     let last = tokio::time::timeout(Duration::from_secs(300), wait).await.with_context(|| {
         format!("only {} of {expected} deliveries within 300 s", delivered.load(Ordering::Relaxed))
     })??;
+    let cpu = cpu.used();
     drop(finished);
     let elapsed = last.duration_since(started).as_secs_f64();
     let got = delivered.load(Ordering::Relaxed);
@@ -348,7 +356,7 @@ pub(super) async fn fanout(
         bail!("fan-out delivered {got} events, expected {expected}");
     }
     let hist = hist.lock().await.clone();
-    Ok((got as f64 / elapsed, hist))
+    Ok((got as f64 / elapsed, hist, cpu))
 }
 
 /// The native WebSocket URL of a writer: identity `bench-writer`, on `service`.

@@ -528,8 +528,8 @@ async fn ferrosync(
             };
             let token = subscriber_token(target, &service).await?;
             let (sockets, _) = open_idle(target, &token, subscribers).await?;
-            let run = fanout(target, &service, sockets, messages, rate, transport);
-            timed_on(target.pid, async { run.await.map(sample) }).await
+            let (value, hist, cpu) = fanout(target, &service, sockets, messages, rate, transport).await?;
+            Ok((Sample { value, hist }, cpu))
         }
         Workload::Idle(n) => {
             let token = subscriber_token(target, &service).await?;
