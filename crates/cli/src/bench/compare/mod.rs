@@ -490,7 +490,7 @@ async fn measure(
                 Workload::CasShared => {
                     timed_on(pid, peers::nats_conditional_writes(addr, args.writers, args.seconds, true)).await
                 }
-                Workload::Watch => timed_on(pid, peers::nats_watch(addr, args.watch_messages, args.watch_rate)).await,
+                Workload::Watch => peers::nats_watch(addr, pid, args.watch_messages, args.watch_rate).await,
                 Workload::Fanout(_) | Workload::Idle(_) => anyhow::bail!("not a NATS workload"),
             }
         }

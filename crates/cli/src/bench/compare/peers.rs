@@ -180,7 +180,12 @@ pub(super) async fn nats_conditional_writes(
 /// from a put's send to the watcher's entry. The watcher is another client, on a connection of
 /// its own, as Ferrosync's is: over the writer's connection the server would send the put's
 /// acknowledgement and the watcher's entry in one write, to one socket.
-pub(super) async fn nats_watch(addr: &str, messages: usize, rate: f64) -> anyhow::Result<Sample> {
+pub(super) async fn nats_watch(
+    addr: &str,
+    pid: Option<u32>,
+    messages: usize,
+    rate: f64,
+) -> anyhow::Result<(Sample, RunCpu)> {
     let kv = kv_bucket(addr).await?;
     let watcher = async_nats::jetstream::new(async_nats::connect(addr).await?).get_key_value("bench").await?;
     let mut watch = watcher.watch("w").await?;
@@ -200,6 +205,8 @@ pub(super) async fn nats_watch(addr: &str, messages: usize, rate: f64) -> anyhow
         }
         Ok::<_, anyhow::Error>(hist)
     });
+    // The CPU over the rate's span, as Ferrosync's: the bucket and the watch are set up before.
+    let cpu = RunClock::start(pid);
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.1)));
     for _ in 0..messages {
@@ -208,7 +215,8 @@ pub(super) async fn nats_watch(addr: &str, messages: usize, rate: f64) -> anyhow
         kv.put("w", sent.to_string().into()).await?;
     }
     let hist = reader.await??;
-    Ok(Sample { value: messages as f64 / started.elapsed().as_secs_f64(), hist })
+    let cpu = cpu.used();
+    Ok((Sample { value: messages as f64 / started.elapsed().as_secs_f64(), hist }, cpu))
 }
 
 /// The start of every message a subscriber of channel `bench` receives (RESP2 push).
