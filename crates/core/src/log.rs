@@ -97,25 +97,38 @@ impl SinceToken {
 }
 
 /// The token of `seq` in `service`'s log: base64url of `1.<epoch>.<service>.<seq>`. Every
-/// event carries one, so it is built without the formatting machinery or a copy of its parts.
+/// event carries one, so it is built from its service's prefix, encoded once ([`TokenPrefix`]).
 fn encode_since_token(epoch: &str, service: &Sid, seq: u64) -> String {
     let mut seq_digits = itoa::Buffer::new();
     let seq = seq_digits.format(seq);
+    with_token_prefix(epoch, service, |prefix| {
+        let mut buffer = [0u8; TOKEN_REST_ENCODED];
+        let rest = prefix.encode_rest(seq, &mut buffer);
+        let mut token = String::with_capacity(prefix.encoded.len() + rest.len());
+        token.push_str(&prefix.encoded);
+        token.extend(rest.iter().map(|b| char::from(*b)));
+        token
+    })
+}
+
+/// Whether `token` is the one [`encode_since_token`] makes, compared without allocating.
+fn is_since_token(epoch: &str, service: &Sid, seq: &str, token: &str) -> bool {
+    with_token_prefix(epoch, service, |prefix| {
+        let mut buffer = [0u8; TOKEN_REST_ENCODED];
+        token
+            .strip_prefix(prefix.encoded.as_str())
+            .is_some_and(|rest| rest.as_bytes() == prefix.encode_rest(seq, &mut buffer))
+    })
+}
+
+/// Runs `f` with this thread's prefix of `service`'s tokens, made first if it holds another.
+fn with_token_prefix<R>(epoch: &str, service: &Sid, f: impl FnOnce(&TokenPrefix) -> R) -> R {
     TOKEN_PREFIX.with_borrow_mut(|kept| {
         let prefix = match kept {
             Some(p) if p.epoch == epoch && p.service == *service => p,
             _ => kept.insert(TokenPrefix::new(epoch, service)),
         };
-        // At most two bytes of the prefix and twenty digits.
-        let mut rest = [0u8; 22];
-        let (from_prefix, digits) = (prefix.rest.len(), seq.len());
-        rest[..from_prefix].copy_from_slice(&prefix.rest);
-        rest[from_prefix..from_prefix + digits].copy_from_slice(seq.as_bytes());
-        let rest = &rest[..from_prefix + digits];
-        let mut token = String::with_capacity(prefix.encoded.len() + (rest.len() * 4).div_ceil(3));
-        token.push_str(&prefix.encoded);
-        URL_SAFE_NO_PAD.encode_string(rest, &mut token);
-        token
+        f(prefix)
     })
 }
 
@@ -125,10 +138,16 @@ thread_local! {
     static TOKEN_PREFIX: std::cell::RefCell<Option<TokenPrefix>> = const { std::cell::RefCell::new(None) };
 }
 
+/// The most bytes of a token's text past its prefix's whole groups: two of the prefix and a
+/// `u64`'s twenty digits.
+const TOKEN_REST: usize = 22;
+/// Their encoding's most characters.
+const TOKEN_REST_ENCODED: usize = (TOKEN_REST * 4).div_ceil(3);
+
 /// What every since-token of one service's log begins with, `1.<epoch>.<service>.`, encoded
 /// once. Base64 turns each three bytes into four characters on their own, so the encoding of
 /// the prefix's first whole groups of three begins every token; only the last byte or two of
-/// it and the sequence number are encoded per event (about a thousand instructions less).
+/// it and the sequence number are encoded per event.
 struct TokenPrefix {
     epoch: String,
     service: Sid,
@@ -138,6 +157,17 @@ struct TokenPrefix {
 }
 
 impl TokenPrefix {
+    /// The encoding of what follows [`TokenPrefix::encoded`] in the token of `seq` (its
+    /// digits), written into `out`.
+    fn encode_rest<'a>(&self, seq: &str, out: &'a mut [u8; TOKEN_REST_ENCODED]) -> &'a [u8] {
+        let mut raw = [0u8; TOKEN_REST];
+        let (from_prefix, digits) = (self.rest.len(), seq.len().min(TOKEN_REST - self.rest.len()));
+        raw[..from_prefix].copy_from_slice(&self.rest);
+        raw[from_prefix..from_prefix + digits].copy_from_slice(&seq.as_bytes()[..digits]);
+        let written = URL_SAFE_NO_PAD.encode_slice(&raw[..from_prefix + digits], out).unwrap_or(0);
+        &out[..written]
+    }
+
     fn new(epoch: &str, service: &Sid) -> Self {
         let raw: String = token_parts(epoch, service, "").concat();
         let (whole, rest) = raw.as_bytes().split_at(raw.len() / 3 * 3);
@@ -184,10 +214,8 @@ pub fn stored_body<'a>(epoch: &str, service: &Sid, seq: u64, json: &'a str) -> &
 }
 
 /// The length of `json`'s head if it is the one [`event_head`] would rebuild. The writer calls
-/// this for every event it appends, so the head is checked piece by piece and the token decoded
-/// into a buffer on the stack: no allocation, and no second encoding of a token the event was
-/// just made with. (The engine decodes only canonical base64url, so a token that decodes to the
-/// expected parts is the one the reader will encode.)
+/// this for every event it appends, so the head is checked piece by piece and the token against
+/// its service's kept prefix and its digits' encoding on the stack: no allocation.
 fn rebuildable_head(epoch: &str, service: &Sid, seq: u64, json: &str) -> Option<usize> {
     let mut seq_digits = itoa::Buffer::new();
     let seq = seq_digits.format(seq);
@@ -202,13 +230,7 @@ fn rebuildable_head(epoch: &str, service: &Sid, seq: u64, json: &str) -> Option<
     for part in &parts[TOKEN_PART + 2..] {
         body = body.strip_prefix(part)?;
     }
-    let mut buffer = [0u8; 128];
-    let decoded = URL_SAFE_NO_PAD.decode_slice(token, &mut buffer).ok()?;
-    let mut expected = &buffer[..decoded];
-    for part in token_parts(epoch, service, seq) {
-        expected = expected.strip_prefix(part.as_bytes())?;
-    }
-    (expected.is_empty() && body.starts_with('"')).then(|| json.len() - body.len())
+    (is_since_token(epoch, service, seq, token) && body.starts_with('"')).then(|| json.len() - body.len())
 }
 
 /// An event's text from what the store kept of it ([`stored_body`]): a whole text (an object,
