@@ -79,6 +79,8 @@ pub enum ClientFrame {
         ttl: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         if_match: Option<u64>,
+        #[serde(default, rename = "return", skip_serializing_if = "Return::is_representation")]
+        returning: Return,
     },
     Remove {
         id: u64,
@@ -112,6 +114,8 @@ pub enum ClientFrame {
         collection_ttl: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         if_match: Option<u64>,
+        #[serde(default, rename = "return", skip_serializing_if = "Return::is_representation")]
+        returning: Return,
     },
     RemoveItem {
         id: u64,
@@ -147,6 +151,29 @@ pub enum ClientFrame {
     Ping {
         id: u64,
     },
+}
+
+/// What the reply to an `update` or `set_item` carries, as HTTP's `Prefer: return=…`
+/// (RFC 7240): the object or item as written, or only its new revision, for a client that
+/// already holds the data it sent and would otherwise be sent it back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Return {
+    #[default]
+    Representation,
+    Minimal,
+}
+
+impl Return {
+    pub fn is_representation(&self) -> bool {
+        *self == Return::Representation
+    }
+}
+
+/// The body of a write's reply under [`Return::Minimal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Written {
+    pub revision: u64,
 }
 
 impl ClientFrame {
@@ -204,22 +231,28 @@ struct ObjectOp<'a> {
     ttl: Option<Option<u64>>,
     #[serde(default, deserialize_with = "present")]
     if_match: Option<Option<u64>>,
+    #[serde(default, rename = "return", deserialize_with = "present")]
+    returning: Option<Option<Return>>,
 }
 
 impl ObjectOp<'_> {
     fn into_frame(self) -> Option<ClientFrame> {
-        let ObjectOp { op, id, kind, object, data, ttl, if_match } = self;
-        match (op, &data, &ttl, &if_match) {
-            ("get", None, None, None) => Some(ClientFrame::Get { id, kind, object }),
-            ("update", ..) => Some(ClientFrame::Update {
+        let ObjectOp { op, id, kind, object, data, ttl, if_match, returning } = self;
+        match (op, &data, &ttl, &if_match, returning) {
+            ("get", None, None, None, None) => Some(ClientFrame::Get { id, kind, object }),
+            // A `null` preference is the derived reader's to refuse.
+            ("update", .., None | Some(Some(_))) => Some(ClientFrame::Update {
                 id,
                 kind,
                 object,
                 data: data.flatten(),
                 ttl: ttl.flatten(),
                 if_match: if_match.flatten(),
+                returning: returning.flatten().unwrap_or_default(),
             }),
-            ("remove", None, None, _) => Some(ClientFrame::Remove { id, kind, object, if_match: if_match.flatten() }),
+            ("remove", None, None, _, None) => {
+                Some(ClientFrame::Remove { id, kind, object, if_match: if_match.flatten() })
+            }
             _ => None,
         }
     }
@@ -398,12 +431,16 @@ mod tests {
             format!(r#"{{"id":7,{object},"data":{{"n":1}},"ttl":60,"type":"update"}}"#),
             format!(r#"{{"type":"update","id":7,{object},"data":null,"ttl":null,"if_match":null}}"#),
             format!(r#"{{"type":"update","id":7,{object}}}"#),
+            format!(r#"{{"type":"update","id":7,{object},"data":{{}},"return":"minimal"}}"#),
+            format!(r#"{{"type":"update","id":7,{object},"return":"representation","if_match":1}}"#),
             format!(r#"{{"type":"get","id":1,{object}}}"#),
             format!(r#"{{"type":"remove","id":2,{object},"if_match":9}}"#),
             format!(r#"{{"type":"remove","id":2,{object},"if_match":null}}"#),
             format!(r#"{{"type":"unsubscribe","id":3,{object}}}"#),
             format!(r#"{{"type":"subscribe","id":3,{object},"since":"abc"}}"#),
             r#"{"type":"set_item","id":4,"kind":"map","object":"m","key":"k","data":{},"if_match":1}"#.to_owned(),
+            r#"{"type":"set_item","id":4,"kind":"list","object":"l","index":0,"data":{},"return":"minimal"}"#
+                .to_owned(),
             r#"{"type":"ping","id":5}"#.to_owned(),
             r#"{"type":"authenticate","token":"t"}"#.to_owned(),
             // Each of these must be refused as the derived reader refuses it.
@@ -411,6 +448,10 @@ mod tests {
             format!(r#"{{"type":"get","id":1,{object},"if_match":1}}"#),
             format!(r#"{{"type":"remove","id":2,{object},"ttl":5}}"#),
             format!(r#"{{"type":"remove","id":2,{object},"data":{{}}}}"#),
+            format!(r#"{{"type":"get","id":1,{object},"return":"minimal"}}"#),
+            format!(r#"{{"type":"remove","id":2,{object},"return":"minimal"}}"#),
+            format!(r#"{{"type":"update","id":7,{object},"return":null}}"#),
+            format!(r#"{{"type":"update","id":7,{object},"return":"none"}}"#),
             format!(r#"{{"type":"update","id":7,{object},"extra":1}}"#),
             format!(r#"{{"type":"update","id":7,{object},"id":8}}"#),
             format!(r#"{{"type":"update","id":-1,{object}}}"#),
@@ -429,7 +470,24 @@ mod tests {
             direct +=
                 usize::from(serde_json::from_str::<ObjectOp<'_>>(text).ok().and_then(ObjectOp::into_frame).is_some());
         }
-        assert_eq!(direct, 7, "the get, update and remove frames above are read directly");
+        assert_eq!(direct, 9, "the get, update and remove frames above are read directly");
+    }
+
+    #[test]
+    fn a_write_asks_for_its_reply_in_full_unless_it_says_minimal() {
+        let object = r#""kind":"document","object":"settings""#;
+        let returning = |text: &str| match ClientFrame::parse(text).expect("reads") {
+            ClientFrame::Update { returning, .. } | ClientFrame::SetItem { returning, .. } => returning,
+            other => panic!("not a write: {other:?}"),
+        };
+        assert_eq!(returning(&format!(r#"{{"type":"update","id":1,{object},"data":{{}}}}"#)), Return::Representation);
+        assert_eq!(returning(&format!(r#"{{"type":"update","id":1,{object},"return":"minimal"}}"#)), Return::Minimal);
+        let item = r#"{"type":"set_item","id":2,"kind":"map","object":"m","key":"k","data":{},"return":"minimal"}"#;
+        assert_eq!(returning(item), Return::Minimal);
+        // Written back, the default is left out, so a server that predates the field reads it.
+        let frame = ClientFrame::parse(&format!(r#"{{"type":"update","id":1,{object}}}"#)).expect("reads");
+        assert!(!serde_json::to_string(&frame).expect("serialises").contains("return"));
+        assert_eq!(serde_json::to_string(&Written { revision: 4 }).expect("serialises"), r#"{"revision":4}"#);
     }
 
     #[test]

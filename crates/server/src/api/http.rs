@@ -1,7 +1,7 @@
 //! HTTP pieces every face shares: where a request was addressed and Basic credentials.
 
 use axum::Json;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -42,6 +42,31 @@ pub fn json_with_etag(status: StatusCode, revision: u64, json: Vec<u8>) -> Respo
 fn etagged(mut response: Response, revision: u64) -> Response {
     response.headers_mut().insert(header::ETAG, HeaderValue::from(revision));
     response
+}
+
+/// Whether the request prefers `return=minimal` (RFC 7240): a write then answers with its
+/// status and the new revision in `ETag`, without the body. Preferences are hints, so an
+/// unknown or malformed one is ignored, as the RFC asks.
+pub fn prefers_minimal(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(HEADER_PREFER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|pref| pref.split(';').next()?.split_once('='))
+        .any(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("return") && value.trim().trim_matches('"').eq_ignore_ascii_case("minimal")
+        })
+}
+
+const HEADER_PREFER: &str = "prefer";
+
+/// A write's answer under `Prefer: return=minimal`: `204` for a change (`201` for a creation)
+/// with the revision in `ETag`, and `Preference-Applied` saying the body was left out.
+pub fn minimal(status: StatusCode, revision: u64) -> Response {
+    let status = if status == StatusCode::OK { StatusCode::NO_CONTENT } else { status };
+    let applied = [(HeaderName::from_static("preference-applied"), HeaderValue::from_static("return=minimal"))];
+    etagged((status, applied).into_response(), revision)
 }
 
 /// The revision an `If-Match` header names, bare or quoted (`7`, `"7"`, `W/"7"`); `Err` holds

@@ -5,7 +5,7 @@ use super::hub::Delivery;
 use super::inflight::{self, Pipeline};
 use super::protocol::{
     CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHENTICATED, ClientFrame, ItemsPage, QuerySubscribed,
-    ReplyFrame, ResumePoint, ServerFrame, Subscribed,
+    ReplyFrame, ResumePoint, Return, ServerFrame, Subscribed, Written,
 };
 use super::session::{Alarm, Alarms, Replay, Start, Subscriptions, TokenAlarm, TokenClock};
 use super::wire::{self, Incoming, Reader, Writer};
@@ -652,9 +652,12 @@ async fn serve_request(cx: &RequestCx, id: u64, request: ClientFrame) -> Result<
             object_reply(id, if created { 201 } else { 200 }, object)
         }
         ClientFrame::Get { kind, object, .. } => object_reply(id, 200, engine.object(p, svc, kind, &object).await?),
-        ClientFrame::Update { kind, object, data, ttl, if_match, .. } => {
+        ClientFrame::Update { kind, object, data, ttl, if_match, returning, .. } => {
             let o = engine.update_object(p, svc, kind, &object, ObjectPatch { data, ttl, if_match }).await?;
-            object_reply(id, 200, o)
+            match returning {
+                Return::Minimal => reply(id, 200, &Written { revision: o.revision }),
+                Return::Representation => object_reply(id, 200, o),
+            }
         }
         ClientFrame::Remove { kind, object, if_match, .. } => {
             engine.remove_object(p, svc, kind, &object, if_match).await?;
@@ -664,12 +667,16 @@ async fn serve_request(cx: &RequestCx, id: u64, request: ClientFrame) -> Result<
             let item = engine.add_list_item(p, svc, &list, data, ttl, collection_ttl).await?;
             reply(id, 201, &ItemView::from(item))
         }
-        ClientFrame::SetItem { kind, object, index, key, data, ttl, collection_ttl, if_match, .. } => {
+        ClientFrame::SetItem { kind, object, index, key, data, ttl, collection_ttl, if_match, returning, .. } => {
             let key = item_key(kind, index, key)?;
             let mode = if kind == ObjectKind::List { ItemWriteMode::Update } else { ItemWriteMode::Upsert };
             let patch = ItemPatch { data, ttl, collection_ttl, if_match };
             let (item, created) = engine.write_item(p, svc, kind, &object, key, patch, mode).await?;
-            reply(id, if created { 201 } else { 200 }, &ItemView::from(item))
+            let status = if created { 201 } else { 200 };
+            match returning {
+                Return::Minimal => reply(id, status, &Written { revision: item.revision }),
+                Return::Representation => reply(id, status, &ItemView::from(item)),
+            }
         }
         ClientFrame::RemoveItem { kind, object, index, key, if_match, .. } => {
             engine.remove_item(p, svc, kind, &object, item_key(kind, index, key)?, if_match).await?;

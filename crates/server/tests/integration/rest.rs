@@ -171,6 +171,48 @@ async fn if_match_mismatch_changes_nothing_and_etag_is_the_revision() {
     s.get(doc).await.refused(404, 40402, "d");
 }
 
+/// `Prefer: return=minimal` (RFC 7240) answers a write with its status and the revision in
+/// `ETag`, without a body; the write is the same, and any other preference is ignored.
+#[tokio::test]
+async fn a_write_preferring_a_minimal_return_answers_without_its_body() {
+    let Some(s) = TestServer::start().await else { return };
+    s.service("app").await;
+    let doc = "/services/app/documents/d";
+    s.post("/services/app/documents", json!({ "unique_name": "d", "data": { "v": 0 } })).await.ok();
+    let put = |prefer: &'static str, v: u64| {
+        send(
+            s.admin(Method::PUT, doc)
+                .header("If-Match", (v - 1).to_string())
+                .header("Prefer", prefer)
+                .json(&json!({ "data": { "v": v } })),
+        )
+    };
+    for (v, prefer) in [(1, "return=minimal"), (2, "respond-async, RETURN = \"minimal\"; x=1")] {
+        let r = put(prefer, v).await;
+        assert_eq!((r.status, r.etag(), r.text.as_str()), (204, v.to_string(), ""), "{prefer}");
+        assert_eq!(r.headers.get("preference-applied").and_then(|h| h.to_str().ok()), Some("return=minimal"));
+    }
+    let full = put("return=representation", 3).await;
+    assert_eq!((full.status, &full.body["data"]), (200, &json!({ "v": 3 })), "{}", full.text);
+    assert!(full.headers.get("preference-applied").is_none());
+    let after = s.get(doc).await;
+    assert_eq!((&after.body["data"], &after.body["revision"]), (&json!({ "v": 3 }), &json!(3)), "every write applied");
+    // A refusal keeps its body: the error says why.
+    let stale = put("return=minimal", 1).await;
+    stale.refused(412, 41200, "revision");
+
+    // An item set: a creation keeps its 201, a replacement is 204.
+    s.post("/services/app/maps", json!({ "unique_name": "m" })).await.ok();
+    let item = "/services/app/maps/m/items/k";
+    for (status, etag) in [(201, "0"), (204, "1")] {
+        let r =
+            send(s.admin(Method::PUT, item).header("Prefer", "return=minimal").json(&json!({ "data": { "x": etag } })))
+                .await;
+        assert_eq!((r.status, r.etag().as_str(), r.text.as_str()), (status, etag, ""));
+    }
+    assert_eq!(s.get(item).await.body["data"], json!({ "x": "1" }));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_if_match_updates_have_exactly_one_winner() {
     let Some(s) = TestServer::start().await else { return };

@@ -244,6 +244,51 @@ async fn writes_over_the_socket_reply_and_reach_other_connections() {
     assert_eq!(s.get("/services/app/documents/d").await.status, 404);
 }
 
+/// A write that asks for `"return": "minimal"` is answered with its new revision alone; the
+/// write itself, its event and a refusal's `current` are what they are without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_asking_for_a_minimal_reply_gets_its_revision_alone() {
+    let Some(s) = TestServer::start().await else { return };
+    s.service("app").await;
+    let token = s.mint_token("app", "alice", 3600).await;
+    let (mut a, mut b) = (s.ws(&token).await, s.ws(&token).await);
+    a.request(json!({ "type": "open", "kind": "document", "unique_name": "d", "data": { "n": 0 } })).await;
+    b.subscribe("document", "d", None).await;
+
+    let minimal = json!({ "type": "update", "kind": "document", "object": "d", "data": { "n": 1 }, "if_match": 0, "return": "minimal" });
+    let written = a.request(minimal).await;
+    assert_eq!((&written["status"], &written["body"]), (&json!(200), &json!({ "revision": 1 })), "{written}");
+    let e = b.next_event().await;
+    assert_eq!((&e["data"], &e["revision"]), (&json!({ "n": 1 }), &json!(1)), "the event still carries the data");
+    let doc = s.get("/services/app/documents/d").await.ok();
+    assert_eq!((&doc["data"], &doc["revision"]), (&json!({ "n": 1 }), &json!(1)));
+    let full = a.request(json!({ "type": "update", "kind": "document", "object": "d", "data": { "n": 2 } })).await;
+    assert_eq!((&full["body"]["data"], &full["body"]["revision"]), (&json!({ "n": 2 }), &json!(2)), "{full}");
+
+    // A refusal is the same either way: the error, with the object as the writer found it.
+    let stale = a
+        .request(json!({ "type": "update", "kind": "document", "object": "d", "data": { "n": 9 }, "if_match": 0, "return": "minimal" }))
+        .await;
+    assert_eq!((&stale["status"], &stale["error"]["current"]["data"]), (&json!(412), &json!({ "n": 2 })), "{stale}");
+
+    // Items: a creation keeps its 201.
+    a.request(json!({ "type": "open", "kind": "map", "unique_name": "m" })).await;
+    let item = json!({ "type": "set_item", "kind": "map", "object": "m", "key": "k", "data": { "x": 1 }, "return": "minimal" });
+    let set = a.request(item.clone()).await;
+    assert_eq!((&set["status"], &set["body"]), (&json!(201), &json!({ "revision": 0 })), "{set}");
+    let set = a.request(item).await;
+    assert_eq!((&set["status"], &set["body"]), (&json!(200), &json!({ "revision": 1 })), "{set}");
+    assert_eq!(s.get("/services/app/maps/m/items/k").await.ok()["revision"], json!(1));
+
+    // An unknown preference is refused, naming the field, and changes nothing.
+    a.send(json!({ "type": "update", "id": 90, "kind": "document", "object": "d", "data": { "n": 5 }, "return": "nothing" }))
+        .await;
+    let e = a.recv().await;
+    assert_eq!((&e["type"], &e["id"], &e["error"]["code"]), (&json!("error"), &json!(90), &json!(40000)), "{e}");
+    assert!(e["error"]["message"].as_str().unwrap_or_default().contains("nothing"), "{e}");
+    assert_eq!(s.get("/services/app/documents/d").await.ok()["revision"], json!(2));
+}
+
 /// A write's event goes out to the other connections watching its object before the writer's
 /// own reply does: when the reply arrives, the watcher's socket already holds the event. The
 /// clients run on a thread of their own, so the writer reads its reply as soon as it is sent.

@@ -132,6 +132,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
     }
 }
 
+/// Whether a write's answer may leave out its body (`Prefer: return=minimal`).
+pub struct PreferMinimal(pub bool);
+
+impl<S: Send + Sync> FromRequestParts<S> for PreferMinimal {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(PreferMinimal(crate::api::http::prefers_minimal(&parts.headers)))
+    }
+}
+
 /// The optional `If-Match` revision of a conditional write.
 pub struct IfMatch(pub Option<u64>);
 

@@ -1,7 +1,7 @@
 //! `/services/{service}/{lists|maps}/{id}/items[/{item}]`.
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{Auth, IfMatch, JsonBody, QueryParams};
+use super::extract::{Auth, IfMatch, JsonBody, PreferMinimal, QueryParams};
 use super::objects::{kind_of, with_etag};
 use super::services::{base_url, page_request};
 use super::types::{AddListItem, CreateMapItem, ItemView, PageQuery, PageView, WriteItem};
@@ -107,13 +107,17 @@ pub async fn fetch(
 /// If-Match the item must exist at that revision.
 #[utoipa::path(put, path = "/api/v1/services/{service}/{collection}/{id}/items/{item}", tag = "items", request_body = WriteItem,
     params(("service" = String, Path), ("collection" = String, Path), ("id" = String, Path), ("item" = String, Path),
-        ("If-Match" = Option<String>, Header)),
-    responses((status = 200, body = ItemView), (status = 201, body = ItemView), (status = 412, body = super::error::ErrorBody)))]
+        ("If-Match" = Option<String>, Header),
+        ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 (201 when created) with the revision in ETag, without the body")),
+    responses((status = 200, body = ItemView), (status = 201, body = ItemView),
+        (status = 204, description = "set, under `Prefer: return=minimal`", headers(("ETag" = String, description = "the new revision"))),
+        (status = 412, body = super::error::ErrorBody)))]
 pub async fn set(
     State(state): State<Arc<AppState>>,
     Auth(p): Auth,
     Path((service, collection, id, item)): Path<(String, String, String, String)>,
     IfMatch(if_match): IfMatch,
+    PreferMinimal(minimal): PreferMinimal,
     JsonBody(body): JsonBody<WriteItem>,
 ) -> ApiResult<Response> {
     let kind = container_kind(&collection)?;
@@ -121,6 +125,9 @@ pub async fn set(
     let patch = ItemPatch { data: body.data, ttl: body.ttl, collection_ttl: body.collection_ttl, if_match };
     let (item, created) = state.engine.write_item(&p, &service, kind, &id, item_key(kind, &item)?, patch, mode).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    if minimal {
+        return Ok(crate::api::http::minimal(status, item.revision));
+    }
     Ok(with_etag(status, item.revision, ItemView::from(item)))
 }
 

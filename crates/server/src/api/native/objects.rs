@@ -2,10 +2,10 @@
 //! of handlers; the collection segment names the kind.
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{Auth, IfMatch, JsonBody, QueryParams};
+use super::extract::{Auth, IfMatch, JsonBody, PreferMinimal, QueryParams};
 use super::services::{base_url, page_request};
 use super::types::{ObjectView, OpenObject, PageQuery, PageView, UpdateObject};
-use crate::api::http::json_with_etag;
+use crate::api::http::{self, json_with_etag};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{OriginalUri, Path, State};
@@ -83,18 +83,22 @@ pub async fn fetch(
 
 #[utoipa::path(put, path = "/api/v1/services/{service}/{collection}/{id}", tag = "objects", request_body = UpdateObject,
     params(("service" = String, Path), ("collection" = String, Path), ("id" = String, Path),
-        ("If-Match" = Option<String>, Header, description = "expected revision")),
-    responses((status = 200, body = ObjectView), (status = 412, body = super::error::ErrorBody)))]
+        ("If-Match" = Option<String>, Header, description = "expected revision"),
+        ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 with the revision in ETag, without the body")),
+    responses((status = 200, body = ObjectView, headers(("ETag" = String, description = "the new revision"))),
+        (status = 204, description = "updated, under `Prefer: return=minimal`", headers(("ETag" = String, description = "the new revision"))),
+        (status = 412, body = super::error::ErrorBody)))]
 pub async fn update(
     State(state): State<Arc<AppState>>,
     Auth(p): Auth,
     Path((service, collection, id)): Path<(String, String, String)>,
     IfMatch(if_match): IfMatch,
+    PreferMinimal(minimal): PreferMinimal,
     JsonBody(body): JsonBody<UpdateObject>,
 ) -> ApiResult<Response> {
     let patch = ObjectPatch { data: body.data, ttl: body.ttl, if_match };
     let object = state.engine.update_object(&p, &service, kind_of(&collection)?, &id, patch).await?;
-    Ok(object_response(StatusCode::OK, object))
+    Ok(if minimal { http::minimal(StatusCode::OK, object.revision) } else { object_response(StatusCode::OK, object) })
 }
 
 #[utoipa::path(delete, path = "/api/v1/services/{service}/{collection}/{id}", tag = "objects",
