@@ -64,14 +64,32 @@ impl Rest {
         body: Option<&B>,
         if_match: Option<u64>,
     ) -> Result<T> {
-        let response = self.request(method, url, body, if_match).await?;
+        let response = self.request(method, url, body, if_match, false).await?;
         let bytes = response.bytes().await?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(format!("{e} in {url}")))
     }
 
     /// A request whose answer has no body (`204`).
     pub async fn send_empty(&self, method: Method, path: &str, if_match: Option<u64>) -> Result<()> {
-        self.request::<()>(method, &self.url(path), None, if_match).await.map(drop)
+        self.request::<()>(method, &self.url(path), None, if_match, false).await.map(drop)
+    }
+
+    /// A write whose caller keeps the data it sent: asked with `Prefer: return=minimal`, the
+    /// answer is the new revision in `ETag`, not the data sent back.
+    pub async fn send_minimal<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+        if_match: Option<u64>,
+    ) -> Result<u64> {
+        let url = self.url(path);
+        let response = self.request(method, &url, Some(body), if_match, true).await?;
+        let etag = response.headers().get(header::ETAG).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        etag.trim_start_matches("W/")
+            .trim_matches('"')
+            .parse()
+            .map_err(|_| ClientError::Decode(format!("the ETag '{etag}' of {url} is not a revision")))
     }
 
     async fn request<B: Serialize>(
@@ -80,10 +98,14 @@ impl Rest {
         url: &str,
         body: Option<&B>,
         if_match: Option<u64>,
+        minimal: bool,
     ) -> Result<reqwest::Response> {
         let mut req = self.http.request(method, url).bearer_auth(self.token());
         if let Some(rev) = if_match {
             req = req.header(header::IF_MATCH, format!("\"{rev}\""));
+        }
+        if minimal {
+            req = req.header("prefer", "return=minimal");
         }
         if let Some(b) = body {
             req = req.json(b);

@@ -40,10 +40,15 @@ impl Document {
     }
 
     fn keep(&self, view: &ObjectView) {
+        self.keep_at(view.revision, || view.data.clone().unwrap_or(Value::Null));
+    }
+
+    /// Keeps `data` as the document at `revision`, unless a later revision is already kept.
+    fn keep_at(&self, revision: u64, data: impl FnOnce() -> Value) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if view.revision >= s.revision {
-            s.revision = view.revision;
-            s.data = view.data.clone().unwrap_or(Value::Null);
+        if revision >= s.revision {
+            s.revision = revision;
+            s.data = data();
         }
         if let Some(cache) = self.h.cache()
             && let Err(e) = cache.update_document(self.h.service(), &self.h.sid, &s.data, s.revision)
@@ -75,9 +80,9 @@ impl Document {
     async fn write(&self, data: Value, if_match: Option<u64>) -> Result<Value> {
         let guard = self.h.client.shared.begin_write(&self.h.sid);
         let body = UpdateObject { data: Some(data), ttl: None };
-        let view: ObjectView =
-            match self.h.client.shared.rest.send(Method::PUT, &self.h.path(), Some(&body), if_match).await {
-                Ok(view) => view,
+        let revision =
+            match self.h.client.shared.rest.send_minimal(Method::PUT, &self.h.path(), &body, if_match).await {
+                Ok(revision) => revision,
                 Err(e) if e.is_unreachable() => {
                     let Some(data) = body.data else { return Err(e) };
                     // Kept in the cache and sent when the server is back (see `offline`).
@@ -91,9 +96,11 @@ impl Document {
                 }
                 Err(e) => return Err(e),
             };
-        guard.finish("", Some(view.revision));
-        self.keep(&view);
-        Ok(view.data.unwrap_or(Value::Null))
+        guard.finish("", Some(revision));
+        // The server keeps the data as sent, so it is not sent back.
+        let data = body.data.unwrap_or(Value::Null);
+        self.keep_at(revision, || data.clone());
+        Ok(data)
     }
 
     /// Replaces the data, whatever the current revision.
