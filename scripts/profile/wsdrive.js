@@ -2,7 +2,8 @@
 // until TOTAL are answered, as `bench compare`'s conditional-write workloads do: over one native
 // WebSocket, pipelined (CONNECTIONS = 1, the default), or over a WebSocket each, one update in
 // flight per connection (CONNECTIONS = WRITERS); WRITERS = 1 is the one-client workload.
-// Usage: node wsdrive.js BASE_URL DATA_DIR [TOTAL] [CONNECTIONS] [WRITERS].
+// Usage: node wsdrive.js BASE_URL DATA_DIR [TOTAL] [CONNECTIONS] [WRITERS]. With RETURN=minimal
+// in the environment each update asks for its revision alone in reply, as the bench's do.
 // Needs `ws` (compat/js: npm ci).
 const { WebSocket, rest } = require('./client');
 const [base, dataDir] = [process.argv[2], process.argv[3]];
@@ -10,6 +11,7 @@ const total = +(process.argv[4] || 8000);
 const connections = +(process.argv[5] || 1);
 const writers = +(process.argv[6] || 16);
 if (connections !== 1 && connections !== writers) throw new Error('CONNECTIONS is 1 or WRITERS');
+const returning = process.env.RETURN ? { return: process.env.RETURN } : {};
 const call = rest(base, dataDir);
 (async () => {
   const svc = 'prof' + Date.now();
@@ -27,7 +29,7 @@ const call = rest(base, dataDir);
   const t0 = Date.now();
   const send = (i) => {
     const l = lanes[i];
-    socketOf(i).send(JSON.stringify({ type: 'update', id: sent++ * writers + i, kind: 'document', object: l.doc, data: { n: sent, who: 'writer-' + i }, if_match: l.revision }));
+    socketOf(i).send(JSON.stringify({ type: 'update', id: sent++ * writers + i, kind: 'document', object: l.doc, data: { n: sent, who: 'writer-' + i }, if_match: l.revision, ...returning }));
   };
   const onMessage = (m) => {
     const v = JSON.parse(m);

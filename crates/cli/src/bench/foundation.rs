@@ -90,7 +90,7 @@ async fn one_socket(url: &str, docs: Vec<String>, seconds: u64) -> anyhow::Resul
     let frame = |id: u64, lane: &Lane| {
         let n = id / docs.len().max(1) as u64;
         Message::text(
-            json!({ "type": "update", "id": id, "kind": "document", "object": lane.doc, "data": { "n": n }, "if_match": lane.revision })
+            json!({ "type": "update", "id": id, "kind": "document", "object": lane.doc, "data": { "n": n }, "if_match": lane.revision, "return": "minimal" })
                 .to_string(),
         )
     };
@@ -172,19 +172,21 @@ impl Writer {
                     .put(url.as_str())
                     .basic_auth(sid.as_str(), Some(token.as_str()))
                     .header("If-Match", revision.to_string())
+                    // As NATS's acknowledgement, the answer carries the new revision alone.
+                    .header("Prefer", "return=minimal")
                     .json(&json!({ "data": { "n": n } }))
                     .send()
                     .await?;
                 if !r.status().is_success() {
                     bail!("conditional update failed: {}", r.status());
                 }
-                let v: Value = r.json().await?;
-                v["revision"].as_u64().context("revision")
+                let etag = r.headers().get("etag").and_then(|v| v.to_str().ok());
+                etag.and_then(|v| v.parse().ok()).context("the answer's ETag, the new revision")
             }
             Writer::WebSocket { ws, doc } => {
                 let frame = json!({
                     "type": "update", "id": n, "kind": "document", "object": doc,
-                    "data": { "n": n }, "if_match": revision,
+                    "data": { "n": n }, "if_match": revision, "return": "minimal",
                 });
                 ws.send(Message::text(frame.to_string())).await?;
                 loop {
