@@ -312,14 +312,31 @@ pub struct ReplyFrame<'a, B: Serialize> {
     pub body: &'a B,
 }
 
+impl<B: Serialize> ReplyFrame<'_, B> {
+    /// The frame's JSON up to its body's first field, `capacity` bytes reserved in all.
+    fn open(&self, capacity: usize) -> JsonObject {
+        let mut o = JsonObject::with_capacity(capacity);
+        o.str("type", "reply").u64("id", self.id).u64("status", u64::from(self.status)).begin("body");
+        o
+    }
+}
+
 impl ReplyFrame<'_, ObjectView> {
     /// The frame's JSON, byte for byte what its `Serialize` writes, without escaping its names,
     /// SIDs and dates one byte at a time (see [`crate::json`]): it answers every write.
     pub fn to_json(&self) -> Vec<u8> {
-        let mut o = JsonObject::with_capacity(384);
-        o.str("type", "reply").u64("id", self.id).u64("status", u64::from(self.status)).begin("body");
+        let mut o = self.open(384);
         self.body.write_fields(&mut o);
         o.end();
+        o.into_bytes()
+    }
+}
+
+impl ReplyFrame<'_, Written> {
+    /// The frame's JSON, byte for byte what its `Serialize` writes (see [`crate::json`]).
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut o = self.open(64);
+        o.u64("revision", self.body.revision).end();
         o.into_bytes()
     }
 }
@@ -488,6 +505,10 @@ mod tests {
         let frame = ClientFrame::parse(&format!(r#"{{"type":"update","id":1,{object}}}"#)).expect("reads");
         assert!(!serde_json::to_string(&frame).expect("serialises").contains("return"));
         assert_eq!(serde_json::to_string(&Written { revision: 4 }).expect("serialises"), r#"{"revision":4}"#);
+        for (id, status, revision) in [(0, 200, 0), (u64::MAX, 201, u64::MAX)] {
+            let frame = ReplyFrame { id, status, body: &Written { revision } };
+            assert_eq!(frame.to_json(), serde_json::to_vec(&frame).expect("serialises"), "written directly");
+        }
     }
 
     #[test]

@@ -80,22 +80,22 @@ impl Document {
     async fn write(&self, data: Value, if_match: Option<u64>) -> Result<Value> {
         let guard = self.h.client.shared.begin_write(&self.h.sid);
         let body = UpdateObject { data: Some(data), ttl: None };
-        let revision =
-            match self.h.client.shared.rest.send_minimal(Method::PUT, &self.h.path(), &body, if_match).await {
-                Ok(revision) => revision,
-                Err(e) if e.is_unreachable() => {
-                    let Some(data) = body.data else { return Err(e) };
-                    // Kept in the cache and sent when the server is back (see `offline`).
-                    match self.h.cache() {
-                        Some(cache) if cache.write_document(self.h.service(), &self.h.sid, &data, if_match)? => {
-                            self.state.lock().unwrap_or_else(|e| e.into_inner()).data = data.clone();
-                            return Ok(data);
-                        }
-                        _ => return Err(e),
+        let revision = match self.h.client.shared.rest.send_minimal(Method::PUT, &self.h.path(), &body, if_match).await
+        {
+            Ok(revision) => revision,
+            Err(e) if e.is_unreachable() => {
+                let Some(data) = body.data else { return Err(e) };
+                // Kept in the cache and sent when the server is back (see `offline`).
+                match self.h.cache() {
+                    Some(cache) if cache.write_document(self.h.service(), &self.h.sid, &data, if_match)? => {
+                        self.state.lock().unwrap_or_else(|e| e.into_inner()).data = data.clone();
+                        return Ok(data);
                     }
+                    _ => return Err(e),
                 }
-                Err(e) => return Err(e),
-            };
+            }
+            Err(e) => return Err(e),
+        };
         guard.finish("", Some(revision));
         // The server keeps the data as sent, so it is not sent back.
         let data = body.data.unwrap_or(Value::Null);

@@ -161,6 +161,11 @@ fn object_reply(id: u64, status: u16, object: SyncObject) -> Bytes {
     Bytes::from(ReplyFrame { id, status, body: &ObjectView::from(object) }.to_json())
 }
 
+/// The reply of a write that asked for its revision alone.
+fn written(id: u64, status: u16, revision: u64) -> Bytes {
+    Bytes::from(ReplyFrame { id, status, body: &Written { revision } }.to_json())
+}
+
 /// The body of a reply that has nothing to say.
 fn empty() -> serde_json::Map<String, Value> {
     serde_json::Map::new()
@@ -655,7 +660,7 @@ async fn serve_request(cx: &RequestCx, id: u64, request: ClientFrame) -> Result<
         ClientFrame::Update { kind, object, data, ttl, if_match, returning, .. } => {
             let o = engine.update_object(p, svc, kind, &object, ObjectPatch { data, ttl, if_match }).await?;
             match returning {
-                Return::Minimal => reply(id, 200, &Written { revision: o.revision }),
+                Return::Minimal => written(id, 200, o.revision),
                 Return::Representation => object_reply(id, 200, o),
             }
         }
@@ -674,7 +679,7 @@ async fn serve_request(cx: &RequestCx, id: u64, request: ClientFrame) -> Result<
             let (item, created) = engine.write_item(p, svc, kind, &object, key, patch, mode).await?;
             let status = if created { 201 } else { 200 };
             match returning {
-                Return::Minimal => reply(id, status, &Written { revision: item.revision }),
+                Return::Minimal => written(id, status, item.revision),
                 Return::Representation => reply(id, status, &ItemView::from(item)),
             }
         }
