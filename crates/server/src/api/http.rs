@@ -109,6 +109,36 @@ mod tests {
     use axum::http::HeaderValue;
 
     #[test]
+    fn a_minimal_return_is_found_among_preferences_and_nothing_else_is_taken_for_it() {
+        let prefers = |values: &[&'static str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append("prefer", HeaderValue::from_static(v));
+            }
+            prefers_minimal(&h)
+        };
+        for yes in [
+            &["return=minimal"][..],
+            &["Return = \"MINIMAL\""],
+            &["respond-async, return=minimal; x=1"],
+            &["wait=5", "return=minimal"],
+        ] {
+            assert!(prefers(yes), "{yes:?}");
+        }
+        for no in [
+            &[][..],
+            &["return=representation"],
+            &["return=minimalist"],
+            &["minimal"],
+            &["x-return=minimal"],
+            &["return"],
+            &["wait=5; return=minimal"],
+        ] {
+            assert!(!prefers(no), "{no:?}");
+        }
+    }
+
+    #[test]
     fn origin_prefers_forwarded_headers() {
         let mut h = HeaderMap::new();
         assert_eq!(origin(&h), None);
