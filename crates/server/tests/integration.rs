@@ -70,6 +70,8 @@ mod sqlite {
     mod webhooks;
     #[path = "websocket.rs"]
     mod websocket;
+    #[path = "websocket_writes.rs"]
+    mod websocket_writes;
 }
 
 /// The same suite on PostgreSQL.
@@ -129,4 +131,6 @@ mod postgres {
     mod webhooks;
     #[path = "websocket.rs"]
     mod websocket;
+    #[path = "websocket_writes.rs"]
+    mod websocket_writes;
 }
