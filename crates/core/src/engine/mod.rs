@@ -374,8 +374,9 @@ impl Engine {
     }
 }
 
+/// The size of `v` as JSON, counted without writing it out.
 fn json_size(v: &Value) -> usize {
-    serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX)
+    ferrosync_protocol::json::encoded_len(v)
 }
 
 fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), CoreError> {
