@@ -1,5 +1,5 @@
 //! The cargo-fuzz targets in `fuzz/` (the query parser, SigV4, twilsock frames, form and JSON
-//! bodies through the whole router), each run from its seeds for a bounded time
+//! bodies through the whole router, JSON text as the server writes it), each run from its seeds for a bounded time
 //! (`FERROSYNC_FUZZ_SECS`, 20 s by default). Needs `cargo fuzz` (`.ci/run` installs it);
 //! skipped, saying so, without it, never under `CI=true`. Runs on the stable toolchain with
 //! `--sanitizer none`: the targets look for panics and broken invariants, which safe Rust turns
@@ -10,7 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TARGETS: [&str; 5] = ["query_parse", "sigv4_authorization", "twilsock_frame", "form_bodies", "json_bodies"];
+const TARGETS: [&str; 6] =
+    ["query_parse", "sigv4_authorization", "twilsock_frame", "form_bodies", "json_bodies", "json_text"];
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
