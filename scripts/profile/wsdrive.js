@@ -3,7 +3,8 @@
 // WebSocket, pipelined (CONNECTIONS = 1, the default), or over a WebSocket each, one update in
 // flight per connection (CONNECTIONS = WRITERS); WRITERS = 1 is the one-client workload.
 // Usage: node wsdrive.js BASE_URL DATA_DIR [TOTAL] [CONNECTIONS] [WRITERS]. With RETURN=minimal
-// in the environment each update asks for its revision alone in reply, as the bench's do.
+// in the environment each update asks for its revision alone in reply, as the bench's do; with
+// PAD=N each update's data carries a string of N bytes besides (a larger document).
 // Needs `ws` (compat/js: npm ci).
 const { WebSocket, rest } = require('./client');
 const [base, dataDir] = [process.argv[2], process.argv[3]];
@@ -12,6 +13,7 @@ const connections = +(process.argv[5] || 1);
 const writers = +(process.argv[6] || 16);
 if (connections !== 1 && connections !== writers) throw new Error('CONNECTIONS is 1 or WRITERS');
 const returning = process.env.RETURN ? { return: process.env.RETURN } : {};
+const pad = process.env.PAD ? { pad: 'x'.repeat(+process.env.PAD) } : {};
 const call = rest(base, dataDir);
 (async () => {
   const svc = 'prof' + Date.now();
@@ -29,7 +31,7 @@ const call = rest(base, dataDir);
   const t0 = Date.now();
   const send = (i) => {
     const l = lanes[i];
-    socketOf(i).send(JSON.stringify({ type: 'update', id: sent++ * writers + i, kind: 'document', object: l.doc, data: { n: sent, who: 'writer-' + i }, if_match: l.revision, ...returning }));
+    socketOf(i).send(JSON.stringify({ type: 'update', id: sent++ * writers + i, kind: 'document', object: l.doc, data: { n: sent, who: 'writer-' + i, ...pad }, if_match: l.revision, ...returning }));
   };
   const onMessage = (m) => {
     const v = JSON.parse(m);
