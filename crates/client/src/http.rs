@@ -2,6 +2,7 @@
 
 use crate::error::{ClientError, Result};
 use ferrosync_protocol::ErrorBody;
+use ferrosync_protocol::rest::revision_of_etag;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, header};
 use serde::Serialize;
@@ -86,10 +87,8 @@ impl Rest {
         let url = self.url(path);
         let response = self.request(method, &url, Some(body), if_match, true).await?;
         let etag = response.headers().get(header::ETAG).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        etag.trim_start_matches("W/")
-            .trim_matches('"')
-            .parse()
-            .map_err(|_| ClientError::Decode(format!("the ETag '{etag}' of {url} is not a revision")))
+        revision_of_etag(etag)
+            .ok_or_else(|| ClientError::Decode(format!("the ETag '{etag}' of {url} is not a revision")))
     }
 
     async fn request<B: Serialize>(

@@ -324,3 +324,26 @@ pub struct ChangesView {
     /// Pass as `since` to continue.
     pub next: String,
 }
+
+/// The revision an entity tag names: bare, quoted or weak (`7`, `"7"`, `W/"7"`). Revisions are
+/// the only entity tags the server gives, so a client echoes one back in whichever of these
+/// forms its HTTP stack prefers.
+pub fn revision_of_etag(value: &str) -> Option<u64> {
+    let value = value.trim();
+    value.strip_prefix("W/").unwrap_or(value).trim_matches('"').parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::revision_of_etag;
+
+    #[test]
+    fn an_entity_tag_names_a_revision_bare_quoted_or_weak_and_nothing_else() {
+        for (tag, revision) in [("7", 7), ("\"7\"", 7), ("W/\"7\"", 7), (" \"12\" ", 12), ("0", 0)] {
+            assert_eq!(revision_of_etag(tag), Some(revision), "{tag}");
+        }
+        for tag in ["", "\"\"", "x", "\"7x\"", "-1", "W/W/\"7\"", "7 8", "18446744073709551616"] {
+            assert_eq!(revision_of_etag(tag), None, "{tag}");
+        }
+    }
+}

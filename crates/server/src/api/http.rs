@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use ferrosync_protocol::rest::revision_of_etag;
 
 /// `scheme://host[:port]` the client addressed, honouring proxies' `X-Forwarded-Proto` and
 /// `X-Forwarded-Host`; `None` when the request named no host at all (HTTP/1.0 without Host).
@@ -76,8 +77,7 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, String> {
         return Ok(None);
     };
     let raw = value.to_str().unwrap_or_default().trim();
-    let unquoted = raw.trim_start_matches("W/").trim_matches('"');
-    unquoted.parse::<u64>().map(Some).map_err(|_| raw.to_owned())
+    revision_of_etag(raw).map(Some).ok_or_else(|| raw.to_owned())
 }
 
 /// Reads a request's whole body (up to `limit` bytes) before any handler or extractor runs.

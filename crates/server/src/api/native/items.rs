@@ -5,6 +5,7 @@ use super::extract::{Auth, IfMatch, JsonBody, PreferMinimal, QueryParams};
 use super::objects::{kind_of, with_etag};
 use super::services::{base_url, page_request};
 use super::types::{AddListItem, CreateMapItem, ItemView, PageQuery, PageView, WriteItem};
+use crate::api::http;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{OriginalUri, Path, State};
@@ -126,7 +127,7 @@ pub async fn set(
     let (item, created) = state.engine.write_item(&p, &service, kind, &id, item_key(kind, &item)?, patch, mode).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     if minimal {
-        return Ok(crate::api::http::minimal(status, item.revision));
+        return Ok(http::minimal(status, item.revision));
     }
     Ok(with_etag(status, item.revision, ItemView::from(item)))
 }

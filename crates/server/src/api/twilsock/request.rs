@@ -8,6 +8,7 @@ use ferrosync_core::engine::Engine;
 use ferrosync_core::model::{ItemKey, ObjectKind, Service};
 use ferrosync_core::sid::Sid;
 use ferrosync_core::{CoreError, Timestamp};
+use ferrosync_protocol::rest::revision_of_etag;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -147,7 +148,7 @@ pub fn ttl(value: Option<&Value>) -> Result<Option<u64>, CdsError> {
 
 /// An If-Match value: a revision, bare or quoted (`-1` is handled by the caller that allows it).
 pub fn revision(if_match: &str) -> Result<u64, CoreError> {
-    if_match.trim().trim_matches('"').parse().map_err(|_| CoreError::InvalidIfMatch(if_match.to_owned()))
+    revision_of_etag(if_match).ok_or_else(|| CoreError::InvalidIfMatch(if_match.to_owned()))
 }
 
 pub fn date(t: Timestamp) -> String {
