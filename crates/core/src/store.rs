@@ -670,6 +670,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Gives the lease up, so another node can take over at once.
     async fn release_log_lease(&self, consumer: &str, service: &Sid, owner: &str) -> Result<(), StoreError>;
+    /// When the next object or item expires, so a sweep with nothing due needs no write.
+    async fn next_expiry(&self) -> Result<Option<Timestamp>, StoreError>;
     /// A value stored by [`Store::claim_meta`].
     async fn meta(&self, key: &str) -> Result<Option<String>, StoreError>;
 

@@ -136,6 +136,10 @@ macro_rules! impl_store {
                 self.read(move |c| $rows::log_cursors(c, &consumer)).await
             }
 
+            async fn next_expiry(&self) -> Result<Option<Timestamp>, StoreError> {
+                self.read(|c| $rows::next_expiry(c)).await
+            }
+
             async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
                 let key = key.to_owned();
                 self.read(move |c| $rows::meta(c, &key)).await

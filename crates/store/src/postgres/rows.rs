@@ -480,6 +480,16 @@ pub(crate) fn events(
 // Expiry locks the rows it takes and skips rows another transaction holds: several nodes
 // sweeping at once each take different rows, and none waits behind a writer.
 
+/// When the next object or item expires; `None` when nothing carries an expiry.
+pub(crate) fn next_expiry(conn: &mut PgConn) -> Result<Option<Timestamp>, StoreError> {
+    let row = conn.query_opt(
+        "SELECT LEAST((SELECT MIN(date_expires) FROM objects WHERE date_expires IS NOT NULL),
+                      (SELECT MIN(date_expires) FROM items WHERE date_expires IS NOT NULL))",
+        &[],
+    )?;
+    Ok(row.map(|r| get::<Option<i64>>(&r, 0, "next_expiry")).transpose()?.flatten().map(Timestamp))
+}
+
 pub(crate) fn expired_objects(conn: &mut PgConn, now: Timestamp, limit: u32) -> Result<Vec<SyncObject>, StoreError> {
     conn.query(
         &format!(

@@ -490,6 +490,19 @@ pub(crate) fn delete_object(conn: &Connection, sid: &Sid) -> Result<(), StoreErr
     delete_by_sid(conn, "objects", sid).map(drop)
 }
 
+/// When the next object or item expires; `None` when nothing carries an expiry. Unlike the
+/// sweep's own queries this binds no time, so its plan (the first entry of each expiry index)
+/// is made once, not again for every time bound.
+pub(crate) fn next_expiry(conn: &Connection) -> Result<Option<Timestamp>, StoreError> {
+    conn.prepare_cached(
+        "SELECT MIN(t) FROM (SELECT MIN(date_expires) AS t FROM objects WHERE date_expires IS NOT NULL
+                             UNION ALL SELECT MIN(date_expires) FROM items WHERE date_expires IS NOT NULL)",
+    )
+    .and_then(|mut st| st.query_row([], |r| r.get::<_, Option<i64>>(0)))
+    .map(|t| t.map(Timestamp))
+    .map_err(err)
+}
+
 pub(crate) fn expired_objects(conn: &Connection, now: Timestamp, limit: u32) -> Result<Vec<SyncObject>, StoreError> {
     query_all(
         conn,
