@@ -65,7 +65,17 @@ impl Rest {
         body: Option<&B>,
         if_match: Option<u64>,
     ) -> Result<T> {
-        let response = self.request(method, url, body, if_match, false).await?;
+        Self::decode(url, self.request(method, url, body, if_match, false).await?).await
+    }
+
+    /// A creation asked with `Prefer: return=minimal`: its answer is what the server chose (a
+    /// message's SID, an item's index), not the data sent back.
+    pub async fn create_minimal<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        let url = self.url(path);
+        Self::decode(&url, self.request(Method::POST, &url, Some(body), None, true).await?).await
+    }
+
+    async fn decode<T: DeserializeOwned>(url: &str, response: reqwest::Response) -> Result<T> {
         let bytes = response.bytes().await?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(format!("{e} in {url}")))
     }

@@ -192,6 +192,45 @@ pub struct MessageView {
     pub data: Value,
 }
 
+/// A write's answer when the writer asked for it minimal (`Prefer: return=minimal`, or
+/// `"return":"minimal"` over the WebSocket): the new revision, and the index a list item was
+/// added at, without the data the writer sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Written {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    pub revision: u64,
+}
+
+/// A published message's answer when asked for it minimal: its SID alone, as a stream message
+/// has no revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Published {
+    pub sid: String,
+}
+
+/// The answer to an item's creation: the item, or [`Written`] when asked for it minimal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum ItemCreated {
+    Item(ItemView),
+    Minimal(Written),
+}
+
+/// The answer to a publication: the message, or [`Published`] when asked for it minimal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum MessagePublished {
+    Message(MessageView),
+    Minimal(Published),
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]

@@ -97,6 +97,8 @@ pub enum ClientFrame {
         ttl: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         collection_ttl: Option<u64>,
+        #[serde(default, rename = "return", skip_serializing_if = "Return::is_representation")]
+        returning: Return,
     },
     SetItem {
         id: u64,
@@ -143,6 +145,8 @@ pub enum ClientFrame {
         id: u64,
         stream: String,
         data: Value,
+        #[serde(default, rename = "return", skip_serializing_if = "Return::is_representation")]
+        returning: Return,
     },
     UpdateToken {
         id: u64,
@@ -153,9 +157,10 @@ pub enum ClientFrame {
     },
 }
 
-/// What the reply to an `update` or `set_item` carries, as HTTP's `Prefer: return=…`
-/// (RFC 7240): the object or item as written, or only its new revision, for a client that
-/// already holds the data it sent and would otherwise be sent it back.
+/// What the reply to a write (`update`, `add_item`, `set_item`, `publish`) carries, as HTTP's
+/// `Prefer: return=…` (RFC 7240): the object, item or message as written, or only what the
+/// server chose for it (a revision, a list index, a message SID), for a client that already
+/// holds the data it sent and would otherwise be sent it back.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Return {
@@ -170,11 +175,8 @@ impl Return {
     }
 }
 
-/// The body of a write's reply under [`Return::Minimal`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Written {
-    pub revision: u64,
-}
+/// The body of a write's reply under [`Return::Minimal`], as over HTTP.
+pub use crate::rest::{Published, Written};
 
 impl ClientFrame {
     pub fn id(&self) -> Option<u64> {
@@ -335,7 +337,10 @@ impl ReplyFrame<'_, ObjectView> {
 impl ReplyFrame<'_, Written> {
     /// The frame's JSON, byte for byte what its `Serialize` writes (see [`crate::json`]).
     pub fn to_json(&self) -> Vec<u8> {
-        let mut o = self.open(64);
+        let mut o = self.open(80);
+        if let Some(index) = self.body.index {
+            o.u64("index", index);
+        }
         o.u64("revision", self.body.revision).end();
         o.into_bytes()
     }
@@ -501,12 +506,27 @@ mod tests {
         assert_eq!(returning(&format!(r#"{{"type":"update","id":1,{object},"return":"minimal"}}"#)), Return::Minimal);
         let item = r#"{"type":"set_item","id":2,"kind":"map","object":"m","key":"k","data":{},"return":"minimal"}"#;
         assert_eq!(returning(item), Return::Minimal);
+        let added = r#"{"type":"add_item","id":3,"list":"l","data":{},"return":"minimal"}"#;
+        assert!(matches!(ClientFrame::parse(added), Ok(ClientFrame::AddItem { returning: Return::Minimal, .. })));
+        let published = r#"{"type":"publish","id":4,"stream":"s","data":{},"return":"minimal"}"#;
+        assert!(matches!(ClientFrame::parse(published), Ok(ClientFrame::Publish { returning: Return::Minimal, .. })));
+        let plain = r#"{"type":"publish","id":5,"stream":"s","data":{}}"#;
+        assert!(matches!(
+            ClientFrame::parse(plain),
+            Ok(ClientFrame::Publish { returning: Return::Representation, .. })
+        ));
+        let unknown = r#"{"type":"add_item","id":6,"list":"l","data":{},"return":"nothing"}"#;
+        assert!(ClientFrame::parse(unknown).is_err(), "an unknown preference is refused");
         // Written back, the default is left out, so a server that predates the field reads it.
         let frame = ClientFrame::parse(&format!(r#"{{"type":"update","id":1,{object}}}"#)).expect("reads");
         assert!(!serde_json::to_string(&frame).expect("serialises").contains("return"));
-        assert_eq!(serde_json::to_string(&Written { revision: 4 }).expect("serialises"), r#"{"revision":4}"#);
-        for (id, status, revision) in [(0, 200, 0), (u64::MAX, 201, u64::MAX)] {
-            let frame = ReplyFrame { id, status, body: &Written { revision } };
+        let minimal = Written { index: None, revision: 4 };
+        assert_eq!(serde_json::to_string(&minimal).expect("serialises"), r#"{"revision":4}"#);
+        let added = Written { index: Some(7), revision: 0 };
+        assert_eq!(serde_json::to_string(&added).expect("serialises"), r#"{"index":7,"revision":0}"#);
+        for (id, status, index, revision) in [(0, 200, None, 0), (u64::MAX, 201, None, u64::MAX), (3, 201, Some(0), 0)]
+        {
+            let frame = ReplyFrame { id, status, body: &Written { index, revision } };
             assert_eq!(frame.to_json(), serde_json::to_vec(&frame).expect("serialises"), "written directly");
         }
     }

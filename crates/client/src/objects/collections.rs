@@ -190,9 +190,9 @@ impl SyncStream {
         let guard = self.h.client.shared.begin_write(&self.h.sid);
         let path = format!("{}/messages", self.h.path());
         let body = ferrosync_protocol::rest::PublishMessage { data };
-        let view: MessageView = self.h.client.shared.rest.send(Method::POST, &path, Some(&body), None).await?;
-        guard.finish(view.sid.clone(), None);
-        Ok(view.sid)
+        let published: Published = self.h.client.shared.rest.create_minimal(&path, &body).await?;
+        guard.finish(published.sid.clone(), None);
+        Ok(published.sid)
     }
 }
 

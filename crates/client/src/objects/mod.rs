@@ -19,7 +19,7 @@ use crate::http::segment;
 use crate::local::WriteGuard;
 use crate::paging::{Page, Pager};
 use ferrosync_protocol::rest::{
-    AddListItem, CreateMapItem, ItemView, MessageView, ObjectView, OpenObject, PageView, UpdateObject, WriteItem,
+    AddListItem, CreateMapItem, ItemView, ObjectView, OpenObject, PageView, Published, UpdateObject, WriteItem,
 };
 use ferrosync_protocol::sid::looks_like_sid;
 use ferrosync_protocol::{ObjectKind, OpenMode, Order};

@@ -66,8 +66,15 @@ const HEADER_PREFER: &str = "prefer";
 /// with the revision in `ETag`, and `Preference-Applied` saying the body was left out.
 pub fn minimal(status: StatusCode, revision: u64) -> Response {
     let status = if status == StatusCode::OK { StatusCode::NO_CONTENT } else { status };
-    let applied = [(HeaderName::from_static("preference-applied"), HeaderValue::from_static("return=minimal"))];
-    etagged((status, applied).into_response(), revision)
+    etagged(minimal_applied(status.into_response()), revision)
+}
+
+/// Says that a write's answer was made minimal, as asked.
+pub fn minimal_applied(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(HeaderName::from_static("preference-applied"), HeaderValue::from_static("return=minimal"));
+    response
 }
 
 /// The revision an `If-Match` header names, bare or quoted (`7`, `"7"`, `W/"7"`); `Err` holds

@@ -11,7 +11,7 @@ use super::session::{Alarm, Alarms, Replay, Start, Subscriptions, TokenAlarm, To
 use super::wire::{self, Incoming, Reader, Writer};
 use crate::api::native::error::ApiError;
 use crate::api::native::extract::authenticate;
-use crate::api::native::types::{ItemView, MessageView, ObjectView};
+use crate::api::native::types::{ItemView, MessageView, ObjectView, Published};
 use crate::state::AppState;
 use axum::extract::{Query, Request, State};
 use axum::http::header;
@@ -161,9 +161,9 @@ fn object_reply(id: u64, status: u16, object: SyncObject) -> Bytes {
     Bytes::from(ReplyFrame { id, status, body: &ObjectView::from(object) }.to_json())
 }
 
-/// The reply of a write that asked for its revision alone.
-fn written(id: u64, status: u16, revision: u64) -> Bytes {
-    Bytes::from(ReplyFrame { id, status, body: &Written { revision } }.to_json())
+/// The reply of a write that asked for its revision (and a list item's index) alone.
+fn written(id: u64, status: u16, index: Option<u64>, revision: u64) -> Bytes {
+    Bytes::from(ReplyFrame { id, status, body: &Written { index, revision } }.to_json())
 }
 
 /// The body of a reply that has nothing to say.
@@ -660,7 +660,7 @@ async fn serve_request(cx: &RequestCx, id: u64, request: ClientFrame) -> Result<
         ClientFrame::Update { kind, object, data, ttl, if_match, returning, .. } => {
             let o = engine.update_object(p, svc, kind, &object, ObjectPatch { data, ttl, if_match }).await?;
             match returning {
-                Return::Minimal => written(id, 200, o.revision),
+                Return::Minimal => written(id, 200, None, o.revision),
                 Return::Representation => object_reply(id, 200, o),
             }
         }
@@ -668,9 +668,12 @@ async fn serve_request(cx: &RequestCx, id: u64, request: ClientFrame) -> Result<
             engine.remove_object(p, svc, kind, &object, if_match).await?;
             reply(id, 204, &empty())
         }
-        ClientFrame::AddItem { list, data, ttl, collection_ttl, .. } => {
+        ClientFrame::AddItem { list, data, ttl, collection_ttl, returning, .. } => {
             let item = engine.add_list_item(p, svc, &list, data, ttl, collection_ttl).await?;
-            reply(id, 201, &ItemView::from(item))
+            match returning {
+                Return::Minimal => written(id, 201, item.index, item.revision),
+                Return::Representation => reply(id, 201, &ItemView::from(item)),
+            }
         }
         ClientFrame::SetItem { kind, object, index, key, data, ttl, collection_ttl, if_match, returning, .. } => {
             let key = item_key(kind, index, key)?;
@@ -679,7 +682,7 @@ async fn serve_request(cx: &RequestCx, id: u64, request: ClientFrame) -> Result<
             let (item, created) = engine.write_item(p, svc, kind, &object, key, patch, mode).await?;
             let status = if created { 201 } else { 200 };
             match returning {
-                Return::Minimal => written(id, status, item.revision),
+                Return::Minimal => written(id, status, None, item.revision),
                 Return::Representation => reply(id, status, &ItemView::from(item)),
             }
         }
@@ -693,8 +696,12 @@ async fn serve_request(cx: &RequestCx, id: u64, request: ClientFrame) -> Result<
             let items: Vec<ItemView> = result.items.into_iter().map(ItemView::from).collect();
             reply(id, 200, &ItemsPage { items, next_page_token: result.next.map(|t| t.encode()) })
         }
-        ClientFrame::Publish { stream, data, .. } => {
-            reply(id, 201, &MessageView::from(engine.publish(p, svc, &stream, data).await?))
+        ClientFrame::Publish { stream, data, returning, .. } => {
+            let message = engine.publish(p, svc, &stream, data).await?;
+            match returning {
+                Return::Minimal => reply(id, 201, &Published { sid: message.sid.to_string() }),
+                Return::Representation => reply(id, 201, &MessageView::from(message)),
+            }
         }
         ClientFrame::Ping { .. } => reply(id, 200, &serde_json::json!({ "pong": true })),
         _ => return Err(ApiError::new(ErrorCode::InvalidRequest, "unexpected frame")),

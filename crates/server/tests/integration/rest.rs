@@ -214,6 +214,57 @@ async fn a_write_preferring_a_minimal_return_answers_without_its_body() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_creation_preferring_a_minimal_return_answers_with_what_the_server_chose() {
+    let Some(s) = TestServer::start().await else { return };
+    s.service("app").await;
+    s.post("/services/app/lists", json!({ "unique_name": "l" })).await.ok();
+    s.post("/services/app/maps", json!({ "unique_name": "m" })).await.ok();
+    s.post("/services/app/streams", json!({ "unique_name": "s" })).await.ok();
+    let create = |path: &'static str, body: Value| {
+        send(s.admin(Method::POST, path).header("Prefer", "return=minimal").json(&body))
+    };
+    // The created item's address, under the mount, read back with the data sent.
+    let location = |r: &Resp| r.headers.get("location").and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned();
+    let items = |kind: &str| format!("/api/v1/services/app/{kind}/items");
+
+    for index in [0, 1] {
+        let r = create("/services/app/lists/l/items", json!({ "data": { "i": index } })).await;
+        assert_eq!(
+            (r.status, &r.body, r.etag()),
+            (201, &json!({ "index": index, "revision": 0 }), "0".into()),
+            "{}",
+            r.text
+        );
+        assert_eq!(r.headers.get("preference-applied").and_then(|h| h.to_str().ok()), Some("return=minimal"));
+        assert_eq!(location(&r), format!("{}/{index}", items("lists/l")));
+        let read = s.get(location(&r).trim_start_matches("/api/v1")).await;
+        assert_eq!(read.body["data"], json!({ "i": index }), "{}", read.text);
+    }
+    let r = create("/services/app/maps/m/items", json!({ "key": "a b/c", "data": { "k": 1 } })).await;
+    assert_eq!((r.status, &r.body), (201, &json!({ "revision": 0 })), "{}", r.text);
+    assert_eq!(location(&r), format!("{}/a%20b%2Fc", items("maps/m")));
+    assert_eq!(s.get(location(&r).trim_start_matches("/api/v1")).await.body["data"], json!({ "k": 1 }));
+
+    let r = create("/services/app/streams/s/messages", json!({ "data": { "m": 1 } })).await;
+    let sid = r.body["sid"].as_str().unwrap_or_default();
+    assert_eq!((r.status, r.body.as_object().map(|o| o.len())), (201, Some(1)), "{}", r.text);
+    assert!(sid.starts_with("TZ"), "{}", r.text);
+
+    // Without the preference: the item in full, with its address all the same.
+    let full = s.post("/services/app/lists/l/items", json!({ "data": { "i": 2 } })).await;
+    assert_eq!(
+        (full.status, &full.body["index"], &full.body["data"]),
+        (201, &json!(2), &json!({ "i": 2 })),
+        "{}",
+        full.text
+    );
+    assert_eq!(location(&full), format!("{}/2", items("lists/l")));
+    assert!(full.headers.get("preference-applied").is_none());
+    let published = s.post("/services/app/streams/s/messages", json!({ "data": { "m": 2 } })).await;
+    assert_eq!(published.body["data"], json!({ "m": 2 }), "{}", published.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_if_match_updates_have_exactly_one_winner() {
     let Some(s) = TestServer::start().await else { return };
     let s = Arc::new(s);

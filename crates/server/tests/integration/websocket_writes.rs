@@ -130,3 +130,46 @@ async fn a_write_asking_for_a_minimal_reply_gets_its_revision_alone() {
     assert!(e["error"]["message"].as_str().unwrap_or_default().contains("nothing"), "{e}");
     assert_eq!(s.get("/services/app/documents/d").await.ok()["revision"], json!(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_added_item_and_a_published_message_may_be_answered_with_what_the_server_chose() {
+    let Some(s) = TestServer::start().await else { return };
+    s.service("app").await;
+    let token = s.mint_token("app", "alice", 3600).await;
+    let (mut a, mut b) = (s.ws(&token).await, s.ws(&token).await);
+    a.request(json!({ "type": "open", "kind": "list", "unique_name": "l" })).await;
+    a.request(json!({ "type": "open", "kind": "stream", "unique_name": "s" })).await;
+    b.subscribe("list", "l", None).await;
+    b.subscribe("stream", "s", None).await;
+
+    // A list item: its index and revision alone; the watcher's event and a read carry the data.
+    let add = json!({ "type": "add_item", "list": "l", "data": { "x": 1 }, "return": "minimal" });
+    let added = a.request(add.clone()).await;
+    assert_eq!((&added["status"], &added["body"]), (&json!(201), &json!({ "index": 0, "revision": 0 })), "{added}");
+    let added = a.request(add).await;
+    assert_eq!(added["body"], json!({ "index": 1, "revision": 0 }), "{added}");
+    for index in [0, 1] {
+        let e = b.next_event().await;
+        assert_eq!((&e["item_index"], &e["data"]), (&json!(index), &json!({ "x": 1 })), "{e}");
+    }
+    assert_eq!(s.get("/services/app/lists/l/items/1").await.ok()["data"], json!({ "x": 1 }));
+    let full = a.request(json!({ "type": "add_item", "list": "l", "data": { "x": 2 } })).await;
+    assert_eq!((&full["body"]["index"], &full["body"]["data"]), (&json!(2), &json!({ "x": 2 })), "{full}");
+    b.next_event().await;
+
+    // A stream message: its SID alone, the one its subscribers are sent.
+    let published =
+        a.request(json!({ "type": "publish", "stream": "s", "data": { "m": 1 }, "return": "minimal" })).await;
+    let sid = published["body"]["sid"].as_str().unwrap_or_default().to_owned();
+    assert!(sid.starts_with("TZ"), "{published}");
+    assert_eq!((&published["status"], published["body"].as_object().map(|o| o.len())), (&json!(201), Some(1)));
+    let e = b.next_event().await;
+    assert_eq!((&e["message_sid"], &e["data"]), (&json!(sid), &json!({ "m": 1 })), "{e}");
+
+    // An unknown preference is refused and adds nothing.
+    a.send(json!({ "type": "add_item", "id": 91, "list": "l", "data": {}, "return": "none" })).await;
+    let e = a.recv().await;
+    assert_eq!((&e["type"], &e["id"], &e["error"]["code"]), (&json!("error"), &json!(91), &json!(40000)), "{e}");
+    let items = s.get("/services/app/lists/l/items").await.ok();
+    assert_eq!(items["items"].as_array().map(Vec::len), Some(3), "{items}");
+}

@@ -4,18 +4,19 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Auth, IfMatch, JsonBody, PreferMinimal, QueryParams};
 use super::objects::{kind_of, with_etag};
 use super::services::{base_url, page_request};
-use super::types::{AddListItem, CreateMapItem, ItemView, PageQuery, PageView, WriteItem};
+use super::types::{AddListItem, CreateMapItem, ItemCreated, ItemView, PageQuery, PageView, WriteItem, Written};
 use crate::api::http;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use ferrosync_core::ErrorCode;
 use ferrosync_core::engine::ItemPatch;
 use ferrosync_core::model::{ItemKey, ObjectKind};
 use ferrosync_core::page::Cursor;
 use ferrosync_core::store::ItemWriteMode;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -40,12 +41,17 @@ fn item_key(kind: ObjectKind, raw: &str) -> Result<ItemKey, ApiError> {
 
 #[utoipa::path(post, path = "/api/v1/services/{service}/{collection}/{id}/items", tag = "items",
     request_body(content = Object, description = "lists: AddListItem; maps: CreateMapItem"),
-    params(("service" = String, Path), ("collection" = String, Path, description = "lists or maps"), ("id" = String, Path)),
-    responses((status = 201, body = ItemView), (status = 409, body = super::error::ErrorBody)))]
+    params(("service" = String, Path), ("collection" = String, Path, description = "lists or maps"), ("id" = String, Path),
+        ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer with the item's index (lists) and revision alone")),
+    responses((status = 201, body = ItemCreated, description = "the item; its index and revision alone under `Prefer: return=minimal`",
+            headers(("Location" = String, description = "the new item"), ("ETag" = String, description = "its revision"))),
+        (status = 409, body = super::error::ErrorBody)))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Auth(p): Auth,
     Path((service, collection, id)): Path<(String, String, String)>,
+    PreferMinimal(minimal): PreferMinimal,
+    OriginalUri(uri): OriginalUri,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Response> {
     let kind = container_kind(&collection)?;
@@ -61,7 +67,20 @@ pub async fn create(
             state.engine.write_item(&p, &service, kind, &id, ItemKey::Key(b.key), patch, ItemWriteMode::Create).await?.0
         }
     };
-    Ok(with_etag(StatusCode::CREATED, item.revision, ItemView::from(item)))
+    let name = item.index.map_or_else(|| item.key.clone().unwrap_or_default(), |i| i.to_string());
+    let location = format!("{}/{}", uri.path().trim_end_matches('/'), utf8_percent_encode(&name, NON_ALPHANUMERIC));
+    let mut response = if minimal {
+        let answer = ItemCreated::Minimal(Written { index: item.index, revision: item.revision });
+        http::minimal_applied(with_etag(StatusCode::CREATED, item.revision, answer))
+    } else {
+        with_etag(StatusCode::CREATED, item.revision, ItemCreated::Item(item.into()))
+    };
+    // The item's address, as a creation's answer gives it (RFC 9110): a list item's index is
+    // the server's to choose.
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
 }
 
 #[utoipa::path(get, path = "/api/v1/services/{service}/{collection}/{id}/items", tag = "items",

@@ -22,7 +22,8 @@ use utoipa::OpenApi;
     components(schemas(
         error::ErrorBody, types::ServiceView, types::ObjectView, types::ItemView, types::MessageView,
         types::PermissionView, types::ApiKeyView, types::TokenView, types::ChangesView, types::PageMeta,
-        types::AddListItem, types::CreateMapItem,
+        types::AddListItem, types::CreateMapItem, types::Written, types::Published, types::ItemCreated,
+        types::MessagePublished,
         indexes::IndexView, indexes::PutIndex, indexes::QueryBody, indexes::QueryView, indexes::QueryItemView,
         admin::CognitoPoolView, admin::CognitoLoginView, admin::CognitoIdentityView, admin::CognitoDatasetView,
         admin::CognitoRecordView, admin::MatrixUserView, admin::MatrixRoomView,
