@@ -400,7 +400,9 @@ impl Updates<'_> {
             let t_us = epoch.elapsed().as_micros() as u64;
             writes.push(tokio::spawn(async move {
                 let data = json!({ "data": { "t": t_us, "i": i } });
-                let r = http.put(&url).basic_auth(&sid, Some(&token)).json(&data).send().await?;
+                // Answered with its revision alone, as Redis answers a PUBLISH with a count.
+                let r = http.put(&url).basic_auth(&sid, Some(&token)).header("Prefer", "return=minimal");
+                let r = r.json(&data).send().await?;
                 if !r.status().is_success() {
                     bail!("fan-out update failed: {}", r.status());
                 }
@@ -436,6 +438,7 @@ impl Updates<'_> {
             let t_us = epoch.elapsed().as_micros() as u64;
             let frame = json!({
                 "type": "update", "id": i, "kind": "document", "object": self.doc, "data": { "t": t_us, "i": i },
+                "return": "minimal",
             });
             frames.send(Message::text(frame.to_string())).await?;
         }
