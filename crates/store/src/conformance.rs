@@ -12,6 +12,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 mod cognito;
+mod expiry;
 mod matrix;
 
 /// Runs every check against stores made by `make`.
@@ -25,8 +26,8 @@ where
     list_indexes_are_never_reused(make().await).await;
     paging_orders_and_bounds(make().await).await;
     unique_names_are_unique_per_kind(make().await).await;
-    expiry_removes_and_emits(make().await).await;
-    the_next_expiry_is_the_earliest_of_objects_and_items(make().await).await;
+    expiry::expiry_removes_and_emits(make().await).await;
+    expiry::the_next_expiry_is_the_earliest_of_objects_and_items(make().await).await;
     pruning_records_the_horizon(make().await).await;
     an_objects_stream_is_its_events_through_removal_and_pruning(make().await).await;
     concurrent_conditional_updates_have_one_winner(make().await).await;
@@ -435,74 +436,6 @@ async fn unique_names_are_unique_per_kind(store: Arc<dyn Store>) {
     };
     assert!(matches!(store.execute(Actor::SYSTEM, m).await, Err(CoreError::AlreadyExists { .. })));
     assert_eq!(open(&store, &svc, ObjectKind::Document, "same").await, doc, "open_or_create finds the existing one");
-}
-
-async fn expiry_removes_and_emits(store: Arc<dyn Store>) {
-    let svc = service(&store).await;
-    let m = Mutation::OpenObject {
-        service: svc.clone(),
-        kind: ObjectKind::Document,
-        target: None,
-        mode: OpenMode::OpenOrCreate,
-        ttl: Some(1),
-        data: Some(json!({ "a": 1 })),
-    };
-    let doc = match store.execute(Actor::SYSTEM, m).await.expect("created").outcome {
-        Outcome::Object { object, .. } => object,
-        other => panic!("unexpected {other:?}"),
-    };
-    let expires = doc.date_expires.expect("has an expiry");
-    let early = store
-        .execute(Actor::SYSTEM, Mutation::Expire { now: Timestamp(expires.0 - 1), limit: 100 })
-        .await
-        .expect("ran");
-    assert!(matches!(early.outcome, Outcome::Expired { removed: 0 }));
-    let due = store.execute(Actor::SYSTEM, Mutation::Expire { now: expires, limit: 100 }).await.expect("ran");
-    assert!(matches!(due.outcome, Outcome::Expired { removed: 1 }));
-    assert_eq!(due.events.len(), 1);
-    assert_eq!(due.events[0].reason.as_deref(), Some("expired"));
-    assert!(store.object(&svc, ObjectKind::Document, &ObjectRef::Sid(doc.sid)).await.expect("read").is_none());
-}
-
-/// What a sweep reads to learn whether anything is due: the earliest expiry among objects and
-/// items, `None` when nothing carries one.
-async fn the_next_expiry_is_the_earliest_of_objects_and_items(store: Arc<dyn Store>) {
-    let next = async |store: &Arc<dyn Store>| store.next_expiry().await.expect("reads");
-    assert_eq!(next(&store).await, None, "an empty store");
-    let svc = service(&store).await;
-    let list = open(&store, &svc, ObjectKind::List, "kept").await;
-    assert_eq!(next(&store).await, None, "nothing carries an expiry");
-    let add = Mutation::AddListItem {
-        service: svc.clone(),
-        target: ObjectRef::Sid(list),
-        data: json!({ "a": 1 }),
-        ttl: Some(100),
-        collection_ttl: None,
-    };
-    let item = match store.execute(Actor::SYSTEM, add).await.expect("added").outcome {
-        Outcome::Item { item, .. } => item,
-        other => panic!("unexpected {other:?}"),
-    };
-    let item_expires = item.date_expires.expect("the item expires");
-    assert_eq!(next(&store).await, Some(item_expires), "an item's expiry");
-    let m = Mutation::OpenObject {
-        service: svc.clone(),
-        kind: ObjectKind::Document,
-        target: None,
-        mode: OpenMode::OpenOrCreate,
-        ttl: Some(10),
-        data: None,
-    };
-    let doc = match store.execute(Actor::SYSTEM, m).await.expect("created").outcome {
-        Outcome::Object { object, .. } => object,
-        other => panic!("unexpected {other:?}"),
-    };
-    let doc_expires = doc.date_expires.expect("the document expires");
-    assert!(doc_expires < item_expires);
-    assert_eq!(next(&store).await, Some(doc_expires), "the earlier of the two");
-    let swept = store.execute(Actor::SYSTEM, Mutation::Expire { now: doc_expires, limit: 100 }).await.expect("ran");
-    assert!(matches!(swept.outcome, Outcome::Expired { removed: 1 }));
-    assert_eq!(next(&store).await, Some(item_expires), "the document is gone, the item is next");
 }
 
 async fn pruning_records_the_horizon(store: Arc<dyn Store>) {
