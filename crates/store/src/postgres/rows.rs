@@ -477,10 +477,8 @@ pub(crate) fn events(
     rows.iter().map(stored_event_row).collect()
 }
 
-// Expiry locks the rows it takes and skips rows another transaction holds: several nodes
-// sweeping at once each take different rows, and none waits behind a writer.
-
-/// When the next object or item expires; `None` when nothing carries an expiry.
+/// When the next object or item expires; `None` when nothing carries an expiry. A plain read,
+/// locking nothing: it only tells a sweep whether to take rows at all.
 pub(crate) fn next_expiry(conn: &mut PgConn) -> Result<Option<Timestamp>, StoreError> {
     let row = conn.query_opt(
         "SELECT LEAST((SELECT MIN(date_expires) FROM objects WHERE date_expires IS NOT NULL),
@@ -489,6 +487,9 @@ pub(crate) fn next_expiry(conn: &mut PgConn) -> Result<Option<Timestamp>, StoreE
     )?;
     Ok(row.map(|r| get::<Option<i64>>(&r, 0, "next_expiry")).transpose()?.flatten().map(Timestamp))
 }
+
+// Expiry locks the rows it takes and skips rows another transaction holds: several nodes
+// sweeping at once each take different rows, and none waits behind a writer.
 
 pub(crate) fn expired_objects(conn: &mut PgConn, now: Timestamp, limit: u32) -> Result<Vec<SyncObject>, StoreError> {
     conn.query(
