@@ -89,9 +89,22 @@ async fn export(State(state): State<Arc<AppState>>, Auth(p): Auth, Path(service)
 async fn import(State(state): State<Arc<AppState>>, Auth(p): Auth, body: Body) -> ApiResult<Json<transfer::Imported>> {
     require_admin(&p)?;
     let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let input = tokio::io::BufReader::new(tokio_util::io::StreamReader::new(stream));
-    Ok(Json(transfer::import(&state.engine, &p, input).await?))
+    let mut input = tokio::io::BufReader::new(tokio_util::io::StreamReader::new(stream));
+    let imported = transfer::import(&state.engine, &p, &mut input).await;
+    if imported.is_err() {
+        // A dump refused partway is answered once the client has sent the rest: answered first,
+        // the connection would close under a client still writing, which would then report a
+        // broken pipe instead of the refusal.
+        let mut rest = tokio::io::AsyncReadExt::take(&mut input, DRAIN_AFTER_REFUSAL);
+        if let Err(e) = tokio::io::copy(&mut rest, &mut tokio::io::sink()).await {
+            tracing::debug!(error = %e, "the rest of a refused import was not read");
+        }
+    }
+    Ok(Json(imported?))
 }
+
+/// Most bytes of a refused import read (and dropped) before the refusal is sent.
+const DRAIN_AFTER_REFUSAL: u64 = 256 * 1024 * 1024;
 
 fn line(value: &serde_json::Value) -> Bytes {
     let mut v = serde_json::to_vec(value).unwrap_or_default();
