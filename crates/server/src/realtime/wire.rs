@@ -5,6 +5,7 @@
 //! page, was 15 % of a fan-out's CPU).
 
 use super::gate::Gate;
+use arrayvec::ArrayVec;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use bytes::{Buf, Bytes};
@@ -305,19 +306,13 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     /// Writes everything queued, as few writes as the socket allows.
     pub async fn flush(&mut self) -> std::io::Result<()> {
         while !self.queue.is_empty() {
-            let mut slices = [IoSlice::new(&[]); SLICES];
-            let mut n = 0;
-            for (slot, chunk) in slices.iter_mut().zip(self.queue.iter()) {
-                *slot = IoSlice::new(chunk.remaining());
-                n += 1;
-            }
-            // Nearly every write completes at once: the stall timer (which reads the clock and
-            // the runtime's handle) is armed only for one that has to wait.
-            let written = match self.io.write_vectored(&slices[..n]).now_or_never() {
+            // Nearly every write completes at once. One that has to wait is boxed: its slices
+            // (a kilobyte) live across the wait, and inline they would make every future that
+            // flushes, every connection's among them, that much larger.
+            let now = self.io.write_vectored(&slices(&self.queue)).now_or_never();
+            let written = match now {
                 Some(written) => written?,
-                None => tokio::time::timeout(self.stall, self.io.write_vectored(&slices[..n]))
-                    .await
-                    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the peer stopped reading"))??,
+                None => Box::pin(self.write_waiting()).await?,
             };
             if written == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
@@ -327,6 +322,22 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         self.queued = 0;
         self.io.flush().await
     }
+
+    /// A write that could not complete at once, given up once it has made no progress for the
+    /// stall bound; only it reads the clock and the runtime's timer.
+    async fn write_waiting(&mut self) -> std::io::Result<usize> {
+        let slices = slices(&self.queue);
+        tokio::time::timeout(self.stall, self.io.write_vectored(&slices))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the peer stopped reading"))?
+    }
+}
+
+/// The queue's first chunks as slices for one vectored write. Only the slices in use are set
+/// up: a whole array of empty ones, made for every flush, cost more than the frames it then
+/// carried (a flush nearly always has one or two).
+fn slices(queue: &VecDeque<Chunk>) -> ArrayVec<IoSlice<'_>, SLICES> {
+    queue.iter().take(SLICES).map(|chunk| IoSlice::new(chunk.remaining())).collect()
 }
 
 /// Drops what a write took from the front of the queue.
@@ -409,6 +420,37 @@ mod tests {
         assert_eq!(&got[..4], &[0x81, 126, 0x03, 0xE8], "a text frame of 1,000 bytes");
         writer.feed(frame).await.expect("fed");
         assert_eq!(writer.queue.len(), 2, "below the bound a frame waits for the flush");
+    }
+
+    /// A peer that reads slowly makes writes wait for room: every frame still arrives whole
+    /// and in order, more frames than one vectored write takes among them.
+    #[tokio::test]
+    async fn writes_that_wait_for_a_slow_reader_arrive_whole_and_in_order() {
+        use tokio::io::AsyncReadExt;
+        let (near, mut far) = tokio::io::duplex(256);
+        let mut writer = Writer::new(near, Data::Binary, Duration::from_secs(30));
+        // Under 126 bytes each, so every header is the two-byte form.
+        let frames: Vec<Bytes> = (0..100u8).map(|i| Bytes::from(vec![i; 20 + usize::from(i)])).collect();
+        let expected: Vec<u8> = frames.iter().flat_map(|f| [&[0x82, f.len() as u8][..], &f[..]].concat()).collect();
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut chunk = [0u8; 100];
+            loop {
+                match far.read(&mut chunk).await.expect("read") {
+                    0 => return got,
+                    n => got.extend_from_slice(&chunk[..n]),
+                }
+                tokio::task::yield_now().await;
+            }
+        });
+        for frame in &frames {
+            writer.push(OpCode::Binary, frame.clone());
+        }
+        assert!(writer.queue.len() > 2 * SLICES, "more chunks than one write takes");
+        writer.flush().await.expect("flushed once the reader made room");
+        assert!(writer.queue.is_empty());
+        drop(writer);
+        assert_eq!(reader.await.expect("reader"), expected);
     }
 
     /// A peer that stops reading fails the write once it has made no progress for the stall
