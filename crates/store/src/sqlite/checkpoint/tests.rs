@@ -43,6 +43,51 @@ fn the_log_starts_over_once_the_writer_copies_the_tail() {
     assert!(restarted <= 4, "the next commit writes the log from its start: {restarted} frames");
 }
 
+/// Once every frame is copied, the writer's turn starts the log over itself: the header SQLite
+/// writes (and syncs) at a restart is not left to the next commit, which appends after it.
+#[test]
+fn the_writers_turn_starts_the_log_over_so_the_next_commit_only_appends() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("log.db");
+    let writer = Connection::open(&path).expect("the writer opens");
+    writer
+        .execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x)")
+        .expect("the table");
+    let insert = |x: i64| {
+        writer.execute("INSERT INTO t VALUES (?1)", [x]).expect("a commit");
+    };
+    (0..10).for_each(insert);
+    // The log's salts (header bytes 16..24) change whenever it starts over.
+    let salts = || std::fs::read(dir.path().join("log.db-wal")).expect("the log")[16..24].to_vec();
+    let first = salts();
+    let log_size = || writer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)).expect("a pass");
+
+    let tail = AtomicBool::new(true);
+    copy_tail(&writer, &tail);
+    assert!(!tail.load(Ordering::Acquire), "the writer took the request");
+    let restarted = salts();
+    assert_ne!(restarted, first, "the writer's turn wrote the new header");
+
+    insert(10);
+    assert_eq!(salts(), restarted, "the next commit appended to the log the turn started");
+    // (A pass copies the log, so the next commit would start it over again: asked last.)
+    assert_eq!(log_size(), 2, "the turn's one page, then the commit's");
+    let rows: i64 = writer.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).expect("rows");
+    assert_eq!(rows, 11, "every commit is kept");
+    let id: i64 = writer.query_row("PRAGMA application_id", [], |r| r.get(0)).expect("the id");
+    assert_eq!(id, 0, "the write that started the log over changed nothing");
+
+    // A turn that finds frames it cannot copy (a reader holds them) leaves the log as it is.
+    let reader = Connection::open(&path).expect("the reader opens");
+    reader.execute_batch("BEGIN; SELECT count(*) FROM t;").expect("a snapshot");
+    insert(11);
+    let held = salts();
+    tail.store(true, Ordering::Release);
+    copy_tail(&writer, &tail);
+    assert_eq!(salts(), held, "no restart while a reader needs the log");
+    reader.execute_batch("COMMIT").expect("the snapshot ends");
+}
+
 /// Passes `settle` makes and syncs it asks for, when the passes find the log `sizes` long (the
 /// first, the pass before it).
 fn settled(sizes: &[i64]) -> (usize, usize, i64) {
