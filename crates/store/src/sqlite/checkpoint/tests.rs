@@ -1,15 +1,22 @@
 use super::*;
 
-/// Frames in the log after one more commit, when the checkpointer's pass copied `before`
-/// commits while `after` more landed beside it (a reader's snapshot stands in for the race);
-/// `writer_turn` says whether the writer then copied the tail, as it does between batches.
-fn log_after_a_pass(before: i64, after: i64, writer_turn: bool) -> i64 {
+/// A database in WAL mode with table `t`, checkpointed only by hand: its directory (kept while
+/// the test runs), its path and the writer's connection.
+fn a_logged_table() -> (tempfile::TempDir, std::path::PathBuf, Connection) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("log.db");
     let writer = Connection::open(&path).expect("the writer opens");
     writer
         .execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x)")
         .expect("the table");
+    (dir, path, writer)
+}
+
+/// Frames in the log after one more commit, when the checkpointer's pass copied `before`
+/// commits while `after` more landed beside it (a reader's snapshot stands in for the race);
+/// `writer_turn` says whether the writer then copied the tail, as it does between batches.
+fn log_after_a_pass(before: i64, after: i64, writer_turn: bool) -> i64 {
+    let (_dir, path, writer) = a_logged_table();
     let checkpointer = Connection::open(&path).expect("the checkpointer opens");
     let reader = Connection::open(&path).expect("the reader opens");
     let insert = |x: i64| {
@@ -47,12 +54,7 @@ fn the_log_starts_over_once_the_writer_copies_the_tail() {
 /// writes (and syncs) at a restart is not left to the next commit, which appends after it.
 #[test]
 fn the_writers_turn_starts_the_log_over_so_the_next_commit_only_appends() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let path = dir.path().join("log.db");
-    let writer = Connection::open(&path).expect("the writer opens");
-    writer
-        .execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x)")
-        .expect("the table");
+    let (dir, path, writer) = a_logged_table();
     let insert = |x: i64| {
         writer.execute("INSERT INTO t VALUES (?1)", [x]).expect("a commit");
     };
