@@ -1,26 +1,32 @@
 //! Expiry: what a sweep finds due, what it removes and the events it leaves.
 
 use super::{open, service};
-use ferrosync_core::model::{ObjectKind, ObjectRef, OpenMode};
+use ferrosync_core::model::{ObjectKind, ObjectRef, OpenMode, SyncObject};
+use ferrosync_core::sid::Sid;
 use ferrosync_core::store::{Actor, Mutation, Outcome, Store};
 use ferrosync_core::timestamp::Timestamp;
 use serde_json::json;
 use std::sync::Arc;
 
-pub(super) async fn expiry_removes_and_emits(store: Arc<dyn Store>) {
-    let svc = service(&store).await;
+/// A new document in `svc` that expires `ttl` seconds from now.
+async fn expiring_document(store: &Arc<dyn Store>, svc: &Sid, ttl: u64) -> SyncObject {
     let m = Mutation::OpenObject {
         service: svc.clone(),
         kind: ObjectKind::Document,
         target: None,
         mode: OpenMode::OpenOrCreate,
-        ttl: Some(1),
+        ttl: Some(ttl),
         data: Some(json!({ "a": 1 })),
     };
-    let doc = match store.execute(Actor::SYSTEM, m).await.expect("created").outcome {
+    match store.execute(Actor::SYSTEM, m).await.expect("created").outcome {
         Outcome::Object { object, .. } => object,
         other => panic!("unexpected {other:?}"),
-    };
+    }
+}
+
+pub(super) async fn expiry_removes_and_emits(store: Arc<dyn Store>) {
+    let svc = service(&store).await;
+    let doc = expiring_document(&store, &svc, 1).await;
     let expires = doc.date_expires.expect("has an expiry");
     let early = store
         .execute(Actor::SYSTEM, Mutation::Expire { now: Timestamp(expires.0 - 1), limit: 100 })
@@ -55,18 +61,7 @@ pub(super) async fn the_next_expiry_is_the_earliest_of_objects_and_items(store: 
     };
     let item_expires = item.date_expires.expect("the item expires");
     assert_eq!(next(&store).await, Some(item_expires), "an item's expiry");
-    let m = Mutation::OpenObject {
-        service: svc.clone(),
-        kind: ObjectKind::Document,
-        target: None,
-        mode: OpenMode::OpenOrCreate,
-        ttl: Some(10),
-        data: None,
-    };
-    let doc = match store.execute(Actor::SYSTEM, m).await.expect("created").outcome {
-        Outcome::Object { object, .. } => object,
-        other => panic!("unexpected {other:?}"),
-    };
+    let doc = expiring_document(&store, &svc, 10).await;
     let doc_expires = doc.date_expires.expect("the document expires");
     assert!(doc_expires < item_expires);
     assert_eq!(next(&store).await, Some(doc_expires), "the earlier of the two");
