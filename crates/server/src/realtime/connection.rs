@@ -118,7 +118,8 @@ async fn serve(mut sink: Writer, mut stream: Reader, state: Arc<AppState>, princ
             return;
         }
     };
-    let (subs, rx) = Subscriptions::open(state.hub.clone(), service.sid.clone(), state.settings.outbound_queue);
+    let outlet = Some(sink.outlet());
+    let (subs, rx) = Subscriptions::open(state.hub.clone(), service.sid.clone(), state.settings.outbound_queue, outlet);
     let token = TokenClock::new(expires_at, state.settings.token_warning_secs);
     let cx = Arc::new(RequestCx { state: state.clone(), principal, service });
     let mut session = Session { state: state.clone(), identity, token, subs, cx };
@@ -176,6 +177,14 @@ enum Flow {
     Stop,
 }
 
+/// What woke a connection's task.
+enum Woke {
+    Alarm(Alarm),
+    Deliveries(usize),
+    Reply(Bytes),
+    Read(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+}
+
 /// A frame [`Session::start`] did not start as a request in flight.
 enum Turn {
     /// Subscribes, unsubscribes or replaces the token: the session itself changes.
@@ -202,12 +211,29 @@ impl Session {
         let mut requests = Requests::default();
         let outbound = settings.outbound_queue;
         loop {
-            tokio::select! {
+            if requests.is_empty() && requests.waiting() == 0 {
+                // Asleep with nothing of its own to write, the connection lets the hub write
+                // its events: a delivery then wakes no task.
+                sink.rest(|| rx.is_empty());
+            }
+            let woke = tokio::select! {
                 biased;
-                alarm = alarms.next(&self.token) => match alarm {
+                alarm = alarms.next(&self.token) => Woke::Alarm(alarm),
+                n = rx.recv_many(&mut batch, 256) => Woke::Deliveries(n),
+                reply = requests.next(), if !requests.is_empty() => Woke::Reply(reply),
+                msg = stream.next(), if requests.has_room() => Woke::Read(msg),
+            };
+            // Awake: the socket is the task's again before anything else happens, and what
+            // the hub appended for it goes out first.
+            if sink.hold() && sink.flush().await.is_err() {
+                return;
+            }
+            match woke {
+                Woke::Alarm(alarm) => match alarm {
                     Alarm::Shutdown => {
                         // Requests already read are answered first, for a while.
-                        let _ = tokio::time::timeout(DRAIN_ON_SHUTDOWN, Box::pin(self.drain(&mut sink, &mut requests))).await;
+                        let _ = tokio::time::timeout(DRAIN_ON_SHUTDOWN, Box::pin(self.drain(&mut sink, &mut requests)))
+                            .await;
                         sink.close(1001, "server shutting down").await;
                         return;
                     }
@@ -234,7 +260,7 @@ impl Session {
                         }
                     }
                 },
-                n = rx.recv_many(&mut batch, 256) => {
+                Woke::Deliveries(n) => {
                     if n == 0 {
                         return;
                     }
@@ -247,18 +273,23 @@ impl Session {
                         return;
                     }
                 }
-                reply = requests.next(), if !requests.is_empty() => {
+                Woke::Reply(reply) => {
                     // Boxed, as request handling is: idle connections should not carry its size.
                     if Box::pin(self.answer(&mut sink, &mut requests, reply)).await.is_err() {
                         return;
                     }
                 }
-                msg = stream.next(), if requests.has_room() => {
+                Woke::Read(msg) => {
                     let text = match sink.take(msg).await {
                         Incoming::Text(t) => t,
                         Incoming::Binary(_) => {
-                            let e = ApiError::new(ErrorCode::InvalidRequest, "binary frames are not supported; send JSON text");
-                            if sink.send(frame(&ServerFrame::Error { id: None, error: e.body() })).await.is_err() { return; }
+                            let e = ApiError::new(
+                                ErrorCode::InvalidRequest,
+                                "binary frames are not supported; send JSON text",
+                            );
+                            if sink.send(frame(&ServerFrame::Error { id: None, error: e.body() })).await.is_err() {
+                                return;
+                            }
                             continue;
                         }
                         Incoming::Nothing => continue,

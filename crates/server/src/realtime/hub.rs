@@ -1,6 +1,8 @@
 //! The hub maps (service, object) subscriptions to connections. One tailer per service reads
 //! the change log once, frames each event once, and hands every subscriber the same bytes.
 
+use super::outlet::Outlet;
+use super::session::advance_cursor;
 use bytes::Bytes;
 use ferrosync_core::Engine;
 use ferrosync_core::index::{FieldValue, IndexDef, field_value, transition};
@@ -101,6 +103,13 @@ pub struct Subscriber {
     pub conn: u64,
     pub tx: mpsc::Sender<Arc<Delivery>>,
     pub overflow: Arc<Overflow>,
+    /// The connection's socket, for the hub to write to while its task sleeps (native
+    /// connections only; see [`Outlet`]).
+    pub outlet: Option<Arc<Outlet>>,
+    /// The subscription's cursor, shared with the connection: the hub writing for it drops
+    /// events the client was sent already, as the task would. `None` for a live query, whose
+    /// events always go through the task.
+    pub cursor: Option<Arc<AtomicU64>>,
 }
 
 /// A live query held by one connection: the index it watches, its expression, and (for an
@@ -167,7 +176,10 @@ impl Hub {
             queries: RwLock::new(QueryTable::default()),
             stop: CancellationToken::new(),
         });
-        tokio::spawn(tail(self.engine.clone(), service.clone(), feed.clone(), head));
+        // Outside tokio's cooperative budget: the hub's writes for sleeping connections are
+        // socket writes, and a budget of 128 per poll would turn all but the first 128 of a
+        // fan-out back to their connections' tasks.
+        tokio::spawn(tokio::task::unconstrained(tail(self.engine.clone(), service.clone(), feed.clone(), head)));
         feeds.insert(service.clone(), feed.clone());
         Ok(feed)
     }
@@ -280,10 +292,14 @@ async fn tail(engine: Arc<Engine>, service: Sid, feed: Arc<Feed>, mut cursor: u6
 }
 
 /// Hands a batch of events to their subscribers in sequence order, so that a connection with
-/// several subscriptions sees the service's events in the order they were committed.
+/// several subscriptions sees the service's events in the order they were committed. Frames
+/// for sleeping connections are appended to their outlets, and each outlet written out once
+/// at the end: a connection several events behind gets them in one write.
 fn dispatch(feed: &Feed, events: Vec<StoredEvent>) {
     let subs = feed.subs.read().unwrap_or_else(|e| e.into_inner());
     let queries = feed.queries.read().unwrap_or_else(|e| e.into_inner());
+    let mut listed = Listed::new();
+    let mut delivered = Vec::new();
     for event in events {
         if !queries.is_empty() {
             dispatch_queries(&queries, &event);
@@ -292,16 +308,73 @@ fn dispatch(feed: &Feed, events: Vec<StoredEvent>) {
         let delivery = Arc::new(Delivery::from_stored(event));
         metrics::counter!("ferrosync_events_delivered_total").increment(list.len() as u64);
         for sub in list.values() {
-            offer(sub, &delivery);
+            offer(sub, &delivery, delivered.len(), &mut listed);
         }
+        delivered.push(delivery);
+    }
+    drop((subs, queries));
+    write_out(listed, delivered);
+}
+
+/// The outlets a batch appended to, each with the batch's index of the first delivery
+/// appended there (which wakes its task, should the write-out hand the turn back).
+type Listed = Vec<(Arc<Outlet>, usize)>;
+
+/// Outlets written out by one task. A batch for more is shared among tasks: the tailer goes
+/// back to the log at once, other tasks (the writers' requests among them) run between the
+/// shares, and a runtime with several threads writes the shares side by side. Events the
+/// tailer reads meanwhile join what the outlets still hold, and go out in the same write.
+const SHARE: usize = 256;
+
+fn write_out(mut listed: Listed, delivered: Vec<Arc<Delivery>>) {
+    if listed.len() <= SHARE {
+        for (outlet, first) in &listed {
+            if let Some(first) = delivered.get(*first) {
+                outlet.write_out(first);
+            }
+        }
+        return;
+    }
+    let delivered = Arc::new(delivered);
+    while !listed.is_empty() {
+        let part = listed.split_off(listed.len().saturating_sub(SHARE));
+        let delivered = delivered.clone();
+        // Outside tokio's cooperative budget, as the tailer is (see `Hub::feed`).
+        tokio::spawn(tokio::task::unconstrained(async move {
+            for (outlet, first) in &part {
+                if let Some(first) = delivered.get(*first) {
+                    outlet.write_out(first);
+                }
+            }
+        }));
     }
 }
 
-fn offer(sub: &Subscriber, delivery: &Arc<Delivery>) {
+fn offer(sub: &Subscriber, delivery: &Arc<Delivery>, at: usize, listed: &mut Listed) {
     if sub.overflow.is_raised() {
         return;
     }
-    if let Err(mpsc::error::TrySendError::Full(_)) = sub.tx.try_send(delivery.clone()) {
+    let Some(outlet) = &sub.outlet else { return queue(sub, delivery.clone()) };
+    let mut out = outlet.lock();
+    if out.is_direct() {
+        let Some(cursor) = &sub.cursor else {
+            // A live query's event goes through the task; so must every later one.
+            out.stop_direct();
+            return queue(sub, delivery.clone());
+        };
+        if advance_cursor(cursor, delivery.seq) && out.append(delivery.native_frame()) {
+            listed.push((outlet.clone(), at));
+        }
+        return;
+    }
+    // Under the outlet's lock, so the task cannot start to sleep between seeing its queue
+    // empty and this delivery entering it (see `Writer::rest`).
+    queue(sub, delivery.clone());
+}
+
+/// Queues a delivery for the connection's task.
+fn queue(sub: &Subscriber, delivery: Arc<Delivery>) {
+    if let Err(mpsc::error::TrySendError::Full(_)) = sub.tx.try_send(delivery) {
         metrics::counter!("ferrosync_ws_queue_overflows_total").increment(1);
         sub.overflow.raise();
     }
@@ -436,7 +509,7 @@ fn dispatch_queries(table: &QueryTable, stored: &StoredEvent) {
         {
             let delivery = Arc::new(Delivery::from_stored(stored));
             metrics::counter!("ferrosync_live_query_updates_total").increment(1);
-            offer(&live.sub, &delivery);
+            offer(&live.sub, &delivery, 0, &mut Listed::new());
         }
     }
 }
@@ -454,7 +527,7 @@ mod tests {
             def: IndexDef { name: "i".into(), source: IndexSource::MapPrefix("m".into()), fields: vec![] },
             expr: Arc::new(ferrosync_query::parse(q).expect("parses")),
             maps: None,
-            sub: Subscriber { conn: 1, tx, overflow: Arc::new(Overflow::default()) },
+            sub: Subscriber { conn: 1, tx, overflow: Arc::new(Overflow::default()), outlet: None, cursor: None },
         }
     }
 
@@ -523,7 +596,7 @@ mod tests {
         for _ in 0..8 {
             let (tx, rx) = mpsc::channel(4);
             let conn = hub.next_connection_id();
-            let sub = Subscriber { conn, tx, overflow: Arc::new(Overflow::default()) };
+            let sub = Subscriber { conn, tx, overflow: Arc::new(Overflow::default()), outlet: None, cursor: None };
             hub.subscribe(&service.sid, &doc.sid, sub).await.expect("subscribe");
             subscribers.push((conn, rx));
         }

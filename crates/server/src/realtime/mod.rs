@@ -6,6 +6,7 @@ pub mod gate;
 pub mod hub;
 pub mod inflight;
 pub mod live;
+pub mod outlet;
 pub mod session;
 pub mod wire;
 

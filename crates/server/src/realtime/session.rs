@@ -4,6 +4,7 @@
 
 use super::gate::Gate;
 use super::hub::{Delivery, Hub, Overflow, Subscriber};
+use super::outlet::Outlet;
 use ferrosync_core::engine::Engine;
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::StoredEvent;
@@ -11,7 +12,7 @@ use ferrosync_core::timestamp::Timestamp;
 use ferrosync_core::{CoreError, model::ObjectRef};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -25,17 +26,29 @@ pub struct Subscriptions {
     conn: u64,
     tx: mpsc::Sender<Arc<Delivery>>,
     overflow: Arc<Overflow>,
+    /// The connection's socket, for the hub to write to while the task sleeps.
+    outlet: Option<Arc<Outlet>>,
     /// Looked up for every delivery, so hashed with foldhash rather than SipHash (3 % of a
-    /// fan-out); its keys are the connection's own few subscriptions.
-    cursors: foldhash::HashMap<Sid, u64>,
+    /// fan-out); its keys are the connection's own few subscriptions. Shared with the hub,
+    /// which advances an object's cursor when it writes for the connection.
+    cursors: foldhash::HashMap<Sid, Arc<AtomicU64>>,
     /// Which of the cursors are live queries' (by query id) rather than objects'.
     queries: foldhash::HashSet<Sid>,
 }
 
 impl Subscriptions {
-    /// A connection's subscriptions and the receiving end of its queue of `queue` deliveries.
-    pub fn open(hub: Arc<Hub>, service: Sid, queue: usize) -> (Self, mpsc::Receiver<Arc<Delivery>>) {
+    /// A connection's subscriptions and the receiving end of its queue of `queue` deliveries;
+    /// with an `outlet`, the hub writes the connection's events itself while its task sleeps.
+    pub fn open(
+        hub: Arc<Hub>,
+        service: Sid,
+        queue: usize,
+        outlet: Option<Arc<Outlet>>,
+    ) -> (Self, mpsc::Receiver<Arc<Delivery>>) {
         let (tx, rx) = mpsc::channel(queue.max(1));
+        if let Some(outlet) = &outlet {
+            outlet.wake_through(tx.clone());
+        }
         let conn = hub.next_connection_id();
         hub.connections.fetch_add(1, Ordering::Relaxed);
         let subs = Subscriptions {
@@ -44,6 +57,7 @@ impl Subscriptions {
             conn,
             tx,
             overflow: Arc::new(Overflow::default()),
+            outlet,
             cursors: Default::default(),
             queries: Default::default(),
         };
@@ -72,7 +86,7 @@ impl Subscriptions {
     }
 
     pub fn cursors(&self) -> impl Iterator<Item = (&Sid, u64)> {
-        self.cursors.iter().map(|(sid, seq)| (sid, *seq))
+        self.cursors.iter().map(|(sid, seq)| (sid, seq.load(Ordering::Relaxed)))
     }
 
     /// Registers with the hub (once per object) *before* the caller reads the log, so every
@@ -81,11 +95,18 @@ impl Subscriptions {
         if self.cursors.contains_key(object) {
             return Ok(false);
         }
-        let sub = Subscriber { conn: self.conn, tx: self.tx.clone(), overflow: self.overflow.clone() };
-        self.hub.subscribe(&self.service, object, sub).await?;
         // A cursor no event is below until the caller sets the real one; the entry also makes
         // sure a connection that drops midway is unsubscribed.
-        self.cursors.insert(object.clone(), u64::MAX);
+        let cursor = Arc::new(AtomicU64::new(u64::MAX));
+        let sub = Subscriber {
+            conn: self.conn,
+            tx: self.tx.clone(),
+            overflow: self.overflow.clone(),
+            outlet: self.outlet.clone(),
+            cursor: Some(cursor.clone()),
+        };
+        self.hub.subscribe(&self.service, object, sub).await?;
+        self.cursors.insert(object.clone(), cursor);
         Ok(true)
     }
 
@@ -98,26 +119,32 @@ impl Subscriptions {
         expr: ferrosync_query::Expr,
         maps: Option<std::collections::HashSet<Sid>>,
     ) -> Result<(), CoreError> {
-        let sub = Subscriber { conn: self.conn, tx: self.tx.clone(), overflow: self.overflow.clone() };
+        let sub = Subscriber {
+            conn: self.conn,
+            tx: self.tx.clone(),
+            overflow: self.overflow.clone(),
+            outlet: self.outlet.clone(),
+            cursor: None,
+        };
         let live = super::hub::LiveQuery { def, expr: Arc::new(expr), maps, sub };
         self.hub.subscribe_query(&self.service, query, live).await?;
-        self.cursors.insert(query.clone(), u64::MAX);
+        self.cursors.insert(query.clone(), Arc::new(AtomicU64::new(u64::MAX)));
         self.queries.insert(query.clone());
         Ok(())
     }
 
     /// Sets where the client stands for `object`: events up to `seq` are not delivered again.
     pub fn set_cursor(&mut self, object: &Sid, seq: u64) {
-        if let Some(cursor) = self.cursors.get_mut(object) {
-            *cursor = seq;
+        if let Some(cursor) = self.cursors.get(object) {
+            cursor.store(seq, Ordering::Relaxed);
         }
     }
 
     /// Moves the cursor back to `seq` if it is ahead of it (a second subscription to the same
     /// object from an earlier point).
     pub fn rewind(&mut self, object: &Sid, seq: u64) {
-        if let Some(cursor) = self.cursors.get_mut(object) {
-            *cursor = (*cursor).min(seq);
+        if let Some(cursor) = self.cursors.get(object) {
+            cursor.fetch_min(seq, Ordering::Relaxed);
         }
     }
 
@@ -137,13 +164,7 @@ impl Subscriptions {
     /// Whether a queued delivery is news for this client; advances the object's cursor if so.
     /// Live events for positions a catch-up already sent are dropped here.
     pub fn admit(&mut self, d: &Delivery) -> bool {
-        match self.cursors.get_mut(&d.object_sid) {
-            Some(cursor) if d.seq > *cursor => {
-                *cursor = d.seq;
-                true
-            }
-            _ => false,
-        }
+        self.cursors.get(&d.object_sid).is_some_and(|cursor| advance_cursor(cursor, d.seq))
     }
 
     /// Unregisters everything; call when the connection ends.
@@ -157,6 +178,17 @@ impl Subscriptions {
         }
         self.hub.connections.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Whether an event at `seq` is news past `cursor`; moves the cursor to it if so. Only one side
+/// moves a cursor at a time (the connection's task, or the hub while the task sleeps; the
+/// outlet's lock orders the two), so a load and a store suffice.
+pub fn advance_cursor(cursor: &AtomicU64, seq: u64) -> bool {
+    let news = seq > cursor.load(Ordering::Relaxed);
+    if news {
+        cursor.store(seq, Ordering::Relaxed);
+    }
+    news
 }
 
 /// Where a subscription's replay starts, and whether that is the head read after the

@@ -5,6 +5,7 @@
 //! page, was 15 % of a fan-out's CPU).
 
 use super::gate::Gate;
+use super::outlet::Outlet;
 use arrayvec::ArrayVec;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
@@ -15,14 +16,15 @@ use hyper_util::rt::TokioIo;
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
-type Io = TokioIo<Upgraded>;
+type Socket = TokioIo<Upgraded>;
 
 /// The reading half: tungstenite's parser over a stream whose writes go nowhere. Replies the
 /// protocol requires (pong, the close reply) are written by [`Writer`] instead.
@@ -33,7 +35,7 @@ type Io = TokioIo<Upgraded>;
 pub struct Reader {
     /// Boxed: the parser's state is several hundred bytes, and each future it moved through
     /// kept its own copy (1.3 KB more per idle connection than when it lived behind one pointer).
-    ws: Box<WebSocketStream<ReadOnly<ReadHalf<Io>>>>,
+    ws: Box<WebSocketStream<ReadOnly<ReadHalf<Socket>>>>,
     gate: Gate,
 }
 
@@ -138,7 +140,7 @@ impl<R: Unpin> AsyncWrite for ReadOnly<R> {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum OpCode {
+pub(super) enum OpCode {
     Text = 0x1,
     Binary = 0x2,
     Close = 0x8,
@@ -149,14 +151,14 @@ enum OpCode {
 /// A frame's header: FIN, opcode, and the payload length in 1, 3 or 9 bytes (a server's frames
 /// are not masked).
 #[derive(Debug, Clone, Copy)]
-struct Head {
+pub(super) struct Head {
     bytes: [u8; 10],
     start: u8,
     end: u8,
 }
 
 impl Head {
-    fn new(op: OpCode, len: usize) -> Self {
+    pub(super) fn new(op: OpCode, len: usize) -> Self {
         let mut bytes = [0u8; 10];
         bytes[0] = 0x80 | op as u8;
         let end = if len < 126 {
@@ -180,7 +182,7 @@ impl Head {
 }
 
 #[derive(Debug)]
-enum Chunk {
+pub(super) enum Chunk {
     Head(Head),
     Body(Bytes),
 }
@@ -195,9 +197,10 @@ impl Chunk {
 }
 
 /// The writing half: frames queue until [`Writer::flush`], or until [`FLUSH_AT`] bytes are
-/// queued, so a catch-up over a long log never holds more than that.
-pub struct Writer<W = WriteHalf<Io>> {
-    io: W,
+/// queued, so a catch-up over a long log never holds more than that. The socket itself lives
+/// in an [`Outlet`], which the hub may write to while the connection's task sleeps.
+pub struct Writer {
+    io: Shared,
     /// The data frames' opcode: one protocol speaks in one kind.
     data: OpCode,
     /// A client that stops reading leaves a write pending for as long as TCP keeps the
@@ -206,6 +209,39 @@ pub struct Writer<W = WriteHalf<Io>> {
     stall: Duration,
     queue: VecDeque<Chunk>,
     queued: usize,
+    /// Whether the hub may have written since [`Writer::rest`].
+    resting: bool,
+}
+
+/// The outlet's socket as the task writes to it: locked for each write, never across a wait.
+struct Shared(Arc<Outlet>);
+
+impl AsyncWrite for Shared {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.0.lock().poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.0.lock().poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.0.lock().poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.0.lock().poll_shutdown(cx)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.io.0.lock().close();
+    }
 }
 
 /// What a read left for the connection once control frames were answered.
@@ -223,13 +259,55 @@ const SLICES: usize = 64;
 /// Queued bytes at which a feed writes out before returning.
 pub const FLUSH_AT: usize = 64 * 1024;
 
-impl<W: AsyncWrite + Unpin> Writer<W> {
-    fn new(io: W, data: Data, stall: Duration) -> Self {
+impl Writer {
+    pub(super) fn new(io: impl AsyncWrite + Send + Unpin + 'static, data: Data, stall: Duration) -> Self {
         let data = match data {
             Data::Text => OpCode::Text,
             Data::Binary => OpCode::Binary,
         };
-        Writer { io, data, stall, queue: VecDeque::new(), queued: 0 }
+        let io = Shared(Arc::new(Outlet::new(Box::new(io), data)));
+        Writer { io, data, stall, queue: VecDeque::new(), queued: 0, resting: false }
+    }
+
+    /// The socket as the hub writes to it (see [`Writer::rest`]).
+    pub fn outlet(&self) -> Arc<Outlet> {
+        self.io.0.clone()
+    }
+
+    /// The task is about to sleep: if nothing is queued here and `quiet` holds, the hub writes
+    /// the connection's events itself until [`Writer::hold`]. `quiet` (the task's delivery
+    /// queue is empty) is asked under the outlet's lock, which the hub also holds when it
+    /// queues a delivery instead of writing it: so no delivery queued before the hub's turn can
+    /// be overtaken by one written in it.
+    pub fn rest(&mut self, quiet: impl FnOnce() -> bool) {
+        if !self.queue.is_empty() {
+            return;
+        }
+        if !self.io.0.can_rest() {
+            return;
+        }
+        let mut out = self.io.0.lock();
+        if !out.has_pending() && quiet() {
+            out.rest();
+            self.resting = true;
+        }
+    }
+
+    /// The task is awake: the hub's turn ends, and what it appended and did not write is
+    /// queued first. Every write of the task's own comes after this (`push` and `flush` call
+    /// it). True if it queued anything: the caller flushes, as nothing else may soon.
+    pub fn hold(&mut self) -> bool {
+        if !self.resting {
+            return false;
+        }
+        self.resting = false;
+        let pending = self.io.0.lock().hold();
+        let took = !pending.is_empty();
+        for chunk in pending.into_iter().rev() {
+            self.queued += chunk.remaining().len();
+            self.queue.push_front(chunk);
+        }
+        took
     }
 
     /// Queues a data frame; below [`FLUSH_AT`] queued bytes it waits for the next flush.
@@ -295,6 +373,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     }
 
     fn push(&mut self, op: OpCode, payload: Bytes) {
+        let _ = self.hold();
         let head = Head::new(op, payload.len());
         self.queued += head.remaining().len() + payload.len();
         self.queue.push_back(Chunk::Head(head));
@@ -305,6 +384,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
 
     /// Writes everything queued, as few writes as the socket allows.
     pub async fn flush(&mut self) -> std::io::Result<()> {
+        let _ = self.hold();
         while !self.queue.is_empty() {
             // Nearly every write completes at once. One that has to wait is boxed: its slices
             // (a kilobyte) live across the wait, and inline they would make every future that
@@ -336,12 +416,12 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
 /// The queue's first chunks as slices for one vectored write. Only the slices in use are set
 /// up: a whole array of empty ones, made for every flush, cost more than the frames it then
 /// carried (a flush nearly always has one or two).
-fn slices(queue: &VecDeque<Chunk>) -> ArrayVec<IoSlice<'_>, SLICES> {
+pub(super) fn slices(queue: &VecDeque<Chunk>) -> ArrayVec<IoSlice<'_>, SLICES> {
     queue.iter().take(SLICES).map(|chunk| IoSlice::new(chunk.remaining())).collect()
 }
 
 /// Drops what a write took from the front of the queue.
-fn advance(queue: &mut VecDeque<Chunk>, mut written: usize) {
+pub(super) fn advance(queue: &mut VecDeque<Chunk>, mut written: usize) {
     while written > 0 {
         let Some(front) = queue.front_mut() else { return };
         let len = front.remaining().len();

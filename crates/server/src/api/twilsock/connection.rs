@@ -109,7 +109,7 @@ async fn serve(mut sink: Writer, mut stream: Reader, state: Arc<AppState>, urls:
         Principal::Identity { identity, .. } => identity.clone(),
         _ => String::new(),
     };
-    let (subs, rx) = Subscriptions::open(state.hub.clone(), service.sid.clone(), state.settings.outbound_queue);
+    let (subs, rx) = Subscriptions::open(state.hub.clone(), service.sid.clone(), state.settings.outbound_queue, None);
     let span = tracing::debug_span!("twilsock", conn = subs.connection_id(), identity = %identity);
     let token = TokenClock::new(expires_at, state.settings.token_warning_secs);
     let _online = state.webhooks.reachability.online(&service.sid, &identity);
