@@ -11,7 +11,7 @@
 //! could not write.
 
 use super::hub::Delivery;
-use super::wire::{Chunk, Head, OpCode, advance, slices};
+use super::wire::{Chunk, OpCode, advance, enqueue, slices};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -92,10 +92,7 @@ impl Out {
     /// Appends a data frame for the hub's write-out; true if this outlet was not yet listed
     /// for it (the caller lists it).
     pub fn append(&mut self, payload: Bytes) -> bool {
-        self.pending.push_back(Chunk::Head(Head::new(self.data, payload.len())));
-        if !payload.is_empty() {
-            self.pending.push_back(Chunk::Body(payload));
-        }
+        enqueue(&mut self.pending, self.data, payload);
         !std::mem::replace(&mut self.listed, true)
     }
 

@@ -89,6 +89,18 @@ impl Subscriptions {
         self.cursors.iter().map(|(sid, seq)| (sid, seq.load(Ordering::Relaxed)))
     }
 
+    /// This connection as the hub knows a subscription of it; `cursor` is shared with the hub
+    /// for an object, `None` for a live query (whose events always go through the task).
+    fn subscriber(&self, cursor: Option<Arc<AtomicU64>>) -> Subscriber {
+        Subscriber {
+            conn: self.conn,
+            tx: self.tx.clone(),
+            overflow: self.overflow.clone(),
+            outlet: self.outlet.clone(),
+            cursor,
+        }
+    }
+
     /// Registers with the hub (once per object) *before* the caller reads the log, so every
     /// event committed after this call reaches the queue. Returns whether it was new.
     pub async fn register(&mut self, object: &Sid) -> Result<bool, CoreError> {
@@ -98,14 +110,7 @@ impl Subscriptions {
         // A cursor no event is below until the caller sets the real one; the entry also makes
         // sure a connection that drops midway is unsubscribed.
         let cursor = Arc::new(AtomicU64::new(u64::MAX));
-        let sub = Subscriber {
-            conn: self.conn,
-            tx: self.tx.clone(),
-            overflow: self.overflow.clone(),
-            outlet: self.outlet.clone(),
-            cursor: Some(cursor.clone()),
-        };
-        self.hub.subscribe(&self.service, object, sub).await?;
+        self.hub.subscribe(&self.service, object, self.subscriber(Some(cursor.clone()))).await?;
         self.cursors.insert(object.clone(), cursor);
         Ok(true)
     }
@@ -119,14 +124,7 @@ impl Subscriptions {
         expr: ferrosync_query::Expr,
         maps: Option<std::collections::HashSet<Sid>>,
     ) -> Result<(), CoreError> {
-        let sub = Subscriber {
-            conn: self.conn,
-            tx: self.tx.clone(),
-            overflow: self.overflow.clone(),
-            outlet: self.outlet.clone(),
-            cursor: None,
-        };
-        let live = super::hub::LiveQuery { def, expr: Arc::new(expr), maps, sub };
+        let live = super::hub::LiveQuery { def, expr: Arc::new(expr), maps, sub: self.subscriber(None) };
         self.hub.subscribe_query(&self.service, query, live).await?;
         self.cursors.insert(query.clone(), Arc::new(AtomicU64::new(u64::MAX)));
         self.queries.insert(query.clone());

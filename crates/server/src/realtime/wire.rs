@@ -374,12 +374,7 @@ impl Writer {
 
     fn push(&mut self, op: OpCode, payload: Bytes) {
         let _ = self.hold();
-        let head = Head::new(op, payload.len());
-        self.queued += head.remaining().len() + payload.len();
-        self.queue.push_back(Chunk::Head(head));
-        if !payload.is_empty() {
-            self.queue.push_back(Chunk::Body(payload));
-        }
+        self.queued += enqueue(&mut self.queue, op, payload);
     }
 
     /// Writes everything queued, as few writes as the socket allows.
@@ -411,6 +406,17 @@ impl Writer {
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the peer stopped reading"))?
     }
+}
+
+/// Queues a frame as its header beside its payload (shared, not copied); the bytes queued.
+pub(super) fn enqueue(queue: &mut VecDeque<Chunk>, op: OpCode, payload: Bytes) -> usize {
+    let head = Head::new(op, payload.len());
+    let len = head.remaining().len() + payload.len();
+    queue.push_back(Chunk::Head(head));
+    if !payload.is_empty() {
+        queue.push_back(Chunk::Body(payload));
+    }
+    len
 }
 
 /// The queue's first chunks as slices for one vectored write. Only the slices in use are set
