@@ -13,6 +13,9 @@ pub(crate) struct CommitMetrics {
     pub(crate) batch_size: metrics::Histogram,
     /// Writes committed on their caller's thread (the embedded store's lone writes).
     pub(crate) in_place: metrics::Counter,
+    /// Batches rolled back and run again with a savepoint around each job, because one failed
+    /// after writing (or, on PostgreSQL, a statement failed).
+    pub(crate) rerun: metrics::Counter,
 }
 
 impl CommitMetrics {
@@ -21,6 +24,7 @@ impl CommitMetrics {
             seconds: metrics::histogram!("ferrosync_store_commit_seconds"),
             batch_size: metrics::histogram!("ferrosync_store_commit_batch_size"),
             in_place: metrics::counter!("ferrosync_store_commits_in_place_total"),
+            rerun: metrics::counter!("ferrosync_store_batches_rerun_total"),
         }
     }
 

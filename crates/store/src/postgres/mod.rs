@@ -11,6 +11,8 @@
 //!   so readers catch up from the log;
 //! - work that must run once per cluster takes advisory locks or skips locked rows.
 
+mod conn;
+mod pending;
 mod rows;
 
 use crate::WriteJob;
@@ -235,8 +237,13 @@ fn lock_key(m: Option<&Mutation>) -> Option<&Sid> {
     m.and_then(Mutation::service)
 }
 
-/// Applies the batch in one transaction, each mutation inside a savepoint so a failed
-/// precondition rolls back only its own work; acknowledged only after the COMMIT returns.
+type Results = Vec<Option<Result<Applied, CoreError>>>;
+
+/// Applies the batch in one transaction, acknowledged only after the COMMIT returns. It first
+/// runs holding objects' rows and events back (see [`pending`]), with no savepoints: a
+/// mutation that fails having only read and held drops what it held. Should a statement fail,
+/// or a mutation fail after writing, that transaction is rolled back and the batch runs again
+/// with a savepoint per mutation, each statement sent as it comes.
 fn commit_batch(
     conn: &mut PgConn,
     epoch: &str,
@@ -248,29 +255,110 @@ fn commit_batch(
     let mut order: Vec<usize> = (0..batch.len()).collect();
     order.sort_by(|a, b| lock_key(batch[*a].mutation.as_ref()).cmp(&lock_key(batch[*b].mutation.as_ref())));
 
-    if let Err(e) = conn.batch("BEGIN") {
-        return unavailable(batch.len(), &e.to_string());
-    }
-    let mut results: Vec<Option<Result<Applied, CoreError>>> = (0..batch.len()).map(|_| None).collect();
+    let results = match commit_holding(conn, epoch, batch, &order) {
+        Some(results) => results,
+        None => {
+            metrics.rerun.increment(1);
+            match commit_with_savepoints(conn, epoch, batch, &order) {
+                Ok(results) => results,
+                Err(e) => {
+                    let _ = conn.batch("ROLLBACK");
+                    tracing::warn!(error = %e, "PostgreSQL batch failed; nothing in it was committed");
+                    return unavailable(batch.len(), &e.to_string());
+                }
+            }
+        }
+    };
+    metrics.committed(batch.len(), started);
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(CoreError::Store(StoreError::Backend("mutation was not run".into())))))
+        .collect()
+}
+
+fn not_taken() -> Result<Applied, CoreError> {
+    Err(StoreError::Backend("the write was taken before its commit".into()).into())
+}
+
+/// The services whose heads moved, and the notifications announcing them: delivered to every
+/// listening node when (and only if) the transaction commits.
+fn notifications(seqs: &SeqHeads) -> (Vec<(&Sid, u64)>, Vec<String>) {
+    let advanced = seqs.advanced();
+    let payload = advanced.iter().map(|(s, seq)| format!("{s}:{seq}")).collect();
+    (advanced, payload)
+}
+
+/// The batch with objects' rows and events held back; `None` when it was rolled back, to be
+/// run again with savepoints.
+fn commit_holding(conn: &mut PgConn, epoch: &str, batch: &[WriteJob], order: &[usize]) -> Option<Results> {
+    conn.batch("BEGIN").ok()?;
+    conn.hold();
+    let mut results: Results = (0..batch.len()).map(|_| None).collect();
     let mut seqs = SeqHeads::default();
     let mut services = ServicesSeen::default();
-    let mut broken: Option<StoreError> = None;
+    let mut clean = true;
+    for &i in order {
+        let Some(mutation) = &batch[i].mutation else {
+            results[i] = Some(not_taken());
+            continue;
+        };
+        conn.begin_mutation();
+        let before = seqs.clone();
+        let mut tx = PgTx { conn, epoch, seqs: &mut seqs, services: &mut services };
+        let outcome = rules::apply(&mut tx, &batch[i].actor, mutation.clone(), Timestamp::now());
+        if outcome.is_err() && conn.wrote && !conn.failed && batch.len() == 1 {
+            // Alone, it is undone exactly by rolling the transaction back.
+            conn.release();
+            let _ = conn.batch("ROLLBACK");
+            results[i] = Some(outcome);
+            return Some(results);
+        }
+        if conn.failed || (outcome.is_err() && conn.wrote) {
+            clean = false;
+            break;
+        }
+        if outcome.is_err() {
+            // It wrote nothing, and row locks its reads took are the batch's to keep.
+            conn.drop_mutation();
+            seqs = before;
+        }
+        results[i] = Some(outcome);
+    }
+    if clean {
+        let (heads, payload) = notifications(&seqs);
+        clean = conn.finish(&heads, CHANNEL, &payload).is_ok();
+    }
+    conn.release();
+    if clean && conn.batch("COMMIT").is_ok() {
+        return Some(results);
+    }
+    let _ = conn.batch("ROLLBACK");
+    None
+}
+
+/// The batch with a savepoint per mutation, so a failed one rolls back only its own work.
+fn commit_with_savepoints(
+    conn: &mut PgConn,
+    epoch: &str,
+    batch: &[WriteJob],
+    order: &[usize],
+) -> Result<Results, StoreError> {
+    conn.batch("BEGIN")?;
+    let mut results: Results = (0..batch.len()).map(|_| None).collect();
+    let mut seqs = SeqHeads::default();
+    let mut services = ServicesSeen::default();
     // A successful mutation's savepoint is released together with the next one's creation
     // (one round trip); COMMIT releases the last.
     let mut release_pending = false;
-    'jobs: for &i in &order {
+    for &i in order {
         let job = &batch[i];
         let Some(mutation) = &job.mutation else {
-            results[i] = Some(Err(StoreError::Backend("the write was taken before its commit".into()).into()));
+            results[i] = Some(not_taken());
             continue;
         };
         for attempt in 1..=ATTEMPTS {
             conn.last_retryable = false;
-            let open = if release_pending { "RELEASE m; SAVEPOINT m" } else { "SAVEPOINT m" };
-            if let Err(e) = conn.batch(open) {
-                broken = Some(e);
-                break 'jobs;
-            }
+            conn.batch(if release_pending { "RELEASE m; SAVEPOINT m" } else { "SAVEPOINT m" })?;
             release_pending = false;
             let before = seqs.clone();
             let mut tx = PgTx { conn, epoch, seqs: &mut seqs, services: &mut services };
@@ -281,10 +369,7 @@ fn commit_batch(
                 // Its savepoint's rollback also gave up the row locks its reads took.
                 seqs = before;
                 services.forget();
-                if let Err(e) = conn.batch("ROLLBACK TO m; RELEASE m") {
-                    broken = Some(e);
-                    break 'jobs;
-                }
+                conn.batch("ROLLBACK TO m; RELEASE m")?;
                 if conn.last_retryable && attempt < ATTEMPTS {
                     continue;
                 }
@@ -293,37 +378,10 @@ fn commit_batch(
             break;
         }
     }
-    let advanced = seqs.advanced();
-    if broken.is_none() {
-        // The allocated heads go back to the (still locked) counter rows.
-        for (service, head) in &advanced {
-            if let Err(e) = rows::set_head_seq(conn, service, *head) {
-                broken = Some(e);
-                break;
-            }
-        }
-    }
-    if broken.is_none() && !advanced.is_empty() {
-        // Delivered to every listening node when (and only if) the transaction commits.
-        let payload: Vec<String> = advanced.iter().map(|(s, seq)| format!("{s}:{seq}")).collect();
-        if let Err(e) = conn.execute("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", &[&CHANNEL, &payload]) {
-            broken = Some(e);
-        }
-    }
-    let committed = match broken {
-        Some(e) => Err(e),
-        None => conn.batch("COMMIT"),
-    };
-    if let Err(e) = committed {
-        let _ = conn.batch("ROLLBACK");
-        tracing::warn!(error = %e, "PostgreSQL batch failed; nothing in it was committed");
-        return unavailable(batch.len(), &e.to_string());
-    }
-    metrics.committed(batch.len(), started);
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(CoreError::Store(StoreError::Backend("mutation was not run".into())))))
-        .collect()
+    let (heads, payload) = notifications(&seqs);
+    conn.finish(&heads, CHANNEL, &payload)?;
+    conn.batch("COMMIT")?;
+    Ok(results)
 }
 
 /// Follows other nodes' commits: turns their NOTIFY hints into [`ChangeHint`]s. After every
@@ -475,23 +533,4 @@ impl_store!(PgStore, rows, {
 });
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hints_parse_and_reject_garbage() {
-        let sid = Sid::new(ferrosync_core::sid::SidKind::Service);
-        let hint = parse_hint(&format!("{sid}:42")).expect("parses");
-        assert_eq!((hint.service, hint.seq), (sid, 42));
-        assert!(parse_hint("nonsense").is_none());
-        assert!(parse_hint("IS00:x").is_none());
-    }
-
-    #[test]
-    fn urls_get_a_connect_timeout_and_keepalives() {
-        let c = parse_url("postgres://u@127.0.0.1:5432/db").expect("parses");
-        assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(5)));
-        assert!(c.get_keepalives());
-        assert!(parse_url("postgres://[::1").is_err());
-    }
-}
+mod tests;

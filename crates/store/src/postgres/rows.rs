@@ -7,94 +7,16 @@ use ferrosync_core::page::{Cursor, Order, PageRequest};
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::{ApiKeyRecord, EventJson, LogCursor, StoreError, StoredEvent};
 use ferrosync_core::timestamp::Timestamp;
-use postgres::types::ToSql;
-use postgres::{Client, Row, Statement};
-use std::collections::HashMap;
+use postgres::Row;
 
 mod cognito;
 mod matrix;
+pub(crate) use super::conn::{Param, PgConn, err};
 pub(crate) use cognito::*;
 pub(crate) use matrix::*;
 
-type Param = Box<dyn ToSql + Sync + Send>;
-
-/// SQLSTATEs after which re-running the same mutation can succeed: a deadlock between two
-/// nodes' batches, or a unique key another node committed first (the re-run then sees it).
-pub(crate) fn is_retryable(e: &postgres::Error) -> bool {
-    use postgres::error::SqlState;
-    e.code().is_some_and(|c| {
-        *c == SqlState::T_R_DEADLOCK_DETECTED
-            || *c == SqlState::T_R_SERIALIZATION_FAILURE
-            || *c == SqlState::UNIQUE_VIOLATION
-    })
-}
-
-pub(crate) fn err(e: postgres::Error) -> StoreError {
-    if e.is_closed() || e.code().is_none() {
-        // No SQLSTATE: the connection (or the server) is gone, not the query at fault.
-        StoreError::Unavailable(format!("postgres: {e}"))
-    } else {
-        StoreError::Backend(format!("postgres: {e}"))
-    }
-}
-
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("column {what} holds an invalid value"))
-}
-
-/// A client and its prepared statements.
-pub(crate) struct PgConn {
-    pub(crate) client: Client,
-    statements: HashMap<String, Statement>,
-    /// Set when a query met a retryable conflict, which the rules see only as a [`StoreError`];
-    /// the writer clears it before each attempt.
-    pub(crate) last_retryable: bool,
-}
-
-impl PgConn {
-    pub(crate) fn new(client: Client) -> Self {
-        PgConn { client, statements: HashMap::new(), last_retryable: false }
-    }
-
-    fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
-        if let Some(st) = self.statements.get(sql) {
-            return Ok(st.clone());
-        }
-        let st = self.client.prepare(sql)?;
-        self.statements.insert(sql.to_owned(), st.clone());
-        Ok(st)
-    }
-
-    fn track(&mut self, e: postgres::Error) -> StoreError {
-        self.last_retryable |= is_retryable(&e);
-        err(e)
-    }
-
-    pub(crate) fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
-        let r = self.statement(sql).and_then(|st| self.client.query(&st, params));
-        r.map_err(|e| self.track(e))
-    }
-
-    pub(crate) fn query_opt(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, StoreError> {
-        let r = self.statement(sql).and_then(|st| self.client.query_opt(&st, params));
-        r.map_err(|e| self.track(e))
-    }
-
-    pub(crate) fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
-        let r = self.statement(sql).and_then(|st| self.client.execute(&st, params));
-        r.map_err(|e| self.track(e))
-    }
-
-    fn query_boxed(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-        self.query(sql, &refs)
-    }
-
-    /// Runs plain SQL (transaction control, savepoints) in one round trip.
-    pub(crate) fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
-        let r = self.client.batch_execute(sql);
-        r.map_err(|e| self.track(e))
-    }
 }
 
 fn get<'a, T: postgres::types::FromSql<'a>>(row: &'a Row, idx: usize, what: &str) -> Result<T, StoreError> {
@@ -217,13 +139,24 @@ pub(crate) fn object(
     kind: ObjectKind,
     r: &ObjectRef,
 ) -> Result<Option<SyncObject>, StoreError> {
+    if let Some(held) = conn.held.object(service, kind, r) {
+        return Ok(Some(held.clone()));
+    }
     let (col, val) = ref_parts(r);
-    conn.query_opt(
-        &format!("SELECT {OBJECT_COLS} FROM objects WHERE service_sid = $1 AND kind = $2 AND {col} = $3"),
-        &[&service.as_str(), &kind.code(), &val],
-    )?
-    .map(|r| object_row(&r))
-    .transpose()
+    // Held rows are other objects' (or this one's, answered from them below): no need to send
+    // them before this read.
+    let found = conn
+        .query_opt_past_held(
+            &format!("SELECT {OBJECT_COLS} FROM objects WHERE service_sid = $1 AND kind = $2 AND {col} = $3"),
+            &[&service.as_str(), &kind.code(), &val],
+        )?
+        .map(|r| object_row(&r))
+        .transpose()?;
+    Ok(match found {
+        // Held under a name `r` no longer matches.
+        Some(o) if conn.held.object_by_sid(&o.sid).is_some() => None,
+        found => found,
+    })
 }
 
 pub(crate) fn object_by_sid(conn: &mut PgConn, sid: &Sid) -> Result<Option<SyncObject>, StoreError> {
@@ -250,6 +183,10 @@ pub(crate) fn objects(
 }
 
 pub(crate) fn put_object(conn: &mut PgConn, o: &SyncObject) -> Result<(), StoreError> {
+    if conn.holding() {
+        conn.held.put_object(o);
+        return Ok(());
+    }
     let data = o.data.as_ref().map(|d| d.to_string());
     conn.execute(
         "INSERT INTO objects (sid, service_sid, kind, unique_name, data, revision, next_index, date_created, date_updated, date_expires, created_by)
@@ -416,10 +353,6 @@ pub(crate) fn lock_head_seq(conn: &mut PgConn, service: &Sid) -> Result<u64, Sto
     u64_col(&row, 0, "head_seq")
 }
 
-pub(crate) fn set_head_seq(conn: &mut PgConn, service: &Sid, head: u64) -> Result<(), StoreError> {
-    conn.execute("UPDATE services SET head_seq = $2 WHERE sid = $1", &[&service.as_str(), &(head as i64)]).map(drop)
-}
-
 pub(crate) fn insert_event(
     conn: &mut PgConn,
     service: &Sid,
@@ -428,6 +361,10 @@ pub(crate) fn insert_event(
     date: Timestamp,
     json: &str,
 ) -> Result<(), StoreError> {
+    if conn.holding() {
+        conn.held.insert_event(service, seq, object, date, json);
+        return Ok(());
+    }
     conn.execute(
         "INSERT INTO events (service_sid, seq, object_sid, date, body) VALUES ($1, $2, $3, $4, $5)",
         &[&service.as_str(), &(seq as i64), &object.as_str(), &date.0, &json],

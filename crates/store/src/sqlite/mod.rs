@@ -467,7 +467,7 @@ fn commit_batch(
     let started = std::time::Instant::now();
     memo.bound();
     let conn = hot.conn();
-    match apply_jobs(hot, epoch, memo, batch) {
+    match apply_jobs(hot, epoch, memo, batch, metrics) {
         Ok(Answers { results, committed }) => {
             if committed {
                 metrics.committed(batch.len(), started);
@@ -546,6 +546,7 @@ fn apply_jobs(
     epoch: &str,
     memo: &mut Memo,
     batch: &mut [WriteJob],
+    metrics: &crate::CommitMetrics,
 ) -> Result<Answers, StoreError> {
     let conn = hot.conn();
     let sql = |statement: &'static str| hot.run(statement).map_err(err);
@@ -605,6 +606,7 @@ fn apply_jobs(
                             None => seqs.revert(),
                         }
                         undo = Undo::Savepoint;
+                        metrics.rerun.increment(1);
                         continue 'attempt;
                     }
                     Undo::Batch => {}

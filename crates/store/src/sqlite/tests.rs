@@ -12,6 +12,7 @@ fn commit_batch(
         seconds: metrics::Histogram::noop(),
         batch_size: metrics::Histogram::noop(),
         in_place: metrics::Counter::noop(),
+        rerun: metrics::Counter::noop(),
     };
     super::commit_batch(hot, epoch, memo, batch, &nowhere)
 }
