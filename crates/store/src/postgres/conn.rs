@@ -1,6 +1,7 @@
 //! A connection of the cluster store: its prepared statements, and what the writer's
 //! transaction holds back on it (see [`super::pending`]).
 
+use super::ahead::Ahead;
 use super::pending::{self, Held, Mark};
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::StoreError;
@@ -40,6 +41,8 @@ pub(crate) struct PgConn {
     /// Objects' rows and events held back while the writer's batch runs (see [`Held`]);
     /// always empty when `holding` is off.
     pub(crate) held: Held,
+    /// Objects read ahead for the batch (see [`Ahead`]); empty when `holding` is off.
+    pub(crate) ahead: Ahead,
     holding: bool,
     /// What was held when the current mutation began.
     mark: Mark,
@@ -59,6 +62,7 @@ impl PgConn {
             statements: HashMap::new(),
             last_retryable: false,
             held: Held::default(),
+            ahead: Ahead::default(),
             holding: false,
             mark: Mark::default(),
             wrote: false,
@@ -78,6 +82,7 @@ impl PgConn {
     /// [`PgConn::finish`] sent it).
     pub(crate) fn release(&mut self) {
         self.held.clear();
+        self.ahead.clear();
         self.holding = false;
     }
 
@@ -146,12 +151,24 @@ impl PgConn {
         self.sent += 1;
         if !sql.trim_start().starts_with("SELECT") {
             self.wrote = true;
+            self.ahead.forget_all();
         }
         Ok(())
     }
 
     pub(crate) fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
         self.before(sql)?;
+        let r = self.statement(sql).and_then(|st| self.client.query(&st, params));
+        r.map_err(|e| self.track(e))
+    }
+
+    /// [`PgConn::query`] of rows nothing held can change, which need not wait for it.
+    pub(crate) fn query_past_held(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        self.sent += 1;
         let r = self.statement(sql).and_then(|st| self.client.query(&st, params));
         r.map_err(|e| self.track(e))
     }

@@ -11,6 +11,7 @@
 //!   so readers catch up from the log;
 //! - work that must run once per cluster takes advisory locks or skips locked rows.
 
+mod ahead;
 mod conn;
 mod pending;
 mod rows;
@@ -293,6 +294,7 @@ fn notifications(seqs: &SeqHeads) -> (Vec<(&Sid, u64)>, Vec<String>) {
 fn commit_holding(conn: &mut PgConn, epoch: &str, batch: &[WriteJob], order: &[usize]) -> Option<Results> {
     conn.batch("BEGIN").ok()?;
     conn.hold();
+    conn.ahead.want(order.iter().filter_map(|&i| batch[i].mutation.as_ref()));
     let mut results: Results = (0..batch.len()).map(|_| None).collect();
     let mut seqs = SeqHeads::default();
     let mut services = ServicesSeen::default();

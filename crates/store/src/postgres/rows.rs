@@ -142,21 +142,53 @@ pub(crate) fn object(
     if let Some(held) = conn.held.object(service, kind, r) {
         return Ok(Some(held.clone()));
     }
-    let (col, val) = ref_parts(r);
     // Held rows are other objects' (or this one's, answered from them below): no need to send
-    // them before this read.
-    let found = conn
-        .query_opt_past_held(
-            &format!("SELECT {OBJECT_COLS} FROM objects WHERE service_sid = $1 AND kind = $2 AND {col} = $3"),
-            &[&service.as_str(), &kind.code(), &val],
-        )?
-        .map(|r| object_row(&r))
-        .transpose()?;
+    // them before these reads.
+    let found = match conn.ahead.answer(service, kind, r) {
+        Some(found) => found.cloned(),
+        None => {
+            let wanted = conn.ahead.take(service, kind, r);
+            if wanted.is_empty() {
+                let (col, val) = ref_parts(r);
+                conn.query_opt_past_held(
+                    &format!("SELECT {OBJECT_COLS} FROM objects WHERE service_sid = $1 AND kind = $2 AND {col} = $3"),
+                    &[&service.as_str(), &kind.code(), &val],
+                )?
+                .map(|r| object_row(&r))
+                .transpose()?
+            } else {
+                read_ahead(conn, service, wanted)?;
+                conn.ahead.answer(service, kind, r).flatten().cloned()
+            }
+        }
+    };
     Ok(match found {
         // Held under a name `r` no longer matches.
         Some(o) if conn.held.object_by_sid(&o.sid).is_some() => None,
         found => found,
     })
+}
+
+/// Reads the objects `wanted` names in `service` in one statement (see [`super::ahead`]).
+fn read_ahead(conn: &mut PgConn, service: &Sid, wanted: Vec<(Sid, ObjectKind, ObjectRef)>) -> Result<(), StoreError> {
+    let (mut sids, mut names) = (Vec::new(), Vec::new());
+    for (_, _, r) in &wanted {
+        match r {
+            ObjectRef::Sid(sid) => sids.push(sid.as_str()),
+            ObjectRef::UniqueName(name) => names.push(name.as_str()),
+        }
+    }
+    let rows = conn.query_past_held(
+        &format!(
+            "SELECT {OBJECT_COLS} FROM objects WHERE service_sid = $1 AND (sid = ANY($2) OR unique_name = ANY($3))"
+        ),
+        &[&service.as_str(), &sids, &names],
+    )?;
+    let found = rows.iter().map(object_row).collect::<Result<Vec<_>, _>>()?;
+    for named in wanted {
+        conn.ahead.note(named, &found);
+    }
+    Ok(())
 }
 
 pub(crate) fn object_by_sid(conn: &mut PgConn, sid: &Sid) -> Result<Option<SyncObject>, StoreError> {
@@ -184,6 +216,7 @@ pub(crate) fn objects(
 
 pub(crate) fn put_object(conn: &mut PgConn, o: &SyncObject) -> Result<(), StoreError> {
     if conn.holding() {
+        conn.ahead.forget(o);
         conn.held.put_object(o);
         return Ok(());
     }
