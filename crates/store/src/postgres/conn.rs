@@ -112,13 +112,9 @@ impl PgConn {
             self.wrote = true;
         }
         let held = std::mem::take(&mut self.held);
-        self.sent += 1;
-        let r = self.statement(pending::FINISH).and_then(|st| {
-            let args = held.args(heads, channel, payload);
-            self.client.execute(&st, &args.refs())
-        });
         self.mark = Mark::default();
-        r.map(drop).map_err(|e| self.track(e))
+        let args = held.args(heads, channel, payload);
+        self.send(pending::FINISH, |c, st| c.execute(st, &args.refs())).map(drop)
     }
 
     /// Sends what is held before a statement that might read it.
@@ -148,7 +144,6 @@ impl PgConn {
     /// as the mutation's write.
     fn before(&mut self, sql: &str) -> Result<(), StoreError> {
         self.flush()?;
-        self.sent += 1;
         if !sql.trim_start().starts_with("SELECT") {
             self.wrote = true;
             self.ahead.forget_all();
@@ -156,10 +151,20 @@ impl PgConn {
         Ok(())
     }
 
+    /// Runs prepared `sql`: one round trip.
+    fn send<T>(
+        &mut self,
+        sql: &str,
+        run: impl FnOnce(&mut Client, &Statement) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        self.sent += 1;
+        let r = self.statement(sql).and_then(|st| run(&mut self.client, &st));
+        r.map_err(|e| self.track(e))
+    }
+
     pub(crate) fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
         self.before(sql)?;
-        let r = self.statement(sql).and_then(|st| self.client.query(&st, params));
-        r.map_err(|e| self.track(e))
+        self.send(sql, |c, st| c.query(st, params))
     }
 
     /// [`PgConn::query`] of rows nothing held can change, which need not wait for it.
@@ -168,35 +173,17 @@ impl PgConn {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, StoreError> {
-        self.sent += 1;
-        let r = self.statement(sql).and_then(|st| self.client.query(&st, params));
-        r.map_err(|e| self.track(e))
+        self.send(sql, |c, st| c.query(st, params))
     }
 
     pub(crate) fn query_opt(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, StoreError> {
         self.before(sql)?;
-        self.send_query_opt(sql, params)
-    }
-
-    /// A read of rows nothing held can change, which need not wait for it.
-    pub(crate) fn query_opt_past_held(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<Row>, StoreError> {
-        self.sent += 1;
-        self.send_query_opt(sql, params)
-    }
-
-    fn send_query_opt(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, StoreError> {
-        let r = self.statement(sql).and_then(|st| self.client.query_opt(&st, params));
-        r.map_err(|e| self.track(e))
+        self.send(sql, |c, st| c.query_opt(st, params))
     }
 
     pub(crate) fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
         self.before(sql)?;
-        let r = self.statement(sql).and_then(|st| self.client.execute(&st, params));
-        r.map_err(|e| self.track(e))
+        self.send(sql, |c, st| c.execute(st, params))
     }
 
     pub(crate) fn query_boxed(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
@@ -207,6 +194,7 @@ impl PgConn {
     /// Runs plain SQL (transaction control, savepoints) in one round trip.
     pub(crate) fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         self.before(sql)?;
+        self.sent += 1;
         let r = self.client.batch_execute(sql);
         r.map_err(|e| self.track(e))
     }

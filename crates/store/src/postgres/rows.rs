@@ -150,11 +150,13 @@ pub(crate) fn object(
             let wanted = conn.ahead.take(service, kind, r);
             if wanted.is_empty() {
                 let (col, val) = ref_parts(r);
-                conn.query_opt_past_held(
+                // At most one row: (service, kind, unique name) and the SID are each unique.
+                conn.query_past_held(
                     &format!("SELECT {OBJECT_COLS} FROM objects WHERE service_sid = $1 AND kind = $2 AND {col} = $3"),
                     &[&service.as_str(), &kind.code(), &val],
                 )?
-                .map(|r| object_row(&r))
+                .first()
+                .map(object_row)
                 .transpose()?
             } else {
                 read_ahead(conn, service, wanted)?;
