@@ -6,6 +6,7 @@
 //! reads are answered from it. An object the batch then writes is read afresh (or from what
 //! the writer holds), and anything written other than by holding it forgets them all.
 
+use super::pending::is_named;
 use ferrosync_core::model::{ObjectKind, ObjectRef, SyncObject};
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::Mutation;
@@ -35,7 +36,7 @@ fn named(m: &Mutation) -> Option<Named> {
     Some((service.clone(), kind, target.clone()))
 }
 
-fn names(named: &Named, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> bool {
+fn same(named: &Named, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> bool {
     named.0 == *service && named.1 == kind && named.2 == *r
 }
 
@@ -57,7 +58,7 @@ impl Ahead {
 
     /// What `r` named when read ahead, if it was.
     pub(crate) fn answer(&self, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> Option<Option<&SyncObject>> {
-        self.read.iter().find(|(n, _)| names(n, service, kind, r)).map(|(_, found)| found.as_ref())
+        self.read.iter().find(|(n, _)| same(n, service, kind, r)).map(|(_, found)| found.as_ref())
     }
 
     /// The objects wanted in `service` (with `r`, which a job reads now), no longer wanted:
@@ -65,10 +66,10 @@ impl Ahead {
     pub(crate) fn take(&mut self, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> Vec<Named> {
         let (mut taken, rest): (Vec<Named>, Vec<Named>) = self.wanted.drain(..).partition(|n| n.0 == *service);
         self.wanted = rest;
-        if taken.iter().all(|n| names(n, service, kind, r)) {
+        if taken.iter().all(|n| same(n, service, kind, r)) {
             return Vec::new();
         }
-        if !taken.iter().any(|n| names(n, service, kind, r)) {
+        if !taken.iter().any(|n| same(n, service, kind, r)) {
             taken.push((service.clone(), kind, r.clone()));
         }
         taken
@@ -76,27 +77,14 @@ impl Ahead {
 
     /// Notes what `named` names, among the objects one read found.
     pub(crate) fn note(&mut self, named: Named, found: &[SyncObject]) {
-        let hit = found.iter().find(|o| {
-            o.service_sid == named.0
-                && o.kind == named.1
-                && match &named.2 {
-                    ObjectRef::Sid(sid) => o.sid == *sid,
-                    ObjectRef::UniqueName(name) => o.unique_name.as_deref() == Some(name.as_str()),
-                }
-        });
+        let hit = found.iter().find(|o| is_named(o, &named.0, named.1, &named.2));
         self.read.push((named, hit.cloned()));
     }
 
     /// `o` was written: whatever was read of it, or under its SID or name, is stale.
     pub(crate) fn forget(&mut self, o: &SyncObject) {
         self.read.retain(|((service, kind, r), found)| {
-            let by_ref = *service == o.service_sid
-                && *kind == o.kind
-                && match r {
-                    ObjectRef::Sid(sid) => *sid == o.sid,
-                    ObjectRef::UniqueName(name) => o.unique_name.as_deref() == Some(name.as_str()),
-                };
-            !by_ref && found.as_ref().is_none_or(|f| f.sid != o.sid)
+            !is_named(o, service, *kind, r) && found.as_ref().is_none_or(|f| f.sid != o.sid)
         });
     }
 

@@ -12,8 +12,9 @@ use ferrosync_core::sid::Sid;
 use ferrosync_core::timestamp::Timestamp;
 use postgres::types::ToSql;
 
-/// One statement: the held objects (the last version of each), the held events, the services'
-/// new heads and the notifications of them, sent when the transaction commits.
+/// One statement: the held objects (the last version of each), the held events, and the
+/// services' new heads with their notifications (none when it only sends what is held before
+/// another statement); notifications go out when the transaction commits.
 pub(super) const FINISH: &str = "WITH o AS (
     INSERT INTO objects (sid, service_sid, kind, unique_name, data, revision, next_index, date_created, date_updated, date_expires, created_by)
     SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::text[])
@@ -27,6 +28,16 @@ pub(super) const FINISH: &str = "WITH o AS (
     UPDATE services SET head_seq = v.head FROM unnest($17::text[], $18::int8[]) AS v(sid, head) WHERE services.sid = v.sid
 )
 SELECT pg_notify($19, p) FROM unnest($20::text[]) AS p";
+
+/// Whether `o` is the object of `kind` that `r` names in `service`.
+pub(crate) fn is_named(o: &SyncObject, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> bool {
+    o.service_sid == *service
+        && o.kind == kind
+        && match r {
+            ObjectRef::Sid(sid) => o.sid == *sid,
+            ObjectRef::UniqueName(name) => o.unique_name.as_deref() == Some(name.as_str()),
+        }
+}
 
 struct HeldEvent {
     service: Sid,
@@ -84,14 +95,7 @@ impl Held {
 
     /// The held version of the object `r` names in `service`, if one is held.
     pub(crate) fn object(&self, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> Option<&SyncObject> {
-        self.objects.iter().rev().find(|o| {
-            o.service_sid == *service
-                && o.kind == kind
-                && match r {
-                    ObjectRef::Sid(sid) => o.sid == *sid,
-                    ObjectRef::UniqueName(name) => o.unique_name.as_deref() == Some(name.as_str()),
-                }
-        })
+        self.objects.iter().rev().find(|o| is_named(o, service, kind, r))
     }
 
     /// The held version of the object `sid`, if one is held.
