@@ -9,7 +9,7 @@ use crate::cognito::{
 };
 use crate::error::{CoreError, NotFoundKind};
 use crate::log::EventKind;
-use crate::model::{Item, ItemKey, ObjectKind, ObjectRef, Service, ServiceSettings, SyncObject};
+use crate::model::{ItemKey, ObjectKind, ObjectRef, Service, ServiceSettings, SyncObject};
 use crate::sid::{Sid, SidKind};
 use crate::store::{Outcome, ResolveIdentity, StoreError, UpdateRecords, consumers};
 
@@ -494,9 +494,9 @@ impl Cx<'_> {
         };
 
         // Every patch is checked before anything is written: one stale count refuses them all.
-        let mut current: Vec<Option<Item>> = Vec::with_capacity(u.patches.len());
-        for patch in &u.patches {
-            let item = self.tx.item(&map.sid, &ItemKey::Key(patch.key.clone()))?;
+        let keys: Vec<ItemKey> = u.patches.iter().map(|p| ItemKey::Key(p.key.clone())).collect();
+        let current = self.tx.items_at(&map.sid, &keys)?;
+        for (patch, item) in u.patches.iter().zip(&current) {
             let server = item.as_ref().map(Record::from_item).transpose()?;
             let server_count = server.map_or(0, |r| r.sync_count);
             if patch.sync_count < server_count {
@@ -505,7 +505,6 @@ impl Cx<'_> {
                     patch.key, patch.sync_count
                 )));
             }
-            current.push(item);
         }
 
         let (mut records, mut bytes) = (dataset.num_records, dataset.data_storage);

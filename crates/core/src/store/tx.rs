@@ -18,6 +18,10 @@ pub trait TxState {
     fn put_object(&mut self, object: &SyncObject) -> Result<(), StoreError>;
     fn delete_object(&mut self, sid: &Sid) -> Result<(), StoreError>;
     fn item(&mut self, object: &Sid, key: &ItemKey) -> Result<Option<Item>, StoreError>;
+    /// Several items of one object, in the order of `keys`; a store may read them together.
+    fn items_at(&mut self, object: &Sid, keys: &[ItemKey]) -> Result<Vec<Option<Item>>, StoreError> {
+        keys.iter().map(|k| self.item(object, k)).collect()
+    }
     fn put_item(&mut self, item: &Item) -> Result<(), StoreError>;
     fn delete_item(&mut self, object: &Sid, key: &ItemKey) -> Result<(), StoreError>;
     fn permission(&mut self, object: &Sid, identity: &str) -> Result<Option<Permission>, StoreError>;

@@ -5,11 +5,15 @@
 //! must lock first), the objects its jobs name there are read in one statement, and the jobs'
 //! reads are answered from it. An object the batch then writes is read afresh (or from what
 //! the writer holds), and anything written other than by holding it forgets them all.
+//!
+//! Items are read ahead the same way: once an object is found, the items of it that the
+//! batch's jobs name are read together at the first job's read of one of them.
 
 use super::pending::is_named;
-use ferrosync_core::model::{ObjectKind, ObjectRef, SyncObject};
+use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, SyncObject};
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::Mutation;
+use std::collections::HashMap;
 
 type Named = (Sid, ObjectKind, ObjectRef);
 
@@ -19,6 +23,12 @@ pub(crate) struct Ahead {
     wanted: Vec<Named>,
     /// Read, with what each named then (`None`: nothing).
     read: Vec<(Named, Option<SyncObject>)>,
+    /// Items named by the batch's jobs in objects not found yet.
+    items_named: Vec<(Named, ItemKey)>,
+    /// Items named by the batch's jobs in objects found, not read yet.
+    items_wanted: Vec<(Sid, ItemKey)>,
+    /// Items read, with what each was then.
+    items_read: HashMap<Sid, HashMap<ItemKey, Option<Item>>>,
 }
 
 /// The object a mutation reads first, when it names one.
@@ -36,6 +46,14 @@ fn named(m: &Mutation) -> Option<Named> {
     Some((service.clone(), kind, target.clone()))
 }
 
+/// The item a mutation reads, when it names one.
+fn named_item(m: &Mutation) -> Option<(Named, ItemKey)> {
+    match m {
+        Mutation::WriteItem { key, .. } | Mutation::RemoveItem { key, .. } => Some((named(m)?, key.clone())),
+        _ => None,
+    }
+}
+
 fn same(named: &Named, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> bool {
     named.0 == *service && named.1 == kind && named.2 == *r
 }
@@ -44,9 +62,16 @@ impl Ahead {
     /// A batch begins: what its jobs will read.
     pub(crate) fn want<'a>(&mut self, jobs: impl Iterator<Item = &'a Mutation>) {
         self.clear();
-        for named in jobs.filter_map(named) {
-            if !self.wanted.contains(&named) {
+        for m in jobs {
+            if let Some(named) = named(m)
+                && !self.wanted.contains(&named)
+            {
                 self.wanted.push(named);
+            }
+            if let Some(item) = named_item(m)
+                && !self.items_named.contains(&item)
+            {
+                self.items_named.push(item);
             }
         }
     }
@@ -54,6 +79,9 @@ impl Ahead {
     pub(crate) fn clear(&mut self) {
         self.wanted.clear();
         self.read.clear();
+        self.items_named.clear();
+        self.items_wanted.clear();
+        self.items_read.clear();
     }
 
     /// What `r` named when read ahead, if it was.
@@ -76,9 +104,51 @@ impl Ahead {
     }
 
     /// Notes what `named` names, among the objects one read found.
+    /// Items the batch names in it become wanted by its SID.
     pub(crate) fn note(&mut self, named: Named, found: &[SyncObject]) {
         let hit = found.iter().find(|o| is_named(o, &named.0, named.1, &named.2));
+        if let Some(o) = hit {
+            let (items, rest): (Vec<_>, Vec<_>) = self.items_named.drain(..).partition(|(n, _)| *n == named);
+            self.items_named = rest;
+            for (_, key) in items {
+                let wanted = (o.sid.clone(), key);
+                if !self.items_wanted.contains(&wanted) {
+                    self.items_wanted.push(wanted);
+                }
+            }
+        }
         self.read.push((named, hit.cloned()));
+    }
+
+    /// What `object`'s item `key` was when read ahead, if it was.
+    pub(crate) fn item(&self, object: &Sid, key: &ItemKey) -> Option<Option<&Item>> {
+        self.items_read.get(object)?.get(key).map(Option::as_ref)
+    }
+
+    /// The items of `object` wanted (with `key`, which a job reads now), no longer wanted: the
+    /// caller reads them and [`Ahead::note_item`]s each. Empty when nothing else is wanted there.
+    pub(crate) fn take_items(&mut self, object: &Sid, key: &ItemKey) -> Vec<ItemKey> {
+        let (taken, rest): (Vec<_>, Vec<_>) = self.items_wanted.drain(..).partition(|(o, _)| o == object);
+        self.items_wanted = rest;
+        let mut keys: Vec<ItemKey> = taken.into_iter().map(|(_, k)| k).collect();
+        if keys.iter().all(|k| k == key) {
+            return Vec::new();
+        }
+        if !keys.contains(key) {
+            keys.push(key.clone());
+        }
+        keys
+    }
+
+    pub(crate) fn note_item(&mut self, object: &Sid, key: &ItemKey, found: Option<Item>) {
+        self.items_read.entry(object.clone()).or_default().insert(key.clone(), found);
+    }
+
+    /// `object`'s item `key` was written: what was read of it is stale.
+    pub(crate) fn forget_item(&mut self, object: &Sid, key: &ItemKey) {
+        if let Some(read) = self.items_read.get_mut(object) {
+            read.remove(key);
+        }
     }
 
     /// `o` was written: whatever was read of it, or under its SID or name, is stale.
@@ -91,6 +161,7 @@ impl Ahead {
     /// Something was written other than by holding it: every object read may be stale.
     pub(crate) fn forget_all(&mut self) {
         self.read.clear();
+        self.items_read.clear();
     }
 }
 
@@ -165,5 +236,43 @@ mod tests {
         assert_eq!(ahead.answer(&svc, d, &ObjectRef::Sid(a.sid.clone())), Some(Some(&a)));
         ahead.forget_all();
         assert_eq!(ahead.answer(&svc, d, &ObjectRef::Sid(a.sid.clone())), None);
+    }
+
+    /// The items a batch's jobs name become wanted once their object is found, and are read
+    /// together at the first read of one; a write forgets what was read of that item only.
+    #[test]
+    fn a_batchs_items_are_wanted_once_their_object_is_found() {
+        let svc = Sid::new(SidKind::Service);
+        let mut m = doc(&svc, "m");
+        m.kind = ObjectKind::Map;
+        let key = |k: &str| ItemKey::Key(k.into());
+        let write = |k: &str| Mutation::WriteItem {
+            service: svc.clone(),
+            kind: ObjectKind::Map,
+            target: ObjectRef::UniqueName("m".into()),
+            key: key(k),
+            data: None,
+            ttl: None,
+            collection_ttl: None,
+            if_match: None,
+            mode: ferrosync_core::store::ItemWriteMode::Upsert,
+        };
+        let mut ahead = Ahead::default();
+        ahead.want([write("a"), write("b"), write("a")].iter());
+        assert!(ahead.take_items(&m.sid, &key("a")).is_empty(), "nothing is wanted before m is found");
+        let named = (svc.clone(), ObjectKind::Map, ObjectRef::UniqueName("m".into()));
+        ahead.note(named, std::slice::from_ref(&m));
+        let mut keys = ahead.take_items(&m.sid, &key("c"));
+        keys.sort();
+        assert_eq!(keys, [key("a"), key("b"), key("c")], "a and b once each, with the key read now");
+        assert!(ahead.take_items(&m.sid, &key("a")).is_empty(), "taken once");
+        ahead.note_item(&m.sid, &key("a"), None);
+        ahead.note_item(&m.sid, &key("b"), None);
+        assert_eq!(ahead.item(&m.sid, &key("a")), Some(None), "read, and not there");
+        ahead.forget_item(&m.sid, &key("a"));
+        assert_eq!(ahead.item(&m.sid, &key("a")), None);
+        assert_eq!(ahead.item(&m.sid, &key("b")), Some(None));
+        ahead.forget_all();
+        assert_eq!(ahead.item(&m.sid, &key("b")), None);
     }
 }

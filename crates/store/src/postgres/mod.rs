@@ -474,6 +474,9 @@ impl_tx_state!(PgTx<'_>, rows, {
     fn object(&mut self, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> Result<Option<SyncObject>, StoreError> {
         rows::object(self.conn, service, kind, r)
     }
+    fn items_at(&mut self, object: &Sid, keys: &[ItemKey]) -> Result<Vec<Option<Item>>, StoreError> {
+        rows::items_at(self.conn, object, keys)
+    }
     fn insert_event(
         &mut self,
         service: &Sid,

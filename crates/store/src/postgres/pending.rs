@@ -1,20 +1,22 @@
 //! Writes the writer's transaction holds back until a statement needs them.
 //!
 //! Every statement is a round trip to PostgreSQL, and a document update made four: its
-//! savepoint, the object's read, the object's row and its event. The row and the event need no
-//! answer, so while a batch runs they are kept here and sent together, in one statement, just
-//! before the next statement of any other kind (which may read them) or with the batch's
-//! heads and notifications at its end. The writer's own reads of an object it holds back are
-//! answered from here.
+//! savepoint, the object's read, the object's row and its event. The rows and the event need
+//! no answer, so while a batch runs they are kept here and sent together, in one statement,
+//! just before the next statement of any other kind (which may read them) or with the batch's
+//! heads and notifications at its end. Map and List items written or removed are held the same
+//! way. The writer's own reads of an object or an item it holds back are answered from here.
 
-use ferrosync_core::model::{ObjectKind, ObjectRef, SyncObject};
+use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, SyncObject};
 use ferrosync_core::sid::Sid;
 use ferrosync_core::timestamp::Timestamp;
 use postgres::types::ToSql;
 
-/// One statement: the held objects (the last version of each), the held events, and the
-/// services' new heads with their notifications (none when it only sends what is held before
-/// another statement); notifications go out when the transaction commits.
+/// One statement: the held objects (the last version of each), the held events, the held items
+/// (the last write or removal of each), and the services' new heads with their notifications
+/// (none when it only sends what is held before another statement); notifications go out when
+/// the transaction commits. An item may belong to an object inserted by the same statement:
+/// its foreign key is checked when the statement ends.
 pub(super) const FINISH: &str = "WITH o AS (
     INSERT INTO objects (sid, service_sid, kind, unique_name, data, revision, next_index, date_created, date_updated, date_expires, created_by)
     SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::text[])
@@ -26,6 +28,14 @@ pub(super) const FINISH: &str = "WITH o AS (
     SELECT * FROM unnest($12::text[], $13::int8[], $14::text[], $15::int8[], $16::text[])
 ), h AS (
     UPDATE services SET head_seq = v.head FROM unnest($17::text[], $18::int8[]) AS v(sid, head) WHERE services.sid = v.sid
+), i AS (
+    INSERT INTO items (object_sid, item_key, item_index, data, revision, date_created, date_updated, date_expires, created_by)
+    SELECT * FROM unnest($21::text[], $22::text[], $23::int8[], $24::text[], $25::int8[], $26::int8[], $27::int8[], $28::int8[], $29::text[])
+    ON CONFLICT (object_sid, item_key, item_index) DO UPDATE SET data = excluded.data, revision = excluded.revision,
+      date_updated = excluded.date_updated, date_expires = excluded.date_expires
+), r AS (
+    DELETE FROM items USING unnest($30::text[], $31::text[], $32::int8[]) AS g(object_sid, item_key, item_index)
+    WHERE items.object_sid = g.object_sid AND items.item_key = g.item_key AND items.item_index = g.item_index
 )
 SELECT pg_notify($19, p) FROM unnest($20::text[]) AS p";
 
@@ -37,6 +47,21 @@ pub(crate) fn is_named(o: &SyncObject, service: &Sid, kind: ObjectKind, r: &Obje
             ObjectRef::Sid(sid) => o.sid == *sid,
             ObjectRef::UniqueName(name) => o.unique_name.as_deref() == Some(name.as_str()),
         }
+}
+
+/// An item's key as its columns: a Map's key with index 0, or a List's index with key `''`.
+pub(crate) fn key_parts(key: &ItemKey) -> (&str, i64) {
+    match key {
+        ItemKey::Index(i) => ("", *i as i64),
+        ItemKey::Key(k) => (k.as_str(), 0),
+    }
+}
+
+/// An item written (`Some`) or removed (`None`).
+struct HeldItem {
+    object: Sid,
+    key: ItemKey,
+    item: Option<Item>,
 }
 
 struct HeldEvent {
@@ -52,36 +77,54 @@ struct HeldEvent {
 pub(crate) struct Mark {
     objects: usize,
     events: usize,
+    items: usize,
 }
 
 #[derive(Default)]
 pub(crate) struct Held {
     objects: Vec<SyncObject>,
     events: Vec<HeldEvent>,
+    items: Vec<HeldItem>,
 }
 
 impl Held {
     pub(crate) fn is_empty(&self) -> bool {
-        self.objects.is_empty() && self.events.is_empty()
+        self.objects.is_empty() && self.events.is_empty() && self.items.is_empty()
     }
 
     pub(crate) fn mark(&self) -> Mark {
-        Mark { objects: self.objects.len(), events: self.events.len() }
+        Mark { objects: self.objects.len(), events: self.events.len(), items: self.items.len() }
     }
 
     /// Whether anything was held since `mark`.
     pub(crate) fn grew_since(&self, mark: Mark) -> bool {
-        self.objects.len() > mark.objects || self.events.len() > mark.events
+        self.objects.len() > mark.objects || self.events.len() > mark.events || self.items.len() > mark.items
     }
 
     pub(crate) fn truncate(&mut self, mark: Mark) {
         self.objects.truncate(mark.objects);
         self.events.truncate(mark.events);
+        self.items.truncate(mark.items);
     }
 
     pub(crate) fn clear(&mut self) {
         self.objects.clear();
         self.events.clear();
+        self.items.clear();
+    }
+
+    pub(crate) fn put_item(&mut self, item: &Item) {
+        self.items.push(HeldItem { object: item.object_sid.clone(), key: item.item_key(), item: Some(item.clone()) });
+    }
+
+    pub(crate) fn delete_item(&mut self, object: &Sid, key: &ItemKey) {
+        self.items.push(HeldItem { object: object.clone(), key: key.clone(), item: None });
+    }
+
+    /// The held state of `object`'s item `key`: `Some(None)` when it is held removed, `None`
+    /// when nothing of it is held.
+    pub(crate) fn item(&self, object: &Sid, key: &ItemKey) -> Option<Option<&Item>> {
+        self.items.iter().rev().find(|h| h.object == *object && h.key == *key).map(|h| h.item.as_ref())
     }
 
     pub(crate) fn put_object(&mut self, object: &SyncObject) {
@@ -115,6 +158,11 @@ impl Held {
         let mut seen = std::collections::HashSet::new();
         let last: Vec<&SyncObject> = self.objects.iter().rev().filter(|o| seen.insert(&o.sid)).collect();
         let ints = |f: fn(&SyncObject) -> i64| last.iter().map(|o| f(o)).collect::<Vec<i64>>();
+        let mut seen = std::collections::HashSet::new();
+        let (written, removed): (Vec<&HeldItem>, Vec<&HeldItem>) =
+            self.items.iter().rev().filter(|h| seen.insert((&h.object, &h.key))).partition(|h| h.item.is_some());
+        let written: Vec<&Item> = written.iter().filter_map(|h| h.item.as_ref()).collect();
+        let item_ints = |f: fn(&Item) -> i64| written.iter().map(|i| f(i)).collect::<Vec<i64>>();
         FinishArgs {
             sid: last.iter().map(|o| o.sid.as_str()).collect(),
             service: last.iter().map(|o| o.service_sid.as_str()).collect(),
@@ -136,6 +184,18 @@ impl Held {
             head: heads.iter().map(|(_, h)| *h as i64).collect(),
             channel,
             payload,
+            item_object: written.iter().map(|i| i.object_sid.as_str()).collect(),
+            item_key: written.iter().map(|i| i.key.as_deref().unwrap_or("")).collect(),
+            item_index: item_ints(|i| i.index.map_or(0, |x| x as i64)),
+            item_data: written.iter().map(|i| i.data.to_string()).collect(),
+            item_revision: item_ints(|i| i.revision as i64),
+            item_created: item_ints(|i| i.date_created.0),
+            item_updated: item_ints(|i| i.date_updated.0),
+            item_expires: written.iter().map(|i| i.date_expires.map(|t| t.0)).collect(),
+            item_created_by: written.iter().map(|i| i.created_by.as_str()).collect(),
+            removed_object: removed.iter().map(|h| h.object.as_str()).collect(),
+            removed_key: removed.iter().map(|h| key_parts(&h.key).0).collect(),
+            removed_index: removed.iter().map(|h| key_parts(&h.key).1).collect(),
         }
     }
 }
@@ -162,10 +222,22 @@ pub(crate) struct FinishArgs<'a> {
     head: Vec<i64>,
     channel: &'a str,
     payload: &'a [String],
+    item_object: Vec<&'a str>,
+    item_key: Vec<&'a str>,
+    item_index: Vec<i64>,
+    item_data: Vec<String>,
+    item_revision: Vec<i64>,
+    item_created: Vec<i64>,
+    item_updated: Vec<i64>,
+    item_expires: Vec<Option<i64>>,
+    item_created_by: Vec<&'a str>,
+    removed_object: Vec<&'a str>,
+    removed_key: Vec<&'a str>,
+    removed_index: Vec<i64>,
 }
 
 impl FinishArgs<'_> {
-    pub(crate) fn refs(&self) -> [&(dyn ToSql + Sync); 20] {
+    pub(crate) fn refs(&self) -> [&(dyn ToSql + Sync); 32] {
         [
             &self.sid,
             &self.service,
@@ -187,6 +259,18 @@ impl FinishArgs<'_> {
             &self.head,
             &self.channel,
             &self.payload,
+            &self.item_object,
+            &self.item_key,
+            &self.item_index,
+            &self.item_data,
+            &self.item_revision,
+            &self.item_created,
+            &self.item_updated,
+            &self.item_expires,
+            &self.item_created_by,
+            &self.removed_object,
+            &self.removed_key,
+            &self.removed_index,
         ]
     }
 }

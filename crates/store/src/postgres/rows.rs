@@ -2,7 +2,7 @@
 //! a connection that keeps its prepared statements (one round trip per query, not two).
 
 use crate::{settings_from_json, settings_to_json};
-use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, Permission, Service, SyncObject};
+use ferrosync_core::model::{Item, ObjectKind, ObjectRef, Permission, Service, SyncObject};
 use ferrosync_core::page::{Cursor, Order, PageRequest};
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::{ApiKeyRecord, EventJson, LogCursor, StoreError, StoredEvent};
@@ -10,9 +10,11 @@ use ferrosync_core::timestamp::Timestamp;
 use postgres::Row;
 
 mod cognito;
+mod items;
 mod matrix;
 pub(crate) use super::conn::{Param, PgConn, err};
 pub(crate) use cognito::*;
+pub(crate) use items::*;
 pub(crate) use matrix::*;
 
 fn corrupt(what: &str) -> StoreError {
@@ -151,13 +153,21 @@ pub(crate) fn object(
             if wanted.is_empty() {
                 let (col, val) = ref_parts(r);
                 // At most one row: (service, kind, unique name) and the SID are each unique.
-                conn.query_past_held(
-                    &format!("SELECT {OBJECT_COLS} FROM objects WHERE service_sid = $1 AND kind = $2 AND {col} = $3"),
-                    &[&service.as_str(), &kind.code(), &val],
-                )?
-                .first()
-                .map(object_row)
-                .transpose()?
+                let found = conn
+                    .query_past_held(
+                        &format!(
+                            "SELECT {OBJECT_COLS} FROM objects WHERE service_sid = $1 AND kind = $2 AND {col} = $3"
+                        ),
+                        &[&service.as_str(), &kind.code(), &val],
+                    )?
+                    .first()
+                    .map(object_row)
+                    .transpose()?;
+                if conn.holding() {
+                    // The batch's later reads of it, and of its items, are answered ahead.
+                    conn.ahead.note((service.clone(), kind, r.clone()), found.as_slice());
+                }
+                found
             } else {
                 read_ahead(conn, service, wanted)?;
                 conn.ahead.answer(service, kind, r).flatten().cloned()
@@ -242,94 +252,6 @@ pub(crate) fn put_object(conn: &mut PgConn, o: &SyncObject) -> Result<(), StoreE
             &o.date_expires.map(|t| t.0),
             &o.created_by,
         ],
-    )
-    .map(drop)
-}
-
-const ITEM_COLS: &str =
-    "object_sid, item_key, item_index, data, revision, date_created, date_updated, date_expires, created_by";
-
-fn item_row(row: &Row) -> Result<Item, StoreError> {
-    let object_sid = sid_col(row, 0)?;
-    let is_list = ObjectKind::from_sid(&object_sid) == Some(ObjectKind::List);
-    let key: String = get(row, 1, "item_key")?;
-    let index: i64 = get(row, 2, "item_index")?;
-    Ok(Item {
-        object_sid,
-        index: is_list.then_some(index as u64),
-        key: (!is_list).then_some(key),
-        data: json_col(row, 3)?.unwrap_or(serde_json::Value::Null),
-        revision: u64_col(row, 4, "revision")?,
-        date_created: ts_col(row, 5, "date_created")?,
-        date_updated: ts_col(row, 6, "date_updated")?,
-        date_expires: get::<Option<i64>>(row, 7, "date_expires")?.map(Timestamp),
-        created_by: get(row, 8, "created_by")?,
-    })
-}
-
-fn key_parts(key: &ItemKey) -> (&str, i64) {
-    match key {
-        ItemKey::Index(i) => ("", *i as i64),
-        ItemKey::Key(k) => (k.as_str(), 0),
-    }
-}
-
-pub(crate) fn item(conn: &mut PgConn, object: &Sid, key: &ItemKey) -> Result<Option<Item>, StoreError> {
-    let (k, i) = key_parts(key);
-    conn.query_opt(
-        &format!("SELECT {ITEM_COLS} FROM items WHERE object_sid = $1 AND item_key = $2 AND item_index = $3"),
-        &[&object.as_str(), &k, &i],
-    )?
-    .map(|r| item_row(&r))
-    .transpose()
-}
-
-pub(crate) fn items(
-    conn: &mut PgConn,
-    object: &Sid,
-    kind: ObjectKind,
-    page: &PageRequest,
-) -> Result<Vec<Item>, StoreError> {
-    let col = if kind == ObjectKind::List { "item_index" } else { "item_key" };
-    let mut args: Vec<Param> = vec![Box::new(object.to_string())];
-    let cond = key_bound(page, col, &mut args);
-    let order = sql_order(page.order);
-    args.push(Box::new(page.limit as i64 + 1));
-    let sql = format!(
-        "SELECT {ITEM_COLS} FROM items WHERE object_sid = $1 {cond} ORDER BY item_key {order}, item_index {order} LIMIT ${}",
-        args.len()
-    );
-    conn.query_boxed(&sql, &args)?.iter().map(item_row).collect()
-}
-
-pub(crate) fn put_item(conn: &mut PgConn, item: &Item) -> Result<(), StoreError> {
-    let key = item.item_key();
-    let (k, i) = key_parts(&key);
-    conn.execute(
-        "INSERT INTO items (object_sid, item_key, item_index, data, revision, date_created, date_updated, date_expires, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (object_sid, item_key, item_index) DO UPDATE SET data = excluded.data, revision = excluded.revision,
-           date_updated = excluded.date_updated, date_expires = excluded.date_expires",
-        &[
-            &item.object_sid.as_str(),
-            &k,
-            &i,
-            &item.data.to_string(),
-            &(item.revision as i64),
-            &item.date_created.0,
-            &item.date_updated.0,
-            &item.date_expires.map(|t| t.0),
-            &item.created_by,
-        ],
-    )
-    .map(drop)
-}
-
-pub(crate) fn delete_item(conn: &mut PgConn, object: &Sid, key: &ItemKey) -> Result<(), StoreError> {
-    let (k, i) = key_parts(key);
-    conn.execute(
-        "DELETE FROM items WHERE object_sid = $1 AND item_key = $2 AND item_index = $3",
-        &[&object.as_str(), &k, &i],
     )
     .map(drop)
 }

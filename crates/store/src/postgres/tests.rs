@@ -125,24 +125,54 @@ async fn a_batch_holding_rows_back_reads_them_and_undoes_only_failed_jobs() {
     let e = store.object(&svc, ObjectKind::Document, &name("e")).await.expect("read").expect("e");
     assert_eq!(e.data, Some(json!({ "x": 1 })));
 
-    // A Map entry written, then a key already taken: the job cannot be undone by dropping what
-    // it held, so the batch runs again with savepoints.
-    let create = |keys: &[&str]| Mutation::Batch {
-        service: svc.clone(),
+    // A Map entry held, then a key already taken: the job only held, so dropping what it held
+    // undoes it and the batch commits.
+    let create = |service: &Sid, map: &str, keys: &[&str]| Mutation::Batch {
+        service: service.clone(),
         writes: keys
             .iter()
-            .map(|k| ObjectWrite::Create { map: "m".into(), key: (*k).into(), data: json!({}) })
+            .map(|k| ObjectWrite::Create { map: map.into(), key: (*k).into(), data: json!({}) })
             .collect(),
         txn: None,
     };
-    store.execute(Actor::SYSTEM, create(&["a"])).await.expect("a");
-    let jobs = [job(create(&["b"])), job(create(&["c", "a"])), job(update(name("d"), json!({ "n": 4 }), Some(r0 + 2)))];
+    store.execute(Actor::SYSTEM, create(&svc, "m", &["a"])).await.expect("a");
+    let jobs = [
+        job(create(&svc, "m", &["b"])),
+        job(create(&svc, "m", &["c", "a"])),
+        job(update(name("d"), json!({ "n": 4 }), Some(r0 + 2))),
+    ];
+    let (epoch2, mut held) = (epoch.clone(), conn);
+    let (codes, conn) = tokio::task::spawn_blocking(move || {
+        let results = commit_holding(&mut held, &epoch2, &jobs, &[0, 1, 2]);
+        (results.map(|r| r.iter().flatten().map(code).collect::<Vec<_>>()), held)
+    })
+    .await
+    .expect("joined");
+    assert_eq!(codes, Some(vec![Ok(()), Err(ErrorCode::AlreadyExists), Ok(())]), "committed holding");
+
+    // A job that wrote (the grant of the Map it made, on a service with access control) and
+    // then met a taken key cannot be undone by dropping what it held: the batch runs again
+    // with savepoints, and only that job is undone.
+    let acl = Sid::new(ferrosync_core::sid::SidKind::Service);
+    let mutation = Mutation::CreateService {
+        sid: acl.clone(),
+        unique_name: None,
+        friendly_name: None,
+        acl_enabled: true,
+        settings: Default::default(),
+    };
+    store.execute(Actor::SYSTEM, mutation).await.expect("the service");
+    let as_alice = |mutation| WriteJob { actor: Actor::identity("alice"), ..job(mutation) };
+    let jobs = [
+        job(create(&svc, "m", &["e"])),
+        as_alice(create(&acl, "p", &["k", "k"])),
+        job(update(name("d"), json!({ "n": 5 }), Some(r0 + 3))),
+    ];
     // Alone, such a job is answered at once: the transaction's rollback undoes it exactly.
-    let lone = [job(create(&["x", "a"]))];
+    let lone = [as_alice(create(&acl, "q", &["k", "k"]))];
     let (epoch2, mut held) = (epoch.clone(), conn);
     let (holding, codes, lone) = tokio::task::spawn_blocking(move || {
-        let order: Vec<usize> = (0..jobs.len()).collect();
-        let holding = commit_holding(&mut held, &epoch2, &jobs, &order).is_some();
+        let holding = commit_holding(&mut held, &epoch2, &jobs, &[0, 1, 2]).is_some();
         let codes: Vec<_> = commit(&mut held, &epoch2, &jobs).iter().map(code).collect();
         let lone =
             commit_holding(&mut held, &epoch2, &lone, &[0]).map(|r| r.iter().flatten().map(code).collect::<Vec<_>>());
@@ -154,15 +184,146 @@ async fn a_batch_holding_rows_back_reads_them_and_undoes_only_failed_jobs() {
     assert_eq!(codes, [Ok(()), Err(ErrorCode::AlreadyExists), Ok(())]);
     assert_eq!(lone, Some(vec![Err(ErrorCode::AlreadyExists)]));
     let m = store.object(&svc, ObjectKind::Map, &name("m")).await.expect("read").expect("m");
-    for (key, kept) in [("a", true), ("b", true), ("c", false), ("x", false)] {
+    for (key, kept) in [("a", true), ("b", true), ("c", false), ("e", true)] {
         let item = store.item(&m.sid, &ItemKey::Key(key.into())).await.expect("read");
         assert_eq!(item.is_some(), kept, "item {key}");
     }
+    for map in ["p", "q"] {
+        assert!(store.object(&acl, ObjectKind::Map, &name(map)).await.expect("read").is_none(), "map {map} undone");
+    }
+    assert!(store.events(&acl, 0, None, 10).await.expect("events").is_empty());
     let d = store.object(&svc, ObjectKind::Document, &name("d")).await.expect("read").expect("d");
-    assert_eq!((d.data, d.revision), (Some(json!({ "n": 4 })), r0 + 3));
+    assert_eq!((d.data, d.revision), (Some(json!({ "n": 5 })), r0 + 4));
 
     let seqs: Vec<u64> = store.events(&svc, 0, None, 100).await.expect("events").iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "numbered without gaps");
-    // d opened, two updates, e opened and updated; m and a; b and the last update of d.
-    assert_eq!(seqs.len(), 9, "{seqs:?}");
+    // d opened, two updates, e opened and updated; m and a; b and d; e and d.
+    assert_eq!(seqs.len(), 11, "{seqs:?}");
+}
+
+/// Map and List items held back through a batch: a job reads the item an earlier one wrote or
+/// removed, an item written several times is sent once in its last version, a List's pushes
+/// follow one another, the items the jobs name are read together, and every write waits for
+/// the batch's one statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_holding_items_reads_them_back_and_sends_each_once() {
+    use ferrosync_core::error::ErrorCode;
+    use ferrosync_core::model::{ItemKey, ObjectKind, ObjectRef, OpenMode};
+    use ferrosync_core::store::{ItemWriteMode, Store};
+    use serde_json::json;
+
+    let Some((store, svc, mut conn)) = fixture().await else { return };
+    let name = |n: &str| ObjectRef::UniqueName(n.into());
+    for (kind, n) in [(ObjectKind::Map, "m"), (ObjectKind::List, "l")] {
+        let open = Mutation::OpenObject {
+            service: svc.clone(),
+            kind,
+            target: Some(name(n)),
+            mode: OpenMode::CreateNew,
+            ttl: None,
+            data: None,
+        };
+        store.execute(Actor::SYSTEM, open).await.expect("opened");
+    }
+    let key = |k: &str| ItemKey::Key(k.into());
+    let write = |k: &str, n: i64, if_match: Option<u64>, mode: ItemWriteMode| Mutation::WriteItem {
+        service: svc.clone(),
+        kind: ObjectKind::Map,
+        target: name("m"),
+        key: key(k),
+        data: Some(json!({ "n": n })),
+        ttl: None,
+        collection_ttl: None,
+        if_match,
+        mode,
+    };
+    let remove = |k: &str| Mutation::RemoveItem {
+        service: svc.clone(),
+        kind: ObjectKind::Map,
+        target: name("m"),
+        key: key(k),
+        if_match: None,
+    };
+    let push = |n: i64| Mutation::AddListItem {
+        service: svc.clone(),
+        target: name("l"),
+        data: json!({ "n": n }),
+        ttl: None,
+        collection_ttl: None,
+    };
+    store.execute(Actor::SYSTEM, write("a", 1, None, ItemWriteMode::Create)).await.expect("a");
+    store.execute(Actor::SYSTEM, push(0)).await.expect("l[0]");
+    let head = store.events(&svc, 0, None, 100).await.expect("events").len() as u64;
+
+    let jobs = [
+        job(write("a", 2, Some(0), ItemWriteMode::Update)),
+        // Sees the held revision 1 of a.
+        job(write("a", 3, Some(1), ItemWriteMode::Update)),
+        job(write("a", 9, Some(1), ItemWriteMode::Update)),
+        job(write("b", 1, None, ItemWriteMode::Create)),
+        job(remove("b")),
+        // b is held removed.
+        job(remove("b")),
+        job(write("b", 2, None, ItemWriteMode::Create)),
+        job(push(1)),
+        job(push(2)),
+        job(remove("a")),
+        job(write("a", 4, None, ItemWriteMode::Upsert)),
+    ];
+    let epoch = store.epoch().to_owned();
+    let (codes, round_trips, mut conn) = tokio::task::spawn_blocking(move || {
+        let sent = conn.sent;
+        let order: Vec<usize> = (0..jobs.len()).collect();
+        let results = commit_holding(&mut conn, &epoch, &jobs, &order);
+        (results.map(|r| r.iter().flatten().map(code).collect::<Vec<_>>()), conn.sent - sent, conn)
+    })
+    .await
+    .expect("joined");
+    let (ok, mismatch, gone) = (Ok(()), Err(ErrorCode::RevisionMismatch), Err(ErrorCode::ItemNotFound));
+    assert_eq!(codes, Some(vec![ok, ok, mismatch, ok, ok, gone, ok, ok, ok, ok, ok]));
+    // BEGIN, the service, m and l read ahead together, a and b read ahead together, everything
+    // written in one statement, COMMIT.
+    assert_eq!(round_trips, 6);
+
+    let m = store.object(&svc, ObjectKind::Map, &name("m")).await.expect("read").expect("m");
+    let a = store.item(&m.sid, &key("a")).await.expect("read").expect("a");
+    assert_eq!((&a.data, a.revision), (&json!({ "n": 4 }), 0), "removed and made anew");
+    let b = store.item(&m.sid, &key("b")).await.expect("read").expect("b");
+    assert_eq!((b.data, b.revision), (json!({ "n": 2 }), 0));
+    let l = store.object(&svc, ObjectKind::List, &name("l")).await.expect("read").expect("l");
+    assert_eq!(l.next_index, 3);
+    let page = ferrosync_core::page::PageRequest {
+        order: ferrosync_core::page::Order::Asc,
+        from: None,
+        after: None,
+        limit: 10,
+    };
+    let items = store.items(&l.sid, ObjectKind::List, &page).await.expect("items");
+    let pushed: Vec<_> = items.iter().map(|i| (i.index, i.data.clone())).collect();
+    assert_eq!(pushed, (0..3).map(|n| (Some(n as u64), json!({ "n": n }))).collect::<Vec<_>>());
+
+    let seqs: Vec<u64> = store.events(&svc, 0, None, 100).await.expect("events").iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "numbered without gaps");
+    assert_eq!(seqs.len() as u64, head + 9, "one event for each job that succeeded");
+
+    // Several items of one object at once (as a Cognito sync reads its records): one statement
+    // for those neither held nor read, a key asked twice answered twice.
+    let held_x = ferrosync_core::model::Item { key: Some("x".into()), ..a.clone() };
+    let (answers, round_trips) = tokio::task::spawn_blocking(move || {
+        conn.batch("BEGIN").expect("begins");
+        conn.hold();
+        rows::put_item(&mut conn, &held_x).expect("held");
+        let sent = conn.sent;
+        let keys = [key("a"), key("x"), key("b"), key("a"), key("zz")];
+        let answers = rows::items_at(&mut conn, &m.sid, &keys).expect("read");
+        let round_trips = conn.sent - sent;
+        conn.release();
+        conn.batch("ROLLBACK").expect("rolls back");
+        (answers.iter().map(|i| i.as_ref().map(|i| i.data.clone())).collect::<Vec<_>>(), round_trips)
+    })
+    .await
+    .expect("joined");
+    let n = |n: i64| Some(json!({ "n": n }));
+    assert_eq!(answers, [n(4), n(4), n(2), n(4), None]);
+    assert_eq!(round_trips, 1);
 }
