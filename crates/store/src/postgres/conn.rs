@@ -2,7 +2,7 @@
 //! transaction holds back on it (see [`super::pending`]).
 
 use super::ahead::Ahead;
-use super::pending::{self, Held, Mark};
+use super::pending::{Held, Mark};
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::StoreError;
 use postgres::types::ToSql;
@@ -114,7 +114,7 @@ impl PgConn {
         let held = std::mem::take(&mut self.held);
         self.mark = Mark::default();
         let args = held.args(heads, channel, payload);
-        self.send(pending::FINISH, |c, st| c.execute(st, &args.refs())).map(drop)
+        self.send(args.statement(), |c, st| c.execute(st, &args.refs())).map(drop)
     }
 
     /// Sends what is held before a statement that might read it.
