@@ -181,20 +181,28 @@ pub(crate) fn object(
     })
 }
 
-/// Reads the objects `wanted` names in `service` in one statement (see [`super::ahead`]).
+/// Reads the objects `wanted` names in `service` in one statement (see [`super::ahead`]): those
+/// named by SID through the primary key, those named by name through `(service, kind, name)`,
+/// so that the read costs the same in a service of any size.
 fn read_ahead(conn: &mut PgConn, service: &Sid, wanted: Vec<(Sid, ObjectKind, ObjectRef)>) -> Result<(), StoreError> {
-    let (mut sids, mut names) = (Vec::new(), Vec::new());
-    for (_, _, r) in &wanted {
+    let (mut sids, mut kinds, mut names) = (Vec::new(), Vec::new(), Vec::new());
+    for (_, kind, r) in &wanted {
         match r {
             ObjectRef::Sid(sid) => sids.push(sid.as_str()),
-            ObjectRef::UniqueName(name) => names.push(name.as_str()),
+            ObjectRef::UniqueName(name) => {
+                kinds.push(kind.code());
+                names.push(name.as_str());
+            }
         }
     }
     let rows = conn.query_past_held(
         &format!(
-            "SELECT {OBJECT_COLS} FROM objects WHERE service_sid = $1 AND (sid = ANY($2) OR unique_name = ANY($3))"
+            "SELECT {OBJECT_COLS} FROM objects WHERE sid = ANY($2) AND service_sid = $1
+             UNION ALL
+             SELECT {OBJECT_COLS} FROM objects
+             WHERE service_sid = $1 AND (kind, unique_name) IN (SELECT * FROM unnest($3::int8[], $4::text[]))"
         ),
-        &[&service.as_str(), &sids, &names],
+        &[&service.as_str(), &sids, &kinds, &names],
     )?;
     let found = rows.iter().map(object_row).collect::<Result<Vec<_>, _>>()?;
     for named in wanted {
