@@ -15,6 +15,8 @@ fn urls_get_a_connect_timeout_and_keepalives() {
     assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(5)));
     assert!(c.get_keepalives());
     assert!(parse_url("postgres://[::1").is_err());
+    let writer = generic_plans(parse_url("postgres://u@127.0.0.1/db?options=-c%20work_mem%3D8MB").expect("parses"));
+    assert_eq!(writer.get_options(), Some("-c work_mem=8MB -c plan_cache_mode=force_generic_plan"));
 }
 
 /// A batch committed as the writer thread commits one, its timing recorded nowhere.
@@ -52,9 +54,14 @@ async fn fixture() -> Option<(PgStore, Sid, PgConn)> {
         settings: Default::default(),
     };
     store.execute(Actor::SYSTEM, create).await.expect("the service");
-    let conn = tokio::task::spawn_blocking(move || connect(&parse_url(&url).expect("url")).expect("a connection"))
-        .await
-        .expect("joined");
+    let writer = move || {
+        let mut conn = connect(&generic_plans(parse_url(&url).expect("url"))).expect("a connection");
+        // As the writer's: generic plans only.
+        let mode = conn.query("SHOW plan_cache_mode", &[]).expect("shown");
+        assert_eq!(mode.first().map(|r| r.get::<_, String>(0)).as_deref(), Some("force_generic_plan"));
+        conn
+    };
+    let conn = tokio::task::spawn_blocking(writer).await.expect("joined");
     Some((store, svc, conn))
 }
 
