@@ -39,20 +39,26 @@ fn code(r: &Result<Applied, CoreError>) -> Result<(), ferrosync_core::error::Err
     r.as_ref().map(drop).map_err(CoreError::code)
 }
 
+/// A new service's SID and the mutation creating it.
+fn new_service(acl_enabled: bool) -> (Sid, Mutation) {
+    let sid = Sid::new(ferrosync_core::sid::SidKind::Service);
+    let create = Mutation::CreateService {
+        sid: sid.clone(),
+        unique_name: None,
+        friendly_name: None,
+        acl_enabled,
+        settings: Default::default(),
+    };
+    (sid, create)
+}
+
 /// A store on a fresh schema with one service, and a connection of its own to run batches on
 /// directly (the store's writer stays idle); `None` when no test server is set.
 async fn fixture() -> Option<(PgStore, Sid, PgConn)> {
     use ferrosync_core::store::Store;
     let url = crate::testing::fresh_postgres_url().await?;
     let store = PgStore::connect(&url).await.expect("the store connects");
-    let svc = Sid::new(ferrosync_core::sid::SidKind::Service);
-    let create = Mutation::CreateService {
-        sid: svc.clone(),
-        unique_name: None,
-        friendly_name: None,
-        acl_enabled: false,
-        settings: Default::default(),
-    };
+    let (svc, create) = new_service(false);
     store.execute(Actor::SYSTEM, create).await.expect("the service");
     let writer = move || {
         let mut conn = connect(&generic_plans(parse_url(&url).expect("url"))).expect("a connection");
@@ -160,15 +166,8 @@ async fn a_batch_holding_rows_back_reads_them_and_undoes_only_failed_jobs() {
     // A job that wrote (the grant of the Map it made, on a service with access control) and
     // then met a taken key cannot be undone by dropping what it held: the batch runs again
     // with savepoints, and only that job is undone.
-    let acl = Sid::new(ferrosync_core::sid::SidKind::Service);
-    let mutation = Mutation::CreateService {
-        sid: acl.clone(),
-        unique_name: None,
-        friendly_name: None,
-        acl_enabled: true,
-        settings: Default::default(),
-    };
-    store.execute(Actor::SYSTEM, mutation).await.expect("the service");
+    let (acl, create_acl) = new_service(true);
+    store.execute(Actor::SYSTEM, create_acl).await.expect("the service");
     let as_alice = |mutation| WriteJob { actor: Actor::identity("alice"), ..job(mutation) };
     let jobs = [
         job(create(&svc, "m", &["e"])),
