@@ -165,7 +165,7 @@ pub(crate) fn object(
                     .transpose()?;
                 if conn.holding() {
                     // The batch's later reads of it, and of its items, are answered ahead.
-                    conn.ahead.note((service.clone(), kind, r.clone()), found.as_slice());
+                    note(conn, (service.clone(), kind, r.clone()), found.as_slice());
                 }
                 found
             } else {
@@ -206,9 +206,20 @@ fn read_ahead(conn: &mut PgConn, service: &Sid, wanted: Vec<(Sid, ObjectKind, Ob
     )?;
     let found = rows.iter().map(object_row).collect::<Result<Vec<_>, _>>()?;
     for named in wanted {
-        conn.ahead.note(named, &found);
+        note(conn, named, &found);
     }
     Ok(())
+}
+
+/// Notes what `named` names among `found`, unless the writer holds that object: its held
+/// version answers while it is held, and once sent, what was read before it is stale.
+fn note(conn: &mut PgConn, named: (Sid, ObjectKind, ObjectRef), found: &[SyncObject]) {
+    let (service, kind, r) = (&named.0, named.1, &named.2);
+    let hit = found.iter().find(|o| super::pending::is_named(o, service, kind, r));
+    if conn.held.object(service, kind, r).is_some() || hit.is_some_and(|o| conn.held.object_by_sid(&o.sid).is_some()) {
+        return;
+    }
+    conn.ahead.note(named, found);
 }
 
 pub(crate) fn object_by_sid(conn: &mut PgConn, sid: &Sid) -> Result<Option<SyncObject>, StoreError> {

@@ -312,6 +312,36 @@ async fn a_batch_holding_items_reads_them_back_and_sends_each_once() {
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "numbered without gaps");
     assert_eq!(seqs.len() as u64, head + 9, "one event for each job that succeeded");
 
+    // An item held when the batch reads its object's items ahead is not noted as read: once a
+    // statement has sent it (here an expiry's read of expired rows), a later job reads it as sent.
+    let set = |index: u64, n: i64| Mutation::WriteItem {
+        service: svc.clone(),
+        kind: ObjectKind::List,
+        target: name("l"),
+        key: ItemKey::Index(index),
+        data: Some(json!({ "n": n })),
+        ttl: None,
+        collection_ttl: None,
+        if_match: None,
+        mode: ItemWriteMode::Update,
+    };
+    let jobs = [
+        job(push(3)),
+        job(set(0, 10)),
+        job(Mutation::Expire { now: ferrosync_core::timestamp::Timestamp::now(), limit: 10 }),
+        job(set(3, 33)),
+    ];
+    let epoch = store.epoch().to_owned();
+    let (codes, mut conn) = tokio::task::spawn_blocking(move || {
+        let results = commit_holding(&mut conn, &epoch, &jobs, &[0, 1, 2, 3]);
+        (results.map(|r| r.iter().flatten().map(code).collect::<Vec<_>>()), conn)
+    })
+    .await
+    .expect("joined");
+    assert_eq!(codes, Some(vec![Ok(()); 4]));
+    let l3 = store.item(&l.sid, &ItemKey::Index(3)).await.expect("read").expect("l[3]");
+    assert_eq!((l3.data, l3.revision), (json!({ "n": 33 }), 1));
+
     // Several items of one object at once (as a Cognito sync reads its records): one statement
     // for those neither held nor read, a key asked twice answered twice.
     let held_x = ferrosync_core::model::Item { key: Some("x".into()), ..a.clone() };

@@ -73,7 +73,7 @@ pub(crate) fn items_at(conn: &mut PgConn, object: &Sid, keys: &[ItemKey]) -> Res
 
 /// Reads `object`'s items `keys` in one statement, in their order; the writer's batch notes
 /// what it read, to answer its later reads. Only a held write of one of these very items could
-/// change the answer, and the callers asked what is held first: it need not go first.
+/// change the answer, and callers answer those from what is held: it need not go first.
 fn read_items(conn: &mut PgConn, object: &Sid, keys: &[ItemKey]) -> Result<Vec<Option<Item>>, StoreError> {
     let rows = if let [key] = keys {
         let (k, i) = key_parts(key);
@@ -99,7 +99,11 @@ fn read_items(conn: &mut PgConn, object: &Sid, keys: &[ItemKey]) -> Result<Vec<O
     let answers: Vec<Option<Item>> = keys.iter().map(|k| found.remove(k)).collect();
     if conn.holding() {
         for (key, item) in keys.iter().zip(&answers) {
-            conn.ahead.note_item(object, key, item.clone());
+            // A held item answers while it is held, and once sent, what was read before it is
+            // stale: it is not noted.
+            if conn.held.item(object, key).is_none() {
+                conn.ahead.note_item(object, key, item.clone());
+            }
         }
     }
     Ok(answers)
