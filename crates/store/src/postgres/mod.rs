@@ -45,6 +45,12 @@ const MIGRATIONS: &[(i64, &str)] = &[
 const READERS: usize = 4;
 /// The NOTIFY channel commits announce their services' new heads on.
 const CHANNEL: &str = "ferrosync_changes";
+/// How the writer begins a batch's transaction, in the same round trip: it runs its prepared
+/// statements' generic plans. They all find rows through keys, and many take arrays of a length
+/// the planner can only guess; left to choose, PostgreSQL keeps planning those afresh at every
+/// execution (a third of a millisecond each, on every batch). Set for the transaction only, so
+/// it holds behind a pooler that hands out server connections per transaction.
+const BEGIN: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan";
 /// Attempts of one mutation that met a deadlock with another node or a key it committed first.
 const ATTEMPTS: usize = 4;
 
@@ -82,20 +88,6 @@ pub fn parse_url(url: &str) -> Result<postgres::Config, StoreError> {
     Ok(config)
 }
 
-/// The writer's connection always runs its prepared statements' generic plans. They all find
-/// rows through keys, and many take arrays of a length the planner can only guess; left to
-/// choose, PostgreSQL keeps planning those afresh at every execution (a third of a
-/// millisecond each, on every batch).
-fn generic_plans(mut config: postgres::Config) -> postgres::Config {
-    const GENERIC: &str = "-c plan_cache_mode=force_generic_plan";
-    let options = match config.get_options() {
-        Some(given) => format!("{given} {GENERIC}"),
-        None => GENERIC.to_owned(),
-    };
-    config.options(&options);
-    config
-}
-
 impl PgStore {
     /// Connects, applies any missing migrations and starts the writer and listener threads.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -112,7 +104,7 @@ impl PgStore {
         let (hints, _) = broadcast::channel(16_384);
         let stopped = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel(8192);
-        let (writer_config, writer_epoch) = (generic_plans(config.clone()), epoch.clone());
+        let (writer_config, writer_epoch) = (config.clone(), epoch.clone());
         let observers = Arc::new(crate::Observers::default());
         let writer_observers = observers.clone();
         std::thread::Builder::new()
@@ -306,7 +298,7 @@ fn notifications(seqs: &SeqHeads) -> (Vec<(&Sid, u64)>, Vec<String>) {
 /// The batch with objects' rows and events held back; `None` when it was rolled back, to be
 /// run again with savepoints.
 fn commit_holding(conn: &mut PgConn, epoch: &str, batch: &[WriteJob], order: &[usize]) -> Option<Results> {
-    conn.batch("BEGIN").ok()?;
+    conn.batch(BEGIN).ok()?;
     conn.hold();
     conn.ahead.want(order.iter().filter_map(|&i| batch[i].mutation.as_ref()));
     let mut results: Results = (0..batch.len()).map(|_| None).collect();
@@ -359,7 +351,7 @@ fn commit_with_savepoints(
     batch: &[WriteJob],
     order: &[usize],
 ) -> Result<Results, StoreError> {
-    conn.batch("BEGIN")?;
+    conn.batch(BEGIN)?;
     let mut results: Results = (0..batch.len()).map(|_| None).collect();
     let mut seqs = SeqHeads::default();
     let mut services = ServicesSeen::default();

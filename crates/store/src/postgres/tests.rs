@@ -15,8 +15,6 @@ fn urls_get_a_connect_timeout_and_keepalives() {
     assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(5)));
     assert!(c.get_keepalives());
     assert!(parse_url("postgres://[::1").is_err());
-    let writer = generic_plans(parse_url("postgres://u@127.0.0.1/db?options=-c%20work_mem%3D8MB").expect("parses"));
-    assert_eq!(writer.get_options(), Some("-c work_mem=8MB -c plan_cache_mode=force_generic_plan"));
 }
 
 /// A batch committed as the writer thread commits one, its timing recorded nowhere.
@@ -60,14 +58,9 @@ async fn fixture() -> Option<(PgStore, Sid, PgConn)> {
     let store = PgStore::connect(&url).await.expect("the store connects");
     let (svc, create) = new_service(false);
     store.execute(Actor::SYSTEM, create).await.expect("the service");
-    let writer = move || {
-        let mut conn = connect(&generic_plans(parse_url(&url).expect("url"))).expect("a connection");
-        // As the writer's: generic plans only.
-        let mode = conn.query("SHOW plan_cache_mode", &[]).expect("shown");
-        assert_eq!(mode.first().map(|r| r.get::<_, String>(0)).as_deref(), Some("force_generic_plan"));
-        conn
-    };
-    let conn = tokio::task::spawn_blocking(writer).await.expect("joined");
+    let conn = tokio::task::spawn_blocking(move || connect(&parse_url(&url).expect("url")).expect("a connection"))
+        .await
+        .expect("joined");
     Some((store, svc, conn))
 }
 
@@ -345,8 +338,14 @@ async fn a_batch_holding_items_reads_them_back_and_sends_each_once() {
     // Several items of one object at once (as a Cognito sync reads its records): one statement
     // for those neither held nor read, a key asked twice answered twice.
     let held_x = ferrosync_core::model::Item { key: Some("x".into()), ..a.clone() };
-    let (answers, round_trips) = tokio::task::spawn_blocking(move || {
-        conn.batch("BEGIN").expect("begins");
+    let (answers, round_trips, modes) = tokio::task::spawn_blocking(move || {
+        let mode = |conn: &mut PgConn| {
+            let shown = conn.query("SHOW plan_cache_mode", &[]).expect("shown");
+            shown.first().map(|r| r.get::<_, String>(0)).unwrap_or_default()
+        };
+        conn.batch(BEGIN).expect("begins");
+        // The writer's transactions run generic plans, and only they.
+        let inside = mode(&mut conn);
         conn.hold();
         rows::put_item(&mut conn, &held_x).expect("held");
         let sent = conn.sent;
@@ -355,10 +354,12 @@ async fn a_batch_holding_items_reads_them_back_and_sends_each_once() {
         let round_trips = conn.sent - sent;
         conn.release();
         conn.batch("ROLLBACK").expect("rolls back");
-        (answers.iter().map(|i| i.as_ref().map(|i| i.data.clone())).collect::<Vec<_>>(), round_trips)
+        let modes = (inside, mode(&mut conn));
+        (answers.iter().map(|i| i.as_ref().map(|i| i.data.clone())).collect::<Vec<_>>(), round_trips, modes)
     })
     .await
     .expect("joined");
+    assert_eq!(modes, ("force_generic_plan".to_owned(), "auto".to_owned()));
     let n = |n: i64| Some(json!({ "n": n }));
     assert_eq!(answers, [n(4), n(4), n(2), n(4), None]);
     assert_eq!(round_trips, 1);
