@@ -31,12 +31,15 @@ pub(super) fn item_row(row: &Row) -> Result<Item, StoreError> {
     })
 }
 
+/// What the batch already knows of `object`'s item `key`: its held version, else what was read
+/// ahead; `None` when it must be read.
+fn known(conn: &PgConn, object: &Sid, key: &ItemKey) -> Option<Option<Item>> {
+    conn.held.item(object, key).or_else(|| conn.ahead.item(object, key)).map(|found| found.cloned())
+}
+
 pub(crate) fn item(conn: &mut PgConn, object: &Sid, key: &ItemKey) -> Result<Option<Item>, StoreError> {
-    if let Some(held) = conn.held.item(object, key) {
-        return Ok(held.cloned());
-    }
-    if let Some(found) = conn.ahead.item(object, key) {
-        return Ok(found.cloned());
+    if let Some(found) = known(conn, object, key) {
+        return Ok(found);
     }
     let mut keys = conn.ahead.take_items(object, key);
     if keys.is_empty() {
@@ -49,26 +52,20 @@ pub(crate) fn item(conn: &mut PgConn, object: &Sid, key: &ItemKey) -> Result<Opt
 /// Several items of `object`, in the order of `keys`: those not held nor read ahead are read in
 /// one statement.
 pub(crate) fn items_at(conn: &mut PgConn, object: &Sid, keys: &[ItemKey]) -> Result<Vec<Option<Item>>, StoreError> {
-    let known = |conn: &PgConn, k: &ItemKey| conn.held.item(object, k).or_else(|| conn.ahead.item(object, k)).is_some();
-    let mut unknown: Vec<ItemKey> = Vec::new();
+    let mut answers: Vec<Option<Option<Item>>> = keys.iter().map(|k| known(conn, object, k)).collect();
     let mut seen = std::collections::HashSet::new();
-    for k in keys {
-        if !known(conn, k) && seen.insert(k) {
-            unknown.push(k.clone());
+    let unknown: Vec<ItemKey> =
+        keys.iter().zip(&answers).filter(|(k, a)| a.is_none() && seen.insert(*k)).map(|(k, _)| k.clone()).collect();
+    if !unknown.is_empty() {
+        let read: std::collections::HashMap<&ItemKey, Option<Item>> =
+            unknown.iter().zip(read_items(conn, object, &unknown)?).collect();
+        for (k, answer) in keys.iter().zip(&mut answers) {
+            if answer.is_none() {
+                *answer = read.get(k).cloned();
+            }
         }
     }
-    let read: std::collections::HashMap<&ItemKey, Option<Item>> = if unknown.is_empty() {
-        Default::default()
-    } else {
-        unknown.iter().zip(read_items(conn, object, &unknown)?).collect()
-    };
-    Ok(keys
-        .iter()
-        .map(|k| match conn.held.item(object, k).or_else(|| conn.ahead.item(object, k)) {
-            Some(found) => found.cloned(),
-            None => read.get(k).cloned().flatten(),
-        })
-        .collect())
+    Ok(answers.into_iter().map(Option::flatten).collect())
 }
 
 /// Reads `object`'s items `keys` in one statement, in their order; the writer's batch notes
