@@ -4,6 +4,7 @@ mod backup;
 mod bench;
 mod config;
 mod data;
+mod event_format;
 mod local;
 mod reference;
 mod sched;
@@ -127,6 +128,16 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// How a cluster's PostgreSQL store keeps new events: print it, or set it to `short`
+    /// (once every node runs this version or later) or `whole` (before a node on an older
+    /// version joins; rewrites the events kept short).
+    EventFormat {
+        format: Option<event_format::Format>,
+        /// Seconds `whole` waits for every node's writer to follow before rewriting (each
+        /// reads the setting again every ten seconds).
+        #[arg(long, default_value_t = 30)]
+        settle: u64,
+    },
     /// `doc`, `list`, `map` and `stream`: a running server's data, through the Rust SDK.
     #[command(flatten)]
     Data(data::Command),
@@ -247,6 +258,9 @@ fn main() -> anyhow::Result<()> {
             Command::Import { file } => transfer::import(&server_config, file).await,
             Command::Backup { to } => backup::run_backup(&server_config, &to).await,
             Command::Restore { from, force } => backup::run_restore(&server_config, &from, force).await,
+            Command::EventFormat { format, settle } => {
+                event_format::run(&server_config, format, std::time::Duration::from_secs(settle)).await
+            }
             Command::Data(command) => data::run(&server_config, command).await,
         }
     })

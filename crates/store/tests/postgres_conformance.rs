@@ -5,6 +5,7 @@ use ferrosync_core::model::{ObjectKind, ObjectRef, OpenMode};
 use ferrosync_core::sid::{Sid, SidKind};
 use ferrosync_core::store::{Actor, Mutation, Outcome, Store};
 use ferrosync_store::PgStore;
+use ferrosync_store::postgres::EventFormat;
 use ferrosync_store::testing::fresh_postgres_url;
 use std::sync::Arc;
 
@@ -16,6 +17,22 @@ async fn postgres_store_passes_the_conformance_suite() {
     ferrosync_store::conformance::run_all(|| async {
         let url = fresh_postgres_url().await.expect("test server configured");
         Arc::new(PgStore::connect(&url).await.expect("connects")) as Arc<dyn Store>
+    })
+    .await;
+}
+
+/// The same suite with the cluster keeping events without their head: every read of the log
+/// must give back the text as it was sent live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_keeping_events_short_passes_the_conformance_suite() {
+    if fresh_postgres_url().await.is_none() {
+        return;
+    }
+    ferrosync_store::conformance::run_all(|| async {
+        let url = fresh_postgres_url().await.expect("test server configured");
+        let store = PgStore::connect(&url).await.expect("connects");
+        store.set_event_format(EventFormat::Short).await.expect("short");
+        Arc::new(store) as Arc<dyn Store>
     })
     .await;
 }

@@ -53,6 +53,8 @@ pub(crate) struct PgConn {
     pub(crate) failed: bool,
     /// Statements sent, each a round trip (preparing one aside).
     pub(crate) sent: u64,
+    /// How the writer keeps the events it appends (see [`super::format`]).
+    pub(crate) event_format: super::format::EventFormat,
 }
 
 impl PgConn {
@@ -68,6 +70,7 @@ impl PgConn {
             wrote: false,
             failed: false,
             sent: 0,
+            event_format: super::format::EventFormat::Whole,
         }
     }
 

@@ -13,8 +13,11 @@
 
 mod ahead;
 mod conn;
+mod format;
 mod pending;
 mod rows;
+
+pub use format::{EventFormat, REFRESH as EVENT_FORMAT_REFRESH};
 
 use crate::WriteJob;
 use crate::heads::SeqHeads;
@@ -61,6 +64,8 @@ pub struct PgStore {
     readers: Readers<PgSlot>,
     hints: broadcast::Sender<ChangeHint>,
     stopped: Arc<AtomicBool>,
+    /// Set when this node changed the event format: its writer reads it at its next batch.
+    format_changed: Arc<AtomicBool>,
 }
 
 /// A reader thread's connection, made when first needed and again after the database closed it.
@@ -107,9 +112,11 @@ impl PgStore {
         let (writer_config, writer_epoch) = (config.clone(), epoch.clone());
         let observers = Arc::new(crate::Observers::default());
         let writer_observers = observers.clone();
+        let format_changed = Arc::new(AtomicBool::new(false));
+        let writer_format_changed = format_changed.clone();
         std::thread::Builder::new()
             .name("ferrosync-pg-writer".into())
-            .spawn(move || writer_loop(writer_config, writer_epoch, rx, &writer_observers))
+            .spawn(move || writer_loop(writer_config, writer_epoch, rx, &writer_observers, &writer_format_changed))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
         let (listener_config, listener_hints, listener_stop) = (config.clone(), hints.clone(), stopped.clone());
         std::thread::Builder::new()
@@ -125,7 +132,38 @@ impl PgStore {
             readers: Readers::start("ferrosync-pg-reader", slots)?,
             hints,
             stopped,
+            format_changed,
         })
+    }
+
+    /// How the cluster keeps new events (see [`format`]).
+    pub async fn event_format(&self) -> Result<EventFormat, StoreError> {
+        self.read(format::read).await
+    }
+
+    /// Sets how the cluster keeps new events. Every node's writer follows within
+    /// [`format::REFRESH`], this one's at its next batch. Events already kept stay as they are:
+    /// see [`Self::rewrite_short_events`].
+    pub async fn set_event_format(&self, to: EventFormat) -> Result<(), StoreError> {
+        self.bookkeep(move |c| format::write(c, to)).await?;
+        self.format_changed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Rewrites whole every event kept short, for a node on a version that reads only whole
+    /// events; returns how many. Run once no writer keeps events short any more.
+    pub async fn rewrite_short_events(&self) -> Result<u64, StoreError> {
+        let (mut total, mut from) = (0, None);
+        loop {
+            let (epoch, after) = (self.epoch.clone(), from.take());
+            let (n, next) =
+                self.bookkeep(move |c| format::rewrite_whole(c, &epoch, after.clone(), format::REWRITE_BATCH)).await?;
+            total += n;
+            match next {
+                Some(next) => from = Some(next),
+                None => return Ok(total),
+            }
+        }
     }
 
     /// Bookkeeping writes run as autocommit statements on a pooled connection (see [`Self::read`]).
@@ -211,8 +249,15 @@ fn claim_meta(conn: &mut PgConn, key: &str, proposed: &str) -> Result<(String, b
     Ok((value, inserted == 1))
 }
 
-fn writer_loop(config: postgres::Config, epoch: String, rx: mpsc::Receiver<WriteJob>, observers: &crate::Observers) {
+fn writer_loop(
+    config: postgres::Config,
+    epoch: String,
+    rx: mpsc::Receiver<WriteJob>,
+    observers: &crate::Observers,
+    format_changed: &AtomicBool,
+) {
     let mut conn: Option<PgConn> = None;
+    let mut format = format::Known::default();
     let metrics = crate::CommitMetrics::taken();
     crate::run_writer(
         rx,
@@ -223,7 +268,11 @@ fn writer_loop(config: postgres::Config, epoch: String, rx: mpsc::Receiver<Write
                     .ok();
             }
             let results = match conn.as_mut() {
-                Some(c) => commit_batch(c, &epoch, batch, &metrics),
+                Some(c) => {
+                    format.refresh(c, format_changed);
+                    c.event_format = format.format();
+                    commit_batch(c, &epoch, batch, &metrics)
+                }
                 None => unavailable(batch.len(), "PostgreSQL is unreachable"),
             };
             observers.tell(&results);
@@ -491,7 +540,8 @@ impl_tx_state!(PgTx<'_>, rows, {
         date: Timestamp,
         json: &str,
     ) -> Result<(), StoreError> {
-        rows::insert_event(self.conn, service, seq, object, date, json)
+        let body = format::body(self.conn.event_format, self.epoch, service, seq, json);
+        rows::insert_event(self.conn, service, seq, object, date, body)
     }
     fn put_object_with_event(
         &mut self,
@@ -502,7 +552,8 @@ impl_tx_state!(PgTx<'_>, rows, {
         // Bound as JSON here, not as text: the value is what is sent.
         _data: Option<&str>,
     ) -> Result<(), StoreError> {
-        rows::put_object_with_event(self.conn, object, seq, date, json)
+        let body = format::body(self.conn.event_format, self.epoch, &object.service_sid, seq, json);
+        rows::put_object_with_event(self.conn, object, seq, date, body)
     }
 });
 

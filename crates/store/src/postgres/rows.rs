@@ -2,10 +2,11 @@
 //! a connection that keeps its prepared statements (one round trip per query, not two).
 
 use crate::{settings_from_json, settings_to_json};
+use ferrosync_core::log::event_from_body;
 use ferrosync_core::model::{Item, ObjectKind, ObjectRef, Permission, Service, SyncObject};
 use ferrosync_core::page::{Cursor, Order, PageRequest};
 use ferrosync_core::sid::Sid;
-use ferrosync_core::store::{ApiKeyRecord, EventJson, LogCursor, StoreError, StoredEvent};
+use ferrosync_core::store::{ApiKeyRecord, LogCursor, StoreError, StoredEvent};
 use ferrosync_core::timestamp::Timestamp;
 use postgres::Row;
 
@@ -361,16 +362,18 @@ pub(crate) fn put_object_with_event(
     insert_event(conn, &o.service_sid, seq, &o.sid, date, json)
 }
 
-fn stored_event_row(row: &Row) -> Result<StoredEvent, StoreError> {
+/// An event row of `service`'s log, its head put back if it was kept without it.
+fn stored_event_row(row: &Row, epoch: &str, service: &Sid) -> Result<StoredEvent, StoreError> {
+    let seq = u64_col(row, 0, "seq")?;
     let body: String = get(row, 2, "body")?;
-    Ok(StoredEvent { seq: u64_col(row, 0, "seq")?, object_sid: sid_col(row, 1)?, json: EventJson::stored(body) })
+    Ok(StoredEvent { seq, object_sid: sid_col(row, 1)?, json: event_from_body(epoch, service, seq, body) })
 }
 
-/// A page of a service's log. Its events are kept whole here, so the store's `epoch`, which
-/// the embedded store rebuilds their heads from, is not needed.
+/// A page of a service's log. An event kept without its head gets it back from the store's
+/// `epoch`, the service and its sequence number (see [`super::format`]).
 pub(crate) fn events(
     conn: &mut PgConn,
-    _epoch: &str,
+    epoch: &str,
     service: &Sid,
     after: u64,
     object: Option<&Sid>,
@@ -387,7 +390,7 @@ pub(crate) fn events(
             &[&object.as_str(), &(after as i64), &service.as_str(), &(limit as i64)],
         )?,
     };
-    rows.iter().map(stored_event_row).collect()
+    rows.iter().map(|row| stored_event_row(row, epoch, service)).collect()
 }
 
 /// When the next object or item expires; `None` when nothing carries an expiry. A plain read,

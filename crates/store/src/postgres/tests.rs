@@ -364,3 +364,131 @@ async fn a_batch_holding_items_reads_them_back_and_sends_each_once() {
     assert_eq!(answers, [n(4), n(4), n(2), n(4), None]);
     assert_eq!(round_trips, 1);
 }
+
+/// Events kept without their head once the cluster says so: the switch reaches this node's
+/// writer at its next batch and a node connecting later at its first; every event reads back
+/// byte for byte as it was sent live, kept whole or short. Switched back, the short ones are
+/// rewritten whole, a page of the log at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_kept_short_once_the_cluster_says_so_and_rewritten_whole_after() {
+    use ferrosync_core::model::{ObjectKind, ObjectRef, OpenMode};
+    use ferrosync_core::store::Store;
+    use serde_json::json;
+
+    let Some(url) = crate::testing::fresh_postgres_url().await else { return };
+    let store = PgStore::connect(&url).await.expect("the store connects");
+    let (svc, create) = new_service(false);
+    store.execute(Actor::SYSTEM, create).await.expect("the service");
+    let open = |n: &str| Mutation::OpenObject {
+        service: svc.clone(),
+        kind: ObjectKind::Document,
+        target: Some(ObjectRef::UniqueName(n.into())),
+        mode: OpenMode::OpenOrCreate,
+        ttl: None,
+        data: Some(json!({"n": 0})),
+    };
+    let update = |n: &str, v: u64| Mutation::UpdateObject {
+        service: svc.clone(),
+        kind: ObjectKind::Document,
+        target: ObjectRef::UniqueName(n.into()),
+        data: Some(json!({"n": v, "text": "é \"quoted\""})),
+        ttl: None,
+        if_match: None,
+    };
+    let mut sent = Vec::new();
+    async fn run(sent: &mut Vec<(u64, String)>, store: &PgStore, m: Mutation) {
+        let applied = store.execute(Actor::SYSTEM, m).await.expect("applied");
+        sent.extend(applied.stored.iter().map(|e| (e.seq, e.json.get().to_owned())));
+    }
+    assert_eq!(store.event_format().await.expect("read"), EventFormat::Whole, "whole until said otherwise");
+    run(&mut sent, &store, open("a")).await;
+    run(&mut sent, &store, update("a", 1)).await;
+
+    store.set_event_format(EventFormat::Short).await.expect("set");
+    assert_eq!(store.event_format().await.expect("read"), EventFormat::Short);
+    run(&mut sent, &store, update("a", 2)).await;
+    run(&mut sent, &store, open("b")).await;
+    // Another node, connecting after the switch, keeps its first events short too.
+    let other = PgStore::connect(&url).await.expect("another node");
+    run(&mut sent, &other, update("b", 3)).await;
+    run(&mut sent, &other, update("a", 4)).await;
+
+    let mut conn = Some(
+        tokio::task::spawn_blocking(move || connect(&parse_url(&url).expect("url")).expect("conn"))
+            .await
+            .expect("joined"),
+    );
+    let of_svc = svc.clone();
+    let bodies = move |conn: &mut PgConn| -> Vec<(u64, String)> {
+        let rows = conn
+            .query("SELECT seq, body FROM events WHERE service_sid = $1 ORDER BY seq", &[&of_svc.as_str()])
+            .expect("events");
+        rows.iter().map(|r| (r.get::<_, i64>(0) as u64, r.get(1))).collect()
+    };
+    let kept = blocking(&mut conn, bodies.clone()).await;
+    assert_eq!(kept.len(), sent.len(), "one row per event sent");
+    let short: Vec<u64> = kept.iter().filter(|(_, b)| !b.starts_with('{')).map(|(s, _)| *s).collect();
+    let whole: Vec<u64> = kept.iter().filter(|(_, b)| b.starts_with('{')).map(|(s, _)| *s).collect();
+    assert_eq!(whole.len(), 2, "the two events before the switch stay whole: {kept:?}");
+    assert_eq!(short.len(), 4, "every event after it is short: {kept:?}");
+    assert!(whole.iter().all(|w| short.iter().all(|s| w < s)));
+    for (seq, body) in &kept {
+        let (_, live) = sent.iter().find(|(s, _)| s == seq).expect("sent");
+        if !body.starts_with('{') {
+            assert!(live.ends_with(body.as_str()) && live.len() > body.len() + 100, "{body} is {live} less its head");
+        }
+    }
+    let read_back = |events: Vec<StoredEvent>| -> Vec<(u64, String)> {
+        events.iter().map(|e| (e.seq, e.json.get().to_owned())).collect()
+    };
+    let doc_a = store.object(&svc, ObjectKind::Document, &ObjectRef::UniqueName("a".into())).await.expect("read");
+    let doc_a = doc_a.expect("a exists");
+    for reader in [&store, &other] {
+        assert_eq!(read_back(reader.events(&svc, 0, None, 100).await.expect("log")), sent, "the log as sent live");
+        let of_a: Vec<_> = sent.iter().filter(|(_, j)| j.contains(doc_a.sid.as_str())).cloned().collect();
+        assert_eq!(of_a.len(), 4);
+        assert_eq!(read_back(reader.events(&svc, 0, Some(&doc_a.sid), 100).await.expect("a's log")), of_a);
+    }
+
+    // Back to whole: new events are whole, and the short ones are rewritten a page at a time.
+    store.set_event_format(EventFormat::Whole).await.expect("set");
+    run(&mut sent, &store, update("b", 5)).await;
+    let epoch = store.epoch().to_owned();
+    let (rewritten, pages) = blocking(&mut conn, move |conn| {
+        let (mut total, mut pages, mut from) = (0, 0, None);
+        loop {
+            let (n, next) = format::rewrite_whole(conn, &epoch, from.take(), 2).expect("a page");
+            (total, pages) = (total + n, pages + 1);
+            match next {
+                Some(next) => from = Some(next),
+                None => return (total, pages),
+            }
+        }
+    })
+    .await;
+    assert_eq!(rewritten, 4, "the four short events");
+    assert!(pages >= 4, "seven events, two a page, so at least four pages: {pages}");
+    let kept = blocking(&mut conn, bodies.clone()).await;
+    assert_eq!(kept, sent, "every event kept whole, as sent");
+    assert_eq!(read_back(other.events(&svc, 0, None, 100).await.expect("log")), sent);
+    assert_eq!(store.rewrite_short_events().await.expect("again"), 0, "nothing left to rewrite");
+    // The sync client is dropped off the runtime's threads, where it may block.
+    let c = conn.take();
+    tokio::task::spawn_blocking(move || drop(c)).await.expect("joined");
+}
+
+/// Runs `f` on the sync client off the runtime's threads, and puts the connection back.
+async fn blocking<T: Send + 'static>(
+    conn: &mut Option<PgConn>,
+    f: impl FnOnce(&mut PgConn) -> T + Send + 'static,
+) -> T {
+    let mut c = conn.take().expect("the connection is back");
+    let (c, t) = tokio::task::spawn_blocking(move || {
+        let t = f(&mut c);
+        (c, t)
+    })
+    .await
+    .expect("joined");
+    *conn = Some(c);
+    t
+}

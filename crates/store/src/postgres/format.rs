@@ -1,0 +1,144 @@
+//! How the cluster store keeps events: whole, or without the head every reader rebuilds
+//! (`{"seq":…,"token":"…","service_sid":"…",`, a third of a small event), as the embedded store
+//! does. Readers take both. Writers keep events short only once the cluster says so, in the
+//! `meta` table: a node on an older version would serve a short event as it is, so the switch
+//! is the operator's, made once every node runs a version that reads them
+//! (`ferrosync event-format`). Each node's writer reads the setting again at most every
+//! [`REFRESH`]; switching back waits for every writer to have read it, then rewrites the short
+//! events whole.
+
+use super::conn::PgConn;
+use ferrosync_core::log::{event_from_body, stored_body};
+use ferrosync_core::sid::Sid;
+use ferrosync_core::store::StoreError;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "event_format";
+
+/// How long a writer keeps the setting it read: a switch reaches every node's writer within
+/// it (and a batch it had begun).
+pub const REFRESH: Duration = Duration::from_secs(10);
+
+/// How many events one statement rewrites whole.
+pub(crate) const REWRITE_BATCH: i64 = 1_000;
+
+/// How new events are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EventFormat {
+    /// The whole text, as every version reads it.
+    #[default]
+    Whole,
+    /// Without the head readers rebuild; read by this version and later.
+    Short,
+}
+
+impl EventFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventFormat::Whole => "whole",
+            EventFormat::Short => "short",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "whole" => Some(EventFormat::Whole),
+            "short" => Some(EventFormat::Short),
+            _ => None,
+        }
+    }
+}
+
+/// The cluster's setting; `Whole` until one is made.
+pub(crate) fn read(conn: &mut PgConn) -> Result<EventFormat, StoreError> {
+    let Some(row) = conn.query_opt("SELECT value FROM meta WHERE key = $1", &[&KEY])? else {
+        return Ok(EventFormat::Whole);
+    };
+    let value: String = row.try_get(0).map_err(|_| StoreError::Corrupt("meta value".into()))?;
+    EventFormat::parse(&value).ok_or_else(|| StoreError::Corrupt(format!("meta {KEY} is '{value}'")))
+}
+
+pub(crate) fn write(conn: &mut PgConn, format: EventFormat) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        &[&KEY, &format.as_str()],
+    )
+    .map(drop)
+}
+
+/// What the writer knows of the setting, and when it read it.
+#[derive(Debug, Default)]
+pub(crate) struct Known {
+    format: EventFormat,
+    read_at: Option<Instant>,
+}
+
+impl Known {
+    /// Reads the setting again if it is older than [`REFRESH`], or if this node changed it
+    /// (`changed`). A failed read keeps what was known: a batch is not failed for it.
+    pub(crate) fn refresh(&mut self, conn: &mut PgConn, changed: &AtomicBool) {
+        let stale = self.read_at.is_none_or(|t| t.elapsed() >= REFRESH);
+        if !(changed.swap(false, Ordering::AcqRel) || stale) {
+            return;
+        }
+        match read(conn) {
+            Ok(format) => (self.format, self.read_at) = (format, Some(Instant::now())),
+            Err(e) => tracing::warn!(error = %e, "cannot read the event format; keeping {}", self.format.as_str()),
+        }
+    }
+
+    pub(crate) fn format(&self) -> EventFormat {
+        self.format
+    }
+}
+
+/// What the store keeps of event `seq`'s text `json` in `format`.
+pub(crate) fn body<'a>(format: EventFormat, epoch: &str, service: &Sid, seq: u64, json: &'a str) -> &'a str {
+    match format {
+        EventFormat::Whole => json,
+        EventFormat::Short => stored_body(epoch, service, seq, json),
+    }
+}
+
+/// Rewrites whole the events kept short among the next `limit` after `from` in the log's key
+/// order; returns how many it rewrote and where it stopped (`None` at the end of the log).
+pub(crate) fn rewrite_whole(
+    conn: &mut PgConn,
+    epoch: &str,
+    from: Option<(String, i64)>,
+    limit: i64,
+) -> Result<(u64, Option<(String, i64)>), StoreError> {
+    let (service, seq) = from.unwrap_or_default();
+    // A walk along the primary key: each event is looked at once, however many are short.
+    let rows = conn.query(
+        "SELECT service_sid, seq, body FROM events WHERE (service_sid, seq) > ($1, $2)
+         ORDER BY service_sid, seq LIMIT $3",
+        &[&service, &seq, &limit],
+    )?;
+    let mut last = None;
+    let (mut services, mut seqs, mut bodies) = (Vec::new(), Vec::new(), Vec::new());
+    for row in &rows {
+        let service: String = row.try_get(0).map_err(|_| StoreError::Corrupt("event service".into()))?;
+        let seq: i64 = row.try_get(1).map_err(|_| StoreError::Corrupt("event seq".into()))?;
+        let body: String = row.try_get(2).map_err(|_| StoreError::Corrupt("event body".into()))?;
+        if !body.starts_with('{') {
+            let sid = Sid::parse(&service).map_err(|_| StoreError::Corrupt(format!("event service {service}")))?;
+            bodies.push(event_from_body(epoch, &sid, seq as u64, body).get().to_owned());
+            services.push(service.clone());
+            seqs.push(seq);
+        }
+        last = Some((service, seq));
+    }
+    let rewritten = if bodies.is_empty() {
+        0
+    } else {
+        conn.execute(
+            "UPDATE events e SET body = u.body FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(s, q, body)
+             WHERE e.service_sid = u.s AND e.seq = u.q AND left(e.body, 1) <> '{'",
+            &[&services, &seqs, &bodies],
+        )?
+    };
+    let more = rows.len() as i64 == limit;
+    Ok((rewritten, last.filter(|_| more)))
+}
