@@ -100,6 +100,9 @@ pub(crate) struct Held {
     objects: Vec<SyncObject>,
     events: Vec<HeldEvent>,
     items: Vec<HeldItem>,
+    /// Where each item's last held state is in `items`: a batch of large Cognito syncs holds
+    /// thousands of records, each read first.
+    item_at: foldhash::HashMap<Sid, foldhash::HashMap<ItemKey, usize>>,
 }
 
 impl Held {
@@ -119,27 +122,44 @@ impl Held {
     pub(crate) fn truncate(&mut self, mark: Mark) {
         self.objects.truncate(mark.objects);
         self.events.truncate(mark.events);
-        self.items.truncate(mark.items);
+        if self.items.len() > mark.items {
+            self.items.truncate(mark.items);
+            // A failed job's items may have hidden earlier states of the same items.
+            self.item_at.clear();
+            for i in 0..self.items.len() {
+                self.index_item(i);
+            }
+        }
     }
 
     pub(crate) fn clear(&mut self) {
         self.objects.clear();
         self.events.clear();
         self.items.clear();
+        self.item_at.clear();
     }
 
     pub(crate) fn put_item(&mut self, item: &Item) {
         self.items.push(HeldItem { object: item.object_sid.clone(), key: item.item_key(), item: Some(item.clone()) });
+        self.index_item(self.items.len() - 1);
     }
 
     pub(crate) fn delete_item(&mut self, object: &Sid, key: &ItemKey) {
         self.items.push(HeldItem { object: object.clone(), key: key.clone(), item: None });
+        self.index_item(self.items.len() - 1);
+    }
+
+    fn index_item(&mut self, i: usize) {
+        if let Some(h) = self.items.get(i) {
+            self.item_at.entry(h.object.clone()).or_default().insert(h.key.clone(), i);
+        }
     }
 
     /// The held state of `object`'s item `key`: `Some(None)` when it is held removed, `None`
     /// when nothing of it is held.
     pub(crate) fn item(&self, object: &Sid, key: &ItemKey) -> Option<Option<&Item>> {
-        self.items.iter().rev().find(|h| h.object == *object && h.key == *key).map(|h| h.item.as_ref())
+        let i = *self.item_at.get(object)?.get(key)?;
+        self.items.get(i).map(|h| h.item.as_ref())
     }
 
     pub(crate) fn put_object(&mut self, object: &SyncObject) {
@@ -301,5 +321,56 @@ impl FinishArgs<'_> {
             &self.removed_key,
             &self.removed_index,
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrosync_core::sid::SidKind;
+
+    fn entry(object: &Sid, key: &str, revision: u64) -> Item {
+        Item {
+            object_sid: object.clone(),
+            index: None,
+            key: Some(key.into()),
+            data: serde_json::json!({ "r": revision }),
+            revision,
+            date_created: Timestamp(0),
+            date_updated: Timestamp(0),
+            date_expires: None,
+            created_by: "system".into(),
+        }
+    }
+
+    /// An item's last held state answers its reads; dropping a failed job's items gives back
+    /// the states they hid, and clearing forgets every one.
+    #[test]
+    fn an_items_last_held_state_answers_until_its_job_is_dropped() {
+        let (map, other) = (Sid::new(SidKind::Map), Sid::new(SidKind::Map));
+        let (a, b) = (ItemKey::Key("a".into()), ItemKey::Key("b".into()));
+        let revision = |held: &Held, object: &Sid, key: &ItemKey| held.item(object, key).map(|i| i.map(|i| i.revision));
+        let mut held = Held::default();
+        held.put_item(&entry(&map, "a", 1));
+        held.put_item(&entry(&map, "a", 2));
+        held.delete_item(&map, &b);
+        assert_eq!(revision(&held, &map, &a), Some(Some(2)), "the last write");
+        assert_eq!(revision(&held, &map, &b), Some(None), "held removed");
+        assert_eq!(revision(&held, &other, &a), None, "another map's item is not held");
+
+        let mark = held.mark();
+        held.put_item(&entry(&map, "b", 3));
+        held.delete_item(&map, &a);
+        held.put_item(&entry(&other, "a", 4));
+        assert_eq!(revision(&held, &map, &a), Some(None));
+        assert_eq!(revision(&held, &map, &b), Some(Some(3)));
+        held.truncate(mark);
+        assert_eq!(revision(&held, &map, &a), Some(Some(2)), "the state the dropped removal hid");
+        assert_eq!(revision(&held, &map, &b), Some(None));
+        assert_eq!(revision(&held, &other, &a), None, "dropped with its job");
+
+        held.clear();
+        assert_eq!(revision(&held, &map, &a), None);
+        assert!(held.is_empty());
     }
 }
