@@ -8,11 +8,10 @@
 
 mod support;
 
+use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
-
-const SID: &str = "AC0123456789abcdef0123456789abcdef";
-const TOKEN: &str = "event-format-auth-token-01";
+use support::{DATA_AUTH_TOKEN as TOKEN, DATA_SID as SID, rest_at};
 
 #[test]
 fn the_embedded_store_keeps_events_short_and_has_no_setting() {
@@ -35,17 +34,15 @@ fn event_format(store: &str, args: &[&str]) -> String {
 }
 
 /// Every event of the service, through `base`'s change feed from the start.
-async fn log(http: &reqwest::Client, base: &str) -> Vec<Value> {
-    let r: Value = http
-        .get(format!("{base}/api/v1/services/fmt/changes?from_start=true&limit=1000"))
-        .basic_auth(SID, Some(TOKEN))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+async fn log(base: &str) -> Vec<Value> {
+    let (status, r) = rest_at(base, Method::GET, "/services/fmt/changes?from_start=true&limit=1000", Value::Null).await;
+    assert_eq!(status, 200, "{r}");
     r["events"].as_array().unwrap_or_else(|| panic!("events in {r}")).clone()
+}
+
+async fn write(base: &str, method: Method, path: &str, body: Value) {
+    let (status, r) = rest_at(base, method, path, body).await;
+    assert!((200..300).contains(&status), "{path}: {status} {r}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,20 +53,9 @@ async fn a_cluster_keeps_events_short_once_told_and_whole_again_after() {
     let (b, b_addr) = support::serve(dirs[1].path(), SID, TOKEN, &["--store", &store]).await;
     let _nodes = (support::KillOnDrop(a), support::KillOnDrop(b));
     let (a, b) = (format!("http://{a_addr}"), format!("http://{b_addr}"));
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-    let write = async |base: &str, method: reqwest::Method, path: &str, body: Value| {
-        let r = http
-            .request(method, format!("{base}/api/v1{path}"))
-            .basic_auth(SID, Some(TOKEN))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-    };
-    write(&a, reqwest::Method::POST, "/services", json!({ "unique_name": "fmt" })).await;
-    write(&a, reqwest::Method::POST, "/services/fmt/documents", json!({ "unique_name": "d", "data": {"n": 0} })).await;
-    write(&b, reqwest::Method::PUT, "/services/fmt/documents/d", json!({ "data": {"n": 1} })).await;
+    write(&a, Method::POST, "/services", json!({ "unique_name": "fmt" })).await;
+    write(&a, Method::POST, "/services/fmt/documents", json!({ "unique_name": "d", "data": {"n": 0} })).await;
+    write(&b, Method::PUT, "/services/fmt/documents/d", json!({ "data": {"n": 1} })).await;
 
     assert_eq!(event_format(&store, &[]).trim(), "whole", "whole until told");
     assert!(event_format(&store, &["short"]).starts_with("short"));
@@ -79,25 +65,25 @@ async fn a_cluster_keeps_events_short_once_told_and_whole_again_after() {
     tokio::time::sleep(Duration::from_secs(11)).await;
     for n in 2..8 {
         let base = if n % 2 == 0 { &a } else { &b };
-        write(base, reqwest::Method::PUT, "/services/fmt/documents/d", json!({ "data": {"n": n, "s": "é\"x"} })).await;
+        write(base, Method::PUT, "/services/fmt/documents/d", json!({ "data": {"n": n, "s": "é\"x"} })).await;
     }
 
     // A node with none of the events in memory reads them all from the database.
     let (c, c_addr) = support::serve(dirs[2].path(), SID, TOKEN, &["--store", &store]).await;
     let _c = support::KillOnDrop(c);
     let c = format!("http://{c_addr}");
-    let read = log(&http, &c).await;
+    let read = log(&c).await;
     assert_eq!(read.len(), 8, "a creation and seven updates: {read:?}");
     for (i, e) in read.iter().enumerate() {
         assert_eq!(e["seq"], json!(i + 1), "numbered without gaps: {e}");
         assert_eq!(e["data"]["n"], json!(i), "{e}");
         assert!(e["token"].as_str().is_some_and(|t| !t.is_empty()) && e["service_sid"].is_string(), "{e}");
     }
-    assert_eq!(log(&http, &a).await, read, "the node that wrote half of them reads the same");
+    assert_eq!(log(&a).await, read, "the node that wrote half of them reads the same");
 
     let said = event_format(&store, &["whole", "--settle", "0"]);
     assert_eq!(said.trim(), "whole: 6 events kept short were rewritten whole", "the six after the switch");
-    assert_eq!(log(&http, &c).await, read, "rewritten, the log reads the same");
+    assert_eq!(log(&c).await, read, "rewritten, the log reads the same");
     let again = event_format(&store, &["whole", "--settle", "0"]);
     assert!(again.starts_with("whole: 0 events"), "{again}");
 }

@@ -9,32 +9,30 @@ use ferrosync_store::postgres::EventFormat;
 use ferrosync_store::testing::fresh_postgres_url;
 use std::sync::Arc;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_store_passes_the_conformance_suite() {
-    if fresh_postgres_url().await.is_none() {
-        return;
-    }
-    ferrosync_store::conformance::run_all(|| async {
-        let url = fresh_postgres_url().await.expect("test server configured");
-        Arc::new(PgStore::connect(&url).await.expect("connects")) as Arc<dyn Store>
-    })
-    .await;
-}
-
-/// The same suite with the cluster keeping events without their head: every read of the log
-/// must give back the text as it was sent live.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_store_keeping_events_short_passes_the_conformance_suite() {
+/// The suite on stores each on a fresh schema, keeping new events in `format`.
+async fn conformance(format: EventFormat) {
     if fresh_postgres_url().await.is_none() {
         return;
     }
     ferrosync_store::conformance::run_all(|| async {
         let url = fresh_postgres_url().await.expect("test server configured");
         let store = PgStore::connect(&url).await.expect("connects");
-        store.set_event_format(EventFormat::Short).await.expect("short");
+        store.set_event_format(format).await.expect("the event format");
         Arc::new(store) as Arc<dyn Store>
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_passes_the_conformance_suite() {
+    conformance(EventFormat::Whole).await;
+}
+
+/// The same suite with the cluster keeping events without their head: every read of the log
+/// must give back the text as it was sent live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_keeping_events_short_passes_the_conformance_suite() {
+    conformance(EventFormat::Short).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
