@@ -54,7 +54,7 @@ pub(crate) struct PgConn {
     /// Statements sent, each a round trip (preparing one aside).
     pub(crate) sent: u64,
     /// How the writer keeps the events it appends (see [`super::format`]).
-    pub(crate) event_format: super::format::EventFormat,
+    pub(crate) event_format: super::format::Known,
 }
 
 impl PgConn {
@@ -70,7 +70,7 @@ impl PgConn {
             wrote: false,
             failed: false,
             sent: 0,
-            event_format: super::format::EventFormat::Whole,
+            event_format: Default::default(),
         }
     }
 

@@ -67,7 +67,8 @@ pub(crate) fn write(conn: &mut PgConn, format: EventFormat) -> Result<(), StoreE
     .map(drop)
 }
 
-/// What the writer knows of the setting, and when it read it.
+/// What a writer's connection knows of the setting, and when it read it: a new connection
+/// reads it at its first batch.
 #[derive(Debug, Default)]
 pub(crate) struct Known {
     format: EventFormat,
@@ -75,21 +76,24 @@ pub(crate) struct Known {
 }
 
 impl Known {
-    /// Reads the setting again if it is older than [`REFRESH`], or if this node changed it
-    /// (`changed`). A failed read keeps what was known: a batch is not failed for it.
-    pub(crate) fn refresh(&mut self, conn: &mut PgConn, changed: &AtomicBool) {
-        let stale = self.read_at.is_none_or(|t| t.elapsed() >= REFRESH);
-        if !(changed.swap(false, Ordering::AcqRel) || stale) {
-            return;
-        }
-        match read(conn) {
-            Ok(format) => (self.format, self.read_at) = (format, Some(Instant::now())),
-            Err(e) => tracing::warn!(error = %e, "cannot read the event format; keeping {}", self.format.as_str()),
-        }
-    }
-
     pub(crate) fn format(&self) -> EventFormat {
         self.format
+    }
+}
+
+/// Reads the setting again on the writer's connection if what it knows is older than
+/// [`REFRESH`], or if this node changed it (`changed`). A failed read keeps what was known: a
+/// batch is not failed for it.
+pub(crate) fn refresh(conn: &mut PgConn, changed: &AtomicBool) {
+    let stale = conn.event_format.read_at.is_none_or(|t| t.elapsed() >= REFRESH);
+    if !(changed.swap(false, Ordering::AcqRel) || stale) {
+        return;
+    }
+    match read(conn) {
+        Ok(format) => conn.event_format = Known { format, read_at: Some(Instant::now()) },
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the event format; keeping {}", conn.event_format.format.as_str())
+        }
     }
 }
 

@@ -257,7 +257,6 @@ fn writer_loop(
     format_changed: &AtomicBool,
 ) {
     let mut conn: Option<PgConn> = None;
-    let mut format = format::Known::default();
     let metrics = crate::CommitMetrics::taken();
     crate::run_writer(
         rx,
@@ -269,8 +268,7 @@ fn writer_loop(
             }
             let results = match conn.as_mut() {
                 Some(c) => {
-                    format.refresh(c, format_changed);
-                    c.event_format = format.format();
+                    format::refresh(c, format_changed);
                     commit_batch(c, &epoch, batch, &metrics)
                 }
                 None => unavailable(batch.len(), "PostgreSQL is unreachable"),
@@ -540,7 +538,7 @@ impl_tx_state!(PgTx<'_>, rows, {
         date: Timestamp,
         json: &str,
     ) -> Result<(), StoreError> {
-        let body = format::body(self.conn.event_format, self.epoch, service, seq, json);
+        let body = format::body(self.conn.event_format.format(), self.epoch, service, seq, json);
         rows::insert_event(self.conn, service, seq, object, date, body)
     }
     fn put_object_with_event(
@@ -552,7 +550,7 @@ impl_tx_state!(PgTx<'_>, rows, {
         // Bound as JSON here, not as text: the value is what is sent.
         _data: Option<&str>,
     ) -> Result<(), StoreError> {
-        let body = format::body(self.conn.event_format, self.epoch, &object.service_sid, seq, json);
+        let body = format::body(self.conn.event_format.format(), self.epoch, &object.service_sid, seq, json);
         rows::put_object_with_event(self.conn, object, seq, date, body)
     }
 });
