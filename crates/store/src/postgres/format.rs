@@ -8,6 +8,7 @@
 //! events whole.
 
 use super::conn::PgConn;
+use super::rows::{get, sid_col};
 use ferrosync_core::log::{event_from_body, stored_body};
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::StoreError;
@@ -55,8 +56,8 @@ pub(crate) fn read(conn: &mut PgConn) -> Result<EventFormat, StoreError> {
     let Some(row) = conn.query_opt("SELECT value FROM meta WHERE key = $1", &[&KEY])? else {
         return Ok(EventFormat::Whole);
     };
-    let value: String = row.try_get(0).map_err(|_| StoreError::Corrupt("meta value".into()))?;
-    EventFormat::parse(&value).ok_or_else(|| StoreError::Corrupt(format!("meta {KEY} is '{value}'")))
+    let value: &str = get(&row, 0, "meta value")?;
+    EventFormat::parse(value).ok_or_else(|| StoreError::Corrupt(format!("meta {KEY} is '{value}'")))
 }
 
 pub(crate) fn write(conn: &mut PgConn, format: EventFormat) -> Result<(), StoreError> {
@@ -76,8 +77,12 @@ pub(crate) struct Known {
 }
 
 impl Known {
-    pub(crate) fn format(&self) -> EventFormat {
-        self.format
+    /// What the store keeps of event `seq`'s text `json`.
+    pub(crate) fn body<'a>(&self, epoch: &str, service: &Sid, seq: u64, json: &'a str) -> &'a str {
+        match self.format {
+            EventFormat::Whole => json,
+            EventFormat::Short => stored_body(epoch, service, seq, json),
+        }
     }
 }
 
@@ -94,14 +99,6 @@ pub(crate) fn refresh(conn: &mut PgConn, changed: &AtomicBool) {
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the event format; keeping {}", conn.event_format.format.as_str())
         }
-    }
-}
-
-/// What the store keeps of event `seq`'s text `json` in `format`.
-pub(crate) fn body<'a>(format: EventFormat, epoch: &str, service: &Sid, seq: u64, json: &'a str) -> &'a str {
-    match format {
-        EventFormat::Whole => json,
-        EventFormat::Short => stored_body(epoch, service, seq, json),
     }
 }
 
@@ -123,12 +120,10 @@ pub(crate) fn rewrite_whole(
     let mut last = None;
     let (mut services, mut seqs, mut bodies) = (Vec::new(), Vec::new(), Vec::new());
     for row in &rows {
-        let service: String = row.try_get(0).map_err(|_| StoreError::Corrupt("event service".into()))?;
-        let seq: i64 = row.try_get(1).map_err(|_| StoreError::Corrupt("event seq".into()))?;
-        let body: String = row.try_get(2).map_err(|_| StoreError::Corrupt("event body".into()))?;
+        let (service, seq): (String, i64) = (get(row, 0, "event service")?, get(row, 1, "event seq")?);
+        let body: String = get(row, 2, "event body")?;
         if !body.starts_with('{') {
-            let sid = Sid::parse(&service).map_err(|_| StoreError::Corrupt(format!("event service {service}")))?;
-            bodies.push(event_from_body(epoch, &sid, seq as u64, body).get().to_owned());
+            bodies.push(event_from_body(epoch, &sid_col(row, 0)?, seq as u64, body).get().to_owned());
             services.push(service.clone());
             seqs.push(seq);
         }

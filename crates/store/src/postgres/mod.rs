@@ -538,7 +538,7 @@ impl_tx_state!(PgTx<'_>, rows, {
         date: Timestamp,
         json: &str,
     ) -> Result<(), StoreError> {
-        let body = format::body(self.conn.event_format.format(), self.epoch, service, seq, json);
+        let body = self.conn.event_format.body(self.epoch, service, seq, json);
         rows::insert_event(self.conn, service, seq, object, date, body)
     }
     fn put_object_with_event(
@@ -550,7 +550,7 @@ impl_tx_state!(PgTx<'_>, rows, {
         // Bound as JSON here, not as text: the value is what is sent.
         _data: Option<&str>,
     ) -> Result<(), StoreError> {
-        let body = format::body(self.conn.event_format.format(), self.epoch, &object.service_sid, seq, json);
+        let body = self.conn.event_format.body(self.epoch, &object.service_sid, seq, json);
         rows::put_object_with_event(self.conn, object, seq, date, body)
     }
 });

@@ -22,11 +22,11 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("column {what} holds an invalid value"))
 }
 
-fn get<'a, T: postgres::types::FromSql<'a>>(row: &'a Row, idx: usize, what: &str) -> Result<T, StoreError> {
+pub(super) fn get<'a, T: postgres::types::FromSql<'a>>(row: &'a Row, idx: usize, what: &str) -> Result<T, StoreError> {
     row.try_get(idx).map_err(|_| corrupt(what))
 }
 
-fn sid_col(row: &Row, idx: usize) -> Result<Sid, StoreError> {
+pub(super) fn sid_col(row: &Row, idx: usize) -> Result<Sid, StoreError> {
     let s: &str = get(row, idx, "sid")?;
     Sid::parse(s).map_err(|_| corrupt("sid"))
 }
