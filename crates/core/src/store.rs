@@ -626,6 +626,15 @@ pub trait Store: Send + Sync + 'static {
     async fn objects(&self, service: &Sid, kind: ObjectKind, page: &PageRequest)
     -> Result<Vec<SyncObject>, StoreError>;
     async fn item(&self, object: &Sid, key: &ItemKey) -> Result<Option<Item>, StoreError>;
+    /// The item `key` of the object `r` names, in one read: for records kept in named Maps,
+    /// where the object itself is not wanted.
+    async fn named_item(
+        &self,
+        service: &Sid,
+        kind: ObjectKind,
+        r: &ObjectRef,
+        key: &ItemKey,
+    ) -> Result<Option<Item>, StoreError>;
     /// Up to `page.limit + 1` items, ordered by index (lists) or key (maps).
     async fn items(&self, object: &Sid, kind: ObjectKind, page: &PageRequest) -> Result<Vec<Item>, StoreError>;
     async fn permission(&self, object: &Sid, identity: &str) -> Result<Option<Permission>, StoreError>;

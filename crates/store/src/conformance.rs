@@ -226,6 +226,23 @@ async fn batches_write_all_or_nothing(store: Arc<dyn Store>) {
     store.execute(Actor::SYSTEM, batch(vec![current])).await.expect("the revision matches");
     let a = store.item(&map.sid, &ItemKey::Key("a".into())).await.expect("read").expect("a");
     assert_eq!((a.data, a.revision), (json!({ "v": 4 }), 1));
+
+    // An entry read through its Map's name or SID; another kind, service, Map or key finds none.
+    let other = service(&store).await;
+    let (by_name, by_sid) = (ObjectRef::UniqueName("m".into()), ObjectRef::Sid(map.sid.clone()));
+    for (svc, kind, r, key, found) in [
+        (&svc, ObjectKind::Map, &by_name, "a", true),
+        (&svc, ObjectKind::Map, &by_sid, "a", true),
+        (&svc, ObjectKind::Map, &by_name, "zz", false),
+        (&svc, ObjectKind::List, &by_name, "a", false),
+        (&svc, ObjectKind::Map, &ObjectRef::UniqueName("nope".into()), "a", false),
+        (&other, ObjectKind::Map, &by_name, "a", false),
+        (&other, ObjectKind::Map, &by_sid, "a", false),
+    ] {
+        let got = store.named_item(svc, kind, r, &ItemKey::Key(key.into())).await.expect("read");
+        let want = found.then(|| (map.sid.clone(), json!({ "v": 4 }), 1));
+        assert_eq!(got.map(|i| (i.object_sid, i.data, i.revision)), want, "{kind:?} {r:?} {key}");
+    }
 }
 
 /// Records the sequence numbers of the commits it hears of.

@@ -91,6 +91,17 @@ macro_rules! impl_store {
                 self.read(move |c| $rows::item(c, &object, &key)).await
             }
 
+            async fn named_item(
+                &self,
+                service: &Sid,
+                kind: ObjectKind,
+                r: &ObjectRef,
+                key: &ItemKey,
+            ) -> Result<Option<Item>, StoreError> {
+                let (service, r, key) = (service.clone(), r.clone(), key.clone());
+                self.read(move |c| $rows::named_item(c, &service, kind, &r, &key)).await
+            }
+
             async fn items(
                 &self,
                 object: &Sid,

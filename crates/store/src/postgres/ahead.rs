@@ -12,8 +12,8 @@
 use super::pending::is_named;
 use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, SyncObject};
 use ferrosync_core::sid::Sid;
-use ferrosync_core::store::Mutation;
-use std::collections::HashMap;
+use ferrosync_core::store::{Mutation, ObjectWrite};
+use std::collections::{HashMap, HashSet};
 
 type Named = (Sid, ObjectKind, ObjectRef);
 
@@ -31,8 +31,9 @@ pub(crate) struct Ahead {
     items_read: HashMap<Sid, HashMap<ItemKey, Option<Item>>>,
 }
 
-/// The object a mutation reads first, when it names one.
-fn named(m: &Mutation) -> Option<Named> {
+/// The objects a mutation reads, each with the item it reads there, if any. A batch of writes
+/// to named Maps and Lists (the records the Proxy and Matrix faces keep) reads several.
+fn reads(m: &Mutation, mut each: impl FnMut(Named, Option<ItemKey>)) {
     let (service, kind, target) = match m {
         Mutation::OpenObject { service, kind, target: Some(target), .. }
         | Mutation::UpdateObject { service, kind, target, .. }
@@ -41,17 +42,38 @@ fn named(m: &Mutation) -> Option<Named> {
         | Mutation::RemoveItem { service, kind, target, .. } => (service, *kind, target),
         Mutation::AddListItem { service, target, .. } => (service, ObjectKind::List, target),
         Mutation::Publish { service, target, .. } => (service, ObjectKind::Stream, target),
-        _ => return None,
+        Mutation::Batch { service, writes, txn } => {
+            let entry = |map: &str, key: &str| {
+                (
+                    (service.clone(), ObjectKind::Map, ObjectRef::UniqueName(map.to_owned())),
+                    Some(ItemKey::Key(key.to_owned())),
+                )
+            };
+            if let Some((map, key)) = txn {
+                let (named, key) = entry(map, key);
+                each(named, key);
+            }
+            for write in writes {
+                let (named, key) = match write {
+                    ObjectWrite::Put { map, key, .. }
+                    | ObjectWrite::Create { map, key, .. }
+                    | ObjectWrite::Replace { map, key, .. }
+                    | ObjectWrite::Remove { map, key } => entry(map, key),
+                    ObjectWrite::Append { list, .. } => {
+                        ((service.clone(), ObjectKind::List, ObjectRef::UniqueName(list.clone())), None)
+                    }
+                };
+                each(named, key);
+            }
+            return;
+        }
+        _ => return,
     };
-    Some((service.clone(), kind, target.clone()))
-}
-
-/// The item a mutation reads, when it names one.
-fn named_item(m: &Mutation) -> Option<(Named, ItemKey)> {
-    match m {
-        Mutation::WriteItem { key, .. } | Mutation::RemoveItem { key, .. } => Some((named(m)?, key.clone())),
+    let key = match m {
+        Mutation::WriteItem { key, .. } | Mutation::RemoveItem { key, .. } => Some(key.clone()),
         _ => None,
-    }
+    };
+    each((service.clone(), kind, target.clone()), key);
 }
 
 fn same(named: &Named, service: &Sid, kind: ObjectKind, r: &ObjectRef) -> bool {
@@ -62,17 +84,20 @@ impl Ahead {
     /// A batch begins: what its jobs will read.
     pub(crate) fn want<'a>(&mut self, jobs: impl Iterator<Item = &'a Mutation>) {
         self.clear();
+        // A batch of many jobs, or of one large batch of writes, names hundreds: the sets keep
+        // each once without comparing every pair.
+        let (mut objects, mut items) = (HashSet::new(), HashSet::new());
         for m in jobs {
-            if let Some(named) = named(m)
-                && !self.wanted.contains(&named)
-            {
-                self.wanted.push(named);
-            }
-            if let Some(item) = named_item(m)
-                && !self.items_named.contains(&item)
-            {
-                self.items_named.push(item);
-            }
+            reads(m, |named, key| {
+                if let Some(key) = key
+                    && items.insert((named.clone(), key.clone()))
+                {
+                    self.items_named.push((named.clone(), key));
+                }
+                if objects.insert(named.clone()) {
+                    self.wanted.push(named);
+                }
+            });
         }
     }
 
@@ -274,5 +299,46 @@ mod tests {
         assert_eq!(ahead.item(&m.sid, &key("b")), Some(None));
         ahead.forget_all();
         assert_eq!(ahead.item(&m.sid, &key("b")), None);
+    }
+
+    /// A batch of writes to named Maps and Lists reads each of them once, and each entry it
+    /// writes (its transaction's record too) once its Map is found.
+    #[test]
+    fn a_batch_of_writes_reads_its_maps_and_entries_ahead() {
+        let svc = Sid::new(SidKind::Service);
+        let put =
+            |map: &str, key: &str| ObjectWrite::Put { map: map.into(), key: key.into(), data: serde_json::json!({}) };
+        let batch = Mutation::Batch {
+            service: svc.clone(),
+            writes: vec![
+                put("m", "a"),
+                ObjectWrite::Remove { map: "m".into(), key: "b".into() },
+                ObjectWrite::Append { list: "l".into(), data: serde_json::json!({}), ttl: None },
+                put("n", "a"),
+            ],
+            txn: Some(("txns".into(), "t1".into())),
+        };
+        let mut ahead = Ahead::default();
+        ahead.want(std::iter::once(&batch));
+        let by_name = |n: &str| ObjectRef::UniqueName(n.into());
+        let mut wanted = ahead.take(&svc, ObjectKind::Map, &by_name("txns"));
+        wanted.sort_by_key(|(_, kind, r)| (kind.code(), format!("{r:?}")));
+        let names: Vec<_> = wanted.iter().map(|(_, kind, r)| (*kind, r.clone())).collect();
+        let expected = [
+            (ObjectKind::List, by_name("l")),
+            (ObjectKind::Map, by_name("m")),
+            (ObjectKind::Map, by_name("n")),
+            (ObjectKind::Map, by_name("txns")),
+        ];
+        assert_eq!(names, expected, "each Map and List once, the transaction's Map too");
+        let mut m = doc(&svc, "m");
+        m.kind = ObjectKind::Map;
+        for named in wanted {
+            ahead.note(named, std::slice::from_ref(&m));
+        }
+        let key = |k: &str| ItemKey::Key(k.into());
+        let mut keys = ahead.take_items(&m.sid, &key("a"));
+        keys.sort();
+        assert_eq!(keys, [key("a"), key("b")], "m's entries, not n's nor the transaction's");
     }
 }

@@ -149,7 +149,7 @@ async fn a_batch_holding_rows_back_reads_them_and_undoes_only_failed_jobs() {
     ];
     let (epoch2, mut held) = (epoch.clone(), conn);
     let (codes, conn) = tokio::task::spawn_blocking(move || {
-        let results = commit_holding(&mut held, &epoch2, &jobs, &[0, 1, 2]);
+        let results = commit_holding(&mut held, &epoch2, &jobs, &[0, 1, 2, 3]);
         (results.map(|r| r.iter().flatten().map(code).collect::<Vec<_>>()), held)
     })
     .await
@@ -171,7 +171,7 @@ async fn a_batch_holding_rows_back_reads_them_and_undoes_only_failed_jobs() {
     let lone = [as_alice(create(&acl, "q", &["k", "k"]))];
     let (epoch2, mut held) = (epoch.clone(), conn);
     let (holding, codes, lone) = tokio::task::spawn_blocking(move || {
-        let holding = commit_holding(&mut held, &epoch2, &jobs, &[0, 1, 2]).is_some();
+        let holding = commit_holding(&mut held, &epoch2, &jobs, &[0, 1, 2, 3]).is_some();
         let codes: Vec<_> = commit(&mut held, &epoch2, &jobs).iter().map(code).collect();
         let lone =
             commit_holding(&mut held, &epoch2, &lone, &[0]).map(|r| r.iter().flatten().map(code).collect::<Vec<_>>());
@@ -363,6 +363,61 @@ async fn a_batch_holding_items_reads_them_back_and_sends_each_once() {
     let n = |n: i64| Some(json!({ "n": n }));
     assert_eq!(answers, [n(4), n(4), n(2), n(4), None]);
     assert_eq!(round_trips, 1);
+}
+
+/// Batches of writes to named Maps (the Proxy and Matrix faces' records) read their Maps
+/// together, then each Map's entries together, and see what earlier jobs of the batch wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_batches_read_their_maps_and_entries_ahead() {
+    use ferrosync_core::error::ErrorCode;
+    use ferrosync_core::model::{ItemKey, ObjectKind, ObjectRef};
+    use ferrosync_core::store::{ObjectWrite, Store};
+    use serde_json::json;
+
+    let Some((store, svc, mut conn)) = fixture().await else { return };
+    let batch = |writes: Vec<ObjectWrite>| Mutation::Batch { service: svc.clone(), writes, txn: None };
+    let put =
+        |map: &str, key: &str, v: i64| ObjectWrite::Put { map: map.into(), key: key.into(), data: json!({ "v": v }) };
+    let create = |map: &str, key: &str| ObjectWrite::Create { map: map.into(), key: key.into(), data: json!({}) };
+    store.execute(Actor::SYSTEM, batch(vec![put("m", "a", 1), put("x", "e0", 0)])).await.expect("made");
+
+    let replace = ObjectWrite::Replace { map: "m".into(), key: "a".into(), data: json!({ "v": 2 }), revision: 0 };
+    let jobs = [
+        job(batch(vec![
+            put("m", "b", 1),
+            ObjectWrite::Remove { map: "x".into(), key: "e0".into() },
+            put("x", "e1", 1),
+        ])),
+        job(batch(vec![replace, put("x", "e2", 2)])),
+        // b was written by the first job.
+        job(batch(vec![create("m", "b")])),
+        job(batch(vec![create("n", "c")])),
+    ];
+    let epoch = store.epoch().to_owned();
+    let (codes, round_trips) = tokio::task::spawn_blocking(move || {
+        let sent = conn.sent;
+        let results = commit_holding(&mut conn, &epoch, &jobs, &[0, 1, 2, 3]);
+        (results.map(|r| r.iter().flatten().map(code).collect::<Vec<_>>()), conn.sent - sent)
+    })
+    .await
+    .expect("joined");
+    assert_eq!(codes, Some(vec![Ok(()), Ok(()), Err(ErrorCode::AlreadyExists), Ok(())]));
+    // BEGIN, the service, m, x and n read ahead together, m's a and b, x's three entries, n's
+    // c once n is made (the one read a Map not there yet costs), everything written in one
+    // statement, COMMIT.
+    assert_eq!(round_trips, 8);
+
+    let entry = |map: &str, key: &str| {
+        let (r, key) = (ObjectRef::UniqueName(map.into()), ItemKey::Key(key.into()));
+        let store = &store;
+        let svc = &svc;
+        async move { store.named_item(svc, ObjectKind::Map, &r, &key).await.expect("read").map(|i| (i.data, i.revision)) }
+    };
+    assert_eq!(entry("m", "a").await, Some((json!({ "v": 2 }), 1)));
+    assert_eq!(entry("m", "b").await, Some((json!({ "v": 1 }), 0)));
+    assert_eq!(entry("x", "e0").await, None);
+    assert_eq!(entry("x", "e2").await, Some((json!({ "v": 2 }), 0)));
+    assert_eq!(entry("n", "c").await, Some((json!({}), 0)));
 }
 
 /// Events kept without their head once the cluster says so: the switch reaches this node's

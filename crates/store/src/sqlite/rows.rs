@@ -381,6 +381,35 @@ pub(crate) fn item(conn: &Connection, object: &Sid, key: &ItemKey) -> Result<Opt
     .map_err(err)
 }
 
+/// The item `key` of the object `r` names, found through the object's key in one statement.
+pub(crate) fn named_item(
+    conn: &Connection,
+    service: &Sid,
+    kind: ObjectKind,
+    r: &ObjectRef,
+    key: &ItemKey,
+) -> Result<Option<Item>, StoreError> {
+    macro_rules! by {
+        ($col:literal) => {
+            concat!(
+                "SELECT ",
+                item_cols!(),
+                " FROM items WHERE object_sid = (SELECT sid FROM objects WHERE service_sid = ?1 AND kind = ?2 AND ",
+                $col,
+                " = ?3) AND item_key = ?4 AND item_index = ?5"
+            )
+        };
+    }
+    let (sql, val) = match r {
+        ObjectRef::Sid(s) => (by!("sid"), s.as_str()),
+        ObjectRef::UniqueName(n) => (by!("unique_name"), n.as_str()),
+    };
+    let (k, i) = key_parts(key);
+    conn.prepare_cached(sql)
+        .and_then(|mut st| st.query_row(params![service.as_str(), kind.code(), val, k, i], item_row).optional())
+        .map_err(err)
+}
+
 pub(crate) fn items(
     conn: &Connection,
     object: &Sid,

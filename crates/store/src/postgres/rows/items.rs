@@ -3,7 +3,7 @@
 
 use super::{Param, PgConn, get, json_col, key_bound, sid_col, sql_order, ts_col, u64_col};
 use crate::postgres::pending::key_parts;
-use ferrosync_core::model::{Item, ItemKey, ObjectKind};
+use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef};
 use ferrosync_core::page::PageRequest;
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::StoreError;
@@ -47,6 +47,29 @@ pub(crate) fn item(conn: &mut PgConn, object: &Sid, key: &ItemKey) -> Result<Opt
     }
     let mut found = read_items(conn, object, &keys)?;
     Ok(keys.iter().position(|k| k == key).and_then(|at| found.get_mut(at)).and_then(Option::take))
+}
+
+/// The item `key` of the object `r` names, found through the object's key in one statement
+/// (one round trip instead of two).
+pub(crate) fn named_item(
+    conn: &mut PgConn,
+    service: &Sid,
+    kind: ObjectKind,
+    r: &ObjectRef,
+    key: &ItemKey,
+) -> Result<Option<Item>, StoreError> {
+    let (col, val) = super::ref_parts(r);
+    let (k, i) = key_parts(key);
+    conn.query_opt(
+        &format!(
+            "SELECT {ITEM_COLS} FROM items WHERE object_sid = \
+             (SELECT sid FROM objects WHERE service_sid = $1 AND kind = $2 AND {col} = $3) \
+             AND item_key = $4 AND item_index = $5"
+        ),
+        &[&service.as_str(), &kind.code(), &val, &k, &i],
+    )?
+    .map(|row| item_row(&row))
+    .transpose()
 }
 
 /// Several items of `object`, in the order of `keys`: those not held nor read ahead are read in
