@@ -179,7 +179,7 @@ pub use matrix::{
 pub use proxy::{
     InboundMessage, InboundOutcome, MODES as PROXY_MODES, OUTBOX as PROXY_OUTBOX, PROXY_SERVICE, ParticipantSpec, Pool,
     ProxyAlert, ProxyInteraction, ProxyJob, ProxyNumber, ProxyParticipant, ProxyService, ProxyServicePatch,
-    ProxySession, SessionCreate, SessionStatus, SessionUpdate, proxy_alerts_list,
+    ProxySession, SERVICES as PROXY_SERVICES, SessionCreate, SessionStatus, SessionUpdate, proxy_alerts_list,
 };
 pub use services::{DEFAULT_SERVICE, MATRIX_SERVICE};
 

@@ -11,7 +11,6 @@
 
 use super::delivery::{Delivered, Leg, Outgoing};
 use super::{Done, Relay, RelayError, twiml};
-use ferrosync_core::auth::Principal;
 use ferrosync_core::engine::{InboundMessage, ProxyAlert, ProxyInteraction, ProxyService};
 use ferrosync_core::sid::Sid;
 use serde_json::json;
@@ -110,26 +109,17 @@ pub(super) fn out_of_session_form(account_sid: &Sid, message: &InboundMessage) -
 }
 
 impl Relay {
-    /// Asks the intercept callback; true when the message may go on. `None` when stopped first.
+    /// Asks the intercept callback about `leg`, as `recorded` (what the job says when that
+    /// could not be read); true when the message may go on. `None` when stopped first.
     pub(super) async fn intercept(
         &self,
         svc: &ProxyService,
         url: &str,
         leg: &Leg,
+        recorded: Option<&ProxyInteraction>,
         stop: &CancellationToken,
     ) -> Option<bool> {
-        let engine = &self.engine;
-        let read = || {
-            engine.proxy_interaction(
-                &Principal::Root,
-                svc.sid.as_str(),
-                leg.session_sid.as_str(),
-                leg.interaction_sid.as_str(),
-            )
-        };
-        // What the job says is enough when the record cannot be read.
-        let recorded = self.store_op(stop, read).await?.ok();
-        let form = intercept_form(self.engine.account_sid(), svc, leg, recorded.as_ref());
+        let form = intercept_form(self.engine.account_sid(), svc, leg, recorded);
         match self.post_form(url, &form, "intercept", RelayError::unanswered, stop).await? {
             Ok(_) => Some(true),
             Err(e) => {

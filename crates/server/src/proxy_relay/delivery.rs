@@ -98,24 +98,16 @@ impl Relay {
         };
         // A job done again after a restart or a lost lease: its leg has left `queued` already
         // (or the interaction is gone with its session), so it is not sent twice.
-        let recorded = self
-            .store_op(stop, || {
-                self.engine.proxy_interaction(
-                    &Principal::Root,
-                    service_sid.as_str(),
-                    leg.session_sid.as_str(),
-                    leg.interaction_sid.as_str(),
-                )
-            })
-            .await?;
-        match recorded {
-            Ok(i) if i.outbound_resource_status.as_deref() != Some("queued") => return Some(Done::Skipped),
-            Err(CoreError::NotFound { .. }) => return Some(Done::Skipped),
-            _ => {}
-        }
+        let read = || self.engine.proxy_interaction_for_relay(&leg.session_sid, &leg.interaction_sid);
+        let recorded = match self.store_op(stop, read).await? {
+            Ok(Some(i)) if i.outbound_resource_status.as_deref() == Some("queued") => Some(i),
+            Ok(_) => return Some(Done::Skipped),
+            // What the job says is enough when the record cannot be read.
+            Err(_) => None,
+        };
         if intercept
             && let Some(url) = svc.intercept_callback_url.as_deref()
-            && !self.intercept(&svc, url, &leg, stop).await?
+            && !self.intercept(&svc, url, &leg, recorded.as_ref(), stop).await?
         {
             self.set_status(&svc, &leg, "canceled", stop).await?;
             return Some(Done::Blocked);

@@ -15,18 +15,20 @@
 
 mod callbacks;
 mod delivery;
+mod kept;
 mod lanes;
 mod sender;
 mod twiml;
 
 use crate::logfeed::{self, Feeds, Lease, Leased, Retried, RetryPolicy, Stop, with_retries};
 use crate::state::AppState;
-use ferrosync_core::engine::{PROXY_OUTBOX, PROXY_SERVICE, ProxyJob, ProxyService};
+use ferrosync_core::engine::{PROXY_OUTBOX, PROXY_SERVICE, PROXY_SERVICES, ProxyJob, ProxyService};
 use ferrosync_core::log::{Event, EventKind};
 use ferrosync_core::model::ObjectRef;
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::{StoreError, StoredEvent, consumers};
 use ferrosync_core::{CoreError, Engine};
+use kept::Kept;
 use lanes::Lanes;
 use sender::Sender;
 use std::collections::HashMap;
@@ -91,7 +93,7 @@ pub fn spawn(state: &Arc<AppState>, feeds: &Arc<Feeds>) {
             return;
         }
     };
-    let relay = Relay { engine: state.engine.clone(), sender, retry: settings.retry.clone() };
+    let relay = Relay { engine: state.engine.clone(), sender, retry: settings.retry.clone(), kept: Kept::default() };
     logfeed::spawn(feeds, Arc::new(ProxyRelay(Arc::new(relay))));
 }
 
@@ -100,6 +102,8 @@ struct Relay {
     engine: Arc<Engine>,
     sender: Sender,
     retry: RetryPolicy,
+    /// The Proxy services read, kept until the log says one changed.
+    kept: Kept,
 }
 
 /// The relay as leased work on the `proxy` service's change log.
@@ -158,6 +162,8 @@ impl Leased for ProxyRelay {
     /// moves the cursor to the watermark as jobs finish, at most every [`RECORD_EVERY`].
     async fn run(self: Arc<Self>, lease: Arc<Lease>, cursor: u64) -> Stop {
         let stop = lease.stopped().clone();
+        // Whoever held the lease before read the changes since: what was kept may be stale.
+        self.0.kept.forget();
         // Subscribe first, then read, then wait: a commit between the read and the wait still
         // wakes us.
         let mut wake = self.0.engine.notifier().subscribe(lease.service());
@@ -183,7 +189,11 @@ impl Leased for ProxyRelay {
                         }
                         unread = events.len() >= BATCH as usize;
                         logfeed::note_pruned(consumers::PROXY_RELAY, lanes.read_through(), &events);
-                        for (seq, job) in jobs(&events) {
+                        let read = jobs(&events);
+                        if read.services_changed {
+                            self.0.kept.forget();
+                        }
+                        for (seq, job) in read.jobs {
                             lanes.push(seq, job.lane(), job);
                         }
                         if let Some(last) = events.last() {
@@ -262,9 +272,17 @@ fn dropped(reason: &'static str) {
         .increment(1);
 }
 
-/// The jobs queued in `events` (items added to the outbox), with their seqs, in order.
-fn jobs(events: &[StoredEvent]) -> Vec<(u64, ProxyJob)> {
-    let mut out = Vec::new();
+/// What a read of the log brings.
+#[derive(Default)]
+struct Read {
+    /// The jobs queued (items added to the outbox), with their seqs, in order.
+    jobs: Vec<(u64, ProxyJob)>,
+    /// Whether a Proxy service was made, changed or removed.
+    services_changed: bool,
+}
+
+fn jobs(events: &[StoredEvent]) -> Read {
+    let mut read = Read::default();
     for stored in events {
         let event: Event = match serde_json::from_str(stored.json.get()) {
             Ok(e) => e,
@@ -274,11 +292,14 @@ fn jobs(events: &[StoredEvent]) -> Vec<(u64, ProxyJob)> {
                 continue;
             }
         };
+        if event.unique_name.as_deref() == Some(PROXY_SERVICES) {
+            read.services_changed = true;
+        }
         if event.kind != EventKind::ListItemAdded || event.unique_name.as_deref() != Some(PROXY_OUTBOX) {
             continue;
         }
         match event.data.map(serde_json::from_value::<ProxyJob>) {
-            Some(Ok(job)) => out.push((stored.seq, job)),
+            Some(Ok(job)) => read.jobs.push((stored.seq, job)),
             Some(Err(e)) => {
                 tracing::warn!(seq = stored.seq, error = %e, "a queued Proxy job cannot be read; skipped");
                 dropped("undecodable");
@@ -289,7 +310,7 @@ fn jobs(events: &[StoredEvent]) -> Vec<(u64, ProxyJob)> {
             }
         }
     }
-    out
+    read
 }
 
 /// How a job ended, for the metrics and the log.
@@ -356,7 +377,15 @@ impl Relay {
 
     /// The Proxy service a job names; `Ok(None)` when it is gone.
     async fn service(&self, sid: &Sid, stop: &CancellationToken) -> Option<Result<Option<ProxyService>, CoreError>> {
-        self.store_op(stop, || self.engine.proxy_service_for_relay(sid)).await
+        let generation = match self.kept.get(sid) {
+            Ok(kept) => return Some(Ok(kept)),
+            Err(generation) => generation,
+        };
+        let found = self.store_op(stop, || self.engine.proxy_service_for_relay(sid)).await?;
+        if let Ok(found) = &found {
+            self.kept.keep(generation, sid, found);
+        }
+        Some(found)
     }
 
     /// Runs a store operation, again (with the retry policy's waits) while the store fails in a
@@ -421,6 +450,7 @@ mod tests {
     use ferrosync_core::sid::SidKind;
     use ferrosync_core::store::EventJson;
     use ferrosync_core::timestamp::Timestamp;
+    use serde_json::json;
 
     fn stored(seq: u64, kind: &str, unique_name: &str, data: serde_json::Value) -> StoredEvent {
         let event = serde_json::json!({
@@ -466,7 +496,18 @@ mod tests {
             stored(6, "list_item_added", "outbox", value(&out_of_session)),
             stored(7, "list_item_added", "outbox", value(&alert(&a))),
         ];
-        let got: Vec<(u64, String)> = jobs(&events).into_iter().map(|(seq, job)| (seq, job.lane())).collect();
+        let read = jobs(&events);
+        let got: Vec<(u64, String)> = read.jobs.into_iter().map(|(seq, job)| (seq, job.lane())).collect();
         assert_eq!(got, [(1, a.to_string()), (3, b.to_string()), (6, "+1".to_owned()), (7, a.to_string())]);
+        assert!(!read.services_changed);
+
+        // Any change to the services Map, an entry's or the Map's own, is a service changed.
+        for kind in ["map_item_updated", "map_item_removed", "map_removed"] {
+            let events =
+                [stored(1, "list_item_added", "outbox", value(&alert(&a))), stored(2, kind, "services", json!({}))];
+            let read = jobs(&events);
+            assert!(read.services_changed, "{kind}");
+            assert_eq!(read.jobs.len(), 1);
+        }
     }
 }

@@ -665,6 +665,30 @@ async fn the_inbound_endpoint_takes_basic_auth_or_a_twilio_signature_and_checks_
     twilio_error(&inbound(&s, &[("To", "+15550009001"), ("Body", "hi")]).await, 400, 20001, "From");
 }
 
+/// The relay keeps the Proxy services it read between jobs: a service's change reaches the
+/// very next message relayed after it.
+#[tokio::test]
+async fn a_changed_delivery_url_takes_the_next_message() {
+    let Some((s, rx, svc)) = delivering(fast(), "moving", &["+15550009201"]).await else { return };
+    let (_, proxies) = session(&s, &svc, &["+15550005555", "+15550006666"]).await;
+    let to = proxies["+15550005555"].clone();
+    let moves = [("one", "/deliver"), ("two", "/moved"), ("three", "/deliver"), ("four", "/moved")];
+    for (n, (body, path)) in moves.into_iter().enumerate() {
+        if n > 0 {
+            let r =
+                proxy(&s, Method::POST, &format!("/Services/{svc}"), &[("DeliveryCallbackUrl", &rx.url(path))]).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+        accepted(&inbound(&s, &[("From", "+15550005555"), ("To", &to), ("Body", body)]).await);
+        let before = moves[..n].iter().filter(|(_, p)| *p == path).count();
+        let hits = rx.wait_hits(path, before + 1).await;
+        assert_eq!(hits.last().map(|h| h.json["body"].clone()), Some(json!(body)), "{path}");
+    }
+    let bodies = |path: &str| rx.hits(path).iter().map(|h| h.json["body"].clone()).collect::<Vec<_>>();
+    assert_eq!(bodies("/deliver"), [json!("one"), json!("three")]);
+    assert_eq!(bodies("/moved"), [json!("two"), json!("four")]);
+}
+
 #[tokio::test]
 async fn an_accepted_message_is_delivered_after_a_restart() {
     // Patient retries, so the server goes down while the delivery is still being retried.

@@ -534,6 +534,20 @@ impl Engine {
         Err(CoreError::Store(StoreError::Unavailable("the interaction kept changing".into())))
     }
 
+    /// An interaction as the relay reads it: straight from its session's Map, without the
+    /// session (removing a session removes its interactions in the same write); `None` when
+    /// gone.
+    pub async fn proxy_interaction_for_relay(
+        &self,
+        session: &Sid,
+        interaction: &Sid,
+    ) -> Result<Option<ProxyInteraction>, CoreError> {
+        self.proxy_entry(&interactions_map(session), interaction.as_str())
+            .await?
+            .map(|i| decode_interaction(&i))
+            .transpose()
+    }
+
     /// A Proxy service as the relay reads it (no credentials of a request involved).
     pub async fn proxy_service_for_relay(&self, service: &Sid) -> Result<Option<ProxyService>, CoreError> {
         match self.proxy_service_at(&Principal::Root, service.as_str()).await {

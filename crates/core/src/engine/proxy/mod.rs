@@ -32,7 +32,8 @@ use serde::{Deserialize, Serialize};
 
 /// The service holding the Proxy face's records.
 pub const PROXY_SERVICE: &str = "proxy";
-const SERVICES: &str = "services";
+/// The Map of Proxy services, keyed by SID: a change to one is an event on it.
+pub const SERVICES: &str = "services";
 const SERVICE_NAMES: &str = "service_names";
 /// Unique names, at most (Twilio's limit).
 pub const MAX_UNIQUE_NAME_CHARS: usize = 191;
