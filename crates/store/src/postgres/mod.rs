@@ -12,6 +12,7 @@
 //! - work that must run once per cluster takes advisory locks or skips locked rows.
 
 mod ahead;
+mod analyze;
 mod conn;
 mod format;
 mod pending;
@@ -123,6 +124,11 @@ impl PgStore {
             .name("ferrosync-pg-listener".into())
             .spawn(move || listen_loop(listener_config, listener_hints, listener_stop))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the listener thread: {e}")))?;
+        let (analyze_config, analyze_stop) = (config.clone(), stopped.clone());
+        std::thread::Builder::new()
+            .name("ferrosync-pg-analyze".into())
+            .spawn(move || analyze::analyze_loop(analyze_config, analyze_stop))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the statistics thread: {e}")))?;
 
         let slots = (0..READERS).map(|_| PgSlot { config: config.clone(), conn: None }).collect();
         Ok(PgStore {

@@ -420,6 +420,38 @@ async fn record_batches_read_their_maps_and_entries_ahead() {
     assert_eq!(entry("n", "c").await, Some((json!({}), 0)));
 }
 
+/// A new database's objects are analysed once they fill, before autovacuum's first round: an
+/// object named in a service of many objects of its kind is then found through the
+/// `(service, kind, name)` index, not by walking every object of the kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_databases_objects_are_analysed_once_they_fill() {
+    let Some((_store, svc, mut conn)) = fixture().await else { return };
+    let plan = tokio::task::spawn_blocking(move || {
+        let many = "INSERT INTO objects (sid, service_sid, kind, unique_name, data, revision, next_index,
+                      date_created, date_updated, date_expires, created_by)
+                    SELECT 'MP' || lpad(i::text, 32, '0'), $1, 3, 'm' || i, NULL, 0, 0, 0, 0, NULL, 'system'
+                    FROM generate_series(1, 5000) AS i";
+        conn.execute(many, &[&svc.as_str()]).expect("inserted");
+        let analysed = "SELECT 1 FROM pg_stat_user_tables
+                        WHERE schemaname = current_schema() AND relname = 'objects' AND last_analyze IS NOT NULL";
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while conn.query(analysed, &[]).expect("read").is_empty() {
+            assert!(std::time::Instant::now() < deadline, "objects was not analysed");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        conn.batch(
+            "SET plan_cache_mode = force_generic_plan;
+             PREPARE q(text, int8, text) AS SELECT sid FROM objects WHERE service_sid = $1 AND kind = $2 AND unique_name = $3",
+        )
+        .expect("prepared");
+        let rows = conn.query(&format!("EXPLAIN EXECUTE q('{svc}', 3, 'm42')"), &[]).expect("explained");
+        rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n")
+    })
+    .await
+    .expect("joined");
+    assert!(plan.contains("objects_service_sid_kind_unique_name_key"), "{plan}");
+}
+
 /// Events kept without their head once the cluster says so: the switch reaches this node's
 /// writer at its next batch and a node connecting later at its first; every event reads back
 /// byte for byte as it was sent live, kept whole or short. Switched back, the short ones are
