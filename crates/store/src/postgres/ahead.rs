@@ -7,7 +7,8 @@
 //! the writer holds), and anything written other than by holding it forgets them all.
 //!
 //! Items are read ahead the same way: once an object is found, the items of it that the
-//! batch's jobs name are read together at the first job's read of one of them.
+//! batch's jobs name are wanted, and every item wanted, whatever its object, is read in one
+//! statement at the first job's read of one of them.
 
 use super::pending::is_named;
 use ferrosync_core::model::{Item, ItemKey, ObjectKind, ObjectRef, SyncObject};
@@ -150,19 +151,19 @@ impl Ahead {
         self.items_read.get(object)?.get(key).map(Option::as_ref)
     }
 
-    /// The items of `object` wanted (with `key`, which a job reads now), no longer wanted: the
-    /// caller reads them and [`Ahead::note_item`]s each. Empty when nothing else is wanted there.
-    pub(crate) fn take_items(&mut self, object: &Sid, key: &ItemKey) -> Vec<ItemKey> {
-        let (taken, rest): (Vec<_>, Vec<_>) = self.items_wanted.drain(..).partition(|(o, _)| o == object);
-        self.items_wanted = rest;
-        let mut keys: Vec<ItemKey> = taken.into_iter().map(|(_, k)| k).collect();
-        if keys.iter().all(|k| k == key) {
+    /// The items wanted, of every object found (with `object`'s `key`, which a job reads now),
+    /// no longer wanted: the caller reads them in one statement and [`Ahead::note_item`]s each.
+    /// Empty when nothing else is wanted.
+    pub(crate) fn take_items(&mut self, object: &Sid, key: &ItemKey) -> Vec<(Sid, ItemKey)> {
+        let mut taken = std::mem::take(&mut self.items_wanted);
+        let now = |(o, k): &(Sid, ItemKey)| o == object && k == key;
+        if taken.iter().all(now) {
             return Vec::new();
         }
-        if !keys.contains(key) {
-            keys.push(key.clone());
+        if !taken.iter().any(now) {
+            taken.push((object.clone(), key.clone()));
         }
-        keys
+        taken
     }
 
     pub(crate) fn note_item(&mut self, object: &Sid, key: &ItemKey, found: Option<Item>) {
@@ -264,17 +265,21 @@ mod tests {
     }
 
     /// The items a batch's jobs name become wanted once their object is found, and are read
-    /// together at the first read of one; a write forgets what was read of that item only.
+    /// together, whatever their object, at the first read of one; a write forgets what was read of that item only.
     #[test]
     fn a_batchs_items_are_wanted_once_their_object_is_found() {
         let svc = Sid::new(SidKind::Service);
-        let mut m = doc(&svc, "m");
-        m.kind = ObjectKind::Map;
+        let map = |name: &str| {
+            let mut m = doc(&svc, name);
+            m.kind = ObjectKind::Map;
+            m
+        };
+        let (m, n) = (map("m"), map("n"));
         let key = |k: &str| ItemKey::Key(k.into());
-        let write = |k: &str| Mutation::WriteItem {
+        let write = |map: &str, k: &str| Mutation::WriteItem {
             service: svc.clone(),
             kind: ObjectKind::Map,
-            target: ObjectRef::UniqueName("m".into()),
+            target: ObjectRef::UniqueName(map.into()),
             key: key(k),
             data: None,
             ttl: None,
@@ -283,13 +288,21 @@ mod tests {
             mode: ferrosync_core::store::ItemWriteMode::Upsert,
         };
         let mut ahead = Ahead::default();
-        ahead.want([write("a"), write("b"), write("a")].iter());
+        ahead.want([write("m", "a"), write("m", "b"), write("m", "a"), write("n", "x")].iter());
         assert!(ahead.take_items(&m.sid, &key("a")).is_empty(), "nothing is wanted before m is found");
-        let named = (svc.clone(), ObjectKind::Map, ObjectRef::UniqueName("m".into()));
-        ahead.note(named, std::slice::from_ref(&m));
-        let mut keys = ahead.take_items(&m.sid, &key("c"));
-        keys.sort();
-        assert_eq!(keys, [key("a"), key("b"), key("c")], "a and b once each, with the key read now");
+        for (name, found) in [("m", &m), ("n", &n)] {
+            ahead.note((svc.clone(), ObjectKind::Map, ObjectRef::UniqueName(name.into())), std::slice::from_ref(found));
+        }
+        let mut wanted = ahead.take_items(&m.sid, &key("c"));
+        wanted.sort();
+        let mut expected = vec![
+            (m.sid.clone(), key("a")),
+            (m.sid.clone(), key("b")),
+            (m.sid.clone(), key("c")),
+            (n.sid.clone(), key("x")),
+        ];
+        expected.sort();
+        assert_eq!(wanted, expected, "every Map's, once each, with the key read now");
         assert!(ahead.take_items(&m.sid, &key("a")).is_empty(), "taken once");
         ahead.note_item(&m.sid, &key("a"), None);
         ahead.note_item(&m.sid, &key("b"), None);
@@ -337,7 +350,7 @@ mod tests {
             ahead.note(named, std::slice::from_ref(&m));
         }
         let key = |k: &str| ItemKey::Key(k.into());
-        let mut keys = ahead.take_items(&m.sid, &key("a"));
+        let mut keys: Vec<ItemKey> = ahead.take_items(&m.sid, &key("a")).into_iter().map(|(_, k)| k).collect();
         keys.sort();
         assert_eq!(keys, [key("a"), key("b")], "m's entries, not n's nor the transaction's");
     }

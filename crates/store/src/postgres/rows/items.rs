@@ -41,12 +41,13 @@ pub(crate) fn item(conn: &mut PgConn, object: &Sid, key: &ItemKey) -> Result<Opt
     if let Some(found) = known(conn, object, key) {
         return Ok(found);
     }
-    let mut keys = conn.ahead.take_items(object, key);
-    if keys.is_empty() {
-        keys.push(key.clone());
+    let mut wanted = conn.ahead.take_items(object, key);
+    if wanted.is_empty() {
+        wanted.push((object.clone(), key.clone()));
     }
-    let mut found = read_items(conn, object, &keys)?;
-    Ok(keys.iter().position(|k| k == key).and_then(|at| found.get_mut(at)).and_then(Option::take))
+    let mut found = read_items(conn, &wanted)?;
+    let at = wanted.iter().position(|(o, k)| o == object && k == key);
+    Ok(at.and_then(|at| found.get_mut(at)).and_then(Option::take))
 }
 
 /// The item `key` of the object `r` names, found through the object's key in one statement
@@ -80,8 +81,9 @@ pub(crate) fn items_at(conn: &mut PgConn, object: &Sid, keys: &[ItemKey]) -> Res
     let unknown: Vec<ItemKey> =
         keys.iter().zip(&answers).filter(|(k, a)| a.is_none() && seen.insert(*k)).map(|(k, _)| k.clone()).collect();
     if !unknown.is_empty() {
+        let pairs: Vec<(Sid, ItemKey)> = unknown.iter().map(|k| (object.clone(), k.clone())).collect();
         let read: std::collections::HashMap<&ItemKey, Option<Item>> =
-            unknown.iter().zip(read_items(conn, object, &unknown)?).collect();
+            unknown.iter().zip(read_items(conn, &pairs)?).collect();
         for (k, answer) in keys.iter().zip(&mut answers) {
             if answer.is_none() {
                 *answer = read.get(k).cloned();
@@ -91,34 +93,36 @@ pub(crate) fn items_at(conn: &mut PgConn, object: &Sid, keys: &[ItemKey]) -> Res
     Ok(answers.into_iter().map(Option::flatten).collect())
 }
 
-/// Reads `object`'s items `keys` in one statement, in their order; the writer's batch notes
-/// what it read, to answer its later reads. Only a held write of one of these very items could
-/// change the answer, and callers answer those from what is held: it need not go first.
-fn read_items(conn: &mut PgConn, object: &Sid, keys: &[ItemKey]) -> Result<Vec<Option<Item>>, StoreError> {
-    let rows = if let [key] = keys {
+/// Reads the items `wanted` (each an object and a key) in one statement, in their order; the
+/// writer's batch notes what it read, to answer its later reads. Only a held write of one of
+/// these very items could change the answer, and callers answer those from what is held: it
+/// need not go first.
+fn read_items(conn: &mut PgConn, wanted: &[(Sid, ItemKey)]) -> Result<Vec<Option<Item>>, StoreError> {
+    let rows = if let [(object, key)] = wanted {
         let (k, i) = key_parts(key);
         conn.query_past_held(
             &format!("SELECT {ITEM_COLS} FROM items WHERE object_sid = $1 AND item_key = $2 AND item_index = $3"),
             &[&object.as_str(), &k, &i],
         )?
     } else {
-        let (k, i): (Vec<&str>, Vec<i64>) = keys.iter().map(key_parts).unzip();
+        let objects: Vec<&str> = wanted.iter().map(|(o, _)| o.as_str()).collect();
+        let (k, i): (Vec<&str>, Vec<i64>) = wanted.iter().map(|(_, key)| key_parts(key)).unzip();
         conn.query_past_held(
             &format!(
-                "SELECT {ITEM_COLS} FROM items WHERE object_sid = $1
-                 AND (item_key, item_index) IN (SELECT * FROM unnest($2::text[], $3::int8[]))"
+                "SELECT {ITEM_COLS} FROM items
+                 WHERE (object_sid, item_key, item_index) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::int8[]))"
             ),
-            &[&object.as_str(), &k, &i],
+            &[&objects, &k, &i],
         )?
     };
     let mut found = std::collections::HashMap::with_capacity(rows.len());
     for row in &rows {
         let item = item_row(row)?;
-        found.insert(item.item_key(), item);
+        found.insert((item.object_sid.clone(), item.item_key()), item);
     }
-    let answers: Vec<Option<Item>> = keys.iter().map(|k| found.remove(k)).collect();
+    let answers: Vec<Option<Item>> = wanted.iter().map(|(o, k)| found.remove(&(o.clone(), k.clone()))).collect();
     if conn.holding() {
-        for (key, item) in keys.iter().zip(&answers) {
+        for ((object, key), item) in wanted.iter().zip(&answers) {
             // A held item answers while it is held, and once sent, what was read before it is
             // stale: it is not noted.
             if conn.held.item(object, key).is_none() {
