@@ -59,20 +59,10 @@ mod tests {
     use ferrosync_core::timestamp::Timestamp;
 
     fn service(sid: &Sid, url: &str) -> ProxyService {
-        ProxyService {
-            sid: sid.clone(),
-            unique_name: "s".into(),
-            chat_instance_sid: None,
-            callback_url: Some(url.into()),
-            default_ttl: 0,
-            number_selection_behavior: "prefer-sticky".into(),
-            geo_match_level: "country".into(),
-            intercept_callback_url: None,
-            out_of_session_callback_url: None,
-            delivery_callback_url: None,
-            date_created: Timestamp(0),
-            date_updated: Timestamp(0),
-        }
+        let mut service = ProxyService::new("s".into(), Timestamp(0));
+        service.sid = sid.clone();
+        service.callback_url = Some(url.into());
+        service
     }
 
     /// What a read found is kept until forgotten, and a read begun before a forgetting keeps

@@ -61,6 +61,26 @@ pub struct ProxyService {
     pub date_updated: Timestamp,
 }
 
+impl ProxyService {
+    /// A new service named `unique_name`, every setting at Twilio's default.
+    pub fn new(unique_name: String, now: Timestamp) -> Self {
+        ProxyService {
+            sid: Sid::new(SidKind::ProxyService),
+            unique_name,
+            chat_instance_sid: None,
+            callback_url: None,
+            default_ttl: 0,
+            number_selection_behavior: "prefer-sticky".into(),
+            geo_match_level: "country".into(),
+            intercept_callback_url: None,
+            out_of_session_callback_url: None,
+            delivery_callback_url: None,
+            date_created: now,
+            date_updated: now,
+        }
+    }
+}
+
 /// What a create or update sets; `None` leaves a field as it is (an update) or at its default
 /// (a create). `Some(None)` clears an optional field.
 #[derive(Debug, Clone, Default)]
@@ -210,20 +230,7 @@ impl Engine {
         };
         patch.check()?;
         let now = Timestamp::now();
-        let mut service = ProxyService {
-            sid: Sid::new(SidKind::ProxyService),
-            unique_name: name.clone(),
-            chat_instance_sid: None,
-            callback_url: None,
-            default_ttl: 0,
-            number_selection_behavior: "prefer-sticky".into(),
-            geo_match_level: "country".into(),
-            intercept_callback_url: None,
-            out_of_session_callback_url: None,
-            delivery_callback_url: None,
-            date_created: now,
-            date_updated: now,
-        };
+        let mut service = ProxyService::new(name.clone(), now);
         patch.apply(&mut service);
         let data = serde_json::to_value(&service).map_err(|e| CoreError::invalid("service", e.to_string()))?;
         let claim = serde_json::json!({ "sid": service.sid });
