@@ -60,7 +60,8 @@ fn analyze_due(conn: &mut PgConn) -> Result<bool, StoreError> {
         return Ok(true);
     }
     for row in never {
-        let (table, changed): (String, i64) = (super::rows::get(&row, 0, "relname")?, super::rows::get(&row, 1, "n")?);
+        let (table, changed): (String, i64) =
+            (super::rows::get(&row, 0, "relname")?, super::rows::get(&row, 1, "n_mod_since_analyze")?);
         if changed >= ROWS {
             // A name from the list above, not from the database.
             if let Some(table) = TABLES.iter().find(|t| **t == table) {
