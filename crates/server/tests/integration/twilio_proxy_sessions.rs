@@ -316,3 +316,68 @@ async fn sessions_expire_by_ttl_and_by_date_expiry_and_free_their_numbers() {
     assert_eq!(two["date_expiry"], at.as_str());
     assert!(in_use(&s, &svc).await.iter().all(|(_, n)| *n == 0), "expiry frees the numbers");
 }
+
+/// The events written so far on the Proxy face's expiry index.
+async fn expiry_index_events(s: &TestServer) -> usize {
+    use ferrosync_core::model::{ObjectKind, ObjectRef};
+    let proxy = s.engine.service(&ferrosync_core::auth::Principal::Root, "proxy").await.expect("the Proxy records");
+    let store = s.engine.store();
+    let map = store.object(&proxy.sid, ObjectKind::Map, &ObjectRef::UniqueName("expiries".into())).await;
+    let map = map.expect("a store read").expect("the expiry index");
+    store.events(&proxy.sid, 0, Some(&map.sid), 10_000).await.expect("a store read").len()
+}
+
+#[tokio::test]
+async fn interactions_keep_a_session_open_past_its_ttl_without_refiling_its_expiry_each_time() {
+    let Some(s) = TestServer::start().await else { return };
+    let svc = service(&s, "busy", &["+15550006001", "+15550006002"]).await;
+    let message = |kc: String, kp: String| {
+        let path = format!("/Services/{svc}/Sessions/{kc}/Participants/{kp}/MessageInteractions");
+        let s = &s;
+        async move { proxy(s, Method::POST, &path, &[("Body", "still here")]).await.ok() }
+    };
+    let open = |ttl: &'static str, identifier: &'static str| {
+        let s = &s;
+        let svc = &svc;
+        async move {
+            let kc = sid(&session(s, svc, &[("Ttl", ttl)]).await.ok());
+            let kp = sid(&participant(s, svc, &kc, &[("Identifier", identifier)]).await.ok());
+            (kc, kp)
+        }
+    };
+
+    // A long Ttl: each interaction moves the deadline on and writes nothing to the index.
+    let (long, long_p) = open("3600", "+15551280001").await;
+    let before = expiry_index_events(&s).await;
+    for _ in 0..5 {
+        message(long.clone(), long_p.clone()).await;
+    }
+    assert_eq!(expiry_index_events(&s).await, before, "interactions leave the expiry entry where it is");
+
+    // A short one, kept busy past it: the sweep finds the entry early, files it again at the
+    // deadline, and the session closes only a Ttl after its last interaction.
+    let (short, short_p) = open("3", "+15551280002").await;
+    let path = format!("/Services/{svc}/Sessions/{short}");
+    for _ in 0..12 {
+        message(short.clone(), short_p.clone()).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let now = proxy(&s, Method::GET, &path, &[]).await.ok();
+    assert_eq!(now["status"], "in-progress", "busy for longer than its Ttl, still open: {now}");
+    let closed = wait_for(&s, &path, |v| v["status"] == "closed").await;
+    assert_eq!(closed["closed_reason"], "ttl", "{closed}");
+    let at = |field: &str| Timestamp::parse_rfc3339(closed[field].as_str().unwrap_or_default()).map(|t| t.millis());
+    let (last, ended) = (at("date_last_interaction"), at("date_ended"));
+    assert!(
+        matches!((last, ended), (Some(last), Some(ended)) if ended - last >= 2_000),
+        "closed a Ttl after its last interaction, not before: {closed}"
+    );
+    assert!(in_use(&s, &svc).await.iter().any(|(_, n)| *n == 1), "the long session still holds its number");
+
+    // A deadline brought forward moves the entry with it.
+    let long_path = format!("/Services/{svc}/Sessions/{long}");
+    let shortened = proxy(&s, Method::POST, &long_path, &[("Ttl", "1")]).await.ok();
+    assert_eq!(shortened["status"], "in-progress");
+    let long_closed = wait_for(&s, &long_path, |v| v["status"] == "closed").await;
+    assert_eq!(long_closed["closed_reason"], "ttl", "{long_closed}");
+}

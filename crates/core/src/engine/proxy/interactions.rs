@@ -229,14 +229,14 @@ fn decode_interaction(item: &Item) -> Result<ProxyInteraction, CoreError> {
     serde_json::from_value(item.data.clone()).map_err(unreadable)
 }
 
-/// A session after an interaction: in progress, its Ttl counted from now.
+/// A session after an interaction: in progress, its Ttl counted from now (through
+/// `date_last_interaction`; its expiry entry stays where it is).
 fn touched(session: &ProxySession, now: Timestamp) -> ProxySession {
     let mut next = session.clone();
     if next.status == SessionStatus::Open {
         next.status = SessionStatus::InProgress;
     }
     next.date_last_interaction = Some(now);
-    next.ttl_from = now;
     next.date_updated = now;
     next
 }

@@ -91,7 +91,10 @@ pub struct ProxySession {
     pub date_ended: Option<Timestamp>,
     pub date_last_interaction: Option<Timestamp>,
     pub closed_reason: Option<String>,
-    /// Where the Ttl counts from: the create, the re-opening or the last interaction.
+    /// Where the Ttl counted from when the session was last filed in `expiries`: the create,
+    /// the re-opening, or the sweep's filing it again. An interaction since moves the Ttl on
+    /// (see [`ProxySession::deadline`]) but not the entry, so a busy session's messages write no
+    /// expiry entry each; the sweep files it again when the entry comes due.
     pub ttl_from: Timestamp,
     pub date_created: Timestamp,
     pub date_updated: Timestamp,
@@ -102,17 +105,29 @@ impl ProxySession {
     /// When the session closes by itself: at DateExpiry, else Ttl seconds after its last
     /// activity, else 90 days after it.
     pub fn deadline(&self) -> Timestamp {
+        self.deadline_from(self.active_from())
+    }
+
+    /// Where the Ttl counts from: the create, the re-opening or the last interaction.
+    fn active_from(&self) -> Timestamp {
+        self.date_last_interaction.map_or(self.ttl_from, |at| at.max(self.ttl_from))
+    }
+
+    fn deadline_from(&self, from: Timestamp) -> Timestamp {
         match (self.date_expiry, self.ttl) {
             (Some(at), _) => at,
-            (None, 0) => self.ttl_from.plus_seconds(DEFAULT_LIFETIME_SECS),
-            (None, ttl) => self.ttl_from.plus_seconds(ttl),
+            (None, 0) => from.plus_seconds(DEFAULT_LIFETIME_SECS),
+            (None, ttl) => from.plus_seconds(ttl),
         }
     }
 
+    /// The session's entry in `expiries` (none once it is closed): filed from `ttl_from`, so at
+    /// or before its deadline.
     pub(super) fn expiry_key(&self) -> Option<String> {
-        self.status
-            .active()
-            .then(|| format!("{:013}\t{}\t{}", self.deadline().millis().max(0), self.service_sid, self.sid))
+        self.status.active().then(|| {
+            let at = self.deadline_from(self.ttl_from);
+            format!("{:013}\t{}\t{}", at.millis().max(0), self.service_sid, self.sid)
+        })
     }
 
     pub fn participant(&self, sid: &str) -> Option<&ProxyParticipant> {
@@ -446,7 +461,8 @@ impl Engine {
         Err(busy())
     }
 
-    /// Closes every session whose deadline has passed; the number closed.
+    /// Closes every session whose deadline has passed, and files again at its deadline each one
+    /// whose entry came due before it; the number of due entries dealt with.
     pub async fn expire_proxy_sessions(&self) -> Result<usize, CoreError> {
         // Nothing to expire before the Proxy face is first used (and naming its service here
         // would create it).
@@ -457,7 +473,7 @@ impl Engine {
         let now = Timestamp::now();
         let page = PageRequest { order: Order::Asc, from: None, after: None, limit: SWEEP };
         let due = self.system_page(PROXY_SERVICE, ObjectKind::Map, EXPIRIES, page).await?;
-        let mut closed = 0;
+        let mut dealt = 0;
         let mut failed = None;
         for item in due.items {
             let Some(key) = item.key else { continue };
@@ -469,7 +485,7 @@ impl Engine {
                 break;
             }
             match self.expire_session(service, session, &key).await {
-                Ok(true) => closed += 1,
+                Ok(true) => dealt += 1,
                 Ok(false) => {}
                 // The others still close; the first failure is reported.
                 Err(e) => failed = failed.or(Some(e)),
@@ -477,11 +493,12 @@ impl Engine {
         }
         match failed {
             Some(e) => Err(e),
-            None => Ok(closed),
+            None => Ok(dealt),
         }
     }
 
-    /// Closes one session whose expiry entry `key` is due (any node may be doing the same: the
+    /// Closes one session whose expiry entry `key` is due, or files the entry again at its
+    /// deadline when interactions have moved that on (any node may be doing the same: the
     /// loser's write finds the revision gone and does nothing).
     async fn expire_session(&self, service: &str, session: &str, key: &str) -> Result<bool, CoreError> {
         let found = self.proxy_session_at(&Principal::Root, service, session).await;
@@ -502,11 +519,15 @@ impl Engine {
         }
         let now = Timestamp::now();
         let mut next = current.clone();
-        let reason = if current.date_expiry.is_some() { "date-expiry" } else { "ttl" };
-        close(&mut next, reason, now);
         let mut change = Change::new(&svc.sid);
-        for p in current.active_participants() {
-            change.deactivate(self, &current.sid, p).await?;
+        if current.deadline() > now {
+            next.ttl_from = current.active_from();
+        } else {
+            let reason = if current.date_expiry.is_some() { "date-expiry" } else { "ttl" };
+            close(&mut next, reason, now);
+            for p in current.active_participants() {
+                change.deactivate(self, &current.sid, p).await?;
+            }
         }
         change.put_session(&next, Some(revision))?;
         change.reschedule(Some(&current), Some(&next));
