@@ -452,6 +452,50 @@ async fn a_new_databases_objects_are_analysed_once_they_fill() {
     assert!(plan.contains("objects_service_sid_kind_unique_name_key"), "{plan}");
 }
 
+/// A row written again stays on its page: each page keeps room for new versions, so updating a
+/// row packed among others is a HOT update, which adds no index entry for a reader to walk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_packed_among_others_is_updated_on_its_own_page() {
+    let Some((_store, svc, mut conn)) = fixture().await else { return };
+    tokio::task::spawn_blocking(move || {
+        let object = "INSERT INTO objects (sid, service_sid, kind, unique_name, data, revision, next_index,
+                        date_created, date_updated, date_expires, created_by)
+                      SELECT 'MP' || lpad(i::text, 32, '0'), $1, 3, 'm' || i, NULL, 0, 0, 0, 0, NULL, 'system'
+                      FROM generate_series(1, 300) AS i";
+        conn.execute(object, &[&svc.as_str()]).expect("objects");
+        let items = "INSERT INTO items (object_sid, item_key, item_index, data, revision, date_created,
+                       date_updated, date_expires, created_by)
+                     SELECT 'MP' || lpad('1', 32, '0'), 'k' || lpad(i::text, 4, '0'), 0, repeat('x', 100), 0, 0, 0,
+                       NULL, 'system'
+                     FROM generate_series(1, 300) AS i";
+        conn.execute(items, &[]).expect("items");
+        let page = |conn: &mut PgConn, table: &str, key: &str| -> i64 {
+            let q = format!("SELECT ((ctid::text::point)[0])::int8 FROM {table} WHERE {key}");
+            conn.query(&q, &[]).expect("read")[0].get(0)
+        };
+        for (table, key, update) in [
+            (
+                "items",
+                "item_key = 'k0002'",
+                "UPDATE items SET revision = revision + 1, data = repeat('y', 100) WHERE item_key = 'k0002'",
+            ),
+            (
+                "objects",
+                "unique_name = 'm2'",
+                "UPDATE objects SET revision = revision + 1, next_index = next_index + 1 WHERE unique_name = 'm2'",
+            ),
+        ] {
+            let first = page(&mut conn, table, key);
+            for _ in 0..5 {
+                conn.execute(update, &[]).expect("updated");
+            }
+            assert_eq!(page(&mut conn, table, key), first, "{table}: the new versions stay on the row's page");
+        }
+    })
+    .await
+    .expect("joined");
+}
+
 /// Events kept without their head once the cluster says so: the switch reaches this node's
 /// writer at its next batch and a node connecting later at its first; every event reads back
 /// byte for byte as it was sent live, kept whole or short. Switched back, the short ones are
