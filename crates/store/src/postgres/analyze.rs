@@ -1,13 +1,16 @@
-//! Statistics for a new database's busiest tables, before autovacuum's first round.
+//! Statistics for the busiest tables while they grow, between autovacuum's rounds.
 //!
 //! Until PostgreSQL has analysed a table it plans with guesses. Looking up an object by name
 //! in a service holding many objects of its kind, it then finds `objects_by_kind` as cheap as
-//! the `(service, kind, name)` index and walks every object of the kind; a plan a connection
-//! keeps goes on doing so. Autovacuum analyses a table at its first round after it filled (a
-//! minute apart by default): long enough for a new deployment's first burst to run an order of
-//! magnitude slower. This thread analyses each of these tables once it holds
-//! [`ROWS`] changed rows and was never analysed, then ends; autovacuum keeps the statistics from
-//! there. Analysing replaces the plans connections keep.
+//! the `(service, kind, name)` index and walks every object of the kind. A plan a connection
+//! keeps is made for the table as it was: one made while `items` held a few pages reads it
+//! whole for a lookup by key (a seq scan of 20,000 rows for a batch's entries) and goes on
+//! doing so as the table grows. Autovacuum analyses a table at its first round after enough
+//! changed (a minute apart by default): long enough for a new deployment's first burst to run
+//! an order of magnitude slower. This thread analyses each of these tables once it holds
+//! [`ROWS`] changed rows and was never analysed, and again each time it has grown to
+//! [`GROWTH`] times the rows it held when last analysed (so a few times in a table's early life
+//! and rarely after); analysing replaces the plans connections keep.
 
 use super::{PgConn, connect};
 use ferrosync_core::store::StoreError;
@@ -18,9 +21,11 @@ use std::time::Duration;
 const TABLES: &[&str] = &["objects", "items", "events"];
 /// Rows changed in a table never analysed before it is: enough for guesses to go wrong.
 pub(super) const ROWS: i64 = 500;
+/// How much a table grows past what its statistics say before it is analysed again.
+const GROWTH: f64 = 2.0;
 const CHECK_EVERY: Duration = Duration::from_secs(2);
 
-/// Runs until every table of [`TABLES`] was analysed, by this thread, autovacuum or anyone.
+/// Runs until the store stops.
 pub(super) fn analyze_loop(config: postgres::Config, stopped: Arc<AtomicBool>) {
     let mut conn: Option<PgConn> = None;
     while !stopped.load(Ordering::Relaxed) {
@@ -36,8 +41,7 @@ pub(super) fn analyze_loop(config: postgres::Config, stopped: Arc<AtomicBool>) {
             },
         };
         match analyze_due(c) {
-            Ok(true) => return,
-            Ok(false) => {}
+            Ok(()) => {}
             Err(e) => {
                 tracing::debug!(error = %e, "cannot look at PostgreSQL's statistics; retrying");
                 conn = None;
@@ -47,28 +51,27 @@ pub(super) fn analyze_loop(config: postgres::Config, stopped: Arc<AtomicBool>) {
     }
 }
 
-/// Analyses the tables due; true when none is left that was never analysed.
-fn analyze_due(conn: &mut PgConn) -> Result<bool, StoreError> {
+/// Analyses the tables due: never analysed with [`ROWS`] changed rows, or grown to [`GROWTH`]
+/// times the rows the planner believes they hold (`reltuples`, from the last analysis or vacuum).
+fn analyze_due(conn: &mut PgConn) -> Result<(), StoreError> {
     let tables: Vec<String> = TABLES.iter().map(|t| (*t).to_owned()).collect();
-    let never = conn.query(
-        "SELECT relname, n_mod_since_analyze FROM pg_stat_user_tables
-         WHERE schemaname = current_schema() AND relname = ANY($1)
-           AND last_analyze IS NULL AND last_autoanalyze IS NULL",
-        &[&tables],
+    let due = conn.query(
+        "SELECT s.relname, s.n_mod_since_analyze, s.n_live_tup FROM pg_stat_user_tables s
+           JOIN pg_class c ON c.oid = s.relid
+         WHERE s.schemaname = current_schema() AND s.relname = ANY($1)
+           AND (s.last_analyze IS NULL AND s.last_autoanalyze IS NULL AND s.n_mod_since_analyze >= $2
+                OR s.n_live_tup >= $2 AND s.n_live_tup >= $3::float8 * GREATEST(c.reltuples, 1)::float8)",
+        &[&tables, &ROWS, &GROWTH],
     )?;
-    if never.is_empty() {
-        return Ok(true);
-    }
-    for row in never {
-        let (table, changed): (String, i64) =
-            (super::rows::get(&row, 0, "relname")?, super::rows::get(&row, 1, "n_mod_since_analyze")?);
-        if changed >= ROWS {
-            // A name from the list above, not from the database.
-            if let Some(table) = TABLES.iter().find(|t| **t == table) {
-                conn.batch(&format!("ANALYZE {table}"))?;
-                tracing::info!(table, rows = changed, "analysed a new table before autovacuum's first round");
-            }
+    for row in due {
+        let table: String = super::rows::get(&row, 0, "relname")?;
+        let changed: i64 = super::rows::get(&row, 1, "n_mod_since_analyze")?;
+        let live: i64 = super::rows::get(&row, 2, "n_live_tup")?;
+        // A name from the list above, not from the database.
+        if let Some(table) = TABLES.iter().find(|t| **t == table) {
+            conn.batch(&format!("ANALYZE {table}"))?;
+            tracing::info!(table, changed, live, "analysed a table that filled or grew since its statistics");
         }
     }
-    Ok(false)
+    Ok(())
 }

@@ -452,6 +452,44 @@ async fn a_new_databases_objects_are_analysed_once_they_fill() {
     assert!(plan.contains("objects_service_sid_kind_unique_name_key"), "{plan}");
 }
 
+/// A table that grows to several times what its statistics say is analysed again, so the plans
+/// connections keep are made anew for its size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_that_grows_is_analysed_again() {
+    let Some((_store, svc, mut conn)) = fixture().await else { return };
+    tokio::task::spawn_blocking(move || {
+        let fill = |conn: &mut PgConn, from: i64, to: i64| {
+            let many = "INSERT INTO objects (sid, service_sid, kind, unique_name, data, revision, next_index,
+                          date_created, date_updated, date_expires, created_by)
+                        SELECT 'MP' || lpad(i::text, 32, '0'), $1, 3, 'm' || i, NULL, 0, 0, 0, 0, NULL, 'system'
+                        FROM generate_series($2::int8, $3::int8) AS i";
+            conn.execute(many, &[&svc.as_str(), &from, &to]).expect("inserted");
+        };
+        let analysed = |conn: &mut PgConn, at_least: i64| -> f32 {
+            let q = "SELECT s.analyze_count, c.reltuples FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+                     WHERE s.schemaname = current_schema() AND s.relname = 'objects'";
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let row = conn.query_opt(q, &[]).expect("read").expect("the table's statistics");
+                let (count, rows): (i64, f32) = (row.get(0), row.get(1));
+                if count >= at_least {
+                    return rows;
+                }
+                assert!(std::time::Instant::now() < deadline, "objects was analysed {count} times, not {at_least}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        };
+        fill(&mut conn, 1, 600);
+        let first = analysed(&mut conn, 1);
+        assert!((500.0..2_000.0).contains(&first), "analysed once it filled: {first} rows");
+        fill(&mut conn, 601, 6_000);
+        let second = analysed(&mut conn, 2);
+        assert!(second >= 5_000.0, "analysed again once it grew: {second} rows");
+    })
+    .await
+    .expect("joined");
+}
+
 /// A row written again stays on its page: each page keeps room for new versions, so updating a
 /// row packed among others is a HOT update, which adds no index entry for a reader to walk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
