@@ -4,7 +4,8 @@
 // flight per connection (CONNECTIONS = WRITERS); WRITERS = 1 is the one-client workload.
 // Usage: node wsdrive.js BASE_URL DATA_DIR [TOTAL] [CONNECTIONS] [WRITERS]. With RETURN=minimal
 // in the environment each update asks for its revision alone in reply, as the bench's do; with
-// PAD=N each update's data carries a string of N bytes besides (a larger document).
+// PAD=N each update's data carries a string of N bytes besides (a larger document), with FIELDS=N
+// N small fields besides (a structured one).
 // Needs `ws` (compat/js: npm ci).
 const { WebSocket, rest } = require('./client');
 const [base, dataDir] = [process.argv[2], process.argv[3]];
@@ -13,7 +14,11 @@ const connections = +(process.argv[5] || 1);
 const writers = +(process.argv[6] || 16);
 if (connections !== 1 && connections !== writers) throw new Error('CONNECTIONS is 1 or WRITERS');
 const returning = process.env.RETURN ? { return: process.env.RETURN } : {};
-const pad = process.env.PAD ? { pad: 'x'.repeat(+process.env.PAD) } : {};
+const pad = {
+  ...(process.env.PAD ? { pad: 'x'.repeat(+process.env.PAD) } : {}),
+  // FIELDS=N: N fields besides, a structured document (about 21 bytes a field).
+  ...Object.fromEntries(Array.from({ length: +(process.env.FIELDS || 0) }, (_, k) => ['field_' + k, k % 3 ? 'value ' + k : k])),
+};
 const call = rest(base, dataDir);
 (async () => {
   const svc = 'prof' + Date.now();

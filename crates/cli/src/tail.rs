@@ -68,7 +68,7 @@ fn line(e: &Event) -> String {
         _ => String::new(),
     };
     let kind = serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-    let data = e.data.as_ref().map(Value::to_string).unwrap_or_default();
+    let data = e.data.as_deref().map(Value::to_string).unwrap_or_default();
     format!("{:>8}  {}  {kind:<24} {object}{slot}  {}  {data}", e.seq, e.date.to_rfc3339(), e.identity)
 }
 

@@ -243,7 +243,7 @@ impl Dataset {
                 };
                 let remote = match e.kind {
                     EventKind::MapItemAdded | EventKind::MapItemUpdated => {
-                        Some((e.data.unwrap_or(Value::Null), e.revision))
+                        Some((e.data.map(std::sync::Arc::unwrap_or_clone).unwrap_or(Value::Null), e.revision))
                     }
                     EventKind::MapItemRemoved => None,
                     _ => continue,

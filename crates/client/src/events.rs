@@ -159,26 +159,28 @@ impl SyncEventKind {
         };
         let item = || Item {
             key: key(),
-            data: e.data.clone().unwrap_or(Value::Null),
+            data: e.data.as_deref().cloned().unwrap_or(Value::Null),
             revision: e.revision,
             date_expires: e.date_expires.map(|t| t.to_rfc3339()),
         };
         Some(match e.kind {
             EventKind::DocumentUpdated => SyncEventKind::Updated {
-                data: e.data.clone().unwrap_or(Value::Null),
-                previous: e.previous_data.clone(),
+                data: e.data.as_deref().cloned().unwrap_or(Value::Null),
+                previous: e.previous_data.as_deref().cloned(),
                 revision: e.revision,
             },
             EventKind::ListItemAdded | EventKind::MapItemAdded => SyncEventKind::ItemAdded { item: item() },
             EventKind::ListItemUpdated | EventKind::MapItemUpdated => {
-                SyncEventKind::ItemUpdated { item: item(), previous: e.previous_data.clone() }
+                SyncEventKind::ItemUpdated { item: item(), previous: e.previous_data.as_deref().cloned() }
             }
-            EventKind::ListItemRemoved | EventKind::MapItemRemoved => {
-                SyncEventKind::ItemRemoved { key: key(), previous: e.previous_data.clone(), reason: e.reason.clone() }
-            }
+            EventKind::ListItemRemoved | EventKind::MapItemRemoved => SyncEventKind::ItemRemoved {
+                key: key(),
+                previous: e.previous_data.as_deref().cloned(),
+                reason: e.reason.clone(),
+            },
             EventKind::StreamMessagePublished => SyncEventKind::MessagePublished {
                 message_sid: e.message_sid.as_ref().map(ToString::to_string).unwrap_or_default(),
-                data: e.data.clone().unwrap_or(Value::Null),
+                data: e.data.as_deref().cloned().unwrap_or(Value::Null),
             },
             EventKind::DocumentRemoved | EventKind::ListRemoved | EventKind::MapRemoved | EventKind::StreamRemoved => {
                 SyncEventKind::Removed { reason: e.reason.clone() }

@@ -276,7 +276,7 @@ pub struct Record {
 impl Record {
     /// Reads a record from its Map item.
     pub fn from_item(item: &Item) -> Result<Self, CoreError> {
-        let data: RecordData = serde_json::from_value(item.data.clone()).map_err(|e| {
+        let data: RecordData = RecordData::deserialize(&*item.data).map_err(|e| {
             CoreError::Store(crate::store::StoreError::Corrupt(format!("record item is not a record: {e}")))
         })?;
         Ok(Record {

@@ -429,7 +429,7 @@ impl IndexState {
             EventKind::MapRemoved => self.remove_map(&event.object_sid),
             EventKind::MapItemAdded | EventKind::MapItemUpdated => {
                 if let (Some(key), Some(data)) = (&event.item_key, &event.data) {
-                    self.put(&event.object_sid, key, data.clone(), event.revision);
+                    self.put(&event.object_sid, key, Value::clone(data), event.revision);
                 }
             }
             EventKind::MapItemRemoved => {
@@ -479,12 +479,13 @@ pub fn transition(def: &IndexDef, expr: &ferrosync_query::Expr, event: &crate::l
         return None;
     }
     let map = event.unique_name.clone()?;
-    let matches = |key: &str, data: &Option<Value>| data.as_ref().is_some_and(|d| expr.matches(key, d));
+    let matches =
+        |key: &str, data: &Option<std::sync::Arc<Value>>| data.as_deref().is_some_and(|d| expr.matches(key, d));
     match event.kind {
         EventKind::MapItemAdded | EventKind::MapItemUpdated => {
             let key = event.item_key.clone()?;
             if matches(&key, &event.data) {
-                let data = event.data.clone()?;
+                let data = Value::clone(event.data.as_deref()?);
                 Some(QueryChange::ItemUpdated { map, key, data, revision: event.revision })
             } else if event.kind == EventKind::MapItemUpdated
                 && (event.previous_data.is_none() || matches(&key, &event.previous_data))
@@ -617,8 +618,8 @@ mod tests {
             item_key: Some("k".into()),
             message_sid: None,
             revision: 3,
-            data,
-            previous_data: previous,
+            data: data.map(Into::into),
+            previous_data: previous.map(Into::into),
             date_expires: None,
             date: crate::timestamp::Timestamp::now(),
             identity: "system".into(),

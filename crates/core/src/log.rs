@@ -23,8 +23,8 @@ pub struct EventDraft {
     pub item_key: Option<String>,
     pub message_sid: Option<Sid>,
     pub revision: u64,
-    pub data: Option<Value>,
-    pub previous_data: Option<Value>,
+    pub data: Option<std::sync::Arc<Value>>,
+    pub previous_data: Option<std::sync::Arc<Value>>,
     pub date_expires: Option<Timestamp>,
     pub date: Timestamp,
     pub identity: String,
@@ -286,8 +286,8 @@ mod tests {
         let mut every_field = draft(EventKind::ListItemUpdated);
         every_field.unique_name = Some("a \"name\", \"type\":".into());
         every_field.item_index = Some(3);
-        every_field.data = Some(serde_json::json!({ "type": "not the key", "seq": 1 }));
-        every_field.previous_data = Some(serde_json::json!("before"));
+        every_field.data = Some(serde_json::json!({ "type": "not the key", "seq": 1 }).into());
+        every_field.previous_data = Some(serde_json::json!("before").into());
         every_field.reason = Some("expired".into());
         for (draft, seq) in [(draft(EventKind::DocumentCreated), 1), (every_field, u64::MAX >> 20)] {
             let json = EventJson::of(&draft.into_event("abc123", service.clone(), seq));

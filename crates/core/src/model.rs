@@ -109,7 +109,7 @@ pub struct SyncObject {
     pub kind: ObjectKind,
     pub unique_name: Option<String>,
     /// The document's JSON object; `None` for lists, maps and streams.
-    pub data: Option<Value>,
+    pub data: Option<std::sync::Arc<Value>>,
     pub revision: u64,
     /// The index the next appended list item receives; list indexes are never reused.
     #[serde(skip)]
@@ -145,7 +145,7 @@ pub struct Item {
     pub index: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
-    pub data: Value,
+    pub data: std::sync::Arc<Value>,
     pub revision: u64,
     pub date_created: Timestamp,
     pub date_updated: Timestamp,

@@ -8,6 +8,7 @@ use crate::sid::Sid;
 use crate::store::{Actor, Applied, EventJson, ItemWriteMode, Mutation, Outcome, StoredEvent, TxState, consumers};
 use crate::timestamp::Timestamp;
 use serde_json::Value;
+use std::sync::Arc;
 
 mod batch;
 mod cognito;
@@ -135,7 +136,7 @@ impl Cx<'_> {
                 self.check_write_revision(&svc, &object, if_match, object.revision, current)?;
                 // The event carries the data it replaced; moved out, not copied, when replaced.
                 let previous = match data {
-                    Some(data) if kind == ObjectKind::Document => object.data.replace(data),
+                    Some(data) if kind == ObjectKind::Document => object.data.replace(Arc::new(data)),
                     _ => object.data.clone(),
                 };
                 if let Some(exp) = expiry(self.now, ttl) {
@@ -175,7 +176,7 @@ impl Cx<'_> {
                         self.check_write_revision(&svc, &container, if_match, item.revision, current)?;
                         let previous = item.data.clone();
                         if let Some(data) = data {
-                            item.data = data;
+                            item.data = Arc::new(data);
                         }
                         if let Some(exp) = expiry(self.now, ttl) {
                             item.date_expires = exp;
@@ -195,7 +196,7 @@ impl Cx<'_> {
                             object_sid: container.sid.clone(),
                             index: None,
                             key: Some(k.clone()),
-                            data: data.unwrap_or_else(|| Value::Object(Default::default())),
+                            data: Arc::new(data.unwrap_or_else(|| Value::Object(Default::default()))),
                             revision: 0,
                             date_created: self.now,
                             date_updated: self.now,
@@ -240,7 +241,7 @@ impl Cx<'_> {
                     item_key: None,
                     message_sid: Some(message_sid.clone()),
                     revision: stream.revision,
-                    data: Some(data.clone()),
+                    data: Some(Arc::new(data.clone())),
                     previous_data: None,
                     date_expires: None,
                     date: self.now,
@@ -452,7 +453,7 @@ impl Cx<'_> {
             None => (Sid::new(kind.sid_kind()), None),
         };
         let data = match kind {
-            ObjectKind::Document => Some(data.unwrap_or_else(|| Value::Object(Default::default()))),
+            ObjectKind::Document => Some(Arc::new(data.unwrap_or_else(|| Value::Object(Default::default())))),
             _ => None,
         };
         let object = SyncObject {
@@ -496,7 +497,7 @@ impl Cx<'_> {
             object_sid: list.sid.clone(),
             index: Some(list.next_index),
             key: None,
-            data,
+            data: Arc::new(data),
             revision: 0,
             date_created: self.now,
             date_updated: self.now,
@@ -516,7 +517,7 @@ impl Cx<'_> {
             object_sid: map.sid.clone(),
             index: None,
             key: Some(key),
-            data,
+            data: Arc::new(data),
             revision: 0,
             date_created: self.now,
             date_updated: self.now,
@@ -529,7 +530,7 @@ impl Cx<'_> {
     fn put_entry(&mut self, map: &mut SyncObject, key: String, data: Value) -> Result<Item, CoreError> {
         let (item, previous) = match self.tx.item(&map.sid, &ItemKey::Key(key.clone()))? {
             Some(mut item) => {
-                let previous = std::mem::replace(&mut item.data, data);
+                let previous = std::mem::replace(&mut item.data, Arc::new(data));
                 item.revision += 1;
                 item.date_updated = self.now;
                 (item, Some(previous))
@@ -596,7 +597,7 @@ impl Cx<'_> {
         &mut self,
         kind: EventKind,
         object: &SyncObject,
-        previous: Option<Value>,
+        previous: Option<Arc<Value>>,
         reason: Option<&str>,
     ) -> Result<(), CoreError> {
         self.object_event(kind, object, previous, reason, false)
@@ -607,7 +608,7 @@ impl Cx<'_> {
         &mut self,
         kind: EventKind,
         object: &SyncObject,
-        previous: Option<Value>,
+        previous: Option<Arc<Value>>,
     ) -> Result<(), CoreError> {
         self.object_event(kind, object, previous, None, true)
     }
@@ -616,7 +617,7 @@ impl Cx<'_> {
         &mut self,
         kind: EventKind,
         object: &SyncObject,
-        previous: Option<Value>,
+        previous: Option<Arc<Value>>,
         reason: Option<&str>,
         store: bool,
     ) -> Result<(), CoreError> {
@@ -655,7 +656,7 @@ impl Cx<'_> {
         kind: EventKind,
         container: &SyncObject,
         item: &Item,
-        previous: Option<Value>,
+        previous: Option<Arc<Value>>,
     ) -> Result<(), CoreError> {
         let draft = self.item_draft(kind, container, item, previous);
         self.append(&container.service_sid, draft, Written::Nothing)
@@ -668,13 +669,19 @@ impl Cx<'_> {
         kind: EventKind,
         container: &SyncObject,
         item: &Item,
-        previous: Option<Value>,
+        previous: Option<Arc<Value>>,
     ) -> Result<(), CoreError> {
         let draft = self.item_draft(kind, container, item, previous);
         self.append(&container.service_sid, draft, Written::Container(container))
     }
 
-    fn item_draft(&self, kind: EventKind, container: &SyncObject, item: &Item, previous: Option<Value>) -> EventDraft {
+    fn item_draft(
+        &self,
+        kind: EventKind,
+        container: &SyncObject,
+        item: &Item,
+        previous: Option<Arc<Value>>,
+    ) -> EventDraft {
         EventDraft {
             kind,
             object_sid: container.sid.clone(),

@@ -122,10 +122,10 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_sid: Option<Sid>,
     pub revision: u64,
-    pub data: Option<Value>,
+    pub data: Option<std::sync::Arc<Value>>,
     /// The data before this change, for updates and removals of items and documents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_data: Option<Value>,
+    pub previous_data: Option<std::sync::Arc<Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date_expires: Option<Timestamp>,
     pub date: Timestamp,
@@ -252,13 +252,13 @@ mod tests {
         every_field.item_index = Some(u64::MAX);
         every_field.item_key = Some("key\nline".into());
         every_field.message_sid = Some(Sid::new(SidKind::StreamMessage));
-        every_field.data = Some(json!({ "text": "é\t☃", "n": [1, 2.5, null, false], "deep": { "a": {} } }));
-        every_field.previous_data = Some(json!("before"));
+        every_field.data = Some(json!({ "text": "é\t☃", "n": [1, 2.5, null, false], "deep": { "a": {} } }).into());
+        every_field.previous_data = Some(json!("before").into());
         every_field.date_expires = Some(Timestamp(1_764_800_100_000));
         every_field.identity = "id/with\"quote".into();
         every_field.reason = Some("expired".into());
         let mut null_data = event(EventKind::DocumentRemoved);
-        null_data.data = Some(Value::Null);
+        null_data.data = Some(Value::Null.into());
         null_data.date = Timestamp(0);
         for e in [event(EventKind::DocumentUpdated), every_field, null_data] {
             assert_eq!(e.to_json(), serde_json::to_string(&e).expect("serialises"));
@@ -266,7 +266,7 @@ mod tests {
             let (text, data) = e.to_json_marking_data();
             assert_eq!(text, e.to_json());
             let marked = data.map(|at| text[at].to_owned());
-            assert_eq!(marked, e.data.as_ref().map(Value::to_string), "{text}");
+            assert_eq!(marked, e.data.as_deref().map(Value::to_string), "{text}");
         }
     }
 }

@@ -263,7 +263,7 @@ impl Engine {
                     let items = self.store.items(&map.sid, ObjectKind::Map, &page).await?;
                     for item in &items {
                         if let Some(key) = &item.key {
-                            state.put(&map.sid, key, item.data.clone(), item.revision);
+                            state.put(&map.sid, key, Value::clone(&item.data), item.revision);
                         }
                     }
                     match items.last().and_then(|i| i.key.clone()) {

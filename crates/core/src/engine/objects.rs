@@ -144,7 +144,7 @@ impl Engine {
     ) -> Result<SyncObject, CoreError> {
         loop {
             let current = self.object(principal, service, ObjectKind::Document, id).await?;
-            let data = f(current.data.as_ref().unwrap_or(&Value::Null));
+            let data = f(current.data.as_deref().unwrap_or(&Value::Null));
             let patch = ObjectPatch { data: Some(data), ttl: None, if_match: Some(current.revision) };
             match self.update_object(principal, service, ObjectKind::Document, id, patch).await {
                 Err(CoreError::RevisionMismatch { .. }) => continue,

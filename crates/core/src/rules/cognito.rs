@@ -548,7 +548,7 @@ impl Cx<'_> {
             let data = serde_json::to_value(&data).map_err(|e| StoreError::Backend(e.to_string()))?;
             let item = match item {
                 Some(mut item) => {
-                    let previous = std::mem::replace(&mut item.data, data);
+                    let previous = std::mem::replace(&mut item.data, std::sync::Arc::new(data));
                     item.revision += 1;
                     item.date_updated = self.now;
                     self.tx.put_item(&item)?;

@@ -294,7 +294,7 @@ impl Cx<'_> {
         }
         let because = redaction.to_json(room_id);
         let previous = item.data.clone();
-        redacted(&mut item.data, because);
+        redacted(std::sync::Arc::make_mut(&mut item.data), because);
         item.revision += 1;
         item.date_updated = self.now;
         super::touch_container(self.now, timeline, None);
@@ -304,7 +304,7 @@ impl Cx<'_> {
             let entry = state_entry(kind, key);
             let current = self.tx.item(&state.sid, &ItemKey::Key(entry.clone()))?;
             if current.is_some_and(|c| c.data["event_id"] == target_id) {
-                let data = item.data.clone();
+                let data = serde_json::Value::clone(&item.data);
                 self.put_entry(state, entry, data)?;
             }
         }

@@ -129,7 +129,8 @@ pub fn group(events: &[StoredEvent], complete: bool) -> (Vec<DatasetChange>, u64
         let date = event.date.millis();
         match event.kind {
             EventKind::MapItemAdded | EventKind::MapItemUpdated => {
-                let record = event.data.clone().and_then(|d| serde_json::from_value::<RecordData>(d).ok());
+                let record =
+                    event.data.as_deref().and_then(|d| <RecordData as serde::Deserialize>::deserialize(d).ok());
                 let (Some(record), Some(key)) = (record, event.item_key.clone()) else {
                     // Written through the native API, not as a record.
                     settled = stored.seq;

@@ -298,7 +298,7 @@ fn jobs(events: &[StoredEvent]) -> Read {
         if event.kind != EventKind::ListItemAdded || event.unique_name.as_deref() != Some(PROXY_OUTBOX) {
             continue;
         }
-        match event.data.map(serde_json::from_value::<ProxyJob>) {
+        match event.data.as_deref().map(<ProxyJob as serde::Deserialize>::deserialize) {
             Some(Ok(job)) => read.jobs.push((stored.seq, job)),
             Some(Err(e)) => {
                 tracing::warn!(seq = stored.seq, error = %e, "a queued Proxy job cannot be read; skipped");

@@ -473,8 +473,8 @@ impl QueryTable {
         }
         let key = event.item_key.as_deref().unwrap_or_default();
         for (path, by_text) in &self.pinned {
-            let old = text_of(path, key, event.previous_data.as_ref());
-            let new = text_of(path, key, event.data.as_ref());
+            let old = text_of(path, key, event.previous_data.as_deref());
+            let new = text_of(path, key, event.data.as_deref());
             for text in [&old, &new].into_iter().flatten() {
                 out.extend(by_text.get(text).into_iter().flatten());
             }
@@ -544,8 +544,8 @@ mod tests {
             item_key: Some("k".into()),
             message_sid: None,
             revision: 1,
-            data,
-            previous_data: previous,
+            data: data.map(Into::into),
+            previous_data: previous.map(Into::into),
             date_expires: None,
             date: ferrosync_core::timestamp::Timestamp::now(),
             identity: "system".into(),

@@ -154,7 +154,7 @@ mod tests {
             item_key: (object_kind == ObjectKind::Map).then(|| "k/1".to_owned()),
             message_sid: None,
             revision: 7,
-            data: (kind != EventKind::ListItemRemoved).then(|| json!({"a": 1})),
+            data: (kind != EventKind::ListItemRemoved).then(|| json!({"a": 1}).into()),
             previous_data: None,
             date_expires: None,
             date: Timestamp(1_438_286_400_000),

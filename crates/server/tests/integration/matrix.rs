@@ -438,7 +438,7 @@ async fn account_data_and_presence_are_kept_in_the_matrix_service() {
         .await
         .expect("the Map is there");
     assert_eq!(items.items.len(), 1);
-    assert_eq!(items.items[0].data, direct);
+    assert_eq!(*items.items[0].data, direct);
 
     // Presence: offline until set, then as set, readable by others.
     let (status, before) = get(&s, "/presence/@lea:example.org/status", Some(&token)).await;

@@ -334,7 +334,7 @@ mod tests {
             object_sid: object.clone(),
             index: None,
             key: Some(key.into()),
-            data: serde_json::json!({ "r": revision }),
+            data: serde_json::json!({ "r": revision }).into(),
             revision,
             date_created: Timestamp(0),
             date_updated: Timestamp(0),

@@ -126,7 +126,7 @@ fn object_row(row: &Row) -> Result<SyncObject, StoreError> {
         service_sid: sid_col(row, 1)?,
         kind: ObjectKind::from_code(get(row, 2, "kind")?).ok_or_else(|| corrupt("kind"))?,
         unique_name: get(row, 3, "unique_name")?,
-        data: json_col(row, 4)?,
+        data: json_col(row, 4)?.map(std::sync::Arc::new),
         revision: u64_col(row, 5, "revision")?,
         next_index: u64_col(row, 6, "next_index")?,
         date_created: ts_col(row, 7, "date_created")?,

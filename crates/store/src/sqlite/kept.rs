@@ -154,7 +154,7 @@ mod tests {
             service_sid: sid("IS", 1),
             kind: ObjectKind::Document,
             unique_name: None,
-            data: Some(serde_json::json!({ "n": n })),
+            data: Some(serde_json::json!({ "n": n }).into()),
             revision: n as u64,
             next_index: 0,
             date_created: Timestamp(0),
@@ -190,7 +190,7 @@ mod tests {
         let mut newer = doc.clone();
         newer.revision += 1;
         newer.unique_name = Some("renamed".into());
-        newer.data = Some(serde_json::json!({ "n": "changed" }));
+        newer.data = Some(serde_json::json!({ "n": "changed" }).into());
         newer.date_updated = Timestamp(7);
         kept.keep(&newer, at(2));
         kept.moved(&doc.sid, at(3));

@@ -604,3 +604,51 @@ async fn a_new_data_file_has_small_pages_and_an_older_one_keeps_its_own() {
     drop(store);
     assert_eq!(page_size(&older), 4096);
 }
+
+/// A document's data is held once however many places keep it: the object a write answers
+/// with, the event of its change, and the object the writer keeps for the next write share it,
+/// and the next write's event carries the data it replaced without copying it. A document near
+/// the 16 KiB limit with a few hundred fields cost three copies of itself and their drops per
+/// write before.
+#[tokio::test]
+async fn a_documents_data_is_shared_by_its_write_its_event_and_the_kept_object() {
+    use ferrosync_core::store::Outcome;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    let (_dir, _store, svc, conn) = batch_fixture().await;
+    let mut memo = Memo::default();
+    let mut run = |mutation: Mutation| {
+        let mut jobs = [job(Actor::SYSTEM, mutation)];
+        let mut results = commit_batch(&HotStatements::new(&conn), "e", &mut memo, &mut jobs);
+        let applied = results.pop().expect("an answer").expect("applied");
+        let Outcome::Object { object, .. } = applied.outcome else { panic!("answered {:?}", applied.outcome) };
+        let kept = memo.objects.get(&svc, ObjectKind::Document, &ObjectRef::Sid(object.sid.clone()));
+        (object, applied.events, kept.map(|(kept, _)| kept.data))
+    };
+    let (doc, _, _) = run(open_object(&svc, ObjectKind::Document, "d"));
+    let update = |n: u64| Mutation::UpdateObject {
+        service: svc.clone(),
+        kind: ObjectKind::Document,
+        target: ObjectRef::Sid(doc.sid.clone()),
+        data: Some(
+            json!({ "n": n, "fields": (0..300).map(|i| (format!("f{i}"), json!(i))).collect::<serde_json::Map<_, _>>() }),
+        ),
+        ttl: None,
+        if_match: Some(n),
+    };
+    let shared = |a: &Option<Arc<serde_json::Value>>, b: &Option<Arc<serde_json::Value>>| match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    };
+
+    let (first, events, kept) = run(update(0));
+    assert_eq!(first.data.as_deref().map(|d| d["n"].clone()), Some(json!(0)));
+    assert!(shared(&first.data, &events[0].data), "the event holds the written data itself");
+    assert!(shared(&first.data, &kept.flatten()), "so does the object kept for the next write");
+
+    let (second, events, kept) = run(update(1));
+    assert!(shared(&events[0].previous_data, &first.data), "the replaced data moved into the event");
+    assert!(shared(&second.data, &events[0].data) && shared(&second.data, &kept.flatten()));
+    assert!(!shared(&first.data, &second.data));
+}

@@ -298,7 +298,10 @@ impl Engine {
     }
 
     async fn matrix_get(&self, map: &str, key: &str) -> Result<Option<serde_json::Value>, CoreError> {
-        Ok(self.system_entry(crate::engine::services::MATRIX_SERVICE, map, key).await?.map(|i| i.data))
+        Ok(self
+            .system_entry(crate::engine::services::MATRIX_SERVICE, map, key)
+            .await?
+            .map(|i| std::sync::Arc::unwrap_or_clone(i.data)))
     }
 
     /// Removes an entry of a Map or List of the Matrix service; one already gone is no error.
@@ -315,7 +318,7 @@ impl Engine {
     /// Every entry of a Map of the Matrix service as (key, data), in key order.
     async fn matrix_entries(&self, name: &str) -> Result<Vec<(String, serde_json::Value)>, CoreError> {
         let items = self.matrix_items(ObjectKind::Map, name).await?;
-        Ok(items.into_iter().filter_map(|i| Some((i.key?, i.data))).collect())
+        Ok(items.into_iter().filter_map(|i| Some((i.key?, std::sync::Arc::unwrap_or_clone(i.data)))).collect())
     }
 
     /// Every item of a Map (or List) of the Matrix service, in order; empty when it does not exist.

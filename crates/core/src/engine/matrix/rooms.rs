@@ -463,7 +463,7 @@ impl Engine {
                 .matrix_items(ObjectKind::Map, &crate::matrix::room::state_name(&room_id))
                 .await?
                 .into_iter()
-                .map(|i| i.data)
+                .map(|i| std::sync::Arc::unwrap_or_clone(i.data))
                 .collect();
             let entry = directory_entry(&room_id, &state);
             let matches = term.as_ref().is_none_or(|t| {
@@ -521,8 +521,12 @@ impl Engine {
                     let next = last_taken.map(|after| PageToken { order: Order::Asc, after });
                     return Ok(Page { items: rooms, next });
                 }
-                let state: Vec<serde_json::Value> =
-                    self.matrix_items(ObjectKind::Map, name).await?.into_iter().map(|i| i.data).collect();
+                let state: Vec<serde_json::Value> = self
+                    .matrix_items(ObjectKind::Map, name)
+                    .await?
+                    .into_iter()
+                    .map(|i| std::sync::Arc::unwrap_or_clone(i.data))
+                    .collect();
                 let mut entry = directory_entry(room_id, &state);
                 entry["published"] = serde_json::json!(published.contains(room_id));
                 rooms.push(entry);

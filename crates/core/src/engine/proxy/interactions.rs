@@ -226,7 +226,7 @@ fn data_string(body: &str, media: &[String]) -> String {
 }
 
 fn decode_interaction(item: &Item) -> Result<ProxyInteraction, CoreError> {
-    serde_json::from_value(item.data.clone()).map_err(unreadable)
+    serde::Deserialize::deserialize(&*item.data).map_err(unreadable)
 }
 
 /// A session after an interaction: in progress, its Ttl counted from now (through

@@ -182,7 +182,7 @@ fn check_url(field: &'static str, url: &str) -> Result<(), CoreError> {
 }
 
 fn decode(item: &Item) -> Result<ProxyService, CoreError> {
-    serde_json::from_value(item.data.clone())
+    serde::Deserialize::deserialize(&*item.data)
         .map_err(|e| CoreError::Store(crate::store::StoreError::Backend(format!("a Proxy service is unreadable: {e}"))))
 }
 

@@ -130,7 +130,7 @@ pub(super) fn free(pool: Pool, number: &ProxyNumber) -> ObjectWrite {
 }
 
 pub(super) fn decode_number(item: &Item) -> Result<ProxyNumber, CoreError> {
-    serde_json::from_value(item.data.clone())
+    serde::Deserialize::deserialize(&*item.data)
         .map_err(|e| CoreError::Store(crate::store::StoreError::Backend(format!("a pool number is unreadable: {e}"))))
 }
 

@@ -184,7 +184,7 @@ pub(super) fn unreadable(e: impl std::fmt::Display) -> CoreError {
 }
 
 pub(super) fn decode_session(item: &Item) -> Result<ProxySession, CoreError> {
-    serde_json::from_value(item.data.clone()).map_err(unreadable)
+    serde::Deserialize::deserialize(&*item.data).map_err(unreadable)
 }
 
 /// A write that lost a race with another request for a record it read.

@@ -140,7 +140,9 @@ impl ObjectView {
         ObjectView {
             revision: (o.kind != ObjectKind::Stream).then(|| o.revision.to_string()),
             data: match o.kind {
-                ObjectKind::Document => Some(o.data.unwrap_or_else(|| Value::Object(Default::default()))),
+                ObjectKind::Document => Some(
+                    o.data.map(std::sync::Arc::unwrap_or_clone).unwrap_or_else(|| Value::Object(Default::default())),
+                ),
                 _ => None,
             },
             sid: o.sid.to_string(),
@@ -196,7 +198,7 @@ impl ItemView {
             list_sid,
             map_sid,
             revision: item.revision.to_string(),
-            data: item.data,
+            data: std::sync::Arc::unwrap_or_clone(item.data),
             date_expires: item.date_expires.map(date),
             date_created: date(item.date_created),
             date_updated: date(item.date_updated),

@@ -54,7 +54,7 @@ pub fn snapshot(document: &SyncObject, position: u64) -> Bytes {
         "document_sid": document.sid,
         "id": position,
         "document_revision": document.revision.to_string(),
-        "document_data": document.data.clone().unwrap_or_else(|| Value::Object(Map::new())),
+        "document_data": document.data.as_deref().cloned().unwrap_or_else(|| Value::Object(Map::new())),
         "date_created": date(document.date_updated),
     });
     let payload = json!({ "event_type": "document_updated", "event": event }).to_string();
@@ -99,7 +99,7 @@ fn payload(e: &Event, urls: &Urls) -> Option<(&'static str, Value)> {
         EventKind::DocumentUpdated => {
             body.insert("document_sid".into(), sid.into());
             body.insert("document_revision".into(), e.revision.to_string().into());
-            body.insert("document_data".into(), e.data.clone().unwrap_or(Value::Null));
+            body.insert("document_data".into(), e.data.as_deref().cloned().unwrap_or(Value::Null));
             "document_updated"
         }
         EventKind::DocumentRemoved => {
@@ -122,7 +122,7 @@ fn payload(e: &Event, urls: &Urls) -> Option<(&'static str, Value)> {
                 _ => ("map_sid", "map_item_removed", &e.previous_data),
             };
             body.insert(sid_field.into(), sid.into());
-            item(&mut body, data.as_ref());
+            item(&mut body, data.as_deref());
             name
         }
         EventKind::ListRemoved => {
@@ -136,7 +136,7 @@ fn payload(e: &Event, urls: &Urls) -> Option<(&'static str, Value)> {
         EventKind::StreamMessagePublished => {
             body.insert("stream_sid".into(), sid.into());
             body.insert("message_sid".into(), e.message_sid.as_ref().map(|s| s.to_string()).into());
-            body.insert("message_data".into(), e.data.clone().unwrap_or(Value::Null));
+            body.insert("message_data".into(), e.data.as_deref().cloned().unwrap_or(Value::Null));
             "stream_message_published"
         }
         EventKind::StreamRemoved => {
@@ -175,8 +175,8 @@ mod tests {
             item_key: key.map(str::to_owned),
             message_sid: None,
             revision: 2,
-            data: Some(json!({"new": true})),
-            previous_data: Some(json!({"old": true})),
+            data: Some(json!({"new": true}).into()),
+            previous_data: Some(json!({"old": true}).into()),
             date_expires: None,
             date: Timestamp(1_700_000_000_000),
             identity: "alice".into(),

@@ -156,7 +156,7 @@ pub fn view(cx: &Cx<'_>, kind: ObjectKind, item: Item, position: u64) -> ItemVie
         key: item.key,
         revision: item.revision.to_string(),
         last_event_id: position,
-        data: item.data,
+        data: std::sync::Arc::unwrap_or_clone(item.data),
         date_created: date(item.date_created),
         date_updated: date(item.date_updated),
         date_expires: item.date_expires.map(date),

@@ -88,7 +88,7 @@ fn view(cx: &Cx<'_>, o: SyncObject, position: u64, items: Option<Vec<ItemView>>)
     let mut links = Map::new();
     match kind {
         ObjectKind::Document => {
-            let data = o.data.unwrap_or_else(|| Value::Object(Map::new()));
+            let data = o.data.map(std::sync::Arc::unwrap_or_clone).unwrap_or_else(|| Value::Object(Map::new()));
             ObjectDescriptor::Document(DocumentView { meta, revision, last_event_id: position, data })
         }
         ObjectKind::List | ObjectKind::Map => {

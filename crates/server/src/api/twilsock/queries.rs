@@ -450,7 +450,7 @@ mod tests {
             item_key: Some("w1".into()),
             message_sid: None,
             revision: 3,
-            data: Some(json!({"team": "eng"})),
+            data: Some(json!({"team": "eng"}).into()),
             previous_data: None,
             date_expires: None,
             date: Timestamp(1_700_000_000_000),

@@ -22,7 +22,7 @@ pub(super) fn item_row(row: &Row) -> Result<Item, StoreError> {
         object_sid,
         index: is_list.then_some(index as u64),
         key: (!is_list).then_some(key),
-        data: json_col(row, 3)?.unwrap_or(serde_json::Value::Null),
+        data: json_col(row, 3)?.unwrap_or(serde_json::Value::Null).into(),
         revision: u64_col(row, 4, "revision")?,
         date_created: ts_col(row, 5, "date_created")?,
         date_updated: ts_col(row, 6, "date_updated")?,

@@ -98,7 +98,10 @@ impl Window {
             Owner::Room { room, part } => match part {
                 "timeline" if e.kind == EventKind::ListItemAdded => {
                     if let (Some(index), Some(data)) = (e.item_index, e.data) {
-                        self.timelines.entry(room.to_owned()).or_default().push((index, data));
+                        self.timelines
+                            .entry(room.to_owned())
+                            .or_default()
+                            .push((index, std::sync::Arc::unwrap_or_clone(data)));
                     }
                 }
                 "typing" => {
@@ -106,7 +109,10 @@ impl Window {
                 }
                 "receipts" if e.kind != EventKind::MapItemRemoved => {
                     if let (Some(key), Some(data)) = (e.item_key, e.data) {
-                        self.receipts.entry(room.to_owned()).or_default().push((key, data));
+                        self.receipts
+                            .entry(room.to_owned())
+                            .or_default()
+                            .push((key, std::sync::Arc::unwrap_or_clone(data)));
                     }
                 }
                 _ => {}
@@ -125,17 +131,20 @@ impl Window {
                     self.my_memberships.entry(key).or_insert(before);
                 } else if part == "account_data" {
                     if let Some(data) = e.data {
-                        self.global_account_data.insert(key, data);
+                        self.global_account_data.insert(key, std::sync::Arc::unwrap_or_clone(data));
                     }
                 } else if let Some(room) = part.strip_prefix("account_data/")
                     && let Some(data) = e.data
                 {
-                    self.room_account_data.entry(room.to_owned()).or_default().insert(key, data);
+                    self.room_account_data
+                        .entry(room.to_owned())
+                        .or_default()
+                        .insert(key, std::sync::Arc::unwrap_or_clone(data));
                 }
             }
             Owner::Presence => {
                 if let (Some(user), Some(data)) = (e.item_key, e.data) {
-                    self.presence.insert(user, data);
+                    self.presence.insert(user, std::sync::Arc::unwrap_or_clone(data));
                 }
             }
             Owner::Other => {}
@@ -497,7 +506,7 @@ impl Engine {
             if index < acked {
                 self.matrix_remove(ObjectKind::List, &name, ItemKey::Index(index)).await?;
             } else if out.len() < TO_DEVICE_LIMIT as usize {
-                out.push(item.data);
+                out.push(std::sync::Arc::unwrap_or_clone(item.data));
                 next = index + 1;
             }
         }

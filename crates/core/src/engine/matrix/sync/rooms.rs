@@ -20,7 +20,7 @@ impl Run<'_> {
             std::collections::btree_map::Entry::Occupied(o) => Ok(o.into_mut()),
             std::collections::btree_map::Entry::Vacant(v) => {
                 let items = self.engine.matrix_items(ObjectKind::Map, &state_name(room)).await?;
-                Ok(v.insert(items.into_iter().map(|i| i.data).collect()))
+                Ok(v.insert(items.into_iter().map(|i| std::sync::Arc::unwrap_or_clone(i.data)).collect()))
             }
         }
     }
@@ -44,7 +44,7 @@ impl Run<'_> {
                 if matched < limit && passes(filter, room, &item.data) {
                     matched += 1;
                 }
-                raw.push((index, item.data));
+                raw.push((index, std::sync::Arc::unwrap_or_clone(item.data)));
                 if matched == limit {
                     break;
                 }
