@@ -6,6 +6,7 @@
 //! - [`event`]: change-log events, as long-polls, WebSocket frames and webhooks carry them.
 //! - [`query`]: indexes, instant queries and live-query events.
 //! - [`sid`], [`timestamp`], [`kinds`]: the values all of them name.
+//! - [`json`], [`value`]: JSON written and read faster than `serde_json` alone, to its letter.
 
 pub mod error;
 pub mod event;
@@ -15,6 +16,7 @@ pub mod query;
 pub mod rest;
 pub mod sid;
 pub mod timestamp;
+pub mod value;
 pub mod ws;
 
 pub use error::ErrorBody;

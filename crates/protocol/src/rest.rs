@@ -62,7 +62,7 @@ pub struct OpenObject {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ttl: Option<u64>,
     /// Initial data of a document; applies on create.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::value::read_optional_value")]
     pub data: Option<Value>,
 }
 
@@ -71,7 +71,7 @@ pub struct OpenObject {
 #[serde(deny_unknown_fields)]
 pub struct UpdateObject {
     /// New document data (documents only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::value::read_optional_value")]
     pub data: Option<Value>,
     /// New TTL in seconds from now; 0 removes the expiry.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -122,6 +122,7 @@ impl ObjectView {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AddListItem {
+    #[serde(deserialize_with = "crate::value::read_value")]
     pub data: Value,
     /// Seconds until the item expires (also accepted as `item_ttl`).
     #[serde(alias = "item_ttl")]
@@ -137,6 +138,7 @@ pub struct AddListItem {
 #[serde(deny_unknown_fields)]
 pub struct CreateMapItem {
     pub key: String,
+    #[serde(deserialize_with = "crate::value::read_value")]
     pub data: Value,
     /// Seconds until the item expires (also accepted as `item_ttl`).
     #[serde(alias = "item_ttl")]
@@ -150,7 +152,7 @@ pub struct CreateMapItem {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WriteItem {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::value::read_optional_value")]
     pub data: Option<Value>,
     /// Seconds until the item expires (also accepted as `item_ttl`).
     #[serde(alias = "item_ttl")]
@@ -181,6 +183,7 @@ pub struct ItemView {
 #[serde(deny_unknown_fields)]
 pub struct PublishMessage {
     /// A JSON object of at most 4 KiB.
+    #[serde(deserialize_with = "crate::value::read_value")]
     pub data: Value,
 }
 

@@ -61,7 +61,11 @@ pub enum ClientFrame {
         mode: OpenMode,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ttl: Option<u64>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "crate::value::read_optional_value"
+        )]
         data: Option<Value>,
     },
     Get {
@@ -73,7 +77,11 @@ pub enum ClientFrame {
         id: u64,
         kind: ObjectKind,
         object: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "crate::value::read_optional_value"
+        )]
         data: Option<Value>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ttl: Option<u64>,
@@ -92,6 +100,7 @@ pub enum ClientFrame {
     AddItem {
         id: u64,
         list: String,
+        #[serde(deserialize_with = "crate::value::read_value")]
         data: Value,
         #[serde(default, alias = "item_ttl", skip_serializing_if = "Option::is_none")]
         ttl: Option<u64>,
@@ -108,7 +117,11 @@ pub enum ClientFrame {
         index: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "crate::value::read_optional_value"
+        )]
         data: Option<Value>,
         #[serde(default, alias = "item_ttl", skip_serializing_if = "Option::is_none")]
         ttl: Option<u64>,
@@ -144,6 +157,7 @@ pub enum ClientFrame {
     Publish {
         id: u64,
         stream: String,
+        #[serde(deserialize_with = "crate::value::read_value")]
         data: Value,
         #[serde(default, rename = "return", skip_serializing_if = "Return::is_representation")]
         returning: Return,
@@ -228,7 +242,7 @@ struct ObjectOp<'a> {
     kind: ObjectKind,
     object: String,
     #[serde(default, deserialize_with = "present")]
-    data: Option<Option<Value>>,
+    data: Option<Option<crate::value::Read>>,
     #[serde(default, deserialize_with = "present")]
     ttl: Option<Option<u64>>,
     #[serde(default, deserialize_with = "present")]
@@ -247,7 +261,7 @@ impl ObjectOp<'_> {
                 id,
                 kind,
                 object,
-                data: data.flatten(),
+                data: data.flatten().map(|crate::value::Read(data)| data),
                 ttl: ttl.flatten(),
                 if_match: if_match.flatten(),
                 returning: returning.flatten().unwrap_or_default(),
