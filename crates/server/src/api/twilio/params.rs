@@ -81,7 +81,12 @@ impl Params {
     /// A JSON value sent as a string (`Data`).
     pub fn json(&self, name: &str) -> Result<Option<Value>, TwilioError> {
         self.get(name)
-            .map(|v| serde_json::from_str(v).map_err(|e| TwilioError::invalid(name, format!("is not valid JSON: {e}"))))
+            .map(|v| {
+                // Read as the native face reads a document's data (members sorted once).
+                serde_json::from_str::<ferrosync_protocol::value::Read>(v)
+                    .map(|ferrosync_protocol::value::Read(v)| v)
+                    .map_err(|e| TwilioError::invalid(name, format!("is not valid JSON: {e}")))
+            })
             .transpose()
     }
 }

@@ -144,7 +144,7 @@ pub struct SubscriptionRequest {
 pub struct ObjectBody {
     #[serde(default)]
     pub unique_name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "ferrosync_protocol::value::read_optional_value")]
     pub data: Option<Value>,
     #[serde(default)]
     pub ttl: Option<Value>,
@@ -153,7 +153,7 @@ pub struct ObjectBody {
 /// The body of item writes and stream publishes.
 #[derive(Debug, Default, Deserialize)]
 pub struct ItemBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "ferrosync_protocol::value::read_optional_value")]
     pub data: Option<Value>,
     #[serde(default)]
     pub ttl: Option<Value>,
