@@ -500,6 +500,51 @@ async fn a_table_that_grows_is_analysed_again() {
     .expect("joined");
 }
 
+/// The nodes of a cluster analyse a table one at a time: while another session (another node)
+/// holds the table's lock, the store leaves the table to it, and analyses it once the lock is
+/// let go and the table is still due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_another_node_is_analysing_is_left_to_it() {
+    let Some((_store, svc, mut conn)) = fixture().await else { return };
+    tokio::task::spawn_blocking(move || {
+        let key = super::analyze::lock_key("objects");
+        let locked = |conn: &mut PgConn, sql: &str| -> bool {
+            conn.query_opt(&format!("SELECT {sql}({key})"), &[]).expect("locking").expect("a row").get(0)
+        };
+        assert!(locked(&mut conn, "pg_try_advisory_lock"), "the table's lock was free");
+        let many = "INSERT INTO objects (sid, service_sid, kind, unique_name, data, revision, next_index,
+                      date_created, date_updated, date_expires, created_by)
+                    SELECT 'MP' || lpad(i::text, 32, '0'), $1, 3, 'm' || i, NULL, 0, 0, 0, 0, NULL, 'system'
+                    FROM generate_series(1, 600) AS i";
+        conn.execute(many, &[&svc.as_str()]).expect("inserted");
+        // This session's counts reach the shared statistics when it next idles (not up to ten
+        // seconds later): only then does the store see the table due.
+        conn.batch("SELECT pg_stat_force_next_flush()").expect("flushed");
+        let (changed, analyses) = (
+            "SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname = 'objects'",
+            "SELECT analyze_count FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname = 'objects'",
+        );
+        let count = |conn: &mut PgConn, q: &str| -> i64 {
+            conn.query_opt(q, &[]).expect("read").expect("the table's statistics").get(0)
+        };
+        let until = |conn: &mut PgConn, q: &str, at_least: i64| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while count(conn, q) < at_least {
+                assert!(std::time::Instant::now() < deadline, "{q} stayed under {at_least}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        };
+        until(&mut conn, changed, 600);
+        // The store looks every two seconds: it found the table due twice at least.
+        std::thread::sleep(Duration::from_secs(5));
+        assert_eq!(count(&mut conn, analyses), 0, "analysed while another session held its lock");
+        assert!(locked(&mut conn, "pg_advisory_unlock"), "the lock was still held here");
+        until(&mut conn, analyses, 1);
+    })
+    .await
+    .expect("joined");
+}
+
 /// A row written again stays on its page: each page keeps room for new versions, so updating a
 /// row packed among others is a HOT update, which adds no index entry for a reader to walk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
