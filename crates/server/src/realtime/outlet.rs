@@ -19,10 +19,50 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 use tokio::io::AsyncWrite;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 
-/// The socket's writing half, whatever carries it.
-pub type Io = Box<dyn AsyncWrite + Send + Unpin>;
+/// The socket's writing half.
+pub enum Io {
+    /// A WebSocket over HTTP/1.1 owns its TCP socket: its writes go to the socket itself, not
+    /// through hyper's upgraded stream and a lock its reading half shares.
+    Tcp(OwnedWriteHalf),
+    /// Any other stream: hyper's upgraded one when it is not a TCP socket, a test's pipe.
+    Stream(Box<dyn AsyncWrite + Send + Unpin>),
+}
+
+impl Io {
+    pub fn stream(io: impl AsyncWrite + Send + Unpin + 'static) -> Io {
+        Io::Stream(Box::new(io))
+    }
+
+    /// A write that never waits, for the hub; `None` when the socket takes nothing now (or
+    /// failed: the task meets the error on its own write).
+    fn write_now(&mut self, bufs: &[IoSlice<'_>]) -> Option<usize> {
+        match self {
+            // Straight to the socket, past tokio's record of its readiness: at a fan-out's
+            // scale, reading that record was one more line of memory gone cold per delivery.
+            // A stale record is harmless: a task that later finds the socket full learns it
+            // from the write itself and waits for room then.
+            Io::Tcp(half) => socket2::SockRef::from(half.as_ref()).send_vectored(bufs).ok(),
+            // A waker that does nothing: this write never waits. Whoever writes next (the
+            // task) registers its own.
+            Io::Stream(io) => {
+                match Pin::new(&mut **io).poll_write_vectored(&mut Context::from_waker(Waker::noop()), bufs) {
+                    Poll::Ready(Ok(n)) => Some(n),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    fn writer(&mut self) -> Pin<&mut (dyn AsyncWrite + Send + Unpin)> {
+        match self {
+            Io::Tcp(half) => Pin::new(half),
+            Io::Stream(io) => Pin::new(&mut **io),
+        }
+    }
+}
 
 pub struct Outlet {
     out: Mutex<Out>,
@@ -107,12 +147,8 @@ impl Out {
         }
         let Out { io, pending, .. } = self;
         if let Some(io) = io {
-            // A waker that does nothing: this write never waits. Whoever writes next (the
-            // task) registers its own.
-            let mut cx = Context::from_waker(Waker::noop());
             loop {
-                let written = Pin::new(&mut **io).poll_write_vectored(&mut cx, &slices(pending));
-                let Poll::Ready(Ok(n @ 1..)) = written else { break };
+                let Some(n @ 1..) = io.write_now(&slices(pending)) else { break };
                 advance(pending, n);
                 if pending.is_empty() {
                     return;
@@ -134,6 +170,12 @@ impl Out {
         std::mem::take(&mut self.pending)
     }
 
+    /// Whether the socket's half is a TCP socket's own (see [`Io::Tcp`]).
+    #[cfg(test)]
+    pub(super) fn holds_tcp(&self) -> bool {
+        matches!(self.io, Some(Io::Tcp(_)))
+    }
+
     pub(super) fn has_pending(&self) -> bool {
         !self.pending.is_empty()
     }
@@ -151,21 +193,21 @@ impl Out {
         bufs: &[IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         match &mut self.io {
-            Some(io) => Pin::new(&mut **io).poll_write_vectored(cx, bufs),
+            Some(io) => io.writer().poll_write_vectored(cx, bufs),
             None => Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
         }
     }
 
     pub(super) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match &mut self.io {
-            Some(io) => Pin::new(&mut **io).poll_flush(cx),
+            Some(io) => io.writer().poll_flush(cx),
             None => Poll::Ready(Ok(())),
         }
     }
 
     pub(super) fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match &mut self.io {
-            Some(io) => Pin::new(&mut **io).poll_shutdown(cx),
+            Some(io) => io.writer().poll_shutdown(cx),
             None => Poll::Ready(Ok(())),
         }
     }

@@ -5,7 +5,7 @@
 //! page, was 15 % of a fan-out's CPU).
 
 use super::gate::Gate;
-use super::outlet::Outlet;
+use super::outlet::{Io, Outlet};
 use arrayvec::ArrayVec;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
@@ -20,11 +20,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
-
-type Socket = TokioIo<Upgraded>;
 
 /// The reading half: tungstenite's parser over a stream whose writes go nowhere. Replies the
 /// protocol requires (pong, the close reply) are written by [`Writer`] instead.
@@ -35,7 +35,7 @@ type Socket = TokioIo<Upgraded>;
 pub struct Reader {
     /// Boxed: the parser's state is several hundred bytes, and each future it moved through
     /// kept its own copy (1.3 KB more per idle connection than when it lived behind one pointer).
-    ws: Box<WebSocketStream<ReadOnly<ReadHalf<Socket>>>>,
+    ws: Box<WebSocketStream<ReadOnly<Source>>>,
     gate: Gate,
 }
 
@@ -113,9 +113,36 @@ pub enum Data {
 /// The upgraded connection as its two halves.
 /// `stall`: how long a write may make no progress before the peer counts as gone.
 pub async fn open(upgraded: Upgraded, config: WebSocketConfig, data: Data, stall: Duration) -> (Writer, Reader) {
-    let (read, write) = tokio::io::split(TokioIo::new(upgraded));
-    let ws = Box::new(WebSocketStream::from_raw_socket(ReadOnly(read), Role::Server, Some(config)).await);
-    (Writer::new(write, data, stall), Reader { ws, gate: Gate::new() })
+    // Over HTTP/1.1 the upgraded stream is the TCP socket under hyper's wrappers: taken back
+    // out, its halves read and write it directly, and share no lock.
+    let (source, io, read) = match hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<TcpStream>>(upgraded) {
+        Ok(parts) => {
+            let (read, write) = parts.io.into_inner().into_split();
+            (Source::Tcp(read), Io::Tcp(write), parts.read_buf)
+        }
+        Err(upgraded) => {
+            let (read, write) = tokio::io::split(TokioIo::new(upgraded));
+            (Source::Upgraded(read), Io::stream(write), Bytes::new())
+        }
+    };
+    // What the client sent after its upgrade request, read along with it.
+    let ws = WebSocketStream::from_partially_read(ReadOnly(source), read.to_vec(), Role::Server, Some(config)).await;
+    (Writer::new(io, data, stall), Reader { ws: Box::new(ws), gate: Gate::new() })
+}
+
+/// The socket's reading half.
+pub enum Source {
+    Tcp(OwnedReadHalf),
+    Upgraded(ReadHalf<TokioIo<Upgraded>>),
+}
+
+impl AsyncRead for Source {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Source::Tcp(half) => Pin::new(half).poll_read(cx, buf),
+            Source::Upgraded(half) => Pin::new(half).poll_read(cx, buf),
+        }
+    }
 }
 
 /// A reader that accepts and drops whatever the parser would write.
@@ -260,12 +287,12 @@ const SLICES: usize = 64;
 pub const FLUSH_AT: usize = 64 * 1024;
 
 impl Writer {
-    pub(super) fn new(io: impl AsyncWrite + Send + Unpin + 'static, data: Data, stall: Duration) -> Self {
+    pub(super) fn new(io: Io, data: Data, stall: Duration) -> Self {
         let data = match data {
             Data::Text => OpCode::Text,
             Data::Binary => OpCode::Binary,
         };
-        let io = Shared(Arc::new(Outlet::new(Box::new(io), data)));
+        let io = Shared(Arc::new(Outlet::new(io, data)));
         Writer { io, data, stall, queue: VecDeque::new(), queued: 0, resting: false }
     }
 
@@ -493,7 +520,7 @@ mod tests {
     async fn feeding_writes_out_at_the_bound_without_a_flush() {
         use tokio::io::AsyncReadExt;
         let (near, mut far) = tokio::io::duplex(4 * FLUSH_AT);
-        let mut writer = Writer::new(near, Data::Text, Duration::from_secs(5));
+        let mut writer = Writer::new(Io::stream(near), Data::Text, Duration::from_secs(5));
         let frame = Bytes::from(vec![b'x'; 1000]);
         let mut fed = 0;
         while fed < FLUSH_AT {
@@ -514,7 +541,7 @@ mod tests {
     async fn writes_that_wait_for_a_slow_reader_arrive_whole_and_in_order() {
         use tokio::io::AsyncReadExt;
         let (near, mut far) = tokio::io::duplex(256);
-        let mut writer = Writer::new(near, Data::Binary, Duration::from_secs(30));
+        let mut writer = Writer::new(Io::stream(near), Data::Binary, Duration::from_secs(30));
         // Under 126 bytes each, so every header is the two-byte form.
         let frames: Vec<Bytes> = (0..100u8).map(|i| Bytes::from(vec![i; 20 + usize::from(i)])).collect();
         let expected: Vec<u8> = frames.iter().flat_map(|f| [&[0x82, f.len() as u8][..], &f[..]].concat()).collect();
@@ -539,12 +566,79 @@ mod tests {
         assert_eq!(reader.await.expect("reader"), expected);
     }
 
+    /// Served as `axum::serve` serves, a WebSocket over HTTP/1.1 takes its TCP socket back out
+    /// of hyper's upgraded stream (so its writes go to the socket itself), and reads first what
+    /// the client sent in the same write as its upgrade request.
+    #[tokio::test]
+    async fn an_http1_websocket_holds_its_tcp_socket_and_reads_what_came_with_the_upgrade() {
+        use axum::extract::Request;
+        use tokio::io::AsyncReadExt;
+        type Opened = (bool, Option<Message>);
+        let (opened_tx, opened_rx) = tokio::sync::mpsc::channel::<Opened>(1);
+        let app = axum::Router::new().route(
+            "/ws",
+            axum::routing::get(move |mut request: Request| {
+                let opened = opened_tx.clone();
+                async move {
+                    let on_upgrade = request.extensions_mut().remove::<OnUpgrade>();
+                    let (response, on_upgrade) =
+                        accept(request.method(), request.headers(), on_upgrade).expect("a WebSocket request");
+                    tokio::spawn(async move {
+                        let upgraded = on_upgrade.await.expect("upgraded");
+                        let config = WebSocketConfig::default();
+                        let (mut writer, mut reader) = open(upgraded, config, Data::Text, Duration::from_secs(5)).await;
+                        let first = reader.next().await.and_then(Result::ok);
+                        writer.send(Bytes::from_static(b"pong")).await.expect("sent");
+                        let holds_tcp = writer.io.0.lock().holds_tcp();
+                        opened.send((holds_tcp, first)).await.expect("the test waits");
+                    });
+                    response
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let addr = listener.local_addr().expect("its address");
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let mut client = TcpStream::connect(addr).await.expect("connected");
+        let mut bytes = format!(
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        .into_bytes();
+        // A masked text frame "ping", in the same write.
+        let mask = [7u8, 1, 9, 3];
+        bytes.extend_from_slice(&[0x81, 0x80 | 4]);
+        bytes.extend_from_slice(&mask);
+        bytes.extend(b"ping".iter().zip(mask).map(|(b, m)| b ^ m));
+        client.write_all(&bytes).await.expect("written");
+        let mut opened_rx = opened_rx;
+        let (holds_tcp, first) =
+            tokio::time::timeout(Duration::from_secs(10), opened_rx.recv()).await.expect("in time").expect("opened");
+        assert!(holds_tcp, "the writer holds the TCP socket's half");
+        assert_eq!(first, Some(Message::text("ping")), "the frame sent with the upgrade was read");
+        let mut got = Vec::new();
+        let want_tail = [0x81, 4, b'p', b'o', b'n', b'g'];
+        let read = async {
+            while !got.ends_with(&want_tail) {
+                let mut chunk = [0u8; 512];
+                let n = client.read(&mut chunk).await.expect("read");
+                assert!(n > 0, "the server closed early: {:?}", String::from_utf8_lossy(&got));
+                got.extend_from_slice(&chunk[..n]);
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), read).await.expect("the answer in time");
+        assert!(got.starts_with(b"HTTP/1.1 101 "), "{:?}", String::from_utf8_lossy(&got));
+        let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").expect("the response's head") + 4;
+        assert_eq!(got[head_end..], want_tail, "one frame after the response, straight from the socket");
+        server.abort();
+    }
+
     /// A peer that stops reading fails the write once it has made no progress for the stall
     /// bound, instead of holding the connection's task.
     #[tokio::test(start_paused = true)]
     async fn a_write_that_makes_no_progress_fails_at_the_stall_bound() {
         let (near, _far) = tokio::io::duplex(1024);
-        let mut writer = Writer::new(near, Data::Binary, Duration::from_secs(30));
+        let mut writer = Writer::new(Io::stream(near), Data::Binary, Duration::from_secs(30));
         let started = tokio::time::Instant::now();
         let err = writer.send(Bytes::from(vec![0u8; 4096])).await.expect_err("the peer never reads");
         assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);

@@ -2,6 +2,7 @@
 //! socket, in what order, and when the turn goes back to the task.
 
 use super::super::hub::Hub;
+use super::super::outlet::Io;
 use super::super::session::{Subscriptions, head_seq};
 use super::super::wire::{Data, Writer};
 use ferrosync_core::Engine;
@@ -12,7 +13,7 @@ use ferrosync_core::sid::Sid;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, DuplexStream};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 struct Setup {
     engine: Arc<Engine>,
@@ -48,8 +49,48 @@ impl Setup {
     }
 }
 
+/// What carries a connection's frames to its client.
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    /// An in-memory pipe holding `capacity` bytes.
+    Pipe,
+    /// A TCP connection on loopback whose two buffers are asked to hold `capacity` bytes (the
+    /// kernel keeps a few kilobytes at least), as a WebSocket over HTTP/1.1 holds its socket.
+    Tcp,
+}
+
+type Far = Box<dyn AsyncRead + Send + Unpin>;
+
+impl Transport {
+    /// The writer's end and the client's.
+    async fn connect(self, capacity: usize) -> (Io, Far) {
+        match self {
+            Transport::Pipe => {
+                let (near, far) = tokio::io::duplex(capacity);
+                (Io::stream(near), Box::new(far))
+            }
+            Transport::Tcp => {
+                // Set before the connection opens, so the window it advertises is small too;
+                // an accepted socket takes its listener's sizes.
+                let size = u32::try_from(capacity).expect("a buffer size");
+                let listening = tokio::net::TcpSocket::new_v4().expect("a socket");
+                listening.set_send_buffer_size(size).expect("send buffer");
+                listening.bind("127.0.0.1:0".parse().expect("an address")).expect("bound");
+                let listener = listening.listen(1).expect("listening");
+                let addr = listener.local_addr().expect("its address");
+                let connecting = tokio::net::TcpSocket::new_v4().expect("a socket");
+                connecting.set_recv_buffer_size(size).expect("receive buffer");
+                let (client, accepted) = tokio::join!(connecting.connect(addr), listener.accept());
+                let (client, (server, _)) = (client.expect("connected"), accepted.expect("accepted"));
+                let (_, write) = server.into_split();
+                (Io::Tcp(write), Box::new(client))
+            }
+        }
+    }
+}
+
 /// The next text frame's JSON off the socket, within ten seconds.
-async fn next_frame(far: &mut DuplexStream) -> Value {
+async fn next_frame(far: &mut Far) -> Value {
     let read = async {
         let mut head = [0u8; 2];
         far.read_exact(&mut head).await.expect("a frame header");
@@ -59,6 +100,11 @@ async fn next_frame(far: &mut DuplexStream) -> Value {
                 let mut ext = [0u8; 2];
                 far.read_exact(&mut ext).await.expect("a 16-bit length");
                 usize::from(u16::from_be_bytes(ext))
+            }
+            127 => {
+                let mut ext = [0u8; 8];
+                far.read_exact(&mut ext).await.expect("a 64-bit length");
+                usize::try_from(u64::from_be_bytes(ext)).expect("a length that fits")
             }
             n => usize::from(n),
         };
@@ -74,8 +120,17 @@ async fn next_frame(far: &mut DuplexStream) -> Value {
 /// socket, the next event goes to its queue instead.
 #[tokio::test]
 async fn the_hub_writes_for_a_sleeping_connection_until_its_task_holds_the_socket() {
+    the_hub_writes_until_the_task_holds_the_socket(Transport::Pipe).await;
+}
+
+#[tokio::test]
+async fn the_hub_writes_to_a_sleeping_connections_tcp_socket_until_its_task_holds_it() {
+    the_hub_writes_until_the_task_holds_the_socket(Transport::Tcp).await;
+}
+
+async fn the_hub_writes_until_the_task_holds_the_socket(transport: Transport) {
     let s = setup().await;
-    let (near, mut far) = tokio::io::duplex(64 * 1024);
+    let (near, mut far) = transport.connect(64 * 1024).await;
     let mut writer = Writer::new(near, Data::Text, Duration::from_secs(5));
     let (mut subs, mut rx) = Subscriptions::open(s.hub.clone(), s.service.clone(), 16, Some(writer.outlet()));
     subs.register(&s.doc).await.expect("registered");
@@ -118,23 +173,40 @@ async fn the_hub_writes_for_a_sleeping_connection_until_its_task_holds_the_socke
 /// the client gets every frame whole and in order.
 #[tokio::test]
 async fn a_write_the_socket_cannot_take_whole_goes_back_to_the_task_in_order() {
-    let s = setup().await;
     // Smaller than one frame: the hub's first write is partial.
-    let (near, mut far) = tokio::io::duplex(256);
+    the_turn_goes_back_in_order(Transport::Pipe, 256, 2, 600).await;
+}
+
+#[tokio::test]
+async fn a_write_the_tcp_socket_cannot_take_whole_goes_back_to_the_task_in_order() {
+    // Frames larger than both socket buffers (and the documents' limit near): the hub's first
+    // write is partial.
+    the_turn_goes_back_in_order(Transport::Tcp, 4096, 8, 16_000).await;
+}
+
+async fn the_turn_goes_back_in_order(transport: Transport, capacity: usize, count: u64, pad: usize) {
+    let s = setup().await;
+    let (near, mut far) = transport.connect(capacity).await;
     let mut writer = Writer::new(near, Data::Text, Duration::from_secs(5));
     let (mut subs, mut rx) = Subscriptions::open(s.hub.clone(), s.service.clone(), 16, Some(writer.outlet()));
     subs.register(&s.doc).await.expect("registered");
     subs.set_cursor(&s.doc, head_seq(&s.engine, &s.service).await.expect("head"));
     writer.rest(|| rx.is_empty());
-    let pad = "x".repeat(600);
+    let pad = "x".repeat(pad);
     let mut revisions = Vec::new();
-    for n in 1..=2u64 {
+    for n in 1..=count {
         let patch = ObjectPatch { data: Some(json!({ "n": n, "pad": pad })), ..ObjectPatch::default() };
         let (svc, doc) = (s.service.as_str(), s.doc.as_str());
         let o = s.engine.update_object(&Principal::Root, svc, ObjectKind::Document, doc, patch).await.expect("update");
         revisions.push(o.revision);
     }
-    let mut reader = tokio::spawn(async move { [next_frame(&mut far).await, next_frame(&mut far).await] });
+    let mut reader = tokio::spawn(async move {
+        let mut frames = Vec::new();
+        for _ in 0..count {
+            frames.push(next_frame(&mut far).await);
+        }
+        frames
+    });
     // The connection's task, as it runs: woken by its queue, it holds the socket, writes what
     // its cursor admits, and flushes.
     let mut wakes = Vec::new();
@@ -157,9 +229,10 @@ async fn a_write_the_socket_cannot_take_whole_goes_back_to_the_task_in_order() {
         }
     })
     .await
-    .expect("both frames in time");
+    .expect("every frame in time");
     assert_eq!(wakes.first(), Some(&false), "woken by a delivery the hub had written in part");
-    for (n, (frame, revision)) in (1..=2u64).zip(frames.iter().zip(&revisions)) {
+    assert_eq!(frames.len(), revisions.len());
+    for (n, (frame, revision)) in (1..=count).zip(frames.iter().zip(&revisions)) {
         assert_eq!(frame["event"]["revision"], json!(revision), "event {n} in order");
         assert_eq!(frame["event"]["data"], json!({ "n": n, "pad": pad }), "event {n} whole");
     }
@@ -174,7 +247,7 @@ async fn a_large_write_out_shared_among_threads_reaches_every_connection() {
     let head = head_seq(&s.engine, &s.service).await.expect("head");
     let mut connections = Vec::new();
     for _ in 0..600 {
-        let (near, far) = tokio::io::duplex(4096);
+        let (near, far) = Transport::Pipe.connect(4096).await;
         let mut writer = Writer::new(near, Data::Text, Duration::from_secs(5));
         let (mut subs, rx) = Subscriptions::open(s.hub.clone(), s.service.clone(), 4, Some(writer.outlet()));
         subs.register(&s.doc).await.expect("registered");
