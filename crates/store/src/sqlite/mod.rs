@@ -176,7 +176,7 @@ impl SqliteStore {
             conn: WriterConn::new(conn, |conn| HotStatements::new(conn)),
             memo: Memo::default(),
             epoch: epoch.clone(),
-            handed_over: None,
+            handed_over: Vec::new(),
             lone: Vec::with_capacity(1),
             metrics: crate::CommitMetrics::taken(),
         }));
@@ -300,21 +300,33 @@ struct Writer {
     conn: WriterConn,
     memo: Memo,
     epoch: String,
-    /// A job handed over by a caller that held the turn and found writes queued behind it:
-    /// committed at the head of the writer thread's next batch.
-    handed_over: Option<WriteJob>,
+    /// Jobs handed over by callers that held the turn and found writes queued behind them,
+    /// in the order they held it: committed at the head of the writer thread's next batch.
+    /// There can be several: a caller that saw nothing queued just before a hand-over may take
+    /// the turn after it, ahead of the writer thread, and find writes queued.
+    handed_over: Vec<WriteJob>,
     /// The batch of one a commit in place makes, kept empty between commits for its buffer.
     lone: Vec<WriteJob>,
     metrics: crate::CommitMetrics,
 }
 
 impl Writer {
-    /// Commits the batch (behind any job handed over) and tells the observers, in one turn,
-    /// so they learn of commits in their order.
-    fn commit(&mut self, batch: &mut Vec<WriteJob>, observers: &crate::Observers) -> Vec<crate::Answer> {
-        if let Some(job) = self.handed_over.take() {
-            batch.insert(0, job);
+    /// Commits the batch behind the jobs handed over (the writer thread's commit).
+    fn commit_queued(&mut self, batch: &mut Vec<WriteJob>, observers: &crate::Observers) -> Vec<crate::Answer> {
+        if !self.handed_over.is_empty() {
+            batch.splice(0..0, self.handed_over.drain(..));
         }
+        self.commit(batch, observers)
+    }
+
+    /// A job handed over to the writer thread's next batch; its caller has counted it queued.
+    fn hand_over(&mut self, job: WriteJob) {
+        self.handed_over.push(job);
+    }
+
+    /// Commits the batch and tells the observers, in one turn, so they learn of commits in
+    /// their order.
+    fn commit(&mut self, batch: &mut [WriteJob], observers: &crate::Observers) -> Vec<crate::Answer> {
         let Writer { conn, memo, epoch, metrics, .. } = self;
         let results = conn.with_dependent(|_, hot| commit_batch(hot, epoch, memo, batch, metrics));
         observers.tell(&results);
@@ -330,6 +342,8 @@ impl Writer {
                 tracing::warn!(error = %e, "cannot set the writer's busy timeout");
             }
         };
+        // Only this job: one handed over is answered through its own reply, on the writer
+        // thread (none waits while nothing is queued, which a commit in place requires).
         let mut lone = std::mem::take(&mut self.lone);
         lone.push(job);
         self.conn.with_dependent(|conn, _| set_busy(conn, Duration::ZERO));
@@ -372,7 +386,7 @@ fn writer_loop(thread: WriterThread, rx: mpsc::Receiver<WriteJob>) {
         rx,
         |batch| {
             let mut writer = turn.blocking_lock();
-            let results = writer.commit(batch, &observers);
+            let results = writer.commit_queued(batch, &observers);
             queued.fetch_sub(batch.len(), Ordering::Release);
             results
         },
@@ -437,7 +451,9 @@ impl SqliteStore {
             // queued above waits at the head of the writer thread's next batch, which the writes
             // queued meanwhile (or filling the queue) are about to start.
             self.queued.fetch_add(1, Ordering::AcqRel);
-            writer.handed_over = job;
+            if let Some(job) = job {
+                writer.hand_over(job);
+            }
             drop(writer);
             return rx.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?;
         }

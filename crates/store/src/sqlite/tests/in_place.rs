@@ -84,6 +84,45 @@ async fn writes_that_arrive_together_share_a_batch_in_the_order_they_came() {
     assert_eq!(store.queued.load(Ordering::Acquire), 0, "every queued write was counted off");
 }
 
+/// Two callers can hand their jobs over before the writer thread's next batch: one that saw
+/// nothing queued may take the turn just after another handed over, find writes queued, and
+/// hand over in turn. Both are committed, at that batch's head in the order they held the
+/// turn, and both are answered.
+#[tokio::test]
+async fn jobs_handed_over_by_two_callers_before_the_next_batch_are_both_committed_and_answered() {
+    use ferrosync_core::store::Store;
+    let (_dir, store, svc) = store_with_service(Durability::Normal).await;
+    let tellers = Tellers::watch(&store);
+    store.tail.store(false, Ordering::Release);
+    let mut writer = store.turn.clone().lock_owned().await;
+    let mut answers = Vec::new();
+    for i in 0..2 {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let job = WriteJob {
+            actor: Actor::SYSTEM,
+            mutation: Some(open_object(&svc, ObjectKind::Map, &format!("m{i}"))),
+            reply: Some(reply),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        };
+        // As `write` does: counted, then handed over, while the turn is held.
+        store.queued.fetch_add(1, Ordering::AcqRel);
+        writer.hand_over(job);
+        answers.push(rx);
+    }
+    drop(writer);
+    // A write queued behind them wakes the writer thread, whose batch they head.
+    let last = store.execute(Actor::SYSTEM, open_object(&svc, ObjectKind::Map, "m2")).await.expect("m2 commits");
+    let mut seqs = Vec::new();
+    for (i, answer) in answers.into_iter().enumerate() {
+        let applied = answer.await.unwrap_or_else(|_| panic!("m{i} is answered")).expect("m{i} commits");
+        seqs.push(applied.stored.first().map(|e| e.seq).expect("an event"));
+    }
+    seqs.push(last.stored.first().map(|e| e.seq).expect("an event"));
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "committed in the order they held the turn: {seqs:?}");
+    assert_eq!(tellers.threads(), vec![Some(WRITER_THREAD.to_owned()); 3], "all on the writer thread");
+    assert_eq!(store.queued.load(Ordering::Acquire), 0, "every job handed over was counted off");
+}
+
 /// Many writers at once, each chaining conditional updates on its own document, on a runtime
 /// of two threads, with bookkeeping writes beside them: commits in place, hand-overs and the
 /// writer thread's batches mix, and no write overtakes one its writer made before it, none is
