@@ -131,7 +131,7 @@ pub async fn open(upgraded: Upgraded, config: WebSocketConfig, data: Data, stall
 }
 
 /// The socket's reading half.
-pub enum Source {
+enum Source {
     Tcp(OwnedReadHalf),
     Upgraded(ReadHalf<TokioIo<Upgraded>>),
 }
@@ -146,7 +146,7 @@ impl AsyncRead for Source {
 }
 
 /// A reader that accepts and drops whatever the parser would write.
-pub struct ReadOnly<R>(R);
+struct ReadOnly<R>(R);
 
 impl<R: AsyncRead + Unpin> AsyncRead for ReadOnly<R> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
@@ -566,19 +566,17 @@ mod tests {
         assert_eq!(reader.await.expect("reader"), expected);
     }
 
-    /// Served as `axum::serve` serves, a WebSocket over HTTP/1.1 takes its TCP socket back out
-    /// of hyper's upgraded stream (so its writes go to the socket itself), and reads first what
-    /// the client sent in the same write as its upgrade request.
-    #[tokio::test]
-    async fn an_http1_websocket_holds_its_tcp_socket_and_reads_what_came_with_the_upgrade() {
+    /// What the test server's WebSocket saw: whether its writer holds the TCP socket's half,
+    /// and the first message it read.
+    type Opened = (bool, Option<Message>);
+
+    /// An app whose `/ws` opens a WebSocket, reads one message, answers "pong" and reports.
+    fn reporting_app(opened: tokio::sync::mpsc::Sender<Opened>) -> axum::Router {
         use axum::extract::Request;
-        use tokio::io::AsyncReadExt;
-        type Opened = (bool, Option<Message>);
-        let (opened_tx, opened_rx) = tokio::sync::mpsc::channel::<Opened>(1);
-        let app = axum::Router::new().route(
+        axum::Router::new().route(
             "/ws",
             axum::routing::get(move |mut request: Request| {
-                let opened = opened_tx.clone();
+                let opened = opened.clone();
                 async move {
                     let on_upgrade = request.extensions_mut().remove::<OnUpgrade>();
                     let (response, on_upgrade) =
@@ -595,31 +593,29 @@ mod tests {
                     response
                 }
             }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
-        let addr = listener.local_addr().expect("its address");
-        let server = tokio::spawn(async move { axum::serve(listener, app).await });
-        let mut client = TcpStream::connect(addr).await.expect("connected");
-        let mut bytes = format!(
-            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
         )
-        .into_bytes();
-        // A masked text frame "ping", in the same write.
+    }
+
+    /// A client's upgrade request with a masked text frame "ping" behind it, in one write; then
+    /// what the server reports, and the server's bytes up to its "pong" frame.
+    async fn upgrade_and_ping<S: AsyncRead + AsyncWrite + Unpin>(
+        client: &mut S,
+        opened: &mut tokio::sync::mpsc::Receiver<Opened>,
+    ) -> (Opened, Vec<u8>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut bytes = b"GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            .to_vec();
         let mask = [7u8, 1, 9, 3];
         bytes.extend_from_slice(&[0x81, 0x80 | 4]);
         bytes.extend_from_slice(&mask);
         bytes.extend(b"ping".iter().zip(mask).map(|(b, m)| b ^ m));
         client.write_all(&bytes).await.expect("written");
-        let mut opened_rx = opened_rx;
-        let (holds_tcp, first) =
-            tokio::time::timeout(Duration::from_secs(10), opened_rx.recv()).await.expect("in time").expect("opened");
-        assert!(holds_tcp, "the writer holds the TCP socket's half");
-        assert_eq!(first, Some(Message::text("ping")), "the frame sent with the upgrade was read");
+        let reported =
+            tokio::time::timeout(Duration::from_secs(10), opened.recv()).await.expect("in time").expect("opened");
         let mut got = Vec::new();
-        let want_tail = [0x81, 4, b'p', b'o', b'n', b'g'];
         let read = async {
-            while !got.ends_with(&want_tail) {
+            while !got.ends_with(&PONG) {
                 let mut chunk = [0u8; 512];
                 let n = client.read(&mut chunk).await.expect("read");
                 assert!(n > 0, "the server closed early: {:?}", String::from_utf8_lossy(&got));
@@ -627,9 +623,55 @@ mod tests {
             }
         };
         tokio::time::timeout(Duration::from_secs(10), read).await.expect("the answer in time");
-        assert!(got.starts_with(b"HTTP/1.1 101 "), "{:?}", String::from_utf8_lossy(&got));
+        (reported, got)
+    }
+
+    const PONG: [u8; 6] = [0x81, 4, b'p', b'o', b'n', b'g'];
+
+    /// The frames after the 101 response's head.
+    fn after_the_head(got: &[u8]) -> &[u8] {
+        assert!(got.starts_with(b"HTTP/1.1 101 "), "{:?}", String::from_utf8_lossy(got));
         let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").expect("the response's head") + 4;
-        assert_eq!(got[head_end..], want_tail, "one frame after the response, straight from the socket");
+        &got[head_end..]
+    }
+
+    /// Served as `axum::serve` serves, a WebSocket over HTTP/1.1 takes its TCP socket back out
+    /// of hyper's upgraded stream (so its writes go to the socket itself), and reads first what
+    /// the client sent in the same write as its upgrade request.
+    #[tokio::test]
+    async fn an_http1_websocket_holds_its_tcp_socket_and_reads_what_came_with_the_upgrade() {
+        let (opened_tx, mut opened_rx) = tokio::sync::mpsc::channel::<Opened>(1);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let addr = listener.local_addr().expect("its address");
+        let server = tokio::spawn(async move { axum::serve(listener, reporting_app(opened_tx)).await });
+        let mut client = TcpStream::connect(addr).await.expect("connected");
+        let ((holds_tcp, first), got) = upgrade_and_ping(&mut client, &mut opened_rx).await;
+        assert!(holds_tcp, "the writer holds the TCP socket's half");
+        assert_eq!(first, Some(Message::text("ping")), "the frame sent with the upgrade was read");
+        assert_eq!(after_the_head(&got), PONG, "one frame after the response, straight from the socket");
+        server.abort();
+    }
+
+    /// Over a stream that is not a TCP socket (here an in-memory pipe), the WebSocket reads and
+    /// writes through hyper's upgraded stream, which hands over what it read with the request.
+    #[tokio::test]
+    async fn a_websocket_over_another_stream_goes_through_the_upgraded_stream() {
+        use tower::ServiceExt;
+        let (opened_tx, mut opened_rx) = tokio::sync::mpsc::channel::<Opened>(1);
+        let app = reporting_app(opened_tx);
+        let (mut client, server_io) = tokio::io::duplex(64 * 1024);
+        let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            app.clone().oneshot(request.map(axum::body::Body::new))
+        });
+        let server = tokio::spawn(async move {
+            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(server_io), service)
+                .await
+        });
+        let ((holds_tcp, first), got) = upgrade_and_ping(&mut client, &mut opened_rx).await;
+        assert!(!holds_tcp, "no TCP socket to hold");
+        assert_eq!(first, Some(Message::text("ping")), "the frame sent with the upgrade was read");
+        assert_eq!(after_the_head(&got), PONG, "one frame after the response");
         server.abort();
     }
 
