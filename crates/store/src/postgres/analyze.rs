@@ -17,10 +17,10 @@
 //! table, which the node holding it is analysing (two `ANALYZE`s of one table would queue on
 //! its lock and do the same work twice), and finds it fresh at its next look.
 
+use super::stop::Stop;
 use super::{PgConn, connect};
 use ferrosync_core::store::StoreError;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 const TABLES: &[&str] = &["objects", "items", "events"];
@@ -31,16 +31,16 @@ const GROWTH: f64 = 2.0;
 const CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// Runs until the store stops.
-pub(super) fn analyze_loop(config: postgres::Config, stopped: Arc<AtomicBool>) {
+pub(super) fn analyze_loop(config: postgres::Config, stopped: Arc<Stop>) {
     let mut conn: Option<PgConn> = None;
-    while !stopped.load(Ordering::Relaxed) {
+    while !stopped.is_stopped() {
         let c = match conn.as_mut() {
             Some(c) => c,
             None => match connect(&config) {
                 Ok(c) => conn.insert(c),
                 Err(e) => {
                     tracing::debug!(error = %e, "cannot reach PostgreSQL to look at its statistics; retrying");
-                    std::thread::sleep(CHECK_EVERY);
+                    stopped.sleep(CHECK_EVERY);
                     continue;
                 }
             },
@@ -52,7 +52,7 @@ pub(super) fn analyze_loop(config: postgres::Config, stopped: Arc<AtomicBool>) {
                 conn = None;
             }
         }
-        std::thread::sleep(CHECK_EVERY);
+        stopped.sleep(CHECK_EVERY);
     }
 }
 

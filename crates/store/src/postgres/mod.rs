@@ -17,6 +17,7 @@ mod conn;
 mod format;
 mod pending;
 mod rows;
+mod stop;
 
 pub use format::{EventFormat, REFRESH as EVENT_FORMAT_REFRESH};
 
@@ -65,7 +66,7 @@ pub struct PgStore {
     observers: Arc<crate::Observers>,
     readers: Readers<PgSlot>,
     hints: broadcast::Sender<ChangeHint>,
-    stopped: Arc<AtomicBool>,
+    stopped: Arc<stop::Stop>,
     /// Set when this node changed the event format: its writer reads it at its next batch.
     format_changed: Arc<AtomicBool>,
 }
@@ -109,7 +110,7 @@ impl PgStore {
         .map_err(|e| StoreError::Backend(format!("setup task failed: {e}")))??;
 
         let (hints, _) = broadcast::channel(16_384);
-        let stopped = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::new(stop::Stop::default());
         let (tx, rx) = mpsc::channel(8192);
         let (writer_config, writer_epoch) = (config.clone(), epoch.clone());
         let observers = Arc::new(crate::Observers::default());
@@ -209,7 +210,7 @@ impl PgStore {
 
 impl Drop for PgStore {
     fn drop(&mut self) {
-        self.stopped.store(true, Ordering::Relaxed);
+        self.stopped.stop();
     }
 }
 
@@ -448,14 +449,14 @@ fn commit_with_savepoints(
 
 /// Follows other nodes' commits: turns their NOTIFY hints into [`ChangeHint`]s. After every
 /// (re)connection it announces each service's head, covering whatever it missed while away.
-fn listen_loop(config: postgres::Config, hints: broadcast::Sender<ChangeHint>, stopped: Arc<AtomicBool>) {
+fn listen_loop(config: postgres::Config, hints: broadcast::Sender<ChangeHint>, stopped: Arc<stop::Stop>) {
     let mut backoff = Duration::from_millis(100);
-    while !stopped.load(Ordering::Relaxed) {
+    while !stopped.is_stopped() {
         let mut conn = match connect(&config) {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(error = %e, "listener cannot reach PostgreSQL; retrying");
-                std::thread::sleep(backoff);
+                stopped.sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
             }
@@ -470,11 +471,11 @@ fn listen_loop(config: postgres::Config, hints: broadcast::Sender<ChangeHint>, s
             }
             Err(e) => {
                 tracing::warn!(error = %e, "listener setup failed; retrying");
-                std::thread::sleep(backoff);
+                stopped.sleep(backoff);
                 continue;
             }
         }
-        while !stopped.load(Ordering::Relaxed) && !conn.client.is_closed() {
+        while !stopped.is_stopped() && !conn.client.is_closed() {
             let mut failed = false;
             let mut notifications = conn.client.notifications();
             let mut iter = notifications.timeout_iter(Duration::from_millis(500));
