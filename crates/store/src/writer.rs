@@ -83,6 +83,18 @@ pub(crate) struct WriteJob {
     pub(crate) runtime: Option<tokio::runtime::Handle>,
 }
 
+impl WriteJob {
+    /// A job that writes nothing and waits for no answer: it only wakes the writer thread for
+    /// the housekeeping after a batch.
+    pub(crate) fn nudge() -> Self {
+        WriteJob { actor: ferrosync_core::store::Actor::SYSTEM, mutation: None, reply: None, runtime: None }
+    }
+
+    pub(crate) fn is_nudge(&self) -> bool {
+        self.mutation.is_none() && self.reply.is_none()
+    }
+}
+
 pub(crate) type Answer = Result<ferrosync_core::store::Applied, ferrosync_core::CoreError>;
 type Reply = tokio::sync::oneshot::Sender<Answer>;
 

@@ -31,6 +31,13 @@ pub(super) fn run(conn: Connection, writer_alive: mpsc::WeakSender<WriteJob>, ta
         if let Err(e) = checkpoint_pass(&conn, &tail) {
             tracing::warn!(error = %e, "WAL checkpoint failed");
         }
+        if tail.load(Ordering::Acquire)
+            && let Some(writer) = writer_alive.upgrade()
+        {
+            // Lone writes commit in place and leave the writer thread asleep: woken, it copies
+            // the tail as after any batch. A full queue means it is awake already.
+            let _ = writer.try_send(WriteJob::nudge());
+        }
     }
 }
 

@@ -70,7 +70,8 @@ pub struct SqliteStore {
     queued: Arc<AtomicUsize>,
     /// Whether writes may be committed in place: only when a commit does not wait for the disk.
     in_place: bool,
-    /// Set when the writer thread has a tail of the log to copy; writes then go through it.
+    /// Set when the writer thread has a tail of the log to copy (tests set it by hand).
+    #[cfg(test)]
     tail: Arc<AtomicBool>,
     /// Whether writes committing in place have lately found others to share a commit with.
     company: company::Company,
@@ -211,6 +212,7 @@ impl SqliteStore {
             turn,
             queued,
             in_place: durability == Durability::Normal,
+            #[cfg(test)]
             tail,
             company: company::Company::default(),
         })
@@ -385,7 +387,12 @@ fn writer_loop(thread: WriterThread, rx: mpsc::Receiver<WriteJob>) {
     crate::run_writer(
         rx,
         |batch| {
+            // A nudge asks only for the housekeeping below.
+            batch.retain(|job| !job.is_nudge());
             let mut writer = turn.blocking_lock();
+            if batch.is_empty() && writer.handed_over.is_empty() {
+                return Vec::new();
+            }
             let results = writer.commit_queued(batch, &observers);
             queued.fetch_sub(batch.len(), Ordering::Release);
             results
@@ -410,7 +417,6 @@ impl SqliteStore {
     async fn write(&self, actor: Actor, mutation: Mutation) -> Result<Applied, CoreError> {
         if self.in_place
             && self.queued.load(Ordering::Acquire) == 0
-            && !self.tail.load(Ordering::Acquire)
             && let Ok(mut writer) = self.turn.clone().try_lock_owned()
         {
             if self.company.worth_looking() {
@@ -457,7 +463,7 @@ impl SqliteStore {
             drop(writer);
             return rx.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?;
         }
-        if self.in_place && !self.tail.load(Ordering::Acquire) {
+        if self.in_place {
             // Others hold the turn or are queued.
             self.company.met();
         }

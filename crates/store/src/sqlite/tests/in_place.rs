@@ -42,9 +42,6 @@ fn a_lone_write_is_committed_in_place_unless_commits_wait_for_the_disk() {
             let (_dir, store, svc) = store_with_service(durability).await;
             let tellers = Tellers::watch(&store);
             for i in 0..3 {
-                // A tail of the log to copy sends a write to the writer thread; the checkpointer
-                // asks for one at most every half second.
-                store.tail.store(false, Ordering::Release);
                 store
                     .execute(Actor::SYSTEM, open_object(&svc, ObjectKind::Map, &format!("m{i}")))
                     .await
@@ -56,6 +53,45 @@ fn a_lone_write_is_committed_in_place_unless_commits_wait_for_the_disk() {
     }
 }
 
+/// A tail of the log to copy leaves lone writes committed in place: the checkpointer's nudge
+/// wakes the writer thread, which copies the tail and starts the log over between them, and
+/// commits nothing itself.
+#[tokio::test]
+async fn a_tail_to_copy_leaves_lone_writes_in_place_and_a_nudge_has_the_writer_thread_copy_it() {
+    use ferrosync_core::store::Store;
+    let caller = std::thread::current().name().map(str::to_owned);
+    let (dir, store, svc) = store_with_service(Durability::Normal).await;
+    let tellers = Tellers::watch(&store);
+    let open = |name: &str| store.execute(Actor::SYSTEM, open_object(&svc, ObjectKind::Map, name));
+    for i in 0..3 {
+        open(&format!("m{i}")).await.expect("opens");
+    }
+    // The log's salts (header bytes 16..24) change whenever it starts over.
+    let salts = || std::fs::read(dir.path().join("data.db-wal")).expect("the log")[16..24].to_vec();
+    let before = salts();
+    store.tail.store(true, Ordering::Release);
+    open("m3").await.expect("opens");
+    assert_eq!(tellers.threads(), vec![caller; 4], "committed in place, a tail to copy or not");
+
+    // The checkpointer's own pass, running at that moment, makes the writer's copy wait for
+    // the next turn: asked again then, as the checkpointer would.
+    for attempt in 0.. {
+        assert!(attempt < 20, "the writer thread never started the log over");
+        store.tail.store(true, Ordering::Release);
+        store.writer.try_send(WriteJob::nudge()).expect("the queue has room");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while store.tail.load(Ordering::Acquire) {
+            assert!(std::time::Instant::now() < deadline, "the writer thread never copied the tail");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if salts() != before {
+            break;
+        }
+    }
+    assert_eq!(tellers.threads().len(), 4, "the nudge committed nothing");
+    assert_eq!(store.queued.load(Ordering::Acquire), 0);
+}
+
 /// Writes that arrive together share the writer thread's batch: the first, holding the turn,
 /// finds the others queued behind it and joins them at the head of their batch, so every write
 /// is committed in the order it reached the store.
@@ -64,7 +100,6 @@ async fn writes_that_arrive_together_share_a_batch_in_the_order_they_came() {
     use ferrosync_core::store::Store;
     let (_dir, store, svc) = store_with_service(Durability::Normal).await;
     let tellers = Tellers::watch(&store);
-    store.tail.store(false, Ordering::Release);
     // Spawned in order on this one thread, and run in that order.
     let writes: Vec<_> = (0..8)
         .map(|i| {
@@ -93,7 +128,6 @@ async fn jobs_handed_over_by_two_callers_before_the_next_batch_are_both_committe
     use ferrosync_core::store::Store;
     let (_dir, store, svc) = store_with_service(Durability::Normal).await;
     let tellers = Tellers::watch(&store);
-    store.tail.store(false, Ordering::Release);
     let mut writer = store.turn.clone().lock_owned().await;
     let mut answers = Vec::new();
     for i in 0..2 {
@@ -217,7 +251,6 @@ async fn a_write_that_meets_another_connections_lock_waits_on_the_writer_thread(
     let tellers = Tellers::watch(&store);
     let other = Connection::open(dir.path().join("data.db")).expect("another connection");
     other.execute_batch("BEGIN IMMEDIATE").expect("the other connection takes the write lock");
-    store.tail.store(false, Ordering::Release);
     let started = std::time::Instant::now();
     let write = tokio::spawn({
         let (store, svc) = (store.clone(), svc.clone());
@@ -250,7 +283,6 @@ async fn writes_that_come_together_after_a_long_run_alone_share_batches_again() 
         async move { store.execute(Actor::SYSTEM, open_object(&svc, ObjectKind::Map, &format!("m{n}"))).await }
     };
     for _ in 0..40 {
-        store.tail.store(false, Ordering::Release);
         open(store.clone()).await.expect("a lone write commits");
     }
     let mut looked = 0;
@@ -263,7 +295,6 @@ async fn writes_that_come_together_after_a_long_run_alone_share_batches_again() 
     let tellers = Tellers::watch(&store);
     let mut batched = Vec::new();
     for _ in 0..3 {
-        store.tail.store(false, Ordering::Release);
         // Spawned in order on this one thread, and run in that order.
         let writes: Vec<_> = (0..PROBE).map(|_| tokio::spawn(open(store.clone()))).collect();
         for write in writes {
