@@ -22,7 +22,7 @@ use ferrosync_core::rules;
 use ferrosync_core::sid::Sid;
 use ferrosync_core::store::{Actor, ApiKeyRecord, Applied, Mutation, StoreError, StoredEvent};
 use ferrosync_core::timestamp::Timestamp;
-use hot::HotStatements;
+use hot::{HotStatements, WriterConn};
 use kept::ObjectsKept;
 use rows::err;
 use rusqlite::{Connection, OpenFlags};
@@ -278,24 +278,6 @@ fn load_or_create_epoch(conn: &Connection) -> Result<String, StoreError> {
     conn.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?1)", [&epoch]).map_err(err)?;
     Ok(epoch)
 }
-
-self_cell::self_cell!(
-    /// The writer's connection and the statements prepared on it, as one value, so that the
-    /// two move together between the writer thread and callers committing in place.
-    struct WriterConn {
-        owner: Connection,
-        #[not_covariant]
-        dependent: HotStatements,
-    }
-);
-
-// SAFETY: the statements are those of the connection beside them, and go wherever it goes.
-// A connection moves between threads (rusqlite's `Connection` is `Send`, its own statement
-// cache included): SQLite allows a connection and its statements on any thread, one thread at
-// a time. The statements are `!Send` only because they borrow a `!Sync` connection; here they
-// are used only through `with_dependent` by whoever holds the writer's turn, alone.
-#[allow(unsafe_code)]
-unsafe impl Send for WriterConn {}
 
 /// What only the one committing may touch.
 struct Writer {
