@@ -189,8 +189,24 @@ pub(super) fn pinned_command(program: &std::ffi::OsStr, cpu: Option<usize>) -> C
 /// Starts a server as a child process on a free port (on `store`, else the embedded store in a
 /// temporary directory) and waits until it is ready. Nodes given the same PostgreSQL store and
 /// credentials form one cluster.
+///
+/// A port found free can be taken by another process before the server binds it. The server
+/// then exits, and the bench starts it again on another port; a server answering on the port
+/// that does not know the bench's credentials is never taken for it.
 pub(super) async fn spawn_node(options: &NodeOptions<'_>, sid: &str, token: &str) -> anyhow::Result<Target> {
+    const ATTEMPTS: usize = 5;
     let http = reqwest::Client::builder().pool_max_idle_per_host(4096).tcp_nodelay(true).build()?;
+    for _ in 0..ATTEMPTS {
+        let mut target = start_node(options, sid, token, http.clone())?;
+        if target.wait_ready().await? {
+            return Ok(target);
+        }
+    }
+    bail!("the server could not listen on a free port in {ATTEMPTS} attempts")
+}
+
+/// A server started on a port found free, not yet waited for.
+fn start_node(options: &NodeOptions<'_>, sid: &str, token: &str, http: reqwest::Client) -> anyhow::Result<Target> {
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut command = pinned_command(std::env::current_exe()?.as_os_str(), options.cpu);
@@ -211,7 +227,7 @@ pub(super) async fn spawn_node(options: &NodeOptions<'_>, sid: &str, token: &str
         .stderr(Stdio::inherit())
         .spawn()
         .context("cannot start the server")?;
-    let target = Target {
+    Ok(Target {
         base: format!("http://127.0.0.1:{port}"),
         http,
         sid: sid.to_owned(),
@@ -219,20 +235,7 @@ pub(super) async fn spawn_node(options: &NodeOptions<'_>, sid: &str, token: &str
         pid: Some(child.id()),
         child: Some(child),
         _dir: Some(dir),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = target.http.get(format!("{}/readyz", target.base)).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("the server did not become ready within 20 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(target)
+    })
 }
 
 impl Target {
@@ -250,6 +253,41 @@ impl Target {
             bail!("POST {path}: {status} {v}");
         }
         Ok(v)
+    }
+
+    /// Waits until the server started is ready and answers to the bench's credentials: true,
+    /// or false if it exited first (its port was taken).
+    async fn wait_ready(&mut self) -> anyhow::Result<bool> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(child) = &mut self.child
+                && child.try_wait()?.is_some()
+            {
+                return Ok(false);
+            }
+            if self.answers_as_itself().await {
+                return Ok(true);
+            }
+            if Instant::now() > deadline {
+                bail!("the server did not become ready within 20 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether the server on the port is ready and knows the bench's credentials.
+    async fn answers_as_itself(&self) -> bool {
+        let ready = self.http.get(format!("{}/readyz", self.base)).send().await;
+        if !ready.is_ok_and(|r| r.status().is_success()) {
+            return false;
+        }
+        let listed = self
+            .http
+            .get(format!("{}/api/v1/services?page_size=1", self.base))
+            .basic_auth(&self.sid, Some(&self.token))
+            .send()
+            .await;
+        listed.is_ok_and(|r| r.status().is_success())
     }
 
     pub(super) fn rss_bytes(&self) -> Option<u64> {
@@ -324,6 +362,38 @@ pub(super) async fn twilio_call(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server on the port that is ready but does not know the bench's credentials (another
+    /// process's, which took the port first) is not taken for the bench's: the wait ends when
+    /// the bench's own server exits, so that it can be started on another port.
+    #[tokio::test]
+    async fn a_server_that_took_the_port_first_is_not_taken_for_the_benchs() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let port = listener.local_addr().expect("its address").port();
+        // Ready, and refusing every credential.
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = vec![0u8; 4096];
+                let n = socket.read(&mut request).await.unwrap_or(0);
+                let status = if request[..n].starts_with(b"GET /readyz ") { "200 OK" } else { "401 Unauthorized" };
+                let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        let mut target = Target {
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+            sid: "AC0".into(),
+            token: "t".into(),
+            pid: None,
+            // The bench's own server, failing to bind: it exits at once.
+            child: Some(Command::new("false").spawn().expect("a child")),
+            _dir: None,
+        };
+        assert!(!target.answers_as_itself().await, "ready, but not with the bench's credentials");
+        assert!(!target.wait_ready().await.expect("no error"), "the wait ends with the child's exit");
+    }
 
     #[test]
     fn cpu_times_are_read_past_a_command_name_with_spaces_and_parentheses() {
