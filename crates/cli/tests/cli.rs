@@ -440,12 +440,14 @@ fn the_runtimes_threads_run_as_a_batch_on_one_cpu_or_when_told() {
     // (`taskset -c 0`) or on all.
     let policies = |one_cpu: bool, extra: &'static [&'static str]| {
         let bin = env!("CARGO_BIN_EXE_ferrosync");
-        let command = if one_cpu {
-            let mut c = Command::new("taskset");
-            c.args(["-c", "0", bin]);
-            c
-        } else {
-            Command::new(bin)
+        let command = || {
+            if one_cpu {
+                let mut c = Command::new("taskset");
+                c.args(["-c", "0", bin]);
+                c
+            } else {
+                Command::new(bin)
+            }
         };
         let dir = tempfile::tempdir().unwrap();
         let (child, _) = runtime.block_on(support::serve_by(command, dir.path(), DATA_SID, DATA_AUTH_TOKEN, extra));

@@ -24,10 +24,13 @@ struct Server {
 impl Server {
     /// The binary at `durability` (`FERROSYNC_DURABILITY`), or at its default.
     async fn start(dir: &std::path::Path, durability: Option<&str>) -> Server {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ferrosync"));
-        if let Some(durability) = durability {
-            command.env("FERROSYNC_DURABILITY", durability);
-        }
+        let command = || {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ferrosync"));
+            if let Some(durability) = durability {
+                command.env("FERROSYNC_DURABILITY", durability);
+            }
+            command
+        };
         let (child, addr) = support::serve_by(command, dir, SID, TOKEN, &[]).await;
         Server { child, base: format!("http://{addr}") }
     }

@@ -8,46 +8,57 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Starts `ferrosync serve` on a free loopback port with `dir` as its data directory, the given
-/// root credentials and any `extra` flags, and waits until `/readyz` answers 200. Returns the
-/// child and its `host:port`.
+/// root credentials and any `extra` flags, and waits until it is ready. Returns the child and
+/// its `host:port`.
 pub async fn serve(dir: &std::path::Path, sid: &str, token: &str, extra: &[&str]) -> (Child, String) {
-    serve_by(Command::new(env!("CARGO_BIN_EXE_ferrosync")), dir, sid, token, extra).await
+    serve_by(|| Command::new(env!("CARGO_BIN_EXE_ferrosync")), dir, sid, token, extra).await
 }
 
-/// [`serve`] by `command`, which runs the binary (through `taskset`, say).
+/// [`serve`] by the command `command` makes, which runs the binary (through `taskset`, say).
+///
+/// A port found free can be taken by another test's server before this one binds it: this one
+/// then exits and is started again on another port. A server on the port that does not know
+/// these credentials is never taken for this one.
 pub async fn serve_by(
-    mut command: Command,
+    command: impl Fn() -> Command,
     dir: &std::path::Path,
     sid: &str,
     token: &str,
     extra: &[&str],
 ) -> (Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr = format!("127.0.0.1:{port}");
-    let child = command
-        .args(["serve", "--listen", &addr])
-        .args(extra)
-        .arg("--data-dir")
-        .arg(dir)
-        .env("FERROSYNC_ACCOUNT_SID", sid)
-        .env("FERROSYNC_AUTH_TOKEN", token)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = http.get(format!("http://{addr}/readyz")).send().await
-            && r.status().is_success()
-        {
-            break;
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut child = command()
+            .args(["serve", "--listen", &addr])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(dir)
+            .env("FERROSYNC_ACCOUNT_SID", sid)
+            .env("FERROSYNC_AUTH_TOKEN", token)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the binary starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if child.try_wait().expect("the child's status").is_some() {
+                break;
+            }
+            let ready = http.get(format!("http://{addr}/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                let own = http.get(format!("http://{addr}/api/v1/services?page_size=1")).basic_auth(sid, Some(token));
+                if own.send().await.is_ok_and(|r| r.status().is_success()) {
+                    return (child, addr);
+                }
+            }
+            assert!(Instant::now() < deadline, "server did not become ready");
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        assert!(Instant::now() < deadline, "server did not become ready");
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    (child, addr)
+    panic!("the server could not listen on a free port in five attempts")
 }
 
 pub fn stdout(o: &Output) -> String {
