@@ -56,6 +56,24 @@ impl<'c> HotStatements<'c> {
     }
 }
 
+self_cell::self_cell!(
+    /// The writer's connection and the statements prepared on it, as one value, so that the
+    /// two move together between the writer thread and callers committing in place.
+    pub(super) struct WriterConn {
+        owner: Connection,
+        #[not_covariant]
+        dependent: HotStatements,
+    }
+);
+
+// SAFETY: the statements are those of the connection beside them, and go wherever it goes.
+// A connection moves between threads (rusqlite's `Connection` is `Send`, its own statement
+// cache included): SQLite allows a connection and its statements on any thread, one thread at
+// a time. The statements are `!Send` only because they borrow a `!Sync` connection; here they
+// are used only through `with_dependent` by whoever holds the writer's turn, alone.
+#[allow(unsafe_code)]
+unsafe impl Send for WriterConn {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,21 +101,3 @@ mod tests {
         assert_eq!(hot.kept.borrow().len(), 2);
     }
 }
-
-self_cell::self_cell!(
-    /// The writer's connection and the statements prepared on it, as one value, so that the
-    /// two move together between the writer thread and callers committing in place.
-    pub(super) struct WriterConn {
-        owner: Connection,
-        #[not_covariant]
-        dependent: HotStatements,
-    }
-);
-
-// SAFETY: the statements are those of the connection beside them, and go wherever it goes.
-// A connection moves between threads (rusqlite's `Connection` is `Send`, its own statement
-// cache included): SQLite allows a connection and its statements on any thread, one thread at
-// a time. The statements are `!Send` only because they borrow a `!Sync` connection; here they
-// are used only through `with_dependent` by whoever holds the writer's turn, alone.
-#[allow(unsafe_code)]
-unsafe impl Send for WriterConn {}
