@@ -27,30 +27,40 @@ fn plain(align: usize, size: usize) -> bool {
     align <= PLAIN_ALIGN && align <= size
 }
 
+/// A block for `layout`: from `plain_call` (`mi_malloc` or `mi_zalloc`) where `plain` allows,
+/// from `aligned` otherwise.
+///
+/// # Safety
+///
+/// `layout` has a non-zero size, and `aligned` allocates a block for it.
+#[inline]
+unsafe fn either(
+    layout: Layout,
+    plain_call: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned: impl FnOnce() -> *mut u8,
+) -> *mut u8 {
+    if plain(layout.align(), layout.size()) {
+        // SAFETY: `plain_call` takes any size; `plain` checked the alignment it gives.
+        unsafe { plain_call(layout.size()).cast() }
+    } else {
+        aligned()
+    }
+}
+
 // SAFETY: every path hands out blocks from mimalloc that are at least `layout.size()` bytes
 // and aligned to `layout.align()` (by `plain` or by the aligned calls), and frees them with
 // `mi_free`, which takes any block mimalloc handed out, aligned or not.
 unsafe impl GlobalAlloc for Allocator {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if plain(layout.align(), layout.size()) {
-            // SAFETY: mi_malloc takes any size; `plain` checked the alignment it gives.
-            unsafe { libmimalloc_sys::mi_malloc(layout.size()).cast() }
-        } else {
-            // SAFETY: the caller's layout, passed on as it is.
-            unsafe { mimalloc::MiMalloc.alloc(layout) }
-        }
+        // SAFETY: the caller's layout, passed on as it is.
+        unsafe { either(layout, libmimalloc_sys::mi_malloc, || mimalloc::MiMalloc.alloc(layout)) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if plain(layout.align(), layout.size()) {
-            // SAFETY: as in `alloc`.
-            unsafe { libmimalloc_sys::mi_zalloc(layout.size()).cast() }
-        } else {
-            // SAFETY: the caller's layout, passed on as it is.
-            unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
-        }
+        // SAFETY: the caller's layout, passed on as it is.
+        unsafe { either(layout, libmimalloc_sys::mi_zalloc, || mimalloc::MiMalloc.alloc_zeroed(layout)) }
     }
 
     #[inline]
