@@ -48,14 +48,48 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-async fn wait_for_port(addr: &str, child: &mut Child) -> anyhow::Result<()> {
+/// Ports tried for a peer before giving up: a port found free can be taken by another process
+/// before the peer binds it, and the peer then exits.
+const PORT_ATTEMPTS: usize = 5;
+
+/// How a peer shows itself on a new connection, so that another server which took its port
+/// is not measured in its place.
+#[derive(Debug, Clone, Copy)]
+enum Greeting {
+    /// A NATS server speaks first: `INFO {...}`.
+    Nats,
+    /// Redis answers `PING` with `+PONG`.
+    Redis,
+}
+
+/// Whether the server at `addr` greets as `greeting` says, within two seconds.
+async fn speaks(addr: &str, greeting: Greeting) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        let expect: &[u8] = match greeting {
+            Greeting::Nats => b"INFO ",
+            Greeting::Redis => {
+                s.write_all(b"PING\r\n").await?;
+                b"+PONG"
+            }
+        };
+        let mut seen = vec![0; expect.len()];
+        s.read_exact(&mut seen).await?;
+        Ok::<_, std::io::Error>(seen == expect)
+    };
+    matches!(tokio::time::timeout(Duration::from_secs(2), attempt).await, Ok(Ok(true)))
+}
+
+/// Waits until `child` listens on `addr`: false if it exited first.
+async fn wait_for_port(addr: &str, child: &mut Child) -> anyhow::Result<bool> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Ok(());
+        if child.try_wait()?.is_some() {
+            return Ok(false);
         }
-        if let Some(status) = child.try_wait()? {
-            bail!("the peer exited before listening: {status}");
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(true);
         }
         if Instant::now() > deadline {
             bail!("the peer did not listen on {addr} within 20 s");
@@ -65,49 +99,61 @@ async fn wait_for_port(addr: &str, child: &mut Child) -> anyhow::Result<()> {
 }
 
 /// Starts `binary` (on `cpu`) with the arguments `args` gives for its scratch directory and
-/// port, and waits until it listens.
+/// port, and waits until it listens and greets as `greeting` says; on another port from
+/// `ports` if it exited instead (its port taken), up to `PORT_ATTEMPTS` times.
 async fn start(
     binary: &std::path::Path,
     cpu: Option<usize>,
-    args: impl FnOnce(&std::path::Path, u16) -> Vec<std::ffi::OsString>,
+    greeting: Greeting,
+    mut ports: impl FnMut() -> anyhow::Result<u16>,
+    args: impl Fn(&std::path::Path, u16) -> Vec<std::ffi::OsString>,
 ) -> anyhow::Result<PeerServer> {
-    let dir = tempfile::tempdir()?;
-    let port = free_port()?;
-    let mut child = pinned_command(binary.as_os_str(), cpu)
-        .args(args(dir.path(), port))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
-    let addr = format!("127.0.0.1:{port}");
-    wait_for_port(&addr, &mut child).await?;
-    Ok(PeerServer { addr, pid: child.id(), child, _dir: dir })
+    for _ in 0..PORT_ATTEMPTS {
+        let dir = tempfile::tempdir()?;
+        let port = ports()?;
+        let mut child = pinned_command(binary.as_os_str(), cpu)
+            .args(args(dir.path(), port))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let addr = format!("127.0.0.1:{port}");
+        // Something listens there: the peer, if it greets as one and is still running.
+        if wait_for_port(&addr, &mut child).await? && speaks(&addr, greeting).await && child.try_wait()?.is_none() {
+            return Ok(PeerServer { addr, pid: child.id(), child, _dir: dir });
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    bail!("{} did not start as itself on {PORT_ATTEMPTS} ports in turn (each taken, or it exited)", binary.display())
 }
 
 /// `nats-server -js` with its store in a scratch directory (JetStream's defaults: file
 /// storage, flushed to disk every two minutes rather than on each write).
 pub(super) async fn start_nats(binary: &std::path::Path, cpu: Option<usize>) -> anyhow::Result<PeerServer> {
-    start(binary, cpu, |dir, port| {
-        let mut a: Vec<std::ffi::OsString> =
-            ["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"].iter().map(Into::into).collect();
-        a.push(dir.into());
-        a
-    })
-    .await
+    start(binary, cpu, Greeting::Nats, free_port, nats_args).await
+}
+
+fn nats_args(dir: &std::path::Path, port: u16) -> Vec<std::ffi::OsString> {
+    let mut a: Vec<std::ffi::OsString> =
+        ["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"].iter().map(Into::into).collect();
+    a.push(dir.into());
+    a
 }
 
 /// `redis-server` without persistence, room for 20,000 clients.
 pub(super) async fn start_redis(binary: &std::path::Path, cpu: Option<usize>) -> anyhow::Result<PeerServer> {
-    start(binary, cpu, |dir, port| {
-        let mut a: Vec<std::ffi::OsString> = ["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", ""]
-            .iter()
-            .chain(&["--appendonly", "no", "--maxclients", "20000", "--protected-mode", "yes", "--dir"])
-            .map(Into::into)
-            .collect();
-        a.push(dir.into());
-        a
-    })
-    .await
+    start(binary, cpu, Greeting::Redis, free_port, redis_args).await
+}
+
+fn redis_args(dir: &std::path::Path, port: u16) -> Vec<std::ffi::OsString> {
+    let mut a: Vec<std::ffi::OsString> = ["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", ""]
+        .iter()
+        .chain(&["--appendonly", "no", "--maxclients", "20000", "--protected-mode", "yes", "--dir"])
+        .map(Into::into)
+        .collect();
+    a.push(dir.into());
+    a
 }
 
 /// A KV bucket, made as `create_key_value` makes one: that call reads account fields the
@@ -389,7 +435,66 @@ pub(super) async fn redis_fanout(
 
 #[cfg(test)]
 mod tests {
-    use super::next_message;
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server on a loopback port that answers each connection with `answer` (after reading
+    /// a line first, if `reads_first`) and closes it; its address.
+    async fn foreign(answer: &'static [u8], reads_first: bool) -> (String, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let addr = listener.local_addr().expect("its address").to_string();
+        let serve = tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                if reads_first {
+                    let mut line = [0; 64];
+                    let _ = s.read(&mut line).await;
+                }
+                let _ = s.write_all(answer).await;
+            }
+        });
+        (addr, serve)
+    }
+
+    #[tokio::test]
+    async fn a_peer_is_known_by_its_greeting_and_another_server_is_not() {
+        let (nats, _a) = foreign(b"INFO {\"server_id\":\"x\"}\r\n", false).await;
+        let (redis, _b) = foreign(b"+PONG\r\n", true).await;
+        let (http, _c) = foreign(b"HTTP/1.1 400 Bad Request\r\n\r\n", true).await;
+        let (silent, _d) = foreign(b"", false).await;
+        assert!(speaks(&nats, Greeting::Nats).await);
+        assert!(speaks(&redis, Greeting::Redis).await);
+        for (addr, greeting) in [(&nats, Greeting::Redis), (&redis, Greeting::Nats), (&http, Greeting::Nats)] {
+            assert!(!speaks(addr, greeting).await, "{addr} taken for {greeting:?}");
+        }
+        assert!(!speaks(&http, Greeting::Redis).await);
+        assert!(!speaks(&silent, Greeting::Nats).await && !speaks(&silent, Greeting::Redis).await);
+    }
+
+    #[tokio::test]
+    async fn a_peer_whose_port_was_taken_is_started_on_another() {
+        // The port taken by a server that is no peer (a Ferrosync node, say); the peer's own
+        // bind there fails and it exits.
+        let (taken, _server) = foreign(b"HTTP/1.1 400 Bad Request\r\n\r\n", true).await;
+        let taken_port: u16 = taken.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
+        type Args = fn(&std::path::Path, u16) -> Vec<std::ffi::OsString>;
+        let peers: [(&str, Greeting, Args); 2] =
+            [("nats-server", Greeting::Nats, nats_args), ("redis-server", Greeting::Redis, redis_args)];
+        for (program, greeting, args) in peers {
+            let Some(binary) = find(program) else {
+                eprintln!("NOTE: {program} is not installed; its start on a taken port is not checked");
+                continue;
+            };
+            let mut asked = 0;
+            let ports = || {
+                asked += 1;
+                if asked == 1 { Ok(taken_port) } else { free_port() }
+            };
+            let peer = start(&binary, None, greeting, ports, args).await.expect("the peer, on another port");
+            assert_ne!(peer.addr, taken, "{program} was taken for the server on its first port");
+            assert!(speaks(&peer.addr, greeting).await, "{program} answers on {}", peer.addr);
+            assert_eq!(asked, 2, "{program}: one port taken, the next one free");
+        }
+    }
 
     #[test]
     fn messages_are_read_whole_or_not_at_all() {
