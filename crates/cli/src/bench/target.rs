@@ -194,21 +194,48 @@ pub(super) fn pinned_command(program: &std::ffi::OsStr, cpu: Option<usize>) -> C
 /// then exits, and the bench starts it again on another port; a server answering on the port
 /// that does not know the bench's credentials is never taken for it.
 pub(super) async fn spawn_node(options: &NodeOptions<'_>, sid: &str, token: &str) -> anyhow::Result<Target> {
-    const ATTEMPTS: usize = 5;
     let http = reqwest::Client::builder().pool_max_idle_per_host(4096).tcp_nodelay(true).build()?;
-    for _ in 0..ATTEMPTS {
+    for _ in 0..PORT_ATTEMPTS {
         let mut target = start_node(options, sid, token, http.clone())?;
         if target.wait_ready().await? {
             return Ok(target);
         }
     }
-    bail!("the server could not listen on a free port in {ATTEMPTS} attempts")
+    bail!("the server could not listen on a free port in {PORT_ATTEMPTS} attempts")
+}
+
+/// Ports a server the bench starts is tried on in turn: a port found free ([`free_port`]) can
+/// be taken by another process before the server binds it, and the server then exits.
+pub(super) const PORT_ATTEMPTS: usize = 5;
+
+/// A loopback port found free a moment ago.
+pub(super) fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Waits up to 20 s until the server `child` runs answers as itself (`answers`): true, or
+/// false if it exited first (its port was taken). Another program that took the port answers,
+/// but not as the server, so it is never taken for it.
+pub(super) async fn wait_answering(child: &mut Child, mut answers: impl AsyncFnMut() -> bool) -> anyhow::Result<bool> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if child.try_wait()?.is_some() {
+            return Ok(false);
+        }
+        if answers().await {
+            return Ok(child.try_wait()?.is_none());
+        }
+        if Instant::now() > deadline {
+            bail!("the server did not answer within 20 s");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 /// A server started on a port found free, not yet waited for.
 fn start_node(options: &NodeOptions<'_>, sid: &str, token: &str, http: reqwest::Client) -> anyhow::Result<Target> {
     let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = free_port()?;
     let mut command = pinned_command(std::env::current_exe()?.as_os_str(), options.cpu);
     command.args(["serve", "--listen", &format!("127.0.0.1:{port}")]).arg("--data-dir").arg(dir.path());
     if let Some(store) = options.store {
@@ -258,21 +285,10 @@ impl Target {
     /// Waits until the server started is ready and answers to the bench's credentials: true,
     /// or false if it exited first (its port was taken).
     async fn wait_ready(&mut self) -> anyhow::Result<bool> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(child) = &mut self.child
-                && child.try_wait()?.is_some()
-            {
-                return Ok(false);
-            }
-            if self.answers_as_itself().await {
-                return Ok(true);
-            }
-            if Instant::now() > deadline {
-                bail!("the server did not become ready within 20 s");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let mut child = self.child.take().context("no server was started")?;
+        let answering = wait_answering(&mut child, async || self.answers_as_itself().await).await;
+        self.child = Some(child);
+        answering
     }
 
     /// Whether the server on the port is ready and knows the bench's credentials.

@@ -2,6 +2,7 @@
 //! packages' binaries on a free loopback port, each in a scratch directory: NATS with
 //! JetStream (its KV buckets: put with expected revision, watch) and Redis (pub/sub).
 
+use super::super::target::{PORT_ATTEMPTS, free_port, wait_answering};
 use super::super::{Samples, histogram, pinned_command};
 use super::{RunClock, RunCpu, Sample};
 use anyhow::{Context, bail};
@@ -44,14 +45,6 @@ pub(super) fn version(program: &std::path::Path, flag: &str) -> String {
         .unwrap_or_default()
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// Ports tried for a peer before giving up: a port found free can be taken by another process
-/// before the peer binds it, and the peer then exits.
-const PORT_ATTEMPTS: usize = 5;
-
 /// How a peer shows itself on a new connection, so that another server which took its port
 /// is not measured in its place.
 #[derive(Debug, Clone, Copy)]
@@ -81,23 +74,6 @@ async fn speaks(addr: &str, greeting: Greeting) -> bool {
     matches!(tokio::time::timeout(Duration::from_secs(2), attempt).await, Ok(Ok(true)))
 }
 
-/// Waits until `child` listens on `addr`: false if it exited first.
-async fn wait_for_port(addr: &str, child: &mut Child) -> anyhow::Result<bool> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if child.try_wait()?.is_some() {
-            return Ok(false);
-        }
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Ok(true);
-        }
-        if Instant::now() > deadline {
-            bail!("the peer did not listen on {addr} within 20 s");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 /// Starts `binary` (on `cpu`) with the arguments `args` gives for its scratch directory and
 /// port, and waits until it listens and greets as `greeting` says; on another port from
 /// `ports` if it exited instead (its port taken), up to `PORT_ATTEMPTS` times.
@@ -118,8 +94,7 @@ async fn start(
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
         let addr = format!("127.0.0.1:{port}");
-        // Something listens there: the peer, if it greets as one and is still running.
-        if wait_for_port(&addr, &mut child).await? && speaks(&addr, greeting).await && child.try_wait()?.is_none() {
+        if wait_answering(&mut child, async || speaks(&addr, greeting).await).await? {
             return Ok(PeerServer { addr, pid: child.id(), child, _dir: dir });
         }
         let _ = child.kill();
