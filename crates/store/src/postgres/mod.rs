@@ -15,6 +15,7 @@ mod ahead;
 mod analyze;
 mod conn;
 mod format;
+mod listen;
 mod pending;
 mod rows;
 mod stop;
@@ -84,7 +85,12 @@ fn connect(config: &postgres::Config) -> Result<PgConn, StoreError> {
 /// Parses a `postgres://` URL (or a key=value string) and sets what a server needs of its
 /// connections: a bounded connect time and TCP keepalives, so a vanished database is noticed.
 pub fn parse_url(url: &str) -> Result<postgres::Config, StoreError> {
-    let mut config: postgres::Config =
+    parse_config(url).map(postgres::Config::from)
+}
+
+/// [`parse_url`] for the asynchronous client, which the listener waits on.
+fn parse_config(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    let mut config: tokio_postgres::Config =
         url.parse().map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(5));
@@ -99,7 +105,8 @@ pub fn parse_url(url: &str) -> Result<postgres::Config, StoreError> {
 impl PgStore {
     /// Connects, applies any missing migrations and starts the writer and listener threads.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let config = parse_url(url)?;
+        let listener_config = parse_config(url)?;
+        let config = postgres::Config::from(listener_config.clone());
         let setup_config = config.clone();
         let epoch = tokio::task::spawn_blocking(move || -> Result<String, StoreError> {
             let mut conn = connect(&setup_config)?;
@@ -121,10 +128,7 @@ impl PgStore {
             .name("ferrosync-pg-writer".into())
             .spawn(move || writer_loop(writer_config, writer_epoch, rx, &writer_observers, &writer_format_changed))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
-        let (listener_config, listener_hints, listener_stop) = (config.clone(), hints.clone(), stopped.clone());
-        std::thread::Builder::new()
-            .name("ferrosync-pg-listener".into())
-            .spawn(move || listen_loop(listener_config, listener_hints, listener_stop))
+        listen::spawn(listener_config, hints.clone(), stopped.clone())
             .map_err(|e| StoreError::Unavailable(format!("cannot start the listener thread: {e}")))?;
         let (analyze_config, analyze_stop) = (config.clone(), stopped.clone());
         std::thread::Builder::new()
@@ -445,60 +449,6 @@ fn commit_with_savepoints(
     conn.finish(&heads, CHANNEL, &payload)?;
     conn.batch("COMMIT")?;
     Ok(results)
-}
-
-/// Follows other nodes' commits: turns their NOTIFY hints into [`ChangeHint`]s. After every
-/// (re)connection it announces each service's head, covering whatever it missed while away.
-fn listen_loop(config: postgres::Config, hints: broadcast::Sender<ChangeHint>, stopped: Arc<stop::Stop>) {
-    let mut backoff = Duration::from_millis(100);
-    while !stopped.is_stopped() {
-        let mut conn = match connect(&config) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(error = %e, "listener cannot reach PostgreSQL; retrying");
-                stopped.sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-                continue;
-            }
-        };
-        let announced = conn.batch(&format!("LISTEN {CHANNEL}")).and_then(|()| rows::service_heads(&mut conn));
-        match announced {
-            Ok(heads) => {
-                backoff = Duration::from_millis(100);
-                for (service, seq) in heads {
-                    let _ = hints.send(ChangeHint { service, seq });
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "listener setup failed; retrying");
-                stopped.sleep(backoff);
-                continue;
-            }
-        }
-        while !stopped.is_stopped() && !conn.client.is_closed() {
-            let mut failed = false;
-            let mut notifications = conn.client.notifications();
-            let mut iter = notifications.timeout_iter(Duration::from_millis(500));
-            loop {
-                match postgres::fallible_iterator::FallibleIterator::next(&mut iter).transpose() {
-                    Some(Ok(n)) => {
-                        if let Some(hint) = parse_hint(n.payload()) {
-                            let _ = hints.send(hint);
-                        }
-                    }
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "lost the PostgreSQL notification stream; reconnecting");
-                        failed = true;
-                        break;
-                    }
-                    None => break,
-                }
-            }
-            if failed {
-                break;
-            }
-        }
-    }
 }
 
 fn parse_hint(payload: &str) -> Option<ChangeHint> {

@@ -503,11 +503,11 @@ pub(crate) fn delete_by_sid(conn: &mut PgConn, table: &str, sid: &Sid) -> Result
 
 /// Every service's newest sequence number: what a node that lost its notification stream
 /// compares its readers' cursors against.
-pub(crate) fn service_heads(conn: &mut PgConn) -> Result<Vec<(Sid, u64)>, StoreError> {
-    conn.query("SELECT sid, head_seq FROM services WHERE head_seq > 0", &[])?
-        .iter()
-        .map(|r| Ok((sid_col(r, 0)?, u64_col(r, 1, "head_seq")?)))
-        .collect()
+/// Every service's head, as [`service_head`] reads each row.
+pub(super) const SERVICE_HEADS: &str = "SELECT sid, head_seq FROM services WHERE head_seq > 0";
+
+pub(super) fn service_head(row: &Row) -> Result<(Sid, u64), StoreError> {
+    Ok((sid_col(row, 0)?, u64_col(row, 1, "head_seq")?))
 }
 
 fn sql_order(order: Order) -> &'static str {

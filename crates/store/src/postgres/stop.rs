@@ -1,20 +1,34 @@
 //! The store's stop, as its background threads see it: set once as the store goes, it ends
 //! their sleeps between rounds at once, so none keeps its connection open for a whole interval
-//! after the store is gone.
+//! after the store is gone. A thread that waits on a runtime waits for it as a future.
 
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 #[derive(Default)]
 pub(super) struct Stop {
     stopped: Mutex<bool>,
     changed: Condvar,
+    changed_async: Notify,
 }
 
 impl Stop {
     pub(super) fn stop(&self) {
         *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
         self.changed.notify_all();
+        self.changed_async.notify_waiters();
+    }
+
+    /// Completes once the store has stopped.
+    pub(super) async fn stopped(&self) {
+        let notified = self.changed_async.notified();
+        tokio::pin!(notified);
+        // Registered before the flag is read, so a stop between the two still wakes it.
+        notified.as_mut().enable();
+        if !self.is_stopped() {
+            notified.await;
+        }
     }
 
     pub(super) fn is_stopped(&self) -> bool {
@@ -49,5 +63,21 @@ mod tests {
         assert!(sleeper.join().expect("the sleeper ran"), "woken by the stop");
         assert!(stop.is_stopped());
         assert!(stop.sleep(Duration::from_secs(3600)), "after the stop a sleep returns at once");
+    }
+
+    /// The same for a future: one waiting when the store stops completes, and one that starts
+    /// waiting after the stop completes at once.
+    #[tokio::test]
+    async fn a_stop_completes_a_waiting_future() {
+        let stop = Arc::new(Stop::default());
+        let waiter = tokio::spawn({
+            let stop = stop.clone();
+            async move { stop.stopped().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "not stopped yet");
+        stop.stop();
+        waiter.await.expect("the waiter completed");
+        stop.stopped().await;
     }
 }
