@@ -49,10 +49,12 @@ pub(super) fn spawn(
 async fn follow(config: &tokio_postgres::Config, hints: &broadcast::Sender<ChangeHint>) {
     let mut backoff = FIRST_BACKOFF;
     loop {
-        let lost = session(config, hints, &mut backoff).await;
-        match lost {
-            Ok(()) => tracing::warn!("PostgreSQL closed the notification stream; reconnecting"),
-            Err(e) => tracing::warn!(error = %e, "lost the PostgreSQL notification stream; reconnecting"),
+        match config.connect(NoTls).await {
+            Ok((client, connection)) => match session(client, connection, hints, &mut backoff).await {
+                Ok(()) => tracing::warn!("PostgreSQL closed the notification stream; reconnecting"),
+                Err(e) => tracing::warn!(error = %e, "lost the PostgreSQL notification stream; reconnecting"),
+            },
+            Err(e) => tracing::debug!(error = %e, "listener cannot reach PostgreSQL; retrying"),
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -62,11 +64,11 @@ async fn follow(config: &tokio_postgres::Config, hints: &broadcast::Sender<Chang
 /// One connection: `LISTEN`, announce every service's head, then hand on each notification
 /// until the connection ends. `backoff` starts over once the heads are announced.
 async fn session(
-    config: &tokio_postgres::Config,
+    client: tokio_postgres::Client,
+    mut connection: tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
     hints: &broadcast::Sender<ChangeHint>,
     backoff: &mut Duration,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
     // The connection carries the client's queries too: it is polled here, for both, from the
     // start. A notification that arrives before the heads are announced is handed on at once;
     // the heads read after it are at least as far along.
