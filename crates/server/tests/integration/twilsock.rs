@@ -524,3 +524,69 @@ async fn tunnelled_requests_sent_without_waiting_keep_each_objects_order_and_ech
         (&json!(sids[0]), &json!((WRITES + 1).to_string()))
     );
 }
+
+/// A subscription asked for while the client's own writes to the object are still in flight
+/// replays from before them: the writes are answered first, and their events are left out of
+/// the replay (the SDK applied them already and would report them as another client's), while
+/// another client's write after them is pushed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_asked_for_behind_the_clients_own_writes_leaves_their_echoes_out() {
+    let Some(s) = TestServer::start().await else { return };
+    s.service("app").await;
+    assert_eq!(s.post("/services/app/documents", json!({"unique_name": "Doc"})).await.status, 201);
+    let token = s.mint_token("app", "alice", 600).await;
+    let mut c = Client::connect(&s).await;
+    c.init(&token).await;
+    let mut notes = Vec::new();
+    let (_, doc) = c.cds("GET", "/twilio/cds/v3/Documents/Doc", None, &mut notes).await;
+    let sid = doc["sid"].as_str().expect("sid").to_owned();
+    let before = doc["last_event_id"].as_u64().expect("an event id");
+
+    // The writes leave, and right behind them the subscription from before them; no reply is
+    // read before all are sent.
+    const WRITES: u64 = 10;
+    let mut waiting = std::collections::HashSet::new();
+    let path = format!("/twilio/cds/v3/Documents/{sid}");
+    for n in 0..WRITES {
+        let id = c.id();
+        let header = json!({"id": id, "method": "message", "active_grant": "data_sync", "payload_type": "application/json",
+            "http_request": {"host": c.host, "path": path, "method": "POST", "params": {}, "headers": {"Content-Type": "application/json"}}});
+        c.send(header, &json!({"data": {"n": n + 1}}).to_string()).await;
+        waiting.insert(id);
+    }
+    let poke = json!({"event_protocol_version": 4, "action": "establish", "correlation_id": 3,
+        "requests": [{"object_sid": sid, "object_type": "document", "last_event_id": before}]});
+    let id = c.id();
+    let header = json!({"id": id, "method": "message", "active_grant": "data_sync", "payload_type": "application/json",
+        "http_request": {"host": c.host, "path": "/twilio/cds/v4/Subscriptions", "method": "POST", "params": {},
+            "headers": {"Content-Type": "application/json"}}});
+    c.send(header, &poke.to_string()).await;
+    waiting.insert(id);
+
+    while !waiting.is_empty() || of_type(&notes, "subscription_established").is_empty() {
+        let (h, p) = c.recv().await.expect("the socket stays open");
+        match h["method"].as_str() {
+            Some("reply") => {
+                let id = h["id"].as_str().expect("reply id");
+                assert!(waiting.remove(id), "one reply per request: {h}");
+                assert_eq!(h["http_status"]["code"], json!(200), "{h} {p}");
+            }
+            Some("notification") => notes.push(p),
+            _ => panic!("unexpected frame {h} {p}"),
+        }
+    }
+    let established = of_type(&notes, "subscription_established")[0].clone();
+    assert_eq!(established["event"]["replay_status"], "completed", "{established}");
+    assert!(
+        established["event"]["last_event_id"].as_u64().is_some_and(|at| at >= before + WRITES),
+        "the writes sent before the subscription were answered before its replay, which went past them: {established}"
+    );
+    let echoes: Vec<&Value> = notes.iter().filter(|n| n["event"]["document_sid"] == json!(sid)).collect();
+    assert!(echoes.is_empty(), "the client's own writes are not replayed to it: {echoes:?}");
+
+    let r = s.put("/services/app/documents/Doc", json!({"data": {"by": "bob"}})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    c.notifications_until(&mut notes, |n| n.iter().any(|n| n["event"]["document_data"] == json!({"by": "bob"}))).await;
+    let pushed: Vec<&Value> = notes.iter().filter(|n| n["event"]["document_sid"] == json!(sid)).collect();
+    assert_eq!(pushed.len(), 1, "only another client's write is pushed: {pushed:?}");
+}

@@ -252,7 +252,12 @@ impl Session {
                     }
                     Alarm::Token => match self.token.fire() {
                         TokenAlarm::Expired => {
-                            let status = Status::error(410, "TOKEN_EXPIRED", Some(code::ACCESS_TOKEN_EXPIRED.1), "access token expired");
+                            let status = Status::error(
+                                410,
+                                "TOKEN_EXPIRED",
+                                Some(code::ACCESS_TOKEN_EXPIRED.1),
+                                "access token expired",
+                            );
                             self.close_with(&mut sink, status, 1000).await;
                             return;
                         }
@@ -302,6 +307,14 @@ impl Session {
                         Incoming::End => return,
                     };
                     let Some(turn) = self.start(&bytes, &mut flight) else { continue };
+                    // A subscription's replay may read the events of writes still in flight: they
+                    // are answered first, so their echoes are known as this connection's own
+                    // and left out of the replay, as they are left out of live deliveries.
+                    if matches!(turn, Turn::Subscriptions { .. })
+                        && Box::pin(self.drain(&mut sink, &mut flight)).await.is_err()
+                    {
+                        return;
+                    }
                     // Boxed: handling a frame that needs the session is a large future that idle
                     // connections should not carry.
                     if let Flow::Stop = Box::pin(self.handle(&mut sink, turn)).await {
@@ -310,6 +323,15 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Answers every request in flight, each reply followed by the events it held back.
+    async fn drain(&mut self, sink: &mut Writer, flight: &mut Requests) -> std::io::Result<()> {
+        while !flight.is_empty() {
+            let done = flight.next().await;
+            self.answer(sink, flight, done).await?;
+        }
+        Ok(())
     }
 
     async fn close_with(&self, sink: &mut Writer, status: Status, ws_code: u16) {
