@@ -362,8 +362,11 @@ fn offer(sub: &Subscriber, delivery: &Arc<Delivery>, at: usize, listed: &mut Lis
             out.stop_direct();
             return queue(sub, delivery.clone());
         };
-        if advance_cursor(cursor, delivery.seq) && out.append(delivery.native_frame()) {
-            listed.push((outlet.clone(), at));
+        if advance_cursor(cursor, delivery.seq) && !outlet.take_echo(delivery.seq) {
+            let frame = outlet.frame(delivery);
+            if !frame.is_empty() && out.append(frame) {
+                listed.push((outlet.clone(), at));
+            }
         }
         return;
     }

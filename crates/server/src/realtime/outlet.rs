@@ -9,11 +9,16 @@
 //! one vectored write, as Redis's event loop does. The task takes the socket back whenever it
 //! wakes ([`crate::realtime::wire::Writer::hold`]), along with anything the hub appended and
 //! could not write.
+//!
+//! Every face that pushes events over a [`super::wire::Writer`] rests this way: the native
+//! protocol, whose frame is the event's own, and the twilsock face, which frames events for
+//! the `twilio-sync` SDK ([`Outlet::render_with`]) and is not sent the echoes of its own writes
+//! ([`Outlet::expect_echo`]).
 
 use super::hub::Delivery;
 use super::wire::{Chunk, OpCode, advance, enqueue, slices};
 use bytes::Bytes;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -69,7 +74,24 @@ pub struct Outlet {
     /// The connection's delivery queue, through which the hub wakes the task when it hands
     /// the turn back.
     wake: OnceLock<mpsc::Sender<Arc<Delivery>>>,
+    /// A face with frames of its own; unset (as for the native protocol, and at the cost of
+    /// one word on every connection), the event's native frame, and every echo sent.
+    face: OnceLock<Box<Face>>,
 }
+
+/// A face's event frame; empty for an event the face cannot frame (nothing is sent).
+pub type Render = Box<dyn Fn(&Delivery) -> Bytes + Send + Sync>;
+
+struct Face {
+    render: Render,
+    /// Change-log positions of events this connection wrote, whose echo it is not sent. The
+    /// task adds a write's position when it answers the write, before it next rests (under the
+    /// outlet's lock, which the hub holds when it writes): the hub finds it here.
+    echoes: Mutex<BTreeSet<u64>>,
+}
+
+/// Own writes remembered so their echo is not sent back; beyond this the oldest are forgotten.
+const MAX_ECHOES: usize = 4096;
 
 pub struct Out {
     /// `None` once the connection's writer is gone.
@@ -87,7 +109,40 @@ pub struct Out {
 impl Outlet {
     pub(super) fn new(io: Io, data: OpCode) -> Self {
         let out = Out { io: Some(io), data, direct: false, listed: false, pending: VecDeque::new() };
-        Outlet { out: Mutex::new(out), wake: OnceLock::new() }
+        Outlet { out: Mutex::new(out), wake: OnceLock::new(), face: OnceLock::new() }
+    }
+
+    /// Frames the connection's events with `render` rather than as the native protocol's, and
+    /// leaves out the echoes of its own writes ([`Outlet::expect_echo`]); set once, before the
+    /// connection subscribes to anything.
+    pub fn render_with(&self, render: Render) {
+        let _ = self.face.set(Box::new(Face { render, echoes: Mutex::new(BTreeSet::new()) }));
+    }
+
+    /// An event's frame as the connection's face writes it, whoever writes it.
+    pub fn frame(&self, d: &Delivery) -> Bytes {
+        match self.face.get() {
+            Some(face) => (face.render)(d),
+            None => d.native_frame(),
+        }
+    }
+
+    /// Event `seq` is one this connection wrote: its echo is not sent, by the hub or the task.
+    /// The oldest are forgotten past [`MAX_ECHOES`] (an echo that never came: a write to an
+    /// object the connection does not follow). A face without frames of its own keeps none.
+    pub fn expect_echo(&self, seq: u64) {
+        if let Some(face) = self.face.get() {
+            let mut echoes = face.echoes.lock().unwrap_or_else(|e| e.into_inner());
+            echoes.insert(seq);
+            while echoes.len() > MAX_ECHOES {
+                echoes.pop_first();
+            }
+        }
+    }
+
+    /// Whether event `seq` is the echo of one of this connection's writes; forgets it if so.
+    pub fn take_echo(&self, seq: u64) -> bool {
+        self.face.get().is_some_and(|face| face.echoes.lock().unwrap_or_else(|e| e.into_inner()).remove(&seq))
     }
 
     /// The connection's delivery queue: until it is set, the task never rests.

@@ -12,6 +12,7 @@ use super::types::{Header, HttpStatus, InitReply, MessageReply, ServerFrame, Sta
 use crate::api::twilio::error::{TwilioError, code as twilio_code};
 use crate::realtime::hub::Delivery;
 use crate::realtime::inflight::{self, Pipeline};
+use crate::realtime::outlet::Outlet;
 use crate::realtime::session::{Alarm, Alarms, Subscriptions, TokenAlarm, TokenClock};
 use crate::realtime::wire::{self, Incoming, Reader, Writer};
 use crate::state::AppState;
@@ -23,10 +24,11 @@ use ferrosync_core::model::{ObjectKind, Service};
 use ferrosync_core::sid::Sid;
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::Instrument;
 
@@ -34,8 +36,6 @@ use tracing::Instrument;
 pub const MAX_FRAME: usize = 256 * 1024;
 /// How long a new socket may take to send `init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Own writes remembered so their echo is not sent back; beyond this the oldest are forgotten.
-const MAX_OWN_WRITES: usize = 4096;
 
 /// `GET /twilio/twilsock/v3/wsconnect`: the SDK authenticates in its first frame (`init`).
 pub async fn upgrade(State(state): State<Arc<AppState>>, mut request: Request) -> Response {
@@ -60,9 +60,11 @@ pub(super) struct Session {
     pub(super) token: TokenClock,
     pub(super) subs: Subscriptions,
     pub(super) urls: Urls,
-    /// Change-log positions of events this connection wrote: their echo is not sent back, the
-    /// SDK has applied them already (and would report some of them twice).
-    pub(super) own: BTreeSet<u64>,
+    /// The socket's outlet: it frames the connection's events (for the hub too, which writes
+    /// them while the task sleeps) and holds the positions of the events this connection wrote,
+    /// whose echo is not sent back: the SDK has applied them already (and would report some of
+    /// them twice).
+    pub(super) outlet: Arc<Outlet>,
     /// Live queries, by the key each registration has with the hub.
     pub(super) live: HashMap<Sid, LiveSub>,
     /// Who is connected, shared with the requests in flight; made again with a new token.
@@ -79,6 +81,14 @@ pub(super) struct Caller {
 /// its reply frame. An event that arrives while requests run may be such an echo, known only
 /// once the reply is, so [`Pipeline`] holds it back until then.
 type Requests = Pipeline<(Option<u64>, Bytes)>;
+
+/// What woke the connection's task.
+enum Woke {
+    Alarm(Alarm),
+    Deliveries(usize),
+    Reply((Option<u64>, Bytes)),
+    Read(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+}
 
 /// A frame [`Session::start`] did not start as a request in flight.
 enum Turn {
@@ -109,12 +119,23 @@ async fn serve(mut sink: Writer, mut stream: Reader, state: Arc<AppState>, urls:
         Principal::Identity { identity, .. } => identity.clone(),
         _ => String::new(),
     };
-    let (subs, rx) = Subscriptions::open(state.hub.clone(), service.sid.clone(), state.settings.outbound_queue, None);
+    let outlet = sink.outlet();
+    let live_urls = urls.clone();
+    outlet.render_with(Box::new(move |d| {
+        d.twilsock
+            .get_or_render(live_urls.base(), || events::render(&d.event, &live_urls, Channel::Live).unwrap_or_default())
+    }));
+    let (subs, rx) = Subscriptions::open(
+        state.hub.clone(),
+        service.sid.clone(),
+        state.settings.outbound_queue,
+        Some(outlet.clone()),
+    );
     let span = tracing::debug_span!("twilsock", conn = subs.connection_id(), identity = %identity);
     let token = TokenClock::new(expires_at, state.settings.token_warning_secs);
     let _online = state.webhooks.reachability.online(&service.sid, &identity);
     let caller = Arc::new(Caller { state: state.clone(), principal, service });
-    let mut session = Session { state, token, subs, urls, own: BTreeSet::new(), live: HashMap::new(), caller };
+    let mut session = Session { state, token, subs, urls, outlet, live: HashMap::new(), caller };
     session.run(sink, stream, rx).instrument(span).await;
     session.subs.close().await;
 }
@@ -226,20 +247,29 @@ impl Session {
         let mut flight = Requests::default();
         let outbound = settings.outbound_queue;
         loop {
-            tokio::select! {
+            if flight.is_empty() && flight.waiting() == 0 {
+                // Asleep with nothing of its own to write, the connection lets the hub write
+                // its events: a delivery then wakes no task.
+                sink.rest(|| rx.is_empty());
+            }
+            let woke = tokio::select! {
                 biased;
-                alarm = alarms.next(&self.token) => match alarm {
+                alarm = alarms.next(&self.token) => Woke::Alarm(alarm),
+                n = rx.recv_many(&mut batch, 256) => Woke::Deliveries(n),
+                done = flight.next(), if !flight.is_empty() => Woke::Reply(done),
+                msg = stream.next(), if flight.has_room() => Woke::Read(msg),
+            };
+            // Awake: the socket is the task's again before anything else happens, and what
+            // the hub appended for it goes out first.
+            if sink.hold() && sink.flush().await.is_err() {
+                return;
+            }
+            match woke {
+                Woke::Alarm(alarm) => match alarm {
                     Alarm::Shutdown => {
                         // Requests already read are answered first, for a while.
-                        let drained = async {
-                            while !flight.is_empty() {
-                                let done = flight.next().await;
-                                if self.answer(&mut sink, &mut flight, done).await.is_err() {
-                                    return;
-                                }
-                            }
-                        };
-                        let _ = tokio::time::timeout(DRAIN_ON_SHUTDOWN, Box::pin(drained)).await;
+                        let _ =
+                            tokio::time::timeout(DRAIN_ON_SHUTDOWN, Box::pin(self.drain(&mut sink, &mut flight))).await;
                         // 308 ("offloaded"): the SDK reconnects and resumes its subscriptions.
                         let status = Status::error(308, "OFFLOADED", None, "server shutting down");
                         self.close_with(&mut sink, status, 1001).await;
@@ -282,7 +312,7 @@ impl Session {
                         }
                     }
                 },
-                n = rx.recv_many(&mut batch, 256) => {
+                Woke::Deliveries(n) => {
                     if n == 0 || self.deliver(&mut sink, &mut batch, &mut flight).await.is_err() {
                         return;
                     }
@@ -292,13 +322,13 @@ impl Session {
                         return;
                     }
                 }
-                done = flight.next(), if !flight.is_empty() => {
+                Woke::Reply(done) => {
                     // Boxed, as request handling is: idle connections should not carry its size.
                     if Box::pin(self.answer(&mut sink, &mut flight, done)).await.is_err() {
                         return;
                     }
                 }
-                msg = stream.next(), if flight.has_room() => {
+                Woke::Read(msg) => {
                     let bytes = match sink.take(msg).await {
                         Incoming::Binary(b) => b,
                         // The SDK sends binary frames; text carrying the same bytes is read alike.
@@ -365,12 +395,10 @@ impl Session {
         if self.live.contains_key(&d.object_sid) {
             return self.deliver_query(sink, d).await;
         }
-        if self.own.remove(&d.seq) {
+        if self.outlet.take_echo(d.seq) {
             return Ok(());
         }
-        let urls = &self.urls;
-        let frame =
-            d.twilsock.get_or_render(urls.base(), || events::render(&d.event, urls, Channel::Live).unwrap_or_default());
+        let frame = self.outlet.frame(d);
         if !frame.is_empty() {
             sink.feed(frame).await?;
         }
@@ -527,10 +555,7 @@ impl Session {
     }
 
     fn remember_own(&mut self, seq: u64) {
-        self.own.insert(seq);
-        while self.own.len() > MAX_OWN_WRITES {
-            self.own.pop_first();
-        }
+        self.outlet.expect_echo(seq);
     }
 
     pub(super) async fn reply(&self, sink: &mut Writer, id: &str, reply: CdsReply) -> Flow {

@@ -135,7 +135,7 @@ impl Session {
         let mut replay = Replay::new(&self.caller.service.sid, &sid, start);
         while let Some(events) = replay.next_page(&engine).await.map_err(|e| error::from_core(e, target))? {
             for event in events {
-                if self.own.remove(&event.seq) {
+                if self.outlet.take_echo(event.seq) {
                     continue;
                 }
                 if let Some(frame) = events::render(&event, &self.urls, Channel::Replay)

@@ -5,6 +5,7 @@ use super::super::hub::Hub;
 use super::super::outlet::Io;
 use super::super::session::{Subscriptions, head_seq};
 use super::super::wire::{Data, Writer};
+use bytes::Bytes;
 use ferrosync_core::Engine;
 use ferrosync_core::auth::Principal;
 use ferrosync_core::engine::{ObjectPatch, OpenRequest, ServiceSpec};
@@ -165,6 +166,43 @@ async fn the_hub_writes_until_the_task_holds_the_socket(transport: Transport) {
     assert!(subs.admit(&queued), "news for the task");
     let event: Value = serde_json::from_str(queued.event.json.get()).expect("event JSON");
     assert_eq!(event["revision"], json!(revision));
+    subs.close().await;
+}
+
+/// A face with frames of its own (the twilsock face's) rests the same way: the hub writes each
+/// event as the face frames it, and skips the echo of a write the connection made itself, which
+/// neither the socket nor the task's queue then sees.
+#[tokio::test]
+async fn the_hub_writes_a_faces_own_frames_and_skips_the_echoes_of_its_writes() {
+    let s = setup().await;
+    let (near, mut far) = Transport::Pipe.connect(64 * 1024).await;
+    let mut writer = Writer::new(near, Data::Text, Duration::from_secs(5));
+    let outlet = writer.outlet();
+    outlet.render_with(Box::new(|d| {
+        let event: Value = serde_json::from_str(d.event.json.get()).expect("event JSON");
+        Bytes::from(json!({ "face": "own", "seq": d.seq, "data": event["data"] }).to_string())
+    }));
+    let (mut subs, rx) = Subscriptions::open(s.hub.clone(), s.service.clone(), 16, Some(outlet.clone()));
+    subs.register(&s.doc).await.expect("registered");
+    let head = head_seq(&s.engine, &s.service).await.expect("head");
+    subs.set_cursor(&s.doc, head);
+    // The connection's own write comes next in the service's log.
+    outlet.expect_echo(head + 1);
+    writer.rest(|| rx.is_empty());
+    for n in 1..=3 {
+        s.update(n).await;
+    }
+    for n in 2..=3 {
+        let frame = next_frame(&mut far).await;
+        assert_eq!(
+            frame,
+            json!({ "face": "own", "seq": head + n, "data": { "n": n } }),
+            "event {n} as the face frames it"
+        );
+    }
+    assert!(rx.is_empty(), "nothing was queued for the task, the echo included");
+    assert!(!outlet.take_echo(head + 1), "the echo was taken when it came");
+    assert!(!writer.hold(), "the hub left nothing unwritten");
     subs.close().await;
 }
 
