@@ -8,6 +8,7 @@ use super::protocol::{
     ReplyFrame, ResumePoint, Return, ServerFrame, Subscribed, Written,
 };
 use super::session::{Alarm, Alarms, Replay, Start, Subscriptions, TokenAlarm, TokenClock};
+use super::wake::{Turns, Woke};
 use super::wire::{self, Incoming, Reader, Writer};
 use crate::api::native::error::ApiError;
 use crate::api::native::extract::authenticate;
@@ -177,14 +178,6 @@ enum Flow {
     Stop,
 }
 
-/// What woke a connection's task.
-enum Woke {
-    Alarm(Alarm),
-    Deliveries(usize),
-    Reply(Bytes),
-    Read(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
-}
-
 /// A frame [`Session::start`] did not start as a request in flight.
 enum Turn {
     /// Subscribes, unsubscribes or replaces the token: the session itself changes.
@@ -194,7 +187,7 @@ enum Turn {
 }
 
 impl Session {
-    async fn run(&mut self, mut sink: Writer, mut stream: Reader, mut rx: mpsc::Receiver<Arc<Delivery>>) {
+    async fn run(&mut self, mut sink: Writer, stream: Reader, rx: mpsc::Receiver<Arc<Delivery>>) {
         let hello = ServerFrame::Connected {
             connection_id: self.subs.connection_id(),
             identity: self.identity.clone(),
@@ -204,30 +197,13 @@ impl Session {
         if sink.send(frame(&hello)).await.is_err() {
             return;
         }
-        // Allocated on the first delivery, not up front: idle connections never need it.
-        let mut batch: Vec<Arc<Delivery>> = Vec::new();
         let settings = &self.state.settings;
-        let mut alarms = Alarms::new(&self.state.shutdown, &self.subs.overflow(), settings.keepalive_secs, &self.token);
+        let alarms = Alarms::new(&self.state.shutdown, &self.subs.overflow(), settings.keepalive_secs, &self.token);
+        let mut turns = Turns::new(stream, rx, alarms);
         let mut requests = Requests::default();
         let outbound = settings.outbound_queue;
         loop {
-            if requests.is_empty() && requests.waiting() == 0 {
-                // Asleep with nothing of its own to write, the connection lets the hub write
-                // its events: a delivery then wakes no task.
-                sink.rest(|| rx.is_empty());
-            }
-            let woke = tokio::select! {
-                biased;
-                alarm = alarms.next(&self.token) => Woke::Alarm(alarm),
-                n = rx.recv_many(&mut batch, 256) => Woke::Deliveries(n),
-                reply = requests.next(), if !requests.is_empty() => Woke::Reply(reply),
-                msg = stream.next(), if requests.has_room() => Woke::Read(msg),
-            };
-            // Awake: the socket is the task's again before anything else happens, and what
-            // the hub appended for it goes out first.
-            if sink.hold() && sink.flush().await.is_err() {
-                return;
-            }
+            let Some(woke) = turns.next(&mut sink, &self.token, &mut requests).await else { return };
             match woke {
                 Woke::Alarm(alarm) => match alarm {
                     Alarm::Shutdown => {
@@ -264,7 +240,7 @@ impl Session {
                     if n == 0 {
                         return;
                     }
-                    if self.deliver(&mut sink, &mut batch, &mut requests).await.is_err() {
+                    if self.deliver(&mut sink, &mut turns.batch, &mut requests).await.is_err() {
                         return;
                     }
                     if requests.waiting() > outbound {

@@ -8,6 +8,7 @@ pub mod inflight;
 pub mod live;
 pub mod outlet;
 pub mod session;
+pub mod wake;
 pub mod wire;
 
 /// Frames of the native WebSocket protocol, shared with the Rust client.

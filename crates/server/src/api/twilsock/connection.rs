@@ -14,6 +14,7 @@ use crate::realtime::hub::Delivery;
 use crate::realtime::inflight::{self, Pipeline};
 use crate::realtime::outlet::Outlet;
 use crate::realtime::session::{Alarm, Alarms, Subscriptions, TokenAlarm, TokenClock};
+use crate::realtime::wake::{Turns, Woke};
 use crate::realtime::wire::{self, Incoming, Reader, Writer};
 use crate::state::AppState;
 use axum::extract::{Request, State};
@@ -28,7 +29,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::Instrument;
 
@@ -81,14 +81,6 @@ pub(super) struct Caller {
 /// its reply frame. An event that arrives while requests run may be such an echo, known only
 /// once the reply is, so [`Pipeline`] holds it back until then.
 type Requests = Pipeline<(Option<u64>, Bytes)>;
-
-/// What woke the connection's task.
-enum Woke {
-    Alarm(Alarm),
-    Deliveries(usize),
-    Reply((Option<u64>, Bytes)),
-    Read(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
-}
 
 /// A frame [`Session::start`] did not start as a request in flight.
 enum Turn {
@@ -240,30 +232,14 @@ pub(super) fn server_frame_id() -> String {
 }
 
 impl Session {
-    async fn run(&mut self, mut sink: Writer, mut stream: Reader, mut rx: mpsc::Receiver<Arc<Delivery>>) {
-        let mut batch: Vec<Arc<Delivery>> = Vec::new();
+    async fn run(&mut self, mut sink: Writer, stream: Reader, rx: mpsc::Receiver<Arc<Delivery>>) {
         let settings = &self.state.settings;
-        let mut alarms = Alarms::new(&self.state.shutdown, &self.subs.overflow(), settings.keepalive_secs, &self.token);
+        let alarms = Alarms::new(&self.state.shutdown, &self.subs.overflow(), settings.keepalive_secs, &self.token);
+        let mut turns = Turns::new(stream, rx, alarms);
         let mut flight = Requests::default();
         let outbound = settings.outbound_queue;
         loop {
-            if flight.is_empty() && flight.waiting() == 0 {
-                // Asleep with nothing of its own to write, the connection lets the hub write
-                // its events: a delivery then wakes no task.
-                sink.rest(|| rx.is_empty());
-            }
-            let woke = tokio::select! {
-                biased;
-                alarm = alarms.next(&self.token) => Woke::Alarm(alarm),
-                n = rx.recv_many(&mut batch, 256) => Woke::Deliveries(n),
-                done = flight.next(), if !flight.is_empty() => Woke::Reply(done),
-                msg = stream.next(), if flight.has_room() => Woke::Read(msg),
-            };
-            // Awake: the socket is the task's again before anything else happens, and what
-            // the hub appended for it goes out first.
-            if sink.hold() && sink.flush().await.is_err() {
-                return;
-            }
+            let Some(woke) = turns.next(&mut sink, &self.token, &mut flight).await else { return };
             match woke {
                 Woke::Alarm(alarm) => match alarm {
                     Alarm::Shutdown => {
@@ -313,7 +289,7 @@ impl Session {
                     }
                 },
                 Woke::Deliveries(n) => {
-                    if n == 0 || self.deliver(&mut sink, &mut batch, &mut flight).await.is_err() {
+                    if n == 0 || self.deliver(&mut sink, &mut turns.batch, &mut flight).await.is_err() {
                         return;
                     }
                     if flight.waiting() > outbound {
