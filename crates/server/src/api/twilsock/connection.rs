@@ -152,12 +152,12 @@ async fn handshake(state: &AppState, sink: &mut Writer, stream: &mut Reader) -> 
                 return None;
             }
         };
-        match frame.header.method.as_str() {
+        match &*frame.header.method {
             "init" => {}
             "close" => return None,
             _ => continue,
         }
-        let id = frame.header.id.clone().unwrap_or_default();
+        let id = frame.header.id.as_deref().unwrap_or_default().to_owned();
         let token = frame.header.token.clone().unwrap_or_default();
         let refused = match authenticate(state, &token).await {
             Ok((principal, service, expires_at)) => {
@@ -412,15 +412,17 @@ impl Session {
             Ok(f) => f,
             Err(e) => return Some(Turn::Unreadable(e.to_string())),
         };
-        let id = header.id.clone().unwrap_or_default();
-        let status = match header.method.as_str() {
+        // Acks of what this server sent, and telemetry: nothing to answer, nothing to copy.
+        if matches!(&*header.method, "reply" | "telemetry.v1") {
+            return None;
+        }
+        let id = header.id.as_deref().unwrap_or_default().to_owned();
+        let status = match &*header.method {
             "message" => {
                 let payload = bytes.slice_ref(payload);
                 return self.message(id, header, payload, flight);
             }
             "update" => return Some(Turn::Token(id, header.token.unwrap_or_default())),
-            // Acks of what this server sent, and telemetry: nothing to answer.
-            "reply" | "telemetry.v1" => return None,
             "close" => return Some(Turn::Close),
             "ping" => Status::OK,
             "init" => Status::error(400, "BAD_REQUEST", None, "already initialised"),
@@ -481,7 +483,7 @@ impl Session {
 
     /// `message`: a tunnelled CDS request. Subscription changes run in turn (handed back);
     /// every other request runs in flight (see [`Pipeline`]).
-    fn message(&mut self, id: String, header: Header, payload: Bytes, flight: &mut Requests) -> Option<Turn> {
+    fn message(&mut self, id: String, header: Header<'_>, payload: Bytes, flight: &mut Requests) -> Option<Turn> {
         let Some(http) = header.http_request else {
             return Some(Turn::Status(id, Status::error(400, "BAD_REQUEST", None, "a message needs an http_request")));
         };

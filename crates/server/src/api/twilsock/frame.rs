@@ -31,7 +31,7 @@ pub enum FrameError {
 /// A parsed frame: its typed header and the raw payload bytes.
 #[derive(Debug)]
 pub struct Frame<'a> {
-    pub header: Header,
+    pub header: Header<'a>,
     pub payload: &'a [u8],
 }
 
@@ -111,6 +111,21 @@ mod tests {
         assert_eq!(frame.header.method, "message");
         assert_eq!(frame.header.id.as_deref(), Some("TM1"));
         assert_eq!(frame.payload, br#"{"a":1}"#);
+    }
+
+    /// An acknowledgement's method and id are read in place, not copied; an id with an escape
+    /// in it is copied, unescaped.
+    #[test]
+    fn a_headers_plain_strings_are_borrowed_and_escaped_ones_unescaped() {
+        use std::borrow::Cow;
+        let bytes = raw(r#"{"method":"reply","id":"TM4","payload_type":"application/json","payload_size":0}"#, "");
+        let frame = parse(&bytes, 1024).expect("valid");
+        assert!(matches!(frame.header.method, Cow::Borrowed("reply")), "{:?}", frame.header.method);
+        assert!(matches!(frame.header.id, Some(Cow::Borrowed("TM4"))), "{:?}", frame.header.id);
+        assert!(matches!(frame.header.payload_type, Some(Cow::Borrowed("application/json"))));
+        let bytes = raw(r#"{"method":"reply","id":"T\u004d5","payload_size":0}"#, "");
+        let frame = parse(&bytes, 1024).expect("valid");
+        assert!(matches!(&frame.header.id, Some(Cow::Owned(id)) if id == "TM5"), "{:?}", frame.header.id);
     }
 
     #[test]

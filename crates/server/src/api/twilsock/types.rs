@@ -3,18 +3,22 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// A frame header from the client. Every method's fields are optional here; each handler
-/// checks the ones it needs. Unknown fields (metadata, tweaks, …) are ignored.
+/// checks the ones it needs. Unknown fields (metadata, tweaks, …) are ignored. The method and
+/// ids are borrowed from the frame where no escape needs undoing: most frames a client sends
+/// are acknowledgements, read only for their method.
 #[derive(Debug, Deserialize)]
-pub struct Header {
-    pub method: String,
-    #[serde(default)]
-    pub id: Option<String>,
+pub struct Header<'a> {
+    #[serde(borrow)]
+    pub method: Cow<'a, str>,
+    #[serde(default, borrow, deserialize_with = "borrowed")]
+    pub id: Option<Cow<'a, str>>,
     #[serde(default)]
     pub payload_size: usize,
-    #[serde(default)]
-    pub payload_type: Option<String>,
+    #[serde(default, borrow, deserialize_with = "borrowed")]
+    pub payload_type: Option<Cow<'a, str>>,
     /// `init` and `update`: the access token.
     #[serde(default)]
     pub token: Option<String>,
@@ -25,6 +29,14 @@ pub struct Header {
     /// `message`: the tunnelled CDS request.
     #[serde(default)]
     pub http_request: Option<HttpRequest>,
+}
+
+/// An optional string borrowed where it can be: serde borrows a `Cow` only as a field of its
+/// own, not inside an `Option`.
+fn borrowed<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+    Option::<Text<'de>>::deserialize(d).map(|text| text.map(|Text(t)| t))
 }
 
 /// A CDS request carried by a `message` frame.
