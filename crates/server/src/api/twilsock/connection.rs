@@ -95,7 +95,7 @@ enum Turn {
     /// `close`, from the client.
     Close,
     /// A change to the connection's subscriptions, run in turn with the frames around it.
-    Subscriptions { id: String, http: super::types::HttpRequest, payload: Bytes, span: tracing::Span },
+    Subscriptions { id: String, http: Box<super::types::HttpRequest>, payload: Bytes, span: tracing::Span },
 }
 
 pub(super) enum Flow {
@@ -141,7 +141,7 @@ async fn handshake(state: &AppState, sink: &mut Writer, stream: &mut Reader) -> 
         let Ok(read) = tokio::time::timeout_at(deadline, stream.next()).await else { return None };
         let bytes = match sink.take(read).await {
             Incoming::Binary(b) => b,
-            Incoming::Text(t) => Bytes::from(t.as_str().to_owned()),
+            Incoming::Text(t) => Bytes::from(t),
             Incoming::Nothing => continue,
             Incoming::End => return None,
         };
@@ -308,7 +308,7 @@ impl Session {
                     let bytes = match sink.take(msg).await {
                         Incoming::Binary(b) => b,
                         // The SDK sends binary frames; text carrying the same bytes is read alike.
-                        Incoming::Text(t) => Bytes::from(t.as_str().to_owned()),
+                        Incoming::Text(t) => Bytes::from(t),
                         Incoming::Nothing => continue,
                         Incoming::End => return,
                     };

@@ -54,7 +54,10 @@ pub fn parse(bytes: &[u8], limit: usize) -> Result<Frame<'_>, FrameError> {
         return Err(FrameError::Truncated("header"));
     }
     let (header_bytes, rest) = rest.split_at(header_len);
-    let header: Header = serde_json::from_slice(header_bytes).map_err(|e| FrameError::BadHeader(e.to_string()))?;
+    // Checked as UTF-8 once, whole: the JSON reader then takes its strings as they are instead
+    // of checking each one again.
+    let header_text = std::str::from_utf8(header_bytes).map_err(|e| FrameError::BadHeader(e.to_string()))?;
+    let header: Header = serde_json::from_str(header_text).map_err(|e| FrameError::BadHeader(e.to_string()))?;
     // The separator is always sent; a frame with an empty payload may stop right after it, or
     // (leniently) without it.
     let payload = match rest.strip_prefix(b"\r\n") {
@@ -194,6 +197,17 @@ mod tests {
         bytes.extend_from_slice(&[0x22, 0xff, 0xfe, 0x22]);
         bytes.extend_from_slice(b"\r\n");
         assert!(matches!(parse(&bytes, 1024), Err(FrameError::BadHeader(_))));
+        // The whole header is checked, a field nothing reads included; text beyond ASCII is
+        // UTF-8 like any other, and still read in place.
+        let mut header = br#"{"method":"reply","status":""#.to_vec();
+        header.push(0xff);
+        header.extend_from_slice(br#"","payload_size":0}"#);
+        let mut bytes = format!("TWILSOCK V3.0 {}\r\n", header.len()).into_bytes();
+        bytes.extend_from_slice(&header);
+        assert!(matches!(parse(&bytes, 1024), Err(FrameError::BadHeader(_))));
+        let bytes = raw(r#"{"method":"reply","id":"TMé","payload_size":0}"#, "");
+        let frame = parse(&bytes, 1024).expect("UTF-8");
+        assert!(matches!(frame.header.id, Some(std::borrow::Cow::Borrowed("TMé"))), "{:?}", frame.header.id);
         // JSON without a method is not a header either.
         assert!(matches!(parse(&raw(r#"{"id":"x","payload_size":0}"#, ""), 1024), Err(FrameError::BadHeader(_))));
     }

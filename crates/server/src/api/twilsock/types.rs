@@ -26,9 +26,10 @@ pub struct Header<'a> {
     pub capabilities: Option<Vec<String>>,
     #[serde(default)]
     pub registrations: Option<Value>,
-    /// `message`: the tunnelled CDS request.
+    /// `message`: the tunnelled CDS request. Boxed: most frames are acknowledgements without
+    /// one, and a header without it inline is half the size to move.
     #[serde(default)]
-    pub http_request: Option<HttpRequest>,
+    pub http_request: Option<Box<HttpRequest>>,
 }
 
 /// An optional string borrowed where it can be: serde borrows a `Cow` only as a field of its
