@@ -81,15 +81,22 @@ impl Drop for KillOnDrop {
 pub fn terminate(child: &mut Child) {
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "the process did not stop within 15 s of SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let exit = exit_within(child, Duration::from_secs(15)).expect("the process stops within 15 s of SIGTERM");
     assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");
+}
+
+/// The child's exit status, once it has exited; `None` if it is still running after `timeout`.
+fn exit_within(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            return Some(exit);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Runs a command to completion within `COMMAND_TIMEOUT`, feeding it `stdin`.
@@ -122,14 +129,8 @@ pub fn run_bounded_for(mut cmd: Command, stdin: Option<&str>, timeout: Duration)
     let stdout = read_all(Box::new(child.stdout.take().unwrap()));
     let stderr = read_all(Box::new(child.stderr.take().unwrap()));
     let mut child = KillOnDrop(child);
-    let deadline = std::time::Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(std::time::Instant::now() < deadline, "{cmd:?} did not finish within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status =
+        exit_within(&mut child.0, timeout).unwrap_or_else(|| panic!("{cmd:?} did not finish within {timeout:?}"));
     Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
 }
 
