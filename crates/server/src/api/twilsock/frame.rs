@@ -47,9 +47,8 @@ pub fn parse(bytes: &[u8], limit: usize) -> Result<Frame<'_>, FrameError> {
     }
     let (length, rest) = rest.split_at(digits);
     let rest = rest.strip_prefix(b"\r\n").ok_or(FrameError::BadHeaderLength)?;
-    // At most seven ASCII digits: always a valid usize.
-    let header_len: usize =
-        std::str::from_utf8(length).ok().and_then(|s| s.parse().ok()).ok_or(FrameError::BadHeaderLength)?;
+    // At most seven ASCII digits, so no overflow.
+    let header_len = length.iter().fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
     if rest.len() < header_len {
         return Err(FrameError::Truncated("header"));
     }
