@@ -469,3 +469,113 @@ fn the_runtimes_threads_run_as_a_batch_on_one_cpu_or_when_told() {
         assert!(all(&workers, 0), "on several CPUs, the default: {workers:?}");
     }
 }
+
+/// On a host without CA certificates (a minimal container image; here `SSL_CERT_FILE` and
+/// `SSL_CERT_DIR` name nothing), the server still sends webhooks to an `http://` receiver, and
+/// commands still work over the local socket and through the SDK over `http://`. TLS clients
+/// refuse to be built there; before, the webhook, Proxy relay and Cognito Streams senders were
+/// all left out at start-up, and every such command failed.
+#[test]
+fn a_host_without_ca_certificates_sends_plain_http_webhooks_and_runs_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = dir.path().join("no-certificates");
+    let without_cas = |cmd: &mut Command| {
+        cmd.env("SSL_CERT_FILE", &nowhere).env("SSL_CERT_DIR", &nowhere);
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let binary = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrosync"));
+        without_cas(&mut cmd);
+        cmd
+    };
+    let (child, addr) = runtime.block_on(support::serve_by(binary, dir.path(), DATA_SID, DATA_AUTH_TOKEN, &[]));
+    let _server = KillOnDrop(child);
+
+    // A webhook receiver that answers every request 200 and hands on its text.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (hits, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let text = read_http_request(&mut stream);
+            let _ = std::io::Write::write_all(
+                &mut stream,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            if hits.send(text).is_err() {
+                return;
+            }
+        }
+    });
+    let twilio = |path: &str, form: &[(&str, &str)]| {
+        let encode = |v: &str| percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let body: Vec<String> = form.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+        let request = reqwest::Client::new()
+            .post(format!("http://{addr}/twilio/sync/v1{path}"))
+            .basic_auth(DATA_SID, Some(DATA_AUTH_TOKEN))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.join("&"));
+        runtime.block_on(async { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap() })
+    };
+    let service =
+        twilio("/Services", &[("UniqueName", "hooked"), ("WebhookUrl", &hook), ("WebhooksFromRestEnabled", "true")]);
+    let service = service["sid"].as_str().unwrap().to_owned();
+    let doc = twilio(&format!("/Services/{service}/Documents"), &[("UniqueName", "prefs"), ("Data", r#"{"a":1}"#)]);
+    assert_eq!(doc["unique_name"], "prefs", "{doc}");
+    let request = received.recv_timeout(Duration::from_secs(30)).expect("the webhook is sent");
+    assert!(request.starts_with("POST /hook "), "{request}");
+    assert!(request.contains("EventType=document_created"), "{request}");
+
+    // A command over the local socket, and one through the SDK over http://.
+    let mut local = Command::new(env!("CARGO_BIN_EXE_ferrosync"));
+    local
+        .args(["api-key", "list", "--data-dir"])
+        .arg(dir.path())
+        .env("FERROSYNC_ACCOUNT_SID", DATA_SID)
+        .env("FERROSYNC_AUTH_TOKEN", DATA_AUTH_TOKEN)
+        .env("RUST_BACKTRACE", "0");
+    without_cas(&mut local);
+    let listed = run_bounded(local, None);
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let mut sdk = Command::new(env!("CARGO_BIN_EXE_ferrosync"));
+    sdk.args(["doc", "get", "prefs", "--data-dir"])
+        .arg(dir.path())
+        .args(["--url", &format!("http://{addr}")])
+        .env("FERROSYNC_SERVICE", "hooked")
+        .env_remove("FERROSYNC_TOKEN")
+        .env_remove("FERROSYNC_IDENTITY")
+        .env("FERROSYNC_ACCOUNT_SID", DATA_SID)
+        .env("FERROSYNC_AUTH_TOKEN", DATA_AUTH_TOKEN)
+        .env("RUST_BACKTRACE", "0");
+    without_cas(&mut sdk);
+    let got = run_bounded(sdk, None);
+    assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
+    let got: serde_json::Value = serde_json::from_str(&stdout(&got)).unwrap();
+    assert_eq!(got["data"], serde_json::json!({"a": 1}));
+}
+
+/// One HTTP/1.1 request's head and body (by its `Content-Length`), as text.
+fn read_http_request(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&bytes);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if bytes.len() >= end + 4 + length {
+                return text.into_owned();
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return String::from_utf8_lossy(&bytes).into_owned(),
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+        }
+    }
+}

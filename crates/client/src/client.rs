@@ -205,10 +205,13 @@ impl ClientBuilder {
 
     fn build(self) -> Result<Client> {
         let info = TokenInfo::parse(&self.token)?;
-        let http = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .build()
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let mut http = reqwest::Client::builder().timeout(self.timeout);
+        if self.url.starts_with("http://") {
+            // Plain HTTP only: no need for the system's CA certificates, which a TLS client
+            // reads as it is built, and without which (a minimal container) it is not built.
+            http = http.tls_certs_only([]);
+        }
+        let http = http.build().map_err(|e| ClientError::Transport(e.to_string()))?;
         let token = Arc::new(RwLock::new(self.token));
         let base = self.url.trim_end_matches('/').to_owned();
         let rest = Rest::new(http, base, info.service_sid.clone(), token.clone());

@@ -14,3 +14,34 @@ pub async fn body_excerpt(mut response: reqwest::Response) -> String {
     }
     String::from_utf8_lossy(&excerpt).into_owned()
 }
+
+/// The client `make` configures, checking servers against the system's CA certificates.
+///
+/// reqwest refuses to build such a client on a host without any (a minimal container image),
+/// which would stop `http://` callbacks and in-app relaying along with `https://` ones. There the
+/// client is built without them: `http://` calls go out, and each `https://` call fails with its
+/// reason until `SSL_CERT_FILE` or `SSL_CERT_DIR` names certificates.
+pub fn http_client(make: impl Fn() -> reqwest::ClientBuilder) -> Result<reqwest::Client, reqwest::Error> {
+    make().build().or_else(|e| {
+        let client = make().tls_certs_only([]).build()?;
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            tracing::warn!(error = %error_chain(&e),
+                "no CA certificates on this host (SSL_CERT_FILE or SSL_CERT_DIR can name them): https:// callbacks fail, http:// ones are sent");
+        });
+        Ok(client)
+    })
+}
+
+/// An error and its causes, `: `-separated: reqwest's top-level message ("error sending
+/// request", "builder error") hides the cause.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}

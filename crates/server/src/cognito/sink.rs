@@ -94,13 +94,14 @@ pub struct StreamSink {
 
 impl StreamSink {
     pub fn new(settings: StreamSettings) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(settings.request_timeout)
-            .connect_timeout(settings.request_timeout.min(Duration::from_secs(5)))
-            // The endpoint is the operator's; a redirect could send identities' data elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("ferrosync-cognito-streams/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let client = crate::outbound::http_client(|| {
+            reqwest::Client::builder()
+                .timeout(settings.request_timeout)
+                .connect_timeout(settings.request_timeout.min(Duration::from_secs(5)))
+                // The endpoint is the operator's; a redirect could send identities' data elsewhere.
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("ferrosync-cognito-streams/", env!("CARGO_PKG_VERSION")))
+        })?;
         Ok(StreamSink { client, settings })
     }
 

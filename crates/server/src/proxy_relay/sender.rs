@@ -31,15 +31,16 @@ pub(super) struct Sender {
 
 impl Sender {
     pub fn new(settings: &WebhookSettings, signing_key: &str) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(settings.request_timeout)
-            .connect_timeout(settings.connect_timeout)
-            // The callback URLs are an admin's; following redirects would let a receiver point our
-            // signed requests (and participants' messages) anywhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("ferrosync-proxy-relay/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(std::time::Duration::from_secs(30))
-            .build()?;
+        let client = crate::outbound::http_client(|| {
+            reqwest::Client::builder()
+                .timeout(settings.request_timeout)
+                .connect_timeout(settings.connect_timeout)
+                // The callback URLs are an admin's; following redirects would let a receiver
+                // point our signed requests (and participants' messages) anywhere.
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("ferrosync-proxy-relay/", env!("CARGO_PKG_VERSION")))
+                .pool_idle_timeout(std::time::Duration::from_secs(30))
+        })?;
         Ok(Sender {
             client,
             slots: Arc::new(Semaphore::new(settings.max_concurrent.max(1))),

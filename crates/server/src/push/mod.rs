@@ -62,17 +62,7 @@ impl From<reqwest::Error> for PushError {
     }
 }
 
-/// reqwest's top-level message ("error sending request") hides the cause.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
+use crate::outbound::error_chain;
 
 /// A device registered for push sync.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,9 +218,9 @@ struct Clients {
 }
 
 impl Clients {
-    fn builder(&self) -> reqwest::ClientBuilder {
+    fn builder(timeout: std::time::Duration) -> reqwest::ClientBuilder {
         reqwest::Client::builder()
-            .timeout(self.timeout)
+            .timeout(timeout)
             // Credentials and signatures go only where the operator pointed them.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("ferrosync-push/", env!("CARGO_PKG_VERSION")))
@@ -239,33 +229,32 @@ impl Clients {
     fn build(
         slot: &mut Option<reqwest::Client>,
         name: &str,
-        builder: impl FnOnce() -> reqwest::ClientBuilder,
+        builder: impl Fn() -> reqwest::ClientBuilder,
     ) -> Result<reqwest::Client, PushError> {
         if let Some(client) = slot {
             return Ok(client.clone());
         }
-        let client = builder()
-            .build()
+        let client = crate::outbound::http_client(builder)
             .map_err(|e| PushError::config(name, format!("cannot build the HTTP client: {}", error_chain(&e))))?;
         *slot = Some(client.clone());
         Ok(client)
     }
 
     fn webhook(&mut self, name: &str) -> Result<reqwest::Client, PushError> {
-        let builder = self.builder();
-        Self::build(&mut self.webhook, name, || builder)
+        let timeout = self.timeout;
+        Self::build(&mut self.webhook, name, || Self::builder(timeout))
     }
 
     fn fcm(&mut self, name: &str) -> Result<reqwest::Client, PushError> {
-        let builder = self.builder();
-        Self::build(&mut self.fcm, name, || builder)
+        let timeout = self.timeout;
+        Self::build(&mut self.fcm, name, || Self::builder(timeout))
     }
 
     fn apns(&mut self, name: &str) -> Result<reqwest::Client, PushError> {
         // APNs speaks HTTP/2 only: ALPN h2 over TLS, and h2c with prior knowledge over plain
         // http (local endpoints).
-        let builder = self.builder().http2_prior_knowledge();
-        Self::build(&mut self.apns, name, || builder)
+        let timeout = self.timeout;
+        Self::build(&mut self.apns, name, || Self::builder(timeout).http2_prior_knowledge())
     }
 }
 

@@ -39,15 +39,16 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(settings: WebhookSettings) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(settings.request_timeout)
-            .connect_timeout(settings.connect_timeout)
-            // A webhook URL is configured by an admin; following redirects would let a receiver
-            // point our signed requests anywhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("ferrosync-webhooks/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(std::time::Duration::from_secs(30))
-            .build()?;
+        let client = crate::outbound::http_client(|| {
+            reqwest::Client::builder()
+                .timeout(settings.request_timeout)
+                .connect_timeout(settings.connect_timeout)
+                // A webhook URL is configured by an admin; following redirects would let a
+                // receiver point our signed requests anywhere.
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("ferrosync-webhooks/", env!("CARGO_PKG_VERSION")))
+                .pool_idle_timeout(std::time::Duration::from_secs(30))
+        })?;
         Ok(Sender { client, slots: Arc::new(Semaphore::new(settings.max_concurrent.max(1))), settings })
     }
 

@@ -43,16 +43,17 @@ impl SyncTrigger {
         if let Some(client) = self.client.get() {
             return Ok(client);
         }
-        let client = reqwest::Client::builder()
-            // The URL is the pool owner's; a redirect could send identities' data elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("ferrosync-sync-trigger/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| {
-                tracing::error!(error = %e, "no HTTP client for sync triggers");
-                modeled(INTERNAL_ERROR, "An internal error occurred; the request was not completed.")
-            })?;
+        let client = crate::outbound::http_client(|| {
+            reqwest::Client::builder()
+                // The URL is the pool owner's; a redirect could send identities' data elsewhere.
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("ferrosync-sync-trigger/", env!("CARGO_PKG_VERSION")))
+                .pool_idle_timeout(Duration::from_secs(30))
+        })
+        .map_err(|e| {
+            tracing::error!(error = %e, "no HTTP client for sync triggers");
+            modeled(INTERNAL_ERROR, "An internal error occurred; the request was not completed.")
+        })?;
         Ok(self.client.get_or_init(|| client))
     }
 
