@@ -326,6 +326,13 @@ pub fn env_only() -> Vec<EnvOnly> {
             name: "FERROSYNC_IDENTITY",
             about: "Data commands: the identity a minted token speaks for (default ferrosync-cli).",
         },
+        EnvOnly {
+            name: "SSL_CERT_FILE",
+            about: "A PEM file of CA certificates that `https://` webhooks, relays, streams, pushes and \
+                    data commands trust, instead of the system's. On a host with none, only `http://` \
+                    ones are sent (a warning says so at start).",
+        },
+        EnvOnly { name: "SSL_CERT_DIR", about: "A directory of such certificates (with or instead of SSL_CERT_FILE)." },
     ]
 }
 
