@@ -65,7 +65,7 @@ pub async fn syncs(
     let url = reqwest::Url::parse(base)?;
     let host = format!("{}:{}", url.host_str().context("host")?, url.port_or_known_default().context("port")?);
     let aws = Aws {
-        http: reqwest::Client::new(),
+        http: super::target::http_client(base.starts_with("https://"))?,
         base: base.trim_end_matches('/').to_owned(),
         host,
         credentials: ClientCredentials {

@@ -142,15 +142,21 @@ impl CpuMeter {
     }
 }
 
+/// The bench's HTTP client. One that never speaks TLS does without the system's CA
+/// certificates, which a TLS client reads as it is built (and, on a host with none, is not).
+pub(super) fn http_client(tls: bool) -> reqwest::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder().pool_max_idle_per_host(4096).tcp_nodelay(true);
+    if tls { builder.build() } else { builder.tls_certs_only([]).build() }
+}
+
 pub(super) async fn start_target(args: &BenchArgs) -> anyhow::Result<Target> {
-    let http = reqwest::Client::builder().pool_max_idle_per_host(4096).tcp_nodelay(true).build()?;
     if let Some(url) = &args.url {
         let (Some(sid), Some(token)) = (args.account_sid.clone(), args.auth_token.clone()) else {
             bail!("--url needs --account-sid and --auth-token (or FERROSYNC_ACCOUNT_SID / FERROSYNC_AUTH_TOKEN)");
         };
         return Ok(Target {
             base: url.trim_end_matches('/').to_owned(),
-            http,
+            http: http_client(url.starts_with("https://"))?,
             sid,
             token,
             pid: args.server_pid,
@@ -194,7 +200,7 @@ pub(super) fn pinned_command(program: &std::ffi::OsStr, cpu: Option<usize>) -> C
 /// then exits, and the bench starts it again on another port; a server answering on the port
 /// that does not know the bench's credentials is never taken for it.
 pub(super) async fn spawn_node(options: &NodeOptions<'_>, sid: &str, token: &str) -> anyhow::Result<Target> {
-    let http = reqwest::Client::builder().pool_max_idle_per_host(4096).tcp_nodelay(true).build()?;
+    let http = http_client(false)?;
     for _ in 0..PORT_ATTEMPTS {
         let mut target = start_node(options, sid, token, http.clone())?;
         if target.wait_ready().await? {
