@@ -1,5 +1,7 @@
 //! What Ferrosync's own HTTP requests (webhooks, stream records, pushes) share.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 /// How much of an error answer is kept for the error and the log; the rest is dropped unread.
 const BODY_EXCERPT: usize = 512;
 
@@ -20,17 +22,24 @@ pub async fn body_excerpt(mut response: reqwest::Response) -> String {
 /// reqwest refuses to build such a client on a host without any (a minimal container image),
 /// which would stop `http://` callbacks and in-app relaying along with `https://` ones. There the
 /// client is built without them: `http://` calls go out, and each `https://` call fails with its
-/// reason until `SSL_CERT_FILE` or `SSL_CERT_DIR` names certificates.
+/// reason until `SSL_CERT_FILE` or `SSL_CERT_DIR` names certificates. Once found missing, the
+/// certificates are not looked for again (each look logs its own warnings).
 pub fn http_client(make: impl Fn() -> reqwest::ClientBuilder) -> Result<reqwest::Client, reqwest::Error> {
-    make().build().or_else(|e| {
-        let client = make().tls_certs_only([]).build()?;
-        static SAID: std::sync::Once = std::sync::Once::new();
-        SAID.call_once(|| {
-            tracing::warn!(error = %error_chain(&e),
-                "no CA certificates on this host (SSL_CERT_FILE or SSL_CERT_DIR can name them): https:// callbacks fail, http:// ones are sent");
-        });
-        Ok(client)
-    })
+    static NO_CERTIFICATES: AtomicBool = AtomicBool::new(false);
+    if !NO_CERTIFICATES.load(Ordering::Relaxed) {
+        match make().build() {
+            Ok(client) => return Ok(client),
+            Err(e) => {
+                let client = make().tls_certs_only([]).build()?;
+                if !NO_CERTIFICATES.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %error_chain(&e),
+                        "no CA certificates on this host (SSL_CERT_FILE or SSL_CERT_DIR can name them): https:// callbacks fail, http:// ones are sent");
+                }
+                return Ok(client);
+            }
+        }
+    }
+    make().tls_certs_only([]).build()
 }
 
 /// An error and its causes, `: `-separated: reqwest's top-level message ("error sending
